@@ -1,0 +1,77 @@
+# relayguard - see README.md.
+#   make            build build/relayguard
+#   make run        install missing packages (as root), build, start on the embedded default config
+#   make check      the same set-up, then every test, normal and under ASan+UBSan
+#   make bench      throughput and memory figures (bench/README.md)
+
+CC      ?= cc
+PKGS    := libevent libevent_pthreads
+# snprintf truncation into bounded reply/log buffers is deliberate, hence -Wno-format-truncation
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wno-format-truncation
+BASE    := -std=c17 -D_GNU_SOURCE -Isrc -pthread
+OPT     ?= -O2 -g
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+SRC_LIB := src/util/util.c src/util/log.c src/net/net.c src/address/address.c \
+           src/config/maps.c src/config/config.c src/policy/policy.c \
+           src/queue/queue.c src/delivery/maildir.c src/delivery/local.c src/util/workers.c \
+           src/smtp/session.c src/smtp/server.c
+SRC_BIN := src/cli/main.c
+UNIT    := tests/unit/test_address tests/unit/test_policy tests/unit/test_config
+
+# Two builds side by side: normal and sanitized.
+B_NORM := build/normal
+B_SAN  := build/asan
+SAN    := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+.PHONY: all run check deps deps-test bench clean unit
+all: build/relayguard
+
+deps:
+	@sh scripts/deps.sh build
+
+deps-test:
+	@sh scripts/deps.sh test
+
+define objs
+$(patsubst src/%.c,$(1)/%.o,$(SRC_LIB))
+endef
+
+$(B_NORM)/%.o: src/%.c $(wildcard src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE) $(WARN) $(OPT) $(PKG_CFLAGS) -c $< -o $@
+
+$(B_SAN)/%.o: src/%.c $(wildcard src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE) $(WARN) -O1 -g $(SAN) $(PKG_CFLAGS) -c $< -o $@
+
+build/relayguard: $(call objs,$(B_NORM)) $(B_NORM)/cli/main.o
+	$(CC) $(BASE) $^ -o $@ $(PKG_LIBS)
+
+build/relayguard-asan: $(call objs,$(B_SAN)) $(B_SAN)/cli/main.o
+	$(CC) $(BASE) $(SAN) $^ -o $@ $(PKG_LIBS)
+
+build/unit/%: tests/unit/%.c tests/unit/check.h $(call objs,$(B_NORM))
+	@mkdir -p build/unit
+	$(CC) $(BASE) $(WARN) $(OPT) -Itests/unit $(PKG_CFLAGS) $< $(call objs,$(B_NORM)) -o $@ $(PKG_LIBS)
+
+build/unit-asan/%: tests/unit/%.c tests/unit/check.h $(call objs,$(B_SAN))
+	@mkdir -p build/unit-asan
+	$(CC) $(BASE) $(WARN) -O1 -g $(SAN) -Itests/unit $(PKG_CFLAGS) $< $(call objs,$(B_SAN)) -o $@ $(PKG_LIBS)
+
+unit: $(patsubst tests/unit/%,build/unit/%,$(UNIT)) $(patsubst tests/unit/%,build/unit-asan/%,$(UNIT))
+
+run: deps
+	@$(MAKE) --no-print-directory build/relayguard
+	./build/relayguard serve
+
+check: deps deps-test
+	@$(MAKE) --no-print-directory build/relayguard build/relayguard-asan unit
+	@sh tests/run.sh
+
+bench: deps deps-test build/relayguard
+	@sh bench/run.sh
+
+clean:
+	rm -rf build

@@ -1,0 +1,42 @@
+#!/bin/sh
+# deps.sh - install what relayguard needs on Debian 12, only what is missing.
+#   sh scripts/deps.sh build   libraries and tools to compile
+#   sh scripts/deps.sh test    what the test suite runs (clients, peers)
+# As root it runs apt-get; otherwise it prints the command to run.
+set -eu
+
+build_pkgs="gcc make pkg-config libevent-dev libssl-dev libc-ares-dev libpsl-dev libcrypt-dev"
+test_pkgs="python3 swaks procps"
+
+case "${1:-build}" in
+build) want=$build_pkgs ;;
+test) want=$test_pkgs ;;
+*) echo "usage: deps.sh build|test" >&2; exit 64 ;;
+esac
+
+missing=""
+for p in $want; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing="$missing $p"
+	fi
+done
+
+if [ -n "$missing" ]; then
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "relayguard needs these packages:$missing" >&2
+		echo "install them with: sudo apt-get install -y$missing" >&2
+		exit 1
+	fi
+	echo "installing:$missing"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q >/dev/null
+	# shellcheck disable=SC2086
+	apt-get install -y -q --no-install-recommends $missing >/dev/null
+fi
+
+# As root, the server drops its privileges to mail_owner (default: relayguard).
+if [ "$(id -u)" -eq 0 ] && ! getent passwd relayguard >/dev/null; then
+	useradd --system --no-create-home --home-dir /nonexistent \
+		--shell /usr/sbin/nologin relayguard
+	echo "created system user relayguard (mail_owner)"
+fi

@@ -1,0 +1,309 @@
+/*
+ * main.c - the relayguard command line.
+ *
+ * SYNOPSIS
+ *	relayguard serve [-c FILE] [--log-format plain|json] [--debug]
+ *	relayguard config [-c FILE]
+ *	relayguard --help | --version
+ *
+ * Owns: argument parsing, start-up order (load config, bind, prepare
+ * directories, drop privileges, run) and exit statuses:
+ *	0 ok, 64 usage error, 78 configuration error, 1 anything else.
+ */
+#define _XOPEN_SOURCE 700
+#include "config/config.h"
+#include "queue/queue.h"
+#include "smtp/server.h"
+#include "util/log.h"
+#include "util/util.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define RELAYGUARD_VERSION "0.1.0"
+#define EXIT_USAGE 64
+#define EXIT_CONFIG 78
+
+static const char usage_main[] =
+	"usage: relayguard COMMAND [OPTIONS]\n"
+	"\n"
+	"A mail server that cannot be turned into an open relay.\n"
+	"\n"
+	"Commands:\n"
+	"  serve     run the SMTP server (MTA) with local Maildir delivery\n"
+	"  config    check a configuration and print every parameter's effective value\n"
+	"\n"
+	"Options:\n"
+	"  -h, --help     this text; 'relayguard COMMAND --help' explains a command\n"
+	"  --version      print the version\n"
+	"\n"
+	"Without -c, the embedded default configuration is used: listen on\n"
+	"127.0.0.1:2525 and [::1]:2525, mydestination = localhost, one mailbox\n"
+	"(postmaster), queue and Maildirs under ./var, mynetworks = 127.0.0.0/8 [::1]/128.\n";
+
+static const char usage_serve[] =
+	"usage: relayguard serve [-c FILE] [--log-format plain|json] [--debug]\n"
+	"\n"
+	"Run the SMTP server in the foreground. It refuses relaying for clients\n"
+	"outside mynetworks (554 5.7.1 Relay access denied), queues accepted mail\n"
+	"durably (fsync before 250) and delivers local recipients to Maildirs under\n"
+	"virtual_mailbox_base/<domain>/<user>/.\n"
+	"\n"
+	"Options:\n"
+	"  -c, --config FILE     configuration in Postfix main.cf syntax\n"
+	"                        (default: the embedded configuration; see 'relayguard config')\n"
+	"  --log-format FORMAT   plain (default) or json; logs go to standard error\n"
+	"  --debug               also log state changes\n"
+	"  -h, --help            this text\n"
+	"\n"
+	"Stop with Ctrl-C or SIGTERM: no new connections are taken, messages in\n"
+	"progress are finished, other sessions get 421, then it exits.\n"
+	"When started as root it binds its ports, then runs as mail_owner.\n";
+
+static const char usage_config[] =
+	"usage: relayguard config [-c FILE]\n"
+	"\n"
+	"Check a configuration. Prints every parameter as 'name = value' after\n"
+	"$name expansion, or each error as 'file:line: what is wrong' (exit 78).\n"
+	"Warnings about risky settings (e.g. a broad mynetworks) go to standard error.\n"
+	"\n"
+	"Options:\n"
+	"  -c, --config FILE     the file to check (default: the embedded configuration)\n"
+	"  -h, --help            this text\n";
+
+struct options {
+	const char *config_file;
+	enum log_format log_format;
+	int debug;
+};
+
+/* parse_options - shared by the subcommands; returns -1 for help, 0 ok, 1 error. */
+static int parse_options(int argc, char **argv, bool serve, struct options *o)
+{
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)
+			return -1;
+		if ((strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) && i + 1 < argc) {
+			o->config_file = argv[++i];
+		} else if (serve && strcmp(a, "--log-format") == 0 && i + 1 < argc) {
+			const char *f = argv[++i];
+			if (strcmp(f, "json") == 0)
+				o->log_format = LOG_FORMAT_JSON;
+			else if (strcmp(f, "plain") == 0)
+				o->log_format = LOG_FORMAT_PLAIN;
+			else {
+				fprintf(stderr, "relayguard: --log-format takes plain or json, not \"%s\"\n", f);
+				return 1;
+			}
+		} else if (serve && strcmp(a, "--debug") == 0) {
+			o->debug = 1;
+		} else {
+			fprintf(stderr, "relayguard: unknown or incomplete option \"%s\" (try --help)\n", a);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* load_config - load or explain why not; prints errors itself. */
+static struct config *load_config(const char *file)
+{
+	char *errors = NULL;
+	struct config *cfg = config_load(file, &errors);
+	if (cfg == NULL) {
+		fputs(errors, stderr);
+		fprintf(stderr, "relayguard: %s has errors; not starting\n",
+			file ? file : "the default configuration");
+		free(errors);
+	}
+	return cfg;
+}
+
+static int cmd_config(int argc, char **argv)
+{
+	struct options o = {0};
+	int rc = parse_options(argc, argv, false, &o);
+	if (rc != 0) {
+		fputs(usage_config, rc < 0 ? stdout : stderr);
+		return rc < 0 ? 0 : EXIT_USAGE;
+	}
+	struct config *cfg = load_config(o.config_file);
+	if (cfg == NULL)
+		return EXIT_CONFIG;
+	char *warnings = config_warnings(cfg);
+	if (warnings != NULL) {
+		for (char *save = NULL, *l = strtok_r(warnings, "\n", &save); l;
+		     l = strtok_r(NULL, "\n", &save))
+			fprintf(stderr, "warning: %s\n", l);
+		free(warnings);
+	}
+	config_print(cfg, stdout);
+	config_free(cfg);
+	return 0;
+}
+
+/* absolute_dir - create path (and parents) and make it absolute in place. */
+static bool absolute_dir(char **path, char *err, size_t errlen)
+{
+	char *p = xstrdup(*path);
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		mkdir(p, 0755);
+		*s = '/';
+	}
+	free(p);
+	if (mkdir(*path, 0700) != 0 && errno != EEXIST) {
+		snprintf(err, errlen, "cannot create %s: %s", *path, strerror(errno));
+		return false;
+	}
+	char real[PATH_MAX];
+	if (realpath(*path, real) == NULL) {
+		snprintf(err, errlen, "cannot resolve %s: %s", *path, strerror(errno));
+		return false;
+	}
+	free(*path);
+	*path = xstrdup(real);
+	return true;
+}
+
+static uid_t chown_uid;
+static gid_t chown_gid;
+
+static int chown_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	if (lchown(path, chown_uid, chown_gid) != 0)
+		log_msg(LOG_WARNING, "cannot chown %s: %s", path, strerror(errno));
+	return 0;
+}
+
+/* drop_privileges - root binds, mail_owner runs. */
+static bool drop_privileges(const struct config *cfg, char *err, size_t errlen)
+{
+	if (geteuid() != 0)
+		return true;
+	struct passwd *pw = getpwnam(cfg->mail_owner);
+	if (pw == NULL || pw->pw_uid == 0) {
+		snprintf(err, errlen, "mail_owner \"%s\" %s; create it with 'useradd --system "
+			 "--no-create-home --shell /usr/sbin/nologin %s' or set mail_owner",
+			 cfg->mail_owner, pw ? "must not be root" : "does not exist",
+			 cfg->mail_owner);
+		return false;
+	}
+	chown_uid = pw->pw_uid;
+	chown_gid = pw->pw_gid;
+	nftw(cfg->queue_directory, chown_entry, 16, FTW_PHYS);
+	nftw(cfg->virtual_mailbox_base, chown_entry, 16, FTW_PHYS);
+	if (setgroups(0, NULL) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0 ||
+	    setuid(0) == 0) {
+		snprintf(err, errlen, "cannot switch to user %s: %s", cfg->mail_owner, strerror(errno));
+		return false;
+	}
+	const char *dirs[] = {cfg->queue_directory, cfg->virtual_mailbox_base};
+	for (size_t i = 0; i < RG_ARRAY_LEN(dirs); i++) {
+		if (access(dirs[i], W_OK | X_OK) != 0) {
+			snprintf(err, errlen, "user %s cannot write %s (%s); every parent directory "
+				 "must be searchable by it", cfg->mail_owner, dirs[i], strerror(errno));
+			return false;
+		}
+	}
+	return true;
+}
+
+static void announce(const struct config *cfg)
+{
+	struct strbuf where;
+	strbuf_init(&where);
+	for (size_t i = 0; i < cfg->n_listen; i++)
+		strbuf_printf(&where, "%s%s", i ? ", " : "", cfg->listen[i].text);
+	log_msg(LOG_INFO, "relayguard %s starting as pid %d on %s (myhostname %s)",
+		RELAYGUARD_VERSION, (int)getpid(), where.data, cfg->myhostname);
+	log_msg(LOG_INFO, "mail for local users lands in %s/<domain>/<user>/new/; queue in %s",
+		cfg->virtual_mailbox_base, cfg->queue_directory);
+	log_msg(LOG_INFO, "stop with Ctrl-C or 'kill -TERM %d'", (int)getpid());
+	strbuf_free(&where);
+	char *warnings = config_warnings(cfg);
+	for (char *save = NULL, *l = warnings ? strtok_r(warnings, "\n", &save) : NULL; l;
+	     l = strtok_r(NULL, "\n", &save))
+		log_ev(LOG_WARNING, "open-relay-risk", {"text", l});
+	free(warnings);
+}
+
+static int serve(struct config *cfg)
+{
+	char err[1024];
+	struct server *srv = NULL;
+	int rc = 1;
+	if (!absolute_dir(&cfg->queue_directory, err, sizeof(err)) ||
+	    !absolute_dir(&cfg->virtual_mailbox_base, err, sizeof(err)) ||
+	    !queue_init(cfg->queue_directory, err, sizeof(err)))
+		goto fail;
+	announce(cfg);
+	srv = server_new(cfg, err, sizeof(err));
+	if (srv == NULL || !server_bind(srv, err, sizeof(err)) ||
+	    !drop_privileges(cfg, err, sizeof(err)))
+		goto fail;
+	rc = server_run(srv);
+	server_free(srv);
+	return rc;
+fail:
+	log_ev(LOG_FATAL, "startup-failed", {"reason", err});
+	server_free(srv);
+	return 1;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+	struct options o = {0};
+	int rc = parse_options(argc, argv, true, &o);
+	if (rc != 0) {
+		fputs(usage_serve, rc < 0 ? stdout : stderr);
+		return rc < 0 ? 0 : EXIT_USAGE;
+	}
+	log_set_format(o.log_format);
+	log_set_debug(o.debug);
+	struct config *cfg = load_config(o.config_file);
+	if (cfg == NULL)
+		return EXIT_CONFIG;
+	signal(SIGPIPE, SIG_IGN);
+	rc = serve(cfg);
+	config_free(cfg);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fputs(usage_main, stderr);
+		return EXIT_USAGE;
+	}
+	const char *cmd = argv[1];
+	if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
+		fputs(usage_main, stdout);
+		return 0;
+	}
+	if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+		printf("relayguard %s\n", RELAYGUARD_VERSION);
+		return 0;
+	}
+	if (strcmp(cmd, "serve") == 0)
+		return cmd_serve(argc - 2, argv + 2);
+	if (strcmp(cmd, "config") == 0)
+		return cmd_config(argc - 2, argv + 2);
+	fprintf(stderr, "relayguard: unknown command \"%s\" (try relayguard --help)\n", cmd);
+	return EXIT_USAGE;
+}

@@ -1,0 +1,776 @@
+/*
+ * config.c - configuration loading (see config.h).
+ *
+ * DESCRIPTION
+ *	Loading has four steps, each reporting every problem it finds:
+ *	1. the parameter table is filled with defaults;
+ *	2. the file (if any) overrides them, line by line, in main.cf syntax:
+ *	   "name = value", continuation lines start with white space, lines
+ *	   whose first non-blank character is '#' are comments;
+ *	3. $name, ${name} and $(name) are expanded in every value;
+ *	4. each value is converted into its typed field, then the whole is
+ *	   checked for an open relay.
+ */
+#include "config/config.h"
+#include "address/address.h"
+#include "util/util.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum ptype {
+	P_STRING, P_HOSTNAME, P_DOMAINS, P_RELAY_DOMAINS, P_NETWORKS, P_MAPS,
+	P_RESTRICTIONS, P_SIZE, P_COUNT, P_DURATION, P_LISTEN, P_PATH,
+};
+
+struct param_def {
+	const char *name;
+	enum ptype type;
+	const char *def; /* NULL: computed at load time */
+};
+
+#define DEFAULT_RELAY "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination"
+
+static const struct param_def params[] = {
+	{"myhostname", P_HOSTNAME, NULL},
+	{"mydomain", P_HOSTNAME, NULL},
+	{"myorigin", P_HOSTNAME, "$myhostname"},
+	{"mydestination", P_DOMAINS, "localhost"},
+	{"mynetworks", P_NETWORKS, "127.0.0.0/8 [::1]/128"},
+	{"relay_domains", P_RELAY_DOMAINS, ""},
+	{"local_recipient_maps", P_MAPS, "inline:{postmaster}"},
+	{"relay_recipient_maps", P_MAPS, ""},
+	{"smtpd_banner", P_STRING, "$myhostname ESMTP relayguard"},
+	{"smtpd_listen", P_LISTEN, "127.0.0.1:2525, [::1]:2525"},
+	{"smtpd_client_restrictions", P_RESTRICTIONS, ""},
+	{"smtpd_helo_restrictions", P_RESTRICTIONS, ""},
+	{"smtpd_sender_restrictions", P_RESTRICTIONS, ""},
+	{"smtpd_relay_restrictions", P_RESTRICTIONS, DEFAULT_RELAY},
+	{"smtpd_recipient_restrictions", P_RESTRICTIONS, ""},
+	{"message_size_limit", P_SIZE, "10240000"},
+	{"smtpd_recipient_limit", P_COUNT, "1000"},
+	{"smtpd_timeout", P_DURATION, "300s"},
+	{"smtpd_hard_error_limit", P_COUNT, "20"},
+	{"smtpd_client_connection_count_limit", P_COUNT, "50"},
+	{"queue_directory", P_PATH, "./var/queue"},
+	{"virtual_mailbox_base", P_PATH, "./var/mail"},
+	{"mail_owner", P_STRING, "relayguard"},
+};
+#define N_PARAMS RG_ARRAY_LEN(params)
+
+static const struct {
+	const char *name;
+	enum restriction_kind kind;
+} restriction_names[] = {
+	{"permit_mynetworks", R_PERMIT_MYNETWORKS},
+	{"permit_sasl_authenticated", R_PERMIT_SASL_AUTHENTICATED},
+	{"reject_unauth_destination", R_REJECT_UNAUTH_DESTINATION},
+	{"defer_unauth_destination", R_DEFER_UNAUTH_DESTINATION},
+	{"permit_auth_destination", R_PERMIT_AUTH_DESTINATION},
+	{"reject_unlisted_recipient", R_REJECT_UNLISTED_RECIPIENT},
+	{"reject_non_fqdn_sender", R_REJECT_NON_FQDN_SENDER},
+	{"reject_non_fqdn_recipient", R_REJECT_NON_FQDN_RECIPIENT},
+	{"reject_non_fqdn_helo_hostname", R_REJECT_NON_FQDN_HELO_HOSTNAME},
+	{"reject_invalid_helo_hostname", R_REJECT_INVALID_HELO_HOSTNAME},
+	{"check_client_access", R_CHECK_CLIENT_ACCESS},
+	{"permit", R_PERMIT},
+	{"reject", R_REJECT},
+	{"defer", R_DEFER},
+};
+
+/* Loading state: raw values, their origins, and the error report. */
+struct loader {
+	const char *file;
+	char *raw[N_PARAMS];
+	char *expanded[N_PARAMS];
+	struct config_origin origin[N_PARAMS];
+	struct strbuf errors;
+	struct config *cfg;
+};
+
+static void add_error(struct loader *ld, size_t param, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void add_error(struct loader *ld, size_t param, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	const struct config_origin *o = param < N_PARAMS ? &ld->origin[param] : NULL;
+	if (o != NULL && o->file != NULL)
+		strbuf_printf(&ld->errors, "%s:%u: %s\n", o->file, o->line, msg);
+	else if (ld->file != NULL)
+		strbuf_printf(&ld->errors, "%s: %s\n", ld->file, msg);
+	else
+		strbuf_printf(&ld->errors, "default configuration: %s\n", msg);
+}
+
+static size_t param_index(const char *name, size_t n)
+{
+	for (size_t i = 0; i < N_PARAMS; i++)
+		if (strlen(params[i].name) == n && strncmp(params[i].name, name, n) == 0)
+			return i;
+	return N_PARAMS;
+}
+
+/* edit_distance - for "did you mean" hints on misspelt parameter names. */
+static size_t edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), prev[64], cur[64];
+	if (la >= 63 || lb >= 63)
+		return 99;
+	for (size_t j = 0; j <= lb; j++)
+		prev[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		cur[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
+			size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
+			cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+		}
+		memcpy(prev, cur, (lb + 1) * sizeof(size_t));
+	}
+	return prev[lb];
+}
+
+static const char *closest_param(const char *name)
+{
+	const char *best = NULL;
+	size_t best_d = 4;
+	for (size_t i = 0; i < N_PARAMS; i++) {
+		size_t d = edit_distance(name, params[i].name);
+		if (d < best_d) {
+			best_d = d;
+			best = params[i].name;
+		}
+	}
+	return best;
+}
+
+/* system_hostname - gethostname(), or "localhost" when unset. */
+static char *system_hostname(void)
+{
+	char name[256];
+	if (gethostname(name, sizeof(name)) != 0 || name[0] == '\0')
+		return xstrdup("localhost");
+	name[sizeof(name) - 1] = '\0';
+	rg_str_lower(name);
+	return xstrdup(name);
+}
+
+static void set_defaults(struct loader *ld)
+{
+	for (size_t i = 0; i < N_PARAMS; i++) {
+		if (params[i].def != NULL)
+			ld->raw[i] = xstrdup(params[i].def);
+	}
+	size_t host = param_index("myhostname", 10), dom = param_index("mydomain", 8);
+	ld->raw[host] = system_hostname();
+	const char *dot = strchr(ld->raw[host], '.');
+	ld->raw[dom] = xstrdup(dot && dot[1] ? dot + 1 : "localdomain");
+}
+
+/* set_param - one logical line "name = value" from the file. */
+static void set_param(struct loader *ld, char *line, unsigned lineno)
+{
+	char *name_end = line, *p;
+	while (*name_end == '_' || (*name_end >= 'a' && *name_end <= 'z') ||
+	       (*name_end >= 'A' && *name_end <= 'Z') || (*name_end >= '0' && *name_end <= '9'))
+		name_end++;
+	for (p = name_end; *p == ' ' || *p == '\t'; p++)
+		;
+	if (name_end == line || *p != '=') {
+		strbuf_printf(&ld->errors, "%s:%u: expected \"name = value\"\n", ld->file, lineno);
+		return;
+	}
+	size_t i = param_index(line, (size_t)(name_end - line));
+	if (i == N_PARAMS) {
+		char *name = xstrndup(line, (size_t)(name_end - line));
+		const char *hint = closest_param(name);
+		strbuf_printf(&ld->errors, "%s:%u: unknown parameter \"%s\"%s%s%s\n", ld->file,
+			      lineno, name, hint ? " (did you mean \"" : "", hint ? hint : "",
+			      hint ? "\"?)" : "");
+		free(name);
+		return;
+	}
+	free(ld->raw[i]);
+	ld->raw[i] = xstrdup(rg_str_trim(p + 1));
+	ld->origin[i].file = ld->file;
+	ld->origin[i].line = lineno;
+}
+
+/* read_file - main.cf logical lines into the raw table. */
+static bool read_file(struct loader *ld)
+{
+	FILE *f = fopen(ld->file, "r");
+	if (f == NULL) {
+		strbuf_printf(&ld->errors, "%s: cannot open: %s\n", ld->file, strerror(errno));
+		return false;
+	}
+	char *line = NULL, *logical = NULL;
+	size_t cap = 0;
+	unsigned lineno = 0, start = 0;
+	ssize_t len;
+	while ((len = getline(&line, &cap, f)) != -1) {
+		lineno++;
+		if (memchr(line, '\0', (size_t)len) != NULL) {
+			strbuf_printf(&ld->errors, "%s:%u: NUL byte in file\n", ld->file, lineno);
+			continue;
+		}
+		char *t = rg_str_trim(line);
+		if (*t == '\0' || *t == '#')
+			continue;
+		if (line[0] == ' ' || line[0] == '\t') {
+			if (logical == NULL) {
+				strbuf_printf(&ld->errors, "%s:%u: continuation line without a "
+					      "parameter before it\n", ld->file, lineno);
+				continue;
+			}
+			char *joined = xasprintf("%s %s", logical, t);
+			free(logical);
+			logical = joined;
+			continue;
+		}
+		if (logical != NULL)
+			set_param(ld, logical, start);
+		free(logical);
+		logical = xstrdup(t);
+		start = lineno;
+	}
+	if (logical != NULL)
+		set_param(ld, logical, start);
+	free(logical);
+	free(line);
+	fclose(f);
+	return true;
+}
+
+/* expand - $name, ${name}, $(name) and $$ in the value of param i. */
+static char *expand(struct loader *ld, size_t i, int depth)
+{
+	struct strbuf out;
+	strbuf_init(&out);
+	if (depth > 10) {
+		add_error(ld, i, "parameter %s: $name expansion loops", params[i].name);
+		return strbuf_steal(&out);
+	}
+	for (const char *p = ld->raw[i]; *p;) {
+		if (*p != '$') {
+			strbuf_append(&out, p++, 1);
+			continue;
+		}
+		if (p[1] == '$') {
+			strbuf_append(&out, "$", 1);
+			p += 2;
+			continue;
+		}
+		const char *name = p + 1, *end;
+		char close = *name == '{' ? '}' : *name == '(' ? ')' : 0;
+		if (close) {
+			name++;
+			end = strchr(name, close);
+		} else {
+			for (end = name; *end == '_' || (*end >= 'a' && *end <= 'z') ||
+					 (*end >= '0' && *end <= '9'); end++)
+				;
+		}
+		size_t j = end ? param_index(name, (size_t)(end - name)) : N_PARAMS;
+		if (j == N_PARAMS) {
+			int n = end ? (int)(end - name) : (int)strlen(name);
+			add_error(ld, i, "parameter %s: unknown parameter $%.*s", params[i].name,
+				  n, name);
+			break;
+		}
+		char *sub = expand(ld, j, depth + 1);
+		strbuf_puts(&out, sub);
+		free(sub);
+		p = end + (close ? 1 : 0);
+	}
+	return strbuf_steal(&out);
+}
+
+/* split_list - commas and blanks separate items; "{...}" stays one item. */
+static char **split_list(const char *s, size_t *count)
+{
+	char **items = xcalloc(1, sizeof(char *));
+	size_t n = 0;
+	while (*s) {
+		while (*s == ',' || *s == ' ' || *s == '\t')
+			s++;
+		if (*s == '\0')
+			break;
+		const char *start = s;
+		int depth = 0;
+		for (; *s && (depth > 0 || (*s != ',' && *s != ' ' && *s != '\t')); s++) {
+			if (*s == '{')
+				depth++;
+			else if (*s == '}' && depth > 0)
+				depth--;
+		}
+		items = xrealloc(items, (n + 2) * sizeof(char *));
+		items[n++] = xstrndup(start, (size_t)(s - start));
+		items[n] = NULL;
+	}
+	if (count)
+		*count = n;
+	return items;
+}
+
+static void free_list(char **items)
+{
+	for (size_t i = 0; items && items[i]; i++)
+		free(items[i]);
+	free(items);
+}
+
+static bool hostname_ok(const char *name)
+{
+	struct address a;
+	const char *rest;
+	char err[128];
+	char path[ADDR_DOMAIN_MAX + 8];
+	if (strlen(name) > ADDR_DOMAIN_MAX || name[0] == '[')
+		return false;
+	snprintf(path, sizeof(path), "<x@%s>", name);
+	return address_parse(path, &a, &rest, err, sizeof(err)) == ADDR_OK && !a.literal &&
+	       !a.trailing_dot;
+}
+
+/* convert_domains - a list of domain names (".parent" only where allowed). */
+static char **convert_domains(struct loader *ld, size_t i, bool allow_parent)
+{
+	char **items = split_list(ld->expanded[i], NULL);
+	for (size_t k = 0; items[k]; k++) {
+		const char *d = items[k];
+		if (allow_parent && d[0] == '.')
+			d++;
+		size_t n = strlen(d);
+		if (n > 1 && d[n - 1] == '.')
+			items[k][strlen(items[k]) - 1] = '\0';
+		if (!hostname_ok(d)) {
+			add_error(ld, i, "%s: \"%s\" is not a domain name%s", params[i].name,
+				  items[k], allow_parent ? "" : " (only relay_domains "
+				  "takes \".parent\" patterns)");
+		}
+		rg_str_lower(items[k]);
+	}
+	return items;
+}
+
+static void convert_networks(struct loader *ld, size_t i)
+{
+	size_t n;
+	char **items = split_list(ld->expanded[i], &n);
+	struct config *cfg = ld->cfg;
+	cfg->mynetworks = xcalloc(n + 1, sizeof(struct cidr));
+	for (size_t k = 0; k < n; k++) {
+		char why[256];
+		if (cidr_parse(items[k], &cfg->mynetworks[cfg->n_mynetworks], why, sizeof(why)))
+			cfg->n_mynetworks++;
+		else
+			add_error(ld, i, "%s: %s", params[i].name, why);
+	}
+	free_list(items);
+}
+
+static struct map **convert_maps(struct loader *ld, size_t i)
+{
+	size_t n;
+	char **items = split_list(ld->expanded[i], &n);
+	struct map **maps = xcalloc(n + 1, sizeof(struct map *));
+	size_t m = 0;
+	for (size_t k = 0; k < n; k++) {
+		char why[1024];
+		if (strncmp(items[k], "cidr:", 5) == 0) {
+			add_error(ld, i, "%s: a cidr: table cannot list recipients", params[i].name);
+			continue;
+		}
+		maps[m] = map_open(items[k], why, sizeof(why));
+		if (maps[m] != NULL)
+			m++;
+		else
+			add_error(ld, i, "%s: %s", params[i].name, why);
+	}
+	free_list(items);
+	return maps;
+}
+
+static bool lookup_restriction(const char *name, enum restriction_kind *kind,
+			       const char **canonical)
+{
+	for (size_t k = 0; k < RG_ARRAY_LEN(restriction_names); k++) {
+		if (rg_strcasecmp(name, restriction_names[k].name) == 0) {
+			*kind = restriction_names[k].kind;
+			*canonical = restriction_names[k].name;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* check_access_table - every value must be an action we understand. */
+static bool check_access_table(struct loader *ld, size_t i, const struct map *m)
+{
+	for (size_t k = 0; k < m->n; k++) {
+		struct access_result ar;
+		if (!map_access_parse(m->entries[k].value, &ar)) {
+			add_error(ld, i, "%s: %s: unknown action \"%s\" (use OK, DUNNO, "
+				  "REJECT [text], DEFER [text] or a 4xx/5xx code)", params[i].name,
+				  m->spec, m->entries[k].value);
+			return false;
+		}
+	}
+	return true;
+}
+
+static void convert_restrictions(struct loader *ld, size_t i, struct restriction_list *rl)
+{
+	size_t n;
+	char **items = split_list(ld->expanded[i], &n);
+	rl->param = params[i].name;
+	rl->items = xcalloc(n + 1, sizeof(struct restriction));
+	for (size_t k = 0; k < n; k++) {
+		struct restriction *r = &rl->items[rl->n];
+		if (!lookup_restriction(items[k], &r->kind, &r->name)) {
+			add_error(ld, i, "%s: unknown restriction \"%s\"", params[i].name, items[k]);
+			continue;
+		}
+		if (r->kind == R_CHECK_CLIENT_ACCESS) {
+			char why[1024];
+			if (items[k + 1] == NULL || strncmp(items[k + 1], "cidr:", 5) != 0) {
+				add_error(ld, i, "%s: check_client_access needs a cidr:/path table "
+					  "after it", params[i].name);
+				continue;
+			}
+			r->table = map_open(items[++k], why, sizeof(why));
+			if (r->table == NULL) {
+				add_error(ld, i, "%s: %s", params[i].name, why);
+				continue;
+			}
+			if (!check_access_table(ld, i, r->table)) {
+				map_free(r->table);
+				continue;
+			}
+		}
+		rl->n++;
+	}
+	free_list(items);
+}
+
+static bool convert_number(struct loader *ld, size_t i, uint64_t *out)
+{
+	const char *v = ld->expanded[i];
+	bool ok = params[i].type == P_DURATION ? rg_parse_duration(v, out) : rg_parse_u64(v, out);
+	if (!ok) {
+		add_error(ld, i, "%s: \"%s\" is not %s", params[i].name, v,
+			  params[i].type == P_DURATION ? "a time (e.g. 300s, 5m, 1h)"
+						       : "a whole number");
+		return false;
+	}
+	return true;
+}
+
+/* parse_listen - "127.0.0.1:25", "[::1]:25", "*:25", ":25". */
+static bool parse_listen(const char *s, struct listen_addr *la)
+{
+	const char *colon = strrchr(s, ':');
+	uint64_t port;
+	struct rg_ip ip;
+	if (colon == NULL || !rg_parse_u64(colon + 1, &port) || port == 0 || port > 65535)
+		return false;
+	size_t n = (size_t)(colon - s);
+	if (n >= 2 && s[0] == '[' && s[n - 1] == ']') {
+		s++;
+		n -= 2;
+	}
+	if (n >= sizeof(la->host))
+		return false;
+	memcpy(la->host, s, n);
+	la->host[n] = '\0';
+	if (n == 0)
+		rg_strlcpy(la->host, "*", sizeof(la->host));
+	else if (strcmp(la->host, "*") != 0 && !ip_parse(la->host, &ip))
+		return false;
+	la->port = (unsigned)port;
+	return true;
+}
+
+static void convert_listen(struct loader *ld, size_t i)
+{
+	size_t n;
+	char **items = split_list(ld->expanded[i], &n);
+	struct config *cfg = ld->cfg;
+	cfg->listen = xcalloc(n + 1, sizeof(struct listen_addr));
+	for (size_t k = 0; k < n; k++) {
+		struct listen_addr *la = &cfg->listen[cfg->n_listen];
+		rg_strlcpy(la->text, items[k], sizeof(la->text));
+		if (parse_listen(items[k], la))
+			cfg->n_listen++;
+		else
+			add_error(ld, i, "%s: \"%s\" is not address:port (e.g. 127.0.0.1:25, "
+				  "[::1]:25, *:25)", params[i].name, items[k]);
+	}
+	if (n == 0)
+		add_error(ld, i, "%s: at least one address:port is needed", params[i].name);
+	free_list(items);
+}
+
+static char *convert_single(struct loader *ld, size_t i)
+{
+	const char *v = ld->expanded[i];
+	if (params[i].type == P_HOSTNAME && !hostname_ok(v))
+		add_error(ld, i, "%s: \"%s\" is not a valid host or domain name", params[i].name, v);
+	if (params[i].type == P_PATH && v[0] == '\0')
+		add_error(ld, i, "%s: a directory is needed", params[i].name);
+	if (params[i].type == P_STRING && strpbrk(v, "\r\n") != NULL)
+		add_error(ld, i, "%s: value contains a line break", params[i].name);
+	return xstrdup(v);
+}
+
+static void convert_limits(struct loader *ld)
+{
+	struct config *cfg = ld->cfg;
+	struct { const char *name; uint64_t *field; uint64_t min, max; } limits[] = {
+		{"message_size_limit", &cfg->message_size_limit, 1024, 1ull << 30},
+		{"smtpd_recipient_limit", &cfg->smtpd_recipient_limit, 1, 100000},
+		{"smtpd_timeout", &cfg->smtpd_timeout, 1, 86400},
+		{"smtpd_hard_error_limit", &cfg->smtpd_hard_error_limit, 1, 1000},
+		{"smtpd_client_connection_count_limit", &cfg->smtpd_client_connection_count_limit,
+		 1, 1000000},
+	};
+	for (size_t k = 0; k < RG_ARRAY_LEN(limits); k++) {
+		size_t i = param_index(limits[k].name, strlen(limits[k].name));
+		if (!convert_number(ld, i, limits[k].field))
+			continue;
+		if (*limits[k].field < limits[k].min || *limits[k].field > limits[k].max)
+			add_error(ld, i, "%s: %s is out of range (%llu..%llu)", params[i].name,
+				  ld->expanded[i], (unsigned long long)limits[k].min,
+				  (unsigned long long)limits[k].max);
+	}
+}
+
+static size_t idx(const char *name)
+{
+	return param_index(name, strlen(name));
+}
+
+static void convert_all(struct loader *ld)
+{
+	struct config *cfg = ld->cfg;
+	cfg->myhostname = convert_single(ld, idx("myhostname"));
+	cfg->mydomain = convert_single(ld, idx("mydomain"));
+	cfg->myorigin = convert_single(ld, idx("myorigin"));
+	cfg->smtpd_banner = convert_single(ld, idx("smtpd_banner"));
+	cfg->queue_directory = convert_single(ld, idx("queue_directory"));
+	cfg->virtual_mailbox_base = convert_single(ld, idx("virtual_mailbox_base"));
+	cfg->mail_owner = convert_single(ld, idx("mail_owner"));
+	rg_str_lower(cfg->myhostname);
+	rg_str_lower(cfg->mydomain);
+	rg_str_lower(cfg->myorigin);
+	cfg->mydestination = convert_domains(ld, idx("mydestination"), false);
+	cfg->relay_domains = convert_domains(ld, idx("relay_domains"), true);
+	convert_networks(ld, idx("mynetworks"));
+	cfg->local_recipient_maps = convert_maps(ld, idx("local_recipient_maps"));
+	cfg->relay_recipient_maps = convert_maps(ld, idx("relay_recipient_maps"));
+	convert_restrictions(ld, idx("smtpd_client_restrictions"), &cfg->client);
+	convert_restrictions(ld, idx("smtpd_helo_restrictions"), &cfg->helo);
+	convert_restrictions(ld, idx("smtpd_sender_restrictions"), &cfg->sender);
+	convert_restrictions(ld, idx("smtpd_relay_restrictions"), &cfg->relay);
+	convert_restrictions(ld, idx("smtpd_recipient_restrictions"), &cfg->recipient);
+	convert_limits(ld);
+	convert_listen(ld, idx("smtpd_listen"));
+}
+
+static bool can_deny_destination(const struct restriction_list *rl)
+{
+	for (size_t k = 0; k < rl->n; k++) {
+		switch (rl->items[k].kind) {
+		case R_REJECT_UNAUTH_DESTINATION:
+		case R_DEFER_UNAUTH_DESTINATION:
+		case R_REJECT:
+		case R_DEFER:
+			return true;
+		default:
+			break;
+		}
+	}
+	return false;
+}
+
+/* check_relay_safety - refuse a server that could never deny a relay (as Postfix does). */
+static void check_relay_safety(struct loader *ld)
+{
+	if (can_deny_destination(&ld->cfg->relay) || can_deny_destination(&ld->cfg->recipient))
+		return;
+	size_t i = idx("smtpd_relay_restrictions");
+	if (ld->origin[i].file == NULL)
+		i = idx("smtpd_recipient_restrictions");
+	add_error(ld, i, "neither smtpd_relay_restrictions nor smtpd_recipient_restrictions "
+		  "can refuse an unauthorised destination, so this server would be an open "
+		  "relay; add reject_unauth_destination (default: %s)", DEFAULT_RELAY);
+}
+
+static void keep_effective_values(struct loader *ld)
+{
+	struct config *cfg = ld->cfg;
+	cfg->n_params = N_PARAMS;
+	cfg->names = xcalloc(N_PARAMS, sizeof(char *));
+	cfg->values = xcalloc(N_PARAMS, sizeof(char *));
+	cfg->origins = xcalloc(N_PARAMS, sizeof(struct config_origin));
+	for (size_t i = 0; i < N_PARAMS; i++) {
+		cfg->names[i] = xstrdup(params[i].name);
+		cfg->values[i] = xstrdup(ld->expanded[i]);
+		cfg->origins[i] = ld->origin[i];
+	}
+}
+
+struct config *config_load(const char *path, char **errors)
+{
+	struct loader ld;
+	memset(&ld, 0, sizeof(ld));
+	strbuf_init(&ld.errors);
+	ld.cfg = xcalloc(1, sizeof(struct config));
+	ld.file = ld.cfg->file = path ? xstrdup(path) : NULL;
+	set_defaults(&ld);
+	if (path == NULL || read_file(&ld)) {
+		for (size_t i = 0; i < N_PARAMS; i++)
+			ld.expanded[i] = expand(&ld, i, 0);
+		if (ld.errors.len == 0) {
+			convert_all(&ld);
+			check_relay_safety(&ld);
+		}
+		for (size_t i = 0; i < N_PARAMS; i++)
+			if (ld.expanded[i] == NULL)
+				ld.expanded[i] = xstrdup("");
+		keep_effective_values(&ld);
+	}
+	for (size_t i = 0; i < N_PARAMS; i++) {
+		free(ld.raw[i]);
+		free(ld.expanded[i]);
+	}
+	if (ld.errors.len > 0) {
+		*errors = strbuf_steal(&ld.errors);
+		config_free(ld.cfg);
+		return NULL;
+	}
+	strbuf_free(&ld.errors);
+	*errors = NULL;
+	return ld.cfg;
+}
+
+static void free_restrictions(struct restriction_list *rl)
+{
+	for (size_t k = 0; k < rl->n; k++)
+		map_free(rl->items[k].table);
+	free(rl->items);
+}
+
+static void free_maps(struct map **maps)
+{
+	for (size_t k = 0; maps && maps[k]; k++)
+		map_free(maps[k]);
+	free(maps);
+}
+
+void config_free(struct config *cfg)
+{
+	if (cfg == NULL)
+		return;
+	free(cfg->file);
+	free(cfg->myhostname);
+	free(cfg->mydomain);
+	free(cfg->myorigin);
+	free(cfg->smtpd_banner);
+	free_list(cfg->mydestination);
+	free_list(cfg->relay_domains);
+	free(cfg->mynetworks);
+	free_maps(cfg->local_recipient_maps);
+	free_maps(cfg->relay_recipient_maps);
+	free_restrictions(&cfg->client);
+	free_restrictions(&cfg->helo);
+	free_restrictions(&cfg->sender);
+	free_restrictions(&cfg->relay);
+	free_restrictions(&cfg->recipient);
+	free(cfg->listen);
+	free(cfg->queue_directory);
+	free(cfg->virtual_mailbox_base);
+	free(cfg->mail_owner);
+	for (size_t i = 0; i < cfg->n_params; i++) {
+		free(cfg->names[i]);
+		free(cfg->values[i]);
+	}
+	free(cfg->names);
+	free(cfg->values);
+	free(cfg->origins);
+	free(cfg);
+}
+
+void config_print(const struct config *cfg, FILE *out)
+{
+	for (size_t i = 0; i < cfg->n_params; i++)
+		fprintf(out, "%s = %s\n", cfg->names[i], cfg->values[i]);
+}
+
+bool config_in_mynetworks(const struct config *cfg, const struct rg_ip *ip)
+{
+	for (size_t k = 0; k < cfg->n_mynetworks; k++)
+		if (cidr_match(&cfg->mynetworks[k], ip))
+			return true;
+	return false;
+}
+
+/* is_bridge - interface names that containers and VMs use for NAT bridges. */
+static bool is_bridge(const char *ifname)
+{
+	static const char *const prefixes[] = {"docker", "br-", "cni", "virbr", "veth",
+					       "lxcbr", "lxdbr", "podman", "cali", "flannel"};
+	for (size_t k = 0; k < RG_ARRAY_LEN(prefixes); k++)
+		if (strncmp(ifname, prefixes[k], strlen(prefixes[k])) == 0)
+			return true;
+	return false;
+}
+
+/* network_warning - why one mynetworks entry may turn the server into an open relay. */
+static void network_warning(const struct cidr *c, const struct host_network *hn, size_t nhn,
+			    struct strbuf *out)
+{
+	char text[80];
+	cidr_format(c, text, sizeof(text));
+	if (c->prefix == 0) {
+		strbuf_printf(out, "mynetworks contains %s: EVERY client on the Internet may "
+			      "relay; this server is an open relay\n", text);
+		return;
+	}
+	if (ip_is_loopback(&c->net) && c->prefix >= (c->net.family == AF_INET ? 8u : 128u))
+		return;
+	for (size_t k = 0; k < nhn; k++) {
+		if (!cidr_contains(&hn[k].cidr, c))
+			continue;
+		if (is_bridge(hn[k].ifname))
+			strbuf_printf(out, "mynetworks contains %s, the network of container/VM "
+				      "bridge %s: connections forwarded through that bridge (e.g. "
+				      "Docker's userland proxy) appear to come from it, so outside "
+				      "clients may relay\n", text, hn[k].ifname);
+		return;
+	}
+	strbuf_printf(out, "mynetworks contains %s, which is neither loopback nor a network "
+		      "of this host: every client there (or behind a proxy or NAT that presents "
+		      "such an address) may relay without authentication\n", text);
+}
+
+char *config_warnings(const struct config *cfg)
+{
+	struct host_network hn[64];
+	size_t nhn = host_networks(hn, RG_ARRAY_LEN(hn));
+	struct strbuf out;
+	strbuf_init(&out);
+	for (size_t k = 0; k < cfg->n_mynetworks; k++)
+		network_warning(&cfg->mynetworks[k], hn, nhn, &out);
+	return out.len ? strbuf_steal(&out) : NULL;
+}

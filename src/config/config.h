@@ -1,0 +1,99 @@
+/*
+ * config - main.cf syntax, Postfix parameter names, relayguard's safe defaults.
+ *
+ * Owns: reading a configuration file (or the embedded default), $name
+ * expansion, validating every value into typed fields, loading the tables
+ * it names, and refusing configurations that could never deny a relay
+ * attempt. Every error is "file:line: what is wrong".
+ * Must not: open sockets or touch the queue; it only describes the server.
+ */
+#ifndef RG_CONFIG_H
+#define RG_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "config/maps.h"
+#include "net/net.h"
+
+enum restriction_kind {
+	R_PERMIT_MYNETWORKS,
+	R_PERMIT_SASL_AUTHENTICATED,
+	R_REJECT_UNAUTH_DESTINATION,
+	R_DEFER_UNAUTH_DESTINATION,
+	R_PERMIT_AUTH_DESTINATION,
+	R_REJECT_UNLISTED_RECIPIENT,
+	R_REJECT_NON_FQDN_SENDER,
+	R_REJECT_NON_FQDN_RECIPIENT,
+	R_REJECT_NON_FQDN_HELO_HOSTNAME,
+	R_REJECT_INVALID_HELO_HOSTNAME,
+	R_CHECK_CLIENT_ACCESS,
+	R_PERMIT,
+	R_REJECT,
+	R_DEFER,
+};
+
+struct restriction {
+	enum restriction_kind kind;
+	const char *name;     /* canonical name, static */
+	struct map *table;    /* check_client_access */
+};
+
+struct restriction_list {
+	const char *param; /* "smtpd_relay_restrictions" */
+	struct restriction *items;
+	size_t n;
+};
+
+/* Where the value of a parameter came from, for messages. */
+struct config_origin {
+	const char *file; /* NULL for a built-in default */
+	unsigned line;
+};
+
+struct listen_addr {
+	char text[80]; /* "127.0.0.1:2525" as configured */
+	char host[64]; /* "127.0.0.1", "::1", "*" */
+	unsigned port;
+};
+
+struct config {
+	char *file; /* NULL when the embedded default is used */
+	char *myhostname, *mydomain, *myorigin, *smtpd_banner;
+	char **mydestination; /* NULL-terminated, lower case */
+	char **relay_domains;
+	struct cidr *mynetworks;
+	size_t n_mynetworks;
+	struct map **local_recipient_maps; /* NULL-terminated; empty: accept all */
+	struct map **relay_recipient_maps; /* NULL-terminated; empty: accept all */
+	struct restriction_list client, helo, sender, relay, recipient;
+	uint64_t message_size_limit, smtpd_recipient_limit, smtpd_timeout;
+	uint64_t smtpd_hard_error_limit, smtpd_client_connection_count_limit;
+	struct listen_addr *listen;
+	size_t n_listen;
+	char *queue_directory, *virtual_mailbox_base, *mail_owner;
+	/* every parameter, expanded, in table order (for "relayguard config") */
+	char **names, **values;
+	struct config_origin *origins;
+	size_t n_params;
+};
+
+/*
+ * Load path (NULL: the embedded default). On failure returns NULL and fills
+ * errors with one "file:line: message" per line.
+ */
+struct config *config_load(const char *path, char **errors);
+void config_free(struct config *cfg);
+
+/* Print every parameter as "name = value" (postconf style). */
+void config_print(const struct config *cfg, FILE *out);
+
+/* Warnings about a configuration that works but is risky; one per line. */
+char *config_warnings(const struct config *cfg);
+
+/* Is ip in mynetworks? */
+bool config_in_mynetworks(const struct config *cfg, const struct rg_ip *ip);
+
+#endif

@@ -1,0 +1,209 @@
+/*
+ * maps.c - lookup tables (see maps.h).
+ */
+#include "config/maps.h"
+#include "util/util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAP_LINE_MAX 4096
+
+static void add_entry(struct map *m, char *key, const struct cidr *net, const char *value)
+{
+	m->entries = xrealloc(m->entries, (m->n + 1) * sizeof(*m->entries));
+	struct map_entry *e = &m->entries[m->n++];
+	memset(e, 0, sizeof(*e));
+	e->key = key;
+	if (net != NULL)
+		e->net = *net;
+	e->value = xstrdup(value);
+}
+
+/* split_key_value - "key  value..." -> key, value ("" when none). */
+static char *split_key_value(char *line, char **value)
+{
+	char *p = line;
+	while (*p && *p != ' ' && *p != '\t')
+		p++;
+	if (*p) {
+		*p++ = '\0';
+		*value = rg_str_trim(p);
+	} else {
+		*value = p;
+	}
+	return line;
+}
+
+/* load_line - one non-comment line of a file table. */
+static bool load_line(struct map *m, char *line, const char *path, unsigned lineno,
+		      char *err, size_t errlen)
+{
+	char *value, *key = split_key_value(line, &value);
+	if (m->type == MAP_CIDR) {
+		struct cidr net;
+		char why[256];
+		if (!cidr_parse(key, &net, why, sizeof(why))) {
+			snprintf(err, errlen, "%s:%u: %s", path, lineno, why);
+			return false;
+		}
+		if (*value == '\0') {
+			snprintf(err, errlen, "%s:%u: \"%s\" needs an action (OK, REJECT, ...)",
+				 path, lineno, key);
+			return false;
+		}
+		add_entry(m, NULL, &net, value);
+		return true;
+	}
+	char *k = xstrdup(key);
+	rg_str_lower(k);
+	add_entry(m, k, NULL, value);
+	return true;
+}
+
+static bool load_file(struct map *m, const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	if (f == NULL) {
+		snprintf(err, errlen, "cannot open table %s: %s", path, strerror(errno));
+		return false;
+	}
+	char line[MAP_LINE_MAX];
+	unsigned lineno = 0;
+	bool ok = true;
+	while (ok && fgets(line, sizeof(line), f) != NULL) {
+		lineno++;
+		if (strchr(line, '\n') == NULL && !feof(f)) {
+			snprintf(err, errlen, "%s:%u: line longer than %d bytes", path, lineno,
+				 MAP_LINE_MAX);
+			ok = false;
+			break;
+		}
+		char *s = rg_str_trim(line);
+		if (*s == '\0' || *s == '#')
+			continue;
+		ok = load_line(m, s, path, lineno, err, errlen);
+	}
+	fclose(f);
+	return ok;
+}
+
+/* load_inline - "{ a, b=c, { d e } }" as Postfix's inline: table. */
+static bool load_inline(struct map *m, const char *body, char *err, size_t errlen)
+{
+	size_t n = strlen(body);
+	if (n < 2 || body[0] != '{' || body[n - 1] != '}') {
+		snprintf(err, errlen, "inline table must be written inline:{ key, key=value }");
+		return false;
+	}
+	char *copy = xstrndup(body + 1, n - 2);
+	for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok != NULL;
+	     tok = strtok_r(NULL, ",", &save)) {
+		char *t = rg_str_trim(tok);
+		if (*t == '\0')
+			continue;
+		char *eq = strchr(t, '=');
+		const char *value = "";
+		if (eq != NULL) {
+			*eq = '\0';
+			value = rg_str_trim(eq + 1);
+			t = rg_str_trim(t);
+		}
+		char *k = xstrdup(t);
+		rg_str_lower(k);
+		add_entry(m, k, NULL, value);
+	}
+	free(copy);
+	return true;
+}
+
+struct map *map_open(const char *spec, char *err, size_t errlen)
+{
+	struct map *m = xcalloc(1, sizeof(*m));
+	m->spec = xstrdup(spec);
+	bool ok;
+	if (strncmp(spec, "inline:", 7) == 0) {
+		m->type = MAP_INLINE;
+		ok = load_inline(m, spec + 7, err, errlen);
+	} else if (strncmp(spec, "cidr:", 5) == 0) {
+		m->type = MAP_CIDR;
+		ok = load_file(m, spec + 5, err, errlen);
+	} else if (strncmp(spec, "texthash:", 9) == 0) {
+		m->type = MAP_TEXTHASH;
+		ok = load_file(m, spec + 9, err, errlen);
+	} else if (spec[0] == '/' || spec[0] == '.') {
+		m->type = MAP_TEXTHASH;
+		ok = load_file(m, spec, err, errlen);
+	} else {
+		snprintf(err, errlen, "unsupported table \"%s\" (use a /path, texthash:/path, "
+			 "inline:{...} or cidr:/path)", spec);
+		ok = false;
+	}
+	if (!ok) {
+		map_free(m);
+		return NULL;
+	}
+	return m;
+}
+
+void map_free(struct map *m)
+{
+	if (m == NULL)
+		return;
+	for (size_t i = 0; i < m->n; i++) {
+		free(m->entries[i].key);
+		free(m->entries[i].value);
+	}
+	free(m->entries);
+	free(m->spec);
+	free(m);
+}
+
+const char *map_lookup(const struct map *m, const char *key)
+{
+	if (m->type == MAP_CIDR)
+		return NULL;
+	for (size_t i = 0; i < m->n; i++)
+		if (rg_strcasecmp(m->entries[i].key, key) == 0)
+			return m->entries[i].value;
+	return NULL;
+}
+
+const char *map_lookup_ip(const struct map *m, const struct rg_ip *ip)
+{
+	if (m->type != MAP_CIDR)
+		return NULL;
+	for (size_t i = 0; i < m->n; i++)
+		if (cidr_match(&m->entries[i].net, ip))
+			return m->entries[i].value;
+	return NULL;
+}
+
+bool map_access_parse(const char *value, struct access_result *out)
+{
+	static const struct { const char *word; enum access_action action; int code; } words[] = {
+		{"OK", ACCESS_OK, 0}, {"PERMIT", ACCESS_OK, 0}, {"DUNNO", ACCESS_DUNNO, 0},
+		{"REJECT", ACCESS_REJECT, 554}, {"DEFER", ACCESS_DEFER, 450},
+	};
+	size_t n = strcspn(value, " \t");
+	const char *rest = value + n;
+	while (*rest == ' ' || *rest == '\t')
+		rest++;
+	out->text = rest;
+	for (size_t i = 0; i < RG_ARRAY_LEN(words); i++) {
+		if (strlen(words[i].word) == n && rg_strncasecmp(value, words[i].word, n) == 0) {
+			out->action = words[i].action;
+			out->code = words[i].code;
+			return true;
+		}
+	}
+	if (n == 3 && (value[0] == '4' || value[0] == '5') && value[1] >= '0' &&
+	    value[1] <= '9' && value[2] >= '0' && value[2] <= '9') {
+		out->code = atoi(value);
+		out->action = value[0] == '4' ? ACCESS_DEFER : ACCESS_REJECT;
+		return true;
+	}
+	return false;
+}

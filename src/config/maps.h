@@ -1,0 +1,54 @@
+/*
+ * maps - lookup tables named the Postfix way: "type:name".
+ *
+ * Owns: loading tables into memory when the configuration is read (so a
+ * lookup never does I/O and a bad table stops the start with file:line) and
+ * the lookups themselves.
+ *   /path or texthash:/path   "key [value]" per line, keys case-insensitive
+ *   inline:{ key, key=value }  a table written in main.cf itself
+ *   cidr:/path                "network value" per line, first match wins
+ * Must not: interpret values; callers decide what "REJECT" or a key means.
+ */
+#ifndef RG_MAPS_H
+#define RG_MAPS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "net/net.h"
+
+enum map_type { MAP_TEXTHASH, MAP_INLINE, MAP_CIDR };
+
+struct map_entry {
+	char *key;       /* lower case; NULL for cidr entries */
+	struct cidr net; /* cidr entries */
+	char *value;     /* "" when the line had only a key */
+};
+
+struct map {
+	enum map_type type;
+	char *spec; /* as written, for messages */
+	struct map_entry *entries;
+	size_t n;
+};
+
+/* Load "type:name". err receives "file:line: reason" on failure. */
+struct map *map_open(const char *spec, char *err, size_t errlen);
+void map_free(struct map *m);
+
+/* Key lookup (texthash, inline); NULL when absent. */
+const char *map_lookup(const struct map *m, const char *key);
+/* Address lookup (cidr); NULL when no network matches. */
+const char *map_lookup_ip(const struct map *m, const struct rg_ip *ip);
+
+/* An access(5) table value: what check_client_access does with a match. */
+enum access_action { ACCESS_OK, ACCESS_DUNNO, ACCESS_REJECT, ACCESS_DEFER };
+struct access_result {
+	enum access_action action;
+	int code;          /* reply code for REJECT/DEFER: from the value or the default */
+	const char *text;  /* points into the value; "" when none was given */
+};
+/* Parse "OK", "PERMIT", "DUNNO", "REJECT [text]", "DEFER [text]", "4xx/5xx text". */
+bool map_access_parse(const char *value, struct access_result *out);
+
+#endif

@@ -1,0 +1,158 @@
+/*
+ * maildir.c - Maildir delivery (see maildir.h).
+ */
+#include "delivery/maildir.h"
+#include "util/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+static atomic_uint delivery_counter;
+
+bool maildir_component_ok(const char *s)
+{
+	if (s[0] == '\0' || s[0] == '.' || strlen(s) > 255)
+		return false;
+	for (; *s; s++)
+		if (*s == '/' || (unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
+			return false;
+	return true;
+}
+
+static bool fsync_path(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	bool ok = fsync(fd) == 0;
+	close(fd);
+	return ok;
+}
+
+/* make_dir - mkdir that also makes a new entry durable in its parent. */
+static bool make_dir(const char *path, const char *parent)
+{
+	if (mkdir(path, 0700) == 0)
+		return fsync_path(parent);
+	return errno == EEXIST;
+}
+
+static bool make_maildir(const char *base, const char *domain, const char *local,
+			 char *dir, size_t len)
+{
+	char parent[4096];
+	snprintf(parent, sizeof(parent), "%s/%s", base, domain);
+	snprintf(dir, len, "%s/%s", parent, local);
+	if (!make_dir(parent, base) || !make_dir(dir, parent))
+		return false;
+	static const char *const subs[] = {"tmp", "new", "cur"};
+	for (size_t i = 0; i < RG_ARRAY_LEN(subs); i++) {
+		char sub[4200];
+		snprintf(sub, sizeof(sub), "%s/%s", dir, subs[i]);
+		if (!make_dir(sub, dir))
+			return false;
+	}
+	return true;
+}
+
+/* host_part - the host name with '/' and ':' escaped as Dovecot does. */
+static void host_part(char *out, size_t len)
+{
+	char host[256];
+	if (gethostname(host, sizeof(host)) != 0)
+		rg_strlcpy(host, "localhost", sizeof(host));
+	host[sizeof(host) - 1] = '\0';
+	size_t o = 0;
+	for (const char *p = host; *p && o + 5 < len; p++) {
+		if (*p == '/')
+			o += (size_t)snprintf(out + o, len - o, "\\057");
+		else if (*p == ':')
+			o += (size_t)snprintf(out + o, len - o, "\\072");
+		else
+			out[o++] = *p;
+	}
+	out[o] = '\0';
+}
+
+/* write_lf - the message with CRLF turned into LF; returns bytes written. */
+static bool write_lf(int fd, const char *msg, size_t len, size_t *written)
+{
+	char buf[65536];
+	size_t o = 0;
+	*written = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (msg[i] == '\r' && i + 1 < len && msg[i + 1] == '\n')
+			continue;
+		buf[o++] = msg[i];
+		if (o == sizeof(buf) || i + 1 == len) {
+			for (size_t off = 0; off < o;) {
+				ssize_t w = write(fd, buf + off, o - off);
+				if (w < 0 && errno == EINTR)
+					continue;
+				if (w <= 0)
+					return false;
+				off += (size_t)w;
+			}
+			*written += o;
+			o = 0;
+		}
+	}
+	return true;
+}
+
+bool maildir_deliver(const char *base, const char *domain, const char *local,
+		     const char *msg, size_t len, char *path, size_t pathlen,
+		     char *err, size_t errlen)
+{
+	char dir[4096], host[512], name[1024], tmp[4200], dst[4200];
+	if (!maildir_component_ok(domain) || !maildir_component_ok(local)) {
+		snprintf(err, errlen, "unsafe mailbox name %s@%s", local, domain);
+		return false;
+	}
+	if (!make_maildir(base, domain, local, dir, sizeof(dir))) {
+		snprintf(err, errlen, "cannot create Maildir %s: %s", dir, strerror(errno));
+		return false;
+	}
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	host_part(host, sizeof(host));
+	unsigned q = atomic_fetch_add(&delivery_counter, 1);
+	snprintf(tmp, sizeof(tmp), "%s/tmp/%lld.M%ldP%dQ%u.%s", dir, (long long)tv.tv_sec,
+		 (long)tv.tv_usec, (int)getpid(), q, host);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	size_t size = 0;
+	bool ok = fd >= 0 && write_lf(fd, msg, len, &size) && fsync(fd) == 0;
+	int saved = errno;
+	if (fd >= 0 && close(fd) != 0 && ok) {
+		ok = false;
+		saved = errno;
+	}
+	snprintf(name, sizeof(name), "%lld.M%ldP%dQ%u.%s,S=%zu,W=%zu", (long long)tv.tv_sec,
+		 (long)tv.tv_usec, (int)getpid(), q, host, size, len);
+	snprintf(dst, sizeof(dst), "%s/new/%s", dir, name);
+	if (ok && rename(tmp, dst) != 0) {
+		ok = false;
+		saved = errno;
+	}
+	char newdir[4200];
+	snprintf(newdir, sizeof(newdir), "%s/new", dir);
+	if (ok && !fsync_path(newdir)) {
+		ok = false;
+		saved = errno;
+	}
+	if (!ok) {
+		unlink(tmp);
+		snprintf(err, errlen, "cannot deliver to %s: %s", dir, strerror(saved));
+		return false;
+	}
+	if (path != NULL)
+		rg_strlcpy(path, dst, pathlen);
+	return true;
+}

@@ -1,0 +1,269 @@
+/*
+ * policy.c - restriction lists (see policy.h).
+ *
+ * DESCRIPTION
+ *	Each restriction is a small function returning DUNNO (no opinion), OK
+ *	(this list permits) or REJECT/DEFER with a reply. The lists are walked
+ *	in Postfix order: client, helo, sender, relay, recipient. Reply codes
+ *	and texts are Postfix's defaults, so operators' greps keep working:
+ *	    554 5.7.1 <victim@example.net>: Relay access denied
+ */
+#include "policy/policy.h"
+#include "util/util.h"
+
+#include <stdio.h>
+#include <string.h>
+
+enum result { DUNNO, OK, REJECT, DEFER };
+
+/* What a list is about, for the generic "reject"/"defer" replies. */
+enum subject { SUBJ_CLIENT, SUBJ_HELO, SUBJ_SENDER, SUBJ_RECIPIENT };
+
+struct eval {
+	const struct config *cfg;
+	const struct policy_request *req;
+	struct policy_decision *out;
+};
+
+static const char *subject_words[] = {
+	"Client host rejected", "Helo command rejected", "Sender address rejected",
+	"Recipient address rejected",
+};
+
+/* subject_text - the <...> a reply names: client, HELO name or address. */
+static void subject_text(const struct eval *ev, enum subject s, char *buf, size_t len)
+{
+	const struct policy_client *c = ev->req->client;
+	switch (s) {
+	case SUBJ_CLIENT:
+		snprintf(buf, len, "%s[%s]", c->name ? c->name : "unknown", c->ip_text);
+		break;
+	case SUBJ_HELO:
+		snprintf(buf, len, "%s", c->helo ? c->helo : "");
+		break;
+	case SUBJ_SENDER:
+		snprintf(buf, len, "%s", ev->req->sender ? ev->req->sender->text : "");
+		break;
+	case SUBJ_RECIPIENT:
+		snprintf(buf, len, "%s", ev->req->rcpt->text);
+		break;
+	}
+}
+
+/* reply - fill the decision; status is the enhanced code, text follows "<subject>: ". */
+static enum result reply(struct eval *ev, enum result r, int code, const char *status,
+			 enum subject s, const char *text)
+{
+	char subj[ADDR_PATH_MAX + 80];
+	subject_text(ev, s, subj, sizeof(subj));
+	snprintf(ev->out->reply, sizeof(ev->out->reply), "%d %s <%s>: %s", code, status, subj,
+		 text);
+	return r;
+}
+
+static enum result generic_reject(struct eval *ev, enum subject s, bool defer)
+{
+	char text[128];
+	snprintf(text, sizeof(text), "%s: Access denied", subject_words[s]);
+	return defer ? reply(ev, DEFER, 450, "4.7.1", s, text)
+		     : reply(ev, REJECT, 554, "5.7.1", s, text);
+}
+
+bool policy_auth_destination(const struct addr_resolution *r)
+{
+	return !r->routed && (r->cls == ADDR_CLASS_LOCAL || r->cls == ADDR_CLASS_RELAY);
+}
+
+static bool fqdn(const char *domain)
+{
+	return domain[0] == '[' || strchr(domain, '.') != NULL;
+}
+
+/* helo_valid - a hostname or an address literal, as RFC 5321 allows. */
+static bool helo_valid(const char *helo)
+{
+	struct address a;
+	const char *rest;
+	char err[128], path[300];
+	if (strlen(helo) > ADDR_DOMAIN_MAX)
+		return false;
+	snprintf(path, sizeof(path), "<x@%s>", helo);
+	return address_parse(path, &a, &rest, err, sizeof(err)) == ADDR_OK && rest[0] == '\0';
+}
+
+static enum result check_client_access(struct eval *ev, const struct map *table)
+{
+	const char *value = map_lookup_ip(table, &ev->req->client->ip);
+	struct access_result ar;
+	if (value == NULL || !map_access_parse(value, &ar) || ar.action == ACCESS_DUNNO)
+		return DUNNO;
+	if (ar.action == ACCESS_OK)
+		return OK;
+	bool defer = ar.action == ACCESS_DEFER;
+	char text[300];
+	snprintf(text, sizeof(text), "%s: %s", subject_words[SUBJ_CLIENT],
+		 ar.text[0] ? ar.text : "Access denied");
+	return reply(ev, defer ? DEFER : REJECT, ar.code, defer ? "4.7.1" : "5.7.1",
+		     SUBJ_CLIENT, text);
+}
+
+/* recipient_listed - Postfix lookup order: user@domain, user (local only), @domain. */
+static bool recipient_listed(struct map *const *maps, const struct addr_resolution *r,
+			     bool local)
+{
+	if (maps == NULL || maps[0] == NULL)
+		return true; /* no table: every user of the domain exists */
+	if (local && strcmp(r->local, "postmaster") == 0)
+		return true; /* RFC 5321 4.5.1 */
+	char key[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
+	for (size_t k = 0; maps[k] != NULL; k++) {
+		snprintf(key, sizeof(key), "%s@%s", r->local, r->domain);
+		if (map_lookup(maps[k], key) != NULL)
+			return true;
+		if (local && map_lookup(maps[k], r->local) != NULL)
+			return true;
+		snprintf(key, sizeof(key), "@%s", r->domain);
+		if (map_lookup(maps[k], key) != NULL)
+			return true;
+	}
+	return false;
+}
+
+static enum result reject_unlisted_recipient(struct eval *ev)
+{
+	const struct addr_resolution *r = ev->req->rcpt_res;
+	if (r->routed)
+		return DUNNO;
+	if (r->cls == ADDR_CLASS_LOCAL &&
+	    !recipient_listed(ev->cfg->local_recipient_maps, r, true))
+		return reply(ev, REJECT, 550, "5.1.1", SUBJ_RECIPIENT,
+			     "Recipient address rejected: User unknown in local recipient table");
+	if (r->cls == ADDR_CLASS_RELAY &&
+	    !recipient_listed(ev->cfg->relay_recipient_maps, r, false))
+		return reply(ev, REJECT, 550, "5.1.1", SUBJ_RECIPIENT,
+			     "Recipient address rejected: User unknown in relay recipient table");
+	return DUNNO;
+}
+
+/* evaluate - one restriction. */
+static enum result evaluate(struct eval *ev, const struct restriction *r, enum subject s)
+{
+	const struct policy_request *q = ev->req;
+	switch (r->kind) {
+	case R_PERMIT_MYNETWORKS:
+		return config_in_mynetworks(ev->cfg, &q->client->ip) ? OK : DUNNO;
+	case R_PERMIT_SASL_AUTHENTICATED:
+		return q->client->sasl_authenticated ? OK : DUNNO;
+	case R_REJECT_UNAUTH_DESTINATION:
+	case R_DEFER_UNAUTH_DESTINATION:
+		if (policy_auth_destination(q->rcpt_res))
+			return DUNNO;
+		if (r->kind == R_DEFER_UNAUTH_DESTINATION)
+			return reply(ev, DEFER, 454, "4.7.1", SUBJ_RECIPIENT, "Relay access denied");
+		return reply(ev, REJECT, 554, "5.7.1", SUBJ_RECIPIENT, "Relay access denied");
+	case R_PERMIT_AUTH_DESTINATION:
+		return policy_auth_destination(q->rcpt_res) ? OK : DUNNO;
+	case R_REJECT_UNLISTED_RECIPIENT:
+		return reject_unlisted_recipient(ev);
+	case R_REJECT_NON_FQDN_SENDER:
+		if (q->sender == NULL || q->sender->null ||
+		    (fqdn(q->sender_res->domain) && !q->sender_res->unqualified))
+			return DUNNO;
+		return reply(ev, REJECT, 504, "5.5.2", SUBJ_SENDER,
+			     "Sender address rejected: need fully-qualified address");
+	case R_REJECT_NON_FQDN_RECIPIENT:
+		if (fqdn(q->rcpt_res->domain) && !q->rcpt_res->unqualified)
+			return DUNNO;
+		return reply(ev, REJECT, 504, "5.5.2", SUBJ_RECIPIENT,
+			     "Recipient address rejected: need fully-qualified address");
+	case R_REJECT_NON_FQDN_HELO_HOSTNAME:
+		if (q->client->helo == NULL || fqdn(q->client->helo))
+			return DUNNO;
+		return reply(ev, REJECT, 504, "5.5.2", SUBJ_HELO,
+			     "Helo command rejected: need fully-qualified hostname");
+	case R_REJECT_INVALID_HELO_HOSTNAME:
+		if (q->client->helo == NULL || helo_valid(q->client->helo))
+			return DUNNO;
+		return reply(ev, REJECT, 501, "5.5.2", SUBJ_HELO, "Helo command rejected: Invalid name");
+	case R_CHECK_CLIENT_ACCESS:
+		return check_client_access(ev, r->table);
+	case R_PERMIT:
+		return OK;
+	case R_REJECT:
+		return generic_reject(ev, s, false);
+	case R_DEFER:
+		return generic_reject(ev, s, true);
+	}
+	return DUNNO;
+}
+
+/* evaluate_list - first OK or REJECT/DEFER wins; the end of the list is OK. */
+static enum result evaluate_list(struct eval *ev, const struct restriction_list *rl,
+				 enum subject s, const char **decider)
+{
+	for (size_t k = 0; k < rl->n; k++) {
+		enum result r = evaluate(ev, &rl->items[k], s);
+		if (r != DUNNO) {
+			*decider = rl->items[k].name;
+			return r;
+		}
+	}
+	*decider = NULL;
+	return OK;
+}
+
+void policy_check_rcpt(const struct config *cfg, const struct policy_request *req,
+		       struct policy_decision *out)
+{
+	struct eval ev = {cfg, req, out};
+	const struct {
+		const struct restriction_list *rl;
+		enum subject s;
+	} lists[] = {
+		{&cfg->client, SUBJ_CLIENT}, {&cfg->helo, SUBJ_HELO}, {&cfg->sender, SUBJ_SENDER},
+		{&cfg->relay, SUBJ_RECIPIENT}, {&cfg->recipient, SUBJ_RECIPIENT},
+	};
+	memset(out, 0, sizeof(*out));
+	const char *relay_decider = NULL;
+	for (size_t k = 0; k < RG_ARRAY_LEN(lists); k++) {
+		const char *decider;
+		enum result r = evaluate_list(&ev, lists[k].rl, lists[k].s, &decider);
+		if (r == REJECT || r == DEFER) {
+			out->action = r == REJECT ? POLICY_REJECT : POLICY_DEFER;
+			out->restriction = decider;
+			out->list = lists[k].rl->param;
+			return;
+		}
+		if (lists[k].rl == &cfg->relay)
+			relay_decider = decider;
+	}
+	/* smtpd_reject_unlisted_recipient = yes: never accept, then bounce */
+	if (reject_unlisted_recipient(&ev) == REJECT) {
+		out->action = POLICY_REJECT;
+		out->restriction = "reject_unlisted_recipient";
+		out->list = "smtpd_reject_unlisted_recipient";
+		return;
+	}
+	if (req->rcpt_res->cls == ADDR_CLASS_INVALID) {
+		reply(&ev, REJECT, 501, "5.1.3", SUBJ_RECIPIENT,
+		      "Recipient address rejected: its routing leads to no valid address");
+		out->action = POLICY_REJECT;
+		out->restriction = "address_resolve";
+		out->list = "address";
+		return;
+	}
+	out->action = POLICY_ACCEPT;
+	out->restriction = relay_decider ? relay_decider : "auth_destination";
+	out->list = cfg->relay.param;
+	snprintf(out->reply, sizeof(out->reply), "250 2.1.5 Ok");
+}
+
+void policy_domains(const struct config *cfg, const struct rg_ip *local_ips, size_t n_ips,
+		    struct addr_domains *d)
+{
+	d->mydestination = (const char *const *)cfg->mydestination;
+	d->relay_domains = (const char *const *)cfg->relay_domains;
+	d->local_ips = local_ips;
+	d->n_local_ips = n_ips;
+	d->myorigin = cfg->myorigin;
+}

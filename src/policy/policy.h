@@ -1,0 +1,56 @@
+/*
+ * policy - the relay decision: a pure function of (config, client, envelope).
+ *
+ * Owns: evaluating smtpd_{client,helo,sender,relay,recipient}_restrictions
+ * with Postfix >= 3.6 semantics (smtpd_delay_reject = yes: all lists are
+ * evaluated at RCPT; inside a list the first OK or REJECT wins; a REJECT in
+ * any list rejects), the implicit rejection of unknown users in our domains,
+ * and the exact reply and the name of the restriction that decided.
+ * Must not: parse addresses (the address module has resolved them) or do any
+ * I/O, so the probe and a configuration auditor can call the same code.
+ */
+#ifndef RG_POLICY_H
+#define RG_POLICY_H
+
+#include <stdbool.h>
+
+#include "address/address.h"
+#include "config/config.h"
+#include "net/net.h"
+
+struct policy_client {
+	struct rg_ip ip;
+	const char *ip_text;
+	const char *name; /* "unknown" when it has no verified name */
+	const char *helo; /* NULL before HELO/EHLO */
+	bool sasl_authenticated;
+};
+
+struct policy_request {
+	const struct policy_client *client;
+	const struct address *sender;
+	const struct address *rcpt;
+	const struct addr_resolution *sender_res;
+	const struct addr_resolution *rcpt_res;
+};
+
+enum policy_action { POLICY_ACCEPT, POLICY_REJECT, POLICY_DEFER };
+
+struct policy_decision {
+	enum policy_action action;
+	char reply[512];         /* "554 5.7.1 <a@b>: Relay access denied" (no CRLF) */
+	const char *restriction; /* what decided, e.g. "reject_unauth_destination" */
+	const char *list;        /* where it stood, e.g. "smtpd_relay_restrictions" */
+};
+
+/* The address-resolution context matching cfg (lists point into cfg). */
+void policy_domains(const struct config *cfg, const struct rg_ip *local_ips, size_t n_ips,
+		    struct addr_domains *d);
+
+void policy_check_rcpt(const struct config *cfg, const struct policy_request *req,
+		       struct policy_decision *out);
+
+/* Is the resolved recipient an authorised destination (ours, not routed)? */
+bool policy_auth_destination(const struct addr_resolution *r);
+
+#endif

@@ -1,0 +1,436 @@
+/*
+ * queue.c - queue files (see queue.h).
+ *
+ * FILE FORMAT
+ *	RGQ1
+ *	id 0000018C2A3B4C5D
+ *	arrival 1700000000
+ *	client 127.0.0.9 localhost
+ *	helo attacker.example
+ *	sender ceo@example.com            (empty after "sender " for <>)
+ *	rcpt P L postmaster localhost postmaster@localhost
+ *	size 1234
+ *	<empty line>
+ *	<size bytes: Received: header and message, CRLF line ends>
+ *
+ *	Fields are separated by single spaces; any byte that is a space, a
+ *	control character, non-ASCII or '%' is written as %XX. The status byte
+ *	of a rcpt line (P pending, D done) is updated in place.
+ */
+#include "queue/queue.h"
+#include "util/log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#define QUEUE_MAGIC "RGQ1\n"
+static const char *const subdirs[] = {"tmp", "active", "deferred", "corrupt"};
+
+bool queue_init(const char *dir, char *err, size_t errlen)
+{
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+		snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+		return false;
+	}
+	for (size_t i = 0; i < RG_ARRAY_LEN(subdirs); i++) {
+		char *p = xasprintf("%s/%s", dir, subdirs[i]);
+		int rc = mkdir(p, 0700);
+		if (rc != 0 && errno != EEXIST) {
+			snprintf(err, errlen, "cannot create %s: %s", p, strerror(errno));
+			free(p);
+			return false;
+		}
+		free(p);
+	}
+	return true;
+}
+
+void queue_new_id(char out[QUEUE_ID_LEN + 1])
+{
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	static unsigned long long last;
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	unsigned long long now = (unsigned long long)tv.tv_sec * 1000000ull +
+				 (unsigned long long)tv.tv_usec;
+	pthread_mutex_lock(&lock);
+	if (now <= last)
+		now = last + 1; /* strictly increasing, hence unique in this process */
+	last = now;
+	pthread_mutex_unlock(&lock);
+	snprintf(out, QUEUE_ID_LEN + 1, "%016llX", now);
+}
+
+void queue_msg_add_rcpt(struct queue_msg *m, const char *orig, const char *local,
+			const char *domain, enum addr_class cls)
+{
+	m->rcpts = xrealloc(m->rcpts, (m->n_rcpts + 1) * sizeof(*m->rcpts));
+	struct queue_rcpt *r = &m->rcpts[m->n_rcpts++];
+	r->orig = xstrdup(orig);
+	r->local = xstrdup(local);
+	r->domain = xstrdup(domain);
+	r->cls = cls;
+	r->done = false;
+	r->status_offset = -1;
+}
+
+void queue_msg_free(struct queue_msg *m)
+{
+	if (m == NULL)
+		return;
+	free(m->client_ip);
+	free(m->client_name);
+	free(m->helo);
+	free(m->sender);
+	for (size_t i = 0; i < m->n_rcpts; i++) {
+		free(m->rcpts[i].orig);
+		free(m->rcpts[i].local);
+		free(m->rcpts[i].domain);
+	}
+	free(m->rcpts);
+	strbuf_free(&m->body);
+	free(m->path);
+	free(m);
+}
+
+static void put_field(struct strbuf *sb, const char *s)
+{
+	strbuf_append(sb, " ", 1);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c <= 0x20 || c >= 0x7f || c == '%')
+			strbuf_printf(sb, "%%%02X", c);
+		else
+			strbuf_append(sb, (const char *)&c, 1);
+	}
+}
+
+static char class_char(enum addr_class c)
+{
+	return "LRXI"[c];
+}
+
+/* format_header - the envelope; remembers where each status byte is. */
+static void format_header(struct queue_msg *m, struct strbuf *sb)
+{
+	strbuf_puts(sb, QUEUE_MAGIC);
+	strbuf_printf(sb, "id %s\narrival %lld\nclient", m->id, (long long)m->arrival);
+	put_field(sb, m->client_ip);
+	put_field(sb, m->client_name);
+	strbuf_puts(sb, "\nhelo");
+	put_field(sb, m->helo);
+	strbuf_puts(sb, "\nsender");
+	put_field(sb, m->sender);
+	strbuf_puts(sb, "\n");
+	for (size_t i = 0; i < m->n_rcpts; i++) {
+		struct queue_rcpt *r = &m->rcpts[i];
+		strbuf_puts(sb, "rcpt ");
+		r->status_offset = (long)sb->len;
+		strbuf_printf(sb, "%c %c", r->done ? 'D' : 'P', class_char(r->cls));
+		put_field(sb, r->local);
+		put_field(sb, r->domain);
+		put_field(sb, r->orig);
+		strbuf_puts(sb, "\n");
+	}
+	strbuf_printf(sb, "size %zu\n\n", m->body.len);
+}
+
+static bool write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return false;
+		p += w;
+		n -= (size_t)w;
+	}
+	return true;
+}
+
+static bool fsync_dir(const char *dir, const char *sub)
+{
+	char *p = xasprintf("%s/%s", dir, sub);
+	int fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	free(p);
+	if (fd < 0)
+		return false;
+	bool ok = fsync(fd) == 0;
+	close(fd);
+	return ok;
+}
+
+bool queue_commit(const char *dir, struct queue_msg *m, char *err, size_t errlen)
+{
+	struct strbuf hdr;
+	strbuf_init(&hdr);
+	format_header(m, &hdr);
+	char *tmp = xasprintf("%s/tmp/%s", dir, m->id);
+	char *final = xasprintf("%s/active/%s", dir, m->id);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	bool ok = fd >= 0 && write_all(fd, hdr.data, hdr.len) &&
+		  write_all(fd, m->body.data ? m->body.data : "", m->body.len) &&
+		  fdatasync(fd) == 0;
+	int saved = errno;
+	if (fd >= 0 && close(fd) != 0 && ok) {
+		ok = false;
+		saved = errno;
+	}
+	if (ok && rename(tmp, final) != 0) {
+		ok = false;
+		saved = errno;
+	}
+	if (ok && !fsync_dir(dir, "active")) {
+		ok = false;
+		saved = errno;
+	}
+	if (!ok) {
+		snprintf(err, errlen, "cannot write queue file %s: %s", tmp, strerror(saved));
+		unlink(tmp);
+		free(final);
+	} else {
+		free(m->path);
+		m->path = final;
+	}
+	free(tmp);
+	strbuf_free(&hdr);
+	return ok;
+}
+
+static int hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* take_field - the next space-separated, %XX-decoded field of *p. */
+static char *take_field(char **p)
+{
+	char *s = *p, *out;
+	if (*s == ' ')
+		s++;
+	char *end = strchr(s, ' ');
+	size_t n = end ? (size_t)(end - s) : strlen(s);
+	out = xmalloc(n + 1);
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 &&
+		    hexval(s[i + 2]) >= 0) {
+			out[o++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+			i += 2;
+		} else {
+			out[o++] = s[i];
+		}
+	}
+	out[o] = '\0';
+	*p = s + n;
+	return out;
+}
+
+static bool parse_rcpt_line(struct queue_msg *m, char *line, long offset)
+{
+	/* "P L local domain orig" */
+	if (strlen(line) < 4 || (line[0] != 'P' && line[0] != 'D') || line[1] != ' ')
+		return false;
+	const char *classes = "LRXI", *c = strchr(classes, line[2]);
+	if (c == NULL || line[2] == '\0')
+		return false;
+	char *p = line + 3;
+	char *local = take_field(&p), *domain = take_field(&p), *orig = take_field(&p);
+	queue_msg_add_rcpt(m, orig, local, domain, (enum addr_class)(c - classes));
+	m->rcpts[m->n_rcpts - 1].done = line[0] == 'D';
+	m->rcpts[m->n_rcpts - 1].status_offset = offset;
+	free(local);
+	free(domain);
+	free(orig);
+	return true;
+}
+
+/* parse_header_line - one "key value" line; false when malformed. */
+static bool parse_header_line(struct queue_msg *m, char *line, long offset, size_t *size,
+			      bool *have_size)
+{
+	char *p;
+	if (strncmp(line, "id ", 3) == 0) {
+		rg_strlcpy(m->id, line + 3, sizeof(m->id));
+	} else if (strncmp(line, "arrival ", 8) == 0) {
+		m->arrival = (time_t)strtoll(line + 8, NULL, 10);
+	} else if (strncmp(line, "client", 6) == 0) {
+		p = line + 6;
+		m->client_ip = take_field(&p);
+		m->client_name = take_field(&p);
+	} else if (strncmp(line, "helo", 4) == 0) {
+		p = line + 4;
+		m->helo = take_field(&p);
+	} else if (strncmp(line, "sender", 6) == 0) {
+		p = line + 6;
+		m->sender = take_field(&p);
+	} else if (strncmp(line, "rcpt ", 5) == 0) {
+		return parse_rcpt_line(m, line + 5, offset + 5);
+	} else if (strncmp(line, "size ", 5) == 0) {
+		uint64_t v;
+		if (!rg_parse_u64(line + 5, &v))
+			return false;
+		*size = (size_t)v;
+		*have_size = true;
+	} else {
+		return false;
+	}
+	return true;
+}
+
+static bool read_file(const char *path, struct strbuf *sb)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	char buf[65536];
+	ssize_t n;
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		strbuf_append(sb, buf, (size_t)n);
+	close(fd);
+	return n == 0;
+}
+
+bool queue_load(const char *path, struct queue_msg *m, char *err, size_t errlen)
+{
+	struct strbuf raw;
+	strbuf_init(&raw);
+	if (!read_file(path, &raw)) {
+		snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+		strbuf_free(&raw);
+		return false;
+	}
+	bool ok = raw.len >= strlen(QUEUE_MAGIC) &&
+		  memcmp(raw.data, QUEUE_MAGIC, strlen(QUEUE_MAGIC)) == 0;
+	size_t pos = strlen(QUEUE_MAGIC), size = 0;
+	bool have_size = false;
+	while (ok) {
+		char *nl = memchr(raw.data + pos, '\n', raw.len - pos);
+		if (nl == NULL) {
+			ok = false;
+			break;
+		}
+		*nl = '\0';
+		char *line = raw.data + pos;
+		long offset = (long)pos;
+		pos = (size_t)(nl - raw.data) + 1;
+		if (*line == '\0')
+			break;
+		ok = parse_header_line(m, line, offset, &size, &have_size);
+	}
+	ok = ok && have_size && raw.len - pos == size && m->id[0] != '\0' &&
+	     m->client_ip && m->client_name && m->helo && m->sender && m->n_rcpts > 0;
+	if (ok) {
+		strbuf_append(&m->body, raw.data + pos, size);
+		m->path = xstrdup(path);
+	} else {
+		snprintf(err, errlen, "%s: damaged queue file (bad header or length)", path);
+	}
+	strbuf_free(&raw);
+	return ok;
+}
+
+/* mark_done - write the status bytes of finished recipients in place. */
+static bool mark_done(const struct queue_msg *m)
+{
+	int fd = open(m->path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	bool ok = true;
+	for (size_t i = 0; i < m->n_rcpts && ok; i++)
+		if (m->rcpts[i].done && m->rcpts[i].status_offset >= 0)
+			ok = pwrite(fd, "D", 1, m->rcpts[i].status_offset) == 1;
+	ok = ok && fdatasync(fd) == 0;
+	close(fd);
+	return ok;
+}
+
+bool queue_finish(const char *dir, struct queue_msg *m, char *err, size_t errlen)
+{
+	bool left = false;
+	for (size_t i = 0; i < m->n_rcpts; i++)
+		left |= !m->rcpts[i].done;
+	if (!left) {
+		/* not fsync'd: after a crash the worst outcome is a duplicate */
+		if (unlink(m->path) != 0 && errno != ENOENT) {
+			snprintf(err, errlen, "cannot remove %s: %s", m->path, strerror(errno));
+			return false;
+		}
+		return true;
+	}
+	char *deferred = xasprintf("%s/deferred/%s", dir, m->id);
+	bool ok = mark_done(m) && (strcmp(m->path, deferred) == 0 ||
+				   (rename(m->path, deferred) == 0 && fsync_dir(dir, "deferred")));
+	if (!ok) {
+		snprintf(err, errlen, "cannot move %s to deferred/: %s", m->path, strerror(errno));
+		free(deferred);
+		return false;
+	}
+	free(m->path);
+	m->path = deferred;
+	return true;
+}
+
+static int compare_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+char **queue_list(const char *dir, const char *sub)
+{
+	char *p = xasprintf("%s/%s", dir, sub);
+	DIR *d = opendir(p);
+	if (d == NULL) {
+		free(p);
+		return NULL;
+	}
+	char **out = xcalloc(1, sizeof(char *));
+	size_t n = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		out = xrealloc(out, (n + 2) * sizeof(char *));
+		out[n++] = xasprintf("%s/%s", p, de->d_name);
+		out[n] = NULL;
+	}
+	closedir(d);
+	free(p);
+	qsort(out, n, sizeof(char *), compare_str);
+	return out;
+}
+
+void queue_set_aside(const char *dir, const char *path)
+{
+	const char *base = strrchr(path, '/');
+	char *dst = xasprintf("%s/corrupt/%s", dir, base ? base + 1 : path);
+	if (rename(path, dst) != 0)
+		log_msg(LOG_ERROR, "cannot move %s to %s: %s", path, dst, strerror(errno));
+	free(dst);
+}
+
+size_t queue_clean_tmp(const char *dir)
+{
+	char **files = queue_list(dir, "tmp");
+	size_t n = 0;
+	for (size_t i = 0; files && files[i]; i++) {
+		if (unlink(files[i]) == 0)
+			n++;
+		free(files[i]);
+	}
+	free(files);
+	return n;
+}

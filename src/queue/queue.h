@@ -1,0 +1,70 @@
+/*
+ * queue - durable queue files: nothing is acknowledged before it is on disk.
+ *
+ * Owns: the queue directory layout, the queue file format, queue ids, and the
+ * commit protocol: write tmp/ID, fsync it, rename into active/, fsync
+ * active/. A file in active/ or deferred/ is therefore complete; its header
+ * also records the body length, so a damaged file is recognised and moved to
+ * corrupt/ instead of being delivered.
+ *   tmp/       being written; anything here at start-up was never acknowledged
+ *   active/    acknowledged, local deliveries pending
+ *   deferred/  only non-local recipients left (outbound delivery: later)
+ *   corrupt/   files that failed verification, kept for the operator
+ * Must not: be called on the event loop thread for anything that writes
+ * (queue_commit, queue_finish); those block on fsync. Runs on workers.
+ */
+#ifndef RG_QUEUE_H
+#define RG_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "address/address.h"
+#include "util/util.h"
+
+#define QUEUE_ID_LEN 20
+
+struct queue_rcpt {
+	char *orig;              /* as the client sent it (path without <>) */
+	char *local, *domain;    /* resolved final destination */
+	enum addr_class cls;
+	bool done;
+	long status_offset;      /* of the status byte in the file, -1 if unknown */
+};
+
+struct queue_msg {
+	char id[QUEUE_ID_LEN + 1];
+	time_t arrival;
+	char *client_ip, *client_name, *helo, *sender; /* sender "" for <> */
+	struct queue_rcpt *rcpts;
+	size_t n_rcpts;
+	struct strbuf body;  /* Received: header + message, CRLF line ends */
+	char *path;          /* the committed file, once there is one */
+};
+
+/* Create the directories (mode 0700). Call before dropping privileges too. */
+bool queue_init(const char *dir, char *err, size_t errlen);
+/* A new unique id: time-ordered, 16 upper-case hex digits. */
+void queue_new_id(char out[QUEUE_ID_LEN + 1]);
+
+void queue_msg_add_rcpt(struct queue_msg *m, const char *orig, const char *local,
+			const char *domain, enum addr_class cls);
+void queue_msg_free(struct queue_msg *m);
+
+/* Worker thread: make m durable in active/. */
+bool queue_commit(const char *dir, struct queue_msg *m, char *err, size_t errlen);
+/* Read a committed file (start-up recovery). */
+bool queue_load(const char *path, struct queue_msg *m, char *err, size_t errlen);
+/* Worker thread: record done recipients; unlink when none is left, else move
+ * to deferred/. */
+bool queue_finish(const char *dir, struct queue_msg *m, char *err, size_t errlen);
+
+/* Paths of files in dir/sub (sorted, NULL-terminated), or NULL. */
+char **queue_list(const char *dir, const char *sub);
+/* Move a damaged file aside into corrupt/. */
+void queue_set_aside(const char *dir, const char *path);
+/* Delete leftovers in tmp/ (never acknowledged); returns how many. */
+size_t queue_clean_tmp(const char *dir);
+
+#endif

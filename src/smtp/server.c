@@ -1,0 +1,513 @@
+/*
+ * server.c - listeners, sessions, queue hand-off (see server.h).
+ */
+#include "smtp/server.h"
+#include "delivery/local.h"
+#include "policy/policy.h"
+#include "smtp/session.h"
+#include "util/log.h"
+#include "util/util.h"
+#include "util/workers.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#define WORKER_THREADS 8
+#define SHUTDOWN_GRACE_SECONDS 30
+#define IP_BUCKETS 1024
+
+struct listener {
+	struct evconnlistener *ev;
+	char text[96];
+	struct server *srv;
+};
+
+/* Connections per client address, for smtpd_client_connection_count_limit. */
+struct ip_count {
+	struct rg_ip ip;
+	unsigned count;
+	struct ip_count *next;
+};
+
+struct server {
+	const struct config *cfg;
+	struct event_base *base;
+	struct workers *workers;
+	struct listener **listeners;
+	size_t n_listeners;
+	struct rg_ip *local_ips;
+	size_t n_local_ips;
+	struct addr_domains domains;
+	struct session *sessions;
+	size_t n_sessions;
+	struct ip_count *ip_table[IP_BUCKETS];
+	bool stopping;
+	struct event *sig_term, *sig_int, *grace;
+	struct job *retries;
+};
+
+const struct config *server_config(const struct server *srv)
+{
+	return srv->cfg;
+}
+
+const struct addr_domains *server_domains(const struct server *srv)
+{
+	return &srv->domains;
+}
+
+struct event_base *server_base(const struct server *srv)
+{
+	return srv->base;
+}
+
+bool server_shutting_down(const struct server *srv)
+{
+	return srv->stopping;
+}
+
+static unsigned ip_hash(const struct rg_ip *ip)
+{
+	unsigned h = 2166136261u;
+	size_t n = ip->family == AF_INET ? 4 : 16;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ ip->addr[i]) * 16777619u;
+	return h % IP_BUCKETS;
+}
+
+/* ip_count_add - delta +1/-1; returns the new count. */
+static unsigned ip_count_add(struct server *srv, const struct rg_ip *ip, int delta)
+{
+	struct ip_count **pp = &srv->ip_table[ip_hash(ip)];
+	for (; *pp != NULL; pp = &(*pp)->next) {
+		if (!ip_equal(&(*pp)->ip, ip))
+			continue;
+		struct ip_count *e = *pp;
+		e->count = (unsigned)((int)e->count + delta);
+		unsigned c = e->count;
+		if (c == 0) {
+			*pp = e->next;
+			free(e);
+		}
+		return c;
+	}
+	if (delta <= 0)
+		return 0;
+	struct ip_count *e = xcalloc(1, sizeof(*e));
+	e->ip = *ip;
+	e->count = 1;
+	e->next = srv->ip_table[ip_hash(ip)];
+	srv->ip_table[ip_hash(ip)] = e;
+	return 1;
+}
+
+static void check_exit(struct server *srv)
+{
+	if (srv->stopping && srv->n_sessions == 0 && workers_pending(srv->workers) == 0)
+		event_base_loopexit(srv->base, NULL);
+}
+
+void server_session_closed(struct server *srv, struct session *s)
+{
+	struct session_link *l = session_link(s);
+	if (l->prev)
+		session_link(l->prev)->next = l->next;
+	else
+		srv->sessions = l->next;
+	if (l->next)
+		session_link(l->next)->prev = l->prev;
+	srv->n_sessions--;
+	ip_count_add(srv, session_client_ip(s), -1);
+	check_exit(srv);
+}
+
+static void on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa,
+		      int socklen, void *arg)
+{
+	struct listener *l = arg;
+	struct server *srv = l->srv;
+	struct rg_ip ip;
+	(void)ev;
+	(void)socklen;
+	if (srv->stopping || !ip_from_sockaddr(sa, &ip)) {
+		evutil_closesocket(fd);
+		return;
+	}
+	if (ip_count_add(srv, &ip, +1) > srv->cfg->smtpd_client_connection_count_limit) {
+		char text[RG_IP_STRLEN], line[256];
+		ip_format(&ip, text, sizeof(text));
+		snprintf(line, sizeof(line), "421 4.7.0 %s Error: too many connections from %s",
+			 srv->cfg->myhostname, text);
+		log_ev(LOG_WARNING, "connection-limit", {"client", text}, {"reply", line});
+		ip_count_add(srv, &ip, -1);
+		session_refuse(fd, line);
+		return;
+	}
+	evutil_make_socket_nonblocking(fd);
+	struct session *s = session_start(srv, fd, sa, l->text);
+	struct session_link *link = session_link(s);
+	link->prev = NULL;
+	link->next = srv->sessions;
+	if (srv->sessions)
+		session_link(srv->sessions)->prev = s;
+	srv->sessions = s;
+	srv->n_sessions++;
+}
+
+/* A message on its way through a worker. */
+struct job {
+	struct server *srv;
+	struct queue_msg *msg;
+	void (*done)(void *arg, bool ok, const char *err);
+	void *arg;
+	bool ok, retry;
+	char err[512];
+	struct event *timer;         /* retry of a failed local delivery */
+	struct job *prev, *next;     /* in srv->retries while waiting */
+};
+
+static void schedule_delivery(struct server *srv, struct queue_msg *m);
+
+static void delivery_work(void *arg)
+{
+	struct job *j = arg;
+	j->retry = local_deliver(j->srv->cfg, j->msg);
+}
+
+static void retry_unlink(struct job *j)
+{
+	if (j->prev)
+		j->prev->next = j->next;
+	else
+		j->srv->retries = j->next;
+	if (j->next)
+		j->next->prev = j->prev;
+	event_free(j->timer);
+}
+
+static void on_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct job *j = arg;
+	(void)fd;
+	(void)what;
+	retry_unlink(j);
+	schedule_delivery(j->srv, j->msg);
+	free(j);
+}
+
+static void delivery_done(void *arg)
+{
+	struct job *j = arg;
+	struct server *srv = j->srv;
+	if (j->retry && !srv->stopping) {
+		struct timeval tv = {60, 0};
+		j->timer = evtimer_new(srv->base, on_retry, j);
+		j->prev = NULL;
+		j->next = srv->retries;
+		if (srv->retries)
+			srv->retries->prev = j;
+		srv->retries = j;
+		evtimer_add(j->timer, &tv);
+		return;
+	}
+	queue_msg_free(j->msg); /* when stopping, a pending retry waits for the next start */
+	free(j);
+	check_exit(srv);
+}
+
+static void schedule_delivery(struct server *srv, struct queue_msg *m)
+{
+	struct job *j = xcalloc(1, sizeof(*j));
+	j->srv = srv;
+	j->msg = m;
+	workers_submit(srv->workers, delivery_work, delivery_done, j);
+}
+
+static void commit_work(void *arg)
+{
+	struct job *j = arg;
+	j->ok = queue_commit(j->srv->cfg->queue_directory, j->msg, j->err, sizeof(j->err));
+}
+
+static void commit_done(void *arg)
+{
+	struct job *j = arg;
+	struct queue_msg *m = j->msg;
+	if (j->ok) {
+		char size[24], nrcpt[24], from[ADDR_PATH_MAX + 3];
+		snprintf(size, sizeof(size), "%zu", m->body.len);
+		snprintf(nrcpt, sizeof(nrcpt), "%zu", m->n_rcpts);
+		snprintf(from, sizeof(from), "<%s>", m->sender);
+		log_ev(LOG_INFO, "queued", {"queue", m->id}, {"client", m->client_ip},
+		       {"from", from}, {"size", size}, {"nrcpt", nrcpt});
+	} else {
+		log_ev(LOG_ERROR, "queue-error", {"queue", m->id}, {"reason", j->err});
+	}
+	j->done(j->arg, j->ok, j->err);
+	if (j->ok)
+		schedule_delivery(j->srv, m);
+	else
+		queue_msg_free(m);
+	free(j);
+}
+
+void server_commit(struct server *srv, struct queue_msg *m,
+		   void (*done)(void *arg, bool ok, const char *err), void *arg)
+{
+	struct job *j = xcalloc(1, sizeof(*j));
+	j->srv = srv;
+	j->msg = m;
+	j->done = done;
+	j->arg = arg;
+	workers_submit(srv->workers, commit_work, commit_done, j);
+}
+
+/* recover_queue - deliver what was acknowledged before a crash or stop. */
+static void recover_queue(struct server *srv)
+{
+	const char *dir = srv->cfg->queue_directory;
+	size_t stale = queue_clean_tmp(dir), recovered = 0, deferred = 0;
+	char **files = queue_list(dir, "active");
+	for (size_t i = 0; files && files[i]; i++) {
+		struct queue_msg *m = xcalloc(1, sizeof(*m));
+		char err[512];
+		if (queue_load(files[i], m, err, sizeof(err))) {
+			schedule_delivery(srv, m);
+			recovered++;
+		} else {
+			log_ev(LOG_ERROR, "queue-corrupt", {"file", files[i]}, {"reason", err},
+			       {"action", "moved to corrupt/"});
+			queue_set_aside(dir, files[i]);
+			queue_msg_free(m);
+		}
+		free(files[i]);
+	}
+	free(files);
+	char **def = queue_list(dir, "deferred");
+	for (size_t i = 0; def && def[i]; i++, deferred++)
+		free(def[i]);
+	free(def);
+	char a[24], b[24], c[24];
+	snprintf(a, sizeof(a), "%zu", recovered);
+	snprintf(b, sizeof(b), "%zu", deferred);
+	snprintf(c, sizeof(c), "%zu", stale);
+	log_ev(LOG_INFO, "queue-recovery", {"redelivering", a}, {"waiting_for_outbound", b},
+	       {"unacknowledged_removed", c});
+}
+
+static void add_local_ip(struct server *srv, const struct rg_ip *ip)
+{
+	for (size_t i = 0; i < srv->n_local_ips; i++)
+		if (ip_equal(&srv->local_ips[i], ip))
+			return;
+	srv->local_ips = xrealloc(srv->local_ips, (srv->n_local_ips + 1) * sizeof(struct rg_ip));
+	srv->local_ips[srv->n_local_ips++] = *ip;
+}
+
+/* open_socket - a listening socket on ip:port (IPv6 sockets are IPv6-only). */
+static evutil_socket_t open_socket(const char *host, unsigned port, int *err)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	struct rg_ip ip;
+	memset(&ss, 0, sizeof(ss));
+	ip_parse(host, &ip);
+	if (ip.family == AF_INET6) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)port);
+		memcpy(&sin6->sin6_addr, ip.addr, 16);
+		len = sizeof(*sin6);
+	} else {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)port);
+		memcpy(&sin->sin_addr, ip.addr, 4);
+		len = sizeof(*sin);
+	}
+	evutil_socket_t fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	int one = 1;
+	if (fd < 0) {
+		*err = errno;
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, 1024) != 0) {
+		*err = errno;
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static bool bind_one(struct server *srv, const char *host, unsigned port, bool optional,
+		     char *err, size_t errlen)
+{
+	int e = 0;
+	evutil_socket_t fd = open_socket(host, port, &e);
+	char text[96];
+	snprintf(text, sizeof(text), strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, port);
+	if (fd < 0) {
+		bool v6_missing = strchr(host, ':') && (e == EADDRNOTAVAIL || e == EAFNOSUPPORT);
+		if (optional || v6_missing) {
+			log_ev(LOG_WARNING, "listen-skipped", {"address", text}, {"reason", strerror(e)});
+			return true;
+		}
+		snprintf(err, errlen, "cannot listen on %s: %s", text, strerror(e));
+		return false;
+	}
+	srv->listeners = xrealloc(srv->listeners, (srv->n_listeners + 1) * sizeof(*srv->listeners));
+	struct listener *l = xcalloc(1, sizeof(*l));
+	srv->listeners[srv->n_listeners++] = l;
+	rg_strlcpy(l->text, text, sizeof(l->text));
+	l->srv = srv;
+	l->ev = evconnlistener_new(srv->base, on_accept, l,
+				   LEV_OPT_CLOSE_ON_FREE | LEV_OPT_DISABLED, -1, fd);
+	struct rg_ip ip;
+	ip_parse(host, &ip);
+	if (strcmp(host, "0.0.0.0") != 0 && strcmp(host, "::") != 0)
+		add_local_ip(srv, &ip);
+	return true;
+}
+
+bool server_bind(struct server *srv, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < srv->cfg->n_listen; i++) {
+		const struct listen_addr *la = &srv->cfg->listen[i];
+		bool ok;
+		if (strcmp(la->host, "*") == 0) {
+			struct host_network hn[64];
+			size_t n = host_networks(hn, RG_ARRAY_LEN(hn));
+			for (size_t k = 0; k < n; k++)
+				add_local_ip(srv, &hn[k].addr);
+			ok = bind_one(srv, "0.0.0.0", la->port, false, err, errlen) &&
+			     bind_one(srv, "::", la->port, true, err, errlen);
+		} else {
+			ok = bind_one(srv, la->host, la->port, false, err, errlen);
+		}
+		if (!ok)
+			return false;
+	}
+	if (srv->n_listeners == 0) {
+		snprintf(err, errlen, "no listening socket could be opened");
+		return false;
+	}
+	policy_domains(srv->cfg, srv->local_ips, srv->n_local_ips, &srv->domains);
+	return true;
+}
+
+struct server *server_new(const struct config *cfg, char *err, size_t errlen)
+{
+	struct server *srv = xcalloc(1, sizeof(*srv));
+	srv->cfg = cfg;
+	srv->base = event_base_new();
+	if (srv->base == NULL) {
+		snprintf(err, errlen, "cannot create the event loop");
+		free(srv);
+		return NULL;
+	}
+	return srv;
+}
+
+static void stop_listening(struct server *srv)
+{
+	for (size_t i = 0; i < srv->n_listeners; i++) {
+		evconnlistener_free(srv->listeners[i]->ev);
+		free(srv->listeners[i]);
+	}
+	free(srv->listeners);
+	srv->listeners = NULL;
+	srv->n_listeners = 0;
+}
+
+/* on_grace_over - sessions still in DATA after the grace period get 421 too. */
+static void on_grace_over(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+	(void)fd;
+	(void)what;
+	log_msg(LOG_WARNING, "shutdown grace period over; closing %zu sessions", srv->n_sessions);
+	struct session *next;
+	for (struct session *s = srv->sessions; s != NULL; s = next) {
+		next = session_link(s)->next;
+		session_force_shutdown(s);
+	}
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct server *srv = arg;
+	(void)what;
+	if (srv->stopping)
+		return;
+	srv->stopping = true;
+	log_ev(LOG_INFO, "shutdown", {"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"},
+	       {"action", "no new connections; finishing current messages"});
+	stop_listening(srv);
+	struct session *next;
+	for (struct session *s = srv->sessions; s != NULL; s = next) {
+		next = session_link(s)->next;
+		session_shutdown(s);
+	}
+	struct timeval tv = {SHUTDOWN_GRACE_SECONDS, 0};
+	srv->grace = evtimer_new(srv->base, on_grace_over, srv);
+	evtimer_add(srv->grace, &tv);
+	check_exit(srv);
+}
+
+int server_run(struct server *srv)
+{
+	srv->workers = workers_new(srv->base, WORKER_THREADS);
+	recover_queue(srv);
+	srv->sig_term = evsignal_new(srv->base, SIGTERM, on_signal, srv);
+	srv->sig_int = evsignal_new(srv->base, SIGINT, on_signal, srv);
+	evsignal_add(srv->sig_term, NULL);
+	evsignal_add(srv->sig_int, NULL);
+	for (size_t i = 0; i < srv->n_listeners; i++) {
+		evconnlistener_enable(srv->listeners[i]->ev);
+		log_ev(LOG_INFO, "listening", {"address", srv->listeners[i]->text});
+	}
+	event_base_dispatch(srv->base);
+	log_msg(LOG_INFO, "stopped");
+	return 0;
+}
+
+void server_free(struct server *srv)
+{
+	if (srv == NULL)
+		return;
+	stop_listening(srv);
+	workers_free(srv->workers);
+	while (srv->retries) {
+		struct job *j = srv->retries;
+		retry_unlink(j); /* the file stays in active/ for the next start */
+		queue_msg_free(j->msg);
+		free(j);
+	}
+	if (srv->sig_term)
+		event_free(srv->sig_term);
+	if (srv->sig_int)
+		event_free(srv->sig_int);
+	if (srv->grace)
+		event_free(srv->grace);
+	for (size_t i = 0; i < IP_BUCKETS; i++) {
+		while (srv->ip_table[i]) {
+			struct ip_count *e = srv->ip_table[i];
+			srv->ip_table[i] = e->next;
+			free(e);
+		}
+	}
+	free(srv->local_ips);
+	event_base_free(srv->base);
+	free(srv);
+}

@@ -1,0 +1,42 @@
+/*
+ * server - listeners, the set of live sessions, and the hand-off to the queue.
+ *
+ * Owns: binding the smtpd_listen sockets, accepting connections, the
+ * per-client connection count limit, the list of sessions (for SIGTERM), the
+ * worker pool, queue recovery at start-up, and scheduling local delivery
+ * after a message is committed.
+ * Must not: speak SMTP (the session does) or make policy decisions.
+ */
+#ifndef RG_SERVER_H
+#define RG_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "address/address.h"
+#include "config/config.h"
+#include "queue/queue.h"
+
+struct event_base;
+struct session;
+struct server;
+
+struct server *server_new(const struct config *cfg, char *err, size_t errlen);
+/* Bind every listener (before privileges are dropped). */
+bool server_bind(struct server *srv, char *err, size_t errlen);
+/* Recover the queue, start accepting, run until SIGTERM/SIGINT; returns exit status. */
+int server_run(struct server *srv);
+void server_free(struct server *srv);
+
+/* For sessions. */
+const struct config *server_config(const struct server *srv);
+const struct addr_domains *server_domains(const struct server *srv);
+struct event_base *server_base(const struct server *srv);
+bool server_shutting_down(const struct server *srv);
+void server_session_closed(struct server *srv, struct session *s);
+/* Commit m to the queue on a worker; done(arg, ok) runs on the loop. After a
+ * successful commit the server owns m and delivers it. */
+void server_commit(struct server *srv, struct queue_msg *m,
+		   void (*done)(void *arg, bool ok, const char *err), void *arg);
+
+#endif

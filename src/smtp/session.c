@@ -1,0 +1,842 @@
+/*
+ * session.c - the SMTP server state machine (see session.h).
+ *
+ * STATES
+ *	CONNECTED  greeting sent, no HELO/EHLO yet
+ *	READY      HELO/EHLO done, no transaction
+ *	MAIL       MAIL FROM accepted
+ *	RCPT       at least one RCPT TO accepted
+ *	DATA       reading the message
+ *	COMMIT     end of data seen; waiting for the queue to fsync
+ *	CLOSING    last reply being flushed; input ignored
+ *
+ *	Every state change goes through set_state(), every reply through
+ *	reply(), which counts errors and ends a session that reaches
+ *	smtpd_hard_error_limit.
+ */
+#include "smtp/session.h"
+#include "policy/policy.h"
+#include "queue/queue.h"
+#include "smtp/server.h"
+#include "util/log.h"
+#include "util/util.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#define CMD_LINE_MAX 512          /* RFC 5321 4.5.3.1.4, including CRLF */
+#define DATA_CHUNK (64 * 1024)    /* a longer text line is taken in pieces */
+#define INPUT_HIGH_WATER (256 * 1024)
+#define HELO_MAX 255
+
+enum state { S_CONNECTED, S_READY, S_MAIL, S_RCPT, S_DATA, S_COMMIT, S_CLOSING };
+static const char *const state_names[] = {"CONNECTED", "READY", "MAIL", "RCPT",
+					  "DATA", "COMMIT", "CLOSING"};
+
+enum {
+	F_EHLO = 1 << 0,          /* EHLO (not HELO): ESMTP parameters allowed */
+	F_DISCARD_LINE = 1 << 1,  /* skipping the rest of an overlong command line */
+	F_SHUTDOWN = 1 << 2,      /* server stopping: 421 after the current message */
+	F_DEAD = 1 << 3,          /* connection gone; free when the commit returns */
+	F_EOF = 1 << 4,           /* client closed its side; answer what it sent, then close */
+};
+
+struct transaction {
+	struct address sender;
+	struct addr_resolution sender_res;
+	struct queue_msg *msg;
+	size_t n_rcpts;           /* accepted */
+	uint64_t data_size;       /* message octets seen, Received: excluded */
+	char msg_id[QUEUE_ID_LEN + 1];
+	bool too_big, bare_eol, midline;
+};
+
+struct session {
+	struct session_link link;
+	struct server *srv;
+	const struct config *cfg;
+	struct bufferevent *bev;
+	enum state state;
+	unsigned flags;
+	char id[24];
+	char listener[80];
+	struct policy_client client;
+	char ip_text[RG_IP_STRLEN];
+	char name[64];
+	char *helo;
+	unsigned errors, messages;
+	struct transaction *tx;
+};
+
+static unsigned long session_counter;
+
+static void process_input(struct session *s);
+static void session_close(struct session *s);
+
+struct session_link *session_link(struct session *s)
+{
+	return &s->link;
+}
+
+const struct rg_ip *session_client_ip(const struct session *s)
+{
+	return &s->client.ip;
+}
+
+static void set_state(struct session *s, enum state st)
+{
+	log_ev(LOG_DEBUG, "state", {"session", s->id}, {"from", state_names[s->state]},
+	       {"to", state_names[st]});
+	s->state = st;
+}
+
+/* reply - one reply line; error replies count towards smtpd_hard_error_limit. */
+static void reply(struct session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void reply(struct session *s, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n > sizeof(line) - 3)
+		n = (int)sizeof(line) - 3;
+	memcpy(line + n, "\r\n", 2);
+	bufferevent_write(s->bev, line, (size_t)n + 2);
+	if (line[0] == '4' || line[0] == '5')
+		s->errors++;
+}
+
+/* reply_error - an error reply, logged; ends the session at the error limit. */
+static void reply_error(struct session *s, const char *command, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void reply_error(struct session *s, const char *command, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	reply(s, "%s", line);
+	log_ev(LOG_INFO, "reject", {"session", s->id}, {"client", s->ip_text},
+	       {"command", command}, {"reply", line});
+}
+
+static void check_error_limit(struct session *s)
+{
+	if (s->state == S_CLOSING || s->errors < s->cfg->smtpd_hard_error_limit)
+		return;
+	reply(s, "421 4.7.0 %s Error: too many errors", s->cfg->myhostname);
+	log_ev(LOG_INFO, "too-many-errors", {"session", s->id}, {"client", s->ip_text});
+	session_close(s);
+}
+
+static void tx_free(struct session *s)
+{
+	if (s->tx == NULL)
+		return;
+	queue_msg_free(s->tx->msg);
+	free(s->tx);
+	s->tx = NULL;
+}
+
+static void tx_reset(struct session *s)
+{
+	tx_free(s);
+	if (s->state == S_MAIL || s->state == S_RCPT || s->state == S_DATA)
+		set_state(s, S_READY);
+}
+
+/* helo_ok - one word of printable ASCII; the policy judges the name itself. */
+static bool helo_ok(const char *arg)
+{
+	if (*arg == '\0' || strlen(arg) > HELO_MAX)
+		return false;
+	for (; *arg; arg++)
+		if (*arg <= ' ' || *arg >= 0x7f)
+			return false;
+	return true;
+}
+
+static bool do_helo_common(struct session *s, const char *verb, char *arg)
+{
+	if (!helo_ok(arg)) {
+		reply_error(s, verb, "501 5.5.4 Syntax: %s hostname", verb);
+		return false;
+	}
+	free(s->helo);
+	s->helo = xstrdup(arg);
+	s->client.helo = s->helo;
+	tx_free(s);
+	set_state(s, S_READY);
+	return true;
+}
+
+static void cmd_helo(struct session *s, char *arg)
+{
+	if (!do_helo_common(s, "HELO", arg))
+		return;
+	s->flags &= ~(unsigned)F_EHLO;
+	reply(s, "250 %s", s->cfg->myhostname);
+}
+
+static void cmd_ehlo(struct session *s, char *arg)
+{
+	if (!do_helo_common(s, "EHLO", arg))
+		return;
+	s->flags |= F_EHLO;
+	reply(s, "250-%s", s->cfg->myhostname);
+	reply(s, "250-PIPELINING");
+	reply(s, "250-SIZE %llu", (unsigned long long)s->cfg->message_size_limit);
+	reply(s, "250-8BITMIME");
+	reply(s, "250 ENHANCEDSTATUSCODES");
+}
+
+/* need_helo - MAIL/RCPT/DATA before HELO/EHLO. */
+static bool need_helo(struct session *s, const char *verb)
+{
+	if (s->state != S_CONNECTED)
+		return true;
+	reply_error(s, verb, "503 5.5.1 Error: send HELO/EHLO first");
+	return false;
+}
+
+/* mail_params - SIZE= and BODY= (after EHLO only). */
+static bool mail_params(struct session *s, char *params, uint64_t *size)
+{
+	char *save = NULL;
+	bool seen_size = false, seen_body = false;
+	for (char *p = strtok_r(params, " ", &save); p; p = strtok_r(NULL, " ", &save)) {
+		if (!(s->flags & F_EHLO)) {
+			reply_error(s, "MAIL", "555 5.5.4 Error: parameters need EHLO, not HELO");
+			return false;
+		}
+		if (rg_str_has_prefix_ci(p, "SIZE=") && !seen_size) {
+			seen_size = true;
+			if (!rg_parse_u64(p + 5, size)) {
+				reply_error(s, "MAIL", "501 5.5.4 Bad SIZE= value");
+				return false;
+			}
+		} else if (rg_str_has_prefix_ci(p, "BODY=") && !seen_body) {
+			seen_body = true;
+			if (rg_strcasecmp(p + 5, "7BIT") != 0 && rg_strcasecmp(p + 5, "8BITMIME") != 0) {
+				reply_error(s, "MAIL", "501 5.5.4 Unsupported BODY= value (7BIT or 8BITMIME)");
+				return false;
+			}
+		} else {
+			reply_error(s, "MAIL", "555 5.5.4 Unsupported option: %.100s", p);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* address_reply - the reply for a path that did not parse. */
+static void address_reply(struct session *s, const char *verb, enum addr_error e,
+			  bool sender, const char *why)
+{
+	const char *status = sender ? "5.1.7" : "5.1.3";
+	const char *what = sender ? "sender" : "recipient";
+	if (e == ADDR_ERR_NON_ASCII)
+		reply_error(s, verb, "553 5.6.7 Bad %s address: %s", what, why);
+	else
+		reply_error(s, verb, "501 %s Bad %s address syntax: %s", status, what, why);
+}
+
+static void cmd_mail(struct session *s, char *arg)
+{
+	if (!need_helo(s, "MAIL"))
+		return;
+	if (s->state != S_READY) {
+		reply_error(s, "MAIL", "503 5.5.1 Error: nested MAIL command");
+		return;
+	}
+	if (!rg_str_has_prefix_ci(arg, "FROM:")) {
+		reply_error(s, "MAIL", "501 5.5.4 Syntax: MAIL FROM:<address>");
+		return;
+	}
+	struct transaction *tx = xcalloc(1, sizeof(*tx));
+	const char *params;
+	char why[160];
+	enum addr_error e = address_parse(arg + 5, &tx->sender, &params, why, sizeof(why));
+	uint64_t size = 0;
+	char *pcopy = e == ADDR_OK ? xstrdup(params) : NULL;
+	if (e != ADDR_OK)
+		address_reply(s, "MAIL", e, true, why);
+	else if (!mail_params(s, pcopy, &size))
+		e = ADDR_ERR_SYNTAX;
+	else if (size > s->cfg->message_size_limit) {
+		reply_error(s, "MAIL", "552 5.3.4 Message size exceeds fixed limit of %llu bytes",
+			    (unsigned long long)s->cfg->message_size_limit);
+		e = ADDR_ERR_SYNTAX;
+	}
+	free(pcopy);
+	if (e != ADDR_OK) {
+		free(tx);
+		return;
+	}
+	address_resolve(&tx->sender, server_domains(s->srv), &tx->sender_res);
+	s->tx = tx;
+	set_state(s, S_MAIL);
+	log_ev(LOG_INFO, "mail", {"session", s->id}, {"client", s->ip_text},
+	       {"from", tx->sender.text});
+	reply(s, "250 2.1.0 Ok");
+}
+
+/* log_rcpt - the one line per RCPT decision that operators grep for. */
+static void log_rcpt(struct session *s, const struct address *rcpt,
+		     const struct addr_resolution *res, const struct policy_decision *d)
+{
+	static const char *const results[] = {"accept", "reject", "defer"};
+	char from[ADDR_PATH_MAX + 3], to[ADDR_PATH_MAX + 3], routing[80], dest[400];
+	snprintf(from, sizeof(from), "<%s>", s->tx->sender.text);
+	snprintf(to, sizeof(to), "<%s>", rcpt->text);
+	address_routing_names(rcpt->routing, routing, sizeof(routing));
+	snprintf(dest, sizeof(dest), "%s@%s", res->local, res->domain);
+	log_ev(d->action == POLICY_ACCEPT ? LOG_INFO : LOG_INFO, "rcpt",
+	       {"session", s->id}, {"client", s->ip_text}, {"helo", s->helo},
+	       {"from", from}, {"to", to}, {"class", address_class_name(res->cls)},
+	       {"destination", dest}, {"routing", rcpt->routing ? routing : NULL},
+	       {"result", results[d->action]}, {"restriction", d->restriction},
+	       {"list", d->list}, {"reply", d->reply});
+}
+
+/* rcpt_known - the same final address twice is accepted once. */
+static bool rcpt_known(const struct transaction *tx, const struct addr_resolution *r)
+{
+	for (size_t i = 0; tx->msg && i < tx->msg->n_rcpts; i++)
+		if (strcmp(tx->msg->rcpts[i].local, r->local) == 0 &&
+		    strcmp(tx->msg->rcpts[i].domain, r->domain) == 0)
+			return true;
+	return false;
+}
+
+static void rcpt_accept(struct session *s, const struct address *a,
+			const struct addr_resolution *r)
+{
+	struct transaction *tx = s->tx;
+	if (tx->msg == NULL)
+		tx->msg = xcalloc(1, sizeof(struct queue_msg));
+	if (!rcpt_known(tx, r))
+		queue_msg_add_rcpt(tx->msg, a->text, r->local, r->domain, r->cls);
+	tx->n_rcpts++;
+	set_state(s, S_RCPT);
+	reply(s, "250 2.1.5 Ok");
+}
+
+static void cmd_rcpt(struct session *s, char *arg)
+{
+	if (!need_helo(s, "RCPT"))
+		return;
+	if (s->state != S_MAIL && s->state != S_RCPT) {
+		reply_error(s, "RCPT", "503 5.5.1 Error: need MAIL command");
+		return;
+	}
+	if (!rg_str_has_prefix_ci(arg, "TO:")) {
+		reply_error(s, "RCPT", "501 5.5.4 Syntax: RCPT TO:<address>");
+		return;
+	}
+	struct address a;
+	struct addr_resolution r;
+	const char *params;
+	char why[160];
+	enum addr_error e = address_parse(arg + 3, &a, &params, why, sizeof(why));
+	if (e == ADDR_OK && a.null) {
+		e = ADDR_ERR_SYNTAX;
+		rg_strlcpy(why, "the null address <> cannot receive mail", sizeof(why));
+	}
+	if (e != ADDR_OK) {
+		address_reply(s, "RCPT", e, false, why);
+		return;
+	}
+	if (*params != '\0') {
+		reply_error(s, "RCPT", "555 5.5.4 Unsupported option: %.100s", params);
+		return;
+	}
+	if (s->tx->n_rcpts >= s->cfg->smtpd_recipient_limit) {
+		reply_error(s, "RCPT", "452 4.5.3 Error: too many recipients");
+		return;
+	}
+	address_resolve(&a, server_domains(s->srv), &r);
+	struct policy_request req = {&s->client, &s->tx->sender, &a, &s->tx->sender_res, &r};
+	struct policy_decision d;
+	policy_check_rcpt(s->cfg, &req, &d);
+	log_rcpt(s, &a, &r, &d);
+	if (d.action == POLICY_ACCEPT)
+		rcpt_accept(s, &a, &r);
+	else
+		reply(s, "%s", d.reply);
+}
+
+/* received_header - prepended to every message: who handed it to us, when. */
+static void received_header(struct session *s, struct queue_msg *m)
+{
+	char date[64];
+	time_t now = time(NULL);
+	struct tm tm;
+	localtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	strbuf_printf(&m->body, "Received: from %s (%s [%s])\r\n\tby %s (relayguard) with %s id %s",
+		      s->helo, s->name, s->ip_text, s->cfg->myhostname,
+		      (s->flags & F_EHLO) ? "ESMTP" : "SMTP", m->id);
+	if (m->n_rcpts == 1)
+		strbuf_printf(&m->body, "\r\n\tfor <%s>", m->rcpts[0].orig);
+	strbuf_printf(&m->body, "; %s\r\n", date);
+}
+
+static void cmd_data(struct session *s, char *arg)
+{
+	if (!need_helo(s, "DATA"))
+		return;
+	if (s->state == S_MAIL) {
+		reply_error(s, "DATA", "554 5.5.1 Error: no valid recipients");
+		return;
+	}
+	if (s->state != S_RCPT) {
+		reply_error(s, "DATA", "503 5.5.1 Error: need RCPT command");
+		return;
+	}
+	if (*arg != '\0') {
+		reply_error(s, "DATA", "501 5.5.4 Syntax: DATA (no arguments)");
+		return;
+	}
+	struct queue_msg *m = s->tx->msg;
+	queue_new_id(m->id);
+	m->arrival = time(NULL);
+	m->client_ip = xstrdup(s->ip_text);
+	m->client_name = xstrdup(s->name);
+	m->helo = xstrdup(s->helo);
+	m->sender = xstrdup(s->tx->sender.text);
+	received_header(s, m);
+	set_state(s, S_DATA);
+	reply(s, "354 End data with <CR><LF>.<CR><LF>");
+}
+
+static void cmd_rset(struct session *s, char *arg)
+{
+	(void)arg;
+	tx_reset(s);
+	reply(s, "250 2.0.0 Ok");
+}
+
+static void cmd_noop(struct session *s, char *arg)
+{
+	(void)arg;
+	reply(s, "250 2.0.0 Ok");
+}
+
+static void cmd_quit(struct session *s, char *arg)
+{
+	(void)arg;
+	reply(s, "221 2.0.0 Bye");
+	session_close(s);
+}
+
+static void cmd_help(struct session *s, char *arg)
+{
+	(void)arg;
+	reply(s, "214-2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT HELP VRFY");
+	reply(s, "214 2.0.0 See RFC 5321");
+}
+
+static void cmd_vrfy(struct session *s, char *arg)
+{
+	(void)arg;
+	/* never reveal which users exist */
+	reply(s, "252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery");
+}
+
+static void cmd_expn(struct session *s, char *arg)
+{
+	(void)arg;
+	reply_error(s, "EXPN", "502 5.5.1 Error: EXPN is not supported");
+}
+
+static void cmd_not_implemented(struct session *s, char *arg)
+{
+	(void)arg;
+	reply_error(s, "?", "502 5.5.1 Error: command not implemented");
+}
+
+static void cmd_non_smtp(struct session *s, char *arg)
+{
+	(void)arg;
+	reply(s, "421 4.7.0 %s Error: this is an SMTP server; closing", s->cfg->myhostname);
+	log_ev(LOG_INFO, "non-smtp-command", {"session", s->id}, {"client", s->ip_text});
+	session_close(s);
+}
+
+static const struct command {
+	const char *verb;
+	void (*handle)(struct session *s, char *arg);
+} commands[] = {
+	{"HELO", cmd_helo}, {"EHLO", cmd_ehlo}, {"MAIL", cmd_mail}, {"RCPT", cmd_rcpt},
+	{"DATA", cmd_data}, {"RSET", cmd_rset}, {"NOOP", cmd_noop}, {"QUIT", cmd_quit},
+	{"HELP", cmd_help}, {"VRFY", cmd_vrfy}, {"EXPN", cmd_expn},
+	{"STARTTLS", cmd_not_implemented}, {"AUTH", cmd_not_implemented},
+	{"BDAT", cmd_not_implemented}, {"ETRN", cmd_not_implemented},
+	{"TURN", cmd_not_implemented},
+	/* a web browser or proxy talking to the mail port */
+	{"GET", cmd_non_smtp}, {"POST", cmd_non_smtp}, {"HEAD", cmd_non_smtp},
+	{"PUT", cmd_non_smtp}, {"CONNECT", cmd_non_smtp}, {"USER", cmd_non_smtp},
+};
+
+/* line_ok - a command line has only printable ASCII, spaces and tabs. */
+static const char *line_problem(const char *line, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)line[i];
+		if (c == '\n')
+			return "500 5.5.2 Error: bare <LF> received; lines must end with <CR><LF>";
+		if (c == '\r')
+			return "500 5.5.2 Error: bare <CR> received; lines must end with <CR><LF>";
+		if (c == 0)
+			return "500 5.5.2 Error: NUL byte in command";
+		if ((c < 0x20 && c != '\t') || c == 0x7f)
+			return "500 5.5.2 Error: control character in command";
+	}
+	return NULL;
+}
+
+static void handle_command(struct session *s, char *line, size_t n)
+{
+	const char *problem = line_problem(line, n);
+	if (problem != NULL) {
+		reply_error(s, "?", "%s", problem);
+		return;
+	}
+	char *arg = line + strcspn(line, " ");
+	size_t verb_len = (size_t)(arg - line);
+	if (*arg == ' ')
+		arg++;
+	for (size_t i = 0; i < RG_ARRAY_LEN(commands); i++) {
+		if (strlen(commands[i].verb) == verb_len &&
+		    rg_strncasecmp(line, commands[i].verb, verb_len) == 0) {
+			commands[i].handle(s, rg_str_trim(arg));
+			return;
+		}
+	}
+	if (n == 0)
+		reply_error(s, "?", "500 5.5.2 Error: empty command");
+	else
+		reply_error(s, "?", "500 5.5.2 Error: command not recognized");
+}
+
+/* next_command - one complete command line, or false when more input is needed. */
+static bool next_command(struct session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	size_t eol_len = 0, avail = evbuffer_get_length(in);
+	struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF_STRICT);
+	if (p.pos < 0) {
+		if (avail >= CMD_LINE_MAX) {
+			/* keep the last byte: it may be the CR of a CRLF */
+			evbuffer_drain(in, avail - 1);
+			s->flags |= F_DISCARD_LINE;
+		}
+		return false;
+	}
+	size_t n = (size_t)p.pos;
+	if ((s->flags & F_DISCARD_LINE) || n + 2 > CMD_LINE_MAX) {
+		evbuffer_drain(in, n + 2);
+		s->flags &= ~(unsigned)F_DISCARD_LINE;
+		reply_error(s, "?", "500 5.5.2 Error: line too long (the limit is %d octets)",
+			    CMD_LINE_MAX);
+		return true;
+	}
+	char line[CMD_LINE_MAX];
+	evbuffer_remove(in, line, n + 2);
+	line[n] = '\0';
+	handle_command(s, line, n);
+	return true;
+}
+
+static void commit_done(void *arg, bool ok, const char *err);
+
+/* end_of_data - the final "." line: reject, or hand the message to the queue. */
+static void end_of_data(struct session *s)
+{
+	struct transaction *tx = s->tx;
+	if (tx->bare_eol) {
+		reply_error(s, "DATA", "550 5.5.2 Error: message contains a bare <CR> or <LF>; "
+			    "lines must end with <CR><LF> (message not accepted)");
+		tx_reset(s);
+		return;
+	}
+	if (tx->too_big) {
+		reply_error(s, "DATA", "552 5.3.4 Error: message exceeds fixed limit of %llu bytes",
+			    (unsigned long long)s->cfg->message_size_limit);
+		tx_reset(s);
+		return;
+	}
+	set_state(s, S_COMMIT);
+	struct queue_msg *m = tx->msg;
+	rg_strlcpy(tx->msg_id, m->id, sizeof(tx->msg_id));
+	tx->msg = NULL;
+	server_commit(s->srv, m, commit_done, s);
+}
+
+/* data_line - one line (or a piece of a very long one) of message text. */
+static void data_line(struct session *s, const char *p, size_t n, bool complete)
+{
+	struct transaction *tx = s->tx;
+	bool at_start = !tx->midline;
+	tx->midline = !complete;
+	if (at_start && complete && n == 1 && p[0] == '.') {
+		end_of_data(s);
+		return;
+	}
+	if (at_start && n > 0 && p[0] == '.') {
+		p++; /* dot-unstuffing, RFC 5321 4.5.2 */
+		n--;
+	}
+	if (memchr(p, '\n', n) != NULL || memchr(p, '\r', n) != NULL)
+		tx->bare_eol = true;
+	tx->data_size += n + (complete ? 2 : 0);
+	if (tx->data_size > s->cfg->message_size_limit)
+		tx->too_big = true;
+	if (tx->too_big || tx->bare_eol)
+		return; /* keep reading to the end, store nothing more */
+	strbuf_append(&tx->msg->body, p, n);
+	if (complete)
+		strbuf_append(&tx->msg->body, "\r\n", 2);
+}
+
+/* data_input - consume message lines; false when more input is needed. */
+static bool data_input(struct session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	size_t avail = evbuffer_get_length(in), off = 0;
+	if (avail == 0)
+		return false;
+	const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)avail);
+	while (off < avail && s->state == S_DATA) {
+		const char *eol = memmem(buf + off, avail - off, "\r\n", 2);
+		if (eol == NULL) {
+			if (avail - off >= DATA_CHUNK) {
+				data_line(s, buf + off, avail - off - 1, false);
+				off = avail - 1;
+			}
+			break;
+		}
+		data_line(s, buf + off, (size_t)(eol - (buf + off)), true);
+		off = (size_t)(eol - buf) + 2;
+	}
+	evbuffer_drain(in, off);
+	return s->state != S_DATA;
+}
+
+static void process_input(struct session *s)
+{
+	for (;;) {
+		if (s->state == S_CLOSING || s->state == S_COMMIT)
+			return;
+		if ((s->flags & F_SHUTDOWN) && s->state != S_DATA) {
+			session_shutdown(s);
+			return;
+		}
+		bool progress = s->state == S_DATA ? data_input(s) : next_command(s);
+		check_error_limit(s);
+		if (!progress)
+			return;
+	}
+}
+
+static void session_free(struct session *s)
+{
+	char messages[24], errors[24];
+	snprintf(messages, sizeof(messages), "%u", s->messages);
+	snprintf(errors, sizeof(errors), "%u", s->errors);
+	log_ev(LOG_INFO, "disconnect", {"session", s->id}, {"client", s->ip_text},
+	       {"messages", messages}, {"errors", errors});
+	server_session_closed(s->srv, s);
+	tx_free(s);
+	if (s->bev)
+		bufferevent_free(s->bev);
+	free(s->helo);
+	free(s);
+}
+
+/* on_drained - the last reply has left; now the session can go. */
+static void on_drained(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	session_free(arg);
+}
+
+static void on_closing_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	(void)what;
+	session_free(arg); /* the client went away before reading our last reply */
+}
+
+static void on_free_later(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	session_free(arg);
+}
+
+/* session_close - flush what is queued for the client, then free (never at once:
+ * the caller may still be inside this session's command loop). */
+static void session_close(struct session *s)
+{
+	if (s->state == S_CLOSING)
+		return;
+	set_state(s, S_CLOSING);
+	bufferevent_disable(s->bev, EV_READ);
+	bufferevent_setcb(s->bev, NULL, on_drained, on_closing_event, s);
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+		event_base_once(server_base(s->srv), -1, EV_TIMEOUT, on_free_later, s, NULL);
+}
+
+/* end_if_eof - after a half-close, close once the buffered commands are answered. */
+static void end_if_eof(struct session *s)
+{
+	if (!(s->flags & F_EOF) || s->state == S_CLOSING || s->state == S_COMMIT)
+		return;
+	if (s->state != S_READY && s->state != S_CONNECTED)
+		log_ev(LOG_INFO, "lost-connection", {"session", s->id}, {"client", s->ip_text},
+		       {"state", state_names[s->state]});
+	session_close(s);
+}
+
+/* commit_done - the queue has the message on disk (or failed to). */
+static void commit_done(void *arg, bool ok, const char *err)
+{
+	struct session *s = arg;
+	if (s->flags & F_DEAD) {
+		session_free(s);
+		return;
+	}
+	if (ok) {
+		s->messages++;
+		reply(s, "250 2.0.0 Ok: queued as %s", s->tx->msg_id);
+	} else {
+		reply_error(s, "DATA", "451 4.3.0 Error: could not queue the message, try again "
+			    "later (%s)", err);
+	}
+	tx_free(s);
+	set_state(s, S_READY);
+	if (s->flags & F_SHUTDOWN) {
+		session_shutdown(s);
+		return;
+	}
+	if (!(s->flags & F_EOF))
+		bufferevent_enable(s->bev, EV_READ);
+	process_input(s);
+	end_if_eof(s);
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	process_input(arg);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct session *s = arg;
+	(void)bev;
+	if (what & BEV_EVENT_TIMEOUT) {
+		log_ev(LOG_INFO, "timeout", {"session", s->id}, {"client", s->ip_text},
+		       {"state", state_names[s->state]});
+		reply(s, "421 4.4.2 %s Error: timeout exceeded", s->cfg->myhostname);
+		session_close(s);
+		return;
+	}
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) {
+		/* a half-close: the client may still read the answers to what it sent */
+		s->flags |= F_EOF;
+		bufferevent_disable(s->bev, EV_READ);
+		process_input(s);
+		end_if_eof(s);
+		return;
+	}
+	/* an error: the client is gone */
+	if (s->state == S_COMMIT) {
+		s->flags |= F_DEAD;
+		bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+		return;
+	}
+	if (s->state != S_READY && s->state != S_CONNECTED && s->state != S_CLOSING)
+		log_ev(LOG_INFO, "lost-connection", {"session", s->id}, {"client", s->ip_text},
+		       {"state", state_names[s->state]});
+	set_state(s, S_CLOSING);
+	session_free(s);
+}
+
+static void client_facts(struct session *s, const struct sockaddr *sa)
+{
+	ip_from_sockaddr(sa, &s->client.ip);
+	ip_format(&s->client.ip, s->ip_text, sizeof(s->ip_text));
+	/* no DNS for loopback; reverse lookups of other clients are not done yet */
+	rg_strlcpy(s->name, ip_is_loopback(&s->client.ip) ? "localhost" : "unknown",
+		   sizeof(s->name));
+	s->client.ip_text = s->ip_text;
+	s->client.name = s->name;
+}
+
+struct session *session_start(struct server *srv, evutil_socket_t fd,
+			      const struct sockaddr *sa, const char *listener)
+{
+	struct session *s = xcalloc(1, sizeof(*s));
+	s->srv = srv;
+	s->cfg = server_config(srv);
+	snprintf(s->id, sizeof(s->id), "%08lX%04lX", (unsigned long)time(NULL),
+		 ++session_counter & 0xffff);
+	rg_strlcpy(s->listener, listener, sizeof(s->listener));
+	client_facts(s, sa);
+	s->bev = bufferevent_socket_new(server_base(srv), fd, BEV_OPT_CLOSE_ON_FREE);
+	struct timeval tv = {(time_t)s->cfg->smtpd_timeout, 0};
+	bufferevent_set_timeouts(s->bev, &tv, &tv);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, INPUT_HIGH_WATER);
+	bufferevent_setcb(s->bev, on_read, NULL, on_event, s);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	log_ev(LOG_INFO, "connect", {"session", s->id}, {"client", s->ip_text},
+	       {"name", s->name}, {"listener", s->listener});
+	reply(s, "220 %s", s->cfg->smtpd_banner);
+	return s;
+}
+
+void session_refuse(evutil_socket_t fd, const char *line)
+{
+	char buf[600];
+	int n = snprintf(buf, sizeof(buf), "%s\r\n", line);
+	if (n > 0 && send(fd, buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+		/* best effort: the connection is being refused anyway */
+	}
+	evutil_closesocket(fd);
+}
+
+void session_shutdown(struct session *s)
+{
+	if (s->state == S_CLOSING || (s->flags & F_DEAD))
+		return;
+	if (s->state == S_DATA || s->state == S_COMMIT) {
+		s->flags |= F_SHUTDOWN; /* finish this message first */
+		return;
+	}
+	reply(s, "421 4.3.2 %s Service shutting down, closing connection", s->cfg->myhostname);
+	session_close(s);
+}
+
+void session_force_shutdown(struct session *s)
+{
+	if (s->state == S_CLOSING || s->state == S_COMMIT || (s->flags & F_DEAD))
+		return; /* a commit in flight is answered first, then 421 */
+	if (s->state == S_DATA)
+		tx_reset(s);
+	session_shutdown(s);
+}

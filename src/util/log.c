@@ -1,0 +1,141 @@
+/*
+ * log.c - event log lines (see log.h).
+ */
+#include "util/log.h"
+#include "util/util.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+static enum log_format log_format = LOG_FORMAT_PLAIN;
+static int log_debug_enabled;
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static const char *const level_names[] = {"debug", "info", "warning", "error", "fatal"};
+
+void log_set_format(enum log_format format)
+{
+	log_format = format;
+}
+
+void log_set_debug(int enabled)
+{
+	log_debug_enabled = enabled;
+}
+
+static void put_time(struct strbuf *sb)
+{
+	struct timeval tv;
+	struct tm tm;
+	char buf[32];
+	gettimeofday(&tv, NULL);
+	gmtime_r(&tv.tv_sec, &tm);
+	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+	strbuf_printf(sb, "%s.%03ldZ", buf, (long)(tv.tv_usec / 1000));
+}
+
+/* needs_quotes - plain values with blanks, quotes or '=' are quoted. */
+static int needs_quotes(const char *v)
+{
+	if (*v == '\0')
+		return 1;
+	for (; *v; v++)
+		if (*v == ' ' || *v == '"' || *v == '=' || (unsigned char)*v < 0x20 ||
+		    (unsigned char)*v >= 0x7f)
+			return 1;
+	return 0;
+}
+
+/* put_escaped - control and non-ASCII bytes become \xNN in both formats. */
+static void put_escaped(struct strbuf *sb, const char *v, int json)
+{
+	for (; *v; v++) {
+		unsigned char c = (unsigned char)*v;
+		if (c == '"' || c == '\\') {
+			char esc[2] = {'\\', (char)c};
+			strbuf_append(sb, esc, 2);
+		} else if (c < 0x20 || c >= 0x7f) {
+			strbuf_printf(sb, json ? "\\u%04x" : "\\x%02x", c);
+		} else {
+			strbuf_append(sb, (const char *)&c, 1);
+		}
+	}
+}
+
+static void format_plain(struct strbuf *sb, enum log_level level, const char *event,
+			 const struct log_kv *kv, size_t n)
+{
+	put_time(sb);
+	strbuf_printf(sb, " %s %s", level_names[level], event);
+	for (size_t i = 0; i < n; i++) {
+		if (kv[i].value == NULL)
+			continue;
+		strbuf_printf(sb, " %s=", kv[i].key);
+		if (needs_quotes(kv[i].value)) {
+			strbuf_puts(sb, "\"");
+			put_escaped(sb, kv[i].value, 0);
+			strbuf_puts(sb, "\"");
+		} else {
+			strbuf_puts(sb, kv[i].value);
+		}
+	}
+}
+
+static void format_json(struct strbuf *sb, enum log_level level, const char *event,
+			const struct log_kv *kv, size_t n)
+{
+	strbuf_puts(sb, "{\"time\":\"");
+	put_time(sb);
+	strbuf_printf(sb, "\",\"level\":\"%s\",\"event\":\"", level_names[level]);
+	put_escaped(sb, event, 1);
+	strbuf_puts(sb, "\"");
+	for (size_t i = 0; i < n; i++) {
+		if (kv[i].value == NULL)
+			continue;
+		strbuf_puts(sb, ",\"");
+		put_escaped(sb, kv[i].key, 1);
+		strbuf_puts(sb, "\":\"");
+		put_escaped(sb, kv[i].value, 1);
+		strbuf_puts(sb, "\"");
+	}
+	strbuf_puts(sb, "}");
+}
+
+void log_event(enum log_level level, const char *event, const struct log_kv *kv,
+	       size_t n)
+{
+	if (level == LOG_DEBUG && !log_debug_enabled)
+		return;
+	struct strbuf sb;
+	strbuf_init(&sb);
+	if (log_format == LOG_FORMAT_JSON)
+		format_json(&sb, level, event, kv, n);
+	else
+		format_plain(&sb, level, event, kv, n);
+	strbuf_puts(&sb, "\n");
+	pthread_mutex_lock(&log_lock);
+	size_t off = 0;
+	while (off < sb.len) {
+		ssize_t w = write(STDERR_FILENO, sb.data + off, sb.len - off);
+		if (w <= 0)
+			break;
+		off += (size_t)w;
+	}
+	pthread_mutex_unlock(&log_lock);
+	strbuf_free(&sb);
+}
+
+void log_msg(enum log_level level, const char *fmt, ...)
+{
+	char text[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	log_ev(level, "message", {"text", text});
+}

@@ -1,0 +1,40 @@
+/*
+ * log - one line per event, plain text or JSON, safe from any thread.
+ *
+ * Owns: the log format, escaping of untrusted values (a client's HELO name is
+ * never allowed to forge a log line) and the destination (stderr).
+ * Must not: decide what is worth logging; callers name the event and fields.
+ *
+ * Plain:  2026-01-01T00:00:00.000Z info rcpt session=4f2a client=127.0.0.9 reply="554 ..."
+ * JSON:   {"time":"...","level":"info","event":"rcpt","session":"4f2a",...}
+ */
+#ifndef RG_LOG_H
+#define RG_LOG_H
+
+#include <stddef.h>
+
+enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERROR, LOG_FATAL };
+enum log_format { LOG_FORMAT_PLAIN, LOG_FORMAT_JSON };
+
+struct log_kv {
+	const char *key;
+	const char *value; /* NULL values are left out */
+};
+
+void log_set_format(enum log_format format);
+void log_set_debug(int enabled);
+
+void log_event(enum log_level level, const char *event, const struct log_kv *kv,
+	       size_t n);
+
+/* log_ev(LOG_INFO, "connect", {"session", id}, {"client", ip}); */
+#define log_ev(level, event, ...)                                                \
+	log_event((level), (event), (const struct log_kv[]){__VA_ARGS__},       \
+		  sizeof((const struct log_kv[]){__VA_ARGS__}) /                 \
+			  sizeof(struct log_kv))
+
+/* Free-form message: event "message", field "text". */
+void log_msg(enum log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+#endif
