@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -266,6 +267,16 @@ fail:
 	return 1;
 }
 
+/* raise_fd_limit - one descriptor per connection: take all the kernel allows us. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 static int cmd_serve(int argc, char **argv)
 {
 	struct options o = {0};
@@ -280,6 +291,7 @@ static int cmd_serve(int argc, char **argv)
 	if (cfg == NULL)
 		return EXIT_CONFIG;
 	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit();
 	rc = serve(cfg);
 	config_free(cfg);
 	return rc;

@@ -288,8 +288,9 @@ static void cmd_mail(struct session *s, char *arg)
 	address_resolve(&tx->sender, server_domains(s->srv), &tx->sender_res);
 	s->tx = tx;
 	set_state(s, S_MAIL);
-	log_ev(LOG_INFO, "mail", {"session", s->id}, {"client", s->ip_text},
-	       {"from", tx->sender.text});
+	char from[ADDR_PATH_MAX + 3];
+	snprintf(from, sizeof(from), "<%s>", tx->sender.text);
+	log_ev(LOG_INFO, "mail", {"session", s->id}, {"client", s->ip_text}, {"from", from});
 	reply(s, "250 2.1.0 Ok");
 }
 

@@ -1,0 +1,54 @@
+#!/bin/sh
+# run.sh - every test of relayguard: unit tables and integration tests, each
+# against the normal build and the AddressSanitizer+UBSan build.
+# The last line is "N passed, N failed" (the total).
+set -u
+cd "$(dirname "$0")/.."
+
+passed=0
+failed=0
+skipped=0
+
+# run_suite NAME COMMAND... - the command's last "x: N passed, N failed[, N skipped]" counts.
+run_suite() {
+	name=$1
+	shift
+	out=$("$@" 2>&1)
+	rc=$?
+	printf '%s\n' "$out" | grep -E '(^FAIL|^ERROR|: [0-9]+ passed, [0-9]+ failed|sanitizer|runtime error)' | tail -n 40
+	line=$(printf '%s\n' "$out" | grep -E '[0-9]+ passed, [0-9]+ failed' | tail -n 1)
+	if [ -z "$line" ]; then
+		printf '%s\n' "$out" | tail -n 30
+		echo "$name: no result line (exit $rc): counted as 1 failed"
+		failed=$((failed + 1))
+		return
+	fi
+	p=$(printf '%s' "$line" | sed -E 's/.* ([0-9]+) passed.*/\1/; s/^([0-9]+) passed.*/\1/')
+	f=$(printf '%s' "$line" | sed -E 's/.*passed, ([0-9]+) failed.*/\1/')
+	s=$(printf '%s' "$line" | sed -nE 's/.*failed, ([0-9]+) skipped.*/\1/p')
+	passed=$((passed + p))
+	failed=$((failed + f))
+	skipped=$((skipped + ${s:-0}))
+	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+		echo "$name: exit status $rc with no failed test: counted as 1 failed"
+		failed=$((failed + 1))
+	fi
+}
+
+for t in build/unit/test_*; do
+	run_suite "$t" "$t"
+done
+for t in build/unit-asan/test_*; do
+	run_suite "$t (asan)" "$t"
+done
+run_suite integration python3 tests/integration/run.py --binary build/relayguard
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	run_suite "integration (asan)" python3 tests/integration/run.py --binary build/relayguard-asan
+
+echo
+if [ "$skipped" -gt 0 ]; then
+	echo "$passed passed, $failed failed, $skipped skipped"
+else
+	echo "$passed passed, $failed failed"
+fi
+[ "$failed" -eq 0 ]
