@@ -352,8 +352,12 @@ static bool split_route(char *local, char *domain, size_t domlen, bool *bad)
 	size_t n = strlen(domain);
 	if (n > 1 && domain[n - 1] == '.')
 		domain[n - 1] = '\0';
-	if (local[0] == '\0' || domain[0] == '\0' ||
-	    (domain[0] != '[' && !valid_hostname(domain, strlen(domain))))
+	struct address lit;
+	memset(&lit, 0, sizeof(lit));
+	if (local[0] == '\0' || domain[0] == '\0')
+		*bad = true;
+	else if (domain[0] == '[' ? !parse_literal(domain, strlen(domain), &lit)
+				  : !valid_hostname(domain, strlen(domain)))
 		*bad = true;
 	rg_str_lower(domain);
 	return true;

@@ -103,12 +103,17 @@ static void add_error(struct loader *ld, size_t param, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	const struct config_origin *o = param < N_PARAMS ? &ld->origin[param] : NULL;
+	char *line;
 	if (o != NULL && o->file != NULL)
-		strbuf_printf(&ld->errors, "%s:%u: %s\n", o->file, o->line, msg);
+		line = xasprintf("%s:%u: %s\n", o->file, o->line, msg);
 	else if (ld->file != NULL)
-		strbuf_printf(&ld->errors, "%s: %s\n", ld->file, msg);
+		line = xasprintf("%s: %s\n", ld->file, msg);
 	else
-		strbuf_printf(&ld->errors, "default configuration: %s\n", msg);
+		line = xasprintf("default configuration: %s\n", msg);
+	/* one $name error can surface through several parameters: say it once */
+	if (ld->errors.data == NULL || strstr(ld->errors.data, line) == NULL)
+		strbuf_puts(&ld->errors, line);
+	free(line);
 }
 
 static size_t param_index(const char *name, size_t n)
@@ -164,6 +169,8 @@ static char *system_hostname(void)
 	return xstrdup(name);
 }
 
+static bool hostname_ok(const char *name);
+
 static void set_defaults(struct loader *ld)
 {
 	for (size_t i = 0; i < N_PARAMS; i++) {
@@ -172,6 +179,10 @@ static void set_defaults(struct loader *ld)
 	}
 	size_t host = param_index("myhostname", 10), dom = param_index("mydomain", 8);
 	ld->raw[host] = system_hostname();
+	if (!hostname_ok(ld->raw[host])) {
+		free(ld->raw[host]);
+		ld->raw[host] = xstrdup("localhost"); /* e.g. "my_host": set myhostname */
+	}
 	const char *dot = strchr(ld->raw[host], '.');
 	ld->raw[dom] = xstrdup(dot && dot[1] ? dot + 1 : "localdomain");
 }
@@ -280,7 +291,12 @@ static char *expand(struct loader *ld, size_t i, int depth)
 					 (*end >= '0' && *end <= '9'); end++)
 				;
 		}
-		size_t j = end ? param_index(name, (size_t)(end - name)) : N_PARAMS;
+		if (end == NULL) {
+			add_error(ld, i, "parameter %s: missing '%c' after $%c%s", params[i].name,
+				  close, p[1], name);
+			break;
+		}
+		size_t j = param_index(name, (size_t)(end - name));
 		if (j == N_PARAMS) {
 			int n = end ? (int)(end - name) : (int)strlen(name);
 			add_error(ld, i, "parameter %s: unknown parameter $%.*s", params[i].name,
@@ -587,9 +603,11 @@ static void convert_all(struct loader *ld)
 	convert_listen(ld, idx("smtpd_listen"));
 }
 
+/* can_deny_destination - a reachable restriction that can refuse a destination
+ * (anything after an unconditional permit is never reached). */
 static bool can_deny_destination(const struct restriction_list *rl)
 {
-	for (size_t k = 0; k < rl->n; k++) {
+	for (size_t k = 0; k < rl->n && rl->items[k].kind != R_PERMIT; k++) {
 		switch (rl->items[k].kind) {
 		case R_REJECT_UNAUTH_DESTINATION:
 		case R_DEFER_UNAUTH_DESTINATION:

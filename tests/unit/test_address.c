@@ -393,8 +393,9 @@ static void check_row(const struct row *w, const struct addr_domains *d)
 	CHECK_AT(w->line, a.routing == w->routing, "%s: routing %s, want %s", w->arg, got, want);
 	unsigned flags = (a.null ? F_NULL : 0) | (a.quoted ? F_QUOTED : 0) |
 			 (a.literal ? F_LITERAL : 0) | (a.trailing_dot ? F_TDOT : 0);
-	CHECK_AT(w->line, flags == (w->flags & ~(unsigned)F_UNQUAL), "%s: parse flags %#x, want %#x",
-		 w->arg, flags, w->flags & ~(unsigned)F_UNQUAL);
+	unsigned want_flags = w->flags & ~(unsigned)F_UNQUAL;
+	CHECK_AT(w->line, flags == want_flags, "%s: parse flags %#x, want %#x", w->arg, flags,
+		 want_flags);
 	CHECK_STR_AT(w->line, params, w->params, w->arg);
 	if (w->cls != NO_RESOLVE)
 		check_resolution(w, &a, d);
@@ -429,7 +430,8 @@ static void check_names(void)
 	} t[] = {
 		{__LINE__, 0, "none"},
 		{__LINE__, SRC, "source-route"},
-		{__LINE__, SRC | AT | PCT | BANG, "source-route,at-in-local-part,percent-hack,bang-path"},
+		{__LINE__, SRC | AT | PCT | BANG,
+		 "source-route,at-in-local-part,percent-hack,bang-path"},
 		{__LINE__, PCT | BANG, "percent-hack,bang-path"},
 	};
 	for (size_t k = 0; k < RG_ARRAY_LEN(t); k++) {

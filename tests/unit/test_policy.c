@@ -100,8 +100,9 @@ struct row {
 #define ACCEPT(...) ACCEPT_(__VA_ARGS__)
 #define REJECT(...) REJECT_(__VA_ARGS__)
 #define DEFER(...) DEFER_(__VA_ARGS__)
-#define ACCEPT_(cfg, ip, sasl, helo, from, to, restriction) \
-	{__LINE__, cfg, ip, sasl, helo, from, to, POLICY_ACCEPT, "250 2.1.5 Ok", restriction, L_RELAY}
+#define ACCEPT_(cfg, ip, sasl, helo, from, to, restriction)                        \
+	{__LINE__, cfg, ip, sasl, helo, from, to, POLICY_ACCEPT, "250 2.1.5 Ok", restriction, \
+	 L_RELAY}
 #define REJECT_(cfg, ip, sasl, helo, from, to, reply, restriction, list) \
 	{__LINE__, cfg, ip, sasl, helo, from, to, POLICY_REJECT, reply, restriction, list}
 #define DEFER_(cfg, ip, sasl, helo, from, to, reply, restriction, list) \

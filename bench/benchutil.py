@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""benchutil.py - small helpers for bench/run.sh (Python 3 standard library only).
+
+  benchutil.py now                         wall clock, seconds since the epoch (float)
+  benchutil.py freeport                    a free TCP port on 127.0.0.1
+  benchutil.py status PID FIELD            a field of /proc/PID/status in KiB (VmRSS, VmHWM)
+  benchutil.py waitfiles DIR N TIMEOUT     wait until DIR holds >= N entries; prints
+                                           "<count> <epoch-seconds>" when done or timed out
+  benchutil.py waitlog FILE WORD TIMEOUT PID
+                                           wait until WORD appears in FILE (exit 0), or
+                                           PID dies / TIMEOUT passes (exit 1)
+"""
+import os
+import socket
+import sys
+import time
+
+
+def proc_status(pid, field):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])  # kB
+    raise KeyError(field)
+
+
+def alive(pid):
+    """True while PID runs (a zombie, dead but not yet reaped, counts as gone)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def count_entries(path):
+    try:
+        with os.scandir(path) as it:
+            return sum(1 for _ in it)
+    except FileNotFoundError:
+        return 0
+
+
+def main(argv):
+    cmd = argv[1] if len(argv) > 1 else ""
+    if cmd == "now":
+        print("%.6f" % time.time())
+    elif cmd == "freeport":
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.bind(("127.0.0.1", 0))
+        print(s.getsockname()[1])
+        s.close()
+    elif cmd == "status":
+        print(proc_status(int(argv[2]), argv[3]))
+    elif cmd == "waitfiles":
+        path, want, timeout = argv[2], int(argv[3]), float(argv[4])
+        deadline = time.time() + timeout
+        n = count_entries(path)
+        while n < want and time.time() < deadline:
+            time.sleep(0.005)
+            n = count_entries(path)
+        print("%d %.6f" % (n, time.time()))
+    elif cmd == "waitlog":
+        path, word, timeout, pid = argv[2], argv[3], float(argv[4]), int(argv[5])
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                with open(path, errors="replace") as f:
+                    if word in f.read():
+                        return 0
+            except FileNotFoundError:
+                pass
+            if not alive(pid):
+                return 1
+            time.sleep(0.02)
+        return 1
+    else:
+        sys.stderr.write(__doc__)
+        return 64
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
