@@ -6,6 +6,8 @@
   benchutil.py status PID FIELD            a field of /proc/PID/status in KiB (VmRSS, VmHWM)
   benchutil.py waitfiles DIR N TIMEOUT     wait until DIR holds >= N entries; prints
                                            "<count> <epoch-seconds>" when done or timed out
+  benchutil.py searchable DIR              exit 0 if DIR and every parent are searchable by
+                                           everyone (o+x), as a privilege-dropped server needs
   benchutil.py waitlog FILE WORD TIMEOUT PID
                                            wait until WORD appears in FILE (exit 0), or
                                            PID dies / TIMEOUT passes (exit 1)
@@ -60,6 +62,14 @@ def main(argv):
             time.sleep(0.005)
             n = count_entries(path)
         print("%d %.6f" % (n, time.time()))
+    elif cmd == "searchable":
+        p = os.path.abspath(argv[2])
+        while True:
+            if not os.stat(p).st_mode & 0o001:
+                return 1
+            if p == "/":
+                return 0
+            p = os.path.dirname(p)
     elif cmd == "waitlog":
         path, word, timeout, pid = argv[2], argv[3], float(argv[4]), int(argv[5])
         deadline = time.time() + timeout

@@ -6,7 +6,7 @@
 set -eu
 
 build_pkgs="gcc make pkg-config libevent-dev libssl-dev libc-ares-dev libpsl-dev libcrypt-dev"
-test_pkgs="python3 swaks procps"
+test_pkgs="python3 swaks procps dnsmasq-base"
 
 case "${1:-build}" in
 build) want=$build_pkgs ;;

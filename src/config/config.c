@@ -24,7 +24,7 @@
 
 enum ptype {
 	P_STRING, P_HOSTNAME, P_DOMAINS, P_RELAY_DOMAINS, P_NETWORKS, P_MAPS,
-	P_RESTRICTIONS, P_SIZE, P_COUNT, P_DURATION, P_LISTEN, P_PATH,
+	P_RESTRICTIONS, P_SIZE, P_COUNT, P_DURATION, P_LISTEN, P_PATH, P_BOOL,
 };
 
 struct param_def {
@@ -59,6 +59,8 @@ static const struct param_def params[] = {
 	{"queue_directory", P_PATH, "./var/queue"},
 	{"virtual_mailbox_base", P_PATH, "./var/mail"},
 	{"mail_owner", P_STRING, "relayguard"},
+	{"smtpd_peername_lookup", P_BOOL, "yes"},
+	{"dns_servers", P_STRING, ""},
 };
 #define N_PARAMS RG_ARRAY_LEN(params)
 
@@ -549,6 +551,16 @@ static char *convert_single(struct loader *ld, size_t i)
 	return xstrdup(v);
 }
 
+static bool convert_bool(struct loader *ld, size_t i)
+{
+	const char *v = ld->expanded[i];
+	if (rg_strcasecmp(v, "yes") == 0 || rg_strcasecmp(v, "true") == 0)
+		return true;
+	if (rg_strcasecmp(v, "no") != 0 && rg_strcasecmp(v, "false") != 0)
+		add_error(ld, i, "%s: \"%s\" is not yes or no", params[i].name, v);
+	return false;
+}
+
 static void convert_limits(struct loader *ld)
 {
 	struct config *cfg = ld->cfg;
@@ -601,6 +613,8 @@ static void convert_all(struct loader *ld)
 	convert_restrictions(ld, idx("smtpd_recipient_restrictions"), &cfg->recipient);
 	convert_limits(ld);
 	convert_listen(ld, idx("smtpd_listen"));
+	cfg->smtpd_peername_lookup = convert_bool(ld, idx("smtpd_peername_lookup"));
+	cfg->dns_servers = convert_single(ld, idx("dns_servers"));
 }
 
 /* can_deny_destination - a reachable restriction that can refuse a destination
@@ -719,6 +733,7 @@ void config_free(struct config *cfg)
 	free(cfg->queue_directory);
 	free(cfg->virtual_mailbox_base);
 	free(cfg->mail_owner);
+	free(cfg->dns_servers);
 	for (size_t i = 0; i < cfg->n_params; i++) {
 		free(cfg->names[i]);
 		free(cfg->values[i]);

@@ -74,6 +74,8 @@ struct config {
 	struct listen_addr *listen;
 	size_t n_listen;
 	char *queue_directory, *virtual_mailbox_base, *mail_owner;
+	bool smtpd_peername_lookup; /* verified reverse DNS name of each client */
+	char *dns_servers;          /* "" : /etc/resolv.conf */
 	/* every parameter, expanded, in table order (for "relayguard config") */
 	char **names, **values;
 	struct config_origin *origins;

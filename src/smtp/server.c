@@ -3,6 +3,7 @@
  */
 #include "smtp/server.h"
 #include "delivery/local.h"
+#include "dns/dns.h"
 #include "policy/policy.h"
 #include "smtp/session.h"
 #include "util/log.h"
@@ -52,6 +53,7 @@ struct server {
 	bool stopping;
 	struct event *sig_term, *sig_int, *grace;
 	struct job *retries;
+	struct dns *dns;
 };
 
 const struct config *server_config(const struct server *srv)
@@ -72,6 +74,14 @@ struct event_base *server_base(const struct server *srv)
 bool server_shutting_down(const struct server *srv)
 {
 	return srv->stopping;
+}
+
+struct dns *server_dns_for(const struct server *srv, const struct rg_ip *ip)
+{
+	/* loopback is "localhost" unless DNS servers were named (as tests do) */
+	if (ip_is_loopback(ip) && srv->cfg->dns_servers[0] == '\0')
+		return NULL;
+	return srv->dns;
 }
 
 static unsigned ip_hash(const struct rg_ip *ip)
@@ -467,6 +477,15 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 int server_run(struct server *srv)
 {
+	if (srv->cfg->smtpd_peername_lookup) {
+		char err[512];
+		const char *servers = srv->cfg->dns_servers[0] ? srv->cfg->dns_servers : NULL;
+		srv->dns = dns_new(srv->base, servers, 3000, err, sizeof(err));
+		if (srv->dns == NULL) {
+			log_ev(LOG_FATAL, "startup-failed", {"reason", err});
+			return 1;
+		}
+	}
 	srv->workers = workers_new(srv->base, WORKER_THREADS);
 	recover_queue(srv);
 	srv->sig_term = evsignal_new(srv->base, SIGTERM, on_signal, srv);
@@ -508,6 +527,7 @@ void server_free(struct server *srv)
 		}
 	}
 	free(srv->local_ips);
+	dns_free(srv->dns);
 	event_base_free(srv->base);
 	free(srv);
 }

@@ -15,6 +15,7 @@
  *	smtpd_hard_error_limit.
  */
 #include "smtp/session.h"
+#include "dns/dns.h"
 #include "policy/policy.h"
 #include "queue/queue.h"
 #include "smtp/server.h"
@@ -47,6 +48,7 @@ enum {
 	F_SHUTDOWN = 1 << 2,      /* server stopping: 421 after the current message */
 	F_DEAD = 1 << 3,          /* connection gone; free when the commit returns */
 	F_EOF = 1 << 4,           /* client closed its side; answer what it sent, then close */
+	F_LOOKUP = 1 << 5,        /* client name lookup pending; greeting not sent yet */
 };
 
 struct transaction {
@@ -74,6 +76,7 @@ struct session {
 	char *helo;
 	unsigned errors, messages;
 	struct transaction *tx;
+	struct dns_query *dnsq;
 };
 
 static unsigned long session_counter;
@@ -640,7 +643,7 @@ static bool data_input(struct session *s)
 static void process_input(struct session *s)
 {
 	for (;;) {
-		if (s->state == S_CLOSING || s->state == S_COMMIT)
+		if (s->state == S_CLOSING || s->state == S_COMMIT || (s->flags & F_LOOKUP))
 			return;
 		if ((s->flags & F_SHUTDOWN) && s->state != S_DATA) {
 			session_shutdown(s);
@@ -661,6 +664,8 @@ static void session_free(struct session *s)
 	log_ev(LOG_INFO, "disconnect", {"session", s->id}, {"client", s->ip_text},
 	       {"messages", messages}, {"errors", errors});
 	server_session_closed(s->srv, s);
+	if (s->dnsq)
+		dns_cancel(s->dnsq);
 	tx_free(s);
 	if (s->bev)
 		bufferevent_free(s->bev);
@@ -782,11 +787,29 @@ static void client_facts(struct session *s, const struct sockaddr *sa)
 {
 	ip_from_sockaddr(sa, &s->client.ip);
 	ip_format(&s->client.ip, s->ip_text, sizeof(s->ip_text));
-	/* no DNS for loopback; reverse lookups of other clients are not done yet */
 	rg_strlcpy(s->name, ip_is_loopback(&s->client.ip) ? "localhost" : "unknown",
 		   sizeof(s->name));
 	s->client.ip_text = s->ip_text;
 	s->client.name = s->name;
+}
+
+static void greet(struct session *s)
+{
+	log_ev(LOG_INFO, "connect", {"session", s->id}, {"client", s->ip_text},
+	       {"name", s->name}, {"listener", s->listener});
+	reply(s, "220 %s", s->cfg->smtpd_banner);
+}
+
+/* on_client_name - the verified name is known (or "unknown"); now greet. */
+static void on_client_name(void *arg, const char *name)
+{
+	struct session *s = arg;
+	s->dnsq = NULL;
+	s->flags &= ~(unsigned)F_LOOKUP;
+	rg_strlcpy(s->name, name && strlen(name) < sizeof(s->name) ? name : "unknown",
+		   sizeof(s->name));
+	greet(s);
+	process_input(s);
 }
 
 struct session *session_start(struct server *srv, evutil_socket_t fd,
@@ -805,9 +828,13 @@ struct session *session_start(struct server *srv, evutil_socket_t fd,
 	bufferevent_setwatermark(s->bev, EV_READ, 0, INPUT_HIGH_WATER);
 	bufferevent_setcb(s->bev, on_read, NULL, on_event, s);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
-	log_ev(LOG_INFO, "connect", {"session", s->id}, {"client", s->ip_text},
-	       {"name", s->name}, {"listener", s->listener});
-	reply(s, "220 %s", s->cfg->smtpd_banner);
+	struct dns *dns = server_dns_for(srv, &s->client.ip);
+	if (dns == NULL) {
+		greet(s);
+		return s;
+	}
+	s->flags |= F_LOOKUP; /* like Postfix: the name is known before the greeting */
+	s->dnsq = dns_client_name(dns, &s->client.ip, on_client_name, s);
 	return s;
 }
 
