@@ -15,7 +15,7 @@ run_suite() {
 	shift
 	out=$("$@" 2>&1)
 	rc=$?
-	printf '%s\n' "$out" | grep -E '(^FAIL|^ERROR|: [0-9]+ passed, [0-9]+ failed|sanitizer|runtime error)' | tail -n 40
+	printf '%s\n' "$out" | grep -E '(^FAIL|^ERROR|: [0-9]+ passed, [0-9]+ failed|ERROR: (Address|Leak)Sanitizer|runtime error:)' | tail -n 40
 	line=$(printf '%s\n' "$out" | grep -E '[0-9]+ passed, [0-9]+ failed' | tail -n 1)
 	if [ -z "$line" ]; then
 		printf '%s\n' "$out" | tail -n 30

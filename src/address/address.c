@@ -400,6 +400,10 @@ void address_resolve(const struct address *a, const struct addr_domains *d,
 		return;
 	}
 	r->cls = classify(r->domain, d);
+	/* [our address] is another name for our first domain: one mailbox, not two */
+	if (r->cls == ADDR_CLASS_LOCAL && r->domain[0] == '[' && d->mydestination != NULL &&
+	    d->mydestination[0] != NULL)
+		rg_strlcpy(r->domain, d->mydestination[0], sizeof(r->domain));
 }
 
 const char *address_class_name(enum addr_class cls)

@@ -9,19 +9,11 @@
 #include <stdio.h>
 #include <string.h>
 
-/* mailbox_domain - our IP literals are another name for our first domain. */
-static const char *mailbox_domain(const struct config *cfg, const char *domain)
-{
-	if (domain[0] == '[' && cfg->mydestination[0] != NULL)
-		return cfg->mydestination[0];
-	return domain;
-}
-
 static void deliver_one(const struct config *cfg, struct queue_msg *m, struct queue_rcpt *r)
 {
 	char path[4096], err[512], to[ADDR_PATH_MAX + 3];
 	snprintf(to, sizeof(to), "<%s>", r->orig);
-	if (maildir_deliver(cfg->virtual_mailbox_base, mailbox_domain(cfg, r->domain), r->local,
+	if (maildir_deliver(cfg->virtual_mailbox_base, r->domain, r->local,
 			    m->body.data, m->body.len, path, sizeof(path), err, sizeof(err))) {
 		r->done = true;
 		log_ev(LOG_INFO, "delivered", {"queue", m->id}, {"to", to}, {"mailbox", path});

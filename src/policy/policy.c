@@ -9,6 +9,7 @@
  *	    554 5.7.1 <victim@example.net>: Relay access denied
  */
 #include "policy/policy.h"
+#include "delivery/maildir.h"
 #include "util/util.h"
 
 #include <stdio.h>
@@ -111,6 +112,8 @@ static enum result check_client_access(struct eval *ev, const struct map *table)
 static bool recipient_listed(struct map *const *maps, const struct addr_resolution *r,
 			     bool local)
 {
+	if (local && !maildir_component_ok(r->local))
+		return false; /* "../x", ".hidden", "a/b": never a mailbox here */
 	if (maps == NULL || maps[0] == NULL)
 		return true; /* no table: every user of the domain exists */
 	if (local && strcmp(r->local, "postmaster") == 0)

@@ -536,12 +536,14 @@ static void handle_command(struct session *s, char *line, size_t n)
 		reply_error(s, "?", "500 5.5.2 Error: command not recognized");
 }
 
-/* next_command - one complete command line, or false when more input is needed. */
+/* next_command - one complete command line, or false when more input is needed.
+ * A line ends only at CRLF; a bare LF is answered as an error at once, so a
+ * client that sends one is not left waiting for a reply that never comes. */
 static bool next_command(struct session *s)
 {
 	struct evbuffer *in = bufferevent_get_input(s->bev);
-	size_t eol_len = 0, avail = evbuffer_get_length(in);
-	struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF_STRICT);
+	size_t avail = evbuffer_get_length(in);
+	struct evbuffer_ptr p = evbuffer_search(in, "\n", 1, NULL);
 	if (p.pos < 0) {
 		if (avail >= CMD_LINE_MAX) {
 			/* keep the last byte: it may be the CR of a CRLF */
@@ -551,17 +553,29 @@ static bool next_command(struct session *s)
 		return false;
 	}
 	size_t n = (size_t)p.pos;
-	if ((s->flags & F_DISCARD_LINE) || n + 2 > CMD_LINE_MAX) {
-		evbuffer_drain(in, n + 2);
-		s->flags &= ~(unsigned)F_DISCARD_LINE;
+	char cr = 0;
+	if (n > 0) {
+		struct evbuffer_ptr before;
+		evbuffer_ptr_set(in, &before, n - 1, EVBUFFER_PTR_SET);
+		evbuffer_copyout_from(in, &before, &cr, 1);
+	}
+	bool discard = (s->flags & F_DISCARD_LINE) != 0;
+	s->flags &= ~(unsigned)F_DISCARD_LINE;
+	if (cr != '\r') {
+		evbuffer_drain(in, n + 1);
+		reply_error(s, "?", "500 5.5.2 Error: bare <LF> received; lines must end with <CR><LF>");
+		return true;
+	}
+	if (discard || n + 1 > CMD_LINE_MAX) {
+		evbuffer_drain(in, n + 1);
 		reply_error(s, "?", "500 5.5.2 Error: line too long (the limit is %d octets)",
 			    CMD_LINE_MAX);
 		return true;
 	}
 	char line[CMD_LINE_MAX];
-	evbuffer_remove(in, line, n + 2);
-	line[n] = '\0';
-	handle_command(s, line, n);
+	evbuffer_remove(in, line, n + 1);
+	line[n - 1] = '\0';
+	handle_command(s, line, n - 1);
 	return true;
 }
 

@@ -200,9 +200,11 @@ class Commands(ServerPerClass):
 
     def test_bare_lf_inside_command(self):
         with Conn(self.server.port) as c:
+            # the bare LF ends (and fails) the first line; the second is a good NOOP
             r = c.cmd(b'NOOP\nNOOP\r\n')
             self.assertEqual(r, (500, '5.5.2 Error: bare <LF> received; lines must end '
                                       'with <CR><LF>'))
+            self.assertEqual(c.reply(), (250, '2.0.0 Ok'))
             r = c.cmd(b'NOOP\rX\r\n')
             self.assertEqual(r[0], 500)
             self.assertIn('bare <CR>', r[1])
@@ -377,6 +379,26 @@ class Limits(ServerPerClass):
         self.assertEqual(self.queued_since(mark), [])
         self.assertEqual(s.queue_files('active'), [])
         self.assertEqual(s.maildir('localhost', 'postmaster'), [])
+
+
+    def test_size_boundaries(self):
+        """message_size_limit counts the message as sent, after dot-unstuffing."""
+        s = self.server
+        body = b''.join(b'%04d %s\r\n' % (i, b'y' * 93) for i in range(20))  # 2000 octets
+        for extra, code in ((b'', 250), (b'z\r\n', 552), (b'..\r\n', 552)):
+            with self.subTest(size=len(body) + len(extra)):
+                with Conn(s.port) as c:
+                    c.cmd('EHLO c.example.org')
+                    self.assertEqual(c.cmd('MAIL FROM:<a@example.org> SIZE=2000'),
+                                     (250, '2.1.0 Ok'))
+                    self.assertEqual(c.cmd('RCPT TO:<postmaster@localhost>'), (250, '2.1.5 Ok'))
+                    self.assertEqual(c.cmd('DATA')[0], 354)
+                    r = c.cmd(body + extra + b'.\r\n')
+                    self.assertEqual(r[0], code, r)
+        r = smtp_session(s.port, ['EHLO c.example.org', 'MAIL FROM:<a@example.org> SIZE=2001',
+                                  'MAIL FROM:<a@example.org> SIZE=abc', 'QUIT'])
+        self.assertEqual(r[2][0], 552)
+        self.assertEqual(r[3][0], 501)
 
 
 class ErrorLimit(ServerPerClass):

@@ -5,7 +5,8 @@
 import time
 import unittest
 
-from harness import (HOSTNAME, TRUSTED, UNTRUSTED, Conn, Server, smtp_session, swaks)
+from harness import (HOSTNAME, TRUSTED, UNTRUSTED, Conn, Server, ipv6_available,
+                     smtp_session, swaks)
 
 
 def relay_denied(rcpt):
@@ -124,6 +125,8 @@ TRICKS = [
      '"u@victim.example"', 'relay'),
     ('quoted @, own IP literal', 'attacker.example', 'a@attacker.example',
      '"u@victim.example"@[127.0.0.1]', 'relay'),
+    ('quoted, escaped @', 'attacker.example', 'a@attacker.example',
+     '"u\\@victim.example"@localhost', 'relay'),
     ('bang path', 'attacker.example', 'a@attacker.example', 'victim.example!u', 'relay'),
     ('bang path at our domain', 'attacker.example', 'a@attacker.example',
      'victim.example!u@localhost', 'relay'),
@@ -299,6 +302,125 @@ class OpenRelayConfig(ServerPerClass):
             'HELO attacker.example', 'MAIL FROM:<a@attacker.example>',
             'RCPT TO:<victim@example.net>', 'RSET', 'QUIT'])
         self.assertEqual(replies[3], (250, '2.1.5 Ok'))
+
+
+
+class RelayDomains(ServerPerClass):
+    """relay_domains are authorised destinations; nothing else is."""
+    overrides = {'relay_domains': 'relay.test, .parent.test',
+                 'relay_recipient_maps': 'inline:{known@relay.test, @x.parent.test}'}
+
+    ROWS = [
+        ('known@relay.test', (250, '2.1.5 Ok')),
+        ('KNOWN@Relay.Test', (250, '2.1.5 Ok')),
+        ('anyone@x.parent.test', (250, '2.1.5 Ok')),
+        ('other@relay.test', (550, '5.1.1 <other@relay.test>: Recipient address rejected: '
+                                   'User unknown in relay recipient table')),
+        ('u@x.relay.test', relay_denied('u@x.relay.test')),          # no ".relay.test"
+        ('u@parent.test', relay_denied('u@parent.test')),            # only subdomains
+        ('u@relay.test.example', relay_denied('u@relay.test.example')),
+        ('u@notrelay.test', relay_denied('u@notrelay.test')),
+        ('u%victim.example@relay.test', relay_denied('u%victim.example@relay.test')),
+        ('@relay.test:u@victim.example', relay_denied('@relay.test:u@victim.example')),
+        ('victim.example!known@relay.test', relay_denied('victim.example!known@relay.test')),
+        ('"known@victim.example"@relay.test', relay_denied('"known@victim.example"@relay.test')),
+    ]
+
+    def test_relay_domains_from_untrusted(self):
+        for rcpt, want in self.ROWS:
+            with self.subTest(rcpt=rcpt):
+                r = smtp_session(self.server.port, [
+                    'HELO c.example.org', 'MAIL FROM:<a@example.org>',
+                    'RCPT TO:<%s>' % rcpt, 'RSET', 'QUIT'])
+                self.assertEqual(r[3], want)
+
+    def test_accepted_relay_mail_waits_in_deferred(self):
+        s = self.server
+        r = smtp_session(s.port, ['HELO c.example.org', 'MAIL FROM:<a@example.org>',
+                                  'RCPT TO:<known@relay.test>', 'DATA', 'Subject: r', '',
+                                  'x', '.', 'QUIT'])
+        self.assertEqual(r[5][0], 250, r)
+        qid = r[5][1].rsplit(' ', 1)[1]
+        deadline = time.time() + 5
+        while qid not in s.queue_files('deferred') and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertIn(qid, s.queue_files('deferred'))
+        self.assertEqual(s.all_mail(), [])
+
+
+class ClientAccess(ServerPerClass):
+    """check_client_access cidr: tables in smtpd_client_restrictions."""
+
+    @classmethod
+    def setUpClass(cls):
+        import os
+        import tempfile
+        cls.tables = tempfile.mkdtemp(prefix='relayguard-cidr-')
+        os.chmod(cls.tables, 0o755)
+        path = os.path.join(cls.tables, 'clients.cidr')
+        with open(path, 'w') as f:
+            f.write('# blocked\n127.0.0.9/32 REJECT go away\n127.0.0.10 OK\n'
+                    '127.0.0.11 450 try later\n')
+        cls.overrides = {'smtpd_client_restrictions': 'check_client_access cidr:' + path}
+        super().setUpClass()
+
+    @classmethod
+    def tearDownClass(cls):
+        import shutil
+        try:
+            super().tearDownClass()
+        finally:
+            shutil.rmtree(cls.tables, ignore_errors=True)
+
+    def rcpt(self, source, rcpt):
+        return smtp_session(self.server.port, ['HELO c.example.org', 'MAIL FROM:<a@example.org>',
+                                               'RCPT TO:<%s>' % rcpt, 'RSET', 'QUIT'],
+                            source=source)[3]
+
+    def test_reject(self):
+        self.assertEqual(self.rcpt(UNTRUSTED, 'postmaster@localhost'),
+                         (554, '5.7.1 <localhost[127.0.0.9]>: Client host rejected: go away'))
+
+    def test_defer(self):
+        r = self.rcpt('127.0.0.11', 'postmaster@localhost')
+        self.assertEqual(r[0], 450, r)
+        self.assertTrue(r[1].startswith('4.7.1 '), r)
+
+    def test_ok_does_not_permit_relaying(self):
+        """OK ends the client list only; the relay restrictions still apply."""
+        self.assertEqual(self.rcpt('127.0.0.10', 'victim@example.net'),
+                         relay_denied('victim@example.net'))
+        self.assertEqual(self.rcpt('127.0.0.10', 'postmaster@localhost'), (250, '2.1.5 Ok'))
+
+
+@unittest.skipUnless(ipv6_available(), 'no IPv6 loopback')
+class IPv6Listener(ServerPerClass):
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server(ipv6=True)
+
+    def test_ipv6_loopback_client_is_trusted(self):
+        s = self.server
+        r = smtp_session(s.port6, ['EHLO c.example.org', 'MAIL FROM:<a@example.org>',
+                                   'RCPT TO:<victim@example.net>', 'RSET', 'QUIT'],
+                         source='::1', host='::1')
+        self.assertEqual(r[0][0], 220)
+        self.assertEqual(r[3], (250, '2.1.5 Ok'))
+        self.assertIn('client=::1', s.log())
+
+    def test_ipv4_untrusted_still_refused_with_ipv6_listener(self):
+        r = smtp_session(self.server.port, ['HELO attacker.com', 'MAIL FROM:<ceo@paypal.com>',
+                                            'RCPT TO:<victim@gmail.com>', 'QUIT'])
+        self.assertEqual(r[3], relay_denied('victim@gmail.com'))
+
+    def test_own_ipv6_literal_is_local(self):
+        r = smtp_session(self.server.port, [
+            'HELO c.example.org', 'MAIL FROM:<a@example.org>',
+            'RCPT TO:<postmaster@[IPv6:::1]>', 'RCPT TO:<u%victim.example@[IPv6:::1]>',
+            'RCPT TO:<u@[IPv6:2001:db8::1]>', 'RSET', 'QUIT'])
+        self.assertEqual(r[3], (250, '2.1.5 Ok'))
+        self.assertEqual(r[4], relay_denied('u%victim.example@[IPv6:::1]'))
+        self.assertEqual(r[5], relay_denied('u@[IPv6:2001:db8::1]'))
 
 
 if __name__ == '__main__':
