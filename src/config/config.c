@@ -671,9 +671,11 @@ struct config *config_load(const char *path, char **errors)
 	ld.file = ld.cfg->file = path ? xstrdup(path) : NULL;
 	set_defaults(&ld);
 	if (path == NULL || read_file(&ld)) {
+		size_t errors_before = ld.errors.len;
 		for (size_t i = 0; i < N_PARAMS; i++)
 			ld.expanded[i] = expand(&ld, i, 0);
-		if (ld.errors.len == 0) {
+		/* a failed $name leaves values half-expanded: checking them says nothing */
+		if (ld.errors.len == errors_before) {
 			convert_all(&ld);
 			check_relay_safety(&ld);
 		}
