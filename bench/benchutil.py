@@ -4,6 +4,7 @@
   benchutil.py now                         wall clock, seconds since the epoch (float)
   benchutil.py freeport                    a free TCP port on 127.0.0.1
   benchutil.py status PID FIELD            a field of /proc/PID/status in KiB (VmRSS, VmHWM)
+  benchutil.py cpu PID                     CPU seconds used by PID (all threads): "user system"
   benchutil.py waitfiles DIR N TIMEOUT     wait until DIR holds >= N entries; prints
                                            "<count> <epoch-seconds>" when done or timed out
   benchutil.py searchable DIR              exit 0 if DIR and every parent are searchable by
@@ -54,6 +55,11 @@ def main(argv):
         s.close()
     elif cmd == "status":
         print(proc_status(int(argv[2]), argv[3]))
+    elif cmd == "cpu":
+        with open("/proc/%d/stat" % int(argv[2])) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        hz = os.sysconf("SC_CLK_TCK")
+        print("%.2f %.2f" % (int(fields[11]) / hz, int(fields[12]) / hz))
     elif cmd == "waitfiles":
         path, want, timeout = argv[2], int(argv[3]), float(argv[4])
         deadline = time.time() + timeout

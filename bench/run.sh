@@ -86,10 +86,25 @@ cleanup() {
 	done
 	PIDS=""
 	[ -n "${TMP:-}" ] && rm -rf "$TMP"
+	TMP=""
 }
+# dash does not run the EXIT trap for an exit inside a signal trap: clean up there too.
 trap 'cleanup' EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap 'cleanup; trap - EXIT; exit 130' INT
+trap 'cleanup; trap - EXIT; exit 143' TERM
+
+# bg_run OUT CMD... - run a client in the background (so a signal to this script
+# is handled at once) and wait for it; its status is left in BG_RC.
+bg_run() {
+	out=$1
+	shift
+	"$@" >"$out" 2>&1 &
+	bg=$!
+	PIDS="$bg $PIDS"
+	wait "$bg"
+	BG_RC=$?
+	PIDS=$(echo "$PIDS" | sed "s/^$bg //")
+}
 
 # stop_pid PID - SIGTERM, wait (the server finishes messages in progress, grace
 # 30 s), then SIGKILL, all by PID.
@@ -162,20 +177,21 @@ TP_PID=$SRV_PID
 say "throughput: $MESSAGES msgs x $SIZE B over $SESSIONS sessions to 127.0.0.1:$PORT with $GEN"
 reuse=-d
 [ "${BENCH_PER_MESSAGE_CONNECT:-0}" = 1 ] && reuse=""
+cpu0=$($U cpu "$TP_PID" | tr ' ' :)
 t0=$(now)
 if [ "$GEN" = smtp-source ]; then
 	# -d: keep each session's connection for its next message; -M: HELO name and
 	# default address domain; without -A, any non-2xx/3xx reply aborts it.
 	# shellcheck disable=SC2086
-	LD_LIBRARY_PATH=$TOOLS/usr/lib/postfix "$SMTP_SOURCE" $reuse -s "$SESSIONS" -m "$MESSAGES" \
-		-l "$SIZE" -M localhost -f bench@localhost -t postmaster@localhost \
-		"127.0.0.1:$PORT" >"$TMP/gen.out" 2>&1
-	gen_rc=$?
+	bg_run "$TMP/gen.out" env LD_LIBRARY_PATH="$TOOLS/usr/lib/postfix" "$SMTP_SOURCE" $reuse \
+		-s "$SESSIONS" -m "$MESSAGES" -l "$SIZE" -M localhost -f bench@localhost \
+		-t postmaster@localhost "127.0.0.1:$PORT"
+	gen_rc=$BG_RC
 else
 	# shellcheck disable=SC2086
-	$PY bench/loadgen.py $reuse -s "$SESSIONS" -m "$MESSAGES" -l "$SIZE" -M localhost \
-		-f bench@localhost -t postmaster@localhost "127.0.0.1:$PORT" >"$TMP/gen.out" 2>&1
-	gen_rc=$?
+	bg_run "$TMP/gen.out" $PY bench/loadgen.py $reuse -s "$SESSIONS" -m "$MESSAGES" -l "$SIZE" \
+		-M localhost -f bench@localhost -t postmaster@localhost "127.0.0.1:$PORT"
+	gen_rc=$BG_RC
 fi
 t1=$(now)
 accept_s=$(fsub "$t1" "$t0")
@@ -185,6 +201,7 @@ set -- $($U waitfiles "$MAILDIR_NEW" "$MESSAGES" 120)
 delivered=$1
 t2=$2
 deliver_s=$(fsub "$t2" "$t0")
+cpu1=$($U cpu "$TP_PID" | tr ' ' :)
 hwm_kib=$($U status "$TP_PID" VmHWM)
 rss_tp_kib=$($U status "$TP_PID" VmRSS)
 queue_left=$(find "$TMP/throughput/queue" -type f 2>/dev/null | wc -l)
@@ -196,8 +213,8 @@ stop_pid "$TP_PID"
 start_server idle $((IDLE + 1000))
 IDLE_PID=$SRV_PID
 say "idle: $IDLE connections to 127.0.0.1:$PORT"
-$PY bench/idle.py --port "$PORT" --pid "$IDLE_PID" --count "$IDLE" --sources 10 >"$TMP/idle.out" 2>&1
-idle_rc=$?
+bg_run "$TMP/idle.out" $PY bench/idle.py --port "$PORT" --pid "$IDLE_PID" --count "$IDLE" --sources 10
+idle_rc=$BG_RC
 iv() { sed -n "s/^$1=//p" "$TMP/idle.out" | head -n 1; }
 greeted=$(iv greeted)
 per_conn=$(iv bytes_per_conn)
@@ -210,11 +227,14 @@ stop_pid "$IDLE_PID"
 fs=$(df -PT "$TMP" 2>/dev/null | awk 'NR == 2 { print $2 }')
 echo
 echo "relayguard bench ($(date -u '+%Y-%m-%d %H:%M:%SZ'), $(hostname), $(nproc) cores, $(uname -r), temp dir on ${fs:-?})"
+case $fs in tmpfs | ramfs) echo "NOTE: temp dir is on $fs: fsync costs nothing there, so these are not durable-disk figures" ;; esac
 echo "load generator: $GEN_LABEL${reuse:+, -d (one connection per session)}"
 printf 'acceptance: %s msgs x %s B, %s sessions: %s s, %s msg/s (target >= 1500); %s accepted (250 after fsync)\n' \
 	"$MESSAGES" "$SIZE" "$SESSIONS" "$accept_s" "$(fdiv "$accepted" "$accept_s" %.0f)" "$accepted"
 printf 'delivery end to end: %s msg/s (%s of %s in Maildir new/ after %s s; %s queue files left)\n' \
 	"$(fdiv "$delivered" "$deliver_s" %.0f)" "$delivered" "$MESSAGES" "$deliver_s" "$queue_left"
+echo "$cpu0 $cpu1 $MESSAGES" | awk -F '[ :]' '{ u = $3 - $1; s = $4 - $2
+	printf "server CPU: %.2f s user + %.2f s system (%.0f + %.0f us per message; system time is mostly the fsync/block I/O path)\n", u, s, u * 1e6 / $5, s * 1e6 / $5 }'
 printf 'peak RSS: %s MiB (VmHWM; VmRSS after the run %s MiB)\n' \
 	"$(fdiv "$hwm_kib" 1024 %.1f)" "$(fdiv "$rss_tp_kib" 1024 %.1f)"
 printf 'idle: %s connections (%s greeted, %s refused, %s failed, %s dropped), %s KiB RSS each (target < 32 KiB); VmRSS %s -> %s KiB\n' \
