@@ -14,6 +14,7 @@
 #include "config/config.h"
 #include "queue/queue.h"
 #include "smtp/server.h"
+#include "util/dirsync.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -260,6 +261,7 @@ static int serve(struct config *cfg)
 		goto fail;
 	rc = server_run(srv);
 	server_free(srv);
+	dirsync_cleanup();
 	return rc;
 fail:
 	log_ev(LOG_FATAL, "startup-failed", {"reason", err});

@@ -1,49 +1,119 @@
 /*
- * local.c - local delivery of a queued message (see local.h).
+ * local.c - local delivery of queued messages, in batches (see local.h).
+ *
+ * A batch writes every pending local recipient's copy (file fsync'd, renamed
+ * into new/), then syncs each Maildir's new/ directory once, then logs the
+ * deliveries and finishes the queue files. Under load this is group commit:
+ * one directory fsync serves every message that landed in that Maildir.
  */
 #include "delivery/local.h"
 #include "delivery/maildir.h"
+#include "util/dirsync.h"
 #include "util/log.h"
 #include "util/util.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-static void deliver_one(const struct config *cfg, struct queue_msg *m, struct queue_rcpt *r)
+/* One copy written but not yet durable. */
+struct staged {
+	struct queue_msg *m;
+	struct queue_rcpt *r;
+	char *path, *newdir;
+	bool synced;
+};
+
+static void log_failure(const struct queue_msg *m, const struct queue_rcpt *r, const char *err)
 {
-	char path[4096], err[512], to[ADDR_PATH_MAX + 3];
+	char to[ADDR_PATH_MAX + 3];
 	snprintf(to, sizeof(to), "<%s>", r->orig);
-	if (maildir_deliver(cfg->virtual_mailbox_base, r->domain, r->local,
-			    m->body.data, m->body.len, path, sizeof(path), err, sizeof(err))) {
-		r->done = true;
-		log_ev(LOG_INFO, "delivered", {"queue", m->id}, {"to", to}, {"mailbox", path});
-	} else {
-		log_ev(LOG_ERROR, "delivery-failed", {"queue", m->id}, {"to", to},
-		       {"reason", err}, {"next", "retry later; the message stays queued"});
-	}
+	log_ev(LOG_ERROR, "delivery-failed", {"queue", m->id}, {"to", to}, {"reason", err},
+	       {"next", "retry later; the message stays queued"});
 }
 
-bool local_deliver(const struct config *cfg, struct queue_msg *m)
+static void log_deferred(const struct queue_msg *m, const struct queue_rcpt *r)
 {
-	bool local_left = false;
+	char to[ADDR_PATH_MAX + 3];
+	snprintf(to, sizeof(to), "<%s>", r->orig);
+	log_ev(LOG_INFO, "deferred", {"queue", m->id}, {"to", to},
+	       {"class", address_class_name(r->cls)},
+	       {"reason", "outbound delivery is not implemented yet; the message stays in the "
+			  "queue (deferred/)"});
+}
+
+/* stage_message - write every pending local copy of m; returns copies staged. */
+static size_t stage_message(const struct config *cfg, struct queue_msg *m,
+			    struct staged **list, size_t n)
+{
 	for (size_t i = 0; i < m->n_rcpts; i++) {
 		struct queue_rcpt *r = &m->rcpts[i];
 		if (r->done)
 			continue;
-		if (r->cls == ADDR_CLASS_LOCAL) {
-			deliver_one(cfg, m, r);
-			local_left |= !r->done;
-		} else {
-			char to[ADDR_PATH_MAX + 3];
-			snprintf(to, sizeof(to), "<%s>", r->orig);
-			log_ev(LOG_INFO, "deferred", {"queue", m->id}, {"to", to},
-			       {"class", address_class_name(r->cls)},
-			       {"reason", "outbound delivery is not implemented yet; the message "
-					  "stays in the queue (deferred/)"});
+		if (r->cls != ADDR_CLASS_LOCAL) {
+			log_deferred(m, r);
+			continue;
+		}
+		char path[4096], newdir[4096], err[512];
+		if (!maildir_deliver(cfg->virtual_mailbox_base, r->domain, r->local, m->body.data,
+				     m->body.len, path, sizeof(path), newdir, sizeof(newdir),
+				     err, sizeof(err))) {
+			log_failure(m, r, err);
+			continue;
+		}
+		*list = xrealloc(*list, (n + 1) * sizeof(**list));
+		(*list)[n++] = (struct staged){m, r, xstrdup(path), xstrdup(newdir), false};
+	}
+	return n;
+}
+
+/* sync_directories - one dirsync per distinct new/ directory. */
+static void sync_directories(struct staged *list, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (list[i].synced)
+			continue;
+		bool ok = dirsync(list[i].newdir);
+		for (size_t k = i; k < n; k++) {
+			if (strcmp(list[k].newdir, list[i].newdir) != 0)
+				continue;
+			list[k].synced = true;
+			list[k].r->done = ok;
+			if (!ok)
+				log_failure(list[k].m, list[k].r, "cannot sync the Maildir directory");
 		}
 	}
-	char err[512];
-	if (!local_left && !queue_finish(cfg->queue_directory, m, err, sizeof(err)))
-		log_ev(LOG_ERROR, "queue-error", {"queue", m->id}, {"reason", err});
-	return local_left;
+}
+
+static void log_delivered(const struct staged *s)
+{
+	char to[ADDR_PATH_MAX + 3];
+	snprintf(to, sizeof(to), "<%s>", s->r->orig);
+	log_ev(LOG_INFO, "delivered", {"queue", s->m->id}, {"to", to}, {"mailbox", s->path});
+}
+
+void local_deliver_batch(const struct config *cfg, struct queue_msg **msgs, size_t n,
+			 bool *retry)
+{
+	struct staged *list = NULL;
+	size_t staged = 0;
+	for (size_t i = 0; i < n; i++)
+		staged = stage_message(cfg, msgs[i], &list, staged);
+	sync_directories(list, staged);
+	for (size_t i = 0; i < staged; i++) {
+		if (list[i].r->done)
+			log_delivered(&list[i]);
+		free(list[i].path);
+		free(list[i].newdir);
+	}
+	free(list);
+	for (size_t i = 0; i < n; i++) {
+		struct queue_msg *m = msgs[i];
+		retry[i] = false;
+		for (size_t k = 0; k < m->n_rcpts; k++)
+			retry[i] |= m->rcpts[k].cls == ADDR_CLASS_LOCAL && !m->rcpts[k].done;
+		char err[512];
+		if (!retry[i] && !queue_finish(cfg->queue_directory, m, err, sizeof(err)))
+			log_ev(LOG_ERROR, "queue-error", {"queue", m->id}, {"reason", err});
+	}
 }

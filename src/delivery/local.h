@@ -15,7 +15,9 @@
 #include "config/config.h"
 #include "queue/queue.h"
 
-/* Worker thread. Returns true when local recipients are still pending (retry). */
-bool local_deliver(const struct config *cfg, struct queue_msg *m);
+/* Worker thread: deliver msgs[0..n). retry[i] is set when message i still has
+ * local recipients that failed (it stays in active/ and is tried again). */
+void local_deliver_batch(const struct config *cfg, struct queue_msg **msgs, size_t n,
+			 bool *retry);
 
 #endif

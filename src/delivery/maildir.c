@@ -2,6 +2,7 @@
  * maildir.c - Maildir delivery (see maildir.h).
  */
 #include "delivery/maildir.h"
+#include "util/dirsync.h"
 #include "util/util.h"
 
 #include <errno.h>
@@ -26,21 +27,11 @@ bool maildir_component_ok(const char *s)
 	return true;
 }
 
-static bool fsync_path(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	bool ok = fsync(fd) == 0;
-	close(fd);
-	return ok;
-}
-
 /* make_dir - mkdir that also makes a new entry durable in its parent. */
 static bool make_dir(const char *path, const char *parent)
 {
 	if (mkdir(path, 0700) == 0)
-		return fsync_path(parent);
+		return dirsync(parent);
 	return errno == EEXIST;
 }
 
@@ -50,6 +41,11 @@ static bool make_maildir(const char *base, const char *domain, const char *local
 	char parent[4096];
 	snprintf(parent, sizeof(parent), "%s/%s", base, domain);
 	snprintf(dir, len, "%s/%s", parent, local);
+	char probe[4200];
+	struct stat st;
+	snprintf(probe, sizeof(probe), "%s/cur", dir);
+	if (stat(probe, &st) == 0)
+		return true; /* the common case: an existing mailbox */
 	if (!make_dir(parent, base) || !make_dir(dir, parent))
 		return false;
 	static const char *const subs[] = {"tmp", "new", "cur"};
@@ -109,7 +105,7 @@ static bool write_lf(int fd, const char *msg, size_t len, size_t *written)
 
 bool maildir_deliver(const char *base, const char *domain, const char *local,
 		     const char *msg, size_t len, char *path, size_t pathlen,
-		     char *err, size_t errlen)
+		     char *newdir, size_t newdirlen, char *err, size_t errlen)
 {
 	char dir[4096], host[512], name[1024], tmp[4200], dst[4200];
 	if (!maildir_component_ok(domain) || !maildir_component_ok(local)) {
@@ -141,18 +137,12 @@ bool maildir_deliver(const char *base, const char *domain, const char *local,
 		ok = false;
 		saved = errno;
 	}
-	char newdir[4200];
-	snprintf(newdir, sizeof(newdir), "%s/new", dir);
-	if (ok && !fsync_path(newdir)) {
-		ok = false;
-		saved = errno;
-	}
+	snprintf(newdir, newdirlen, "%s/new", dir);
 	if (!ok) {
 		unlink(tmp);
 		snprintf(err, errlen, "cannot deliver to %s: %s", dir, strerror(saved));
 		return false;
 	}
-	if (path != NULL)
-		rg_strlcpy(path, dst, pathlen);
+	rg_strlcpy(path, dst, pathlen);
 	return true;
 }

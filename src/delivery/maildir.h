@@ -15,11 +15,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* Deliver msg (CRLF line ends) to base/domain/local/new/. On success the
- * file's path is written to path (may be NULL). */
+/* Deliver msg (CRLF line ends) to base/domain/local/new/: the file is written
+ * and fsync'd, then renamed into new/. The rename is durable only after
+ * dirsync() of the new/ directory, whose name goes to newdir; callers
+ * delivering many messages sync each directory once. On success the file's
+ * path is written to path. */
 bool maildir_deliver(const char *base, const char *domain, const char *local,
 		     const char *msg, size_t len, char *path, size_t pathlen,
-		     char *err, size_t errlen);
+		     char *newdir, size_t newdirlen, char *err, size_t errlen);
 
 /* Is s usable as one path component of a mailbox? */
 bool maildir_component_ok(const char *s);

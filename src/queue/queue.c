@@ -18,6 +18,7 @@
  *	of a rcpt line (P pending, D done) is updated in place.
  */
 #include "queue/queue.h"
+#include "util/dirsync.h"
 #include "util/log.h"
 
 #include <dirent.h>
@@ -160,12 +161,8 @@ static bool write_all(int fd, const char *p, size_t n)
 static bool fsync_dir(const char *dir, const char *sub)
 {
 	char *p = xasprintf("%s/%s", dir, sub);
-	int fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	bool ok = dirsync(p); /* shared with concurrent commits */
 	free(p);
-	if (fd < 0)
-		return false;
-	bool ok = fsync(fd) == 0;
-	close(fd);
 	return ok;
 }
 

@@ -21,7 +21,11 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
-#define WORKER_THREADS 8
+#define COMMIT_THREADS 6          /* queue commits: a client waits for each */
+#define DELIVERY_THREADS 2        /* Maildir deliveries: nobody waits */
+#define DELIVERY_BATCHES 2        /* delivery batches in flight */
+#define DELIVERY_BATCH_MAX 64
+#define DELIVERY_RETRY_SECONDS 60
 #define SHUTDOWN_GRACE_SECONDS 30
 #define IP_BUCKETS 1024
 
@@ -41,7 +45,11 @@ struct ip_count {
 struct server {
 	const struct config *cfg;
 	struct event_base *base;
-	struct workers *workers;
+	struct workers *workers;      /* queue commits */
+	struct workers *deliverers;   /* local deliveries */
+	struct queue_msg **to_deliver; /* committed, waiting for a delivery batch */
+	size_t n_to_deliver, cap_to_deliver;
+	unsigned deliveries_in_flight;
 	struct listener **listeners;
 	size_t n_listeners;
 	struct rg_ip *local_ips;
@@ -121,7 +129,8 @@ static unsigned ip_count_add(struct server *srv, const struct rg_ip *ip, int del
 
 static void check_exit(struct server *srv)
 {
-	if (srv->stopping && srv->n_sessions == 0 && workers_pending(srv->workers) == 0)
+	if (srv->stopping && srv->n_sessions == 0 && workers_pending(srv->workers) == 0 &&
+	    workers_pending(srv->deliverers) == 0 && srv->n_to_deliver == 0)
 		event_base_loopexit(srv->base, NULL);
 }
 
@@ -172,25 +181,27 @@ static void on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sock
 	srv->n_sessions++;
 }
 
-/* A message on its way through a worker. */
+/* A message on its way through a worker: committed, or waiting for a retry. */
 struct job {
 	struct server *srv;
 	struct queue_msg *msg;
 	void (*done)(void *arg, bool ok, const char *err);
 	void *arg;
-	bool ok, retry;
+	bool ok;
 	char err[512];
 	struct event *timer;         /* retry of a failed local delivery */
 	struct job *prev, *next;     /* in srv->retries while waiting */
 };
 
-static void schedule_delivery(struct server *srv, struct queue_msg *m);
+/* Messages delivered together by one worker (see local.c). */
+struct delivery_batch {
+	struct server *srv;
+	struct queue_msg *msgs[DELIVERY_BATCH_MAX];
+	bool retry[DELIVERY_BATCH_MAX];
+	size_t n;
+};
 
-static void delivery_work(void *arg)
-{
-	struct job *j = arg;
-	j->retry = local_deliver(j->srv->cfg, j->msg);
-}
+static void schedule_delivery(struct server *srv, struct queue_msg *m);
 
 static void retry_unlink(struct job *j)
 {
@@ -213,32 +224,71 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
 	free(j);
 }
 
+static void retry_later(struct server *srv, struct queue_msg *m)
+{
+	struct job *j = xcalloc(1, sizeof(*j));
+	struct timeval tv = {DELIVERY_RETRY_SECONDS, 0};
+	j->srv = srv;
+	j->msg = m;
+	j->timer = evtimer_new(srv->base, on_retry, j);
+	j->next = srv->retries;
+	if (srv->retries)
+		srv->retries->prev = j;
+	srv->retries = j;
+	evtimer_add(j->timer, &tv);
+}
+
+static void delivery_work(void *arg)
+{
+	struct delivery_batch *b = arg;
+	local_deliver_batch(b->srv->cfg, b->msgs, b->n, b->retry);
+}
+
+static void dispatch_deliveries(struct server *srv);
+
 static void delivery_done(void *arg)
 {
-	struct job *j = arg;
-	struct server *srv = j->srv;
-	if (j->retry && !srv->stopping) {
-		struct timeval tv = {60, 0};
-		j->timer = evtimer_new(srv->base, on_retry, j);
-		j->prev = NULL;
-		j->next = srv->retries;
-		if (srv->retries)
-			srv->retries->prev = j;
-		srv->retries = j;
-		evtimer_add(j->timer, &tv);
-		return;
+	struct delivery_batch *b = arg;
+	struct server *srv = b->srv;
+	for (size_t i = 0; i < b->n; i++) {
+		if (b->retry[i] && !srv->stopping)
+			retry_later(srv, b->msgs[i]);
+		else
+			queue_msg_free(b->msgs[i]); /* a stopped retry waits for the next start */
 	}
-	queue_msg_free(j->msg); /* when stopping, a pending retry waits for the next start */
-	free(j);
+	free(b);
+	srv->deliveries_in_flight--;
+	dispatch_deliveries(srv);
 	check_exit(srv);
+}
+
+/* dispatch_deliveries - at most DELIVERY_BATCHES in flight; the rest wait and
+ * form the next, larger batch (group commit of Maildir directory syncs). */
+static void dispatch_deliveries(struct server *srv)
+{
+	while (srv->n_to_deliver > 0 &&
+	       srv->deliveries_in_flight < DELIVERY_BATCHES) {
+		struct delivery_batch *b = xcalloc(1, sizeof(*b));
+		b->srv = srv;
+		b->n = srv->n_to_deliver < DELIVERY_BATCH_MAX ? srv->n_to_deliver : DELIVERY_BATCH_MAX;
+		memcpy(b->msgs, srv->to_deliver, b->n * sizeof(*b->msgs)); /* oldest first */
+		srv->n_to_deliver -= b->n;
+		memmove(srv->to_deliver, srv->to_deliver + b->n,
+			srv->n_to_deliver * sizeof(*srv->to_deliver));
+		srv->deliveries_in_flight++;
+		workers_submit(srv->deliverers, delivery_work, delivery_done, b);
+	}
 }
 
 static void schedule_delivery(struct server *srv, struct queue_msg *m)
 {
-	struct job *j = xcalloc(1, sizeof(*j));
-	j->srv = srv;
-	j->msg = m;
-	workers_submit(srv->workers, delivery_work, delivery_done, j);
+	if (srv->n_to_deliver == srv->cap_to_deliver) {
+		srv->cap_to_deliver = srv->cap_to_deliver ? 2 * srv->cap_to_deliver : 64;
+		srv->to_deliver = xrealloc(srv->to_deliver,
+					   srv->cap_to_deliver * sizeof(*srv->to_deliver));
+	}
+	srv->to_deliver[srv->n_to_deliver++] = m;
+	dispatch_deliveries(srv);
 }
 
 static void commit_work(void *arg)
@@ -486,7 +536,8 @@ int server_run(struct server *srv)
 			return 1;
 		}
 	}
-	srv->workers = workers_new(srv->base, WORKER_THREADS);
+	srv->workers = workers_new(srv->base, COMMIT_THREADS);
+	srv->deliverers = workers_new(srv->base, DELIVERY_THREADS);
 	recover_queue(srv);
 	srv->sig_term = evsignal_new(srv->base, SIGTERM, on_signal, srv);
 	srv->sig_int = evsignal_new(srv->base, SIGINT, on_signal, srv);
@@ -507,6 +558,10 @@ void server_free(struct server *srv)
 		return;
 	stop_listening(srv);
 	workers_free(srv->workers);
+	workers_free(srv->deliverers);
+	for (size_t i = 0; i < srv->n_to_deliver; i++)
+		queue_msg_free(srv->to_deliver[i]); /* still in active/: delivered at next start */
+	free(srv->to_deliver);
 	while (srv->retries) {
 		struct job *j = srv->retries;
 		retry_unlink(j); /* the file stays in active/ for the next start */
