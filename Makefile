@@ -5,7 +5,7 @@
 #   make bench      throughput and memory figures (bench/README.md)
 
 CC      ?= cc
-PKGS    := libevent libevent_pthreads libcares
+PKGS    := libevent libevent_pthreads libcares libpsl
 # snprintf truncation into bounded reply/log buffers is deliberate, hence -Wno-format-truncation
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wno-format-truncation
 BASE    := -std=c17 -D_GNU_SOURCE -Isrc -pthread

@@ -15,6 +15,8 @@
 #include "address/address.h"
 #include "util/util.h"
 
+#include <libpsl.h>
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -55,6 +57,7 @@ static const struct param_def params[] = {
 	{"smtpd_recipient_limit", P_COUNT, "1000"},
 	{"smtpd_timeout", P_DURATION, "300s"},
 	{"smtpd_hard_error_limit", P_COUNT, "20"},
+	{"smtpd_junk_command_limit", P_COUNT, "100"},
 	{"smtpd_client_connection_count_limit", P_COUNT, "50"},
 	{"queue_directory", P_PATH, "./var/queue"},
 	{"virtual_mailbox_base", P_PATH, "./var/mail"},
@@ -375,6 +378,10 @@ static char **convert_domains(struct loader *ld, size_t i, bool allow_parent)
 			add_error(ld, i, "%s: \"%s\" is not a domain name%s", params[i].name,
 				  items[k], allow_parent ? "" : " (only relay_domains "
 				  "takes \".parent\" patterns)");
+		} else if (d != items[k] && psl_is_public_suffix2(psl_builtin(), d,
+				PSL_TYPE_ANY | PSL_TYPE_NO_STAR_RULE)) {
+			add_error(ld, i, "%s: \"%s\" would relay for every domain under the public "
+				  "suffix \"%s\"; list your own domains", params[i].name, items[k], d);
 		}
 		rg_str_lower(items[k]);
 	}
@@ -503,11 +510,12 @@ static bool parse_listen(const char *s, struct listen_addr *la)
 	if (colon == NULL || !rg_parse_u64(colon + 1, &port) || port == 0 || port > 65535)
 		return false;
 	size_t n = (size_t)(colon - s);
-	if (n >= 2 && s[0] == '[' && s[n - 1] == ']') {
+	bool bracketed = n >= 2 && s[0] == '[' && s[n - 1] == ']';
+	if (bracketed) {
 		s++;
 		n -= 2;
 	}
-	if (n >= sizeof(la->host))
+	if (n >= sizeof(la->host) || (n == 0 && bracketed)) /* "[]:25" is a typo */
 		return false;
 	memcpy(la->host, s, n);
 	la->host[n] = '\0';
@@ -569,6 +577,7 @@ static void convert_limits(struct loader *ld)
 		{"smtpd_recipient_limit", &cfg->smtpd_recipient_limit, 1, 100000},
 		{"smtpd_timeout", &cfg->smtpd_timeout, 1, 86400},
 		{"smtpd_hard_error_limit", &cfg->smtpd_hard_error_limit, 1, 1000},
+		{"smtpd_junk_command_limit", &cfg->smtpd_junk_command_limit, 1, 100000},
 		{"smtpd_client_connection_count_limit", &cfg->smtpd_client_connection_count_limit,
 		 1, 1000000},
 	};
@@ -586,6 +595,22 @@ static void convert_limits(struct loader *ld)
 static size_t idx(const char *name)
 {
 	return param_index(name, strlen(name));
+}
+
+/* check_dns_servers - "ip", "ip:port" or "[v6]:port", as c-ares takes them. */
+static void check_dns_servers(struct loader *ld, size_t i)
+{
+	char **items = split_list(ld->expanded[i], NULL);
+	for (size_t k = 0; items[k]; k++) {
+		struct listen_addr la;
+		struct rg_ip ip;
+		if (ip_parse(items[k], &ip))
+			continue;
+		if (!parse_listen(items[k], &la) || strcmp(la.host, "*") == 0)
+			add_error(ld, i, "%s: \"%s\" is not ip or ip:port (e.g. 127.0.0.1:53, "
+				  "[::1]:53)", params[i].name, items[k]);
+	}
+	free_list(items);
 }
 
 static void convert_all(struct loader *ld)
@@ -615,6 +640,7 @@ static void convert_all(struct loader *ld)
 	convert_listen(ld, idx("smtpd_listen"));
 	cfg->smtpd_peername_lookup = convert_bool(ld, idx("smtpd_peername_lookup"));
 	cfg->dns_servers = convert_single(ld, idx("dns_servers"));
+	check_dns_servers(ld, idx("dns_servers"));
 }
 
 /* can_deny_destination - a reachable restriction that can refuse a destination
@@ -799,6 +825,29 @@ static void network_warning(const struct cidr *c, const struct host_network *hn,
 		      "such an address) may relay without authentication\n", text);
 }
 
+/* access_warnings - OK in a cidr: table of the relay or recipient list relays
+ * for that network, exactly like mynetworks does. */
+static void access_warnings(const struct restriction_list *rl, const struct host_network *hn,
+			    size_t nhn, struct strbuf *out)
+{
+	for (size_t k = 0; k < rl->n; k++) {
+		const struct map *m = rl->items[k].table;
+		for (size_t e = 0; m != NULL && e < m->n; e++) {
+			struct access_result ar;
+			if (!map_access_parse(m->entries[e].value, &ar) || ar.action != ACCESS_OK)
+				continue;
+			struct strbuf one;
+			strbuf_init(&one);
+			network_warning(&m->entries[e].net, hn, nhn, &one);
+			if (one.len > 0)
+				strbuf_printf(out, "%s: check_client_access %s: OK for a network "
+					      "permits relaying: %s", rl->param, m->spec,
+					      one.data + strlen("mynetworks contains "));
+			strbuf_free(&one);
+		}
+	}
+}
+
 char *config_warnings(const struct config *cfg)
 {
 	struct host_network hn[64];
@@ -807,5 +856,7 @@ char *config_warnings(const struct config *cfg)
 	strbuf_init(&out);
 	for (size_t k = 0; k < cfg->n_mynetworks; k++)
 		network_warning(&cfg->mynetworks[k], hn, nhn, &out);
+	access_warnings(&cfg->relay, hn, nhn, &out);
+	access_warnings(&cfg->recipient, hn, nhn, &out);
 	return out.len ? strbuf_steal(&out) : NULL;
 }

@@ -71,6 +71,7 @@ struct config {
 	struct restriction_list client, helo, sender, relay, recipient;
 	uint64_t message_size_limit, smtpd_recipient_limit, smtpd_timeout;
 	uint64_t smtpd_hard_error_limit, smtpd_client_connection_count_limit;
+	uint64_t smtpd_junk_command_limit;
 	struct listen_addr *listen;
 	size_t n_listen;
 	char *queue_directory, *virtual_mailbox_base, *mail_owner;

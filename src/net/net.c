@@ -125,7 +125,9 @@ bool cidr_parse(const char *s, struct cidr *out, char *err, size_t errlen)
 	unsigned max = family_bits(out->net.family);
 	uint64_t prefix = max;
 	if (len != NULL && (!rg_parse_u64(len, &prefix) || prefix > max)) {
-		snprintf(err, errlen, "\"%s\": prefix length must be 0..%u", s, max);
+		snprintf(err, errlen, "\"%s\": prefix length must be 0..%u%s", s, max,
+			 out->net.family == AF_INET && strchr(addr, ':') ?
+			 " (IPv4-mapped IPv6 addresses are IPv4 here: write the IPv4 network)" : "");
 		return false;
 	}
 	out->prefix = (unsigned)prefix;

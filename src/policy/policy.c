@@ -134,9 +134,8 @@ static bool recipient_listed(struct map *const *maps, const struct addr_resoluti
 
 static enum result reject_unlisted_recipient(struct eval *ev)
 {
+	/* routed or not, the final address must exist (Postfix checks it too) */
 	const struct addr_resolution *r = ev->req->rcpt_res;
-	if (r->routed)
-		return DUNNO;
 	if (r->cls == ADDR_CLASS_LOCAL &&
 	    !recipient_listed(ev->cfg->local_recipient_maps, r, true))
 		return reply(ev, REJECT, 550, "5.1.1", SUBJ_RECIPIENT,

@@ -36,6 +36,7 @@
 #define CMD_LINE_MAX 512          /* RFC 5321 4.5.3.1.4, including CRLF */
 #define DATA_CHUNK (64 * 1024)    /* a longer text line is taken in pieces */
 #define INPUT_HIGH_WATER (256 * 1024)
+#define OUTPUT_HIGH_WATER (64 * 1024)  /* a client that does not read its replies */
 #define HELO_MAX 255
 
 enum state { S_CONNECTED, S_READY, S_MAIL, S_RCPT, S_DATA, S_COMMIT, S_CLOSING };
@@ -49,6 +50,7 @@ enum {
 	F_DEAD = 1 << 3,          /* connection gone; free when the commit returns */
 	F_EOF = 1 << 4,           /* client closed its side; answer what it sent, then close */
 	F_LOOKUP = 1 << 5,        /* client name lookup pending; greeting not sent yet */
+	F_OUTPUT_FULL = 1 << 6,   /* replies pile up unread: stop reading commands */
 };
 
 struct transaction {
@@ -74,7 +76,7 @@ struct session {
 	char ip_text[RG_IP_STRLEN];
 	char name[64];
 	char *helo;
-	unsigned errors, messages;
+	unsigned errors, messages, junk;
 	struct transaction *tx;
 	struct dns_query *dnsq;
 };
@@ -426,9 +428,18 @@ static void cmd_data(struct session *s, char *arg)
 	reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
 
+/* junk_command - NOOP, RSET, VRFY, HELP: free up to a point, then they are errors,
+ * so a client cannot hold a connection open for ever with them. */
+static void junk_command(struct session *s)
+{
+	if (++s->junk > s->cfg->smtpd_junk_command_limit)
+		s->errors++;
+}
+
 static void cmd_rset(struct session *s, char *arg)
 {
 	(void)arg;
+	junk_command(s);
 	tx_reset(s);
 	reply(s, "250 2.0.0 Ok");
 }
@@ -436,6 +447,7 @@ static void cmd_rset(struct session *s, char *arg)
 static void cmd_noop(struct session *s, char *arg)
 {
 	(void)arg;
+	junk_command(s);
 	reply(s, "250 2.0.0 Ok");
 }
 
@@ -449,6 +461,7 @@ static void cmd_quit(struct session *s, char *arg)
 static void cmd_help(struct session *s, char *arg)
 {
 	(void)arg;
+	junk_command(s);
 	reply(s, "214-2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT HELP VRFY");
 	reply(s, "214 2.0.0 See RFC 5321");
 }
@@ -456,6 +469,7 @@ static void cmd_help(struct session *s, char *arg)
 static void cmd_vrfy(struct session *s, char *arg)
 {
 	(void)arg;
+	junk_command(s);
 	/* never reveal which users exist */
 	reply(s, "252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery");
 }
@@ -598,6 +612,7 @@ static void end_of_data(struct session *s)
 		return;
 	}
 	set_state(s, S_COMMIT);
+	bufferevent_disable(s->bev, EV_READ); /* no reads, no read timeout until the 250 */
 	struct queue_msg *m = tx->msg;
 	rg_strlcpy(tx->msg_id, m->id, sizeof(tx->msg_id));
 	tx->msg = NULL;
@@ -663,6 +678,11 @@ static void process_input(struct session *s)
 			session_shutdown(s);
 			return;
 		}
+		if (evbuffer_get_length(bufferevent_get_output(s->bev)) > OUTPUT_HIGH_WATER) {
+			s->flags |= F_OUTPUT_FULL; /* resumed by on_write when the client reads */
+			bufferevent_disable(s->bev, EV_READ);
+			return;
+		}
 		bool progress = s->state == S_DATA ? data_input(s) : next_command(s);
 		check_error_limit(s);
 		if (!progress)
@@ -716,6 +736,7 @@ static void session_close(struct session *s)
 		return;
 	set_state(s, S_CLOSING);
 	bufferevent_disable(s->bev, EV_READ);
+	bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0); /* on_drained: really empty */
 	bufferevent_setcb(s->bev, NULL, on_drained, on_closing_event, s);
 	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
 		event_base_once(server_base(s->srv), -1, EV_TIMEOUT, on_free_later, s, NULL);
@@ -753,8 +774,7 @@ static void commit_done(void *arg, bool ok, const char *err)
 		session_shutdown(s);
 		return;
 	}
-	if (!(s->flags & F_EOF))
-		bufferevent_enable(s->bev, EV_READ);
+	bufferevent_enable(s->bev, (short)(EV_WRITE | ((s->flags & F_EOF) ? 0 : EV_READ)));
 	process_input(s);
 	end_if_eof(s);
 }
@@ -765,10 +785,30 @@ static void on_read(struct bufferevent *bev, void *arg)
 	process_input(arg);
 }
 
+/* on_write - the client has read enough of its replies: take commands again. */
+static void on_write(struct bufferevent *bev, void *arg)
+{
+	struct session *s = arg;
+	(void)bev;
+	if (!(s->flags & F_OUTPUT_FULL))
+		return;
+	s->flags &= ~(unsigned)F_OUTPUT_FULL;
+	if (!(s->flags & F_EOF) && s->state != S_COMMIT)
+		bufferevent_enable(s->bev, EV_READ);
+	process_input(s);
+	end_if_eof(s);
+}
+
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct session *s = arg;
 	(void)bev;
+	if (s->state == S_COMMIT && !(what & BEV_EVENT_ERROR)) {
+		/* the worker holds this session: commit_done answers, then goes on */
+		if (what & BEV_EVENT_EOF)
+			s->flags |= F_EOF;
+		return;
+	}
 	if (what & BEV_EVENT_TIMEOUT) {
 		log_ev(LOG_INFO, "timeout", {"session", s->id}, {"client", s->ip_text},
 		       {"state", state_names[s->state]});
@@ -840,7 +880,8 @@ struct session *session_start(struct server *srv, evutil_socket_t fd,
 	struct timeval tv = {(time_t)s->cfg->smtpd_timeout, 0};
 	bufferevent_set_timeouts(s->bev, &tv, &tv);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, INPUT_HIGH_WATER);
-	bufferevent_setcb(s->bev, on_read, NULL, on_event, s);
+	bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
+	bufferevent_setwatermark(s->bev, EV_WRITE, OUTPUT_HIGH_WATER / 4, 0);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 	struct dns *dns = server_dns_for(srv, &s->client.ip);
 	if (dns == NULL) {

@@ -5,8 +5,7 @@
  * rename. The leader records the highest ticket taken when it starts an
  * fsync; when that fsync returns, every ticket up to that number is durable.
  * Callers whose ticket is higher wait for the next round (and may lead it).
- * After a failed fsync the directory stays failed: commits are refused (451)
- * rather than acknowledged on a disk that reported an I/O error.
+ * Each caller gets the outcome of the round that covered its ticket.
  */
 #include "util/dirsync.h"
 #include "util/util.h"
@@ -19,43 +18,79 @@
 #include <string.h>
 #include <unistd.h>
 
+#define ROUNDS_KEPT 64     /* results remembered for waiters that wake late */
+#define MAX_IDLE_DIRS 256  /* idle entries beyond this are dropped */
+
+struct round {
+	uint64_t from, upto;
+	int error; /* 0, or the errno of the failed open/fsync */
+};
+
 struct dir_entry {
 	char *path;
 	uint64_t taken, done;  /* tickets handed out / made durable */
 	bool running;
-	uint64_t fail_from;    /* 0, or the first ticket of the first failed fsync */
-	uint64_t miss_from, miss_upto; /* the last round that could not open the dir */
+	unsigned waiters;
+	struct round rounds[ROUNDS_KEPT];
+	unsigned next_round;
 	struct dir_entry *next;
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t round_done = PTHREAD_COND_INITIALIZER;
 static struct dir_entry *dirs;
+static size_t n_dirs;
+
+/* drop_idle - forget directories nobody is syncing (Maildirs come and go). */
+static void drop_idle(void)
+{
+	struct dir_entry **pp = &dirs;
+	while (*pp != NULL && n_dirs > MAX_IDLE_DIRS) {
+		struct dir_entry *d = *pp;
+		if (d->running || d->waiters > 0) {
+			pp = &d->next;
+			continue;
+		}
+		*pp = d->next;
+		free(d->path);
+		free(d);
+		n_dirs--;
+	}
+}
 
 static struct dir_entry *find_dir(const char *path)
 {
 	for (struct dir_entry *d = dirs; d != NULL; d = d->next)
 		if (strcmp(d->path, path) == 0)
 			return d;
+	drop_idle();
 	struct dir_entry *d = xcalloc(1, sizeof(*d));
 	d->path = xstrdup(path);
 	d->next = dirs;
 	dirs = d;
+	n_dirs++;
 	return d;
 }
 
-enum sync_result { SYNC_OK, SYNC_NO_DIR, SYNC_IO_ERROR };
-
-static enum sync_result fsync_path(const char *path)
+static int fsync_path(const char *path)
 {
 	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
-		return SYNC_NO_DIR;
-	bool ok = fsync(fd) == 0;
-	int saved = errno;
+		return errno ? errno : EIO;
+	int error = fsync(fd) == 0 ? 0 : (errno ? errno : EIO);
 	close(fd);
-	errno = saved;
-	return ok ? SYNC_OK : SYNC_IO_ERROR;
+	return error;
+}
+
+/* round_error - the outcome of the round that covered ticket; unknown is failure. */
+static int round_error(const struct dir_entry *d, uint64_t ticket)
+{
+	for (unsigned i = 0; i < ROUNDS_KEPT; i++) {
+		const struct round *r = &d->rounds[i];
+		if (r->upto != 0 && ticket >= r->from && ticket <= r->upto)
+			return r->error;
+	}
+	return EIO; /* too old to know: say failed, the client will retry (no loss) */
 }
 
 bool dirsync(const char *dir)
@@ -63,30 +98,27 @@ bool dirsync(const char *dir)
 	pthread_mutex_lock(&lock);
 	struct dir_entry *d = find_dir(dir);
 	uint64_t ticket = ++d->taken;
+	d->waiters++;
 	while (d->done < ticket) {
 		if (d->running) {
 			pthread_cond_wait(&round_done, &lock);
 			continue;
 		}
 		d->running = true;
-		uint64_t from = d->done + 1, upto = d->taken; /* all who renamed before now */
+		struct round r = {d->done + 1, d->taken, 0}; /* all who renamed before now */
 		pthread_mutex_unlock(&lock);
-		enum sync_result r = fsync_path(d->path);
+		r.error = fsync_path(d->path);
 		pthread_mutex_lock(&lock);
 		d->running = false;
-		d->done = upto;
-		if (r == SYNC_IO_ERROR && d->fail_from == 0)
-			d->fail_from = from; /* an fsync error on a directory (EIO) is not retried */
-		if (r == SYNC_NO_DIR) {
-			d->miss_from = from;
-			d->miss_upto = upto;
-		}
+		d->done = r.upto;
+		d->rounds[d->next_round++ % ROUNDS_KEPT] = r;
 		pthread_cond_broadcast(&round_done);
 	}
-	bool ok = (d->fail_from == 0 || ticket < d->fail_from) &&
-		  !(ticket >= d->miss_from && ticket <= d->miss_upto);
+	int error = round_error(d, ticket);
+	d->waiters--;
 	pthread_mutex_unlock(&lock);
-	return ok;
+	errno = error;
+	return error == 0;
 }
 
 void dirsync_cleanup(void)
@@ -98,5 +130,6 @@ void dirsync_cleanup(void)
 		free(d->path);
 		free(d);
 	}
+	n_dirs = 0;
 	pthread_mutex_unlock(&lock);
 }

@@ -135,6 +135,20 @@ static const struct err_row err_rows[] = {
 	ERR_ROW("smtpd_relay_restrictions = permit_mynetworks, permit, reject\n", NULL, NULL,
 		"FILE:1: " OPEN_RELAY),
 
+	/* relay_domains patterns that cover a public suffix relay for the world */
+	ERR_ROW("relay_domains = .com\n", NULL, NULL,
+		"FILE:1: relay_domains: \".com\" would relay for every domain under the public "
+		"suffix \"com\""),
+	ERR_ROW("relay_domains = backup.example, .co.uk\n", NULL, NULL,
+		"FILE:1: relay_domains: \".co.uk\" would relay"),
+	ERR_ROW("dns_servers = not-an-ip\n", NULL, NULL,
+		"FILE:1: dns_servers: \"not-an-ip\" is not ip or ip:port"),
+	ERR_ROW("smtpd_listen = []:2525\n", NULL, NULL,
+		"FILE:1: smtpd_listen: \"[]:2525\" is not address:port"),
+	ERR_ROW("mynetworks = [::ffff:10.0.0.0]/104\n", NULL, NULL,
+		"FILE:1: mynetworks: \"[::ffff:10.0.0.0]/104\": prefix length must be 0..32 "
+		"(IPv4-mapped"),
+
 	/* --- cidr: access tables report their own file:line --- */
 	ERR_ROW("smtpd_client_restrictions = check_client_access cidr:TABLE\n",
 		"# bad network on line 3\n127.0.0.66 REJECT go away\n10.0.0.1/8 OK\n", NULL,

@@ -190,6 +190,15 @@ static const struct row rows[] = {
 	       "permit_mynetworks"),
 	/* a trusted client's routed address is honoured, as in Postfix */
 	ACCEPT(C_DEFAULT, IN, false, ATTACK, "<u%victim.example@localhost>", "permit_mynetworks"),
+	/* ... but where it ends at us, the final user must exist (Postfix checks it too) */
+	REJECT(C_DEFAULT, IN, false, ATTACK, "<nobody%localhost@localhost>",
+	       USER_UNKNOWN("nobody%localhost@localhost") "local recipient table",
+	       "reject_unlisted_recipient", L_UNLISTED),
+	REJECT(C_DEFAULT, IN, false, ATTACK, "<\"../../x%localhost\"@localhost>",
+	       USER_UNKNOWN("\"../../x%localhost\"@localhost") "local recipient table",
+	       "reject_unlisted_recipient", L_UNLISTED),
+	ACCEPT(C_DEFAULT, IN, false, ATTACK, "<postmaster%localhost@localhost>",
+	       "permit_mynetworks"),
 	/* ... unless it leads nowhere */
 	REJECT(C_DEFAULT, IN, false, ATTACK, "<u%@localhost>",
 	       "501 5.1.3 <u%@localhost>: Recipient address rejected: its routing leads to no "
