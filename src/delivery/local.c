@@ -46,6 +46,13 @@ static void log_deferred(const struct queue_msg *m, const struct queue_rcpt *r)
 static size_t stage_message(const struct config *cfg, struct queue_msg *m,
 			    struct staged **list, size_t n)
 {
+	char err[512];
+	if (m->body.data == NULL && !queue_load_body(m, err, sizeof(err))) {
+		for (size_t i = 0; i < m->n_rcpts; i++)
+			if (!m->rcpts[i].done && m->rcpts[i].cls == ADDR_CLASS_LOCAL)
+				log_failure(m, &m->rcpts[i], err);
+		return n;
+	}
 	for (size_t i = 0; i < m->n_rcpts; i++) {
 		struct queue_rcpt *r = &m->rcpts[i];
 		if (r->done)
@@ -54,7 +61,7 @@ static size_t stage_message(const struct config *cfg, struct queue_msg *m,
 			log_deferred(m, r);
 			continue;
 		}
-		char path[4096], newdir[4096], err[512];
+		char path[4096], newdir[4096];
 		if (!maildir_deliver(cfg->virtual_mailbox_base, r->domain, r->local, m->body.data,
 				     m->body.len, path, sizeof(path), newdir, sizeof(newdir),
 				     err, sizeof(err))) {
@@ -64,6 +71,7 @@ static size_t stage_message(const struct config *cfg, struct queue_msg *m,
 		*list = xrealloc(*list, (n + 1) * sizeof(**list));
 		(*list)[n++] = (struct staged){m, r, xstrdup(path), xstrdup(newdir), false};
 	}
+	strbuf_free(&m->body); /* one message in memory at a time per worker */
 	return n;
 }
 

@@ -340,6 +340,19 @@ bool queue_load(const char *path, struct queue_msg *m, char *err, size_t errlen)
 	return ok;
 }
 
+bool queue_load_body(struct queue_msg *m, char *err, size_t errlen)
+{
+	struct queue_msg *copy = xcalloc(1, sizeof(*copy));
+	bool ok = queue_load(m->path, copy, err, errlen);
+	if (ok) {
+		strbuf_free(&m->body);
+		m->body = copy->body;
+		strbuf_init(&copy->body);
+	}
+	queue_msg_free(copy);
+	return ok;
+}
+
 /* mark_done - write the status bytes of finished recipients in place. */
 static bool mark_done(const struct queue_msg *m)
 {

@@ -56,6 +56,9 @@ void queue_msg_free(struct queue_msg *m);
 bool queue_commit(const char *dir, struct queue_msg *m, char *err, size_t errlen);
 /* Read a committed file (start-up recovery). */
 bool queue_load(const char *path, struct queue_msg *m, char *err, size_t errlen);
+/* Read m's message text back from its committed file (its body was let go
+ * after the commit, so queued mail does not sit in memory). */
+bool queue_load_body(struct queue_msg *m, char *err, size_t errlen);
 /* Worker thread: record done recipients; unlink when none is left, else move
  * to deferred/. */
 bool queue_finish(const char *dir, struct queue_msg *m, char *err, size_t errlen);

@@ -312,8 +312,10 @@ static void commit_done(void *arg)
 		log_ev(LOG_ERROR, "queue-error", {"queue", m->id}, {"reason", j->err});
 	}
 	j->done(j->arg, j->ok, j->err);
-	if (j->ok)
+	if (j->ok) {
+		strbuf_free(&m->body); /* on disk now; delivery reads it back */
 		schedule_delivery(j->srv, m);
+	}
 	else
 		queue_msg_free(m);
 	free(j);
@@ -340,6 +342,7 @@ static void recover_queue(struct server *srv)
 		struct queue_msg *m = xcalloc(1, sizeof(*m));
 		char err[512];
 		if (queue_load(files[i], m, err, sizeof(err))) {
+			strbuf_free(&m->body); /* read again when its turn comes */
 			schedule_delivery(srv, m);
 			recovered++;
 		} else {

@@ -37,6 +37,9 @@
 #define DATA_CHUNK (64 * 1024)    /* a longer text line is taken in pieces */
 #define INPUT_HIGH_WATER (256 * 1024)
 #define OUTPUT_HIGH_WATER (64 * 1024)  /* a client that does not read its replies */
+/* Message text held for all sessions together until it is queued: past this,
+ * new text is refused with 452 4.3.1 instead of exhausting the machine. */
+#define DATA_MEMORY_BUDGET ((size_t)256 * 1024 * 1024)
 #define HELO_MAX 255
 
 enum state { S_CONNECTED, S_READY, S_MAIL, S_RCPT, S_DATA, S_COMMIT, S_CLOSING };
@@ -60,7 +63,8 @@ struct transaction {
 	size_t n_rcpts;           /* accepted */
 	uint64_t data_size;       /* message octets seen, Received: excluded */
 	char msg_id[QUEUE_ID_LEN + 1];
-	bool too_big, bare_eol, midline;
+	bool too_big, bare_eol, midline, no_memory;
+	size_t held;              /* bytes counted in data_in_memory */
 };
 
 struct session {
@@ -82,6 +86,7 @@ struct session {
 };
 
 static unsigned long session_counter;
+static size_t data_in_memory; /* event loop thread only */
 
 static void process_input(struct session *s);
 static void session_close(struct session *s);
@@ -150,6 +155,7 @@ static void tx_free(struct session *s)
 {
 	if (s->tx == NULL)
 		return;
+	data_in_memory -= s->tx->held;
 	queue_msg_free(s->tx->msg);
 	free(s->tx);
 	s->tx = NULL;
@@ -238,6 +244,9 @@ static bool mail_params(struct session *s, char *params, uint64_t *size)
 				reply_error(s, "MAIL", "501 5.5.4 Unsupported BODY= value (7BIT or 8BITMIME)");
 				return false;
 			}
+		} else if (rg_str_has_prefix_ci(p, "SIZE=") || rg_str_has_prefix_ci(p, "BODY=")) {
+			reply_error(s, "MAIL", "501 5.5.4 Error: %.5s given twice", p);
+			return false;
 		} else {
 			reply_error(s, "MAIL", "555 5.5.4 Unsupported option: %.100s", p);
 			return false;
@@ -611,6 +620,13 @@ static void end_of_data(struct session *s)
 		tx_reset(s);
 		return;
 	}
+	if (tx->no_memory) {
+		reply_error(s, "DATA", "452 4.3.1 Error: insufficient system resources for the "
+			    "message now; try again later");
+		log_ev(LOG_WARNING, "data-memory-budget", {"session", s->id}, {"client", s->ip_text});
+		tx_reset(s);
+		return;
+	}
 	set_state(s, S_COMMIT);
 	bufferevent_disable(s->bev, EV_READ); /* no reads, no read timeout until the 250 */
 	struct queue_msg *m = tx->msg;
@@ -638,11 +654,15 @@ static void data_line(struct session *s, const char *p, size_t n, bool complete)
 	tx->data_size += n + (complete ? 2 : 0);
 	if (tx->data_size > s->cfg->message_size_limit)
 		tx->too_big = true;
-	if (tx->too_big || tx->bare_eol)
+	if (!tx->too_big && data_in_memory + n + 2 > DATA_MEMORY_BUDGET)
+		tx->no_memory = true;
+	if (tx->too_big || tx->bare_eol || tx->no_memory)
 		return; /* keep reading to the end, store nothing more */
 	strbuf_append(&tx->msg->body, p, n);
 	if (complete)
 		strbuf_append(&tx->msg->body, "\r\n", 2);
+	data_in_memory += n + (complete ? 2 : 0);
+	tx->held += n + (complete ? 2 : 0);
 }
 
 /* data_input - consume message lines; false when more input is needed. */
@@ -745,8 +765,9 @@ static void session_close(struct session *s)
 /* end_if_eof - after a half-close, close once the buffered commands are answered. */
 static void end_if_eof(struct session *s)
 {
-	if (!(s->flags & F_EOF) || s->state == S_CLOSING || s->state == S_COMMIT)
-		return;
+	if (!(s->flags & F_EOF) || s->state == S_CLOSING || s->state == S_COMMIT ||
+	    (s->flags & (F_LOOKUP | F_OUTPUT_FULL)))
+		return; /* still owed: the greeting, a commit, or replies to flush first */
 	if (s->state != S_READY && s->state != S_CONNECTED)
 		log_ev(LOG_INFO, "lost-connection", {"session", s->id}, {"client", s->ip_text},
 		       {"state", state_names[s->state]});
@@ -864,6 +885,7 @@ static void on_client_name(void *arg, const char *name)
 		   sizeof(s->name));
 	greet(s);
 	process_input(s);
+	end_if_eof(s);
 }
 
 struct session *session_start(struct server *srv, evutil_socket_t fd,
