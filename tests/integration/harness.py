@@ -18,6 +18,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import unittest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 UNTRUSTED = '127.0.0.9'
@@ -401,3 +402,21 @@ def swaks(port, args, source=UNTRUSTED, timeout=15):
 def has_enhanced_code(text):
     """Every line of a reply's text starts with an RFC 3463 enhanced status code."""
     return all(ENHANCED.match(line) for line in text.split('\n'))
+
+
+class ServerPerClass(unittest.TestCase):
+    """One Server for all tests of a class: set overrides / extra on the class."""
+    overrides = None
+    extra = ''
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server(overrides=cls.overrides, extra=cls.extra)
+
+    @classmethod
+    def tearDownClass(cls):
+        s = cls.server
+        try:
+            s.stop()
+        finally:
+            s.cleanup()

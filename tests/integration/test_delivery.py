@@ -7,7 +7,7 @@ import tempfile
 import time
 import unittest
 
-from harness import HOSTNAME, UNTRUSTED, Conn, Server, smtp_client, smtp_session
+from harness import ServerPerClass, HOSTNAME, UNTRUSTED, Conn, Server, smtp_client, smtp_session
 
 MAILDIR_NAME = re.compile(r'^\d+\.M\d+P\d+Q\d+\..+,S=(\d+),W=(\d+)$')
 QUEUED = re.compile(r'^2\.0\.0 Ok: queued as ([0-9A-F]{16})$')
@@ -37,22 +37,6 @@ def split_received(data):
         n += 1
     header = b'\n'.join(lines[:n]) + b'\n'
     return header, data[len(header):]
-
-
-class ServerPerClass(unittest.TestCase):
-    overrides = None
-
-    @classmethod
-    def setUpClass(cls):
-        cls.server = Server(overrides=cls.overrides)
-
-    @classmethod
-    def tearDownClass(cls):
-        s = cls.server
-        try:
-            s.stop()
-        finally:
-            s.cleanup()
 
 
 class MaildirDelivery(ServerPerClass):

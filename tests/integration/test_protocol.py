@@ -5,27 +5,15 @@ import threading
 import time
 import unittest
 
+import harness
+
 from harness import (HOSTNAME, TRUSTED, UNTRUSTED, UNTRUSTED2, Conn, Server,
                      has_enhanced_code, smtp_session)
 
 QUEUED = re.compile(r'^2\.0\.0 Ok: queued as [0-9A-F]{16}$')
 
 
-class ServerPerClass(unittest.TestCase):
-    overrides = None
-
-    @classmethod
-    def setUpClass(cls):
-        cls.server = Server(overrides=cls.overrides)
-
-    @classmethod
-    def tearDownClass(cls):
-        s = cls.server
-        try:
-            s.stop()
-        finally:
-            s.cleanup()
-
+class ServerPerClass(harness.ServerPerClass):
     def queued_since(self, mark):
         return [l for l in self.server.log_since(mark).splitlines() if ' queued ' in l]
 

@@ -5,6 +5,8 @@
 import time
 import unittest
 
+import harness
+
 from harness import (HOSTNAME, TRUSTED, UNTRUSTED, Conn, Server, ipv6_available,
                      smtp_session, swaks)
 
@@ -21,22 +23,7 @@ def user_unknown(rcpt):
 SYNTAX = (501, '5.1.3 Bad recipient address syntax')  # prefix of the text
 
 
-class ServerPerClass(unittest.TestCase):
-    overrides = None
-    extra = ''
-
-    @classmethod
-    def setUpClass(cls):
-        cls.server = Server(overrides=cls.overrides, extra=cls.extra)
-
-    @classmethod
-    def tearDownClass(cls):
-        s = cls.server
-        try:
-            s.stop()
-        finally:
-            s.cleanup()
-
+class ServerPerClass(harness.ServerPerClass):
     def assertNothingQueued(self):
         s = self.server
         self.assertEqual(s.queue_files('active'), [], 'queue active/ not empty')
