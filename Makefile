@@ -15,7 +15,7 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 SRC_LIB := src/util/util.c src/util/log.c src/net/net.c src/address/address.c \
            src/config/maps.c src/config/config.c src/policy/policy.c \
-           src/queue/queue.c src/delivery/maildir.c src/delivery/local.c src/util/workers.c src/util/dirsync.c \
+           src/queue/queue.c src/delivery/maildir.c src/delivery/local.c src/util/workers.c src/util/dirsync.c src/util/basedir.c \
            src/dns/dns.c src/smtp/session.c src/smtp/server.c
 SRC_BIN := src/cli/main.c
 UNIT    := tests/unit/test_address tests/unit/test_policy tests/unit/test_config

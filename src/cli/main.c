@@ -14,6 +14,7 @@
 #include "config/config.h"
 #include "queue/queue.h"
 #include "smtp/server.h"
+#include "util/basedir.h"
 #include "util/dirsync.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -215,11 +216,12 @@ static bool drop_privileges(const struct config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot switch to user %s: %s", cfg->mail_owner, strerror(errno));
 		return false;
 	}
+	/* the directories are held open (basedir): their parents may stay closed */
 	const char *dirs[] = {cfg->queue_directory, cfg->virtual_mailbox_base};
 	for (size_t i = 0; i < RG_ARRAY_LEN(dirs); i++) {
-		if (access(dirs[i], W_OK | X_OK) != 0) {
-			snprintf(err, errlen, "user %s cannot write %s (%s); every parent directory "
-				 "must be searchable by it", cfg->mail_owner, dirs[i], strerror(errno));
+		if (faccessat(basedir_fd(dirs[i]), ".", W_OK | X_OK, 0) != 0) {
+			snprintf(err, errlen, "user %s cannot write %s: %s", cfg->mail_owner, dirs[i],
+				 strerror(errno));
 			return false;
 		}
 	}
@@ -254,6 +256,11 @@ static int serve(struct config *cfg)
 	    !absolute_dir(&cfg->virtual_mailbox_base, err, sizeof(err)) ||
 	    !queue_init(cfg->queue_directory, err, sizeof(err)))
 		goto fail;
+	if (!basedir_open(cfg->virtual_mailbox_base)) {
+		snprintf(err, sizeof(err), "cannot open %s: %s", cfg->virtual_mailbox_base,
+			 strerror(errno));
+		goto fail;
+	}
 	announce(cfg);
 	srv = server_new(cfg, err, sizeof(err));
 	if (srv == NULL || !server_bind(srv, err, sizeof(err)) ||
@@ -262,10 +269,12 @@ static int serve(struct config *cfg)
 	rc = server_run(srv);
 	server_free(srv);
 	dirsync_cleanup();
+	basedir_close_all();
 	return rc;
 fail:
 	log_ev(LOG_FATAL, "startup-failed", {"reason", err});
 	server_free(srv);
+	basedir_close_all();
 	return 1;
 }
 

@@ -47,7 +47,7 @@ static size_t stage_message(const struct config *cfg, struct queue_msg *m,
 			    struct staged **list, size_t n)
 {
 	char err[512];
-	if (m->body.data == NULL && !queue_load_body(m, err, sizeof(err))) {
+	if (m->body.data == NULL && !queue_load_body(cfg->queue_directory, m, err, sizeof(err))) {
 		for (size_t i = 0; i < m->n_rcpts; i++)
 			if (!m->rcpts[i].done && m->rcpts[i].cls == ADDR_CLASS_LOCAL)
 				log_failure(m, &m->rcpts[i], err);
@@ -76,12 +76,12 @@ static size_t stage_message(const struct config *cfg, struct queue_msg *m,
 }
 
 /* sync_directories - one dirsync per distinct new/ directory. */
-static void sync_directories(struct staged *list, size_t n)
+static void sync_directories(const char *base, struct staged *list, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (list[i].synced)
 			continue;
-		bool ok = dirsync(list[i].newdir);
+		bool ok = dirsync(base, list[i].newdir);
 		for (size_t k = i; k < n; k++) {
 			if (strcmp(list[k].newdir, list[i].newdir) != 0)
 				continue;
@@ -107,7 +107,7 @@ void local_deliver_batch(const struct config *cfg, struct queue_msg **msgs, size
 	size_t staged = 0;
 	for (size_t i = 0; i < n; i++)
 		staged = stage_message(cfg, msgs[i], &list, staged);
-	sync_directories(list, staged);
+	sync_directories(cfg->virtual_mailbox_base, list, staged);
 	for (size_t i = 0; i < staged; i++) {
 		if (list[i].r->done)
 			log_delivered(&list[i]);

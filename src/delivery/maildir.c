@@ -2,6 +2,7 @@
  * maildir.c - Maildir delivery (see maildir.h).
  */
 #include "delivery/maildir.h"
+#include "util/basedir.h"
 #include "util/dirsync.h"
 #include "util/util.h"
 
@@ -27,32 +28,31 @@ bool maildir_component_ok(const char *s)
 	return true;
 }
 
-/* make_dir - mkdir that also makes a new entry durable in its parent. */
-static bool make_dir(const char *path, const char *parent)
+/* make_dir - mkdirat() that also makes a new entry durable in its parent. */
+static bool make_dir(int bfd, const char *base, const char *rel, const char *parent)
 {
-	if (mkdir(path, 0700) == 0)
-		return dirsync(parent);
+	if (mkdirat(bfd, rel, 0700) == 0)
+		return dirsync(base, parent);
 	return errno == EEXIST;
 }
 
-static bool make_maildir(const char *base, const char *domain, const char *local,
+/* make_maildir - domain/local/{tmp,new,cur} under base; dir gets "domain/local". */
+static bool make_maildir(int bfd, const char *base, const char *domain, const char *local,
 			 char *dir, size_t len)
 {
-	char parent[4096];
-	snprintf(parent, sizeof(parent), "%s/%s", base, domain);
-	snprintf(dir, len, "%s/%s", parent, local);
 	char probe[4200];
 	struct stat st;
+	snprintf(dir, len, "%s/%s", domain, local);
 	snprintf(probe, sizeof(probe), "%s/cur", dir);
-	if (stat(probe, &st) == 0)
+	if (fstatat(bfd, probe, &st, 0) == 0)
 		return true; /* the common case: an existing mailbox */
-	if (!make_dir(parent, base) || !make_dir(dir, parent))
+	if (!make_dir(bfd, base, domain, ".") || !make_dir(bfd, base, dir, domain))
 		return false;
 	static const char *const subs[] = {"tmp", "new", "cur"};
 	for (size_t i = 0; i < RG_ARRAY_LEN(subs); i++) {
 		char sub[4200];
 		snprintf(sub, sizeof(sub), "%s/%s", dir, subs[i]);
-		if (!make_dir(sub, dir))
+		if (!make_dir(bfd, base, sub, dir))
 			return false;
 	}
 	return true;
@@ -112,8 +112,10 @@ bool maildir_deliver(const char *base, const char *domain, const char *local,
 		snprintf(err, errlen, "unsafe mailbox name %s@%s", local, domain);
 		return false;
 	}
-	if (!make_maildir(base, domain, local, dir, sizeof(dir))) {
-		snprintf(err, errlen, "cannot create Maildir %s: %s", dir, strerror(errno));
+	int bfd = basedir_fd(base);
+	if (bfd < 0 || !make_maildir(bfd, base, domain, local, dir, sizeof(dir))) {
+		snprintf(err, errlen, "cannot create Maildir %s/%s/%s: %s", base, domain, local,
+			 strerror(errno));
 		return false;
 	}
 	struct timeval tv;
@@ -122,7 +124,7 @@ bool maildir_deliver(const char *base, const char *domain, const char *local,
 	unsigned q = atomic_fetch_add(&delivery_counter, 1);
 	snprintf(tmp, sizeof(tmp), "%s/tmp/%lld.M%ldP%dQ%u.%s", dir, (long long)tv.tv_sec,
 		 (long)tv.tv_usec, (int)getpid(), q, host);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	int fd = openat(bfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	size_t size = 0;
 	bool ok = fd >= 0 && write_lf(fd, msg, len, &size) && fsync(fd) == 0;
 	int saved = errno;
@@ -133,16 +135,16 @@ bool maildir_deliver(const char *base, const char *domain, const char *local,
 	snprintf(name, sizeof(name), "%lld.M%ldP%dQ%u.%s,S=%zu,W=%zu", (long long)tv.tv_sec,
 		 (long)tv.tv_usec, (int)getpid(), q, host, size, len);
 	snprintf(dst, sizeof(dst), "%s/new/%s", dir, name);
-	if (ok && rename(tmp, dst) != 0) {
+	if (ok && renameat(bfd, tmp, bfd, dst) != 0) {
 		ok = false;
 		saved = errno;
 	}
 	snprintf(newdir, newdirlen, "%s/new", dir);
 	if (!ok) {
-		unlink(tmp);
-		snprintf(err, errlen, "cannot deliver to %s: %s", dir, strerror(saved));
+		unlinkat(bfd, tmp, 0);
+		snprintf(err, errlen, "cannot deliver to %s/%s: %s", base, dir, strerror(saved));
 		return false;
 	}
-	rg_strlcpy(path, dst, pathlen);
+	snprintf(path, pathlen, "%s/%s", base, dst);
 	return true;
 }

@@ -17,9 +17,9 @@
 
 /* Deliver msg (CRLF line ends) to base/domain/local/new/: the file is written
  * and fsync'd, then renamed into new/. The rename is durable only after
- * dirsync() of the new/ directory, whose name goes to newdir; callers
- * delivering many messages sync each directory once. On success the file's
- * path is written to path. */
+ * dirsync(base, newdir), newdir being "domain/local/new"; callers delivering
+ * many messages sync each directory once. On success the file's full path is
+ * written to path. base must be open in basedir (see basedir.h). */
 bool maildir_deliver(const char *base, const char *domain, const char *local,
 		     const char *msg, size_t len, char *path, size_t pathlen,
 		     char *newdir, size_t newdirlen, char *err, size_t errlen);

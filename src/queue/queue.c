@@ -18,6 +18,7 @@
  *	of a rcpt line (P pending, D done) is updated in place.
  */
 #include "queue/queue.h"
+#include "util/basedir.h"
 #include "util/dirsync.h"
 #include "util/log.h"
 
@@ -50,6 +51,10 @@ bool queue_init(const char *dir, char *err, size_t errlen)
 			return false;
 		}
 		free(p);
+	}
+	if (!basedir_open(dir)) {
+		snprintf(err, errlen, "cannot open %s: %s", dir, strerror(errno));
+		return false;
 	}
 	return true;
 }
@@ -160,10 +165,13 @@ static bool write_all(int fd, const char *p, size_t n)
 
 static bool fsync_dir(const char *dir, const char *sub)
 {
-	char *p = xasprintf("%s/%s", dir, sub);
-	bool ok = dirsync(p); /* shared with concurrent commits */
-	free(p);
-	return ok;
+	return dirsync(dir, sub); /* shared with concurrent commits */
+}
+
+/* qfd - the queue directory, held open since start-up (see basedir.h). */
+static int qfd(const char *dir)
+{
+	return basedir_fd(dir);
 }
 
 bool queue_commit(const char *dir, struct queue_msg *m, char *err, size_t errlen)
@@ -171,9 +179,10 @@ bool queue_commit(const char *dir, struct queue_msg *m, char *err, size_t errlen
 	struct strbuf hdr;
 	strbuf_init(&hdr);
 	format_header(m, &hdr);
-	char *tmp = xasprintf("%s/tmp/%s", dir, m->id);
-	char *final = xasprintf("%s/active/%s", dir, m->id);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	char *tmp = xasprintf("tmp/%s", m->id);
+	char *final = xasprintf("active/%s", m->id);
+	int base = qfd(dir);
+	int fd = base < 0 ? -1 : openat(base, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	bool ok = fd >= 0 && write_all(fd, hdr.data, hdr.len) &&
 		  write_all(fd, m->body.data ? m->body.data : "", m->body.len) &&
 		  fdatasync(fd) == 0;
@@ -182,7 +191,7 @@ bool queue_commit(const char *dir, struct queue_msg *m, char *err, size_t errlen
 		ok = false;
 		saved = errno;
 	}
-	if (ok && rename(tmp, final) != 0) {
+	if (ok && renameat(base, tmp, base, final) != 0) {
 		ok = false;
 		saved = errno;
 	}
@@ -191,8 +200,9 @@ bool queue_commit(const char *dir, struct queue_msg *m, char *err, size_t errlen
 		saved = errno;
 	}
 	if (!ok) {
-		snprintf(err, errlen, "cannot write queue file %s: %s", tmp, strerror(saved));
-		unlink(tmp);
+		snprintf(err, errlen, "cannot write queue file %s/%s: %s", dir, tmp, strerror(saved));
+		if (base >= 0)
+			unlinkat(base, tmp, 0);
 		free(final);
 	} else {
 		free(m->path);
@@ -288,9 +298,10 @@ static bool parse_header_line(struct queue_msg *m, char *line, long offset, size
 	return true;
 }
 
-static bool read_file(const char *path, struct strbuf *sb)
+static bool read_file(const char *dir, const char *rel, struct strbuf *sb)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int base = qfd(dir);
+	int fd = base < 0 ? -1 : openat(base, rel, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return false;
 	char buf[65536];
@@ -301,12 +312,13 @@ static bool read_file(const char *path, struct strbuf *sb)
 	return n == 0;
 }
 
-bool queue_load(const char *path, struct queue_msg *m, char *err, size_t errlen)
+bool queue_load(const char *dir, const char *path, struct queue_msg *m, char *err,
+		size_t errlen)
 {
 	struct strbuf raw;
 	strbuf_init(&raw);
-	if (!read_file(path, &raw)) {
-		snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+	if (!read_file(dir, path, &raw)) {
+		snprintf(err, errlen, "cannot read %s/%s: %s", dir, path, strerror(errno));
 		strbuf_free(&raw);
 		return false;
 	}
@@ -334,16 +346,16 @@ bool queue_load(const char *path, struct queue_msg *m, char *err, size_t errlen)
 		strbuf_append(&m->body, raw.data + pos, size);
 		m->path = xstrdup(path);
 	} else {
-		snprintf(err, errlen, "%s: damaged queue file (bad header or length)", path);
+		snprintf(err, errlen, "%s/%s: damaged queue file (bad header or length)", dir, path);
 	}
 	strbuf_free(&raw);
 	return ok;
 }
 
-bool queue_load_body(struct queue_msg *m, char *err, size_t errlen)
+bool queue_load_body(const char *dir, struct queue_msg *m, char *err, size_t errlen)
 {
 	struct queue_msg *copy = xcalloc(1, sizeof(*copy));
-	bool ok = queue_load(m->path, copy, err, errlen);
+	bool ok = queue_load(dir, m->path, copy, err, errlen);
 	if (ok) {
 		strbuf_free(&m->body);
 		m->body = copy->body;
@@ -354,9 +366,10 @@ bool queue_load_body(struct queue_msg *m, char *err, size_t errlen)
 }
 
 /* mark_done - write the status bytes of finished recipients in place. */
-static bool mark_done(const struct queue_msg *m)
+static bool mark_done(const char *dir, const struct queue_msg *m)
 {
-	int fd = open(m->path, O_WRONLY | O_CLOEXEC);
+	int base = qfd(dir);
+	int fd = base < 0 ? -1 : openat(base, m->path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
 		return false;
 	bool ok = true;
@@ -375,17 +388,20 @@ bool queue_finish(const char *dir, struct queue_msg *m, char *err, size_t errlen
 		left |= !m->rcpts[i].done;
 	if (!left) {
 		/* not fsync'd: after a crash the worst outcome is a duplicate */
-		if (unlink(m->path) != 0 && errno != ENOENT) {
-			snprintf(err, errlen, "cannot remove %s: %s", m->path, strerror(errno));
+		if (unlinkat(qfd(dir), m->path, 0) != 0 && errno != ENOENT) {
+			snprintf(err, errlen, "cannot remove %s/%s: %s", dir, m->path, strerror(errno));
 			return false;
 		}
 		return true;
 	}
-	char *deferred = xasprintf("%s/deferred/%s", dir, m->id);
-	bool ok = mark_done(m) && (strcmp(m->path, deferred) == 0 ||
-				   (rename(m->path, deferred) == 0 && fsync_dir(dir, "deferred")));
+	char *deferred = xasprintf("deferred/%s", m->id);
+	bool ok = mark_done(dir, m) &&
+		  (strcmp(m->path, deferred) == 0 ||
+		   (renameat(qfd(dir), m->path, qfd(dir), deferred) == 0 &&
+		    fsync_dir(dir, "deferred")));
 	if (!ok) {
-		snprintf(err, errlen, "cannot move %s to deferred/: %s", m->path, strerror(errno));
+		snprintf(err, errlen, "cannot move %s/%s to deferred/: %s", dir, m->path,
+			 strerror(errno));
 		free(deferred);
 		return false;
 	}
@@ -401,10 +417,12 @@ static int compare_str(const void *a, const void *b)
 
 char **queue_list(const char *dir, const char *sub)
 {
-	char *p = xasprintf("%s/%s", dir, sub);
-	DIR *d = opendir(p);
+	int base = qfd(dir);
+	int fd = base < 0 ? -1 : openat(base, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd < 0 ? NULL : fdopendir(fd);
 	if (d == NULL) {
-		free(p);
+		if (fd >= 0)
+			close(fd);
 		return NULL;
 	}
 	char **out = xcalloc(1, sizeof(char *));
@@ -414,11 +432,10 @@ char **queue_list(const char *dir, const char *sub)
 		if (de->d_name[0] == '.')
 			continue;
 		out = xrealloc(out, (n + 2) * sizeof(char *));
-		out[n++] = xasprintf("%s/%s", p, de->d_name);
+		out[n++] = xasprintf("%s/%s", sub, de->d_name);
 		out[n] = NULL;
 	}
 	closedir(d);
-	free(p);
 	qsort(out, n, sizeof(char *), compare_str);
 	return out;
 }
@@ -426,9 +443,10 @@ char **queue_list(const char *dir, const char *sub)
 void queue_set_aside(const char *dir, const char *path)
 {
 	const char *base = strrchr(path, '/');
-	char *dst = xasprintf("%s/corrupt/%s", dir, base ? base + 1 : path);
-	if (rename(path, dst) != 0)
-		log_msg(LOG_ERROR, "cannot move %s to %s: %s", path, dst, strerror(errno));
+	char *dst = xasprintf("corrupt/%s", base ? base + 1 : path);
+	if (renameat(qfd(dir), path, qfd(dir), dst) != 0)
+		log_msg(LOG_ERROR, "cannot move %s/%s to %s/%s: %s", dir, path, dir, dst,
+			strerror(errno));
 	free(dst);
 }
 
@@ -437,7 +455,7 @@ size_t queue_clean_tmp(const char *dir)
 	char **files = queue_list(dir, "tmp");
 	size_t n = 0;
 	for (size_t i = 0; files && files[i]; i++) {
-		if (unlink(files[i]) == 0)
+		if (unlinkat(qfd(dir), files[i], 0) == 0)
 			n++;
 		free(files[i]);
 	}

@@ -40,10 +40,11 @@ struct queue_msg {
 	struct queue_rcpt *rcpts;
 	size_t n_rcpts;
 	struct strbuf body;  /* Received: header + message, CRLF line ends */
-	char *path;          /* the committed file, once there is one */
+	char *path;          /* the committed file relative to the queue ("active/ID") */
 };
 
-/* Create the directories (mode 0700). Call before dropping privileges too. */
+/* Create the directories (mode 0700) and hold dir open (basedir.h): call it
+ * before dropping privileges. Every other function works relative to it. */
 bool queue_init(const char *dir, char *err, size_t errlen);
 /* A new unique id: time-ordered, 16 upper-case hex digits. */
 void queue_new_id(char out[QUEUE_ID_LEN + 1]);
@@ -54,16 +55,17 @@ void queue_msg_free(struct queue_msg *m);
 
 /* Worker thread: make m durable in active/. */
 bool queue_commit(const char *dir, struct queue_msg *m, char *err, size_t errlen);
-/* Read a committed file (start-up recovery). */
-bool queue_load(const char *path, struct queue_msg *m, char *err, size_t errlen);
+/* Read a committed file, path relative to dir ("active/ID"). */
+bool queue_load(const char *dir, const char *path, struct queue_msg *m, char *err,
+		size_t errlen);
 /* Read m's message text back from its committed file (its body was let go
  * after the commit, so queued mail does not sit in memory). */
-bool queue_load_body(struct queue_msg *m, char *err, size_t errlen);
+bool queue_load_body(const char *dir, struct queue_msg *m, char *err, size_t errlen);
 /* Worker thread: record done recipients; unlink when none is left, else move
  * to deferred/. */
 bool queue_finish(const char *dir, struct queue_msg *m, char *err, size_t errlen);
 
-/* Paths of files in dir/sub (sorted, NULL-terminated), or NULL. */
+/* Files in dir/sub as "sub/NAME" (sorted, NULL-terminated), or NULL. */
 char **queue_list(const char *dir, const char *sub);
 /* Move a damaged file aside into corrupt/. */
 void queue_set_aside(const char *dir, const char *path);

@@ -341,7 +341,7 @@ static void recover_queue(struct server *srv)
 	for (size_t i = 0; files && files[i]; i++) {
 		struct queue_msg *m = xcalloc(1, sizeof(*m));
 		char err[512];
-		if (queue_load(files[i], m, err, sizeof(err))) {
+		if (queue_load(dir, files[i], m, err, sizeof(err))) {
 			strbuf_free(&m->body); /* read again when its turn comes */
 			schedule_delivery(srv, m);
 			recovered++;

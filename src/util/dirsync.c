@@ -8,6 +8,7 @@
  * Each caller gets the outcome of the round that covered its ticket.
  */
 #include "util/dirsync.h"
+#include "util/basedir.h"
 #include "util/util.h"
 
 #include <errno.h>
@@ -27,7 +28,8 @@ struct round {
 };
 
 struct dir_entry {
-	char *path;
+	char *path;            /* base "/" rel: the key */
+	char *base, *rel;
 	uint64_t taken, done;  /* tickets handed out / made durable */
 	bool running;
 	unsigned waiters;
@@ -53,28 +55,37 @@ static void drop_idle(void)
 		}
 		*pp = d->next;
 		free(d->path);
+		free(d->base);
+		free(d->rel);
 		free(d);
 		n_dirs--;
 	}
 }
 
-static struct dir_entry *find_dir(const char *path)
+static struct dir_entry *find_dir(const char *base, const char *rel)
 {
-	for (struct dir_entry *d = dirs; d != NULL; d = d->next)
-		if (strcmp(d->path, path) == 0)
+	char *path = xasprintf("%s/%s", base, rel);
+	for (struct dir_entry *d = dirs; d != NULL; d = d->next) {
+		if (strcmp(d->path, path) == 0) {
+			free(path);
 			return d;
+		}
+	}
 	drop_idle();
 	struct dir_entry *d = xcalloc(1, sizeof(*d));
-	d->path = xstrdup(path);
+	d->path = path;
+	d->base = xstrdup(base);
+	d->rel = xstrdup(rel);
 	d->next = dirs;
 	dirs = d;
 	n_dirs++;
 	return d;
 }
 
-static int fsync_path(const char *path)
+static int fsync_path(const char *base, const char *rel)
 {
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int bfd = basedir_fd(base);
+	int fd = bfd < 0 ? -1 : openat(bfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return errno ? errno : EIO;
 	int error = fsync(fd) == 0 ? 0 : (errno ? errno : EIO);
@@ -93,10 +104,10 @@ static int round_error(const struct dir_entry *d, uint64_t ticket)
 	return EIO; /* too old to know: say failed, the client will retry (no loss) */
 }
 
-bool dirsync(const char *dir)
+bool dirsync(const char *base, const char *rel)
 {
 	pthread_mutex_lock(&lock);
-	struct dir_entry *d = find_dir(dir);
+	struct dir_entry *d = find_dir(base, rel);
 	uint64_t ticket = ++d->taken;
 	d->waiters++;
 	while (d->done < ticket) {
@@ -107,7 +118,7 @@ bool dirsync(const char *dir)
 		d->running = true;
 		struct round r = {d->done + 1, d->taken, 0}; /* all who renamed before now */
 		pthread_mutex_unlock(&lock);
-		r.error = fsync_path(d->path);
+		r.error = fsync_path(d->base, d->rel);
 		pthread_mutex_lock(&lock);
 		d->running = false;
 		d->done = r.upto;
@@ -128,6 +139,8 @@ void dirsync_cleanup(void)
 		struct dir_entry *d = dirs;
 		dirs = d->next;
 		free(d->path);
+		free(d->base);
+		free(d->rel);
 		free(d);
 	}
 	n_dirs = 0;

@@ -12,8 +12,9 @@
 
 #include <stdbool.h>
 
-/* Return once every change made to dir before the call is on disk. */
-bool dirsync(const char *dir);
+/* Return once every change made to base/rel (a directory) before the call is
+ * on disk. base is one of the basedir directories; rel may be ".". */
+bool dirsync(const char *base, const char *rel);
 
 /* Free the table of directories (at exit; no dirsync() may be running). */
 void dirsync_cleanup(void);
