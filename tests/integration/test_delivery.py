@@ -404,3 +404,28 @@ class Shutdown(unittest.TestCase):
 
 if __name__ == '__main__':
     unittest.main()
+
+
+@unittest.skipUnless(os.geteuid() == 0, 'privileges are dropped only when started as root')
+class ClosedParentDirectory(unittest.TestCase):
+    """Started as root under a directory that mail_owner cannot enter (like
+    /root), the server still works: it holds its directories open."""
+
+    def test_delivery_under_a_0700_parent(self):
+        with Server(start=False) as srv:
+            closed = os.path.join(srv.dir, 'closed')
+            os.mkdir(closed, 0o700)
+            srv.queue_dir = os.path.join(closed, 'queue')
+            srv.mail_dir = os.path.join(closed, 'mail')
+            with open(srv.config_path) as f:
+                text = f.read()
+            text = text.replace(os.path.join(srv.dir, 'queue'), srv.queue_dir)
+            text = text.replace(os.path.join(srv.dir, 'mail'), srv.mail_dir)
+            with open(srv.config_path, 'w') as f:
+                f.write(text)
+            srv.start()
+            with smtp_client(srv.port) as c:
+                c.sendmail('a@example.org', ['postmaster@localhost'],
+                           b'Subject: closed parent\r\n\r\nbody\r\n')
+            self.assertEqual(len(srv.wait_maildir('localhost', 'postmaster')), 1, srv.tail())
+            self.assertEqual(os.stat(closed).st_mode & 0o777, 0o700)
