@@ -18,7 +18,8 @@ SRC_LIB := src/util/util.c src/util/log.c src/net/net.c src/address/address.c \
            src/queue/queue.c src/delivery/maildir.c src/delivery/local.c src/util/workers.c src/util/dirsync.c src/util/basedir.c \
            src/dns/dns.c src/smtp/session.c src/smtp/server.c
 SRC_BIN := src/cli/main.c
-UNIT    := tests/unit/test_address tests/unit/test_policy tests/unit/test_config
+UNIT    := tests/unit/test_address tests/unit/test_policy tests/unit/test_config \
+           tests/unit/test_queue tests/unit/test_maildir
 
 # Two builds side by side: normal and sanitized.
 B_NORM := build/normal

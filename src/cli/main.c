@@ -209,8 +209,14 @@ static bool drop_privileges(const struct config *cfg, char *err, size_t errlen)
 	}
 	chown_uid = pw->pw_uid;
 	chown_gid = pw->pw_gid;
-	nftw(cfg->queue_directory, chown_entry, 16, FTW_PHYS);
-	nftw(cfg->virtual_mailbox_base, chown_entry, 16, FTW_PHYS);
+	/* Walk only trees mail_owner does not own yet: it cannot have planted
+	 * symlinks in them, so root's chown cannot be redirected. */
+	const char *trees[] = {cfg->queue_directory, cfg->virtual_mailbox_base};
+	for (size_t i = 0; i < RG_ARRAY_LEN(trees); i++) {
+		struct stat st;
+		if (lstat(trees[i], &st) == 0 && st.st_uid != pw->pw_uid)
+			nftw(trees[i], chown_entry, 16, FTW_PHYS);
+	}
 	if (setgroups(0, NULL) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0 ||
 	    setuid(0) == 0) {
 		snprintf(err, errlen, "cannot switch to user %s: %s", cfg->mail_owner, strerror(errno));

@@ -48,9 +48,13 @@ static size_t stage_message(const struct config *cfg, struct queue_msg *m,
 {
 	char err[512];
 	if (m->body.data == NULL && !queue_load_body(cfg->queue_directory, m, err, sizeof(err))) {
+		/* damaged or gone: retrying cannot help; keep the file for the operator */
+		log_ev(LOG_ERROR, "queue-corrupt", {"queue", m->id}, {"reason", err},
+		       {"action", "moved to corrupt/"});
+		queue_set_aside(cfg->queue_directory, m->path);
 		for (size_t i = 0; i < m->n_rcpts; i++)
-			if (!m->rcpts[i].done && m->rcpts[i].cls == ADDR_CLASS_LOCAL)
-				log_failure(m, &m->rcpts[i], err);
+			m->rcpts[i].done = true; /* nothing more to do with it here */
+		m->set_aside = true;
 		return n;
 	}
 	for (size_t i = 0; i < m->n_rcpts; i++) {
@@ -118,10 +122,14 @@ void local_deliver_batch(const struct config *cfg, struct queue_msg **msgs, size
 	for (size_t i = 0; i < n; i++) {
 		struct queue_msg *m = msgs[i];
 		retry[i] = false;
+		if (m->set_aside)
+			continue;
 		for (size_t k = 0; k < m->n_rcpts; k++)
 			retry[i] |= m->rcpts[k].cls == ADDR_CLASS_LOCAL && !m->rcpts[k].done;
 		char err[512];
-		if (!retry[i] && !queue_finish(cfg->queue_directory, m, err, sizeof(err)))
+		if (retry[i])
+			queue_record_progress(cfg->queue_directory, m);
+		else if (!queue_finish(cfg->queue_directory, m, err, sizeof(err)))
 			log_ev(LOG_ERROR, "queue-error", {"queue", m->id}, {"reason", err});
 	}
 }

@@ -31,9 +31,10 @@ bool maildir_component_ok(const char *s)
 /* make_dir - mkdirat() that also makes a new entry durable in its parent. */
 static bool make_dir(int bfd, const char *base, const char *rel, const char *parent)
 {
-	if (mkdirat(bfd, rel, 0700) == 0)
-		return dirsync(base, parent);
-	return errno == EEXIST;
+	/* EEXIST too: another thread may have made it and not synced it yet */
+	if (mkdirat(bfd, rel, 0700) != 0 && errno != EEXIST)
+		return false;
+	return dirsync(base, parent);
 }
 
 /* make_maildir - domain/local/{tmp,new,cur} under base; dir gets "domain/local". */

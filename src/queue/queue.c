@@ -191,18 +191,23 @@ bool queue_commit(const char *dir, struct queue_msg *m, char *err, size_t errlen
 		ok = false;
 		saved = errno;
 	}
-	if (ok && renameat(base, tmp, base, final) != 0) {
+	bool renamed = false;
+	/* NOREPLACE: an id seen before (clock stepped back) must not overwrite mail */
+	if (ok && renameat2(base, tmp, base, final, RENAME_NOREPLACE) != 0) {
 		ok = false;
 		saved = errno;
 	}
+	renamed = ok;
 	if (ok && !fsync_dir(dir, "active")) {
 		ok = false;
 		saved = errno;
 	}
 	if (!ok) {
-		snprintf(err, errlen, "cannot write queue file %s/%s: %s", dir, tmp, strerror(saved));
+		snprintf(err, errlen, "cannot write queue file %s/%s: %s", dir,
+			 renamed ? final : tmp, strerror(saved));
+		/* the client hears 4xx and sends again: leave no copy behind */
 		if (base >= 0)
-			unlinkat(base, tmp, 0);
+			unlinkat(base, renamed ? final : tmp, 0);
 		free(final);
 	} else {
 		free(m->path);
@@ -252,7 +257,7 @@ static bool parse_rcpt_line(struct queue_msg *m, char *line, long offset)
 	if (strlen(line) < 4 || (line[0] != 'P' && line[0] != 'D') || line[1] != ' ')
 		return false;
 	const char *classes = "LRXI", *c = strchr(classes, line[2]);
-	if (c == NULL || line[2] == '\0')
+	if (c == NULL || line[2] == '\0' || line[3] != ' ')
 		return false;
 	char *p = line + 3;
 	char *local = take_field(&p), *domain = take_field(&p), *orig = take_field(&p);
@@ -274,14 +279,14 @@ static bool parse_header_line(struct queue_msg *m, char *line, long offset, size
 		rg_strlcpy(m->id, line + 3, sizeof(m->id));
 	} else if (strncmp(line, "arrival ", 8) == 0) {
 		m->arrival = (time_t)strtoll(line + 8, NULL, 10);
-	} else if (strncmp(line, "client", 6) == 0) {
+	} else if (strncmp(line, "client", 6) == 0 && m->client_ip == NULL) {
 		p = line + 6;
 		m->client_ip = take_field(&p);
 		m->client_name = take_field(&p);
-	} else if (strncmp(line, "helo", 4) == 0) {
+	} else if (strncmp(line, "helo", 4) == 0 && m->helo == NULL) {
 		p = line + 4;
 		m->helo = take_field(&p);
-	} else if (strncmp(line, "sender", 6) == 0) {
+	} else if (strncmp(line, "sender", 6) == 0 && m->sender == NULL) {
 		p = line + 6;
 		m->sender = take_field(&p);
 	} else if (strncmp(line, "rcpt ", 5) == 0) {
@@ -298,26 +303,40 @@ static bool parse_header_line(struct queue_msg *m, char *line, long offset, size
 	return true;
 }
 
-static bool read_file(const char *dir, const char *rel, struct strbuf *sb)
+/* read_file - the whole file, or (header_only) up to the blank line ending the
+ * envelope; *total is the file's size either way. */
+static bool read_file(const char *dir, const char *rel, bool header_only, struct strbuf *sb,
+		      size_t *total)
 {
 	int base = qfd(dir);
 	int fd = base < 0 ? -1 : openat(base, rel, O_RDONLY | O_CLOEXEC);
+	struct stat st;
 	if (fd < 0)
 		return false;
+	if (fstat(fd, &st) != 0) {
+		close(fd);
+		return false;
+	}
+	*total = (size_t)st.st_size;
 	char buf[65536];
 	ssize_t n;
-	while ((n = read(fd, buf, sizeof(buf))) > 0)
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
 		strbuf_append(sb, buf, (size_t)n);
+		if (header_only && memmem(sb->data, sb->len, "\n\n", 2) != NULL)
+			break;
+	}
 	close(fd);
-	return n == 0;
+	return n >= 0;
 }
 
-bool queue_load(const char *dir, const char *path, struct queue_msg *m, char *err,
-		size_t errlen)
+/* load - parse a queue file; the body too unless header_only. */
+static bool load(const char *dir, const char *path, struct queue_msg *m, bool header_only,
+		 char *err, size_t errlen)
 {
 	struct strbuf raw;
+	size_t total = 0;
 	strbuf_init(&raw);
-	if (!read_file(dir, path, &raw)) {
+	if (!read_file(dir, path, header_only, &raw, &total)) {
 		snprintf(err, errlen, "cannot read %s/%s: %s", dir, path, strerror(errno));
 		strbuf_free(&raw);
 		return false;
@@ -340,16 +359,30 @@ bool queue_load(const char *dir, const char *path, struct queue_msg *m, char *er
 			break;
 		ok = parse_header_line(m, line, offset, &size, &have_size);
 	}
-	ok = ok && have_size && raw.len - pos == size && m->id[0] != '\0' &&
-	     m->client_ip && m->client_name && m->helo && m->sender && m->n_rcpts > 0;
+	ok = ok && have_size && total - pos == size && (header_only || raw.len == total) &&
+	     m->id[0] != '\0' && m->client_ip && m->client_name && m->helo && m->sender &&
+	     m->n_rcpts > 0;
 	if (ok) {
-		strbuf_append(&m->body, raw.data + pos, size);
+		if (!header_only)
+			strbuf_append(&m->body, raw.data + pos, size);
 		m->path = xstrdup(path);
 	} else {
 		snprintf(err, errlen, "%s/%s: damaged queue file (bad header or length)", dir, path);
 	}
 	strbuf_free(&raw);
 	return ok;
+}
+
+bool queue_load(const char *dir, const char *path, struct queue_msg *m, char *err,
+		size_t errlen)
+{
+	return load(dir, path, m, false, err, errlen);
+}
+
+bool queue_load_header(const char *dir, const char *path, struct queue_msg *m, char *err,
+		       size_t errlen)
+{
+	return load(dir, path, m, true, err, errlen);
 }
 
 bool queue_load_body(const char *dir, struct queue_msg *m, char *err, size_t errlen)
@@ -379,6 +412,11 @@ static bool mark_done(const char *dir, const struct queue_msg *m)
 	ok = ok && fdatasync(fd) == 0;
 	close(fd);
 	return ok;
+}
+
+bool queue_record_progress(const char *dir, const struct queue_msg *m)
+{
+	return mark_done(dir, m);
 }
 
 bool queue_finish(const char *dir, struct queue_msg *m, char *err, size_t errlen)

@@ -40,6 +40,7 @@ struct queue_msg {
 	struct queue_rcpt *rcpts;
 	size_t n_rcpts;
 	struct strbuf body;  /* Received: header + message, CRLF line ends */
+	bool set_aside;      /* moved to corrupt/: nothing more to do */
 	char *path;          /* the committed file relative to the queue ("active/ID") */
 };
 
@@ -60,11 +61,18 @@ bool queue_load(const char *dir, const char *path, struct queue_msg *m, char *er
 		size_t errlen);
 /* Read m's message text back from its committed file (its body was let go
  * after the commit, so queued mail does not sit in memory). */
+/* The envelope only (the length is still checked): start-up recovery reads
+ * no message text on the event loop. */
+bool queue_load_header(const char *dir, const char *path, struct queue_msg *m, char *err,
+		       size_t errlen);
 bool queue_load_body(const char *dir, struct queue_msg *m, char *err, size_t errlen);
 /* Worker thread: record done recipients; unlink when none is left, else move
  * to deferred/. */
 bool queue_finish(const char *dir, struct queue_msg *m, char *err, size_t errlen);
 
+/* Worker thread: write the done marks of m's recipients into its file (so a
+ * restart does not deliver them again) while others still wait for a retry. */
+bool queue_record_progress(const char *dir, const struct queue_msg *m);
 /* Files in dir/sub as "sub/NAME" (sorted, NULL-terminated), or NULL. */
 char **queue_list(const char *dir, const char *sub);
 /* Move a damaged file aside into corrupt/. */

@@ -59,6 +59,7 @@ struct server {
 	size_t n_sessions;
 	struct ip_count *ip_table[IP_BUCKETS];
 	bool stopping;
+	bool grace_over;              /* stopping, and the grace period has passed */
 	struct event *sig_term, *sig_int, *grace;
 	struct job *retries;
 	struct dns *dns;
@@ -130,7 +131,8 @@ static unsigned ip_count_add(struct server *srv, const struct rg_ip *ip, int del
 static void check_exit(struct server *srv)
 {
 	if (srv->stopping && srv->n_sessions == 0 && workers_pending(srv->workers) == 0 &&
-	    workers_pending(srv->deliverers) == 0 && srv->n_to_deliver == 0)
+	    workers_pending(srv->deliverers) == 0 &&
+	    (srv->n_to_deliver == 0 || srv->grace_over))
 		event_base_loopexit(srv->base, NULL);
 }
 
@@ -266,7 +268,9 @@ static void delivery_done(void *arg)
  * form the next, larger batch (group commit of Maildir directory syncs). */
 static void dispatch_deliveries(struct server *srv)
 {
-	while (srv->n_to_deliver > 0 &&
+	/* at SIGTERM, local deliveries go on for the grace period, then wait in
+	 * active/ for the next start */
+	while (srv->n_to_deliver > 0 && !srv->grace_over &&
 	       srv->deliveries_in_flight < DELIVERY_BATCHES) {
 		struct delivery_batch *b = xcalloc(1, sizeof(*b));
 		b->srv = srv;
@@ -341,9 +345,8 @@ static void recover_queue(struct server *srv)
 	for (size_t i = 0; files && files[i]; i++) {
 		struct queue_msg *m = xcalloc(1, sizeof(*m));
 		char err[512];
-		if (queue_load(dir, files[i], m, err, sizeof(err))) {
-			strbuf_free(&m->body); /* read again when its turn comes */
-			schedule_delivery(srv, m);
+		if (queue_load_header(dir, files[i], m, err, sizeof(err))) {
+			schedule_delivery(srv, m); /* the text is read when its turn comes */
 			recovered++;
 		} else {
 			log_ev(LOG_ERROR, "queue-corrupt", {"file", files[i]}, {"reason", err},
@@ -499,12 +502,15 @@ static void on_grace_over(evutil_socket_t fd, short what, void *arg)
 	struct server *srv = arg;
 	(void)fd;
 	(void)what;
-	log_msg(LOG_WARNING, "shutdown grace period over; closing %zu sessions", srv->n_sessions);
+	srv->grace_over = true;
+	log_msg(LOG_WARNING, "shutdown grace period over; closing %zu sessions, %zu messages "
+		"wait in active/ for the next start", srv->n_sessions, srv->n_to_deliver);
 	struct session *next;
 	for (struct session *s = srv->sessions; s != NULL; s = next) {
 		next = session_link(s)->next;
 		session_force_shutdown(s);
 	}
+	check_exit(srv);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)

@@ -19,12 +19,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#define ROUNDS_KEPT 64     /* results remembered for waiters that wake late */
+#define FAILURES_KEPT 16   /* failed rounds remembered for waiters that wake late */
 #define MAX_IDLE_DIRS 256  /* idle entries beyond this are dropped */
 
-struct round {
-	uint64_t from, upto;
-	int error; /* 0, or the errno of the failed open/fsync */
+struct failure {
+	uint64_t from, upto; /* the tickets of a round whose open/fsync failed */
+	int error;
 };
 
 struct dir_entry {
@@ -33,8 +33,9 @@ struct dir_entry {
 	uint64_t taken, done;  /* tickets handed out / made durable */
 	bool running;
 	unsigned waiters;
-	struct round rounds[ROUNDS_KEPT];
-	unsigned next_round;
+	struct failure failures[FAILURES_KEPT];
+	unsigned next_failure;
+	uint64_t forgotten_upto; /* failures before this were dropped from the ring */
 	struct dir_entry *next;
 };
 
@@ -93,15 +94,25 @@ static int fsync_path(const char *base, const char *rel)
 	return error;
 }
 
-/* round_error - the outcome of the round that covered ticket; unknown is failure. */
+/* round_error - 0 unless the round that covered ticket failed. Only failures
+ * are remembered, so no success is ever reported as a failure; a ticket older
+ * than a forgotten failure counts as failed (the client retries: no loss). */
 static int round_error(const struct dir_entry *d, uint64_t ticket)
 {
-	for (unsigned i = 0; i < ROUNDS_KEPT; i++) {
-		const struct round *r = &d->rounds[i];
-		if (r->upto != 0 && ticket >= r->from && ticket <= r->upto)
-			return r->error;
+	for (unsigned i = 0; i < FAILURES_KEPT; i++) {
+		const struct failure *f = &d->failures[i];
+		if (f->upto != 0 && ticket >= f->from && ticket <= f->upto)
+			return f->error;
 	}
-	return EIO; /* too old to know: say failed, the client will retry (no loss) */
+	return ticket <= d->forgotten_upto ? EIO : 0;
+}
+
+static void remember_failure(struct dir_entry *d, uint64_t from, uint64_t upto, int error)
+{
+	struct failure *slot = &d->failures[d->next_failure++ % FAILURES_KEPT];
+	if (slot->upto > d->forgotten_upto)
+		d->forgotten_upto = slot->upto;
+	*slot = (struct failure){from, upto, error};
 }
 
 bool dirsync(const char *base, const char *rel)
@@ -116,13 +127,14 @@ bool dirsync(const char *base, const char *rel)
 			continue;
 		}
 		d->running = true;
-		struct round r = {d->done + 1, d->taken, 0}; /* all who renamed before now */
+		uint64_t from = d->done + 1, upto = d->taken; /* all who renamed before now */
 		pthread_mutex_unlock(&lock);
-		r.error = fsync_path(d->base, d->rel);
+		int error = fsync_path(d->base, d->rel);
 		pthread_mutex_lock(&lock);
 		d->running = false;
-		d->done = r.upto;
-		d->rounds[d->next_round++ % ROUNDS_KEPT] = r;
+		d->done = upto;
+		if (error != 0)
+			remember_failure(d, from, upto, error);
 		pthread_cond_broadcast(&round_done);
 	}
 	int error = round_error(d, ticket);

@@ -1,0 +1,380 @@
+/*
+ * test_maildir.c - local delivery into a Maildir: the directory layout, the
+ * stored bytes (CRLF in, LF on disk), Dovecot file names with S= and W=,
+ * and the path checks that keep a mailbox name inside the mailbox base.
+ *
+ * The mailbox base is a fresh mkdtemp directory, registered with basedir
+ * first as the server does at start-up, and removed at the end.
+ */
+#include "check.h"
+#include "delivery/maildir.h"
+#include "util/basedir.h"
+#include "util/dirsync.h"
+#include "util/util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+/* base sits one level down, so a name that climbs out ("../x") would land
+ * in top, where it can be seen */
+static char top[] = "/tmp/rg-test-maildir-XXXXXX";
+static char base[sizeof(top) + 8];
+
+/* ---- file helpers ---- */
+
+/* entries - the names in base/rel (without . and ..), or -1 if unreadable;
+ * the first name goes to first when it is not NULL. */
+static int entries(const char *rel, char *first, size_t len)
+{
+	char *p = xasprintf("%s/%s", base, rel);
+	DIR *d = opendir(p);
+	free(p);
+	if (d == NULL)
+		return -1;
+	int n = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (n++ == 0 && first != NULL)
+			rg_strlcpy(first, de->d_name, len);
+	}
+	closedir(d);
+	return n;
+}
+
+static bool is_dir(const char *rel)
+{
+	char *p = xasprintf("%s/%s", base, rel);
+	struct stat st;
+	bool ok = stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+	free(p);
+	return ok;
+}
+
+/* read_path - a whole file by absolute path; empty when it cannot be read. */
+static struct strbuf read_path(const char *path)
+{
+	struct strbuf sb;
+	strbuf_init(&sb);
+	int fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return sb;
+	char buf[65536];
+	ssize_t n;
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		strbuf_append(&sb, buf, (size_t)n);
+	close(fd);
+	return sb;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+/* ---- the Dovecot file name ---- */
+
+/* host_escaped - gethostname() with '/' and ':' as Dovecot writes them. */
+static void host_escaped(char *out, size_t len)
+{
+	char host[256] = "";
+	if (gethostname(host, sizeof(host)) != 0)
+		rg_strlcpy(host, "localhost", sizeof(host));
+	host[sizeof(host) - 1] = '\0';
+	size_t o = 0;
+	for (const char *p = host; *p && o + 5 < len; p++) {
+		if (*p == '/' || *p == ':') {
+			memcpy(out + o, *p == '/' ? "\\057" : "\\072", 4);
+			o += 4;
+		} else {
+			out[o++] = *p;
+		}
+	}
+	out[o] = '\0';
+}
+
+struct dname {
+	long long secs;
+	long usecs, pid;
+	unsigned long q;
+	char host[512];
+	unsigned long long size, vsize;
+};
+
+static bool take_num(const char **p, const char *prefix, unsigned long long *v)
+{
+	size_t n = strlen(prefix);
+	if (strncmp(*p, prefix, n) != 0 || (*p)[n] < '0' || (*p)[n] > '9')
+		return false;
+	char *end;
+	*v = strtoull(*p + n, &end, 10);
+	*p = end;
+	return true;
+}
+
+/* parse_name - <secs>.M<usecs>P<pid>Q<n>.<host>,S=<size>,W=<vsize>, nothing more. */
+static bool parse_name(const char *s, struct dname *d)
+{
+	unsigned long long v[4];
+	const char *p = s;
+	if (!take_num(&p, "", &v[0]) || !take_num(&p, ".M", &v[1]) || !take_num(&p, "P", &v[2]) ||
+	    !take_num(&p, "Q", &v[3]) || *p++ != '.')
+		return false;
+	const char *comma = strstr(p, ",S=");
+	if (comma == NULL || (size_t)(comma - p) >= sizeof(d->host))
+		return false;
+	memcpy(d->host, p, (size_t)(comma - p));
+	d->host[comma - p] = '\0';
+	p = comma;
+	if (!take_num(&p, ",S=", &d->size) || !take_num(&p, ",W=", &d->vsize) || *p != '\0')
+		return false;
+	d->secs = (long long)v[0];
+	d->usecs = (long)v[1];
+	d->pid = (long)v[2];
+	d->q = (unsigned long)v[3];
+	return true;
+}
+
+/* ---- delivery rows ---- */
+
+static const struct row {
+	int line;
+	const char *in;   /* as received: CRLF line ends */
+	size_t in_len;
+	const char *want; /* as stored: LF line ends */
+	size_t want_len;
+} rows[] = {
+#define ROW(in, want) {__LINE__, in, sizeof(in) - 1, want, sizeof(want) - 1}
+	ROW("Subject: hi\r\n\r\nhello\r\n", "Subject: hi\n\nhello\n"),
+	/* empty lines in the body stay empty lines */
+	ROW("A: b\r\n\r\nx\r\n\r\n\r\ny\r\n", "A: b\n\nx\n\n\ny\n"),
+	/* no trailing CRLF: the last line is kept as it is */
+	ROW("A: b\r\n\r\nno end", "A: b\n\nno end"),
+	/* a CR not followed by LF is content, not a line end: kept, and it
+	 * counts once in W= as it did on the wire */
+	ROW("A: b\r\n\r\nx\ry\r\n", "A: b\n\nx\ry\n"),
+	ROW("A: b\r\n\r\nends in CR\r", "A: b\n\nends in CR\r"),
+	/* only the CR right before the LF goes */
+	ROW("A: b\r\n\r\nx\r\r\n", "A: b\n\nx\r\n"),
+	/* NUL bytes pass through untouched */
+	ROW("A: b\r\n\r\na\0b\r\n", "A: b\n\na\0b\n"),
+	ROW("\r\n", "\n"),
+	ROW("", ""),
+#undef ROW
+};
+
+/* check_name - the Dovecot pattern, with S= the stored and W= the input size. */
+static void check_name(int line, const char *name, size_t stored, size_t in_len)
+{
+	struct dname d;
+	char host[512];
+	host_escaped(host, sizeof(host));
+	if (!parse_name(name, &d)) {
+		CHECK_AT(line, false, "name \"%s\" does not match the Dovecot pattern", name);
+		return;
+	}
+	/* gettimeofday as the name does: time() may lag it by a clock tick */
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	long long now = (long long)tv.tv_sec;
+	CHECK_AT(line, d.secs <= now && d.secs >= now - 60, "secs %lld, now %lld", d.secs, now);
+	CHECK_AT(line, d.usecs >= 0 && d.usecs < 1000000, "usecs %ld out of range", d.usecs);
+	CHECK_AT(line, d.pid == (long)getpid(), "P%ld, want our pid %ld", d.pid, (long)getpid());
+	CHECK_STR_AT(line, d.host, host, "host part");
+	CHECK_AT(line, d.size == stored, "S=%llu, want %zu (the stored size)", d.size, stored);
+	CHECK_AT(line, d.vsize == in_len, "W=%llu, want %zu (the CRLF size)", d.vsize, in_len);
+}
+
+static void check_row(const struct row *r)
+{
+	char path[4096] = "", newdir[4096] = "", err[256] = "", name[1024] = "";
+	bool ok = maildir_deliver(base, "example.org", "rows", r->in, r->in_len, path,
+				  sizeof(path), newdir, sizeof(newdir), err, sizeof(err));
+	CHECK_AT(r->line, ok, "maildir_deliver: %s", err);
+	if (!ok)
+		return;
+	CHECK_AT(r->line, entries("example.org/rows/new", name, sizeof(name)) == 1,
+		 "new/ should hold exactly the one message");
+	CHECK_AT(r->line, entries("example.org/rows/tmp", NULL, 0) == 0, "tmp/ not empty");
+	char *want_path = xasprintf("%s/example.org/rows/new/%s", base, name);
+	CHECK_STR_AT(r->line, path, want_path, "path");
+	CHECK_STR_AT(r->line, newdir, "example.org/rows/new", "newdir");
+	struct strbuf got = read_path(want_path);
+	CHECK_AT(r->line, got.len == r->want_len && memcmp(got.data ? got.data : "", r->want,
+							   r->want_len) == 0,
+		 "stored %zu bytes \"%s\", want %zu bytes \"%s\"", got.len, got.data ? got.data : "",
+		 r->want_len, r->want);
+	check_name(r->line, name, got.len, r->in_len);
+	struct stat st;
+	CHECK_AT(r->line, stat(want_path, &st) == 0 && (st.st_mode & 0777) == 0600,
+		 "message not mode 0600");
+	strbuf_free(&got);
+	unlink(want_path);
+	free(want_path);
+}
+
+/* A message larger than the 64 KiB write buffer, CRLFs across its edges. */
+static void test_large(void)
+{
+	struct strbuf in, want;
+	strbuf_init(&in);
+	strbuf_init(&want);
+	for (int i = 0; in.len < 200000; i++) {
+		/* odd-length lines move the CRLFs across every buffer offset */
+		char line[64];
+		int n = snprintf(line, sizeof(line), "line %d%.*s", i, i % 7, "xxxxxxx");
+		strbuf_append(&in, line, (size_t)n);
+		strbuf_append(&in, "\r\n", 2);
+		strbuf_append(&want, line, (size_t)n);
+		strbuf_append(&want, "\n", 1);
+	}
+	struct row r = {__LINE__, in.data, in.len, want.data, want.len};
+	check_row(&r);
+	strbuf_free(&in);
+	strbuf_free(&want);
+}
+
+/* ---- layout, names, durability ---- */
+
+static void test_layout(void)
+{
+	char path[4096], newdir[4096], err[256] = "";
+	static const char msg[] = "Subject: a\r\n\r\nb\r\n";
+	bool ok = maildir_deliver(base, "example.com", "postmaster", msg, sizeof(msg) - 1, path,
+				  sizeof(path), newdir, sizeof(newdir), err, sizeof(err));
+	CHECK(ok, "maildir_deliver: %s", err);
+	static const char *const dirs[] = {"example.com", "example.com/postmaster",
+					   "example.com/postmaster/tmp",
+					   "example.com/postmaster/new",
+					   "example.com/postmaster/cur"};
+	for (size_t i = 0; i < RG_ARRAY_LEN(dirs); i++)
+		CHECK(is_dir(dirs[i]), "%s/%s is not a directory", base, dirs[i]);
+	CHECK(entries("example.com/postmaster", NULL, 0) == 3, "mailbox: want only tmp, new, cur");
+	CHECK(entries("example.com/postmaster/cur", NULL, 0) == 0, "cur/ not empty");
+	CHECK_STR_AT(__LINE__, newdir, "example.com/postmaster/new", "newdir");
+	/* the caller makes the rename durable with exactly this pair */
+	CHECK(ok && dirsync(base, newdir), "dirsync(base, newdir): %s", strerror(errno));
+
+	/* a second delivery to the now existing mailbox: a distinct name */
+	char path2[4096], newdir2[4096];
+	ok = maildir_deliver(base, "example.com", "postmaster", msg, sizeof(msg) - 1, path2,
+			     sizeof(path2), newdir2, sizeof(newdir2), err, sizeof(err));
+	CHECK(ok, "second maildir_deliver: %s", err);
+	CHECK(strcmp(path, path2) != 0, "two deliveries share the name %s", path);
+	CHECK(entries("example.com/postmaster/new", NULL, 0) == 2, "new/: want 2 messages");
+	CHECK(entries("example.com/postmaster/tmp", NULL, 0) == 0, "tmp/ not empty");
+	CHECK_STR_AT(__LINE__, newdir2, "example.com/postmaster/new", "second newdir");
+	const char *n1 = strrchr(path, '/'), *n2 = strrchr(path2, '/');
+	struct dname d1, d2;
+	CHECK(n1 && n2 && parse_name(n1 + 1, &d1) && parse_name(n2 + 1, &d2) && d1.q != d2.q,
+	      "the Q counter must differ: %s vs %s", path, path2);
+}
+
+/* ---- unsafe names ---- */
+
+static const struct comp {
+	int line;
+	const char *s;
+	bool ok;
+} comps[] = {
+	{__LINE__, "postmaster", true},
+	{__LINE__, "a.b", true},
+	{__LINE__, "user+tag", true},
+	{__LINE__, "a-b_c=d", true},
+	{__LINE__, "trailing.", true},
+	{__LINE__, "", false},
+	{__LINE__, ".", false},
+	{__LINE__, "..", false},
+	{__LINE__, ".hidden", false},
+	{__LINE__, "a/b", false},
+	{__LINE__, "../x", false},
+	{__LINE__, "x/..", false},
+	{__LINE__, "/", false},
+	{__LINE__, "x\n", false},
+	{__LINE__, "\tx", false},
+	{__LINE__, "\x7f", false},
+	{__LINE__, "a\x7f", false},
+	{__LINE__, "caf\xc3\xa9", false},
+	{__LINE__, "\xff", false},
+};
+
+static void test_components(void)
+{
+	for (size_t i = 0; i < RG_ARRAY_LEN(comps); i++) {
+		bool ok = maildir_component_ok(comps[i].s);
+		CHECK_AT(comps[i].line, ok == comps[i].ok, "maildir_component_ok(\"%s\") = %d", comps[i].s,
+			 ok);
+	}
+	/* the length limit of one path component (NAME_MAX) */
+	char name[257];
+	memset(name, 'a', sizeof(name) - 1);
+	name[256] = '\0';
+	CHECK(!maildir_component_ok(name), "a 256-byte name is accepted");
+	name[255] = '\0';
+	CHECK(maildir_component_ok(name), "a 255-byte name is refused");
+}
+
+/* Every unsafe name, as domain and as local part: refused, nothing written. */
+static void test_refused(void)
+{
+	static const char msg[] = "A: b\r\n\r\nx\r\n";
+	for (size_t i = 0; i < RG_ARRAY_LEN(comps); i++) {
+		if (comps[i].ok)
+			continue;
+		for (int as_domain = 0; as_domain < 2; as_domain++) {
+			const char *domain = as_domain ? comps[i].s : "refused.example";
+			const char *local = as_domain ? "user" : comps[i].s;
+			char path[4096] = "", newdir[4096] = "", err[256] = "";
+			int before = entries(".", NULL, 0);
+			bool ok = maildir_deliver(base, domain, local, msg, sizeof(msg) - 1, path,
+						  sizeof(path), newdir, sizeof(newdir), err,
+						  sizeof(err));
+			CHECK_AT(comps[i].line, !ok, "delivered to %s@%s", local, domain);
+			CHECK_AT(comps[i].line, err[0] != '\0', "refused without an error message");
+			CHECK_AT(comps[i].line, entries(".", NULL, 0) == before &&
+							!is_dir("refused.example"),
+				 "a refused delivery created something in %s", base);
+			CHECK_AT(comps[i].line, path[0] == '\0', "path set on refusal: %s", path);
+		}
+	}
+	/* the parent of base must not have gained anything either */
+	CHECK(entries("..", NULL, 0) == 1, "something was written beside the mailbox base");
+}
+
+int main(void)
+{
+	/* registered with basedir first, as the mailbox base is at start-up */
+	if (mkdtemp(top) == NULL) {
+		CHECK(false, "mkdtemp failed: %s", strerror(errno));
+		return check_summary("maildir");
+	}
+	snprintf(base, sizeof(base), "%s/mail", top);
+	if (mkdir(base, 0700) != 0 || !basedir_open(base)) {
+		CHECK(false, "set-up of %s failed: %s", base, strerror(errno));
+		rmdir(base);
+		rmdir(top);
+		return check_summary("maildir");
+	}
+	test_components();
+	test_refused();
+	test_layout();
+	for (size_t i = 0; i < RG_ARRAY_LEN(rows); i++)
+		check_row(&rows[i]);
+	test_large();
+	dirsync_cleanup();
+	basedir_close_all();
+	nftw(top, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	return check_summary("maildir");
+}
