@@ -80,11 +80,6 @@ struct event_base *server_base(const struct server *srv)
 	return srv->base;
 }
 
-bool server_shutting_down(const struct server *srv)
-{
-	return srv->stopping;
-}
-
 struct dns *server_dns_for(const struct server *srv, const struct rg_ip *ip)
 {
 	/* loopback is "localhost" unless DNS servers were named (as tests do) */

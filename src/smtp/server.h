@@ -33,7 +33,6 @@ void server_free(struct server *srv);
 const struct config *server_config(const struct server *srv);
 const struct addr_domains *server_domains(const struct server *srv);
 struct event_base *server_base(const struct server *srv);
-bool server_shutting_down(const struct server *srv);
 /* The resolver for ip's name, or NULL when its name is not looked up. */
 struct dns *server_dns_for(const struct server *srv, const struct rg_ip *ip);
 void server_session_closed(struct server *srv, struct session *s);
