@@ -406,6 +406,19 @@ class ErrorLimit(ServerPerClass):
             self.assertTrue(c.closed(), 'still connected after 421')
 
 
+class JunkCommands(ServerPerClass):
+    overrides = {'smtpd_junk_command_limit': '3', 'smtpd_hard_error_limit': '2'}
+
+    def test_noop_flood_ends_the_session(self):
+        # three NOOPs are free; the fourth and fifth count as errors -> 421
+        with Conn(self.server.port) as c:
+            c.send(b'NOOP\r\n' * 5)
+            r = c.replies(6)
+            self.assertEqual([x[0] if x else None for x in r], [250] * 5 + [421], r)
+            self.assertIn('too many errors', r[5][1])
+            self.assertTrue(c.closed(), 'still connected after 421')
+
+
 class IdleTimeout(ServerPerClass):
     overrides = {'smtpd_timeout': '2s'}
 

@@ -3,6 +3,7 @@
 127.0.0.9 is outside mynetworks (see harness.Server); 127.0.0.1 is inside.
 """
 import time
+import os
 import unittest
 
 import harness
@@ -290,6 +291,29 @@ class OpenRelayConfig(ServerPerClass):
             'RCPT TO:<victim@example.net>', 'RSET', 'QUIT'])
         self.assertEqual(replies[3], (250, '2.1.5 Ok'))
 
+
+
+class OpenAccessTable(unittest.TestCase):
+    """check_client_access OK for the whole Internet in the relay list is an
+    open relay too: it starts (the operator asked for it) but says so."""
+
+    def test_warning_and_relay(self):
+        srv = Server(start=False)
+        table = os.path.join(srv.dir, 'access.cidr')
+        with open(table, 'w') as f:
+            f.write('0.0.0.0/0 OK\n')
+        os.chmod(table, 0o644)
+        with open(srv.config_path, 'a') as f:
+            f.write('smtpd_relay_restrictions = permit_mynetworks, check_client_access '
+                    'cidr:%s, reject_unauth_destination\n' % table)
+        with srv.start():
+            risk = [l for l in srv.log_lines() if 'open-relay-risk' in l]
+            self.assertTrue(any('check_client_access' in l and 'open relay' in l for l in risk),
+                            srv.tail())
+            replies = smtp_session(srv.port, ['HELO attacker.example',
+                                              'MAIL FROM:<a@attacker.example>',
+                                              'RCPT TO:<victim@example.net>', 'QUIT'])
+            self.assertEqual(replies[3], (250, '2.1.5 Ok'))
 
 
 class RelayDomains(ServerPerClass):
