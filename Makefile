@@ -53,11 +53,11 @@ build/relayguard: $(call objs,$(B_NORM)) $(B_NORM)/cli/main.o
 build/relayguard-asan: $(call objs,$(B_SAN)) $(B_SAN)/cli/main.o
 	$(CC) $(BASE) $(SAN) $^ -o $@ $(PKG_LIBS)
 
-build/unit/%: tests/unit/%.c tests/unit/check.h $(call objs,$(B_NORM))
+build/unit/%: tests/unit/%.c tests/unit/check.h tests/unit/files.h $(call objs,$(B_NORM))
 	@mkdir -p build/unit
 	$(CC) $(BASE) $(WARN) $(OPT) -Itests/unit $(PKG_CFLAGS) $< $(call objs,$(B_NORM)) -o $@ $(PKG_LIBS)
 
-build/unit-asan/%: tests/unit/%.c tests/unit/check.h $(call objs,$(B_SAN))
+build/unit-asan/%: tests/unit/%.c tests/unit/check.h tests/unit/files.h $(call objs,$(B_SAN))
 	@mkdir -p build/unit-asan
 	$(CC) $(BASE) $(WARN) -O1 -g $(SAN) -Itests/unit $(PKG_CFLAGS) $< $(call objs,$(B_SAN)) -o $@ $(PKG_LIBS)
 

@@ -7,6 +7,7 @@
  * first as the server does at start-up, and removed at the end.
  */
 #include "check.h"
+#include "files.h"
 #include "delivery/maildir.h"
 #include "util/basedir.h"
 #include "util/dirsync.h"
@@ -60,29 +61,7 @@ static bool is_dir(const char *rel)
 	return ok;
 }
 
-/* read_path - a whole file by absolute path; empty when it cannot be read. */
-static struct strbuf read_path(const char *path)
-{
-	struct strbuf sb;
-	strbuf_init(&sb);
-	int fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return sb;
-	char buf[65536];
-	ssize_t n;
-	while ((n = read(fd, buf, sizeof(buf))) > 0)
-		strbuf_append(&sb, buf, (size_t)n);
-	close(fd);
-	return sb;
-}
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 /* ---- the Dovecot file name ---- */
 
@@ -211,7 +190,7 @@ static void check_row(const struct row *r)
 	char *want_path = xasprintf("%s/example.org/rows/new/%s", base, name);
 	CHECK_STR_AT(r->line, path, want_path, "path");
 	CHECK_STR_AT(r->line, newdir, "example.org/rows/new", "newdir");
-	struct strbuf got = read_path(want_path);
+	struct strbuf got = read_at(AT_FDCWD, want_path);
 	CHECK_AT(r->line, got.len == r->want_len && memcmp(got.data ? got.data : "", r->want,
 							   r->want_len) == 0,
 		 "stored %zu bytes \"%s\", want %zu bytes \"%s\"", got.len, got.data ? got.data : "",
@@ -375,6 +354,6 @@ int main(void)
 	test_large();
 	dirsync_cleanup();
 	basedir_close_all();
-	nftw(top, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	remove_tree(top);
 	return check_summary("maildir");
 }

@@ -7,6 +7,7 @@
  * basedir first, as the server does at start-up, and removed at the end.
  */
 #include "check.h"
+#include "files.h"
 #include "queue/queue.h"
 #include "util/basedir.h"
 #include "util/dirsync.h"
@@ -60,34 +61,12 @@ static void write_raw(const char *rel, const char *data, size_t len)
 	close(fd);
 }
 
-/* read_raw - the whole file, or an empty strbuf when it cannot be read. */
-static struct strbuf read_raw(const char *rel)
-{
-	struct strbuf sb;
-	strbuf_init(&sb);
-	int fd = openat(basedir_fd(qdir), rel, O_RDONLY);
-	if (fd < 0)
-		return sb;
-	char buf[4096];
-	ssize_t n;
-	while ((n = read(fd, buf, sizeof(buf))) > 0)
-		strbuf_append(&sb, buf, (size_t)n);
-	close(fd);
-	return sb;
-}
 
 static bool same_bytes(const struct strbuf *a, const char *b, size_t blen)
 {
 	return a->len == blen && (blen == 0 || memcmp(a->data, b, blen) == 0);
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 /* ---- building messages ---- */
 
@@ -228,7 +207,7 @@ static void check_trip(const struct msg_spec *s)
 	CHECK_AT(s->line, fstatat(basedir_fd(qdir), want_path, &st, 0) == 0 &&
 				  (st.st_mode & 0777) == 0600,
 		 "%s missing or not mode 0600", want_path);
-	struct strbuf raw = read_raw(want_path);
+	struct strbuf raw = read_at(basedir_fd(qdir), want_path);
 	for (size_t i = 0; i < m->n_rcpts; i++) {
 		long off = m->rcpts[i].status_offset;
 		CHECK_AT(s->line, off > 0 && (size_t)off < raw.len && raw.data[off] == 'P',
@@ -274,7 +253,7 @@ static void test_exact_format(void)
 			       "\n"
 			       "Received: x\r\n\r\nbody\r\n",
 			       m->id);
-	struct strbuf raw = read_raw(m->path ? m->path : "-");
+	struct strbuf raw = read_at(basedir_fd(qdir), m->path ? m->path : "-");
 	CHECK(same_bytes(&raw, want, strlen(want)), "file bytes:\n%s\nwant:\n%s",
 	      raw.data ? raw.data : "", want);
 	if (m->path)
@@ -378,7 +357,7 @@ static void test_finish_all_done(void)
 /* status_bytes - "PDP..." read from the raw file at the message's offsets. */
 static void status_bytes(const char *rel, const struct queue_msg *m, char *out)
 {
-	struct strbuf raw = read_raw(rel);
+	struct strbuf raw = read_at(basedir_fd(qdir), rel);
 	size_t i;
 	for (i = 0; i < m->n_rcpts; i++) {
 		long off = m->rcpts[i].status_offset;
@@ -406,13 +385,13 @@ static void test_finish_partial(void)
 		return;
 	}
 	char *active = xstrdup(m->path), *deferred = xasprintf("deferred/%s", m->id);
-	struct strbuf before = read_raw(active);
+	struct strbuf before = read_at(basedir_fd(qdir), active);
 	m->rcpts[0].done = true;
 	char err[256] = "", flags[8];
 	CHECK(queue_finish(qdir, m, err, sizeof(err)), "finish: %s", err);
 	CHECK_STR_AT(__LINE__, m->path, deferred, "path after finish");
 	CHECK(!exists(active) && exists(deferred), "not moved from active/ to deferred/");
-	struct strbuf after = read_raw(deferred);
+	struct strbuf after = read_at(basedir_fd(qdir), deferred);
 	if (before.len > 0 && (size_t)m->rcpts[0].status_offset < before.len)
 		before.data[m->rcpts[0].status_offset] = 'D';
 	CHECK(same_bytes(&after, before.data, before.len),
@@ -502,11 +481,11 @@ static void test_set_aside(void)
 		queue_msg_free(m);
 		return;
 	}
-	struct strbuf before = read_raw(m->path);
+	struct strbuf before = read_at(basedir_fd(qdir), m->path);
 	char *corrupt = xasprintf("corrupt/%s", m->id);
 	queue_set_aside(qdir, m->path);
 	CHECK(!exists(m->path), "%s still there", m->path);
-	struct strbuf after = read_raw(corrupt);
+	struct strbuf after = read_at(basedir_fd(qdir), corrupt);
 	CHECK(before.len > 0 && same_bytes(&after, before.data, before.len),
 	      "%s missing or different", corrupt);
 	unlinkat(basedir_fd(qdir), corrupt, 0);
@@ -652,6 +631,6 @@ int main(void)
 	      "leftovers in active/ or tmp/");
 	dirsync_cleanup();
 	basedir_close_all();
-	nftw(qdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	remove_tree(qdir);
 	return check_summary("queue");
 }
