@@ -119,6 +119,19 @@ static bool load_inline(struct map *m, const char *body, char *err, size_t errle
 	return true;
 }
 
+static int compare_keys(const void *a, const void *b)
+{
+	const struct map_entry *x = a, *y = b;
+	return strcmp(x->key, y->key);
+}
+
+/* sort_keys - key tables are searched by bisection (user lists can be long). */
+static void sort_keys(struct map *m)
+{
+	if (m->type != MAP_CIDR && m->n > 1)
+		qsort(m->entries, m->n, sizeof(*m->entries), compare_keys);
+}
+
 struct map *map_open(const char *spec, char *err, size_t errlen)
 {
 	struct map *m = xcalloc(1, sizeof(*m));
@@ -145,6 +158,7 @@ struct map *map_open(const char *spec, char *err, size_t errlen)
 		map_free(m);
 		return NULL;
 	}
+	sort_keys(m);
 	return m;
 }
 
@@ -163,12 +177,15 @@ void map_free(struct map *m)
 
 const char *map_lookup(const struct map *m, const char *key)
 {
-	if (m->type == MAP_CIDR)
+	if (m->type == MAP_CIDR || m->n == 0)
 		return NULL;
-	for (size_t i = 0; i < m->n; i++)
-		if (rg_strcasecmp(m->entries[i].key, key) == 0)
-			return m->entries[i].value;
-	return NULL;
+	char *lower = xstrdup(key);
+	rg_str_lower(lower); /* keys were lowered when loaded */
+	struct map_entry probe = {.key = lower};
+	const struct map_entry *e = bsearch(&probe, m->entries, m->n, sizeof(*m->entries),
+					    compare_keys);
+	free(lower);
+	return e ? e->value : NULL;
 }
 
 const char *map_lookup_ip(const struct map *m, const struct rg_ip *ip)
