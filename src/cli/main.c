@@ -119,14 +119,14 @@ static int parse_options(int argc, char **argv, bool serve, struct options *o)
 }
 
 /* load_config - load or explain why not; prints errors itself. */
-static struct config *load_config(const char *file)
+static struct config *load_config(const char *file, bool serving)
 {
 	char *errors = NULL;
 	struct config *cfg = config_load(file, &errors);
 	if (cfg == NULL) {
 		fputs(errors, stderr);
-		fprintf(stderr, "relayguard: %s has errors; not starting\n",
-			file ? file : "the default configuration");
+		fprintf(stderr, "relayguard: %s has errors%s\n",
+			file ? file : "the default configuration", serving ? "; not starting" : "");
 		free(errors);
 	}
 	return cfg;
@@ -140,14 +140,14 @@ static int cmd_config(int argc, char **argv)
 		fputs(usage_config, rc < 0 ? stdout : stderr);
 		return rc < 0 ? 0 : EXIT_USAGE;
 	}
-	struct config *cfg = load_config(o.config_file);
+	struct config *cfg = load_config(o.config_file, false);
 	if (cfg == NULL)
 		return EXIT_CONFIG;
 	char *warnings = config_warnings(cfg);
 	if (warnings != NULL) {
 		for (char *save = NULL, *l = strtok_r(warnings, "\n", &save); l;
 		     l = strtok_r(NULL, "\n", &save))
-			fprintf(stderr, "warning: %s\n", l);
+			fprintf(stderr, "warning: open-relay-risk: %s\n", l);
 		free(warnings);
 	}
 	config_print(cfg, stdout);
@@ -267,11 +267,11 @@ static int serve(struct config *cfg)
 			 strerror(errno));
 		goto fail;
 	}
-	announce(cfg);
 	srv = server_new(cfg, err, sizeof(err));
 	if (srv == NULL || !server_bind(srv, err, sizeof(err)) ||
 	    !drop_privileges(cfg, err, sizeof(err)))
 		goto fail;
+	announce(cfg); /* only once the ports are ours */
 	rc = server_run(srv);
 	server_free(srv);
 	dirsync_cleanup();
@@ -304,7 +304,7 @@ static int cmd_serve(int argc, char **argv)
 	}
 	log_set_format(o.log_format);
 	log_set_debug(o.debug);
-	struct config *cfg = load_config(o.config_file);
+	struct config *cfg = load_config(o.config_file, true);
 	if (cfg == NULL)
 		return EXIT_CONFIG;
 	signal(SIGPIPE, SIG_IGN);

@@ -163,6 +163,8 @@ static const char *closest_param(const char *name)
 	return best;
 }
 
+static const char *closest_restriction(const char *name);
+
 /* system_hostname - gethostname(), or "localhost" when unset. */
 static char *system_hostname(void)
 {
@@ -175,6 +177,7 @@ static char *system_hostname(void)
 }
 
 static bool hostname_ok(const char *name);
+static void derive_mydomain(struct loader *ld);
 
 static void set_defaults(struct loader *ld)
 {
@@ -182,14 +185,22 @@ static void set_defaults(struct loader *ld)
 		if (params[i].def != NULL)
 			ld->raw[i] = xstrdup(params[i].def);
 	}
-	size_t host = param_index("myhostname", 10), dom = param_index("mydomain", 8);
+	size_t host = param_index("myhostname", 10);
 	ld->raw[host] = system_hostname();
 	if (!hostname_ok(ld->raw[host])) {
 		free(ld->raw[host]);
 		ld->raw[host] = xstrdup("localhost"); /* e.g. "my_host": set myhostname */
 	}
+	derive_mydomain(ld);
+}
+
+/* derive_mydomain - Postfix's default: myhostname without its first label. */
+static void derive_mydomain(struct loader *ld)
+{
+	size_t host = param_index("myhostname", 10), dom = param_index("mydomain", 8);
 	const char *dot = strchr(ld->raw[host], '.');
-	ld->raw[dom] = xstrdup(dot && dot[1] ? dot + 1 : "localdomain");
+	free(ld->raw[dom]);
+	ld->raw[dom] = xstrdup(dot && dot[1] && !strchr(dot, '$') ? dot + 1 : "localdomain");
 }
 
 /* set_param - one logical line "name = value" from the file. */
@@ -426,6 +437,20 @@ static struct map **convert_maps(struct loader *ld, size_t i)
 	return maps;
 }
 
+static const char *closest_restriction(const char *name)
+{
+	const char *best = NULL;
+	size_t best_d = 4;
+	for (size_t k = 0; k < RG_ARRAY_LEN(restriction_names); k++) {
+		size_t d = edit_distance(name, restriction_names[k].name);
+		if (d < best_d) {
+			best_d = d;
+			best = restriction_names[k].name;
+		}
+	}
+	return best;
+}
+
 static bool lookup_restriction(const char *name, enum restriction_kind *kind,
 			       const char **canonical)
 {
@@ -463,7 +488,10 @@ static void convert_restrictions(struct loader *ld, size_t i, struct restriction
 	for (size_t k = 0; k < n; k++) {
 		struct restriction *r = &rl->items[rl->n];
 		if (!lookup_restriction(items[k], &r->kind, &r->name)) {
-			add_error(ld, i, "%s: unknown restriction \"%s\"", params[i].name, items[k]);
+			const char *hint = closest_restriction(items[k]);
+			add_error(ld, i, "%s: unknown restriction \"%s\"%s%s%s", params[i].name,
+				  items[k], hint ? " (did you mean \"" : "", hint ? hint : "",
+				  hint ? "\"?)" : "");
 			continue;
 		}
 		if (r->kind == R_CHECK_CLIENT_ACCESS) {
@@ -688,6 +716,50 @@ static void keep_effective_values(struct loader *ld)
 	}
 }
 
+/* line_of - N from "file:N: ..." (0 when the message has no line). */
+static unsigned long line_of(const char *file, const char *msg)
+{
+	size_t n = file ? strlen(file) : 0;
+	if (n == 0 || strncmp(msg, file, n) != 0 || msg[n] != ':')
+		return 0;
+	return strtoul(msg + n + 1, NULL, 10);
+}
+
+struct numbered {
+	unsigned long line;
+	size_t order;
+	char *text;
+};
+
+static int compare_numbered(const void *a, const void *b)
+{
+	const struct numbered *x = a, *y = b;
+	if (x->line != y->line)
+		return x->line < y->line ? -1 : 1;
+	return x->order < y->order ? -1 : x->order > y->order;
+}
+
+/* sort_by_line - errors in file order, whatever step found them. */
+static char *sort_by_line(const char *file, char *text)
+{
+	struct numbered *v = NULL;
+	size_t n = 0;
+	for (char *save = NULL, *l = strtok_r(text, "\n", &save); l;
+	     l = strtok_r(NULL, "\n", &save)) {
+		v = xrealloc(v, (n + 1) * sizeof(*v));
+		v[n] = (struct numbered){line_of(file, l), n, l};
+		n++;
+	}
+	qsort(v, n, sizeof(*v), compare_numbered);
+	struct strbuf out;
+	strbuf_init(&out);
+	for (size_t i = 0; i < n; i++)
+		strbuf_printf(&out, "%s\n", v[i].text);
+	free(v);
+	free(text);
+	return strbuf_steal(&out);
+}
+
 struct config *config_load(const char *path, char **errors)
 {
 	struct loader ld;
@@ -697,6 +769,10 @@ struct config *config_load(const char *path, char **errors)
 	ld.file = ld.cfg->file = path ? xstrdup(path) : NULL;
 	set_defaults(&ld);
 	if (path == NULL || read_file(&ld)) {
+		size_t dom = idx("mydomain"), host = idx("myhostname");
+		if (ld.origin[dom].file == NULL && ld.origin[host].file != NULL &&
+		    strchr(ld.raw[host], '$') == NULL)
+			derive_mydomain(&ld); /* from the configured name, not the system's */
 		size_t errors_before = ld.errors.len;
 		for (size_t i = 0; i < N_PARAMS; i++)
 			ld.expanded[i] = expand(&ld, i, 0);
@@ -715,7 +791,7 @@ struct config *config_load(const char *path, char **errors)
 		free(ld.expanded[i]);
 	}
 	if (ld.errors.len > 0) {
-		*errors = strbuf_steal(&ld.errors);
+		*errors = sort_by_line(ld.file, strbuf_steal(&ld.errors));
 		config_free(ld.cfg);
 		return NULL;
 	}

@@ -255,7 +255,8 @@ void policy_check_rcpt(const struct config *cfg, const struct policy_request *re
 		return;
 	}
 	out->action = POLICY_ACCEPT;
-	out->restriction = relay_decider ? relay_decider : "auth_destination";
+	/* no permit matched: accepted because nothing rejected our own destination */
+	out->restriction = relay_decider ? relay_decider : "none (our destination)";
 	out->list = cfg->relay.param;
 	snprintf(out->reply, sizeof(out->reply), "250 2.1.5 Ok");
 }

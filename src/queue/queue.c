@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -54,6 +55,13 @@ bool queue_init(const char *dir, char *err, size_t errlen)
 	}
 	if (!basedir_open(dir)) {
 		snprintf(err, errlen, "cannot open %s: %s", dir, strerror(errno));
+		return false;
+	}
+	/* one server per queue: a second one would deliver the first one's mail
+	 * again and delete the files it is still writing */
+	if (flock(basedir_fd(dir), LOCK_EX | LOCK_NB) != 0) {
+		snprintf(err, errlen, "queue_directory %s is in use by another running relayguard%s",
+			 dir, errno == EWOULDBLOCK ? "" : " (cannot lock it)");
 		return false;
 	}
 	return true;

@@ -41,6 +41,7 @@ struct queue_msg {
 	size_t n_rcpts;
 	struct strbuf body;  /* Received: header + message, CRLF line ends */
 	bool set_aside;      /* moved to corrupt/: nothing more to do */
+	char session[24];    /* the SMTP session it came from (logs only; not stored) */
 	char *path;          /* the committed file relative to the queue ("active/ID") */
 };
 

@@ -305,10 +305,12 @@ static void commit_done(void *arg)
 		snprintf(size, sizeof(size), "%zu", m->body.len);
 		snprintf(nrcpt, sizeof(nrcpt), "%zu", m->n_rcpts);
 		snprintf(from, sizeof(from), "<%s>", m->sender);
-		log_ev(LOG_INFO, "queued", {"queue", m->id}, {"client", m->client_ip},
+		log_ev(LOG_INFO, "queued", {"session", m->session}, {"queue", m->id},
+		       {"client", m->client_ip},
 		       {"from", from}, {"size", size}, {"nrcpt", nrcpt});
 	} else {
-		log_ev(LOG_ERROR, "queue-error", {"queue", m->id}, {"reason", j->err});
+		log_ev(LOG_ERROR, "queue-error", {"session", m->session}, {"queue", m->id},
+		       {"reason", j->err});
 	}
 	j->done(j->arg, j->ok, j->err);
 	if (j->ok) {

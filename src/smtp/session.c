@@ -432,6 +432,7 @@ static void cmd_data(struct session *s, char *arg)
 	m->client_name = xstrdup(s->name);
 	m->helo = xstrdup(s->helo);
 	m->sender = xstrdup(s->tx->sender.text);
+	rg_strlcpy(m->session, s->id, sizeof(m->session));
 	received_header(s, m);
 	set_state(s, S_DATA);
 	reply(s, "354 End data with <CR><LF>.<CR><LF>");

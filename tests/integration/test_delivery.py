@@ -429,3 +429,27 @@ class ClosedParentDirectory(unittest.TestCase):
                            b'Subject: closed parent\r\n\r\nbody\r\n')
             self.assertEqual(len(srv.wait_maildir('localhost', 'postmaster')), 1, srv.tail())
             self.assertEqual(os.stat(closed).st_mode & 0o777, 0o700)
+
+
+class OneServerPerQueue(unittest.TestCase):
+    """A second server on the same queue_directory must refuse to start: it
+    would deliver the first one's mail again and delete files it is writing."""
+
+    def test_second_server_refused(self):
+        with Server() as first:
+            second = Server(start=False)
+            try:
+                with open(second.config_path) as f:
+                    text = f.read()
+                text = text.replace(second.queue_dir, first.queue_dir)
+                with open(second.config_path, 'w') as f:
+                    f.write(text)
+                with self.assertRaises(Exception) as ctx:
+                    second.start(timeout=5)
+                self.assertIn('is in use by another running relayguard', str(ctx.exception))
+            finally:
+                second.cleanup()
+            # the first one is unharmed
+            with smtp_client(first.port) as c:
+                c.sendmail('a@example.org', ['postmaster@localhost'], b'Subject: x\r\n\r\nok\r\n')
+            self.assertEqual(len(first.wait_maildir('localhost', 'postmaster')), 1)

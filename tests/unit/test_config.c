@@ -377,6 +377,37 @@ static void check_default(void)
 }
 
 /* config_warnings() - risky mynetworks are named; loopback alone is not. */
+/* mydomain follows a configured myhostname, as in Postfix; errors come in file order */
+static void check_derived(void)
+{
+	char *errors = NULL;
+	struct config *cfg = load_text("myhostname = Mail.Example.Test\n", NULL, &errors);
+	CHECK(cfg != NULL, "derived: does not load: %s", errors ? errors : "");
+	free(errors);
+	if (cfg != NULL) {
+		CHECK_STR_AT(__LINE__, cfg->mydomain, "example.test", "mydomain from myhostname");
+		config_free(cfg);
+	}
+	errors = NULL;
+	cfg = load_text("smtpd_relay_restrictions = permit\nfoo = 1\nmynetworks = 10.0.0.1/8\n",
+			NULL, &errors);
+	CHECK(cfg == NULL && errors != NULL, "derived: must be refused");
+	if (errors != NULL) {
+		char *one = strstr(errors, ":1: "), *two = strstr(errors, ":2: ");
+		char *three = strstr(errors, ":3: ");
+		CHECK(one && two && three && one < two && two < three, "errors not in file order:\n%s",
+		      errors);
+	}
+	free(errors);
+	config_free(cfg);
+	errors = NULL;
+	cfg = load_text("smtpd_relay_restrictions = reject_unauth_destinaton\n", NULL, &errors);
+	CHECK(errors && strstr(errors, "(did you mean \"reject_unauth_destination\"?)"),
+	      "no hint for a misspelt restriction: %s", errors ? errors : "");
+	free(errors);
+	config_free(cfg);
+}
+
 static void check_warnings(void)
 {
 	static const struct {
@@ -443,6 +474,7 @@ int main(void)
 	check_typed();
 	check_default();
 	check_warnings();
+	check_derived();
 	check_missing_file();
 	free(cf_path);
 	free(table_path);

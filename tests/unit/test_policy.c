@@ -211,14 +211,14 @@ static const struct row rows[] = {
 	ACCEPT(C_DEFAULT, OUT6, true, NULL, "<>", "<victim@gmail.com>",
 	       "permit_sasl_authenticated"),
 	/* postmaster exists without being listed (RFC 5321 4.5.1) */
-	ACCEPT(C_DEFAULT, OUT, false, ATTACK, "<postmaster@localhost>", "auth_destination"),
-	ACCEPT(C_DEFAULT, OUT, false, ATTACK, "<Postmaster@LocalHost>", "auth_destination"),
-	ACCEPT(C_DEFAULT, OUT, false, ATTACK, "<postmaster@localhost.>", "auth_destination"),
-	ACCEPT(C_DEFAULT, OUT, false, ATTACK, "<postmaster>", "auth_destination"),
-	ACCEPT(C_DEFAULT, OUT, false, ATTACK, "<Postmaster>", "auth_destination"),
-	ACCEPT(C_DEFAULT, OUT, false, ATTACK, "<postmaster@[127.0.0.1]>", "auth_destination"),
-	ACCEPT(C_DEFAULT, OUT, false, ATTACK, "<postmaster@[IPv6:::1]>", "auth_destination"),
-	ACCEPT(C_DEFAULT, OUT, false, ATTACK, "<\"postmaster\"@localhost>", "auth_destination"),
+	ACCEPT(C_DEFAULT, OUT, false, ATTACK, "<postmaster@localhost>", "none (our destination)"),
+	ACCEPT(C_DEFAULT, OUT, false, ATTACK, "<Postmaster@LocalHost>", "none (our destination)"),
+	ACCEPT(C_DEFAULT, OUT, false, ATTACK, "<postmaster@localhost.>", "none (our destination)"),
+	ACCEPT(C_DEFAULT, OUT, false, ATTACK, "<postmaster>", "none (our destination)"),
+	ACCEPT(C_DEFAULT, OUT, false, ATTACK, "<Postmaster>", "none (our destination)"),
+	ACCEPT(C_DEFAULT, OUT, false, ATTACK, "<postmaster@[127.0.0.1]>", "none (our destination)"),
+	ACCEPT(C_DEFAULT, OUT, false, ATTACK, "<postmaster@[IPv6:::1]>", "none (our destination)"),
+	ACCEPT(C_DEFAULT, OUT, false, ATTACK, "<\"postmaster\"@localhost>", "none (our destination)"),
 	/* unknown local users are refused, whoever asks */
 	REJECT(C_DEFAULT, OUT, false, ATTACK, "<bob@localhost>",
 	       USER_UNKNOWN("bob@localhost") "local recipient table", "reject_unlisted_recipient",
@@ -234,8 +234,8 @@ static const struct row rows[] = {
 	       L_UNLISTED),
 
 	/* --- (b) backup MX --- */
-	ACCEPT(C_BACKUP, OUT, false, ATTACK, "<known@backup.example>", "auth_destination"),
-	ACCEPT(C_BACKUP, OUT, false, ATTACK, "<Known@Backup.Example.>", "auth_destination"),
+	ACCEPT(C_BACKUP, OUT, false, ATTACK, "<known@backup.example>", "none (our destination)"),
+	ACCEPT(C_BACKUP, OUT, false, ATTACK, "<Known@Backup.Example.>", "none (our destination)"),
 	REJECT(C_BACKUP, OUT, false, ATTACK, "<other@backup.example>",
 	       USER_UNKNOWN("other@backup.example") "relay recipient table",
 	       "reject_unlisted_recipient", L_UNLISTED),
@@ -263,11 +263,11 @@ static const struct row rows[] = {
 	       L_UNLISTED),
 
 	/* --- (d) two local domains, a user table, non-FQDN rejects --- */
-	ACCEPT(C_STRICT, OUT, false, ATTACK, "<alice@ourdomain.example>", "auth_destination"),
-	ACCEPT(C_STRICT, OUT, false, ATTACK, "<ALICE@OurDomain.Example>", "auth_destination"),
+	ACCEPT(C_STRICT, OUT, false, ATTACK, "<alice@ourdomain.example>", "none (our destination)"),
+	ACCEPT(C_STRICT, OUT, false, ATTACK, "<ALICE@OurDomain.Example>", "none (our destination)"),
 	ACCEPT(C_STRICT, OUT, false, "attacker.com", "<>", "<alice@ourdomain.example>",
-	       "auth_destination"),
-	ACCEPT(C_STRICT, OUT, false, ATTACK, "<postmaster@ourdomain.example>", "auth_destination"),
+	       "none (our destination)"),
+	ACCEPT(C_STRICT, OUT, false, ATTACK, "<postmaster@ourdomain.example>", "none (our destination)"),
 	REJECT(C_STRICT, OUT, false, ATTACK, "<bob@ourdomain.example>",
 	       USER_UNKNOWN("bob@ourdomain.example") "local recipient table",
 	       "reject_unlisted_recipient", L_UNLISTED),
@@ -321,8 +321,8 @@ static const struct row rows[] = {
 	       "554 5.7.1 <unknown[192.0.2.79]>: Client host rejected: Access denied",
 	       "check_client_access", L_CLIENT),
 	/* DUNNO and OK in the client list decide nothing about relaying */
-	ACCEPT(C_ACCESS, "192.0.2.80", false, ATTACK, "<postmaster@localhost>", "auth_destination"),
-	ACCEPT(C_ACCESS, OUT, false, ATTACK, "<postmaster@localhost>", "auth_destination"),
+	ACCEPT(C_ACCESS, "192.0.2.80", false, ATTACK, "<postmaster@localhost>", "none (our destination)"),
+	ACCEPT(C_ACCESS, OUT, false, ATTACK, "<postmaster@localhost>", "none (our destination)"),
 	DENIED(C_ACCESS, "victim@gmail.com"),
 	REJECT(C_ACCESS, "192.0.2.80", false, ATTACK, "<victim@gmail.com>",
 	       "554 5.7.1 <victim@gmail.com>: Relay access denied", "reject_unauth_destination",
@@ -337,7 +337,7 @@ static const struct row rows[] = {
 	DEFER(C_DEFER, OUT, false, ATTACK, "<u%victim.example@localhost>",
 	      "454 4.7.1 <u%victim.example@localhost>: Relay access denied",
 	      "defer_unauth_destination", L_RELAY),
-	ACCEPT(C_DEFER, OUT, false, ATTACK, "<postmaster@localhost>", "auth_destination"),
+	ACCEPT(C_DEFER, OUT, false, ATTACK, "<postmaster@localhost>", "none (our destination)"),
 	ACCEPT(C_DEFER, IN, false, ATTACK, "<victim@gmail.com>", "permit_mynetworks"),
 	ACCEPT(C_DEFER, OUT, true, ATTACK, "<victim@gmail.com>", "permit_sasl_authenticated"),
 
@@ -357,17 +357,17 @@ static const struct row rows[] = {
 	       "504 5.5.2 <localhost>: Helo command rejected: need fully-qualified hostname",
 	       "reject_non_fqdn_helo_hostname", L_HELO),
 	ACCEPT(C_HELO, OUT, false, "[192.0.2.9]", "<>", "<postmaster@localhost>",
-	       "auth_destination"),
+	       "none (our destination)"),
 	ACCEPT(C_HELO, OUT, false, "mail.example.org", "<>", "<postmaster@localhost>",
-	       "auth_destination"),
-	ACCEPT(C_HELO, OUT, false, NULL, "<>", "<postmaster@localhost>", "auth_destination"),
+	       "none (our destination)"),
+	ACCEPT(C_HELO, OUT, false, NULL, "<>", "<postmaster@localhost>", "none (our destination)"),
 	/* a valid HELO name grants nothing */
 	DENIED(C_HELO, "victim@gmail.com"),
 
 	/* --- (h) "permit" everywhere else cannot bypass the relay list --- */
 	DENIED(C_PERMITS, "victim@gmail.com"),
 	DENIED(C_PERMITS, "u%victim.example@localhost"),
-	ACCEPT(C_PERMITS, OUT, false, ATTACK, "<postmaster@localhost>", "auth_destination"),
+	ACCEPT(C_PERMITS, OUT, false, ATTACK, "<postmaster@localhost>", "none (our destination)"),
 	ACCEPT(C_PERMITS, IN, false, ATTACK, "<victim@gmail.com>", "permit_mynetworks"),
 };
 
