@@ -123,7 +123,8 @@ static void reply(struct session *s, const char *fmt, ...)
 		n = (int)sizeof(line) - 3;
 	memcpy(line + n, "\r\n", 2);
 	bufferevent_write(s->bev, line, (size_t)n + 2);
-	if (line[0] == '4' || line[0] == '5')
+	/* a 421 is the server ending the session, not another client error */
+	if ((line[0] == '4' || line[0] == '5') && strncmp(line, "421", 3) != 0)
 		s->errors++;
 }
 
