@@ -92,6 +92,7 @@ struct loader {
 	const char *file;
 	char *raw[N_PARAMS];
 	char *expanded[N_PARAMS];
+	bool expanding[N_PARAMS]; /* on the stack of expand(): a $name loop */
 	struct config_origin origin[N_PARAMS];
 	struct strbuf errors;
 	struct config *cfg;
@@ -278,16 +279,21 @@ static bool read_file(struct loader *ld)
 	return true;
 }
 
+#define EXPANSION_MAX (64 * 1024)
+
 /* expand - $name, ${name}, $(name) and $$ in the value of param i. */
-static char *expand(struct loader *ld, size_t i, int depth)
+static char *expand(struct loader *ld, size_t i)
 {
 	struct strbuf out;
 	strbuf_init(&out);
-	if (depth > 10) {
-		add_error(ld, i, "parameter %s: $name expansion loops", params[i].name);
-		return strbuf_steal(&out);
-	}
+	ld->expanding[i] = true;
 	for (const char *p = ld->raw[i]; *p;) {
+		if (out.len > EXPANSION_MAX) {
+			/* $a = $b$b$b, $b = $c$c$c, ...: stop before it eats the machine */
+			add_error(ld, i, "parameter %s: $name expansion longer than %d bytes",
+				  params[i].name, EXPANSION_MAX);
+			break;
+		}
 		if (*p != '$') {
 			strbuf_append(&out, p++, 1);
 			continue;
@@ -319,11 +325,17 @@ static char *expand(struct loader *ld, size_t i, int depth)
 				  n, name);
 			break;
 		}
-		char *sub = expand(ld, j, depth + 1);
-		strbuf_puts(&out, sub);
-		free(sub);
+		if (ld->expanding[j]) { /* name both ends of the loop */
+			add_error(ld, j, "parameter %s: $name expansion loops", params[j].name);
+			add_error(ld, i, "parameter %s: $name expansion loops", params[i].name);
+			break;
+		}
+		if (ld->expanded[j] == NULL) /* once per parameter, however often it is used */
+			ld->expanded[j] = expand(ld, j);
+		strbuf_puts(&out, ld->expanded[j]);
 		p = end + (close ? 1 : 0);
 	}
+	ld->expanding[i] = false;
 	return strbuf_steal(&out);
 }
 
@@ -775,7 +787,8 @@ struct config *config_load(const char *path, char **errors)
 			derive_mydomain(&ld); /* from the configured name, not the system's */
 		size_t errors_before = ld.errors.len;
 		for (size_t i = 0; i < N_PARAMS; i++)
-			ld.expanded[i] = expand(&ld, i, 0);
+			if (ld.expanded[i] == NULL)
+				ld.expanded[i] = expand(&ld, i);
 		/* a failed $name leaves values half-expanded: checking them says nothing */
 		if (ld.errors.len == errors_before) {
 			convert_all(&ld);

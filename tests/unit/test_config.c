@@ -96,6 +96,14 @@ static const struct err_row err_rows[] = {
 		"FILE:2: parameter myorigin: $name expansion loops"),
 	ERR_ROW("mydomain = sub.$(mydomain)\n", NULL, NULL,
 		"FILE:1: parameter mydomain: $name expansion loops"),
+	/* exponential expansion ("billion laughs") is stopped, not computed */
+	ERR_ROW("mail_owner = xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n"
+		"smtpd_banner = $mail_owner$mail_owner$mail_owner$mail_owner$mail_owner$mail_owner\n"
+		"myorigin = $smtpd_banner$smtpd_banner$smtpd_banner$smtpd_banner$smtpd_banner\n"
+		"mydomain = $myorigin$myorigin$myorigin$myorigin$myorigin$myorigin$myorigin\n"
+		"myhostname = $mydomain$mydomain$mydomain$mydomain$mydomain$mydomain$mydomain"
+		"$mydomain$mydomain$mydomain$mydomain$mydomain\n", NULL, NULL,
+		"FILE:5: parameter myhostname: $name expansion longer than 65536 bytes"),
 	/* an unterminated ${ is an error at that line, whatever the wording */
 	ERR_ROW("myorigin = ${mydomain\n", NULL, NULL, "FILE:1: parameter myorigin:"),
 	/* names and domains */
