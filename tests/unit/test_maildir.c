@@ -31,25 +31,10 @@ static char base[sizeof(top) + 8];
 
 /* ---- file helpers ---- */
 
-/* entries - the names in base/rel (without . and ..), or -1 if unreadable;
- * the first name goes to first when it is not NULL. */
+/* entries - dir_entries() under the mailbox base. */
 static int entries(const char *rel, char *first, size_t len)
 {
-	char *p = xasprintf("%s/%s", base, rel);
-	DIR *d = opendir(p);
-	free(p);
-	if (d == NULL)
-		return -1;
-	int n = 0;
-	struct dirent *de;
-	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		if (n++ == 0 && first != NULL)
-			rg_strlcpy(first, de->d_name, len);
-	}
-	closedir(d);
-	return n;
+	return dir_entries(base, rel, first, len);
 }
 
 static bool is_dir(const char *rel)

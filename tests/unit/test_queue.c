@@ -37,18 +37,7 @@ static bool exists(const char *rel)
 /* count_entries - files in qdir/sub, dot files included (nothing may hide). */
 static int count_entries(const char *sub)
 {
-	char *p = xasprintf("%s/%s", qdir, sub);
-	DIR *d = opendir(p);
-	free(p);
-	if (d == NULL)
-		return -1;
-	int n = 0;
-	struct dirent *de;
-	while ((de = readdir(d)) != NULL)
-		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
-			n++;
-	closedir(d);
-	return n;
+	return dir_entries(qdir, sub, NULL, 0);
 }
 
 static void write_raw(const char *rel, const char *data, size_t len)
