@@ -8,11 +8,15 @@
  */
 #include "delivery/local.h"
 #include "delivery/maildir.h"
+#include "util/basedir.h"
 #include "util/dirsync.h"
 #include "util/log.h"
 #include "util/util.h"
 
+#include <fcntl.h>
 #include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,12 +46,31 @@ static void log_deferred(const struct queue_msg *m, const struct queue_rcpt *r)
 			  "queue (deferred/)"});
 }
 
-/* stage_message - write every pending local copy of m; returns copies staged. */
+/* open_text - the committed queue file, checked to hold the whole text. */
+static int open_text(const struct config *cfg, const struct queue_msg *m, char *err,
+		     size_t errlen)
+{
+	int base = basedir_fd(cfg->queue_directory);
+	int fd = base < 0 ? -1 : openat(base, m->path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd >= 0 && fstat(fd, &st) == 0 &&
+	    (uint64_t)st.st_size == (uint64_t)m->body_offset + m->size)
+		return fd;
+	snprintf(err, errlen, "%s/%s: missing or damaged queue file", cfg->queue_directory,
+		 m->path);
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+/* stage_message - write every pending local copy of m; returns copies staged.
+ * The text is copied from the queue file, never held in memory whole. */
 static size_t stage_message(const struct config *cfg, struct queue_msg *m,
 			    struct staged **list, size_t n)
 {
 	char err[512];
-	if (m->body.data == NULL && !queue_load_body(cfg->queue_directory, m, err, sizeof(err))) {
+	int fd = open_text(cfg, m, err, sizeof(err));
+	if (fd < 0) {
 		/* damaged or gone: retrying cannot help; keep the file for the operator */
 		log_ev(LOG_ERROR, "queue-corrupt", {"queue", m->id}, {"reason", err},
 		       {"action", "moved to corrupt/"});
@@ -66,16 +89,16 @@ static size_t stage_message(const struct config *cfg, struct queue_msg *m,
 			continue;
 		}
 		char path[4096], newdir[4096];
-		if (!maildir_deliver(cfg->virtual_mailbox_base, r->domain, r->local, m->body.data,
-				     m->body.len, path, sizeof(path), newdir, sizeof(newdir),
-				     err, sizeof(err))) {
+		if (!maildir_deliver_fd(cfg->virtual_mailbox_base, r->domain, r->local, fd,
+					m->body_offset, (size_t)m->size, path, sizeof(path),
+					newdir, sizeof(newdir), err, sizeof(err))) {
 			log_failure(m, r, err);
 			continue;
 		}
 		*list = xrealloc(*list, (n + 1) * sizeof(**list));
 		(*list)[n++] = (struct staged){m, r, xstrdup(path), xstrdup(newdir), false};
 	}
-	strbuf_free(&m->body); /* one message in memory at a time per worker */
+	close(fd);
 	return n;
 }
 

@@ -78,36 +78,103 @@ static void host_part(char *out, size_t len)
 	out[o] = '\0';
 }
 
-/* write_lf - the message with CRLF turned into LF; returns bytes written. */
-static bool write_lf(int fd, const char *msg, size_t len, size_t *written)
+/* Where the message text comes from: memory, or a range of an open file. */
+struct source {
+	const char *mem;
+	int fd;
+	off_t offset;
+	size_t len;
+};
+
+static bool write_out(int fd, const char *p, size_t n)
 {
-	char buf[65536];
-	size_t o = 0;
-	*written = 0;
-	for (size_t i = 0; i < len; i++) {
-		if (msg[i] == '\r' && i + 1 < len && msg[i + 1] == '\n')
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
 			continue;
-		buf[o++] = msg[i];
-		if (o == sizeof(buf) || i + 1 == len) {
-			for (size_t off = 0; off < o;) {
-				ssize_t w = write(fd, buf + off, o - off);
-				if (w < 0 && errno == EINTR)
-					continue;
-				if (w <= 0)
-					return false;
-				off += (size_t)w;
-			}
-			*written += o;
-			o = 0;
-		}
+		if (w <= 0)
+			return false;
+		p += w;
+		n -= (size_t)w;
 	}
 	return true;
 }
+
+/* read_chunk - the next piece of the source (at most cap bytes). */
+static ssize_t read_chunk(const struct source *src, size_t done, char *buf, size_t cap)
+{
+	size_t n = src->len - done < cap ? src->len - done : cap;
+	if (src->mem != NULL) {
+		memcpy(buf, src->mem + done, n);
+		return (ssize_t)n;
+	}
+	ssize_t r;
+	do
+		r = pread(src->fd, buf, n, src->offset + (off_t)done);
+	while (r < 0 && errno == EINTR);
+	return r;
+}
+
+/* write_lf - the message with CRLF turned into LF, in 64 KiB pieces (a CR at
+ * the end of one piece is decided by the first byte of the next). */
+static bool write_lf(int fd, const struct source *src, size_t *written)
+{
+	char in[65536], out[65536 + 1];
+	size_t done = 0;
+	bool pending_cr = false;
+	*written = 0;
+	while (done < src->len) {
+		ssize_t n = read_chunk(src, done, in, sizeof(in));
+		if (n <= 0)
+			return false;
+		done += (size_t)n;
+		size_t o = 0;
+		for (ssize_t i = 0; i < n; i++) {
+			if (pending_cr && in[i] != '\n')
+				out[o++] = '\r'; /* a lone CR stays */
+			pending_cr = in[i] == '\r';
+			if (!pending_cr)
+				out[o++] = in[i];
+		}
+		if (!write_out(fd, out, o))
+			return false;
+		*written += o;
+	}
+	if (pending_cr) {
+		if (!write_out(fd, "\r", 1))
+			return false;
+		*written += 1;
+	}
+	return true;
+}
+
+static bool deliver(const char *base, const char *domain, const char *local,
+		    const struct source *src, char *path, size_t pathlen, char *newdir,
+		    size_t newdirlen, char *err, size_t errlen);
 
 bool maildir_deliver(const char *base, const char *domain, const char *local,
 		     const char *msg, size_t len, char *path, size_t pathlen,
 		     char *newdir, size_t newdirlen, char *err, size_t errlen)
 {
+	struct source src = {msg ? msg : "", -1, 0, len};
+	return deliver(base, domain, local, &src, path, pathlen, newdir, newdirlen, err,
+		       errlen);
+}
+
+bool maildir_deliver_fd(const char *base, const char *domain, const char *local, int fd,
+			off_t offset, size_t len, char *path, size_t pathlen, char *newdir,
+			size_t newdirlen, char *err, size_t errlen)
+{
+	struct source src = {NULL, fd, offset, len};
+	return deliver(base, domain, local, &src, path, pathlen, newdir, newdirlen, err,
+		       errlen);
+}
+
+static bool deliver(const char *base, const char *domain, const char *local,
+		    const struct source *src, char *path, size_t pathlen, char *newdir,
+		    size_t newdirlen, char *err, size_t errlen)
+{
+	size_t len = src->len;
 	char dir[4096], host[512], name[1024], tmp[4200], dst[4200];
 	if (!maildir_component_ok(domain) || !maildir_component_ok(local)) {
 		snprintf(err, errlen, "unsafe mailbox name %s@%s", local, domain);
@@ -127,7 +194,7 @@ bool maildir_deliver(const char *base, const char *domain, const char *local,
 		 (long)tv.tv_usec, (int)getpid(), q, host);
 	int fd = openat(bfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	size_t size = 0;
-	bool ok = fd >= 0 && write_lf(fd, msg, len, &size) && fsync(fd) == 0;
+	bool ok = fd >= 0 && write_lf(fd, src, &size) && fsync(fd) == 0;
 	int saved = errno;
 	if (fd >= 0 && close(fd) != 0 && ok) {
 		ok = false;

@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 /* Deliver msg (CRLF line ends) to base/domain/local/new/: the file is written
  * and fsync'd, then renamed into new/. The rename is durable only after
@@ -23,6 +24,12 @@
 bool maildir_deliver(const char *base, const char *domain, const char *local,
 		     const char *msg, size_t len, char *path, size_t pathlen,
 		     char *newdir, size_t newdirlen, char *err, size_t errlen);
+
+/* The same, reading the text from len bytes of fd at offset (a queue file),
+ * so a large message is never held in memory. */
+bool maildir_deliver_fd(const char *base, const char *domain, const char *local, int fd,
+			off_t offset, size_t len, char *path, size_t pathlen, char *newdir,
+			size_t newdirlen, char *err, size_t errlen);
 
 /* Is s usable as one path component of a mailbox? */
 bool maildir_component_ok(const char *s);

@@ -35,6 +35,16 @@
 #include <unistd.h>
 
 #define QUEUE_MAGIC "RGQ1\n"
+#define SPOOL_SIZE_WIDTH 20
+
+/* A message whose text is written to tmp/ while it arrives. */
+struct queue_spool {
+	int fd;
+	char tmp[QUEUE_ID_LEN + 8];  /* "tmp/ID" */
+	long size_offset;            /* where the fixed-width size digits are */
+	uint64_t body_len;           /* text written so far */
+	struct strbuf header;        /* built on the loop, written by the first job */
+};
 static const char *const subdirs[] = {"tmp", "active", "deferred", "corrupt"};
 
 bool queue_init(const char *dir, char *err, size_t errlen)
@@ -132,8 +142,9 @@ static char class_char(enum addr_class c)
 	return "LRXI"[c];
 }
 
-/* format_header - the envelope; remembers where each status byte is. */
-static void format_header(struct queue_msg *m, struct strbuf *sb)
+/* format_header - the envelope; remembers where each status byte is. A
+ * spooled file gets a fixed-width size, filled in when the text is complete. */
+static void format_header(struct queue_msg *m, struct strbuf *sb, bool spooled)
 {
 	strbuf_puts(sb, QUEUE_MAGIC);
 	strbuf_printf(sb, "id %s\narrival %lld\nclient", m->id, (long long)m->arrival);
@@ -154,7 +165,10 @@ static void format_header(struct queue_msg *m, struct strbuf *sb)
 		put_field(sb, r->orig);
 		strbuf_puts(sb, "\n");
 	}
-	strbuf_printf(sb, "size %zu\n\n", m->body.len);
+	if (spooled)
+		strbuf_printf(sb, "size %0*d\n\n", SPOOL_SIZE_WIDTH, 0);
+	else
+		strbuf_printf(sb, "size %zu\n\n", m->body.len);
 }
 
 static bool write_all(int fd, const char *p, size_t n)
@@ -186,7 +200,7 @@ bool queue_commit(const char *dir, struct queue_msg *m, char *err, size_t errlen
 {
 	struct strbuf hdr;
 	strbuf_init(&hdr);
-	format_header(m, &hdr);
+	format_header(m, &hdr, false);
 	char *tmp = xasprintf("tmp/%s", m->id);
 	char *final = xasprintf("active/%s", m->id);
 	int base = qfd(dir);
@@ -220,6 +234,8 @@ bool queue_commit(const char *dir, struct queue_msg *m, char *err, size_t errlen
 	} else {
 		free(m->path);
 		m->path = final;
+		m->body_offset = (long)hdr.len;
+		m->size = m->body.len;
 	}
 	free(tmp);
 	strbuf_free(&hdr);
@@ -374,6 +390,8 @@ static bool load(const char *dir, const char *path, struct queue_msg *m, bool he
 		if (!header_only)
 			strbuf_append(&m->body, raw.data + pos, size);
 		m->path = xstrdup(path);
+		m->body_offset = (long)pos;
+		m->size = size;
 	} else {
 		snprintf(err, errlen, "%s/%s: damaged queue file (bad header or length)", dir, path);
 	}
@@ -507,4 +525,91 @@ size_t queue_clean_tmp(const char *dir)
 	}
 	free(files);
 	return n;
+}
+
+struct queue_spool *queue_spool_new(struct queue_msg *m)
+{
+	struct queue_spool *sp = xcalloc(1, sizeof(*sp));
+	sp->fd = -1;
+	snprintf(sp->tmp, sizeof(sp->tmp), "tmp/%s", m->id);
+	strbuf_init(&sp->header);
+	format_header(m, &sp->header, true);
+	sp->size_offset = (long)sp->header.len - 2 - SPOOL_SIZE_WIDTH;
+	return sp;
+}
+
+bool queue_spool_write(const char *dir, struct queue_spool *sp, const char *data, size_t n,
+		       char *err, size_t errlen)
+{
+	if (sp->fd < 0) {
+		int base = qfd(dir);
+		sp->fd = base < 0 ? -1
+				  : openat(base, sp->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (sp->fd < 0 || !write_all(sp->fd, sp->header.data, sp->header.len)) {
+			snprintf(err, errlen, "cannot write queue file %s/%s: %s", dir, sp->tmp,
+				 strerror(errno));
+			return false;
+		}
+	}
+	if (!write_all(sp->fd, data, n)) {
+		snprintf(err, errlen, "cannot write queue file %s/%s: %s", dir, sp->tmp,
+			 strerror(errno));
+		return false;
+	}
+	sp->body_len += n;
+	return true;
+}
+
+bool queue_spool_commit(const char *dir, struct queue_spool *sp, struct queue_msg *m,
+			char *err, size_t errlen)
+{
+	char digits[SPOOL_SIZE_WIDTH + 1];
+	snprintf(digits, sizeof(digits), "%0*llu", SPOOL_SIZE_WIDTH,
+		 (unsigned long long)sp->body_len);
+	bool ok = sp->fd >= 0 &&
+		  pwrite(sp->fd, digits, SPOOL_SIZE_WIDTH, sp->size_offset) == SPOOL_SIZE_WIDTH &&
+		  fdatasync(sp->fd) == 0;
+	int saved = errno;
+	if (sp->fd >= 0 && close(sp->fd) != 0 && ok) {
+		ok = false;
+		saved = errno;
+	}
+	sp->fd = -1;
+	char *final = xasprintf("active/%s", m->id);
+	int base = qfd(dir);
+	bool renamed = ok && renameat2(base, sp->tmp, base, final, RENAME_NOREPLACE) == 0;
+	if (ok && !renamed)
+		saved = errno;
+	ok = renamed && fsync_dir(dir, "active");
+	if (renamed && !ok)
+		saved = errno;
+	if (!ok) {
+		snprintf(err, errlen, "cannot commit queue file %s/%s: %s", dir, sp->tmp,
+			 strerror(saved));
+		unlinkat(base, renamed ? final : sp->tmp, 0); /* the client will send again */
+		free(final);
+	} else {
+		free(m->path);
+		m->path = final;
+		m->body_offset = (long)sp->header.len;
+		m->size = sp->body_len;
+	}
+	strbuf_free(&sp->header);
+	free(sp);
+	return ok;
+}
+
+void queue_spool_abort(const char *dir, struct queue_spool *sp)
+{
+	if (sp->fd >= 0) {
+		close(sp->fd);
+		unlinkat(qfd(dir), sp->tmp, 0);
+	}
+	strbuf_free(&sp->header);
+	free(sp);
+}
+
+uint64_t queue_spool_size(const struct queue_spool *sp)
+{
+	return sp->body_len;
 }

@@ -42,6 +42,8 @@ struct queue_msg {
 	struct strbuf body;  /* Received: header + message, CRLF line ends */
 	bool set_aside;      /* moved to corrupt/: nothing more to do */
 	char session[24];    /* the SMTP session it came from (logs only; not stored) */
+	uint64_t size;       /* of the text, set at commit (body may be on disk only) */
+	long body_offset;    /* where the text starts in the committed file */
 	char *path;          /* the committed file relative to the queue ("active/ID") */
 };
 
@@ -57,6 +59,22 @@ void queue_msg_free(struct queue_msg *m);
 
 /* Worker thread: make m durable in active/. */
 bool queue_commit(const char *dir, struct queue_msg *m, char *err, size_t errlen);
+/*
+ * Spooling: a large message is written to tmp/ID while it arrives, so its
+ * text does not wait in memory. queue_spool_new() runs on the loop (it only
+ * formats the envelope); the others are worker-thread calls, one at a time
+ * per spool. commit and abort free the spool.
+ */
+struct queue_spool;
+struct queue_spool *queue_spool_new(struct queue_msg *m);
+bool queue_spool_write(const char *dir, struct queue_spool *sp, const char *data, size_t n,
+		       char *err, size_t errlen);
+/* Size in place, fdatasync, rename into active/, sync active/: as queue_commit. */
+bool queue_spool_commit(const char *dir, struct queue_spool *sp, struct queue_msg *m,
+			char *err, size_t errlen);
+void queue_spool_abort(const char *dir, struct queue_spool *sp);
+uint64_t queue_spool_size(const struct queue_spool *sp);
+
 /* Read a committed file, path relative to dir ("active/ID"). */
 bool queue_load(const char *dir, const char *path, struct queue_msg *m, char *err,
 		size_t errlen);

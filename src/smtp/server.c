@@ -186,6 +186,8 @@ struct job {
 	void *arg;
 	bool ok;
 	char err[512];
+	struct queue_spool *spool;   /* text already partly on disk, or NULL */
+	struct strbuf data;          /* spool writes: the text to append */
 	struct event *timer;         /* retry of a failed local delivery */
 	struct job *prev, *next;     /* in srv->retries while waiting */
 };
@@ -293,7 +295,21 @@ static void schedule_delivery(struct server *srv, struct queue_msg *m)
 static void commit_work(void *arg)
 {
 	struct job *j = arg;
-	j->ok = queue_commit(j->srv->cfg->queue_directory, j->msg, j->err, sizeof(j->err));
+	const char *dir = j->srv->cfg->queue_directory;
+	struct queue_msg *m = j->msg;
+	if (j->spool == NULL) {
+		m->size = m->body.len;
+		j->ok = queue_commit(dir, m, j->err, sizeof(j->err));
+		return;
+	}
+	/* the tail still in memory, then the same durability steps as queue_commit */
+	j->ok = queue_spool_write(dir, j->spool, m->body.data ? m->body.data : "", m->body.len,
+				  j->err, sizeof(j->err));
+	m->size = queue_spool_size(j->spool);
+	if (j->ok)
+		j->ok = queue_spool_commit(dir, j->spool, m, j->err, sizeof(j->err));
+	else
+		queue_spool_abort(dir, j->spool);
 }
 
 static void commit_done(void *arg)
@@ -302,7 +318,7 @@ static void commit_done(void *arg)
 	struct queue_msg *m = j->msg;
 	if (j->ok) {
 		char size[24], nrcpt[24], from[ADDR_PATH_MAX + 3];
-		snprintf(size, sizeof(size), "%zu", m->body.len);
+		snprintf(size, sizeof(size), "%llu", (unsigned long long)m->size);
 		snprintf(nrcpt, sizeof(nrcpt), "%zu", m->n_rcpts);
 		snprintf(from, sizeof(from), "<%s>", m->sender);
 		log_ev(LOG_INFO, "queued", {"session", m->session}, {"queue", m->id},
@@ -322,15 +338,66 @@ static void commit_done(void *arg)
 	free(j);
 }
 
-void server_commit(struct server *srv, struct queue_msg *m,
+void server_commit(struct server *srv, struct queue_msg *m, struct queue_spool *sp,
 		   void (*done)(void *arg, bool ok, const char *err), void *arg)
 {
 	struct job *j = xcalloc(1, sizeof(*j));
 	j->srv = srv;
 	j->msg = m;
+	j->spool = sp;
 	j->done = done;
 	j->arg = arg;
 	workers_submit(srv->workers, commit_work, commit_done, j);
+}
+
+static void spool_work(void *arg)
+{
+	struct job *j = arg;
+	j->ok = queue_spool_write(j->srv->cfg->queue_directory, j->spool, j->data.data,
+				  j->data.len, j->err, sizeof(j->err));
+}
+
+static void spool_done(void *arg)
+{
+	struct job *j = arg;
+	strbuf_free(&j->data);
+	j->done(j->arg, j->ok, j->err);
+	free(j);
+}
+
+void server_spool_write(struct server *srv, struct queue_spool *sp, struct strbuf *data,
+			void (*done)(void *arg, bool ok, const char *err), void *arg)
+{
+	struct job *j = xcalloc(1, sizeof(*j));
+	j->srv = srv;
+	j->spool = sp;
+	j->data = *data;
+	strbuf_init(data);
+	j->done = done;
+	j->arg = arg;
+	workers_submit(srv->workers, spool_work, spool_done, j);
+}
+
+static void abort_work(void *arg)
+{
+	struct job *j = arg;
+	queue_spool_abort(j->srv->cfg->queue_directory, j->spool);
+}
+
+static void abort_done(void *arg)
+{
+	struct job *j = arg;
+	struct server *srv = j->srv;
+	free(j);
+	check_exit(srv);
+}
+
+void server_spool_abort(struct server *srv, struct queue_spool *sp)
+{
+	struct job *j = xcalloc(1, sizeof(*j));
+	j->srv = srv;
+	j->spool = sp;
+	workers_submit(srv->workers, abort_work, abort_done, j);
 }
 
 /* recover_queue - deliver what was acknowledged before a crash or stop. */

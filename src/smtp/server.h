@@ -37,8 +37,16 @@ struct event_base *server_base(const struct server *srv);
 struct dns *server_dns_for(const struct server *srv, const struct rg_ip *ip);
 void server_session_closed(struct server *srv, struct session *s);
 /* Commit m to the queue on a worker; done(arg, ok) runs on the loop. After a
- * successful commit the server owns m and delivers it. */
-void server_commit(struct server *srv, struct queue_msg *m,
+ * successful commit the server owns m and delivers it. With a spool (the
+ * text so far already written), m->body holds only the rest; the spool is
+ * consumed either way. */
+void server_commit(struct server *srv, struct queue_msg *m, struct queue_spool *sp,
 		   void (*done)(void *arg, bool ok, const char *err), void *arg);
+/* Append data (taken; the strbuf is left empty) to a spool on a worker. At
+ * most one write per spool at a time; done(arg, ok, err) runs on the loop. */
+void server_spool_write(struct server *srv, struct queue_spool *sp, struct strbuf *data,
+			void (*done)(void *arg, bool ok, const char *err), void *arg);
+/* Close and remove a spool that will not be committed (on a worker). */
+void server_spool_abort(struct server *srv, struct queue_spool *sp);
 
 #endif

@@ -40,6 +40,8 @@
 /* Message text held for all sessions together until it is queued: past this,
  * new text is refused with 452 4.3.1 instead of exhausting the machine. */
 #define DATA_MEMORY_BUDGET ((size_t)256 * 1024 * 1024)
+/* Text beyond this goes to the queue's tmp/ while it arrives. */
+#define SPOOL_CHUNK (128 * 1024)
 #define HELO_MAX 255
 
 enum state { S_CONNECTED, S_READY, S_MAIL, S_RCPT, S_DATA, S_COMMIT, S_CLOSING };
@@ -54,6 +56,20 @@ enum {
 	F_EOF = 1 << 4,           /* client closed its side; answer what it sent, then close */
 	F_LOOKUP = 1 << 5,        /* client name lookup pending; greeting not sent yet */
 	F_OUTPUT_FULL = 1 << 6,   /* replies pile up unread: stop reading commands */
+	F_SPOOL_WAIT = 1 << 7,    /* text arrives faster than the disk takes it */
+};
+
+/* The part of a message already on its way to disk (see queue_spool). It
+ * outlives its transaction when a write is still in flight. */
+struct spool_state {
+	struct server *srv;
+	struct session *s;       /* NULL once the transaction is gone */
+	struct queue_spool *sp;
+	bool busy;               /* a write is in flight */
+	bool failed;
+	bool commit_waiting;     /* the final dot came while busy */
+	size_t in_flight;        /* bytes the write holds (counted in data_in_memory) */
+	char err[256];
 };
 
 struct transaction {
@@ -65,6 +81,7 @@ struct transaction {
 	char msg_id[QUEUE_ID_LEN + 1];
 	bool too_big, bare_eol, midline, no_memory;
 	size_t held;              /* bytes counted in data_in_memory */
+	struct spool_state *spool;
 };
 
 struct session {
@@ -157,6 +174,14 @@ static void tx_free(struct session *s)
 	if (s->tx == NULL)
 		return;
 	data_in_memory -= s->tx->held;
+	struct spool_state *st = s->tx->spool;
+	if (st != NULL) {
+		st->s = NULL; /* an in-flight write sees this and removes the file */
+		if (!st->busy) {
+			server_spool_abort(s->srv, st->sp);
+			free(st);
+		}
+	}
 	queue_msg_free(s->tx->msg);
 	free(s->tx);
 	s->tx = NULL;
@@ -435,6 +460,8 @@ static void cmd_data(struct session *s, char *arg)
 	m->sender = xstrdup(s->tx->sender.text);
 	rg_strlcpy(m->session, s->id, sizeof(m->session));
 	received_header(s, m);
+	data_in_memory += m->body.len; /* from here on, body.len == held until spooled */
+	s->tx->held += m->body.len;
 	set_state(s, S_DATA);
 	reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
@@ -605,6 +632,8 @@ static bool next_command(struct session *s)
 }
 
 static void commit_done(void *arg, bool ok, const char *err);
+static void submit_commit(struct session *s, bool from_callback);
+static void resume_reading(struct session *s);
 
 /* end_of_data - the final "." line: reject, or hand the message to the queue. */
 static void end_of_data(struct session *s)
@@ -631,10 +660,91 @@ static void end_of_data(struct session *s)
 	}
 	set_state(s, S_COMMIT);
 	bufferevent_disable(s->bev, EV_READ); /* no reads, no read timeout until the 250 */
+	rg_strlcpy(tx->msg_id, tx->msg->id, sizeof(tx->msg_id));
+	if (tx->spool != NULL && tx->spool->busy) {
+		tx->spool->commit_waiting = true; /* spool_written goes on */
+		return;
+	}
+	submit_commit(s, false);
+}
+
+/* submit_commit - hand the message (and its spool, if any) to the queue.
+ * from_callback: not inside process_input, so reading may be resumed here. */
+static void submit_commit(struct session *s, bool from_callback)
+{
+	struct transaction *tx = s->tx;
+	struct queue_spool *sp = NULL;
+	if (tx->spool != NULL && tx->spool->failed) {
+		reply_error(s, "DATA", "451 4.3.0 Error: could not queue the message, try again "
+			    "later (%s)", tx->spool->err);
+		tx_free(s);
+		set_state(s, S_READY);
+		if (from_callback)
+			resume_reading(s);
+		else if (!(s->flags & F_EOF))
+			bufferevent_enable(s->bev, EV_READ); /* process_input goes on */
+		return;
+	}
+	if (tx->spool != NULL) {
+		sp = tx->spool->sp;
+		free(tx->spool);
+		tx->spool = NULL;
+	}
 	struct queue_msg *m = tx->msg;
-	rg_strlcpy(tx->msg_id, m->id, sizeof(tx->msg_id));
 	tx->msg = NULL;
-	server_commit(s->srv, m, commit_done, s);
+	server_commit(s->srv, m, sp, commit_done, s);
+}
+
+/* spool_written - a chunk is on disk (or failed); carry on with the session. */
+static void spool_written(void *arg, bool ok, const char *err)
+{
+	struct spool_state *st = arg;
+	data_in_memory -= st->in_flight;
+	st->in_flight = 0;
+	st->busy = false;
+	if (!ok && !st->failed) {
+		st->failed = true;
+		rg_strlcpy(st->err, err, sizeof(st->err));
+	}
+	struct session *s = st->s;
+	if (s == NULL) { /* the transaction ended meanwhile */
+		server_spool_abort(st->srv, st->sp);
+		free(st);
+		return;
+	}
+	if (st->commit_waiting) {
+		st->commit_waiting = false;
+		submit_commit(s, true);
+		return;
+	}
+	if (s->flags & F_SPOOL_WAIT) {
+		s->flags &= ~(unsigned)F_SPOOL_WAIT;
+		resume_reading(s);
+	}
+}
+
+/* spool_flush - send the text gathered so far to disk, one write at a time. */
+static void spool_flush(struct session *s)
+{
+	struct transaction *tx = s->tx;
+	if (tx->spool == NULL) {
+		tx->spool = xcalloc(1, sizeof(*tx->spool));
+		tx->spool->srv = s->srv;
+		tx->spool->s = s;
+		tx->spool->sp = queue_spool_new(tx->msg);
+	}
+	struct spool_state *st = tx->spool;
+	if (st->busy) {
+		if (tx->msg->body.len >= 4 * SPOOL_CHUNK && !(s->flags & F_SPOOL_WAIT)) {
+			s->flags |= F_SPOOL_WAIT; /* the disk is behind: stop reading for now */
+			bufferevent_disable(s->bev, EV_READ);
+		}
+		return;
+	}
+	st->busy = true;
+	st->in_flight = tx->msg->body.len;
+	tx->held -= st->in_flight;
+	server_spool_write(s->srv, st->sp, &tx->msg->body, spool_written, st);
 }
 
 /* data_line - one line (or a piece of a very long one) of message text. */
@@ -665,6 +775,8 @@ static void data_line(struct session *s, const char *p, size_t n, bool complete)
 		strbuf_append(&tx->msg->body, "\r\n", 2);
 	data_in_memory += n + (complete ? 2 : 0);
 	tx->held += n + (complete ? 2 : 0);
+	if (tx->msg->body.len >= SPOOL_CHUNK)
+		spool_flush(s);
 }
 
 /* data_input - consume message lines; false when more input is needed. */
@@ -694,7 +806,8 @@ static bool data_input(struct session *s)
 static void process_input(struct session *s)
 {
 	for (;;) {
-		if (s->state == S_CLOSING || s->state == S_COMMIT || (s->flags & F_LOOKUP))
+		if (s->state == S_CLOSING || s->state == S_COMMIT ||
+		    (s->flags & (F_LOOKUP | F_SPOOL_WAIT)))
 			return;
 		if ((s->flags & F_SHUTDOWN) && s->state != S_DATA) {
 			session_shutdown(s);
@@ -768,7 +881,7 @@ static void session_close(struct session *s)
 static void end_if_eof(struct session *s)
 {
 	if (!(s->flags & F_EOF) || s->state == S_CLOSING || s->state == S_COMMIT ||
-	    (s->flags & (F_LOOKUP | F_OUTPUT_FULL)))
+	    (s->flags & (F_LOOKUP | F_OUTPUT_FULL | F_SPOOL_WAIT)))
 		return; /* still owed: the greeting, a commit, or replies to flush first */
 	if (s->state != S_READY && s->state != S_CONNECTED)
 		log_ev(LOG_INFO, "lost-connection", {"session", s->id}, {"client", s->ip_text},
@@ -806,6 +919,15 @@ static void on_read(struct bufferevent *bev, void *arg)
 {
 	(void)bev;
 	process_input(arg);
+}
+
+/* resume_reading - reading was paused (spool, output); take input again. */
+static void resume_reading(struct session *s)
+{
+	if (!(s->flags & F_EOF) && !(s->flags & F_OUTPUT_FULL) && s->state != S_COMMIT)
+		bufferevent_enable(s->bev, EV_READ);
+	process_input(s);
+	end_if_eof(s);
 }
 
 /* on_write - the client has read enough of its replies: take commands again. */
