@@ -23,6 +23,7 @@
 
 #define COMMIT_THREADS 6          /* queue commits: a client waits for each */
 #define DELIVERY_THREADS 2        /* Maildir deliveries: nobody waits */
+#define SPOOL_THREADS 2           /* large messages written while they arrive */
 #define DELIVERY_BATCHES 2        /* delivery batches in flight */
 #define DELIVERY_BATCH_MAX 64
 #define DELIVERY_RETRY_SECONDS 60
@@ -47,6 +48,7 @@ struct server {
 	struct event_base *base;
 	struct workers *workers;      /* queue commits */
 	struct workers *deliverers;   /* local deliveries */
+	struct workers *spoolers;     /* spool writes, apart from the commits */
 	struct queue_msg **to_deliver; /* committed, waiting for a delivery batch */
 	size_t n_to_deliver, cap_to_deliver;
 	unsigned deliveries_in_flight;
@@ -126,7 +128,7 @@ static unsigned ip_count_add(struct server *srv, const struct rg_ip *ip, int del
 static void check_exit(struct server *srv)
 {
 	if (srv->stopping && srv->n_sessions == 0 && workers_pending(srv->workers) == 0 &&
-	    workers_pending(srv->deliverers) == 0 &&
+	    workers_pending(srv->deliverers) == 0 && workers_pending(srv->spoolers) == 0 &&
 	    (srv->n_to_deliver == 0 || srv->grace_over))
 		event_base_loopexit(srv->base, NULL);
 }
@@ -375,7 +377,7 @@ void server_spool_write(struct server *srv, struct queue_spool *sp, struct strbu
 	strbuf_init(data);
 	j->done = done;
 	j->arg = arg;
-	workers_submit(srv->workers, spool_work, spool_done, j);
+	workers_submit(srv->spoolers, spool_work, spool_done, j);
 }
 
 static void abort_work(void *arg)
@@ -397,7 +399,7 @@ void server_spool_abort(struct server *srv, struct queue_spool *sp)
 	struct job *j = xcalloc(1, sizeof(*j));
 	j->srv = srv;
 	j->spool = sp;
-	workers_submit(srv->workers, abort_work, abort_done, j);
+	workers_submit(srv->spoolers, abort_work, abort_done, j);
 }
 
 /* recover_queue - deliver what was acknowledged before a crash or stop. */
@@ -611,6 +613,7 @@ int server_run(struct server *srv)
 	}
 	srv->workers = workers_new(srv->base, COMMIT_THREADS);
 	srv->deliverers = workers_new(srv->base, DELIVERY_THREADS);
+	srv->spoolers = workers_new(srv->base, SPOOL_THREADS);
 	recover_queue(srv);
 	srv->sig_term = evsignal_new(srv->base, SIGTERM, on_signal, srv);
 	srv->sig_int = evsignal_new(srv->base, SIGINT, on_signal, srv);
@@ -630,6 +633,7 @@ void server_free(struct server *srv)
 	if (srv == NULL)
 		return;
 	stop_listening(srv);
+	workers_free(srv->spoolers); /* first: late spool callbacks may still commit */
 	workers_free(srv->workers);
 	workers_free(srv->deliverers);
 	for (size_t i = 0; i < srv->n_to_deliver; i++)

@@ -182,6 +182,12 @@ static void tx_free(struct session *s)
 			free(st);
 		}
 	}
+	if (s->flags & F_SPOOL_WAIT) { /* nothing left to wait for */
+		s->flags &= ~(unsigned)F_SPOOL_WAIT;
+		if (!(s->flags & (F_EOF | F_OUTPUT_FULL)) && s->state != S_CLOSING &&
+		    s->state != S_COMMIT)
+			bufferevent_enable(s->bev, EV_READ);
+	}
 	queue_msg_free(s->tx->msg);
 	free(s->tx);
 	s->tx = NULL;
@@ -633,6 +639,7 @@ static bool next_command(struct session *s)
 
 static void commit_done(void *arg, bool ok, const char *err);
 static void submit_commit(struct session *s, bool from_callback);
+static void session_free(struct session *s);
 static void resume_reading(struct session *s);
 
 /* end_of_data - the final "." line: reject, or hand the message to the queue. */
@@ -675,6 +682,10 @@ static void submit_commit(struct session *s, bool from_callback)
 	struct transaction *tx = s->tx;
 	struct queue_spool *sp = NULL;
 	if (tx->spool != NULL && tx->spool->failed) {
+		if (s->flags & F_DEAD) { /* the client left while we waited */
+			session_free(s);
+			return;
+		}
 		reply_error(s, "DATA", "451 4.3.0 Error: could not queue the message, try again "
 			    "later (%s)", tx->spool->err);
 		tx_free(s);
@@ -714,6 +725,7 @@ static void spool_written(void *arg, bool ok, const char *err)
 	}
 	if (st->commit_waiting) {
 		st->commit_waiting = false;
+		s->flags &= ~(unsigned)F_SPOOL_WAIT;
 		submit_commit(s, true);
 		return;
 	}
@@ -734,6 +746,12 @@ static void spool_flush(struct session *s)
 		tx->spool->sp = queue_spool_new(tx->msg);
 	}
 	struct spool_state *st = tx->spool;
+	if (st->failed) { /* the answer will be 451 anyway: store no more */
+		data_in_memory -= tx->held;
+		tx->held = 0;
+		strbuf_free(&tx->msg->body);
+		return;
+	}
 	if (st->busy) {
 		if (tx->msg->body.len >= 4 * SPOOL_CHUNK && !(s->flags & F_SPOOL_WAIT)) {
 			s->flags |= F_SPOOL_WAIT; /* the disk is behind: stop reading for now */
@@ -787,7 +805,7 @@ static bool data_input(struct session *s)
 	if (avail == 0)
 		return false;
 	const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)avail);
-	while (off < avail && s->state == S_DATA) {
+	while (off < avail && s->state == S_DATA && !(s->flags & F_SPOOL_WAIT)) {
 		const char *eol = memmem(buf + off, avail - off, "\r\n", 2);
 		if (eol == NULL) {
 			if (avail - off >= DATA_CHUNK) {

@@ -22,6 +22,16 @@ SHIM = r'''
 #include <dlfcn.h>
 #include <stdlib.h>
 #include <unistd.h>
+ssize_t write(int fd, const void *buf, size_t n)
+{
+	static ssize_t (*real_write)(int, const void *, size_t);
+	if (!real_write)
+		real_write = (ssize_t (*)(int, const void *, size_t))dlsym(RTLD_NEXT, "write");
+	if (n >= 65536 && getenv("RG_TEST_SLOW_WRITE"))
+		usleep(200000); /* a disk that is behind: large (spool) writes take 0.2 s */
+	return real_write(fd, buf, n);
+}
+
 int fdatasync(int fd)
 {
 	static int (*real)(int);
@@ -58,6 +68,49 @@ class SlowDisk(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def slow_write_server(self):
+        saved = dict(os.environ)
+        os.environ.update({'LD_PRELOAD': self.shim, 'RG_TEST_SLOW_WRITE': '1',
+                           'ASAN_OPTIONS': os.environ.get('ASAN_OPTIONS', '') +
+                           ':verify_asan_link_order=0'})
+        try:
+            return Server(overrides={'smtpd_timeout': '10s',
+                                     'message_size_limit': '30000000'})
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
+    def pipelined_big_message(self, srv, tail, lines):
+        line = b'x' * 998 + b'\r\n'
+        with Conn(srv.port, timeout=20) as c:
+            for cmd in ('EHLO client.example.org', 'MAIL FROM:<a@example.org>',
+                        'RCPT TO:<postmaster@localhost>'):
+                self.assertEqual(c.cmd(cmd)[0], 250)
+            self.assertEqual(c.cmd('DATA')[0], 354)
+            # the whole rest, QUIT included, in one go: the server must answer both
+            c.send(b"Subject: big\r\n\r\n" + line * lines + tail + b".\r\nQUIT\r\n")
+            return c.reply(), c.reply()
+
+    # Sizes around 128 KiB + 4 x 128 KiB: the final dot then arrives in the same
+    # read as the moment the server stops reading to let the disk catch up.
+    LINES = range(652, 664, 2)
+
+    def test_pipelined_command_after_a_spooled_message_is_answered(self):
+        with self.slow_write_server() as srv:
+            for lines in self.LINES:
+                with self.subTest(lines=lines):
+                    end, quit = self.pipelined_big_message(srv, b'', lines)
+                    self.assertEqual(end[0], 250, end)
+                    self.assertEqual(quit, (221, '2.0.0 Bye'))
+
+    def test_pipelined_command_after_a_refused_spooled_message_is_answered(self):
+        with self.slow_write_server() as srv:
+            for lines in self.LINES:
+                with self.subTest(lines=lines):
+                    end, quit = self.pipelined_big_message(srv, b'bare\nLF\r\n', lines)
+                    self.assertEqual(end[0], 550, end)
+                    self.assertEqual(quit, (221, '2.0.0 Bye'))
 
     def test_timeout_while_the_queue_commits(self):
         saved = dict(os.environ)
