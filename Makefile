@@ -77,7 +77,7 @@ bench: deps deps-test build/relayguard
 clean:
 	rm -rf build
 
-# Fuzzing (clang + libFuzzer): make fuzz FUZZ_SECONDS=60
+# Fuzzing (clang + libFuzzer, installed by deps.sh fuzz): make fuzz FUZZ_SECONDS=60
 FUZZ_SECONDS ?= 30
 FUZZ_TARGETS := fuzz_address fuzz_config fuzz_queue
 FUZZ_FLAGS := -std=c17 -D_GNU_SOURCE -Isrc -pthread -g -O1 -fsanitize=fuzzer,address,undefined
@@ -86,10 +86,18 @@ build/fuzz/%: tests/fuzz/%.c $(SRC_LIB) $(wildcard src/*/*.h)
 	@mkdir -p build/fuzz
 	clang $(FUZZ_FLAGS) $(PKG_CFLAGS) $< $(SRC_LIB) -o $@ $(PKG_LIBS)
 
-fuzz: $(patsubst %,build/fuzz/%,$(FUZZ_TARGETS))
+fuzz: deps
+	@sh scripts/deps.sh fuzz
+	@$(MAKE) --no-print-directory $(patsubst %,build/fuzz/%,$(FUZZ_TARGETS))
+	@$(MAKE) --no-print-directory fuzz-run
+
+.PHONY: fuzz-run
+fuzz-run:
 	@for t in $(FUZZ_TARGETS); do \
 		mkdir -p build/fuzz/corpus-$$t; \
 		echo "== $$t ($(FUZZ_SECONDS) s)"; \
 		build/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
-			build/fuzz/corpus-$$t tests/fuzz/seeds-$$t 2>&1 | tail -n 3 || exit 1; \
+			build/fuzz/corpus-$$t tests/fuzz/seeds-$$t > build/fuzz/$$t.log 2>&1; \
+		rc=$$?; tail -n 3 build/fuzz/$$t.log; \
+		[ $$rc -eq 0 ] || { echo "$$t found a problem: see build/fuzz/$$t.log"; exit 1; }; \
 	done

@@ -2,16 +2,19 @@
 # deps.sh - install what relayguard needs on Debian 12, only what is missing.
 #   sh scripts/deps.sh build   libraries and tools to compile
 #   sh scripts/deps.sh test    what the test suite runs (clients, peers)
+#   sh scripts/deps.sh fuzz    clang with libFuzzer, for make fuzz
 # As root it runs apt-get; otherwise it prints the command to run.
 set -eu
 
 build_pkgs="gcc make pkg-config libevent-dev libssl-dev libc-ares-dev libpsl-dev libcrypt-dev"
 test_pkgs="python3 swaks procps dnsmasq-base"
+fuzz_pkgs="clang"
 
 case "${1:-build}" in
 build) want=$build_pkgs ;;
 test) want=$test_pkgs ;;
-*) echo "usage: deps.sh build|test" >&2; exit 64 ;;
+fuzz) want=$fuzz_pkgs ;;
+*) echo "usage: deps.sh build|test|fuzz" >&2; exit 64 ;;
 esac
 
 missing=""

@@ -411,19 +411,6 @@ bool queue_load_header(const char *dir, const char *path, struct queue_msg *m, c
 	return load(dir, path, m, true, err, errlen);
 }
 
-bool queue_load_body(const char *dir, struct queue_msg *m, char *err, size_t errlen)
-{
-	struct queue_msg *copy = xcalloc(1, sizeof(*copy));
-	bool ok = queue_load(dir, m->path, copy, err, errlen);
-	if (ok) {
-		strbuf_free(&m->body);
-		m->body = copy->body;
-		strbuf_init(&copy->body);
-	}
-	queue_msg_free(copy);
-	return ok;
-}
-
 /* mark_done - write the status bytes of finished recipients in place. */
 static bool mark_done(const char *dir, const struct queue_msg *m)
 {

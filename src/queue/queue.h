@@ -78,13 +78,10 @@ uint64_t queue_spool_size(const struct queue_spool *sp);
 /* Read a committed file, path relative to dir ("active/ID"). */
 bool queue_load(const char *dir, const char *path, struct queue_msg *m, char *err,
 		size_t errlen);
-/* Read m's message text back from its committed file (its body was let go
- * after the commit, so queued mail does not sit in memory). */
 /* The envelope only (the length is still checked): start-up recovery reads
- * no message text on the event loop. */
+ * no message text on the event loop; delivery copies it from the file later. */
 bool queue_load_header(const char *dir, const char *path, struct queue_msg *m, char *err,
 		       size_t errlen);
-bool queue_load_body(const char *dir, struct queue_msg *m, char *err, size_t errlen);
 /* Worker thread: record done recipients; unlink when none is left, else move
  * to deferred/. */
 bool queue_finish(const char *dir, struct queue_msg *m, char *err, size_t errlen);

@@ -204,6 +204,18 @@ struct delivery_batch {
 
 static void schedule_delivery(struct server *srv, struct queue_msg *m);
 
+static struct job *job_new(struct server *srv, struct queue_msg *m, struct queue_spool *sp,
+			   void (*done)(void *arg, bool ok, const char *err), void *arg)
+{
+	struct job *j = xcalloc(1, sizeof(*j));
+	j->srv = srv;
+	j->msg = m;
+	j->spool = sp;
+	j->done = done;
+	j->arg = arg;
+	return j;
+}
+
 static void retry_unlink(struct job *j)
 {
 	if (j->prev)
@@ -227,10 +239,8 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
 
 static void retry_later(struct server *srv, struct queue_msg *m)
 {
-	struct job *j = xcalloc(1, sizeof(*j));
+	struct job *j = job_new(srv, m, NULL, NULL, NULL);
 	struct timeval tv = {DELIVERY_RETRY_SECONDS, 0};
-	j->srv = srv;
-	j->msg = m;
 	j->timer = evtimer_new(srv->base, on_retry, j);
 	j->next = srv->retries;
 	if (srv->retries)
@@ -343,13 +353,7 @@ static void commit_done(void *arg)
 void server_commit(struct server *srv, struct queue_msg *m, struct queue_spool *sp,
 		   void (*done)(void *arg, bool ok, const char *err), void *arg)
 {
-	struct job *j = xcalloc(1, sizeof(*j));
-	j->srv = srv;
-	j->msg = m;
-	j->spool = sp;
-	j->done = done;
-	j->arg = arg;
-	workers_submit(srv->workers, commit_work, commit_done, j);
+	workers_submit(srv->workers, commit_work, commit_done, job_new(srv, m, sp, done, arg));
 }
 
 static void spool_work(void *arg)
@@ -370,13 +374,9 @@ static void spool_done(void *arg)
 void server_spool_write(struct server *srv, struct queue_spool *sp, struct strbuf *data,
 			void (*done)(void *arg, bool ok, const char *err), void *arg)
 {
-	struct job *j = xcalloc(1, sizeof(*j));
-	j->srv = srv;
-	j->spool = sp;
+	struct job *j = job_new(srv, NULL, sp, done, arg);
 	j->data = *data;
 	strbuf_init(data);
-	j->done = done;
-	j->arg = arg;
 	workers_submit(srv->spoolers, spool_work, spool_done, j);
 }
 
@@ -396,10 +396,7 @@ static void abort_done(void *arg)
 
 void server_spool_abort(struct server *srv, struct queue_spool *sp)
 {
-	struct job *j = xcalloc(1, sizeof(*j));
-	j->srv = srv;
-	j->spool = sp;
-	workers_submit(srv->spoolers, abort_work, abort_done, j);
+	workers_submit(srv->spoolers, abort_work, abort_done, job_new(srv, NULL, sp, NULL, NULL));
 }
 
 /* recover_queue - deliver what was acknowledged before a crash or stop. */
