@@ -27,4 +27,29 @@ enum auth_status {
  */
 typedef void auth_done_fn(enum auth_status st, const char *user, const char *reason, void *arg);
 
+struct config;
+struct event_base;
+struct auth;
+struct auth_req;
+
+/* What the backend may want to know about the session (Dovecot logs it). */
+struct auth_info {
+	const char *local_ip, *remote_ip;
+	int secured; /* the session is under TLS */
+};
+
+/* auth_new - the configured backend; a passwd-file is read now (before privileges
+ * are dropped). NULL with ERR ("file:line: ..." lines) on failure. */
+struct auth *auth_new(const struct config *cfg, struct event_base *base, char *err,
+		      size_t errlen);
+void auth_free(struct auth *a);
+
+/* auth_verify - check USER/PASS; DONE runs once, later, on the loop, unless the
+ * request is cancelled first. The password is copied and wiped after use.
+ * NULL (DONE never runs) when the request could not start: a temporary failure. */
+struct auth_req *auth_verify(struct auth *a, const char *user, const char *pass,
+			     const struct auth_info *info, auth_done_fn *done, void *arg);
+/* auth_cancel - DONE will not run for R (the session went away). */
+void auth_cancel(struct auth_req *r);
+
 #endif

@@ -4,6 +4,7 @@
  * SYNOPSIS
  *	relayguard serve [-c FILE] [--log-format plain|json] [--debug]
  *	relayguard config [-c FILE]
+ *	relayguard passwd [--scheme SCHEME] [PASSWORD]
  *	relayguard --help | --version
  *
  * Owns: argument parsing, start-up order (load config, bind, prepare
@@ -11,6 +12,7 @@
  *	0 ok, 64 usage error, 78 configuration error, 1 anything else.
  */
 #define _XOPEN_SOURCE 700
+#include "auth/passwd.h"
 #include "config/config.h"
 #include "queue/queue.h"
 #include "smtp/server.h"
@@ -30,6 +32,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <unistd.h>
 
 #define RELAYGUARD_VERSION "0.1.0"
@@ -44,14 +47,18 @@ static const char usage_main[] =
 	"Commands:\n"
 	"  serve     run the SMTP server (MTA) with local Maildir delivery\n"
 	"  config    check a configuration and print every parameter's effective value\n"
+	"  passwd    print a password hash for a passwd-file (smtpd_sasl_path)\n"
 	"\n"
 	"Options:\n"
 	"  -h, --help     this text; 'relayguard COMMAND --help' explains a command\n"
 	"  --version      print the version\n"
 	"\n"
 	"Without -c, the embedded default configuration is used: listen on\n"
-	"127.0.0.1:2525 and [::1]:2525, mydestination = localhost, one mailbox\n"
-	"(postmaster), queue and Maildirs under ./var, mynetworks = 127.0.0.0/8 [::1]/128.\n";
+	"127.0.0.1:2525 and [::1]:2525 (MTA, STARTTLS offered), :2587 (submission,\n"
+	"STARTTLS required) and :2465 (submissions, implicit TLS) with a self-signed\n"
+	"certificate made in ./var/data, mydestination = localhost, one mailbox\n"
+	"(postmaster), queue and Maildirs under ./var, mynetworks = 127.0.0.0/8 [::1]/128.\n"
+	"AUTH is off until smtpd_sasl_auth_enable = yes and smtpd_sasl_path are set.\n";
 
 static const char usage_serve[] =
 	"usage: relayguard serve [-c FILE] [--log-format plain|json] [--debug]\n"
@@ -71,6 +78,19 @@ static const char usage_serve[] =
 	"Stop with Ctrl-C or SIGTERM: no new connections are taken, messages in\n"
 	"progress are finished, other sessions get 421, then it exits.\n"
 	"When started as root it binds its ports, then runs as mail_owner.\n";
+
+static const char usage_passwd[] =
+	"usage: relayguard passwd [--scheme SCHEME] [PASSWORD]\n"
+	"\n"
+	"Print a hash of PASSWORD for a passwd-file line, as 'doveadm pw' does:\n"
+	"    alice@example.com:{CRYPT}$y$j9T$...\n"
+	"Without PASSWORD, it is read from standard input (on a terminal: asked\n"
+	"twice, not echoed). Passing it as an argument leaves it in your shell history.\n"
+	"\n"
+	"Options:\n"
+	"  --scheme SCHEME   CRYPT (yescrypt, the default), SHA512-CRYPT, SHA256-CRYPT\n"
+	"                    or BLF-CRYPT (bcrypt)\n"
+	"  -h, --help        this text\n";
 
 static const char usage_config[] =
 	"usage: relayguard config [-c FILE]\n"
@@ -260,6 +280,8 @@ static int serve(struct config *cfg)
 	int rc = 1;
 	if (!absolute_dir(&cfg->queue_directory, err, sizeof(err)) ||
 	    !absolute_dir(&cfg->virtual_mailbox_base, err, sizeof(err)) ||
+	    (config_needs_tls(cfg) && cfg->smtpd_tls_cert_file[0] == '\0' &&
+	     !absolute_dir(&cfg->data_directory, err, sizeof(err))) ||
 	    !queue_init(cfg->queue_directory, err, sizeof(err)))
 		goto fail;
 	if (!basedir_open(cfg->virtual_mailbox_base)) {
@@ -282,6 +304,86 @@ fail:
 	server_free(srv);
 	basedir_close_all();
 	return 1;
+}
+
+/* read_password - one line from stdin; on a terminal without echo, twice. */
+static char *read_password(void)
+{
+	struct termios old, quiet;
+	bool tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &old) == 0;
+	char *first = NULL, *second = NULL;
+	size_t cap1 = 0, cap2 = 0;
+	if (tty) {
+		quiet = old;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+		fputs("Password: ", stderr);
+	}
+	bool ok = getline(&first, &cap1, stdin) > 0;
+	if (ok && tty) {
+		fputs("\nRetype password: ", stderr);
+		ok = getline(&second, &cap2, stdin) > 0;
+		fputs("\n", stderr);
+	}
+	if (tty)
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+	if (ok)
+		first[strcspn(first, "\r\n")] = '\0';
+	if (ok && second != NULL) {
+		second[strcspn(second, "\r\n")] = '\0';
+		if (strcmp(first, second) != 0) {
+			fputs("relayguard: the passwords differ\n", stderr);
+			ok = false;
+		}
+	}
+	if (second != NULL) {
+		explicit_bzero(second, cap2);
+		free(second);
+	}
+	if (!ok && first != NULL) {
+		explicit_bzero(first, cap1);
+		free(first);
+		first = NULL;
+	}
+	return first;
+}
+
+static int cmd_passwd(int argc, char **argv)
+{
+	const char *scheme = NULL, *given = NULL;
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			fputs(usage_passwd, stdout);
+			return 0;
+		}
+		if (strcmp(argv[i], "--scheme") == 0 && i + 1 < argc)
+			scheme = argv[++i];
+		else if (argv[i][0] != '-' && given == NULL)
+			given = argv[i];
+		else {
+			fputs(usage_passwd, stderr);
+			return EXIT_USAGE;
+		}
+	}
+	char *password = given ? xstrdup(given) : read_password();
+	if (password == NULL)
+		return 1;
+	if (password[0] == '\0') {
+		fputs("relayguard: the password is empty\n", stderr);
+		free(password);
+		return EXIT_USAGE;
+	}
+	char err[256];
+	char *hash = passwd_hash(scheme, password, err, sizeof(err));
+	explicit_bzero(password, strlen(password));
+	free(password);
+	if (hash == NULL) {
+		fprintf(stderr, "relayguard: %s\n", err);
+		return EXIT_USAGE;
+	}
+	puts(hash);
+	free(hash);
+	return 0;
 }
 
 /* raise_fd_limit - one descriptor per connection: take all the kernel allows us. */
@@ -333,6 +435,8 @@ int main(int argc, char **argv)
 		return cmd_serve(argc - 2, argv + 2);
 	if (strcmp(cmd, "config") == 0)
 		return cmd_config(argc - 2, argv + 2);
+	if (strcmp(cmd, "passwd") == 0)
+		return cmd_passwd(argc - 2, argv + 2);
 	fprintf(stderr, "relayguard: unknown command \"%s\" (try relayguard --help)\n", cmd);
 	return EXIT_USAGE;
 }

@@ -26,7 +26,7 @@
 
 enum ptype {
 	P_STRING, P_HOSTNAME, P_DOMAINS, P_RELAY_DOMAINS, P_NETWORKS, P_MAPS,
-	P_RESTRICTIONS, P_SIZE, P_COUNT, P_DURATION, P_LISTEN, P_PATH, P_BOOL,
+	P_RESTRICTIONS, P_SIZE, P_COUNT, P_DURATION, P_LISTEN, P_PATH, P_BOOL, P_CHOICE,
 };
 
 struct param_def {
@@ -64,6 +64,24 @@ static const struct param_def params[] = {
 	{"mail_owner", P_STRING, "relayguard"},
 	{"smtpd_peername_lookup", P_BOOL, "yes"},
 	{"dns_servers", P_STRING, ""},
+	{"submission_listen", P_LISTEN, "127.0.0.1:2587, [::1]:2587"},
+	{"submissions_listen", P_LISTEN, "127.0.0.1:2465, [::1]:2465"},
+	{"smtpd_tls_security_level", P_CHOICE, "may"},
+	{"submission_tls_security_level", P_CHOICE, "encrypt"},
+	{"smtpd_tls_cert_file", P_STRING, ""},
+	{"smtpd_tls_key_file", P_STRING, "$smtpd_tls_cert_file"},
+	{"smtpd_tls_auth_only", P_BOOL, "yes"},
+	{"data_directory", P_PATH, "./var/data"},
+	{"smtpd_sasl_auth_enable", P_BOOL, "no"},
+	{"smtpd_sasl_type", P_CHOICE, "passwd-file"},
+	{"smtpd_sasl_path", P_STRING, ""},
+	{"smtpd_sasl_failure_delay", P_DURATION, "1s"},
+	{"smtpd_sasl_failure_limit", P_COUNT, "5"},
+	{"smtpd_sasl_failure_window", P_DURATION, "10m"},
+	{"smtpd_sasl_lockout_time", P_DURATION, "15m"},
+	{"smtpd_sender_login_maps", P_MAPS, ""},
+	{"submission_client_restrictions", P_RESTRICTIONS, "permit_sasl_authenticated, reject"},
+	{"submission_sender_restrictions", P_RESTRICTIONS, "reject_sender_login_mismatch"},
 };
 #define N_PARAMS RG_ARRAY_LEN(params)
 
@@ -82,6 +100,9 @@ static const struct {
 	{"reject_non_fqdn_helo_hostname", R_REJECT_NON_FQDN_HELO_HOSTNAME},
 	{"reject_invalid_helo_hostname", R_REJECT_INVALID_HELO_HOSTNAME},
 	{"check_client_access", R_CHECK_CLIENT_ACCESS},
+	{"reject_sender_login_mismatch", R_REJECT_SENDER_LOGIN_MISMATCH},
+	{"reject_authenticated_sender_login_mismatch", R_REJECT_AUTH_SENDER_LOGIN_MISMATCH},
+	{"reject_unauthenticated_sender_login_mismatch", R_REJECT_UNAUTH_SENDER_LOGIN_MISMATCH},
 	{"permit", R_PERMIT},
 	{"reject", R_REJECT},
 	{"defer", R_DEFER},
@@ -165,6 +186,7 @@ static const char *closest_param(const char *name)
 }
 
 static const char *closest_restriction(const char *name);
+static size_t idx(const char *name);
 
 /* system_hostname - gethostname(), or "localhost" when unset. */
 static char *system_hostname(void)
@@ -567,24 +589,50 @@ static bool parse_listen(const char *s, struct listen_addr *la)
 	return true;
 }
 
-static void convert_listen(struct loader *ld, size_t i)
+/* convert_listen - one listener role's addresses, appended to cfg->listen. */
+static void convert_listen(struct loader *ld, size_t i, enum listen_role role)
 {
 	size_t n;
 	char **items = split_list(ld->expanded[i], &n);
 	struct config *cfg = ld->cfg;
-	cfg->listen = xcalloc(n + 1, sizeof(struct listen_addr));
+	cfg->listen = xrealloc(cfg->listen, (cfg->n_listen + n + 1) * sizeof(struct listen_addr));
 	for (size_t k = 0; k < n; k++) {
 		struct listen_addr *la = &cfg->listen[cfg->n_listen];
+		memset(la, 0, sizeof(*la));
 		rg_strlcpy(la->text, items[k], sizeof(la->text));
+		la->role = role;
 		if (parse_listen(items[k], la))
 			cfg->n_listen++;
 		else
 			add_error(ld, i, "%s: \"%s\" is not address:port (e.g. 127.0.0.1:25, "
 				  "[::1]:25, *:25)", params[i].name, items[k]);
 	}
-	if (n == 0)
-		add_error(ld, i, "%s: at least one address:port is needed", params[i].name);
 	free_list(items);
+}
+
+static void convert_listeners(struct loader *ld)
+{
+	convert_listen(ld, idx("smtpd_listen"), ROLE_MTA);
+	convert_listen(ld, idx("submission_listen"), ROLE_SUBMISSION);
+	convert_listen(ld, idx("submissions_listen"), ROLE_SUBMISSIONS);
+	if (ld->cfg->n_listen == 0)
+		add_error(ld, idx("smtpd_listen"), "smtpd_listen: at least one address:port is "
+			  "needed (in smtpd_listen, submission_listen or submissions_listen)");
+}
+
+/* convert_choice - a value from a fixed list; returns its index. */
+static int convert_choice(struct loader *ld, size_t i, const char *const *choices, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+		if (rg_strcasecmp(ld->expanded[i], choices[k]) == 0)
+			return (int)k;
+	struct strbuf list;
+	strbuf_init(&list);
+	for (size_t k = 0; k < n; k++)
+		strbuf_printf(&list, "%s%s", k ? (k + 1 == n ? " or " : ", ") : "", choices[k]);
+	add_error(ld, i, "%s: \"%s\" is not %s", params[i].name, ld->expanded[i], list.data);
+	strbuf_free(&list);
+	return 0;
 }
 
 static char *convert_single(struct loader *ld, size_t i)
@@ -620,6 +668,10 @@ static void convert_limits(struct loader *ld)
 		{"smtpd_junk_command_limit", &cfg->smtpd_junk_command_limit, 1, 100000},
 		{"smtpd_client_connection_count_limit", &cfg->smtpd_client_connection_count_limit,
 		 1, 1000000},
+		{"smtpd_sasl_failure_delay", &cfg->smtpd_sasl_failure_delay, 0, 60},
+		{"smtpd_sasl_failure_limit", &cfg->smtpd_sasl_failure_limit, 1, 1000000},
+		{"smtpd_sasl_failure_window", &cfg->smtpd_sasl_failure_window, 1, 7 * 86400},
+		{"smtpd_sasl_lockout_time", &cfg->smtpd_sasl_lockout_time, 0, 7 * 86400},
 	};
 	for (size_t k = 0; k < RG_ARRAY_LEN(limits); k++) {
 		size_t i = param_index(limits[k].name, strlen(limits[k].name));
@@ -653,6 +705,36 @@ static void check_dns_servers(struct loader *ld, size_t i)
 	free_list(items);
 }
 
+/* convert_tls_sasl - the TLS and SMTP AUTH parameters. */
+static void convert_tls_sasl(struct loader *ld)
+{
+	static const char *const levels[] = {"none", "may", "encrypt"};
+	static const char *const sasl_types[] = {"passwd-file", "dovecot"};
+	struct config *cfg = ld->cfg;
+	cfg->smtpd_tls_security_level = (enum tls_level)convert_choice(
+		ld, idx("smtpd_tls_security_level"), levels, 3);
+	cfg->submission_tls_security_level = (enum tls_level)convert_choice(
+		ld, idx("submission_tls_security_level"), levels + 1, 2) + 1;
+	cfg->smtpd_tls_cert_file = convert_single(ld, idx("smtpd_tls_cert_file"));
+	cfg->smtpd_tls_key_file = convert_single(ld, idx("smtpd_tls_key_file"));
+	if (cfg->smtpd_tls_cert_file[0] == '\0' && cfg->smtpd_tls_key_file[0] != '\0')
+		add_error(ld, idx("smtpd_tls_key_file"), "smtpd_tls_key_file is set but "
+			  "smtpd_tls_cert_file is not");
+	cfg->smtpd_tls_auth_only = convert_bool(ld, idx("smtpd_tls_auth_only"));
+	cfg->data_directory = convert_single(ld, idx("data_directory"));
+	cfg->smtpd_sasl_auth_enable = convert_bool(ld, idx("smtpd_sasl_auth_enable"));
+	cfg->smtpd_sasl_type = (enum sasl_type)convert_choice(ld, idx("smtpd_sasl_type"),
+								sasl_types, 2);
+	cfg->smtpd_sasl_path = convert_single(ld, idx("smtpd_sasl_path"));
+	if (cfg->smtpd_sasl_auth_enable && cfg->smtpd_sasl_path[0] == '\0')
+		add_error(ld, idx("smtpd_sasl_auth_enable"), "smtpd_sasl_auth_enable = yes needs "
+			  "smtpd_sasl_path (a passwd-file, or Dovecot's auth socket with "
+			  "smtpd_sasl_type = dovecot)");
+	cfg->smtpd_sender_login_maps = convert_maps(ld, idx("smtpd_sender_login_maps"));
+	convert_restrictions(ld, idx("submission_client_restrictions"), &cfg->submission_client);
+	convert_restrictions(ld, idx("submission_sender_restrictions"), &cfg->submission_sender);
+}
+
 static void convert_all(struct loader *ld)
 {
 	struct config *cfg = ld->cfg;
@@ -677,7 +759,8 @@ static void convert_all(struct loader *ld)
 	convert_restrictions(ld, idx("smtpd_relay_restrictions"), &cfg->relay);
 	convert_restrictions(ld, idx("smtpd_recipient_restrictions"), &cfg->recipient);
 	convert_limits(ld);
-	convert_listen(ld, idx("smtpd_listen"));
+	convert_listeners(ld);
+	convert_tls_sasl(ld);
 	cfg->smtpd_peername_lookup = convert_bool(ld, idx("smtpd_peername_lookup"));
 	cfg->dns_servers = convert_single(ld, idx("dns_servers"));
 	check_dns_servers(ld, idx("dns_servers"));
@@ -851,6 +934,13 @@ void config_free(struct config *cfg)
 	free(cfg->virtual_mailbox_base);
 	free(cfg->mail_owner);
 	free(cfg->dns_servers);
+	free(cfg->smtpd_tls_cert_file);
+	free(cfg->smtpd_tls_key_file);
+	free(cfg->data_directory);
+	free(cfg->smtpd_sasl_path);
+	free_maps(cfg->smtpd_sender_login_maps);
+	free_restrictions(&cfg->submission_client);
+	free_restrictions(&cfg->submission_sender);
 	for (size_t i = 0; i < cfg->n_params; i++) {
 		free(cfg->names[i]);
 		free(cfg->values[i]);
@@ -865,6 +955,17 @@ void config_print(const struct config *cfg, FILE *out)
 {
 	for (size_t i = 0; i < cfg->n_params; i++)
 		fprintf(out, "%s = %s\n", cfg->names[i], cfg->values[i]);
+}
+
+bool config_needs_tls(const struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->n_listen; i++) {
+		enum listen_role r = cfg->listen[i].role;
+		if (r == ROLE_SUBMISSIONS || (r == ROLE_SUBMISSION) ||
+		    (r == ROLE_MTA && cfg->smtpd_tls_security_level != TLS_NONE))
+			return true;
+	}
+	return false;
 }
 
 bool config_in_mynetworks(const struct config *cfg, const struct rg_ip *ip)

@@ -30,6 +30,9 @@ enum restriction_kind {
 	R_REJECT_NON_FQDN_HELO_HOSTNAME,
 	R_REJECT_INVALID_HELO_HOSTNAME,
 	R_CHECK_CLIENT_ACCESS,
+	R_REJECT_SENDER_LOGIN_MISMATCH,
+	R_REJECT_AUTH_SENDER_LOGIN_MISMATCH,
+	R_REJECT_UNAUTH_SENDER_LOGIN_MISMATCH,
 	R_PERMIT,
 	R_REJECT,
 	R_DEFER,
@@ -53,11 +56,23 @@ struct config_origin {
 	unsigned line;
 };
 
+/* What a listening socket is for (RFC 6409, RFC 8314). */
+enum listen_role {
+	ROLE_MTA,         /* smtpd_listen: mail from the world, STARTTLS offered */
+	ROLE_SUBMISSION,  /* submission_listen (587): STARTTLS, then AUTH, then mail */
+	ROLE_SUBMISSIONS, /* submissions_listen (465): TLS from the first byte */
+};
+
+enum tls_level { TLS_NONE, TLS_MAY, TLS_ENCRYPT };
+
 struct listen_addr {
 	char text[80]; /* "127.0.0.1:2525" as configured */
 	char host[64]; /* "127.0.0.1", "::1", "*" */
 	unsigned port;
+	enum listen_role role;
 };
+
+enum sasl_type { SASL_PASSWD_FILE, SASL_DOVECOT };
 
 struct config {
 	char *file; /* NULL when the embedded default is used */
@@ -76,6 +91,20 @@ struct config {
 	size_t n_listen;
 	char *queue_directory, *virtual_mailbox_base, *mail_owner;
 	bool smtpd_peername_lookup; /* verified reverse DNS name of each client */
+	/* TLS (RFC 3207, RFC 8314) */
+	enum tls_level smtpd_tls_security_level, submission_tls_security_level;
+	char *smtpd_tls_cert_file, *smtpd_tls_key_file; /* "": self-signed in data_directory */
+	bool smtpd_tls_auth_only;
+	char *data_directory;
+	/* SMTP AUTH (RFC 4954) */
+	bool smtpd_sasl_auth_enable;
+	enum sasl_type smtpd_sasl_type;
+	char *smtpd_sasl_path;
+	uint64_t smtpd_sasl_failure_delay, smtpd_sasl_failure_limit;
+	uint64_t smtpd_sasl_failure_window, smtpd_sasl_lockout_time;
+	struct map **smtpd_sender_login_maps; /* NULL-terminated; empty: a login owns itself */
+	/* used instead of smtpd_{client,sender}_restrictions on submission ports */
+	struct restriction_list submission_client, submission_sender;
 	char *dns_servers;          /* "" : /etc/resolv.conf */
 	/* every parameter, expanded, in table order (for "relayguard config") */
 	char **names, **values;
@@ -95,6 +124,9 @@ void config_print(const struct config *cfg, FILE *out);
 
 /* Warnings about a configuration that works but is risky; one per line. */
 char *config_warnings(const struct config *cfg);
+
+/* Does any listener need a TLS certificate? */
+bool config_needs_tls(const struct config *cfg);
 
 /* Is ip in mynetworks? */
 bool config_in_mynetworks(const struct config *cfg, const struct rg_ip *ip);

@@ -147,10 +147,98 @@ static enum result reject_unlisted_recipient(struct eval *ev)
 	return DUNNO;
 }
 
+/* owners_of - the login names smtpd_sender_login_maps gives the address, or NULL.
+ * Postfix's lookup order: user@domain, user (our own domains only), @domain. */
+static const char *owners_of(const struct config *cfg, const char *local, const char *domain,
+			     bool ours)
+{
+	char key[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
+	for (size_t k = 0; cfg->smtpd_sender_login_maps[k] != NULL; k++) {
+		const struct map *m = cfg->smtpd_sender_login_maps[k];
+		const char *v;
+		snprintf(key, sizeof(key), "%s@%s", local, domain);
+		if ((v = map_lookup(m, key)) != NULL)
+			return v;
+		if (ours && (v = map_lookup(m, local)) != NULL)
+			return v;
+		snprintf(key, sizeof(key), "@%s", domain);
+		if ((v = map_lookup(m, key)) != NULL)
+			return v;
+	}
+	return NULL;
+}
+
+/* list_has - is NAME one of the comma/blank separated words of LIST (any case)? */
+static bool list_has(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+	for (const char *p = list; *p;) {
+		p += strspn(p, ", \t");
+		size_t w = strcspn(p, ", \t");
+		if (w == n && w > 0 && rg_strncasecmp(p, name, n) == 0)
+			return true;
+		p += w;
+	}
+	return false;
+}
+
+bool policy_login_owns(const struct config *cfg, const char *login, const char *local,
+		       const char *domain)
+{
+	if (cfg->smtpd_sender_login_maps[0] == NULL) {
+		/* no table: a login that is an address owns exactly that address */
+		char addr[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
+		snprintf(addr, sizeof(addr), "%s@%s", local, domain);
+		return rg_strcasecmp(addr, login) == 0;
+	}
+	const char *owners = owners_of(cfg, local, domain, false);
+	return owners != NULL && list_has(owners, login);
+}
+
+/* sender_login_mismatch - the three reject_*sender_login_mismatch restrictions. */
+static enum result sender_login_mismatch(struct eval *ev, bool check_auth, bool check_unauth)
+{
+	const struct policy_request *q = ev->req;
+	if (q->sender == NULL || q->sender->null)
+		return DUNNO; /* bounces: nobody's address */
+	const struct addr_resolution *r = q->sender_res;
+	const char *login = q->client->sasl_authenticated ? q->client->sasl_username : NULL;
+	if (login != NULL && check_auth) {
+		if (policy_login_owns(ev->cfg, login, r->local, r->domain))
+			return DUNNO;
+		char text[300];
+		snprintf(text, sizeof(text), "Sender address rejected: not owned by user %.200s",
+			 login);
+		return reply(ev, REJECT, 553, "5.7.1", SUBJ_SENDER, text);
+	}
+	if (login == NULL && check_unauth && ev->cfg->smtpd_sender_login_maps[0] != NULL &&
+	    owners_of(ev->cfg, r->local, r->domain, r->cls == ADDR_CLASS_LOCAL) != NULL)
+		return reply(ev, REJECT, 553, "5.7.1", SUBJ_SENDER,
+			     "Sender address rejected: not logged in");
+	return DUNNO;
+}
+
+/* needs_recipient - restrictions that have no opinion before RCPT. */
+static bool needs_recipient(enum restriction_kind k)
+{
+	switch (k) {
+	case R_REJECT_UNAUTH_DESTINATION:
+	case R_DEFER_UNAUTH_DESTINATION:
+	case R_PERMIT_AUTH_DESTINATION:
+	case R_REJECT_UNLISTED_RECIPIENT:
+	case R_REJECT_NON_FQDN_RECIPIENT:
+		return true;
+	default:
+		return false;
+	}
+}
+
 /* evaluate - one restriction. */
 static enum result evaluate(struct eval *ev, const struct restriction *r, enum subject s)
 {
 	const struct policy_request *q = ev->req;
+	if (q->rcpt_res == NULL && needs_recipient(r->kind))
+		return DUNNO;
 	switch (r->kind) {
 	case R_PERMIT_MYNETWORKS:
 		return config_in_mynetworks(ev->cfg, &q->client->ip) ? OK : DUNNO;
@@ -189,6 +277,12 @@ static enum result evaluate(struct eval *ev, const struct restriction *r, enum s
 		return reply(ev, REJECT, 501, "5.5.2", SUBJ_HELO, "Helo command rejected: Invalid name");
 	case R_CHECK_CLIENT_ACCESS:
 		return check_client_access(ev, r->table);
+	case R_REJECT_SENDER_LOGIN_MISMATCH:
+		return sender_login_mismatch(ev, true, true);
+	case R_REJECT_AUTH_SENDER_LOGIN_MISMATCH:
+		return sender_login_mismatch(ev, true, false);
+	case R_REJECT_UNAUTH_SENDER_LOGIN_MISMATCH:
+		return sender_login_mismatch(ev, false, true);
 	case R_PERMIT:
 		return OK;
 	case R_REJECT:
@@ -214,17 +308,53 @@ static enum result evaluate_list(struct eval *ev, const struct restriction_list 
 	return OK;
 }
 
+struct list_ref {
+	const struct restriction_list *rl;
+	enum subject s;
+};
+
+/* client_lists - the client, HELO and sender lists that apply on this port. */
+static void client_lists(const struct config *cfg, const struct policy_client *c,
+			 struct list_ref *lists)
+{
+	lists[0] = (struct list_ref){c->submission ? &cfg->submission_client : &cfg->client,
+				     SUBJ_CLIENT};
+	lists[1] = (struct list_ref){&cfg->helo, SUBJ_HELO};
+	lists[2] = (struct list_ref){c->submission ? &cfg->submission_sender : &cfg->sender,
+				     SUBJ_SENDER};
+}
+
+void policy_check_mail(const struct config *cfg, const struct policy_request *req,
+		       struct policy_decision *out)
+{
+	struct eval ev = {cfg, req, out};
+	struct list_ref lists[3];
+	client_lists(cfg, req->client, lists);
+	memset(out, 0, sizeof(*out));
+	for (size_t k = 0; k < RG_ARRAY_LEN(lists); k++) {
+		const char *decider;
+		enum result r = evaluate_list(&ev, lists[k].rl, lists[k].s, &decider);
+		if (r == REJECT || r == DEFER) {
+			out->action = r == REJECT ? POLICY_REJECT : POLICY_DEFER;
+			out->restriction = decider;
+			out->list = lists[k].rl->param;
+			return;
+		}
+	}
+	out->action = POLICY_ACCEPT;
+	out->restriction = "none";
+	out->list = lists[0].rl->param;
+	snprintf(out->reply, sizeof(out->reply), "250 2.1.0 Ok");
+}
+
 void policy_check_rcpt(const struct config *cfg, const struct policy_request *req,
 		       struct policy_decision *out)
 {
 	struct eval ev = {cfg, req, out};
-	const struct {
-		const struct restriction_list *rl;
-		enum subject s;
-	} lists[] = {
-		{&cfg->client, SUBJ_CLIENT}, {&cfg->helo, SUBJ_HELO}, {&cfg->sender, SUBJ_SENDER},
-		{&cfg->relay, SUBJ_RECIPIENT}, {&cfg->recipient, SUBJ_RECIPIENT},
-	};
+	struct list_ref lists[5];
+	client_lists(cfg, req->client, lists);
+	lists[3] = (struct list_ref){&cfg->relay, SUBJ_RECIPIENT};
+	lists[4] = (struct list_ref){&cfg->recipient, SUBJ_RECIPIENT};
 	memset(out, 0, sizeof(*out));
 	const char *relay_decider = NULL;
 	for (size_t k = 0; k < RG_ARRAY_LEN(lists); k++) {

@@ -24,6 +24,8 @@ struct policy_client {
 	const char *name; /* "unknown" when it has no verified name */
 	const char *helo; /* NULL before HELO/EHLO */
 	bool sasl_authenticated;
+	const char *sasl_username; /* the login name, when authenticated */
+	bool submission;  /* on a submission port: submission_*_restrictions apply */
 };
 
 struct policy_request {
@@ -49,6 +51,19 @@ void policy_domains(const struct config *cfg, const struct rg_ip *local_ips, siz
 
 void policy_check_rcpt(const struct config *cfg, const struct policy_request *req,
 		       struct policy_decision *out);
+
+/*
+ * policy_check_mail - the client, HELO and sender lists at MAIL time (req->rcpt
+ * and rcpt_res NULL; restrictions about the recipient have no opinion yet).
+ * Used on submission ports, which refuse early: 530 before AUTH, 553 for a
+ * sender the login does not own.
+ */
+void policy_check_mail(const struct config *cfg, const struct policy_request *req,
+		       struct policy_decision *out);
+
+/* Does LOGIN own the address LOCAL@DOMAIN under smtpd_sender_login_maps? */
+bool policy_login_owns(const struct config *cfg, const char *login, const char *local,
+		       const char *domain);
 
 /* Is the resolved recipient an authorised destination (ours, not routed)? */
 bool policy_auth_destination(const struct addr_resolution *r);

@@ -2,10 +2,13 @@
  * server.c - listeners, sessions, queue hand-off (see server.h).
  */
 #include "smtp/server.h"
+#include "auth/auth.h"
+#include "auth/lockout.h"
 #include "delivery/local.h"
 #include "dns/dns.h"
 #include "policy/policy.h"
 #include "smtp/session.h"
+#include "tls/tls.h"
 #include "util/log.h"
 #include "util/util.h"
 #include "util/workers.h"
@@ -29,10 +32,12 @@
 #define DELIVERY_RETRY_SECONDS 60
 #define SHUTDOWN_GRACE_SECONDS 30
 #define IP_BUCKETS 1024
+#define LOCKOUT_MAX_CLIENTS 100000
 
 struct listener {
 	struct evconnlistener *ev;
 	char text[96];
+	enum listen_role role;
 	struct server *srv;
 };
 
@@ -65,7 +70,25 @@ struct server {
 	struct event *sig_term, *sig_int, *grace;
 	struct job *retries;
 	struct dns *dns;
+	struct tls_server *tls;        /* NULL: no listener uses TLS */
+	struct auth *auth;             /* NULL: smtpd_sasl_auth_enable = no */
+	struct lockout *lockout;       /* clients that failed AUTH too often */
 };
+
+struct tls_server *server_tls(const struct server *srv)
+{
+	return srv->tls;
+}
+
+struct auth *server_auth(const struct server *srv)
+{
+	return srv->auth;
+}
+
+struct lockout *server_lockout(const struct server *srv)
+{
+	return srv->lockout;
+}
 
 const struct config *server_config(const struct server *srv)
 {
@@ -147,6 +170,22 @@ void server_session_closed(struct server *srv, struct session *s)
 	check_exit(srv);
 }
 
+/* locked_out - refuse a client that failed AUTH too often, for a while. */
+static bool locked_out(struct server *srv, const struct rg_ip *ip, evutil_socket_t fd)
+{
+	time_t until;
+	if (!lockout_is_locked(srv->lockout, ip, time(NULL), &until))
+		return false;
+	char text[RG_IP_STRLEN], line[256], left[24];
+	ip_format(ip, text, sizeof(text));
+	snprintf(left, sizeof(left), "%llds", (long long)(until - time(NULL)));
+	snprintf(line, sizeof(line), "421 4.7.0 %s Error: too many failed authentication "
+		 "attempts from %s; try again later", srv->cfg->myhostname, text);
+	log_ev(LOG_WARNING, "auth-lockout-refused", {"client", text}, {"remaining", left});
+	session_refuse(fd, line);
+	return true;
+}
+
 static void on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa,
 		      int socklen, void *arg)
 {
@@ -159,6 +198,8 @@ static void on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sock
 		evutil_closesocket(fd);
 		return;
 	}
+	if (locked_out(srv, &ip, fd))
+		return;
 	if (ip_count_add(srv, &ip, +1) > srv->cfg->smtpd_client_connection_count_limit) {
 		char text[RG_IP_STRLEN], line[256];
 		ip_format(&ip, text, sizeof(text));
@@ -170,7 +211,11 @@ static void on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sock
 		return;
 	}
 	evutil_make_socket_nonblocking(fd);
-	struct session *s = session_start(srv, fd, sa, l->text);
+	struct session *s = session_start(srv, fd, sa, l->text, l->role);
+	if (s == NULL) {
+		ip_count_add(srv, &ip, -1);
+		return;
+	}
 	struct session_link *link = session_link(s);
 	link->prev = NULL;
 	link->next = srv->sessions;
@@ -479,13 +524,16 @@ static evutil_socket_t open_socket(const char *host, unsigned port, int *err)
 	return fd;
 }
 
-static bool bind_one(struct server *srv, const char *host, unsigned port, bool optional,
-		     char *err, size_t errlen)
+static bool bind_one(struct server *srv, const char *host, const struct listen_addr *la,
+		     bool optional, char *err, size_t errlen)
 {
+	static const char *const roles[] = {"", " (submission)", " (submissions)"};
 	int e = 0;
+	unsigned port = la->port;
 	evutil_socket_t fd = open_socket(host, port, &e);
 	char text[96];
-	snprintf(text, sizeof(text), strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, port);
+	snprintf(text, sizeof(text), strchr(host, ':') ? "[%s]:%u%s" : "%s:%u%s", host, port,
+		 roles[la->role]);
 	if (fd < 0) {
 		bool v6_missing = strchr(host, ':') && (e == EADDRNOTAVAIL || e == EAFNOSUPPORT);
 		if (optional || v6_missing) {
@@ -499,6 +547,7 @@ static bool bind_one(struct server *srv, const char *host, unsigned port, bool o
 	struct listener *l = xcalloc(1, sizeof(*l));
 	srv->listeners[srv->n_listeners++] = l;
 	rg_strlcpy(l->text, text, sizeof(l->text));
+	l->role = la->role;
 	l->srv = srv;
 	l->ev = evconnlistener_new(srv->base, on_accept, l,
 				   LEV_OPT_CLOSE_ON_FREE | LEV_OPT_DISABLED, -1, fd);
@@ -519,10 +568,10 @@ bool server_bind(struct server *srv, char *err, size_t errlen)
 			size_t n = host_networks(hn, RG_ARRAY_LEN(hn));
 			for (size_t k = 0; k < n; k++)
 				add_local_ip(srv, &hn[k].addr);
-			ok = bind_one(srv, "0.0.0.0", la->port, false, err, errlen) &&
-			     bind_one(srv, "::", la->port, true, err, errlen);
+			ok = bind_one(srv, "0.0.0.0", la, false, err, errlen) &&
+			     bind_one(srv, "::", la, true, err, errlen);
 		} else {
-			ok = bind_one(srv, la->host, la->port, false, err, errlen);
+			ok = bind_one(srv, la->host, la, false, err, errlen);
 		}
 		if (!ok)
 			return false;
@@ -543,6 +592,19 @@ struct server *server_new(const struct config *cfg, char *err, size_t errlen)
 	if (srv->base == NULL) {
 		snprintf(err, errlen, "cannot create the event loop");
 		free(srv);
+		return NULL;
+	}
+	srv->lockout = lockout_new((unsigned)cfg->smtpd_sasl_failure_limit,
+				   (unsigned)cfg->smtpd_sasl_failure_window,
+				   (unsigned)cfg->smtpd_sasl_lockout_time, LOCKOUT_MAX_CLIENTS);
+	/* both read files that may be root's only: done before privileges are dropped */
+	if (config_needs_tls(cfg) && (srv->tls = tls_server_new(cfg, err, errlen)) == NULL) {
+		server_free(srv);
+		return NULL;
+	}
+	if (cfg->smtpd_sasl_auth_enable &&
+	    (srv->auth = auth_new(cfg, srv->base, err, errlen)) == NULL) {
+		server_free(srv);
 		return NULL;
 	}
 	return srv;
@@ -657,6 +719,9 @@ void server_free(struct server *srv)
 	}
 	free(srv->local_ips);
 	dns_free(srv->dns);
+	auth_free(srv->auth);
+	tls_server_free(srv->tls);
+	lockout_free(srv->lockout);
 	event_base_free(srv->base);
 	free(srv);
 }

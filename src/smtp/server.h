@@ -19,6 +19,9 @@
 
 struct event_base;
 struct dns;
+struct tls_server;
+struct auth;
+struct lockout;
 struct session;
 struct server;
 
@@ -33,6 +36,10 @@ void server_free(struct server *srv);
 const struct config *server_config(const struct server *srv);
 const struct addr_domains *server_domains(const struct server *srv);
 struct event_base *server_base(const struct server *srv);
+/* TLS, AUTH and the AUTH lock-out table (tls and auth may be NULL: not configured). */
+struct tls_server *server_tls(const struct server *srv);
+struct auth *server_auth(const struct server *srv);
+struct lockout *server_lockout(const struct server *srv);
 /* The resolver for ip's name, or NULL when its name is not looked up. */
 struct dns *server_dns_for(const struct server *srv, const struct rg_ip *ip);
 void server_session_closed(struct server *srv, struct session *s);

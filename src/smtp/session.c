@@ -8,17 +8,27 @@
  *	RCPT       at least one RCPT TO accepted
  *	DATA       reading the message
  *	COMMIT     end of data seen; waiting for the queue to fsync
+ *	AUTH       AUTH given; the next line is a SASL response, not a command
+ *	AUTH_WAIT  credentials with the backend, or a failure reply being delayed
  *	CLOSING    last reply being flushed; input ignored
+ *
+ *	STARTTLS (RFC 3207) answers 220, throws away whatever the client sent
+ *	after it (CVE-2011-0411), puts TLS under the session and starts again
+ *	from CONNECTED: HELO, AUTH and the transaction are forgotten.
  *
  *	Every state change goes through set_state(), every reply through
  *	reply(), which counts errors and ends a session that reaches
  *	smtpd_hard_error_limit.
  */
 #include "smtp/session.h"
+#include "auth/auth.h"
+#include "auth/lockout.h"
+#include "auth/sasl.h"
 #include "dns/dns.h"
 #include "policy/policy.h"
 #include "queue/queue.h"
 #include "smtp/server.h"
+#include "tls/tls.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -34,6 +44,7 @@
 #include <event2/event.h>
 
 #define CMD_LINE_MAX 512          /* RFC 5321 4.5.3.1.4, including CRLF */
+#define AUTH_LINE_MAX 12288       /* RFC 4954 4: AUTH lines and SASL responses */
 #define DATA_CHUNK (64 * 1024)    /* a longer text line is taken in pieces */
 #define INPUT_HIGH_WATER (256 * 1024)
 #define OUTPUT_HIGH_WATER (64 * 1024)  /* a client that does not read its replies */
@@ -44,9 +55,10 @@
 #define SPOOL_CHUNK (128 * 1024)
 #define HELO_MAX 255
 
-enum state { S_CONNECTED, S_READY, S_MAIL, S_RCPT, S_DATA, S_COMMIT, S_CLOSING };
-static const char *const state_names[] = {"CONNECTED", "READY", "MAIL", "RCPT",
-					  "DATA", "COMMIT", "CLOSING"};
+enum state { S_CONNECTED, S_READY, S_MAIL, S_RCPT, S_DATA, S_COMMIT, S_AUTH, S_AUTH_WAIT,
+	     S_CLOSING };
+static const char *const state_names[] = {"CONNECTED", "READY", "MAIL", "RCPT", "DATA",
+					  "COMMIT", "AUTH", "AUTH_WAIT", "CLOSING"};
 
 enum {
 	F_EHLO = 1 << 0,          /* EHLO (not HELO): ESMTP parameters allowed */
@@ -57,6 +69,19 @@ enum {
 	F_LOOKUP = 1 << 5,        /* client name lookup pending; greeting not sent yet */
 	F_OUTPUT_FULL = 1 << 6,   /* replies pile up unread: stop reading commands */
 	F_SPOOL_WAIT = 1 << 7,    /* text arrives faster than the disk takes it */
+	F_TLS = 1 << 8,           /* the connection is under TLS (or handshaking) */
+	F_HANDSHAKE = 1 << 9,     /* TLS handshake not finished yet */
+	F_STARTTLS = 1 << 10,     /* 220 to STARTTLS sent: switch before reading on */
+};
+
+/* An AUTH exchange in progress. */
+struct sasl_state {
+	enum sasl_mech mech;
+	bool want_password;       /* LOGIN: the username is known */
+	char user[SASL_FIELD_MAX];
+	struct auth_req *req;     /* with the backend */
+	struct event *delay;      /* a failure reply waits for this */
+	const char *delayed_reply;
 };
 
 /* The part of a message already on its way to disk (see queue_spool). It
@@ -100,6 +125,11 @@ struct session {
 	unsigned errors, messages, junk;
 	struct transaction *tx;
 	struct dns_query *dnsq;
+	enum listen_role role;
+	struct sasl_state *sasl;
+	char sasl_username[SASL_FIELD_MAX]; /* set once AUTH succeeded */
+	char tls_info[160];                 /* "TLSv1.3 with cipher ..." */
+	struct event *free_ev;              /* CLOSING: free from the loop, not a callback */
 };
 
 static unsigned long session_counter;
@@ -200,6 +230,39 @@ static void tx_reset(struct session *s)
 		set_state(s, S_READY);
 }
 
+/* tls_level - what this listener asks of TLS (submissions is TLS from the start). */
+static enum tls_level tls_level(const struct session *s)
+{
+	switch (s->role) {
+	case ROLE_MTA:
+		return s->cfg->smtpd_tls_security_level;
+	case ROLE_SUBMISSION:
+		return s->cfg->submission_tls_security_level;
+	case ROLE_SUBMISSIONS:
+		return TLS_ENCRYPT;
+	}
+	return TLS_NONE;
+}
+
+static bool tls_offered(const struct session *s)
+{
+	return !(s->flags & F_TLS) && tls_level(s) != TLS_NONE && server_tls(s->srv) != NULL;
+}
+
+/* tls_missing - TLS is required here and not (yet) in place. */
+static bool tls_missing(const struct session *s)
+{
+	return !(s->flags & F_TLS) && tls_level(s) == TLS_ENCRYPT;
+}
+
+/* auth_offered - AUTH is on, and allowed on this connection as it is now. */
+static bool auth_offered(const struct session *s)
+{
+	if (server_auth(s->srv) == NULL)
+		return false;
+	return (s->flags & F_TLS) || (!s->cfg->smtpd_tls_auth_only && !tls_missing(s));
+}
+
 /* helo_ok - one word of printable ASCII; the policy judges the name itself. */
 static bool helo_ok(const char *arg)
 {
@@ -242,6 +305,10 @@ static void cmd_ehlo(struct session *s, char *arg)
 	reply(s, "250-PIPELINING");
 	reply(s, "250-SIZE %llu", (unsigned long long)s->cfg->message_size_limit);
 	reply(s, "250-8BITMIME");
+	if (tls_offered(s))
+		reply(s, "250-STARTTLS");
+	if (auth_offered(s))
+		reply(s, "250-AUTH PLAIN LOGIN");
 	reply(s, "250 ENHANCEDSTATUSCODES");
 }
 
@@ -276,6 +343,8 @@ static bool mail_params(struct session *s, char *params, uint64_t *size)
 				reply_error(s, "MAIL", "501 5.5.4 Unsupported BODY= value (7BIT or 8BITMIME)");
 				return false;
 			}
+		} else if (rg_str_has_prefix_ci(p, "AUTH=") && server_auth(s->srv) != NULL) {
+			/* RFC 4954 5: an identity for relayed mail; we trust only our own AUTH */
 		} else if (rg_str_has_prefix_ci(p, "SIZE=") || rg_str_has_prefix_ci(p, "BODY=")) {
 			reply_error(s, "MAIL", "501 5.5.4 Error: %.5s given twice", p);
 			return false;
@@ -299,12 +368,38 @@ static void address_reply(struct session *s, const char *verb, enum addr_error e
 		reply_error(s, verb, "501 %s Bad %s address syntax: %s", status, what, why);
 }
 
+/* submission_mail_ok - a submission port refuses at MAIL what its client and
+ * sender lists refuse: 530 before AUTH, 553 for an address the login does not own. */
+static bool submission_mail_ok(struct session *s, struct transaction *tx)
+{
+	struct policy_request req = {&s->client, &tx->sender, NULL, &tx->sender_res, NULL};
+	struct policy_decision d;
+	policy_check_mail(s->cfg, &req, &d);
+	if (d.action == POLICY_ACCEPT)
+		return true;
+	char from[ADDR_PATH_MAX + 3];
+	snprintf(from, sizeof(from), "<%s>", tx->sender.text);
+	log_ev(LOG_INFO, "mail-refused", {"session", s->id}, {"client", s->ip_text},
+	       {"from", from}, {"user", s->client.sasl_username},
+	       {"restriction", d.restriction}, {"list", d.list}, {"reply", d.reply});
+	if (d.list == s->cfg->submission_client.param && !s->client.sasl_authenticated &&
+	    d.action == POLICY_REJECT)
+		reply(s, "530 5.7.0 Authentication required");
+	else
+		reply(s, "%s", d.reply);
+	return false;
+}
+
 static void cmd_mail(struct session *s, char *arg)
 {
 	if (!need_helo(s, "MAIL"))
 		return;
 	if (s->state != S_READY) {
 		reply_error(s, "MAIL", "503 5.5.1 Error: nested MAIL command");
+		return;
+	}
+	if (tls_missing(s)) {
+		reply_error(s, "MAIL", "530 5.7.0 Must issue a STARTTLS command first");
 		return;
 	}
 	if (!rg_str_has_prefix_ci(arg, "FROM:")) {
@@ -332,6 +427,10 @@ static void cmd_mail(struct session *s, char *arg)
 		return;
 	}
 	address_resolve(&tx->sender, server_domains(s->srv), &tx->sender_res);
+	if (s->client.submission && !submission_mail_ok(s, tx)) {
+		free(tx);
+		return;
+	}
 	s->tx = tx;
 	set_state(s, S_MAIL);
 	char from[ADDR_PATH_MAX + 3];
@@ -433,9 +532,18 @@ static void received_header(struct session *s, struct queue_msg *m)
 	struct tm tm;
 	localtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
-	strbuf_printf(&m->body, "Received: from %s (%s [%s])\r\n\tby %s (relayguard) with %s id %s",
-		      s->helo, s->name, s->ip_text, s->cfg->myhostname,
-		      (s->flags & F_EHLO) ? "ESMTP" : "SMTP", m->id);
+	/* RFC 3848: ESMTP, plus S under TLS and A after AUTH */
+	char proto[8];
+	snprintf(proto, sizeof(proto), "%s%s%s", (s->flags & F_EHLO) ? "ESMTP" : "SMTP",
+		 (s->flags & F_EHLO) && (s->flags & F_TLS) ? "S" : "",
+		 (s->flags & F_EHLO) && s->client.sasl_authenticated ? "A" : "");
+	strbuf_printf(&m->body, "Received: from %s (%s [%s])\r\n", s->helo, s->name, s->ip_text);
+	if (s->tls_info[0])
+		strbuf_printf(&m->body, "\t(using %s)\r\n", s->tls_info);
+	if (s->client.sasl_authenticated)
+		strbuf_printf(&m->body, "\t(Authenticated sender: %s)\r\n", s->sasl_username);
+	strbuf_printf(&m->body, "\tby %s (relayguard) with %s id %s", s->cfg->myhostname, proto,
+		      m->id);
 	if (m->n_rcpts == 1)
 		strbuf_printf(&m->body, "\r\n\tfor <%s>", m->rcpts[0].orig);
 	strbuf_printf(&m->body, "; %s\r\n", date);
@@ -524,6 +632,93 @@ static void cmd_expn(struct session *s, char *arg)
 	reply_error(s, "EXPN", "502 5.5.1 Error: EXPN is not supported");
 }
 
+static void cmd_starttls(struct session *s, char *arg)
+{
+	if (s->flags & F_TLS) {
+		reply_error(s, "STARTTLS", "554 5.5.1 Error: TLS already active");
+		return;
+	}
+	if (!tls_offered(s)) {
+		reply_error(s, "STARTTLS", "502 5.5.1 Error: command not implemented");
+		return;
+	}
+	if (*arg != '\0') {
+		reply_error(s, "STARTTLS", "501 5.5.4 Syntax: STARTTLS");
+		return;
+	}
+	if (s->state != S_READY && s->state != S_CONNECTED) {
+		reply_error(s, "STARTTLS", "503 5.5.1 Error: MAIL transaction in progress");
+		return;
+	}
+	reply(s, "220 2.0.0 Ready to start TLS");
+	s->flags |= F_STARTTLS; /* process_input switches before reading another byte */
+}
+
+static void sasl_reply_prompt(struct session *s)
+{
+	const struct sasl_state *st = s->sasl;
+	if (st->mech == SASL_PLAIN)
+		reply(s, "334 ");
+	else
+		reply(s, "334 %s", st->want_password ? "UGFzc3dvcmQ6" : "VXNlcm5hbWU6");
+}
+
+static void sasl_end(struct session *s)
+{
+	if (s->sasl == NULL)
+		return;
+	auth_cancel(s->sasl->req);
+	if (s->sasl->delay)
+		event_free(s->sasl->delay);
+	explicit_bzero(s->sasl, sizeof(*s->sasl));
+	free(s->sasl);
+	s->sasl = NULL;
+}
+
+static void sasl_step(struct session *s, const char *response);
+
+static void cmd_auth(struct session *s, char *arg)
+{
+	if (!need_helo(s, "AUTH"))
+		return;
+	if (server_auth(s->srv) == NULL) {
+		reply_error(s, "AUTH", "503 5.5.1 Error: authentication not enabled");
+		return;
+	}
+	if (!(s->flags & F_EHLO)) {
+		reply_error(s, "AUTH", "503 5.5.1 Error: send EHLO first");
+		return;
+	}
+	if (s->client.sasl_authenticated) {
+		reply_error(s, "AUTH", "503 5.5.1 Error: already authenticated");
+		return;
+	}
+	if (s->state != S_READY) {
+		reply_error(s, "AUTH", "503 5.5.1 Error: MAIL transaction in progress");
+		return;
+	}
+	if (!auth_offered(s)) {
+		reply_error(s, "AUTH", "538 5.7.11 Encryption required for requested "
+			    "authentication mechanism");
+		return;
+	}
+	char *ir = arg + strcspn(arg, " ");
+	if (*ir != '\0')
+		*ir++ = '\0';
+	enum sasl_mech mech;
+	if (!sasl_mech_parse(arg, &mech)) {
+		reply_error(s, "AUTH", "504 5.5.4 Unrecognized authentication type");
+		return;
+	}
+	s->sasl = xcalloc(1, sizeof(*s->sasl));
+	s->sasl->mech = mech;
+	set_state(s, S_AUTH);
+	if (*ir != '\0')
+		sasl_step(s, rg_str_trim(ir));
+	else
+		sasl_reply_prompt(s);
+}
+
 static void cmd_not_implemented(struct session *s, char *arg)
 {
 	(void)arg;
@@ -545,7 +740,7 @@ static const struct command {
 	{"HELO", cmd_helo}, {"EHLO", cmd_ehlo}, {"MAIL", cmd_mail}, {"RCPT", cmd_rcpt},
 	{"DATA", cmd_data}, {"RSET", cmd_rset}, {"NOOP", cmd_noop}, {"QUIT", cmd_quit},
 	{"HELP", cmd_help}, {"VRFY", cmd_vrfy}, {"EXPN", cmd_expn},
-	{"STARTTLS", cmd_not_implemented}, {"AUTH", cmd_not_implemented},
+	{"STARTTLS", cmd_starttls}, {"AUTH", cmd_auth},
 	{"BDAT", cmd_not_implemented}, {"ETRN", cmd_not_implemented},
 	{"TURN", cmd_not_implemented},
 	/* a web browser or proxy talking to the mail port */
@@ -597,13 +792,25 @@ static void handle_command(struct session *s, char *line, size_t n)
 /* next_command - one complete command line, or false when more input is needed.
  * A line ends only at CRLF; a bare LF is answered as an error at once, so a
  * client that sends one is not left waiting for a reply that never comes. */
+/* line_limit - AUTH lines and SASL responses may be longer than commands. */
+static size_t line_limit(struct session *s, struct evbuffer *in)
+{
+	char head[5];
+	if (s->state == S_AUTH)
+		return AUTH_LINE_MAX;
+	if (evbuffer_copyout(in, head, sizeof(head)) == (ev_ssize_t)sizeof(head) &&
+	    rg_strncasecmp(head, "AUTH ", 5) == 0)
+		return AUTH_LINE_MAX;
+	return CMD_LINE_MAX;
+}
+
 static bool next_command(struct session *s)
 {
 	struct evbuffer *in = bufferevent_get_input(s->bev);
-	size_t avail = evbuffer_get_length(in);
+	size_t avail = evbuffer_get_length(in), limit = line_limit(s, in);
 	struct evbuffer_ptr p = evbuffer_search(in, "\n", 1, NULL);
 	if (p.pos < 0) {
-		if (avail >= CMD_LINE_MAX) {
+		if (avail >= limit) {
 			/* keep the last byte: it may be the CR of a CRLF */
 			evbuffer_drain(in, avail - 1);
 			s->flags |= F_DISCARD_LINE;
@@ -624,16 +831,24 @@ static bool next_command(struct session *s)
 		reply_error(s, "?", "500 5.5.2 Error: bare <LF> received; lines must end with <CR><LF>");
 		return true;
 	}
-	if (discard || n + 1 > CMD_LINE_MAX) {
+	if (discard || n + 1 > limit) {
 		evbuffer_drain(in, n + 1);
-		reply_error(s, "?", "500 5.5.2 Error: line too long (the limit is %d octets)",
-			    CMD_LINE_MAX);
+		if (s->state == S_AUTH) {
+			sasl_end(s);
+			set_state(s, S_READY);
+		}
+		reply_error(s, "?", "500 5.5.2 Error: line too long (the limit is %zu octets)",
+			    limit);
 		return true;
 	}
-	char line[CMD_LINE_MAX];
+	char line[AUTH_LINE_MAX];
 	evbuffer_remove(in, line, n + 1);
 	line[n - 1] = '\0';
-	handle_command(s, line, n - 1);
+	if (s->state == S_AUTH)
+		sasl_step(s, line); /* a response, not a command */
+	else
+		handle_command(s, line, n - 1);
+	explicit_bzero(line, n + 1); /* it may have held a password */
 	return true;
 }
 
@@ -821,10 +1036,16 @@ static bool data_input(struct session *s)
 	return s->state != S_DATA;
 }
 
+static void start_tls(struct session *s);
+
 static void process_input(struct session *s)
 {
 	for (;;) {
-		if (s->state == S_CLOSING || s->state == S_COMMIT ||
+		if (s->flags & F_STARTTLS) {
+			start_tls(s);
+			return;
+		}
+		if (s->state == S_CLOSING || s->state == S_COMMIT || s->state == S_AUTH_WAIT ||
 		    (s->flags & (F_LOOKUP | F_SPOOL_WAIT)))
 			return;
 		if ((s->flags & F_SHUTDOWN) && s->state != S_DATA) {
@@ -853,18 +1074,49 @@ static void session_free(struct session *s)
 	server_session_closed(s->srv, s);
 	if (s->dnsq)
 		dns_cancel(s->dnsq);
+	sasl_end(s);
 	tx_free(s);
+	if (s->free_ev)
+		event_free(s->free_ev);
 	if (s->bev)
 		bufferevent_free(s->bev);
 	free(s->helo);
 	free(s);
 }
 
+static void on_free_later(evutil_socket_t fd, short what, void *arg);
+static void on_closing_event(struct bufferevent *bev, short what, void *arg);
+
+/* free_soon - free S from the loop, once whatever callback we are in has returned. */
+static void free_soon(struct session *s)
+{
+	static const struct timeval now = {0, 0};
+	if (s->free_ev == NULL)
+		s->free_ev = evtimer_new(server_base(s->srv), on_free_later, s);
+	evtimer_add(s->free_ev, &now);
+}
+
+/* on_socket_drained - under STARTTLS the encrypted last reply is still in the
+ * plain bufferevent below the TLS filter; free once that has left too. */
+static void on_socket_drained(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+			      void *arg)
+{
+	(void)info;
+	if (evbuffer_get_length(buf) == 0)
+		free_soon(arg);
+}
+
 /* on_drained - the last reply has left; now the session can go. */
 static void on_drained(struct bufferevent *bev, void *arg)
 {
-	(void)bev;
-	session_free(arg);
+	struct session *s = arg;
+	struct bufferevent *below = bufferevent_get_underlying(bev);
+	if (below != NULL && evbuffer_get_length(bufferevent_get_output(below)) > 0) {
+		bufferevent_setcb(bev, NULL, NULL, on_closing_event, s);
+		evbuffer_add_cb(bufferevent_get_output(below), on_socket_drained, s);
+		return;
+	}
+	session_free(s);
 }
 
 static void on_closing_event(struct bufferevent *bev, short what, void *arg)
@@ -887,19 +1139,20 @@ static void session_close(struct session *s)
 {
 	if (s->state == S_CLOSING)
 		return;
+	sasl_end(s); /* no backend answer may come back to a closing session */
 	set_state(s, S_CLOSING);
 	bufferevent_disable(s->bev, EV_READ);
 	bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0); /* on_drained: really empty */
 	bufferevent_setcb(s->bev, NULL, on_drained, on_closing_event, s);
 	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
-		event_base_once(server_base(s->srv), -1, EV_TIMEOUT, on_free_later, s, NULL);
+		free_soon(s);
 }
 
 /* end_if_eof - after a half-close, close once the buffered commands are answered. */
 static void end_if_eof(struct session *s)
 {
 	if (!(s->flags & F_EOF) || s->state == S_CLOSING || s->state == S_COMMIT ||
-	    (s->flags & (F_LOOKUP | F_OUTPUT_FULL | F_SPOOL_WAIT)))
+	    s->state == S_AUTH_WAIT || (s->flags & (F_LOOKUP | F_OUTPUT_FULL | F_SPOOL_WAIT)))
 		return; /* still owed: the greeting, a commit, or replies to flush first */
 	if (s->state != S_READY && s->state != S_CONNECTED)
 		log_ev(LOG_INFO, "lost-connection", {"session", s->id}, {"client", s->ip_text},
@@ -942,7 +1195,8 @@ static void on_read(struct bufferevent *bev, void *arg)
 /* resume_reading - reading was paused (spool, output); take input again. */
 static void resume_reading(struct session *s)
 {
-	if (!(s->flags & F_EOF) && !(s->flags & F_OUTPUT_FULL) && s->state != S_COMMIT)
+	if (!(s->flags & F_EOF) && !(s->flags & F_OUTPUT_FULL) && s->state != S_COMMIT &&
+	    s->state != S_AUTH_WAIT)
 		bufferevent_enable(s->bev, EV_READ);
 	process_input(s);
 	end_if_eof(s);
@@ -956,18 +1210,44 @@ static void on_write(struct bufferevent *bev, void *arg)
 	if (!(s->flags & F_OUTPUT_FULL))
 		return;
 	s->flags &= ~(unsigned)F_OUTPUT_FULL;
-	if (!(s->flags & F_EOF) && s->state != S_COMMIT)
+	if (!(s->flags & F_EOF) && s->state != S_COMMIT && s->state != S_AUTH_WAIT)
 		bufferevent_enable(s->bev, EV_READ);
 	process_input(s);
 	end_if_eof(s);
+}
+
+/* tls_event - the handshake finished or failed; true when the event is used up. */
+static bool tls_event(struct session *s, short what)
+{
+	if (!(s->flags & F_HANDSHAKE))
+		return false;
+	if (what & BEV_EVENT_CONNECTED) {
+		s->flags &= ~(unsigned)F_HANDSHAKE;
+		tls_describe(s->bev, s->tls_info, sizeof(s->tls_info));
+		log_ev(LOG_INFO, "tls", {"session", s->id}, {"client", s->ip_text},
+		       {"listener", s->listener}, {"tls", s->tls_info});
+		return true;
+	}
+	char why[256];
+	if (what & BEV_EVENT_TIMEOUT)
+		rg_strlcpy(why, "timeout", sizeof(why));
+	else
+		tls_error_text(s->bev, why, sizeof(why));
+	log_ev(LOG_WARNING, "tls-handshake-failed", {"session", s->id}, {"client", s->ip_text},
+	       {"listener", s->listener}, {"reason", why});
+	set_state(s, S_CLOSING);
+	session_free(s);
+	return true;
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct session *s = arg;
 	(void)bev;
-	if (s->state == S_COMMIT && !(what & BEV_EVENT_ERROR)) {
-		/* the worker holds this session: commit_done answers, then goes on */
+	if (tls_event(s, what) || (what & BEV_EVENT_CONNECTED))
+		return;
+	if ((s->state == S_COMMIT || s->state == S_AUTH_WAIT) && !(what & BEV_EVENT_ERROR)) {
+		/* a worker or the auth backend holds this session: it answers, then goes on */
 		if (what & BEV_EVENT_EOF)
 			s->flags |= F_EOF;
 		return;
@@ -987,7 +1267,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 		end_if_eof(s);
 		return;
 	}
-	/* an error: the client is gone */
+	/* an error: the client is gone (sasl_end in session_free cancels a check) */
 	if (s->state == S_COMMIT) {
 		s->flags |= F_DEAD;
 		bufferevent_disable(s->bev, EV_READ | EV_WRITE);
@@ -1030,23 +1310,224 @@ static void on_client_name(void *arg, const char *name)
 	end_if_eof(s);
 }
 
-struct session *session_start(struct server *srv, evutil_socket_t fd,
-			      const struct sockaddr *sa, const char *listener)
+/* setup_bev - timeouts, watermarks and callbacks of the session's bufferevent. */
+static void setup_bev(struct session *s)
 {
-	struct session *s = xcalloc(1, sizeof(*s));
-	s->srv = srv;
-	s->cfg = server_config(srv);
-	snprintf(s->id, sizeof(s->id), "%08lX%04lX", (unsigned long)time(NULL),
-		 ++session_counter & 0xffff);
-	rg_strlcpy(s->listener, listener, sizeof(s->listener));
-	client_facts(s, sa);
-	s->bev = bufferevent_socket_new(server_base(srv), fd, BEV_OPT_CLOSE_ON_FREE);
 	struct timeval tv = {(time_t)s->cfg->smtpd_timeout, 0};
 	bufferevent_set_timeouts(s->bev, &tv, &tv);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, INPUT_HIGH_WATER);
 	bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
 	bufferevent_setwatermark(s->bev, EV_WRITE, OUTPUT_HIGH_WATER / 4, 0);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+}
+
+/* start_tls - after "220 Ready to start TLS": TLS under the session, state forgotten. */
+static void start_tls(struct session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	size_t injected = evbuffer_get_length(in);
+	s->flags &= ~(unsigned)F_STARTTLS;
+	if (injected > 0) { /* CVE-2011-0411: never run what came before the handshake */
+		char bytes[24];
+		snprintf(bytes, sizeof(bytes), "%zu", injected);
+		evbuffer_drain(in, injected);
+		log_ev(LOG_WARNING, "starttls-pipelining-discarded", {"session", s->id},
+		       {"client", s->ip_text}, {"bytes", bytes});
+	}
+	struct bufferevent *tb = tls_wrap_filter(server_tls(s->srv), server_base(s->srv), s->bev);
+	if (tb == NULL) {
+		log_ev(LOG_ERROR, "tls-failed", {"session", s->id}, {"client", s->ip_text},
+		       {"reason", "cannot create a TLS session"});
+		set_state(s, S_CLOSING);
+		session_free(s);
+		return;
+	}
+	s->bev = tb;
+	setup_bev(s);
+	s->flags = (s->flags & ~(unsigned)F_EHLO) | F_TLS | F_HANDSHAKE;
+	tx_free(s);
+	free(s->helo);
+	s->helo = NULL;
+	s->client.helo = NULL;
+	s->client.sasl_authenticated = false; /* RFC 3207 4.2: start from nothing */
+	s->client.sasl_username = NULL;
+	s->sasl_username[0] = '\0';
+	set_state(s, S_CONNECTED);
+}
+
+/* sasl_resume - the AUTH exchange is over; read commands again. */
+static void sasl_resume(struct session *s)
+{
+	sasl_end(s);
+	set_state(s, S_READY);
+	check_error_limit(s);
+	if (s->state != S_CLOSING)
+		resume_reading(s);
+}
+
+static void on_sasl_delay(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+	(void)fd;
+	(void)what;
+	reply(s, "%s", s->sasl->delayed_reply);
+	sasl_resume(s);
+}
+
+/* reply_later - answer the AUTH exchange after SECONDS (a timer, not a sleep). */
+static void reply_later(struct session *s, const char *line, time_t seconds)
+{
+	struct timeval tv = {seconds, 0};
+	s->sasl->delayed_reply = line;
+	s->sasl->delay = evtimer_new(server_base(s->srv), on_sasl_delay, s);
+	evtimer_add(s->sasl->delay, &tv);
+}
+
+/* clean_name - the name a backend gave, safe for a header and a log. */
+static void clean_name(char *dst, const char *src, size_t len)
+{
+	rg_strlcpy(dst, src, len);
+	for (char *p = dst; *p; p++)
+		if (*p <= ' ' || *p >= 0x7f || *p == '(' || *p == ')')
+			*p = '?';
+}
+
+/* sasl_failed - log it, count it against the client, answer after a delay. */
+static void sasl_failed(struct session *s, const char *reason)
+{
+	char failures[24];
+	bool locked = lockout_fail(server_lockout(s->srv), &s->client.ip, time(NULL));
+	snprintf(failures, sizeof(failures), "%s", locked ? "limit reached" : "counted");
+	log_ev(LOG_WARNING, "auth-failed", {"session", s->id}, {"client", s->ip_text},
+	       {"user", s->sasl->user}, {"mechanism", sasl_mech_name(s->sasl->mech)},
+	       {"reason", reason}, {"lockout", failures});
+	if (locked) {
+		char until[24];
+		snprintf(until, sizeof(until), "%llus",
+			 (unsigned long long)s->cfg->smtpd_sasl_lockout_time);
+		log_ev(LOG_WARNING, "auth-lockout", {"client", s->ip_text}, {"for", until});
+		reply(s, "421 4.7.0 %s Error: too many failed authentication attempts; "
+		      "try again later", s->cfg->myhostname);
+		session_close(s);
+		return;
+	}
+	/* the same words for an unknown user and a wrong password */
+	reply_later(s, "535 5.7.8 Error: authentication failed",
+		    (time_t)s->cfg->smtpd_sasl_failure_delay);
+}
+
+/* sasl_checked - the backend's answer. */
+static void sasl_checked(enum auth_status st, const char *user, const char *reason, void *arg)
+{
+	struct session *s = arg;
+	s->sasl->req = NULL;
+	if (st == AUTH_FAILED) {
+		sasl_failed(s, reason ? reason : "rejected");
+		return;
+	}
+	if (st == AUTH_TEMPFAIL) {
+		log_ev(LOG_WARNING, "auth-tempfail", {"session", s->id}, {"client", s->ip_text},
+		       {"user", s->sasl->user}, {"reason", reason});
+		reply(s, "454 4.7.0 Temporary authentication failure");
+		sasl_resume(s);
+		return;
+	}
+	clean_name(s->sasl_username, user && *user ? user : s->sasl->user,
+		   sizeof(s->sasl_username));
+	s->client.sasl_authenticated = true;
+	s->client.sasl_username = s->sasl_username;
+	log_ev(LOG_INFO, "auth", {"session", s->id}, {"client", s->ip_text},
+	       {"user", s->sasl_username}, {"mechanism", sasl_mech_name(s->sasl->mech)},
+	       {"tls", s->tls_info[0] ? s->tls_info : NULL});
+	reply(s, "235 2.7.0 Authentication successful");
+	sasl_resume(s);
+}
+
+/* sasl_check - the credentials are complete: ask the backend (never blocks). */
+static void sasl_check(struct session *s, const char *pass)
+{
+	set_state(s, S_AUTH_WAIT);
+	bufferevent_disable(s->bev, EV_READ);
+	struct auth_info info = {NULL, s->ip_text, (s->flags & F_TLS) != 0};
+	s->sasl->req = auth_verify(server_auth(s->srv), s->sasl->user, pass, &info,
+				   sasl_checked, s);
+	if (s->sasl->req == NULL) { /* answer from the loop, not from inside this call */
+		log_ev(LOG_WARNING, "auth-tempfail", {"session", s->id}, {"client", s->ip_text},
+		       {"user", s->sasl->user}, {"reason", "the backend could not take the request"});
+		reply_later(s, "454 4.7.0 Temporary authentication failure", 0);
+	}
+}
+
+static void sasl_abort(struct session *s, const char *line)
+{
+	sasl_end(s);
+	set_state(s, S_READY);
+	reply_error(s, "AUTH", "%s", line);
+}
+
+/* sasl_step - one client response (base64) in the PLAIN or LOGIN exchange. */
+static void sasl_step(struct session *s, const char *response)
+{
+	struct sasl_state *st = s->sasl;
+	if (strcmp(response, "*") == 0) {
+		sasl_abort(s, "501 5.7.0 Authentication aborted");
+		return;
+	}
+	unsigned char buf[AUTH_LINE_MAX];
+	char pass[SASL_FIELD_MAX];
+	const char *why = "not base64";
+	ssize_t n = sasl_b64_decode(response, buf, sizeof(buf));
+	bool ok = n >= 0, password = true;
+	if (ok && st->mech == SASL_PLAIN) {
+		ok = sasl_plain_split(buf, (size_t)n, st->user, pass, &why);
+	} else if (ok && !st->want_password) {
+		ok = sasl_login_field(buf, (size_t)n, st->user, &why) && st->user[0] != '\0';
+		why = ok ? why : "empty or invalid username";
+		password = false;
+	} else if (ok) {
+		ok = sasl_login_field(buf, (size_t)n, pass, &why);
+	}
+	if (n > 0)
+		explicit_bzero(buf, (size_t)n);
+	if (!ok) {
+		char line[200];
+		snprintf(line, sizeof(line), "501 5.5.2 Error: invalid authentication response: %s",
+			 why);
+		sasl_abort(s, line);
+	} else if (!password) {
+		st->want_password = true;
+		sasl_reply_prompt(s);
+	} else {
+		sasl_check(s, pass);
+	}
+	explicit_bzero(pass, sizeof(pass));
+}
+
+struct session *session_start(struct server *srv, evutil_socket_t fd,
+			      const struct sockaddr *sa, const char *listener,
+			      enum listen_role role)
+{
+	struct session *s = xcalloc(1, sizeof(*s));
+	s->srv = srv;
+	s->cfg = server_config(srv);
+	s->role = role;
+	s->client.submission = role != ROLE_MTA;
+	snprintf(s->id, sizeof(s->id), "%08lX%04lX", (unsigned long)time(NULL),
+		 ++session_counter & 0xffff);
+	rg_strlcpy(s->listener, listener, sizeof(s->listener));
+	client_facts(s, sa);
+	if (role == ROLE_SUBMISSIONS) { /* RFC 8314: TLS from the first byte */
+		s->bev = tls_wrap_socket(server_tls(srv), server_base(srv), fd);
+		s->flags |= F_TLS | F_HANDSHAKE;
+	} else {
+		s->bev = bufferevent_socket_new(server_base(srv), fd, BEV_OPT_CLOSE_ON_FREE);
+	}
+	if (s->bev == NULL) { /* out of memory */
+		evutil_closesocket(fd);
+		free(s);
+		return NULL;
+	}
+	setup_bev(s);
 	struct dns *dns = server_dns_for(srv, &s->client.ip);
 	if (dns == NULL) {
 		greet(s);

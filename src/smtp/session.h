@@ -15,14 +15,17 @@
 
 #include <event2/util.h>
 
+#include "config/config.h"
 #include "net/net.h"
 
 struct server;
 struct session;
 
-/* Take over an accepted socket; the session frees itself when it ends. */
+/* Take over an accepted socket; the session frees itself when it ends.
+ * NULL (socket closed) when it cannot even start. */
 struct session *session_start(struct server *srv, evutil_socket_t fd,
-			      const struct sockaddr *sa, const char *listener);
+			      const struct sockaddr *sa, const char *listener,
+			      enum listen_role role);
 /* Refuse a connection with one reply line (e.g. too many connections). */
 void session_refuse(evutil_socket_t fd, const char *line);
 /* The server is stopping: end now with 421, or after the current message. */
