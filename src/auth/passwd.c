@@ -142,12 +142,37 @@ static const char *parse_line(char *line, struct entry *e)
 	return parse_secret(secret, e);
 }
 
-/* make_dummy - a hash for unknown users, as costly as the table's first one. */
+/* method_len - the length of a crypt hash's "$id$" prefix. */
+static size_t method_len(const char *h)
+{
+	const char *end = h[0] == '$' ? strchr(h + 1, '$') : NULL;
+	return end ? (size_t)(end - h) + 1 : 0;
+}
+
+/* make_dummy - a hash for unknown users, of the method most users have (ties:
+ * yescrypt, what "relayguard passwd" makes), so an unknown user costs what a
+ * typical known one does. A file that mixes methods still lets timing tell the
+ * methods apart: keep one. */
 static char *make_dummy(const struct table *t)
 {
-	for (size_t i = 0; i < t->n; i++)
-		if (t->e[i].scheme == SCHEME_CRYPT && t->e[i].secret[0] == '$')
-			return xstrdup(t->e[i].secret);
+	const char *best = NULL;
+	size_t best_n = 0;
+	for (size_t i = 0; i < t->n; i++) {
+		const char *h = t->e[i].secret;
+		size_t m = method_len(h), n = 0;
+		if (t->e[i].scheme != SCHEME_CRYPT || m == 0)
+			continue;
+		for (size_t j = 0; j < t->n; j++)
+			if (t->e[j].scheme == SCHEME_CRYPT && method_len(t->e[j].secret) == m &&
+			    strncmp(t->e[j].secret, h, m) == 0)
+				n++;
+		if (n > best_n || (n == best_n && strncmp(h, "$y$", 3) == 0)) {
+			best = h;
+			best_n = n;
+		}
+	}
+	if (best != NULL)
+		return xstrdup(best);
 	char setting[CRYPT_GENSALT_OUTPUT_SIZE];
 	if (crypt_gensalt_rn("$y$", 0, NULL, 0, setting, sizeof(setting)) == NULL)
 		return NULL;
@@ -199,7 +224,8 @@ static struct table *read_table(const char *path, struct strbuf *errs)
 	explicit_bzero(line, cap);
 	free(line);
 	fclose(f);
-	qsort(t->e, t->n, sizeof(*t->e), entry_cmp);
+	if (t->n > 0)
+		qsort(t->e, t->n, sizeof(*t->e), entry_cmp);
 	for (size_t i = 1; i < t->n; i++)
 		if (strcmp(t->e[i - 1].user, t->e[i].user) == 0)
 			strbuf_printf(errs, "%s: user %s is listed twice\n", path, t->e[i].user);
@@ -305,7 +331,7 @@ enum auth_status passwd_db_verify(struct passwd_db *db, const char *user, const 
 	pthread_mutex_lock(&db->lock);
 	maybe_reload(db);
 	struct entry probe = {.user = key}, *e = NULL;
-	if (strlen(user) <= USER_MAX)
+	if (strlen(user) <= USER_MAX && db->t->n > 0)
 		e = bsearch(&probe, db->t->e, db->t->n, sizeof(*e), entry_cmp);
 	/* copy out what the check needs: the hash is slow, the lock must not be */
 	bool usable = e != NULL && e->secret[0] != '\0';

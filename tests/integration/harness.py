@@ -15,6 +15,7 @@ import shutil
 import signal
 import smtplib
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -79,6 +80,8 @@ class Server:
         self.port = free_port()
         self.ipv6 = ipv6 and ipv6_available()
         self.port6 = free_port('::1') if self.ipv6 else None
+        self.sub_port = free_port()   # submission (587's role): STARTTLS, AUTH
+        self.subs_port = free_port()  # submissions (465's role): implicit TLS
         self.queue_dir = os.path.join(self.dir, 'queue')
         self.mail_dir = os.path.join(self.dir, 'mail')
         self.config_path = os.path.join(self.dir, 'main.cf')
@@ -92,6 +95,9 @@ class Server:
         params = {
             'myhostname': hostname,
             'smtpd_listen': listen,
+            'submission_listen': '127.0.0.1:%d' % self.sub_port,
+            'submissions_listen': '127.0.0.1:%d' % self.subs_port,
+            'data_directory': os.path.join(self.dir, 'data'),
             'queue_directory': self.queue_dir,
             'virtual_mailbox_base': self.mail_dir,
             'mynetworks': '127.0.0.1/32 [::1]/128',
@@ -266,18 +272,41 @@ class Server:
 
 # -- SMTP clients -----------------------------------------------------------
 
-class Conn:
-    """A raw SMTP connection: send bytes, read whole (multi-line) replies."""
+def tls_context(minimum=None, maximum=None, ciphers=None):
+    """A client TLS context that accepts the server's self-signed certificate."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if minimum is not None:
+        ctx.minimum_version = minimum
+    if maximum is not None:
+        ctx.maximum_version = maximum
+    if ciphers:
+        ctx.set_ciphers(ciphers)
+    return ctx
 
-    def __init__(self, port, source=UNTRUSTED, host='127.0.0.1', timeout=5, greeting=True):
+
+class Conn:
+    """A raw SMTP connection: send bytes, read whole (multi-line) replies.
+    tls=True: implicit TLS (the submissions port) from the first byte."""
+
+    def __init__(self, port, source=UNTRUSTED, host='127.0.0.1', timeout=5, greeting=True,
+                 tls=False, context=None):
         fam = socket.AF_INET6 if ':' in host else socket.AF_INET
         self.sock = socket.socket(fam, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
         if source:
             self.sock.bind((source, 0))
         self.sock.connect((host, port))
+        if tls:
+            self.sock = (context or tls_context()).wrap_socket(self.sock)
         self.buf = b''
         self.greeting = self.reply() if greeting else None
+
+    def starttls(self, context=None):
+        """After the server's 220 to STARTTLS: run the handshake on this socket."""
+        self.sock = (context or tls_context()).wrap_socket(self.sock)
+        return self.sock.version()
 
     def send(self, data):
         if isinstance(data, str):
@@ -341,7 +370,7 @@ class Conn:
                 chunk = self.sock.recv(65536)
                 if not chunk:
                     return True
-        except (ConnectionResetError, BrokenPipeError):
+        except (ConnectionResetError, BrokenPipeError, ssl.SSLError):
             return True
         except socket.timeout:
             return False

@@ -27,11 +27,11 @@ class Commands(ServerPerClass):
         self.assertTrue(all(l.startswith('250-') for l in lines[:-1]), lines)
         self.assertTrue(lines[-1].startswith('250 '), lines)
         keywords = [l[4:] for l in lines[1:]]
-        for kw in ('PIPELINING', 'SIZE 10240000', '8BITMIME', 'ENHANCEDSTATUSCODES'):
+        for kw in ('PIPELINING', 'SIZE 10240000', '8BITMIME', 'STARTTLS', 'ENHANCEDSTATUSCODES'):
             self.assertIn(kw, keywords)
-        # nothing that is not implemented may be offered
+        # nothing that is not implemented (or not enabled: AUTH is off here) may be offered
         for kw in keywords:
-            self.assertFalse(kw.startswith(('STARTTLS', 'AUTH', 'CHUNKING', 'SMTPUTF8')), kw)
+            self.assertFalse(kw.startswith(('AUTH', 'CHUNKING', 'SMTPUTF8')), kw)
 
     def test_helo(self):
         r = smtp_session(self.server.port, ['HELO client.example.org', 'QUIT'])
@@ -106,10 +106,11 @@ class Commands(ServerPerClass):
         self.assertTrue(r[3][1].startswith('5.5.2 '), r[3])
 
     def test_unimplemented_commands(self):
-        r = smtp_session(self.server.port, ['EHLO c.example.org', 'STARTTLS', 'AUTH PLAIN',
-                                            'BDAT 10 LAST', 'QUIT'])
-        for rep in r[2:5]:
+        r = smtp_session(self.server.port, ['EHLO c.example.org', 'BDAT 10 LAST', 'ETRN x',
+                                            'AUTH PLAIN', 'QUIT'])
+        for rep in r[2:4]:
             self.assertEqual(rep[0], 502, rep)
+        self.assertEqual(r[4], (503, '5.5.1 Error: authentication not enabled'))
 
     def test_enhanced_status_codes_everywhere(self):
         lines = ['EHLO c.example.org', 'NOOP', 'RSET', 'HELP', 'VRFY x', 'EXPN x', 'FOO',
@@ -118,7 +119,7 @@ class Commands(ServerPerClass):
                  'RCPT TO:<victim@example.net>', 'RCPT TO:<nobody@localhost>',
                  'RCPT TO:<bad@>', 'RCPT TO:<postmaster@localhost> X=Y',
                  'RCPT TO:<postmaster@localhost>', 'DATA', 'Subject: t', '', 'x', '.',
-                 'DATA', 'STARTTLS', 'QUIT']
+                 'DATA', 'AUTH PLAIN', 'QUIT']
         replies = smtp_session(self.server.port, lines)
         self.assertEqual(len(replies), 1 + 21, replies)
         exempt = {0, 1}  # the greeting and the EHLO reply
