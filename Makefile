@@ -19,7 +19,7 @@ SRC_LIB := src/util/util.c src/util/log.c src/net/net.c src/address/address.c \
            src/dns/dns.c src/tls/tls.c src/auth/auth.c src/auth/sasl.c src/auth/passwd.c src/auth/lockout.c src/auth/dovecot.c src/smtp/session.c src/smtp/server.c
 SRC_BIN := src/cli/main.c
 UNIT    := tests/unit/test_address tests/unit/test_policy tests/unit/test_config \
-           tests/unit/test_queue tests/unit/test_maildir
+           tests/unit/test_queue tests/unit/test_maildir tests/unit/test_auth
 
 # Two builds side by side: normal and sanitized.
 B_NORM := build/normal

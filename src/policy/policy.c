@@ -148,22 +148,21 @@ static enum result reject_unlisted_recipient(struct eval *ev)
 }
 
 /* owners_of - the login names smtpd_sender_login_maps gives the address, or NULL.
- * Postfix's lookup order: user@domain, user (our own domains only), @domain. */
+ * Postfix's lookup order: each key in every table before the next key
+ * (user@domain, then user for our own domains, then @domain). */
 static const char *owners_of(const struct config *cfg, const char *local, const char *domain,
 			     bool ours)
 {
-	char key[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
-	for (size_t k = 0; cfg->smtpd_sender_login_maps[k] != NULL; k++) {
-		const struct map *m = cfg->smtpd_sender_login_maps[k];
-		const char *v;
-		snprintf(key, sizeof(key), "%s@%s", local, domain);
-		if ((v = map_lookup(m, key)) != NULL)
-			return v;
-		if (ours && (v = map_lookup(m, local)) != NULL)
-			return v;
-		snprintf(key, sizeof(key), "@%s", domain);
-		if ((v = map_lookup(m, key)) != NULL)
-			return v;
+	char full[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2], at[ADDR_DOMAIN_MAX + 2];
+	snprintf(full, sizeof(full), "%s@%s", local, domain);
+	snprintf(at, sizeof(at), "@%s", domain);
+	const char *keys[] = {full, ours ? local : NULL, at};
+	for (size_t i = 0; i < RG_ARRAY_LEN(keys); i++) {
+		for (size_t k = 0; keys[i] != NULL && cfg->smtpd_sender_login_maps[k]; k++) {
+			const char *v = map_lookup(cfg->smtpd_sender_login_maps[k], keys[i]);
+			if (v != NULL)
+				return v;
+		}
 	}
 	return NULL;
 }
@@ -183,7 +182,7 @@ static bool list_has(const char *list, const char *name)
 }
 
 bool policy_login_owns(const struct config *cfg, const char *login, const char *local,
-		       const char *domain)
+		       const char *domain, bool ours)
 {
 	if (cfg->smtpd_sender_login_maps[0] == NULL) {
 		/* no table: a login that is an address owns exactly that address */
@@ -191,7 +190,7 @@ bool policy_login_owns(const struct config *cfg, const char *login, const char *
 		snprintf(addr, sizeof(addr), "%s@%s", local, domain);
 		return rg_strcasecmp(addr, login) == 0;
 	}
-	const char *owners = owners_of(cfg, local, domain, false);
+	const char *owners = owners_of(cfg, local, domain, ours);
 	return owners != NULL && list_has(owners, login);
 }
 
@@ -204,7 +203,8 @@ static enum result sender_login_mismatch(struct eval *ev, bool check_auth, bool 
 	const struct addr_resolution *r = q->sender_res;
 	const char *login = q->client->sasl_authenticated ? q->client->sasl_username : NULL;
 	if (login != NULL && check_auth) {
-		if (policy_login_owns(ev->cfg, login, r->local, r->domain))
+		if (policy_login_owns(ev->cfg, login, r->local, r->domain,
+				      r->cls == ADDR_CLASS_LOCAL))
 			return DUNNO;
 		char text[300];
 		snprintf(text, sizeof(text), "Sender address rejected: not owned by user %.200s",

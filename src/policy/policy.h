@@ -61,9 +61,10 @@ void policy_check_rcpt(const struct config *cfg, const struct policy_request *re
 void policy_check_mail(const struct config *cfg, const struct policy_request *req,
 		       struct policy_decision *out);
 
-/* Does LOGIN own the address LOCAL@DOMAIN under smtpd_sender_login_maps? */
+/* Does LOGIN own the address LOCAL@DOMAIN under smtpd_sender_login_maps? OURS: the
+ * domain is one of our own (mydestination), so a bare "local" key counts too. */
 bool policy_login_owns(const struct config *cfg, const char *login, const char *local,
-		       const char *domain);
+		       const char *domain, bool ours);
 
 /* Is the resolved recipient an authorised destination (ours, not routed)? */
 bool policy_auth_destination(const struct addr_resolution *r);

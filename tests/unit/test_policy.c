@@ -8,6 +8,11 @@
  * through address_parse() and address_resolve() with policy_domains(), so
  * these rows also prove that no address trick reaches an authorised
  * destination by the route a real session takes.
+ *
+ * Rows for SMTP AUTH add the login name and the port: on a submission port
+ * submission_{client,sender}_restrictions replace smtpd_{client,sender}_
+ * restrictions, and MAIL rows check policy_check_mail() as the session does
+ * at MAIL FROM. In main.cf texts "LOGINS" stands for the path of login_table.
  */
 #include "address/address.h"
 #include "check.h"
@@ -30,11 +35,18 @@ enum {
 	C_DEFER,   /* (f) defer_unauth_destination instead of reject */
 	C_HELO,    /* (g) HELO restrictions */
 	C_PERMITS, /* (h) "permit" in every other list cannot open the relay list */
+	C_LOGINS,  /* (i) smtpd_sender_login_maps; submission lists at their defaults */
+	C_AUTHMM,  /* (j) reject_authenticated_sender_login_mismatch on port 25 */
+	C_UNAUTHMM, /* (k) reject_unauthenticated_sender_login_mismatch on port 25 */
+	C_BOTHMM,  /* (l) reject_sender_login_mismatch on port 25 */
+	C_SUBLISTS, /* (m) submission lists of its own; smtpd_sender_restrictions = reject */
+	C_TWOMAPS, /* (n) two smtpd_sender_login_maps */
 	N_CFG,
 };
 
 static const char *const cfg_name[N_CFG] = {
 	"default", "backup", "broad", "strict", "access", "defer", "helo", "permits",
+	"logins", "authmm", "unauthmm", "bothmm", "sublists", "twomaps",
 };
 
 /* The access table for C_ACCESS; the first matching network wins. */
@@ -46,6 +58,20 @@ static const char access_table[] =
 	"192.0.2.79 REJECT\n"
 	"192.0.2.80 DUNNO\n"
 	"192.0.2.0/24 OK\n";
+
+/* smtpd_sender_login_maps for C_LOGINS and after: who may send as whom. Our
+ * domains there are localhost and example.com; example.org/.net are not ours. */
+static const char login_table[] =
+	"# sender address           logins that own it\n"
+	"alice@example.com          alice@example.com\n"
+	"shared@example.com         alice@example.com, bob@example.com\n"
+	"team@example.com           bob@example.com\tcarol@example.com,alice@example.com\n"
+	"postmaster                 admin@example.com\n"
+	"@example.net               carol@example.com\n"
+	"ceo@example.org            ceo@example.org\n";
+
+#define LOGIN_DOMAINS "mydestination = localhost example.com\n" \
+		      "smtpd_sender_login_maps = texthash:LOGINS\n"
 
 static const char *const cfg_text[N_CFG] = {
 	[C_DEFAULT] = NULL,
@@ -67,14 +93,30 @@ static const char *const cfg_text[N_CFG] = {
 		      "smtpd_helo_restrictions = permit\n"
 		      "smtpd_sender_restrictions = permit\n"
 		      "smtpd_recipient_restrictions = permit\n",
+	[C_LOGINS] = LOGIN_DOMAINS,
+	[C_AUTHMM] = LOGIN_DOMAINS
+		     "smtpd_sender_restrictions = reject_authenticated_sender_login_mismatch\n",
+	[C_UNAUTHMM] = LOGIN_DOMAINS
+		       "smtpd_sender_restrictions = reject_unauthenticated_sender_login_mismatch\n",
+	[C_BOTHMM] = LOGIN_DOMAINS "smtpd_sender_restrictions = reject_sender_login_mismatch\n",
+	[C_SUBLISTS] = LOGIN_DOMAINS
+		       "smtpd_sender_restrictions = reject\n"
+		       "submission_client_restrictions = permit_mynetworks, permit_sasl_authenticated,"
+		       " reject\n"
+		       "submission_sender_restrictions = reject_authenticated_sender_login_mismatch\n",
+	[C_TWOMAPS] = "mydestination = localhost example.com\n"
+		      "smtpd_sender_login_maps = inline:{ @example.com=boss@example.com },\n"
+		      "    texthash:LOGINS\n",
 };
 
 /* Where the decision was made (policy_decision.list). */
-enum list { L_CLIENT, L_HELO, L_SENDER, L_RELAY, L_RCPT, L_UNLISTED, L_ADDRESS };
+enum list { L_CLIENT, L_HELO, L_SENDER, L_RELAY, L_RCPT, L_UNLISTED, L_ADDRESS, L_SUB_CLIENT,
+	    L_SUB_SENDER };
 static const char *const list_name[] = {
 	"smtpd_client_restrictions", "smtpd_helo_restrictions", "smtpd_sender_restrictions",
 	"smtpd_relay_restrictions", "smtpd_recipient_restrictions",
-	"smtpd_reject_unlisted_recipient", "address",
+	"smtpd_reject_unlisted_recipient", "address", "submission_client_restrictions",
+	"submission_sender_restrictions",
 };
 
 struct row {
@@ -88,6 +130,10 @@ struct row {
 	const char *reply; /* prefix of the reply */
 	const char *restriction;
 	enum list list;
+	/* SMTP AUTH rows (zero in the others) */
+	const char *login; /* the SASL login name; not NULL: authenticated */
+	bool submission;   /* on a submission port */
+	bool mail;         /* checked at MAIL FROM (policy_check_mail), to is NULL */
 };
 
 #define OUT "192.0.2.9"   /* untrusted in every configuration but C_BROAD */
@@ -102,11 +148,13 @@ struct row {
 #define DEFER(...) DEFER_(__VA_ARGS__)
 #define ACCEPT_(cfg, ip, sasl, helo, from, to, restriction)                        \
 	{__LINE__, cfg, ip, sasl, helo, from, to, POLICY_ACCEPT, "250 2.1.5 Ok", restriction, \
-	 L_RELAY}
-#define REJECT_(cfg, ip, sasl, helo, from, to, reply, restriction, list) \
-	{__LINE__, cfg, ip, sasl, helo, from, to, POLICY_REJECT, reply, restriction, list}
-#define DEFER_(cfg, ip, sasl, helo, from, to, reply, restriction, list) \
-	{__LINE__, cfg, ip, sasl, helo, from, to, POLICY_DEFER, reply, restriction, list}
+	 L_RELAY, NULL, false, false}
+#define REJECT_(cfg, ip, sasl, helo, from, to, reply, restriction, list)                \
+	{__LINE__, cfg, ip, sasl, helo, from, to, POLICY_REJECT, reply, restriction, list, NULL, \
+	 false, false}
+#define DEFER_(cfg, ip, sasl, helo, from, to, reply, restriction, list)                \
+	{__LINE__, cfg, ip, sasl, helo, from, to, POLICY_DEFER, reply, restriction, list, NULL, \
+	 false, false}
 
 /* An address trick sent by an untrusted client: always Relay access denied. */
 #define DENIED(cfg, path)                                                           \
@@ -114,6 +162,35 @@ struct row {
 	       "554 5.7.1 <" path ">: Relay access denied", "reject_unauth_destination", \
 	       L_RELAY)
 #define USER_UNKNOWN(path) "550 5.1.1 <" path ">: Recipient address rejected: User unknown in "
+
+/* SMTP AUTH rows: the port, the login (NULL: not authenticated), then as above. */
+#define MTA false
+#define SUB true
+#define AUTH_ACCEPT(cfg, port, ip, login, from, to, restriction)                            \
+	{__LINE__, cfg, ip, false, "client.example", from, to, POLICY_ACCEPT, "250 2.1.5 Ok", \
+	 restriction, L_RELAY, login, port, false}
+#define AUTH_REJECT(cfg, port, ip, login, from, to, reply, restriction, list)          \
+	{__LINE__, cfg, ip, false, "client.example", from, to, POLICY_REJECT, reply,     \
+	 restriction, list, login, port, false}
+/* ... and at MAIL FROM, where an accepted sender names no restriction */
+#define MAIL_ACCEPT(cfg, port, ip, login, from)                                             \
+	{__LINE__, cfg, ip, false, "client.example", from, NULL, POLICY_ACCEPT, "250 2.1.0 Ok", \
+	 "none", (port) ? L_SUB_CLIENT : L_CLIENT, login, port, true}
+#define MAIL_REJECT(cfg, port, ip, login, from, reply, restriction, list)              \
+	{__LINE__, cfg, ip, false, "client.example", from, NULL, POLICY_REJECT, reply,   \
+	 restriction, list, login, port, true}
+/* the submission port's verdict on a sender its login does not own */
+#define SPOOF(cfg, login, path)                                                         \
+	MAIL_REJECT(cfg, SUB, OUT, login, "<" path ">", NOT_OWNED(path, login),            \
+		    "reject_sender_login_mismatch", L_SUB_SENDER)
+#define OWNED(cfg, login, path) MAIL_ACCEPT(cfg, SUB, OUT, login, "<" path ">")
+#define NOT_OWNED(path, login) \
+	"553 5.7.1 <" path ">: Sender address rejected: not owned by user " login
+#define NOT_LOGGED_IN(path) "553 5.7.1 <" path ">: Sender address rejected: not logged in"
+#define CLIENT_DENIED(ip) "554 5.7.1 <unknown[" ip "]>: Client host rejected: Access denied"
+#define ALICE "alice@example.com"
+#define BOB "bob@example.com"
+#define CAROL "carol@example.com"
 
 static const struct row rows[] = {
 	/* --- (a) the default configuration --- */
@@ -369,6 +446,221 @@ static const struct row rows[] = {
 	DENIED(C_PERMITS, "u%victim.example@localhost"),
 	ACCEPT(C_PERMITS, OUT, false, ATTACK, "<postmaster@localhost>", "none (our destination)"),
 	ACCEPT(C_PERMITS, IN, false, ATTACK, "<victim@gmail.com>", "permit_mynetworks"),
+
+	/* --- (i) SMTP AUTH: logins, owners and the submission port --- */
+	/* port 25: an outside client relays only when authenticated */
+	AUTH_REJECT(C_LOGINS, MTA, OUT, NULL, "<" ALICE ">", "<victim@gmail.com>",
+		    "554 5.7.1 <victim@gmail.com>: Relay access denied", "reject_unauth_destination",
+		    L_RELAY),
+	AUTH_ACCEPT(C_LOGINS, MTA, OUT, ALICE, "<" ALICE ">", "<victim@gmail.com>",
+		    "permit_sasl_authenticated"),
+	AUTH_ACCEPT(C_LOGINS, MTA, OUT6, BOB, "<>", "<victim@gmail.com>",
+		    "permit_sasl_authenticated"),
+	/* port 25 does not check sender ownership unless configured to */
+	AUTH_ACCEPT(C_LOGINS, MTA, OUT, ALICE, "<ceo@example.org>", "<victim@gmail.com>",
+		    "permit_sasl_authenticated"),
+	MAIL_ACCEPT(C_LOGINS, MTA, OUT, NULL, "<" ALICE ">"),
+	/* the submission port: no mail without AUTH, not even from mynetworks */
+	MAIL_REJECT(C_LOGINS, SUB, OUT, NULL, "<" ALICE ">", CLIENT_DENIED(OUT), "reject",
+		    L_SUB_CLIENT),
+	MAIL_REJECT(C_LOGINS, SUB, IN, NULL, "<" ALICE ">", CLIENT_DENIED(IN), "reject",
+		    L_SUB_CLIENT),
+	MAIL_REJECT(C_LOGINS, SUB, OUT, NULL, "<>", CLIENT_DENIED(OUT), "reject", L_SUB_CLIENT),
+	AUTH_REJECT(C_LOGINS, SUB, OUT, NULL, "<" ALICE ">", "<postmaster@localhost>",
+		    CLIENT_DENIED(OUT), "reject", L_SUB_CLIENT),
+	AUTH_REJECT(C_LOGINS, SUB, IN, NULL, "<" ALICE ">", "<victim@gmail.com>",
+		    CLIENT_DENIED(IN), "reject", L_SUB_CLIENT),
+	/* an authenticated user sends as an address the login owns */
+	OWNED(C_LOGINS, ALICE, ALICE),
+	OWNED(C_LOGINS, ALICE, "Alice@Example.COM"),
+	OWNED(C_LOGINS, "ALICE@example.com", ALICE), /* login names in any case */
+	AUTH_ACCEPT(C_LOGINS, SUB, OUT, ALICE, "<" ALICE ">", "<victim@gmail.com>",
+		    "permit_sasl_authenticated"),
+	AUTH_ACCEPT(C_LOGINS, SUB, OUT, ALICE, "<" ALICE ">", "<postmaster@localhost>",
+		    "permit_sasl_authenticated"),
+	/* ... or the null sender */
+	OWNED(C_LOGINS, ALICE, ""),
+	AUTH_ACCEPT(C_LOGINS, SUB, OUT, CAROL, "<>", "<victim@gmail.com>",
+		    "permit_sasl_authenticated"),
+	/* owners listed with commas, blanks and tabs: each of them, nobody else */
+	OWNED(C_LOGINS, ALICE, "shared@example.com"),
+	OWNED(C_LOGINS, BOB, "shared@example.com"),
+	SPOOF(C_LOGINS, CAROL, "shared@example.com"),
+	SPOOF(C_LOGINS, "bob", "shared@example.com"),
+	SPOOF(C_LOGINS, "bob@example.co", "shared@example.com"),
+	SPOOF(C_LOGINS, "com", "shared@example.com"),
+	OWNED(C_LOGINS, ALICE, "team@example.com"),
+	OWNED(C_LOGINS, BOB, "team@example.com"),
+	OWNED(C_LOGINS, CAROL, "team@example.com"),
+	SPOOF(C_LOGINS, "admin@example.com", "team@example.com"),
+	/* @domain: every address of the domain without an entry of its own */
+	OWNED(C_LOGINS, CAROL, "anyone@example.net"),
+	OWNED(C_LOGINS, CAROL, "Anyone@EXAMPLE.NET"),
+	SPOOF(C_LOGINS, ALICE, "anyone@example.net"),
+	SPOOF(C_LOGINS, CAROL, "anyone@sub.example.net"),
+	/* a login owns what the table gives it, not itself: bob is not listed for bob@ */
+	SPOOF(C_LOGINS, BOB, BOB),
+	/* an address nobody owns, or somebody else's */
+	SPOOF(C_LOGINS, ALICE, "nobody@example.com"),
+	SPOOF(C_LOGINS, ALICE, "ceo@example.org"),
+	SPOOF(C_LOGINS, ALICE, "victim@gmail.com"),
+	SPOOF(C_LOGINS, BOB, ALICE),
+	OWNED(C_LOGINS, "ceo@example.org", "ceo@example.org"),
+	/* the spoof also fails at RCPT, before the relay list would permit it */
+	AUTH_REJECT(C_LOGINS, SUB, OUT, ALICE, "<ceo@example.org>", "<victim@gmail.com>",
+		    NOT_OWNED("ceo@example.org", ALICE), "reject_sender_login_mismatch",
+		    L_SUB_SENDER),
+	AUTH_REJECT(C_LOGINS, SUB, OUT6, BOB, "<" ALICE ">", "<postmaster@localhost>",
+		    NOT_OWNED(ALICE, BOB), "reject_sender_login_mismatch", L_SUB_SENDER),
+	/* routed senders are resolved first: the owner of the final address decides */
+	SPOOF(C_LOGINS, ALICE, "\"ceo@example.org\"@example.com"),
+	SPOOF(C_LOGINS, ALICE, "ceo%example.org@example.com"),
+	SPOOF(C_LOGINS, ALICE, "ceo%example.org@localhost"),
+	SPOOF(C_LOGINS, ALICE, "example.org!ceo@example.com"),
+	SPOOF(C_LOGINS, ALICE, "ceo@example.org@localhost"),
+	SPOOF(C_LOGINS, ALICE, "@example.com:ceo@example.org"),
+	SPOOF(C_LOGINS, CAROL, "ceo%example.org@example.com"),
+	OWNED(C_LOGINS, "ceo@example.org", "\"ceo@example.org\"@example.com"),
+	OWNED(C_LOGINS, "ceo@example.org", "ceo%example.org@localhost"),
+	OWNED(C_LOGINS, ALICE, "alice%example.com@localhost"),
+	/* ... and routing through a domain the login owns does not reach another */
+	SPOOF(C_LOGINS, CAROL, "ceo%example.org%example.com@localhost"),
+	/* in a domain that is not ours nothing is undone: "alice@example.com"@example.org
+	 * is an address of example.org, and alice does not own it */
+	SPOOF(C_LOGINS, ALICE, "\"alice@example.com\"@example.org"),
+	SPOOF(C_LOGINS, ALICE, "alice%example.com@example.org"),
+	/* the bare-user entry "postmaster" is only for our domains */
+	SPOOF(C_LOGINS, "admin@example.com", "postmaster@example.org"),
+	/* ... and it is for our domains: admin owns postmaster@ there */
+	OWNED(C_LOGINS, "admin@example.com", "postmaster@example.com"),
+	OWNED(C_LOGINS, "admin@example.com", "postmaster@localhost"),
+	/* with no table a login that is an address owns exactly that address */
+	OWNED(C_DEFAULT, ALICE, ALICE),
+	OWNED(C_DEFAULT, "Alice@Example.com", "alice@EXAMPLE.com"),
+	OWNED(C_DEFAULT, "alice@localhost", "alice@localhost."),
+	OWNED(C_DEFAULT, ALICE, ""),
+	OWNED(C_DEFAULT, ALICE, "\"alice@example.com\"@localhost"),
+	SPOOF(C_DEFAULT, ALICE, "bob@example.com"),
+	SPOOF(C_DEFAULT, ALICE, "alice@example.com.evil.example"),
+	SPOOF(C_DEFAULT, ALICE, "alice@sub.example.com"),
+	SPOOF(C_DEFAULT, ALICE, "xalice@example.com"),
+	SPOOF(C_DEFAULT, "alice", "alice@localhost"),
+	SPOOF(C_DEFAULT, "alice", "alice"),
+	SPOOF(C_DEFAULT, "alice@localhost", "\"ceo@example.org\"@localhost"),
+	SPOOF(C_DEFAULT, "alice@localhost", "ceo%example.org@localhost"),
+	SPOOF(C_DEFAULT, ALICE, "\"alice@example.com\"@example.org"),
+	AUTH_REJECT(C_DEFAULT, SUB, OUT, ALICE, "<ceo@example.org>", "<victim@gmail.com>",
+		    NOT_OWNED("ceo@example.org", ALICE), "reject_sender_login_mismatch",
+		    L_SUB_SENDER),
+	AUTH_ACCEPT(C_DEFAULT, SUB, OUT, ALICE, "<" ALICE ">", "<victim@gmail.com>",
+		    "permit_sasl_authenticated"),
+	MAIL_REJECT(C_DEFAULT, SUB, IN, NULL, "<" ALICE ">", CLIENT_DENIED(IN), "reject",
+		    L_SUB_CLIENT),
+	/* the submission port ignores smtpd_client_restrictions (C_ACCESS rejects
+	 * 127.0.0.66 there) and uses its own */
+	AUTH_REJECT(C_ACCESS, MTA, "127.0.0.66", ALICE, "<" ALICE ">", "<victim@gmail.com>",
+		    "554 5.7.1 <unknown[127.0.0.66]>: Client host rejected: go away",
+		    "check_client_access", L_CLIENT),
+	AUTH_ACCEPT(C_ACCESS, SUB, "127.0.0.66", ALICE, "<" ALICE ">", "<victim@gmail.com>",
+		    "permit_mynetworks"),
+	MAIL_REJECT(C_ACCESS, SUB, "192.0.2.80", NULL, "<" ALICE ">", CLIENT_DENIED("192.0.2.80"),
+		    "reject", L_SUB_CLIENT),
+
+	/* --- (j) reject_authenticated_sender_login_mismatch on port 25 --- */
+	AUTH_REJECT(C_AUTHMM, MTA, OUT, ALICE, "<ceo@example.org>", "<victim@gmail.com>",
+		    NOT_OWNED("ceo@example.org", ALICE),
+		    "reject_authenticated_sender_login_mismatch", L_SENDER),
+	MAIL_REJECT(C_AUTHMM, MTA, OUT, ALICE, "<ceo%example.org@example.com>",
+		    NOT_OWNED("ceo%example.org@example.com", ALICE),
+		    "reject_authenticated_sender_login_mismatch", L_SENDER),
+	AUTH_ACCEPT(C_AUTHMM, MTA, OUT, ALICE, "<shared@example.com>", "<victim@gmail.com>",
+		    "permit_sasl_authenticated"),
+	/* unauthenticated clients are not its business: the relay list decides */
+	AUTH_ACCEPT(C_AUTHMM, MTA, OUT, NULL, "<" ALICE ">", "<postmaster@localhost>",
+		    "none (our destination)"),
+	AUTH_REJECT(C_AUTHMM, MTA, OUT, NULL, "<" ALICE ">", "<victim@gmail.com>",
+		    "554 5.7.1 <victim@gmail.com>: Relay access denied", "reject_unauth_destination",
+		    L_RELAY),
+
+	/* --- (k) reject_unauthenticated_sender_login_mismatch on port 25 --- */
+	/* an address with an owner needs its owner logged in */
+	AUTH_REJECT(C_UNAUTHMM, MTA, OUT, NULL, "<" ALICE ">", "<postmaster@localhost>",
+		    NOT_LOGGED_IN(ALICE), "reject_unauthenticated_sender_login_mismatch", L_SENDER),
+	MAIL_REJECT(C_UNAUTHMM, MTA, OUT, NULL, "<Alice@Example.Com>",
+		    NOT_LOGGED_IN("Alice@Example.Com"),
+		    "reject_unauthenticated_sender_login_mismatch", L_SENDER),
+	MAIL_REJECT(C_UNAUTHMM, MTA, OUT, NULL, "<anyone@example.net>",
+		    NOT_LOGGED_IN("anyone@example.net"),
+		    "reject_unauthenticated_sender_login_mismatch", L_SENDER),
+	/* bare "postmaster" owns postmaster@ in our domains */
+	MAIL_REJECT(C_UNAUTHMM, MTA, OUT, NULL, "<postmaster@localhost>",
+		    NOT_LOGGED_IN("postmaster@localhost"),
+		    "reject_unauthenticated_sender_login_mismatch", L_SENDER),
+	MAIL_REJECT(C_UNAUTHMM, MTA, OUT, NULL, "<postmaster@example.com>",
+		    NOT_LOGGED_IN("postmaster@example.com"),
+		    "reject_unauthenticated_sender_login_mismatch", L_SENDER),
+	MAIL_ACCEPT(C_UNAUTHMM, MTA, OUT, NULL, "<postmaster@example.org>"),
+	/* routed forms of an owned address are still owned */
+	MAIL_REJECT(C_UNAUTHMM, MTA, OUT, NULL, "<\"alice@example.com\"@localhost>",
+		    NOT_LOGGED_IN("\"alice@example.com\"@localhost"),
+		    "reject_unauthenticated_sender_login_mismatch", L_SENDER),
+	MAIL_REJECT(C_UNAUTHMM, MTA, OUT, NULL, "<ceo%example.org@example.com>",
+		    NOT_LOGGED_IN("ceo%example.org@example.com"),
+		    "reject_unauthenticated_sender_login_mismatch", L_SENDER),
+	MAIL_REJECT(C_UNAUTHMM, MTA, OUT, NULL, "<@localhost:alice@example.com>",
+		    NOT_LOGGED_IN("@localhost:alice@example.com"),
+		    "reject_unauthenticated_sender_login_mismatch", L_SENDER),
+	/* addresses nobody owns, and bounces, pass */
+	MAIL_ACCEPT(C_UNAUTHMM, MTA, OUT, NULL, "<nobody@example.com>"),
+	MAIL_ACCEPT(C_UNAUTHMM, MTA, OUT, NULL, "<>"),
+	AUTH_ACCEPT(C_UNAUTHMM, MTA, OUT, NULL, "<>", "<postmaster@localhost>",
+		    "none (our destination)"),
+	/* authenticated clients are not its business */
+	AUTH_ACCEPT(C_UNAUTHMM, MTA, OUT, BOB, "<" ALICE ">", "<victim@gmail.com>",
+		    "permit_sasl_authenticated"),
+
+	/* --- (l) reject_sender_login_mismatch on port 25: both --- */
+	MAIL_REJECT(C_BOTHMM, MTA, OUT, NULL, "<shared@example.com>",
+		    NOT_LOGGED_IN("shared@example.com"), "reject_sender_login_mismatch", L_SENDER),
+	MAIL_REJECT(C_BOTHMM, MTA, OUT, BOB, "<" ALICE ">", NOT_OWNED(ALICE, BOB),
+		    "reject_sender_login_mismatch", L_SENDER),
+	MAIL_ACCEPT(C_BOTHMM, MTA, OUT, BOB, "<shared@example.com>"),
+	MAIL_ACCEPT(C_BOTHMM, MTA, OUT, NULL, "<nobody@example.com>"),
+	/* even a trusted client cannot send as an owned address without logging in */
+	AUTH_REJECT(C_BOTHMM, MTA, IN, NULL, "<" ALICE ">", "<victim@gmail.com>",
+		    NOT_LOGGED_IN(ALICE), "reject_sender_login_mismatch", L_SENDER),
+
+	/* --- (m) submission lists of its own --- */
+	/* permit_mynetworks in submission_client_restrictions lets trusted clients in */
+	MAIL_ACCEPT(C_SUBLISTS, SUB, IN, NULL, "<" ALICE ">"),
+	MAIL_REJECT(C_SUBLISTS, SUB, OUT, NULL, "<" ALICE ">", CLIENT_DENIED(OUT), "reject",
+		    L_SUB_CLIENT),
+	MAIL_ACCEPT(C_SUBLISTS, SUB, OUT, ALICE, "<" ALICE ">"),
+	MAIL_REJECT(C_SUBLISTS, SUB, OUT, ALICE, "<" BOB ">", NOT_OWNED(BOB, ALICE),
+		    "reject_authenticated_sender_login_mismatch", L_SUB_SENDER),
+	/* smtpd_sender_restrictions (reject) applies on port 25 only */
+	AUTH_ACCEPT(C_SUBLISTS, SUB, OUT, ALICE, "<" ALICE ">", "<victim@gmail.com>",
+		    "permit_sasl_authenticated"),
+	AUTH_REJECT(C_SUBLISTS, MTA, OUT, ALICE, "<" ALICE ">", "<victim@gmail.com>",
+		    "554 5.7.1 <alice@example.com>: Sender address rejected: Access denied", "reject",
+		    L_SENDER),
+	/* a trusted client let in there relays by permit_mynetworks, as on port 25 */
+	AUTH_ACCEPT(C_SUBLISTS, SUB, IN, NULL, "<" ALICE ">", "<victim@gmail.com>",
+		    "permit_mynetworks"),
+	AUTH_REJECT(C_SUBLISTS, SUB, "192.0.2.10", NULL, "<" ALICE ">", "<victim@gmail.com>",
+		    CLIENT_DENIED("192.0.2.10"), "reject", L_SUB_CLIENT),
+
+	/* --- (n) two tables: both are searched --- */
+	OWNED(C_TWOMAPS, "boss@example.com", "nobody@example.com"),
+	OWNED(C_TWOMAPS, CAROL, "anyone@example.net"),
+	OWNED(C_TWOMAPS, "ceo@example.org", "ceo@example.org"),
+	SPOOF(C_TWOMAPS, ALICE, "ceo@example.org"),
+	SPOOF(C_TWOMAPS, "boss@example.com", "anyone@example.net"),
+	/* Postfix looks each key up in every table before it tries the next key
+	 * (user@domain, then user, then @domain): alice@example.com's own entry in the
+	 * second table wins over the first table's @example.com */
+	OWNED(C_TWOMAPS, ALICE, ALICE),
+	SPOOF(C_TWOMAPS, "boss@example.com", ALICE),
 };
 
 /* The server's own addresses, for [literal] destinations. */
@@ -393,7 +685,8 @@ static void check_row(const struct row *w, struct config *const *cfgs)
 	const struct config *cfg = cfgs[w->cfg];
 	struct policy_client client = {
 		.ip_text = w->ip, .name = "unknown", .helo = w->helo,
-		.sasl_authenticated = w->sasl,
+		.sasl_authenticated = w->sasl || w->login != NULL, .sasl_username = w->login,
+		.submission = w->submission,
 	};
 	CHECK_AT(w->line, ip_parse(w->ip, &client.ip), "ip_parse(%s)", w->ip);
 	struct addr_domains d;
@@ -401,18 +694,25 @@ static void check_row(const struct row *w, struct config *const *cfgs)
 	struct address from, to;
 	struct addr_resolution from_res, to_res;
 	if (!parse_resolve(w, w->from, &d, &from, &from_res) ||
-	    !parse_resolve(w, w->to, &d, &to, &to_res))
+	    (!w->mail && !parse_resolve(w, w->to, &d, &to, &to_res)))
 		return;
-	struct policy_request req = {&client, &from, &to, &from_res, &to_res};
 	struct policy_decision out;
-	policy_check_rcpt(cfg, &req, &out);
+	if (w->mail) {
+		/* MAIL FROM: no recipient yet */
+		struct policy_request req = {&client, &from, NULL, &from_res, NULL};
+		policy_check_mail(cfg, &req, &out);
+	} else {
+		struct policy_request req = {&client, &from, &to, &from_res, &to_res};
+		policy_check_rcpt(cfg, &req, &out);
+	}
 
 	static const char *const action_name[] = {"accept", "reject", "defer"};
+	const char *what = w->mail ? w->from : w->to;
 	CHECK_AT(w->line, out.action == w->action, "[%s] %s %s: %s, want %s (reply \"%s\")",
-		 cfg_name[w->cfg], w->ip, w->to, action_name[out.action], action_name[w->action],
+		 cfg_name[w->cfg], w->ip, what, action_name[out.action], action_name[w->action],
 		 out.reply);
 	CHECK_AT(w->line, strncmp(out.reply, w->reply, strlen(w->reply)) == 0,
-		 "[%s] %s %s: reply \"%s\", want \"%s...\"", cfg_name[w->cfg], w->ip, w->to,
+		 "[%s] %s %s: reply \"%s\", want \"%s...\"", cfg_name[w->cfg], w->ip, what,
 		 out.reply, w->reply);
 	CHECK_STR_AT(w->line, out.restriction, w->restriction, "restriction");
 	CHECK_STR_AT(w->line, out.list, list_name[w->list], "list");
@@ -442,12 +742,17 @@ static void check_auth_destination(void)
 }
 
 /* config_text - the main.cf of configuration k; NULL for the embedded default. */
-static char *config_text(int k, const char *table)
+static char *config_text(int k, const char *table, const char *logins)
 {
 	if (k == C_ACCESS)
 		return xasprintf("smtpd_client_restrictions = check_client_access cidr:%s\n",
 				 table);
-	return cfg_text[k] ? xstrdup(cfg_text[k]) : NULL;
+	if (cfg_text[k] == NULL)
+		return NULL;
+	const char *p = strstr(cfg_text[k], "LOGINS");
+	if (p == NULL)
+		return xstrdup(cfg_text[k]);
+	return xasprintf("%.*s%s%s", (int)(p - cfg_text[k]), cfg_text[k], logins, p + 6);
 }
 
 static char *write_file(const char *dir, const char *name, const char *text)
@@ -471,10 +776,11 @@ static bool load_configs(struct config **cfgs)
 		return false;
 	}
 	char *table = write_file(dir, "access.cidr", access_table);
+	char *logins = write_file(dir, "logins", login_table);
 	bool ok = true;
 	for (int k = 0; k < N_CFG; k++) {
 		char *errors = NULL, *path = NULL;
-		char *text = config_text(k, table);
+		char *text = config_text(k, table, logins);
 		if (text != NULL)
 			path = write_file(dir, "main.cf", text);
 		free(text);
@@ -489,6 +795,8 @@ static bool load_configs(struct config **cfgs)
 	}
 	unlink(table);
 	free(table);
+	unlink(logins);
+	free(logins);
 	rmdir(dir);
 	return ok;
 }
