@@ -23,6 +23,16 @@ struct lockout {
 	struct lo_entry *b[BUCKETS];
 };
 
+/* client_key - who is counted: an IPv4 address, or an IPv6 /64 (a single host
+ * usually has a whole /64 and could step through it). */
+static struct rg_ip client_key(const struct rg_ip *ip)
+{
+	struct rg_ip k = *ip;
+	if (k.family == AF_INET6)
+		memset(k.addr + 8, 0, 8);
+	return k;
+}
+
 static unsigned bucket(const struct rg_ip *ip)
 {
 	unsigned h = 2166136261u;
@@ -85,8 +95,9 @@ static struct lo_entry *find(struct lockout *lo, const struct rg_ip *ip)
 	return NULL;
 }
 
-bool lockout_is_locked(struct lockout *lo, const struct rg_ip *ip, time_t now, time_t *until)
+bool lockout_is_locked(struct lockout *lo, const struct rg_ip *addr, time_t now, time_t *until)
 {
+	struct rg_ip key = client_key(addr), *ip = &key;
 	struct lo_entry *e = find(lo, ip);
 	if (e == NULL || e->locked_until <= now)
 		return false;
@@ -95,8 +106,9 @@ bool lockout_is_locked(struct lockout *lo, const struct rg_ip *ip, time_t now, t
 	return true;
 }
 
-bool lockout_fail(struct lockout *lo, const struct rg_ip *ip, time_t now)
+bool lockout_fail(struct lockout *lo, const struct rg_ip *addr, time_t now)
 {
+	struct rg_ip key = client_key(addr), *ip = &key;
 	struct lo_entry *e = find(lo, ip);
 	if (e == NULL) {
 		if (lo->n >= lo->max)

@@ -1,7 +1,7 @@
 /*
  * lockout - clients that fail SMTP AUTH too often are shut out for a while.
  *
- * Owns: per client address, the failures inside smtpd_sasl_failure_window
+ * Owns: per client address (IPv4, or IPv6 /64), the failures inside smtpd_sasl_failure_window
  * and the time a lock-out ends. A client reaching smtpd_sasl_failure_limit
  * failures is disconnected and its new connections are refused for
  * smtpd_sasl_lockout_time. A success does not clear the count (an attacker

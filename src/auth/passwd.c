@@ -31,6 +31,7 @@ enum scheme { SCHEME_CRYPT, SCHEME_PLAIN };
 
 struct entry {
 	char *user;    /* lower case */
+	unsigned line; /* where it stands in the file */
 	enum scheme scheme;
 	char *secret;  /* crypt(3) hash, or the plain password; "" : may not log in */
 };
@@ -218,6 +219,7 @@ static struct table *read_table(const char *path, struct strbuf *errs)
 			free(e.secret);
 			continue;
 		}
+		e.line = lineno;
 		t->e = xrealloc(t->e, (t->n + 1) * sizeof(*t->e));
 		t->e[t->n++] = e;
 	}
@@ -226,9 +228,13 @@ static struct table *read_table(const char *path, struct strbuf *errs)
 	fclose(f);
 	if (t->n > 0)
 		qsort(t->e, t->n, sizeof(*t->e), entry_cmp);
-	for (size_t i = 1; i < t->n; i++)
-		if (strcmp(t->e[i - 1].user, t->e[i].user) == 0)
-			strbuf_printf(errs, "%s: user %s is listed twice\n", path, t->e[i].user);
+	for (size_t i = 1; i < t->n; i++) {
+		const struct entry *a = &t->e[i - 1], *b = &t->e[i];
+		if (strcmp(a->user, b->user) == 0)
+			strbuf_printf(errs, "%s:%u: user %s is already listed on line %u\n", path,
+				      a->line > b->line ? a->line : b->line, b->user,
+				      a->line < b->line ? a->line : b->line);
+	}
 	t->dummy = make_dummy(t);
 	if (t->dummy == NULL)
 		strbuf_printf(errs, "%s: libcrypt cannot make a yescrypt hash\n", path);

@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -211,6 +212,10 @@ static void on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sock
 		return;
 	}
 	evutil_make_socket_nonblocking(fd);
+	/* replies are whole lines written at once; without this, Nagle holds a TLS
+	 * greeting behind the session tickets until the client's delayed ACK (40 ms) */
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	struct session *s = session_start(srv, fd, sa, l->text, l->role);
 	if (s == NULL) {
 		ip_count_add(srv, &ip, -1);

@@ -169,6 +169,7 @@ static SSL_CTX *make_ctx(char *err, size_t errlen)
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
 				 SSL_OP_CIPHER_SERVER_PREFERENCE);
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS); /* idle sessions stay small */
+	SSL_CTX_set_num_tickets(ctx, 1); /* SMTP clients resume one session at most */
 	return ctx;
 }
 

@@ -323,9 +323,10 @@ static const struct lo_scenario lo_scenarios[] = {
 	{__LINE__, 2, 60, 300, 100, {
 		FAIL(A, 0, 0), FAIL("::ffff:" A, 1, 1), LOCKED(A, 1, 301), LOCKED("::ffff:" A, 1, 301),
 		SIZE(1),
-		FAIL("2001:db8::1", 0, 0), FAIL("2001:db8::2", 0, 0), FREE("2001:db8::1", 0),
-		FAIL("2001:db8::1", 5, 1), LOCKED("2001:db8::1", 5, 305), FREE("2001:db8::2", 5),
-		SIZE(3),
+		/* IPv6 counts per /64: one host has a whole /64 to pick addresses from */
+		FAIL("2001:db8::1", 0, 0), FREE("2001:db8::1", 0), FAIL("2001:db8::2", 5, 1),
+		LOCKED("2001:db8::1", 5, 305), LOCKED("2001:db8::ffff:1", 5, 305),
+		FREE("2001:db8:0:1::1", 5), SIZE(2),
 	}},
 	/* a limit of 0 means 1: every failure locks */
 	{__LINE__, 0, 60, 30, 100, {
@@ -608,7 +609,7 @@ static const struct load_err_row load_err_rows[] = {
 	/* the same user twice, in any case */
 	LOAD_ERR("alice@example.com:{PLAIN}a\nbob@example.com:{PLAIN}b\n"
 		 "ALICE@example.com:{PLAIN}c\n",
-		 "FILE: user alice@example.com is listed twice"),
+		 "FILE:3: user alice@example.com is already listed on line 1"),
 };
 
 /* expand_file - TEMPLATE with "FILE" replaced by PATH. */
