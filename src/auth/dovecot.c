@@ -44,6 +44,12 @@
 #define DOVECOT_MAX_INFLIGHT 1024  /* requests queued or sent on one client */
 #define DOVECOT_MAX_FIELDS 64      /* fields looked at in one server line */
 #define DOVECOT_MAX_CREDENTIALS 4096 /* user + password, bytes */
+/*
+ * Dovecot (password_has_illegal_chars) fails any password holding these, and
+ * 2.3 then stalls its auth process for seconds, for every client. Such a
+ * password can never be right, so it is refused here without asking.
+ */
+#define DOVECOT_ILLEGAL_PASS "\t\r\n\001"
 
 enum dc_state { DC_IDLE, DC_CONNECTING, DC_HANDSHAKE, DC_READY };
 
@@ -53,7 +59,8 @@ struct dovecot_req {
 	unsigned int id;
 	bool sent;         /* the AUTH line went to the current connection */
 	bool finished;     /* result recorded, ev activated to deliver it */
-	char *line;        /* the AUTH line; holds the password, zeroed on free */
+	bool may_retry;    /* made on an open connection, which may be stale */
+	char *line;        /* the AUTH line; holds the password, zeroed when done */
 	size_t line_len;
 	struct event *ev;  /* timeout, and the deferred completion */
 	enum auth_status st;
@@ -328,19 +335,23 @@ static void send_cancel(struct dovecot_req *r)
 	conn_send(da, buf, (size_t)n);
 }
 
-/* send_request - put R's AUTH line on the wire; the line is no longer needed. */
+/* send_request - put R's AUTH line on the wire (kept for one retry). */
 static void send_request(struct dovecot_req *r)
 {
-	struct dovecot_auth *da = r->da;
 	r->sent = true;
-	conn_send(da, r->line, r->line_len);
-	explicit_bzero(r->line, r->line_len);
-	free(r->line);
-	r->line = NULL;
+	conn_send(r->da, r->line, r->line_len);
 }
 
-/* conn_drop - close the connection; every unfinished request fails (temporarily). */
-static void conn_drop(struct dovecot_auth *da, const char *why)
+static void conn_open(struct dovecot_auth *da);
+
+/*
+ * conn_drop - close the connection; every unfinished request fails
+ * (temporarily). With RETRY (the connection was lost, not broken by a bad
+ * server), requests made while it looked healthy are sent once more on a
+ * new connection: Dovecot may have restarted while we were idle, and a
+ * stale socket is no reason to refuse a user. Each request retries once.
+ */
+static void conn_drop_retry(struct dovecot_auth *da, const char *why, bool retry)
 {
 	if (da->state == DC_IDLE)
 		return;
@@ -348,11 +359,26 @@ static void conn_drop(struct dovecot_auth *da, const char *why)
 	bufferevent_free(da->bev);
 	da->bev = NULL;
 	da->state = DC_IDLE;
+	bool again = false;
 	struct dovecot_req *r;
 	TAILQ_FOREACH(r, &da->reqs, link) {
 		r->sent = false;
-		req_finish(r, AUTH_TEMPFAIL, NULL, why);
+		if (r->finished)
+			continue;
+		if (retry && r->may_retry) {
+			r->may_retry = false;
+			again = true;
+		} else {
+			req_finish(r, AUTH_TEMPFAIL, NULL, why);
+		}
 	}
+	if (again)
+		conn_open(da);
+}
+
+static void conn_drop(struct dovecot_auth *da, const char *why)
+{
+	conn_drop_retry(da, why, false);
 }
 
 /*
@@ -404,7 +430,7 @@ static void conn_event(struct bufferevent *bev, short what, void *arg)
 	else
 		snprintf(why, sizeof(why), "connection error: %s",
 			 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-	conn_drop(da, why);
+	conn_drop_retry(da, why, true);
 }
 
 /* --- server lines -------------------------------------------------------- */
@@ -676,7 +702,13 @@ struct dovecot_req *dovecot_auth_verify(struct dovecot_auth *da, const char *use
 		req_finish(r, AUTH_FAILED, NULL, "credentials too long");
 		return r;
 	}
+	if (strpbrk(pass, DOVECOT_ILLEGAL_PASS) != NULL) {
+		req_finish(r, AUTH_FAILED, NULL,
+			   "password holds a character Dovecot refuses (TAB, CR, LF or \\001)");
+		return r;
+	}
 	r->line = build_auth_line(r->id, user, pass, info, &r->line_len);
+	r->may_retry = da->state == DC_READY;
 	struct timeval tv = {da->timeout, 0};
 	evtimer_add(r->ev, &tv);
 

@@ -2,14 +2,18 @@
  * dovecot_auth_check - run Dovecot auth requests through src/auth/dovecot.c.
  *
  * usage: dovecot_auth_check [-t SECONDS] [-l LIP] [-r RIP] [-s] [-n REPEAT]
- *                           [-c CANCEL] PATH USER PASS [USER PASS ...]
+ *                           [-c CANCEL] [-S] PATH USER PASS [USER PASS ...]
+ *        dovecot_auth_check [-t SECONDS] -i PATH
  *
  * Every USER PASS pair (each repeated REPEAT times) is started at once on one
  * event loop and one client; one line per request is printed, in argument
  * order: "OK user=NAME", "FAILED reason=TEXT" or "TEMPFAIL reason=TEXT".
  * -c N cancels the first N requests right after starting them (they print
  * "CANCELLED"). -S runs the requests one after another instead, and prints
- * the mean time per request on stderr (a latency figure, not a test). Exit status 0 when every request completed exactly once,
+ * the mean time per request on stderr (a latency figure, not a test).
+ * -i reads "USER<TAB>PASS" lines from stdin and answers each with its result
+ * line, all on one client: the loop does not run while stdin is read, so a
+ * test can restart Dovecot between two requests behind the client's back. Exit status 0 when every request completed exactly once,
  * 2 on usage errors, 1 otherwise. Test tool; not installed.
  */
 #include "auth/dovecot.h"
@@ -17,6 +21,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -67,13 +72,6 @@ static void on_done(enum auth_status st, const char *user, const char *reason, v
 		seq_start();
 }
 
-static int usage(void)
-{
-	fprintf(stderr, "usage: dovecot_auth_check [-t SECONDS] [-l LIP] [-r RIP] [-s] [-n REPEAT]"
-			" [-c CANCEL] PATH USER PASS [USER PASS ...]\n");
-	return 2;
-}
-
 /* print_line - the result, with control bytes shown as \xNN so lines stay lines. */
 static void print_line(const char *s)
 {
@@ -87,11 +85,47 @@ static void print_line(const char *s)
 	putchar('\n');
 }
 
+/* interactive - -i: one request per stdin line, on the same client. */
+static int interactive(struct dovecot_auth *da, const struct dovecot_req_info *info)
+{
+	char buf[8192];
+	while (fgets(buf, sizeof(buf), stdin) != NULL) {
+		buf[strcspn(buf, "\n")] = '\0';
+		char *tab = strchr(buf, '\t');
+		if (tab == NULL) {
+			printf("USAGE want USER<TAB>PASS\n");
+			fflush(stdout);
+			continue;
+		}
+		*tab = '\0';
+		struct result res = {0};
+		pending = 1;
+		if (dovecot_auth_verify(da, buf, tab + 1, info, on_done, &res) == NULL)
+			return 1;
+		event_base_dispatch(loop);
+		if (res.calls != 1) {
+			fprintf(stderr, "request completed %d times\n", res.calls);
+			return 1;
+		}
+		print_line(res.text);
+		fflush(stdout);
+		free(res.text);
+	}
+	return 0;
+}
+
+static int usage(void)
+{
+	fprintf(stderr, "usage: dovecot_auth_check [-t SECONDS] [-l LIP] [-r RIP] [-s] [-n REPEAT]"
+			" [-c CANCEL] PATH USER PASS [USER PASS ...]\n");
+	return 2;
+}
+
 int main(int argc, char **argv)
 {
 	struct dovecot_req_info info = {.service = "smtp"};
-	int timeout = 5, repeat = 1, ncancel = 0, sequential = 0, opt;
-	while ((opt = getopt(argc, argv, "t:l:r:sn:c:S")) != -1) {
+	int timeout = 5, repeat = 1, ncancel = 0, sequential = 0, inter = 0, opt;
+	while ((opt = getopt(argc, argv, "t:l:r:sn:c:Si")) != -1) {
 		switch (opt) {
 		case 't': timeout = atoi(optarg); break;
 		case 'l': info.local_ip = optarg; break;
@@ -100,11 +134,26 @@ int main(int argc, char **argv)
 		case 'n': repeat = atoi(optarg); break;
 		case 'c': ncancel = atoi(optarg); break;
 		case 'S': sequential = 1; break;
+		case 'i': inter = 1; break;
 		default: return usage();
 		}
 	}
+	signal(SIGPIPE, SIG_IGN); /* a write to a Dovecot that went away is an error, not death */
+	if (inter && argc - optind == 1) {
+		loop = event_base_new();
+		char ierr[256];
+		struct dovecot_auth *ida = dovecot_auth_new(loop, argv[optind], timeout, ierr, sizeof(ierr));
+		if (ida == NULL) {
+			fprintf(stderr, "%s\n", ierr);
+			return 2;
+		}
+		int rc = interactive(ida, &info);
+		dovecot_auth_free(ida);
+		event_base_free(loop);
+		return rc;
+	}
 	int npairs = (argc - optind - 1) / 2;
-	if (argc - optind < 3 || (argc - optind - 1) % 2 != 0 || repeat < 1)
+	if (inter || argc - optind < 3 || (argc - optind - 1) % 2 != 0 || repeat < 1)
 		return usage();
 
 	loop = event_base_new();
