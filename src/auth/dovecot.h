@@ -8,10 +8,16 @@
  * bufferevent callbacks. The connection is opened lazily on the first request,
  * reopened after a failure, and requests started before the handshake is done
  * wait for it. Each request has a timeout; a lost connection or timeout
- * completes its requests with AUTH_TEMPFAIL.
+ * completes its requests with AUTH_TEMPFAIL, except that a request sent on a
+ * connection that was already open is tried once more on a new one (Dovecot
+ * may have restarted while the client was idle). A malformed line from the
+ * server drops the connection. At most 1024 requests are in flight.
  *
  * Credentials are always sent as mechanism PLAIN (the session decodes
- * PLAIN and LOGIN itself), so Dovecot must offer PLAIN on that socket.
+ * PLAIN and LOGIN itself), so Dovecot must offer PLAIN on that socket;
+ * without it every request is AUTH_TEMPFAIL. A password holding TAB, CR, LF
+ * or \001 is AUTH_FAILED without asking (Dovecot refuses those anyway).
+ * The process must ignore SIGPIPE (a write to a Dovecot that went away).
  */
 #ifndef RELAYGUARD_AUTH_DOVECOT_H
 #define RELAYGUARD_AUTH_DOVECOT_H

@@ -58,11 +58,11 @@ def hash_password(password, scheme=DEFAULT_SCHEME):
 
 
 def _stat(pid):
-    """(ppid, start time) of PID from /proc, or None when it is gone."""
+    """(ppid, start time, state) of PID from /proc, or None when it is gone."""
     try:
         with open('/proc/%d/stat' % pid) as f:
             fields = f.read().rsplit(')', 1)[1].split()
-        return int(fields[1]), fields[19]
+        return int(fields[1]), fields[19], fields[0]
     except (OSError, IndexError, ValueError):
         return None
 
@@ -79,8 +79,9 @@ def _children(ppid):
 
 
 def _same_process(pid, start):
+    """PID is still the process that started at START, and not a zombie."""
     st = _stat(pid)
-    return st is not None and st[1] == start
+    return st is not None and st[1] == start and st[2] != 'Z'
 
 
 class DovecotError(AssertionError):
@@ -191,35 +192,38 @@ service anvil {{
             return False
 
     def stop(self, timeout=15):
-        """SIGTERM to our dovecot master, and wait for it and its children.
+        """Stop our dovecot master and its children, by PID, and wait for them.
 
-        The children (auth, anvil, log, ...) are found by parent PID before
-        the signal; a test that stops Dovecot must see every socket dead, not
-        an auth process still answering on a connection it already had.
+        The children (auth, anvil, log, ...) are found by parent PID and get
+        SIGTERM together with the master: alone, the master takes seconds to
+        wind them down, and an auth process with a client still connected
+        outlives it. A stopped lab must have every socket dead.
         """
         if self.proc is None:
             return
         proc, self.proc = self.proc, None
-        children = _children(proc.pid)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        # Dovecot's auth process outlives its master while a client is still
-        # connected (it would serve it for a while); a stopped lab is stopped.
+        procs = [(proc.pid, None)] + _children(proc.pid)
         for sig, grace in ((signal.SIGTERM, 5), (signal.SIGKILL, timeout)):
-            alive = [(pid, start) for pid, start in children if _same_process(pid, start)]
-            for pid, start in alive:
-                try:
-                    os.kill(pid, sig)
-                except ProcessLookupError:
-                    pass
+            for pid, start in procs:
+                if pid == proc.pid:
+                    if proc.poll() is None:
+                        proc.send_signal(sig)
+                elif _same_process(pid, start):
+                    try:
+                        os.kill(pid, sig)
+                    except ProcessLookupError:
+                        pass
             deadline = time.time() + grace
-            while any(_same_process(p, s) for p, s in alive) and time.time() < deadline:
+            while time.time() < deadline and self._any_alive(proc, procs):
                 time.sleep(0.02)
+            if not self._any_alive(proc, procs):
+                break
+        proc.wait()
+
+    @staticmethod
+    def _any_alive(proc, procs):
+        return proc.poll() is None or any(_same_process(pid, start)
+                                          for pid, start in procs if pid != proc.pid)
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
