@@ -355,12 +355,16 @@ static void conn_drop_retry(struct dovecot_auth *da, const char *why, bool retry
 {
 	if (da->state == DC_IDLE)
 		return;
-	log_ev(LOG_WARNING, "dovecot-auth", {"path", da->path}, {"error", why});
+	/* An idle connection closed by Dovecot (a restart) is news, not trouble. */
+	bool busy = false;
+	struct dovecot_req *r;
+	TAILQ_FOREACH(r, &da->reqs, link)
+		busy = busy || !r->finished;
+	log_ev(busy ? LOG_WARNING : LOG_INFO, "dovecot-auth", {"path", da->path}, {"error", why});
 	bufferevent_free(da->bev);
 	da->bev = NULL;
 	da->state = DC_IDLE;
 	bool again = false;
-	struct dovecot_req *r;
 	TAILQ_FOREACH(r, &da->reqs, link) {
 		r->sent = false;
 		if (r->finished)
@@ -415,11 +419,15 @@ static void conn_open(struct dovecot_auth *da)
 static void conn_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct dovecot_auth *da = arg;
-	(void)bev;
 	if (what & BEV_EVENT_CONNECTED) {
 		if (da->state == DC_CONNECTING)
 			da->state = DC_HANDSHAKE;
 		return;
+	}
+	if (what & BEV_EVENT_EOF) {
+		conn_read(bev, da); /* replies that arrived just before the close */
+		if (da->state == DC_IDLE)
+			return;
 	}
 	char why[160];
 	if (what & BEV_EVENT_EOF)
@@ -524,11 +532,25 @@ static bool field_flag(char **f, size_t n, size_t from, const char *name)
 	return false;
 }
 
+/* has_control - true when S holds a control byte (the name goes into headers and logs). */
+static bool has_control(const char *s)
+{
+	for (; *s != '\0'; s++) {
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return true;
+	}
+	return false;
+}
+
 static void reply_ok(struct dovecot_req *r, char **f, size_t n)
 {
 	char *user = field_value(f, n, 2, "user");
 	if (user == NULL || !tab_unescape(user) || user[0] == '\0') {
 		req_finish(r, AUTH_TEMPFAIL, NULL, "dovecot said OK without a usable user=");
+		return;
+	}
+	if (has_control(user)) {
+		req_finish(r, AUTH_TEMPFAIL, NULL, "dovecot said OK for a user name with control bytes");
 		return;
 	}
 	req_finish(r, AUTH_OK, user, NULL);

@@ -304,6 +304,9 @@ class FakeAuth:
             reply = self._reply(req)
             if reply is not None:
                 c.sendall(reply.encode('utf-8', 'surrogateescape'))
+            if m == 'reply_then_close':
+                c.close()
+                return
 
     def _reply(self, req):
         m, rid = self.mode, req['id']
@@ -330,6 +333,10 @@ class FakeAuth:
             return 'OK\tnot-a-number\tuser=x\n'
         if m == 'nul_user':
             return 'OK\t%s\tuser=ev\x010il\n' % rid
+        if m == 'lf_user':
+            return 'OK\t%s\tuser=ev\x01nX-Injected: 1\n' % rid
+        if m == 'reply_then_close':
+            return 'OK\t%s\tuser=%s\n' % (rid, user)
         return None  # no_plain, silent after handshake: never answer
 
 
@@ -345,7 +352,7 @@ class FakeServer(DriverPresent):
     def test_misbehaving_servers_tempfail(self):
         for mode in ('garbage', 'not_version', 'bad_major', 'close_mid', 'long_line', 'no_plain',
                      'silent', 'silent_handshake', 'cont', 'temp', 'temp_code',
-                     'ok_without_user', 'bad_id', 'nul_user'):
+                     'ok_without_user', 'bad_id', 'nul_user', 'lf_user'):
             with self.subTest(mode=mode):
                 got = self.check(self.fake(mode), [('alice@example.com', 'pw')] * 3)
                 self.assertEqual([status(x) for x in got], ['TEMPFAIL'] * 3, got)
@@ -367,6 +374,14 @@ class FakeServer(DriverPresent):
     def test_fail_is_failed_with_reason(self):
         got = self.check(self.fake('fail_reason'), [('alice@example.com', 'pw')])
         self.assertEqual(got, ['FAILED reason=Password expired'])
+
+    def test_close_after_a_reply(self):
+        # The reply counts; the request still open fails (it has no stale
+        # connection to blame: it was made on this one).
+        got = self.check(self.fake('reply_then_close'), [('alice@example.com', 'pw'),
+                                                          ('bob@example.com', 'pw')])
+        self.assertEqual(got, ['OK user=alice@example.com',
+                               'TEMPFAIL reason=connection closed by dovecot'])
 
     def test_replies_for_unknown_ids_are_ignored(self):
         got = self.check(self.fake('unknown_id_first'), [('alice@example.com', 'pw')] * 2)
@@ -394,14 +409,23 @@ class FakeServer(DriverPresent):
         f = self.fake('check_password')
         password = b' sp\x02ace \x7f\xff\xfe\\%"\':end '
         f.password = password
-        user = 'we\tird\x01user@example.com'
-        cmd = [driver(), '-t', '2', f.path, user.encode(), password, user.encode(), b'other']
+        user = b'od d"\xc3\xa4user@example.com'
+        cmd = [driver(), '-t', '2', f.path, user, password, user, b'other']
         out = subprocess.run(cmd, capture_output=True, timeout=60)
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertEqual(out.stdout.decode().splitlines(),
-                         ['OK user=we\\x09ird\\x01user@example.com', 'FAILED reason=dovecot: '
-                          'authentication failed'])
-        self.assertEqual(f.auth[0]['plain'], [b'', user.encode(), password])
+                         ['OK user=od d"\xe4user@example.com',
+                          'FAILED reason=dovecot: authentication failed'])
+        self.assertEqual(f.auth[0]['plain'], [b'', user, password])
+
+    def test_user_names_with_control_bytes(self):
+        # Sent intact (base64); but a name Dovecot calls canonical goes into
+        # headers and logs, so one with control bytes is not taken.
+        f = self.fake('echo')
+        user = 'tab\tuser\x01@example.com'
+        got = self.check(f, [(user, 'pw')])
+        self.assertEqual(f.auth[0]['plain'], [b'', user.encode(), b'pw'])
+        self.assertEqual(got, ['TEMPFAIL reason=dovecot said OK for a user name with control bytes'])
 
     def test_password_with_tab_is_refused_locally(self):
         f = self.fake('echo')
