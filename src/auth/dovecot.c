@@ -12,8 +12,13 @@
  *
  * The connection is a small state machine:
  *	IDLE --request--> CONNECTING --connected--> HANDSHAKE --DONE--> READY
- *	any state --error, malformed line, EOF--> IDLE (every request fails)
+ *	any state --error, malformed line, EOF--> IDLE (every request fails,
+ *	  but after a lost connection those made on it while it was READY
+ *	  are sent once more, on a new one)
  * Requests wait in one list; those made before READY are sent at DONE.
+ *
+ * Passwords: the AUTH line (base64 of the password) is zeroed when the
+ * request ends; the copy libevent's output buffer held is freed unzeroed.
  *
  * Completion is always deferred: a finished request records its result and
  * activates its own event, whose callback calls DONE. So no user callback

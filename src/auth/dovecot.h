@@ -36,9 +36,18 @@ struct dovecot_req_info {
 	int secured;           /* 1 when the SMTP session is under TLS */
 };
 
-/* dovecot_auth_new - a client for PATH; NULL with ERR filled when PATH is malformed. */
+/*
+ * dovecot_auth_new - a client for PATH (a unix socket path, or inet:IP:port
+ * with a numeric IPv4 or [IPv6] address: names are refused, never resolved).
+ * NULL with ERR filled when PATH is malformed. Nothing connects yet.
+ */
 struct dovecot_auth *dovecot_auth_new(struct event_base *base, const char *path,
 				      int timeout_seconds, char *err, size_t errlen);
+/*
+ * dovecot_auth_free - close and free everything. Requests still open are
+ * dropped without DONE and their dovecot_req pointers die here: cancel the
+ * ones you hold first.
+ */
 void dovecot_auth_free(struct dovecot_auth *da);
 
 /*
