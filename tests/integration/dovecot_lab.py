@@ -158,9 +158,6 @@ service auth {{
     port = {port}
   }}
 }}
-service anvil {{
-  chroot =
-}}
 """.format(run=self.run_dir, dir=self.dir, log=self.log_path, port=self.port,
            mechs=mechanisms, scheme=DEFAULT_SCHEME,
            passwd=self.passwd_path, sock=self.socket_path)
