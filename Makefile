@@ -63,12 +63,25 @@ build/unit-asan/%: tests/unit/%.c tests/unit/check.h tests/unit/files.h $(call o
 
 unit: $(patsubst tests/unit/%,build/unit/%,$(UNIT)) $(patsubst tests/unit/%,build/unit-asan/%,$(UNIT))
 
+# Test drivers the integration tests run (tests/tools/*.c), normal and ASan.
+TOOLS := dovecot_auth_check
+build/tools/%: tests/tools/%.c $(call objs,$(B_NORM))
+	@mkdir -p build/tools
+	$(CC) $(BASE) $(WARN) $(OPT) $(PKG_CFLAGS) $< $(call objs,$(B_NORM)) -o $@ $(PKG_LIBS)
+
+build/tools-asan/%: tests/tools/%.c $(call objs,$(B_SAN))
+	@mkdir -p build/tools-asan
+	$(CC) $(BASE) $(WARN) -O1 -g $(SAN) $(PKG_CFLAGS) $< $(call objs,$(B_SAN)) -o $@ $(PKG_LIBS)
+
+.PHONY: tools
+tools: $(patsubst %,build/tools/%,$(TOOLS)) $(patsubst %,build/tools-asan/%,$(TOOLS))
+
 run: deps
 	@$(MAKE) --no-print-directory build/relayguard
 	./build/relayguard serve
 
 check: deps deps-test
-	@$(MAKE) --no-print-directory build/relayguard build/relayguard-asan unit
+	@$(MAKE) --no-print-directory build/relayguard build/relayguard-asan unit tools
 	@sh tests/run.sh
 
 bench: deps deps-test build/relayguard

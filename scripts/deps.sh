@@ -7,7 +7,7 @@
 set -eu
 
 build_pkgs="gcc make pkg-config libevent-dev libssl-dev libc-ares-dev libpsl-dev libcrypt-dev"
-test_pkgs="python3 swaks procps dnsmasq-base openssl"
+test_pkgs="python3 swaks procps dnsmasq-base openssl dovecot-core"
 fuzz_pkgs="clang"
 
 case "${1:-build}" in
@@ -32,9 +32,24 @@ if [ -n "$missing" ]; then
 	fi
 	echo "installing:$missing"
 	export DEBIAN_FRONTEND=noninteractive
+	# Peers such as dovecot-core would start a system-wide daemon from their
+	# postinst; the tests start their own on loopback. A policy-rc.d that
+	# answers 101 ("action forbidden") keeps invoke-rc.d from starting any.
+	policy=/usr/sbin/policy-rc.d
+	own_policy=""
+	if [ ! -e "$policy" ]; then
+		printf '#!/bin/sh\n# relayguard deps.sh: no services started during install\nexit 101\n' >"$policy"
+		chmod 755 "$policy"
+		own_policy=1
+		trap 'rm -f "$policy"' EXIT
+	fi
 	apt-get update -q >/dev/null
 	# shellcheck disable=SC2086
 	apt-get install -y -q --no-install-recommends $missing >/dev/null
+	if [ -n "$own_policy" ]; then
+		rm -f "$policy"
+		trap - EXIT
+	fi
 fi
 
 # As root, the server drops its privileges to mail_owner (default: relayguard).
