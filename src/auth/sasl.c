@@ -24,10 +24,16 @@ const char *sasl_mech_name(enum sasl_mech m)
 	return m == SASL_PLAIN ? "PLAIN" : "LOGIN";
 }
 
-static bool b64_char(char c)
+/* b64_value - the 6-bit value of a base64 character, or -1. */
+static int b64_value(char c)
 {
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-	       c == '+' || c == '/';
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	return c == '+' ? 62 : c == '/' ? 63 : -1;
 }
 
 ssize_t sasl_b64_decode(const char *in, unsigned char *out, size_t cap)
@@ -39,8 +45,11 @@ ssize_t sasl_b64_decode(const char *in, unsigned char *out, size_t cap)
 		return -1;
 	size_t pad = in[n - 1] == '=' ? (in[n - 2] == '=' ? 2 : 1) : 0;
 	for (size_t i = 0; i < n - pad; i++)
-		if (!b64_char(in[i]))
+		if (b64_value(in[i]) < 0)
 			return -1; /* EVP would skip blanks; a response has none */
+	/* the bits after the last byte must be zero: one text for one byte string */
+	if (pad > 0 && (b64_value(in[n - pad - 1]) & (pad == 1 ? 0x3 : 0xf)) != 0)
+		return -1;
 	int len = EVP_DecodeBlock(out, (const unsigned char *)in, (int)n);
 	if (len < 0 || (size_t)len < pad)
 		return -1;

@@ -98,6 +98,10 @@ static void check_b64(void)
 		{__LINE__, "YWJj\r\n", 64, -1, BYTES("")},
 		{__LINE__, " YWJj", 64, -1, BYTES("")},
 		{__LINE__, "YW-_", 64, -1, BYTES("")},    /* base64url is another alphabet */
+		/* bits after the last byte must be zero (found by fuzz_sasl) */
+		{__LINE__, "Y3a=", 64, -1, BYTES("")},
+		{__LINE__, "Y3Y=", 64, 2, BYTES("cv")},
+		{__LINE__, "YR==", 64, -1, BYTES("")},
 		{__LINE__, "YW\xc3\xa9", 64, -1, BYTES("")},
 		{__LINE__, "*", 64, -1, BYTES("")},
 	};
