@@ -14,11 +14,13 @@
 #include "util/util.h"
 #include "util/workers.h"
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define AUTH_THREADS 2
+#define AUTH_QUEUE_MAX 64 /* checks waiting for a thread; beyond: 454, try later */
 #define DOVECOT_TIMEOUT 10
 
 struct auth {
@@ -33,7 +35,7 @@ struct auth_req {
 	char *user, *pass;
 	auth_done_fn *done;
 	void *arg;
-	bool cancelled;
+	atomic_bool cancelled;   /* set on the loop, read by the worker */
 	struct dovecot_req *dr;
 	/* results, written by the worker */
 	enum auth_status st;
@@ -77,6 +79,8 @@ static void req_free(struct auth_req *r)
 static void passwd_work(void *arg)
 {
 	struct auth_req *r = arg;
+	if (atomic_load(&r->cancelled)) /* the client left: spare the hash */
+		return;
 	r->st = passwd_db_verify(r->a->db, r->user, r->pass, r->canon, sizeof(r->canon),
 				 r->reason, sizeof(r->reason));
 	explicit_bzero(r->pass, strlen(r->pass));
@@ -85,7 +89,7 @@ static void passwd_work(void *arg)
 static void passwd_done(void *arg)
 {
 	struct auth_req *r = arg;
-	if (!r->cancelled)
+	if (!atomic_load(&r->cancelled))
 		r->done(r->st, r->st == AUTH_OK ? r->canon : NULL, r->reason, r->arg);
 	req_free(r);
 }
@@ -119,6 +123,10 @@ struct auth_req *auth_verify(struct auth *a, const char *user, const char *pass,
 	}
 	if (a->workers == NULL)
 		a->workers = workers_new(a->base, AUTH_THREADS);
+	if (workers_pending(a->workers) >= AUTH_QUEUE_MAX) { /* a flood of AUTHs */
+		req_free(r);
+		return NULL;
+	}
 	workers_submit(a->workers, passwd_work, passwd_done, r);
 	return r;
 }
@@ -133,5 +141,5 @@ void auth_cancel(struct auth_req *r)
 		req_free(r);
 		return;
 	}
-	r->cancelled = true; /* the worker still owns it: passwd_done frees it */
+	atomic_store(&r->cancelled, true); /* the worker owns it: passwd_done frees it */
 }

@@ -122,6 +122,8 @@ bool lockout_fail(struct lockout *lo, const struct rg_ip *addr, time_t now)
 		lo->b[bucket(ip)] = e;
 		lo->n++;
 	}
+	if (e->locked_until > now)
+		return true; /* a session opened before the lock-out: end it too */
 	if (now - e->window_start >= (time_t)lo->window) {
 		e->window_start = now;
 		e->failures = 0;

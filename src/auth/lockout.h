@@ -26,7 +26,8 @@ void lockout_free(struct lockout *lo);
 
 /* Is IP locked out at NOW? *until gets the end of the lock-out. */
 bool lockout_is_locked(struct lockout *lo, const struct rg_ip *ip, time_t now, time_t *until);
-/* Count one failure; true when it reaches the limit (disconnect the client). */
+/* Count one failure; true when it reaches the limit or the client is locked
+ * out already (disconnect it). */
 bool lockout_fail(struct lockout *lo, const struct rg_ip *ip, time_t now);
 /* Entries tracked now (for tests and the log). */
 size_t lockout_size(const struct lockout *lo);

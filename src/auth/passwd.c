@@ -343,10 +343,16 @@ enum auth_status passwd_db_verify(struct passwd_db *db, const char *user, const 
 	bool usable = e != NULL && e->secret[0] != '\0';
 	enum scheme scheme = usable ? e->scheme : SCHEME_CRYPT;
 	char *secret = xstrdup(usable ? e->secret : db->t->dummy);
+	char *dummy = scheme == SCHEME_PLAIN ? xstrdup(db->t->dummy) : NULL;
 	pthread_mutex_unlock(&db->lock);
-	/* unknown users and accounts without a password cost one hash too */
+	/* unknown users, accounts without a password and clear-text entries cost one
+	 * hash too, so the time of a failure does not say which kind of user it was */
 	bool ok = scheme == SCHEME_PLAIN ? check_plain(secret, pass) : check_crypt(secret, pass);
 	ok = ok && usable;
+	if (dummy != NULL) {
+		check_crypt(dummy, pass);
+		free(dummy);
+	}
 	explicit_bzero(secret, strlen(secret));
 	free(secret);
 	if (e == NULL) {

@@ -75,6 +75,7 @@ static const struct param_def params[] = {
 	{"smtpd_sasl_auth_enable", P_BOOL, "no"},
 	{"smtpd_sasl_type", P_CHOICE, "passwd-file"},
 	{"smtpd_sasl_path", P_STRING, ""},
+	{"smtpd_sasl_authenticated_header", P_BOOL, "no"},
 	{"smtpd_sasl_failure_delay", P_DURATION, "1s"},
 	{"smtpd_sasl_failure_limit", P_COUNT, "5"},
 	{"smtpd_sasl_failure_window", P_DURATION, "10m"},
@@ -726,6 +727,8 @@ static void convert_tls_sasl(struct loader *ld)
 	cfg->smtpd_sasl_type = (enum sasl_type)convert_choice(ld, idx("smtpd_sasl_type"),
 								sasl_types, 2);
 	cfg->smtpd_sasl_path = convert_single(ld, idx("smtpd_sasl_path"));
+	cfg->smtpd_sasl_authenticated_header =
+		convert_bool(ld, idx("smtpd_sasl_authenticated_header"));
 	if (cfg->smtpd_sasl_auth_enable && cfg->smtpd_sasl_path[0] == '\0')
 		add_error(ld, idx("smtpd_sasl_auth_enable"), "smtpd_sasl_auth_enable = yes needs "
 			  "smtpd_sasl_path (a passwd-file, or Dovecot's auth socket with "

@@ -100,6 +100,7 @@ struct config {
 	bool smtpd_sasl_auth_enable;
 	enum sasl_type smtpd_sasl_type;
 	char *smtpd_sasl_path;
+	bool smtpd_sasl_authenticated_header; /* login name in Received: (Postfix: no) */
 	uint64_t smtpd_sasl_failure_delay, smtpd_sasl_failure_limit;
 	uint64_t smtpd_sasl_failure_window, smtpd_sasl_lockout_time;
 	struct map **smtpd_sender_login_maps; /* NULL-terminated; empty: a login owns itself */

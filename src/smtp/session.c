@@ -129,7 +129,9 @@ struct session {
 	struct sasl_state *sasl;
 	char sasl_username[SASL_FIELD_MAX]; /* set once AUTH succeeded */
 	char tls_info[160];                 /* "TLSv1.3 with cipher ..." */
+	size_t discard_limit;               /* the limit a line being skipped broke */
 	struct event *free_ev;              /* CLOSING: free from the loop, not a callback */
+	struct event *stall_ev;             /* replies unread for smtpd_timeout: give up */
 };
 
 static unsigned long session_counter;
@@ -540,7 +542,7 @@ static void received_header(struct session *s, struct queue_msg *m)
 	strbuf_printf(&m->body, "Received: from %s (%s [%s])\r\n", s->helo, s->name, s->ip_text);
 	if (s->tls_info[0])
 		strbuf_printf(&m->body, "\t(using %s)\r\n", s->tls_info);
-	if (s->client.sasl_authenticated)
+	if (s->client.sasl_authenticated && s->cfg->smtpd_sasl_authenticated_header)
 		strbuf_printf(&m->body, "\t(Authenticated sender: %s)\r\n", s->sasl_username);
 	strbuf_printf(&m->body, "\tby %s (relayguard) with %s id %s", s->cfg->myhostname, proto,
 		      m->id);
@@ -702,6 +704,15 @@ static void cmd_auth(struct session *s, char *arg)
 			    "authentication mechanism");
 		return;
 	}
+	if (lockout_is_locked(server_lockout(s->srv), &s->client.ip, time(NULL), NULL)) {
+		/* locked out while this session was open: it gets no more guesses */
+		log_ev(LOG_WARNING, "auth-lockout-refused", {"session", s->id},
+		       {"client", s->ip_text});
+		reply(s, "421 4.7.0 %s Error: too many failed authentication attempts; "
+		      "try again later", s->cfg->myhostname);
+		session_close(s);
+		return;
+	}
 	char *ir = arg + strcspn(arg, " ");
 	if (*ir != '\0')
 		*ir++ = '\0';
@@ -814,6 +825,7 @@ static bool next_command(struct session *s)
 			/* keep the last byte: it may be the CR of a CRLF */
 			evbuffer_drain(in, avail - 1);
 			s->flags |= F_DISCARD_LINE;
+			s->discard_limit = limit;
 		}
 		return false;
 	}
@@ -833,6 +845,8 @@ static bool next_command(struct session *s)
 	}
 	if (discard || n + 1 > limit) {
 		evbuffer_drain(in, n + 1);
+		if (discard)
+			limit = s->discard_limit;
 		if (s->state == S_AUTH) {
 			sasl_end(s);
 			set_state(s, S_READY);
@@ -1038,6 +1052,19 @@ static bool data_input(struct session *s)
 
 static void start_tls(struct session *s);
 
+static void on_stalled(evutil_socket_t fd, short what, void *arg);
+
+/* arm_stall - a session that waits for the client to read its replies (or its
+ * last one) ends after smtpd_timeout whatever the bufferevent does: under TLS,
+ * libevent may stop watching a socket whose peer is gone. */
+static void arm_stall(struct session *s)
+{
+	struct timeval tv = {(time_t)s->cfg->smtpd_timeout, 0};
+	if (s->stall_ev == NULL)
+		s->stall_ev = evtimer_new(server_base(s->srv), on_stalled, s);
+	evtimer_add(s->stall_ev, &tv);
+}
+
 static void process_input(struct session *s)
 {
 	for (;;) {
@@ -1055,6 +1082,7 @@ static void process_input(struct session *s)
 		if (evbuffer_get_length(bufferevent_get_output(s->bev)) > OUTPUT_HIGH_WATER) {
 			s->flags |= F_OUTPUT_FULL; /* resumed by on_write when the client reads */
 			bufferevent_disable(s->bev, EV_READ);
+			arm_stall(s);
 			return;
 		}
 		bool progress = s->state == S_DATA ? data_input(s) : next_command(s);
@@ -1078,6 +1106,8 @@ static void session_free(struct session *s)
 	tx_free(s);
 	if (s->free_ev)
 		event_free(s->free_ev);
+	if (s->stall_ev)
+		event_free(s->stall_ev);
 	if (s->bev)
 		bufferevent_free(s->bev);
 	free(s->helo);
@@ -1106,17 +1136,24 @@ static void on_socket_drained(struct evbuffer *buf, const struct evbuffer_cb_inf
 		free_soon(arg);
 }
 
-/* on_drained - the last reply has left; now the session can go. */
-static void on_drained(struct bufferevent *bev, void *arg)
+/* free_when_sent - the TLS layer's output is empty: free once the socket has
+ * taken the encrypted bytes too (they wait in the plain bufferevent below). */
+static void free_when_sent(struct session *s)
 {
-	struct session *s = arg;
-	struct bufferevent *below = bufferevent_get_underlying(bev);
+	struct bufferevent *below = bufferevent_get_underlying(s->bev);
 	if (below != NULL && evbuffer_get_length(bufferevent_get_output(below)) > 0) {
-		bufferevent_setcb(bev, NULL, NULL, on_closing_event, s);
+		bufferevent_setcb(s->bev, NULL, NULL, on_closing_event, s);
 		evbuffer_add_cb(bufferevent_get_output(below), on_socket_drained, s);
 		return;
 	}
-	session_free(s);
+	free_soon(s);
+}
+
+/* on_drained - the last reply has left; now the session can go. */
+static void on_drained(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	free_when_sent(arg);
 }
 
 static void on_closing_event(struct bufferevent *bev, short what, void *arg)
@@ -1124,6 +1161,22 @@ static void on_closing_event(struct bufferevent *bev, short what, void *arg)
 	(void)bev;
 	(void)what;
 	session_free(arg); /* the client went away before reading our last reply */
+}
+
+static void on_stalled(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+	(void)fd;
+	(void)what;
+	log_ev(LOG_INFO, "timeout", {"session", s->id}, {"client", s->ip_text},
+	       {"state", state_names[s->state]}, {"reason", "replies not read"});
+	if (s->state == S_COMMIT) { /* the worker holds it: commit_done frees it */
+		s->flags |= F_DEAD;
+		bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+		return;
+	}
+	set_state(s, S_CLOSING);
+	session_free(s);
 }
 
 static void on_free_later(evutil_socket_t fd, short what, void *arg)
@@ -1141,11 +1194,16 @@ static void session_close(struct session *s)
 		return;
 	sasl_end(s); /* no backend answer may come back to a closing session */
 	set_state(s, S_CLOSING);
+	if (s->flags & F_HANDSHAKE) { /* nothing can be sent before the handshake */
+		free_soon(s);
+		return;
+	}
 	bufferevent_disable(s->bev, EV_READ);
+	arm_stall(s); /* a last reply nobody reads is not waited for longer */
 	bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0); /* on_drained: really empty */
 	bufferevent_setcb(s->bev, NULL, on_drained, on_closing_event, s);
 	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
-		free_soon(s);
+		free_when_sent(s);
 }
 
 /* end_if_eof - after a half-close, close once the buffered commands are answered. */
@@ -1210,6 +1268,7 @@ static void on_write(struct bufferevent *bev, void *arg)
 	if (!(s->flags & F_OUTPUT_FULL))
 		return;
 	s->flags &= ~(unsigned)F_OUTPUT_FULL;
+	evtimer_del(s->stall_ev);
 	if (!(s->flags & F_EOF) && s->state != S_COMMIT && s->state != S_AUTH_WAIT)
 		bufferevent_enable(s->bev, EV_READ);
 	process_input(s);
@@ -1246,6 +1305,14 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	(void)bev;
 	if (tls_event(s, what) || (what & BEV_EVENT_CONNECTED))
 		return;
+	if (s->state == S_AUTH_WAIT && (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))) {
+		/* AUTH is not pipelined (RFC 4954): nobody waits for the answer */
+		log_ev(LOG_INFO, "lost-connection", {"session", s->id}, {"client", s->ip_text},
+		       {"state", state_names[s->state]});
+		set_state(s, S_CLOSING);
+		session_free(s); /* cancels the check */
+		return;
+	}
 	if ((s->state == S_COMMIT || s->state == S_AUTH_WAIT) && !(what & BEV_EVENT_ERROR)) {
 		/* a worker or the auth backend holds this session: it answers, then goes on */
 		if (what & BEV_EVENT_EOF)
@@ -1344,6 +1411,9 @@ static void start_tls(struct session *s)
 	}
 	s->bev = tb;
 	setup_bev(s);
+	/* the filter passes everything down unless the plain layer says it is full:
+	 * then replies pile up in the filter, where process_input sees them */
+	bufferevent_setwatermark(bufferevent_get_underlying(tb), EV_WRITE, 0, OUTPUT_HIGH_WATER);
 	s->flags = (s->flags & ~(unsigned)F_EHLO) | F_TLS | F_HANDSHAKE;
 	tx_free(s);
 	free(s->helo);
@@ -1446,8 +1516,7 @@ static void sasl_checked(enum auth_status st, const char *user, const char *reas
 /* sasl_check - the credentials are complete: ask the backend (never blocks). */
 static void sasl_check(struct session *s, const char *pass)
 {
-	set_state(s, S_AUTH_WAIT);
-	bufferevent_disable(s->bev, EV_READ);
+	set_state(s, S_AUTH_WAIT); /* reading stays on: a client that leaves is seen */
 	struct auth_info info = {NULL, s->ip_text, (s->flags & F_TLS) != 0};
 	s->sasl->req = auth_verify(server_auth(s->srv), s->sasl->user, pass, &info,
 				   sasl_checked, s);
@@ -1562,7 +1631,11 @@ void session_shutdown(struct session *s)
 
 void session_force_shutdown(struct session *s)
 {
-	if (s->state == S_CLOSING || s->state == S_COMMIT || (s->flags & F_DEAD))
+	if (s->state == S_CLOSING) { /* its last reply is not read: stop waiting */
+		free_soon(s);
+		return;
+	}
+	if (s->state == S_COMMIT || (s->flags & F_DEAD))
 		return; /* a commit in flight is answered first, then 421 */
 	if (s->state == S_DATA)
 		tx_reset(s);

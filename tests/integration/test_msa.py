@@ -34,6 +34,15 @@ def plain(user, password, authz=''):
     return b64('%s\0%s\0%s' % (authz, user, password))
 
 
+def wait_deferred(srv, count=1, timeout=5):
+    """The queue files in deferred/ once there are COUNT (remote mail moves there
+    from active/ just after the 250)."""
+    deadline = time.time() + timeout
+    while len(srv.queue_files('deferred')) < count and time.time() < deadline:
+        time.sleep(0.02)
+    return srv.queue_files('deferred')
+
+
 def make_passwd(path, users=USERS, extra=''):
     """A Dovecot-format passwd-file, hashed by 'relayguard passwd'."""
     lines = []
@@ -63,7 +72,7 @@ def msa_overrides(passwd, **more):
 
 class MsaServer(unittest.TestCase):
     """One server with three users for the class; lockout high enough not to trigger."""
-    more = {'smtpd_sasl_failure_limit': '1000'}
+    more = {'smtpd_sasl_failure_limit': '1000', 'smtpd_sasl_authenticated_header': 'yes'}
 
     @classmethod
     def setUpClass(cls):
@@ -153,7 +162,7 @@ class Submission(MsaServer):
         self.assertEqual(rc, 0, out)
         self.assertIn('235 2.7.0', out)
         self.assertRegex(out, r'250 2\.0\.0 Ok: queued as')
-        deferred = self.server.queue_files('deferred')
+        deferred = wait_deferred(self.server)
         self.assertTrue(deferred, 'remote mail waits for outbound delivery in deferred/')
         with open(os.path.join(self.server.queue_dir, 'deferred', deferred[-1]), 'rb') as f:
             text = f.read().decode()
@@ -235,7 +244,7 @@ class Submission(MsaServer):
             self.assertEqual(code, 535, text)
             code, text = c.cmd('AUTH PLAIN ' + 'A' * 13000)
             self.assertEqual(code, 500, text)
-            self.assertIn('too long', text)
+            self.assertIn('too long (the limit is 12288 octets)', text)
 
 
 class Refusals(MsaServer):
@@ -571,6 +580,27 @@ class Configuration(unittest.TestCase):
         self.assertEqual(p.returncode, 64)
         self.assertIn('unknown scheme', p.stderr)
 
+    def test_login_name_stays_out_of_received_by_default(self):
+        tmp = tempfile.mkdtemp(prefix='relayguard-msa-')
+        os.chmod(tmp, 0o755)
+        try:
+            passwd = os.path.join(tmp, 'passwd')
+            make_passwd(passwd, {'alice@example.com': ('SHA512-CRYPT', 'alice-secret')})
+            with Server(overrides=msa_overrides(passwd)) as srv:
+                with smtplib.SMTP_SSL('127.0.0.1', srv.subs_port, timeout=10,
+                                      source_address=(UNTRUSTED, 0),
+                                      context=harness.tls_context()) as s:
+                    s.login('alice@example.com', 'alice-secret')
+                    s.sendmail('alice@example.com', ['x@example.org'], b'Subject: t\r\n\r\nb\r\n')
+                name = wait_deferred(srv)[0]
+                with open(os.path.join(srv.queue_dir, 'deferred', name)) as f:
+                    text = f.read()
+                self.assertIn('with ESMTPSA id', text, 'the session is still marked as authenticated')
+                self.assertNotIn('Authenticated sender', text)
+                self.assertNotIn('alice@example.com)', text)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
     def test_auth_off_by_default(self):
         with Server() as srv:
             with Conn(srv.sub_port) as c:
@@ -585,3 +615,104 @@ class Configuration(unittest.TestCase):
 
 if __name__ == '__main__':
     unittest.main()
+
+
+def vm_rss_kib(pid):
+    with open('/proc/%d/status' % pid) as f:
+        for line in f:
+            if line.startswith('VmRSS:'):
+                return int(line.split()[1])
+    return 0
+
+
+class TlsRobustness(unittest.TestCase):
+    """What a hostile client can do to a TLS session (found by review)."""
+
+    def flood_without_reading(self, sock, seconds=3):
+        """Send EHLOs without reading replies; returns the bytes the server took."""
+        sock.setblocking(False)
+        sent, chunk = 0, b'EHLO client.example.org\r\n' * 4000
+        deadline = time.time() + seconds
+        while time.time() < deadline and sent < 64 * 1024 * 1024:
+            try:
+                sent += sock.send(chunk)
+            except (ssl.SSLWantWriteError, ssl.SSLWantReadError, BlockingIOError):
+                time.sleep(0.01)
+        return sent
+
+    def test_unread_replies_are_bounded_under_starttls_and_implicit_tls(self):
+        with Server(overrides={'smtpd_timeout': '5s'}) as srv:
+            for implicit in (False, True):
+                with self.subTest(implicit=implicit):
+                    before = vm_rss_kib(srv.proc.pid)
+                    if implicit:
+                        c = Conn(srv.subs_port, tls=True)
+                    else:
+                        c = Conn(srv.port)
+                        c.cmd('EHLO client.example.org')
+                        self.assertEqual(c.cmd('STARTTLS')[0], 220)
+                        c.starttls()
+                    sent = self.flood_without_reading(c.sock)
+                    after = vm_rss_kib(srv.proc.pid)
+                    c.close()
+                    self.assertLess(sent, 16 * 1024 * 1024, 'server kept reading commands')
+                    if 'asan' not in os.path.basename(harness.binary()):
+                        # (ASan keeps freed memory in quarantine: its RSS says nothing)
+                        self.assertLess(after - before, 32 * 1024,
+                                        'RSS grew by %d KiB' % (after - before))
+
+    def test_last_replies_are_not_lost_when_a_starttls_session_ends(self):
+        with Server() as srv:
+            with Conn(srv.port, timeout=10) as c:
+                c.cmd('EHLO client.example.org')
+                c.cmd('STARTTLS')
+                c.starttls()
+                # EHLO is not a junk command: thousands stay within the error limits
+                c.send('EHLO client.example.org\r\n' * 3000 + 'QUIT\r\n')
+                replies = [c.reply() for _ in range(3001)]
+            self.assertTrue(all(r is not None and r[0] == 250 for r in replies[:3000]),
+                            replies[-5:])
+            self.assertEqual(replies[3000], (221, '2.0.0 Bye'))
+
+    def test_sigterm_does_not_wait_for_a_handshake_that_never_comes(self):
+        srv = Server(overrides={'smtpd_timeout': '300s'})
+        try:
+            silent = Conn(srv.subs_port, greeting=False)  # TCP only, no ClientHello
+            half = Conn(srv.port)
+            half.cmd('EHLO client.example.org')
+            self.assertEqual(half.cmd('STARTTLS')[0], 220)  # and no handshake either
+            t0 = time.monotonic()
+            srv.stop(timeout=20)  # asserts exit status 0 and no sanitizer report
+            self.assertLess(time.monotonic() - t0, 20)
+            silent.close()
+            half.close()
+        finally:
+            srv.cleanup()
+
+
+class LockoutWithOpenSessions(unittest.TestCase):
+    def test_sessions_opened_before_the_lockout_get_no_more_guesses(self):
+        tmp = tempfile.mkdtemp(prefix='relayguard-msa-')
+        os.chmod(tmp, 0o755)
+        try:
+            passwd = os.path.join(tmp, 'passwd')
+            make_passwd(passwd, {'alice@example.com': ('SHA512-CRYPT', 'alice-secret')})
+            o = msa_overrides(passwd, smtpd_sasl_failure_limit='3', smtpd_sasl_lockout_time='60s')
+            with Server(overrides=o) as srv:
+                conns = [Conn(srv.subs_port, tls=True) for _ in range(4)]
+                for c in conns:
+                    c.cmd('EHLO c.example.org')
+                codes = [c.cmd('AUTH PLAIN ' + plain('alice@example.com', 'guess'))[0]
+                         for c in conns[:3]]
+                self.assertEqual(codes, [535, 535, 421])
+                # the fourth session was open all along: even the right password is refused
+                code, text = conns[3].cmd('AUTH PLAIN ' + plain('alice@example.com',
+                                                                'alice-secret'))
+                self.assertEqual(code, 421, text)
+                # and a session that failed before the lock-out cannot guess again
+                self.assertEqual(conns[0].cmd('AUTH PLAIN ' + plain('alice@example.com',
+                                                                    'guess'))[0], 421)
+                for c in conns:
+                    c.close()
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -11,7 +11,7 @@ import unittest
 import dovecot_lab
 import harness
 from harness import Conn, Server, UNTRUSTED, swaks
-from test_msa import b64, plain
+from test_msa import b64, plain, wait_deferred
 
 SKIP = dovecot_lab.skip_reason()
 
@@ -39,7 +39,7 @@ class DovecotBackend(unittest.TestCase):
             'local_recipient_maps': 'inline:{postmaster, alice, bob}',
             'smtpd_sasl_auth_enable': 'yes', 'smtpd_sasl_type': 'dovecot',
             'smtpd_sasl_path': path, 'smtpd_sasl_failure_delay': '0',
-            'smtpd_sasl_failure_limit': '1000'})
+            'smtpd_sasl_failure_limit': '1000', 'smtpd_sasl_authenticated_header': 'yes'})
         self.servers.append(srv)
         return srv
 
@@ -50,7 +50,7 @@ class DovecotBackend(unittest.TestCase):
                                        '-f', 'alice@example.com', '-t', 'friend@example.net'])
         self.assertEqual(rc, 0, out)
         self.assertIn('235 2.7.0', out)
-        deferred = srv.queue_files('deferred')
+        deferred = wait_deferred(srv)
         self.assertEqual(len(deferred), 1)
         with open(os.path.join(srv.queue_dir, 'deferred', deferred[0])) as f:
             # Dovecot's canonical name (auth_username_format = %Lu), not what was typed
