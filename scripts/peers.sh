@@ -14,8 +14,6 @@ set -eu
 cd "$(dirname "$0")/.."
 
 DIR=build/peers
-# name: the .debs unpacked into build/peers/<name>/
-PEERS="postfix:postfix exim:exim4-base,exim4-daemon-light opensmtpd:opensmtpd"
 
 say() { printf 'peers: %s\n' "$*"; }
 
@@ -60,13 +58,17 @@ fetch() {
 	touch "$dest/.unpacked"
 }
 
-for spec in $PEERS; do
-	fetch "${spec%%:*}" $(echo "${spec#*:}" | tr ',' ' ')
-done
+# build/peers/<name>/ holds these .debs unpacked
+fetch postfix postfix
+fetch exim exim4-base exim4-daemon-light
+fetch opensmtpd opensmtpd
 
 # The libraries: every lib* package in the .debs' Depends, without versions.
-libs=$(for deb in "$DIR"/debs/*/*.deb; do dpkg-deb -f "$deb" Depends Pre-Depends; done |
-	tr ',|' '\n\n' | sed -E 's/\(.*\)//; s/^[[:space:]]+//; s/[[:space:]]+$//' |
+libs=$(for deb in "$DIR"/debs/*/*.deb; do
+	dpkg-deb -f "$deb" Depends
+	dpkg-deb -f "$deb" Pre-Depends
+done |
+	tr '|' ',' | tr ',' '\n' | sed -E 's/\(.*\)//; s/^[[:space:]]+//; s/[[:space:]]+$//' |
 	grep -E '^lib' | sort -u)
 missing=""
 for p in $libs nmap; do

@@ -27,6 +27,17 @@ compiled-in paths (/var/spool/smtpd, /run/smtpd.sock): in its namespace
 /var/spool and /run are the instance's own directories, so instances never
 share a queue.
 
+How each starts (DIR is the instance's temporary directory, P build/peers):
+  postfix    P/postfix/usr/lib/postfix/sbin/master -c DIR/conf -d
+             (LD_LIBRARY_PATH=P/postfix/usr/lib/postfix, passed on to its
+             daemons by import_environment; log in DIR/log/maillog via postlogd)
+  exim       P/exim/usr/sbin/exim4 -C DIR/exim.conf -bdf -q30s
+             (root keeps privilege with -C, its re-executed deliveries do not
+             and run as Debian-exim, which is all an smtp transport needs; it
+             says so in DIR/log/paniclog, which is expected)
+  opensmtpd  P/opensmtpd/usr/sbin/smtpd -d -f DIR/smtpd.conf
+each behind: unshare -m --propagation private sh -c 'mount --bind ... && exec "$@"'
+
 Run as root (the daemons start as root and drop to their users).
 lab.available(kind) says whether a kind can run here, and why not.
 Environment: RG_KEEP=1 keeps each peer's directory.
@@ -211,6 +222,17 @@ class Sink:
         while len(self.files()) < count and time.time() < deadline:
             time.sleep(0.05)
         return self.messages()
+
+    def find(self, text, timeout=15):
+        """Wait for the messages whose data contain text (bytes or str)."""
+        if isinstance(text, str):
+            text = text.encode()
+        deadline = time.time() + timeout
+        while True:
+            hits = [m for m in self.messages() if text in m['data']]
+            if hits or time.time() > deadline:
+                return hits
+            time.sleep(0.05)
 
     def close(self):
         self.server.shutdown()
