@@ -3,6 +3,7 @@
 #   make run        install missing packages (as root), build, start on the embedded default config
 #   make check      the same set-up, then every test, normal and under ASan+UBSan
 #   make bench      throughput and memory figures (bench/README.md)
+#   make bench-probe  nmap's smtp-open-relay vs relayguard probe on real MTAs (root)
 
 CC      ?= cc
 PKGS    := libevent libevent_pthreads libevent_openssl openssl libcares libpsl libxcrypt
@@ -26,7 +27,7 @@ B_NORM := build/normal
 B_SAN  := build/asan
 SAN    := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all run check deps deps-test bench clean unit
+.PHONY: all run check deps deps-test bench bench-probe clean unit
 all: build/relayguard
 
 deps:
@@ -73,6 +74,9 @@ check: deps deps-test
 
 bench: deps deps-test build/relayguard
 	@sh bench/run.sh
+
+bench-probe: deps deps-test build/relayguard
+	@sh bench/probe.sh
 
 clean:
 	rm -rf build
