@@ -4,6 +4,7 @@
  * SYNOPSIS
  *	relayguard serve [-c FILE] [--log-format plain|json] [--debug]
  *	relayguard config [-c FILE]
+ *	relayguard probe [OPTIONS] TARGET...   (src/probe/cli.c)
  *	relayguard --help | --version
  *
  * Owns: argument parsing, start-up order (load config, bind, prepare
@@ -12,6 +13,7 @@
  */
 #define _XOPEN_SOURCE 700
 #include "config/config.h"
+#include "probe/probe.h"
 #include "queue/queue.h"
 #include "smtp/server.h"
 #include "util/basedir.h"
@@ -44,6 +46,7 @@ static const char usage_main[] =
 	"Commands:\n"
 	"  serve     run the SMTP server (MTA) with local Maildir delivery\n"
 	"  config    check a configuration and print every parameter's effective value\n"
+	"  probe     test whether SMTP servers relay for strangers (exit 0 closed, 1 open)\n"
 	"\n"
 	"Options:\n"
 	"  -h, --help     this text; 'relayguard COMMAND --help' explains a command\n"
@@ -333,6 +336,8 @@ int main(int argc, char **argv)
 		return cmd_serve(argc - 2, argv + 2);
 	if (strcmp(cmd, "config") == 0)
 		return cmd_config(argc - 2, argv + 2);
+	if (strcmp(cmd, "probe") == 0)
+		return probe_main(argc - 1, argv + 1);
 	fprintf(stderr, "relayguard: unknown command \"%s\" (try relayguard --help)\n", cmd);
 	return EXIT_USAGE;
 }
