@@ -98,7 +98,9 @@ static void finish(struct smtpc *c, enum smtpc_status st, const char *error)
 	void *arg = c->arg;
 	c->fn = NULL;
 	evtimer_del(c->timer);
-	struct smtpc_reply r = {.status = st, .text = "", .error = error ? error : ""};
+	char why[256]; /* the reply must not point into c: the callback may free it */
+	rg_strlcpy(why, error ? error : "", sizeof(why));
+	struct smtpc_reply r = {.status = st, .text = "", .error = why};
 	char enhanced[16] = "";
 	char *text = NULL;
 	if (st == SMTPC_REPLY) {
