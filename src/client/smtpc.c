@@ -40,10 +40,13 @@ struct smtpc {
 	unsigned lines;
 	char dead_reason[256];
 	enum smtpc_status dead_status;
+	SSL_CTX *implicit_tls; /* TLS starts once TCP is connected */
+	char sni[256];
 };
 
 static void read_cb(struct bufferevent *bev, void *arg);
 static void event_cb(struct bufferevent *bev, short what, void *arg);
+static bool wrap_tls(struct smtpc *c, SSL_CTX *ctx, const char *sni, char *err, size_t errlen);
 
 /* smtpc_parse_line - "NNN", "NNN text" or "NNN-text"; code 200..599. */
 bool smtpc_parse_line(const char *line, int *code, bool *last)
@@ -239,6 +242,11 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_CONNECTED) {
 		if (!c->connected) {
 			c->connected = true;
+			if (c->implicit_tls != NULL &&
+			    !wrap_tls(c, c->implicit_tls, c->sni, why, sizeof(why))) {
+				die(c, SMTPC_ERROR, why);
+				return;
+			}
 			bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 			if (c->fn != NULL)
 				process(c);
@@ -322,25 +330,16 @@ struct smtpc *smtpc_connect(struct event_base *base, const struct smtpc_opts *o,
 	set_callbacks(c);
 	if (o->preamble != NULL) /* before any TLS bytes: it is for the TCP peer */
 		bufferevent_write(c->bev, o->preamble, strlen(o->preamble));
-	if (o->implicit_tls != NULL && !wrap_tls(c, o->implicit_tls, o->sni, err, errlen)) {
-		smtpc_free(c);
-		return NULL;
-	}
+	c->implicit_tls = o->implicit_tls;
+	rg_strlcpy(c->sni, o->sni ? o->sni : "", sizeof(c->sni));
 	timer_arm(c, c->timeout_ms);
-	/* the underlying socket bufferevent connects; a TLS filter on top follows */
-	struct bufferevent *sock = bufferevent_get_underlying(c->bev);
-	if (bufferevent_socket_connect(sock ? sock : c->bev, o->addr, (int)o->addrlen) != 0) {
+	if (bufferevent_socket_connect(c->bev, o->addr, (int)o->addrlen) != 0) {
 		/* the failure is reported through the callback, from the loop */
 		c->dead = true;
 		c->dead_status = SMTPC_ERROR;
 		snprintf(c->dead_reason, sizeof(c->dead_reason), "connect failed: %s",
 			 strerror(errno));
 		event_active(c->kick, EV_TIMEOUT, 0);
-	}
-	if (sock != NULL) {
-		/* with implicit TLS the filter sees CONNECTED after the handshake;
-		 * the TCP connect itself is enough to stop the connect timer logic */
-		c->connected = true;
 	}
 	return c;
 }

@@ -43,6 +43,7 @@
 #define MAX_LANES 8
 #define MAX_STEPS 8
 #define PROXY_WAIT_MS 500
+#define QUIT_WAIT_MS 2000
 
 struct run;
 struct tstate;
@@ -184,8 +185,10 @@ static void lane_drop(struct lane *l, bool polite)
 {
 	if (l->c == NULL)
 		return;
-	if (polite)
-		smtpc_command(l->c, "QUIT", quit_done, NULL);
+	if (polite) { /* a tarpit must not hold the run: at most QUIT_WAIT_MS */
+		smtpc_send_raw(l->c, "QUIT\r\n", 6);
+		smtpc_expect(l->c, QUIT_WAIT_MS, quit_done, NULL);
+	}
 	else
 		smtpc_free(l->c);
 	l->c = NULL;
@@ -269,7 +272,7 @@ static void setup_failed(struct lane *l, enum probe_role role, const struct smtp
 			 role == ROLE_GREETING ? "service" : "session set-up", rep->text);
 	else
 		snprintf(t->error, sizeof(t->error), "%s", rep->error);
-	t->reachable = role > ROLE_GREETING && rep->status == SMTPC_REPLY;
+	/* reachable was set by a 2xx greeting: failing later is inconclusive */
 	l->active = false;
 	target_finish(l->ts);
 }

@@ -19,9 +19,10 @@ UNTRUSTED = harness.UNTRUSTED
 RELAY_TESTS = ('plain', 'null-sender', 'sender-ip')
 
 
-def probe(args, timeout=60):
+def probe(args, timeout=60, source=UNTRUSTED):
     """Run relayguard probe --json; returns (exit status, [target objects], stderr)."""
-    p = subprocess.run([harness.binary(), 'probe', '--json', '--source', UNTRUSTED] + list(args),
+    src = ['--source', source] if source else []
+    p = subprocess.run([harness.binary(), 'probe', '--json'] + src + list(args),
                        capture_output=True, text=True, timeout=timeout, errors='replace')
     objs = [json.loads(line) for line in p.stdout.splitlines() if line.strip()]
     found = harness.sanitizer_report(p.stderr)
@@ -385,6 +386,18 @@ class AgainstRelayguard(unittest.TestCase):
             self.assertEqual(by['percent-host']['verdict'], 'relay-confirmed')
             self.assertEqual(by['backscatter']['verdict'], 'denied')
             self.assertEqual(set(objs[0]['relayed']), {'plain', 'percent-host'})
+
+    @unittest.skipUnless(harness.ipv6_available(), 'no IPv6 on loopback')
+    def test_ipv6_target(self):
+        with harness.Server(ipv6=True) as srv:
+            # [::1] is in this server's mynetworks: an open relay for that client
+            rc, objs, _ = probe(['--only', 'plain,percent-ip', '[::1]:%d' % srv.port6],
+                                source=None)
+            self.assertEqual(rc, 1, objs)
+            self.assertEqual(objs[0]['address'], '::1')
+            by = tests_by_id(objs[0])
+            self.assertEqual(by['plain']['verdict'], 'relay-accepted')
+            self.assertEqual(by['percent-ip']['rcpt_to'], 'relaytest%example.net@[IPv6:::1]')
 
 
 if __name__ == '__main__':
