@@ -40,6 +40,7 @@ enum {
 	PF_AUTH_BOGUS = 1 << 5, /* AUTH PLAIN with made-up credentials */
 	PF_SUBMISSION = 1 << 6, /* only on ports 587 and 465 */
 	PF_NEEDS_AUTH = 1 << 7, /* only when --auth is given */
+	PF_SENDER = 1 << 8,     /* the sender is the trick: never replaced */
 };
 
 struct probe_test {
@@ -190,6 +191,7 @@ struct probe_result {
 	bool have_first;
 	unsigned attempts;     /* connection-level attempts */
 	bool running;
+	bool sender_replaced;  /* MAIL FROM refused: the RCPT form went with a plain sender */
 	uint64_t due_ms;       /* not before (retries) */
 	char token[64];        /* with --confirm-data */
 	bool data_accepted;

@@ -89,6 +89,7 @@ struct tstate {
 	size_t n_cands;
 	bool domain_found;
 	char user[64];
+	char plain_sender[PROBE_NAME_MAX]; /* for tests whose sender is refused */
 };
 
 struct run {
@@ -337,8 +338,9 @@ static void on_tls_ehlo(struct smtpc *c, const struct smtpc_reply *rep, void *ar
 static bool want_starttls(const struct lane *l)
 {
 	const struct probe_options *o = l->ts->run->o;
+	/* real credentials go over TLS whenever the server offers it */
 	return !l->tls && !(l->setup_flags & PF_PLAINTEXT) && l->ts->t.cap_starttls &&
-	       (o->starttls || l->ts->t.port == 587);
+	       (o->starttls || l->ts->t.port == 587 || (l->setup_flags & PF_AUTH));
 }
 
 static void on_ehlo(struct smtpc *c, const struct smtpc_reply *rep, void *arg)
@@ -682,6 +684,26 @@ static bool want_data(const struct lane *l)
 
 static void run_step(struct lane *l);
 
+/* replace_sender - a refused sender (Exim refuses antispam@[IP]) would leave the
+ * RCPT form untried: try it once more with the plain outside sender. */
+static bool replace_sender(struct lane *l, struct step *s, int code)
+{
+	struct probe_result *r = l->cur;
+	const char *plain = l->ts->plain_sender;
+	if (r->sender_replaced || (r->test->flags & PF_SENDER) || strcmp(r->mail, plain) == 0)
+		return false;
+	char note[PROBE_NAME_MAX * 2 + 64];
+	snprintf(note, sizeof(note), "sender <%s> refused (%d): RCPT tried with <%s>", r->mail,
+		 code, plain);
+	append_note(r, note);
+	r->sender_replaced = true;
+	rg_strlcpy(r->mail, plain, sizeof(r->mail));
+	snprintf(s->line, sizeof(s->line), "MAIL FROM:<%s>", plain);
+	rg_strlcpy(s->shown, s->line, sizeof(s->shown));
+	run_step(l);
+	return true;
+}
+
 static void on_step(struct smtpc *c, const struct smtpc_reply *rep, void *arg)
 {
 	(void)c;
@@ -695,6 +717,8 @@ static void on_step(struct smtpc *c, const struct smtpc_reply *rep, void *arg)
 	}
 	if (rep->code >= 400)
 		l->rejections++;
+	if (s->role == ROLE_MAIL && rep->code / 100 == 5 && replace_sender(l, s, rep->code))
+		return;
 	if (rep->code / 100 != 2) {
 		finish_transaction(l, &o, rep->code != 421);
 		return;
@@ -829,6 +853,7 @@ static void begin_tests(struct tstate *ts)
 		.domain = t->domain, .server = t->server_name, .ip = t->ip_literal,
 		.user = ts->user, .sender_local = "relayprobe", .helo = o->helo,
 	};
+	probe_expand("{sl}@{vd}", &v, ts->plain_sender, sizeof(ts->plain_sender));
 	for (size_t i = 0; i < t->n_results; i++) {
 		struct probe_result *r = &t->results[i];
 		const char *why;
@@ -862,6 +887,13 @@ static void conclude(struct tstate *ts)
 	enum probe_verdict *v = xcalloc(t->n_results + 1, sizeof(*v));
 	for (size_t i = 0; i < t->n_results; i++)
 		v[i] = t->results[i].verdict;
+	for (size_t i = 0; i < t->n_results; i++) {
+		struct probe_result *r = &t->results[i];
+		if (r->test->kind == PK_AUTH_PLAIN && r->verdict == V_DENIED && t->cap_auth_plain_text) {
+			r->verdict = v[i] = V_WARNING; /* refused, but offered where passwords show */
+			append_note(r, "AUTH is advertised on a connection without TLS");
+		}
+	}
 	t->verdict = probe_target_verdict(v, t->n_results, t->reachable);
 	if (t->reachable && !ts->discovered)
 		t->verdict = TV_INCONCLUSIVE;

@@ -276,6 +276,31 @@ class TemporaryFailures(FakeServerCase):
         self.assertEqual(len([x for x in objs[0]['tests'] if x['verdict'] == 'denied']),
                          len([x for x in objs[0]['tests'] if x['verdict'] != 'skipped']))
 
+    def test_refused_sender_does_not_hide_the_rcpt_form(self):
+        class SenderCheck(Policy):
+            """Refuses IP-literal senders (as Exim's sender verification does) and
+            accepts %-forms at its own address literal."""
+
+            def mail(self, sess, path):
+                if '@[' in path:
+                    return '550 5.7.1 Sender verify failed'
+                return '250 2.1.0 Ok'
+
+            def rcpt(self, sess, path):
+                if path.endswith('@[127.0.0.1]') and '%' in path:
+                    return '250 2.1.5 Ok'
+                return super().rcpt(sess, path)
+        srv = self.fake(SenderCheck())
+        rc, objs, _ = probe(['--only', 'percent-ip,sender-ip', target(srv.port)])
+        self.assertEqual(rc, 3, objs)
+        by = tests_by_id(objs[0])
+        self.assertEqual(by['percent-ip']['verdict'], 'accepted-ambiguous')
+        self.assertEqual(by['percent-ip']['mail_from'], 'relayprobe@example.net')
+        self.assertIn('relayprobe@[127.0.0.1]> refused', by['percent-ip']['note'])
+        # where the sender is the trick, a refusal is the answer
+        self.assertEqual(by['sender-ip']['verdict'], 'denied')
+        self.assertEqual(by['sender-ip']['mail_from'], 'relayprobe@[127.0.0.1]')
+
     def test_slow_reply_times_out(self):
         class Slow(Policy):
             def rcpt(self, sess, path):
