@@ -43,6 +43,7 @@ static const char usage[] =
 	"  --local-dir DIR    the target's own mailboxes: a token there is delivered-locally\n"
 	"  --canary-wait S    how long to look for tokens (default 10)\n"
 	"  --concurrency N    targets tested at the same time (default 10)\n"
+	"  --lanes N          parallel connections per target (default 3)\n"
 	"  --only ID[,ID..]   run only these tests (see --list)\n"
 	"  --list             print the battery: id, name, source\n"
 	"  -h, --help         this text\n"
