@@ -1,0 +1,429 @@
+"""test_probe.py - relayguard probe against scripted fake servers and relayguard serve.
+
+Every probe runs with --source 127.0.0.9 against 127.0.0.1 and reports what
+an operator would read: the exit status, the target verdict, each test's
+verdict and the transcript.
+"""
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import unittest
+
+import harness
+from fakesmtp import OWN, FakeSMTP, Policy, domain_of, make_cert
+
+UNTRUSTED = harness.UNTRUSTED
+RELAY_TESTS = ('plain', 'null-sender', 'sender-ip')
+
+
+def probe(args, timeout=60, source=UNTRUSTED):
+    """Run relayguard probe --json; returns (exit status, [target objects], stderr)."""
+    src = ['--source', source] if source else []
+    p = subprocess.run([harness.binary(), 'probe', '--json'] + src + list(args),
+                       capture_output=True, text=True, timeout=timeout, errors='replace')
+    objs = [json.loads(line) for line in p.stdout.splitlines() if line.strip()]
+    found = harness.sanitizer_report(p.stderr)
+    if found:
+        raise AssertionError('sanitizer report in probe output:\n' + p.stderr[-3000:])
+    return p.returncode, objs, p.stderr
+
+
+def tests_by_id(obj):
+    return {t['id']: t for t in obj['tests']}
+
+
+def target(port):
+    return '127.0.0.1:%d' % port
+
+
+class FakeServerCase(unittest.TestCase):
+    def fake(self, policy, **kw):
+        srv = FakeSMTP(policy, **kw)
+        self.addCleanup(srv.stop)
+        return srv
+
+
+class SecureServer(FakeServerCase):
+    def test_secure_server_is_closed(self):
+        srv = self.fake(Policy())
+        rc, objs, _ = probe([target(srv.port)])
+        self.assertEqual(rc, 0)
+        t = objs[0]
+        self.assertEqual(t['verdict'], 'closed')
+        self.assertEqual(t['relayed'], [])
+        self.assertEqual(t['domain'], 'fake.test')  # the banner name's parent took postmaster@
+        self.assertEqual(t['banner'], '220 mx.fake.test ESMTP fake')
+        verdicts = {x['verdict'] for x in t['tests']}
+        self.assertLessEqual(verdicts, {'denied', 'skipped'})
+        plain = tests_by_id(t)['plain']
+        self.assertEqual(plain['transcript'][-4:], [
+            {'c': 'RCPT TO:<relaytest@example.net>'},
+            {'s': '554 5.7.1 <relaytest@example.net>: Relay access denied'},
+            {'c': 'RSET'}, {'s': '250 2.0.0 Ok'}])
+        # each test is its own transaction: as many MAIL commands as tests that got that far
+        mails = [c for c in srv.all_commands() if c.startswith('MAIL FROM')]
+        self.assertGreaterEqual(len(mails), 30)
+        self.assertNotIn('DATA', srv.all_commands())  # safe by default
+
+    def test_connections_are_renewed_before_error_limits(self):
+        srv = self.fake(Policy())
+        probe([target(srv.port)])
+        self.assertGreater(len(srv.sessions), 5)
+        self.assertLessEqual(max(s['rejections'] for s in srv.sessions), 4)
+
+    def test_domain_option_and_victim(self):
+        srv = self.fake(Policy())
+        rc, objs, _ = probe(['--domain', 'fake.test', '--victim', 'someone@example.com',
+                             '--only', 'plain,percent-domain', target(srv.port)])
+        self.assertEqual(rc, 0)
+        t = tests_by_id(objs[0])
+        self.assertEqual(set(t), {'plain', 'percent-domain'})
+        self.assertEqual(t['plain']['rcpt_to'], 'someone@example.com')
+        self.assertEqual(t['percent-domain']['rcpt_to'], 'someone%example.com@fake.test')
+
+    def test_multiline_denial_is_read_to_the_end(self):
+        class MultiLine(Policy):
+            def rcpt(self, sess, path):
+                if self.local(path):
+                    return super().rcpt(sess, path)
+                return ('550 5.7.1 Relaying denied\n550 5.7.1 see the policy page\n'
+                        '550 5.7.1 go away')
+        srv = self.fake(MultiLine())
+        rc, objs, _ = probe(['--only', 'plain,null-sender', target(srv.port)])
+        self.assertEqual(rc, 0)
+        plain = tests_by_id(objs[0])['plain']
+        self.assertEqual(plain['verdict'], 'denied')
+        self.assertIn({'s': '550-5.7.1 Relaying denied\n550-5.7.1 see the policy page\n'
+                            '550 5.7.1 go away'}, plain['transcript'])
+        # the RSET after it got its own reply, not a leftover line
+        self.assertEqual(plain['transcript'][-1], {'s': '250 2.0.0 Ok'})
+
+    def test_helo_fallback_when_ehlo_is_refused(self):
+        class NoEhlo(Policy):
+            def ehlo(self, sess, verb, arg):
+                if verb == 'EHLO':
+                    return '500 5.5.1 Command unrecognized'
+                return '250 mx.fake.test'
+        srv = self.fake(NoEhlo())
+        rc, objs, _ = probe(['--only', 'plain,helo-localhost', target(srv.port)])
+        self.assertEqual(rc, 0, objs)
+        self.assertIn('HELO probe.example.org', srv.all_commands())
+        self.assertEqual(tests_by_id(objs[0])['plain']['verdict'], 'denied')
+
+    def test_auth_before_tls_is_a_warning_not_a_relay(self):
+        class PlainAuth(Policy):
+            def other(self, sess, verb, line):
+                if verb == 'AUTH':
+                    return '535 5.7.8 Error: authentication failed'
+                return super().other(sess, verb, line)
+        srv = self.fake(PlainAuth())
+        rc, objs, _ = probe(['--only', 'auth-before-tls,plain', target(srv.port)])
+        self.assertEqual(rc, 0)
+        t = tests_by_id(objs[0])
+        self.assertEqual(t['auth-before-tls']['verdict'], 'warning')
+        self.assertTrue(any('smtpd_tls_auth_only' in a for a in objs[0]['advice']))
+
+
+class OpenServers(FakeServerCase):
+    def test_accept_everything_then_drop(self):
+        class Dropper(Policy):
+            def before_command(self, sess, line):
+                return None if len(sess['commands']) > 6 else False
+
+            def rcpt(self, sess, path):
+                return '250 2.1.5 Ok'
+        srv = self.fake(Dropper())
+        rc, objs, _ = probe([target(srv.port)])
+        self.assertEqual(rc, 1)
+        t = objs[0]
+        self.assertEqual(t['verdict'], 'open')
+        self.assertIn('plain', t['relayed'])
+        by = tests_by_id(t)
+        self.assertEqual(by['plain']['verdict'], 'relay-accepted')
+        self.assertEqual(by['percent-ip']['verdict'], 'accepted-ambiguous')
+        self.assertNotIn('error', {x['verdict'] for x in t['tests']})
+        self.assertTrue(any('reject_unauth_destination' in a for a in t['advice']))
+
+    def test_greylisting_then_accept_is_a_relay(self):
+        class Greylist(Policy):
+            seen = set()
+
+            def rcpt(self, sess, path):
+                if self.local(path):
+                    return super().rcpt(sess, path)
+                if path in self.seen:
+                    return '250 2.1.5 Ok'
+                self.seen.add(path)
+                return '450 4.2.0 <%s>: Recipient address rejected: Greylisted' % path
+        srv = self.fake(Greylist())
+        rc, objs, _ = probe(['--retry-after', '0.2', '--only', 'plain,ipv4-literal',
+                             target(srv.port)])
+        self.assertEqual(rc, 1)
+        plain = tests_by_id(objs[0])['plain']
+        self.assertEqual(plain['verdict'], 'relay-accepted')
+        self.assertIn('retry', plain['note'])
+        self.assertEqual(sum(1 for c in srv.all_commands()
+                             if c == 'RCPT TO:<relaytest@example.net>'), 2)
+
+    def test_ambiguous_forms_only_are_suspicious_until_settled(self):
+        class LocalPercent(Policy):
+            """Like OpenSMTPD: %, ! and quoted forms at its own names are delivered locally."""
+
+            def rcpt(self, sess, path):
+                if domain_of(path) in OWN:
+                    return '250 2.1.5 Ok'
+                return super().rcpt(sess, path)
+
+            def data_end(self, sess, body):
+                fd, _ = tempfile.mkstemp(dir=self.local_dir, prefix='msg')
+                with os.fdopen(fd, 'w') as f:
+                    f.write(body)
+                return '250 2.0.0 Ok: delivered locally'
+        pol = LocalPercent()
+        pol.local_dir = tempfile.mkdtemp(prefix='probe-local-')
+        self.addCleanup(shutil.rmtree, pol.local_dir, True)
+        srv = self.fake(pol)
+        only = 'plain,percent-ip,bang-host,quoted-at-domain,backscatter'
+        rc, objs, _ = probe(['--only', only, target(srv.port)])
+        self.assertEqual(rc, 3)
+        t = objs[0]
+        self.assertEqual(t['verdict'], 'suspicious')
+        by = tests_by_id(t)
+        self.assertEqual(by['percent-ip']['verdict'], 'accepted-ambiguous')
+        self.assertEqual(by['backscatter']['verdict'], 'warning')
+        self.assertEqual(by['plain']['verdict'], 'denied')
+        # --confirm-data with the server's own mailboxes settles it: delivered locally
+        canary = tempfile.mkdtemp(prefix='probe-canary-')
+        self.addCleanup(shutil.rmtree, canary, True)
+        rc, objs, _ = probe(['--only', only, '--confirm-data', '--canary-dir', canary,
+                             '--local-dir', pol.local_dir, '--canary-wait', '2',
+                             target(srv.port)])
+        self.assertEqual(rc, 0, objs)
+        by = tests_by_id(objs[0])
+        self.assertEqual(by['percent-ip']['verdict'], 'delivered-locally')
+        self.assertEqual(by['bang-host']['verdict'], 'delivered-locally')
+        self.assertEqual(objs[0]['verdict'], 'closed')
+        self.assertTrue(any('X-Relayguard-Probe: ' + by['percent-ip']['token'] in m
+                            for s in srv.sessions for m in s['messages']))
+
+    def test_several_targets_worst_exit_wins(self):
+        secure = self.fake(Policy())
+
+        class Open(Policy):
+            def rcpt(self, sess, path):
+                return '250 2.1.5 Ok'
+        opened = self.fake(Open())
+        rc, objs, _ = probe(['--only', 'plain', target(secure.port), target(opened.port),
+                             '127.0.0.1:1'])
+        self.assertEqual(rc, 1)
+        verdicts = {o['port']: o['verdict'] for o in objs}
+        self.assertEqual(verdicts, {secure.port: 'closed', opened.port: 'open', 1: 'unreachable'})
+
+
+class TemporaryFailures(FakeServerCase):
+    def test_persistent_4_7_1_is_denied_temporary(self):
+        class Defer(Policy):
+            def rcpt(self, sess, path):
+                if self.local(path):
+                    return super().rcpt(sess, path)
+                return '454 4.7.1 <%s>: Relay access denied' % path
+        srv = self.fake(Defer())
+        rc, objs, _ = probe(['--retry-after', '0.1', '--only', 'plain,bang-ip', target(srv.port)])
+        self.assertEqual(rc, 0)
+        plain = tests_by_id(objs[0])['plain']
+        self.assertEqual(plain['verdict'], 'denied-temporary')
+        self.assertIn('defers', plain['note'])
+        self.assertTrue(any('defer_unauth_destination' in a for a in objs[0]['advice']))
+
+    def test_persistent_other_4xx_is_inconclusive(self):
+        class Busy(Policy):
+            def rcpt(self, sess, path):
+                if self.local(path):
+                    return super().rcpt(sess, path)
+                return '451 4.3.0 Try again later'
+        srv = self.fake(Busy())
+        rc, objs, _ = probe(['--retry-after', '0.1', '--only', 'plain', target(srv.port)])
+        self.assertEqual(rc, 2)
+        self.assertEqual(objs[0]['verdict'], 'inconclusive')
+        self.assertEqual(tests_by_id(objs[0])['plain']['verdict'], 'inconclusive')
+
+    def test_421_mid_session_reconnects(self):
+        class Closing(Policy):
+            def before_command(self, sess, line):
+                mails = sum(1 for c in sess['commands'] if c.startswith('MAIL'))
+                if line.startswith('MAIL') and mails == 2:
+                    return '421 4.7.0 mx.fake.test Error: too many errors'
+                return False
+        srv = self.fake(Closing())
+        rc, objs, _ = probe([target(srv.port)])
+        self.assertEqual(rc, 0, [x for x in objs[0]['tests'] if x['verdict'] != 'denied'])
+        self.assertEqual(objs[0]['verdict'], 'closed')
+        self.assertTrue(any(c.startswith('MAIL') for c in srv.all_commands()))
+
+    def test_exim_style_drop_after_rejections(self):
+        class Exim(Policy):
+            def before_command(self, sess, line):
+                if sess['rejections'] >= 3:
+                    return None  # drops the session without a word
+                return False
+        srv = self.fake(Exim())
+        rc, objs, _ = probe([target(srv.port)])
+        self.assertEqual(rc, 0)
+        self.assertEqual(objs[0]['verdict'], 'closed')
+        self.assertEqual(len([x for x in objs[0]['tests'] if x['verdict'] == 'denied']),
+                         len([x for x in objs[0]['tests'] if x['verdict'] != 'skipped']))
+
+    def test_refused_sender_does_not_hide_the_rcpt_form(self):
+        class SenderCheck(Policy):
+            """Refuses IP-literal senders (as Exim's sender verification does) and
+            accepts %-forms at its own address literal."""
+
+            def mail(self, sess, path):
+                if '@[' in path:
+                    return '550 5.7.1 Sender verify failed'
+                return '250 2.1.0 Ok'
+
+            def rcpt(self, sess, path):
+                if path.endswith('@[127.0.0.1]') and '%' in path:
+                    return '250 2.1.5 Ok'
+                return super().rcpt(sess, path)
+        srv = self.fake(SenderCheck())
+        rc, objs, _ = probe(['--only', 'percent-ip,sender-ip', target(srv.port)])
+        self.assertEqual(rc, 3, objs)
+        by = tests_by_id(objs[0])
+        self.assertEqual(by['percent-ip']['verdict'], 'accepted-ambiguous')
+        self.assertEqual(by['percent-ip']['mail_from'], 'relayprobe@example.net')
+        self.assertIn('relayprobe@[127.0.0.1]> refused', by['percent-ip']['note'])
+        # where the sender is the trick, a refusal is the answer
+        self.assertEqual(by['sender-ip']['verdict'], 'denied')
+        self.assertEqual(by['sender-ip']['mail_from'], 'relayprobe@[127.0.0.1]')
+
+    def test_slow_reply_times_out(self):
+        class Slow(Policy):
+            def rcpt(self, sess, path):
+                if self.local(path):
+                    return super().rcpt(sess, path)
+                time.sleep(2)
+                return super().rcpt(sess, path)
+        srv = self.fake(Slow())
+        rc, objs, _ = probe(['--timeout', '0.5', '--only', 'plain', target(srv.port)])
+        self.assertEqual(rc, 2)
+        plain = tests_by_id(objs[0])['plain']
+        self.assertEqual(plain['verdict'], 'timeout')
+        self.assertEqual(objs[0]['verdict'], 'inconclusive')
+
+    def test_unreachable(self):
+        port = harness.free_port()
+        rc, objs, _ = probe([target(port)])
+        self.assertEqual(rc, 2)
+        self.assertEqual(objs[0]['verdict'], 'unreachable')
+        self.assertIn('refused', objs[0]['error'])
+
+
+@unittest.skipUnless(shutil.which('openssl'), 'openssl not installed')
+class Tls(FakeServerCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix='probe-tls-')
+        cls.certs = make_cert(cls.dir)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.dir, True)
+
+    def test_starttls_when_asked(self):
+        pol = Policy()
+        pol.starttls = True
+        srv = self.fake(pol, certs=self.certs)
+        rc, objs, _ = probe(['--starttls', '--only', 'plain,xclient,auth-before-tls',
+                             target(srv.port)])
+        self.assertEqual(rc, 0, objs)
+        self.assertEqual(objs[0]['tls'], 'starttls')
+        for s in srv.sessions:
+            mails = [c for c in s['commands'] if c.startswith('MAIL')]
+            if 'AUTH' in ' '.join(s['commands']):
+                self.assertFalse(s['tls'], 'auth-before-tls must stay in plain text')
+            elif mails:
+                self.assertTrue(s['tls'], s['commands'])
+        xclient = tests_by_id(objs[0])['xclient']
+        self.assertIn({'c': 'STARTTLS'}, xclient['transcript'])
+
+    def test_no_starttls_unless_asked(self):
+        pol = Policy()
+        pol.starttls = True
+        srv = self.fake(pol, certs=self.certs)
+        rc, objs, _ = probe(['--only', 'plain', target(srv.port)])
+        self.assertEqual(rc, 0)
+        self.assertEqual(objs[0]['tls'], 'none')
+        self.assertNotIn('STARTTLS', srv.all_commands())
+
+    def test_implicit_tls(self):
+        srv = self.fake(Policy(), implicit_tls=True, certs=self.certs)
+        rc, objs, _ = probe(['--tls', '--only', 'plain,null-sender', target(srv.port)])
+        self.assertEqual(rc, 0, objs)
+        self.assertEqual(objs[0]['tls'], 'implicit')
+        self.assertTrue(all(s['tls'] for s in srv.sessions))
+        self.assertEqual(tests_by_id(objs[0])['plain']['verdict'], 'denied')
+
+
+class Cli(unittest.TestCase):
+    def test_list_names_every_nmap_test(self):
+        p = harness.run_cli(['probe', '--list'])
+        self.assertEqual(p.returncode, 0)
+        for n in range(1, 17):
+            self.assertRegex(p.stdout, r'smtp-open-relay #%d\b' % n)
+
+    def test_usage_errors(self):
+        for args in (['--port', '0', 'h'], ['bad host'], ['--only', 'nope', 'h'],
+                     ['--victim', 'novictim', 'h'], ['--canary-dir', '/tmp', 'h'],
+                     ['--tls', '--starttls', 'h'], ['--bogus', 'h'], []):
+            p = harness.run_cli(['probe'] + args)
+            self.assertEqual(p.returncode, 64, args)
+        self.assertEqual(harness.run_cli(['probe', '--help']).returncode, 0)
+
+
+class AgainstRelayguard(unittest.TestCase):
+    def test_default_config_is_closed(self):
+        with harness.Server() as srv:
+            rc, objs, _ = probe([target(srv.port)])
+            self.assertEqual(rc, 0, objs)
+            self.assertEqual(objs[0]['verdict'], 'closed')
+            self.assertEqual(objs[0]['relayed'], [])
+            self.assertEqual(srv.queue_files('deferred'), [])
+
+    def test_broad_mynetworks_is_open_and_confirmed_by_canary(self):
+        with harness.Server(overrides={'mynetworks': '127.0.0.0/8',
+                                       'mydestination': '$myhostname localhost'}) as srv:
+            rc, objs, _ = probe([target(srv.port)])
+            self.assertEqual(rc, 1)
+            self.assertIn('plain', objs[0]['relayed'])
+            self.assertEqual(srv.queue_files('deferred'), [])  # no DATA by default
+            rc, objs, _ = probe(['--only', 'plain,percent-host,backscatter', '--confirm-data',
+                                 '--canary-dir', os.path.join(srv.queue_dir, 'deferred'),
+                                 '--local-dir', srv.mail_dir, '--canary-wait', '5',
+                                 target(srv.port)])
+            self.assertEqual(rc, 1)
+            by = tests_by_id(objs[0])
+            self.assertEqual(by['plain']['verdict'], 'relay-confirmed')
+            self.assertEqual(by['percent-host']['verdict'], 'relay-confirmed')
+            self.assertEqual(by['backscatter']['verdict'], 'denied')
+            self.assertEqual(set(objs[0]['relayed']), {'plain', 'percent-host'})
+
+    @unittest.skipUnless(harness.ipv6_available(), 'no IPv6 on loopback')
+    def test_ipv6_target(self):
+        with harness.Server(ipv6=True) as srv:
+            # [::1] is in this server's mynetworks: an open relay for that client
+            rc, objs, _ = probe(['--only', 'plain,percent-ip', '[::1]:%d' % srv.port6],
+                                source=None)
+            self.assertEqual(rc, 1, objs)
+            self.assertEqual(objs[0]['address'], '::1')
+            by = tests_by_id(objs[0])
+            self.assertEqual(by['plain']['verdict'], 'relay-accepted')
+            self.assertEqual(by['percent-ip']['rcpt_to'], 'relaytest%example.net@[IPv6:::1]')
+
+
+if __name__ == '__main__':
+    unittest.main()
