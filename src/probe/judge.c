@@ -96,6 +96,12 @@ static enum probe_verdict refused(enum probe_kind kind, const struct probe_outco
 	return V_DENIED;
 }
 
+bool probe_redo_with_own_helo(const struct probe_outcome *o, bool repeated_ehlo)
+{
+	return repeated_ehlo && o->role == ROLE_HELO && o->status == PS_REPLY &&
+	       o->code / 100 != 2 && o->code != 421;
+}
+
 enum probe_verdict probe_judge(enum probe_kind kind, const struct probe_outcome *first,
 			       const struct probe_outcome *retry, char *note, size_t notelen)
 {

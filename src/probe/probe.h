@@ -126,6 +126,13 @@ struct probe_outcome {
 enum probe_verdict probe_judge(enum probe_kind kind, const struct probe_outcome *first,
 			       const struct probe_outcome *retry, char *note, size_t notelen);
 
+/* A refused EHLO that was sent again on a session that already had one
+ * (to change the HELO name) says nothing about the test: RFC 5321 4.1.4
+ * allows it, but OpenSMTPD answers 503 "Already identified" and Exim counts
+ * it against smtp_accept_max_nonmail (554). True when the test must run
+ * again on a new connection that starts with its own name. */
+bool probe_redo_with_own_helo(const struct probe_outcome *o, bool repeated_ehlo);
+
 enum probe_target_verdict { TV_CLOSED, TV_OPEN, TV_SUSPICIOUS, TV_INCONCLUSIVE, TV_UNREACHABLE };
 const char *probe_target_verdict_name(enum probe_target_verdict v);
 enum probe_target_verdict probe_target_verdict(const enum probe_verdict *v, size_t n,
@@ -192,6 +199,7 @@ struct probe_result {
 	unsigned attempts;     /* connection-level attempts */
 	bool running;
 	bool sender_replaced;  /* MAIL FROM refused: the RCPT form went with a plain sender */
+	bool own_helo;         /* a repeated EHLO was refused: open with the test's name */
 	uint64_t due_ms;       /* not before (retries) */
 	char token[64];        /* with --confirm-data */
 	bool data_accepted;

@@ -65,6 +65,7 @@ struct lane {
 	bool active;
 	unsigned rejections;
 	char helo_now[PROBE_NAME_MAX];
+	const char *ehlo_name; /* the name the connection opened with */
 	struct event *timer;
 	/* the test being run */
 	struct probe_result *cur;
@@ -318,7 +319,7 @@ static void on_starttls(struct smtpc *c, const struct smtpc_reply *rep, void *ar
 	}
 	l->tls = true;
 	char line[PROBE_NAME_MAX + 8];
-	snprintf(line, sizeof(line), "%s %s", l->helo_fallback ? "HELO" : "EHLO", l->ts->run->o->helo);
+	snprintf(line, sizeof(line), "%s %s", l->helo_fallback ? "HELO" : "EHLO", l->ehlo_name);
 	lane_cmd(l, line, NULL, on_tls_ehlo);
 }
 
@@ -331,7 +332,7 @@ static void on_tls_ehlo(struct smtpc *c, const struct smtpc_reply *rep, void *ar
 		setup_failed(l, ROLE_HELO, rep);
 		return;
 	}
-	rg_strlcpy(l->helo_now, l->ts->run->o->helo, sizeof(l->helo_now));
+	rg_strlcpy(l->helo_now, l->ehlo_name, sizeof(l->helo_now));
 	setup_ready(l);
 }
 
@@ -354,7 +355,7 @@ static void on_ehlo(struct smtpc *c, const struct smtpc_reply *rep, void *arg)
 		struct probe_target *t = &l->ts->t;
 		if (t->server_name[0] == '\0')
 			probe_reply_name(rep->text, t->server_name, sizeof(t->server_name));
-		rg_strlcpy(l->helo_now, l->ts->run->o->helo, sizeof(l->helo_now));
+		rg_strlcpy(l->helo_now, l->ehlo_name, sizeof(l->helo_now));
 		if (want_starttls(l)) {
 			lane_cmd(l, "STARTTLS", NULL, on_starttls);
 			return;
@@ -373,8 +374,7 @@ static void on_ehlo(struct smtpc *c, const struct smtpc_reply *rep, void *arg)
 static void send_ehlo(struct lane *l)
 {
 	char line[PROBE_NAME_MAX + 8];
-	snprintf(line, sizeof(line), "%s %s", l->helo_fallback ? "HELO" : "EHLO",
-		 l->ts->run->o->helo);
+	snprintf(line, sizeof(line), "%s %s", l->helo_fallback ? "HELO" : "EHLO", l->ehlo_name);
 	lane_cmd(l, line, NULL, on_ehlo);
 }
 
@@ -434,10 +434,12 @@ static void lane_open(struct lane *l, unsigned flags)
 		so.preamble = proxy;
 		record(l->cur, true, v6 ? "PROXY TCP6 ::1 ::1 40000 (port)" : "PROXY TCP4 127.0.0.1 127.0.0.1 40000 (port)");
 	}
+	bool own_helo = l->cur != NULL && l->cur->own_helo;
 	l->setup_flags = flags;
+	l->ehlo_name = own_helo ? l->cur->helo : run->o->helo;
 	l->helo_fallback = false;
 	l->tls = run->o->implicit_tls;
-	l->fresh = flags & PF_FRESH;
+	l->fresh = (flags & PF_FRESH) || own_helo;
 	l->rejections = 0;
 	l->st = L_SETUP;
 	l->c = smtpc_connect(run->base, &so, on_greeting, l, err, sizeof(err));
@@ -704,6 +706,24 @@ static bool replace_sender(struct lane *l, struct step *s, int code)
 	return true;
 }
 
+/* redo_with_own_helo - the server refused to change names mid-session: run
+ * the test again on a new connection that opens with its HELO name. */
+static void redo_with_own_helo(struct lane *l, int code)
+{
+	struct probe_result *r = l->cur;
+	char note[PROBE_NAME_MAX + 96];
+	snprintf(note, sizeof(note), "a second EHLO was refused (%d): run again on a new "
+		 "connection opened with EHLO %s", code, r->helo);
+	append_note(r, note);
+	r->own_helo = true;
+	r->running = false;
+	r->attempts--;
+	r->due_ms = 0;
+	l->cur = NULL;
+	lane_drop(l, true);
+	lane_next(l);
+}
+
 static void on_step(struct smtpc *c, const struct smtpc_reply *rep, void *arg)
 {
 	(void)c;
@@ -719,6 +739,10 @@ static void on_step(struct smtpc *c, const struct smtpc_reply *rep, void *arg)
 		l->rejections++;
 	if (s->role == ROLE_MAIL && rep->code / 100 == 5 && replace_sender(l, s, rep->code))
 		return;
+	if (probe_redo_with_own_helo(&o, l->step == 0) && !l->cur->own_helo) {
+		redo_with_own_helo(l, rep->code);
+		return;
+	}
 	if (rep->code / 100 != 2) {
 		finish_transaction(l, &o, rep->code != 421);
 		return;
@@ -808,7 +832,8 @@ static void lane_next(struct lane *l)
 	l->cur = r;
 	l->st = L_TEST;
 	unsigned flags = r->test->flags;
-	if (l->c != NULL && !l->fresh && !(flags & PF_FRESH) && l->rejections < o->rejections_per_conn) {
+	if (l->c != NULL && !l->fresh && !(flags & PF_FRESH) && !r->own_helo &&
+	    l->rejections < o->rejections_per_conn) {
 		start_test(l);
 		return;
 	}

@@ -77,6 +77,24 @@ static void test_judge(void)
 		CHECK_STR_AT(rows[i].line, probe_verdict_name(v), probe_verdict_name(rows[i].want),
 			     "verdict");
 	}
+	/* a refused second EHLO (OpenSMTPD 503 "Already identified", Exim 554 "Too many
+	 * nonmail commands") is no verdict: the test runs again opening with its name */
+	static const struct {
+		int line;
+		struct probe_outcome o;
+		bool repeated, want;
+	} redo[] = {
+		{__LINE__, REPLY(ROLE_HELO, 503, "5.5.1"), true, true},
+		{__LINE__, REPLY(ROLE_HELO, 554, ""), true, true},
+		{__LINE__, REPLY(ROLE_HELO, 501, "5.5.2"), false, false}, /* the first EHLO: a verdict */
+		{__LINE__, REPLY(ROLE_HELO, 421, "4.7.0"), true, false},  /* lost: retried as such */
+		{__LINE__, REPLY(ROLE_HELO, 250, ""), true, false},
+		{__LINE__, REPLY(ROLE_RCPT, 503, "5.5.1"), true, false},
+		{__LINE__, STATUS(ROLE_HELO, PS_CLOSED), true, false},
+	};
+	for (size_t i = 0; i < RG_ARRAY_LEN(redo); i++)
+		CHECK_AT(redo[i].line, probe_redo_with_own_helo(&redo[i].o, redo[i].repeated) ==
+			 redo[i].want, "redo with own HELO");
 	/* the note of a denied-temporary explains itself */
 	struct probe_outcome a = REPLY(ROLE_RCPT, 454, "4.7.1");
 	char note[256];
