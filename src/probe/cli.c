@@ -32,6 +32,8 @@ static const char usage[] =
 	"  -f FILE            read targets from FILE, one a line (# comments)\n"
 	"  --auth USER:PASS   also check that relaying works after AUTH\n"
 	"  --source ADDR      connect from this local address (test from outside mynetworks)\n"
+	"  --dns-server LIST  resolve target names with these DNS servers (ADDR[:PORT],...;\n"
+	"                     default /etc/hosts, then /etc/resolv.conf)\n"
 	"  --domain D         a domain the target is the final destination for\n"
 	"                     (default: from its banner/EHLO name or that name's parent)\n"
 	"  --victim ADDR      the outside address (default relaytest@example.net)\n"
@@ -54,7 +56,7 @@ static const char usage[] =
 enum {
 	O_PORT = 256, O_STARTTLS, O_TLS, O_JSON, O_AUTH, O_SOURCE, O_DOMAIN, O_VICTIM, O_HELO,
 	O_TIMEOUT, O_RETRY, O_CONFIRM, O_CANARY, O_LOCAL, O_CANARY_WAIT, O_CONC, O_ONLY, O_LIST,
-	O_LANES,
+	O_LANES, O_DNS,
 };
 
 static const struct option longopts[] = {
@@ -64,6 +66,7 @@ static const struct option longopts[] = {
 	{"json", no_argument, NULL, O_JSON},
 	{"auth", required_argument, NULL, O_AUTH},
 	{"source", required_argument, NULL, O_SOURCE},
+	{"dns-server", required_argument, NULL, O_DNS},
 	{"domain", required_argument, NULL, O_DOMAIN},
 	{"victim", required_argument, NULL, O_VICTIM},
 	{"helo", required_argument, NULL, O_HELO},
@@ -195,6 +198,10 @@ int probe_main(int argc, char **argv)
 		case O_JSON: o.json = true; break;
 		case O_AUTH: free(auth); auth = xstrdup(optarg); break;
 		case O_SOURCE: o.source = optarg; break;
+		case O_DNS:
+			if (optarg[0] == '\0' || strspn(optarg, "0123456789abcdefABCDEF.:[],") != strlen(optarg)) { rc = usage_error("--dns-server takes ADDR[:PORT][,...], not \"%s\"", optarg); goto out; }
+			o.dns_servers = optarg;
+			break;
 		case O_DOMAIN:
 			if (!simple_name(optarg)) { rc = usage_error("--domain takes a domain name, not \"%s\"", optarg); goto out; }
 			o.domain = optarg;

@@ -163,6 +163,7 @@ struct probe_options {
 	const char *auth_user;
 	const char *auth_pass;
 	const char *source;    /* local address to bind */
+	const char *dns_servers; /* "127.0.0.1:5353,..." or NULL: /etc/resolv.conf */
 	const char *domain;
 	const char *victim;    /* local@domain */
 	const char *helo;

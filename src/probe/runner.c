@@ -16,11 +16,15 @@
  *	-> EHLO) -> READY; READY -> running a test's steps -> READY. Tests with
  *	PF_FRESH get a connection of their own, closed after the test.
  *
+ *	A target named by a host name is resolved first, through dns/ (c-ares
+ *	on the same loop): never a blocking resolver call.
+ *
  *	With --confirm-data and a canary or local directory, tokens are looked
  *	for after all targets are done, and results are printed then.
  */
 #include "probe/probe.h"
 #include "client/smtpc.h"
+#include "dns/dns.h"
 #include "net/net.h"
 
 #include <arpa/inet.h>
@@ -28,7 +32,6 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
@@ -96,6 +99,7 @@ struct tstate {
 struct run {
 	const struct probe_options *o;
 	struct event_base *base;
+	struct dns *dns; /* made when the first target needs a name resolved */
 	SSL_CTX *ctx;
 	struct event *kick;
 	struct tstate *ts;
@@ -981,41 +985,70 @@ static void target_finish(struct tstate *ts)
 	event_active(run->kick, EV_TIMEOUT, 0);
 }
 
-static bool resolve(struct run *run, struct probe_target *t)
+/* ip_sockaddr - an address and port as a sockaddr; returns its length. */
+static socklen_t ip_sockaddr(const struct rg_ip *ip, int port, struct sockaddr_storage *ss)
 {
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
-				 .ai_family = run->sourcelen ? run->source.ss_family : AF_UNSPEC};
-	struct addrinfo *res = NULL;
-	char port[16];
-	snprintf(port, sizeof(port), "%d", t->port);
-	int e = getaddrinfo(t->host, port, &hints, &res);
-	if (e != 0 || res == NULL) {
-		snprintf(t->error, sizeof(t->error), "cannot resolve %s%s: %s", t->host,
-			 run->sourcelen ? " (in the --source address family)" : "", gai_strerror(e));
-		return false;
+	memset(ss, 0, sizeof(*ss));
+	if (ip->family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)port);
+		memcpy(&sin->sin_addr, ip->addr, 4);
+		return sizeof(*sin);
 	}
-	memcpy(&t->addr, res->ai_addr, res->ai_addrlen);
-	t->addrlen = res->ai_addrlen;
-	freeaddrinfo(res);
-	struct rg_ip ip;
-	ip_from_sockaddr((struct sockaddr *)&t->addr, &ip);
-	ip_format(&ip, t->addr_text, sizeof(t->addr_text));
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+	sin6->sin6_family = AF_INET6;
+	sin6->sin6_port = htons((uint16_t)port);
+	memcpy(&sin6->sin6_addr, ip->addr, 16);
+	return sizeof(*sin6);
+}
+
+/* connect_target - the address is known: open the first lane. */
+static void connect_target(struct tstate *ts, const struct rg_ip *ip)
+{
+	struct probe_target *t = &ts->t;
+	t->addrlen = ip_sockaddr(ip, t->port, &t->addr);
+	ip_format(ip, t->addr_text, sizeof(t->addr_text));
 	snprintf(t->ip_literal, sizeof(t->ip_literal), "%s%s",
-		 ip.family == AF_INET6 ? "IPv6:" : "", t->addr_text);
-	return true;
+		 ip->family == AF_INET6 ? "IPv6:" : "", t->addr_text);
+	ts->n_lanes = ts->run->o->lanes;
+	ts->lanes[0].active = true;
+	lane_open(&ts->lanes[0], 0);
+}
+
+static void on_resolved(void *arg, const struct rg_ip *ip, const char *error)
+{
+	struct tstate *ts = arg;
+	struct run *run = ts->run;
+	if (ip == NULL) {
+		snprintf(ts->t.error, sizeof(ts->t.error), "cannot resolve %s%s: %s", ts->t.host,
+			 run->sourcelen ? " (in the --source address family)" : "", error);
+		target_finish(ts);
+		return;
+	}
+	connect_target(ts, ip);
 }
 
 static void start_target(struct run *run, struct tstate *ts)
 {
 	run->active++;
 	ts->start_ms = now_ms();
-	if (!resolve(run, &ts->t)) {
-		target_finish(ts);
+	struct rg_ip ip;
+	if (ip_parse(ts->t.host, &ip)) {
+		connect_target(ts, &ip);
 		return;
 	}
-	ts->n_lanes = run->o->lanes;
-	ts->lanes[0].active = true;
-	lane_open(&ts->lanes[0], 0);
+	if (run->dns == NULL) {
+		char err[256];
+		run->dns = dns_new(run->base, run->o->dns_servers, run->o->timeout_ms, err,
+				   sizeof(err));
+		if (run->dns == NULL) {
+			on_resolved(ts, NULL, err);
+			return;
+		}
+	}
+	int family = run->sourcelen ? run->source.ss_family : AF_UNSPEC;
+	dns_host_addr(run->dns, ts->t.host, family, on_resolved, ts);
 }
 
 static void kick_cb(evutil_socket_t fd, short what, void *arg)
@@ -1135,18 +1168,7 @@ static bool set_source(struct run *run, const char *s, char *err, size_t errlen)
 		snprintf(err, errlen, "--source takes an IP address, not \"%s\"", s);
 		return false;
 	}
-	memset(&run->source, 0, sizeof(run->source));
-	if (ip.family == AF_INET) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)&run->source;
-		sin->sin_family = AF_INET;
-		memcpy(&sin->sin_addr, ip.addr, 4);
-		run->sourcelen = sizeof(*sin);
-	} else {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&run->source;
-		sin6->sin6_family = AF_INET6;
-		memcpy(&sin6->sin6_addr, ip.addr, 16);
-		run->sourcelen = sizeof(*sin6);
-	}
+	run->sourcelen = ip_sockaddr(&ip, 0, &run->source);
 	return true;
 }
 
@@ -1243,6 +1265,7 @@ int probe_run(const struct probe_options *o, char **targets, size_t n_targets)
 	}
 	free(run.ts);
 	event_free(run.kick);
+	dns_free(run.dns);
 	SSL_CTX_free(run.ctx);
 	event_base_free(run.base);
 	return rc;

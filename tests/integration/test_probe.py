@@ -7,6 +7,7 @@ verdict and the transcript.
 import json
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -423,6 +424,70 @@ class AgainstRelayguard(unittest.TestCase):
             by = tests_by_id(objs[0])
             self.assertEqual(by['plain']['verdict'], 'relay-accepted')
             self.assertEqual(by['percent-ip']['rcpt_to'], 'relaytest%example.net@[IPv6:::1]')
+
+
+DNSMASQ = shutil.which('dnsmasq') or '/usr/sbin/dnsmasq'
+
+
+@unittest.skipUnless(os.path.exists(DNSMASQ), 'dnsmasq is not installed (package dnsmasq-base)')
+class TargetNames(unittest.TestCase):
+    """Target names are resolved through c-ares on the probe's event loop; here
+    from dnsmasq on 127.0.0.1, which knows mx.probe.test -> 127.0.0.1 and
+    nothing else (--no-resolv: it asks nobody)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix='relayguard-probe-dns-')
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(('127.0.0.1', 0))
+            cls.dns_port = s.getsockname()[1]
+        cls.dns = subprocess.Popen(
+            [DNSMASQ, '--keep-in-foreground', '--port=%d' % cls.dns_port,
+             '--listen-address=127.0.0.1', '--bind-interfaces', '--no-resolv', '--no-hosts',
+             '--host-record=mx.probe.test,127.0.0.1',
+             '--pid-file=' + os.path.join(cls.tmp, 'pid'),
+             '--log-facility=' + os.path.join(cls.tmp, 'log'), '--log-queries', '--user=root'],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(0.3)
+        if cls.dns.poll() is not None:
+            raise RuntimeError('dnsmasq did not start: %s' % cls.dns.stderr.read())
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.dns.terminate()
+        cls.dns.wait(5)
+        cls.dns.stderr.close()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def dns_arg(self):
+        return ['--dns-server', '127.0.0.1:%d' % self.dns_port]
+
+    def test_name_resolved_through_dns(self):
+        with harness.Server() as srv:
+            rc, objs, _ = probe(self.dns_arg() + ['--only', 'plain',
+                                                  'mx.probe.test:%d' % srv.port])
+            self.assertEqual(rc, 0, objs)
+            t = objs[0]
+            self.assertEqual((t['host'], t['address'], t['verdict']),
+                             ('mx.probe.test', '127.0.0.1', 'closed'))
+            self.assertEqual(tests_by_id(t)['plain']['verdict'], 'denied')
+        with open(os.path.join(self.tmp, 'log')) as f:
+            self.assertIn('query[A] mx.probe.test from 127.0.0.1', f.read())
+
+    def test_unknown_name_is_unreachable_and_others_still_run(self):
+        with harness.Server() as srv:
+            rc, objs, _ = probe(self.dns_arg() + ['--only', 'plain', 'nosuch.probe.test:25',
+                                                  'mx.probe.test:%d' % srv.port])
+            self.assertEqual(rc, 2)
+            by_host = {o['host']: o for o in objs}
+            self.assertEqual(by_host['nosuch.probe.test']['verdict'], 'unreachable')
+            self.assertIn('cannot resolve nosuch.probe.test', by_host['nosuch.probe.test']['error'])
+            self.assertEqual(by_host['mx.probe.test']['verdict'], 'closed')
+
+    def test_bad_dns_server_option(self):
+        p = harness.run_cli(['probe', '--dns-server', 'resolver.example', 'mx.probe.test'])
+        self.assertEqual(p.returncode, 64)
+        self.assertIn('--dns-server', p.stderr)
 
 
 if __name__ == '__main__':
