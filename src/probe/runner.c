@@ -47,6 +47,7 @@
 #define MAX_STEPS 8
 #define PROXY_WAIT_MS 500
 #define QUIT_WAIT_MS 2000
+#define QUIT_GRACE_MS 100 /* once every target is done: the last QUITs' replies */
 
 struct run;
 struct tstate;
@@ -110,6 +111,8 @@ struct run {
 	char victim_domain[PROBE_NAME_MAX];
 	char run_id[24];
 	bool deferred_output; /* canary: print at the end */
+	struct smtpc **quitting; /* connections waiting for the reply to QUIT */
+	size_t n_quitting;
 };
 
 static void lane_next(struct lane *l);
@@ -181,8 +184,14 @@ static void lane_cmd(struct lane *l, const char *line, const char *shown, smtpc_
 
 static void quit_done(struct smtpc *c, const struct smtpc_reply *rep, void *arg)
 {
+	struct run *run = arg;
 	(void)rep;
-	(void)arg;
+	for (size_t i = 0; i < run->n_quitting; i++) {
+		if (run->quitting[i] == c) {
+			run->quitting[i] = run->quitting[--run->n_quitting];
+			break;
+		}
+	}
 	smtpc_free(c);
 }
 
@@ -192,8 +201,11 @@ static void lane_drop(struct lane *l, bool polite)
 	if (l->c == NULL)
 		return;
 	if (polite) { /* a tarpit must not hold the run: at most QUIT_WAIT_MS */
+		struct run *run = l->ts->run;
 		smtpc_send_raw(l->c, "QUIT\r\n", 6);
-		smtpc_expect(l->c, QUIT_WAIT_MS, quit_done, NULL);
+		smtpc_expect(l->c, QUIT_WAIT_MS, quit_done, run);
+		run->quitting = xrealloc(run->quitting, (run->n_quitting + 1) * sizeof(*run->quitting));
+		run->quitting[run->n_quitting++] = l->c;
 	}
 	else
 		smtpc_free(l->c);
@@ -982,6 +994,10 @@ static void target_finish(struct tstate *ts)
 	run->active--;
 	run->done++;
 	progress(run);
+	if (run->done == run->n) { /* only QUITs are left: Exim answers them after 0.2 s */
+		struct timeval grace = {0, QUIT_GRACE_MS * 1000};
+		event_base_loopexit(run->base, &grace);
+	}
 	event_active(run->kick, EV_TIMEOUT, 0);
 }
 
@@ -1249,6 +1265,9 @@ int probe_run(const struct probe_options *o, char **targets, size_t n_targets)
 		init_target(&run, &run.ts[i], targets[i]);
 	event_active(run.kick, EV_TIMEOUT, 0);
 	event_base_dispatch(run.base);
+	for (size_t i = 0; i < run.n_quitting; i++)
+		smtpc_free(run.quitting[i]); /* QUIT was sent; its reply is not worth waiting for */
+	free(run.quitting);
 	if (o->progress)
 		fputs("\r\033[K", stderr);
 	if (run.deferred_output) {
