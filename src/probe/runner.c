@@ -113,6 +113,7 @@ struct run {
 	bool deferred_output; /* canary: print at the end */
 	struct smtpc **quitting; /* connections waiting for the reply to QUIT */
 	size_t n_quitting;
+	struct event *quit_timer; /* once all targets are done: stop waiting for those */
 };
 
 static void lane_next(struct lane *l);
@@ -193,6 +194,19 @@ static void quit_done(struct smtpc *c, const struct smtpc_reply *rep, void *arg)
 		}
 	}
 	smtpc_free(c);
+	if (run->n_quitting == 0)
+		evtimer_del(run->quit_timer);
+}
+
+/* quit_timer_cb - every target is done: QUIT was sent, close what is left. */
+static void quit_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct run *run = arg;
+	(void)fd;
+	(void)what;
+	for (size_t i = 0; i < run->n_quitting; i++)
+		smtpc_free(run->quitting[i]);
+	run->n_quitting = 0;
 }
 
 /* lane_drop - end the lane's connection: politely when it is healthy. */
@@ -994,9 +1008,9 @@ static void target_finish(struct tstate *ts)
 	run->active--;
 	run->done++;
 	progress(run);
-	if (run->done == run->n) { /* only QUITs are left: Exim answers them after 0.2 s */
+	if (run->done == run->n && run->n_quitting > 0) { /* Exim answers QUIT after 0.2 s */
 		struct timeval grace = {0, QUIT_GRACE_MS * 1000};
-		event_base_loopexit(run->base, &grace);
+		evtimer_add(run->quit_timer, &grace);
 	}
 	event_active(run->kick, EV_TIMEOUT, 0);
 }
@@ -1260,14 +1274,14 @@ int probe_run(const struct probe_options *o, char **targets, size_t n_targets)
 	run.base = event_base_new();
 	run.ctx = smtpc_tls_client_ctx();
 	run.kick = event_new(run.base, -1, 0, kick_cb, &run);
+	run.quit_timer = evtimer_new(run.base, quit_timer_cb, &run);
 	run.ts = xcalloc(n_targets, sizeof(*run.ts));
 	for (size_t i = 0; i < n_targets; i++)
 		init_target(&run, &run.ts[i], targets[i]);
 	event_active(run.kick, EV_TIMEOUT, 0);
 	event_base_dispatch(run.base);
-	for (size_t i = 0; i < run.n_quitting; i++)
-		smtpc_free(run.quitting[i]); /* QUIT was sent; its reply is not worth waiting for */
 	free(run.quitting);
+	event_free(run.quit_timer);
 	if (o->progress)
 		fputs("\r\033[K", stderr);
 	if (run.deferred_output) {
