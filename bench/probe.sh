@@ -4,8 +4,8 @@
 #   sh bench/probe.sh [--kinds postfix,exim] [--many KIND:MODE] [--no-many]
 # (`make bench-probe` does this after scripts/deps.sh test.)  Needs root.
 # It only reports a table: no timing assertion.  Exit 0 on a completed run, 1
-# when no peer could be started or nmap is missing.  Until `relayguard probe`
-# exists its rows say "relayguard probe not built" and nmap is still measured.
+# when no peer could be started or nmap is missing.  Without build/relayguard
+# its rows say "relayguard probe not built" and nmap is still measured.
 # Knobs (environment): BENCH_BIN (build/relayguard), BENCH_PROBE_MANY (postfix:secure)
 set -u
 cd "$(dirname "$0")/.." || exit 1
