@@ -117,7 +117,14 @@ enum probe_verdict probe_judge(enum probe_kind kind, const struct probe_outcome 
 		return V_ERROR;
 	}
 	int cls = o->code / 100;
-	if (cls == 2 || cls == 3) {
+	if (cls == 3 || (cls == 2 && o->role != ROLE_RCPT)) {
+		/* only a 2xx at RCPT accepts a recipient; a 3xx asks for more (AUTH's
+		 * 334) and is nobody's acceptance: never relay-accepted */
+		snprintf(note, notelen, "unexpected %dxx reply %d at %s", cls, o->code,
+			 role_name(o->role));
+		return V_INCONCLUSIVE;
+	}
+	if (cls == 2) {
 		enum probe_verdict v = accepted(kind, note, notelen);
 		if (retry != NULL) {
 			size_t n = strlen(note);

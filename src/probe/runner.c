@@ -754,6 +754,31 @@ static void redo_with_own_helo(struct lane *l, int code)
 	lane_next(l);
 }
 
+/* on_auth_cancel - the reply to "*": the 334 is the test's answer (inconclusive);
+ * the connection stays only when the server confirms the cancel with a 5xx. */
+static void on_auth_cancel(struct smtpc *c, const struct smtpc_reply *rep, void *arg)
+{
+	(void)c;
+	struct lane *l = arg;
+	record_reply(l, rep);
+	struct probe_outcome o = l->rcpt_outcome;
+	finish_transaction(l, &o, rep->status == SMTPC_REPLY && rep->code / 100 == 5 &&
+					  rep->code != 421);
+}
+
+/* continuation - a 3xx at a step that is not DATA: the server waits for more.
+ * At AUTH, cancel the exchange (RFC 4954 4: "*"); anywhere else the session is
+ * in a state we did not ask for, so it is not reused. Never an acceptance. */
+static void continuation(struct lane *l, const struct probe_outcome *o)
+{
+	if (o->role == ROLE_AUTH) {
+		l->rcpt_outcome = *o;
+		lane_cmd(l, "*", NULL, on_auth_cancel);
+		return;
+	}
+	finish_transaction(l, o, false);
+}
+
 static void on_step(struct smtpc *c, const struct smtpc_reply *rep, void *arg)
 {
 	(void)c;
@@ -771,6 +796,10 @@ static void on_step(struct smtpc *c, const struct smtpc_reply *rep, void *arg)
 		return;
 	if (probe_redo_with_own_helo(&o, l->step == 0) && !l->cur->own_helo) {
 		redo_with_own_helo(l, rep->code);
+		return;
+	}
+	if (rep->code / 100 == 3) {
+		continuation(l, &o);
 		return;
 	}
 	if (rep->code / 100 != 2) {

@@ -127,6 +127,40 @@ class SecureServer(FakeServerCase):
         self.assertEqual(t['auth-before-tls']['verdict'], 'warning')
         self.assertTrue(any('smtpd_tls_auth_only' in a for a in objs[0]['advice']))
 
+    def test_3xx_at_mail_is_not_a_relay(self):
+        class Continue(Policy):
+            def mail(self, sess, path):
+                return '334 go on'
+        srv = self.fake(Continue())
+        rc, objs, _ = probe(['--only', 'plain,null-sender', target(srv.port)])
+        self.assertEqual(rc, 2, objs)
+        self.assertEqual(objs[0]['verdict'], 'inconclusive')
+        self.assertEqual(objs[0]['relayed'], [])
+        plain = tests_by_id(objs[0])['plain']
+        self.assertEqual(plain['verdict'], 'inconclusive')
+        self.assertIn('334 at MAIL FROM', plain['note'])
+        self.assertNotIn('RCPT TO:<relaytest@example.net>', srv.all_commands())
+
+    def test_auth_334_is_cancelled_not_a_relay(self):
+        class AskMore(Policy):
+            def ehlo(self, sess, verb, arg):
+                r = super().ehlo(sess, verb, arg)
+                return r + '\n250 AUTH PLAIN' if verb == 'EHLO' else r
+            def other(self, sess, verb, line):
+                if verb == 'AUTH':
+                    return '334 '
+                if line == '*':
+                    return '501 5.7.0 Authentication cancelled'
+                return super().other(sess, verb, line)
+        srv = self.fake(AskMore())
+        rc, objs, _ = probe(['--only', 'auth-before-tls,plain', target(srv.port)])
+        self.assertNotEqual(objs[0]['verdict'], 'open', objs)
+        self.assertNotEqual(rc, 1)
+        t = tests_by_id(objs[0])['auth-before-tls']
+        self.assertNotIn(t['verdict'], ('relay-accepted', 'relay-confirmed'))
+        self.assertIn({'c': '*'}, t['transcript'])
+        self.assertIn('*', srv.all_commands())  # RFC 4954: the exchange was cancelled
+
 
 class OpenServers(FakeServerCase):
     def test_accept_everything_then_drop(self):

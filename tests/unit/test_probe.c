@@ -64,6 +64,14 @@ static void test_judge(void)
 		{__LINE__, PK_AUTH_PLAIN, REPLY(ROLE_AUTH, 538, "5.7.11"), false, {0}, V_DENIED},
 		{__LINE__, PK_AUTH_PLAIN, REPLY(ROLE_AUTH, 503, "5.5.1"), false, {0}, V_DENIED},
 		{__LINE__, PK_AUTH_PLAIN, REPLY(ROLE_RCPT, 250, ""), false, {0}, V_RELAY_ACCEPTED},
+		/* only a 2xx at RCPT is an acceptance: a 3xx anywhere asks for more */
+		{__LINE__, PK_RELAY, REPLY(ROLE_MAIL, 334, ""), false, {0}, V_INCONCLUSIVE},
+		{__LINE__, PK_RELAY, REPLY(ROLE_RCPT, 354, ""), false, {0}, V_INCONCLUSIVE},
+		{__LINE__, PK_AUTH_PLAIN, REPLY(ROLE_AUTH, 334, ""), false, {0}, V_INCONCLUSIVE},
+		{__LINE__, PK_AUTH_PLAIN, REPLY(ROLE_AUTH, 235, "2.7.0"), false, {0}, V_INCONCLUSIVE},
+		{__LINE__, PK_AMBIGUOUS, REPLY(ROLE_HELO, 250, ""), false, {0}, V_INCONCLUSIVE},
+		{__LINE__, PK_RELAY, REPLY(ROLE_RCPT, 450, "4.2.0"), true, REPLY(ROLE_MAIL, 334, ""),
+		 V_INCONCLUSIVE},
 		/* the --auth positive control */
 		{__LINE__, PK_AUTH_RELAY, REPLY(ROLE_RCPT, 250, "2.1.5"), false, {0}, V_AUTH_OK},
 		{__LINE__, PK_AUTH_RELAY, REPLY(ROLE_AUTH, 535, "5.7.8"), false, {0}, V_AUTH_FAILED},
