@@ -31,7 +31,8 @@ struct smtpc {
 	struct event *kick;    /* deliver an outcome from the loop, not from the caller */
 	bool connected;
 	bool tls;
-	bool dead;             /* closed or failed: every later wait fails at once */
+	bool dead;             /* closed, failed or out of sync: every later wait fails at once */
+	bool optional;         /* the awaited reply may not come (smtpc_expect_optional) */
 	unsigned timeout_ms;
 	smtpc_fn fn;           /* the awaited reply's callback, or NULL */
 	void *arg;
@@ -205,7 +206,18 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 		die(c, SMTPC_ERROR, "connect timed out");
 		return;
 	}
-	/* a partial reply is dropped; the caller decides whether to go on */
+	/* A reply that is late may still come, and would then be taken as the
+	 * answer to the next command, shifting every later reply by one. So the
+	 * connection is out of sync: no command is sent on it again. Only an
+	 * optional wait with nothing received at all leaves it usable. */
+	bool partial = c->lines > 0 || evbuffer_get_length(bufferevent_get_input(c->bev)) > 0;
+	if (!c->optional || partial) {
+		c->dead = true;
+		c->dead_status = SMTPC_ERROR;
+		rg_strlcpy(c->dead_reason, "out of sync: an earlier reply did not come in time",
+			   sizeof(c->dead_reason));
+		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+	}
 	strbuf_free(&c->text);
 	strbuf_init(&c->text);
 	c->lines = 0;
@@ -348,6 +360,7 @@ static void await(struct smtpc *c, unsigned timeout_ms, smtpc_fn fn, void *arg)
 {
 	c->fn = fn;
 	c->arg = arg;
+	c->optional = false;
 	if (c->dead) {
 		event_active(c->kick, EV_TIMEOUT, 0);
 		return;
@@ -375,6 +388,12 @@ void smtpc_send_raw(struct smtpc *c, const char *data, size_t len)
 void smtpc_expect(struct smtpc *c, unsigned timeout_ms, smtpc_fn fn, void *arg)
 {
 	await(c, timeout_ms, fn, arg);
+}
+
+void smtpc_expect_optional(struct smtpc *c, unsigned timeout_ms, smtpc_fn fn, void *arg)
+{
+	await(c, timeout_ms, fn, arg);
+	c->optional = true;
 }
 
 bool smtpc_starttls(struct smtpc *c, SSL_CTX *ctx, const char *sni, char *err, size_t errlen)

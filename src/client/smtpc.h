@@ -30,7 +30,8 @@ typedef struct ssl_ctx_st SSL_CTX;
 
 enum smtpc_status {
 	SMTPC_REPLY,   /* a complete reply arrived */
-	SMTPC_TIMEOUT, /* nothing complete within the timeout; the connection stays usable */
+	SMTPC_TIMEOUT, /* nothing complete within the timeout: the connection is out of sync
+			* and every later command fails (except smtpc_expect_optional) */
 	SMTPC_CLOSED,  /* the server closed the connection */
 	SMTPC_ERROR,   /* connect, TLS or protocol failure: see error */
 };
@@ -68,6 +69,9 @@ void smtpc_command(struct smtpc *c, const char *line, smtpc_fn fn, void *arg);
 void smtpc_send_raw(struct smtpc *c, const char *data, size_t len);
 /* Await one more reply, with a timeout of its own (0: the connection's). */
 void smtpc_expect(struct smtpc *c, unsigned timeout_ms, smtpc_fn fn, void *arg);
+/* The same for a reply that may never come (an error reply to a PROXY header):
+ * a timeout with not one byte received leaves the connection usable. */
+void smtpc_expect_optional(struct smtpc *c, unsigned timeout_ms, smtpc_fn fn, void *arg);
 
 /* Upgrade to TLS after the server's 220 to STARTTLS. Anything the server sent
  * after that 220 in plain text is discarded (CVE-2011-0411). The handshake

@@ -393,7 +393,10 @@ static void on_ehlo(struct smtpc *c, const struct smtpc_reply *rep, void *arg)
 		setup_ready(l);
 		return;
 	}
-	if (rep->status == SMTPC_REPLY && rep->code != 421 && !l->helo_fallback) {
+	/* After a PROXY header a refused EHLO may be the late refusal of the header
+	 * itself: answering it with HELO would read every later reply one late. */
+	if (rep->status == SMTPC_REPLY && rep->code != 421 && !l->helo_fallback &&
+	    !(l->setup_flags & PF_PROXY)) {
 		l->helo_fallback = true; /* an old server: HELO */
 		send_ehlo(l);
 		return;
@@ -436,7 +439,7 @@ static void on_greeting(struct smtpc *c, const struct smtpc_reply *rep, void *ar
 		probe_reply_name(rep->text, t->server_name, sizeof(t->server_name));
 	}
 	if (l->setup_flags & PF_PROXY) {
-		smtpc_expect(c, PROXY_WAIT_MS, on_proxy_check, l);
+		smtpc_expect_optional(c, PROXY_WAIT_MS, on_proxy_check, l);
 		return;
 	}
 	send_ehlo(l);

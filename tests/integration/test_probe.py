@@ -350,6 +350,28 @@ class TemporaryFailures(FakeServerCase):
         self.assertEqual(plain['verdict'], 'timeout')
         self.assertEqual(objs[0]['verdict'], 'inconclusive')
 
+    def test_late_refusal_of_the_proxy_header_shifts_no_reply(self):
+        class LateProxyRefusal(Policy):
+            """Refuses the PROXY header, but only after the probe stopped waiting."""
+            def before_command(self, sess, line):
+                if line.startswith('PROXY '):
+                    time.sleep(1.5)
+                    return '500 5.5.2 Error: command not recognized'
+                return False
+        srv = self.fake(LateProxyRefusal())
+        rc, objs, _ = probe(['--timeout', '3', '--only', 'proxy-protocol,plain',
+                             target(srv.port)])
+        self.assertEqual(rc, 0, objs)
+        self.assertEqual(objs[0]['verdict'], 'closed')
+        t = tests_by_id(objs[0])['proxy-protocol']
+        self.assertEqual(t['verdict'], 'denied', t)
+        # the 500 was taken as the answer to EHLO: no HELO, MAIL or RCPT followed it
+        proxy_sessions = [x for x in srv.sessions if x['commands'][:1] and
+                          x['commands'][0].startswith('PROXY ')]
+        self.assertEqual(len(proxy_sessions), 1)
+        self.assertFalse(any(c.startswith(('HELO', 'MAIL', 'RCPT'))
+                             for c in proxy_sessions[0]['commands']), proxy_sessions)
+
     def test_unreachable(self):
         port = harness.free_port()
         rc, objs, _ = probe([target(port)])
