@@ -306,6 +306,29 @@ void probe_reply_name(const char *reply_text, char *out, size_t outlen)
 	rg_str_lower(out);
 }
 
+static bool token_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '-';
+}
+
+bool probe_token_in(const char *buf, size_t len, const char *token)
+{
+	size_t n = strlen(token);
+	const char *p = buf, *end = buf + len;
+	while (n > 0 && (size_t)(end - p) >= n) {
+		const char *hit = memmem(p, (size_t)(end - p), token, n);
+		if (hit == NULL)
+			return false;
+		bool starts = hit == buf || !token_char(hit[-1]);
+		bool ends = hit + n == end || !token_char(hit[n]);
+		if (starts && ends)
+			return true;
+		p = hit + 1;
+	}
+	return false;
+}
+
 size_t probe_domain_candidates(const char *name, char out[][PROBE_NAME_MAX], size_t max)
 {
 	size_t n = 0;

@@ -152,6 +152,8 @@ void probe_reply_name(const char *reply_text, char *out, size_t outlen);
 /* Candidates for TARGET_DOMAIN: the name itself, then its parent when that
  * still has two labels. Returns the count (0..2). */
 size_t probe_domain_candidates(const char *name, char out[][PROBE_NAME_MAX], size_t max);
+/* Does buf hold token as a whole word (not as the start of a longer token)? */
+bool probe_token_in(const char *buf, size_t len, const char *token);
 
 /* ---- running ---- */
 
@@ -204,6 +206,7 @@ struct probe_result {
 	uint64_t due_ms;       /* not before (retries) */
 	char token[64];        /* with --confirm-data */
 	bool data_accepted;
+	bool token_found;      /* looked for and found: no more scanning */
 };
 
 struct probe_target {

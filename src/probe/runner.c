@@ -950,7 +950,8 @@ static void begin_tests(struct tstate *ts)
 			rg_strlcpy(r->helo, o->helo, sizeof(r->helo));
 		probe_expand(r->test->mail, &v, r->mail, sizeof(r->mail));
 		probe_expand(r->test->rcpt, &v, r->rcpt, sizeof(r->rcpt));
-		snprintf(r->token, sizeof(r->token), "rgprobe-%s-%zu-%zu", run->run_id,
+		/* fixed width: no token is the start of another (test 1 and tests 10..19) */
+		snprintf(r->token, sizeof(r->token), "rgprobe-%s-%06zu-%02zu", run->run_id,
 			 (size_t)(ts - run->ts), i);
 		if (!applicable(ts, r->test, &why)) {
 			r->verdict = V_SKIPPED;
@@ -1126,7 +1127,7 @@ static void kick_cb(evutil_socket_t fd, short what, void *arg)
 
 static bool token_pending(const struct probe_result *r)
 {
-	return r->data_accepted &&
+	return r->data_accepted && !r->token_found &&
 	       (r->verdict == V_RELAY_ACCEPTED || r->verdict == V_ACCEPTED_AMBIGUOUS);
 }
 
@@ -1149,10 +1150,19 @@ static void scan_file(struct run *run, const char *path, bool local)
 			struct probe_target *t = &run->ts[i].t;
 			for (size_t j = 0; j < t->n_results; j++) {
 				struct probe_result *r = &t->results[j];
-				if (!token_pending(r) || memmem(buf, (size_t)n, r->token, strlen(r->token)) == NULL)
+				if (!token_pending(r) || !probe_token_in(buf, (size_t)n, r->token))
 					continue;
-				r->verdict = local ? V_DELIVERED_LOCALLY : V_RELAY_CONFIRMED;
-				char *found = xasprintf("token found in %s", path);
+				r->token_found = true;
+				char *found;
+				if (local && r->verdict == V_RELAY_ACCEPTED) {
+					/* accepting an outside destination from a stranger is the
+					 * offence, wherever the message ended up */
+					found = xasprintf("delivered locally (token found in %s), but the "
+							  "server accepted an outside destination", path);
+				} else {
+					r->verdict = local ? V_DELIVERED_LOCALLY : V_RELAY_CONFIRMED;
+					found = xasprintf("token found in %s", path);
+				}
 				append_note(r, found);
 				free(found);
 			}
@@ -1197,10 +1207,10 @@ static void wait_for_canaries(struct run *run)
 	const struct probe_options *o = run->o;
 	uint64_t deadline = now_ms() + o->canary_wait_ms;
 	while (pending_tokens(run) > 0) {
+		if (o->canary_dir) /* first: a token in both places was relayed */
+			scan_dir(run, o->canary_dir, false, 0);
 		if (o->local_dir)
 			scan_dir(run, o->local_dir, true, 0);
-		if (o->canary_dir)
-			scan_dir(run, o->canary_dir, false, 0);
 		if (pending_tokens(run) == 0 || now_ms() >= deadline)
 			break;
 		usleep(200 * 1000);

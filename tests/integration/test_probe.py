@@ -244,6 +244,48 @@ class OpenServers(FakeServerCase):
         self.assertTrue(any('X-Relayguard-Probe: ' + by['percent-ip']['token'] in m
                             for s in srv.sessions for m in s['messages']))
 
+    def test_tokens_match_whole_and_local_delivery_does_not_hide_a_relay(self):
+        class OpenDelivering(Policy):
+            """Accepts every recipient; 'plain' reaches the canary, 'null-sender' is
+            delivered to the server's own mailboxes, nothing else arrives anywhere."""
+            def rcpt(self, sess, path):
+                return '250 2.1.5 Ok'
+
+            def data_end(self, sess, body):
+                for test, where in (('plain', self.canary), ('null-sender', self.local_dir)):
+                    if '(test %s)' % test in body:
+                        fd, _ = tempfile.mkstemp(dir=where, prefix='msg')
+                        with os.fdopen(fd, 'w') as f:
+                            f.write(body)
+                return '250 2.0.0 Ok: queued'
+        pol = OpenDelivering()
+        pol.canary = tempfile.mkdtemp(prefix='probe-canary-')
+        pol.local_dir = tempfile.mkdtemp(prefix='probe-local-')
+        for d in (pol.canary, pol.local_dir):
+            self.addCleanup(shutil.rmtree, d, True)
+        srv = self.fake(pol)
+        # the whole battery: test 1 (null-sender) and tests 10..19 share a numeric prefix
+        rc, objs, _ = probe(['--confirm-data', '--canary-dir', pol.canary, '--local-dir',
+                             pol.local_dir, '--canary-wait', '1', target(srv.port)])
+        self.assertEqual(rc, 1, objs)
+        t = objs[0]
+        self.assertEqual(t['verdict'], 'open')
+        by = tests_by_id(t)
+        ids = [x['id'] for x in t['tests']]
+        self.assertGreater(len(ids), 19)
+        self.assertEqual(by['plain']['verdict'], 'relay-confirmed')
+        # an outside destination accepted: relaying, wherever the message went
+        self.assertEqual(by['null-sender']['verdict'], 'relay-accepted')
+        self.assertIn('delivered locally', by['null-sender']['note'])
+        # tests 10..19 were found nowhere: their tokens only start like test 1's
+        for i in range(10, 20):
+            self.assertNotIn(by[ids[i]]['verdict'], ('delivered-locally', 'relay-confirmed'),
+                             ids[i])
+        self.assertEqual(by['mixed-case']['verdict'], 'relay-accepted')
+        self.assertEqual(by['percent-ip']['verdict'], 'not-relayed')
+        tokens = [x['token'] for x in t['tests'] if 'token' in x]
+        self.assertEqual(len({len(k) for k in tokens}), 1, tokens)  # fixed width
+
     def test_several_targets_worst_exit_wins(self):
         secure = self.fake(Policy())
 

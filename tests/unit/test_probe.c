@@ -361,8 +361,31 @@ static void test_json(void)
 	strbuf_free(&sb);
 }
 
+/* a canary token counts only as a whole word: test 1's is not test 10's */
+static void test_tokens(void)
+{
+	static const struct {
+		int line;
+		const char *buf, *token;
+		bool want;
+	} rows[] = {
+		{__LINE__, "Token: rgprobe-ab-000000-01\r\n", "rgprobe-ab-000000-01", true},
+		{__LINE__, "X-Relayguard-Probe: rgprobe-ab-000000-10", "rgprobe-ab-000000-1", false},
+		{__LINE__, "<rgprobe-ab-000000-01@relayguard.invalid>", "rgprobe-ab-000000-01", true},
+		{__LINE__, "xrgprobe-ab-000000-01", "rgprobe-ab-000000-01", false},
+		{__LINE__, "rgprobe-ab-000000-012 rgprobe-ab-000000-01.", "rgprobe-ab-000000-01", true},
+		{__LINE__, "rgprobe-ab-000000-0", "rgprobe-ab-000000-01", false},
+		{__LINE__, "", "rgprobe-ab-000000-01", false},
+	};
+	for (size_t i = 0; i < RG_ARRAY_LEN(rows); i++)
+		CHECK_AT(rows[i].line, probe_token_in(rows[i].buf, strlen(rows[i].buf),
+						      rows[i].token) == rows[i].want, "token %s",
+			 rows[i].token);
+}
+
 int main(void)
 {
+	test_tokens();
 	test_judge();
 	test_target_verdict();
 	test_parse_target();
