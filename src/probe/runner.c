@@ -46,6 +46,8 @@
 #define MAX_LANES 8
 #define MAX_STEPS 8
 #define PROXY_WAIT_MS 500
+#define NAME_CAP 200     /* longer server names and domains: [ip] in the tests */
+#define PATH_MAX_LEN 254 /* RFC 5321 4.5.3.1.3: 256 bytes with the <> */
 #define QUIT_WAIT_MS 2000
 #define QUIT_GRACE_MS 100 /* once every target is done: the last QUITs' replies */
 
@@ -935,27 +937,41 @@ static void begin_tests(struct tstate *ts)
 			      "accepted RCPT TO:<postmaster@...>; pass --domain for exact results\n",
 			      t->domain);
 	}
+	/* a name that leaves no room in a 256-byte path is replaced by the address
+	 * literal; a test whose address still does not fit is not run at all:
+	 * a truncated address would test something else */
+	char literal[sizeof(t->ip_literal) + 2];
+	snprintf(literal, sizeof(literal), "[%s]", t->ip_literal);
+	const char *server = strlen(t->server_name) > NAME_CAP ? literal : t->server_name;
+	const char *domain = strlen(t->domain) > NAME_CAP ? literal : t->domain;
 	struct probe_vars v = {
 		.victim_local = run->victim_local, .victim_domain = run->victim_domain,
-		.domain = t->domain, .server = t->server_name, .ip = t->ip_literal,
+		.domain = domain, .server = server, .ip = t->ip_literal,
 		.user = ts->user, .sender_local = "relayprobe", .helo = o->helo,
 	};
 	probe_expand("{sl}@{vd}", &v, ts->plain_sender, sizeof(ts->plain_sender));
 	for (size_t i = 0; i < t->n_results; i++) {
 		struct probe_result *r = &t->results[i];
 		const char *why;
+		bool fits = true;
 		if (r->test->helo)
-			probe_expand(r->test->helo, &v, r->helo, sizeof(r->helo));
+			fits &= probe_expand(r->test->helo, &v, r->helo, sizeof(r->helo));
 		else
 			rg_strlcpy(r->helo, o->helo, sizeof(r->helo));
-		probe_expand(r->test->mail, &v, r->mail, sizeof(r->mail));
-		probe_expand(r->test->rcpt, &v, r->rcpt, sizeof(r->rcpt));
+		fits &= probe_expand(r->test->mail, &v, r->mail, sizeof(r->mail)) &&
+			strlen(r->mail) <= PATH_MAX_LEN;
+		fits &= probe_expand(r->test->rcpt, &v, r->rcpt, sizeof(r->rcpt)) &&
+			strlen(r->rcpt) <= PATH_MAX_LEN;
 		/* fixed width: no token is the start of another (test 1 and tests 10..19) */
 		snprintf(r->token, sizeof(r->token), "rgprobe-%s-%06zu-%02zu", run->run_id,
 			 (size_t)(ts - run->ts), i);
 		if (!applicable(ts, r->test, &why)) {
 			r->verdict = V_SKIPPED;
 			rg_strlcpy(r->note, why, sizeof(r->note));
+		} else if (!fits) {
+			r->verdict = V_ERROR;
+			rg_strlcpy(r->note, "address too long: not sent (a path has at most 256 "
+				   "bytes)", sizeof(r->note));
 		}
 	}
 	if (t->tls == NULL || strcmp(t->tls, "implicit") != 0)

@@ -378,6 +378,41 @@ class TemporaryFailures(FakeServerCase):
         self.assertEqual(by['sender-ip']['verdict'], 'denied')
         self.assertEqual(by['sender-ip']['mail_from'], 'relayprobe@[127.0.0.1]')
 
+    def test_long_server_names_never_truncate_an_address(self):
+        class LongName(Policy):
+            def greeting(self, sess):
+                return '220 %s ESMTP' % self.name
+        def sent_paths(srv):
+            return [c for c in srv.all_commands() if c.startswith(('MAIL FROM:', 'RCPT TO:'))]
+        # a 247-byte name: the tests use the address literal instead
+        pol = LongName()
+        pol.name = ('a' * 60 + '.') * 3 + 'b' * 60 + '.test'
+        srv = self.fake(pol)
+        rc, objs, _ = probe([target(srv.port)])
+        by = tests_by_id(objs[0])
+        self.assertEqual(by['percent-host']['rcpt_to'], 'relaytest%example.net@[127.0.0.1]')
+        self.assertEqual(by['route-host']['rcpt_to'], '@[127.0.0.1]:relaytest@example.net')
+        sent = sent_paths(srv)
+        for x in objs[0]['tests']:
+            if x['verdict'] not in ('skipped', 'error'):
+                self.assertIn('RCPT TO:<%s>' % x['rcpt_to'], sent, x['id'])
+        self.assertEqual(rc, 0, [(x['id'], x['verdict']) for x in objs[0]['tests']])
+        # a 190-byte name and a long --victim: what does not fit is not sent at all
+        pol.name = ('a' * 60 + '.') * 3 + 'b' * 2 + '.test'
+        srv = self.fake(pol)
+        victim = 'v' * 120 + '@' + 'd' * 70 + '.example'
+        rc, objs, _ = probe(['--victim', victim, target(srv.port)])
+        by = tests_by_id(objs[0])
+        self.assertEqual(by['route-multihop']['verdict'], 'error')
+        self.assertIn('address too long', by['route-multihop']['note'])
+        self.assertEqual(by['plain']['verdict'], 'denied')
+        sent = sent_paths(srv)
+        self.assertTrue(all(len(c.split(':', 1)[1]) <= 256 for c in sent),
+                        max(sent, key=len))
+        for x in objs[0]['tests']:
+            if x['verdict'] not in ('skipped', 'error'):
+                self.assertIn('RCPT TO:<%s>' % x['rcpt_to'], sent, x['id'])
+
     def test_slow_reply_times_out(self):
         class Slow(Policy):
             def rcpt(self, sess, path):
