@@ -137,6 +137,8 @@ static void add_target(struct targets *t, const char *s)
 	t->v[t->n++] = xstrdup(s);
 }
 
+/* read_targets - one target a line, whole lines however long (a line cut in
+ * two would make its tail a target of its own); "no targets" is an error. */
 static bool read_targets(const char *file, struct targets *t)
 {
 	FILE *f = strcmp(file, "-") == 0 ? stdin : fopen(file, "r");
@@ -144,8 +146,9 @@ static bool read_targets(const char *file, struct targets *t)
 		fprintf(stderr, "relayguard probe: cannot read %s\n", file);
 		return false;
 	}
-	char line[1024];
-	while (fgets(line, sizeof(line), f) != NULL) {
+	char *line = NULL;
+	size_t cap = 0, before = t->n;
+	while (getline(&line, &cap, f) != -1) {
 		char *hash = strchr(line, '#');
 		if (hash)
 			*hash = '\0';
@@ -153,8 +156,18 @@ static bool read_targets(const char *file, struct targets *t)
 		if (*s)
 			add_target(t, s);
 	}
+	bool failed = ferror(f) != 0;
+	free(line);
 	if (f != stdin)
 		fclose(f);
+	if (failed) {
+		fprintf(stderr, "relayguard probe: cannot read %s\n", file);
+		return false;
+	}
+	if (t->n == before) {
+		fprintf(stderr, "relayguard probe: no targets in %s\n", file);
+		return false;
+	}
 	return true;
 }
 
@@ -258,6 +271,10 @@ int probe_main(int argc, char **argv)
 		rc = usage_error("--victim takes an address local@domain, not \"%s\"", o.victim);
 		goto out;
 	}
+	if (at - o.victim > 127) {
+		rc = usage_error("--victim: the local part is longer than 127 bytes");
+		goto out;
+	}
 	if (auth != NULL) {
 		char *colon = strchr(auth, ':');
 		if (colon == NULL || colon == auth || strlen(auth) > 400) {
@@ -274,14 +291,20 @@ int probe_main(int argc, char **argv)
 	}
 	if (o.only != NULL) {
 		char *copy = xstrdup(o.only);
+		size_t ids = 0;
 		for (char *save = NULL, *id = strtok_r(copy, ",", &save); id; id = strtok_r(NULL, ",", &save)) {
 			if (probe_find_test(id) == NULL) {
 				rc = usage_error("--only: no test \"%s\" (see --list)", id);
 				free(copy);
 				goto out;
 			}
+			ids++;
 		}
 		free(copy);
+		if (ids == 0) { /* zero tests would report every target closed */
+			rc = usage_error("%s", "--only names no test (see --list)");
+			goto out;
+		}
 	}
 	for (size_t i = 0; i < t.n; i++) {
 		char host[PROBE_NAME_MAX], err[300];

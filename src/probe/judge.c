@@ -11,6 +11,7 @@
  *	suspicious when only ambiguous forms were accepted.
  */
 #include "probe/probe.h"
+#include "net/net.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -268,6 +269,12 @@ bool probe_parse_target(const char *s, int default_port, char *host, size_t host
 	}
 	memcpy(host, h, hn);
 	host[hn] = '\0';
+	struct rg_ip ip;
+	if (memchr(h, ':', hn) != NULL && !ip_parse(host, &ip)) {
+		/* a name with ':' would go to DNS: it is an IPv6 address or a mistake */
+		snprintf(err, errlen, "\"%s\": not an IPv6 address (write [v6addr]:port)", s);
+		return false;
+	}
 	if (*rest == ':' && !parse_port(rest + 1, port)) {
 		snprintf(err, errlen, "\"%s\": the port must be 1..65535", s);
 		return false;

@@ -513,10 +513,34 @@ class Cli(unittest.TestCase):
     def test_usage_errors(self):
         for args in (['--port', '0', 'h'], ['bad host'], ['--only', 'nope', 'h'],
                      ['--victim', 'novictim', 'h'], ['--canary-dir', '/tmp', 'h'],
-                     ['--tls', '--starttls', 'h'], ['--bogus', 'h'], []):
+                     ['--tls', '--starttls', 'h'], ['--bogus', 'h'], [],
+                     # zero tests would say "closed"; ':' makes no DNS name
+                     ['--only', '', 'h'], ['--only', ',', 'h'], ['1.2.3.4:25:'],
+                     ['--victim', 'v' * 128 + '@example.net', 'h']):
             p = harness.run_cli(['probe'] + args)
             self.assertEqual(p.returncode, 64, args)
         self.assertEqual(harness.run_cli(['probe', '--help']).returncode, 0)
+        p = harness.run_cli(['probe', '--victim', 'v' * 128 + '@example.net', 'h'])
+        self.assertIn('local part', p.stderr)
+
+    def test_target_files_are_read_by_whole_lines(self):
+        srv = FakeSMTP(Policy())
+        self.addCleanup(srv.stop)
+        d = tempfile.mkdtemp(prefix='probe-targets-')
+        self.addCleanup(shutil.rmtree, d, True)
+        empty = os.path.join(d, 'empty')
+        open(empty, 'w').close()
+        p = harness.run_cli(['probe', '-f', empty])
+        self.assertEqual(p.returncode, 64)
+        self.assertIn('no targets in ' + empty, p.stderr)
+        # a comment line of 1037 bytes: its tail is still comment, not a target
+        long_comment = os.path.join(d, 'comment')
+        with open(long_comment, 'w') as f:
+            f.write('#' + 'x' * 1022 + target(srv.port) + '\n')
+        p = harness.run_cli(['probe', '--timeout', '1', '-f', long_comment])
+        self.assertEqual(p.returncode, 64, p.stdout)
+        self.assertIn('no targets in', p.stderr)
+        self.assertEqual(srv.sessions, [])
 
 
 class AgainstRelayguard(unittest.TestCase):

@@ -172,6 +172,12 @@ static void test_parse_target(void)
 		{__LINE__, "bad host", false, NULL, 0},
 		{__LINE__, "evil\r\nhost", false, NULL, 0},
 		{__LINE__, "", false, NULL, 0},
+		/* a host with ':' is an IPv6 address or nothing (never a DNS name) */
+		{__LINE__, "1.2.3.4:25:", false, NULL, 0},
+		{__LINE__, "host:25:26", false, NULL, 0},
+		{__LINE__, "[host:1]:25", false, NULL, 0},
+		{__LINE__, "[1.2.3.4]:25", true, "1.2.3.4", 25},
+		{__LINE__, "::ffff:1.2.3.4", true, "::ffff:1.2.3.4", 25},
 	};
 	for (size_t i = 0; i < RG_ARRAY_LEN(rows); i++) {
 		char host[PROBE_NAME_MAX], err[256];
