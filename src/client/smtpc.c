@@ -33,6 +33,7 @@ struct smtpc {
 	bool tls;
 	bool dead;             /* closed, failed or out of sync: every later wait fails at once */
 	bool optional;         /* the awaited reply may not come (smtpc_expect_optional) */
+	bool eof;              /* the server closed: buffered replies are still read first */
 	unsigned timeout_ms;
 	smtpc_fn fn;           /* the awaited reply's callback, or NULL */
 	void *arg;
@@ -137,53 +138,71 @@ static void die(struct smtpc *c, enum smtpc_status st, const char *why)
 		finish(c, c->dead_status, c->dead_reason);
 }
 
-/* take_line - one line of the reply; false when the reply is malformed. */
-static bool take_line(struct smtpc *c, const char *line, bool *complete)
+/* take_line - one line of the reply; NULL, or why the reply is refused. */
+static const char *take_line(struct smtpc *c, const char *line, bool *complete)
 {
 	int code;
 	bool last;
 	if (!smtpc_parse_line(line, &code, &last) || (c->lines > 0 && code != c->code))
-		return false;
-	if (++c->lines > SMTPC_LINES_MAX || c->text.len + strlen(line) + 1 > SMTPC_REPLY_MAX)
-		return false;
+		return "malformed reply line";
+	if (++c->lines > SMTPC_LINES_MAX)
+		return "reply has more than 512 lines";
+	if (c->text.len + strlen(line) + 1 > SMTPC_REPLY_MAX)
+		return "reply longer than 64 KiB";
 	if (c->text.len > 0)
 		strbuf_puts(&c->text, "\n");
 	strbuf_puts(&c->text, line);
 	c->code = code;
 	*complete = last;
-	return true;
+	return NULL;
 }
 
-/* process - consume buffered input while a reply is awaited. */
-static void process(struct smtpc *c)
+/* process - consume buffered input while a reply is awaited. Returns true
+ * when an outcome was delivered: the callback may have freed c, so the
+ * caller must not touch c again. */
+static bool process(struct smtpc *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	while (c->fn != NULL && !c->dead) {
 		size_t n;
 		char *line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF);
 		if (line == NULL) {
-			if (evbuffer_get_length(in) > SMTPC_REPLY_MAX)
+			if (evbuffer_get_length(in) > SMTPC_REPLY_MAX) {
 				die(c, SMTPC_ERROR, "reply line too long");
-			return;
+				return true;
+			}
+			return false;
 		}
 		bool complete = false;
-		bool ok = strlen(line) == n && take_line(c, line, &complete);
-		if (!ok) {
+		const char *bad = strlen(line) != n ? "malformed reply line (NUL byte)"
+						    : take_line(c, line, &complete);
+		if (bad != NULL) {
 			char why[160];
-			snprintf(why, sizeof(why), "malformed reply line: %.100s", line);
+			snprintf(why, sizeof(why), "%s: %.100s", bad, line);
 			for (char *p = why; *p; p++)
 				if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
 					*p = '?';
 			free(line);
 			die(c, SMTPC_ERROR, why);
-			return;
+			return true;
 		}
 		free(line);
 		if (complete) {
 			finish(c, SMTPC_REPLY, NULL);
-			return; /* c may be gone */
+			return true; /* c may be gone */
 		}
 	}
+	return false;
+}
+
+/* read_or_close - read what is buffered; after the server's close, a wait
+ * that no buffered reply answers ends as closed. */
+static void read_or_close(struct smtpc *c)
+{
+	if (process(c))
+		return;
+	if (c->eof && c->fn != NULL)
+		die(c, SMTPC_CLOSED, "connection closed by the server");
 }
 
 static void kick_cb(evutil_socket_t fd, short what, void *arg)
@@ -194,7 +213,7 @@ static void kick_cb(evutil_socket_t fd, short what, void *arg)
 	if (c->dead)
 		die(c, c->dead_status, c->dead_reason);
 	else if (c->connected)
-		process(c);
+		read_or_close(c);
 }
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -266,10 +285,11 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (what & BEV_EVENT_EOF) {
-		/* a reply that arrived just before the close is still delivered */
-		if (c->fn != NULL)
-			process(c);
-		die(c, SMTPC_CLOSED, "connection closed by the server");
+		/* a reply that arrived just before the close is still delivered, now
+		 * or to the next wait (await() checks eof); c is not touched after a
+		 * delivery, whose callback may have freed it */
+		c->eof = true;
+		read_or_close(c);
 		return;
 	}
 	if (what & BEV_EVENT_ERROR) {
@@ -366,7 +386,7 @@ static void await(struct smtpc *c, unsigned timeout_ms, smtpc_fn fn, void *arg)
 		return;
 	}
 	timer_arm(c, timeout_ms ? timeout_ms : c->timeout_ms);
-	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+	if (c->eof || evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
 		event_active(c->kick, EV_TIMEOUT, 0);
 }
 

@@ -413,6 +413,20 @@ class TemporaryFailures(FakeServerCase):
             if x['verdict'] not in ('skipped', 'error'):
                 self.assertIn('RCPT TO:<%s>' % x['rcpt_to'], sent, x['id'])
 
+    def test_reply_over_the_line_limit_says_so(self):
+        class Endless(Policy):
+            def rcpt(self, sess, path):
+                if self.local(path):
+                    return super().rcpt(sess, path)
+                return '\n'.join(['554 5.7.1 denied, line %d' % i for i in range(600)])
+        srv = self.fake(Endless())
+        rc, objs, _ = probe(['--only', 'plain', target(srv.port)])
+        plain = tests_by_id(objs[0])['plain']
+        self.assertEqual(plain['verdict'], 'error')
+        shown = [x['s'] for x in plain['transcript'] if 's' in x]
+        self.assertTrue(any(x.startswith('(reply has more than 512 lines') for x in shown), shown)
+        self.assertFalse(any('malformed' in x for x in shown), shown)
+
     def test_slow_reply_times_out(self):
         class Slow(Policy):
             def rcpt(self, sess, path):
