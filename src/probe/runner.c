@@ -91,6 +91,7 @@ struct tstate {
 	struct lane lanes[MAX_LANES];
 	size_t n_lanes;
 	bool discovered, finished;
+	bool sleeping; /* every lane waits for a retry: not counted against --concurrency */
 	uint64_t start_ms;
 	char cands[2][PROBE_NAME_MAX];
 	size_t n_cands;
@@ -106,7 +107,8 @@ struct run {
 	SSL_CTX *ctx;
 	struct event *kick;
 	struct tstate *ts;
-	size_t n, next, active, done;
+	size_t n, next, done;
+	size_t active; /* targets started and not done, except those sleeping */
 	struct sockaddr_storage source;
 	socklen_t sourcelen;
 	char victim_local[128];
@@ -864,11 +866,34 @@ static void check_target_done(struct tstate *ts)
 	target_finish(ts);
 }
 
+/* target_sleep - when every lane only waits for a retry timer, the target has
+ * no connection: let another target use its --concurrency slot meanwhile
+ * (Postfix answers 454 to unauthorised relaying, so every test sleeps
+ * --retry-after once). */
+static void target_sleep(struct tstate *ts)
+{
+	if (ts->sleeping || ts->finished)
+		return;
+	for (size_t i = 0; i < ts->n_lanes; i++) {
+		const struct lane *l = &ts->lanes[i];
+		if (l->c != NULL || (l->active && l->st != L_WAIT))
+			return;
+	}
+	ts->sleeping = true;
+	ts->run->active--;
+	event_active(ts->run->kick, EV_TIMEOUT, 0);
+}
+
 static void lane_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	lane_next(arg);
+	struct lane *l = arg;
+	if (l->ts->sleeping) { /* a retry is due: the target is back (maybe over the limit) */
+		l->ts->sleeping = false;
+		l->ts->run->active++;
+	}
+	lane_next(l);
 }
 
 static void lane_next(struct lane *l)
@@ -884,6 +909,7 @@ static void lane_next(struct lane *l)
 			l->st = L_WAIT;
 			struct timeval tv = {(time_t)(wait / 1000), (suseconds_t)(wait % 1000) * 1000};
 			evtimer_add(l->timer, &tv);
+			target_sleep(ts);
 			return;
 		}
 		l->active = false;
@@ -1054,7 +1080,10 @@ static void target_finish(struct tstate *ts)
 		conclude(ts);
 		print_target(run, ts);
 	}
-	run->active--;
+	if (ts->sleeping)
+		ts->sleeping = false;
+	else
+		run->active--;
 	run->done++;
 	progress(run);
 	if (run->done == run->n && run->n_quitting > 0) { /* Exim answers QUIT after 0.2 s */

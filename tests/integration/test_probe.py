@@ -315,6 +315,31 @@ class TemporaryFailures(FakeServerCase):
         self.assertIn('defers', plain['note'])
         self.assertTrue(any('defer_unauth_destination' in a for a in objs[0]['advice']))
 
+    def test_a_target_waiting_to_retry_does_not_hold_a_concurrency_slot(self):
+        order = []
+
+        class Deferring(Policy):
+            def greeting(self, sess):
+                order.append(self.label)
+                return super().greeting(sess)
+
+            def rcpt(self, sess, path):
+                if self.label == 'A' and not self.local(path):
+                    return '454 4.7.1 <%s>: Relay access denied' % path
+                return super().rcpt(sess, path)
+        a, b = Deferring(), Deferring()
+        a.label, b.label = 'A', 'B'
+        sa, sb = self.fake(a), self.fake(b)
+        rc, objs, _ = probe(['--concurrency', '1', '--lanes', '1', '--retry-after', '2',
+                             '--only', 'plain', target(sa.port), target(sb.port)])
+        self.assertEqual(rc, 0, objs)
+        by_target = {x['target']: x for x in objs}
+        self.assertEqual(tests_by_id(by_target[target(sa.port)])['plain']['verdict'],
+                         'denied-temporary')
+        self.assertEqual(tests_by_id(by_target[target(sb.port)])['plain']['verdict'], 'denied')
+        # B was tested while A waited for its retry, not after it
+        self.assertEqual(order, ['A', 'B', 'A'])
+
     def test_persistent_other_4xx_is_inconclusive(self):
         class Busy(Policy):
             def rcpt(self, sess, path):
