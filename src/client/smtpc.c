@@ -392,7 +392,7 @@ static void await(struct smtpc *c, unsigned timeout_ms, smtpc_fn fn, void *arg)
 
 void smtpc_command(struct smtpc *c, const char *line, smtpc_fn fn, void *arg)
 {
-	if (!c->dead) {
+	if (!c->dead && !c->eof) { /* after the close only buffered replies are read */
 		bufferevent_write(c->bev, line, strlen(line));
 		bufferevent_write(c->bev, "\r\n", 2);
 	}
@@ -401,7 +401,7 @@ void smtpc_command(struct smtpc *c, const char *line, smtpc_fn fn, void *arg)
 
 void smtpc_send_raw(struct smtpc *c, const char *data, size_t len)
 {
-	if (!c->dead)
+	if (!c->dead && !c->eof)
 		bufferevent_write(c->bev, data, len);
 }
 

@@ -35,6 +35,7 @@
 #include <netinet/in.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1358,6 +1359,7 @@ int probe_run(const struct probe_options *o, char **targets, size_t n_targets)
 	rg_strlcpy(run.victim_domain, at + 1, sizeof(run.victim_domain));
 	random_hex(run.run_id, 6);
 	run.deferred_output = o->confirm_data && (o->canary_dir || o->local_dir);
+	signal(SIGPIPE, SIG_IGN); /* a server that resets the connection is an error, not a kill */
 	run.base = event_base_new();
 	run.ctx = smtpc_tls_client_ctx();
 	run.kick = event_new(run.base, -1, 0, kick_cb, &run);
