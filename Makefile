@@ -3,6 +3,7 @@
 #   make run        install missing packages (as root), build, start on the embedded default config
 #   make check      the same set-up, then every test, normal and under ASan+UBSan
 #   make bench      throughput and memory figures (bench/README.md)
+#   make bench-probe  nmap's smtp-open-relay vs relayguard probe on real MTAs (root)
 
 CC      ?= cc
 PKGS    := libevent libevent_pthreads libevent_openssl openssl libcares libpsl libxcrypt
@@ -16,17 +17,19 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 SRC_LIB := src/util/util.c src/util/log.c src/net/net.c src/address/address.c \
            src/config/maps.c src/config/config.c src/policy/policy.c \
            src/queue/queue.c src/delivery/maildir.c src/delivery/local.c src/util/workers.c src/util/dirsync.c src/util/basedir.c \
-           src/dns/dns.c src/tls/tls.c src/auth/auth.c src/auth/sasl.c src/auth/passwd.c src/auth/lockout.c src/auth/dovecot.c src/smtp/session.c src/smtp/server.c
+           src/dns/dns.c src/tls/tls.c src/auth/auth.c src/auth/sasl.c src/auth/passwd.c src/auth/lockout.c src/auth/dovecot.c src/smtp/session.c src/smtp/server.c \
+           src/client/smtpc.c src/probe/battery.c src/probe/judge.c src/probe/runner.c \
+           src/probe/output.c src/probe/cli.c
 SRC_BIN := src/cli/main.c
 UNIT    := tests/unit/test_address tests/unit/test_policy tests/unit/test_config \
-           tests/unit/test_queue tests/unit/test_maildir tests/unit/test_auth
+           tests/unit/test_queue tests/unit/test_maildir tests/unit/test_auth tests/unit/test_probe
 
 # Two builds side by side: normal and sanitized.
 B_NORM := build/normal
 B_SAN  := build/asan
 SAN    := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all run check deps deps-test bench clean unit
+.PHONY: all run check deps deps-test bench bench-probe clean unit
 all: build/relayguard
 
 deps:
@@ -86,6 +89,9 @@ check: deps deps-test
 
 bench: deps deps-test build/relayguard
 	@sh bench/run.sh
+
+bench-probe: deps deps-test build/relayguard
+	@sh bench/probe.sh
 
 clean:
 	rm -rf build

@@ -58,3 +58,8 @@ if [ "$(id -u)" -eq 0 ] && ! getent passwd relayguard >/dev/null; then
 		--shell /usr/sbin/nologin relayguard
 	echo "created system user relayguard (mail_owner)"
 fi
+
+# The real MTAs of the peer lab (tests/peers/lab.py): unpacked, never installed.
+if [ "${1:-build}" = test ]; then
+	sh "$(dirname "$0")/peers.sh"
+fi

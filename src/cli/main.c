@@ -5,6 +5,7 @@
  *	relayguard serve [-c FILE] [--log-format plain|json] [--debug]
  *	relayguard config [-c FILE]
  *	relayguard passwd [--scheme SCHEME] [PASSWORD]
+ *	relayguard probe [OPTIONS] TARGET...   (src/probe/cli.c)
  *	relayguard --help | --version
  *
  * Owns: argument parsing, start-up order (load config, bind, prepare
@@ -14,6 +15,7 @@
 #define _XOPEN_SOURCE 700
 #include "auth/passwd.h"
 #include "config/config.h"
+#include "probe/probe.h"
 #include "queue/queue.h"
 #include "smtp/server.h"
 #include "util/basedir.h"
@@ -48,6 +50,7 @@ static const char usage_main[] =
 	"  serve     run the SMTP server (MTA) with local Maildir delivery\n"
 	"  config    check a configuration and print every parameter's effective value\n"
 	"  passwd    print a password hash for a passwd-file (smtpd_sasl_path)\n"
+	"  probe     test whether SMTP servers relay for strangers (exit 0 closed, 1 open)\n"
 	"\n"
 	"Options:\n"
 	"  -h, --help     this text; 'relayguard COMMAND --help' explains a command\n"
@@ -437,6 +440,8 @@ int main(int argc, char **argv)
 		return cmd_config(argc - 2, argv + 2);
 	if (strcmp(cmd, "passwd") == 0)
 		return cmd_passwd(argc - 2, argv + 2);
+	if (strcmp(cmd, "probe") == 0)
+		return probe_main(argc - 1, argv + 1);
 	fprintf(stderr, "relayguard: unknown command \"%s\" (try relayguard --help)\n", cmd);
 	return EXIT_USAGE;
 }

@@ -43,6 +43,8 @@ struct dns_query {
 	bool started;      /* dns_client_name() has returned */
 	bool sync_done;    /* c-ares answered inside dns_client_name() */
 	bool sync_found;
+	dns_addr_fn addr_fn; /* dns_host_addr() */
+	char error[128];
 };
 
 static void arm_timer(struct dns *d)
@@ -214,4 +216,61 @@ struct dns_query *dns_client_name(struct dns *d, const struct rg_ip *ip, dns_nam
 void dns_cancel(struct dns_query *q)
 {
 	q->cancelled = true; /* freed when c-ares calls back */
+}
+
+/* ---- forward lookup: name -> one address ---- */
+
+static void finish_addr(struct dns_query *q, const struct rg_ip *ip)
+{
+	if (!q->started) {
+		q->sync_done = true;
+		q->sync_found = ip != NULL;
+		if (ip != NULL)
+			q->ip = *ip;
+		return;
+	}
+	if (!q->cancelled && !q->d->destroying)
+		q->addr_fn(q->arg, ip, q->error);
+	free(q);
+}
+
+static void on_addrinfo(void *arg, int status, int timeouts, struct ares_addrinfo *res)
+{
+	struct dns_query *q = arg;
+	(void)timeouts;
+	struct rg_ip ip;
+	bool found = false;
+	if (status == ARES_SUCCESS && res != NULL) {
+		for (struct ares_addrinfo_node *n = res->nodes; n != NULL && !found; n = n->ai_next)
+			found = (n->ai_family == AF_INET || n->ai_family == AF_INET6) &&
+				ip_from_sockaddr(n->ai_addr, &ip);
+	}
+	if (!found)
+		snprintf(q->error, sizeof(q->error), "%s",
+			 status == ARES_SUCCESS ? "no address" : ares_strerror(status));
+	if (res != NULL)
+		ares_freeaddrinfo(res);
+	finish_addr(q, found ? &ip : NULL);
+}
+
+struct dns_query *dns_host_addr(struct dns *d, const char *name, int family, dns_addr_fn fn,
+				void *arg)
+{
+	struct dns_query *q = xcalloc(1, sizeof(*q));
+	q->d = d;
+	q->addr_fn = fn;
+	q->arg = arg;
+	struct ares_addrinfo_hints hints;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = family;
+	hints.ai_socktype = SOCK_STREAM;
+	ares_getaddrinfo(d->channel, name, NULL, &hints, on_addrinfo, q);
+	q->started = true;
+	if (q->sync_done) {
+		fn(arg, q->sync_found ? &q->ip : NULL, q->error);
+		free(q);
+		return NULL;
+	}
+	arm_timer(d);
+	return q;
 }

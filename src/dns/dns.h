@@ -4,7 +4,9 @@
  * Owns: the c-ares channel and its sockets as libevent events, and the
  * client-name lookup Postfix calls "verified": PTR of the client address,
  * then A/AAAA of that name must lead back to the same address; otherwise
- * the client is "unknown". Later releases add MX/TXT lookups here.
+ * the client is "unknown". And the forward lookup of a host name to one
+ * address (A/AAAA), for clients such as relayguard probe. Later releases
+ * add MX/TXT lookups here.
  * Must not: fall back to blocking resolver calls.
  */
 #ifndef RG_DNS_H
@@ -33,5 +35,16 @@ typedef void (*dns_name_fn)(void *arg, const char *name);
 struct dns_query *dns_client_name(struct dns *d, const struct rg_ip *ip, dns_name_fn fn,
 				  void *arg);
 void dns_cancel(struct dns_query *q);
+
+/* ip is the first address found for the name, or NULL with error saying why. */
+typedef void (*dns_addr_fn)(void *arg, const struct rg_ip *ip, const char *error);
+
+/* Look up a host name's address: family AF_INET (A), AF_INET6 (AAAA) or
+ * AF_UNSPEC (either). Without explicit servers /etc/hosts is read first.
+ * Same contract as dns_client_name(): the callback runs once, on the loop
+ * (before this returns, which then returns NULL, when the answer is known at
+ * once), unless dns_cancel() comes first. */
+struct dns_query *dns_host_addr(struct dns *d, const char *name, int family, dns_addr_fn fn,
+				void *arg);
 
 #endif

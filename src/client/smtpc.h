@@ -1,0 +1,94 @@
+/*
+ * smtpc - a small non-blocking SMTP client connection on the event loop.
+ *
+ * Owns: one TCP connection to an SMTP server (optional source address,
+ * implicit TLS or a later STARTTLS upgrade through an OpenSSL bufferevent
+ * filter), sending command lines and reading complete replies: every line
+ * of a multi-line reply, its code and its RFC 3463 enhanced status code.
+ * One reply is awaited at a time; its callback runs once, on the loop.
+ * Must not: know what the commands mean (no EHLO logic, no relay tests);
+ * callers (the probe, later outbound delivery) decide what to send.
+ *
+ *	c = smtpc_connect(base, &opts, on_greeting, arg);  // callback: greeting
+ *	smtpc_command(c, "EHLO example.org", on_ehlo, arg);
+ *	smtpc_starttls(c, ctx, "mx.example.org");          // after a 220 to STARTTLS
+ *	smtpc_free(c);                                      // also from a callback
+ */
+#ifndef RG_SMTPC_H
+#define RG_SMTPC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+struct event_base;
+struct smtpc;
+typedef struct ssl_ctx_st SSL_CTX;
+
+#define SMTPC_REPLY_MAX 65536 /* bytes of one reply; more is a protocol error */
+#define SMTPC_LINES_MAX 512
+
+enum smtpc_status {
+	SMTPC_REPLY,   /* a complete reply arrived */
+	SMTPC_TIMEOUT, /* nothing complete within the timeout: the connection is out of sync
+			* and every later command fails (except smtpc_expect_optional) */
+	SMTPC_CLOSED,  /* the server closed the connection */
+	SMTPC_ERROR,   /* connect, TLS or protocol failure: see error */
+};
+
+struct smtpc_reply {
+	enum smtpc_status status;
+	int code;          /* 200..599 when status is SMTPC_REPLY, else 0 */
+	char enhanced[16]; /* "5.7.1" or "" (from the first line) */
+	const char *text;  /* the raw lines joined by '\n' ("250-a\n250 b"), or "" */
+	const char *error; /* for SMTPC_CLOSED / SMTPC_ERROR / SMTPC_TIMEOUT */
+};
+
+/* The reply (valid only during the call). The callback may free c. */
+typedef void (*smtpc_fn)(struct smtpc *c, const struct smtpc_reply *r, void *arg);
+
+struct smtpc_opts {
+	const struct sockaddr *addr; /* the server */
+	socklen_t addrlen;
+	const struct sockaddr *source; /* bind to this local address first, or NULL */
+	socklen_t sourcelen;
+	unsigned timeout_ms;  /* connect, and each reply */
+	SSL_CTX *implicit_tls; /* non-NULL: TLS from the first byte (port 465) */
+	const char *sni;       /* server name for TLS, or NULL */
+	const char *preamble;  /* bytes to send right after connecting (e.g. a PROXY header) */
+};
+
+/* Start connecting; fn gets the greeting (or the failure). NULL only if no
+ * socket could be made at all (err says why). */
+struct smtpc *smtpc_connect(struct event_base *base, const struct smtpc_opts *o, smtpc_fn fn,
+			    void *arg, char *err, size_t errlen);
+
+/* Send line + CRLF (line must not contain CR or LF) and await one reply. */
+void smtpc_command(struct smtpc *c, const char *line, smtpc_fn fn, void *arg);
+/* Send bytes as they are (message data) without awaiting anything. */
+void smtpc_send_raw(struct smtpc *c, const char *data, size_t len);
+/* Await one more reply, with a timeout of its own (0: the connection's). */
+void smtpc_expect(struct smtpc *c, unsigned timeout_ms, smtpc_fn fn, void *arg);
+/* The same for a reply that may never come (an error reply to a PROXY header):
+ * a timeout with not one byte received leaves the connection usable. */
+void smtpc_expect_optional(struct smtpc *c, unsigned timeout_ms, smtpc_fn fn, void *arg);
+
+/* Upgrade to TLS after the server's 220 to STARTTLS. Anything the server sent
+ * after that 220 in plain text is discarded (CVE-2011-0411). The handshake
+ * runs with the next command; a failure arrives as that command's SMTPC_ERROR. */
+bool smtpc_starttls(struct smtpc *c, SSL_CTX *ctx, const char *sni, char *err, size_t errlen);
+bool smtpc_tls_active(const struct smtpc *c);
+
+void smtpc_free(struct smtpc *c);
+
+/* Pure helpers, exposed for tests. */
+/* One reply line: sets *code and *last ("250 x" last, "250-x" not). */
+bool smtpc_parse_line(const char *line, int *code, bool *last);
+/* The enhanced status code at the start of text ("5.7.1 Relay..." -> "5.7.1"),
+ * only when its class agrees with the reply code; "" otherwise. */
+void smtpc_parse_enhanced(int code, const char *text, char *out, size_t outlen);
+/* A client SSL_CTX that does not verify certificates (a probe must talk to
+ * any server). NULL on failure. */
+SSL_CTX *smtpc_tls_client_ctx(void);
+
+#endif

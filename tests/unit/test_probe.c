@@ -1,0 +1,404 @@
+/*
+ * test_probe.c - the probe's pure decisions, as tables: reply -> verdict,
+ * verdicts -> target verdict and exit code, target parsing, names from
+ * greetings, templates, and the battery's own consistency.
+ */
+#include "check.h"
+#include "client/smtpc.h"
+#include "probe/probe.h"
+
+#include <stdlib.h>
+
+#define REPLY(role, code, enh) {role, PS_REPLY, code, enh}
+#define STATUS(role, st) {role, st, 0, ""}
+
+static void test_judge(void)
+{
+	static const struct {
+		int line;
+		enum probe_kind kind;
+		struct probe_outcome first;
+		bool has_retry;
+		struct probe_outcome retry;
+		enum probe_verdict want;
+	} rows[] = {
+		{__LINE__, PK_RELAY, REPLY(ROLE_RCPT, 250, "2.1.5"), false, {0}, V_RELAY_ACCEPTED},
+		{__LINE__, PK_AMBIGUOUS, REPLY(ROLE_RCPT, 250, ""), false, {0}, V_ACCEPTED_AMBIGUOUS},
+		{__LINE__, PK_LOCAL, REPLY(ROLE_RCPT, 250, ""), false, {0}, V_WARNING},
+		{__LINE__, PK_LOCAL, REPLY(ROLE_RCPT, 550, "5.1.1"), false, {0}, V_DENIED},
+		{__LINE__, PK_RELAY, REPLY(ROLE_RCPT, 554, "5.7.1"), false, {0}, V_DENIED},
+		{__LINE__, PK_RELAY, REPLY(ROLE_RCPT, 550, ""), false, {0}, V_DENIED},
+		{__LINE__, PK_RELAY, REPLY(ROLE_MAIL, 553, "5.1.8"), false, {0}, V_DENIED},
+		{__LINE__, PK_RELAY, REPLY(ROLE_HELO, 501, "5.5.2"), false, {0}, V_DENIED},
+		/* nmap counts every 4xx as closed; a first 4xx asks for a retry */
+		{__LINE__, PK_RELAY, REPLY(ROLE_RCPT, 454, "4.7.1"), false, {0}, V_DEFERRED},
+		{__LINE__, PK_RELAY, REPLY(ROLE_RCPT, 450, "4.2.0"), false, {0}, V_DEFERRED},
+		/* Postfix defer_unauth_destination: same 4xx X.7.1 twice */
+		{__LINE__, PK_RELAY, REPLY(ROLE_RCPT, 454, "4.7.1"), true, REPLY(ROLE_RCPT, 454, "4.7.1"),
+		 V_DENIED_TEMPORARY},
+		/* greylisting: 4xx then 2xx is a relay */
+		{__LINE__, PK_RELAY, REPLY(ROLE_RCPT, 450, "4.2.0"), true, REPLY(ROLE_RCPT, 250, "2.1.5"),
+		 V_RELAY_ACCEPTED},
+		{__LINE__, PK_AMBIGUOUS, REPLY(ROLE_RCPT, 451, "4.7.1"), true, REPLY(ROLE_RCPT, 250, ""),
+		 V_ACCEPTED_AMBIGUOUS},
+		{__LINE__, PK_RELAY, REPLY(ROLE_RCPT, 450, "4.2.0"), true, REPLY(ROLE_RCPT, 550, "5.7.1"),
+		 V_DENIED},
+		/* persistent 4xx without a policy code: never closed */
+		{__LINE__, PK_RELAY, REPLY(ROLE_RCPT, 450, "4.2.0"), true, REPLY(ROLE_RCPT, 450, "4.2.0"),
+		 V_INCONCLUSIVE},
+		{__LINE__, PK_RELAY, REPLY(ROLE_RCPT, 451, ""), true, REPLY(ROLE_RCPT, 451, ""),
+		 V_INCONCLUSIVE},
+		/* X.7.1 but a different code the second time: not the same answer */
+		{__LINE__, PK_RELAY, REPLY(ROLE_RCPT, 450, "4.7.1"), true, REPLY(ROLE_RCPT, 454, "4.7.1"),
+		 V_INCONCLUSIVE},
+		/* 4.7.10 is not 4.7.1 */
+		{__LINE__, PK_RELAY, REPLY(ROLE_RCPT, 454, "4.7.10"), true,
+		 REPLY(ROLE_RCPT, 454, "4.7.10"), V_INCONCLUSIVE},
+		{__LINE__, PK_RELAY, REPLY(ROLE_RCPT, 454, "4.7.1"), true, STATUS(ROLE_RCPT, PS_TIMEOUT),
+		 V_TIMEOUT},
+		{__LINE__, PK_RELAY, STATUS(ROLE_RCPT, PS_TIMEOUT), false, {0}, V_TIMEOUT},
+		{__LINE__, PK_RELAY, STATUS(ROLE_MAIL, PS_CLOSED), false, {0}, V_ERROR},
+		{__LINE__, PK_RELAY, STATUS(ROLE_CONNECT, PS_ERROR), false, {0}, V_ERROR},
+		/* AUTH before TLS */
+		{__LINE__, PK_AUTH_PLAIN, REPLY(ROLE_AUTH, 535, "5.7.8"), false, {0}, V_WARNING},
+		{__LINE__, PK_AUTH_PLAIN, REPLY(ROLE_AUTH, 538, "5.7.11"), false, {0}, V_DENIED},
+		{__LINE__, PK_AUTH_PLAIN, REPLY(ROLE_AUTH, 503, "5.5.1"), false, {0}, V_DENIED},
+		{__LINE__, PK_AUTH_PLAIN, REPLY(ROLE_RCPT, 250, ""), false, {0}, V_RELAY_ACCEPTED},
+		/* only a 2xx at RCPT is an acceptance: a 3xx anywhere asks for more */
+		{__LINE__, PK_RELAY, REPLY(ROLE_MAIL, 334, ""), false, {0}, V_INCONCLUSIVE},
+		{__LINE__, PK_RELAY, REPLY(ROLE_RCPT, 354, ""), false, {0}, V_INCONCLUSIVE},
+		{__LINE__, PK_AUTH_PLAIN, REPLY(ROLE_AUTH, 334, ""), false, {0}, V_INCONCLUSIVE},
+		{__LINE__, PK_AUTH_PLAIN, REPLY(ROLE_AUTH, 235, "2.7.0"), false, {0}, V_INCONCLUSIVE},
+		{__LINE__, PK_AMBIGUOUS, REPLY(ROLE_HELO, 250, ""), false, {0}, V_INCONCLUSIVE},
+		{__LINE__, PK_RELAY, REPLY(ROLE_RCPT, 450, "4.2.0"), true, REPLY(ROLE_MAIL, 334, ""),
+		 V_INCONCLUSIVE},
+		/* the --auth positive control */
+		{__LINE__, PK_AUTH_RELAY, REPLY(ROLE_RCPT, 250, "2.1.5"), false, {0}, V_AUTH_OK},
+		{__LINE__, PK_AUTH_RELAY, REPLY(ROLE_AUTH, 535, "5.7.8"), false, {0}, V_AUTH_FAILED},
+		{__LINE__, PK_AUTH_RELAY, REPLY(ROLE_RCPT, 554, "5.7.1"), false, {0}, V_DENIED},
+	};
+	for (size_t i = 0; i < RG_ARRAY_LEN(rows); i++) {
+		char note[256];
+		enum probe_verdict v = probe_judge(rows[i].kind, &rows[i].first,
+						   rows[i].has_retry ? &rows[i].retry : NULL, note,
+						   sizeof(note));
+		CHECK_STR_AT(rows[i].line, probe_verdict_name(v), probe_verdict_name(rows[i].want),
+			     "verdict");
+	}
+	/* a refused second EHLO (OpenSMTPD 503 "Already identified", Exim 554 "Too many
+	 * nonmail commands") is no verdict: the test runs again opening with its name */
+	static const struct {
+		int line;
+		struct probe_outcome o;
+		bool repeated, want;
+	} redo[] = {
+		{__LINE__, REPLY(ROLE_HELO, 503, "5.5.1"), true, true},
+		{__LINE__, REPLY(ROLE_HELO, 554, ""), true, true},
+		{__LINE__, REPLY(ROLE_HELO, 501, "5.5.2"), false, false}, /* the first EHLO: a verdict */
+		{__LINE__, REPLY(ROLE_HELO, 421, "4.7.0"), true, false},  /* lost: retried as such */
+		{__LINE__, REPLY(ROLE_HELO, 250, ""), true, false},
+		{__LINE__, REPLY(ROLE_RCPT, 503, "5.5.1"), true, false},
+		{__LINE__, STATUS(ROLE_HELO, PS_CLOSED), true, false},
+	};
+	for (size_t i = 0; i < RG_ARRAY_LEN(redo); i++)
+		CHECK_AT(redo[i].line, probe_redo_with_own_helo(&redo[i].o, redo[i].repeated) ==
+			 redo[i].want, "redo with own HELO");
+	/* the note of a denied-temporary explains itself */
+	struct probe_outcome a = REPLY(ROLE_RCPT, 454, "4.7.1");
+	char note[256];
+	probe_judge(PK_RELAY, &a, &a, note, sizeof(note));
+	CHECK(strstr(note, "defers") != NULL, "note: %s", note);
+}
+
+static void test_target_verdict(void)
+{
+	static const struct {
+		int line;
+		enum probe_verdict v[4];
+		size_t n;
+		bool reachable;
+		enum probe_target_verdict want;
+		int exit;
+	} rows[] = {
+		{__LINE__, {V_DENIED, V_DENIED_TEMPORARY, V_SKIPPED}, 3, true, TV_CLOSED, 0},
+		{__LINE__, {V_DENIED, V_RELAY_ACCEPTED}, 2, true, TV_OPEN, 1},
+		{__LINE__, {V_ACCEPTED_AMBIGUOUS, V_RELAY_CONFIRMED}, 2, true, TV_OPEN, 1},
+		{__LINE__, {V_DENIED, V_ACCEPTED_AMBIGUOUS}, 2, true, TV_SUSPICIOUS, 3},
+		{__LINE__, {V_ACCEPTED_AMBIGUOUS, V_TIMEOUT}, 2, true, TV_SUSPICIOUS, 3},
+		{__LINE__, {V_DENIED, V_INCONCLUSIVE}, 2, true, TV_INCONCLUSIVE, 2},
+		{__LINE__, {V_DENIED, V_ERROR}, 2, true, TV_INCONCLUSIVE, 2},
+		{__LINE__, {V_DELIVERED_LOCALLY, V_NOT_RELAYED, V_DENIED}, 3, true, TV_CLOSED, 0},
+		{__LINE__, {V_WARNING, V_AUTH_OK, V_DENIED}, 3, true, TV_CLOSED, 0},
+		{__LINE__, {V_DENIED}, 1, false, TV_UNREACHABLE, 2},
+	};
+	for (size_t i = 0; i < RG_ARRAY_LEN(rows); i++) {
+		enum probe_target_verdict tv =
+			probe_target_verdict(rows[i].v, rows[i].n, rows[i].reachable);
+		CHECK_STR_AT(rows[i].line, probe_target_verdict_name(tv),
+			     probe_target_verdict_name(rows[i].want), "target verdict");
+		CHECK_AT(rows[i].line, probe_exit_code(tv) == rows[i].exit, "exit %d",
+			 probe_exit_code(tv));
+	}
+	/* worst wins: 1 > 3 > 2 > 0 */
+	CHECK(probe_worse_exit(0, 2) == 2, "0,2");
+	CHECK(probe_worse_exit(2, 3) == 3, "2,3");
+	CHECK(probe_worse_exit(3, 1) == 1, "3,1");
+	CHECK(probe_worse_exit(1, 0) == 1, "1,0");
+	CHECK(probe_worse_exit(3, 2) == 3, "3,2");
+}
+
+static void test_parse_target(void)
+{
+	static const struct {
+		int line;
+		const char *in;
+		bool ok;
+		const char *host;
+		int port;
+	} rows[] = {
+		{__LINE__, "mx.example.org", true, "mx.example.org", 25},
+		{__LINE__, "mx.example.org:587", true, "mx.example.org", 587},
+		{__LINE__, "127.0.0.1:2525", true, "127.0.0.1", 2525},
+		{__LINE__, "[::1]:465", true, "::1", 465},
+		{__LINE__, "[2001:db8::1]", true, "2001:db8::1", 25},
+		{__LINE__, "2001:db8::1", true, "2001:db8::1", 25},
+		{__LINE__, "host:0", false, NULL, 0},
+		{__LINE__, "host:65536", false, NULL, 0},
+		{__LINE__, "host:25x", false, NULL, 0},
+		{__LINE__, "host:", false, NULL, 0},
+		{__LINE__, ":25", false, NULL, 0},
+		{__LINE__, "[::1", false, NULL, 0},
+		{__LINE__, "[::1]x", false, NULL, 0},
+		{__LINE__, "bad host", false, NULL, 0},
+		{__LINE__, "evil\r\nhost", false, NULL, 0},
+		{__LINE__, "", false, NULL, 0},
+		/* a host with ':' is an IPv6 address or nothing (never a DNS name) */
+		{__LINE__, "1.2.3.4:25:", false, NULL, 0},
+		{__LINE__, "host:25:26", false, NULL, 0},
+		{__LINE__, "[host:1]:25", false, NULL, 0},
+		{__LINE__, "[1.2.3.4]:25", true, "1.2.3.4", 25},
+		{__LINE__, "::ffff:1.2.3.4", true, "::ffff:1.2.3.4", 25},
+	};
+	for (size_t i = 0; i < RG_ARRAY_LEN(rows); i++) {
+		char host[PROBE_NAME_MAX], err[256];
+		int port = -1;
+		bool ok = probe_parse_target(rows[i].in, 25, host, sizeof(host), &port, err,
+					     sizeof(err));
+		CHECK_AT(rows[i].line, ok == rows[i].ok, "\"%s\": ok=%d (%s)", rows[i].in, ok,
+			 ok ? "" : err);
+		if (ok && rows[i].ok) {
+			CHECK_STR_AT(rows[i].line, host, rows[i].host, "host");
+			CHECK_AT(rows[i].line, port == rows[i].port, "port %d", port);
+		}
+	}
+}
+
+static void test_names(void)
+{
+	static const struct {
+		int line;
+		const char *reply;
+		const char *name;
+		const char *cand[2];
+	} rows[] = {
+		{__LINE__, "220 mx.lab.test ESMTP Postfix", "mx.lab.test", {"mx.lab.test", "lab.test"}},
+		{__LINE__, "220 MX.Lab.Test", "mx.lab.test", {"mx.lab.test", "lab.test"}},
+		{__LINE__, "250-mail.example.org Hello\n250 SIZE 1000", "mail.example.org",
+		 {"mail.example.org", "example.org"}},
+		{__LINE__, "220 lab.test ESMTP", "lab.test", {"lab.test", NULL}},
+		{__LINE__, "220 localhost ESMTP", "", {NULL, NULL}},
+		{__LINE__, "220 [127.0.0.1] ESMTP", "", {NULL, NULL}},
+		{__LINE__, "220 127.0.0.1 ESMTP", "", {NULL, NULL}},
+		{__LINE__, "220 ESMTP ready", "", {NULL, NULL}},
+		{__LINE__, "220", "", {NULL, NULL}},
+		{__LINE__, "220 bad\x01name.test", "", {NULL, NULL}},
+	};
+	for (size_t i = 0; i < RG_ARRAY_LEN(rows); i++) {
+		char name[PROBE_NAME_MAX], cand[2][PROBE_NAME_MAX];
+		probe_reply_name(rows[i].reply, name, sizeof(name));
+		CHECK_STR_AT(rows[i].line, name, rows[i].name, "name");
+		size_t n = probe_domain_candidates(name, cand, 2);
+		size_t want = (rows[i].cand[0] != NULL) + (rows[i].cand[1] != NULL);
+		CHECK_AT(rows[i].line, n == want, "%zu candidates, want %zu", n, want);
+		for (size_t k = 0; k < n && k < want; k++)
+			CHECK_STR_AT(rows[i].line, cand[k], rows[i].cand[k], "candidate");
+	}
+}
+
+static const struct probe_vars vars = {
+	.victim_local = "relaytest", .victim_domain = "example.net", .domain = "lab.test",
+	.server = "mx.lab.test", .ip = "192.0.2.25", .user = "nosuchuser-1",
+	.sender_local = "relayprobe", .helo = "probe.example.org",
+};
+
+static void test_expand(void)
+{
+	static const struct {
+		int line;
+		const char *tmpl;
+		const char *want;
+	} rows[] = {
+		{__LINE__, "{vl}@{vd}", "relaytest@example.net"},
+		{__LINE__, "{vl}%{vd}@[{ip}]", "relaytest%example.net@[192.0.2.25]"},
+		{__LINE__, "\"{vl}@{vd}\"@{d}", "\"relaytest@example.net\"@lab.test"},
+		{__LINE__, "@{s}:{vl}@{vd}", "@mx.lab.test:relaytest@example.net"},
+		{__LINE__, "{vd}!{vl}@{s}", "example.net!relaytest@mx.lab.test"},
+		{__LINE__, "{V}", "ReLaYtEsT@ExAmPlE.NeT"},
+		{__LINE__, "{u}@{d}", "nosuchuser-1@lab.test"},
+		{__LINE__, "{nope}{", "{nope}{"},
+		{__LINE__, "", ""},
+	};
+	for (size_t i = 0; i < RG_ARRAY_LEN(rows); i++) {
+		char out[PROBE_NAME_MAX];
+		CHECK_AT(rows[i].line, probe_expand(rows[i].tmpl, &vars, out, sizeof(out)), "fits");
+		CHECK_STR_AT(rows[i].line, out, rows[i].want, "expansion");
+	}
+	char tiny[8];
+	CHECK(!probe_expand("{vl}@{vd}", &vars, tiny, sizeof(tiny)), "too long is reported");
+}
+
+/* Every row's kind agrees with what its address says, and nmap's 16 tests are all there. */
+static void test_battery(void)
+{
+	const char *own[] = {vars.domain, vars.server, NULL};
+	unsigned nmap_seen[17] = {0};
+	for (size_t i = 0; i < probe_battery_len; i++) {
+		const struct probe_test *t = &probe_battery[i];
+		CHECK(probe_find_test(t->id) == t, "id %s is unique", t->id);
+		CHECK(t->fix != NULL && t->source != NULL && t->name != NULL, "%s documented", t->id);
+		char rcpt[PROBE_NAME_MAX];
+		probe_expand(t->rcpt, &vars, rcpt, sizeof(rcpt));
+		if (t->kind == PK_RELAY || t->kind == PK_AMBIGUOUS || t->kind == PK_LOCAL) {
+			enum probe_kind k = probe_classify_rcpt(rcpt, own, vars.ip);
+			CHECK(k == t->kind, "%s: <%s> classified %d, table says %d", t->id, rcpt, k,
+			      t->kind);
+		}
+		const char *p = strstr(t->source, "smtp-open-relay #");
+		if (p != NULL) {
+			int n = atoi(p + strlen("smtp-open-relay #"));
+			if (n >= 1 && n <= 16)
+				nmap_seen[n]++;
+		}
+	}
+	for (int n = 1; n <= 16; n++)
+		CHECK(nmap_seen[n] == 1, "nmap test #%d covered by exactly one test (%u)", n,
+		      nmap_seen[n]);
+	/* classification of forms outside the table */
+	static const struct {
+		int line;
+		const char *rcpt;
+		enum probe_kind want;
+	} rows[] = {
+		{__LINE__, "postmaster@lab.test", PK_LOCAL},
+		{__LINE__, "postmaster@[192.0.2.25]", PK_LOCAL},
+		{__LINE__, "u%example.net@[192.0.2.25]", PK_AMBIGUOUS},
+		{__LINE__, "u%example.net@[192.0.2.26]", PK_RELAY},
+		{__LINE__, "u@example.net", PK_RELAY},
+		{__LINE__, "@lab.test:u@example.net", PK_RELAY},
+		{__LINE__, "u@EXAMPLE.net", PK_RELAY},
+		{__LINE__, "u@Lab.Test", PK_LOCAL},
+		{__LINE__, "example.net!u", PK_AMBIGUOUS},
+		{__LINE__, "@@@", PK_AMBIGUOUS},
+	};
+	for (size_t i = 0; i < RG_ARRAY_LEN(rows); i++)
+		CHECK_AT(rows[i].line, probe_classify_rcpt(rows[i].rcpt, own, vars.ip) == rows[i].want,
+			 "<%s>", rows[i].rcpt);
+}
+
+static void test_reply_parsing(void)
+{
+	static const struct {
+		int line;
+		const char *in;
+		bool ok;
+		int code;
+		bool last;
+	} rows[] = {
+		{__LINE__, "250 ok", true, 250, true},
+		{__LINE__, "250-first", true, 250, false},
+		{__LINE__, "250", true, 250, true},
+		{__LINE__, "550 5.7.1 no", true, 550, true},
+		{__LINE__, "25", false, 0, false},
+		{__LINE__, "2500 x", false, 0, false},
+		{__LINE__, "abc def", false, 0, false},
+		{__LINE__, "199 x", false, 0, false},
+		{__LINE__, "600 x", false, 0, false},
+		{__LINE__, "250_x", false, 0, false},
+	};
+	for (size_t i = 0; i < RG_ARRAY_LEN(rows); i++) {
+		int code = 0;
+		bool last = false;
+		bool ok = smtpc_parse_line(rows[i].in, &code, &last);
+		CHECK_AT(rows[i].line, ok == rows[i].ok, "\"%s\" ok=%d", rows[i].in, ok);
+		if (ok && rows[i].ok)
+			CHECK_AT(rows[i].line, code == rows[i].code && last == rows[i].last,
+				 "code %d last %d", code, last);
+	}
+	static const struct {
+		int line;
+		int code;
+		const char *text;
+		const char *want;
+	} enh[] = {
+		{__LINE__, 554, "5.7.1 <x>: Relay access denied", "5.7.1"},
+		{__LINE__, 454, "4.7.1 <x>: Relay access denied", "4.7.1"},
+		{__LINE__, 250, "2.1.5 Ok", "2.1.5"},
+		{__LINE__, 250, "2.0.0", "2.0.0"},
+		{__LINE__, 550, "4.7.1 wrong class", ""},
+		{__LINE__, 550, "Relay denied 5.7.1", ""},
+		{__LINE__, 550, "5.7 no detail", ""},
+		{__LINE__, 550, "5.7.1234 too long", ""},
+		{__LINE__, 530, "5.7.0x", ""},
+		{__LINE__, 421, "", ""},
+	};
+	for (size_t i = 0; i < RG_ARRAY_LEN(enh); i++) {
+		char out[16];
+		smtpc_parse_enhanced(enh[i].code, enh[i].text, out, sizeof(out));
+		CHECK_STR_AT(enh[i].line, out, enh[i].want, "enhanced code");
+	}
+}
+
+static void test_json(void)
+{
+	struct strbuf sb;
+	strbuf_init(&sb);
+	probe_json_string(&sb, "a\"b\\c\nd\x01\x7f\xc3\xa9");
+	CHECK_STR_AT(__LINE__, sb.data, "\"a\\\"b\\\\c\\nd\\u0001\\u007f\\u00c3\\u00a9\"", "json");
+	strbuf_free(&sb);
+}
+
+/* a canary token counts only as a whole word: test 1's is not test 10's */
+static void test_tokens(void)
+{
+	static const struct {
+		int line;
+		const char *buf, *token;
+		bool want;
+	} rows[] = {
+		{__LINE__, "Token: rgprobe-ab-000000-01\r\n", "rgprobe-ab-000000-01", true},
+		{__LINE__, "X-Relayguard-Probe: rgprobe-ab-000000-10", "rgprobe-ab-000000-1", false},
+		{__LINE__, "<rgprobe-ab-000000-01@relayguard.invalid>", "rgprobe-ab-000000-01", true},
+		{__LINE__, "xrgprobe-ab-000000-01", "rgprobe-ab-000000-01", false},
+		{__LINE__, "rgprobe-ab-000000-012 rgprobe-ab-000000-01.", "rgprobe-ab-000000-01", true},
+		{__LINE__, "rgprobe-ab-000000-0", "rgprobe-ab-000000-01", false},
+		{__LINE__, "", "rgprobe-ab-000000-01", false},
+	};
+	for (size_t i = 0; i < RG_ARRAY_LEN(rows); i++)
+		CHECK_AT(rows[i].line, probe_token_in(rows[i].buf, strlen(rows[i].buf),
+						      rows[i].token) == rows[i].want, "token %s",
+			 rows[i].token);
+}
+
+int main(void)
+{
+	test_tokens();
+	test_judge();
+	test_target_verdict();
+	test_parse_target();
+	test_names();
+	test_expand();
+	test_battery();
+	test_reply_parsing();
+	test_json();
+	return check_summary("test_probe");
+}
