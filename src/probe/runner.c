@@ -934,11 +934,24 @@ static void lane_next(struct lane *l)
 
 /* ---- targets ---- */
 
+/* auth_sender_ok - is the --auth login an address usable as MAIL FROM? */
+static bool auth_sender_ok(const char *user)
+{
+	if (user == NULL || strlen(user) > PATH_MAX_LEN || strchr(user, '@') == NULL)
+		return false;
+	for (const char *p = user; *p; p++)
+		if (*p <= ' ' || *p >= 0x7f || *p == '<' || *p == '>')
+			return false;
+	return true;
+}
+
 static bool applicable(const struct tstate *ts, const struct probe_test *t, const char **why)
 {
 	const struct probe_options *o = ts->run->o;
-	if ((t->flags & PF_SUBMISSION) && ts->t.port != 587 && ts->t.port != 465) {
-		*why = "only on the submission ports 587 and 465";
+	/* a submission service: its port, implicit TLS, or credentials to log in with */
+	if ((t->flags & PF_SUBMISSION) && ts->t.port != 587 && ts->t.port != 465 &&
+	    !o->implicit_tls && o->auth_user == NULL) {
+		*why = "only on submission ports (587, 465, --tls or --auth)";
 		return false;
 	}
 	if ((t->flags & PF_NEEDS_AUTH) && o->auth_user == NULL) {
@@ -989,6 +1002,9 @@ static void begin_tests(struct tstate *ts)
 			strlen(r->mail) <= PATH_MAX_LEN;
 		fits &= probe_expand(r->test->rcpt, &v, r->rcpt, sizeof(r->rcpt)) &&
 			strlen(r->rcpt) <= PATH_MAX_LEN;
+		if ((r->test->flags & PF_NEEDS_AUTH) && auth_sender_ok(o->auth_user))
+			/* a logged-in user sends as itself: an MSA refuses other senders */
+			rg_strlcpy(r->mail, o->auth_user, sizeof(r->mail));
 		/* fixed width: no token is the start of another (test 1 and tests 10..19) */
 		snprintf(r->token, sizeof(r->token), "rgprobe-%s-%06zu-%02zu", run->run_id,
 			 (size_t)(ts - run->ts), i);
