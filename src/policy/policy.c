@@ -324,23 +324,36 @@ static void client_lists(const struct config *cfg, const struct policy_client *c
 				     SUBJ_SENDER};
 }
 
+/* walk_lists - the lists in order; true when one rejected or deferred (OUT is
+ * filled). *relay_decider gets what decided smtpd_relay_restrictions, if walked. */
+static bool walk_lists(struct eval *ev, const struct list_ref *lists, size_t n,
+		       const char **relay_decider)
+{
+	for (size_t k = 0; k < n; k++) {
+		const char *decider;
+		enum result r = evaluate_list(ev, lists[k].rl, lists[k].s, &decider);
+		if (r == REJECT || r == DEFER) {
+			ev->out->action = r == REJECT ? POLICY_REJECT : POLICY_DEFER;
+			ev->out->restriction = decider;
+			ev->out->list = lists[k].rl->param;
+			return true;
+		}
+		if (lists[k].rl == &ev->cfg->relay)
+			*relay_decider = decider;
+	}
+	return false;
+}
+
 void policy_check_mail(const struct config *cfg, const struct policy_request *req,
 		       struct policy_decision *out)
 {
 	struct eval ev = {cfg, req, out};
 	struct list_ref lists[3];
+	const char *unused = NULL;
 	client_lists(cfg, req->client, lists);
 	memset(out, 0, sizeof(*out));
-	for (size_t k = 0; k < RG_ARRAY_LEN(lists); k++) {
-		const char *decider;
-		enum result r = evaluate_list(&ev, lists[k].rl, lists[k].s, &decider);
-		if (r == REJECT || r == DEFER) {
-			out->action = r == REJECT ? POLICY_REJECT : POLICY_DEFER;
-			out->restriction = decider;
-			out->list = lists[k].rl->param;
-			return;
-		}
-	}
+	if (walk_lists(&ev, lists, RG_ARRAY_LEN(lists), &unused))
+		return;
 	out->action = POLICY_ACCEPT;
 	out->restriction = "none";
 	out->list = lists[0].rl->param;
@@ -357,18 +370,8 @@ void policy_check_rcpt(const struct config *cfg, const struct policy_request *re
 	lists[4] = (struct list_ref){&cfg->recipient, SUBJ_RECIPIENT};
 	memset(out, 0, sizeof(*out));
 	const char *relay_decider = NULL;
-	for (size_t k = 0; k < RG_ARRAY_LEN(lists); k++) {
-		const char *decider;
-		enum result r = evaluate_list(&ev, lists[k].rl, lists[k].s, &decider);
-		if (r == REJECT || r == DEFER) {
-			out->action = r == REJECT ? POLICY_REJECT : POLICY_DEFER;
-			out->restriction = decider;
-			out->list = lists[k].rl->param;
-			return;
-		}
-		if (lists[k].rl == &cfg->relay)
-			relay_decider = decider;
-	}
+	if (walk_lists(&ev, lists, RG_ARRAY_LEN(lists), &relay_decider))
+		return;
 	/* smtpd_reject_unlisted_recipient = yes: never accept, then bounce */
 	if (reject_unlisted_recipient(&ev) == REJECT) {
 		out->action = POLICY_REJECT;

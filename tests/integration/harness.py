@@ -57,6 +57,15 @@ def run_cli(args, timeout=10):
                           timeout=timeout, errors='replace')
 
 
+def vm_rss_kib(pid):
+    """Resident memory of a process, in KiB (0 if unknown)."""
+    with open('/proc/%d/status' % pid) as f:
+        for line in f:
+            if line.startswith('VmRSS:'):
+                return int(line.split()[1])
+    return 0
+
+
 def sanitizer_report(text):
     return [m for m in SANITIZER_MARKERS if m in text]
 

@@ -5,6 +5,7 @@ login) and openssl s_client. The passwd-file is written with hashes made by
 'relayguard passwd' itself. Clients come from 127.0.0.9, outside mynetworks.
 """
 import base64
+import contextlib
 import os
 import re
 import shutil
@@ -41,6 +42,17 @@ def wait_deferred(srv, count=1, timeout=5):
     while len(srv.queue_files('deferred')) < count and time.time() < deadline:
         time.sleep(0.02)
     return srv.queue_files('deferred')
+
+
+@contextlib.contextmanager
+def scratch_dir():
+    """A temporary directory the server (running as mail_owner) can read; removed after."""
+    tmp = tempfile.mkdtemp(prefix='relayguard-msa-')
+    os.chmod(tmp, 0o755)
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def make_passwd(path, users=USERS, extra=''):
@@ -403,9 +415,7 @@ class RelayDecisions(MsaServer):
 
 class SenderLoginMaps(unittest.TestCase):
     def test_owner_table(self):
-        tmp = tempfile.mkdtemp(prefix='relayguard-msa-')
-        os.chmod(tmp, 0o755)
-        try:
+        with scratch_dir() as tmp:
             passwd = os.path.join(tmp, 'passwd')
             make_passwd(passwd)
             owners = os.path.join(tmp, 'owners')
@@ -439,15 +449,11 @@ class SenderLoginMaps(unittest.TestCase):
                     code, text = c.cmd('RCPT TO:<alice@example.com>')
                     self.assertEqual(code, 553, text)
                     self.assertIn('not logged in', text)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 class Lockout(unittest.TestCase):
     def test_three_failures_lock_the_client_out(self):
-        tmp = tempfile.mkdtemp(prefix='relayguard-msa-')
-        os.chmod(tmp, 0o755)
-        try:
+        with scratch_dir() as tmp:
             passwd = os.path.join(tmp, 'passwd')
             make_passwd(passwd, {'alice@example.com': ('SHA512-CRYPT', 'alice-secret')})
             o = msa_overrides(passwd, smtpd_sasl_failure_limit='3',
@@ -474,13 +480,9 @@ class Lockout(unittest.TestCase):
                                                                  'alice-secret'))[0], 235)
                 self.assertIsNotNone(srv.wait_log(r'auth-lockout client=127\.0\.0\.9'))
                 self.assertIsNotNone(srv.wait_log(r'auth-lockout-refused client=127\.0\.0\.9'))
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
 
     def test_failure_reply_is_delayed_without_blocking_others(self):
-        tmp = tempfile.mkdtemp(prefix='relayguard-msa-')
-        os.chmod(tmp, 0o755)
-        try:
+        with scratch_dir() as tmp:
             passwd = os.path.join(tmp, 'passwd')
             make_passwd(passwd, {'alice@example.com': ('SHA512-CRYPT', 'alice-secret')})
             with Server(overrides=msa_overrides(passwd, smtpd_sasl_failure_delay='2s')) as srv:
@@ -499,8 +501,6 @@ class Lockout(unittest.TestCase):
                 slow.close()
                 self.assertGreaterEqual(delayed, 1.9)
                 self.assertLess(fast, delayed)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 class Configuration(unittest.TestCase):
@@ -511,8 +511,7 @@ class Configuration(unittest.TestCase):
         return path
 
     def test_bad_settings_refuse_to_start_with_file_and_line(self):
-        tmp = tempfile.mkdtemp(prefix='relayguard-msa-')
-        try:
+        with scratch_dir() as tmp:
             cf = self.write(tmp, 'main.cf', 'smtpd_sasl_auth_enable = yes\n'
                             'smtpd_tls_security_level = maybe\n'
                             'smtpd_sasl_type = ldap\n')
@@ -523,13 +522,9 @@ class Configuration(unittest.TestCase):
                           % cf, p.stderr)
             self.assertIn('%s:3: smtpd_sasl_type: "ldap" is not passwd-file or dovecot' % cf,
                           p.stderr)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
 
     def test_broken_passwd_file_refuses_to_start(self):
-        tmp = tempfile.mkdtemp(prefix='relayguard-msa-')
-        os.chmod(tmp, 0o755)
-        try:
+        with scratch_dir() as tmp:
             passwd = self.write(tmp, 'passwd', 'alice@example.com:{SSHA}abc\n'
                                 'no-colon-line\n')
             srv = Server(overrides=msa_overrides(passwd), start=False)
@@ -540,8 +535,6 @@ class Configuration(unittest.TestCase):
                 self.assertIn('%s:2: expected user:password' % passwd, str(cm.exception))
             finally:
                 srv.cleanup()
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
 
     def test_missing_certificate_refuses_to_start(self):
         srv = Server(overrides={'smtpd_tls_cert_file': '/nonexistent/cert.pem'}, start=False)
@@ -553,9 +546,7 @@ class Configuration(unittest.TestCase):
             srv.cleanup()
 
     def test_configured_certificate_is_served(self):
-        tmp = tempfile.mkdtemp(prefix='relayguard-msa-')
-        os.chmod(tmp, 0o755)
-        try:
+        with scratch_dir() as tmp:
             crt, key = os.path.join(tmp, 'c.pem'), os.path.join(tmp, 'k.pem')
             subprocess.run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes',
                             '-keyout', key, '-out', crt, '-days', '2', '-subj',
@@ -566,8 +557,6 @@ class Configuration(unittest.TestCase):
                 pem = ssl.DER_cert_to_PEM_cert(der)
                 with open(crt) as f:
                     self.assertEqual(pem.split(), f.read().split())
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
 
     def test_passwd_command(self):
         for scheme, prefix in (('CRYPT', '{CRYPT}$y$'), ('SHA512-CRYPT', '{SHA512-CRYPT}$6$'),
@@ -581,9 +570,7 @@ class Configuration(unittest.TestCase):
         self.assertIn('unknown scheme', p.stderr)
 
     def test_login_name_stays_out_of_received_by_default(self):
-        tmp = tempfile.mkdtemp(prefix='relayguard-msa-')
-        os.chmod(tmp, 0o755)
-        try:
+        with scratch_dir() as tmp:
             passwd = os.path.join(tmp, 'passwd')
             make_passwd(passwd, {'alice@example.com': ('SHA512-CRYPT', 'alice-secret')})
             with Server(overrides=msa_overrides(passwd)) as srv:
@@ -598,8 +585,6 @@ class Configuration(unittest.TestCase):
                 self.assertIn('with ESMTPSA id', text, 'the session is still marked as authenticated')
                 self.assertNotIn('Authenticated sender', text)
                 self.assertNotIn('alice@example.com)', text)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
 
     def test_auth_off_by_default(self):
         with Server() as srv:
@@ -616,13 +601,6 @@ class Configuration(unittest.TestCase):
 if __name__ == '__main__':
     unittest.main()
 
-
-def vm_rss_kib(pid):
-    with open('/proc/%d/status' % pid) as f:
-        for line in f:
-            if line.startswith('VmRSS:'):
-                return int(line.split()[1])
-    return 0
 
 
 class TlsRobustness(unittest.TestCase):
@@ -644,7 +622,7 @@ class TlsRobustness(unittest.TestCase):
         with Server(overrides={'smtpd_timeout': '5s'}) as srv:
             for implicit in (False, True):
                 with self.subTest(implicit=implicit):
-                    before = vm_rss_kib(srv.proc.pid)
+                    before = harness.vm_rss_kib(srv.proc.pid)
                     if implicit:
                         c = Conn(srv.subs_port, tls=True)
                     else:
@@ -653,7 +631,7 @@ class TlsRobustness(unittest.TestCase):
                         self.assertEqual(c.cmd('STARTTLS')[0], 220)
                         c.starttls()
                     sent = self.flood_without_reading(c.sock)
-                    after = vm_rss_kib(srv.proc.pid)
+                    after = harness.vm_rss_kib(srv.proc.pid)
                     c.close()
                     self.assertLess(sent, 16 * 1024 * 1024, 'server kept reading commands')
                     if 'asan' not in os.path.basename(harness.binary()):
@@ -692,9 +670,7 @@ class TlsRobustness(unittest.TestCase):
 
 class LockoutWithOpenSessions(unittest.TestCase):
     def test_sessions_opened_before_the_lockout_get_no_more_guesses(self):
-        tmp = tempfile.mkdtemp(prefix='relayguard-msa-')
-        os.chmod(tmp, 0o755)
-        try:
+        with scratch_dir() as tmp:
             passwd = os.path.join(tmp, 'passwd')
             make_passwd(passwd, {'alice@example.com': ('SHA512-CRYPT', 'alice-secret')})
             o = msa_overrides(passwd, smtpd_sasl_failure_limit='3', smtpd_sasl_lockout_time='60s')
@@ -714,5 +690,3 @@ class LockoutWithOpenSessions(unittest.TestCase):
                                                                     'guess'))[0], 421)
                 for c in conns:
                     c.close()
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)

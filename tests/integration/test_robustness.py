@@ -15,7 +15,7 @@ import tempfile
 import time
 import unittest
 
-from harness import Conn, Server, binary
+from harness import vm_rss_kib, Conn, Server, binary
 
 SHIM = r'''
 #define _GNU_SOURCE
@@ -43,14 +43,6 @@ int fdatasync(int fd)
 	return real(fd);
 }
 '''
-
-
-def vm_rss_kib(pid):
-    with open('/proc/%d/status' % pid) as f:
-        for line in f:
-            if line.startswith('VmRSS:'):
-                return int(line.split()[1])
-    return 0
 
 
 @unittest.skipUnless(shutil.which('cc'), 'no C compiler for the slow-disk shim')
