@@ -35,11 +35,7 @@ static struct rg_ip client_key(const struct rg_ip *ip)
 
 static unsigned bucket(const struct rg_ip *ip)
 {
-	unsigned h = 2166136261u;
-	size_t n = ip->family == AF_INET ? 4 : 16;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ ip->addr[i]) * 16777619u;
-	return h % BUCKETS;
+	return ip_hash(ip) % BUCKETS;
 }
 
 struct lockout *lockout_new(unsigned limit, unsigned window, unsigned lock_time,

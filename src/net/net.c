@@ -71,6 +71,15 @@ bool ip_equal(const struct rg_ip *a, const struct rg_ip *b)
 	return a->family == b->family && memcmp(a->addr, b->addr, n) == 0;
 }
 
+unsigned ip_hash(const struct rg_ip *ip)
+{
+	unsigned h = 2166136261u; /* FNV-1a over the address bytes */
+	size_t n = ip->family == AF_INET ? 4 : 16;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ ip->addr[i]) * 16777619u;
+	return h;
+}
+
 bool ip_is_loopback(const struct rg_ip *ip)
 {
 	static const uint8_t v6_loopback[16] = {[15] = 1};

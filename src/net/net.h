@@ -30,6 +30,8 @@ bool ip_parse(const char *s, struct rg_ip *ip);
 bool ip_from_sockaddr(const struct sockaddr *sa, struct rg_ip *ip);
 void ip_format(const struct rg_ip *ip, char *buf, size_t len);
 bool ip_equal(const struct rg_ip *a, const struct rg_ip *b);
+/* A hash of the address, for tables keyed by client (ip_equal-consistent). */
+unsigned ip_hash(const struct rg_ip *ip);
 bool ip_is_loopback(const struct rg_ip *ip);
 
 /* "10.0.0.0/8", "[2001:db8::]/32", "::1/128", "192.0.2.1" (a host).

@@ -114,19 +114,15 @@ struct dns *server_dns_for(const struct server *srv, const struct rg_ip *ip)
 	return srv->dns;
 }
 
-static unsigned ip_hash(const struct rg_ip *ip)
+static unsigned ip_bucket(const struct rg_ip *ip)
 {
-	unsigned h = 2166136261u;
-	size_t n = ip->family == AF_INET ? 4 : 16;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ ip->addr[i]) * 16777619u;
-	return h % IP_BUCKETS;
+	return ip_hash(ip) % IP_BUCKETS;
 }
 
 /* ip_count_add - delta +1/-1; returns the new count. */
 static unsigned ip_count_add(struct server *srv, const struct rg_ip *ip, int delta)
 {
-	struct ip_count **pp = &srv->ip_table[ip_hash(ip)];
+	struct ip_count **pp = &srv->ip_table[ip_bucket(ip)];
 	for (; *pp != NULL; pp = &(*pp)->next) {
 		if (!ip_equal(&(*pp)->ip, ip))
 			continue;
@@ -144,8 +140,8 @@ static unsigned ip_count_add(struct server *srv, const struct rg_ip *ip, int del
 	struct ip_count *e = xcalloc(1, sizeof(*e));
 	e->ip = *ip;
 	e->count = 1;
-	e->next = srv->ip_table[ip_hash(ip)];
-	srv->ip_table[ip_hash(ip)] = e;
+	e->next = srv->ip_table[ip_bucket(ip)];
+	srv->ip_table[ip_bucket(ip)] = e;
 	return 1;
 }
 
