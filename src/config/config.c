@@ -706,6 +706,18 @@ static void check_dns_servers(struct loader *ld, size_t i)
 	free_list(items);
 }
 
+/* check_sasl_path - Dovecot's socket: a path, or inet:IP:PORT (no names: no DNS). */
+static void check_sasl_path(struct loader *ld, size_t i)
+{
+	struct listen_addr la;
+	const char *v = ld->expanded[i];
+	if (ld->cfg->smtpd_sasl_type != SASL_DOVECOT || strncmp(v, "inet:", 5) != 0)
+		return;
+	if (!parse_listen(v + 5, &la) || strcmp(la.host, "*") == 0)
+		add_error(ld, i, "%s: \"%s\" is not inet:IP:PORT (e.g. inet:127.0.0.1:12345, "
+			  "inet:[::1]:12345; host names are not resolved)", params[i].name, v);
+}
+
 /* convert_tls_sasl - the TLS and SMTP AUTH parameters. */
 static void convert_tls_sasl(struct loader *ld)
 {
@@ -733,6 +745,7 @@ static void convert_tls_sasl(struct loader *ld)
 		add_error(ld, idx("smtpd_sasl_auth_enable"), "smtpd_sasl_auth_enable = yes needs "
 			  "smtpd_sasl_path (a passwd-file, or Dovecot's auth socket with "
 			  "smtpd_sasl_type = dovecot)");
+	check_sasl_path(ld, idx("smtpd_sasl_path"));
 	cfg->smtpd_sender_login_maps = convert_maps(ld, idx("smtpd_sender_login_maps"));
 	convert_restrictions(ld, idx("submission_client_restrictions"), &cfg->submission_client);
 	convert_restrictions(ld, idx("submission_sender_restrictions"), &cfg->submission_sender);

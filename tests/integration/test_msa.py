@@ -522,6 +522,12 @@ class Configuration(unittest.TestCase):
                           % cf, p.stderr)
             self.assertIn('%s:3: smtpd_sasl_type: "ldap" is not passwd-file or dovecot' % cf,
                           p.stderr)
+            cf = self.write(tmp, 'dovecot.cf', 'smtpd_sasl_type = dovecot\n'
+                            'smtpd_sasl_path = inet:dovecot.example.com:12345\n')
+            p = run_cli(['config', '-c', cf])
+            self.assertEqual(p.returncode, 78)
+            self.assertIn('%s:2: smtpd_sasl_path: "inet:dovecot.example.com:12345" is not '
+                          'inet:IP:PORT' % cf, p.stderr)
 
     def test_broken_passwd_file_refuses_to_start(self):
         with scratch_dir() as tmp:
