@@ -16,6 +16,9 @@ run_suite() {
 	out=$("$@" 2>&1)
 	rc=$?
 	printf '%s\n' "$out" | grep -E '(^FAIL|^ERROR|: [0-9]+ passed, [0-9]+ failed|ERROR: (Address|Leak)Sanitizer|runtime error:)' | tail -n 40
+	# unittest's report of what failed (tracebacks and messages), so a CI log says why
+	printf '%s\n' "$out" | awk '/^=====/ { on = 1 } /^Ran [0-9]+ tests? in/ { on = 0 } on' |
+		head -n 300
 	line=$(printf '%s\n' "$out" | grep -E '[0-9]+ passed, [0-9]+ failed' | tail -n 1)
 	if [ -z "$line" ]; then
 		printf '%s\n' "$out" | tail -n 30
