@@ -12,6 +12,7 @@
  *	   checked for an open relay.
  */
 #include "config/config.h"
+#include "qmgr/route.h"
 #include "address/address.h"
 #include "util/util.h"
 
@@ -83,6 +84,41 @@ static const struct param_def params[] = {
 	{"smtpd_sender_login_maps", P_MAPS, ""},
 	{"submission_client_restrictions", P_RESTRICTIONS, "permit_sasl_authenticated, reject"},
 	{"submission_sender_restrictions", P_RESTRICTIONS, "reject_sender_login_mismatch"},
+	/* outbound delivery */
+	{"relayhost", P_STRING, ""},
+	{"transport_maps", P_MAPS, ""},
+	{"smtp_tls_policy_maps", P_MAPS, ""},
+	{"smtp_sasl_password_maps", P_MAPS, ""},
+	{"smtp_sasl_auth_enable", P_BOOL, "no"},
+	{"smtp_sasl_security_options", P_STRING, "noplaintext, noanonymous"},
+	{"smtp_sasl_tls_security_options", P_STRING, "noanonymous"},
+	{"smtp_tls_security_level", P_CHOICE, "may"},
+	{"smtp_tls_CAfile", P_STRING, ""},
+	{"smtp_tls_CApath", P_STRING, ""},
+	{"smtp_helo_name", P_HOSTNAME, "$myhostname"},
+	{"smtp_bind_address", P_STRING, ""},
+	{"smtp_bind_address6", P_STRING, ""},
+	{"smtp_tcp_port", P_COUNT, "25"},
+	{"inet_protocols", P_CHOICE, "all"},
+	{"smtp_address_preference", P_CHOICE, "any"},
+	{"smtp_connect_timeout", P_DURATION, "30s"},
+	{"smtp_helo_timeout", P_DURATION, "300s"},
+	{"smtp_mail_timeout", P_DURATION, "300s"},
+	{"smtp_rcpt_timeout", P_DURATION, "300s"},
+	{"smtp_data_init_timeout", P_DURATION, "120s"},
+	{"smtp_data_xfer_timeout", P_DURATION, "180s"},
+	{"smtp_data_done_timeout", P_DURATION, "600s"},
+	{"smtp_quit_timeout", P_DURATION, "300s"},
+	{"minimal_backoff_time", P_DURATION, "300s"},
+	{"maximal_backoff_time", P_DURATION, "4000s"},
+	{"queue_run_delay", P_DURATION, "300s"},
+	{"maximal_queue_lifetime", P_DURATION, "5d"},
+	{"bounce_queue_lifetime", P_DURATION, "5d"},
+	{"delay_warning_time", P_DURATION, "0h"},
+	{"bounce_size_limit", P_SIZE, "50000"},
+	{"default_destination_concurrency_limit", P_COUNT, "20"},
+	{"default_destination_recipient_limit", P_COUNT, "50"},
+	{"qmgr_message_active_limit", P_COUNT, "20000"},
 };
 #define N_PARAMS RG_ARRAY_LEN(params)
 
@@ -751,6 +787,169 @@ static void convert_tls_sasl(struct loader *ld)
 	convert_restrictions(ld, idx("submission_sender_restrictions"), &cfg->submission_sender);
 }
 
+static const char *const smtp_tls_levels[] = {"none", "may", "encrypt", "verify", "secure"};
+
+bool config_smtp_tls_level(const char *name, enum smtp_tls_level *out)
+{
+	for (size_t k = 0; k < RG_ARRAY_LEN(smtp_tls_levels); k++) {
+		if (rg_strcasecmp(name, smtp_tls_levels[k]) == 0) {
+			*out = (enum smtp_tls_level)k;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* sasl_plaintext_ok - Postfix's security options: without "noplaintext",
+ * PLAIN/LOGIN may be sent where there is no TLS. Unknown words are errors. */
+static bool sasl_plaintext_ok(struct loader *ld, size_t i)
+{
+	static const char *const known[] = {"noplaintext", "noanonymous", "noactive",
+					    "nodictionary", "mutual_auth"};
+	char **items = split_list(ld->expanded[i], NULL);
+	bool plaintext = true;
+	for (size_t k = 0; items[k]; k++) {
+		bool ok = false;
+		for (size_t j = 0; j < RG_ARRAY_LEN(known); j++)
+			ok |= rg_strcasecmp(items[k], known[j]) == 0;
+		if (!ok)
+			add_error(ld, i, "%s: \"%s\" is not a SASL security option (noplaintext, "
+				  "noanonymous, ...)", params[i].name, items[k]);
+		if (rg_strcasecmp(items[k], "noplaintext") == 0)
+			plaintext = false;
+	}
+	free_list(items);
+	return plaintext;
+}
+
+/* check_bind_address - smtp_bind_address(6): empty or an IP of that family. */
+static void check_bind_address(struct loader *ld, size_t i, int family)
+{
+	struct rg_ip ip;
+	const char *v = ld->expanded[i];
+	if (v[0] != '\0' && (!ip_parse(v, &ip) || ip.family != family))
+		add_error(ld, i, "%s: \"%s\" is not an %s address", params[i].name, v,
+			  family == AF_INET ? "IPv4" : "IPv6");
+}
+
+/* check_tls_policy_maps - every value must be a TLS level (first word). */
+static void check_tls_policy_maps(struct loader *ld, size_t i)
+{
+	for (size_t k = 0; ld->cfg->smtp_tls_policy_maps[k]; k++) {
+		const struct map *m = ld->cfg->smtp_tls_policy_maps[k];
+		for (size_t e = 0; e < m->n; e++) {
+			enum smtp_tls_level lvl;
+			char word[32];
+			rg_strlcpy(word, m->entries[e].value, sizeof(word));
+			word[strcspn(word, " \t")] = '\0';
+			if (!config_smtp_tls_level(word, &lvl))
+				add_error(ld, i, "%s: %s: \"%s\" for %s is not a TLS level (none, may, "
+					  "encrypt, verify, secure)", params[i].name, m->spec,
+					  m->entries[e].value, m->entries[e].key);
+		}
+	}
+}
+
+/* convert_outbound_limits - the numbers of outbound delivery, with ranges. */
+static void convert_outbound_limits(struct loader *ld)
+{
+	struct config *cfg = ld->cfg;
+	uint64_t port = 25;
+	struct { const char *name; uint64_t *field; uint64_t min, max; } limits[] = {
+		{"smtp_tcp_port", &port, 1, 65535},
+		{"smtp_connect_timeout", &cfg->smtp_connect_timeout, 1, 3600},
+		{"smtp_helo_timeout", &cfg->smtp_helo_timeout, 1, 3600},
+		{"smtp_mail_timeout", &cfg->smtp_mail_timeout, 1, 3600},
+		{"smtp_rcpt_timeout", &cfg->smtp_rcpt_timeout, 1, 3600},
+		{"smtp_data_init_timeout", &cfg->smtp_data_init_timeout, 1, 3600},
+		{"smtp_data_xfer_timeout", &cfg->smtp_data_xfer_timeout, 1, 3600},
+		{"smtp_data_done_timeout", &cfg->smtp_data_done_timeout, 1, 3600},
+		{"smtp_quit_timeout", &cfg->smtp_quit_timeout, 1, 3600},
+		{"minimal_backoff_time", &cfg->minimal_backoff_time, 1, 30 * 86400},
+		{"maximal_backoff_time", &cfg->maximal_backoff_time, 1, 30 * 86400},
+		{"queue_run_delay", &cfg->queue_run_delay, 1, 86400},
+		{"maximal_queue_lifetime", &cfg->maximal_queue_lifetime, 0, 100 * 86400},
+		{"bounce_queue_lifetime", &cfg->bounce_queue_lifetime, 0, 100 * 86400},
+		{"delay_warning_time", &cfg->delay_warning_time, 0, 100 * 86400},
+		{"bounce_size_limit", &cfg->bounce_size_limit, 1, 1ull << 30},
+		{"default_destination_concurrency_limit",
+		 &cfg->default_destination_concurrency_limit, 1, 1000},
+		{"default_destination_recipient_limit", &cfg->default_destination_recipient_limit,
+		 1, 100000},
+		{"qmgr_message_active_limit", &cfg->qmgr_message_active_limit, 1, 1000000},
+	};
+	for (size_t k = 0; k < RG_ARRAY_LEN(limits); k++) {
+		size_t i = idx(limits[k].name);
+		if (!convert_number(ld, i, limits[k].field))
+			continue;
+		if (*limits[k].field < limits[k].min || *limits[k].field > limits[k].max)
+			add_error(ld, i, "%s: %s is out of range (%llu..%llu)", params[i].name,
+				  ld->expanded[i], (unsigned long long)limits[k].min,
+				  (unsigned long long)limits[k].max);
+	}
+	cfg->smtp_tcp_port = (unsigned)port;
+	if (cfg->minimal_backoff_time > cfg->maximal_backoff_time)
+		add_error(ld, idx("minimal_backoff_time"), "minimal_backoff_time is larger than "
+			  "maximal_backoff_time");
+}
+
+/* check_routes - every transport_maps value and relayhost parse (route.h). */
+static void check_routes(struct loader *ld)
+{
+	struct config *cfg = ld->cfg;
+	char err[512], host[ROUTE_HOST_MAX];
+	unsigned port;
+	bool mx;
+	for (size_t k = 0; cfg->transport_maps[k]; k++) {
+		const struct map *m = cfg->transport_maps[k];
+		for (size_t e = 0; e < m->n; e++) {
+			struct route r;
+			if (!route_parse_transport(m->entries[e].value, "example.com", 25, &r, err,
+						   sizeof(err)))
+				add_error(ld, idx("transport_maps"), "transport_maps: %s: %s: %s",
+					  m->spec, m->entries[e].key, err);
+		}
+	}
+	if (cfg->relayhost[0] != '\0' &&
+	    !route_parse_nexthop(cfg->relayhost, 25, host, sizeof(host), &port, &mx))
+		add_error(ld, idx("relayhost"), "relayhost: \"%s\" is not a next hop ([host]:port, "
+			  "host:port, host or domain)", cfg->relayhost);
+}
+
+/* convert_outbound - the SMTP client's and the queue manager's parameters. */
+static void convert_outbound(struct loader *ld)
+{
+	static const char *const protos[] = {"all", "ipv4", "ipv6"};
+	static const char *const prefs[] = {"any", "ipv4", "ipv6"};
+	struct config *cfg = ld->cfg;
+	cfg->relayhost = convert_single(ld, idx("relayhost"));
+	cfg->transport_maps = convert_maps(ld, idx("transport_maps"));
+	cfg->smtp_tls_policy_maps = convert_maps(ld, idx("smtp_tls_policy_maps"));
+	check_tls_policy_maps(ld, idx("smtp_tls_policy_maps"));
+	cfg->smtp_sasl_password_maps = convert_maps(ld, idx("smtp_sasl_password_maps"));
+	cfg->smtp_sasl_auth_enable = convert_bool(ld, idx("smtp_sasl_auth_enable"));
+	cfg->smtp_sasl_plaintext_ok = sasl_plaintext_ok(ld, idx("smtp_sasl_security_options"));
+	sasl_plaintext_ok(ld, idx("smtp_sasl_tls_security_options"));
+	cfg->smtp_tls_security_level = (enum smtp_tls_level)convert_choice(
+		ld, idx("smtp_tls_security_level"), smtp_tls_levels, RG_ARRAY_LEN(smtp_tls_levels));
+	cfg->smtp_tls_CAfile = convert_single(ld, idx("smtp_tls_CAfile"));
+	cfg->smtp_tls_CApath = convert_single(ld, idx("smtp_tls_CApath"));
+	cfg->smtp_helo_name = convert_single(ld, idx("smtp_helo_name"));
+	cfg->smtp_bind_address = convert_single(ld, idx("smtp_bind_address"));
+	cfg->smtp_bind_address6 = convert_single(ld, idx("smtp_bind_address6"));
+	check_bind_address(ld, idx("smtp_bind_address"), AF_INET);
+	check_bind_address(ld, idx("smtp_bind_address6"), AF_INET6);
+	cfg->inet_protocols = (enum inet_protocols)convert_choice(ld, idx("inet_protocols"),
+								  protos, 3);
+	cfg->smtp_address_preference = (enum inet_protocols)convert_choice(
+		ld, idx("smtp_address_preference"), prefs, 3);
+	convert_outbound_limits(ld);
+	check_routes(ld);
+	if (cfg->smtp_sasl_auth_enable && cfg->smtp_sasl_password_maps[0] == NULL)
+		add_error(ld, idx("smtp_sasl_auth_enable"), "smtp_sasl_auth_enable = yes needs "
+			  "smtp_sasl_password_maps (next hop -> user:password)");
+}
+
 static void convert_all(struct loader *ld)
 {
 	struct config *cfg = ld->cfg;
@@ -780,6 +979,7 @@ static void convert_all(struct loader *ld)
 	cfg->smtpd_peername_lookup = convert_bool(ld, idx("smtpd_peername_lookup"));
 	cfg->dns_servers = convert_single(ld, idx("dns_servers"));
 	check_dns_servers(ld, idx("dns_servers"));
+	convert_outbound(ld);
 }
 
 /* can_deny_destination - a reachable restriction that can refuse a destination
@@ -957,6 +1157,15 @@ void config_free(struct config *cfg)
 	free_maps(cfg->smtpd_sender_login_maps);
 	free_restrictions(&cfg->submission_client);
 	free_restrictions(&cfg->submission_sender);
+	free(cfg->relayhost);
+	free_maps(cfg->transport_maps);
+	free_maps(cfg->smtp_tls_policy_maps);
+	free_maps(cfg->smtp_sasl_password_maps);
+	free(cfg->smtp_tls_CAfile);
+	free(cfg->smtp_tls_CApath);
+	free(cfg->smtp_helo_name);
+	free(cfg->smtp_bind_address);
+	free(cfg->smtp_bind_address6);
 	for (size_t i = 0; i < cfg->n_params; i++) {
 		free(cfg->names[i]);
 		free(cfg->values[i]);

@@ -74,6 +74,13 @@ struct listen_addr {
 
 enum sasl_type { SASL_PASSWD_FILE, SASL_DOVECOT };
 
+/* smtp_tls_security_level (RFC 3207 client side; Postfix's levels) */
+enum smtp_tls_level { SMTP_TLS_NONE, SMTP_TLS_MAY, SMTP_TLS_ENCRYPT, SMTP_TLS_VERIFY,
+		      SMTP_TLS_SECURE };
+enum inet_protocols { INET_ALL, INET_IPV4, INET_IPV6 };
+/* Parse a TLS level name ("may"); false when unknown. */
+bool config_smtp_tls_level(const char *name, enum smtp_tls_level *out);
+
 struct config {
 	char *file; /* NULL when the embedded default is used */
 	char *myhostname, *mydomain, *myorigin, *smtpd_banner;
@@ -107,6 +114,26 @@ struct config {
 	/* used instead of smtpd_{client,sender}_restrictions on submission ports */
 	struct restriction_list submission_client, submission_sender;
 	char *dns_servers;          /* "" : /etc/resolv.conf */
+	/* outbound delivery: the SMTP client and the queue manager (Postfix's names) */
+	char *relayhost;            /* "": deliver by MX; "[host]:port", "host:port", "domain" */
+	struct map **transport_maps;          /* domain -> "smtp:[host]:port", "local", "error:..." */
+	struct map **smtp_tls_policy_maps;    /* next hop or domain -> a TLS level */
+	struct map **smtp_sasl_password_maps; /* next hop or domain -> "user:password" */
+	bool smtp_sasl_auth_enable;
+	bool smtp_sasl_plaintext_ok;          /* smtp_sasl_security_options without noplaintext */
+	enum smtp_tls_level smtp_tls_security_level;
+	char *smtp_tls_CAfile, *smtp_tls_CApath;
+	char *smtp_helo_name, *smtp_bind_address, *smtp_bind_address6;
+	unsigned smtp_tcp_port;
+	enum inet_protocols inet_protocols;
+	enum inet_protocols smtp_address_preference; /* INET_ALL: any */
+	uint64_t smtp_connect_timeout, smtp_helo_timeout, smtp_mail_timeout, smtp_rcpt_timeout;
+	uint64_t smtp_data_init_timeout, smtp_data_xfer_timeout, smtp_data_done_timeout;
+	uint64_t smtp_quit_timeout;
+	uint64_t minimal_backoff_time, maximal_backoff_time, queue_run_delay;
+	uint64_t maximal_queue_lifetime, bounce_queue_lifetime, delay_warning_time;
+	uint64_t bounce_size_limit, default_destination_concurrency_limit;
+	uint64_t default_destination_recipient_limit, qmgr_message_active_limit;
 	/* every parameter, expanded, in table order (for "relayguard config") */
 	char **names, **values;
 	struct config_origin *origins;
