@@ -54,7 +54,7 @@ static int open_text(const struct config *cfg, const struct queue_msg *m, char *
 	int fd = base < 0 ? -1 : openat(base, m->path, O_RDONLY | O_CLOEXEC);
 	struct stat st;
 	if (fd >= 0 && fstat(fd, &st) == 0 &&
-	    (uint64_t)st.st_size == (uint64_t)m->body_offset + m->size)
+	    (uint64_t)st.st_size >= (uint64_t)m->body_offset + m->size) /* state records follow */
 		return fd;
 	snprintf(err, errlen, "%s/%s: missing or damaged queue file", cfg->queue_directory,
 		 m->path);

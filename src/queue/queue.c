@@ -1,8 +1,8 @@
 /*
  * queue.c - queue files (see queue.h).
  *
- * FILE FORMAT
- *	RGQ1
+ * FILE FORMAT (version 2; version 1 is the same without state records)
+ *	RGQ2
  *	id 0000018C2A3B4C5D
  *	arrival 1700000000
  *	client 127.0.0.9 localhost
@@ -13,9 +13,18 @@
  *	<empty line>
  *	<size bytes: Received: header and message, CRLF line ends>
  *
+ *	state 1 3 1700003600 1700001800 450%204.2.0%20mailbox%20busy
+ *	...
+ *
  *	Fields are separated by single spaces; any byte that is a space, a
  *	control character, non-ASCII or '%' is written as %XX. The status byte
  *	of a rcpt line (P pending, D done) is updated in place.
+ *	After the text, delivery attempts append state records: recipient
+ *	index, attempts, next try, last try, last reply; the last record of a
+ *	recipient wins. They are advisory (a lost one means an earlier retry),
+ *	so a record cut short by a crash is ignored, but any other line there
+ *	marks the file as damaged. Recording state in a version 1 file first
+ *	turns its magic into RGQ2 in place: the rest is the same.
  */
 #include "queue/queue.h"
 #include "util/basedir.h"
@@ -34,7 +43,10 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#define QUEUE_MAGIC "RGQ1\n"
+#define QUEUE_MAGIC "RGQ2\n"
+#define QUEUE_MAGIC_V1 "RGQ1\n"
+#define MAGIC_LEN 5
+#define STATE_MAX (1u << 20) /* bytes of state records read back */
 #define SPOOL_SIZE_WIDTH 20
 
 /* A message whose text is written to tmp/ while it arrives. */
@@ -104,6 +116,29 @@ void queue_msg_add_rcpt(struct queue_msg *m, const char *orig, const char *local
 	r->cls = cls;
 	r->done = false;
 	r->status_offset = -1;
+	r->attempts = 0;
+	r->last_try = r->next_try = 0;
+	r->last_reply = NULL;
+}
+
+void queue_rcpt_set_reply(struct queue_rcpt *r, const char *reply)
+{
+	free(r->last_reply);
+	r->last_reply = reply ? xstrdup(reply) : NULL;
+}
+
+time_t queue_msg_next_try(const struct queue_msg *m)
+{
+	time_t t = 0;
+	bool any = false;
+	for (size_t i = 0; i < m->n_rcpts; i++) {
+		if (m->rcpts[i].done)
+			continue;
+		if (!any || m->rcpts[i].next_try < t)
+			t = m->rcpts[i].next_try;
+		any = true;
+	}
+	return t;
 }
 
 void queue_msg_free(struct queue_msg *m)
@@ -118,6 +153,7 @@ void queue_msg_free(struct queue_msg *m)
 		free(m->rcpts[i].orig);
 		free(m->rcpts[i].local);
 		free(m->rcpts[i].domain);
+		free(m->rcpts[i].last_reply);
 	}
 	free(m->rcpts);
 	strbuf_free(&m->body);
@@ -353,39 +389,127 @@ static bool read_file(const char *dir, const char *rel, bool header_only, struct
 	return n >= 0;
 }
 
+/* parse_state_line - "IDX ATTEMPTS NEXT LAST REPLY"; false when malformed. */
+static bool parse_state_line(struct queue_msg *m, char *line)
+{
+	char *p = line, *f[4];
+	for (size_t k = 0; k < 4; k++) {
+		f[k] = p;
+		p = strchr(p, ' ');
+		if (p == NULL)
+			return false;
+		*p++ = '\0';
+	}
+	uint64_t idx, attempts, next, last;
+	if (!rg_parse_u64(f[0], &idx) || !rg_parse_u64(f[1], &attempts) ||
+	    !rg_parse_u64(f[2], &next) || !rg_parse_u64(f[3], &last) || idx >= m->n_rcpts ||
+	    attempts > 1000000)
+		return false;
+	struct queue_rcpt *r = &m->rcpts[idx];
+	r->attempts = (unsigned)attempts;
+	r->next_try = (time_t)next;
+	r->last_try = (time_t)last;
+	char *reply = take_field(&p);
+	queue_rcpt_set_reply(r, reply[0] ? reply : NULL);
+	free(reply);
+	return true;
+}
+
+/* parse_state - the records after the text. A last line without its newline
+ * (an append cut short) and malformed state records are ignored; any other
+ * line means the file is damaged. */
+static bool parse_state(struct queue_msg *m, char *s, size_t n)
+{
+	while (n > 0) {
+		char *nl = memchr(s, '\n', n);
+		if (nl == NULL)
+			return true;
+		*nl = '\0';
+		if (strncmp(s, "state ", 6) != 0)
+			return false;
+		parse_state_line(m, s + 6);
+		n -= (size_t)(nl - s) + 1;
+		s = nl + 1;
+	}
+	return true;
+}
+
+/* read_state - the state records of a file read header-only. */
+static bool read_state(const char *dir, const char *path, size_t from, size_t total,
+		       struct strbuf *out)
+{
+	if (total <= from)
+		return true;
+	size_t n = total - from;
+	if (n > STATE_MAX) { /* a runaway file: the newest records are at the end */
+		from = total - STATE_MAX;
+		n = STATE_MAX;
+	}
+	int fd = openat(qfd(dir), path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	char *buf = xmalloc(n);
+	ssize_t got = pread(fd, buf, n, (off_t)from);
+	close(fd);
+	if (got == (ssize_t)n)
+		strbuf_append(out, buf, n);
+	free(buf);
+	return got == (ssize_t)n;
+}
+
+/* parse_envelope - the magic and header lines; *pos ends after the blank line. */
+static bool parse_envelope(struct strbuf *raw, struct queue_msg *m, size_t *pos, size_t *size,
+			   int *version)
+{
+	if (raw->len < MAGIC_LEN)
+		return false;
+	if (memcmp(raw->data, QUEUE_MAGIC, MAGIC_LEN) == 0)
+		*version = 2;
+	else if (memcmp(raw->data, QUEUE_MAGIC_V1, MAGIC_LEN) == 0)
+		*version = 1;
+	else
+		return false;
+	bool have_size = false;
+	*pos = MAGIC_LEN;
+	for (;;) {
+		char *nl = memchr(raw->data + *pos, '\n', raw->len - *pos);
+		if (nl == NULL)
+			return false;
+		*nl = '\0';
+		char *line = raw->data + *pos;
+		long offset = (long)*pos;
+		*pos = (size_t)(nl - raw->data) + 1;
+		if (*line == '\0')
+			break;
+		if (!parse_header_line(m, line, offset, size, &have_size))
+			return false;
+	}
+	return have_size && m->id[0] != '\0' && m->client_ip && m->client_name && m->helo &&
+	       m->sender && m->n_rcpts > 0;
+}
+
 /* load - parse a queue file; the body too unless header_only. */
 static bool load(const char *dir, const char *path, struct queue_msg *m, bool header_only,
 		 char *err, size_t errlen)
 {
-	struct strbuf raw;
-	size_t total = 0;
+	struct strbuf raw, state;
+	size_t total = 0, pos = 0, size = 0;
+	int version = 0;
 	strbuf_init(&raw);
+	strbuf_init(&state);
 	if (!read_file(dir, path, header_only, &raw, &total)) {
 		snprintf(err, errlen, "cannot read %s/%s: %s", dir, path, strerror(errno));
 		strbuf_free(&raw);
 		return false;
 	}
-	bool ok = raw.len >= strlen(QUEUE_MAGIC) &&
-		  memcmp(raw.data, QUEUE_MAGIC, strlen(QUEUE_MAGIC)) == 0;
-	size_t pos = strlen(QUEUE_MAGIC), size = 0;
-	bool have_size = false;
-	while (ok) {
-		char *nl = memchr(raw.data + pos, '\n', raw.len - pos);
-		if (nl == NULL) {
-			ok = false;
-			break;
-		}
-		*nl = '\0';
-		char *line = raw.data + pos;
-		long offset = (long)pos;
-		pos = (size_t)(nl - raw.data) + 1;
-		if (*line == '\0')
-			break;
-		ok = parse_header_line(m, line, offset, &size, &have_size);
-	}
-	ok = ok && have_size && total - pos == size && (header_only || raw.len == total) &&
-	     m->id[0] != '\0' && m->client_ip && m->client_name && m->helo && m->sender &&
-	     m->n_rcpts > 0;
+	bool ok = parse_envelope(&raw, m, &pos, &size, &version) &&
+		  (header_only || raw.len == total) && total - pos >= size &&
+		  (version == 2 || total - pos == size);
+	if (ok && header_only)
+		ok = read_state(dir, path, pos + size, total, &state);
+	else if (ok)
+		strbuf_append(&state, raw.data + pos + size, total - pos - size);
+	ok = ok && parse_state(m, state.data ? state.data : "", state.len);
 	if (ok) {
 		if (!header_only)
 			strbuf_append(&m->body, raw.data + pos, size);
@@ -396,6 +520,7 @@ static bool load(const char *dir, const char *path, struct queue_msg *m, bool he
 		snprintf(err, errlen, "%s/%s: damaged queue file (bad header or length)", dir, path);
 	}
 	strbuf_free(&raw);
+	strbuf_free(&state);
 	return ok;
 }
 
@@ -430,6 +555,46 @@ static bool mark_done(const char *dir, const struct queue_msg *m)
 bool queue_record_progress(const char *dir, const struct queue_msg *m)
 {
 	return mark_done(dir, m);
+}
+
+/* format_state - one record per pending recipient that has been tried. */
+static void format_state(const struct queue_msg *m, struct strbuf *sb)
+{
+	for (size_t i = 0; i < m->n_rcpts; i++) {
+		const struct queue_rcpt *r = &m->rcpts[i];
+		if (r->done || r->attempts == 0)
+			continue;
+		strbuf_printf(sb, "state %zu %u %lld %lld", i, r->attempts, (long long)r->next_try,
+			      (long long)r->last_try);
+		put_field(sb, r->last_reply ? r->last_reply : "");
+		strbuf_puts(sb, "\n");
+	}
+}
+
+bool queue_record_state(const char *dir, struct queue_msg *m, char *err, size_t errlen)
+{
+	struct strbuf sb;
+	strbuf_init(&sb);
+	format_state(m, &sb);
+	int fd = openat(qfd(dir), m->path, O_RDWR | O_APPEND | O_CLOEXEC);
+	char magic[MAGIC_LEN];
+	bool ok = fd >= 0 && pread(fd, magic, MAGIC_LEN, 0) == MAGIC_LEN;
+	/* O_APPEND ignores pwrite's offset on Linux: upgrade through a second fd */
+	if (ok && memcmp(magic, QUEUE_MAGIC_V1, MAGIC_LEN) == 0) {
+		int wfd = openat(qfd(dir), m->path, O_WRONLY | O_CLOEXEC);
+		ok = wfd >= 0 && pwrite(wfd, QUEUE_MAGIC, MAGIC_LEN, 0) == MAGIC_LEN;
+		if (wfd >= 0)
+			close(wfd);
+	}
+	ok = ok && (sb.len == 0 || write_all(fd, sb.data, sb.len));
+	if (fd >= 0)
+		close(fd);
+	ok = ok && mark_done(dir, m); /* its fdatasync covers the records too */
+	if (!ok)
+		snprintf(err, errlen, "cannot record delivery state in %s/%s: %s", dir, m->path,
+			 strerror(errno));
+	strbuf_free(&sb);
+	return ok;
 }
 
 bool queue_finish(const char *dir, struct queue_msg *m, char *err, size_t errlen)

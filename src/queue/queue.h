@@ -8,7 +8,7 @@
  * corrupt/ instead of being delivered.
  *   tmp/       being written; anything here at start-up was never acknowledged
  *   active/    acknowledged, local deliveries pending
- *   deferred/  only non-local recipients left (outbound delivery: later)
+ *   deferred/  delivery failed temporarily; retried at the recipients' next_try
  *   corrupt/   files that failed verification, kept for the operator
  * Must not: be called on the event loop thread for anything that writes
  * (queue_commit, queue_finish); those block on fsync. Runs on workers.
@@ -31,6 +31,10 @@ struct queue_rcpt {
 	enum addr_class cls;
 	bool done;
 	long status_offset;      /* of the status byte in the file, -1 if unknown */
+	/* delivery state (format 2: state records after the text) */
+	unsigned attempts;       /* delivery attempts that failed temporarily */
+	time_t last_try, next_try;
+	char *last_reply;        /* the last failure, "450 4.2.0 ..." or ours; NULL */
 };
 
 struct queue_msg {
@@ -89,6 +93,14 @@ bool queue_finish(const char *dir, struct queue_msg *m, char *err, size_t errlen
 /* Worker thread: write the done marks of m's recipients into its file (so a
  * restart does not deliver them again) while others still wait for a retry. */
 bool queue_record_progress(const char *dir, const struct queue_msg *m);
+/* Worker thread: the done marks, plus a state record (attempts, next try,
+ * last reply) for every pending recipient that has been tried. A file of
+ * format 1 is rewritten as format 2 first. */
+bool queue_record_state(const char *dir, struct queue_msg *m, char *err, size_t errlen);
+/* The earliest next_try of m's pending recipients (0: now). */
+time_t queue_msg_next_try(const struct queue_msg *m);
+/* Replace r's last reply (NULL clears it). */
+void queue_rcpt_set_reply(struct queue_rcpt *r, const char *reply);
 /* Files in dir/sub as "sub/NAME" (sorted, NULL-terminated), or NULL. */
 char **queue_list(const char *dir, const char *sub);
 /* Move a damaged file aside into corrupt/. */

@@ -232,7 +232,7 @@ static void test_exact_format(void)
 	struct queue_msg *m = build(&trips[0]);
 	char err[256] = "";
 	CHECK(queue_commit(qdir, m, err, sizeof(err)), "commit: %s", err);
-	char *want = xasprintf("RGQ1\n"
+	char *want = xasprintf("RGQ2\n"
 			       "id %s\n"
 			       "arrival 1700000000\n"
 			       "client 192.0.2.7 mail.example.net\n"
@@ -278,12 +278,20 @@ static const struct damaged {
 	{__LINE__, HDR RCPT "size 5\n", false},               /* cut before the blank line */
 	{__LINE__, HDR RCPT "size 5\n\nhello!", false},       /* extra bytes */
 	{__LINE__, HDR RCPT "size 5\n\nhello\n", false},      /* extra newline */
+	/* format 2: state records after the text */
+	{__LINE__, "RGQ2\n" ENV RCPT "size 5\n\nhello", true},
+	{__LINE__, "RGQ2\n" ENV RCPT "size 5\n\nhellostate 0 1 2 3 450%20busy\n", true},
+	{__LINE__, "RGQ2\n" ENV RCPT "size 5\n\nhellostate 0 1 2 3 x\nstate 0 1 2", true},
+	{__LINE__, "RGQ2\n" ENV RCPT "size 5\n\nhellostate 9 1 2 3 x\n", true}, /* ignored */
+	{__LINE__, "RGQ2\n" ENV RCPT "size 5\n\nhell", false},
+	{__LINE__, "RGQ2\n" ENV RCPT "size 5\n\nhello!\n", false}, /* not a record */
+	{__LINE__, HDR RCPT "size 5\n\nhellostate 0 1 2 3 x\n", false}, /* format 1: none */
 	/* a header line given twice: damaged, not "the last one wins" */
 	{__LINE__, HDR "client 192.0.2.1 other\n" RCPT "size 5\n\nhello", false},
 	{__LINE__, HDR "helo again.example\n" RCPT "size 5\n\nhello", false},
 	/* fields are separated by single spaces */
 	{__LINE__, HDR "rcpt P Lpostmaster localhost x\n" "size 5\n\nhello", false},
-	{__LINE__, "RGQ2\n" ENV RCPT "size 5\n\nhello", false}, /* bad magic */
+	{__LINE__, "RGQ3\n" ENV RCPT "size 5\n\nhello", false}, /* bad magic */
 	{__LINE__, "rgq1\n" ENV RCPT "size 5\n\nhello", false},
 	{__LINE__, ENV RCPT "size 5\n\nhello", false},         /* no magic at all */
 	{__LINE__, "RGQ1\n", false},                          /* magic only */
@@ -318,7 +326,8 @@ static void test_damaged(void)
 			 d->ok ? "accepted" : "rejected", err);
 		if (ok && d->ok) {
 			const char *body = strstr(d->text, "\n\n") + 2;
-			CHECK_AT(d->line, same_bytes(&m->body, body, strlen(body)), "body differs");
+			size_t blen = (size_t)atoi(strstr(d->text, "size ") + 5); /* records follow */
+			CHECK_AT(d->line, same_bytes(&m->body, body, blen), "body differs");
 			CHECK_STR_AT(d->line, m->path, "active/DAMAGED", "path");
 		}
 		if (!ok)
@@ -334,6 +343,62 @@ static void test_damaged(void)
 }
 
 /* ---- queue_finish ---- */
+
+/* Delivery state survives a reload, header-only or whole; the last record
+ * of a recipient wins; a format 1 file is upgraded in place. */
+static void check_state(const char *path, int line, unsigned attempts, const char *reply)
+{
+	for (int header_only = 0; header_only < 2; header_only++) {
+		struct queue_msg *m = xcalloc(1, sizeof(*m));
+		char err[256] = "";
+		bool ok = header_only ? queue_load_header(qdir, path, m, err, sizeof(err))
+				      : queue_load(qdir, path, m, err, sizeof(err));
+		CHECK_AT(line, ok, "reload: %s", err);
+		if (ok) {
+			CHECK_AT(line, m->rcpts[1].attempts == attempts, "attempts %u, want %u",
+				 m->rcpts[1].attempts, attempts);
+			CHECK_STR_AT(line, m->rcpts[1].last_reply, reply, "last_reply");
+			CHECK_AT(line, m->rcpts[1].next_try == 1700009999, "next_try %lld",
+				 (long long)m->rcpts[1].next_try);
+			CHECK_AT(line, m->rcpts[0].attempts == 0 && m->rcpts[0].last_reply == NULL,
+				 "an untried recipient got state");
+			CHECK_AT(line, queue_msg_next_try(m) == 0, "next try of the message");
+		}
+		queue_msg_free(m);
+	}
+}
+
+static void test_state(void)
+{
+	struct queue_msg *m = build(&trips[0]);
+	char err[256] = "";
+	CHECK(queue_commit(qdir, m, err, sizeof(err)), "commit: %s", err);
+	m->rcpts[1].attempts = 1;
+	m->rcpts[1].next_try = 1700009999;
+	queue_rcpt_set_reply(&m->rcpts[1], "450 4.2.0 mailbox busy, try later");
+	CHECK(queue_record_state(qdir, m, err, sizeof(err)), "record: %s", err);
+	check_state(m->path, __LINE__, 1, "450 4.2.0 mailbox busy, try later");
+	m->rcpts[1].attempts = 2;
+	queue_rcpt_set_reply(&m->rcpts[1], "connect to mx.example.net[192.0.2.1]:25: timed out");
+	CHECK(queue_record_state(qdir, m, err, sizeof(err)), "record: %s", err);
+	check_state(m->path, __LINE__, 2, "connect to mx.example.net[192.0.2.1]:25: timed out");
+	/* format 1: same bytes with the old magic */
+	struct strbuf raw = read_at(basedir_fd(qdir), m->path);
+	unlinkat(basedir_fd(qdir), m->path, 0);
+	size_t textlen = (size_t)m->body_offset + m->size;
+	memcpy(raw.data, "RGQ1", 4);
+	write_raw("deferred/V1FILE", raw.data, textlen);
+	free(m->path);
+	m->path = xstrdup("deferred/V1FILE");
+	CHECK(queue_record_state(qdir, m, err, sizeof(err)), "record v1: %s", err);
+	check_state(m->path, __LINE__, 2, "connect to mx.example.net[192.0.2.1]:25: timed out");
+	strbuf_free(&raw);
+	raw = read_at(basedir_fd(qdir), m->path);
+	CHECK(raw.len > 4 && memcmp(raw.data, "RGQ2", 4) == 0, "format 1 file not upgraded");
+	strbuf_free(&raw);
+	unlinkat(basedir_fd(qdir), m->path, 0);
+	queue_msg_free(m);
+}
 
 static void test_finish_all_done(void)
 {
@@ -614,6 +679,7 @@ int main(void)
 		check_trip(&trips[i]);
 	test_exact_format();
 	test_damaged();
+	test_state();
 	test_finish_all_done();
 	test_finish_partial();
 	test_list();
