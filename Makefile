@@ -14,16 +14,11 @@ OPT     ?= -O2 -g
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
-SRC_LIB := src/util/util.c src/util/log.c src/net/net.c src/address/address.c \
-           src/config/maps.c src/config/config.c src/policy/policy.c \
-           src/queue/queue.c src/queue/bounce.c src/qmgr/route.c src/delivery/maildir.c src/delivery/local.c src/util/workers.c src/util/dirsync.c src/util/basedir.c \
-           src/dns/dns.c src/tls/tls.c src/auth/auth.c src/auth/sasl.c src/auth/passwd.c src/auth/lockout.c src/auth/dovecot.c src/smtp/session.c src/smtp/server.c \
-           src/client/smtpc.c src/probe/battery.c src/probe/judge.c src/probe/runner.c \
-           src/probe/output.c src/probe/cli.c
-SRC_BIN := src/cli/main.c
-UNIT    := tests/unit/test_address tests/unit/test_policy tests/unit/test_config \
-           tests/unit/test_queue tests/unit/test_maildir tests/unit/test_auth tests/unit/test_probe \
-           tests/unit/test_route tests/unit/test_bounce
+# Every module (src/<concern>/*.c) goes into the library the tests link; the
+# command line (src/cli/) only into the binary.
+SRC_LIB := $(filter-out src/cli/%,$(sort $(wildcard src/*/*.c)))
+SRC_BIN := $(sort $(wildcard src/cli/*.c))
+UNIT    := $(basename $(sort $(wildcard tests/unit/test_*.c)))
 
 # Two builds side by side: normal and sanitized.
 B_NORM := build/normal
@@ -51,10 +46,10 @@ $(B_SAN)/%.o: src/%.c $(wildcard src/*/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE) $(WARN) -O1 -g $(SAN) $(PKG_CFLAGS) -c $< -o $@
 
-build/relayguard: $(call objs,$(B_NORM)) $(B_NORM)/cli/main.o
+build/relayguard: $(call objs,$(B_NORM)) $(patsubst src/%.c,$(B_NORM)/%.o,$(SRC_BIN))
 	$(CC) $(BASE) $^ -o $@ $(PKG_LIBS)
 
-build/relayguard-asan: $(call objs,$(B_SAN)) $(B_SAN)/cli/main.o
+build/relayguard-asan: $(call objs,$(B_SAN)) $(patsubst src/%.c,$(B_SAN)/%.o,$(SRC_BIN))
 	$(CC) $(BASE) $(SAN) $^ -o $@ $(PKG_LIBS)
 
 build/unit/%: tests/unit/%.c tests/unit/check.h tests/unit/files.h $(call objs,$(B_NORM))
@@ -68,7 +63,7 @@ build/unit-asan/%: tests/unit/%.c tests/unit/check.h tests/unit/files.h $(call o
 unit: $(patsubst tests/unit/%,build/unit/%,$(UNIT)) $(patsubst tests/unit/%,build/unit-asan/%,$(UNIT))
 
 # Test drivers the integration tests run (tests/tools/*.c), normal and ASan.
-TOOLS := dovecot_auth_check dsn_build_check
+TOOLS := $(notdir $(basename $(sort $(wildcard tests/tools/*.c))))
 build/tools/%: tests/tools/%.c $(call objs,$(B_NORM))
 	@mkdir -p build/tools
 	$(CC) $(BASE) $(WARN) $(OPT) $(PKG_CFLAGS) $< $(call objs,$(B_NORM)) -o $@ $(PKG_LIBS)

@@ -86,6 +86,7 @@ static const struct param_def params[] = {
 	{"submission_sender_restrictions", P_RESTRICTIONS, "reject_sender_login_mismatch"},
 	/* outbound delivery */
 	{"relayhost", P_STRING, ""},
+	{"default_transport", P_STRING, "smtp"},
 	{"transport_maps", P_MAPS, ""},
 	{"smtp_tls_policy_maps", P_MAPS, ""},
 	{"smtp_sasl_password_maps", P_MAPS, ""},
@@ -910,6 +911,10 @@ static void check_routes(struct loader *ld)
 					  m->spec, m->entries[e].key, err);
 		}
 	}
+	struct route r;
+	if (!route_parse_transport(cfg->default_transport, "example.com", 25, &r, err,
+				   sizeof(err)))
+		add_error(ld, idx("default_transport"), "default_transport: %s", err);
 	if (cfg->relayhost[0] != '\0' &&
 	    !route_parse_nexthop(cfg->relayhost, 25, host, sizeof(host), &port, &mx))
 		add_error(ld, idx("relayhost"), "relayhost: \"%s\" is not a next hop ([host]:port, "
@@ -923,6 +928,7 @@ static void convert_outbound(struct loader *ld)
 	static const char *const prefs[] = {"any", "ipv4", "ipv6"};
 	struct config *cfg = ld->cfg;
 	cfg->relayhost = convert_single(ld, idx("relayhost"));
+	cfg->default_transport = convert_single(ld, idx("default_transport"));
 	cfg->transport_maps = convert_maps(ld, idx("transport_maps"));
 	cfg->smtp_tls_policy_maps = convert_maps(ld, idx("smtp_tls_policy_maps"));
 	check_tls_policy_maps(ld, idx("smtp_tls_policy_maps"));
@@ -1158,6 +1164,7 @@ void config_free(struct config *cfg)
 	free_restrictions(&cfg->submission_client);
 	free_restrictions(&cfg->submission_sender);
 	free(cfg->relayhost);
+	free(cfg->default_transport);
 	free_maps(cfg->transport_maps);
 	free_maps(cfg->smtp_tls_policy_maps);
 	free_maps(cfg->smtp_sasl_password_maps);

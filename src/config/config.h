@@ -116,6 +116,7 @@ struct config {
 	char *dns_servers;          /* "" : /etc/resolv.conf */
 	/* outbound delivery: the SMTP client and the queue manager (Postfix's names) */
 	char *relayhost;            /* "": deliver by MX; "[host]:port", "host:port", "domain" */
+	char *default_transport;    /* for mail not routed by transport_maps: "smtp", "error:..." */
 	struct map **transport_maps;          /* domain -> "smtp:[host]:port", "local", "error:..." */
 	struct map **smtp_tls_policy_maps;    /* next hop or domain -> a TLS level */
 	struct map **smtp_sasl_password_maps; /* next hop or domain -> "user:password" */

@@ -22,28 +22,22 @@
 
 /* One copy written but not yet durable. */
 struct staged {
-	struct queue_msg *m;
-	struct queue_rcpt *r;
+	struct delivery *d;
+	size_t i;             /* the recipient's index in d */
 	char *path, *newdir;
 	bool synced;
 };
 
-static void log_failure(const struct queue_msg *m, const struct queue_rcpt *r, const char *err)
+static struct queue_rcpt *rcpt_of(struct delivery *d, size_t i)
 {
-	char to[ADDR_PATH_MAX + 3];
-	snprintf(to, sizeof(to), "<%s>", r->orig);
-	log_ev(LOG_ERROR, "delivery-failed", {"queue", m->id}, {"to", to}, {"reason", err},
-	       {"next", "retry later; the message stays queued"});
+	return &d->msg->rcpts[d->rcpt[i]];
 }
 
-static void log_deferred(const struct queue_msg *m, const struct queue_rcpt *r)
+static void fail(struct delivery *d, size_t i, const char *err)
 {
-	char to[ADDR_PATH_MAX + 3];
-	snprintf(to, sizeof(to), "<%s>", r->orig);
-	log_ev(LOG_INFO, "deferred", {"queue", m->id}, {"to", to},
-	       {"class", address_class_name(r->cls)},
-	       {"reason", "outbound delivery is not implemented yet; the message stays in the "
-			  "queue (deferred/)"});
+	char reply[600];
+	snprintf(reply, sizeof(reply), "local delivery failed: %s", err);
+	delivery_outcome(d, i, RCPT_DEFERRED, "4.3.0", reply, NULL);
 }
 
 /* open_text - the committed queue file, checked to hold the whole text. */
@@ -63,40 +57,35 @@ static int open_text(const struct config *cfg, const struct queue_msg *m, char *
 	return -1;
 }
 
-/* stage_message - write every pending local copy of m; returns copies staged.
+/* stage - write every local copy of d's message; returns copies staged.
  * The text is copied from the queue file, never held in memory whole. */
-static size_t stage_message(const struct config *cfg, struct queue_msg *m,
-			    struct staged **list, size_t n)
+static size_t stage(const struct config *cfg, struct delivery *d, struct staged **list,
+		    size_t n)
 {
 	char err[512];
-	int fd = open_text(cfg, m, err, sizeof(err));
+	struct queue_msg *m = d->msg;
+	int fd = m->set_aside ? -1 : open_text(cfg, m, err, sizeof(err));
 	if (fd < 0) {
 		/* damaged or gone: retrying cannot help; keep the file for the operator */
-		log_ev(LOG_ERROR, "queue-corrupt", {"queue", m->id}, {"reason", err},
-		       {"action", "moved to corrupt/"});
-		queue_set_aside(cfg->queue_directory, m->path);
-		for (size_t i = 0; i < m->n_rcpts; i++)
-			m->rcpts[i].done = true; /* nothing more to do with it here */
+		if (!m->set_aside) {
+			log_ev(LOG_ERROR, "queue-corrupt", {"queue", m->id}, {"reason", err},
+			       {"action", "moved to corrupt/"});
+			queue_set_aside(cfg->queue_directory, m->path);
+		}
 		m->set_aside = true;
 		return n;
 	}
-	for (size_t i = 0; i < m->n_rcpts; i++) {
-		struct queue_rcpt *r = &m->rcpts[i];
-		if (r->done)
-			continue;
-		if (r->cls != ADDR_CLASS_LOCAL) {
-			log_deferred(m, r);
-			continue;
-		}
+	for (size_t i = 0; i < d->n_rcpt; i++) {
+		struct queue_rcpt *r = rcpt_of(d, i);
 		char path[4096], newdir[4096];
 		if (!maildir_deliver_fd(cfg->virtual_mailbox_base, r->domain, r->local, fd,
 					m->body_offset, (size_t)m->size, path, sizeof(path),
 					newdir, sizeof(newdir), err, sizeof(err))) {
-			log_failure(m, r, err);
+			fail(d, i, err);
 			continue;
 		}
 		*list = xrealloc(*list, (n + 1) * sizeof(**list));
-		(*list)[n++] = (struct staged){m, r, xstrdup(path), xstrdup(newdir), false};
+		(*list)[n++] = (struct staged){d, i, xstrdup(path), xstrdup(newdir), false};
 	}
 	close(fd);
 	return n;
@@ -113,46 +102,25 @@ static void sync_directories(const char *base, struct staged *list, size_t n)
 			if (strcmp(list[k].newdir, list[i].newdir) != 0)
 				continue;
 			list[k].synced = true;
-			list[k].r->done = ok;
-			if (!ok)
-				log_failure(list[k].m, list[k].r, "cannot sync the Maildir directory");
+			if (ok)
+				delivery_outcome(list[k].d, list[k].i, RCPT_SENT, "2.0.0",
+						 list[k].path, NULL);
+			else
+				fail(list[k].d, list[k].i, "cannot sync the Maildir directory");
 		}
 	}
 }
 
-static void log_delivered(const struct staged *s)
-{
-	char to[ADDR_PATH_MAX + 3];
-	snprintf(to, sizeof(to), "<%s>", s->r->orig);
-	log_ev(LOG_INFO, "delivered", {"queue", s->m->id}, {"to", to}, {"mailbox", s->path});
-}
-
-void local_deliver_batch(const struct config *cfg, struct queue_msg **msgs, size_t n,
-			 bool *retry)
+void local_deliver_batch(const struct config *cfg, struct delivery **reqs, size_t n)
 {
 	struct staged *list = NULL;
 	size_t staged = 0;
 	for (size_t i = 0; i < n; i++)
-		staged = stage_message(cfg, msgs[i], &list, staged);
+		staged = stage(cfg, reqs[i], &list, staged);
 	sync_directories(cfg->virtual_mailbox_base, list, staged);
 	for (size_t i = 0; i < staged; i++) {
-		if (list[i].r->done)
-			log_delivered(&list[i]);
 		free(list[i].path);
 		free(list[i].newdir);
 	}
 	free(list);
-	for (size_t i = 0; i < n; i++) {
-		struct queue_msg *m = msgs[i];
-		retry[i] = false;
-		if (m->set_aside)
-			continue;
-		for (size_t k = 0; k < m->n_rcpts; k++)
-			retry[i] |= m->rcpts[k].cls == ADDR_CLASS_LOCAL && !m->rcpts[k].done;
-		char err[512];
-		if (retry[i])
-			queue_record_progress(cfg->queue_directory, m);
-		else if (!queue_finish(cfg->queue_directory, m, err, sizeof(err)))
-			log_ev(LOG_ERROR, "queue-error", {"queue", m->id}, {"reason", err});
-	}
 }

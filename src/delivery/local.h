@@ -1,11 +1,11 @@
 /*
  * local - deliver a committed message to its local recipients (the MDA step).
  *
- * Owns: walking a queue message's recipients, delivering each local one to
- * its Maildir, logging each outcome, and finishing the queue file (removed
- * when nothing is left, moved to deferred/ while non-local recipients wait
- * for outbound delivery, which a later release adds).
- * Must not: run on the event loop; it is a worker job.
+ * Owns: delivering the recipients of delivery requests to their Maildirs
+ * in batches and setting each one's outcome (sent, or deferred with the
+ * reason).
+ * Must not: run on the event loop (it is a worker job), or touch the queue
+ * file beyond reading the text: the queue manager records the outcomes.
  */
 #ifndef RG_LOCAL_H
 #define RG_LOCAL_H
@@ -13,11 +13,10 @@
 #include <stdbool.h>
 
 #include "config/config.h"
-#include "queue/queue.h"
+#include "qmgr/transport.h"
 
-/* Worker thread: deliver msgs[0..n). retry[i] is set when message i still has
- * local recipients that failed (it stays in active/ and is tried again). */
-void local_deliver_batch(const struct config *cfg, struct queue_msg **msgs, size_t n,
-			 bool *retry);
+/* Worker thread: deliver the recipients of reqs[0..n). A message whose file
+ * is damaged is moved to corrupt/ and marked set_aside. */
+void local_deliver_batch(const struct config *cfg, struct delivery **reqs, size_t n);
 
 #endif

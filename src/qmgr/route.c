@@ -173,7 +173,13 @@ bool route_for_domain(const struct config *cfg, const char *domain, bool local_d
 		rg_strlcpy(out->via, "local", sizeof(out->via));
 		return true;
 	}
-	out->kind = ROUTE_SMTP;
+	/* default_transport: "smtp" (relayhost or MX), "smtp:[host]", or error/discard */
+	if (!route_parse_transport(cfg->default_transport, domain, cfg->smtp_tcp_port, out, err,
+				   errlen))
+		return false;
+	rg_strlcpy(out->via, "default_transport", sizeof(out->via));
+	if (out->kind != ROUTE_SMTP || strchr(cfg->default_transport, ':') != NULL)
+		return true;
 	if (cfg->relayhost[0] != '\0') {
 		out->relayhost = true;
 		rg_strlcpy(out->via, "relayhost", sizeof(out->via));
@@ -184,9 +190,6 @@ bool route_for_domain(const struct config *cfg, const char *domain, bool local_d
 		}
 	} else {
 		rg_strlcpy(out->via, "mx", sizeof(out->via));
-		rg_strlcpy(out->host, domain, sizeof(out->host));
-		out->port = cfg->smtp_tcp_port;
-		out->mx = true;
 	}
 	set_key(out);
 	return true;

@@ -5,8 +5,10 @@
  * Owns: the syntax of transport values ("smtp:[host]:port", "smtp:host",
  * "local", "error:5.7.1 text", "discard:") and of next hops ("[host]:port",
  * "host:port", "host", "[ipv6]:port"), and the order in which a domain is
- * looked up: transport_maps (the domain, then ".parent" keys), else
- * relayhost, else the domain's own MX records.
+ * looked up: transport_maps (the domain, then ".parent" keys), else our
+ * own domains are local, else default_transport: "smtp" means relayhost,
+ * or else the domain's own MX records. An "error:" route with a 4.x.x
+ * status defers instead of bouncing.
  * Must not: do DNS or any other I/O (the queue manager resolves the result).
  */
 #ifndef RG_ROUTE_H

@@ -119,6 +119,9 @@ void queue_msg_add_rcpt(struct queue_msg *m, const char *orig, const char *local
 	r->attempts = 0;
 	r->last_try = r->next_try = 0;
 	r->last_reply = NULL;
+	r->outcome = RCPT_UNTRIED;
+	r->dsn[0] = '\0';
+	r->remote_mta = NULL;
 }
 
 void queue_rcpt_set_reply(struct queue_rcpt *r, const char *reply)
@@ -154,6 +157,7 @@ void queue_msg_free(struct queue_msg *m)
 		free(m->rcpts[i].local);
 		free(m->rcpts[i].domain);
 		free(m->rcpts[i].last_reply);
+		free(m->rcpts[i].remote_mta);
 	}
 	free(m->rcpts);
 	strbuf_free(&m->body);
@@ -587,6 +591,12 @@ bool queue_record_state(const char *dir, struct queue_msg *m, char *err, size_t 
 			close(wfd);
 	}
 	ok = ok && (sb.len == 0 || write_all(fd, sb.data, sb.len));
+	/* the file's mtime is its next try (as in Postfix): a queue scan needs
+	 * only a stat to skip what is not due */
+	time_t next = queue_msg_next_try(m);
+	struct timespec ts[2] = {{next, 0}, {next, 0}};
+	if (ok && next > 0)
+		futimens(fd, ts);
 	if (fd >= 0)
 		close(fd);
 	ok = ok && mark_done(dir, m); /* its fdatasync covers the records too */

@@ -35,6 +35,10 @@ struct queue_rcpt {
 	unsigned attempts;       /* delivery attempts that failed temporarily */
 	time_t last_try, next_try;
 	char *last_reply;        /* the last failure, "450 4.2.0 ..." or ours; NULL */
+	/* the outcome of the current delivery pass (in memory only) */
+	enum rcpt_outcome { RCPT_UNTRIED, RCPT_SENT, RCPT_DEFERRED, RCPT_BOUNCED } outcome;
+	char dsn[16];            /* enhanced status of the outcome, "5.1.1" */
+	char *remote_mta;        /* the host that gave the reply, or NULL */
 };
 
 struct queue_msg {

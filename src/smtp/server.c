@@ -4,9 +4,9 @@
 #include "smtp/server.h"
 #include "auth/auth.h"
 #include "auth/lockout.h"
-#include "delivery/local.h"
 #include "dns/dns.h"
 #include "policy/policy.h"
+#include "qmgr/qmgr.h"
 #include "smtp/session.h"
 #include "tls/tls.h"
 #include "util/log.h"
@@ -26,11 +26,7 @@
 #include <event2/listener.h>
 
 #define COMMIT_THREADS 6          /* queue commits: a client waits for each */
-#define DELIVERY_THREADS 2        /* Maildir deliveries: nobody waits */
 #define SPOOL_THREADS 2           /* large messages written while they arrive */
-#define DELIVERY_BATCHES 2        /* delivery batches in flight */
-#define DELIVERY_BATCH_MAX 64
-#define DELIVERY_RETRY_SECONDS 60
 #define SHUTDOWN_GRACE_SECONDS 30
 #define IP_BUCKETS 1024
 #define LOCKOUT_MAX_CLIENTS 100000
@@ -53,11 +49,8 @@ struct server {
 	const struct config *cfg;
 	struct event_base *base;
 	struct workers *workers;      /* queue commits */
-	struct workers *deliverers;   /* local deliveries */
 	struct workers *spoolers;     /* spool writes, apart from the commits */
-	struct queue_msg **to_deliver; /* committed, waiting for a delivery batch */
-	size_t n_to_deliver, cap_to_deliver;
-	unsigned deliveries_in_flight;
+	struct qmgr *qmgr;            /* delivery of what was committed */
 	struct listener **listeners;
 	size_t n_listeners;
 	struct rg_ip *local_ips;
@@ -69,7 +62,6 @@ struct server {
 	bool stopping;
 	bool grace_over;              /* stopping, and the grace period has passed */
 	struct event *sig_term, *sig_int, *grace;
-	struct job *retries;
 	struct dns *dns;
 	struct tls_server *tls;        /* NULL: no listener uses TLS */
 	struct auth *auth;             /* NULL: smtpd_sasl_auth_enable = no */
@@ -148,8 +140,8 @@ static unsigned ip_count_add(struct server *srv, const struct rg_ip *ip, int del
 static void check_exit(struct server *srv)
 {
 	if (srv->stopping && srv->n_sessions == 0 && workers_pending(srv->workers) == 0 &&
-	    workers_pending(srv->deliverers) == 0 && workers_pending(srv->spoolers) == 0 &&
-	    (srv->n_to_deliver == 0 || srv->grace_over))
+	    workers_pending(srv->spoolers) == 0 &&
+	    (srv->qmgr == NULL || qmgr_idle(srv->qmgr) || srv->grace_over))
 		event_base_loopexit(srv->base, NULL);
 }
 
@@ -226,7 +218,7 @@ static void on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sock
 	srv->n_sessions++;
 }
 
-/* A message on its way through a worker: committed, or waiting for a retry. */
+/* A message on its way through a worker to the queue. */
 struct job {
 	struct server *srv;
 	struct queue_msg *msg;
@@ -236,19 +228,7 @@ struct job {
 	char err[512];
 	struct queue_spool *spool;   /* text already partly on disk, or NULL */
 	struct strbuf data;          /* spool writes: the text to append */
-	struct event *timer;         /* retry of a failed local delivery */
-	struct job *prev, *next;     /* in srv->retries while waiting */
 };
-
-/* Messages delivered together by one worker (see local.c). */
-struct delivery_batch {
-	struct server *srv;
-	struct queue_msg *msgs[DELIVERY_BATCH_MAX];
-	bool retry[DELIVERY_BATCH_MAX];
-	size_t n;
-};
-
-static void schedule_delivery(struct server *srv, struct queue_msg *m);
 
 static struct job *job_new(struct server *srv, struct queue_msg *m, struct queue_spool *sp,
 			   void (*done)(void *arg, bool ok, const char *err), void *arg)
@@ -260,94 +240,6 @@ static struct job *job_new(struct server *srv, struct queue_msg *m, struct queue
 	j->done = done;
 	j->arg = arg;
 	return j;
-}
-
-static void retry_unlink(struct job *j)
-{
-	if (j->prev)
-		j->prev->next = j->next;
-	else
-		j->srv->retries = j->next;
-	if (j->next)
-		j->next->prev = j->prev;
-	event_free(j->timer);
-}
-
-static void on_retry(evutil_socket_t fd, short what, void *arg)
-{
-	struct job *j = arg;
-	(void)fd;
-	(void)what;
-	retry_unlink(j);
-	schedule_delivery(j->srv, j->msg);
-	free(j);
-}
-
-static void retry_later(struct server *srv, struct queue_msg *m)
-{
-	struct job *j = job_new(srv, m, NULL, NULL, NULL);
-	struct timeval tv = {DELIVERY_RETRY_SECONDS, 0};
-	j->timer = evtimer_new(srv->base, on_retry, j);
-	j->next = srv->retries;
-	if (srv->retries)
-		srv->retries->prev = j;
-	srv->retries = j;
-	evtimer_add(j->timer, &tv);
-}
-
-static void delivery_work(void *arg)
-{
-	struct delivery_batch *b = arg;
-	local_deliver_batch(b->srv->cfg, b->msgs, b->n, b->retry);
-}
-
-static void dispatch_deliveries(struct server *srv);
-
-static void delivery_done(void *arg)
-{
-	struct delivery_batch *b = arg;
-	struct server *srv = b->srv;
-	for (size_t i = 0; i < b->n; i++) {
-		if (b->retry[i] && !srv->stopping)
-			retry_later(srv, b->msgs[i]);
-		else
-			queue_msg_free(b->msgs[i]); /* a stopped retry waits for the next start */
-	}
-	free(b);
-	srv->deliveries_in_flight--;
-	dispatch_deliveries(srv);
-	check_exit(srv);
-}
-
-/* dispatch_deliveries - at most DELIVERY_BATCHES in flight; the rest wait and
- * form the next, larger batch (group commit of Maildir directory syncs). */
-static void dispatch_deliveries(struct server *srv)
-{
-	/* at SIGTERM, local deliveries go on for the grace period, then wait in
-	 * active/ for the next start */
-	while (srv->n_to_deliver > 0 && !srv->grace_over &&
-	       srv->deliveries_in_flight < DELIVERY_BATCHES) {
-		struct delivery_batch *b = xcalloc(1, sizeof(*b));
-		b->srv = srv;
-		b->n = srv->n_to_deliver < DELIVERY_BATCH_MAX ? srv->n_to_deliver : DELIVERY_BATCH_MAX;
-		memcpy(b->msgs, srv->to_deliver, b->n * sizeof(*b->msgs)); /* oldest first */
-		srv->n_to_deliver -= b->n;
-		memmove(srv->to_deliver, srv->to_deliver + b->n,
-			srv->n_to_deliver * sizeof(*srv->to_deliver));
-		srv->deliveries_in_flight++;
-		workers_submit(srv->deliverers, delivery_work, delivery_done, b);
-	}
-}
-
-static void schedule_delivery(struct server *srv, struct queue_msg *m)
-{
-	if (srv->n_to_deliver == srv->cap_to_deliver) {
-		srv->cap_to_deliver = srv->cap_to_deliver ? 2 * srv->cap_to_deliver : 64;
-		srv->to_deliver = xrealloc(srv->to_deliver,
-					   srv->cap_to_deliver * sizeof(*srv->to_deliver));
-	}
-	srv->to_deliver[srv->n_to_deliver++] = m;
-	dispatch_deliveries(srv);
 }
 
 static void commit_work(void *arg)
@@ -389,10 +281,10 @@ static void commit_done(void *arg)
 	j->done(j->arg, j->ok, j->err);
 	if (j->ok) {
 		strbuf_free(&m->body); /* on disk now; delivery reads it back */
-		schedule_delivery(j->srv, m);
-	}
-	else
+		qmgr_submit(j->srv->qmgr, m);
+	} else {
 		queue_msg_free(m);
+	}
 	free(j);
 }
 
@@ -443,39 +335,6 @@ static void abort_done(void *arg)
 void server_spool_abort(struct server *srv, struct queue_spool *sp)
 {
 	workers_submit(srv->spoolers, abort_work, abort_done, job_new(srv, NULL, sp, NULL, NULL));
-}
-
-/* recover_queue - deliver what was acknowledged before a crash or stop. */
-static void recover_queue(struct server *srv)
-{
-	const char *dir = srv->cfg->queue_directory;
-	size_t stale = queue_clean_tmp(dir), recovered = 0, deferred = 0;
-	char **files = queue_list(dir, "active");
-	for (size_t i = 0; files && files[i]; i++) {
-		struct queue_msg *m = xcalloc(1, sizeof(*m));
-		char err[512];
-		if (queue_load_header(dir, files[i], m, err, sizeof(err))) {
-			schedule_delivery(srv, m); /* the text is read when its turn comes */
-			recovered++;
-		} else {
-			log_ev(LOG_ERROR, "queue-corrupt", {"file", files[i]}, {"reason", err},
-			       {"action", "moved to corrupt/"});
-			queue_set_aside(dir, files[i]);
-			queue_msg_free(m);
-		}
-		free(files[i]);
-	}
-	free(files);
-	char **def = queue_list(dir, "deferred");
-	for (size_t i = 0; def && def[i]; i++, deferred++)
-		free(def[i]);
-	free(def);
-	char a[24], b[24], c[24];
-	snprintf(a, sizeof(a), "%zu", recovered);
-	snprintf(b, sizeof(b), "%zu", deferred);
-	snprintf(c, sizeof(c), "%zu", stale);
-	log_ev(LOG_INFO, "queue-recovery", {"redelivering", a}, {"waiting_for_outbound", b},
-	       {"unacknowledged_removed", c});
 }
 
 static void add_local_ip(struct server *srv, const struct rg_ip *ip)
@@ -629,14 +488,19 @@ static void on_grace_over(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	srv->grace_over = true;
-	log_msg(LOG_WARNING, "shutdown grace period over; closing %zu sessions, %zu messages "
-		"wait in active/ for the next start", srv->n_sessions, srv->n_to_deliver);
+	log_msg(LOG_WARNING, "shutdown grace period over; closing %zu sessions; undelivered "
+		"messages wait in the queue for the next start", srv->n_sessions);
 	struct session *next;
 	for (struct session *s = srv->sessions; s != NULL; s = next) {
 		next = session_link(s)->next;
 		session_force_shutdown(s);
 	}
 	check_exit(srv);
+}
+
+static void on_qmgr_idle(void *arg)
+{
+	check_exit(arg);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -649,6 +513,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	log_ev(LOG_INFO, "shutdown", {"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"},
 	       {"action", "no new connections; finishing current messages"});
 	stop_listening(srv);
+	qmgr_stop(srv->qmgr, on_qmgr_idle, srv);
 	struct session *next;
 	for (struct session *s = srv->sessions; s != NULL; s = next) {
 		next = session_link(s)->next;
@@ -672,9 +537,9 @@ int server_run(struct server *srv)
 		}
 	}
 	srv->workers = workers_new(srv->base, COMMIT_THREADS);
-	srv->deliverers = workers_new(srv->base, DELIVERY_THREADS);
 	srv->spoolers = workers_new(srv->base, SPOOL_THREADS);
-	recover_queue(srv);
+	srv->qmgr = qmgr_new(srv->base, srv->cfg, &srv->domains);
+	qmgr_start(srv->qmgr);
 	srv->sig_term = evsignal_new(srv->base, SIGTERM, on_signal, srv);
 	srv->sig_int = evsignal_new(srv->base, SIGINT, on_signal, srv);
 	evsignal_add(srv->sig_term, NULL);
@@ -694,17 +559,8 @@ void server_free(struct server *srv)
 		return;
 	stop_listening(srv);
 	workers_free(srv->spoolers); /* first: late spool callbacks may still commit */
-	workers_free(srv->workers);
-	workers_free(srv->deliverers);
-	for (size_t i = 0; i < srv->n_to_deliver; i++)
-		queue_msg_free(srv->to_deliver[i]); /* still in active/: delivered at next start */
-	free(srv->to_deliver);
-	while (srv->retries) {
-		struct job *j = srv->retries;
-		retry_unlink(j); /* the file stays in active/ for the next start */
-		queue_msg_free(j->msg);
-		free(j);
-	}
+	workers_free(srv->workers); /* its last commits hand messages to the qmgr */
+	qmgr_free(srv->qmgr);       /* what was not delivered stays queued */
 	if (srv->sig_term)
 		event_free(srv->sig_term);
 	if (srv->sig_int)

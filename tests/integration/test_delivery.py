@@ -214,8 +214,9 @@ class CrashRecovery(unittest.TestCase):
 
     def test_acknowledged_but_undelivered_message_survives_kill9(self):
         """Deterministic: delivery fails (the mailbox path is a file), kill -9, repair,
-        restart: the message is delivered from active/."""
-        s = self.server = Server(start=False)
+        restart: the message, deferred, is delivered at its next try."""
+        s = self.server = Server(start=False, overrides={'minimal_backoff_time': '1s',
+                                                         'queue_run_delay': '1s'})
         os.makedirs(os.path.join(s.mail_dir, 'localhost'))
         blocker = os.path.join(s.mail_dir, 'localhost', 'postmaster')
         with open(blocker, 'w') as f:
@@ -226,8 +227,12 @@ class CrashRecovery(unittest.TestCase):
                                   '', 'kept', '.', 'QUIT'])
         self.assertEqual(r[5][0], 250, r)
         qid = QUEUED.match(r[5][1]).group(1)
-        self.assertIsNotNone(s.wait_log('delivery-failed queue=%s' % qid), s.tail())
-        self.assertEqual(s.queue_files('active'), [qid])
+        self.assertIsNotNone(s.wait_log('deferred queue=%s .*local delivery failed' % qid),
+                             s.tail())
+        deadline = time.time() + 5
+        while s.queue_files('deferred') != [qid] and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(s.queue_files('deferred'), [qid])
         s.kill9()
         os.unlink(blocker)
         s.start()
@@ -235,6 +240,7 @@ class CrashRecovery(unittest.TestCase):
         self.assertEqual(len(files), 1, s.tail())
         self.assertTrue(s.read_mail('localhost', 'postmaster', files[0]).endswith(b'\n\nkept\n'))
         self.assertEqual(s.wait_queue_empty('active'), [])
+        self.assertEqual(s.wait_queue_empty('deferred'), [])
 
     def test_hand_made_queue_file_recovered_at_start(self):
         s = self.server = Server(start=False)

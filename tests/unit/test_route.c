@@ -109,6 +109,14 @@ static const struct route_row route_rows[] = {
 	 "example.net", 25, true, "relayhost", "example.net", NULL, NULL},
 	{__LINE__, "smtp_tcp_port = 2600\n", "other.example", false, ROUTE_SMTP,
 	 "other.example", 2600, true, "mx", "other.example", NULL, NULL},
+	/* default_transport: a 4.x.x error defers (tests keep mail off the network) */
+	{__LINE__, "default_transport = error:4.3.2 off in tests\n", "other.example", false,
+	 ROUTE_ERROR, NULL, 0, false, "default_transport", NULL, "4.3.2", "off in tests"},
+	{__LINE__, "default_transport = smtp:[127.0.0.7]:2600\nrelayhost = example.net\n",
+	 "other.example", false, ROUTE_SMTP, "127.0.0.7", 2600, false, "default_transport",
+	 "[127.0.0.7]:2600", NULL, NULL},
+	{__LINE__, "default_transport = error:4.3.2 off\n", "localhost", true, ROUTE_LOCAL,
+	 NULL, 0, false, "local", NULL, NULL, NULL},
 	/* our own domain: local, even with a relayhost */
 	{__LINE__, "relayhost = [smtp.example.net]\n", "localhost", true, ROUTE_LOCAL, NULL, 0,
 	 false, "local", NULL, NULL, NULL},
@@ -197,6 +205,8 @@ static const struct bad_row bad_rows[] = {
 	 "bad next hop"},
 	{__LINE__, "example.com error:3.1.1 nope\n", "transport_maps = TABLE\n",
 	 "status 3.1.1 must start with 4 or 5"},
+	{__LINE__, "", "default_transport = pipe:x\n",
+	 "FILE:1: default_transport: \"pipe:x\": unknown transport"},
 	{__LINE__, "", "relayhost = [smtp.example.com]:99999\n",
 	 "FILE:1: relayhost: \"[smtp.example.com]:99999\" is not a next hop"},
 	{__LINE__, "", "smtp_tls_security_level = dane-only\n",

@@ -1,0 +1,574 @@
+/*
+ * qmgr.c - the queue manager (see qmgr.h).
+ *
+ * A message's life in memory is one delivery pass:
+ *
+ *   submit ─▶ start_pass: route every pending recipient; one delivery request
+ *             per (transport, destination), at most
+ *             default_destination_recipient_limit recipients each
+ *          ─▶ transports fill in outcomes ─▶ settle: count attempts, backoff,
+ *             expiry; log one line per recipient
+ *          ─▶ [worker] settle_work: bounce (queued as a new message), state
+ *             records, then unlink (all done) or move to deferred/
+ *          ─▶ settle_done: the message leaves memory.
+ *
+ * Deferred messages are not kept in memory: their file's mtime is their next
+ * try, and a scan every queue_run_delay (on a worker: readdir, stat, and
+ * only the envelopes of due files) brings them back. The scan covers active/
+ * too: after a restart, or when the active set was full, messages wait there.
+ * A message is in memory at most once: submissions of an id already active
+ * are dropped, and a scan running while messages settle does not bring back
+ * a message it read before that message settled.
+ */
+#include "qmgr/qmgr.h"
+#include "qmgr/bounce_queue.h"
+#include "qmgr/route.h"
+#include "qmgr/transport.h"
+#include "qmgr/transport_local.h"
+#include "util/basedir.h"
+#include "util/log.h"
+#include "util/workers.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <event2/event.h>
+
+#define IO_THREADS 2
+#define ID_BUCKETS 4096
+
+struct qentry {
+	struct qmgr *q;
+	struct queue_msg *m;
+	struct delivery **parts;
+	size_t n_parts;
+	size_t parts_out;
+	time_t pass_start;
+	struct queue_msg *bounce;   /* settle_work: a bounce to submit */
+	bool ok;                    /* settle_work succeeded */
+	char err[512];
+	struct qentry *hnext;       /* id hash chain */
+};
+
+struct scan_job {
+	struct qmgr *q;
+	time_t now;
+	size_t budget;
+	struct queue_msg **found;
+	size_t n_found;
+};
+
+struct qmgr {
+	struct event_base *base;
+	const struct config *cfg;
+	const struct addr_domains *domains;
+	struct workers *io;
+	struct transport *local, *smtp;
+	struct qentry *by_id[ID_BUCKETS];
+	size_t n_active;
+	struct event *scan_timer;
+	bool scanning, rescan, stopping, flush_all;
+	void (*on_idle)(void *arg);   /* after qmgr_stop */
+	void *idle_arg;
+	char **settled_during_scan;   /* ids that left memory while a scan ran */
+	size_t n_settled;
+};
+
+static unsigned id_bucket(const char *id)
+{
+	unsigned h = 2166136261u;
+	for (; *id; id++)
+		h = (h ^ (unsigned char)*id) * 16777619u;
+	return h % ID_BUCKETS;
+}
+
+static struct qentry *find_entry(const struct qmgr *q, const char *id)
+{
+	for (struct qentry *e = q->by_id[id_bucket(id)]; e != NULL; e = e->hnext)
+		if (strcmp(e->m->id, id) == 0)
+			return e;
+	return NULL;
+}
+
+static void add_entry(struct qmgr *q, struct qentry *e)
+{
+	unsigned b = id_bucket(e->m->id);
+	e->hnext = q->by_id[b];
+	q->by_id[b] = e;
+	q->n_active++;
+}
+
+static void remove_entry(struct qmgr *q, struct qentry *e)
+{
+	struct qentry **pp = &q->by_id[id_bucket(e->m->id)];
+	while (*pp != e)
+		pp = &(*pp)->hnext;
+	*pp = e->hnext;
+	q->n_active--;
+	if (q->scanning) {
+		q->settled_during_scan = xrealloc(q->settled_during_scan,
+						  (q->n_settled + 1) * sizeof(char *));
+		q->settled_during_scan[q->n_settled++] = xstrdup(e->m->id);
+	}
+}
+
+unsigned long qmgr_backoff(const struct config *cfg, unsigned attempts)
+{
+	unsigned long wait = cfg->minimal_backoff_time;
+	for (unsigned i = 1; i < attempts && wait < cfg->maximal_backoff_time; i++)
+		wait *= 2;
+	return wait < cfg->maximal_backoff_time ? wait : cfg->maximal_backoff_time;
+}
+
+/* ---- outcomes (called by transports, on the loop or on their worker) ---- */
+
+void delivery_outcome(struct delivery *d, size_t i, enum rcpt_outcome o, const char *dsn,
+		      const char *reply, const char *remote_mta)
+{
+	struct queue_rcpt *r = &d->msg->rcpts[d->rcpt[i]];
+	r->outcome = o;
+	rg_strlcpy(r->dsn, dsn ? dsn : "", sizeof(r->dsn));
+	if (o != RCPT_SENT || reply != NULL)
+		queue_rcpt_set_reply(r, reply);
+	free(r->remote_mta);
+	r->remote_mta = remote_mta ? xstrdup(remote_mta) : NULL;
+}
+
+void delivery_outcome_all(struct delivery *d, enum rcpt_outcome o, const char *dsn,
+			  const char *reply, const char *remote_mta)
+{
+	for (size_t i = 0; i < d->n_rcpt; i++)
+		delivery_outcome(d, i, o, dsn, reply, remote_mta);
+}
+
+/* ---- one pass ---- */
+
+static void settle(struct qentry *e);
+
+static void part_done(struct delivery *d)
+{
+	struct qentry *e = d->owner;
+	if (--e->parts_out == 0)
+		settle(e);
+}
+
+/* part_for - the request for (kind, key) with room for one more recipient. */
+static struct delivery *part_for(struct qentry *e, const struct route *rt)
+{
+	size_t limit = rt->kind == ROUTE_SMTP ? e->q->cfg->default_destination_recipient_limit
+					      : SIZE_MAX;
+	for (size_t k = 0; k < e->n_parts; k++) {
+		struct delivery *d = e->parts[k];
+		if (d->route.kind == rt->kind && strcmp(d->route.key, rt->key) == 0 &&
+		    d->n_rcpt < limit)
+			return d;
+	}
+	struct delivery *d = xcalloc(1, sizeof(*d));
+	d->msg = e->m;
+	d->rcpt = xcalloc(e->m->n_rcpts, sizeof(size_t));
+	d->route = *rt;
+	d->done = part_done;
+	d->owner = e;
+	e->parts = xrealloc(e->parts, (e->n_parts + 1) * sizeof(*e->parts));
+	e->parts[e->n_parts++] = d;
+	return d;
+}
+
+/* route_rcpt - decide recipient i's route; false when it is settled already. */
+static bool route_rcpt(struct qentry *e, size_t i, struct route *rt)
+{
+	struct queue_rcpt *r = &e->m->rcpts[i];
+	char err[512], reply[700];
+	if (!route_for_domain(e->q->cfg, r->domain, r->cls == ADDR_CLASS_LOCAL, rt, err,
+			      sizeof(err))) {
+		snprintf(reply, sizeof(reply), "mail routing error: %s", err);
+		r->outcome = RCPT_DEFERRED;
+		rg_strlcpy(r->dsn, "4.3.5", sizeof(r->dsn));
+		queue_rcpt_set_reply(r, reply);
+		return false;
+	}
+	if (rt->kind == ROUTE_ERROR || rt->kind == ROUTE_DISCARD) {
+		r->outcome = rt->kind == ROUTE_DISCARD ? RCPT_SENT
+			     : rt->status[0] == '4' ? RCPT_DEFERRED : RCPT_BOUNCED;
+		rg_strlcpy(r->dsn, rt->kind == ROUTE_ERROR ? rt->status : "2.0.0", sizeof(r->dsn));
+		queue_rcpt_set_reply(r, rt->kind == ROUTE_ERROR ? rt->text : "discarded");
+		return false;
+	}
+	if (rt->kind == ROUTE_LOCAL)
+		rg_strlcpy(rt->key, "local", sizeof(rt->key));
+	return true;
+}
+
+static struct transport *transport_for(struct qmgr *q, const struct route *rt)
+{
+	return rt->kind == ROUTE_LOCAL ? q->local : q->smtp;
+}
+
+static void start_pass(struct qentry *e)
+{
+	e->pass_start = time(NULL);
+	for (size_t i = 0; i < e->m->n_rcpts; i++) {
+		struct queue_rcpt *r = &e->m->rcpts[i];
+		struct route rt;
+		if (r->done)
+			continue;
+		r->outcome = RCPT_UNTRIED;
+		if (!route_rcpt(e, i, &rt))
+			continue;
+		if (transport_for(e->q, &rt) == NULL) {
+			r->outcome = RCPT_DEFERRED;
+			rg_strlcpy(r->dsn, "4.3.2", sizeof(r->dsn));
+			queue_rcpt_set_reply(r, "outbound delivery is not enabled");
+			continue;
+		}
+		struct delivery *d = part_for(e, &rt);
+		d->rcpt[d->n_rcpt++] = i;
+	}
+	e->parts_out = e->n_parts;
+	if (e->n_parts == 0) {
+		settle(e);
+		return;
+	}
+	for (size_t k = 0; k < e->n_parts; k++) {
+		struct delivery *d = e->parts[k];
+		transport_for(e->q, &d->route)->deliver(transport_for(e->q, &d->route), d);
+	}
+}
+
+void qmgr_submit(struct qmgr *q, struct queue_msg *m)
+{
+	if (find_entry(q, m->id) != NULL || q->n_active >= q->cfg->qmgr_message_active_limit) {
+		/* already in memory (a scan found it first), or it waits in active/
+		 * for the next scan */
+		queue_msg_free(m);
+		return;
+	}
+	struct qentry *e = xcalloc(1, sizeof(*e));
+	e->q = q;
+	e->m = m;
+	add_entry(q, e);
+	start_pass(e);
+}
+
+/* ---- settling ---- */
+
+/* log_attempt - Postfix's line: queue id, recipient, relay, delays, dsn,
+ * status. The event is the status in words ("delivered", "deferred", ...). */
+static void log_attempt(const struct qentry *e, const struct queue_rcpt *r, const char *event,
+			const char *status)
+{
+	char to[ADDR_PATH_MAX + 3], delay[24], delays[48];
+	time_t now = time(NULL);
+	bool local = r->outcome == RCPT_SENT && r->remote_mta == NULL;
+	snprintf(to, sizeof(to), "<%s>", r->orig);
+	snprintf(delay, sizeof(delay), "%lld", (long long)(now - e->m->arrival));
+	snprintf(delays, sizeof(delays), "%lld/%lld", (long long)(e->pass_start - e->m->arrival),
+		 (long long)(now - e->pass_start));
+	log_ev(r->outcome == RCPT_SENT ? LOG_INFO : LOG_WARNING, event,
+	       {"queue", e->m->id}, {"to", to},
+	       {"relay", r->remote_mta ? r->remote_mta : local ? "local" : "none"},
+	       {"delay", delay}, {"delays", delays}, {"dsn", r->dsn[0] ? r->dsn : NULL},
+	       {"status", status}, {local ? "mailbox" : "reply", r->last_reply});
+}
+
+static bool expired(const struct qmgr *q, const struct queue_msg *m, time_t now)
+{
+	uint64_t life = m->sender[0] == '\0' ? q->cfg->bounce_queue_lifetime
+					     : q->cfg->maximal_queue_lifetime;
+	return (uint64_t)(now - m->arrival) >= life;
+}
+
+/* settle_rcpt - attempts, next try, expiry; the log line. */
+static void settle_rcpt(struct qentry *e, struct queue_rcpt *r, time_t now)
+{
+	switch (r->outcome) {
+	case RCPT_SENT:
+		r->done = true;
+		log_attempt(e, r, "delivered", "sent");
+		break;
+	case RCPT_DEFERRED:
+		r->attempts++;
+		r->last_try = now;
+		r->next_try = now + (time_t)qmgr_backoff(e->q->cfg, r->attempts);
+		if (!expired(e->q, e->m, now)) {
+			log_attempt(e, r, "deferred", "deferred");
+			break;
+		}
+		r->outcome = RCPT_BOUNCED; /* returned to the sender with the last reply */
+		log_attempt(e, r, "expired", "expired");
+		break;
+	case RCPT_BOUNCED:
+		log_attempt(e, r, "bounced", "bounced");
+		break;
+	case RCPT_UNTRIED:
+		break; /* a transport that stopped: tried again at the next start */
+	}
+}
+
+static void settle_work(void *arg)
+{
+	struct qentry *e = arg;
+	const char *dir = e->q->cfg->queue_directory;
+	struct queue_msg *m = e->m;
+	if (m->set_aside) {
+		e->ok = true;
+		return;
+	}
+	bool bounced = bounce_queue_make(e->q->cfg, e->q->domains, m, time(NULL), &e->bounce);
+	for (size_t i = 0; i < m->n_rcpts; i++) {
+		struct queue_rcpt *r = &m->rcpts[i];
+		if (r->outcome != RCPT_BOUNCED)
+			continue;
+		r->done = bounced; /* else the bounce is tried again with the next pass */
+		if (!bounced)
+			r->next_try = time(NULL) + (time_t)e->q->cfg->minimal_backoff_time;
+	}
+	bool left = false;
+	for (size_t i = 0; i < m->n_rcpts; i++)
+		left |= !m->rcpts[i].done;
+	/* all done: the file goes, nothing to record (no sync: a crash means a
+	 * duplicate at worst) */
+	e->ok = (!left || queue_record_state(dir, m, e->err, sizeof(e->err))) &&
+		queue_finish(dir, m, e->err, sizeof(e->err));
+}
+
+static void free_entry(struct qentry *e)
+{
+	for (size_t k = 0; k < e->n_parts; k++) {
+		free(e->parts[k]->rcpt);
+		free(e->parts[k]);
+	}
+	free(e->parts);
+	queue_msg_free(e->m);
+	free(e);
+}
+
+static void notify_idle(struct qmgr *q)
+{
+	if (q->on_idle != NULL && qmgr_idle(q))
+		q->on_idle(q->idle_arg);
+}
+
+static void settle_done(void *arg)
+{
+	struct qentry *e = arg;
+	struct qmgr *q = e->q;
+	if (!e->ok)
+		log_ev(LOG_ERROR, "queue-error", {"queue", e->m->id}, {"reason", e->err},
+		       {"next", "the message stays queued and is tried again"});
+	struct queue_msg *bounce = e->bounce;
+	remove_entry(q, e);
+	free_entry(e);
+	if (bounce != NULL)
+		qmgr_submit(q, bounce);
+	notify_idle(q);
+}
+
+static void settle(struct qentry *e)
+{
+	time_t now = time(NULL);
+	for (size_t i = 0; i < e->m->n_rcpts; i++)
+		if (!e->m->rcpts[i].done)
+			settle_rcpt(e, &e->m->rcpts[i], now);
+	workers_submit(e->q->io, settle_work, settle_done, e);
+}
+
+/* ---- scanning the queue ---- */
+
+/* scan_dir - envelopes of due files in sub (not looked at: files in memory;
+ * the loop checks again when the scan is back). */
+static void scan_dir(struct scan_job *j, const char *dir, const char *sub)
+{
+	char **files = queue_list(dir, sub);
+	for (size_t i = 0; files && files[i]; i++) {
+		struct stat st;
+		bool due = j->n_found < j->budget &&
+			   fstatat(basedir_fd(dir), files[i], &st, 0) == 0 &&
+			   st.st_mtime <= j->now;
+		if (due) {
+			struct queue_msg *m = xcalloc(1, sizeof(*m));
+			char err[512];
+			if (queue_load_header(dir, files[i], m, err, sizeof(err))) {
+				j->found = xrealloc(j->found, (j->n_found + 1) * sizeof(*j->found));
+				j->found[j->n_found++] = m;
+			} else {
+				log_ev(LOG_ERROR, "queue-corrupt", {"file", files[i]}, {"reason", err},
+				       {"action", "moved to corrupt/"});
+				queue_set_aside(dir, files[i]);
+				queue_msg_free(m);
+			}
+		}
+		free(files[i]);
+	}
+	free(files);
+}
+
+static void scan_work(void *arg)
+{
+	struct scan_job *j = arg;
+	const char *dir = j->q->cfg->queue_directory;
+	scan_dir(j, dir, "active");
+	scan_dir(j, dir, "deferred");
+}
+
+static bool settled_during_scan(const struct qmgr *q, const char *id)
+{
+	for (size_t i = 0; i < q->n_settled; i++)
+		if (strcmp(q->settled_during_scan[i], id) == 0)
+			return true;
+	return false;
+}
+
+static void start_scan(struct qmgr *q);
+
+static void scan_done(void *arg)
+{
+	struct scan_job *j = arg;
+	struct qmgr *q = j->q;
+	for (size_t i = 0; i < j->n_found; i++) {
+		struct queue_msg *m = j->found[i];
+		if (settled_during_scan(q, m->id))
+			queue_msg_free(m); /* read before it settled: stale */
+		else
+			qmgr_submit(q, m);
+	}
+	free(j->found);
+	free(j);
+	for (size_t i = 0; i < q->n_settled; i++)
+		free(q->settled_during_scan[i]);
+	free(q->settled_during_scan);
+	q->settled_during_scan = NULL;
+	q->n_settled = 0;
+	q->scanning = false;
+	if (q->rescan) {
+		q->rescan = false;
+		start_scan(q);
+	}
+	notify_idle(q);
+}
+
+static void start_scan(struct qmgr *q)
+{
+	if (q->stopping)
+		return;
+	if (q->scanning) {
+		q->rescan = true;
+		return;
+	}
+	size_t limit = q->cfg->qmgr_message_active_limit;
+	if (q->n_active >= limit)
+		return;
+	struct scan_job *j = xcalloc(1, sizeof(*j));
+	j->q = q;
+	j->now = q->flush_all ? (time_t)INT64_MAX : time(NULL); /* flush: everything is due */
+	q->flush_all = false;
+	j->budget = limit - q->n_active;
+	q->scanning = true;
+	workers_submit(q->io, scan_work, scan_done, j);
+}
+
+static void on_scan_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	start_scan(arg);
+}
+
+/* ---- life cycle ---- */
+
+struct qmgr *qmgr_new(struct event_base *base, const struct config *cfg,
+		      const struct addr_domains *domains)
+{
+	struct qmgr *q = xcalloc(1, sizeof(*q));
+	q->base = base;
+	q->cfg = cfg;
+	q->domains = domains;
+	q->io = workers_new(base, IO_THREADS);
+	q->local = transport_local_new(base, cfg);
+	return q;
+}
+
+void qmgr_set_smtp(struct qmgr *q, struct transport *smtp)
+{
+	q->smtp = smtp;
+}
+
+void qmgr_start(struct qmgr *q)
+{
+	size_t stale = queue_clean_tmp(q->cfg->queue_directory);
+	char n[24];
+	snprintf(n, sizeof(n), "%zu", stale);
+	log_ev(LOG_INFO, "queue-recovery", {"unacknowledged_removed", n},
+	       {"action", "scanning active/ and deferred/"});
+	struct timeval tv = {(time_t)q->cfg->queue_run_delay, 0};
+	q->scan_timer = event_new(q->base, -1, EV_PERSIST, on_scan_timer, q);
+	evtimer_add(q->scan_timer, &tv);
+	start_scan(q);
+}
+
+void qmgr_stop(struct qmgr *q, void (*on_idle)(void *arg), void *arg)
+{
+	q->stopping = true;
+	q->on_idle = on_idle;
+	q->idle_arg = arg;
+	if (q->scan_timer)
+		evtimer_del(q->scan_timer);
+	if (q->smtp)
+		q->smtp->stop(q->smtp);
+}
+
+bool qmgr_idle(const struct qmgr *q)
+{
+	/* in-flight work holds entries; a scan and settling run on q->io */
+	return q->n_active == 0 && !q->scanning && workers_pending(q->io) == 0;
+}
+
+bool qmgr_busy(const struct qmgr *q, const char *id)
+{
+	return find_entry(q, id) != NULL;
+}
+
+bool qmgr_flush(struct qmgr *q, const char *id, struct strbuf *out)
+{
+	if (id == NULL) {
+		q->flush_all = true;
+		strbuf_puts(out, "every deferred message is scheduled for delivery now\n");
+		start_scan(q);
+		return true;
+	}
+	/* due now: the scan looks at the mtime (one file: cheap enough here) */
+	char *path = xasprintf("deferred/%s", id);
+	bool ok = utimensat(basedir_fd(q->cfg->queue_directory), path, NULL, 0) == 0 ||
+		  qmgr_busy(q, id);
+	strbuf_printf(out, ok ? "%s: scheduled for delivery now\n"
+			      : "%s: no such message in deferred/\n", id);
+	free(path);
+	start_scan(q);
+	return ok;
+}
+
+void qmgr_free(struct qmgr *q)
+{
+	if (q == NULL)
+		return;
+	q->stopping = true;
+	workers_free(q->io);
+	q->local->free(q->local);
+	if (q->smtp)
+		q->smtp->free(q->smtp);
+	for (size_t b = 0; b < ID_BUCKETS; b++) {
+		while (q->by_id[b]) {
+			struct qentry *e = q->by_id[b];
+			q->by_id[b] = e->hnext;
+			free_entry(e); /* its file stays queued for the next start */
+		}
+	}
+	for (size_t i = 0; i < q->n_settled; i++)
+		free(q->settled_during_scan[i]);
+	free(q->settled_during_scan);
+	if (q->scan_timer)
+		event_free(q->scan_timer);
+	free(q);
+}

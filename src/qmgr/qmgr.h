@@ -1,0 +1,53 @@
+/*
+ * qmgr - the queue manager: what to deliver, by which transport, and what
+ * to do with the outcome.
+ *
+ * Owns: the active set (committed messages in memory, at most
+ * qmgr_message_active_limit; the rest of the queue stays on disk and is
+ * scanned lazily), routing each recipient (route.h) to a transport
+ * (local Maildir, SMTP), recipient batching, retries with exponential
+ * backoff (the file's mtime is its next try), expiry, bounces and double
+ * bounces, the per-attempt log line, and the operator's queue commands.
+ * Must not: read or write queue files on the loop (a worker pool does), or
+ * speak SMTP (the SMTP transport does).
+ */
+#ifndef RG_QMGR_H
+#define RG_QMGR_H
+
+#include <stdbool.h>
+
+#include "address/address.h"
+#include "config/config.h"
+#include "queue/queue.h"
+#include "util/util.h"
+
+struct event_base;
+struct qmgr;
+struct transport;
+
+struct qmgr *qmgr_new(struct event_base *base, const struct config *cfg,
+		      const struct addr_domains *domains);
+/* The SMTP transport (NULL: non-local mail waits in deferred/). Owned by q. */
+void qmgr_set_smtp(struct qmgr *q, struct transport *smtp);
+/* Start: remove never-acknowledged tmp/ files, then scan the queue (on a worker). */
+void qmgr_start(struct qmgr *q);
+/* A message just committed to active/ (taken). */
+void qmgr_submit(struct qmgr *q, struct queue_msg *m);
+/* SIGTERM: no more queue scans or outbound connections; local deliveries
+ * and what is in flight finish. on_idle(arg) runs each time nothing is left
+ * in flight afterwards. */
+void qmgr_stop(struct qmgr *q, void (*on_idle)(void *arg), void *arg);
+/* Nothing in flight: the process may exit. */
+bool qmgr_idle(const struct qmgr *q);
+void qmgr_free(struct qmgr *q);
+
+/* Operator commands (control socket). Each appends a human-readable answer. */
+bool qmgr_flush(struct qmgr *q, const char *id, struct strbuf *out);
+/* Is the message with this id in memory, being delivered? */
+bool qmgr_busy(const struct qmgr *q, const char *id);
+
+/* Pure: the wait after the n-th failed attempt (n >= 1): minimal_backoff_time
+ * doubling up to maximal_backoff_time. */
+unsigned long qmgr_backoff(const struct config *cfg, unsigned attempts);
+
+#endif
