@@ -365,10 +365,14 @@ static void relay_describe(struct smtp_out *o)
 	snprintf(o->relay_desc, sizeof(o->relay_desc), "%.200s[%s]:%d", o->server_name, ip, port);
 }
 
-static const char *hello_stage(const struct smtp_hello *h, const struct smtpc_reply *rep)
+static const char *hello_stage(const struct smtp_out *o, const struct smtpc_reply *rep)
 {
+	const struct smtp_hello *h = &o->hello;
 	switch (h->stage) {
-	case SH_GREETING: return rep->status == SMTPC_REPLY ? "greeting" : "connect";
+	case SH_GREETING:
+		if (!smtpc_connected(o->c))
+			return "connect";
+		return o->o.implicit_tls && rep->status == SMTPC_ERROR ? "TLS" : "greeting";
 	case SH_EHLO: return h->helo ? "HELO" : "EHLO";
 	case SH_STARTTLS: return "STARTTLS";
 	default: return rep->status == SMTPC_REPLY ? "EHLO" : "STARTTLS"; /* the handshake */
@@ -385,7 +389,7 @@ static void open_failed(struct smtp_out *o, const char *stage, const struct smtp
 		result_reply(r, stage, rep);
 	} else if (strcmp(stage, "connect") == 0) {
 		result_local(r, stage, 451, "4.4.1", "connect to %s: %s", o->relay_desc, rep->error);
-	} else if (strcmp(stage, "STARTTLS") == 0) {
+	} else if (strcmp(stage, "STARTTLS") == 0 || strcmp(stage, "TLS") == 0) {
 		result_local(r, stage, 451, "4.7.5", "TLS with %s failed: %s", o->relay_desc,
 			     rep->error);
 	} else {
@@ -495,7 +499,7 @@ static void on_hello(struct smtp_hello *h, const struct smtpc_reply *rep, void *
 	if (h->stage != SH_GREETING || !h->ok)
 		smtpc_tls_describe(o->c, o->tls_desc, sizeof(o->tls_desc));
 	if (!h->ok) {
-		open_failed(o, hello_stage(h, rep), rep);
+		open_failed(o, hello_stage(o, rep), rep);
 		return;
 	}
 	start_auth(o, rep);

@@ -108,7 +108,8 @@ struct smtp_result {
 	bool try_next_address; /* the failure is this server's or connection's: another
 				* MX/address may do better (connect, greeting, TLS, lost) */
 	bool local;            /* code/text are ours (timeout, lost, SIZE...), not a reply */
-	const char *stage;     /* "connect", "greeting", "EHLO", "STARTTLS", "AUTH", "RSET",
+	const char *stage;     /* "connect", "TLS" (implicit), "greeting", "EHLO", "HELO",
+				* "STARTTLS" (also its handshake), "AUTH", "RSET",
 				* "MAIL", "RCPT", "DATA", "end of data", "" when fine */
 	int code;              /* the reply that decided kind (0: none) */
 	char enhanced[16];

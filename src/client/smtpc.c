@@ -509,6 +509,11 @@ bool smtpc_tls_active(const struct smtpc *c)
 	return c->tls;
 }
 
+bool smtpc_connected(const struct smtpc *c)
+{
+	return c->connected;
+}
+
 bool smtpc_tls_describe(const struct smtpc *c, char *buf, size_t len)
 {
 	SSL *ssl = c->tls && c->bev != NULL ? bufferevent_openssl_get_ssl(c->bev) : NULL;
