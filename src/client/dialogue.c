@@ -451,6 +451,22 @@ static void on_auth(struct smtpc *c, const struct smtpc_reply *rep, void *arg)
 	auth_refused(o, rep, NULL);
 }
 
+/* send_auth_plain - RFC 4616 with an initial response: NUL user NUL password. */
+static void send_auth_plain(struct smtp_out *o)
+{
+	char raw[2 * CRED_MAX + 2], line[4 * (2 * CRED_MAX + 4) / 3 + 16];
+	size_t un = strlen(o->user), pn = strlen(o->pass);
+	raw[0] = '\0';
+	memcpy(raw + 1, o->user, un);
+	raw[1 + un] = '\0';
+	memcpy(raw + 2 + un, o->pass, pn);
+	memcpy(line, "AUTH PLAIN ", 11);
+	base64(raw, un + pn + 2, line + 11);
+	explicit_bzero(raw, sizeof(raw));
+	smtpc_command_timeout(o->c, line, o->o.helo_ms, on_auth, o);
+	explicit_bzero(line, sizeof(line));
+}
+
 static void start_auth(struct smtp_out *o, const struct smtpc_reply *last)
 {
 	const struct smtp_caps *caps = &o->hello.caps;
@@ -472,25 +488,15 @@ static void start_auth(struct smtp_out *o, const struct smtpc_reply *last)
 		auth_refused(o, NULL, "no common mechanism (PLAIN or LOGIN)");
 		return;
 	}
-	bool plain = caps->auth_plain;
+	bool plain = caps->auth_plain; /* LOGIN only when PLAIN is not offered */
 	snprintf(o->auth_desc, sizeof(o->auth_desc), "%s as %.60s", plain ? "PLAIN" : "LOGIN",
 		 o->user);
-	if (!plain) {
-		o->login_step = 1;
-		smtpc_command_timeout(o->c, "AUTH LOGIN", o->o.helo_ms, on_auth, o);
+	if (plain) {
+		send_auth_plain(o);
 		return;
 	}
-	char raw[2 * CRED_MAX + 2], line[4 * (2 * CRED_MAX + 4) / 3 + 16];
-	size_t un = strlen(o->user), pn = strlen(o->pass);
-	raw[0] = '\0';
-	memcpy(raw + 1, o->user, un);
-	raw[1 + un] = '\0';
-	memcpy(raw + 2 + un, o->pass, pn);
-	memcpy(line, "AUTH PLAIN ", 11);
-	base64(raw, un + pn + 2, line + 11);
-	explicit_bzero(raw, sizeof(raw));
-	smtpc_command_timeout(o->c, line, o->o.helo_ms, on_auth, o);
-	explicit_bzero(line, sizeof(line));
+	o->login_step = 1;
+	smtpc_command_timeout(o->c, "AUTH LOGIN", o->o.helo_ms, on_auth, o);
 }
 
 static void on_hello(struct smtp_hello *h, const struct smtpc_reply *rep, void *arg)
@@ -757,14 +763,16 @@ static void lost(struct smtp_out *o, const struct step *s, const struct smtpc_re
 		rcpts_where(r, false); /* MAIL's refusal, recorded before */
 	r->kind = SR_TEMP_ALL;
 	r->try_next_address = true;
-	bool dot = s->what == W_DOT && !o->discard;
+	bool body_out = s->what == W_DOT && smtpc_data_sent(o->c);
+	bool dot = body_out && !o->discard;
 	if (rep->status == SMTPC_REPLY)
 		result_reply(r, step_stage(s), rep);
 	else
 		result_local(r, step_stage(s), 451, "4.4.2", "%s with %s %s sending %s%s%s%s",
 			     rep->status == SMTPC_TIMEOUT ? "conversation" : "lost connection",
 			     o->relay_desc, rep->status == SMTPC_TIMEOUT ? "timed out while" : "while",
-			     step_name(s), dot ? " -- message may be sent more than once" : "",
+			     s->what == W_DOT && !body_out ? "message content" : step_name(s),
+			     dot ? " -- message may be sent more than once" : "",
 			     rep->status == SMTPC_TIMEOUT ? "" : ": ", rep->status == SMTPC_TIMEOUT ? "" : rep->error);
 	rcpts_where(r, true);
 	free_steps(o);

@@ -49,6 +49,7 @@ struct smtpc {
 	bool tls_require;      /* a certificate that does not verify ends the handshake */
 	unsigned greeting_ms;  /* the greeting's own timer, from the connect on */
 	bool draining;         /* smtpc_expect_after_send: the reply timer waits for the output */
+	bool data_sent;        /* ... and the output did drain */
 	unsigned drain_reply_ms;
 };
 
@@ -330,6 +331,7 @@ static void write_cb(struct bufferevent *bev, void *arg)
 	if (!c->draining || evbuffer_get_length(bufferevent_get_output(bev)) > 0)
 		return;
 	c->draining = false;
+	c->data_sent = true;
 	bufferevent_set_timeouts(c->bev, NULL, NULL);
 	if (c->fn != NULL && !c->dead)
 		timer_arm(c, c->drain_reply_ms);
@@ -484,7 +486,8 @@ void smtpc_expect_after_send(struct smtpc *c, unsigned xfer_ms, unsigned timeout
 			     void *arg)
 {
 	await(c, timeout_ms, fn, arg);
-	if (c->dead || evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+	c->data_sent = !c->dead && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0;
+	if (c->dead || c->data_sent)
 		return;
 	evtimer_del(c->timer); /* started by write_cb once the data is out */
 	c->draining = true;
@@ -507,6 +510,11 @@ bool smtpc_starttls(struct smtpc *c, SSL_CTX *ctx, const char *sni, char *err, s
 bool smtpc_tls_active(const struct smtpc *c)
 {
 	return c->tls;
+}
+
+bool smtpc_data_sent(const struct smtpc *c)
+{
+	return c->data_sent;
 }
 
 bool smtpc_connected(const struct smtpc *c)

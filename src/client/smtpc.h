@@ -94,6 +94,8 @@ void smtpc_expect_after_send(struct smtpc *c, unsigned xfer_ms, unsigned timeout
  * runs with the next command; a failure arrives as that command's SMTPC_ERROR. */
 bool smtpc_starttls(struct smtpc *c, SSL_CTX *ctx, const char *sni, char *err, size_t errlen);
 bool smtpc_tls_active(const struct smtpc *c);
+/* Was all of the data before the last smtpc_expect_after_send written? */
+bool smtpc_data_sent(const struct smtpc *c);
 /* Has TCP connected (a failure before is a connect failure)? */
 bool smtpc_connected(const struct smtpc *c);
 /* After the handshake: "TLSv1.3 TLS_AES_256_GCM_SHA384 verified", or

@@ -12,8 +12,10 @@ import base64
 import json
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -402,6 +404,66 @@ class Faults(Base):
         self.assertEqual([x['code'] for x in s['rcpts']], [421, 421, 421])
         self.assertEqual(r['reusable'], [False])
         self.assertEqual(len(r['sends']), 1)
+
+
+class StalledReader:
+    """A server that answers up to 354 and then reads no more (a full TCP window)."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.sock.bind(('127.0.0.1', 0))
+        self.sock.listen(1)
+        self.port = self.sock.getsockname()[1]
+        self.done = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        conn, _ = self.sock.accept()
+        f = conn.makefile('rb')
+        conn.sendall(b'220 stall.fake.test ESMTP\r\n')
+        while True:
+            line = f.readline()
+            if not line:
+                break
+            if line.upper().startswith(b'DATA'):
+                conn.sendall(b'354 go ahead\r\n')
+                self.done.wait(20)  # and never read again
+                break
+            conn.sendall(b'250 ok\r\n')
+        conn.close()
+
+    def close(self):
+        self.done.set()
+        self.sock.close()
+
+
+class Stalls(Base):
+    def test_data_transfer_that_makes_no_progress_times_out(self):
+        srv = StalledReader()
+        try:
+            body = b'x' * 998 + b'\r\n'
+            started = time.time()
+            r = send(srv.port, '--from', 's@example.org', '--to', 'a@fake.test',
+                     '--timeout', 'data-xfer=700', '--timeout', 'data-done=60000',
+                     body=body * 16000)
+            took = time.time() - started
+        finally:
+            srv.close()
+        s = r['sends'][0]
+        self.assertEqual((s['kind'], s['stage'], s['try_next']), ('temp_all', 'end of data', True), s)
+        self.assertIn('timed out while sending message content', s['text'])
+        self.assertNotIn('more than once', s['text'])
+        self.assertLess(took, 20, 'the data-done timeout (60 s) was not what ended it')
+
+    def test_no_reply_to_data(self):
+        with FakeSMTP(policy(data=lambda self, s: SILENT)) as srv:
+            r = send(srv.port, '--from', 's@example.org', '--to', 'a@fake.test',
+                     '--timeout', 'data-init=500')
+        s = r['sends'][0]
+        self.assertEqual((s['kind'], s['stage']), ('temp_all', 'DATA'), s)
+        self.assertIn('timed out while sending DATA command', s['text'])
+        self.assertEqual(s['rcpts'][0]['code'], 451)
 
 
 class TlsAndAuth(Base):
