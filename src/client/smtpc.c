@@ -20,6 +20,7 @@
 #include <event2/event.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -44,6 +45,12 @@ struct smtpc {
 	enum smtpc_status dead_status;
 	SSL_CTX *implicit_tls; /* TLS starts once TCP is connected */
 	char sni[256];
+	char tls_names[512];   /* certificate names to check (smtpc_opts.tls_names) */
+	bool tls_require;      /* a certificate that does not verify ends the handshake */
+	unsigned greeting_ms;  /* the greeting's own timer, from the connect on */
+	bool draining;         /* smtpc_expect_after_send: the reply timer waits for the output */
+	bool data_sent;        /* ... and the output did drain */
+	unsigned drain_reply_ms;
 };
 
 static void read_cb(struct bufferevent *bev, void *arg);
@@ -103,6 +110,10 @@ static void finish(struct smtpc *c, enum smtpc_status st, const char *error)
 	void *arg = c->arg;
 	c->fn = NULL;
 	evtimer_del(c->timer);
+	if (c->draining) { /* the reply came while data was still going out */
+		c->draining = false;
+		bufferevent_set_timeouts(c->bev, NULL, NULL);
+	}
 	char why[256]; /* the reply must not point into c: the callback may free it */
 	rg_strlcpy(why, error ? error : "", sizeof(why));
 	struct smtpc_reply r = {.status = st, .text = "", .error = why};
@@ -259,7 +270,10 @@ static void tls_error(struct smtpc *c, char *buf, size_t len)
 	if (e != 0) {
 		char ebuf[200];
 		ERR_error_string_n(e, ebuf, sizeof(ebuf));
-		snprintf(buf, len, "TLS: %s", ebuf);
+		SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+		long v = ssl != NULL ? SSL_get_verify_result(ssl) : X509_V_OK;
+		snprintf(buf, len, "TLS: %s%s%s", ebuf, v != X509_V_OK ? ": " : "",
+			 v != X509_V_OK ? X509_verify_cert_error_string(v) : "");
 	} else {
 		snprintf(buf, len, "TLS handshake failed or connection reset");
 	}
@@ -279,6 +293,8 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 				return;
 			}
 			bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+			if (c->greeting_ms > 0 && c->fn != NULL)
+				timer_arm(c, c->greeting_ms);
 			if (c->fn != NULL)
 				process(c);
 		}
@@ -304,14 +320,50 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 		die(c, e == ECONNRESET ? SMTPC_CLOSED : SMTPC_ERROR, why);
 		return;
 	}
-	if (what & BEV_EVENT_TIMEOUT)
-		die(c, SMTPC_TIMEOUT, "timed out");
+	if (what & BEV_EVENT_TIMEOUT) /* only the write timeout of smtpc_expect_after_send */
+		die(c, SMTPC_TIMEOUT, "sending data timed out (no progress)");
+}
+
+/* write_cb - the output has drained: a reply awaited after data starts its timer. */
+static void write_cb(struct bufferevent *bev, void *arg)
+{
+	struct smtpc *c = arg;
+	if (!c->draining || evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+		return;
+	c->draining = false;
+	c->data_sent = true;
+	bufferevent_set_timeouts(c->bev, NULL, NULL);
+	if (c->fn != NULL && !c->dead)
+		timer_arm(c, c->drain_reply_ms);
 }
 
 static void set_callbacks(struct smtpc *c)
 {
-	bufferevent_setcb(c->bev, read_cb, NULL, event_cb, c);
+	bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+/* set_tls_names - names the certificate is checked against (a leading '.'
+ * matches subdomains); with require, a failed check ends the handshake. */
+static bool set_tls_names(SSL *ssl, const char *names, bool require)
+{
+	SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	bool first = true;
+	for (const char *p = names; *p;) {
+		size_t n = strcspn(p, " ");
+		if (n > 0 && n < 256) {
+			char name[256];
+			memcpy(name, p, n);
+			name[n] = '\0';
+			if ((first ? SSL_set1_host(ssl, name) : SSL_add1_host(ssl, name)) != 1)
+				return false;
+			first = false;
+		}
+		p += n + (p[n] == ' ');
+	}
+	if (require)
+		SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL);
+	return true;
 }
 
 static bool wrap_tls(struct smtpc *c, SSL_CTX *ctx, const char *sni, char *err, size_t errlen)
@@ -323,6 +375,11 @@ static bool wrap_tls(struct smtpc *c, SSL_CTX *ctx, const char *sni, char *err, 
 	}
 	if (sni != NULL && sni[0] != '\0' && sni[0] != '[')
 		SSL_set_tlsext_host_name(ssl, sni);
+	if (!set_tls_names(ssl, c->tls_names, c->tls_require)) {
+		SSL_free(ssl);
+		snprintf(err, errlen, "cannot set the certificate names to check");
+		return false;
+	}
 	struct bufferevent *f = bufferevent_openssl_filter_new(
 		c->base, c->bev, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
 	if (f == NULL) {
@@ -364,6 +421,9 @@ struct smtpc *smtpc_connect(struct event_base *base, const struct smtpc_opts *o,
 		bufferevent_write(c->bev, o->preamble, strlen(o->preamble));
 	c->implicit_tls = o->implicit_tls;
 	rg_strlcpy(c->sni, o->sni ? o->sni : "", sizeof(c->sni));
+	rg_strlcpy(c->tls_names, o->tls_names ? o->tls_names : "", sizeof(c->tls_names));
+	c->tls_require = o->tls_require_verified;
+	c->greeting_ms = o->greeting_timeout_ms;
 	timer_arm(c, c->timeout_ms);
 	if (bufferevent_socket_connect(c->bev, o->addr, (int)o->addrlen) != 0) {
 		/* the failure is reported through the callback, from the loop */
@@ -392,11 +452,17 @@ static void await(struct smtpc *c, unsigned timeout_ms, smtpc_fn fn, void *arg)
 
 void smtpc_command(struct smtpc *c, const char *line, smtpc_fn fn, void *arg)
 {
+	smtpc_command_timeout(c, line, 0, fn, arg);
+}
+
+void smtpc_command_timeout(struct smtpc *c, const char *line, unsigned timeout_ms, smtpc_fn fn,
+			   void *arg)
+{
 	if (!c->dead && !c->eof) { /* after the close only buffered replies are read */
 		bufferevent_write(c->bev, line, strlen(line));
 		bufferevent_write(c->bev, "\r\n", 2);
 	}
-	await(c, 0, fn, arg);
+	await(c, timeout_ms, fn, arg);
 }
 
 void smtpc_send_raw(struct smtpc *c, const char *data, size_t len)
@@ -416,6 +482,20 @@ void smtpc_expect_optional(struct smtpc *c, unsigned timeout_ms, smtpc_fn fn, vo
 	c->optional = true;
 }
 
+void smtpc_expect_after_send(struct smtpc *c, unsigned xfer_ms, unsigned timeout_ms, smtpc_fn fn,
+			     void *arg)
+{
+	await(c, timeout_ms, fn, arg);
+	c->data_sent = !c->dead && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0;
+	if (c->dead || c->data_sent)
+		return;
+	evtimer_del(c->timer); /* started by write_cb once the data is out */
+	c->draining = true;
+	c->drain_reply_ms = timeout_ms ? timeout_ms : c->timeout_ms;
+	struct timeval tv = {xfer_ms / 1000, (xfer_ms % 1000) * 1000};
+	bufferevent_set_timeouts(c->bev, NULL, xfer_ms ? &tv : NULL);
+}
+
 bool smtpc_starttls(struct smtpc *c, SSL_CTX *ctx, const char *sni, char *err, size_t errlen)
 {
 	if (c->dead || c->tls) {
@@ -432,6 +512,32 @@ bool smtpc_tls_active(const struct smtpc *c)
 	return c->tls;
 }
 
+bool smtpc_data_sent(const struct smtpc *c)
+{
+	return c->data_sent;
+}
+
+bool smtpc_connected(const struct smtpc *c)
+{
+	return c->connected;
+}
+
+bool smtpc_tls_describe(const struct smtpc *c, char *buf, size_t len)
+{
+	SSL *ssl = c->tls && c->bev != NULL ? bufferevent_openssl_get_ssl(c->bev) : NULL;
+	if (ssl == NULL || !SSL_is_init_finished(ssl)) {
+		snprintf(buf, len, "none");
+		return false;
+	}
+	long v = SSL_get_verify_result(ssl);
+	bool cert = SSL_get0_peer_certificate(ssl) != NULL;
+	bool ok = cert && v == X509_V_OK;
+	snprintf(buf, len, "%s %s %s%s%s%s", SSL_get_version(ssl), SSL_get_cipher_name(ssl),
+		 ok ? "verified" : "unverified", ok ? "" : " (",
+		 ok ? "" : (cert ? X509_verify_cert_error_string(v) : "no certificate"), ok ? "" : ")");
+	return ok;
+}
+
 void smtpc_free(struct smtpc *c)
 {
 	if (c == NULL)
@@ -444,7 +550,34 @@ void smtpc_free(struct smtpc *c)
 	free(c);
 }
 
-SSL_CTX *smtpc_tls_client_ctx(void)
+SSL_CTX *smtpc_tls_verify_ctx(const char *cafile, const char *capath, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	if (ctx == NULL) {
+		snprintf(err, errlen, "cannot create a TLS context");
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL); /* per connection: tls_require_verified */
+	bool own = (cafile != NULL && cafile[0]) || (capath != NULL && capath[0]);
+	int ok = own ? SSL_CTX_load_verify_locations(ctx, cafile && cafile[0] ? cafile : NULL,
+						     capath && capath[0] ? capath : NULL)
+		     : SSL_CTX_set_default_verify_paths(ctx);
+	if (ok != 1) {
+		char ebuf[200];
+		ERR_error_string_n(ERR_get_error(), ebuf, sizeof(ebuf));
+		snprintf(err, errlen, "cannot load the trust store %s%s%s: %s",
+			 own ? (cafile && cafile[0] ? cafile : "") : "(system default)",
+			 own && cafile && cafile[0] && capath && capath[0] ? " " : "",
+			 own && capath && capath[0] ? capath : "", ebuf);
+		ERR_clear_error();
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+SSL_CTX *smtpc_tls_probe_ctx(void)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
 	if (ctx == NULL)

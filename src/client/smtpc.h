@@ -56,6 +56,14 @@ struct smtpc_opts {
 	SSL_CTX *implicit_tls; /* non-NULL: TLS from the first byte (port 465) */
 	const char *sni;       /* server name for TLS, or NULL */
 	const char *preamble;  /* bytes to send right after connecting (e.g. a PROXY header) */
+	unsigned greeting_timeout_ms; /* 0: the greeting shares timeout_ms with the connect;
+				       * else its own timer starts once TCP is connected */
+	/* Certificate names for TLS (this connection's SSL): space-separated, a
+	 * leading '.' matches any subdomain. The result is always computed
+	 * (smtpc_tls_describe); with tls_require_verified a failure ends the
+	 * handshake. The SSL_CTX must carry a trust store for this to mean anything. */
+	const char *tls_names;
+	bool tls_require_verified;
 };
 
 /* Start connecting; fn gets the greeting (or the failure). NULL only if no
@@ -65,6 +73,9 @@ struct smtpc *smtpc_connect(struct event_base *base, const struct smtpc_opts *o,
 
 /* Send line + CRLF (line must not contain CR or LF) and await one reply. */
 void smtpc_command(struct smtpc *c, const char *line, smtpc_fn fn, void *arg);
+/* The same with a timeout of its own for the reply (0: the connection's). */
+void smtpc_command_timeout(struct smtpc *c, const char *line, unsigned timeout_ms, smtpc_fn fn,
+			   void *arg);
 /* Send bytes as they are (message data) without awaiting anything. */
 void smtpc_send_raw(struct smtpc *c, const char *data, size_t len);
 /* Await one more reply, with a timeout of its own (0: the connection's). */
@@ -72,12 +83,25 @@ void smtpc_expect(struct smtpc *c, unsigned timeout_ms, smtpc_fn fn, void *arg);
 /* The same for a reply that may never come (an error reply to a PROXY header):
  * a timeout with not one byte received leaves the connection usable. */
 void smtpc_expect_optional(struct smtpc *c, unsigned timeout_ms, smtpc_fn fn, void *arg);
+/* Await the reply to data just sent: while the output drains, a write that
+ * makes no progress for xfer_ms fails (SMTPC_TIMEOUT); the reply's own timer
+ * (timeout_ms) starts once everything is written. */
+void smtpc_expect_after_send(struct smtpc *c, unsigned xfer_ms, unsigned timeout_ms, smtpc_fn fn,
+			     void *arg);
 
 /* Upgrade to TLS after the server's 220 to STARTTLS. Anything the server sent
  * after that 220 in plain text is discarded (CVE-2011-0411). The handshake
  * runs with the next command; a failure arrives as that command's SMTPC_ERROR. */
 bool smtpc_starttls(struct smtpc *c, SSL_CTX *ctx, const char *sni, char *err, size_t errlen);
 bool smtpc_tls_active(const struct smtpc *c);
+/* Was all of the data before the last smtpc_expect_after_send written? */
+bool smtpc_data_sent(const struct smtpc *c);
+/* Has TCP connected (a failure before is a connect failure)? */
+bool smtpc_connected(const struct smtpc *c);
+/* After the handshake: "TLSv1.3 TLS_AES_256_GCM_SHA384 verified", or
+ * "... unverified (reason)" (what verification against tls_names and the
+ * context's trust store says), or "none". Returns whether it verified. */
+bool smtpc_tls_describe(const struct smtpc *c, char *buf, size_t len);
 
 void smtpc_free(struct smtpc *c);
 
@@ -87,8 +111,13 @@ bool smtpc_parse_line(const char *line, int *code, bool *last);
 /* The enhanced status code at the start of text ("5.7.1 Relay..." -> "5.7.1"),
  * only when its class agrees with the reply code; "" otherwise. */
 void smtpc_parse_enhanced(int code, const char *text, char *out, size_t outlen);
-/* A client SSL_CTX that does not verify certificates (a probe must talk to
- * any server). NULL on failure. */
-SSL_CTX *smtpc_tls_client_ctx(void);
+/* For the probe only: a client SSL_CTX that does not verify certificates
+ * and allows TLS 1.0 (a probe must talk to any server). NULL on failure. */
+SSL_CTX *smtpc_tls_probe_ctx(void);
+/* For delivery: TLS >= 1.2 with a trust store (cafile and/or capath; the
+ * system store when both are NULL or ""). It does not abort handshakes by
+ * itself: smtpc_opts.tls_require_verified asks for that per connection.
+ * NULL with err set on failure. */
+SSL_CTX *smtpc_tls_verify_ctx(const char *cafile, const char *capath, char *err, size_t errlen);
 
 #endif

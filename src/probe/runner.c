@@ -23,6 +23,7 @@
  *	for after all targets are done, and results are printed then.
  */
 #include "probe/probe.h"
+#include "client/ehlo.h"
 #include "client/smtpc.h"
 #include "dns/dns.h"
 #include "net/net.h"
@@ -80,7 +81,7 @@ struct lane {
 	size_t n_steps, step;
 	/* set-up progress */
 	unsigned setup_flags;
-	bool helo_fallback;
+	struct smtp_hello hello; /* the opening of the connection */
 	size_t cand; /* discovery: candidate being tried */
 	int disc_phase;
 	struct probe_outcome rcpt_outcome; /* kept while DATA runs */
@@ -314,106 +315,39 @@ static void setup_failed(struct lane *l, enum probe_role role, const struct smtp
 	target_finish(l->ts);
 }
 
-/* ---- set-up: greeting, PROXY check, EHLO/HELO, STARTTLS ---- */
+/* ---- set-up: greeting, PROXY check, EHLO/HELO, STARTTLS (client/ehlo.c) ---- */
 
 static void setup_ready(struct lane *l);
-static void send_ehlo(struct lane *l);
 
-static void capabilities(struct lane *l, const char *text)
+/* lane_trace - every command and reply of the opening goes into the transcript. */
+static void lane_trace(void *arg, const char *sent, const struct smtpc_reply *rep)
+{
+	struct lane *l = arg;
+	if (sent != NULL)
+		record(l->cur, true, sent);
+	else
+		record_reply(l, rep);
+}
+
+/* capabilities - what the first EHLO of the connection announced (sticky per target). */
+static void capabilities(struct lane *l, const struct smtp_hello *h)
 {
 	struct probe_target *t = &l->ts->t;
-	for (const char *p = text; p && *p;) {
-		const char *kw = strlen(p) > 4 ? p + 4 : "";
-		if (rg_str_has_prefix_ci(kw, "STARTTLS"))
-			t->cap_starttls = true;
-		if (rg_str_has_prefix_ci(kw, "XCLIENT"))
-			t->cap_xclient = true;
-		if (rg_str_has_prefix_ci(kw, "AUTH") && (kw[4] == ' ' || kw[4] == '=') && !l->tls)
-			t->cap_auth_plain_text = true;
-		p = strchr(p, '\n');
-		if (p)
-			p++;
-	}
+	if (h->helo)
+		return;
+	t->cap_starttls |= h->caps_first.starttls;
+	t->cap_xclient |= h->caps_first.xclient;
+	if (h->caps_first.auth && !l->ts->run->o->implicit_tls)
+		t->cap_auth_plain_text = true;
 }
 
-static void on_tls_ehlo(struct smtpc *c, const struct smtpc_reply *rep, void *arg);
-
-static void on_starttls(struct smtpc *c, const struct smtpc_reply *rep, void *arg)
-{
-	struct lane *l = arg;
-	record_reply(l, rep);
-	char err[128];
-	if (rep->status != SMTPC_REPLY || rep->code != 220) {
-		setup_failed(l, ROLE_SETUP, rep);
-		return;
-	}
-	if (!smtpc_starttls(c, l->ts->run->ctx, l->ts->t.host, err, sizeof(err))) {
-		struct smtpc_reply fake = {.status = SMTPC_ERROR, .text = "", .error = err};
-		setup_failed(l, ROLE_SETUP, &fake);
-		return;
-	}
-	l->tls = true;
-	char line[PROBE_NAME_MAX + 8];
-	snprintf(line, sizeof(line), "%s %s", l->helo_fallback ? "HELO" : "EHLO", l->ehlo_name);
-	lane_cmd(l, line, NULL, on_tls_ehlo);
-}
-
-static void on_tls_ehlo(struct smtpc *c, const struct smtpc_reply *rep, void *arg)
-{
-	(void)c;
-	struct lane *l = arg;
-	record_reply(l, rep);
-	if (rep->status != SMTPC_REPLY || rep->code / 100 != 2) {
-		setup_failed(l, ROLE_HELO, rep);
-		return;
-	}
-	rg_strlcpy(l->helo_now, l->ehlo_name, sizeof(l->helo_now));
-	setup_ready(l);
-}
-
-static bool want_starttls(const struct lane *l)
+/* want_starttls - real credentials go over TLS whenever the server offers it. */
+static enum smtp_starttls_use want_starttls(const struct lane *l, unsigned flags)
 {
 	const struct probe_options *o = l->ts->run->o;
-	/* real credentials go over TLS whenever the server offers it */
-	return !l->tls && !(l->setup_flags & PF_PLAINTEXT) && l->ts->t.cap_starttls &&
-	       (o->starttls || l->ts->t.port == 587 || (l->setup_flags & PF_AUTH));
-}
-
-static void on_ehlo(struct smtpc *c, const struct smtpc_reply *rep, void *arg)
-{
-	(void)c;
-	struct lane *l = arg;
-	record_reply(l, rep);
-	if (rep->status == SMTPC_REPLY && rep->code / 100 == 2) {
-		if (!l->helo_fallback)
-			capabilities(l, rep->text);
-		struct probe_target *t = &l->ts->t;
-		if (t->server_name[0] == '\0')
-			probe_reply_name(rep->text, t->server_name, sizeof(t->server_name));
-		rg_strlcpy(l->helo_now, l->ehlo_name, sizeof(l->helo_now));
-		if (want_starttls(l)) {
-			lane_cmd(l, "STARTTLS", NULL, on_starttls);
-			return;
-		}
-		setup_ready(l);
-		return;
-	}
-	/* After a PROXY header a refused EHLO may be the late refusal of the header
-	 * itself: answering it with HELO would read every later reply one late. */
-	if (rep->status == SMTPC_REPLY && rep->code != 421 && !l->helo_fallback &&
-	    !(l->setup_flags & PF_PROXY)) {
-		l->helo_fallback = true; /* an old server: HELO */
-		send_ehlo(l);
-		return;
-	}
-	setup_failed(l, ROLE_HELO, rep);
-}
-
-static void send_ehlo(struct lane *l)
-{
-	char line[PROBE_NAME_MAX + 8];
-	snprintf(line, sizeof(line), "%s %s", l->helo_fallback ? "HELO" : "EHLO", l->ehlo_name);
-	lane_cmd(l, line, NULL, on_ehlo);
+	bool want = !o->implicit_tls && !(flags & PF_PLAINTEXT) &&
+		    (o->starttls || l->ts->t.port == 587 || (flags & PF_AUTH));
+	return want ? SH_TLS_IF_OFFERED : SH_TLS_NO;
 }
 
 static void on_proxy_check(struct smtpc *c, const struct smtpc_reply *rep, void *arg)
@@ -422,32 +356,49 @@ static void on_proxy_check(struct smtpc *c, const struct smtpc_reply *rep, void 
 	struct lane *l = arg;
 	if (rep->status == SMTPC_TIMEOUT) { /* nothing said about the header: it was taken */
 		record(l->cur, false, "(no reply to the PROXY header)");
-		send_ehlo(l);
+		smtp_hello_continue(&l->hello);
 		return;
 	}
 	record_reply(l, rep);
 	setup_failed(l, ROLE_SETUP, rep);
 }
 
-static void on_greeting(struct smtpc *c, const struct smtpc_reply *rep, void *arg)
+static void on_greeting(struct lane *l, const struct smtp_hello *h)
 {
-	struct lane *l = arg;
-	record_reply(l, rep);
-	if (rep->status != SMTPC_REPLY || rep->code / 100 != 2) {
-		setup_failed(l, ROLE_GREETING, rep);
-		return;
-	}
 	struct probe_target *t = &l->ts->t;
 	t->reachable = true;
 	if (t->banner[0] == '\0') {
-		rg_strlcpy(t->banner, rep->text, sizeof(t->banner));
-		probe_reply_name(rep->text, t->server_name, sizeof(t->server_name));
+		rg_strlcpy(t->banner, h->greeting, sizeof(t->banner));
+		probe_reply_name(h->greeting, t->server_name, sizeof(t->server_name));
 	}
 	if (l->setup_flags & PF_PROXY) {
-		smtpc_expect_optional(c, PROXY_WAIT_MS, on_proxy_check, l);
+		smtpc_expect_optional(l->c, PROXY_WAIT_MS, on_proxy_check, l);
 		return;
 	}
-	send_ehlo(l);
+	smtp_hello_continue(&l->hello);
+}
+
+static void on_hello(struct smtp_hello *h, const struct smtpc_reply *rep, void *arg)
+{
+	struct lane *l = arg;
+	if (!h->ok) {
+		enum probe_role role = h->stage == SH_GREETING  ? ROLE_GREETING
+				       : h->stage == SH_STARTTLS ? ROLE_SETUP
+								 : ROLE_HELO;
+		setup_failed(l, role, rep);
+		return;
+	}
+	if (h->stage == SH_GREETING) {
+		on_greeting(l, h);
+		return;
+	}
+	capabilities(l, h);
+	struct probe_target *t = &l->ts->t;
+	if (t->server_name[0] == '\0')
+		probe_reply_name(h->first_ehlo, t->server_name, sizeof(t->server_name));
+	l->tls = l->tls || h->tls;
+	rg_strlcpy(l->helo_now, l->ehlo_name, sizeof(l->helo_now));
+	setup_ready(l);
 }
 
 static void lane_open(struct lane *l, unsigned flags)
@@ -475,12 +426,23 @@ static void lane_open(struct lane *l, unsigned flags)
 	bool own_helo = l->cur != NULL && l->cur->own_helo;
 	l->setup_flags = flags;
 	l->ehlo_name = own_helo ? l->cur->helo : run->o->helo;
-	l->helo_fallback = false;
 	l->tls = run->o->implicit_tls;
+	/* after a PROXY header a refused EHLO may be the late refusal of the header
+	 * itself: answering it with HELO would read every later reply one late */
+	struct smtp_hello_opts ho = {
+		.helo_name = l->ehlo_name,
+		.fallback = (flags & PF_PROXY) ? SH_FALLBACK_NONE : SH_FALLBACK_ANY,
+		.starttls = want_starttls(l, flags),
+		.tls_ctx = run->ctx,
+		.sni = ts->t.host,
+		.pause_after_greeting = true,
+		.trace = lane_trace,
+	};
+	smtp_hello_init(&l->hello, &ho, on_hello, l);
 	l->fresh = (flags & PF_FRESH) || own_helo;
 	l->rejections = 0;
 	l->st = L_SETUP;
-	l->c = smtpc_connect(run->base, &so, on_greeting, l, err, sizeof(err));
+	l->c = smtpc_connect(run->base, &so, smtp_hello_greeting, &l->hello, err, sizeof(err));
 	if (l->c == NULL) {
 		struct smtpc_reply fake = {.status = SMTPC_ERROR, .text = "", .error = err};
 		setup_failed(l, ROLE_CONNECT, &fake);
@@ -1377,7 +1339,7 @@ int probe_run(const struct probe_options *o, char **targets, size_t n_targets)
 	run.deferred_output = o->confirm_data && (o->canary_dir || o->local_dir);
 	signal(SIGPIPE, SIG_IGN); /* a server that resets the connection is an error, not a kill */
 	run.base = event_base_new();
-	run.ctx = smtpc_tls_client_ctx();
+	run.ctx = smtpc_tls_probe_ctx();
 	run.kick = event_new(run.base, -1, 0, kick_cb, &run);
 	run.quit_timer = evtimer_new(run.base, quit_timer_cb, &run);
 	run.ts = xcalloc(n_targets, sizeof(*run.ts));

@@ -6,8 +6,10 @@
 A Policy decides every reply; subclasses override one method to make a
 server that greylists, drops sessions, answers slowly, refuses EHLO, and so
 on. A reply is a string (lines joined by '\\n' become a multi-line reply),
-or None to close the connection without a word. Everything is recorded in
-srv.sessions (one dict per connection: tls, commands, messages).
+bytes (sent exactly as they are: malformed replies), SILENT (answer nothing,
+keep the connection open), or None to close the connection without a word.
+Everything is recorded in srv.sessions (one dict per connection: tls,
+commands, messages as received (dot-stuffed), bodies (unstuffed bytes)).
 """
 import os
 import socket
@@ -16,6 +18,7 @@ import subprocess
 import threading
 
 OWN = ('mx.fake.test', 'fake.test', '[127.0.0.1]')
+SILENT = 'SILENT'
 
 
 def domain_of(path):
@@ -63,6 +66,10 @@ class Policy:
         if self.local(path):
             return '550 5.1.1 <%s>: Recipient address rejected: User unknown' % path
         return '554 5.7.1 <%s>: Relay access denied' % path
+
+    def data(self, sess):
+        """'354' to take the message, or the reply to DATA."""
+        return '354'
 
     def data_end(self, sess, body):
         return '250 2.0.0 Ok: queued'
@@ -131,7 +138,8 @@ class FakeSMTP:
             threading.Thread(target=self._serve, args=(conn, peer), daemon=True).start()
 
     def _serve(self, conn, peer):
-        sess = {'peer': peer[0], 'tls': False, 'commands': [], 'messages': [], 'rejections': 0}
+        sess = {'peer': peer[0], 'tls': False, 'commands': [], 'messages': [], 'bodies': [],
+                'rejections': 0}
         with self.lock:
             self.sessions.append(sess)
         conn.settimeout(20)
@@ -148,8 +156,21 @@ class FakeSMTP:
             except OSError:
                 pass
 
+    def _silent(self, conn):
+        """Read and ignore until the client gives up or the server stops."""
+        conn.settimeout(0.2)
+        while not self.stopping:
+            try:
+                if not conn.recv(4096):
+                    return
+            except socket.timeout:
+                continue
+
     @staticmethod
     def _send(conn, reply):
+        if isinstance(reply, bytes):
+            conn.sendall(reply)
+            return
         lines = reply.split('\n')
         out = []
         for i, line in enumerate(lines):
@@ -162,6 +183,9 @@ class FakeSMTP:
         reader = conn.makefile('rb')
         g = p.greeting(sess)
         if g is None:
+            return
+        if g == SILENT:
+            self._silent(conn)
             return
         self._send(conn, g)
         while True:
@@ -182,10 +206,13 @@ class FakeSMTP:
                 continue
             if reply is None:
                 return
-            if reply[:1] in ('4', '5'):
+            if reply == SILENT:
+                self._silent(conn)
+                return
+            if isinstance(reply, str) and reply[:1] in ('4', '5'):
                 sess['rejections'] += 1
             self._send(conn, reply)
-            if reply.startswith('221') or reply.startswith('421'):
+            if isinstance(reply, str) and (reply.startswith('221') or reply.startswith('421')):
                 return
 
     def _dispatch(self, conn, reader, sess, verb, line):
@@ -200,6 +227,9 @@ class FakeSMTP:
         if verb == 'RCPT':
             return p.rcpt(sess, path_arg(line))
         if verb == 'DATA':
+            go = p.data(sess)
+            if go != '354':
+                return go
             self._send(conn, '354 End data with <CR><LF>.<CR><LF>')
             body = []
             while True:
@@ -208,9 +238,10 @@ class FakeSMTP:
                     return None
                 if raw in (b'.\r\n', b'.\n'):
                     break
-                body.append(raw.decode('latin-1'))
-            text = ''.join(body)
+                body.append(raw)
+            text = b''.join(body).decode('latin-1')
             sess['messages'].append(text)
+            sess['bodies'].append(b''.join(r[1:] if r.startswith(b'.') else r for r in body))
             return p.data_end(sess, text)
         return p.other(sess, verb, line)
 
