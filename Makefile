@@ -17,12 +17,13 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 SRC_LIB := src/util/util.c src/util/log.c src/net/net.c src/address/address.c \
            src/config/maps.c src/config/config.c src/policy/policy.c \
            src/queue/queue.c src/delivery/maildir.c src/delivery/local.c src/util/workers.c src/util/dirsync.c src/util/basedir.c \
-           src/dns/dns.c src/tls/tls.c src/auth/auth.c src/auth/sasl.c src/auth/passwd.c src/auth/lockout.c src/auth/dovecot.c src/smtp/session.c src/smtp/server.c \
+           src/dns/dns.c src/dns/answer.c src/dns/cache.c src/dns/route.c src/tls/tls.c src/auth/auth.c src/auth/sasl.c src/auth/passwd.c src/auth/lockout.c src/auth/dovecot.c src/smtp/session.c src/smtp/server.c \
            src/client/smtpc.c src/probe/battery.c src/probe/judge.c src/probe/runner.c \
            src/probe/output.c src/probe/cli.c
 SRC_BIN := src/cli/main.c
 UNIT    := tests/unit/test_address tests/unit/test_policy tests/unit/test_config \
-           tests/unit/test_queue tests/unit/test_maildir tests/unit/test_auth tests/unit/test_probe
+           tests/unit/test_queue tests/unit/test_maildir tests/unit/test_auth tests/unit/test_probe \
+           tests/unit/test_dns
 
 # Two builds side by side: normal and sanitized.
 B_NORM := build/normal
@@ -67,7 +68,7 @@ build/unit-asan/%: tests/unit/%.c tests/unit/check.h tests/unit/files.h $(call o
 unit: $(patsubst tests/unit/%,build/unit/%,$(UNIT)) $(patsubst tests/unit/%,build/unit-asan/%,$(UNIT))
 
 # Test drivers the integration tests run (tests/tools/*.c), normal and ASan.
-TOOLS := dovecot_auth_check
+TOOLS := dovecot_auth_check dns_route_check
 build/tools/%: tests/tools/%.c $(call objs,$(B_NORM))
 	@mkdir -p build/tools
 	$(CC) $(BASE) $(WARN) $(OPT) $(PKG_CFLAGS) $< $(call objs,$(B_NORM)) -o $@ $(PKG_LIBS)
