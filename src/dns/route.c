@@ -137,13 +137,15 @@ static void job_unref(struct route_job *job)
 
 /* ---- answers ---- */
 
-/* parse_mx - the MX records of a successful answer into a (DATA or NODATA). */
-static void parse_mx(const unsigned char *abuf, int alen, struct dns_answer *a)
+/* parse_mx - the MX records of a successful answer into a (DATA or NODATA);
+ * false when c-ares finds the records garbled (temporary, not "no MX"). */
+static bool parse_mx(const unsigned char *abuf, int alen, struct dns_answer *a)
 {
 	struct ares_mx_reply *list = NULL;
+	int rc = ares_parse_mx_reply(abuf, alen, &list);
 	a->kind = DNS_ANS_NODATA; /* e.g. only a CNAME answered */
-	if (ares_parse_mx_reply(abuf, alen, &list) != ARES_SUCCESS)
-		return;
+	if (rc != ARES_SUCCESS)
+		return rc == ARES_ENODATA;
 	size_t n = 0;
 	for (struct ares_mx_reply *m = list; m != NULL && n < MAX_MX_RECORDS; m = m->next)
 		n++;
@@ -158,10 +160,12 @@ static void parse_mx(const unsigned char *abuf, int alen, struct dns_answer *a)
 	}
 	a->kind = a->n > 0 ? DNS_ANS_DATA : DNS_ANS_NODATA;
 	ares_free_data(list);
+	return true;
 }
 
-/* parse_addrs - the A or AAAA records of a successful answer into a. */
-static void parse_addrs(int type, const unsigned char *abuf, int alen, struct dns_answer *a)
+/* parse_addrs - the A or AAAA records of a successful answer into a; false
+ * when garbled. */
+static bool parse_addrs(int type, const unsigned char *abuf, int alen, struct dns_answer *a)
 {
 	struct ares_addrttl t4[DNS_ROUTE_MAX_ADDRS];
 	struct ares_addr6ttl t6[DNS_ROUTE_MAX_ADDRS];
@@ -170,7 +174,7 @@ static void parse_addrs(int type, const unsigned char *abuf, int alen, struct dn
 				: ares_parse_aaaa_reply(abuf, alen, NULL, t6, &n);
 	a->kind = DNS_ANS_NODATA;
 	if (rc != ARES_SUCCESS || n <= 0)
-		return;
+		return rc == ARES_SUCCESS || rc == ARES_ENODATA;
 	a->addrs = xcalloc((size_t)n, sizeof(*a->addrs));
 	for (int i = 0; i < n; i++) {
 		struct rg_ip *ip = &a->addrs[a->n++];
@@ -181,6 +185,7 @@ static void parse_addrs(int type, const unsigned char *abuf, int alen, struct dn
 			memcpy(ip->addr, &t6[i].ip6addr, 16);
 	}
 	a->kind = DNS_ANS_DATA;
+	return true;
 }
 
 /* parse_answer - what c-ares reported, as an answer and its TTL; false for
@@ -192,10 +197,11 @@ static bool parse_answer(int type, int status, const unsigned char *abuf, int al
 	bool scanned = abuf != NULL && alen > 0 && dns_msg_scan(abuf, (size_t)alen, &info);
 	memset(a, 0, sizeof(*a));
 	if (status == ARES_SUCCESS && scanned) {
-		if (type == ns_t_mx)
-			parse_mx(abuf, alen, a);
-		else
-			parse_addrs(type, abuf, alen, a);
+		bool ok = type == ns_t_mx ? parse_mx(abuf, alen, a) : parse_addrs(type, abuf, alen, a);
+		if (!ok) {
+			dns_answer_clear(a);
+			return false;
+		}
 		a->cname = info.cname;
 	} else if (status == ARES_ENODATA || status == ARES_ENOTFOUND) {
 		a->kind = status == ARES_ENODATA ? DNS_ANS_NODATA : DNS_ANS_NXDOMAIN;
@@ -350,7 +356,8 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, 
 		apply(job, type, host, &a);
 		dns_answer_clear(&a);
 	} else {
-		temp_failure(job, type, host, status);
+		/* a reply c-ares accepted but we could not read counts as garbled */
+		temp_failure(job, type, host, status == ARES_SUCCESS ? ARES_EBADRESP : status);
 	}
 	job_unref(job);
 }

@@ -43,6 +43,8 @@ ZONE = dict(
     null_mx=['null.test'],
     servfail=['broken.test'],
     silent=['slow.test'],
+    # MX records cut short: preference only; a name running past the record
+    extra=['--dns-rr=garbled.test,15,0001', '--dns-rr=garbled2.test,15,000a03616263'],
 )
 
 
@@ -145,6 +147,12 @@ class Routing(unittest.TestCase):
         self.assertEqual(r['hosts'][0]['name'], 'mx.broken.test')
         self.assertTrue(r['hosts'][0]['temp_failed'])
         self.assertEqual(r['hosts'][1]['addrs'], ['127.0.0.13'])
+
+    def test_garbled_mx_answer_is_temporary_not_a_missing_mx(self):
+        for name in ('garbled.test', 'garbled2.test'):
+            r, _ = self.route(name)
+            self.assertEqual((r['status'], r['implicit_mx']), ('temp', False), name)
+            self.assertIn('Misformatted DNS reply', r['error'])
 
     def test_timeout_is_temporary_and_bounded(self):
         for name in ('x.slow.test', 'slowhost.test'):  # the domain; the MX host
