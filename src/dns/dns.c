@@ -6,6 +6,8 @@
  * retransmission timeouts.
  */
 #include "dns/dns.h"
+#include "dns/cache.h"
+#include "dns/dns_priv.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -18,36 +20,12 @@
 #include <ares.h>
 #include <event2/event.h>
 
-#define DNS_MAX_SOCKETS 32
+/* The routing cache: entries, and caps on positive and negative TTLs (s). */
+#define DNS_CACHE_ENTRIES 512
+#define DNS_CACHE_TTL_CAP 300
+#define DNS_CACHE_NEG_CAP 60
 
-struct dns_socket {
-	ares_socket_t fd;
-	struct event *ev;
-};
-
-struct dns {
-	struct event_base *base;
-	ares_channel channel;
-	struct event *timer;
-	struct dns_socket sockets[DNS_MAX_SOCKETS];
-	bool destroying;
-};
-
-struct dns_query {
-	struct dns *d;
-	struct rg_ip ip;
-	char name[256];
-	dns_name_fn fn;
-	void *arg;
-	bool cancelled;
-	bool started;      /* dns_client_name() has returned */
-	bool sync_done;    /* c-ares answered inside dns_client_name() */
-	bool sync_found;
-	dns_addr_fn addr_fn; /* dns_host_addr() */
-	char error[128];
-};
-
-static void arm_timer(struct dns *d)
+void dns_arm_timer(struct dns *d)
 {
 	struct timeval tv, *t = ares_timeout(d->channel, NULL, &tv);
 	if (t != NULL)
@@ -61,7 +39,7 @@ static void on_socket(evutil_socket_t fd, short what, void *arg)
 	struct dns *d = arg;
 	ares_process_fd(d->channel, (what & EV_READ) ? fd : ARES_SOCKET_BAD,
 			(what & EV_WRITE) ? fd : ARES_SOCKET_BAD);
-	arm_timer(d);
+	dns_arm_timer(d);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -70,7 +48,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	ares_process_fd(d->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
-	arm_timer(d);
+	dns_arm_timer(d);
 }
 
 /* sock_state - c-ares wants fd watched for reading/writing, or not at all. */
@@ -131,6 +109,7 @@ struct dns *dns_new(struct event_base *base, const char *servers, unsigned timeo
 	}
 	d->base = base;
 	d->timer = evtimer_new(base, on_timer, d);
+	d->cache = dns_cache_new(DNS_CACHE_ENTRIES, DNS_CACHE_TTL_CAP, DNS_CACHE_NEG_CAP);
 	return d;
 }
 
@@ -140,6 +119,8 @@ void dns_free(struct dns *d)
 		return;
 	d->destroying = true;
 	ares_destroy(d->channel); /* runs pending callbacks with ARES_EDESTRUCTION */
+	route_free_all(d);
+	dns_cache_free(d->cache);
 	for (size_t i = 0; i < DNS_MAX_SOCKETS; i++)
 		if (d->sockets[i].ev)
 			event_free(d->sockets[i].ev);
@@ -209,13 +190,13 @@ struct dns_query *dns_client_name(struct dns *d, const struct rg_ip *ip, dns_nam
 		free(q);
 		return NULL;
 	}
-	arm_timer(d);
+	dns_arm_timer(d);
 	return q;
 }
 
 void dns_cancel(struct dns_query *q)
 {
-	q->cancelled = true; /* freed when c-ares calls back */
+	q->cancelled = true; /* freed when c-ares (or route.c's job) calls back */
 }
 
 /* ---- forward lookup: name -> one address ---- */
@@ -271,6 +252,6 @@ struct dns_query *dns_host_addr(struct dns *d, const char *name, int family, dns
 		free(q);
 		return NULL;
 	}
-	arm_timer(d);
+	dns_arm_timer(d);
 	return q;
 }

@@ -5,9 +5,11 @@
  * client-name lookup Postfix calls "verified": PTR of the client address,
  * then A/AAAA of that name must lead back to the same address; otherwise
  * the client is "unknown". And the forward lookup of a host name to one
- * address (A/AAAA), for clients such as relayguard probe. Later releases
- * add MX/TXT lookups here.
- * Must not: fall back to blocking resolver calls.
+ * address (A/AAAA), for clients such as relayguard probe. And mail routing
+ * (route.c): where mail for a domain goes (MX, else the domain's own A/AAAA),
+ * through a small TTL-bound cache (cache.c) of the answers.
+ * Must not: fall back to blocking resolver calls, or decide what a routing
+ * failure means for a message (the caller bounces or defers).
  */
 #ifndef RG_DNS_H
 #define RG_DNS_H
@@ -46,5 +48,57 @@ typedef void (*dns_addr_fn)(void *arg, const struct rg_ip *ip, const char *error
  * once), unless dns_cancel() comes first. */
 struct dns_query *dns_host_addr(struct dns *d, const char *name, int family, dns_addr_fn fn,
 				void *arg);
+
+/* ---- mail routing (route.c) ---- */
+
+#define DNS_ROUTE_MAX_HOSTS 10 /* MX hosts used, best first */
+#define DNS_ROUTE_MAX_ADDRS 8  /* addresses per host */
+
+enum dns_route_status {
+	DNS_ROUTE_OK,         /* at least one host has an address */
+	DNS_ROUTE_NXDOMAIN,   /* the domain (or a direct host) does not exist: 5.1.2 */
+	DNS_ROUTE_NULL_MX,    /* RFC 7505 "MX 0 .": the domain takes no mail: 5.1.10 */
+	DNS_ROUTE_NO_ADDRESS, /* no host has an address, nothing was temporary: 5.4.4 */
+	DNS_ROUTE_TEMP,       /* SERVFAIL, timeout, refusal: defer (4.4.3), never bounce */
+};
+
+struct dns_route_host {
+	char *name;         /* lower case; the domain itself when implicit_mx */
+	unsigned pref;      /* MX preference (0 for implicit MX and direct hosts) */
+	struct rg_ip *addrs; /* in the order to try (smtp_address_preference) */
+	size_t n_addrs;     /* 0: skip this host */
+	bool temp_failed;   /* one of its address lookups failed temporarily */
+};
+
+struct dns_route {
+	enum dns_route_status status;
+	char error[256];    /* for the log and the DSN when status != OK */
+	bool implicit_mx;   /* no MX records: the domain itself (RFC 5321 5.1) */
+	struct dns_route_host *hosts; /* by preference, shuffled among equal ones */
+	size_t n_hosts;     /* also listed when no address was found, for the log */
+};
+
+/* r and everything it points to is valid only during the call. */
+typedef void (*dns_route_fn)(void *arg, const struct dns_route *r);
+
+/* Where mail for domain goes: its MX hosts by preference, or with no MX
+ * the domain itself, each with its addresses. family says which addresses
+ * to look up (inet_protocols): AF_INET, AF_INET6 or AF_UNSPEC (both);
+ * prefer orders them (smtp_address_preference): AF_INET6, AF_INET, or
+ * AF_UNSPEC (either family first, at random). A domain literal ("[192.0.2.1]",
+ * "[IPv6:::1]") is its own single host. The callback runs exactly once, always
+ * on the loop after this returned (never inside it), unless dns_cancel() comes
+ * first; the handle returned is never NULL. Looking for "myself" among the
+ * host names (5.4.6, mail loops back) is the caller's business. */
+struct dns_query *dns_mx_route(struct dns *d, const char *domain, int family, int prefer,
+			       dns_route_fn fn, void *arg);
+
+/* The same for a host given directly ([host] in a nexthop, relayhost): no MX
+ * lookup; an IP address, bracketed or not, needs no lookup at all. */
+struct dns_query *dns_host_route(struct dns *d, const char *host, int family, int prefer,
+				 dns_route_fn fn, void *arg);
+
+/* dns_route_status_name - "ok", "nxdomain", "null-mx", "no-address", "temp". */
+const char *dns_route_status_name(enum dns_route_status st);
 
 #endif

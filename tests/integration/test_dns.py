@@ -6,51 +6,31 @@ not verified), 127.0.0.11 has no PTR. The server must name verified clients in
 Received: and the logs, call the others "unknown", and still greet when the
 DNS server does not answer at all.
 """
-import os
-import shutil
 import socket
-import subprocess
-import tempfile
-import time
 import unittest
 
-from harness import Conn, Server, free_port, smtp_client
-
-DNSMASQ = shutil.which('dnsmasq') or '/usr/sbin/dnsmasq'
-
-
-def free_udp_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
+import dnslab
+from harness import Conn, Server, smtp_client
 
 
-@unittest.skipUnless(os.path.exists(DNSMASQ), 'dnsmasq is not installed (package dnsmasq-base)')
 class VerifiedClientNames(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix='relayguard-dns-')
-        cls.dns_port = free_udp_port()
-        cls.dns = subprocess.Popen(
-            [DNSMASQ, '--keep-in-foreground', '--port=%d' % cls.dns_port,
-             '--listen-address=127.0.0.1', '--bind-interfaces', '--no-resolv', '--no-hosts',
-             '--host-record=mx1.example.test,127.0.0.9',
-             '--ptr-record=10.0.0.127.in-addr.arpa,liar.example.test',
-             '--pid-file=' + os.path.join(cls.tmp, 'pid'),
-             '--log-facility=' + os.path.join(cls.tmp, 'log'), '--user=root'],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        time.sleep(0.3)
-        if cls.dns.poll() is not None:
-            raise RuntimeError('dnsmasq did not start: %s' % cls.dns.stderr.read())
-        cls.server = Server(overrides={'dns_servers': '127.0.0.1:%d' % cls.dns_port})
+        cls.dns = dnslab.DnsLab(
+            hosts={'mx1.example.test': ['127.0.0.9']},  # A and PTR
+            extra=['--ptr-record=10.0.0.127.in-addr.arpa,liar.example.test'])
+        cls.dns.start()
+        try:
+            cls.server = Server(overrides={'dns_servers': cls.dns.servers})
+        except BaseException:
+            cls.dns.cleanup()
+            raise
 
     @classmethod
     def tearDownClass(cls):
         cls.server.stop()
         cls.server.cleanup()
-        cls.dns.terminate()
-        cls.dns.wait(5)
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+        cls.dns.cleanup()
 
     def deliver_from(self, source):
         before = len(self.server.maildir('localhost', 'postmaster'))

@@ -1,0 +1,139 @@
+/*
+ * cache.c - a bounded TTL cache of DNS answers (see cache.h).
+ *
+ * A flat array searched linearly: a few hundred entries, consulted once per
+ * delivery attempt, cost less than a DNS round trip by orders of magnitude
+ * and leave nothing to get wrong.
+ */
+#include "dns/cache.h"
+#include "util/util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct entry {
+	int type;
+	char *name; /* NULL: a free slot */
+	uint64_t expires;
+	struct dns_answer ans;
+};
+
+struct dns_cache {
+	struct entry *e;
+	size_t max;
+	unsigned ttl_cap, neg_cap;
+};
+
+void dns_answer_clear(struct dns_answer *a)
+{
+	for (size_t i = 0; a->mx != NULL && i < a->n; i++)
+		free(a->mx[i].name);
+	free(a->mx);
+	free(a->addrs);
+	memset(a, 0, sizeof(*a));
+}
+
+void dns_answer_copy(struct dns_answer *dst, const struct dns_answer *src)
+{
+	*dst = *src;
+	dst->mx = NULL;
+	dst->addrs = NULL;
+	if (src->mx != NULL) {
+		dst->mx = xcalloc(src->n ? src->n : 1, sizeof(*dst->mx));
+		for (size_t i = 0; i < src->n; i++)
+			dst->mx[i] = (struct dns_mx){src->mx[i].pref, xstrdup(src->mx[i].name)};
+	}
+	if (src->addrs != NULL) {
+		dst->addrs = xcalloc(src->n ? src->n : 1, sizeof(*dst->addrs));
+		memcpy(dst->addrs, src->addrs, src->n * sizeof(*dst->addrs));
+	}
+}
+
+struct dns_cache *dns_cache_new(size_t max_entries, unsigned ttl_cap, unsigned neg_cap)
+{
+	struct dns_cache *c = xcalloc(1, sizeof(*c));
+	c->max = max_entries ? max_entries : 1;
+	c->e = xcalloc(c->max, sizeof(*c->e));
+	c->ttl_cap = ttl_cap;
+	c->neg_cap = neg_cap;
+	return c;
+}
+
+static void entry_clear(struct entry *e)
+{
+	free(e->name);
+	dns_answer_clear(&e->ans);
+	memset(e, 0, sizeof(*e));
+}
+
+void dns_cache_free(struct dns_cache *c)
+{
+	if (c == NULL)
+		return;
+	for (size_t i = 0; i < c->max; i++)
+		entry_clear(&c->e[i]);
+	free(c->e);
+	free(c);
+}
+
+static struct entry *find(struct dns_cache *c, int type, const char *name)
+{
+	for (size_t i = 0; i < c->max; i++)
+		if (c->e[i].name != NULL && c->e[i].type == type &&
+		    rg_strcasecmp(c->e[i].name, name) == 0)
+			return &c->e[i];
+	return NULL;
+}
+
+const struct dns_answer *dns_cache_get(struct dns_cache *c, int type, const char *name,
+				       uint64_t now)
+{
+	struct entry *e = find(c, type, name);
+	if (e == NULL)
+		return NULL;
+	if (now >= e->expires) {
+		entry_clear(e);
+		return NULL;
+	}
+	return &e->ans;
+}
+
+/* victim - a free slot, else an expired one, else the one expiring first. */
+static struct entry *victim(struct dns_cache *c, uint64_t now)
+{
+	struct entry *best = &c->e[0];
+	for (size_t i = 0; i < c->max; i++) {
+		struct entry *e = &c->e[i];
+		if (e->name == NULL || now >= e->expires)
+			return e;
+		if (e->expires < best->expires)
+			best = e;
+	}
+	return best;
+}
+
+void dns_cache_put(struct dns_cache *c, int type, const char *name, const struct dns_answer *a,
+		   unsigned ttl, uint64_t now)
+{
+	unsigned cap = a->kind == DNS_ANS_DATA ? c->ttl_cap : c->neg_cap;
+	if (ttl > cap)
+		ttl = cap;
+	if (ttl == 0)
+		return;
+	struct entry *e = find(c, type, name);
+	if (e == NULL)
+		e = victim(c, now);
+	entry_clear(e);
+	e->type = type;
+	e->name = xstrdup(name);
+	e->expires = now + ttl;
+	dns_answer_copy(&e->ans, a);
+}
+
+size_t dns_cache_count(const struct dns_cache *c)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < c->max; i++)
+		n += c->e[i].name != NULL;
+	return n;
+}
