@@ -958,3 +958,9 @@ void smtp_out_close(struct smtp_out *o)
 	}
 	free_out(o);
 }
+
+void smtp_out_abort(struct smtp_out *o)
+{
+	if (o != NULL)
+		free_out(o);
+}

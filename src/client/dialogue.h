@@ -141,6 +141,8 @@ bool smtp_out_reusable(const struct smtp_out *o);
 const struct smtp_caps *smtp_out_caps(const struct smtp_out *o);
 /* QUIT (awaited at most quit_ms) then free; safe from callbacks; NULL is fine. */
 void smtp_out_close(struct smtp_out *o);
+/* Free at once, without QUIT (the loop is ending); NULL is fine. */
+void smtp_out_abort(struct smtp_out *o);
 
 /* ---- pure parts, exposed for tests ---- */
 /* Append data dot-stuffed (a '.' doubled at the start of the data and after

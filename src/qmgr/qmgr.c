@@ -70,6 +70,7 @@ struct qmgr {
 	size_t n_active;
 	struct event *scan_timer;
 	bool scanning, rescan, stopping, flush_all;
+	bool freeing;                 /* qmgr_free: workers hand back their last jobs */
 	void (*on_idle)(void *arg);   /* after qmgr_stop */
 	void *idle_arg;
 	char **settled_during_scan;   /* ids that left memory while a scan ran */
@@ -239,7 +240,8 @@ static void start_pass(struct qentry *e)
 
 void qmgr_submit(struct qmgr *q, struct queue_msg *m)
 {
-	if (find_entry(q, m->id) != NULL || q->n_active >= q->cfg->qmgr_message_active_limit) {
+	if (find_entry(q, m->id) != NULL || q->freeing ||
+	    q->n_active >= q->cfg->qmgr_message_active_limit) {
 		/* already in memory (a scan found it first), or it waits in active/
 		 * for the next scan */
 		queue_msg_free(m);
@@ -270,7 +272,8 @@ static void log_attempt(const struct qentry *e, const struct queue_rcpt *r, cons
 	       {"queue", e->m->id}, {"to", to},
 	       {"relay", r->remote_mta ? r->remote_mta : local ? "local" : "none"},
 	       {"delay", delay}, {"delays", delays}, {"dsn", r->dsn[0] ? r->dsn : NULL},
-	       {"status", status}, {local ? "mailbox" : "reply", r->last_reply});
+	       {"status", status}, {"tls", r->tls[0] ? r->tls : NULL},
+	       {local ? "mailbox" : "reply", r->last_reply});
 }
 
 static bool expired(const struct qmgr *q, const struct queue_msg *m, time_t now)
@@ -553,11 +556,12 @@ void qmgr_free(struct qmgr *q)
 {
 	if (q == NULL)
 		return;
-	q->stopping = true;
-	workers_free(q->io);
+	q->stopping = q->freeing = true;
+	/* transports first: their last callbacks settle messages on q->io */
 	q->local->free(q->local);
 	if (q->smtp)
 		q->smtp->free(q->smtp);
+	workers_free(q->io);
 	for (size_t b = 0; b < ID_BUCKETS; b++) {
 		while (q->by_id[b]) {
 			struct qentry *e = q->by_id[b];

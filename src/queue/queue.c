@@ -122,6 +122,7 @@ void queue_msg_add_rcpt(struct queue_msg *m, const char *orig, const char *local
 	r->outcome = RCPT_UNTRIED;
 	r->dsn[0] = '\0';
 	r->remote_mta = NULL;
+	r->tls[0] = '\0';
 }
 
 void queue_rcpt_set_reply(struct queue_rcpt *r, const char *reply)

@@ -39,6 +39,7 @@ struct queue_rcpt {
 	enum rcpt_outcome { RCPT_UNTRIED, RCPT_SENT, RCPT_DEFERRED, RCPT_BOUNCED } outcome;
 	char dsn[16];            /* enhanced status of the outcome, "5.1.1" */
 	char *remote_mta;        /* the host that gave the reply, or NULL */
+	char tls[160];           /* the TLS it went over ("TLSv1.3 ... verified"), or "" */
 };
 
 struct queue_msg {

@@ -7,6 +7,7 @@
 #include "dns/dns.h"
 #include "policy/policy.h"
 #include "qmgr/qmgr.h"
+#include "qmgr/transport_smtp.h"
 #include "smtp/session.h"
 #include "tls/tls.h"
 #include "util/log.h"
@@ -100,6 +101,8 @@ struct event_base *server_base(const struct server *srv)
 
 struct dns *server_dns_for(const struct server *srv, const struct rg_ip *ip)
 {
+	if (!srv->cfg->smtpd_peername_lookup)
+		return NULL;
 	/* loopback is "localhost" unless DNS servers were named (as tests do) */
 	if (ip_is_loopback(ip) && srv->cfg->dns_servers[0] == '\0')
 		return NULL;
@@ -525,20 +528,32 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	check_exit(srv);
 }
 
+/* start_delivery - the resolver, the queue manager and its SMTP transport. */
+static bool start_delivery(struct server *srv, char *err, size_t errlen)
+{
+	const char *servers = srv->cfg->dns_servers[0] ? srv->cfg->dns_servers : NULL;
+	srv->dns = dns_new(srv->base, servers, 3000, err, errlen);
+	if (srv->dns == NULL)
+		return false;
+	srv->qmgr = qmgr_new(srv->base, srv->cfg, &srv->domains);
+	struct smtp_transport_env env = {srv->base, srv->cfg, srv->dns, srv->local_ips,
+					 srv->n_local_ips};
+	struct transport *smtp = transport_smtp_new(&env, err, errlen);
+	if (smtp == NULL)
+		return false;
+	qmgr_set_smtp(srv->qmgr, smtp);
+	return true;
+}
+
 int server_run(struct server *srv)
 {
-	if (srv->cfg->smtpd_peername_lookup) {
-		char err[512];
-		const char *servers = srv->cfg->dns_servers[0] ? srv->cfg->dns_servers : NULL;
-		srv->dns = dns_new(srv->base, servers, 3000, err, sizeof(err));
-		if (srv->dns == NULL) {
-			log_ev(LOG_FATAL, "startup-failed", {"reason", err});
-			return 1;
-		}
-	}
+	char err[512];
 	srv->workers = workers_new(srv->base, COMMIT_THREADS);
 	srv->spoolers = workers_new(srv->base, SPOOL_THREADS);
-	srv->qmgr = qmgr_new(srv->base, srv->cfg, &srv->domains);
+	if (!start_delivery(srv, err, sizeof(err))) {
+		log_ev(LOG_FATAL, "startup-failed", {"reason", err});
+		return 1;
+	}
 	qmgr_start(srv->qmgr);
 	srv->sig_term = evsignal_new(srv->base, SIGTERM, on_signal, srv);
 	srv->sig_int = evsignal_new(srv->base, SIGINT, on_signal, srv);

@@ -1,0 +1,700 @@
+/*
+ * transport_smtp.c - outbound SMTP delivery (see transport_smtp.h).
+ *
+ * One job per delivery request:
+ *
+ *   deliver ─▶ wait for a slot of the destination ─▶ [worker] read the text
+ *           ─▶ an idle connection to the destination, or: DNS route ─▶
+ *              candidates (host, address), minus ourselves ─▶ open the next
+ *              one until a session is ready ─▶ send ─▶ outcomes
+ *           ─▶ the connection is parked for the next job to the destination
+ *              (smtp_connection_cache_time_limit: 2 s) or closed ─▶ done.
+ *
+ * A destination whose every address failed at the connection level is
+ * suspended for minimal_backoff_time: requests for it are deferred at once
+ * with the same reason instead of connecting again.
+ */
+#include "qmgr/transport_smtp.h"
+#include "client/dialogue.h"
+#include "client/smtpc.h"
+#include "dns/dns.h"
+#include "util/log.h"
+#include "util/util.h"
+#include "util/workers.h"
+
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <openssl/ssl.h>
+
+#define LOADER_THREADS 2
+#define MAX_CANDIDATES 5        /* Postfix's smtp_mx_address_limit */
+#define CONN_CACHE_SECONDS 2    /* Postfix's smtp_connection_cache_time_limit */
+
+struct smtp_transport;
+struct dest;
+
+struct candidate {
+	char name[256];
+	struct rg_ip ip;
+};
+
+struct idle_conn {
+	struct smtp_out *o;
+	struct dest *dest;
+	struct event *timer;
+	char relay[320], tls[160];
+	struct idle_conn *next;
+};
+
+struct job {
+	struct smtp_transport *st;
+	struct delivery *d;
+	struct dest *dest;
+	struct queue_msg *text;       /* the message read back from its file */
+	struct dns_query *query;
+	struct candidate cand[MAX_CANDIDATES];
+	size_t n_cand, next_cand;
+	bool looped;                  /* a candidate was ourselves */
+	struct smtp_out *o;
+	struct smtp_out *opening;     /* being opened: its ready callback is due */
+	bool reused;                  /* o came from the connection cache */
+	bool conn_failures_only;      /* every failure so far was the connection's */
+	char relay[320], tls[160];
+	char err[600], err_dsn[16];
+	struct job *next;             /* in its destination's waiting list */
+	struct job *all_prev, *all_next;
+};
+
+struct dest {
+	char key[ROUTE_HOST_MAX + 16];
+	unsigned active;
+	struct job *wait_head, *wait_tail;
+	time_t suspended_until;
+	char suspended_why[600];
+	struct idle_conn *idle;
+	struct dest *next;
+};
+
+struct smtp_transport {
+	struct transport t;           /* first: the interface */
+	struct smtp_transport_env env;
+	SSL_CTX *tls_ctx;
+	struct workers *loader;
+	struct dest *dests;
+	struct job *jobs;             /* every job, for stop and free */
+	bool stopping;
+};
+
+static void job_finish(struct job *j);
+static void try_next(struct job *j);
+static void start_send(struct job *j);
+static void resolve(struct job *j);
+
+/* ---- destinations ---- */
+
+static struct dest *dest_get(struct smtp_transport *st, const char *key)
+{
+	for (struct dest *d = st->dests; d != NULL; d = d->next)
+		if (strcmp(d->key, key) == 0)
+			return d;
+	struct dest *d = xcalloc(1, sizeof(*d));
+	rg_strlcpy(d->key, key, sizeof(d->key));
+	d->next = st->dests;
+	st->dests = d;
+	return d;
+}
+
+static void idle_free(struct idle_conn *ic, bool quit)
+{
+	struct idle_conn **pp = &ic->dest->idle;
+	while (*pp != ic)
+		pp = &(*pp)->next;
+	*pp = ic->next;
+	event_free(ic->timer);
+	if (quit)
+		smtp_out_close(ic->o);
+	free(ic);
+}
+
+static void on_idle_expired(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	idle_free(arg, true);
+}
+
+static void park(struct job *j)
+{
+	struct idle_conn *ic = xcalloc(1, sizeof(*ic));
+	struct timeval tv = {CONN_CACHE_SECONDS, 0};
+	ic->o = j->o;
+	ic->dest = j->dest;
+	rg_strlcpy(ic->relay, j->relay, sizeof(ic->relay));
+	rg_strlcpy(ic->tls, j->tls, sizeof(ic->tls));
+	ic->timer = evtimer_new(j->st->env.base, on_idle_expired, ic);
+	evtimer_add(ic->timer, &tv);
+	ic->next = j->dest->idle;
+	j->dest->idle = ic;
+	j->o = NULL;
+}
+
+/* take_idle - a parked connection of j's destination, if one is usable. */
+static bool take_idle(struct job *j)
+{
+	while (j->dest->idle != NULL) {
+		struct idle_conn *ic = j->dest->idle;
+		bool ok = smtp_out_reusable(ic->o);
+		if (ok) {
+			j->o = ic->o;
+			rg_strlcpy(j->relay, ic->relay, sizeof(j->relay));
+			rg_strlcpy(j->tls, ic->tls, sizeof(j->tls));
+		}
+		idle_free(ic, !ok);
+		if (ok)
+			return true;
+	}
+	return false;
+}
+
+/* ---- outcomes ---- */
+
+static void outcome_all(struct job *j, enum rcpt_outcome o, const char *dsn, const char *text)
+{
+	delivery_outcome_all(j->d, o, dsn, text, j->relay[0] ? j->relay : NULL);
+	for (size_t i = 0; i < j->d->n_rcpt; i++)
+		rg_strlcpy(j->d->msg->rcpts[j->d->rcpt[i]].tls, j->tls,
+			   sizeof(j->d->msg->rcpts[0].tls));
+}
+
+static enum rcpt_outcome outcome_of(int code)
+{
+	return code >= 200 && code < 300 ? RCPT_SENT
+	       : code >= 500		? RCPT_BOUNCED
+					: RCPT_DEFERRED;
+}
+
+/* default_dsn - the enhanced status when the server gave none. */
+static const char *default_dsn(int code)
+{
+	return code >= 200 && code < 300 ? "2.0.0" : code >= 500 ? "5.0.0" : "4.0.0";
+}
+
+/* ---- the job ---- */
+
+static void load_work(void *arg)
+{
+	struct job *j = arg;
+	char err[512];
+	j->text = xcalloc(1, sizeof(*j->text));
+	if (!queue_load(j->st->env.cfg->queue_directory, j->d->msg->path, j->text, err,
+			sizeof(err))) {
+		rg_strlcpy(j->err, err, sizeof(j->err));
+		queue_msg_free(j->text);
+		j->text = NULL;
+	}
+}
+
+static void load_done(void *arg)
+{
+	struct job *j = arg;
+	if (j->text == NULL) {
+		outcome_all(j, RCPT_DEFERRED, "4.3.0", j->err);
+		job_finish(j);
+	} else if (j->st->stopping) {
+		job_finish(j); /* untried: delivered after the next start */
+	} else if (take_idle(j)) {
+		j->reused = true;
+		start_send(j);
+	} else {
+		resolve(j);
+	}
+}
+
+static void job_start(struct job *j)
+{
+	j->dest->active++;
+	workers_submit(j->st->loader, load_work, load_done, j);
+}
+
+/* dest_kick - start waiting jobs while the destination has free slots. */
+static void dest_kick(struct smtp_transport *st, struct dest *dest)
+{
+	unsigned limit = (unsigned)st->env.cfg->default_destination_concurrency_limit;
+	while (dest->wait_head != NULL && dest->active < limit && !st->stopping) {
+		struct job *j = dest->wait_head;
+		dest->wait_head = j->next;
+		if (dest->wait_head == NULL)
+			dest->wait_tail = NULL;
+		j->next = NULL;
+		job_start(j);
+	}
+}
+
+static void job_free(struct job *j)
+{
+	struct smtp_transport *st = j->st;
+	if (j->all_prev)
+		j->all_prev->all_next = j->all_next;
+	else
+		st->jobs = j->all_next;
+	if (j->all_next)
+		j->all_next->all_prev = j->all_prev;
+	if (j->query)
+		dns_cancel(j->query);
+	queue_msg_free(j->text);
+	free(j);
+}
+
+static void job_finish(struct job *j)
+{
+	struct smtp_transport *st = j->st;
+	struct dest *dest = j->dest;
+	struct delivery *d = j->d;
+	if (j->o != NULL) {
+		if (smtp_out_reusable(j->o) && !st->stopping)
+			park(j);
+		else
+			smtp_out_close(j->o);
+		j->o = NULL;
+	}
+	dest->active--;
+	job_free(j);
+	d->done(d);
+	dest_kick(st, dest);
+}
+
+/* suspend - every address of the destination failed: defer what comes next. */
+static void suspend(struct job *j)
+{
+	j->dest->suspended_until = time(NULL) + (time_t)j->st->env.cfg->minimal_backoff_time;
+	snprintf(j->dest->suspended_why, sizeof(j->dest->suspended_why),
+		 "delivery temporarily suspended: %s", j->err);
+}
+
+/* ---- routing to addresses ---- */
+
+static bool is_myself_ip(const struct smtp_transport *st, const struct rg_ip *ip, unsigned port)
+{
+	const struct config *cfg = st->env.cfg;
+	for (size_t i = 0; i < cfg->n_listen; i++) {
+		const struct listen_addr *la = &cfg->listen[i];
+		struct rg_ip lip;
+		if (la->port != port)
+			continue;
+		if (strcmp(la->host, "*") == 0) {
+			for (size_t k = 0; k < st->env.n_local_ips; k++)
+				if (ip_equal(&st->env.local_ips[k], ip))
+					return true;
+		} else if (ip_parse(la->host, &lip) && ip_equal(&lip, ip)) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/* add_candidates - the addresses of one host, unless it is ourselves. */
+static bool add_candidates(struct job *j, const struct dns_route_host *h)
+{
+	const struct config *cfg = j->st->env.cfg;
+	if (rg_strcasecmp(h->name, cfg->myhostname) == 0)
+		return false;
+	for (size_t k = 0; k < h->n_addrs; k++) {
+		if (is_myself_ip(j->st, &h->addrs[k], j->d->route.port))
+			return false;
+		if (j->n_cand == MAX_CANDIDATES)
+			return true;
+		struct candidate *c = &j->cand[j->n_cand++];
+		rg_strlcpy(c->name, h->name, sizeof(c->name));
+		c->ip = h->addrs[k];
+	}
+	return true;
+}
+
+/* route_failed - a DNS outcome that is not a list of addresses. */
+static void route_failed(struct job *j, const struct dns_route *r)
+{
+	static const struct {
+		enum dns_route_status st;
+		enum rcpt_outcome o;
+		const char *dsn;
+	} map[] = {
+		{DNS_ROUTE_NXDOMAIN, RCPT_BOUNCED, "5.1.2"},
+		{DNS_ROUTE_NULL_MX, RCPT_BOUNCED, "5.1.10"},
+		{DNS_ROUTE_NO_ADDRESS, RCPT_BOUNCED, "5.4.4"},
+		{DNS_ROUTE_TEMP, RCPT_DEFERRED, "4.4.3"},
+	};
+	for (size_t i = 0; i < RG_ARRAY_LEN(map); i++) {
+		if (map[i].st == r->status) {
+			outcome_all(j, map[i].o, map[i].dsn, r->error);
+			return;
+		}
+	}
+	outcome_all(j, RCPT_DEFERRED, "4.4.3", r->error);
+}
+
+static void on_route(void *arg, const struct dns_route *r)
+{
+	struct job *j = arg;
+	j->query = NULL;
+	if (r->status != DNS_ROUTE_OK) {
+		route_failed(j, r);
+		job_finish(j);
+		return;
+	}
+	/* hosts come best first: from the first that is ourselves on, none is better */
+	for (size_t i = 0; i < r->n_hosts && !j->looped; i++)
+		j->looped = !add_candidates(j, &r->hosts[i]);
+	if (j->n_cand == 0) {
+		char text[600];
+		snprintf(text, sizeof(text), j->looped ? "mail for %s loops back to myself"
+						       : "no address to deliver mail for %s",
+			 j->d->route.host);
+		outcome_all(j, RCPT_BOUNCED, j->looped ? "5.4.6" : "5.4.4", text);
+		job_finish(j);
+		return;
+	}
+	j->conn_failures_only = true;
+	try_next(j);
+}
+
+static int family_of(enum inet_protocols p)
+{
+	return p == INET_IPV4 ? AF_INET : p == INET_IPV6 ? AF_INET6 : AF_UNSPEC;
+}
+
+static void resolve(struct job *j)
+{
+	const struct config *cfg = j->st->env.cfg;
+	const struct route *rt = &j->d->route;
+	int family = family_of(cfg->inet_protocols);
+	int prefer = family_of(cfg->smtp_address_preference);
+	j->query = rt->mx ? dns_mx_route(j->st->env.dns, rt->host, family, prefer, on_route, j)
+			  : dns_host_route(j->st->env.dns, rt->host, family, prefer, on_route, j);
+}
+
+/* ---- per next hop: TLS policy and credentials ---- */
+
+/* lookup_hop - the first table value for the route's key, host or domain. */
+static const char *lookup_hop(struct map **maps, const struct job *j)
+{
+	const struct route *rt = &j->d->route;
+	const char *domain = j->d->msg->rcpts[j->d->rcpt[0]].domain;
+	char bracketed[ROUTE_HOST_MAX + 2];
+	snprintf(bracketed, sizeof(bracketed), "[%s]", rt->host);
+	const char *keys[] = {rt->key, bracketed, rt->host, domain};
+	for (size_t k = 0; k < RG_ARRAY_LEN(keys); k++)
+		for (size_t m = 0; maps && maps[m]; m++) {
+			const char *v = map_lookup(maps[m], keys[k]);
+			if (v != NULL)
+				return v;
+		}
+	return NULL;
+}
+
+static enum smtp_tls_policy tls_policy(const struct job *j)
+{
+	const struct config *cfg = j->st->env.cfg;
+	enum smtp_tls_level lvl = cfg->smtp_tls_security_level;
+	const char *v = lookup_hop(cfg->smtp_tls_policy_maps, j);
+	if (v != NULL) {
+		char word[32];
+		rg_strlcpy(word, v, sizeof(word));
+		word[strcspn(word, " \t")] = '\0';
+		config_smtp_tls_level(word, &lvl); /* checked when the table was loaded */
+	}
+	static const enum smtp_tls_policy map[] = {STLS_NONE, STLS_MAY, STLS_ENCRYPT,
+						   STLS_VERIFY, STLS_SECURE};
+	return map[lvl];
+}
+
+/* credentials - "user:password" for this next hop into user/pass. */
+static bool credentials(const struct job *j, char *user, size_t ulen, char *pass, size_t plen)
+{
+	const struct config *cfg = j->st->env.cfg;
+	if (!cfg->smtp_sasl_auth_enable)
+		return false;
+	const char *v = lookup_hop(cfg->smtp_sasl_password_maps, j);
+	const char *colon = v ? strchr(v, ':') : NULL;
+	if (colon == NULL || (size_t)(colon - v) >= ulen)
+		return false;
+	memcpy(user, v, (size_t)(colon - v));
+	user[colon - v] = '\0';
+	rg_strlcpy(pass, colon + 1, plen);
+	return true;
+}
+
+static void sockaddr_of(const struct rg_ip *ip, unsigned port, struct sockaddr_storage *ss,
+			socklen_t *len)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (ip->family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		memcpy(&s6->sin6_addr, ip->addr, 16);
+		*len = sizeof(*s6);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)port);
+		memcpy(&s4->sin_addr, ip->addr, 4);
+		*len = sizeof(*s4);
+	}
+}
+
+/* bind_source - smtp_bind_address(6) for the candidate's family, if set. */
+static bool bind_source(const struct config *cfg, int family, struct sockaddr_storage *ss,
+			socklen_t *len)
+{
+	const char *text = family == AF_INET6 ? cfg->smtp_bind_address6 : cfg->smtp_bind_address;
+	struct rg_ip ip;
+	if (text[0] == '\0' || !ip_parse(text, &ip) || ip.family != family)
+		return false;
+	sockaddr_of(&ip, 0, ss, len);
+	return true;
+}
+
+static unsigned ms(uint64_t seconds)
+{
+	return (unsigned)(seconds * 1000);
+}
+
+static void fill_timeouts(const struct config *cfg, struct smtp_hop_opts *h)
+{
+	h->connect_ms = ms(cfg->smtp_connect_timeout);
+	h->helo_ms = ms(cfg->smtp_helo_timeout);
+	h->mail_ms = ms(cfg->smtp_mail_timeout);
+	h->rcpt_ms = ms(cfg->smtp_rcpt_timeout);
+	h->data_init_ms = ms(cfg->smtp_data_init_timeout);
+	h->data_xfer_ms = ms(cfg->smtp_data_xfer_timeout);
+	h->data_done_ms = ms(cfg->smtp_data_done_timeout);
+	h->quit_ms = ms(cfg->smtp_quit_timeout);
+}
+
+/* ---- connecting and sending ---- */
+
+static void set_relay(struct job *j, const struct candidate *c)
+{
+	char ip[RG_IP_STRLEN];
+	ip_format(&c->ip, ip, sizeof(ip));
+	snprintf(j->relay, sizeof(j->relay), "%s[%s]:%u", c->name, ip, j->d->route.port);
+}
+
+static void on_open(struct smtp_out *o, const struct smtp_result *r, void *arg)
+{
+	struct job *j = arg;
+	j->opening = NULL;
+	if (r->kind == SR_DONE) {
+		j->o = o;
+		rg_strlcpy(j->tls, r->tls_desc, sizeof(j->tls));
+		log_ev(LOG_INFO, "smtp-connected", {"queue", j->d->msg->id}, {"relay", j->relay},
+		       {"tls", r->tls_desc}, {"auth", r->auth_desc});
+		start_send(j);
+		return;
+	}
+	smtp_out_close(o);
+	if (r->local)
+		snprintf(j->err, sizeof(j->err), "%s %s: %s", r->stage, j->relay, r->text);
+	else
+		snprintf(j->err, sizeof(j->err), "host %s said: %s (in reply to %s)", j->relay,
+			 r->text, r->stage);
+	rg_strlcpy(j->err_dsn, r->enhanced[0] ? r->enhanced : "4.4.1", sizeof(j->err_dsn));
+	if (j->err_dsn[0] == '5')
+		j->err_dsn[0] = '4'; /* a refused session is retried, maybe elsewhere */
+	j->conn_failures_only &= r->try_next_address;
+	if (r->try_next_address) {
+		try_next(j);
+		return;
+	}
+	outcome_all(j, RCPT_DEFERRED, j->err_dsn, j->err);
+	job_finish(j);
+}
+
+static void try_next(struct job *j)
+{
+	if (j->next_cand == j->n_cand || j->st->stopping) {
+		if (j->conn_failures_only && !j->st->stopping)
+			suspend(j);
+		outcome_all(j, RCPT_DEFERRED, j->err_dsn[0] ? j->err_dsn : "4.4.1",
+			    j->err[0] ? j->err : "delivery stopped");
+		job_finish(j);
+		return;
+	}
+	const struct config *cfg = j->st->env.cfg;
+	const struct candidate *c = &j->cand[j->next_cand++];
+	struct sockaddr_storage dst, src;
+	socklen_t dlen, slen = 0;
+	char user[256], pass[256];
+	set_relay(j, c);
+	sockaddr_of(&c->ip, j->d->route.port, &dst, &dlen);
+	bool have_src = bind_source(cfg, c->ip.family, &src, &slen);
+	bool auth = credentials(j, user, sizeof(user), pass, sizeof(pass));
+	struct smtp_hop_opts h = {
+		.addr = (struct sockaddr *)&dst, .addrlen = dlen,
+		.source = have_src ? (struct sockaddr *)&src : NULL, .sourcelen = slen,
+		.helo_name = cfg->smtp_helo_name, .server_name = c->name,
+		.tls_match_domain = j->d->route.host, .tls = tls_policy(j),
+		.tls_ctx = j->st->tls_ctx, .sasl_user = auth ? user : NULL,
+		.sasl_pass = auth ? pass : NULL, .sasl_plaintext_ok = cfg->smtp_sasl_plaintext_ok,
+	};
+	fill_timeouts(cfg, &h);
+	j->opening = smtp_out_open(j->st->env.base, &h, on_open, j);
+	OPENSSL_cleanse(pass, sizeof(pass));
+}
+
+/* rcpt_results - per-recipient codes of a transaction that ran to its end. */
+static void rcpt_results(struct job *j, const struct smtp_result *r)
+{
+	for (size_t i = 0; i < j->d->n_rcpt && i < r->n_rcpts; i++) {
+		const struct smtp_rcpt_result *rr = &r->rcpts[i];
+		char text[700];
+		int code = rr->code ? rr->code : 450;
+		snprintf(text, sizeof(text), "%s", rr->text ? rr->text : "");
+		delivery_outcome(j->d, i, outcome_of(code),
+				 rr->enhanced[0] ? rr->enhanced : default_dsn(code), text, j->relay);
+		rg_strlcpy(j->d->msg->rcpts[j->d->rcpt[i]].tls, j->tls,
+			   sizeof(j->d->msg->rcpts[0].tls));
+	}
+}
+
+static void on_sent(struct smtp_out *o, const struct smtp_result *r, void *arg)
+{
+	struct job *j = arg;
+	(void)o;
+	if (r->kind == SR_CONN_FAIL && j->reused) {
+		/* the cached connection had gone stale: start afresh */
+		smtp_out_close(j->o);
+		j->o = NULL;
+		j->reused = false;
+		resolve(j);
+		return;
+	}
+	char text[700];
+	snprintf(text, sizeof(text), r->local ? "%s (%s, %s)" : "%s (in reply to %s, %s)",
+		 r->text, r->stage, j->relay);
+	if (r->kind == SR_DONE)
+		rcpt_results(j, r);
+	else if (r->kind == SR_PERM_ALL)
+		outcome_all(j, RCPT_BOUNCED, r->enhanced[0] ? r->enhanced : "5.0.0", text);
+	else
+		outcome_all(j, RCPT_DEFERRED, r->enhanced[0] && r->enhanced[0] == '4'
+						      ? r->enhanced : "4.0.0", text);
+	job_finish(j);
+}
+
+static bool has_8bit(const struct strbuf *b)
+{
+	for (size_t i = 0; i < b->len; i++)
+		if ((unsigned char)b->data[i] >= 0x80)
+			return true;
+	return false;
+}
+
+static void start_send(struct job *j)
+{
+	struct smtp_out_rcpt *rc = xcalloc(j->d->n_rcpt, sizeof(*rc));
+	for (size_t i = 0; i < j->d->n_rcpt; i++)
+		rc[i].addr = j->d->msg->rcpts[j->d->rcpt[i]].orig;
+	struct smtp_out_msg m = {
+		.sender = j->d->msg->sender, .rcpts = rc, .n_rcpts = j->d->n_rcpt,
+		.data = j->text->body.data ? j->text->body.data : "", .len = j->text->body.len,
+		.eightbit = has_8bit(&j->text->body),
+	};
+	smtp_out_send(j->o, &m, on_sent, j);
+	free(rc);
+}
+
+/* ---- the transport interface ---- */
+
+static void smtp_deliver(struct transport *t, struct delivery *d)
+{
+	struct smtp_transport *st = (struct smtp_transport *)t;
+	struct job *j = xcalloc(1, sizeof(*j));
+	j->st = st;
+	j->d = d;
+	j->dest = dest_get(st, d->route.key);
+	j->all_next = st->jobs;
+	if (st->jobs)
+		st->jobs->all_prev = j;
+	st->jobs = j;
+	if (time(NULL) < j->dest->suspended_until) {
+		j->dest->active++; /* job_finish gives it back */
+		outcome_all(j, RCPT_DEFERRED, "4.4.1", j->dest->suspended_why);
+		job_finish(j);
+		return;
+	}
+	if (j->dest->wait_tail)
+		j->dest->wait_tail->next = j;
+	else
+		j->dest->wait_head = j;
+	j->dest->wait_tail = j;
+	dest_kick(st, j->dest);
+}
+
+static bool smtp_idle(const struct transport *t)
+{
+	return ((const struct smtp_transport *)t)->jobs == NULL;
+}
+
+/* smtp_stop - waiting jobs go back untried; cached connections are closed. */
+static void smtp_stop(struct transport *t)
+{
+	struct smtp_transport *st = (struct smtp_transport *)t;
+	st->stopping = true;
+	for (struct dest *dest = st->dests; dest != NULL; dest = dest->next) {
+		while (dest->idle != NULL)
+			idle_free(dest->idle, true);
+		while (dest->wait_head != NULL) {
+			struct job *j = dest->wait_head;
+			dest->wait_head = j->next;
+			dest->active++; /* job_finish gives it back */
+			job_finish(j);
+		}
+		dest->wait_tail = NULL;
+	}
+}
+
+static void smtp_free(struct transport *t)
+{
+	struct smtp_transport *st = (struct smtp_transport *)t;
+	st->stopping = true;
+	workers_free(st->loader);
+	while (st->jobs != NULL) {
+		struct job *j = st->jobs;
+		smtp_out_abort(j->o);
+		smtp_out_abort(j->opening);
+		job_free(j); /* the message stays queued */
+	}
+	while (st->dests != NULL) {
+		struct dest *dest = st->dests;
+		st->dests = dest->next;
+		while (dest->idle != NULL) {
+			smtp_out_abort(dest->idle->o);
+			idle_free(dest->idle, false);
+		}
+		free(dest);
+	}
+	SSL_CTX_free(st->tls_ctx);
+	free(st);
+}
+
+struct transport *transport_smtp_new(const struct smtp_transport_env *env, char *err,
+				     size_t errlen)
+{
+	const struct config *cfg = env->cfg;
+	SSL_CTX *ctx = smtpc_tls_verify_ctx(cfg->smtp_tls_CAfile, cfg->smtp_tls_CApath, err,
+					    errlen);
+	if (ctx == NULL)
+		return NULL;
+	struct smtp_transport *st = xcalloc(1, sizeof(*st));
+	st->t = (struct transport){"smtp", smtp_deliver, smtp_idle, smtp_stop, smtp_free};
+	st->env = *env;
+	st->tls_ctx = ctx;
+	st->loader = workers_new(env->base, LOADER_THREADS);
+	return &st->t;
+}

@@ -1,0 +1,40 @@
+/*
+ * transport_smtp - outbound delivery over SMTP behind the transport
+ * interface.
+ *
+ * Owns: per-destination state (concurrency up to
+ * default_destination_concurrency_limit, requests waiting for a slot, a
+ * destination that failed as a whole being suspended for
+ * minimal_backoff_time so it is not hammered once per message), resolving a
+ * route to addresses (dns/route), refusing to deliver to ourselves (5.4.6),
+ * trying the next MX address on connection-level failures, the TLS policy
+ * and relayhost credentials of each next hop, reusing an idle connection to
+ * the same destination, and turning replies into recipient outcomes.
+ * Must not: decide retries or bounces, or touch queue files (the queue
+ * manager does); speak SMTP itself (client/dialogue does).
+ */
+#ifndef RG_TRANSPORT_SMTP_H
+#define RG_TRANSPORT_SMTP_H
+
+#include <stddef.h>
+
+#include "config/config.h"
+#include "net/net.h"
+#include "qmgr/transport.h"
+
+struct event_base;
+struct dns;
+
+struct smtp_transport_env {
+	struct event_base *base;
+	const struct config *cfg;
+	struct dns *dns;
+	const struct rg_ip *local_ips; /* our own addresses: a "*" listener's */
+	size_t n_local_ips;
+};
+
+/* NULL with err when the TLS client context cannot be made. */
+struct transport *transport_smtp_new(const struct smtp_transport_env *env, char *err,
+				     size_t errlen);
+
+#endif
