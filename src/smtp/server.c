@@ -4,9 +4,11 @@
 #include "smtp/server.h"
 #include "auth/auth.h"
 #include "auth/lockout.h"
+#include "control/control.h"
 #include "delivery/local.h"
 #include "dns/dns.h"
 #include "policy/policy.h"
+#include "queue/qctl.h"
 #include "smtp/session.h"
 #include "tls/tls.h"
 #include "util/log.h"
@@ -74,6 +76,8 @@ struct server {
 	struct tls_server *tls;        /* NULL: no listener uses TLS */
 	struct auth *auth;             /* NULL: smtpd_sasl_auth_enable = no */
 	struct lockout *lockout;       /* clients that failed AUTH too often */
+	struct control *control;       /* the operator's socket; NULL if it failed */
+	struct qctl qctl;              /* its commands, on the queue files for now */
 };
 
 struct tls_server *server_tls(const struct server *srv)
@@ -675,6 +679,12 @@ int server_run(struct server *srv)
 	srv->deliverers = workers_new(srv->base, DELIVERY_THREADS);
 	srv->spoolers = workers_new(srv->base, SPOOL_THREADS);
 	recover_queue(srv);
+	char cerr[512];
+	srv->qctl = (struct qctl){.dir = srv->cfg->queue_directory, .offline = false};
+	srv->control = control_new(srv->base, srv->cfg->queue_directory, &qctl_ops, &srv->qctl,
+				   cerr, sizeof(cerr));
+	if (srv->control == NULL) /* mail still flows; only `relayguard queue` cannot reach us */
+		log_ev(LOG_WARNING, "control-unavailable", {"reason", cerr});
 	srv->sig_term = evsignal_new(srv->base, SIGTERM, on_signal, srv);
 	srv->sig_int = evsignal_new(srv->base, SIGINT, on_signal, srv);
 	evsignal_add(srv->sig_term, NULL);
@@ -693,6 +703,7 @@ void server_free(struct server *srv)
 	if (srv == NULL)
 		return;
 	stop_listening(srv);
+	control_free(srv->control);
 	workers_free(srv->spoolers); /* first: late spool callbacks may still commit */
 	workers_free(srv->workers);
 	workers_free(srv->deliverers);
