@@ -19,7 +19,8 @@ SRC_LIB := src/util/util.c src/util/log.c src/net/net.c src/address/address.c \
            src/queue/queue.c src/delivery/maildir.c src/delivery/local.c src/util/workers.c src/util/dirsync.c src/util/basedir.c \
            src/dns/dns.c src/tls/tls.c src/auth/auth.c src/auth/sasl.c src/auth/passwd.c src/auth/lockout.c src/auth/dovecot.c src/smtp/session.c src/smtp/server.c \
            src/client/smtpc.c src/probe/battery.c src/probe/judge.c src/probe/runner.c \
-           src/probe/output.c src/probe/cli.c
+           src/probe/output.c src/probe/cli.c \
+           src/util/json.c src/queue/queue_admin.c src/queue/qctl.c src/control/control.c src/cli/queue_cmd.c
 SRC_BIN := src/cli/main.c
 UNIT    := tests/unit/test_address tests/unit/test_policy tests/unit/test_config \
            tests/unit/test_queue tests/unit/test_maildir tests/unit/test_auth tests/unit/test_probe
