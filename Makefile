@@ -23,7 +23,8 @@ SRC_LIB := src/util/util.c src/util/log.c src/net/net.c src/address/address.c \
            src/util/json.c src/queue/queue_admin.c src/queue/qctl.c src/control/control.c src/cli/queue_cmd.c
 SRC_BIN := src/cli/main.c
 UNIT    := tests/unit/test_address tests/unit/test_policy tests/unit/test_config \
-           tests/unit/test_queue tests/unit/test_maildir tests/unit/test_auth tests/unit/test_probe
+           tests/unit/test_queue tests/unit/test_maildir tests/unit/test_auth tests/unit/test_probe \
+           tests/unit/test_queue_admin
 
 # Two builds side by side: normal and sanitized.
 B_NORM := build/normal
