@@ -110,11 +110,12 @@ static bool check_args(const struct qargs *a)
 {
 	bool list = strcmp(a->cmd, "list") == 0, flush = strcmp(a->cmd, "flush") == 0;
 	bool del = strcmp(a->cmd, "delete") == 0;
+	bool need_id = !list && !flush && !(del && a->all), no_id = list || (del && a->all);
 	if (list && a->id != NULL) {
 		fputs("relayguard queue list: takes no queue id\n", stderr);
 		return false;
 	}
-	if (!list && !flush && (a->id == NULL) == !(del && a->all)) {
+	if ((need_id && a->id == NULL) || (no_id && a->id != NULL)) {
 		fprintf(stderr, "relayguard queue %s: needs %s\n", a->cmd,
 			del ? "a queue id or --all (not both)" : "a queue id");
 		return false;
