@@ -175,6 +175,8 @@ static bool read_reply(int fd, struct strbuf *reply)
 	while ((n = read(fd, buf, sizeof(buf))) != 0) {
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0 && errno == ECONNRESET && reply->len > 0)
+			break; /* it answered before reading our request (too busy): that answer */
 		if (n < 0 || reply->len + (size_t)n > REPLY_MAX)
 			return false;
 		strbuf_append(reply, buf, (size_t)n);
@@ -217,7 +219,9 @@ static enum ctl_result ctl_request(const char *qdir, const char *request, struct
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	char *line = xasprintf("%s\n", request);
-	bool ok = write(fd, line, strlen(line)) == (ssize_t)strlen(line) && read_reply(fd, reply);
+	/* no SIGPIPE: a server that refused us has written why; read it either way */
+	ssize_t sent = send(fd, line, strlen(line), MSG_NOSIGNAL);
+	bool ok = read_reply(fd, reply) && (sent == (ssize_t)strlen(line) || reply->len > 0);
 	int e = errno;
 	free(line);
 	close(fd);

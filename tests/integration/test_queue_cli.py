@@ -258,16 +258,25 @@ class BadRequests(QueueCliCase):
         self.assertEqual(self.srv.queue_files('deferred'), [a])
         self.assertIn('ok', control_request(self.srv, b'list\r\n').splitlines()[-1])
 
-    def test_many_clients_and_a_silent_one(self):
+    def test_silent_clients_do_not_block_others_and_are_bounded(self):
         send(self.srv)
-        idle = [socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(5)]
+        idle = []
         try:
-            for s in idle:
-                s.connect(os.path.join(self.srv.queue_dir, 'control'))
-            self.assertIn('-- ', self.cli_ok('list').stdout)  # others wait, we do not
+            for n in range(32):  # CONTROL_MAX_CLIENTS
+                idle.append(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
+                idle[-1].connect(os.path.join(self.srv.queue_dir, 'control'))
+                if n == 4:  # a few silent ones: we are still served
+                    self.assertIn('-- ', self.cli_ok('list').stdout)
+            p = queue_cli(self.srv, 'list')
+            self.assertEqual(p.returncode, 1, p.stdout)
+            self.assertIn('too many control connections', p.stderr)
         finally:
             for s in idle:
                 s.close()
+        deadline = time.time() + 5
+        while queue_cli(self.srv, 'list').returncode != 0 and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertIn('-- ', self.cli_ok('list').stdout)
 
     def test_stale_socket_after_kill(self):
         a = send(self.srv)
