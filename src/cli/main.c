@@ -6,6 +6,7 @@
  *	relayguard config [-c FILE]
  *	relayguard passwd [--scheme SCHEME] [PASSWORD]
  *	relayguard probe [OPTIONS] TARGET...   (src/probe/cli.c)
+ *	relayguard queue list|show|flush|delete|hold|release ...   (queue_cmd.c)
  *	relayguard --help | --version
  *
  * Owns: argument parsing, start-up order (load config, bind, prepare
@@ -14,6 +15,7 @@
  */
 #define _XOPEN_SOURCE 700
 #include "auth/passwd.h"
+#include "cli/queue_cmd.h"
 #include "config/config.h"
 #include "probe/probe.h"
 #include "queue/queue.h"
@@ -51,6 +53,7 @@ static const char usage_main[] =
 	"  config    check a configuration and print every parameter's effective value\n"
 	"  passwd    print a password hash for a passwd-file (smtpd_sasl_path)\n"
 	"  probe     test whether SMTP servers relay for strangers (exit 0 closed, 1 open)\n"
+	"  queue     list, show, flush, delete, hold or release queued mail (like mailq)\n"
 	"\n"
 	"Options:\n"
 	"  -h, --help     this text; 'relayguard COMMAND --help' explains a command\n"
@@ -442,6 +445,8 @@ int main(int argc, char **argv)
 		return cmd_passwd(argc - 2, argv + 2);
 	if (strcmp(cmd, "probe") == 0)
 		return probe_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "queue") == 0)
+		return queue_main(argc - 2, argv + 2);
 	fprintf(stderr, "relayguard: unknown command \"%s\" (try relayguard --help)\n", cmd);
 	return EXIT_USAGE;
 }

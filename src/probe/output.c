@@ -7,36 +7,22 @@
  * anything that is not printable ASCII, so a server cannot paint a terminal.
  */
 #include "probe/probe.h"
+#include "util/json.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* probe_json_string - kept for callers of probe.h; the escaper is util/json.c. */
 void probe_json_string(struct strbuf *sb, const char *s)
 {
-	strbuf_puts(sb, "\"");
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		switch (*p) {
-		case '"': strbuf_puts(sb, "\\\""); break;
-		case '\\': strbuf_puts(sb, "\\\\"); break;
-		case '\n': strbuf_puts(sb, "\\n"); break;
-		case '\r': strbuf_puts(sb, "\\r"); break;
-		case '\t': strbuf_puts(sb, "\\t"); break;
-		default:
-			if (*p < 0x20 || *p == 0x7f || *p >= 0x80)
-				/* bytes >= 0x80 may not be UTF-8: keep JSON valid, lose nothing */
-				strbuf_printf(sb, "\\u%04x", *p);
-			else
-				strbuf_append(sb, (const char *)p, 1);
-		}
-	}
-	strbuf_puts(sb, "\"");
+	json_string(sb, s);
 }
 
 static void kv(struct strbuf *sb, const char *key, const char *value, bool comma)
 {
 	strbuf_printf(sb, "%s\"%s\":", comma ? "," : "", key);
-	probe_json_string(sb, value ? value : "");
+	json_string(sb, value ? value : "");
 }
 
 static void json_result(struct strbuf *sb, const struct probe_result *r)
@@ -55,7 +41,7 @@ static void json_result(struct strbuf *sb, const struct probe_result *r)
 	strbuf_puts(sb, ",\"transcript\":[");
 	for (size_t i = 0; i < r->n_transcript; i++) {
 		strbuf_printf(sb, "%s{\"%s\":", i ? "," : "", r->transcript[i].client ? "c" : "s");
-		probe_json_string(sb, r->transcript[i].text);
+		json_string(sb, r->transcript[i].text);
 		strbuf_puts(sb, "}");
 	}
 	strbuf_puts(sb, "]}");
@@ -84,7 +70,7 @@ void probe_print_json(const struct probe_target *t)
 			continue;
 		if (!first)
 			strbuf_puts(&sb, ",");
-		probe_json_string(&sb, t->results[i].test->id);
+		json_string(&sb, t->results[i].test->id);
 		first = false;
 	}
 	strbuf_puts(&sb, "],\"advice\":[");
@@ -96,7 +82,7 @@ void probe_print_json(const struct probe_target *t)
 		char *line = xstrndup(a, n);
 		if (!first)
 			strbuf_puts(&sb, ",");
-		probe_json_string(&sb, line);
+		json_string(&sb, line);
 		free(line);
 		first = false;
 		a += n + (nl != NULL);

@@ -237,6 +237,7 @@ int probe_run(const struct probe_options *o, char **targets, size_t n_targets);
 /* ---- output ---- */
 void probe_print_table(const struct probe_target *t, const struct probe_options *o);
 void probe_print_json(const struct probe_target *t);
+/* The escaper lives in util/json.h (json_string); this name stays for old callers. */
 void probe_json_string(struct strbuf *sb, const char *s);
 /* Advice lines for a finished target (appended to t->advice). */
 void probe_build_advice(struct probe_target *t, const struct probe_options *o);

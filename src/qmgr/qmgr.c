@@ -25,6 +25,7 @@
 #include "qmgr/route.h"
 #include "qmgr/transport.h"
 #include "qmgr/transport_local.h"
+#include "queue/qctl.h"
 #include "util/basedir.h"
 #include "util/log.h"
 #include "util/workers.h"
@@ -73,6 +74,7 @@ struct qmgr {
 	bool freeing;                 /* qmgr_free: workers hand back their last jobs */
 	void (*on_idle)(void *arg);   /* after qmgr_stop */
 	void *idle_arg;
+	struct qctl files;            /* the operator's commands on the files */
 	char **settled_during_scan;   /* ids that left memory while a scan ran */
 	size_t n_settled;
 };
@@ -489,6 +491,7 @@ struct qmgr *qmgr_new(struct event_base *base, const struct config *cfg,
 	q->cfg = cfg;
 	q->domains = domains;
 	q->io = workers_new(base, IO_THREADS);
+	q->files = (struct qctl){.dir = cfg->queue_directory, .offline = false};
 	q->local = transport_local_new(base, cfg);
 	return q;
 }
@@ -551,6 +554,54 @@ bool qmgr_flush(struct qmgr *q, const char *id, struct strbuf *out)
 	start_scan(q);
 	return ok;
 }
+
+/* ---- the control socket ---- */
+
+/* refuse_busy - a message in memory belongs to its delivery pass. */
+static bool refuse_busy(const struct qmgr *q, const char *id, struct strbuf *out)
+{
+	if (id == NULL || !qmgr_busy(q, id))
+		return false;
+	strbuf_printf(out, "%s is being delivered right now; try again in a moment", id);
+	return true;
+}
+
+static bool ctl_list(void *arg, bool json, struct strbuf *out)
+{
+	struct qmgr *q = arg;
+	return qctl_ops.list(&q->files, json, out);
+}
+
+static bool ctl_flush(void *arg, const char *id, struct strbuf *out)
+{
+	return qmgr_flush(arg, id, out);
+}
+
+static bool ctl_delete(void *arg, const char *id, struct strbuf *out)
+{
+	struct qmgr *q = arg;
+	return !refuse_busy(q, id, out) && qctl_ops.delete(&q->files, id, out);
+}
+
+static bool ctl_hold(void *arg, const char *id, struct strbuf *out)
+{
+	struct qmgr *q = arg;
+	return !refuse_busy(q, id, out) && qctl_ops.hold(&q->files, id, out);
+}
+
+static bool ctl_release(void *arg, const char *id, struct strbuf *out)
+{
+	struct qmgr *q = arg;
+	bool ok = !refuse_busy(q, id, out) && qctl_ops.release(&q->files, id, out);
+	if (ok)
+		start_scan(q); /* back in active/ or deferred/, due now */
+	return ok;
+}
+
+const struct control_ops qmgr_control_ops = {
+	.list = ctl_list, .flush = ctl_flush, .delete = ctl_delete, .hold = ctl_hold,
+	.release = ctl_release,
+};
 
 void qmgr_free(struct qmgr *q)
 {

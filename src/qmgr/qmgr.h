@@ -18,6 +18,7 @@
 
 #include "address/address.h"
 #include "config/config.h"
+#include "control/control.h"
 #include "queue/queue.h"
 #include "util/util.h"
 
@@ -40,6 +41,10 @@ void qmgr_stop(struct qmgr *q, void (*on_idle)(void *arg), void *arg);
 /* Nothing in flight: the process may exit. */
 bool qmgr_idle(const struct qmgr *q);
 void qmgr_free(struct qmgr *q);
+
+/* The control socket's commands (control.h), arg: the qmgr. A message
+ * being delivered cannot be deleted, held or released until it settles. */
+extern const struct control_ops qmgr_control_ops;
 
 /* Operator commands (control socket). Each appends a human-readable answer. */
 bool qmgr_flush(struct qmgr *q, const char *id, struct strbuf *out);

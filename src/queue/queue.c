@@ -57,7 +57,7 @@ struct queue_spool {
 	uint64_t body_len;           /* text written so far */
 	struct strbuf header;        /* built on the loop, written by the first job */
 };
-static const char *const subdirs[] = {"tmp", "active", "deferred", "corrupt"};
+static const char *const subdirs[] = {"tmp", "active", "deferred", "corrupt", "hold"};
 
 bool queue_init(const char *dir, char *err, size_t errlen)
 {

@@ -4,6 +4,7 @@
 #include "smtp/server.h"
 #include "auth/auth.h"
 #include "auth/lockout.h"
+#include "control/control.h"
 #include "dns/dns.h"
 #include "policy/policy.h"
 #include "qmgr/qmgr.h"
@@ -67,6 +68,7 @@ struct server {
 	struct tls_server *tls;        /* NULL: no listener uses TLS */
 	struct auth *auth;             /* NULL: smtpd_sasl_auth_enable = no */
 	struct lockout *lockout;       /* clients that failed AUTH too often */
+	struct control *control;       /* the operator's socket; NULL if it failed */
 };
 
 struct tls_server *server_tls(const struct server *srv)
@@ -555,6 +557,11 @@ int server_run(struct server *srv)
 		return 1;
 	}
 	qmgr_start(srv->qmgr);
+	char cerr[512];
+	srv->control = control_new(srv->base, srv->cfg->queue_directory, &qmgr_control_ops,
+				   srv->qmgr, cerr, sizeof(cerr));
+	if (srv->control == NULL) /* mail still flows; only `relayguard queue` cannot reach us */
+		log_ev(LOG_WARNING, "control-unavailable", {"reason", cerr});
 	srv->sig_term = evsignal_new(srv->base, SIGTERM, on_signal, srv);
 	srv->sig_int = evsignal_new(srv->base, SIGINT, on_signal, srv);
 	evsignal_add(srv->sig_term, NULL);
@@ -573,6 +580,7 @@ void server_free(struct server *srv)
 	if (srv == NULL)
 		return;
 	stop_listening(srv);
+	control_free(srv->control);
 	workers_free(srv->spoolers); /* first: late spool callbacks may still commit */
 	workers_free(srv->workers); /* its last commits hand messages to the qmgr */
 	qmgr_free(srv->qmgr);       /* what was not delivered stays queued */

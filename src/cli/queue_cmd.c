@@ -1,0 +1,480 @@
+/*
+ * queue_cmd.c - relayguard queue list|show|flush|delete|hold|release.
+ *
+ * SYNOPSIS
+ *	relayguard queue list [--json] [-c FILE]
+ *	relayguard queue show ID [--body] [-c FILE]
+ *	relayguard queue flush [ID] [-c FILE]
+ *	relayguard queue delete ID|--all [-c FILE]
+ *	relayguard queue hold ID [-c FILE]
+ *	relayguard queue release ID [-c FILE]
+ *
+ * DESCRIPTION
+ *	The queue is found through queue_directory of the configuration. A
+ *	running server is asked over queue_directory/control (control.h). When
+ *	none answers, list and show read the queue files, delete, hold and
+ *	release change them under the queue lock (which proves that no server
+ *	runs), and flush says that it needs the server. show always reads the
+ *	file.
+ *
+ * DIAGNOSTICS
+ *	Exit 0 ok, 64 usage (including a malformed queue id), 78 configuration
+ *	error, 1 anything else (no such message, not running, permission denied).
+ */
+#include "cli/queue_cmd.h"
+#include "config/config.h"
+#include "control/control.h"
+#include "queue/qctl.h"
+#include "queue/queue_admin.h"
+#include "util/basedir.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define EXIT_USAGE 64
+#define EXIT_CONFIG 78
+#define REPLY_MAX (256u << 20)   /* a listing of a huge queue, still bounded */
+#define REPLY_TIMEOUT_SECONDS 60
+
+static const char usage_queue[] =
+	"usage: relayguard queue COMMAND [ARGS] [-c FILE]\n"
+	"\n"
+	"Look at and manage the mail queue of relayguard serve (the same -c FILE\n"
+	"tells where queue_directory is). A running server is asked over its control\n"
+	"socket, queue_directory/control (mode 0660: root and mail_owner's group).\n"
+	"\n"
+	"Commands:\n"
+	"  list [--json]      every message, like mailq: id ('*' being delivered,\n"
+	"                     '!' held), size, arrival time, sender, recipients not yet\n"
+	"                     delivered; --json: a JSON array\n"
+	"  show ID [--body]   envelope and headers of one message; --body: all its text\n"
+	"  flush [ID]         retry now (needs the running server)\n"
+	"  delete ID|--all    remove a message, or every message\n"
+	"  hold ID            keep a message from delivery until it is released\n"
+	"  release ID         let a held message be delivered again\n"
+	"\n"
+	"Options:\n"
+	"  -c, --config FILE  the server's configuration (default: the embedded one)\n"
+	"  -h, --help         this text\n"
+	"\n"
+	"Without a running server, list and show read the queue files, and delete,\n"
+	"hold and release change them directly. Exit status: 0 ok, 64 usage error,\n"
+	"78 configuration error, 1 other failure.\n";
+
+struct qargs {
+	const char *cmd, *config_file, *id;
+	bool json, body, all;
+};
+
+/* What a running server said, or why it said nothing. */
+enum ctl_result { CTL_OK, CTL_FAILED, CTL_ABSENT, CTL_DENIED, CTL_BROKEN };
+
+/* parse_args - argv[0] is the command; -1 help, 0 ok, 1 usage error (printed). */
+static int parse_args(int argc, char **argv, struct qargs *a)
+{
+	a->cmd = argv[0];
+	for (int i = 1; i < argc; i++) {
+		const char *s = argv[i];
+		if (strcmp(s, "-h") == 0 || strcmp(s, "--help") == 0)
+			return -1;
+		if ((strcmp(s, "-c") == 0 || strcmp(s, "--config") == 0) && i + 1 < argc)
+			a->config_file = argv[++i];
+		else if (strcmp(s, "--json") == 0 && strcmp(a->cmd, "list") == 0)
+			a->json = true;
+		else if (strcmp(s, "--body") == 0 && strcmp(a->cmd, "show") == 0)
+			a->body = true;
+		else if (strcmp(s, "--all") == 0 && strcmp(a->cmd, "delete") == 0)
+			a->all = true;
+		else if (s[0] != '-' && a->id == NULL)
+			a->id = s;
+		else {
+			fprintf(stderr, "relayguard queue %s: unexpected \"%s\" (try --help)\n", a->cmd, s);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* check_args - the id each command needs, and that it looks like one. */
+static bool check_args(const struct qargs *a)
+{
+	bool list = strcmp(a->cmd, "list") == 0, flush = strcmp(a->cmd, "flush") == 0;
+	bool del = strcmp(a->cmd, "delete") == 0;
+	bool need_id = !list && !flush && !(del && a->all), no_id = list || (del && a->all);
+	if (list && a->id != NULL) {
+		fputs("relayguard queue list: takes no queue id\n", stderr);
+		return false;
+	}
+	if ((need_id && a->id == NULL) || (no_id && a->id != NULL)) {
+		fprintf(stderr, "relayguard queue %s: needs %s\n", a->cmd,
+			del ? "a queue id or --all (not both)" : "a queue id");
+		return false;
+	}
+	if (a->id != NULL && !queue_id_valid(a->id)) {
+		fprintf(stderr, "relayguard queue %s: \"%s\" is not a queue id (16 to %d upper-case "
+			"hex digits, as 'relayguard queue list' shows them)\n", a->cmd, a->id,
+			QUEUE_ID_LEN);
+		return false;
+	}
+	return true;
+}
+
+/* socket_address - queue_dir/control; through /proc when the path is too long. */
+static bool socket_address(const char *qdir, struct sockaddr_un *sun, int *dirfd)
+{
+	*sun = (struct sockaddr_un){.sun_family = AF_UNIX};
+	*dirfd = -1;
+	if ((size_t)snprintf(sun->sun_path, sizeof(sun->sun_path), "%s/%s", qdir,
+			     CONTROL_SOCKET_NAME) < sizeof(sun->sun_path))
+		return true;
+	*dirfd = open(qdir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	snprintf(sun->sun_path, sizeof(sun->sun_path), "/proc/self/fd/%d/%s", *dirfd,
+		 CONTROL_SOCKET_NAME);
+	return *dirfd >= 0;
+}
+
+/* ctl_connect - a connected socket, or -1 with the reason in *res. */
+static int ctl_connect(const char *qdir, enum ctl_result *res)
+{
+	struct sockaddr_un sun;
+	int dirfd, fd = -1;
+	bool ok = socket_address(qdir, &sun, &dirfd);
+	if (ok && (fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) >= 0 &&
+	    connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+		*res = CTL_OK;
+	} else {
+		int e = errno;
+		*res = e == EACCES || e == EPERM ? CTL_DENIED
+		       : e == ENOENT || e == ECONNREFUSED || e == ENOTDIR ? CTL_ABSENT
+									    : CTL_BROKEN;
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+		errno = e;
+	}
+	if (dirfd >= 0)
+		close(dirfd);
+	return fd;
+}
+
+/* read_reply - everything until the server closes; false on error or excess. */
+static bool read_reply(int fd, struct strbuf *reply)
+{
+	char buf[65536];
+	ssize_t n;
+	while ((n = read(fd, buf, sizeof(buf))) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == ECONNRESET && reply->len > 0)
+			break; /* it answered before reading our request (too busy): that answer */
+		if (n < 0 || reply->len + (size_t)n > REPLY_MAX)
+			return false;
+		strbuf_append(reply, buf, (size_t)n);
+	}
+	return true;
+}
+
+/* split_status - cut the final "ok"/"error ..." line off reply. */
+static enum ctl_result split_status(struct strbuf *reply, char *err, size_t errlen)
+{
+	if (reply->len == 0 || reply->data[reply->len - 1] != '\n') {
+		snprintf(err, errlen, "the server's reply ended early");
+		return CTL_BROKEN;
+	}
+	reply->data[--reply->len] = '\0';
+	char *last = strrchr(reply->data, '\n');
+	last = last ? last + 1 : reply->data;
+	enum ctl_result r = CTL_BROKEN;
+	if (strcmp(last, "ok") == 0 || strncmp(last, "ok ", 3) == 0)
+		r = CTL_OK;
+	else if (strncmp(last, "error ", 6) == 0)
+		r = CTL_FAILED;
+	snprintf(err, errlen, "%s", r == CTL_FAILED ? last + 6 : last);
+	reply->len = (size_t)(last - reply->data);
+	reply->data[reply->len] = '\0';
+	return r;
+}
+
+/* ctl_request - one request to the running server. */
+static enum ctl_result ctl_request(const char *qdir, const char *request, struct strbuf *reply,
+				   char *err, size_t errlen)
+{
+	enum ctl_result res;
+	int fd = ctl_connect(qdir, &res);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s", strerror(errno));
+		return res;
+	}
+	struct timeval tv = {REPLY_TIMEOUT_SECONDS, 0};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	char *line = xasprintf("%s\n", request);
+	/* no SIGPIPE: a server that refused us has written why; read it either way */
+	ssize_t sent = send(fd, line, strlen(line), MSG_NOSIGNAL);
+	bool ok = read_reply(fd, reply) && (sent == (ssize_t)strlen(line) || reply->len > 0);
+	int e = errno;
+	free(line);
+	close(fd);
+	if (!ok) {
+		snprintf(err, errlen, "no complete reply from the server: %s", strerror(e));
+		return CTL_BROKEN;
+	}
+	return split_status(reply, err, errlen);
+}
+
+/* say_denied - who may use the socket: root and the queue directory's group. */
+static void say_denied(const char *qdir)
+{
+	struct stat st;
+	char group[64] = "?";
+	if (stat(qdir, &st) == 0) {
+		struct group *g = getgrgid(st.st_gid);
+		if (g != NULL)
+			snprintf(group, sizeof(group), "%s", g->gr_name);
+		else
+			snprintf(group, sizeof(group), "%u", (unsigned)st.st_gid);
+	}
+	fprintf(stderr, "relayguard: permission denied: %s/%s (you need to be root or in group %s)\n",
+		qdir, CONTROL_SOCKET_NAME, group);
+}
+
+/* say_failure - the other results of a request; returns the exit status. */
+static int say_failure(const char *qdir, enum ctl_result r, const char *err)
+{
+	if (r == CTL_DENIED)
+		say_denied(qdir);
+	else if (r == CTL_FAILED)
+		fprintf(stderr, "relayguard: %s\n", err);
+	else
+		fprintf(stderr, "relayguard: %s/%s: %s\n", qdir, CONTROL_SOCKET_NAME, err);
+	return 1;
+}
+
+/* open_queue - the queue directory for reading the files; says why not. */
+static bool open_queue(const char *qdir)
+{
+	if (basedir_open(qdir))
+		return true;
+	fprintf(stderr, "relayguard: cannot open the queue directory %s: %s%s\n", qdir,
+		strerror(errno), errno == EACCES ? " (reading the queue files needs root or mail_owner)"
+						 : "");
+	return false;
+}
+
+static int list_files(const char *qdir, bool json)
+{
+	struct strbuf out;
+	char err[512];
+	strbuf_init(&out);
+	fputs("server not running: read from the queue files\n", stderr);
+	bool opened = open_queue(qdir);
+	bool ok = opened && queue_list_files(qdir, json, &out, err, sizeof(err));
+	if (ok)
+		fputs(out.data ? out.data : "", stdout);
+	else if (opened)
+		fprintf(stderr, "relayguard: %s\n", err);
+	strbuf_free(&out);
+	return ok ? 0 : 1;
+}
+
+static int cmd_list(const char *qdir, const struct qargs *a)
+{
+	struct strbuf reply;
+	char err[512];
+	strbuf_init(&reply);
+	enum ctl_result r = ctl_request(qdir, a->json ? "list-json" : "list", &reply, err,
+					sizeof(err));
+	int rc = 0;
+	if (r == CTL_OK)
+		fputs(reply.data ? reply.data : "", stdout);
+	else if (r == CTL_ABSENT)
+		rc = list_files(qdir, a->json);
+	else
+		rc = say_failure(qdir, r, err);
+	strbuf_free(&reply);
+	return rc;
+}
+
+/* put_text - message text for a terminal: LF line ends, control bytes as '?'. */
+static void put_text(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+		if (c == '\r' && i + 1 < n && p[i + 1] == '\n')
+			continue;
+		putchar(c == '\n' || c == '\t' || (c >= 0x20 && c != 0x7f) ? c : '?');
+	}
+}
+
+/* printable - untrusted envelope text for a terminal (in place). */
+static const char *printable(char *s)
+{
+	for (char *p = s; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	return s;
+}
+
+static void show_envelope(const struct queue_msg *m, const char *path)
+{
+	char when[64];
+	struct tm tm;
+	if (localtime_r(&m->arrival, &tm) == NULL ||
+	    strftime(when, sizeof(when), "%a %b %e %H:%M:%S %Y %z", &tm) == 0)
+		snprintf(when, sizeof(when), "?");
+	printf("id: %s\nqueue: %.*s/%s\nsize: %llu bytes\narrival: %s (%lld)\n", m->id,
+	       (int)(strchr(path, '/') - path), path,
+	       queue_state_of(path) == QUEUE_STATE_HELD ? " (held)" : "",
+	       (unsigned long long)m->size, when, (long long)m->arrival);
+	printf("client: %s [%s]\n", printable(m->client_name), printable(m->client_ip));
+	printf("helo: %s\nsender: <%s>\n", printable(m->helo), printable(m->sender));
+	for (size_t i = 0; i < m->n_rcpts; i++) {
+		struct queue_rcpt *r = &m->rcpts[i];
+		printf("recipient: <%s>", printable(r->orig));
+		printf(" -> %s", printable(r->local));
+		printf("@%s %s %s\n", printable(r->domain), address_class_name(r->cls),
+		       r->done ? "done" : "pending");
+	}
+}
+
+static int cmd_show(const char *qdir, const struct qargs *a)
+{
+	char path[QUEUE_ID_LEN + 16], err[512];
+	if (!open_queue(qdir))
+		return 1;
+	if (!queue_find(qdir, a->id, path, sizeof(path))) {
+		fprintf(stderr, "relayguard: no such message in the queue: %s\n", a->id);
+		return 1;
+	}
+	struct queue_msg *m = xcalloc(1, sizeof(*m));
+	bool ok = queue_load(qdir, path, m, err, sizeof(err));
+	if (ok) {
+		show_envelope(m, path);
+		putchar('\n');
+		const char *end = a->body ? NULL : memmem(m->body.data, m->body.len, "\r\n\r\n", 4);
+		put_text(m->body.data, end ? (size_t)(end - m->body.data) + 2 : m->body.len);
+	} else {
+		fprintf(stderr, "relayguard: %s\n", err);
+	}
+	queue_msg_free(m);
+	return ok ? 0 : 1;
+}
+
+/* say_not_running - for commands only the server can do. */
+static int say_not_running(const char *qdir, const char *cmd)
+{
+	fprintf(stderr, "relayguard is not running (no control socket at %s/%s): %s needs the "
+		"running server\n", qdir, CONTROL_SOCKET_NAME, cmd);
+	return 1;
+}
+
+/* change_files - delete/hold/release without a server, under the queue lock. */
+static int change_files(const char *qdir, const struct qargs *a)
+{
+	if (!open_queue(qdir))
+		return 1;
+	if (flock(basedir_fd(qdir), LOCK_EX | LOCK_NB) != 0) {
+		fprintf(stderr, "relayguard: relayguard is running (it holds the queue lock) but "
+			"does not answer on %s/%s; try again\n", qdir, CONTROL_SOCKET_NAME);
+		return 1;
+	}
+	struct qctl q = {.dir = qdir, .offline = true};
+	struct strbuf out;
+	strbuf_init(&out);
+	bool ok;
+	if (strcmp(a->cmd, "delete") == 0)
+		ok = qctl_ops.delete(&q, a->id, &out);
+	else if (strcmp(a->cmd, "hold") == 0)
+		ok = qctl_ops.hold(&q, a->id, &out);
+	else
+		ok = qctl_ops.release(&q, a->id, &out);
+	fputs("server not running: changed the queue files directly\n", stderr);
+	if (ok)
+		fputs(out.data ? out.data : "", stdout);
+	else
+		fprintf(stderr, "relayguard: %s\n", out.data ? out.data : "failed");
+	strbuf_free(&out);
+	return ok ? 0 : 1;
+}
+
+/* cmd_change - flush, delete, hold, release: the server, or the files. */
+static int cmd_change(const char *qdir, const struct qargs *a)
+{
+	char *request = a->id ? xasprintf("%s %s", a->cmd, a->id)
+			      : xasprintf("%s%s", a->cmd, a->all ? " --all" : "");
+	struct strbuf reply;
+	char err[512];
+	strbuf_init(&reply);
+	enum ctl_result r = ctl_request(qdir, request, &reply, err, sizeof(err));
+	int rc = 0;
+	if (r == CTL_OK)
+		fputs(reply.data ? reply.data : "", stdout);
+	else if (r == CTL_ABSENT && strcmp(a->cmd, "flush") == 0)
+		rc = say_not_running(qdir, a->cmd);
+	else if (r == CTL_ABSENT)
+		rc = change_files(qdir, a);
+	else
+		rc = say_failure(qdir, r, err);
+	strbuf_free(&reply);
+	free(request);
+	return rc;
+}
+
+static const struct {
+	const char *name;
+	int (*run)(const char *qdir, const struct qargs *a);
+} subcommands[] = {
+	{"list", cmd_list},     {"show", cmd_show},   {"flush", cmd_change},
+	{"delete", cmd_change}, {"hold", cmd_change}, {"release", cmd_change},
+};
+
+/* run - load the configuration for queue_directory, then the command. */
+static int run(int (*fn)(const char *, const struct qargs *), const struct qargs *a)
+{
+	char *errors = NULL;
+	struct config *cfg = config_load(a->config_file, &errors);
+	if (cfg == NULL) {
+		fputs(errors ? errors : "", stderr);
+		fprintf(stderr, "relayguard: %s has errors\n",
+			a->config_file ? a->config_file : "the default configuration");
+		free(errors);
+		return EXIT_CONFIG;
+	}
+	int rc = fn(cfg->queue_directory, a);
+	basedir_close_all();
+	config_free(cfg);
+	return rc;
+}
+
+int queue_main(int argc, char **argv)
+{
+	struct qargs a = {0};
+	if (argc < 1 || strcmp(argv[0], "-h") == 0 || strcmp(argv[0], "--help") == 0) {
+		fputs(usage_queue, argc < 1 ? stderr : stdout);
+		return argc < 1 ? EXIT_USAGE : 0;
+	}
+	for (size_t i = 0; i < RG_ARRAY_LEN(subcommands); i++) {
+		if (strcmp(argv[0], subcommands[i].name) != 0)
+			continue;
+		int rc = parse_args(argc, argv, &a);
+		if (rc != 0) {
+			if (rc < 0)
+				fputs(usage_queue, stdout);
+			return rc < 0 ? 0 : EXIT_USAGE;
+		}
+		return check_args(&a) ? run(subcommands[i].run, &a) : EXIT_USAGE;
+	}
+	fprintf(stderr, "relayguard queue: unknown command \"%s\" (try relayguard queue --help)\n",
+		argv[0]);
+	return EXIT_USAGE;
+}
