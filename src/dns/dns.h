@@ -94,7 +94,8 @@ struct dns_query *dns_mx_route(struct dns *d, const char *domain, int family, in
 			       dns_route_fn fn, void *arg);
 
 /* The same for a host given directly ([host] in a nexthop, relayhost): no MX
- * lookup; an IP address, bracketed or not, needs no lookup at all. */
+ * lookup; "[name]" is taken as name; an IP address, bracketed or not, needs
+ * no lookup at all. */
 struct dns_query *dns_host_route(struct dns *d, const char *host, int family, int prefer,
 				 dns_route_fn fn, void *arg);
 

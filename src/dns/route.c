@@ -523,10 +523,18 @@ struct dns_query *dns_host_route(struct dns *d, const char *host, int family, in
 {
 	struct route_job *job = job_new(d, family, prefer, fn, arg);
 	struct rg_ip ip;
+	char inner[256];
+	const char *name = host;
+	size_t len = strlen(host);
 	job->direct = true;
+	if (len > 2 && len - 2 < sizeof(inner) && host[0] == '[' && host[len - 1] == ']') {
+		memcpy(inner, host + 1, len - 2); /* "[host]" as in a nexthop: the host */
+		inner[len - 2] = '\0';
+		name = inner;
+	}
 	if (dns_literal(host, &ip)) {
 		literal(job, host, &ip);
-	} else if (!set_name(job, host)) {
+	} else if (!set_name(job, name)) {
 		settle(job, DNS_ROUTE_NXDOMAIN, "Host or domain name not found: malformed host "
 		       "name \"%s\"", job->domain);
 	} else {

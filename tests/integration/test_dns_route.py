@@ -206,6 +206,10 @@ class Routing(unittest.TestCase):
         r, _ = self.route('mxa.two.test', ['-H'])
         self.assertEqual((r['status'], r['implicit_mx']), ('ok', False))
         self.assertEqual(addrs(r), {'mxa.two.test': ['127.0.0.11']})
+        r, _ = self.route('[mxa.two.test]', ['-H'])  # a nexthop's brackets are forgiven
+        self.assertEqual(addrs(r), {'mxa.two.test': ['127.0.0.11']})
+        r, _ = self.route('[mxa.two.test', ['-H'])
+        self.assertEqual(r['status'], 'nxdomain')
         r, _ = self.route('two.test', ['-H'])  # no MX lookup: two.test has no address
         self.assertEqual(r['status'], 'no-address')
         r, _ = self.route('nothere.test', ['-H'])
