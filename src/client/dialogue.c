@@ -68,6 +68,8 @@ struct smtp_out {
 	size_t n_steps, idx;
 	bool pipelined, mail_failed, data_refused, discard;
 	size_t accepted;
+	void (*freed)(void *arg, struct smtp_out *o); /* smtp_out_close_notify */
+	void *freed_arg;
 };
 
 static void on_step(struct smtpc *c, const struct smtpc_reply *rep, void *arg);
@@ -925,6 +927,8 @@ const struct smtp_caps *smtp_out_caps(const struct smtp_out *o)
 
 static void free_out(struct smtp_out *o)
 {
+	if (o->freed != NULL)
+		o->freed(o->freed_arg, o);
 	smtpc_free(o->c);
 	event_free(o->later);
 	result_free(o->pending);
@@ -961,6 +965,18 @@ void smtp_out_close(struct smtp_out *o)
 
 void smtp_out_abort(struct smtp_out *o)
 {
-	if (o != NULL)
+	if (o != NULL) {
+		o->freed = NULL;
 		free_out(o);
+	}
+}
+
+void smtp_out_close_notify(struct smtp_out *o, void (*freed)(void *arg, struct smtp_out *o),
+			   void *arg)
+{
+	if (o == NULL)
+		return;
+	o->freed = freed;
+	o->freed_arg = arg;
+	smtp_out_close(o);
 }

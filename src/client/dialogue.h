@@ -143,6 +143,10 @@ const struct smtp_caps *smtp_out_caps(const struct smtp_out *o);
 void smtp_out_close(struct smtp_out *o);
 /* Free at once, without QUIT (the loop is ending); NULL is fine. */
 void smtp_out_abort(struct smtp_out *o);
+/* smtp_out_close, and freed(arg, o) just before o is freed (at once, or after
+ * the QUIT reply): an owner that must free it at exit can keep track. */
+void smtp_out_close_notify(struct smtp_out *o, void (*freed)(void *arg, struct smtp_out *o),
+			   void *arg);
 
 /* ---- pure parts, exposed for tests ---- */
 /* Append data dot-stuffed (a '.' doubled at the start of the data and after

@@ -46,6 +46,7 @@ struct candidate {
 struct idle_conn {
 	struct smtp_out *o;
 	struct dest *dest;
+	struct smtp_transport *dest_st;
 	struct event *timer;
 	char relay[320], tls[160];
 	struct idle_conn *next;
@@ -66,6 +67,8 @@ struct job {
 	bool conn_failures_only;      /* every failure so far was the connection's */
 	char relay[320], tls[160];
 	char err[600], err_dsn[16];
+	struct smtp_out_msg msg;      /* the dialogue holds on to it while sending */
+	struct smtp_out_rcpt *rcpts;
 	struct job *next;             /* in its destination's waiting list */
 	struct job *all_prev, *all_next;
 };
@@ -87,6 +90,8 @@ struct smtp_transport {
 	struct workers *loader;
 	struct dest *dests;
 	struct job *jobs;             /* every job, for stop and free */
+	struct smtp_out **quitting;   /* closed, waiting for the QUIT reply */
+	size_t n_quitting;
 	bool stopping;
 };
 
@@ -94,6 +99,28 @@ static void job_finish(struct job *j);
 static void try_next(struct job *j);
 static void start_send(struct job *j);
 static void resolve(struct job *j);
+
+/* ---- closing connections politely, and still freeing them at exit ---- */
+
+static void on_conn_freed(void *arg, struct smtp_out *o)
+{
+	struct smtp_transport *st = arg;
+	for (size_t i = 0; i < st->n_quitting; i++) {
+		if (st->quitting[i] == o) {
+			st->quitting[i] = st->quitting[--st->n_quitting];
+			return;
+		}
+	}
+}
+
+static void conn_close(struct smtp_transport *st, struct smtp_out *o)
+{
+	if (o == NULL)
+		return;
+	st->quitting = xrealloc(st->quitting, (st->n_quitting + 1) * sizeof(*st->quitting));
+	st->quitting[st->n_quitting++] = o;
+	smtp_out_close_notify(o, on_conn_freed, st); /* may free (and unlist) at once */
+}
 
 /* ---- destinations ---- */
 
@@ -117,7 +144,7 @@ static void idle_free(struct idle_conn *ic, bool quit)
 	*pp = ic->next;
 	event_free(ic->timer);
 	if (quit)
-		smtp_out_close(ic->o);
+		conn_close(ic->dest_st, ic->o);
 	free(ic);
 }
 
@@ -134,6 +161,7 @@ static void park(struct job *j)
 	struct timeval tv = {CONN_CACHE_SECONDS, 0};
 	ic->o = j->o;
 	ic->dest = j->dest;
+	ic->dest_st = j->st;
 	rg_strlcpy(ic->relay, j->relay, sizeof(ic->relay));
 	rg_strlcpy(ic->tls, j->tls, sizeof(ic->tls));
 	ic->timer = evtimer_new(j->st->env.base, on_idle_expired, ic);
@@ -247,6 +275,7 @@ static void job_free(struct job *j)
 	if (j->query)
 		dns_cancel(j->query);
 	queue_msg_free(j->text);
+	free(j->rcpts);
 	free(j);
 }
 
@@ -259,7 +288,7 @@ static void job_finish(struct job *j)
 		if (smtp_out_reusable(j->o) && !st->stopping)
 			park(j);
 		else
-			smtp_out_close(j->o);
+			conn_close(st, j->o);
 		j->o = NULL;
 	}
 	dest->active--;
@@ -497,7 +526,7 @@ static void on_open(struct smtp_out *o, const struct smtp_result *r, void *arg)
 		start_send(j);
 		return;
 	}
-	smtp_out_close(o);
+	conn_close(j->st, o);
 	if (r->local)
 		snprintf(j->err, sizeof(j->err), "%s %s: %s", r->stage, j->relay, r->text);
 	else
@@ -568,7 +597,7 @@ static void on_sent(struct smtp_out *o, const struct smtp_result *r, void *arg)
 	(void)o;
 	if (r->kind == SR_CONN_FAIL && j->reused) {
 		/* the cached connection had gone stale: start afresh */
-		smtp_out_close(j->o);
+		conn_close(j->st, j->o);
 		j->o = NULL;
 		j->reused = false;
 		resolve(j);
@@ -597,16 +626,16 @@ static bool has_8bit(const struct strbuf *b)
 
 static void start_send(struct job *j)
 {
-	struct smtp_out_rcpt *rc = xcalloc(j->d->n_rcpt, sizeof(*rc));
+	free(j->rcpts);
+	j->rcpts = xcalloc(j->d->n_rcpt, sizeof(*j->rcpts));
 	for (size_t i = 0; i < j->d->n_rcpt; i++)
-		rc[i].addr = j->d->msg->rcpts[j->d->rcpt[i]].orig;
-	struct smtp_out_msg m = {
-		.sender = j->d->msg->sender, .rcpts = rc, .n_rcpts = j->d->n_rcpt,
+		j->rcpts[i].addr = j->d->msg->rcpts[j->d->rcpt[i]].orig;
+	j->msg = (struct smtp_out_msg){
+		.sender = j->d->msg->sender, .rcpts = j->rcpts, .n_rcpts = j->d->n_rcpt,
 		.data = j->text->body.data ? j->text->body.data : "", .len = j->text->body.len,
 		.eightbit = has_8bit(&j->text->body),
 	};
-	smtp_out_send(j->o, &m, on_sent, j);
-	free(rc);
+	smtp_out_send(j->o, &j->msg, on_sent, j);
 }
 
 /* ---- the transport interface ---- */
@@ -679,6 +708,9 @@ static void smtp_free(struct transport *t)
 		}
 		free(dest);
 	}
+	while (st->n_quitting > 0)
+		smtp_out_abort(st->quitting[--st->n_quitting]);
+	free(st->quitting);
 	SSL_CTX_free(st->tls_ctx);
 	free(st);
 }

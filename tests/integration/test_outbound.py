@@ -1,0 +1,264 @@
+"""test_outbound.py - relayguard delivers to other servers: MX routing, per-recipient
+results, bounces, retries, loops, transport_maps, relayhost with AUTH.
+
+Everything is real and on loopback: a dnsmasq (dnslab.py) serves the *.test zones,
+the sender is one relayguard, the receivers are other relayguard instances listening
+on 127.0.0.2x at the port the sender delivers to (smtp_tcp_port). Mail comes from a
+trusted client (127.0.0.1); bounces go back to postmaster@localhost on the sender.
+"""
+import email
+import email.policy
+import os
+import re
+import socket
+import time
+import unittest
+
+from dnslab import DnsLab, require_dnsmasq
+from harness import Server, smtp_session, free_port, TRUSTED
+
+QUEUED = re.compile(r'^2\.0\.0 Ok: queued as ([0-9A-F]{16})$')
+RECEIVER_IP = '127.0.0.21'
+LATER_IP = '127.0.0.24'   # nothing listens there until a test starts a receiver
+DEAD_IP = '127.0.0.25'    # never listens: connection refused
+SENDER_NAME = 'mx.relayguard.test'
+USERS = ('alice@dest.test', 'bob@dest.test', 'carol@two.test', 'dave@special.test',
+         'erin@later.test')
+
+
+def free_port_on(*hosts):
+    """A port free on every one of hosts."""
+    for _ in range(50):
+        port = free_port(hosts[0])
+        ok = True
+        for h in hosts[1:]:
+            s = socket.socket()
+            try:
+                s.bind((h, port))
+            except OSError:
+                ok = False
+            finally:
+                s.close()
+        if ok:
+            return port
+    raise RuntimeError('no common free port')
+
+
+def receiver(ip, port, **overrides):
+    params = {
+        'myhostname': 'mx.dest.test',
+        'smtpd_listen': '%s:%d' % (ip, port),
+        'mydestination': 'dest.test two.test special.test later.test',
+        'local_recipient_maps': 'inline:{%s}' % ', '.join(USERS),
+    }
+    params.update(overrides)
+    return Server(overrides=params)
+
+
+def send(server, rcpts, body, sender='postmaster@localhost'):
+    lines = ['EHLO app.example.org', 'MAIL FROM:<%s>' % sender]
+    lines += ['RCPT TO:<%s>' % r for r in rcpts]
+    stuffed = ['.' + l if l.startswith('.') else l for l in body.split('\n')]
+    lines += ['DATA'] + stuffed + ['.', 'QUIT']
+    replies = smtp_session(server.port, lines, source=TRUSTED)
+    final = replies[4 + len(rcpts)]
+    m = QUEUED.match(final[1]) if final[0] == 250 else None
+    if m is None:
+        raise AssertionError('not queued: %r' % (replies,))
+    return m.group(1)
+
+
+def parse_dsn(data):
+    msg = email.message_from_bytes(data, policy=email.policy.default)
+    assert msg.get_content_type() == 'multipart/report', msg.get_content_type()
+    status = [p for p in msg.walk() if p.get_content_type() == 'message/delivery-status']
+    assert status, 'no message/delivery-status part'
+    # the per-message block and then one block per recipient
+    blocks = status[0].get_payload()
+    return msg, blocks
+
+
+class Outbound(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        require_dnsmasq()
+        cls.port = free_port_on(RECEIVER_IP, LATER_IP, DEAD_IP, '127.0.0.26')
+        cls.dns = DnsLab(
+            mx={'dest.test': [(10, 'mx.dest.test')],
+                'two.test': [(10, 'dead.two.test'), (20, 'mx.dest.test')],
+                'later.test': [(10, 'mx.later.test')],
+                'loop.test': [(10, SENDER_NAME)],
+                'noaddr.test': [(10, 'ghost.noaddr.test')]},
+            hosts={'mx.dest.test': [RECEIVER_IP], 'dead.two.test': [DEAD_IP],
+                   'mx.later.test': [LATER_IP], SENDER_NAME: ['127.0.0.26']},
+            null_mx=['nullmx.test'],
+            servfail=['broken.test'])
+        cls.dns.start()
+        cls.rcv = receiver(RECEIVER_IP, cls.port)
+        cls.snd = Server(overrides={
+            'default_transport': 'smtp',
+            'dns_servers': cls.dns.servers,
+            'smtpd_peername_lookup': 'no',
+            'smtp_tcp_port': str(cls.port),
+            'minimal_backoff_time': '1s',
+            'maximal_backoff_time': '2s',
+            'queue_run_delay': '1s',
+            'transport_maps': 'inline:{special.test=smtp:[%s]:%d}' % (RECEIVER_IP, cls.port),
+        })
+
+    @classmethod
+    def tearDownClass(cls):
+        for s in (cls.snd, cls.rcv):
+            try:
+                s.stop()
+            finally:
+                s.cleanup()
+        cls.dns.cleanup()
+
+    def delivered(self, user, domain, marker, timeout=10):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            for name in self.rcv.maildir(domain, user):
+                data = self.rcv.read_mail(domain, user, name)
+                if marker.encode() in data:
+                    return data
+            time.sleep(0.05)
+        self.fail('%s@%s did not get %s\nsender:\n%s\nreceiver:\n%s'
+                  % (user, domain, marker, self.snd.tail(30), self.rcv.tail(20)))
+
+    def bounce_for(self, qid, timeout=10):
+        """The DSN about queue id qid in the sender's postmaster Maildir."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            for name in self.snd.maildir('localhost', 'postmaster'):
+                data = self.snd.read_mail('localhost', 'postmaster', name)
+                if ('X-Relayguard-Queue-ID: %s' % qid).encode() in data:
+                    return data
+            time.sleep(0.05)
+        self.fail('no bounce for %s:\n%s' % (qid, self.snd.tail(30)))
+
+    def test_delivered_through_mx_byte_for_byte(self):
+        body = ('Subject: outbound one\nX-Marker: m-one\n\n.leading dot\n..two dots\n'
+                'last line')
+        qid = send(self.snd, ['alice@dest.test'], body)
+        data = self.delivered('alice', 'dest.test', 'm-one')
+        text = data.decode()
+        # the receiver's Received: first, then ours, then the message as sent
+        self.assertRegex(text, r'^Return-Path: |^Received: ')
+        self.assertIn('by %s (relayguard) with ESMTP id %s' % (SENDER_NAME, qid), text)
+        self.assertTrue(data.endswith(b'X-Marker: m-one\n\n.leading dot\n..two dots\n'
+                                      b'last line\n'), data[-120:])
+        log = self.snd.wait_log(r'delivered queue=%s to=<alice@dest.test> relay=mx\.dest\.test'
+                                r'\[127\.0\.0\.21\]:%d .*dsn=2\.0\.0 status=sent' % (qid, self.port))
+        self.assertIsNotNone(log, self.snd.tail(20))
+        self.assertEqual(self.snd.wait_queue_empty('active'), [])
+        self.assertNotIn(qid, self.snd.queue_files('deferred'))
+
+    def test_one_of_three_recipients_refused_bounces_alone(self):
+        qid = send(self.snd, ['alice@dest.test', 'nobody@dest.test', 'bob@dest.test'],
+                   'Subject: mixed\nX-Marker: m-mixed\n\nhello')
+        self.delivered('alice', 'dest.test', 'm-mixed')
+        self.delivered('bob', 'dest.test', 'm-mixed')
+        msg, blocks = parse_dsn(self.bounce_for(qid))
+        self.assertEqual(msg['Subject'], 'Undelivered Mail Returned to Sender')
+        rcpts = [b for b in blocks[1:]]
+        self.assertEqual(len(rcpts), 1, blocks)
+        self.assertEqual(rcpts[0]['Final-Recipient'], 'rfc822; nobody@dest.test')
+        self.assertEqual(rcpts[0]['Action'], 'failed')
+        self.assertEqual(rcpts[0]['Status'], '5.1.1')
+        self.assertIn('550', rcpts[0]['Diagnostic-Code'])
+        self.assertIn('mx.dest.test', rcpts[0]['Remote-MTA'])
+        self.assertIsNotNone(self.snd.wait_log(r'bounced queue=%s to=<nobody@dest.test>' % qid))
+
+    def test_next_mx_when_the_first_refuses_connections(self):
+        send(self.snd, ['carol@two.test'], 'Subject: two\nX-Marker: m-two\n\nhi')
+        self.delivered('carol', 'two.test', 'm-two')
+
+    def test_transport_maps_next_hop(self):
+        qid = send(self.snd, ['dave@special.test'], 'Subject: s\nX-Marker: m-special\n\nhi')
+        self.delivered('dave', 'special.test', 'm-special')
+        self.assertIsNotNone(self.snd.wait_log(r'delivered queue=%s .*relay=127\.0\.0\.21'
+                                               % qid))
+
+    def test_null_mx_bounces(self):
+        qid = send(self.snd, ['someone@nullmx.test'], 'Subject: null\n\nhi')
+        _msg, blocks = parse_dsn(self.bounce_for(qid))
+        self.assertEqual(blocks[1]['Status'], '5.1.10')
+
+    def test_no_such_domain_bounces(self):
+        qid = send(self.snd, ['someone@nosuchdomain.test'], 'Subject: nx\n\nhi')
+        _msg, blocks = parse_dsn(self.bounce_for(qid))
+        self.assertEqual(blocks[1]['Status'], '5.1.2')
+
+    def test_mx_without_address_bounces(self):
+        qid = send(self.snd, ['someone@noaddr.test'], 'Subject: noaddr\n\nhi')
+        _msg, blocks = parse_dsn(self.bounce_for(qid))
+        self.assertTrue(blocks[1]['Status'].startswith('5.'), blocks[1]['Status'])
+
+    def test_mx_pointing_at_myself_is_a_loop(self):
+        qid = send(self.snd, ['someone@loop.test'], 'Subject: loop\n\nhi')
+        _msg, blocks = parse_dsn(self.bounce_for(qid))
+        self.assertEqual(blocks[1]['Status'], '5.4.6')
+        self.assertIn('loops back to myself', blocks[1]['Diagnostic-Code'])
+
+    def test_dns_servfail_defers_and_never_bounces(self):
+        mark = self.snd.mark()
+        qid = send(self.snd, ['someone@broken.test'], 'Subject: servfail\n\nhi')
+        self.assertIsNotNone(self.snd.wait_log(r'deferred queue=%s .*dsn=4\.4\.3' % qid,
+                                               since=mark), self.snd.tail(20))
+        # retried (backoff 1-2 s), still deferred, no bounce
+        self.assertIsNotNone(self.snd.wait_log(r'deferred queue=%s ' % qid, since=mark,
+                                               count=2, timeout=10), self.snd.tail(20))
+        self.assertIn(qid, self.snd.queue_files('deferred'))
+        self.assertNotRegex(self.snd.log_since(mark), r'bounced queue=%s' % qid)
+        self.snd.wait_log(r'x^', timeout=0)  # keep the id in deferred/ for the CLI tests
+
+    def test_deferred_while_the_receiver_is_down_then_delivered(self):
+        mark = self.snd.mark()
+        qid = send(self.snd, ['erin@later.test'], 'Subject: later\nX-Marker: m-later\n\nhi')
+        self.assertIsNotNone(self.snd.wait_log(r'deferred queue=%s .*dsn=4\.4\.1' % qid,
+                                               since=mark), self.snd.tail(20))
+        self.assertIn(qid, self.snd.queue_files('deferred'))
+        # a restart keeps it; then the receiver comes up and the retry delivers it
+        self.snd.restart()
+        later = receiver(LATER_IP, self.port, myhostname='mx.later.test')
+        try:
+            deadline = time.time() + 15
+            got = []
+            while time.time() < deadline and not got:
+                got = later.maildir('later.test', 'erin')
+                time.sleep(0.1)
+            self.assertEqual(len(got), 1, self.snd.tail(30))
+            self.assertIn(b'm-later', later.read_mail('later.test', 'erin', got[0]))
+            self.assertIsNotNone(self.snd.wait_log(r'delivered queue=%s ' % qid))
+        finally:
+            later.stop()
+            later.cleanup()
+
+
+class OutboundLoopByAddress(unittest.TestCase):
+    """An MX whose address and port are one of our own listeners is a loop even
+    when its name is not ours."""
+
+    def test_own_address_and_port(self):
+        require_dnsmasq()
+        with DnsLab(mx={'self.test': [(10, 'other-name.self.test')]},
+                    hosts={'other-name.self.test': ['127.0.0.1']}) as dns:
+            s = Server(start=False, overrides={'default_transport': 'smtp',
+                                               'dns_servers': dns.servers,
+                                               'smtpd_peername_lookup': 'no'})
+            with open(s.config_path, 'a') as f:
+                f.write('smtp_tcp_port = %d\n' % s.port)
+            s.start()
+            try:
+                qid = send(s, ['x@self.test'], 'Subject: self\n\nhi')
+                log = s.wait_log(r'bounced queue=%s .*dsn=5\.4\.6' % qid)
+                self.assertIsNotNone(log, s.tail(20))
+                self.assertIn('mail for self.test loops back to myself', log)
+            finally:
+                s.stop()
+                s.cleanup()
+
+
+if __name__ == '__main__':
+    unittest.main()
