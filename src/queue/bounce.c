@@ -243,17 +243,32 @@ static enum dsn_action worst_action(const struct dsn_report *r)
 	return worst;
 }
 
-/* status_code - "5.1.1" when well-formed (class forced to the action's: an
- * expired 4.4.1 is reported failed as 5.4.1), else "5.0.0"/"4.0.0"/"2.0.0". */
+/* skip_digits - past 1 to max digits at s, or NULL. */
+static const char *skip_digits(const char *s, size_t max)
+{
+	size_t n = strspn(s, "0123456789");
+	return n >= 1 && n <= max ? s + n : NULL;
+}
+
+/* status_ok - RFC 3463 2: class.subject.detail, class 2, 4 or 5, then 1-3 digits each. */
+static bool status_ok(const char *s)
+{
+	if (s == NULL || s[0] == '\0' || strchr("245", s[0]) == NULL || s[1] != '.')
+		return false;
+	const char *p = skip_digits(s + 2, 3);
+	if (p == NULL || *p != '.')
+		return false;
+	p = skip_digits(p + 1, 3);
+	return p != NULL && *p == '\0';
+}
+
+/* status_code - rc->status with the class the action implies (an expired
+ * 4.4.1 is reported failed as 5.4.1), or X.0.0 when it is not well-formed. */
 static void status_code(char out[16], const struct dsn_rcpt *rc)
 {
 	char cls = rc->action == DSN_FAILED ? '5' : rc->action == DSN_DELAYED ? '4' : '2';
-	const char *s = rc->status;
-	size_t a = s ? strspn(s, "0123456789") : 0;
-	size_t b = a == 1 && s[1] == '.' ? strspn(s + 2, "0123456789") : 0;
-	size_t c = b >= 1 && b <= 3 && s[2 + b] == '.' ? strspn(s + 3 + b, "0123456789") : 0;
-	if (c >= 1 && c <= 3 && s[3 + b + c] == '\0' && strchr("245", s[0]) != NULL)
-		snprintf(out, 16, "%c%s", cls, s + 1);
+	if (status_ok(rc->status))
+		snprintf(out, 16, "%c%s", cls, rc->status + 1);
 	else
 		snprintf(out, 16, "%c.0.0", cls);
 }
@@ -366,32 +381,47 @@ static void choose_boundary(char out[BOUNDARY_MAX + 1], const struct dsn_report 
 
 /* ---- the parts ---- */
 
-static void put_top_headers(struct strbuf *out, const struct dsn_report *r, const char *from,
-			    const char *boundary, bool eight)
+/* subject - by the worst action; a failed bounce is a postmaster copy. */
+static const char *subject(const struct dsn_report *r)
 {
-	static const char *const subjects[] = {
-		[DSN_FAILED] = "Undelivered Mail Returned to Sender",
-		[DSN_DELAYED] = "Delayed Mail (still being retried)",
-		[DSN_DELIVERED] = "Successful Mail Delivery Report",
-		[DSN_RELAYED] = "Successful Mail Delivery Report",
-	};
-	enum dsn_action act = worst_action(r);
-	bool postmaster_copy = r->sender == NULL || r->sender[0] == '\0';
-	char stamp[64], id[TOKEN_MAX], host[TOKEN_MAX];
+	if (r->sender == NULL || r->sender[0] == '\0')
+		return "Postmaster Copy: Undelivered Mail";
+	switch (worst_action(r)) {
+	case DSN_FAILED:
+		return "Undelivered Mail Returned to Sender";
+	case DSN_DELAYED:
+		return "Delayed Mail (still being retried)";
+	case DSN_DELIVERED:
+	case DSN_RELAYED:
+		break;
+	}
+	return "Successful Mail Delivery Report";
+}
+
+/* put_message_id - <YYYYMMDDhhmmss.QUEUEID.action@host>: one DSN per queue
+ * id and action per second, which is as often as the queue manager makes them. */
+static void put_message_id(struct strbuf *out, const struct dsn_report *r)
+{
+	char stamp[32], id[TOKEN_MAX], host[TOKEN_MAX];
 	struct tm tm;
 	time_t now = r->now;
 	if (gmtime_r(&now, &tm) == NULL || strftime(stamp, sizeof(stamp), "%Y%m%d%H%M%S", &tm) == 0)
 		rg_strlcpy(stamp, "0", sizeof(stamp));
 	token(id, sizeof(id), r->queue_id);
 	token(host, sizeof(host), r->reporting_mta);
+	strbuf_printf(out, "Message-ID: <%s.%s.%s@%s>\r\n", stamp, id[0] ? id : "0",
+		      dsn_action_name(worst_action(r)), host[0] ? host : "localhost");
+}
 
+/* put_top_headers - the DSN's own header and the MIME preamble. */
+static void put_top_headers(struct strbuf *out, const struct dsn_report *r, const char *from,
+			    const char *boundary, bool eight)
+{
 	put_field(out, "From", "Mail Delivery System <", from, ">");
 	put_field(out, "To", "<", r->to != NULL ? r->to : r->sender, ">");
-	strbuf_printf(out, "Subject: %s%s\r\n", postmaster_copy ? "Postmaster Copy: " : "",
-		      postmaster_copy ? "Undelivered Mail" : subjects[act]);
+	strbuf_printf(out, "Subject: %s\r\n", subject(r));
 	put_date(out, "Date", r->now);
-	strbuf_printf(out, "Message-ID: <%s.%s.%s@%s>\r\n", stamp, id, dsn_action_name(act),
-		      host[0] ? host : "localhost");
+	put_message_id(out, r);
 	strbuf_puts(out, "Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n");
 	strbuf_printf(out, "Content-Type: multipart/report; report-type=delivery-status;\r\n"
 			   "\tboundary=\"%s\"\r\n", boundary);

@@ -56,7 +56,7 @@ struct dsn_report {
 	time_t arrival, now;
 	bool headers_only;         /* RET=HDRS */
 	size_t size_limit;         /* bounce_size_limit; 0 = no limit */
-	const struct dsn_rcpt *rcpts;
+	const struct dsn_rcpt *rcpts; /* at least one (RFC 3464 2.1) */
 	size_t n_rcpts;
 	const char *message;       /* the original message, CRLF line ends */
 	size_t message_len;
@@ -79,9 +79,13 @@ enum dsn_target dsn_target(const char *sender, const char *double_bounce_sender,
 			   const char *notify, enum dsn_action action);
 
 /* Append the whole DSN (headers and body, CRLF line ends) to out: to be queued
- * from <> (or double_bounce_sender) to r->to. from is the From: address,
- * "MAILER-DAEMON@myhostname". Returns true when the DSN holds 8-bit bytes (from
- * the original message), so it must be sent with BODY=8BITMIME. */
+ * from <> to r->to, or for a double bounce (r->sender "") from
+ * double_bounce_sender to postmaster. from is the From: address,
+ * "MAILER-DAEMON@myhostname". The original comes back whole (message/rfc822)
+ * only for a failure without RET=HDRS and at most size_limit bytes long; else
+ * its header block (text/rfc822-headers), itself cut between fields at
+ * size_limit. Returns true when the DSN holds 8-bit bytes (from the original),
+ * so it must be queued and sent with BODY=8BITMIME. */
 bool dsn_build(const struct dsn_report *r, const char *from, struct strbuf *out);
 
 /* "failed", "delayed", "delivered", "relayed": the Action: field value. */
