@@ -538,6 +538,8 @@ bool qmgr_busy(const struct qmgr *q, const char *id)
 
 bool qmgr_flush(struct qmgr *q, const char *id, struct strbuf *out)
 {
+	if (q->smtp != NULL && q->smtp->resume != NULL)
+		q->smtp->resume(q->smtp);
 	if (id == NULL) {
 		q->flush_all = true;
 		strbuf_puts(out, "every deferred message is scheduled for delivery now\n");

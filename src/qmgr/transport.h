@@ -33,6 +33,7 @@ struct transport {
 	void (*deliver)(struct transport *t, struct delivery *d);
 	bool (*idle)(const struct transport *t);  /* nothing in flight */
 	void (*stop)(struct transport *t);        /* SIGTERM: finish, start nothing new */
+	void (*resume)(struct transport *t);      /* the operator's flush: forget suspensions */
 	void (*free)(struct transport *t);
 };
 

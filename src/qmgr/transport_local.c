@@ -115,7 +115,7 @@ static void local_free(struct transport *t)
 struct transport *transport_local_new(struct event_base *base, const struct config *cfg)
 {
 	struct local_transport *lt = xcalloc(1, sizeof(*lt));
-	lt->t = (struct transport){"local", local_deliver, local_idle, local_stop, local_free};
+	lt->t = (struct transport){"local", local_deliver, local_idle, local_stop, NULL, local_free};
 	lt->cfg = cfg;
 	lt->pool = workers_new(base, LOCAL_THREADS);
 	return &lt->t;

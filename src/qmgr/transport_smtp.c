@@ -527,8 +527,10 @@ static void on_open(struct smtp_out *o, const struct smtp_result *r, void *arg)
 		return;
 	}
 	conn_close(j->st, o);
-	if (r->local)
-		snprintf(j->err, sizeof(j->err), "%s %s: %s", r->stage, j->relay, r->text);
+	if (r->local && strstr(r->text, j->relay) != NULL)
+		snprintf(j->err, sizeof(j->err), "%s", r->text); /* it names the relay already */
+	else if (r->local)
+		snprintf(j->err, sizeof(j->err), "%s with %s: %s", r->stage, j->relay, r->text);
 	else
 		snprintf(j->err, sizeof(j->err), "host %s said: %s (in reply to %s)", j->relay,
 			 r->text, r->stage);
@@ -688,6 +690,14 @@ static void smtp_stop(struct transport *t)
 	}
 }
 
+/* smtp_resume - a flush means "try now": no destination stays suspended. */
+static void smtp_resume(struct transport *t)
+{
+	struct smtp_transport *st = (struct smtp_transport *)t;
+	for (struct dest *dest = st->dests; dest != NULL; dest = dest->next)
+		dest->suspended_until = 0;
+}
+
 static void smtp_free(struct transport *t)
 {
 	struct smtp_transport *st = (struct smtp_transport *)t;
@@ -724,7 +734,8 @@ struct transport *transport_smtp_new(const struct smtp_transport_env *env, char 
 	if (ctx == NULL)
 		return NULL;
 	struct smtp_transport *st = xcalloc(1, sizeof(*st));
-	st->t = (struct transport){"smtp", smtp_deliver, smtp_idle, smtp_stop, smtp_free};
+	st->t = (struct transport){"smtp", smtp_deliver, smtp_idle, smtp_stop, smtp_resume,
+				   smtp_free};
 	st->env = *env;
 	st->tls_ctx = ctx;
 	st->loader = workers_new(env->base, LOADER_THREADS);

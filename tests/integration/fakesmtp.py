@@ -125,6 +125,10 @@ class FakeSMTP:
     def stop(self):
         self.stopping = True
         try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes a blocked accept(): the port is free
+        except OSError:
+            pass
+        try:
             self.sock.close()
         except OSError:
             pass

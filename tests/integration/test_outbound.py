@@ -14,8 +14,14 @@ import socket
 import time
 import unittest
 
+import subprocess
+import tempfile
+import threading
+
+import fakesmtp
+import harness
 from dnslab import DnsLab, require_dnsmasq
-from harness import Server, smtp_session, free_port, TRUSTED
+from harness import Server, smtp_session, free_port, run_cli, TRUSTED
 
 QUEUED = re.compile(r'^2\.0\.0 Ok: queued as ([0-9A-F]{16})$')
 RECEIVER_IP = '127.0.0.21'
@@ -234,6 +240,149 @@ class Outbound(unittest.TestCase):
         finally:
             later.stop()
             later.cleanup()
+
+
+def write_passwd(path, user, password):
+    p = subprocess.run([harness.binary(), 'passwd', '--scheme', 'SHA512-CRYPT'],
+                       input=password + '\n', capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    with open(path, 'w') as f:
+        f.write('%s:%s::::::\n' % (user, p.stdout.strip()))
+    os.chmod(path, 0o644)
+
+
+class OutboundRelayhost(unittest.TestCase):
+    """A smarthost that wants AUTH over STARTTLS: a relayguard submission port."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix='relayguard-out-')
+        os.chmod(self.tmp, 0o755)
+        passwd = os.path.join(self.tmp, 'users')
+        write_passwd(passwd, 'alice@dest.test', 'alice-secret')
+        port = free_port(RECEIVER_IP)
+        self.sub_port = free_port(RECEIVER_IP)
+        self.hub = receiver(RECEIVER_IP, port, submission_listen='%s:%d' % (RECEIVER_IP, self.sub_port),
+                            smtpd_sasl_auth_enable='yes', smtpd_sasl_path=passwd,
+                            smtpd_sasl_failure_delay='0')
+        self.addCleanup(self.hub.cleanup)
+        self.addCleanup(self.hub.stop)
+
+    def sender(self, password, **more):
+        table = os.path.join(self.tmp, 'sasl_passwd')
+        with open(table, 'w') as f:
+            f.write('[%s]:%d alice@dest.test:%s\n' % (RECEIVER_IP, self.sub_port, password))
+        o = {'default_transport': 'smtp', 'smtpd_peername_lookup': 'no',
+             'relayhost': '[%s]:%d' % (RECEIVER_IP, self.sub_port),
+             'smtp_sasl_auth_enable': 'yes', 'smtp_sasl_password_maps': table,
+             'smtp_tls_security_level': 'encrypt', 'minimal_backoff_time': '1s',
+             'queue_run_delay': '1s'}
+        o.update(more)
+        s = Server(overrides=o)
+        self.addCleanup(s.cleanup)
+        self.addCleanup(s.stop)
+        return s
+
+    def test_auth_over_starttls_to_the_relayhost(self):
+        s = self.sender('alice-secret')
+        qid = send(s, ['bob@dest.test'], 'Subject: via hub\nX-Marker: m-hub\n\nhi',
+                   sender='alice@dest.test')
+        files = self.hub.wait_maildir('dest.test', 'bob', timeout=10)
+        self.assertEqual(len(files), 1, s.tail(20) + '\n---\n' + self.hub.tail(20))
+        data = self.hub.read_mail('dest.test', 'bob', files[0])
+        self.assertIn(b'm-hub', data)
+        # the hub saw an authenticated, encrypted submission (RFC 3848: ESMTPSA)
+        self.assertIn(b'with ESMTPSA', data)
+        log = s.wait_log(r'smtp-connected queue=%s relay=127\.0\.0\.21\[127\.0\.0\.21\]:%d '
+                         r'tls="TLSv1\.[23] .*" auth="PLAIN as alice@dest\.test"'
+                         % (qid, self.sub_port))
+        self.assertIsNotNone(log, s.tail(20))
+        self.assertIsNotNone(s.wait_log(r'delivered queue=%s .*status=sent' % qid))
+
+    def test_wrong_password_defers_and_keeps_the_mail(self):
+        s = self.sender('wrong')
+        qid = send(s, ['bob@dest.test'], 'Subject: denied\n\nhi', sender='alice@dest.test')
+        log = s.wait_log(r'deferred queue=%s .*535' % qid)
+        self.assertIsNotNone(log, s.tail(20))
+        self.assertEqual(self.hub.maildir('dest.test', 'bob'), [])
+        self.assertIn(qid, s.queue_files('deferred'))
+
+    def test_no_credentials_without_tls(self):
+        """smtp_tls_security_level = none: AUTH would go in clear text, so it is not
+        sent (smtp_sasl_security_options keeps noplaintext) and the hub refuses."""
+        s = self.sender('alice-secret', smtp_tls_security_level='none')
+        qid = send(s, ['bob@dest.test'], 'Subject: clear\n\nhi', sender='alice@dest.test')
+        log = s.wait_log(r'(deferred|bounced) queue=%s ' % qid)
+        self.assertIsNotNone(log, s.tail(20))
+        self.assertNotIn('AUTH PLAIN', self.hub.log())
+        self.assertEqual(self.hub.maildir('dest.test', 'bob'), [])
+
+
+class OutboundCrash(unittest.TestCase):
+    """kill -9 while a delivery is in flight: after the restart the message is
+    delivered again (a duplicate is allowed, a loss never)."""
+
+    def test_kill9_during_data_then_delivered_after_restart(self):
+        got_data = threading.Event()
+
+        class Stall(fakesmtp.Policy):
+            def rcpt(self, sess, path):
+                return '250 2.1.5 Ok'
+
+            def data_end(self, sess, body):
+                got_data.set()
+                return fakesmtp.SILENT  # the final reply never comes
+
+        stall = fakesmtp.FakeSMTP(Stall())
+        port = stall.port
+        s = Server(overrides={'default_transport': 'smtp', 'smtpd_peername_lookup': 'no',
+                              'transport_maps': 'inline:{dest.test=smtp:[127.0.0.1]:%d}' % port,
+                              'minimal_backoff_time': '1s', 'queue_run_delay': '1s'})
+        self.addCleanup(s.cleanup)
+        qid = send(s, ['alice@dest.test'], 'Subject: crash\nX-Marker: m-crash\n\nhi')
+        self.assertTrue(got_data.wait(10), s.tail(20))
+        s.kill9()
+        stall.stop()
+        # the real receiver takes over the same address and port
+        rcv = receiver('127.0.0.1', port)
+        self.addCleanup(rcv.cleanup)
+        self.addCleanup(rcv.stop)
+        s.start()
+        files = rcv.wait_maildir('dest.test', 'alice', timeout=15)
+        self.assertEqual(len(files), 1, s.tail(30))
+        self.assertIn(b'm-crash', rcv.read_mail('dest.test', 'alice', files[0]))
+        self.assertIsNotNone(s.wait_log(r'delivered queue=%s ' % qid))
+        s.stop()
+
+
+class OutboundQueueCli(unittest.TestCase):
+    """The queue CLI against a live server with deferred outbound mail."""
+
+    def test_list_shows_the_last_error_and_flush_delivers(self):
+        port = free_port(RECEIVER_IP)
+        s = Server(overrides={'default_transport': 'smtp', 'smtpd_peername_lookup': 'no',
+                              'transport_maps': 'inline:{dest.test=smtp:[%s]:%d}'
+                                                % (RECEIVER_IP, port),
+                              'minimal_backoff_time': '1h', 'queue_run_delay': '1h'})
+        self.addCleanup(s.cleanup)
+        self.addCleanup(s.stop)
+        qid = send(s, ['alice@dest.test'], 'Subject: cli\nX-Marker: m-cli\n\nhi')
+        self.assertIsNotNone(s.wait_log(r'deferred queue=%s ' % qid), s.tail(20))
+        deadline = time.time() + 5
+        while qid not in s.queue_files('deferred') and time.time() < deadline:
+            time.sleep(0.05)
+        p = run_cli(['queue', 'list', '-c', s.config_path])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(qid, p.stdout)
+        self.assertIn('alice@dest.test', p.stdout)
+        self.assertRegex(p.stdout, r'\(.*127\.0\.0\.21.*(refused|Connection)')
+        rcv = receiver(RECEIVER_IP, port)
+        self.addCleanup(rcv.cleanup)
+        self.addCleanup(rcv.stop)
+        p = run_cli(['queue', 'flush', qid, '-c', s.config_path])
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        files = rcv.wait_maildir('dest.test', 'alice', timeout=10)
+        self.assertEqual(len(files), 1, s.tail(20))
+        self.assertEqual(s.wait_queue_empty('deferred'), [])
 
 
 class OutboundLoopByAddress(unittest.TestCase):
