@@ -39,14 +39,17 @@ static void put_time(struct strbuf *sb)
 	strbuf_printf(sb, "%s.%03ldZ", buf, (long)(tv.tv_usec / 1000));
 }
 
-/* needs_quotes - plain values with blanks, quotes or '=' are quoted. */
+/* needs_quotes - a plain value is bare only when it is one token without '=',
+ * blanks, quotes, backslashes, control or non-ASCII bytes; anything else is
+ * quoted with those escaped. So no value, bare or quoted, can end early or
+ * pass for another "key=value" field, whatever a client put in it. */
 static int needs_quotes(const char *v)
 {
 	if (*v == '\0')
 		return 1;
 	for (; *v; v++)
-		if (*v == ' ' || *v == '"' || *v == '=' || (unsigned char)*v < 0x20 ||
-		    (unsigned char)*v >= 0x7f)
+		if (*v == ' ' || *v == '"' || *v == '=' || *v == '\\' ||
+		    (unsigned char)*v < 0x20 || (unsigned char)*v >= 0x7f)
 			return 1;
 	return 0;
 }
@@ -67,23 +70,48 @@ static void put_escaped(struct strbuf *sb, const char *v, int json)
 	}
 }
 
+static void put_plain(struct strbuf *sb, const struct log_kv *kv)
+{
+	strbuf_printf(sb, " %s=", kv->key);
+	if (needs_quotes(kv->value)) {
+		strbuf_puts(sb, "\"");
+		put_escaped(sb, kv->value, 0);
+		strbuf_puts(sb, "\"");
+	} else {
+		strbuf_puts(sb, kv->value);
+	}
+}
+
+/* client_first - the index of the "client" field, or N. It is written right
+ * after the event name, so "EVENT client=IP " can be anchored (fail2ban). */
+static size_t client_first(const struct log_kv *kv, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (kv[i].value != NULL && strcmp(kv[i].key, "client") == 0)
+			return i;
+	return n;
+}
+
 static void format_plain(struct strbuf *sb, enum log_level level, const char *event,
 			 const struct log_kv *kv, size_t n)
 {
+	size_t c = client_first(kv, n);
 	put_time(sb);
 	strbuf_printf(sb, " %s %s", level_names[level], event);
-	for (size_t i = 0; i < n; i++) {
-		if (kv[i].value == NULL)
-			continue;
-		strbuf_printf(sb, " %s=", kv[i].key);
-		if (needs_quotes(kv[i].value)) {
-			strbuf_puts(sb, "\"");
-			put_escaped(sb, kv[i].value, 0);
-			strbuf_puts(sb, "\"");
-		} else {
-			strbuf_puts(sb, kv[i].value);
-		}
-	}
+	if (c < n)
+		put_plain(sb, &kv[c]);
+	for (size_t i = 0; i < n; i++)
+		if (kv[i].value != NULL && i != c)
+			put_plain(sb, &kv[i]);
+}
+
+static void put_json(struct strbuf *sb, const struct log_kv *kv)
+{
+	strbuf_puts(sb, ",\"");
+	put_escaped(sb, kv->key, 1);
+	strbuf_puts(sb, "\":\"");
+	put_escaped(sb, kv->value, 1);
+	strbuf_puts(sb, "\"");
 }
 
 static void format_json(struct strbuf *sb, enum log_level level, const char *event,
@@ -94,15 +122,12 @@ static void format_json(struct strbuf *sb, enum log_level level, const char *eve
 	strbuf_printf(sb, "\",\"level\":\"%s\",\"event\":\"", level_names[level]);
 	put_escaped(sb, event, 1);
 	strbuf_puts(sb, "\"");
-	for (size_t i = 0; i < n; i++) {
-		if (kv[i].value == NULL)
-			continue;
-		strbuf_puts(sb, ",\"");
-		put_escaped(sb, kv[i].key, 1);
-		strbuf_puts(sb, "\":\"");
-		put_escaped(sb, kv[i].value, 1);
-		strbuf_puts(sb, "\"");
-	}
+	size_t c = client_first(kv, n);
+	if (c < n)
+		put_json(sb, &kv[c]);
+	for (size_t i = 0; i < n; i++)
+		if (kv[i].value != NULL && i != c)
+			put_json(sb, &kv[i]);
 	strbuf_puts(sb, "}");
 }
 
