@@ -80,6 +80,7 @@ struct sasl_state {
 	bool want_password;       /* LOGIN: the username is known */
 	char user[SASL_FIELD_MAX];
 	struct auth_req *req;     /* with the backend */
+	bool in_flight;           /* counted by lockout_begin; lockout_end not yet */
 	struct event *delay;      /* a failure reply waits for this */
 	const char *delayed_reply;
 };
@@ -665,10 +666,23 @@ static void sasl_reply_prompt(struct session *s)
 		reply(s, "334 %s", st->want_password ? "UGFzc3dvcmQ6" : "VXNlcm5hbWU6");
 }
 
+/* attempt_over - the AUTH attempt counted at its start has ended; FAILED counts
+ * a failure. True when the client is (now) locked out. */
+static bool attempt_over(struct session *s, bool failed)
+{
+	struct lockout *lo = server_lockout(s->srv);
+	if (!s->sasl->in_flight)
+		return failed && lockout_fail(lo, &s->client.ip, time(NULL));
+	s->sasl->in_flight = false;
+	return lockout_end(lo, &s->client.ip, time(NULL), failed);
+}
+
 static void sasl_end(struct session *s)
 {
 	if (s->sasl == NULL)
 		return;
+	if (s->sasl->in_flight) /* the client left mid-check: it learnt nothing */
+		attempt_over(s, false);
 	auth_cancel(s->sasl->req);
 	if (s->sasl->delay)
 		event_free(s->sasl->delay);
@@ -678,6 +692,7 @@ static void sasl_end(struct session *s)
 }
 
 static void sasl_step(struct session *s, const char *response);
+static void lockout_refuse(struct session *s);
 
 static void cmd_auth(struct session *s, char *arg)
 {
@@ -705,12 +720,7 @@ static void cmd_auth(struct session *s, char *arg)
 		return;
 	}
 	if (lockout_is_locked(server_lockout(s->srv), &s->client.ip, time(NULL), NULL)) {
-		/* locked out while this session was open: it gets no more guesses */
-		log_ev(LOG_WARNING, "auth-lockout-refused", {"session", s->id},
-		       {"client", s->ip_text});
-		reply(s, "421 4.7.0 %s Error: too many failed authentication attempts; "
-		      "try again later", s->cfg->myhostname);
-		session_close(s);
+		lockout_refuse(s);
 		return;
 	}
 	char *ir = arg + strcspn(arg, " ");
@@ -1466,7 +1476,7 @@ static void clean_name(char *dst, const char *src, size_t len)
 static void sasl_failed(struct session *s, const char *reason)
 {
 	char failures[24];
-	bool locked = lockout_fail(server_lockout(s->srv), &s->client.ip, time(NULL));
+	bool locked = attempt_over(s, true);
 	snprintf(failures, sizeof(failures), "%s", locked ? "limit reached" : "counted");
 	log_ev(LOG_WARNING, "auth-failed", {"session", s->id}, {"client", s->ip_text},
 	       {"user", s->sasl->user}, {"mechanism", sasl_mech_name(s->sasl->mech)},
@@ -1495,6 +1505,7 @@ static void sasl_checked(enum auth_status st, const char *user, const char *reas
 		sasl_failed(s, reason ? reason : "rejected");
 		return;
 	}
+	attempt_over(s, false);
 	if (st == AUTH_TEMPFAIL) {
 		log_ev(LOG_WARNING, "auth-tempfail", {"session", s->id}, {"client", s->ip_text},
 		       {"user", s->sasl->user}, {"reason", reason});
@@ -1513,14 +1524,49 @@ static void sasl_checked(enum auth_status st, const char *user, const char *reas
 	sasl_resume(s);
 }
 
+/* lockout_refuse - the client is locked out: 421 and close. */
+static void lockout_refuse(struct session *s)
+{
+	/* locked out while this session was open: it gets no more guesses */
+	log_ev(LOG_WARNING, "auth-lockout-refused", {"session", s->id}, {"client", s->ip_text});
+	reply(s, "421 4.7.0 %s Error: too many failed authentication attempts; "
+	      "try again later", s->cfg->myhostname);
+	session_close(s);
+}
+
+/* attempt_begins - count the attempt against the lock-out limit before the
+ * check starts, so parallel sessions cannot get more guesses than the limit. */
+static bool attempt_begins(struct session *s)
+{
+	switch (lockout_begin(server_lockout(s->srv), &s->client.ip, time(NULL))) {
+	case LOCKOUT_GO:
+		s->sasl->in_flight = true;
+		return true;
+	case LOCKOUT_LOCKED:
+		lockout_refuse(s);
+		return false;
+	case LOCKOUT_BUSY:
+		break;
+	}
+	log_ev(LOG_WARNING, "auth-busy", {"session", s->id}, {"client", s->ip_text},
+	       {"user", s->sasl->user});
+	set_state(s, S_AUTH_WAIT);
+	reply_later(s, "454 4.7.0 Error: too many authentication attempts in progress; "
+		    "try again later", 0);
+	return false;
+}
+
 /* sasl_check - the credentials are complete: ask the backend (never blocks). */
 static void sasl_check(struct session *s, const char *pass)
 {
+	if (!attempt_begins(s))
+		return;
 	set_state(s, S_AUTH_WAIT); /* reading stays on: a client that leaves is seen */
 	struct auth_info info = {NULL, s->ip_text, (s->flags & F_TLS) != 0};
 	s->sasl->req = auth_verify(server_auth(s->srv), s->sasl->user, pass, &info,
 				   sasl_checked, s);
 	if (s->sasl->req == NULL) { /* answer from the loop, not from inside this call */
+		attempt_over(s, false);
 		log_ev(LOG_WARNING, "auth-tempfail", {"session", s->id}, {"client", s->ip_text},
 		       {"user", s->sasl->user}, {"reason", "the backend could not take the request"});
 		reply_later(s, "454 4.7.0 Temporary authentication failure", 0);

@@ -53,10 +53,10 @@ def readme_filter():
     return '\n'.join(line.strip() for line in m.group(1).splitlines()) + '\n'
 
 
-def make_passwd(path, users):
+def make_passwd(path, users, scheme='SHA512-CRYPT'):
     lines = []
     for user, password in users.items():
-        p = subprocess.run([harness.binary(), 'passwd', '--scheme', 'SHA512-CRYPT'],
+        p = subprocess.run([harness.binary(), 'passwd', '--scheme', scheme],
                            input=password + '\n', capture_output=True, text=True, timeout=30)
         assert p.returncode == 0, p.stderr
         lines.append('%s:%s::::::' % (user, p.stdout.strip()))
@@ -68,12 +68,13 @@ def make_passwd(path, users):
 class AuthServer(unittest.TestCase):
     """A scratch directory with a passwd-file; servers are started per test."""
     users = {'alice@example.com': 'alice-secret', 'bob@example.com': 'bob-secret'}
+    scheme = 'SHA512-CRYPT'
 
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix='relayguard-hard-')
         os.chmod(self.tmp, 0o755)
         self.passwd = os.path.join(self.tmp, 'passwd')
-        make_passwd(self.passwd, self.users)
+        make_passwd(self.passwd, self.users, self.scheme)
 
     def tearDown(self):
         shutil.rmtree(self.tmp, ignore_errors=True)
@@ -133,6 +134,73 @@ class Fail2banFilter(AuthServer):
             self.assertEqual(out.returncode, 0, out.stderr)
             hosts = [line.strip() for line in out.stdout.splitlines() if line.strip()]
             self.assertEqual(hosts, [UNTRUSTED] * failures, out.stdout + srv.tail(30))
+
+
+
+def open_sessions(port, n, source):
+    """N implicit-TLS sessions from SOURCE, each after its EHLO."""
+    conns = []
+    for _ in range(n):
+        c = Conn(port, source=source, tls=True, timeout=30)
+        code, text = c.cmd('EHLO c.example.org')
+        assert code == 250, text
+        conns.append(c)
+    return conns
+
+
+def close_all(conns):
+    for c in conns:
+        try:
+            c.close()
+        except OSError:
+            pass
+
+
+class ParallelAuth(AuthServer):
+    """yescrypt (~20 ms a check) keeps the checks in flight while more arrive."""
+    scheme = 'CRYPT'
+
+    def test_parallel_sessions_get_no_more_guesses_than_the_limit(self):
+        with Server(overrides=self.overrides(smtpd_sasl_failure_limit='5',
+                                             smtpd_sasl_lockout_time='60s')) as srv:
+            conns = open_sessions(srv.subs_port, 45, UNTRUSTED)
+            try:
+                # every session sends its AUTH before any reply is read; the
+                # last one has the right password
+                for i, c in enumerate(conns):
+                    password = 'alice-secret' if i == len(conns) - 1 else 'guess%d' % i
+                    c.send('AUTH PLAIN %s\r\n' % plain('alice@example.com', password))
+                codes = [(c.reply() or (None, 'closed'))[0] for c in conns]
+            finally:
+                close_all(conns)
+            self.assertNotIn(235, codes, codes)
+            checked = codes.count(535) + codes.count(421)
+            self.assertLessEqual(checked, 5, codes)
+            self.assertLessEqual(len(re.findall(r' auth-failed ', srv.log())), 5, srv.tail(20))
+            self.assertEqual(codes.count(454) + checked, 45, codes)
+            # and the address is locked out now, on every port
+            with Conn(srv.port, greeting=False) as c:
+                self.assertEqual(c.reply()[0], 421)
+
+    def test_a_flood_from_three_addresses_does_not_starve_a_real_user(self):
+        with Server(overrides=self.overrides()) as srv:
+            floods = []
+            try:
+                for source in ('127.0.0.11', '127.0.0.12', '127.0.0.13'):
+                    floods += open_sessions(srv.subs_port, 40, source)
+                with Conn(srv.subs_port, source=UNTRUSTED, tls=True, timeout=30) as user:
+                    user.cmd('EHLO c.example.org')
+                    for i, c in enumerate(floods):
+                        c.send('AUTH PLAIN %s\r\n' % plain('bob@example.com', 'bogus%d' % i))
+                    code, text = user.cmd('AUTH PLAIN ' + plain('alice@example.com',
+                                                                'alice-secret'))
+                    self.assertEqual(code, 235, text)
+                codes = [(c.reply() or (None, 'closed'))[0] for c in floods]
+            finally:
+                close_all(floods)
+            # the flood got what its shares allowed: checks (535) or 454
+            self.assertEqual(set(codes) - {535, 454}, set(), codes)
+            self.assertGreater(codes.count(454), 0, codes)
 
 
 if __name__ == '__main__':
