@@ -393,6 +393,23 @@ static bool submission_mail_ok(struct session *s, struct transaction *tx)
 	return false;
 }
 
+/* owned_sender_ok - on any port, an authenticated client is refused at MAIL a
+ * sender its login does not own (553), as the README promises. */
+static bool owned_sender_ok(struct session *s, struct transaction *tx)
+{
+	struct policy_request req = {&s->client, &tx->sender, NULL, &tx->sender_res, NULL};
+	struct policy_decision d;
+	if (policy_sender_owned(s->cfg, &req, &d))
+		return true;
+	char from[ADDR_PATH_MAX + 3];
+	snprintf(from, sizeof(from), "<%s>", tx->sender.text);
+	log_ev(LOG_INFO, "mail-refused", {"session", s->id}, {"client", s->ip_text},
+	       {"from", from}, {"user", s->client.sasl_username},
+	       {"restriction", d.restriction}, {"list", d.list}, {"reply", d.reply});
+	reply(s, "%s", d.reply);
+	return false;
+}
+
 static void cmd_mail(struct session *s, char *arg)
 {
 	if (!need_helo(s, "MAIL"))
@@ -430,7 +447,7 @@ static void cmd_mail(struct session *s, char *arg)
 		return;
 	}
 	address_resolve(&tx->sender, server_domains(s->srv), &tx->sender_res);
-	if (s->client.submission && !submission_mail_ok(s, tx)) {
+	if (s->client.submission ? !submission_mail_ok(s, tx) : !owned_sender_ok(s, tx)) {
 		free(tx);
 		return;
 	}

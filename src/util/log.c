@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#define LOG_FIELDS_MAX 32 /* per line; log_ev calls name a dozen at most */
+
 static enum log_format log_format = LOG_FORMAT_PLAIN;
 static int log_debug_enabled;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -82,27 +84,38 @@ static void put_plain(struct strbuf *sb, const struct log_kv *kv)
 	}
 }
 
-/* client_first - the index of the "client" field, or N. It is written right
- * after the event name, so "EVENT client=IP " can be anchored (fail2ban). */
-static size_t client_first(const struct log_kv *kv, size_t n)
+/* find_key - the index of field KEY (with a value), or N. */
+static size_t find_key(const struct log_kv *kv, size_t n, const char *key)
 {
 	for (size_t i = 0; i < n; i++)
-		if (kv[i].value != NULL && strcmp(kv[i].key, "client") == 0)
+		if (kv[i].value != NULL && strcmp(kv[i].key, key) == 0)
 			return i;
 	return n;
 }
 
-static void format_plain(struct strbuf *sb, enum log_level level, const char *event,
-			 const struct log_kv *kv, size_t n)
+/* log_order - the fields as written: "client" first, right after the event name,
+ * so "EVENT client=IP " can be anchored (fail2ban); "session" last; the others
+ * in the caller's order. ORDER gets at most N indexes; returns how many. */
+static size_t log_order(const struct log_kv *kv, size_t n, size_t *order)
 {
-	size_t c = client_first(kv, n);
+	size_t c = find_key(kv, n, "client"), sid = find_key(kv, n, "session"), k = 0;
+	if (c < n)
+		order[k++] = c;
+	for (size_t i = 0; i < n; i++)
+		if (kv[i].value != NULL && i != c && i != sid)
+			order[k++] = i;
+	if (sid < n)
+		order[k++] = sid;
+	return k;
+}
+
+static void format_plain(struct strbuf *sb, enum log_level level, const char *event,
+			 const struct log_kv *kv, const size_t *order, size_t k)
+{
 	put_time(sb);
 	strbuf_printf(sb, " %s %s", level_names[level], event);
-	if (c < n)
-		put_plain(sb, &kv[c]);
-	for (size_t i = 0; i < n; i++)
-		if (kv[i].value != NULL && i != c)
-			put_plain(sb, &kv[i]);
+	for (size_t i = 0; i < k; i++)
+		put_plain(sb, &kv[order[i]]);
 }
 
 static void put_json(struct strbuf *sb, const struct log_kv *kv)
@@ -115,19 +128,15 @@ static void put_json(struct strbuf *sb, const struct log_kv *kv)
 }
 
 static void format_json(struct strbuf *sb, enum log_level level, const char *event,
-			const struct log_kv *kv, size_t n)
+			const struct log_kv *kv, const size_t *order, size_t k)
 {
 	strbuf_puts(sb, "{\"time\":\"");
 	put_time(sb);
 	strbuf_printf(sb, "\",\"level\":\"%s\",\"event\":\"", level_names[level]);
 	put_escaped(sb, event, 1);
 	strbuf_puts(sb, "\"");
-	size_t c = client_first(kv, n);
-	if (c < n)
-		put_json(sb, &kv[c]);
-	for (size_t i = 0; i < n; i++)
-		if (kv[i].value != NULL && i != c)
-			put_json(sb, &kv[i]);
+	for (size_t i = 0; i < k; i++)
+		put_json(sb, &kv[order[i]]);
 	strbuf_puts(sb, "}");
 }
 
@@ -136,12 +145,14 @@ void log_event(enum log_level level, const char *event, const struct log_kv *kv,
 {
 	if (level == LOG_DEBUG && !log_debug_enabled)
 		return;
+	size_t order[LOG_FIELDS_MAX];
+	size_t k = log_order(kv, n < LOG_FIELDS_MAX ? n : LOG_FIELDS_MAX, order);
 	struct strbuf sb;
 	strbuf_init(&sb);
 	if (log_format == LOG_FORMAT_JSON)
-		format_json(&sb, level, event, kv, n);
+		format_json(&sb, level, event, kv, order, k);
 	else
-		format_plain(&sb, level, event, kv, n);
+		format_plain(&sb, level, event, kv, order, k);
 	strbuf_puts(&sb, "\n");
 	pthread_mutex_lock(&log_lock);
 	size_t off = 0;

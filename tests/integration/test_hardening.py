@@ -203,5 +203,39 @@ class ParallelAuth(AuthServer):
             self.assertGreater(codes.count(454), 0, codes)
 
 
+
+class SenderOwnership(AuthServer):
+    def test_authenticated_client_cannot_forge_senders_on_the_mta_port(self):
+        with Server(overrides=self.overrides()) as srv:
+            with Conn(srv.port) as c:
+                c.cmd('EHLO client.example.org')
+                self.assertEqual(c.cmd('STARTTLS')[0], 220)
+                c.starttls()
+                c.cmd('EHLO client.example.org')
+                self.assertEqual(c.cmd('AUTH PLAIN ' + plain('alice@example.com',
+                                                             'alice-secret'))[0], 235)
+                code, text = c.cmd('MAIL FROM:<ceo@paypal.com>')
+                self.assertEqual((code, text), (553, '5.7.1 <ceo@paypal.com>: Sender address '
+                                                'rejected: not owned by user alice@example.com'))
+                self.assertEqual(c.cmd('MAIL FROM:<bob@example.com>')[0], 553)
+                self.assertEqual(c.cmd('MAIL FROM:<"bob@example.com"@example.com>')[0], 553)
+                # its own address and bounces go, and relay as before
+                self.assertEqual(c.cmd('MAIL FROM:<alice@example.com>')[0], 250)
+                self.assertEqual(c.cmd('RCPT TO:<friend@example.net>')[0], 250)
+                self.assertEqual(c.cmd('RSET')[0], 250)
+                self.assertEqual(c.cmd('MAIL FROM:<>')[0], 250)
+            self.assertIsNotNone(srv.wait_log(
+                r'mail-refused client=127\.0\.0\.9 from=<ceo@paypal\.com> '
+                r'user=alice@example\.com restriction=reject_authenticated_sender_login_mismatch '
+                r'list=smtpd_sender_login_maps'))
+
+    def test_unauthenticated_trusted_client_is_not_held_to_logins(self):
+        with Server(overrides=self.overrides()) as srv:
+            with Conn(srv.port, source=harness.TRUSTED) as c:
+                c.cmd('EHLO client.example.org')
+                self.assertEqual(c.cmd('MAIL FROM:<ceo@example.org>')[0], 250)
+                self.assertEqual(c.cmd('RCPT TO:<friend@example.net>')[0], 250)
+
+
 if __name__ == '__main__':
     unittest.main()
