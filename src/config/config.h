@@ -107,6 +107,9 @@ struct config {
 	/* used instead of smtpd_{client,sender}_restrictions on submission ports */
 	struct restriction_list submission_client, submission_sender;
 	char *dns_servers;          /* "" : /etc/resolv.conf */
+	/* message limits (Postfix's names and defaults) */
+	uint64_t hopcount_limit;    /* Received: headers a message may carry */
+	uint64_t header_size_limit; /* bytes per header field; the excess is discarded */
 	/* every parameter, expanded, in table order (for "relayguard config") */
 	char **names, **values;
 	struct config_origin *origins;

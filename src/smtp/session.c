@@ -107,6 +107,12 @@ struct transaction {
 	char msg_id[QUEUE_ID_LEN + 1];
 	bool too_big, bare_eol, midline, no_memory;
 	size_t held;              /* bytes counted in data_in_memory */
+	/* the message header, followed as it arrives */
+	bool in_body;             /* the header has ended */
+	bool field_cut;           /* the current field is past header_size_limit */
+	bool header_cut;          /* some header text was discarded */
+	uint64_t field_len;       /* octets of the current field so far */
+	uint64_t hops;            /* Received: fields */
 	struct spool_state *spool;
 };
 
@@ -914,6 +920,15 @@ static void end_of_data(struct session *s)
 		tx_reset(s);
 		return;
 	}
+	if (tx->hops > s->cfg->hopcount_limit) { /* a mail loop: RFC 5321 6.3 */
+		char hops[24];
+		snprintf(hops, sizeof(hops), "%llu", (unsigned long long)tx->hops);
+		log_ev(LOG_WARNING, "too-many-hops", {"session", s->id}, {"client", s->ip_text},
+		       {"hops", hops});
+		reply_error(s, "DATA", "554 5.4.6 Error: too many hops");
+		tx_reset(s);
+		return;
+	}
 	if (tx->no_memory) {
 		reply_error(s, "DATA", "452 4.3.1 Error: insufficient system resources for the "
 			    "message now; try again later");
@@ -921,6 +936,9 @@ static void end_of_data(struct session *s)
 		tx_reset(s);
 		return;
 	}
+	if (tx->header_cut)
+		log_ev(LOG_INFO, "header-truncated", {"session", s->id}, {"client", s->ip_text},
+		       {"limit", "header_size_limit"});
 	set_state(s, S_COMMIT);
 	bufferevent_disable(s->bev, EV_READ); /* no reads, no read timeout until the 250 */
 	rg_strlcpy(tx->msg_id, tx->msg->id, sizeof(tx->msg_id));
@@ -1021,6 +1039,60 @@ static void spool_flush(struct session *s)
 	server_spool_write(s->srv, st->sp, &tx->msg->body, spool_written, st);
 }
 
+/* field_start - "Name:" with a printable name begins a new header field. */
+static bool field_start(const char *p, size_t n)
+{
+	size_t i = 0;
+	while (i < n && p[i] > ' ' && p[i] < 0x7f && p[i] != ':')
+		i++;
+	return i > 0 && i < n && p[i] == ':';
+}
+
+enum header_verdict { H_KEEP, H_DROP, H_END_LINE };
+
+/* header_line - follow the header: count Received: fields (hopcount_limit) and,
+ * like Postfix, discard what a field has beyond header_size_limit. H_END_LINE:
+ * drop this piece, but end the part of its line already kept with CRLF. */
+static enum header_verdict header_line(struct session *s, const char *p, size_t n,
+				       bool complete, bool at_start)
+{
+	struct transaction *tx = s->tx;
+	if (tx->in_body)
+		return H_KEEP;
+	if (at_start && !(n > 0 && (p[0] == ' ' || p[0] == '\t'))) {
+		if (!field_start(p, n)) { /* the empty line, or text that is no header */
+			tx->in_body = true;
+			return H_KEEP;
+		}
+		tx->field_len = 0;
+		tx->field_cut = false;
+		if (n >= 9 && rg_strncasecmp(p, "Received:", 9) == 0)
+			tx->hops++;
+	}
+	if (tx->field_cut)
+		return H_DROP;
+	uint64_t len = n + (complete ? 2 : 0);
+	if (tx->field_len + len <= s->cfg->header_size_limit) {
+		tx->field_len += len;
+		return H_KEEP;
+	}
+	tx->field_cut = tx->header_cut = true;
+	return at_start ? H_DROP : H_END_LINE;
+}
+
+/* store - message text into the transaction (and to disk beyond SPOOL_CHUNK). */
+static void store(struct session *s, const char *p, size_t n, bool complete)
+{
+	struct transaction *tx = s->tx;
+	strbuf_append(&tx->msg->body, p, n);
+	if (complete)
+		strbuf_append(&tx->msg->body, "\r\n", 2);
+	data_in_memory += n + (complete ? 2 : 0);
+	tx->held += n + (complete ? 2 : 0);
+	if (tx->msg->body.len >= SPOOL_CHUNK)
+		spool_flush(s);
+}
+
 /* data_line - one line (or a piece of a very long one) of message text. */
 static void data_line(struct session *s, const char *p, size_t n, bool complete)
 {
@@ -1044,13 +1116,16 @@ static void data_line(struct session *s, const char *p, size_t n, bool complete)
 		tx->no_memory = true;
 	if (tx->too_big || tx->bare_eol || tx->no_memory)
 		return; /* keep reading to the end, store nothing more */
-	strbuf_append(&tx->msg->body, p, n);
-	if (complete)
-		strbuf_append(&tx->msg->body, "\r\n", 2);
-	data_in_memory += n + (complete ? 2 : 0);
-	tx->held += n + (complete ? 2 : 0);
-	if (tx->msg->body.len >= SPOOL_CHUNK)
-		spool_flush(s);
+	switch (header_line(s, p, n, complete, at_start)) {
+	case H_KEEP:
+		store(s, p, n, complete);
+		break;
+	case H_END_LINE:
+		store(s, "", 0, true);
+		break;
+	case H_DROP:
+		break;
+	}
 }
 
 /* data_input - consume message lines; false when more input is needed. */

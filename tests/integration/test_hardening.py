@@ -237,5 +237,96 @@ class SenderOwnership(AuthServer):
                 self.assertEqual(c.cmd('RCPT TO:<friend@example.net>')[0], 250)
 
 
+
+def send_message(port, text, source=UNTRUSTED, rcpt='postmaster@localhost'):
+    """One message from SOURCE; (code, text) of the reply to the final dot."""
+    with Conn(port, source=source, timeout=30) as c:
+        c.cmd('EHLO client.example.org')
+        assert c.cmd('MAIL FROM:<sender@example.org>')[0] == 250
+        assert c.cmd('RCPT TO:<%s>' % rcpt)[0] == 250
+        assert c.cmd('DATA')[0] == 354
+        data = text.replace('\n', '\r\n')
+        c.send((data if data.endswith('\r\n') else data + '\r\n') + '.\r\n')
+        return c.reply()
+
+
+class MessageLimits(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server()
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.server.stop()
+        finally:
+            cls.server.cleanup()
+
+    def received(self, n):
+        return ''.join('Received: from hop%d.example.org by hop%d.example.net; '
+                       'Fri, 4 Dec 2026 12:00:00 +0000\n' % (i, i + 1) for i in range(n))
+
+    def test_more_received_headers_than_hopcount_limit_is_a_loop(self):
+        mark = self.server.mark()
+        code, text = send_message(self.server.port,
+                                  self.received(51) + 'Subject: loop\n\nlooping\n')
+        self.assertEqual((code, text), (554, '5.4.6 Error: too many hops'))
+        self.assertIsNotNone(self.server.wait_log(r'too-many-hops client=127\.0\.0\.9 hops=51 ',
+                                                  since=mark))
+        # 50, and Received: lines in the body, are fine
+        code, text = send_message(self.server.port, self.received(50) + 'Subject: ok\n\n' +
+                                  self.received(60))
+        self.assertEqual(code, 250, text)
+
+    def test_a_header_field_beyond_header_size_limit_is_cut_and_the_message_kept(self):
+        before = len(self.server.maildir('localhost', 'postmaster'))
+        mark = self.server.mark()
+        # one To: field of 150 KB in continuation lines of 100 octets, and a single
+        # 200 KB line (arriving in pieces): each keeps its first 102400 octets
+        folded = 'To: ' + ',\n '.join('user%06d@example.org' % i for i in range(6000))
+        long_line = 'X-Long: ' + 'a' * 200000
+        body = 'body line 1\nbody line 2\n'
+        code, text = send_message(self.server.port, 'Subject: big\n%s\n%s\nX-After: kept\n\n%s'
+                                  % (folded, long_line, body))
+        self.assertEqual(code, 250, text)
+        files = self.server.wait_maildir('localhost', 'postmaster', before + 1)
+        # Maildir lines end in LF; the limit counts the octets as sent, with CRLF
+        msg = self.server.read_mail('localhost', 'postmaster', files[-1]).decode()
+        header, _, got_body = msg.partition('\n\n')
+        self.assertEqual(got_body, body)
+        fields = re.split(r'\n(?![ \t])', header)
+        to = [f for f in fields if f.startswith('To: ')]
+        xlong = [f for f in fields if f.startswith('X-Long: ')]
+        self.assertEqual(len(to), 1)
+        self.assertLessEqual(len(to[0].replace('\n', '\r\n')) + 2, 102400)
+        self.assertGreater(len(to[0]), 90000)
+        self.assertTrue(to[0].startswith('To: user000000@example.org,\n user000001@'))
+        self.assertEqual(len(xlong), 1)
+        self.assertLessEqual(len(xlong[0]) + 2, 102400)
+        self.assertGreater(len(xlong[0]), 60000)
+        self.assertIn('X-After: kept', fields)
+        self.assertIn('Subject: big', fields)
+        self.assertIsNotNone(self.server.wait_log(r'header-truncated client=127\.0\.0\.9 ',
+                                                  since=mark))
+
+
+class ConnectionCountLimit(unittest.TestCase):
+    def test_zero_means_no_limit_as_in_postfix(self):
+        with Server(overrides={'smtpd_client_connection_count_limit': '0'}) as srv:
+            conns = []
+            try:
+                for _ in range(60):
+                    conns.append(Conn(srv.port))
+                    self.assertEqual(conns[-1].greeting[0], 220)
+            finally:
+                close_all(conns)
+
+    def test_a_limit_still_limits(self):
+        with Server(overrides={'smtpd_client_connection_count_limit': '2'}) as srv:
+            with Conn(srv.port), Conn(srv.port):
+                with Conn(srv.port) as third:
+                    self.assertEqual(third.greeting[0], 421)
+
+
 if __name__ == '__main__':
     unittest.main()
