@@ -144,8 +144,8 @@ static struct rg_ip client_key(const char *ip_text)
 	return k;
 }
 
-/* client_queue - KEY's queue, made and put last in turn if it has none. */
-static struct client_queue *client_queue(struct auth *a, const struct rg_ip *key, bool make)
+/* queue_of - KEY's queue, made and put last in turn if it has none. */
+static struct client_queue *queue_of(struct auth *a, const struct rg_ip *key, bool make)
 {
 	for (struct client_queue *cq = a->turn; cq; cq = cq->next)
 		if (ip_equal(&cq->key, key))
@@ -219,12 +219,12 @@ static void dispatch(struct auth *a)
 static bool enqueue(struct auth *a, struct auth_req *r, const char *ip_text)
 {
 	struct rg_ip key = client_key(ip_text);
-	struct client_queue *cq = client_queue(a, &key, false);
+	struct client_queue *cq = queue_of(a, &key, false);
 	unsigned clients = a->n_clients + (cq == NULL);
 	unsigned share = AUTH_QUEUE_MAX / clients ? AUTH_QUEUE_MAX / clients : 1;
 	if (a->n_waiting >= AUTH_WAIT_MAX || (cq != NULL && cq->waiting >= share))
 		return false;
-	cq = cq ? cq : client_queue(a, &key, true);
+	cq = cq ? cq : queue_of(a, &key, true);
 	r->cq = cq;
 	*(cq->last ? &cq->last->next : &cq->first) = r;
 	cq->last = r;
