@@ -7,7 +7,7 @@
 set -eu
 
 build_pkgs="gcc make pkg-config libevent-dev libssl-dev libc-ares-dev libpsl-dev libcrypt-dev"
-test_pkgs="python3 swaks procps dnsmasq-base openssl dovecot-core"
+test_pkgs="python3 swaks procps dnsmasq-base openssl dovecot-core fail2ban"
 fuzz_pkgs="clang"
 
 case "${1:-build}" in

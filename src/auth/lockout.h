@@ -1,12 +1,16 @@
 /*
  * lockout - clients that fail SMTP AUTH too often are shut out for a while.
  *
- * Owns: per client address (IPv4, or IPv6 /64), the failures inside smtpd_sasl_failure_window
- * and the time a lock-out ends. A client reaching smtpd_sasl_failure_limit
- * failures is disconnected and its new connections are refused for
- * smtpd_sasl_lockout_time. A success does not clear the count (an attacker
- * holding one password could otherwise keep guessing others). The table is
- * bounded; expired entries are dropped when it fills.
+ * Owns: per client address (IPv4, or IPv6 /64), the failures inside
+ * smtpd_sasl_failure_window, the AUTH attempts in flight and the time a
+ * lock-out ends. A client reaching smtpd_sasl_failure_limit failures is
+ * disconnected and its new connections are refused for smtpd_sasl_lockout_time.
+ * Attempts count against the limit when they start (lockout_begin), so sessions
+ * racing in parallel cannot get more guesses than the limit. A success does not
+ * clear the count (an attacker holding one password could otherwise keep
+ * guessing others). The table is bounded; when it is full, the entry least
+ * worth keeping goes (expired, else fewest failures and not locked, else the
+ * least recently seen) - counting never stops.
  * Must not: do I/O; the caller passes the time, so tests can too.
  */
 #ifndef RG_AUTH_LOCKOUT_H
@@ -20,16 +24,28 @@
 
 struct lockout;
 
+/* What lockout_begin says about a new attempt. */
+enum lockout_verdict {
+	LOCKOUT_GO,     /* go on; end it with lockout_end */
+	LOCKOUT_BUSY,   /* failures plus attempts in flight reach the limit: not now */
+	LOCKOUT_LOCKED, /* locked out: disconnect */
+};
+
 struct lockout *lockout_new(unsigned limit, unsigned window, unsigned lock_time,
 			    size_t max_entries);
 void lockout_free(struct lockout *lo);
 
 /* Is IP locked out at NOW? *until gets the end of the lock-out. */
 bool lockout_is_locked(struct lockout *lo, const struct rg_ip *ip, time_t now, time_t *until);
-/* Count one failure; true when it reaches the limit or the client is locked
- * out already (disconnect it). */
+/* An AUTH attempt from IP starts; every LOCKOUT_GO needs one lockout_end. */
+enum lockout_verdict lockout_begin(struct lockout *lo, const struct rg_ip *ip, time_t now);
+/* The attempt is over. FAILED: count it; true when that reaches the limit or the
+ * client is locked out already (disconnect it). */
+bool lockout_end(struct lockout *lo, const struct rg_ip *ip, time_t now, bool failed);
+/* Count one failure that had no lockout_begin; returns as lockout_end. */
 bool lockout_fail(struct lockout *lo, const struct rg_ip *ip, time_t now);
-/* Entries tracked now (for tests and the log). */
+/* Entries tracked now, and entries pushed out by newcomers so far (tests, log). */
 size_t lockout_size(const struct lockout *lo);
+unsigned long lockout_evictions(const struct lockout *lo);
 
 #endif

@@ -120,6 +120,9 @@ static const struct param_def params[] = {
 	{"default_destination_concurrency_limit", P_COUNT, "20"},
 	{"default_destination_recipient_limit", P_COUNT, "50"},
 	{"qmgr_message_active_limit", P_COUNT, "20000"},
+	/* message limits from the hostile review (issue 11) */
+	{"hopcount_limit", P_COUNT, "50"},
+	{"header_size_limit", P_SIZE, "102400"},
 };
 #define N_PARAMS RG_ARRAY_LEN(params)
 
@@ -705,11 +708,13 @@ static void convert_limits(struct loader *ld)
 		{"smtpd_hard_error_limit", &cfg->smtpd_hard_error_limit, 1, 1000},
 		{"smtpd_junk_command_limit", &cfg->smtpd_junk_command_limit, 1, 100000},
 		{"smtpd_client_connection_count_limit", &cfg->smtpd_client_connection_count_limit,
-		 1, 1000000},
+		 0, 1000000}, /* 0: no limit, as in Postfix */
 		{"smtpd_sasl_failure_delay", &cfg->smtpd_sasl_failure_delay, 0, 60},
 		{"smtpd_sasl_failure_limit", &cfg->smtpd_sasl_failure_limit, 1, 1000000},
 		{"smtpd_sasl_failure_window", &cfg->smtpd_sasl_failure_window, 1, 7 * 86400},
 		{"smtpd_sasl_lockout_time", &cfg->smtpd_sasl_lockout_time, 0, 7 * 86400},
+		{"hopcount_limit", &cfg->hopcount_limit, 1, 100000},
+		{"header_size_limit", &cfg->header_size_limit, 1024, 1ull << 30},
 	};
 	for (size_t k = 0; k < RG_ARRAY_LEN(limits); k++) {
 		size_t i = param_index(limits[k].name, strlen(limits[k].name));

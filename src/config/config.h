@@ -135,6 +135,9 @@ struct config {
 	uint64_t maximal_queue_lifetime, bounce_queue_lifetime, delay_warning_time;
 	uint64_t bounce_size_limit, default_destination_concurrency_limit;
 	uint64_t default_destination_recipient_limit, qmgr_message_active_limit;
+	/* message limits (Postfix's names and defaults) */
+	uint64_t hopcount_limit;    /* Received: headers a message may carry */
+	uint64_t header_size_limit; /* bytes per header field; the excess is discarded */
 	/* every parameter, expanded, in table order (for "relayguard config") */
 	char **names, **values;
 	struct config_origin *origins;

@@ -218,6 +218,21 @@ static enum result sender_login_mismatch(struct eval *ev, bool check_auth, bool 
 	return DUNNO;
 }
 
+/* sender_not_owned - relayguard's own rule, on every port and whatever the lists
+ * say: an authenticated client sends only as addresses its login owns (Postfix
+ * checks this only where reject_sender_login_mismatch is listed). */
+static bool sender_not_owned(struct eval *ev)
+{
+	if (!ev->req->client->sasl_authenticated || ev->req->sender == NULL)
+		return false;
+	if (sender_login_mismatch(ev, true, false) != REJECT)
+		return false;
+	ev->out->action = POLICY_REJECT;
+	ev->out->restriction = "reject_authenticated_sender_login_mismatch";
+	ev->out->list = "smtpd_sender_login_maps";
+	return true;
+}
+
 /* needs_recipient - restrictions that have no opinion before RCPT. */
 static bool needs_recipient(enum restriction_kind k)
 {
@@ -352,7 +367,7 @@ void policy_check_mail(const struct config *cfg, const struct policy_request *re
 	const char *unused = NULL;
 	client_lists(cfg, req->client, lists);
 	memset(out, 0, sizeof(*out));
-	if (walk_lists(&ev, lists, RG_ARRAY_LEN(lists), &unused))
+	if (walk_lists(&ev, lists, RG_ARRAY_LEN(lists), &unused) || sender_not_owned(&ev))
 		return;
 	out->action = POLICY_ACCEPT;
 	out->restriction = "none";
@@ -370,7 +385,7 @@ void policy_check_rcpt(const struct config *cfg, const struct policy_request *re
 	lists[4] = (struct list_ref){&cfg->recipient, SUBJ_RECIPIENT};
 	memset(out, 0, sizeof(*out));
 	const char *relay_decider = NULL;
-	if (walk_lists(&ev, lists, RG_ARRAY_LEN(lists), &relay_decider))
+	if (walk_lists(&ev, lists, RG_ARRAY_LEN(lists), &relay_decider) || sender_not_owned(&ev))
 		return;
 	/* smtpd_reject_unlisted_recipient = yes: never accept, then bounce */
 	if (reject_unlisted_recipient(&ev) == REJECT) {
@@ -392,6 +407,14 @@ void policy_check_rcpt(const struct config *cfg, const struct policy_request *re
 	out->restriction = relay_decider ? relay_decider : "none (our destination)";
 	out->list = cfg->relay.param;
 	snprintf(out->reply, sizeof(out->reply), "250 2.1.5 Ok");
+}
+
+bool policy_sender_owned(const struct config *cfg, const struct policy_request *req,
+			 struct policy_decision *out)
+{
+	struct eval ev = {cfg, req, out};
+	memset(out, 0, sizeof(*out));
+	return !sender_not_owned(&ev);
 }
 
 void policy_domains(const struct config *cfg, const struct rg_ip *local_ips, size_t n_ips,

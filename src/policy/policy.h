@@ -4,8 +4,10 @@
  * Owns: evaluating smtpd_{client,helo,sender,relay,recipient}_restrictions
  * with Postfix >= 3.6 semantics (smtpd_delay_reject = yes: all lists are
  * evaluated at RCPT; inside a list the first OK or REJECT wins; a REJECT in
- * any list rejects), the implicit rejection of unknown users in our domains,
- * and the exact reply and the name of the restriction that decided.
+ * any list rejects), two implicit rules after the lists - unknown users in our
+ * domains are rejected, and an authenticated client may send only as addresses
+ * its login owns (smtpd_sender_login_maps), on every port - and the exact reply
+ * and the name of the restriction that decided.
  * Must not: parse addresses (the address module has resolved them) or do any
  * I/O, so the probe and a configuration auditor can call the same code.
  */
@@ -60,6 +62,14 @@ void policy_check_rcpt(const struct config *cfg, const struct policy_request *re
  */
 void policy_check_mail(const struct config *cfg, const struct policy_request *req,
 		       struct policy_decision *out);
+
+/*
+ * policy_sender_owned - the implicit ownership rule alone (for MAIL FROM on
+ * ports whose lists wait for RCPT): false, with OUT filled (553 5.7.1), when an
+ * authenticated client names a sender its login does not own.
+ */
+bool policy_sender_owned(const struct config *cfg, const struct policy_request *req,
+			 struct policy_decision *out);
 
 /* Does LOGIN own the address LOCAL@DOMAIN under smtpd_sender_login_maps? OURS: the
  * domain is one of our own (mydestination), so a bare "local" key counts too. */

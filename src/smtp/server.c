@@ -194,7 +194,8 @@ static void on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sock
 	}
 	if (locked_out(srv, &ip, fd))
 		return;
-	if (ip_count_add(srv, &ip, +1) > srv->cfg->smtpd_client_connection_count_limit) {
+	unsigned limit = (unsigned)srv->cfg->smtpd_client_connection_count_limit; /* 0: none */
+	if (ip_count_add(srv, &ip, +1) > limit && limit != 0) {
 		char text[RG_IP_STRLEN], line[256];
 		ip_format(&ip, text, sizeof(text));
 		snprintf(line, sizeof(line), "421 4.7.0 %s Error: too many connections from %s",

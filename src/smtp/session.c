@@ -80,6 +80,7 @@ struct sasl_state {
 	bool want_password;       /* LOGIN: the username is known */
 	char user[SASL_FIELD_MAX];
 	struct auth_req *req;     /* with the backend */
+	bool in_flight;           /* counted by lockout_begin; lockout_end not yet */
 	struct event *delay;      /* a failure reply waits for this */
 	const char *delayed_reply;
 };
@@ -106,6 +107,12 @@ struct transaction {
 	char msg_id[QUEUE_ID_LEN + 1];
 	bool too_big, bare_eol, midline, no_memory;
 	size_t held;              /* bytes counted in data_in_memory */
+	/* the message header, followed as it arrives */
+	bool in_body;             /* the header has ended */
+	bool field_cut;           /* the current field is past header_size_limit */
+	bool header_cut;          /* some header text was discarded */
+	uint64_t field_len;       /* octets of the current field so far */
+	uint64_t hops;            /* Received: fields */
 	struct spool_state *spool;
 };
 
@@ -392,6 +399,23 @@ static bool submission_mail_ok(struct session *s, struct transaction *tx)
 	return false;
 }
 
+/* owned_sender_ok - on any port, an authenticated client is refused at MAIL a
+ * sender its login does not own (553), as the README promises. */
+static bool owned_sender_ok(struct session *s, struct transaction *tx)
+{
+	struct policy_request req = {&s->client, &tx->sender, NULL, &tx->sender_res, NULL};
+	struct policy_decision d;
+	if (policy_sender_owned(s->cfg, &req, &d))
+		return true;
+	char from[ADDR_PATH_MAX + 3];
+	snprintf(from, sizeof(from), "<%s>", tx->sender.text);
+	log_ev(LOG_INFO, "mail-refused", {"session", s->id}, {"client", s->ip_text},
+	       {"from", from}, {"user", s->client.sasl_username},
+	       {"restriction", d.restriction}, {"list", d.list}, {"reply", d.reply});
+	reply(s, "%s", d.reply);
+	return false;
+}
+
 static void cmd_mail(struct session *s, char *arg)
 {
 	if (!need_helo(s, "MAIL"))
@@ -429,7 +453,7 @@ static void cmd_mail(struct session *s, char *arg)
 		return;
 	}
 	address_resolve(&tx->sender, server_domains(s->srv), &tx->sender_res);
-	if (s->client.submission && !submission_mail_ok(s, tx)) {
+	if (s->client.submission ? !submission_mail_ok(s, tx) : !owned_sender_ok(s, tx)) {
 		free(tx);
 		return;
 	}
@@ -665,10 +689,23 @@ static void sasl_reply_prompt(struct session *s)
 		reply(s, "334 %s", st->want_password ? "UGFzc3dvcmQ6" : "VXNlcm5hbWU6");
 }
 
+/* attempt_over - the AUTH attempt counted at its start has ended; FAILED counts
+ * a failure. True when the client is (now) locked out. */
+static bool attempt_over(struct session *s, bool failed)
+{
+	struct lockout *lo = server_lockout(s->srv);
+	if (!s->sasl->in_flight)
+		return failed && lockout_fail(lo, &s->client.ip, time(NULL));
+	s->sasl->in_flight = false;
+	return lockout_end(lo, &s->client.ip, time(NULL), failed);
+}
+
 static void sasl_end(struct session *s)
 {
 	if (s->sasl == NULL)
 		return;
+	if (s->sasl->in_flight) /* the client left mid-check: it learnt nothing */
+		attempt_over(s, false);
 	auth_cancel(s->sasl->req);
 	if (s->sasl->delay)
 		event_free(s->sasl->delay);
@@ -678,6 +715,7 @@ static void sasl_end(struct session *s)
 }
 
 static void sasl_step(struct session *s, const char *response);
+static void lockout_refuse(struct session *s);
 
 static void cmd_auth(struct session *s, char *arg)
 {
@@ -705,12 +743,7 @@ static void cmd_auth(struct session *s, char *arg)
 		return;
 	}
 	if (lockout_is_locked(server_lockout(s->srv), &s->client.ip, time(NULL), NULL)) {
-		/* locked out while this session was open: it gets no more guesses */
-		log_ev(LOG_WARNING, "auth-lockout-refused", {"session", s->id},
-		       {"client", s->ip_text});
-		reply(s, "421 4.7.0 %s Error: too many failed authentication attempts; "
-		      "try again later", s->cfg->myhostname);
-		session_close(s);
+		lockout_refuse(s);
 		return;
 	}
 	char *ir = arg + strcspn(arg, " ");
@@ -887,6 +920,15 @@ static void end_of_data(struct session *s)
 		tx_reset(s);
 		return;
 	}
+	if (tx->hops > s->cfg->hopcount_limit) { /* a mail loop: RFC 5321 6.3 */
+		char hops[24];
+		snprintf(hops, sizeof(hops), "%llu", (unsigned long long)tx->hops);
+		log_ev(LOG_WARNING, "too-many-hops", {"session", s->id}, {"client", s->ip_text},
+		       {"hops", hops});
+		reply_error(s, "DATA", "554 5.4.6 Error: too many hops");
+		tx_reset(s);
+		return;
+	}
 	if (tx->no_memory) {
 		reply_error(s, "DATA", "452 4.3.1 Error: insufficient system resources for the "
 			    "message now; try again later");
@@ -894,6 +936,9 @@ static void end_of_data(struct session *s)
 		tx_reset(s);
 		return;
 	}
+	if (tx->header_cut)
+		log_ev(LOG_INFO, "header-truncated", {"session", s->id}, {"client", s->ip_text},
+		       {"limit", "header_size_limit"});
 	set_state(s, S_COMMIT);
 	bufferevent_disable(s->bev, EV_READ); /* no reads, no read timeout until the 250 */
 	rg_strlcpy(tx->msg_id, tx->msg->id, sizeof(tx->msg_id));
@@ -994,6 +1039,60 @@ static void spool_flush(struct session *s)
 	server_spool_write(s->srv, st->sp, &tx->msg->body, spool_written, st);
 }
 
+/* field_start - "Name:" with a printable name begins a new header field. */
+static bool field_start(const char *p, size_t n)
+{
+	size_t i = 0;
+	while (i < n && p[i] > ' ' && p[i] < 0x7f && p[i] != ':')
+		i++;
+	return i > 0 && i < n && p[i] == ':';
+}
+
+enum header_verdict { H_KEEP, H_DROP, H_END_LINE };
+
+/* header_line - follow the header: count Received: fields (hopcount_limit) and,
+ * like Postfix, discard what a field has beyond header_size_limit. H_END_LINE:
+ * drop this piece, but end the part of its line already kept with CRLF. */
+static enum header_verdict header_line(struct session *s, const char *p, size_t n,
+				       bool complete, bool at_start)
+{
+	struct transaction *tx = s->tx;
+	if (tx->in_body)
+		return H_KEEP;
+	if (at_start && !(n > 0 && (p[0] == ' ' || p[0] == '\t'))) {
+		if (!field_start(p, n)) { /* the empty line, or text that is no header */
+			tx->in_body = true;
+			return H_KEEP;
+		}
+		tx->field_len = 0;
+		tx->field_cut = false;
+		if (n >= 9 && rg_strncasecmp(p, "Received:", 9) == 0)
+			tx->hops++;
+	}
+	if (tx->field_cut)
+		return H_DROP;
+	uint64_t len = n + (complete ? 2 : 0);
+	if (tx->field_len + len <= s->cfg->header_size_limit) {
+		tx->field_len += len;
+		return H_KEEP;
+	}
+	tx->field_cut = tx->header_cut = true;
+	return at_start ? H_DROP : H_END_LINE;
+}
+
+/* store - message text into the transaction (and to disk beyond SPOOL_CHUNK). */
+static void store(struct session *s, const char *p, size_t n, bool complete)
+{
+	struct transaction *tx = s->tx;
+	strbuf_append(&tx->msg->body, p, n);
+	if (complete)
+		strbuf_append(&tx->msg->body, "\r\n", 2);
+	data_in_memory += n + (complete ? 2 : 0);
+	tx->held += n + (complete ? 2 : 0);
+	if (tx->msg->body.len >= SPOOL_CHUNK)
+		spool_flush(s);
+}
+
 /* data_line - one line (or a piece of a very long one) of message text. */
 static void data_line(struct session *s, const char *p, size_t n, bool complete)
 {
@@ -1017,13 +1116,16 @@ static void data_line(struct session *s, const char *p, size_t n, bool complete)
 		tx->no_memory = true;
 	if (tx->too_big || tx->bare_eol || tx->no_memory)
 		return; /* keep reading to the end, store nothing more */
-	strbuf_append(&tx->msg->body, p, n);
-	if (complete)
-		strbuf_append(&tx->msg->body, "\r\n", 2);
-	data_in_memory += n + (complete ? 2 : 0);
-	tx->held += n + (complete ? 2 : 0);
-	if (tx->msg->body.len >= SPOOL_CHUNK)
-		spool_flush(s);
+	switch (header_line(s, p, n, complete, at_start)) {
+	case H_KEEP:
+		store(s, p, n, complete);
+		break;
+	case H_END_LINE:
+		store(s, "", 0, true);
+		break;
+	case H_DROP:
+		break;
+	}
 }
 
 /* data_input - consume message lines; false when more input is needed. */
@@ -1466,7 +1568,7 @@ static void clean_name(char *dst, const char *src, size_t len)
 static void sasl_failed(struct session *s, const char *reason)
 {
 	char failures[24];
-	bool locked = lockout_fail(server_lockout(s->srv), &s->client.ip, time(NULL));
+	bool locked = attempt_over(s, true);
 	snprintf(failures, sizeof(failures), "%s", locked ? "limit reached" : "counted");
 	log_ev(LOG_WARNING, "auth-failed", {"session", s->id}, {"client", s->ip_text},
 	       {"user", s->sasl->user}, {"mechanism", sasl_mech_name(s->sasl->mech)},
@@ -1495,6 +1597,7 @@ static void sasl_checked(enum auth_status st, const char *user, const char *reas
 		sasl_failed(s, reason ? reason : "rejected");
 		return;
 	}
+	attempt_over(s, false);
 	if (st == AUTH_TEMPFAIL) {
 		log_ev(LOG_WARNING, "auth-tempfail", {"session", s->id}, {"client", s->ip_text},
 		       {"user", s->sasl->user}, {"reason", reason});
@@ -1513,14 +1616,49 @@ static void sasl_checked(enum auth_status st, const char *user, const char *reas
 	sasl_resume(s);
 }
 
+/* lockout_refuse - the client is locked out: 421 and close. */
+static void lockout_refuse(struct session *s)
+{
+	/* locked out while this session was open: it gets no more guesses */
+	log_ev(LOG_WARNING, "auth-lockout-refused", {"session", s->id}, {"client", s->ip_text});
+	reply(s, "421 4.7.0 %s Error: too many failed authentication attempts; "
+	      "try again later", s->cfg->myhostname);
+	session_close(s);
+}
+
+/* attempt_begins - count the attempt against the lock-out limit before the
+ * check starts, so parallel sessions cannot get more guesses than the limit. */
+static bool attempt_begins(struct session *s)
+{
+	switch (lockout_begin(server_lockout(s->srv), &s->client.ip, time(NULL))) {
+	case LOCKOUT_GO:
+		s->sasl->in_flight = true;
+		return true;
+	case LOCKOUT_LOCKED:
+		lockout_refuse(s);
+		return false;
+	case LOCKOUT_BUSY:
+		break;
+	}
+	log_ev(LOG_WARNING, "auth-busy", {"session", s->id}, {"client", s->ip_text},
+	       {"user", s->sasl->user});
+	set_state(s, S_AUTH_WAIT);
+	reply_later(s, "454 4.7.0 Error: too many authentication attempts in progress; "
+		    "try again later", 0);
+	return false;
+}
+
 /* sasl_check - the credentials are complete: ask the backend (never blocks). */
 static void sasl_check(struct session *s, const char *pass)
 {
+	if (!attempt_begins(s))
+		return;
 	set_state(s, S_AUTH_WAIT); /* reading stays on: a client that leaves is seen */
 	struct auth_info info = {NULL, s->ip_text, (s->flags & F_TLS) != 0};
 	s->sasl->req = auth_verify(server_auth(s->srv), s->sasl->user, pass, &info,
 				   sasl_checked, s);
 	if (s->sasl->req == NULL) { /* answer from the loop, not from inside this call */
+		attempt_over(s, false);
 		log_ev(LOG_WARNING, "auth-tempfail", {"session", s->id}, {"client", s->ip_text},
 		       {"user", s->sasl->user}, {"reason", "the backend could not take the request"});
 		reply_later(s, "454 4.7.0 Temporary authentication failure", 0);

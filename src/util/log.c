@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#define LOG_FIELDS_MAX 32 /* per line; log_ev calls name a dozen at most */
+
 static enum log_format log_format = LOG_FORMAT_PLAIN;
 static int log_debug_enabled;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -39,14 +41,17 @@ static void put_time(struct strbuf *sb)
 	strbuf_printf(sb, "%s.%03ldZ", buf, (long)(tv.tv_usec / 1000));
 }
 
-/* needs_quotes - plain values with blanks, quotes or '=' are quoted. */
+/* needs_quotes - a plain value is bare only when it is one token without '=',
+ * blanks, quotes, backslashes, control or non-ASCII bytes; anything else is
+ * quoted with those escaped. So no value, bare or quoted, can end early or
+ * pass for another "key=value" field, whatever a client put in it. */
 static int needs_quotes(const char *v)
 {
 	if (*v == '\0')
 		return 1;
 	for (; *v; v++)
-		if (*v == ' ' || *v == '"' || *v == '=' || (unsigned char)*v < 0x20 ||
-		    (unsigned char)*v >= 0x7f)
+		if (*v == ' ' || *v == '"' || *v == '=' || *v == '\\' ||
+		    (unsigned char)*v < 0x20 || (unsigned char)*v >= 0x7f)
 			return 1;
 	return 0;
 }
@@ -67,42 +72,71 @@ static void put_escaped(struct strbuf *sb, const char *v, int json)
 	}
 }
 
-static void format_plain(struct strbuf *sb, enum log_level level, const char *event,
-			 const struct log_kv *kv, size_t n)
+static void put_plain(struct strbuf *sb, const struct log_kv *kv)
 {
-	put_time(sb);
-	strbuf_printf(sb, " %s %s", level_names[level], event);
-	for (size_t i = 0; i < n; i++) {
-		if (kv[i].value == NULL)
-			continue;
-		strbuf_printf(sb, " %s=", kv[i].key);
-		if (needs_quotes(kv[i].value)) {
-			strbuf_puts(sb, "\"");
-			put_escaped(sb, kv[i].value, 0);
-			strbuf_puts(sb, "\"");
-		} else {
-			strbuf_puts(sb, kv[i].value);
-		}
+	strbuf_printf(sb, " %s=", kv->key);
+	if (needs_quotes(kv->value)) {
+		strbuf_puts(sb, "\"");
+		put_escaped(sb, kv->value, 0);
+		strbuf_puts(sb, "\"");
+	} else {
+		strbuf_puts(sb, kv->value);
 	}
 }
 
+/* find_key - the index of field KEY (with a value), or N. */
+static size_t find_key(const struct log_kv *kv, size_t n, const char *key)
+{
+	for (size_t i = 0; i < n; i++)
+		if (kv[i].value != NULL && strcmp(kv[i].key, key) == 0)
+			return i;
+	return n;
+}
+
+/* log_order - the fields as written: "client" first, right after the event name,
+ * so "EVENT client=IP " can be anchored (fail2ban); "session" last; the others
+ * in the caller's order. ORDER gets at most N indexes; returns how many. */
+static size_t log_order(const struct log_kv *kv, size_t n, size_t *order)
+{
+	size_t c = find_key(kv, n, "client"), sid = find_key(kv, n, "session"), k = 0;
+	if (c < n)
+		order[k++] = c;
+	for (size_t i = 0; i < n; i++)
+		if (kv[i].value != NULL && i != c && i != sid)
+			order[k++] = i;
+	if (sid < n)
+		order[k++] = sid;
+	return k;
+}
+
+static void format_plain(struct strbuf *sb, enum log_level level, const char *event,
+			 const struct log_kv *kv, const size_t *order, size_t k)
+{
+	put_time(sb);
+	strbuf_printf(sb, " %s %s", level_names[level], event);
+	for (size_t i = 0; i < k; i++)
+		put_plain(sb, &kv[order[i]]);
+}
+
+static void put_json(struct strbuf *sb, const struct log_kv *kv)
+{
+	strbuf_puts(sb, ",\"");
+	put_escaped(sb, kv->key, 1);
+	strbuf_puts(sb, "\":\"");
+	put_escaped(sb, kv->value, 1);
+	strbuf_puts(sb, "\"");
+}
+
 static void format_json(struct strbuf *sb, enum log_level level, const char *event,
-			const struct log_kv *kv, size_t n)
+			const struct log_kv *kv, const size_t *order, size_t k)
 {
 	strbuf_puts(sb, "{\"time\":\"");
 	put_time(sb);
 	strbuf_printf(sb, "\",\"level\":\"%s\",\"event\":\"", level_names[level]);
 	put_escaped(sb, event, 1);
 	strbuf_puts(sb, "\"");
-	for (size_t i = 0; i < n; i++) {
-		if (kv[i].value == NULL)
-			continue;
-		strbuf_puts(sb, ",\"");
-		put_escaped(sb, kv[i].key, 1);
-		strbuf_puts(sb, "\":\"");
-		put_escaped(sb, kv[i].value, 1);
-		strbuf_puts(sb, "\"");
-	}
+	for (size_t i = 0; i < k; i++)
+		put_json(sb, &kv[order[i]]);
 	strbuf_puts(sb, "}");
 }
 
@@ -111,12 +145,14 @@ void log_event(enum log_level level, const char *event, const struct log_kv *kv,
 {
 	if (level == LOG_DEBUG && !log_debug_enabled)
 		return;
+	size_t order[LOG_FIELDS_MAX];
+	size_t k = log_order(kv, n < LOG_FIELDS_MAX ? n : LOG_FIELDS_MAX, order);
 	struct strbuf sb;
 	strbuf_init(&sb);
 	if (log_format == LOG_FORMAT_JSON)
-		format_json(&sb, level, event, kv, n);
+		format_json(&sb, level, event, kv, order, k);
 	else
-		format_plain(&sb, level, event, kv, n);
+		format_plain(&sb, level, event, kv, order, k);
 	strbuf_puts(&sb, "\n");
 	pthread_mutex_lock(&log_lock);
 	size_t off = 0;

@@ -5,8 +5,16 @@
  * never allowed to forge a log line) and the destination (stderr).
  * Must not: decide what is worth logging; callers name the event and fields.
  *
- * Plain:  2026-01-01T00:00:00.000Z info rcpt session=4f2a client=127.0.0.9 reply="554 ..."
- * JSON:   {"time":"...","level":"info","event":"rcpt","session":"4f2a",...}
+ * Plain:  2026-01-01T00:00:00.000Z info rcpt client=127.0.0.9 reply="554 ..." session=4f2a
+ * JSON:   {"time":"...","level":"info","event":"rcpt","client":"127.0.0.9",...}
+ *
+ * A "client" field (always our own text of the peer's address) comes first,
+ * right after the event name, and "session" last, the others in the caller's
+ * order; so a filter can anchor on "EVENT client=IP "
+ * (fail2ban: "^ warning auth-failed client=<HOST>"). Values a client chose
+ * (user=, helo=, from=, reply=, ...) are bare only if they are one token
+ * without '=', blanks or quotes; otherwise quoted with '"', '\\' escaped and
+ * control or non-ASCII bytes as \xNN, so they cannot pass for our fields.
  */
 #ifndef RG_LOG_H
 #define RG_LOG_H

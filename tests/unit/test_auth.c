@@ -277,21 +277,26 @@ static void check_login_field(void)
 
 /* --------------------------------------------------------------- lockout */
 
-enum lo_op { LO_END, LO_FAIL, LO_LOCKED, LO_SIZE };
+enum lo_op { LO_END, LO_FAIL, LO_LOCKED, LO_SIZE, LO_BEGIN, LO_END_FAIL, LO_END_OK, LO_FILL };
 
 struct lo_step {
 	int line;
 	enum lo_op op;
 	const char *ip;
 	time_t now;
-	long want; /* FAIL: 1 when it locks; LOCKED: the end of the lock-out, 0 when free;
-		      SIZE: entries */
+	long want; /* FAIL, END_FAIL: 1 when it locks; LOCKED: the end of the lock-out,
+		      0 when free; SIZE: entries; BEGIN: an enum lockout_verdict;
+		      FILL: how many distinct /64s under 2001:db8::/32 fail once */
 };
 
 #define FAIL(ip, now, locks) {__LINE__, LO_FAIL, ip, now, locks}
 #define LOCKED(ip, now, until) {__LINE__, LO_LOCKED, ip, now, until}
 #define FREE(ip, now) {__LINE__, LO_LOCKED, ip, now, 0}
 #define SIZE(n) {__LINE__, LO_SIZE, NULL, 0, n}
+#define BEGIN(ip, now, verdict) {__LINE__, LO_BEGIN, ip, now, verdict}
+#define END_FAIL(ip, now, locks) {__LINE__, LO_END_FAIL, ip, now, locks}
+#define END_OK(ip, now) {__LINE__, LO_END_OK, ip, now, 0}
+#define FILL(now, n) {__LINE__, LO_FILL, NULL, now, n}
 
 struct lo_scenario {
 	int line;
@@ -336,22 +341,68 @@ static const struct lo_scenario lo_scenarios[] = {
 	{__LINE__, 0, 60, 30, 100, {
 		FAIL(A, 0, 1), LOCKED(A, 0, 30), FREE(A, 30), FAIL(A, 31, 1), LOCKED(A, 31, 61),
 	}},
-	/* the table is bounded: expired entries go, live ones stay, a newcomer to a
-	 * full table of live entries is not counted rather than grow it */
+	/* the table is bounded: a newcomer to a full table is counted all the same;
+	 * room is made by an expired entry, else an unlocked one with the fewest
+	 * failures, else the one seen least recently */
 	{__LINE__, 2, 60, 300, 2, {
 		FAIL(A, 0, 0), FAIL(B, 0, 0), SIZE(2),
-		FAIL(C, 1, 0), FAIL(C, 2, 0), FREE(C, 2), SIZE(2),
-		FAIL(A, 3, 1), LOCKED(A, 3, 303),
-		/* at 61 B's window is over: it makes room; A is locked and stays */
-		FAIL(C, 61, 0), SIZE(2), LOCKED(A, 61, 303), FAIL(C, 62, 1), LOCKED(C, 62, 362),
-		/* at 400 both lock-outs are over: both go */
-		FAIL(D, 400, 0), SIZE(1), FREE(A, 400), FREE(C, 400), FAIL(D, 401, 1),
+		FAIL(C, 1, 0), SIZE(2), FAIL(C, 2, 1), LOCKED(C, 2, 302), /* A went */
+		FAIL(A, 3, 0), SIZE(2), FAIL(A, 4, 1), LOCKED(A, 4, 304), /* B went, not C */
+		LOCKED(C, 4, 302),
+		FAIL(D, 5, 0), SIZE(2), FREE(C, 5), LOCKED(A, 5, 304), /* all locked: the oldest */
+		/* at 400 A's lock-out and D's window are over */
+		FAIL(B, 400, 0), SIZE(2), FAIL(B, 401, 1), LOCKED(B, 401, 701),
 	}},
-	/* no room at all: nothing is counted, nothing grows */
+	/* 100,000 /64s fill the table; a fresh address is still counted and locked
+	 * out, while the attacker's entries keep coming between its failures */
+	{__LINE__, 5, 600, 900, 100000, {
+		FILL(0, 100000), SIZE(100000),
+		FAIL(A, 1, 0), FILL(1, 1000), FAIL(A, 2, 0), FILL(2, 1000), FAIL(A, 3, 0),
+		FILL(3, 1000), FAIL(A, 4, 0), FILL(4, 1000), FAIL(A, 5, 1), LOCKED(A, 5, 905),
+		SIZE(100000),
+	}},
+	/* no room at all still means room for one */
 	{__LINE__, 1, 60, 300, 0, {
-		FAIL(A, 0, 0), FREE(A, 0), SIZE(0),
+		FAIL(A, 0, 1), LOCKED(A, 0, 300), SIZE(1),
+	}},
+	/* attempts in flight count when they start: 45 parallel AUTHs, limit 5 */
+	{__LINE__, 5, 60, 300, 100, {
+		BEGIN(A, 0, LOCKOUT_GO), BEGIN(A, 0, LOCKOUT_GO), BEGIN(A, 0, LOCKOUT_GO),
+		BEGIN(A, 0, LOCKOUT_GO), BEGIN(A, 0, LOCKOUT_GO), BEGIN(A, 0, LOCKOUT_BUSY),
+		BEGIN(A, 0, LOCKOUT_BUSY), BEGIN(B, 0, LOCKOUT_GO), END_OK(B, 0),
+		END_FAIL(A, 1, 0), END_FAIL(A, 1, 0), END_FAIL(A, 1, 0), END_FAIL(A, 1, 0),
+		BEGIN(A, 1, LOCKOUT_BUSY), END_FAIL(A, 1, 1), LOCKED(A, 1, 301),
+		BEGIN(A, 2, LOCKOUT_LOCKED), FREE(B, 2),
+	}},
+	/* a success frees its slot but does not clear the failures */
+	{__LINE__, 2, 60, 300, 100, {
+		BEGIN(A, 0, LOCKOUT_GO), END_FAIL(A, 0, 0), BEGIN(A, 0, LOCKOUT_GO),
+		BEGIN(A, 0, LOCKOUT_BUSY), END_OK(A, 0), BEGIN(A, 0, LOCKOUT_GO),
+		END_FAIL(A, 0, 1), BEGIN(A, 1, LOCKOUT_LOCKED),
+		/* the window ends: a fresh start */
+		BEGIN(B, 0, LOCKOUT_GO), END_FAIL(B, 0, 0), BEGIN(B, 60, LOCKOUT_GO),
+		BEGIN(B, 60, LOCKOUT_GO), BEGIN(B, 60, LOCKOUT_BUSY),
+	}},
+	/* an entry with attempts in flight is never pushed out of a full table */
+	{__LINE__, 3, 60, 300, 1, {
+		BEGIN(A, 0, LOCKOUT_GO), FAIL(B, 1, 0), SIZE(2), END_FAIL(A, 2, 0),
+		FAIL(A, 3, 0), FAIL(A, 4, 1), LOCKED(A, 4, 304),
 	}},
 };
+
+/* fill - N distinct IPv6 /64s fail once each at NOW. */
+static void fill(struct lockout *lo, time_t now, long n)
+{
+	static unsigned long next;
+	for (long i = 0; i < n; i++, next++) {
+		struct rg_ip ip;
+		char text[64];
+		snprintf(text, sizeof(text), "2001:db8:%lx:%lx::1", (next >> 16) & 0xffff,
+			 next & 0xffff);
+		if (ip_parse(text, &ip))
+			lockout_fail(lo, &ip, now);
+	}
+}
 
 static void run_lockout(const struct lo_scenario *s)
 {
@@ -382,6 +433,23 @@ static void run_lockout(const struct lo_scenario *s)
 				 "lockout_is_locked(until NULL)");
 			break;
 		}
+		case LO_BEGIN: {
+			enum lockout_verdict v = lockout_begin(lo, &ip, st->now);
+			CHECK_AT(st->line, v == (enum lockout_verdict)st->want,
+				 "lockout_begin(%s, t=%ld) = %d, want %ld", st->ip, (long)st->now,
+				 (int)v, st->want);
+			break;
+		}
+		case LO_END_FAIL:
+		case LO_END_OK: {
+			bool locks = lockout_end(lo, &ip, st->now, st->op == LO_END_FAIL);
+			CHECK_AT(st->line, locks == (st->want != 0), "lockout_end(%s, t=%ld) = %d",
+				 st->ip, (long)st->now, locks);
+			break;
+		}
+		case LO_FILL:
+			fill(lo, st->now, st->want);
+			break;
 		case LO_SIZE:
 			CHECK_AT(st->line, lockout_size(lo) == (size_t)st->want, "lockout_size = %zu, want %ld",
 				 lockout_size(lo), st->want);

@@ -65,6 +65,12 @@ static const struct err_row err_rows[] = {
 		"number"),
 	ERR_ROW("smtpd_recipient_limit = 0\n", NULL, NULL,
 		"FILE:1: smtpd_recipient_limit: 0 is out of range (1..100000)"),
+	ERR_ROW("hopcount_limit = 0\n", NULL, NULL,
+		"FILE:1: hopcount_limit: 0 is out of range (1..100000)"),
+	ERR_ROW("header_size_limit = 100\n", NULL, NULL,
+		"FILE:1: header_size_limit: 100 is out of range (1024..1073741824)"),
+	ERR_ROW("hopcount_limit = many\n", NULL, NULL,
+		"FILE:1: hopcount_limit: \"many\" is not a whole number"),
 	/* durations */
 	ERR_ROW("smtpd_timeout = 5x\n", NULL, NULL,
 		"FILE:1: smtpd_timeout: \"5x\" is not a time (e.g. 300s, 5m, 1h)"),
@@ -212,6 +218,13 @@ static const struct value_row value_rows[] = {
 	VALUE_ROW("smtpd_relay_restrictions = permit_mynetworks defer_unauth_destination\n",
 		  "smtpd_relay_restrictions", "permit_mynetworks defer_unauth_destination"),
 	VALUE_ROW("smtpd_timeout = 5m\n", "smtpd_timeout", "5m"),
+	/* 0 connections per client means no limit, as in Postfix */
+	VALUE_ROW("smtpd_client_connection_count_limit = 0\n",
+		  "smtpd_client_connection_count_limit", "0"),
+	/* Postfix's defaults */
+	VALUE_ROW("mynetworks = 10.0.0.0/8\n", "hopcount_limit", "50"),
+	VALUE_ROW("mynetworks = 10.0.0.0/8\n", "header_size_limit", "102400"),
+	VALUE_ROW("hopcount_limit = 20\nheader_size_limit = 4096\n", "header_size_limit", "4096"),
 };
 
 /* subst - s with FILE and TABLE replaced by the paths. */

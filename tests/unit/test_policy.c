@@ -111,12 +111,12 @@ static const char *const cfg_text[N_CFG] = {
 
 /* Where the decision was made (policy_decision.list). */
 enum list { L_CLIENT, L_HELO, L_SENDER, L_RELAY, L_RCPT, L_UNLISTED, L_ADDRESS, L_SUB_CLIENT,
-	    L_SUB_SENDER };
+	    L_SUB_SENDER, L_OWNERS };
 static const char *const list_name[] = {
 	"smtpd_client_restrictions", "smtpd_helo_restrictions", "smtpd_sender_restrictions",
 	"smtpd_relay_restrictions", "smtpd_recipient_restrictions",
 	"smtpd_reject_unlisted_recipient", "address", "submission_client_restrictions",
-	"submission_sender_restrictions",
+	"submission_sender_restrictions", "smtpd_sender_login_maps",
 };
 
 struct row {
@@ -186,6 +186,7 @@ struct row {
 #define OWNED(cfg, login, path) MAIL_ACCEPT(cfg, SUB, OUT, login, "<" path ">")
 #define NOT_OWNED(path, login) \
 	"553 5.7.1 <" path ">: Sender address rejected: not owned by user " login
+#define IMPLICIT_MISMATCH "reject_authenticated_sender_login_mismatch"
 #define NOT_LOGGED_IN(path) "553 5.7.1 <" path ">: Sender address rejected: not logged in"
 #define CLIENT_DENIED(ip) "554 5.7.1 <unknown[" ip "]>: Client host rejected: Access denied"
 #define ALICE "alice@example.com"
@@ -456,9 +457,24 @@ static const struct row rows[] = {
 		    "permit_sasl_authenticated"),
 	AUTH_ACCEPT(C_LOGINS, MTA, OUT6, BOB, "<>", "<victim@gmail.com>",
 		    "permit_sasl_authenticated"),
-	/* port 25 does not check sender ownership unless configured to */
-	AUTH_ACCEPT(C_LOGINS, MTA, OUT, ALICE, "<ceo@example.org>", "<victim@gmail.com>",
-		    "permit_sasl_authenticated"),
+	/* port 25 holds an authenticated client to its addresses too (stricter than
+	 * Postfix, where that needs reject_sender_login_mismatch in a list) */
+	AUTH_REJECT(C_LOGINS, MTA, OUT, ALICE, "<ceo@example.org>", "<victim@gmail.com>",
+		    NOT_OWNED("ceo@example.org", ALICE), IMPLICIT_MISMATCH, L_OWNERS),
+	MAIL_REJECT(C_LOGINS, MTA, OUT, ALICE, "<ceo@example.org>",
+		    NOT_OWNED("ceo@example.org", ALICE), IMPLICIT_MISMATCH, L_OWNERS),
+	MAIL_REJECT(C_DEFAULT, MTA, OUT, ALICE, "<ceo@paypal.com>",
+		    NOT_OWNED("ceo@paypal.com", ALICE), IMPLICIT_MISMATCH, L_OWNERS),
+	AUTH_REJECT(C_DEFAULT, MTA, OUT, ALICE, "<ceo@paypal.com>", "<victim@gmail.com>",
+		    NOT_OWNED("ceo@paypal.com", ALICE), IMPLICIT_MISMATCH, L_OWNERS),
+	/* ... from mynetworks as well, and whatever permits the lists hold */
+	AUTH_REJECT(C_DEFAULT, MTA, IN, ALICE, "<ceo@paypal.com>", "<victim@gmail.com>",
+		    NOT_OWNED("ceo@paypal.com", ALICE), IMPLICIT_MISMATCH, L_OWNERS),
+	AUTH_REJECT(C_PERMITS, MTA, OUT, ALICE, "<" BOB ">", "<postmaster@localhost>",
+		    NOT_OWNED(BOB, ALICE), IMPLICIT_MISMATCH, L_OWNERS),
+	MAIL_ACCEPT(C_DEFAULT, MTA, OUT, ALICE, "<" ALICE ">"),
+	MAIL_ACCEPT(C_DEFAULT, MTA, OUT, ALICE, "<>"),
+	MAIL_ACCEPT(C_DEFAULT, MTA, IN, NULL, "<ceo@paypal.com>"),
 	MAIL_ACCEPT(C_LOGINS, MTA, OUT, NULL, "<" ALICE ">"),
 	/* the submission port: no mail without AUTH, not even from mynetworks */
 	MAIL_REJECT(C_LOGINS, SUB, OUT, NULL, "<" ALICE ">", CLIENT_DENIED(OUT), "reject",
@@ -615,8 +631,10 @@ static const struct row rows[] = {
 	MAIL_ACCEPT(C_UNAUTHMM, MTA, OUT, NULL, "<>"),
 	AUTH_ACCEPT(C_UNAUTHMM, MTA, OUT, NULL, "<>", "<postmaster@localhost>",
 		    "none (our destination)"),
-	/* authenticated clients are not its business */
-	AUTH_ACCEPT(C_UNAUTHMM, MTA, OUT, BOB, "<" ALICE ">", "<victim@gmail.com>",
+	/* authenticated clients are not its business, but the implicit rule's */
+	AUTH_REJECT(C_UNAUTHMM, MTA, OUT, BOB, "<" ALICE ">", "<victim@gmail.com>",
+		    NOT_OWNED(ALICE, BOB), IMPLICIT_MISMATCH, L_OWNERS),
+	AUTH_ACCEPT(C_UNAUTHMM, MTA, OUT, BOB, "<shared@example.com>", "<victim@gmail.com>",
 		    "permit_sasl_authenticated"),
 
 	/* --- (l) reject_sender_login_mismatch on port 25: both --- */
