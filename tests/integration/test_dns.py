@@ -14,6 +14,7 @@ import tempfile
 import time
 import unittest
 
+import harness
 from harness import Conn, Server, free_port, smtp_client
 
 DNSMASQ = shutil.which('dnsmasq') or '/usr/sbin/dnsmasq'
@@ -25,7 +26,7 @@ def free_udp_port():
         return s.getsockname()[1]
 
 
-@unittest.skipUnless(os.path.exists(DNSMASQ), 'dnsmasq is not installed (package dnsmasq-base)')
+@harness.requires(os.path.exists(DNSMASQ), 'dnsmasq-base', 'a DNS server on loopback (dnsmasq)')
 class VerifiedClientNames(unittest.TestCase):
     @classmethod
     def setUpClass(cls):

@@ -68,6 +68,13 @@ BINARIES = {
     'exim': 'exim/usr/sbin/exim4',
     'opensmtpd': 'opensmtpd/usr/sbin/smtpd',
 }
+# the Debian packages each kind is unpacked from (scripts/peers.sh), for a
+# test that cannot run to name
+PACKAGES = {
+    'postfix': 'postfix (unpacked by scripts/peers.sh, run as root)',
+    'exim': 'exim4-daemon-light (unpacked by scripts/peers.sh, run as root)',
+    'opensmtpd': 'opensmtpd (unpacked by scripts/peers.sh, run as root)',
+}
 # users/groups each daemon insists on (scripts/peers.sh creates them)
 USERS = {
     'postfix': (('postfix',), ('postdrop',)),
