@@ -28,7 +28,9 @@ say() { printf 'check-fresh: %s\n' "$*"; }
 
 [ "$(id -u)" -eq 0 ] || die "needs root (debootstrap, chroot, mount)"
 command -v debootstrap >/dev/null || die "needs debootstrap: apt-get install -y debootstrap"
-command -v unshare >/dev/null || die "needs unshare (util-linux)"
+for tool in unshare flock chroot; do
+	command -v "$tool" >/dev/null || die "needs $tool (util-linux, coreutils)"
+done
 
 # Start again in a private mount namespace: the mounts below die with it.
 if [ -z "${CHECK_FRESH_NS:-}" ]; then
@@ -38,6 +40,8 @@ fi
 DIR=${FRESH_DIR:-build/fresh}
 mkdir -p "$DIR"
 DIR=$(cd "$DIR" && pwd)
+exec 9>"$DIR/lock"
+flock -n 9 || die "another check-fresh is running in $DIR"
 BASE=$DIR/base-bookworm.tar
 ROOT=$DIR/root
 LOG=$DIR/run.log
@@ -85,7 +89,9 @@ host_mirror() {
 	} | grep -E '^https?://' | head -n 1
 }
 
-# copy_apt_config DEST - Debian sources, their keyrings, and Acquire:: settings.
+# copy_apt_config DEST - Debian sources, their keyrings, and the host's apt
+# settings on how to reach a mirror (proxies, Release date checks) - only
+# those, so the root stays pristine otherwise.
 copy_apt_config() {
 	dest=$1
 	rm -f "$dest/etc/apt/sources.list" "$dest"/etc/apt/sources.list.d/*
@@ -98,7 +104,8 @@ copy_apt_config() {
 		fi
 	done
 	for f in /etc/apt/apt.conf /etc/apt/apt.conf.d/*; do
-		[ -f "$f" ] && grep -q 'Acquire::' "$f" || continue
+		[ -f "$f" ] || continue
+		grep -Eqi 'Acquire::(.*::)?(proxy|Check-Valid-Until|Check-Date)' "$f" || continue
 		cp "$f" "$dest/etc/apt/apt.conf.d/$(basename "$f")"
 	done
 	cp /etc/resolv.conf "$dest/etc/resolv.conf"

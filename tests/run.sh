@@ -3,7 +3,7 @@
 # against the normal build and the AddressSanitizer+UBSan build.
 # The last line is "N passed, N failed" (the total).
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 
 passed=0
 failed=0
