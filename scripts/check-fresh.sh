@@ -196,6 +196,10 @@ if [ ! -f "$BASE" ] || [ -n "${FRESH_REBUILD:-}" ]; then
 	build_base
 fi
 fresh_root
+# The root is a mount point, as / is on a real machine: otherwise
+# `unshare --propagation private` (the peer lab's DNS isolation) fails in
+# the chroot with "cannot change root filesystem propagation".
+mount --bind "$ROOT" "$ROOT"
 copy_in
 mount -t proc proc "$ROOT/proc"
 mount -t sysfs -o ro sysfs "$ROOT/sys"
