@@ -287,7 +287,8 @@ def available(kind):
             return False, 'system group %s missing: run sh scripts/peers.sh' % g
     ok, why = _namespaces_work()
     if not ok:
-        return False, 'no private mount namespace to isolate DNS (%s)' % why
+        # e.g. in a chroot whose root is not a mount point (bind-mount it onto itself)
+        return False, 'no private mount namespace to isolate DNS (%s); unshare -m needs / to be a mount point' % why
     return True, ''
 
 
