@@ -203,7 +203,9 @@ class Sink:
 
     def files(self):
         try:
-            return sorted(n for n in os.listdir(self.dir) if n.endswith('.eml'))
+            # not '.NNNN.eml': store() is still writing it, and renames it away
+            return sorted(n for n in os.listdir(self.dir)
+                          if n.endswith('.eml') and not n.startswith('.'))
         except FileNotFoundError:
             return []
 
