@@ -2,6 +2,7 @@
 #   make            build build/relayguard
 #   make run        install missing packages (as root), build, start on the embedded default config
 #   make check      the same set-up, then every test, normal and under ASan+UBSan
+#   make check-fresh  .ci/run in a pristine debootstrap'd Debian 12 (root)
 #   make bench      throughput and memory figures (bench/README.md)
 #   make bench-probe  nmap's smtp-open-relay vs relayguard probe on real MTAs (root)
 
@@ -25,7 +26,7 @@ B_NORM := build/normal
 B_SAN  := build/asan
 SAN    := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all run check deps deps-test bench bench-probe clean unit
+.PHONY: all run check check-fresh deps deps-test bench bench-probe clean unit
 all: build/relayguard
 
 deps:
@@ -82,6 +83,11 @@ run: deps
 check: deps deps-test
 	@$(MAKE) --no-print-directory build/relayguard build/relayguard-asan unit tools
 	@sh tests/run.sh
+
+# .ci/run in a pristine debootstrap'd Debian 12 (root; scripts/check-fresh.sh):
+# run it whenever scripts/deps.sh or what the tests need changes.
+check-fresh:
+	@sh scripts/check-fresh.sh
 
 bench: deps deps-test build/relayguard
 	@sh bench/run.sh

@@ -6,8 +6,11 @@
 # As root it runs apt-get; otherwise it prints the command to run.
 set -eu
 
-build_pkgs="gcc make pkg-config libevent-dev libssl-dev libc-ares-dev libpsl-dev libcrypt-dev"
-test_pkgs="python3 swaks procps dnsmasq-base openssl dovecot-core fail2ban"
+# libc6-dev: only a Recommends of gcc, and apt-get here skips recommends.
+build_pkgs="gcc libc6-dev make pkg-config libevent-dev libssl-dev libc-ares-dev libpsl-dev libcrypt-dev"
+# libnet-ssleay-perl, libio-socket-ssl-perl: swaks --tls/--tlsc need them and
+# Debian only recommends them.
+test_pkgs="python3 swaks libnet-ssleay-perl libio-socket-ssl-perl procps dnsmasq-base openssl dovecot-core fail2ban"
 fuzz_pkgs="clang"
 
 case "${1:-build}" in

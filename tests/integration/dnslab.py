@@ -69,6 +69,8 @@ import threading
 import time
 import unittest
 
+import harness
+
 DNSMASQ = shutil.which('dnsmasq') or '/usr/sbin/dnsmasq'
 PACKAGE = 'dnsmasq-base'
 LOCAL_ZONES = ('test', 'example', 'invalid', 'example.com', 'example.net', 'example.org')
@@ -76,12 +78,7 @@ QTYPES = {'A': 1, 'CNAME': 5, 'SOA': 6, 'PTR': 12, 'MX': 15, 'TXT': 16, 'AAAA': 
 
 
 def require_dnsmasq():
-    if os.path.exists(DNSMASQ):
-        return
-    msg = 'dnsmasq is not installed (Debian package %s)' % PACKAGE
-    if os.environ.get('CI') == 'true':
-        raise AssertionError(msg)
-    raise unittest.SkipTest(msg)
+    harness.require(os.path.exists(DNSMASQ), PACKAGE, 'a DNS server on loopback (dnsmasq)')
 
 
 def free_udp_port():

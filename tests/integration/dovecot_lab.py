@@ -30,6 +30,7 @@ import time
 import harness
 
 DEFAULT_SCHEME = 'SHA512-CRYPT'
+PACKAGE = 'dovecot-core'  # what provides the lab, for harness.require()
 
 
 def skip_reason():

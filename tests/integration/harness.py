@@ -8,6 +8,7 @@ is a trusted network client.
 Environment:
   RELAYGUARD_BIN   the binary to test (default: build/relayguard under the repo)
   RG_KEEP          set to 1 to keep each server's temporary directory
+  CI               when "true", a test whose component is missing fails (require())
 """
 import os
 import re
@@ -17,6 +18,7 @@ import smtplib
 import socket
 import ssl
 import subprocess
+import functools
 import tempfile
 import time
 import unittest
@@ -53,6 +55,45 @@ def ipv6_available():
         return True
     except OSError:
         return False
+
+
+def in_ci():
+    """True under CI=true, where nothing may be skipped for a missing component."""
+    return os.environ.get('CI', '').strip().lower() in ('true', '1', 'yes')
+
+
+def require(condition, package, why):
+    """Go on only if CONDITION holds; else skip, or under CI=true fail.
+
+    PACKAGE names the Debian package (or the set-up step) that provides what
+    is missing, WHY says what the test needs it for.  Outside CI a developer's
+    machine without it skips the test; a CI run must never pass by skipping,
+    so there the test fails and says what to install.  Works in setUp,
+    setUpClass and test methods (an exception in setUpClass fails the class).
+    """
+    if condition:
+        return
+    msg = '%s (needs %s)' % (why, package)
+    if in_ci():
+        raise AssertionError('CI=true, so not skipped: ' + msg)
+    raise unittest.SkipTest(msg)
+
+
+def requires(condition, package, why):
+    """require() as a decorator of a test method or a TestCase class."""
+    def deco(obj):
+        if condition:
+            return obj
+        if isinstance(obj, type):
+            # the class's own setUpClass would need the component: replace it
+            obj.setUpClass = classmethod(lambda cls: require(False, package, why))
+            return obj
+
+        @functools.wraps(obj)
+        def missing(*args, **kwargs):
+            require(False, package, why)
+        return missing
+    return deco
 
 
 def run_cli(args, timeout=10):

@@ -7,6 +7,7 @@ import tempfile
 import time
 import unittest
 
+import harness
 from harness import ServerPerClass, HOSTNAME, UNTRUSTED, Conn, Server, smtp_client, smtp_session
 
 MAILDIR_NAME = re.compile(r'^\d+\.M\d+P\d+Q\d+\..+,S=(\d+),W=(\d+)$')
@@ -412,7 +413,7 @@ if __name__ == '__main__':
     unittest.main()
 
 
-@unittest.skipUnless(os.geteuid() == 0, 'privileges are dropped only when started as root')
+@harness.requires(os.geteuid() == 0, 'root (.ci/run runs as root)', 'privileges are dropped only when started as root')
 class ClosedParentDirectory(unittest.TestCase):
     """Started as root under a directory that mail_owner cannot enter (like
     /root), the server still works: it holds its directories open."""

@@ -63,8 +63,7 @@ class RealDovecot(DriverPresent):
     @classmethod
     def setUpClass(cls):
         reason = dovecot_lab.skip_reason()
-        if reason:
-            raise unittest.SkipTest(reason)
+        harness.require(reason is None, dovecot_lab.PACKAGE, reason)
         cls.dv = dovecot_lab.Dovecot(users=USERS)
 
     @classmethod
@@ -126,8 +125,7 @@ class DovecotGoesAway(DriverPresent):
     def setUp(self):
         super().setUp()
         reason = dovecot_lab.skip_reason()
-        if reason:
-            self.skipTest(reason)
+        harness.require(reason is None, dovecot_lab.PACKAGE, reason)
         self.dv = dovecot_lab.Dovecot(users=USERS)
         self.addCleanup(self.dv.cleanup)
 
@@ -449,8 +447,7 @@ class FakeServer(DriverPresent):
         self.assertEqual(got[1024:], ['TEMPFAIL reason=too many dovecot requests in flight'] * 76)
 
     def test_ipv6_inet_path(self):
-        if not harness.ipv6_available():
-            self.skipTest('no IPv6 loopback')
+        harness.require(harness.ipv6_available(), '::1 on the loopback interface (sysctl net.ipv6.conf.lo.disable_ipv6=0)', 'an IPv6 Dovecot listener')
         f = self.fake('echo', socket.AF_INET6)
         self.assertEqual(self.check(f, [('alice@example.com', 'pw')]), ['OK user=alice@example.com'])
 

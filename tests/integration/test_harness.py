@@ -1,6 +1,9 @@
 """test_harness.py - the harness itself catches what it promises to catch."""
+import os
 import unittest
+from unittest import mock
 
+import harness
 from harness import Server, ServerError
 
 
@@ -29,6 +32,55 @@ class HarnessSelfTest(unittest.TestCase):
                 s.stop()
         finally:
             s.cleanup()
+
+
+
+class RequireSelfTest(unittest.TestCase):
+    """A missing component skips a test on a developer's machine and fails it
+    under CI=true, naming the package to install."""
+
+    def run_case(self, ci, decorate_class):
+        deco = harness.requires(False, 'dnsmasq-base', 'a DNS server')
+
+        class Case(unittest.TestCase):
+            ran = []
+
+            @classmethod
+            def setUpClass(cls):
+                cls.ran.append('setUpClass')
+
+            def test_x(self):
+                self.ran.append('test_x')
+        if decorate_class:
+            Case = deco(Case)
+        else:
+            Case.test_x = deco(Case.test_x)
+        result = unittest.TestResult()
+        with mock.patch.dict(os.environ, {'CI': ci}):
+            unittest.TestSuite([Case('test_x')]).run(result)
+        return result, Case.ran
+
+    def test_skips_outside_ci(self):
+        for decorate_class in (False, True):
+            with self.subTest(decorate_class=decorate_class):
+                result, ran = self.run_case('', decorate_class)
+                self.assertEqual((len(result.skipped), len(result.failures) + len(result.errors)), (1, 0))
+                self.assertIn('dnsmasq-base', result.skipped[0][1])
+                self.assertNotIn('test_x', ran)
+
+    def test_fails_under_ci_naming_the_package(self):
+        for decorate_class in (False, True):
+            with self.subTest(decorate_class=decorate_class):
+                result, ran = self.run_case('true', decorate_class)
+                problems = result.failures + result.errors
+                self.assertEqual((len(result.skipped), len(problems)), (0, 1))
+                self.assertIn('needs dnsmasq-base', problems[0][1])
+                self.assertNotIn('test_x', ran)
+
+    def test_met_condition_runs_the_test(self):
+        with mock.patch.dict(os.environ, {'CI': 'true'}):
+            harness.require(True, 'openssl', 'never raised')
+        self.assertIs(harness.requires(True, 'openssl', 'x')(len), len)
 
 
 if __name__ == '__main__':

@@ -16,7 +16,7 @@ from test_msa import b64, plain, wait_deferred
 SKIP = dovecot_lab.skip_reason()
 
 
-@unittest.skipIf(SKIP, SKIP)
+@harness.requires(SKIP is None, dovecot_lab.PACKAGE, SKIP)
 class DovecotBackend(unittest.TestCase):
     @classmethod
     def setUpClass(cls):

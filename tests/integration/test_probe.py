@@ -496,7 +496,7 @@ class TemporaryFailures(FakeServerCase):
         self.assertIn('refused', objs[0]['error'])
 
 
-@unittest.skipUnless(shutil.which('openssl'), 'openssl not installed')
+@harness.requires(shutil.which('openssl'), 'openssl', 'the openssl command')
 class Tls(FakeServerCase):
     @classmethod
     def setUpClass(cls):
@@ -609,7 +609,7 @@ class AgainstRelayguard(unittest.TestCase):
             self.assertEqual(by['backscatter']['verdict'], 'denied')
             self.assertEqual(set(objs[0]['relayed']), {'plain', 'percent-host'})
 
-    @unittest.skipUnless(harness.ipv6_available(), 'no IPv6 on loopback')
+    @harness.requires(harness.ipv6_available(), '::1 on the loopback interface (sysctl net.ipv6.conf.lo.disable_ipv6=0)', 'an IPv6 target')
     def test_ipv6_target(self):
         with harness.Server(ipv6=True) as srv:
             # [::1] is in this server's mynetworks: an open relay for that client
@@ -625,7 +625,7 @@ class AgainstRelayguard(unittest.TestCase):
 DNSMASQ = shutil.which('dnsmasq') or '/usr/sbin/dnsmasq'
 
 
-@unittest.skipUnless(os.path.exists(DNSMASQ), 'dnsmasq is not installed (package dnsmasq-base)')
+@harness.requires(os.path.exists(DNSMASQ), 'dnsmasq-base', 'a DNS server on loopback (dnsmasq)')
 class TargetNames(unittest.TestCase):
     """Target names are resolved through c-ares on the probe's event loop; here
     from dnsmasq on 127.0.0.1, which knows mx.probe.test -> 127.0.0.1 and

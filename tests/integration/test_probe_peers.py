@@ -102,8 +102,7 @@ class PeerCase(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         ok, why = lab.available(cls.kind)
-        if not ok:
-            raise unittest.SkipTest(why)
+        harness.require(ok, lab.PACKAGES[cls.kind], why)
 
     def peer(self, mode):
         p = lab.Peer(self.kind, mode)

@@ -404,7 +404,7 @@ class ClientAccess(ServerPerClass):
         self.assertEqual(self.rcpt('127.0.0.10', 'postmaster@localhost'), (250, '2.1.5 Ok'))
 
 
-@unittest.skipUnless(ipv6_available(), 'no IPv6 loopback')
+@harness.requires(ipv6_available(), '::1 on the loopback interface (sysctl net.ipv6.conf.lo.disable_ipv6=0)', 'an IPv6 listener')
 class IPv6Listener(ServerPerClass):
     @classmethod
     def setUpClass(cls):

@@ -15,6 +15,7 @@ import tempfile
 import time
 import unittest
 
+import harness
 from harness import vm_rss_kib, Conn, Server, binary
 
 SHIM = r'''
@@ -45,7 +46,7 @@ int fdatasync(int fd)
 '''
 
 
-@unittest.skipUnless(shutil.which('cc'), 'no C compiler for the slow-disk shim')
+@harness.requires(shutil.which('cc'), 'gcc and libc6-dev', 'a C compiler for the slow-disk shim')
 class SlowDisk(unittest.TestCase):
     @classmethod
     def setUpClass(cls):

@@ -68,6 +68,13 @@ BINARIES = {
     'exim': 'exim/usr/sbin/exim4',
     'opensmtpd': 'opensmtpd/usr/sbin/smtpd',
 }
+# the Debian packages each kind is unpacked from (scripts/peers.sh), for a
+# test that cannot run to name
+PACKAGES = {
+    'postfix': 'postfix (unpacked by scripts/peers.sh, run as root)',
+    'exim': 'exim4-daemon-light (unpacked by scripts/peers.sh, run as root)',
+    'opensmtpd': 'opensmtpd (unpacked by scripts/peers.sh, run as root)',
+}
 # users/groups each daemon insists on (scripts/peers.sh creates them)
 USERS = {
     'postfix': (('postfix',), ('postdrop',)),
@@ -196,7 +203,9 @@ class Sink:
 
     def files(self):
         try:
-            return sorted(n for n in os.listdir(self.dir) if n.endswith('.eml'))
+            # not '.NNNN.eml': store() is still writing it, and renames it away
+            return sorted(n for n in os.listdir(self.dir)
+                          if n.endswith('.eml') and not n.startswith('.'))
         except FileNotFoundError:
             return []
 
@@ -280,7 +289,8 @@ def available(kind):
             return False, 'system group %s missing: run sh scripts/peers.sh' % g
     ok, why = _namespaces_work()
     if not ok:
-        return False, 'no private mount namespace to isolate DNS (%s)' % why
+        # e.g. in a chroot whose root is not a mount point (bind-mount it onto itself)
+        return False, 'no private mount namespace to isolate DNS (%s); unshare -m needs / to be a mount point' % why
     return True, ''
 
 

@@ -15,6 +15,9 @@ import unittest
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(1, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                'integration'))
+import harness  # noqa: E402  (require(): skip, or fail under CI=true)
 import lab  # noqa: E402
 
 OUTSIDER = '127.0.0.9'
@@ -55,8 +58,7 @@ class PeerChecks:
 
     def peer(self, mode):
         ok, why = lab.available(self.kind)
-        if not ok:
-            self.skipTest(why)
+        harness.require(ok, lab.PACKAGES[self.kind], why)
         p = lab.Peer(self.kind, mode)
         self.addCleanup(p.close)
         return p
