@@ -13,6 +13,7 @@
 #include "util/log.h"
 #include "util/util.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -50,10 +51,13 @@ static int open_text(const struct config *cfg, const struct queue_msg *m, char *
 	if (fd >= 0 && fstat(fd, &st) == 0 &&
 	    (uint64_t)st.st_size >= (uint64_t)m->body_offset + m->size) /* state records follow */
 		return fd;
-	snprintf(err, errlen, "%s/%s: missing or damaged queue file", cfg->queue_directory,
-		 m->path);
+	int saved = fd >= 0 ? EBADMSG : errno; /* shorter than its header says: damaged */
+	snprintf(err, errlen, "%s/%s: %s", cfg->queue_directory, m->path,
+		 saved == EBADMSG ? "damaged queue file (shorter than its header says)"
+				  : strerror(saved));
 	if (fd >= 0)
 		close(fd);
+	errno = saved;
 	return -1;
 }
 
@@ -65,8 +69,13 @@ static size_t stage(const struct config *cfg, struct delivery *d, struct staged 
 	char err[512];
 	struct queue_msg *m = d->msg;
 	int fd = m->set_aside ? -1 : open_text(cfg, m, err, sizeof(err));
+	if (fd < 0 && !m->set_aside && errno != EBADMSG) {
+		for (size_t i = 0; i < d->n_rcpt; i++) /* out of fds, ...: later */
+			fail(d, i, err);
+		return n;
+	}
 	if (fd < 0) {
-		/* damaged or gone: retrying cannot help; keep the file for the operator */
+		/* damaged: retrying cannot help; keep the file for the operator */
 		if (!m->set_aside) {
 			log_ev(LOG_ERROR, "queue-corrupt", {"queue", m->id}, {"reason", err},
 			       {"action", "moved to corrupt/"});

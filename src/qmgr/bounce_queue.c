@@ -102,10 +102,15 @@ bool bounce_queue_make(const struct config *cfg, const struct addr_domains *doma
 	}
 	if (target == DSN_TO_SENDER)
 		rg_strlcpy(to, m->sender, sizeof(to));
-	struct queue_msg *orig = xcalloc(1, sizeof(*orig)), *b = NULL;
-	snprintf(err, sizeof(err), "<%s>: not an address a bounce can go to", to);
-	bool ok = queue_load(cfg->queue_directory, m->path, orig, err, sizeof(err)) &&
-		  (b = new_bounce(cfg, domains, target == DSN_TO_POSTMASTER ? dbl : "", to, now));
+	struct queue_msg *b = new_bounce(cfg, domains, target == DSN_TO_POSTMASTER ? dbl : "", to, now);
+	if (b == NULL) { /* retrying cannot make the address usable */
+		log_ev(LOG_WARNING, "bounce-dropped", {"queue", m->id}, {"to", to},
+		       {"reason", "not an address a bounce can go to"});
+		free(rows);
+		return true;
+	}
+	struct queue_msg *orig = xcalloc(1, sizeof(*orig));
+	bool ok = queue_load(cfg->queue_directory, m->path, orig, err, sizeof(err));
 	if (ok) {
 		build_text(cfg, m, orig, rows, n, to, now, &b->body);
 		ok = queue_commit(cfg->queue_directory, b, err, sizeof(err));
@@ -116,7 +121,8 @@ bool bounce_queue_make(const struct config *cfg, const struct addr_domains *doma
 		       {"to", to});
 		*out = b;
 	} else {
-		log_ev(LOG_ERROR, "bounce-failed", {"queue", m->id}, {"reason", err});
+		log_ev(LOG_ERROR, "bounce-failed", {"queue", m->id}, {"reason", err},
+		       {"next", "tried again later"});
 		queue_msg_free(b);
 	}
 	queue_msg_free(orig);

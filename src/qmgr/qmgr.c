@@ -30,6 +30,7 @@
 #include "util/log.h"
 #include "util/workers.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,8 @@ struct scan_job {
 	struct qmgr *q;
 	time_t now;
 	size_t budget;
+	char (*in_memory)[QUEUE_ID_LEN + 1]; /* sorted: ids the scan skips */
+	size_t n_in_memory;
 	struct queue_msg **found;
 	size_t n_found;
 };
@@ -336,7 +339,8 @@ static void settle_work(void *arg)
 	/* all done: the file goes, nothing to record (no sync: a crash means a
 	 * duplicate at worst) */
 	e->ok = (!left || queue_record_state(dir, m, e->err, sizeof(e->err))) &&
-		queue_finish(dir, m, e->err, sizeof(e->err));
+		queue_finish(dir, m, e->err, sizeof(e->err)) &&
+		(!left || queue_set_next_try(dir, m)); /* last: every write resets the mtime */
 }
 
 static void free_entry(struct qentry *e)
@@ -382,28 +386,52 @@ static void settle(struct qentry *e)
 
 /* ---- scanning the queue ---- */
 
-/* scan_dir - envelopes of due files in sub (not looked at: files in memory;
- * the loop checks again when the scan is back). */
+static int compare_id(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/* in_memory - is the file sub/ID's message one the loop already has? */
+static bool in_memory(const struct scan_job *j, const char *file)
+{
+	const char *id = strchr(file, '/') + 1;
+	return j->n_in_memory > 0 &&
+	       bsearch(id, j->in_memory, j->n_in_memory, sizeof(*j->in_memory), compare_id);
+}
+
+/* load_due - the envelope of one due file, or NULL (damaged files go to
+ * corrupt/; a file that is gone or cannot be read now is left for later). */
+static struct queue_msg *load_due(const char *dir, const char *file)
+{
+	struct queue_msg *m = xcalloc(1, sizeof(*m));
+	char err[512];
+	if (queue_load_header(dir, file, m, err, sizeof(err)))
+		return m;
+	if (errno == EBADMSG) {
+		log_ev(LOG_ERROR, "queue-corrupt", {"file", file}, {"reason", err},
+		       {"action", "moved to corrupt/"});
+		queue_set_aside(dir, file);
+	} else if (errno != ENOENT) {
+		log_ev(LOG_WARNING, "queue-unreadable", {"file", file}, {"reason", err},
+		       {"action", "tried again at the next scan"});
+	}
+	queue_msg_free(m);
+	return NULL;
+}
+
+/* scan_dir - envelopes of due files in sub that the loop does not have. */
 static void scan_dir(struct scan_job *j, const char *dir, const char *sub)
 {
 	char **files = queue_list(dir, sub);
 	for (size_t i = 0; files && files[i]; i++) {
 		struct stat st;
-		bool due = j->n_found < j->budget &&
-			   fstatat(basedir_fd(dir), files[i], &st, 0) == 0 &&
-			   st.st_mtime <= j->now;
-		if (due) {
-			struct queue_msg *m = xcalloc(1, sizeof(*m));
-			char err[512];
-			if (queue_load_header(dir, files[i], m, err, sizeof(err))) {
-				j->found = xrealloc(j->found, (j->n_found + 1) * sizeof(*j->found));
-				j->found[j->n_found++] = m;
-			} else {
-				log_ev(LOG_ERROR, "queue-corrupt", {"file", files[i]}, {"reason", err},
-				       {"action", "moved to corrupt/"});
-				queue_set_aside(dir, files[i]);
-				queue_msg_free(m);
-			}
+		struct queue_msg *m = NULL;
+		if (j->n_found < j->budget && !in_memory(j, files[i]) &&
+		    fstatat(basedir_fd(dir), files[i], &st, 0) == 0 && st.st_mtime <= j->now)
+			m = load_due(dir, files[i]);
+		if (m != NULL) {
+			j->found = xrealloc(j->found, (j->n_found + 1) * sizeof(*j->found));
+			j->found[j->n_found++] = m;
 		}
 		free(files[i]);
 	}
@@ -440,6 +468,7 @@ static void scan_done(void *arg)
 			qmgr_submit(q, m);
 	}
 	free(j->found);
+	free(j->in_memory);
 	free(j);
 	for (size_t i = 0; i < q->n_settled; i++)
 		free(q->settled_during_scan[i]);
@@ -470,6 +499,11 @@ static void start_scan(struct qmgr *q)
 	j->now = q->flush_all ? (time_t)INT64_MAX : time(NULL); /* flush: everything is due */
 	q->flush_all = false;
 	j->budget = limit - q->n_active;
+	j->in_memory = xcalloc(q->n_active + 1, sizeof(*j->in_memory));
+	for (size_t b = 0; b < ID_BUCKETS; b++)
+		for (struct qentry *e = q->by_id[b]; e != NULL; e = e->hnext)
+			rg_strlcpy(j->in_memory[j->n_in_memory++], e->m->id, QUEUE_ID_LEN + 1);
+	qsort(j->in_memory, j->n_in_memory, sizeof(*j->in_memory), compare_id);
 	q->scanning = true;
 	workers_submit(q->io, scan_work, scan_done, j);
 }
@@ -610,6 +644,7 @@ void qmgr_free(struct qmgr *q)
 	if (q == NULL)
 		return;
 	q->stopping = q->freeing = true;
+	q->on_idle = NULL; /* the server is being freed: nobody to tell */
 	/* transports first: their last callbacks settle messages on q->io */
 	q->local->free(q->local);
 	if (q->smtp)

@@ -67,6 +67,7 @@ struct job {
 	bool conn_failures_only;      /* every failure so far was the connection's */
 	char relay[320], tls[160];
 	char err[600], err_dsn[16];
+	bool eightbit;                /* the text has 8-bit bytes (found on the worker) */
 	struct smtp_out_msg msg;      /* the dialogue holds on to it while sending */
 	struct smtp_out_rcpt *rcpts;
 	struct job *next;             /* in its destination's waiting list */
@@ -224,7 +225,10 @@ static void load_work(void *arg)
 		rg_strlcpy(j->err, err, sizeof(j->err));
 		queue_msg_free(j->text);
 		j->text = NULL;
+		return;
 	}
+	for (size_t i = 0; i < j->text->body.len && !j->eightbit; i++)
+		j->eightbit = (unsigned char)j->text->body.data[i] >= 0x80;
 }
 
 static void load_done(void *arg)
@@ -315,7 +319,10 @@ static bool is_myself_ip(const struct smtp_transport *st, const struct rg_ip *ip
 		struct rg_ip lip;
 		if (la->port != port)
 			continue;
-		if (strcmp(la->host, "*") == 0) {
+		if (strcmp(la->host, "*") == 0 || strcmp(la->host, "0.0.0.0") == 0 ||
+		    strcmp(la->host, "::") == 0) {
+			if (ip_is_loopback(ip))
+				return true;
 			for (size_t k = 0; k < st->env.n_local_ips; k++)
 				if (ip_equal(&st->env.local_ips[k], ip))
 					return true;
@@ -376,8 +383,17 @@ static void on_route(void *arg, const struct dns_route *r)
 		return;
 	}
 	/* hosts come best first: from the first that is ourselves on, none is better */
-	for (size_t i = 0; i < r->n_hosts && !j->looped; i++)
+	bool better_unknown = false; /* a better host's address lookup failed for now */
+	for (size_t i = 0; i < r->n_hosts && !j->looped; i++) {
 		j->looped = !add_candidates(j, &r->hosts[i]);
+		better_unknown |= !j->looped && r->hosts[i].n_addrs == 0 && r->hosts[i].temp_failed;
+	}
+	if (j->n_cand == 0 && better_unknown) {
+		outcome_all(j, RCPT_DEFERRED, "4.4.3", "unable to look up a better MX host than "
+			    "myself (DNS failure); trying again later");
+		job_finish(j);
+		return;
+	}
 	if (j->n_cand == 0) {
 		char text[600];
 		snprintf(text, sizeof(text), j->looped ? "mail for %s loops back to myself"
@@ -408,14 +424,16 @@ static void resolve(struct job *j)
 
 /* ---- per next hop: TLS policy and credentials ---- */
 
-/* lookup_hop - the first table value for the route's key, host or domain. */
+/* lookup_hop - the first table value for the next hop: its key ("[host]:port"
+ * or the MX domain), "[host]", or the host. Never the recipient's domain: one
+ * connection (and one batch) serves every domain routed to the same next hop,
+ * so its TLS level and credentials must depend on the next hop alone. */
 static const char *lookup_hop(struct map **maps, const struct job *j)
 {
 	const struct route *rt = &j->d->route;
-	const char *domain = j->d->msg->rcpts[j->d->rcpt[0]].domain;
 	char bracketed[ROUTE_HOST_MAX + 2];
 	snprintf(bracketed, sizeof(bracketed), "[%s]", rt->host);
-	const char *keys[] = {rt->key, bracketed, rt->host, domain};
+	const char *keys[] = {rt->key, bracketed, rt->host};
 	for (size_t k = 0; k < RG_ARRAY_LEN(keys); k++)
 		for (size_t m = 0; maps && maps[m]; m++) {
 			const char *v = map_lookup(maps[m], keys[k]);
@@ -548,11 +566,15 @@ static void on_open(struct smtp_out *o, const struct smtp_result *r, void *arg)
 
 static void try_next(struct job *j)
 {
-	if (j->next_cand == j->n_cand || j->st->stopping) {
-		if (j->conn_failures_only && !j->st->stopping)
+	if (j->st->stopping) {
+		job_finish(j); /* untried: tried again after the next start */
+		return;
+	}
+	if (j->next_cand == j->n_cand) {
+		if (j->conn_failures_only)
 			suspend(j);
 		outcome_all(j, RCPT_DEFERRED, j->err_dsn[0] ? j->err_dsn : "4.4.1",
-			    j->err[0] ? j->err : "delivery stopped");
+			    j->err[0] ? j->err : "no address could be tried");
 		job_finish(j);
 		return;
 	}
@@ -585,7 +607,11 @@ static void rcpt_results(struct job *j, const struct smtp_result *r)
 		const struct smtp_rcpt_result *rr = &r->rcpts[i];
 		char text[700];
 		int code = rr->code ? rr->code : 450;
-		snprintf(text, sizeof(text), "%s", rr->text ? rr->text : "");
+		if (r->kind == SR_DONE || r->stage[0] == '\0')
+			snprintf(text, sizeof(text), "%s", rr->text ? rr->text : "");
+		else
+			snprintf(text, sizeof(text), "%s (%s %s)", rr->text ? rr->text : "",
+				 r->local ? "at" : "in reply to", r->stage);
 		delivery_outcome(j->d, i, outcome_of(code),
 				 rr->enhanced[0] ? rr->enhanced : default_dsn(code), text, j->relay);
 		rg_strlcpy(j->d->msg->rcpts[j->d->rcpt[i]].tls, j->tls,
@@ -593,37 +619,30 @@ static void rcpt_results(struct job *j, const struct smtp_result *r)
 	}
 }
 
+/* stale - a reused connection failed before the message went out: the
+ * server had closed it or said 421 meanwhile. Not the message's fault. */
+static bool stale(const struct job *j, const struct smtp_result *r)
+{
+	return j->reused && r->kind != SR_DONE && r->try_next_address &&
+	       (r->kind == SR_CONN_FAIL || strcmp(r->stage, "RSET") == 0 ||
+		strcmp(r->stage, "MAIL") == 0);
+}
+
 static void on_sent(struct smtp_out *o, const struct smtp_result *r, void *arg)
 {
 	struct job *j = arg;
 	(void)o;
-	if (r->kind == SR_CONN_FAIL && j->reused) {
-		/* the cached connection had gone stale: start afresh */
+	if (stale(j, r)) {
 		conn_close(j->st, j->o);
 		j->o = NULL;
 		j->reused = false;
-		resolve(j);
+		resolve(j); /* afresh, with a new connection */
 		return;
 	}
-	char text[700];
-	snprintf(text, sizeof(text), r->local ? "%s (%s, %s)" : "%s (in reply to %s, %s)",
-		 r->text, r->stage, j->relay);
-	if (r->kind == SR_DONE)
-		rcpt_results(j, r);
-	else if (r->kind == SR_PERM_ALL)
-		outcome_all(j, RCPT_BOUNCED, r->enhanced[0] ? r->enhanced : "5.0.0", text);
-	else
-		outcome_all(j, RCPT_DEFERRED, r->enhanced[0] && r->enhanced[0] == '4'
-						      ? r->enhanced : "4.0.0", text);
+	/* every recipient has its own fate: its RCPT reply, or for those accepted
+	 * the reply to DATA or the end of data, or the failure that ended it */
+	rcpt_results(j, r);
 	job_finish(j);
-}
-
-static bool has_8bit(const struct strbuf *b)
-{
-	for (size_t i = 0; i < b->len; i++)
-		if ((unsigned char)b->data[i] >= 0x80)
-			return true;
-	return false;
 }
 
 static void start_send(struct job *j)
@@ -635,7 +654,7 @@ static void start_send(struct job *j)
 	j->msg = (struct smtp_out_msg){
 		.sender = j->d->msg->sender, .rcpts = j->rcpts, .n_rcpts = j->d->n_rcpt,
 		.data = j->text->body.data ? j->text->body.data : "", .len = j->text->body.len,
-		.eightbit = has_8bit(&j->text->body),
+		.eightbit = j->eightbit,
 	};
 	smtp_out_send(j->o, &j->msg, on_sent, j);
 }
@@ -653,6 +672,11 @@ static void smtp_deliver(struct transport *t, struct delivery *d)
 	if (st->jobs)
 		st->jobs->all_prev = j;
 	st->jobs = j;
+	if (st->stopping) {
+		j->dest->active++; /* job_finish gives it back */
+		job_finish(j);     /* untried: tried again after the next start */
+		return;
+	}
 	if (time(NULL) < j->dest->suspended_until) {
 		j->dest->active++; /* job_finish gives it back */
 		outcome_all(j, RCPT_DEFERRED, "4.4.1", j->dest->suspended_why);

@@ -47,6 +47,7 @@
 #define QUEUE_MAGIC_V1 "RGQ1\n"
 #define MAGIC_LEN 5
 #define STATE_MAX (1u << 20) /* bytes of state records read back */
+#define STATE_COMPACT (64u << 10) /* past this, the file is rewritten with one record each */
 #define SPOOL_SIZE_WIDTH 20
 
 /* A message whose text is written to tmp/ while it arrives. */
@@ -420,23 +421,22 @@ static bool parse_state_line(struct queue_msg *m, char *line)
 	return true;
 }
 
-/* parse_state - the records after the text. A last line without its newline
- * (an append cut short) and malformed state records are ignored; any other
- * line means the file is damaged. */
-static bool parse_state(struct queue_msg *m, char *s, size_t n)
+/* parse_state - the records after the text. They are advisory: a line cut
+ * short by a crash, one glued to the next append, or anything else that is
+ * not a well-formed record is ignored; it never makes the file damaged (the
+ * envelope and the text length decide that). */
+static void parse_state(struct queue_msg *m, char *s, size_t n)
 {
 	while (n > 0) {
 		char *nl = memchr(s, '\n', n);
 		if (nl == NULL)
-			return true;
+			return;
 		*nl = '\0';
-		if (strncmp(s, "state ", 6) != 0)
-			return false;
-		parse_state_line(m, s + 6);
+		if (strncmp(s, "state ", 6) == 0)
+			parse_state_line(m, s + 6);
 		n -= (size_t)(nl - s) + 1;
 		s = nl + 1;
 	}
-	return true;
 }
 
 /* read_state - the state records of a file read header-only. */
@@ -456,8 +456,14 @@ static bool read_state(const char *dir, const char *path, size_t from, size_t to
 	char *buf = xmalloc(n);
 	ssize_t got = pread(fd, buf, n, (off_t)from);
 	close(fd);
+	size_t skip = 0;
+	if (got == (ssize_t)n && from + n == total && n == STATE_MAX) {
+		/* started mid-line: begin after the first newline */
+		char *nl = memchr(buf, '\n', n);
+		skip = nl ? (size_t)(nl - buf) + 1 : n;
+	}
 	if (got == (ssize_t)n)
-		strbuf_append(out, buf, n);
+		strbuf_append(out, buf + skip, n - skip);
 	free(buf);
 	return got == (ssize_t)n;
 }
@@ -510,22 +516,30 @@ static bool load(const char *dir, const char *path, struct queue_msg *m, bool he
 	bool ok = parse_envelope(&raw, m, &pos, &size, &version) &&
 		  (header_only || raw.len == total) && total - pos >= size &&
 		  (version == 2 || total - pos == size);
+	if (!ok)
+		errno = EBADMSG;
 	if (ok && header_only)
 		ok = read_state(dir, path, pos + size, total, &state);
 	else if (ok)
 		strbuf_append(&state, raw.data + pos + size, total - pos - size);
-	ok = ok && parse_state(m, state.data ? state.data : "", state.len);
+	if (ok)
+		parse_state(m, state.data ? state.data : "", state.len);
+	int saved = ok ? 0 : errno;
 	if (ok) {
 		if (!header_only)
 			strbuf_append(&m->body, raw.data + pos, size);
 		m->path = xstrdup(path);
 		m->body_offset = (long)pos;
 		m->size = size;
-	} else {
+	} else if (saved == 0 || saved == EBADMSG) {
 		snprintf(err, errlen, "%s/%s: damaged queue file (bad header or length)", dir, path);
+		saved = EBADMSG;
+	} else {
+		snprintf(err, errlen, "cannot read %s/%s: %s", dir, path, strerror(saved));
 	}
 	strbuf_free(&raw);
 	strbuf_free(&state);
+	errno = saved;
 	return ok;
 }
 
@@ -576,6 +590,63 @@ static void format_state(const struct queue_msg *m, struct strbuf *sb)
 	}
 }
 
+/* copy_text - len bytes of fd from offset to out. */
+static bool copy_text(int fd, off_t offset, uint64_t len, int out)
+{
+	char buf[65536];
+	while (len > 0) {
+		size_t want = len < sizeof(buf) ? (size_t)len : sizeof(buf);
+		ssize_t got = pread(fd, buf, want, offset);
+		if (got <= 0 || !write_all(out, buf, (size_t)got))
+			return false;
+		offset += got;
+		len -= (uint64_t)got;
+	}
+	return true;
+}
+
+/* compact - rewrite the file with one state record per pending recipient:
+ * the appended records of many retries must not grow without bound. The
+ * new file replaces the old one atomically (rename in the same directory). */
+static bool compact(const char *dir, struct queue_msg *m)
+{
+	struct strbuf hdr;
+	strbuf_init(&hdr);
+	long *old = xcalloc(m->n_rcpts + 1, sizeof(long)); /* status offsets, if we fail */
+	for (size_t i = 0; i < m->n_rcpts; i++)
+		old[i] = m->rcpts[i].status_offset;
+	format_header(m, &hdr, false);
+	/* format_header wrote "size <body.len>": the text is on disk, not in memory */
+	hdr.len = (size_t)(strstr(hdr.data, "\nsize ") - hdr.data) + 1;
+	strbuf_printf(&hdr, "size %llu\n\n", (unsigned long long)m->size);
+	char *tmp = xasprintf("tmp/%s.compact", m->id);
+	int in = openat(qfd(dir), m->path, O_RDONLY | O_CLOEXEC);
+	int out = openat(qfd(dir), tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	struct strbuf st;
+	strbuf_init(&st);
+	format_state(m, &st);
+	bool ok = in >= 0 && out >= 0 && write_all(out, hdr.data, hdr.len) &&
+		  copy_text(in, m->body_offset, m->size, out) &&
+		  write_all(out, st.data ? st.data : "", st.len) && fdatasync(out) == 0;
+	if (in >= 0)
+		close(in);
+	if (out >= 0 && close(out) != 0)
+		ok = false;
+	ok = ok && renameat(qfd(dir), tmp, qfd(dir), m->path) == 0;
+	if (ok) {
+		m->body_offset = (long)hdr.len;
+	} else {
+		unlinkat(qfd(dir), tmp, 0);
+		for (size_t i = 0; i < m->n_rcpts; i++)
+			m->rcpts[i].status_offset = old[i];
+	}
+	strbuf_free(&st);
+	strbuf_free(&hdr);
+	free(old);
+	free(tmp);
+	return ok;
+}
+
 bool queue_record_state(const char *dir, struct queue_msg *m, char *err, size_t errlen)
 {
 	struct strbuf sb;
@@ -583,7 +654,9 @@ bool queue_record_state(const char *dir, struct queue_msg *m, char *err, size_t 
 	format_state(m, &sb);
 	int fd = openat(qfd(dir), m->path, O_RDWR | O_APPEND | O_CLOEXEC);
 	char magic[MAGIC_LEN];
-	bool ok = fd >= 0 && pread(fd, magic, MAGIC_LEN, 0) == MAGIC_LEN;
+	struct stat st;
+	bool ok = fd >= 0 && pread(fd, magic, MAGIC_LEN, 0) == MAGIC_LEN && fstat(fd, &st) == 0;
+	bool big = ok && (uint64_t)st.st_size > (uint64_t)m->body_offset + m->size + STATE_COMPACT;
 	/* O_APPEND ignores pwrite's offset on Linux: upgrade through a second fd */
 	if (ok && memcmp(magic, QUEUE_MAGIC_V1, MAGIC_LEN) == 0) {
 		int wfd = openat(qfd(dir), m->path, O_WRONLY | O_CLOEXEC);
@@ -591,21 +664,24 @@ bool queue_record_state(const char *dir, struct queue_msg *m, char *err, size_t 
 		if (wfd >= 0)
 			close(wfd);
 	}
-	ok = ok && (sb.len == 0 || write_all(fd, sb.data, sb.len));
-	/* the file's mtime is its next try (as in Postfix): a queue scan needs
-	 * only a stat to skip what is not due */
-	time_t next = queue_msg_next_try(m);
-	struct timespec ts[2] = {{next, 0}, {next, 0}};
-	if (ok && next > 0)
-		futimens(fd, ts);
+	ok = ok && (big || sb.len == 0 || write_all(fd, sb.data, sb.len));
 	if (fd >= 0)
 		close(fd);
+	if (ok && big)
+		ok = compact(dir, m); /* fresh status offsets and records */
 	ok = ok && mark_done(dir, m); /* its fdatasync covers the records too */
 	if (!ok)
 		snprintf(err, errlen, "cannot record delivery state in %s/%s: %s", dir, m->path,
 			 strerror(errno));
 	strbuf_free(&sb);
 	return ok;
+}
+
+bool queue_set_next_try(const char *dir, const struct queue_msg *m)
+{
+	time_t next = queue_msg_next_try(m);
+	struct timespec ts[2] = {{next, 0}, {next, 0}};
+	return next <= 0 || utimensat(qfd(dir), m->path, ts, 0) == 0;
 }
 
 bool queue_finish(const char *dir, struct queue_msg *m, char *err, size_t errlen)

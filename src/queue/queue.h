@@ -84,7 +84,9 @@ bool queue_spool_commit(const char *dir, struct queue_spool *sp, struct queue_ms
 void queue_spool_abort(const char *dir, struct queue_spool *sp);
 uint64_t queue_spool_size(const struct queue_spool *sp);
 
-/* Read a committed file, path relative to dir ("active/ID"). */
+/* Read a committed file, path relative to dir ("active/ID"). On failure
+ * errno is EBADMSG when the file is damaged (set it aside), else the reason
+ * it could not be read (ENOENT: it is gone; others: try again later). */
 bool queue_load(const char *dir, const char *path, struct queue_msg *m, char *err,
 		size_t errlen);
 /* The envelope only (the length is still checked): start-up recovery reads
@@ -100,8 +102,12 @@ bool queue_finish(const char *dir, struct queue_msg *m, char *err, size_t errlen
 bool queue_record_progress(const char *dir, const struct queue_msg *m);
 /* Worker thread: the done marks, plus a state record (attempts, next try,
  * last reply) for every pending recipient that has been tried. A file of
- * format 1 is rewritten as format 2 first. */
+ * format 1 is turned into format 2 first; one whose records pass 64 KiB is
+ * rewritten with one record per pending recipient. */
 bool queue_record_state(const char *dir, struct queue_msg *m, char *err, size_t errlen);
+/* Worker thread: the file's mtime becomes its next try (queue scans skip
+ * files whose mtime is in the future). Call it last: any write resets it. */
+bool queue_set_next_try(const char *dir, const struct queue_msg *m);
 /* The earliest next_try of m's pending recipients (0: now). */
 time_t queue_msg_next_try(const struct queue_msg *m);
 /* Replace r's last reply (NULL clears it). */

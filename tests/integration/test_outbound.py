@@ -94,6 +94,7 @@ class Outbound(unittest.TestCase):
                 'two.test': [(10, 'dead.two.test'), (20, 'mx.dest.test')],
                 'later.test': [(10, 'mx.later.test')],
                 'loop.test': [(10, SENDER_NAME)],
+                'backup.test': [(10, 'mx1.broken.test'), (20, SENDER_NAME)],
                 'noaddr.test': [(10, 'ghost.noaddr.test')]},
             hosts={'mx.dest.test': [RECEIVER_IP], 'dead.two.test': [DEAD_IP],
                    'mx.later.test': [LATER_IP], SENDER_NAME: ['127.0.0.26']},
@@ -206,6 +207,15 @@ class Outbound(unittest.TestCase):
         _msg, blocks = parse_dsn(self.bounce_for(qid))
         self.assertEqual(blocks[1]['Status'], '5.4.6')
         self.assertIn('loops back to myself', blocks[1]['Diagnostic-Code'])
+
+    def test_we_are_backup_mx_and_the_primary_does_not_resolve(self):
+        """The better MX cannot be looked up right now and the next one is
+        ourselves: defer (it is not a loop yet), never bounce."""
+        mark = self.snd.mark()
+        qid = send(self.snd, ['someone@backup.test'], 'Subject: backup\n\nhi')
+        log = self.snd.wait_log(r'deferred queue=%s .*dsn=4\.4\.3' % qid, since=mark)
+        self.assertIsNotNone(log, self.snd.tail(20))
+        self.assertNotRegex(self.snd.log_since(mark), r'bounced queue=%s' % qid)
 
     def test_dns_servfail_defers_and_never_bounces(self):
         mark = self.snd.mark()
@@ -383,6 +393,88 @@ class OutboundQueueCli(unittest.TestCase):
         files = rcv.wait_maildir('dest.test', 'alice', timeout=10)
         self.assertEqual(len(files), 1, s.tail(20))
         self.assertEqual(s.wait_queue_empty('deferred'), [])
+
+
+class Scripted(fakesmtp.Policy):
+    """A receiver whose replies each test sets: per recipient, at the end of
+    data, and to RSET."""
+    def __init__(self, rcpt=None, data_end='250 2.0.0 Ok: queued', rset='250 2.0.0 Ok'):
+        self.rcpt_replies = rcpt or {}
+        self.end = data_end
+        self.rset = rset
+
+    def rcpt(self, sess, path):
+        return self.rcpt_replies.get(path, '250 2.1.5 Ok')
+
+    def data_end(self, sess, body):
+        return self.end
+
+    def other(self, sess, verb, line):
+        if verb == 'RSET':
+            return self.rset
+        return super().other(sess, verb, line)
+
+
+class OutboundFaults(unittest.TestCase):
+    """Receivers that misbehave in the ways a hostile review found."""
+
+    def sender(self, port, **more):
+        o = {'default_transport': 'smtp', 'smtpd_peername_lookup': 'no',
+             'transport_maps': 'inline:{fake.test=smtp:[127.0.0.1]:%d}' % port,
+             'smtp_tls_security_level': 'none',
+             'minimal_backoff_time': '1s', 'queue_run_delay': '1s'}
+        o.update(more)
+        s = Server(overrides=o)
+        self.addCleanup(s.cleanup)
+        self.addCleanup(s.stop)
+        return s
+
+    def fake(self, policy):
+        f = fakesmtp.FakeSMTP(policy)
+        self.addCleanup(f.stop)
+        return f
+
+    def test_each_recipient_keeps_its_own_fate_when_the_data_is_refused(self):
+        """A 450 at RCPT stays a deferral and a 550 at RCPT a bounce, whatever
+        the end of data says to the others."""
+        f = self.fake(Scripted(rcpt={'grey@fake.test': '450 4.2.0 greylisted',
+                                     'gone@fake.test': '550 5.1.1 no such user'},
+                               data_end='554 5.7.1 content refused'))
+        s = self.sender(f.port, minimal_backoff_time='1h')
+        qid = send(s, ['grey@fake.test', 'ok@fake.test', 'gone@fake.test'], 'Subject: f\n\nhi')
+        self.assertIsNotNone(s.wait_log(r'bounced queue=%s to=<gone@fake\.test>' % qid),
+                             s.tail(20))
+        log = s.wait_log(r'deferred queue=%s to=<grey@fake\.test> .*dsn=4\.2\.0' % qid)
+        self.assertIsNotNone(log, s.tail(20))
+        self.assertRegex(log, r'bounced queue=%s to=<ok@fake\.test> .*dsn=5\.7\.1' % qid)
+        self.assertRegex(log, r'bounced queue=%s to=<gone@fake\.test> .*dsn=5\.1\.1' % qid)
+        self.assertNotRegex(log, r'bounced queue=%s to=<grey' % qid)
+
+    def test_backoff_holds_when_another_recipient_is_done(self):
+        """One recipient delivered, one greylisted: the next try waits for
+        minimal_backoff_time (the file's mtime), not for the next queue scan."""
+        f = self.fake(Scripted(rcpt={'grey@fake.test': '450 4.2.0 greylisted'}))
+        s = self.sender(f.port, minimal_backoff_time='1h', queue_run_delay='1s')
+        mark = s.mark()
+        qid = send(s, ['grey@fake.test', 'ok@fake.test'], 'Subject: b\n\nhi')
+        self.assertIsNotNone(s.wait_log(r'deferred queue=%s ' % qid, since=mark), s.tail(20))
+        time.sleep(4)  # four queue scans
+        text = s.log_since(mark)
+        self.assertEqual(len(re.findall(r'deferred queue=%s ' % qid, text)), 1, text)
+        self.assertEqual(len(re.findall(r'delivered queue=%s ' % qid, text)), 1, text)
+        path = os.path.join(s.queue_dir, 'deferred', qid)
+        self.assertGreater(os.stat(path).st_mtime, time.time() + 3000)  # the next try
+
+    def test_stale_cached_connection_is_replaced(self):
+        """The receiver closes a connection with 421 at RSET (one message per
+        connection): the next message goes over a new connection, not deferred."""
+        f = self.fake(Scripted(rset='421 4.7.0 one message per connection'))
+        s = self.sender(f.port)
+        q1 = send(s, ['a@fake.test'], 'Subject: one\n\nhi')
+        self.assertIsNotNone(s.wait_log(r'delivered queue=%s ' % q1), s.tail(20))
+        q2 = send(s, ['b@fake.test'], 'Subject: two\n\nhi')
+        self.assertIsNotNone(s.wait_log(r'delivered queue=%s ' % q2), s.tail(20))
+        self.assertNotRegex(s.log(), r'deferred queue=%s ' % q2)
 
 
 class OutboundLoopByAddress(unittest.TestCase):

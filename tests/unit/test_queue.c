@@ -284,7 +284,8 @@ static const struct damaged {
 	{__LINE__, "RGQ2\n" ENV RCPT "size 5\n\nhellostate 0 1 2 3 x\nstate 0 1 2", true},
 	{__LINE__, "RGQ2\n" ENV RCPT "size 5\n\nhellostate 9 1 2 3 x\n", true}, /* ignored */
 	{__LINE__, "RGQ2\n" ENV RCPT "size 5\n\nhell", false},
-	{__LINE__, "RGQ2\n" ENV RCPT "size 5\n\nhello!\n", false}, /* not a record */
+	{__LINE__, "RGQ2\n" ENV RCPT "size 5\n\nhello!\n", true}, /* ignored: advisory */
+	{__LINE__, "RGQ2\n" ENV RCPT "size 5\n\nhellostastate 0 1 2 3 x\n", true}, /* glued */
 	{__LINE__, HDR RCPT "size 5\n\nhellostate 0 1 2 3 x\n", false}, /* format 1: none */
 	/* a header line given twice: damaged, not "the last one wins" */
 	{__LINE__, HDR "client 192.0.2.1 other\n" RCPT "size 5\n\nhello", false},
@@ -397,6 +398,43 @@ static void test_state(void)
 	CHECK(raw.len > 4 && memcmp(raw.data, "RGQ2", 4) == 0, "format 1 file not upgraded");
 	strbuf_free(&raw);
 	unlinkat(basedir_fd(qdir), m->path, 0);
+	queue_msg_free(m);
+}
+
+/* Many retries do not grow a file without bound: past 64 KiB of records it is
+ * rewritten with one record per pending recipient, the text intact, and done
+ * marks still land on the right bytes afterwards. */
+static void test_state_compaction(void)
+{
+	struct queue_msg *m = build(&trips[0]);
+	char err[256] = "", reply[300];
+	CHECK(queue_commit(qdir, m, err, sizeof(err)), "commit: %s", err);
+	struct strbuf before = read_at(basedir_fd(qdir), m->path);
+	long off0 = m->body_offset;
+	size_t text_end = (size_t)off0 + m->size;
+	for (unsigned k = 1; k <= 500; k++) {
+		for (size_t i = 0; i < m->n_rcpts; i++) {
+			m->rcpts[i].attempts = k;
+			m->rcpts[i].next_try = 1700009999;
+			snprintf(reply, sizeof(reply), "451 4.3.0 attempt %u %0200d", k, 0);
+			queue_rcpt_set_reply(&m->rcpts[i], reply);
+		}
+		CHECK(queue_record_state(qdir, m, err, sizeof(err)), "record %u: %s", k, err);
+	}
+	struct strbuf after = read_at(basedir_fd(qdir), m->path);
+	CHECK(after.len < text_end + 64 * 1024 + 4096, "file grew to %zu bytes", after.len);
+	m->rcpts[0].done = true;
+	CHECK(queue_record_state(qdir, m, err, sizeof(err)), "record after compaction: %s", err);
+	struct queue_msg *r = xcalloc(1, sizeof(*r));
+	CHECK(queue_load(qdir, m->path, r, err, sizeof(err)), "reload: %s", err);
+	CHECK(r->n_rcpts == m->n_rcpts && r->rcpts[0].done && !r->rcpts[1].done,
+	      "done marks after compaction");
+	CHECK(r->rcpts[1].attempts == 500, "attempts %u", r->rcpts[1].attempts);
+	CHECK(same_bytes(&r->body, before.data + off0, m->size), "text changed by compaction");
+	strbuf_free(&before);
+	strbuf_free(&after);
+	unlinkat(basedir_fd(qdir), m->path, 0);
+	queue_msg_free(r);
 	queue_msg_free(m);
 }
 
@@ -680,6 +718,7 @@ int main(void)
 	test_exact_format();
 	test_damaged();
 	test_state();
+	test_state_compaction();
 	test_finish_all_done();
 	test_finish_partial();
 	test_list();
