@@ -49,6 +49,7 @@ struct qentry {
 	size_t parts_out;
 	time_t pass_start;
 	struct queue_msg *bounce;   /* settle_work: a bounce to submit */
+	struct queue_msg *success;  /* settle_work: a NOTIFY=SUCCESS report to submit */
 	bool ok;                    /* settle_work succeeded */
 	char err[512];
 	struct qentry *hnext;       /* id hash chain */
@@ -324,7 +325,11 @@ static void settle_work(void *arg)
 		e->ok = true;
 		return;
 	}
-	bool bounced = bounce_queue_make(e->q->cfg, e->q->domains, m, time(NULL), &e->bounce);
+	time_t now = time(NULL);
+	bool bounced = bounce_queue_make(e->q->cfg, e->q->domains, m, now, BOUNCE_FAILURES,
+					 &e->bounce);
+	/* a success report that cannot be queued is not worth a second delivery */
+	bounce_queue_make(e->q->cfg, e->q->domains, m, now, BOUNCE_SUCCESSES, &e->success);
 	for (size_t i = 0; i < m->n_rcpts; i++) {
 		struct queue_rcpt *r = &m->rcpts[i];
 		if (r->outcome != RCPT_BOUNCED)
@@ -367,11 +372,13 @@ static void settle_done(void *arg)
 	if (!e->ok)
 		log_ev(LOG_ERROR, "queue-error", {"queue", e->m->id}, {"reason", e->err},
 		       {"next", "the message stays queued and is tried again"});
-	struct queue_msg *bounce = e->bounce;
+	struct queue_msg *bounce = e->bounce, *success = e->success;
 	remove_entry(q, e);
 	free_entry(e);
 	if (bounce != NULL)
 		qmgr_submit(q, bounce);
+	if (success != NULL)
+		qmgr_submit(q, success);
 	notify_idle(q);
 }
 

@@ -614,8 +614,10 @@ static void rcpt_results(struct job *j, const struct smtp_result *r)
 				 r->local ? "at" : "in reply to", r->stage);
 		delivery_outcome(j->d, i, outcome_of(code),
 				 rr->enhanced[0] ? rr->enhanced : default_dsn(code), text, j->relay);
-		rg_strlcpy(j->d->msg->rcpts[j->d->rcpt[i]].tls, j->tls,
-			   sizeof(j->d->msg->rcpts[0].tls));
+		struct queue_rcpt *q = &j->d->msg->rcpts[j->d->rcpt[i]];
+		rg_strlcpy(q->tls, j->tls, sizeof(q->tls));
+		/* RFC 3461 5.2.2: a next hop without DSN cannot report success */
+		q->relayed_no_dsn = j->o != NULL && !smtp_out_caps(j->o)->dsn;
 	}
 }
 
@@ -649,12 +651,15 @@ static void start_send(struct job *j)
 {
 	free(j->rcpts);
 	j->rcpts = xcalloc(j->d->n_rcpt, sizeof(*j->rcpts));
-	for (size_t i = 0; i < j->d->n_rcpt; i++)
-		j->rcpts[i].addr = j->d->msg->rcpts[j->d->rcpt[i]].orig;
+	for (size_t i = 0; i < j->d->n_rcpt; i++) {
+		const struct queue_rcpt *r = &j->d->msg->rcpts[j->d->rcpt[i]];
+		j->rcpts[i] = (struct smtp_out_rcpt){r->orig, r->notify, r->orcpt};
+	}
+	const struct queue_msg *m = j->d->msg;
 	j->msg = (struct smtp_out_msg){
-		.sender = j->d->msg->sender, .rcpts = j->rcpts, .n_rcpts = j->d->n_rcpt,
+		.sender = m->sender, .rcpts = j->rcpts, .n_rcpts = j->d->n_rcpt,
 		.data = j->text->body.data ? j->text->body.data : "", .len = j->text->body.len,
-		.eightbit = j->eightbit,
+		.eightbit = j->eightbit, .ret = m->dsn_ret, .envid = m->dsn_envid,
 	};
 	smtp_out_send(j->o, &j->msg, on_sent, j);
 }

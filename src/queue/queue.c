@@ -8,7 +8,9 @@
  *	client 127.0.0.9 localhost
  *	helo attacker.example
  *	sender ceo@example.com            (empty after "sender " for <>)
+ *	dsn HDRS QQ314159                 (RFC 3461 RET and ENVID; only when given)
  *	rcpt P L postmaster localhost postmaster@localhost
+ *	rcptdsn 0 SUCCESS,FAILURE rfc822;pm@example.com  (NOTIFY, ORCPT; only when given)
  *	size 1234
  *	<empty line>
  *	<size bytes: Received: header and message, CRLF line ends>
@@ -124,6 +126,8 @@ void queue_msg_add_rcpt(struct queue_msg *m, const char *orig, const char *local
 	r->dsn[0] = '\0';
 	r->remote_mta = NULL;
 	r->tls[0] = '\0';
+	r->relayed_no_dsn = false;
+	r->notify = r->orcpt = NULL;
 }
 
 void queue_rcpt_set_reply(struct queue_rcpt *r, const char *reply)
@@ -154,7 +158,11 @@ void queue_msg_free(struct queue_msg *m)
 	free(m->client_name);
 	free(m->helo);
 	free(m->sender);
+	free(m->dsn_ret);
+	free(m->dsn_envid);
 	for (size_t i = 0; i < m->n_rcpts; i++) {
+		free(m->rcpts[i].notify);
+		free(m->rcpts[i].orcpt);
 		free(m->rcpts[i].orig);
 		free(m->rcpts[i].local);
 		free(m->rcpts[i].domain);
@@ -197,6 +205,12 @@ static void format_header(struct queue_msg *m, struct strbuf *sb, bool spooled)
 	strbuf_puts(sb, "\nsender");
 	put_field(sb, m->sender);
 	strbuf_puts(sb, "\n");
+	if (m->dsn_ret || m->dsn_envid) {
+		strbuf_puts(sb, "dsn");
+		put_field(sb, m->dsn_ret ? m->dsn_ret : "");
+		put_field(sb, m->dsn_envid ? m->dsn_envid : "");
+		strbuf_puts(sb, "\n");
+	}
 	for (size_t i = 0; i < m->n_rcpts; i++) {
 		struct queue_rcpt *r = &m->rcpts[i];
 		strbuf_puts(sb, "rcpt ");
@@ -205,6 +219,15 @@ static void format_header(struct queue_msg *m, struct strbuf *sb, bool spooled)
 		put_field(sb, r->local);
 		put_field(sb, r->domain);
 		put_field(sb, r->orig);
+		strbuf_puts(sb, "\n");
+	}
+	for (size_t i = 0; i < m->n_rcpts; i++) {
+		const struct queue_rcpt *r = &m->rcpts[i];
+		if (r->notify == NULL && r->orcpt == NULL)
+			continue;
+		strbuf_printf(sb, "rcptdsn %zu", i);
+		put_field(sb, r->notify ? r->notify : "");
+		put_field(sb, r->orcpt ? r->orcpt : "");
 		strbuf_puts(sb, "\n");
 	}
 	if (spooled)
@@ -336,6 +359,32 @@ static bool parse_rcpt_line(struct queue_msg *m, char *line, long offset)
 	return true;
 }
 
+/* non_empty - s, or NULL (freed) when it is "". */
+static char *non_empty(char *s)
+{
+	if (s[0] != '\0')
+		return s;
+	free(s);
+	return NULL;
+}
+
+/* parse_rcptdsn - "IDX NOTIFY ORCPT" for a recipient listed before it. */
+static bool parse_rcptdsn(struct queue_msg *m, char *line)
+{
+	char *p = strchr(line, ' ');
+	uint64_t idx;
+	if (p == NULL)
+		return false;
+	*p = '\0';
+	if (!rg_parse_u64(line, &idx) || idx >= m->n_rcpts || m->rcpts[idx].notify ||
+	    m->rcpts[idx].orcpt)
+		return false;
+	*p = ' ';
+	m->rcpts[idx].notify = non_empty(take_field(&p));
+	m->rcpts[idx].orcpt = non_empty(take_field(&p));
+	return true;
+}
+
 /* parse_header_line - one "key value" line; false when malformed. */
 static bool parse_header_line(struct queue_msg *m, char *line, long offset, size_t *size,
 			      bool *have_size)
@@ -355,6 +404,12 @@ static bool parse_header_line(struct queue_msg *m, char *line, long offset, size
 	} else if (strncmp(line, "sender", 6) == 0 && m->sender == NULL) {
 		p = line + 6;
 		m->sender = take_field(&p);
+	} else if (strncmp(line, "dsn ", 4) == 0 && m->dsn_ret == NULL && m->dsn_envid == NULL) {
+		p = line + 3;
+		m->dsn_ret = non_empty(take_field(&p));
+		m->dsn_envid = non_empty(take_field(&p));
+	} else if (strncmp(line, "rcptdsn ", 8) == 0) {
+		return parse_rcptdsn(m, line + 8);
 	} else if (strncmp(line, "rcpt ", 5) == 0) {
 		return parse_rcpt_line(m, line + 5, offset + 5);
 	} else if (strncmp(line, "size ", 5) == 0) {

@@ -40,12 +40,16 @@ struct queue_rcpt {
 	char dsn[16];            /* enhanced status of the outcome, "5.1.1" */
 	char *remote_mta;        /* the host that gave the reply, or NULL */
 	char tls[160];           /* the TLS it went over ("TLSv1.3 ... verified"), or "" */
+	bool relayed_no_dsn;     /* sent to a next hop without DSN (NOTIFY=SUCCESS: relayed) */
+	/* RFC 3461 (stored): NOTIFY ("SUCCESS,FAILURE", "NEVER") and ORCPT ("rfc822;a@b") */
+	char *notify, *orcpt;    /* NULL: not given */
 };
 
 struct queue_msg {
 	char id[QUEUE_ID_LEN + 1];
 	time_t arrival;
 	char *client_ip, *client_name, *helo, *sender; /* sender "" for <> */
+	char *dsn_ret, *dsn_envid; /* RFC 3461 RET= ("FULL"/"HDRS") and ENVID=, or NULL */
 	struct queue_rcpt *rcpts;
 	size_t n_rcpts;
 	struct strbuf body;  /* Received: header + message, CRLF line ends */

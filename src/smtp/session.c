@@ -27,6 +27,7 @@
 #include "dns/dns.h"
 #include "policy/policy.h"
 #include "queue/queue.h"
+#include "smtp/dsn_param.h"
 #include "smtp/server.h"
 #include "tls/tls.h"
 #include "util/log.h"
@@ -113,6 +114,8 @@ struct transaction {
 	bool header_cut;          /* some header text was discarded */
 	uint64_t field_len;       /* octets of the current field so far */
 	uint64_t hops;            /* Received: fields */
+	char dsn_ret[8];          /* RFC 3461 RET= ("FULL", "HDRS") or "" */
+	char dsn_envid[DSN_ENVID_MAX + 1]; /* ENVID=, decoded, or "" */
 	struct spool_state *spool;
 };
 
@@ -314,6 +317,7 @@ static void cmd_ehlo(struct session *s, char *arg)
 	reply(s, "250-PIPELINING");
 	reply(s, "250-SIZE %llu", (unsigned long long)s->cfg->message_size_limit);
 	reply(s, "250-8BITMIME");
+	reply(s, "250-DSN");
 	if (tls_offered(s))
 		reply(s, "250-STARTTLS");
 	if (auth_offered(s))
@@ -330,8 +334,25 @@ static bool need_helo(struct session *s, const char *verb)
 	return false;
 }
 
-/* mail_params - SIZE= and BODY= (after EHLO only). */
-static bool mail_params(struct session *s, char *params, uint64_t *size)
+/* dsn_mail_param - RET= and ENVID= (RFC 3461); false after a reply. */
+static bool dsn_mail_param(struct session *s, struct transaction *tx, const char *p)
+{
+	bool ret = rg_str_has_prefix_ci(p, "RET=");
+	char *field = ret ? tx->dsn_ret : tx->dsn_envid;
+	size_t len = ret ? sizeof(tx->dsn_ret) : sizeof(tx->dsn_envid);
+	if (field[0] != '\0') {
+		reply_error(s, "MAIL", "501 5.5.4 Error: %.5s given twice", p);
+		return false;
+	}
+	if (ret ? dsn_param_ret(p + 4, field, len) : dsn_param_envid(p + 6, field, len))
+		return true;
+	reply_error(s, "MAIL", ret ? "501 5.5.4 Bad RET= value (FULL or HDRS)"
+				   : "501 5.5.4 Bad ENVID= value (xtext, at most 100 characters)");
+	return false;
+}
+
+/* mail_params - SIZE=, BODY=, RET=, ENVID= (after EHLO only). */
+static bool mail_params(struct session *s, struct transaction *tx, char *params, uint64_t *size)
 {
 	char *save = NULL;
 	bool seen_size = false, seen_body = false;
@@ -352,6 +373,9 @@ static bool mail_params(struct session *s, char *params, uint64_t *size)
 				reply_error(s, "MAIL", "501 5.5.4 Unsupported BODY= value (7BIT or 8BITMIME)");
 				return false;
 			}
+		} else if (rg_str_has_prefix_ci(p, "RET=") || rg_str_has_prefix_ci(p, "ENVID=")) {
+			if (!dsn_mail_param(s, tx, p))
+				return false;
 		} else if (rg_str_has_prefix_ci(p, "AUTH=") && server_auth(s->srv) != NULL) {
 			/* RFC 4954 5: an identity for relayed mail; we trust only our own AUTH */
 		} else if (rg_str_has_prefix_ci(p, "SIZE=") || rg_str_has_prefix_ci(p, "BODY=")) {
@@ -440,7 +464,7 @@ static void cmd_mail(struct session *s, char *arg)
 	char *pcopy = e == ADDR_OK ? xstrdup(params) : NULL;
 	if (e != ADDR_OK)
 		address_reply(s, "MAIL", e, true, why);
-	else if (!mail_params(s, pcopy, &size))
+	else if (!mail_params(s, tx, pcopy, &size))
 		e = ADDR_ERR_SYNTAX;
 	else if (size > s->cfg->message_size_limit) {
 		reply_error(s, "MAIL", "552 5.3.4 Message size exceeds fixed limit of %llu bytes",
@@ -494,16 +518,48 @@ static bool rcpt_known(const struct transaction *tx, const struct addr_resolutio
 }
 
 static void rcpt_accept(struct session *s, const struct address *a,
-			const struct addr_resolution *r)
+			const struct addr_resolution *r, const char *notify, const char *orcpt)
 {
 	struct transaction *tx = s->tx;
 	if (tx->msg == NULL)
 		tx->msg = xcalloc(1, sizeof(struct queue_msg));
-	if (!rcpt_known(tx, r))
+	if (!rcpt_known(tx, r)) {
 		queue_msg_add_rcpt(tx->msg, a->text, r->local, r->domain, r->cls);
+		struct queue_rcpt *q = &tx->msg->rcpts[tx->msg->n_rcpts - 1];
+		q->notify = notify[0] ? xstrdup(notify) : NULL;
+		q->orcpt = orcpt[0] ? xstrdup(orcpt) : NULL;
+	}
 	tx->n_rcpts++;
 	set_state(s, S_RCPT);
 	reply(s, "250 2.1.5 Ok");
+}
+
+/* rcpt_params - NOTIFY= and ORCPT= (RFC 3461), each once; false after a reply. */
+static bool rcpt_params(struct session *s, const char *params, char *notify, char *orcpt)
+{
+	char *copy = xstrdup(params), *save = NULL;
+	bool ok = true;
+	for (char *p = strtok_r(copy, " ", &save); p && ok; p = strtok_r(NULL, " ", &save)) {
+		bool is_notify = rg_str_has_prefix_ci(p, "NOTIFY=");
+		if (!(s->flags & F_EHLO)) {
+			reply_error(s, "RCPT", "555 5.5.4 Error: parameters need EHLO, not HELO");
+			ok = false;
+		} else if (!is_notify && !rg_str_has_prefix_ci(p, "ORCPT=")) {
+			reply_error(s, "RCPT", "555 5.5.4 Unsupported option: %.100s", p);
+			ok = false;
+		} else if ((is_notify ? notify : orcpt)[0] != '\0') {
+			reply_error(s, "RCPT", "501 5.5.4 Error: %.6s given twice", p);
+			ok = false;
+		} else if (is_notify ? !dsn_param_notify(p + 7, notify, 32)
+				     : !dsn_param_orcpt(p + 6, orcpt, DSN_ORCPT_MAX + 16)) {
+			reply_error(s, "RCPT", is_notify
+				    ? "501 5.5.4 Bad NOTIFY= value (NEVER, or SUCCESS, FAILURE, DELAY)"
+				    : "501 5.5.4 Bad ORCPT= value (addr-type;xtext)");
+			ok = false;
+		}
+	}
+	free(copy);
+	return ok;
 }
 
 static void cmd_rcpt(struct session *s, char *arg)
@@ -531,10 +587,9 @@ static void cmd_rcpt(struct session *s, char *arg)
 		address_reply(s, "RCPT", e, false, why);
 		return;
 	}
-	if (*params != '\0') {
-		reply_error(s, "RCPT", "555 5.5.4 Unsupported option: %.100s", params);
+	char notify[32] = "", orcpt[DSN_ORCPT_MAX + 16] = "";
+	if (!rcpt_params(s, params, notify, orcpt))
 		return;
-	}
 	if (s->tx->n_rcpts >= s->cfg->smtpd_recipient_limit) {
 		reply_error(s, "RCPT", "452 4.5.3 Error: too many recipients");
 		return;
@@ -545,7 +600,7 @@ static void cmd_rcpt(struct session *s, char *arg)
 	policy_check_rcpt(s->cfg, &req, &d);
 	log_rcpt(s, &a, &r, &d);
 	if (d.action == POLICY_ACCEPT)
-		rcpt_accept(s, &a, &r);
+		rcpt_accept(s, &a, &r, notify, orcpt);
 	else
 		reply(s, "%s", d.reply);
 }
@@ -598,6 +653,8 @@ static void cmd_data(struct session *s, char *arg)
 	m->client_name = xstrdup(s->name);
 	m->helo = xstrdup(s->helo);
 	m->sender = xstrdup(s->tx->sender.text);
+	m->dsn_ret = s->tx->dsn_ret[0] ? xstrdup(s->tx->dsn_ret) : NULL;
+	m->dsn_envid = s->tx->dsn_envid[0] ? xstrdup(s->tx->dsn_envid) : NULL;
 	rg_strlcpy(m->session, s->id, sizeof(m->session));
 	received_header(s, m);
 	data_in_memory += m->body.len; /* from here on, body.len == held until spooled */

@@ -61,9 +61,11 @@ def receiver(ip, port, **overrides):
     return Server(overrides=params)
 
 
-def send(server, rcpts, body, sender='postmaster@localhost'):
-    lines = ['EHLO app.example.org', 'MAIL FROM:<%s>' % sender]
-    lines += ['RCPT TO:<%s>' % r for r in rcpts]
+def send(server, rcpts, body, sender='postmaster@localhost', mail_params='', rcpt_params=None):
+    """Queue a message through a trusted session; rcpt_params: {rcpt: 'NOTIFY=...'}."""
+    rcpt_params = rcpt_params or {}
+    lines = ['EHLO app.example.org', ('MAIL FROM:<%s> %s' % (sender, mail_params)).rstrip()]
+    lines += [('RCPT TO:<%s> %s' % (r, rcpt_params.get(r, ''))).rstrip() for r in rcpts]
     stuffed = ['.' + l if l.startswith('.') else l for l in body.split('\n')]
     lines += ['DATA'] + stuffed + ['.', 'QUIT']
     replies = smtp_session(server.port, lines, source=TRUSTED)
@@ -475,6 +477,113 @@ class OutboundFaults(unittest.TestCase):
         q2 = send(s, ['b@fake.test'], 'Subject: two\n\nhi')
         self.assertIsNotNone(s.wait_log(r'delivered queue=%s ' % q2), s.tail(20))
         self.assertNotRegex(s.log(), r'deferred queue=%s ' % q2)
+
+
+class DsnAware(Scripted):
+    """A next hop that offers DSN (RFC 3461)."""
+    def ehlo(self, sess, verb, arg):
+        return super().ehlo(sess, verb, arg) + '\n250 DSN'
+
+
+class OutboundDsn(unittest.TestCase):
+    """RFC 3461: NOTIFY=, RET=, ENVID=, ORCPT= are honoured and passed on."""
+
+    def setUp(self):
+        self.fake_policy = Scripted(rcpt={'gone@fake.test': '550 5.1.1 no such user'})
+        self.f = fakesmtp.FakeSMTP(self.fake_policy)
+        self.addCleanup(self.f.stop)
+        self.s = Server(overrides={
+            'default_transport': 'smtp', 'smtpd_peername_lookup': 'no',
+            'transport_maps': 'inline:{fake.test=smtp:[127.0.0.1]:%d}' % self.f.port,
+            'smtp_tls_security_level': 'none', 'minimal_backoff_time': '1s',
+            'queue_run_delay': '1s'})
+        self.addCleanup(self.s.cleanup)
+        self.addCleanup(self.s.stop)
+
+    def reports(self, qid, count=1, timeout=10):
+        """DSNs about qid in postmaster@localhost's Maildir (at least count)."""
+        deadline = time.time() + timeout
+        while True:
+            found = []
+            for name in self.s.maildir('localhost', 'postmaster'):
+                data = self.s.read_mail('localhost', 'postmaster', name)
+                if ('X-Relayguard-Queue-ID: %s' % qid).encode() in data:
+                    found.append(data)
+            if len(found) >= count or time.time() > deadline:
+                return found
+            time.sleep(0.05)
+
+    def test_ehlo_offers_dsn_and_bad_values_are_refused(self):
+        r = smtp_session(self.s.port, ['EHLO a.example.org', 'MAIL FROM:<a@localhost> RET=ALL',
+                                       'MAIL FROM:<a@localhost> RET=HDRS ENVID=x+0Dy',
+                                       'MAIL FROM:<a@localhost> RET=HDRS RET=FULL',
+                                       'MAIL FROM:<a@localhost> RET=HDRS ENVID=QQ1',
+                                       'RCPT TO:<x@fake.test> NOTIFY=NEVER,SUCCESS',
+                                       'RCPT TO:<x@fake.test> ORCPT=bogus',
+                                       'RCPT TO:<x@fake.test> NOTIFY=SUCCESS NOTIFY=DELAY',
+                                       'RCPT TO:<x@fake.test> NOTIFY=success,failure '
+                                       'ORCPT=rfc822;x+2By@fake.test', 'QUIT'],
+                         source=TRUSTED)
+        self.assertIn('DSN', r[1][1].split('\n'))
+        self.assertEqual(r[2][0], 501, r[2])
+        self.assertEqual(r[3][0], 501, r[3])
+        self.assertEqual(r[4][0], 501, r[4])
+        self.assertEqual(r[5][0], 250, r[5])
+        self.assertEqual([x[0] for x in r[6:9]], [501, 501, 501], r[6:9])
+        self.assertEqual(r[9][0], 250, r[9])
+
+    def test_notify_never_suppresses_the_bounce(self):
+        qid = send(self.s, ['gone@fake.test'], 'Subject: never\n\nhi',
+                   rcpt_params={'gone@fake.test': 'NOTIFY=NEVER'})
+        self.assertIsNotNone(self.s.wait_log(r'bounced queue=%s ' % qid), self.s.tail(20))
+        time.sleep(1)
+        self.assertEqual(self.reports(qid, timeout=1), [])
+        self.assertEqual(self.s.wait_queue_empty('deferred'), [])
+
+    def test_ret_hdrs_envid_orcpt_in_the_bounce(self):
+        qid = send(self.s, ['gone@fake.test'], 'Subject: hdrs\n\nsecret body',
+                   mail_params='RET=HDRS ENVID=QQ314159',
+                   rcpt_params={'gone@fake.test': 'ORCPT=rfc822;orig+2Bgone@example.com'})
+        got = self.reports(qid)
+        self.assertEqual(len(got), 1, self.s.tail(20))
+        msg, blocks = parse_dsn(got[0])
+        self.assertEqual(blocks[0]['Original-Envelope-Id'], 'QQ314159')
+        self.assertEqual(blocks[1]['Original-Recipient'], 'rfc822; orig+gone@example.com')
+        types = [p.get_content_type() for p in msg.walk()]
+        self.assertIn('text/rfc822-headers', types)
+        self.assertNotIn('message/rfc822', types)
+        self.assertNotIn(b'secret body', got[0])
+
+    def test_notify_success_relayed_to_a_hop_without_dsn(self):
+        qid = send(self.s, ['ok@fake.test'], 'Subject: ok\n\nhi',
+                   rcpt_params={'ok@fake.test': 'NOTIFY=SUCCESS'})
+        got = self.reports(qid)
+        self.assertEqual(len(got), 1, self.s.tail(20))
+        _msg, blocks = parse_dsn(got[0])
+        self.assertEqual(blocks[1]['Action'], 'relayed')
+        self.assertEqual(blocks[1]['Final-Recipient'], 'rfc822; ok@fake.test')
+
+    def test_notify_success_delivered_here(self):
+        qid = send(self.s, ['postmaster@localhost'], 'Subject: local\n\nhi',
+                   sender='someone@localhost',
+                   rcpt_params={'postmaster@localhost': 'NOTIFY=SUCCESS'})
+        # the report goes to someone@localhost: not a user here, so look in the log
+        log = self.s.wait_log(r'dsn-queued queue=%s ' % qid)
+        self.assertIsNotNone(log, self.s.tail(20))
+
+    def test_parameters_passed_to_a_hop_that_offers_dsn(self):
+        self.f.policy = DsnAware()
+        qid = send(self.s, ['ok@fake.test'], 'Subject: pass\n\nhi',
+                   mail_params='RET=HDRS ENVID=QQ+2B1',
+                   rcpt_params={'ok@fake.test': 'NOTIFY=SUCCESS,FAILURE '
+                                                'ORCPT=rfc822;first@example.com'})
+        self.assertIsNotNone(self.s.wait_log(r'delivered queue=%s ' % qid), self.s.tail(20))
+        cmds = ' | '.join(self.f.all_commands())
+        self.assertRegex(cmds, r'MAIL FROM:<postmaster@localhost>.* RET=HDRS ENVID=QQ\+2B1')
+        self.assertRegex(cmds, r'RCPT TO:<ok@fake\.test> NOTIFY=SUCCESS,FAILURE '
+                               r'ORCPT=rfc822;first@example\.com')
+        time.sleep(1)
+        self.assertEqual(self.reports(qid, timeout=1), [])  # the next hop reports, not us
 
 
 class OutboundLoopByAddress(unittest.TestCase):

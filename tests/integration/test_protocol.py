@@ -141,7 +141,7 @@ class Commands(ServerPerClass):
         r = smtp_session(self.server.port, ['EHLO c.example.org',
                                             'MAIL FROM:<a@example.org> FOO=BAR',
                                             'MAIL FROM:<a@example.org> BODY=7BIT SIZE=10',
-                                            'RCPT TO:<postmaster@localhost> NOTIFY=NEVER',
+                                            'RCPT TO:<postmaster@localhost> XYZZY=1',
                                             'QUIT'])
         self.assertEqual(r[2], (555, '5.5.4 Unsupported option: FOO=BAR'))
         self.assertEqual(r[3], (250, '2.1.0 Ok'))

@@ -401,6 +401,31 @@ static void test_state(void)
 	queue_msg_free(m);
 }
 
+/* RFC 3461 parameters survive the queue file: RET, ENVID, NOTIFY, ORCPT. */
+static void test_dsn_fields(void)
+{
+	struct queue_msg *m = build(&trips[0]);
+	char err[256] = "";
+	m->dsn_ret = xstrdup("HDRS");
+	m->dsn_envid = xstrdup("QQ 314 %x");
+	m->rcpts[1].notify = xstrdup("SUCCESS,FAILURE");
+	m->rcpts[1].orcpt = xstrdup("rfc822;a b@example.com");
+	m->rcpts[2].notify = xstrdup("NEVER");
+	CHECK(queue_commit(qdir, m, err, sizeof(err)), "commit: %s", err);
+	struct queue_msg *r = xcalloc(1, sizeof(*r));
+	CHECK(queue_load_header(qdir, m->path, r, err, sizeof(err)), "reload: %s", err);
+	CHECK_STR_AT(__LINE__, r->dsn_ret, "HDRS", "RET");
+	CHECK_STR_AT(__LINE__, r->dsn_envid, "QQ 314 %x", "ENVID");
+	CHECK(r->rcpts[0].notify == NULL && r->rcpts[0].orcpt == NULL, "rcpt 0 got DSN fields");
+	CHECK_STR_AT(__LINE__, r->rcpts[1].notify, "SUCCESS,FAILURE", "NOTIFY");
+	CHECK_STR_AT(__LINE__, r->rcpts[1].orcpt, "rfc822;a b@example.com", "ORCPT");
+	CHECK_STR_AT(__LINE__, r->rcpts[2].notify, "NEVER", "NOTIFY=NEVER");
+	CHECK(r->rcpts[2].orcpt == NULL, "rcpt 2 ORCPT");
+	unlinkat(basedir_fd(qdir), m->path, 0);
+	queue_msg_free(r);
+	queue_msg_free(m);
+}
+
 /* Many retries do not grow a file without bound: past 64 KiB of records it is
  * rewritten with one record per pending recipient, the text intact, and done
  * marks still land on the right bytes afterwards. */
@@ -719,6 +744,7 @@ int main(void)
 	test_damaged();
 	test_state();
 	test_state_compaction();
+	test_dsn_fields();
 	test_finish_all_done();
 	test_finish_partial();
 	test_list();
