@@ -467,6 +467,24 @@ class OutboundFaults(unittest.TestCase):
         path = os.path.join(s.queue_dir, 'deferred', qid)
         self.assertGreater(os.stat(path).st_mtime, time.time() + 3000)  # the next try
 
+    def test_source_address_is_smtp_bind_address(self):
+        f = self.fake(Scripted())
+        s = self.sender(f.port, smtp_bind_address='127.0.0.7')
+        qid = send(s, ['a@fake.test'], 'Subject: bind\n\nhi')
+        self.assertIsNotNone(s.wait_log(r'delivered queue=%s ' % qid), s.tail(20))
+        self.assertEqual([x['peer'] for x in f.sessions], ['127.0.0.7'])
+
+    def test_message_larger_than_the_next_hops_size_bounces_without_sending(self):
+        class Small(Scripted):
+            def ehlo(self, sess, verb, arg):
+                return super().ehlo(sess, verb, arg) + '\n250 SIZE 100'
+        f = self.fake(Small())
+        s = self.sender(f.port)
+        qid = send(s, ['a@fake.test'], 'Subject: big\n\n' + 'x' * 500)
+        log = s.wait_log(r'bounced queue=%s .*dsn=5\.3\.4' % qid)
+        self.assertIsNotNone(log, s.tail(20))
+        self.assertFalse(any(c.startswith('MAIL') for c in f.all_commands()), f.all_commands())
+
     def test_stale_cached_connection_is_replaced(self):
         """The receiver closes a connection with 421 at RSET (one message per
         connection): the next message goes over a new connection, not deferred."""
