@@ -31,6 +31,7 @@
 #include "util/workers.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +76,7 @@ struct qmgr {
 	size_t n_active;
 	struct event *scan_timer;
 	bool scanning, rescan, stopping, flush_all;
+	bool more_due;                /* the active set was full: more may wait on disk */
 	bool freeing;                 /* qmgr_free: workers hand back their last jobs */
 	void (*on_idle)(void *arg);   /* after qmgr_stop */
 	void *idle_arg;
@@ -153,6 +155,7 @@ void delivery_outcome_all(struct delivery *d, enum rcpt_outcome o, const char *d
 /* ---- one pass ---- */
 
 static void settle(struct qentry *e);
+static void start_scan(struct qmgr *q);
 
 static void part_done(struct delivery *d)
 {
@@ -246,10 +249,12 @@ static void start_pass(struct qentry *e)
 
 void qmgr_submit(struct qmgr *q, struct queue_msg *m)
 {
-	if (find_entry(q, m->id) != NULL || q->freeing ||
-	    q->n_active >= q->cfg->qmgr_message_active_limit) {
-		/* already in memory (a scan found it first), or it waits in active/
-		 * for the next scan */
+	if (find_entry(q, m->id) != NULL || q->freeing) {
+		queue_msg_free(m); /* already in memory: a scan found it first */
+		return;
+	}
+	if (q->n_active >= q->cfg->qmgr_message_active_limit) {
+		q->more_due = true; /* it waits in active/ for the scan after some settle */
 		queue_msg_free(m);
 		return;
 	}
@@ -379,6 +384,14 @@ static void settle_done(void *arg)
 		qmgr_submit(q, bounce);
 	if (success != NULL)
 		qmgr_submit(q, success);
+	/* the active set was full: once half of it has settled, fetch more from
+	 * disk now rather than at the next queue_run_delay */
+	if (q->more_due && q->n_active <= q->cfg->qmgr_message_active_limit / 2) {
+		q->more_due = false;
+		start_scan(q);
+	}
+	if (q->n_active == 0)
+		malloc_trim(0); /* a large batch is gone: give its memory back */
 	notify_idle(q);
 }
 
@@ -467,6 +480,8 @@ static void scan_done(void *arg)
 {
 	struct scan_job *j = arg;
 	struct qmgr *q = j->q;
+	if (j->n_found == j->budget)
+		q->more_due = true; /* it stopped at the budget: more may be due */
 	for (size_t i = 0; i < j->n_found; i++) {
 		struct queue_msg *m = j->found[i];
 		if (settled_during_scan(q, m->id))

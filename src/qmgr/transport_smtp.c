@@ -70,14 +70,13 @@ struct job {
 	bool eightbit;                /* the text has 8-bit bytes (found on the worker) */
 	struct smtp_out_msg msg;      /* the dialogue holds on to it while sending */
 	struct smtp_out_rcpt *rcpts;
-	struct job *next;             /* in its destination's waiting list */
 	struct job *all_prev, *all_next;
 };
 
 struct dest {
 	char key[ROUTE_HOST_MAX + 16];
 	unsigned active;
-	struct job *wait_head, *wait_tail;
+	struct delivery *wait_head, *wait_tail; /* requests waiting for a slot (d->next) */
 	time_t suspended_until;
 	char suspended_why[600];
 	struct idle_conn *idle;
@@ -254,17 +253,39 @@ static void job_start(struct job *j)
 }
 
 /* dest_kick - start waiting jobs while the destination has free slots. */
+/* job_new - a job for d: made only when d gets a slot, so that requests
+ * waiting for one cost no more than the request itself. */
+static struct job *job_new(struct smtp_transport *st, struct delivery *d, struct dest *dest)
+{
+	struct job *j = xcalloc(1, sizeof(*j));
+	j->st = st;
+	j->d = d;
+	j->dest = dest;
+	j->all_next = st->jobs;
+	if (st->jobs)
+		st->jobs->all_prev = j;
+	st->jobs = j;
+	return j;
+}
+
+/* take_waiting - the oldest request waiting for a slot of dest, or NULL. */
+static struct delivery *take_waiting(struct dest *dest)
+{
+	struct delivery *d = dest->wait_head;
+	if (d == NULL)
+		return NULL;
+	dest->wait_head = d->next;
+	if (dest->wait_head == NULL)
+		dest->wait_tail = NULL;
+	d->next = NULL;
+	return d;
+}
+
 static void dest_kick(struct smtp_transport *st, struct dest *dest)
 {
 	unsigned limit = (unsigned)st->env.cfg->default_destination_concurrency_limit;
-	while (dest->wait_head != NULL && dest->active < limit && !st->stopping) {
-		struct job *j = dest->wait_head;
-		dest->wait_head = j->next;
-		if (dest->wait_head == NULL)
-			dest->wait_tail = NULL;
-		j->next = NULL;
-		job_start(j);
-	}
+	while (dest->wait_head != NULL && dest->active < limit && !st->stopping)
+		job_start(job_new(st, take_waiting(dest), dest));
 }
 
 static void job_free(struct job *j)
@@ -669,31 +690,23 @@ static void start_send(struct job *j)
 static void smtp_deliver(struct transport *t, struct delivery *d)
 {
 	struct smtp_transport *st = (struct smtp_transport *)t;
-	struct job *j = xcalloc(1, sizeof(*j));
-	j->st = st;
-	j->d = d;
-	j->dest = dest_get(st, d->route.key);
-	j->all_next = st->jobs;
-	if (st->jobs)
-		st->jobs->all_prev = j;
-	st->jobs = j;
+	struct dest *dest = dest_get(st, d->route.key);
 	if (st->stopping) {
-		j->dest->active++; /* job_finish gives it back */
-		job_finish(j);     /* untried: tried again after the next start */
+		d->done(d); /* untried: tried again after the next start */
 		return;
 	}
-	if (time(NULL) < j->dest->suspended_until) {
-		j->dest->active++; /* job_finish gives it back */
-		outcome_all(j, RCPT_DEFERRED, "4.4.1", j->dest->suspended_why);
-		job_finish(j);
+	if (time(NULL) < dest->suspended_until) {
+		delivery_outcome_all(d, RCPT_DEFERRED, "4.4.1", dest->suspended_why, NULL);
+		d->done(d);
 		return;
 	}
-	if (j->dest->wait_tail)
-		j->dest->wait_tail->next = j;
+	d->next = NULL;
+	if (dest->wait_tail)
+		dest->wait_tail->next = d;
 	else
-		j->dest->wait_head = j;
-	j->dest->wait_tail = j;
-	dest_kick(st, j->dest);
+		dest->wait_head = d;
+	dest->wait_tail = d;
+	dest_kick(st, dest);
 }
 
 static bool smtp_idle(const struct transport *t)
@@ -709,13 +722,9 @@ static void smtp_stop(struct transport *t)
 	for (struct dest *dest = st->dests; dest != NULL; dest = dest->next) {
 		while (dest->idle != NULL)
 			idle_free(dest->idle, true);
-		while (dest->wait_head != NULL) {
-			struct job *j = dest->wait_head;
-			dest->wait_head = j->next;
-			dest->active++; /* job_finish gives it back */
-			job_finish(j);
-		}
-		dest->wait_tail = NULL;
+		struct delivery *d;
+		while ((d = take_waiting(dest)) != NULL)
+			d->done(d); /* untried */
 	}
 }
 

@@ -400,15 +400,18 @@ class OutboundQueueCli(unittest.TestCase):
 class Scripted(fakesmtp.Policy):
     """A receiver whose replies each test sets: per recipient, at the end of
     data, and to RSET."""
-    def __init__(self, rcpt=None, data_end='250 2.0.0 Ok: queued', rset='250 2.0.0 Ok'):
+    def __init__(self, rcpt=None, data_end='250 2.0.0 Ok: queued', rset='250 2.0.0 Ok',
+                 slow=0.0):
         self.rcpt_replies = rcpt or {}
         self.end = data_end
         self.rset = rset
+        self.slow = slow  # seconds before the reply to the end of data
 
     def rcpt(self, sess, path):
         return self.rcpt_replies.get(path, '250 2.1.5 Ok')
 
     def data_end(self, sess, body):
+        time.sleep(self.slow)
         return self.end
 
     def other(self, sess, verb, line):
@@ -484,6 +487,18 @@ class OutboundFaults(unittest.TestCase):
         log = s.wait_log(r'bounced queue=%s .*dsn=5\.3\.4' % qid)
         self.assertIsNotNone(log, s.tail(20))
         self.assertFalse(any(c.startswith('MAIL') for c in f.all_commands()), f.all_commands())
+
+    def test_a_full_active_set_drains_without_waiting_for_the_next_scan(self):
+        """qmgr_message_active_limit 2 and ten messages: those that did not fit
+        wait on disk and are fetched as soon as room is made, not after
+        queue_run_delay (an hour here)."""
+        f = self.fake(Scripted(slow=0.3))  # so that messages pile up
+        s = self.sender(f.port, qmgr_message_active_limit='2', queue_run_delay='1h')
+        ids = [send(s, ['m%d@fake.test' % i], 'Subject: %d\n\nhi' % i) for i in range(10)]
+        for qid in ids:
+            self.assertIsNotNone(s.wait_log(r'delivered queue=%s ' % qid, timeout=15),
+                                 s.tail(30))
+        self.assertEqual(s.wait_queue_empty('active'), [])
 
     def test_stale_cached_connection_is_replaced(self):
         """The receiver closes a connection with 421 at RSET (one message per
