@@ -31,34 +31,17 @@ if [ ! -x "$BIN" ]; then
 fi
 
 # ---- smtp-source, from the postfix .deb, never installed ---------------------
-get_smtp_source() {
-	[ -x "$SMTP_SOURCE" ] && return 0
-	command -v apt-get >/dev/null 2>&1 && command -v dpkg >/dev/null 2>&1 || {
-		say "apt-get/dpkg not available"
-		return 1
-	}
-	mkdir -p "$TOOLS" || return 1
-	say "fetching postfix .deb (apt-get download) into $TOOLS for smtp-source"
-	# apt-get download writes into the current directory; not installed, not run.
-	(cd "$TOOLS" && rm -f postfix_*.deb && apt-get download postfix) >"$TOOLS/download.log" 2>&1 || {
-		say "apt-get download postfix failed:"
-		tail -n 3 "$TOOLS/download.log" >&2
-		return 1
-	}
-	deb=$(ls "$TOOLS"/postfix_*.deb 2>/dev/null | head -n 1)
-	[ -n "$deb" ] && dpkg -x "$deb" "$TOOLS" || { say "dpkg -x failed"; return 1; }
-	[ -x "$SMTP_SOURCE" ]
-}
+. bench/tools.sh
 
 GEN=python
 GEN_LABEL="loadgen.py (Python smtplib FALLBACK; not comparable with smtp-source figures)"
 if [ "$LOADGEN" != python ]; then
-	if get_smtp_source; then
+	if get_postfix_tools; then
 		# smtp-source without arguments prints its usage and exits non-zero;
 		# a missing shared library shows up as a loader error instead.
 		probe=$(LD_LIBRARY_PATH=$TOOLS/usr/lib/postfix "$SMTP_SOURCE" 2>&1)
 		case $probe in
-		*usage:*) GEN=smtp-source; GEN_LABEL="smtp-source (Postfix $(ls "$TOOLS"/postfix_*.deb 2>/dev/null | sed -n 's/.*postfix_\([^_]*\)_.*/\1/p' | head -n 1))" ;;
+		*usage:*) GEN=smtp-source; GEN_LABEL="smtp-source (Postfix $(postfix_tools_version))" ;;
 		*) say "smtp-source does not run: $probe" ;;
 		esac
 	fi
