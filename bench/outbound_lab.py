@@ -21,11 +21,13 @@ Then the deferred-queue figures: N queue files written straight into
 relayguard's deferred/ (not due: mtime a day ahead), and relayguard started
 on them: time to "listening", time to a 250 for a new message, VmHWM after
 5 s and after an idle period; then the same N files all due, delivered to a
-sink, with the memory and the delivery rate over time.
+sink, with the memory and the delivery rate over time: once with the
+defaults (qmgr_message_active_limit 20000, queue_run_delay 300s), once
+("due-small") with 5000 and 5s.
 
 usage: python3 bench/outbound_lab.py [--rounds 2] [--messages 2000]
-        [--sessions 20] [--size 4096] [--deferred 100000] [--due-timeout 240]
-        [--only rg-mx,postfix,rg-tmaps,deferred,due]
+        [--sessions 20] [--size 4096] [--deferred 100000] [--due-timeout 120]
+        [--only rg-mx,postfix,rg-tmaps,deferred,due,due-small]
 Tools: smtp-source and smtp-sink from the Postfix .deb unpacked under
 build/bench-tools (bench/outbound.sh fetches it).  Needs root (the peer lab).
 """
@@ -260,6 +262,9 @@ class Relayguard:
         self.log_path = os.path.join(dirpath, 'relayguard.log')
         conf = {
             'smtpd_listen': '127.0.0.1:%d' % self.port,
+            # no fixed ports (2587, 2465 by default): other servers may hold them
+            'submission_listen': '',
+            'submissions_listen': '',
             'queue_directory': self.queue,
             'virtual_mailbox_base': os.path.join(dirpath, 'mail'),
             'mynetworks': '127.0.0.0/8',
@@ -532,22 +537,24 @@ def deferred_run(opts, work, dns, owner):
     return res
 
 
-def due_run(opts, work, dns, owner):
-    """relayguard started on opts.deferred files that are all due, with the
-    default qmgr_message_active_limit and queue_run_delay, delivering to a sink."""
+def due_run(opts, work, dns, owner, settings):
+    """relayguard started on opts.deferred files that are all due, with
+    settings (qmgr_message_active_limit, queue_run_delay...), delivering to a sink."""
     d = tempfile.mkdtemp(prefix='due-', dir=work)
     sink = Sink()
     res = {}
     try:
         write_queue(os.path.join(d, 'queue'), opts.deferred, opts.size, time.time() - 60, owner)
-        rg = Relayguard(d, {'dns_servers': dns.servers, 'smtp_tcp_port': str(sink.port)})
+        extra = {'dns_servers': dns.servers, 'smtp_tcp_port': str(sink.port)}
+        extra.update(settings)
+        rg = Relayguard(d, extra)
         sampler = MemSampler(rg.pids, 0.5)
         try:
             res['listening_s'] = rg.t_listening - rg.t_spawn
             t0 = rg.t_spawn
             res['first_250_s'] = time.time() - t0 + one_message(rg.port)
             marks = {}
-            for mark in (5, 10, 30, 60, 120, 180, 240, 300, 420, 600):
+            for mark in (2, 5, 10, 20, 30, 60, 90, 120, 180, 240, 300, 420, 600):
                 if mark > opts.due_timeout:
                     break
                 while time.time() - t0 < mark and sink.count < opts.deferred + 1:
@@ -564,7 +571,8 @@ def due_run(opts, work, dns, owner):
             res['cpu'] = rg.cpu()
             res['left'] = rg.queue_files()
             res['problems'] = rg.problems()
-            shutil.copy(rg.log_path, os.path.join(opts.logdir, 'due.log'))
+            shutil.copy(rg.log_path, os.path.join(
+                opts.logdir, 'due-%s.log' % settings.get('qmgr_message_active_limit', 'default')))
         finally:
             sampler.stop()
             rg.stop()
@@ -653,9 +661,10 @@ def print_deferred(res, opts):
         print('  log: %dx %s' % (n, text))
 
 
-def print_due(res, opts):
-    print('\n## relayguard started on %d deferred messages, all due, delivering to smtp-sink'
-          ' (qmgr_message_active_limit 20000, queue_run_delay 300s: the defaults)' % opts.deferred)
+def print_due(res, opts, settings):
+    print('\n## relayguard started on %d deferred messages, all due, delivering to smtp-sink (%s)'
+          % (opts.deferred, ', '.join('%s = %s' % kv for kv in settings.items())
+             or 'qmgr_message_active_limit 20000, queue_run_delay 300s: the defaults'))
     print('  "listening" after %.3f s; a new message got 250 %.3f s after exec'
           % (res['listening_s'], res['first_250_s']))
     for mark, (count, hwm, rss) in res['marks'].items():
@@ -678,9 +687,9 @@ def main():
     ap.add_argument('--size', type=int, default=int(os.environ.get('BENCH_SIZE', 4096)))
     ap.add_argument('--deferred', type=int, default=int(os.environ.get('BENCH_DEFERRED', 100000)))
     ap.add_argument('--idle', type=float, default=20, help='idle seconds in the deferred run')
-    ap.add_argument('--due-timeout', type=float, default=240)
+    ap.add_argument('--due-timeout', type=float, default=120)
     ap.add_argument('--timeout', type=float, default=180, help='per run, for the sink')
-    ap.add_argument('--only', default='rg-mx,postfix,rg-tmaps,deferred,due')
+    ap.add_argument('--only', default='rg-mx,postfix,rg-tmaps,deferred,due,due-small')
     ap.add_argument('--tmpdir', default=os.environ.get('BENCH_TMPDIR', '/tmp'))
     ap.add_argument('--logdir', default=os.path.join(REPO, 'build', 'bench-logs'))
     opts = ap.parse_args()
@@ -737,9 +746,12 @@ def main():
         if 'deferred' in only:
             say('deferred: writing %d queue files' % opts.deferred)
             print_deferred(deferred_run(opts, work, dns, owner), opts)
-        if 'due' in only:
-            say('due: writing %d queue files, all due' % opts.deferred)
-            print_due(due_run(opts, work, dns, owner), opts)
+        for name, settings in (('due', {}),
+                               ('due-small', {'qmgr_message_active_limit': '5000',
+                                              'queue_run_delay': '5s'})):
+            if name in only:
+                say('%s: writing %d queue files, all due' % (name, opts.deferred))
+                print_due(due_run(opts, work, dns, owner, settings), opts, settings)
     finally:
         dns.cleanup()
         shutil.rmtree(work, ignore_errors=True)
