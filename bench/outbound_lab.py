@@ -553,16 +553,22 @@ def due_run(opts, work, dns, owner, settings):
             res['listening_s'] = rg.t_listening - rg.t_spawn
             t0 = rg.t_spawn
             res['first_250_s'] = time.time() - t0 + one_message(rg.port)
-            marks = {}
+            want = opts.deferred + 1
+            marks = []  # (seconds since exec, sink count, VmHWM, VmRSS)
             for mark in (2, 5, 10, 20, 30, 60, 90, 120, 180, 240, 300, 420, 600):
                 if mark > opts.due_timeout:
                     break
-                while time.time() - t0 < mark and sink.count < opts.deferred + 1:
+                while time.time() - t0 < mark and sink.count < want:
                     time.sleep(0.1)
-                marks[mark] = (sink.count, status_kib(rg.pid, 'VmHWM'),
-                               status_kib(rg.pid, 'VmRSS'))
-                if sink.count >= opts.deferred + 1:
+                marks.append((time.time() - t0, sink.count, status_kib(rg.pid, 'VmHWM'),
+                              status_kib(rg.pid, 'VmRSS')))
+                if sink.count >= want:
                     break
+            # the files of the last deliveries are still being settled (unlinked)
+            deadline = time.time() + 60
+            while sink.count >= want and rg.queue_files() and time.time() < deadline:
+                time.sleep(0.1)
+            res['empty_s'] = time.time() - t0 if not rg.queue_files() else None
             res['marks'] = marks
             res['delivered'] = sink.count
             res['last_s'] = (sink.last - t0) if sink.last else None
@@ -667,14 +673,16 @@ def print_due(res, opts, settings):
              or 'qmgr_message_active_limit 20000, queue_run_delay 300s: the defaults'))
     print('  "listening" after %.3f s; a new message got 250 %.3f s after exec'
           % (res['listening_s'], res['first_250_s']))
-    for mark, (count, hwm, rss) in res['marks'].items():
-        print('  t=%4ds: sink got %6d  VmHWM %6s MiB  VmRSS %6s MiB' % (mark, count, mib(hwm), mib(rss)))
+    for secs, count, hwm, rss in res['marks']:
+        print('  t=%6.1fs: sink got %6d  VmHWM %6s MiB  VmRSS %6s MiB'
+              % (secs, count, mib(hwm), mib(rss)))
     if res['first_s'] is not None:
         span = (res['last_s'] - res['first_s']) or 1
         print('  first delivery at %.2f s, last at %.2f s: %d delivered, %.0f msg/s between;'
-              ' %d queue files left; CPU %.2f+%.2f s; VmHWM %s MiB'
+              ' %d queue files left%s; CPU %.2f+%.2f s; VmHWM %s MiB'
               % (res['first_s'], res['last_s'], res['delivered'], res['delivered'] / span,
-                 res['left'], res['cpu'][0], res['cpu'][1], mib(res['hwm_kib'])))
+                 res['left'], ' (queue empty at %.1f s)' % res['empty_s'] if res['empty_s'] else '',
+                 res['cpu'][0], res['cpu'][1], mib(res['hwm_kib'])))
     for text, n in sorted(res['problems'].items(), key=lambda kv: -kv[1])[:3]:
         print('  log: %dx %s' % (n, text))
 
