@@ -602,17 +602,19 @@ def mib(kib):
 def print_throughput(runs, opts):
     print('\n## end to end: smtp-source -> server -> smtp-sink, %d msgs x %d B, %d sessions'
           % (opts.messages, opts.size, opts.sessions))
-    head = ('run', 'server', 'accept msg/s', 'e2e msg/s', 'e2e s', 'sink got', 'CPU user+sys s',
+    head = ('run', 'server', 'accept msg/s', 'e2e msg/s', 'e2e s', 'sink got', 'at src end',
+            'CPU user+sys s',
             'peak RSS MiB', 'peak PSS MiB', 'procs', 'left', 'start s')
     rows = []
     for i, r in enumerate(runs, 1):
         if 'error' in r:
-            rows.append((str(i), LABEL[r['kind']], 'FAILED: ' + r['error'][:60]) + ('',) * 9)
+            rows.append((str(i), LABEL[r['kind']], 'FAILED: ' + r['error'][:60]) + ('',) * 10)
             continue
         peak = r.get('hwm_kib') or r['peak_rss_kib']
         rows.append((str(i), LABEL[r['kind']], '%.0f' % (opts.messages / r['accept_s']),
                      '%.0f' % (r['delivered'] / r['e2e_s']), '%.2f' % r['e2e_s'],
-                     str(r['delivered']), '%.2f+%.2f' % (r['cpu_user'], r['cpu_sys']),
+                     str(r['delivered']), str(r['at_accept_end']),
+                     '%.2f+%.2f' % (r['cpu_user'], r['cpu_sys']),
                      mib(peak), mib(r['peak_pss_kib']), str(r['peak_procs']), str(r['left']),
                      '%.2f' % r['startup_s']))
     widths = [max(len(x[k]) for x in rows + [head]) for k in range(len(head))]
