@@ -5,6 +5,7 @@
 #   make check-fresh  .ci/run in a pristine debootstrap'd Debian 12 (root)
 #   make bench      throughput and memory figures (bench/README.md)
 #   make bench-probe  nmap's smtp-open-relay vs relayguard probe on real MTAs (root)
+#   make bench-outbound  relaying to smtp-sink: relayguard vs Postfix, deferred queue (root)
 
 CC      ?= cc
 PKGS    := libevent libevent_pthreads libevent_openssl openssl libcares libpsl libxcrypt
@@ -26,7 +27,7 @@ B_NORM := build/normal
 B_SAN  := build/asan
 SAN    := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all run check check-fresh deps deps-test bench bench-probe clean unit
+.PHONY: all run check check-fresh deps deps-test bench bench-probe bench-outbound clean unit
 all: build/relayguard
 
 deps:
@@ -94,6 +95,9 @@ bench: deps deps-test build/relayguard
 
 bench-probe: deps deps-test build/relayguard
 	@sh bench/probe.sh
+
+bench-outbound: deps deps-test build/relayguard
+	@sh bench/outbound.sh
 
 clean:
 	rm -rf build
