@@ -698,10 +698,31 @@ static bool convert_bool(struct loader *ld, size_t i)
 	return false;
 }
 
+/* A number parameter and the values it may take. */
+struct range {
+	const char *name;
+	uint64_t *field;
+	uint64_t min, max;
+};
+
+/* convert_ranges - each parameter as a number (or time) within its range. */
+static void convert_ranges(struct loader *ld, const struct range *r, size_t n)
+{
+	for (size_t k = 0; k < n; k++) {
+		size_t i = param_index(r[k].name, strlen(r[k].name));
+		if (!convert_number(ld, i, r[k].field))
+			continue;
+		if (*r[k].field < r[k].min || *r[k].field > r[k].max)
+			add_error(ld, i, "%s: %s is out of range (%llu..%llu)", params[i].name,
+				  ld->expanded[i], (unsigned long long)r[k].min,
+				  (unsigned long long)r[k].max);
+	}
+}
+
 static void convert_limits(struct loader *ld)
 {
 	struct config *cfg = ld->cfg;
-	struct { const char *name; uint64_t *field; uint64_t min, max; } limits[] = {
+	struct range limits[] = {
 		{"message_size_limit", &cfg->message_size_limit, 1024, 1ull << 30},
 		{"smtpd_recipient_limit", &cfg->smtpd_recipient_limit, 1, 100000},
 		{"smtpd_timeout", &cfg->smtpd_timeout, 1, 86400},
@@ -716,15 +737,7 @@ static void convert_limits(struct loader *ld)
 		{"hopcount_limit", &cfg->hopcount_limit, 1, 100000},
 		{"header_size_limit", &cfg->header_size_limit, 1024, 1ull << 30},
 	};
-	for (size_t k = 0; k < RG_ARRAY_LEN(limits); k++) {
-		size_t i = param_index(limits[k].name, strlen(limits[k].name));
-		if (!convert_number(ld, i, limits[k].field))
-			continue;
-		if (*limits[k].field < limits[k].min || *limits[k].field > limits[k].max)
-			add_error(ld, i, "%s: %s is out of range (%llu..%llu)", params[i].name,
-				  ld->expanded[i], (unsigned long long)limits[k].min,
-				  (unsigned long long)limits[k].max);
-	}
+	convert_ranges(ld, limits, RG_ARRAY_LEN(limits));
 }
 
 static size_t idx(const char *name)
@@ -861,7 +874,7 @@ static void convert_outbound_limits(struct loader *ld)
 {
 	struct config *cfg = ld->cfg;
 	uint64_t port = 25;
-	struct { const char *name; uint64_t *field; uint64_t min, max; } limits[] = {
+	struct range limits[] = {
 		{"smtp_tcp_port", &port, 1, 65535},
 		{"smtp_connect_timeout", &cfg->smtp_connect_timeout, 1, 3600},
 		{"smtp_helo_timeout", &cfg->smtp_helo_timeout, 1, 3600},
@@ -884,15 +897,7 @@ static void convert_outbound_limits(struct loader *ld)
 		 1, 100000},
 		{"qmgr_message_active_limit", &cfg->qmgr_message_active_limit, 1, 1000000},
 	};
-	for (size_t k = 0; k < RG_ARRAY_LEN(limits); k++) {
-		size_t i = idx(limits[k].name);
-		if (!convert_number(ld, i, limits[k].field))
-			continue;
-		if (*limits[k].field < limits[k].min || *limits[k].field > limits[k].max)
-			add_error(ld, i, "%s: %s is out of range (%llu..%llu)", params[i].name,
-				  ld->expanded[i], (unsigned long long)limits[k].min,
-				  (unsigned long long)limits[k].max);
-	}
+	convert_ranges(ld, limits, RG_ARRAY_LEN(limits));
 	cfg->smtp_tcp_port = (unsigned)port;
 	if (cfg->minimal_backoff_time > cfg->maximal_backoff_time)
 		add_error(ld, idx("minimal_backoff_time"), "minimal_backoff_time is larger than "

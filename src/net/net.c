@@ -215,3 +215,20 @@ size_t host_networks(struct host_network *out, size_t max)
 	freeifaddrs(ifa);
 	return n;
 }
+
+socklen_t ip_to_sockaddr(const struct rg_ip *ip, unsigned port, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (ip->family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		memcpy(&s6->sin6_addr, ip->addr, 16);
+		return sizeof(*s6);
+	}
+	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+	s4->sin_family = AF_INET;
+	s4->sin_port = htons((uint16_t)port);
+	memcpy(&s4->sin_addr, ip->addr, 4);
+	return sizeof(*s4);
+}

@@ -33,6 +33,8 @@ bool ip_equal(const struct rg_ip *a, const struct rg_ip *b);
 /* A hash of the address, for tables keyed by client (ip_equal-consistent). */
 unsigned ip_hash(const struct rg_ip *ip);
 bool ip_is_loopback(const struct rg_ip *ip);
+/* ip and port as a sockaddr (IPv4 or IPv6) in ss; returns its length. */
+socklen_t ip_to_sockaddr(const struct rg_ip *ip, unsigned port, struct sockaddr_storage *ss);
 
 /* "10.0.0.0/8", "[2001:db8::]/32", "::1/128", "192.0.2.1" (a host).
  * On failure writes a human-readable reason into err. */

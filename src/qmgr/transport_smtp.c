@@ -496,25 +496,6 @@ static bool credentials(const struct job *j, char *user, size_t ulen, char *pass
 	return true;
 }
 
-static void sockaddr_of(const struct rg_ip *ip, unsigned port, struct sockaddr_storage *ss,
-			socklen_t *len)
-{
-	memset(ss, 0, sizeof(*ss));
-	if (ip->family == AF_INET6) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons((uint16_t)port);
-		memcpy(&s6->sin6_addr, ip->addr, 16);
-		*len = sizeof(*s6);
-	} else {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons((uint16_t)port);
-		memcpy(&s4->sin_addr, ip->addr, 4);
-		*len = sizeof(*s4);
-	}
-}
-
 /* bind_source - smtp_bind_address(6) for the candidate's family, if set. */
 static bool bind_source(const struct config *cfg, int family, struct sockaddr_storage *ss,
 			socklen_t *len)
@@ -523,7 +504,7 @@ static bool bind_source(const struct config *cfg, int family, struct sockaddr_st
 	struct rg_ip ip;
 	if (text[0] == '\0' || !ip_parse(text, &ip) || ip.family != family)
 		return false;
-	sockaddr_of(&ip, 0, ss, len);
+	*len = ip_to_sockaddr(&ip, 0, ss);
 	return true;
 }
 
@@ -605,7 +586,7 @@ static void try_next(struct job *j)
 	socklen_t dlen, slen = 0;
 	char user[256], pass[256];
 	set_relay(j, c);
-	sockaddr_of(&c->ip, j->d->route.port, &dst, &dlen);
+	dlen = ip_to_sockaddr(&c->ip, j->d->route.port, &dst);
 	bool have_src = bind_source(cfg, c->ip.family, &src, &slen);
 	bool auth = credentials(j, user, sizeof(user), pass, sizeof(pass));
 	struct smtp_hop_opts h = {
