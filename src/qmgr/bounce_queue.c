@@ -53,6 +53,8 @@ static int action_of(const struct queue_rcpt *r, enum bounce_kind kind)
 {
 	if (kind == BOUNCE_FAILURES)
 		return r->outcome == RCPT_BOUNCED ? DSN_FAILED : -1;
+	if (kind == BOUNCE_DELAYS)
+		return r->outcome == RCPT_DEFERRED ? DSN_DELAYED : -1;
 	if (r->outcome != RCPT_SENT || r->notify == NULL || strstr(r->notify, "SUCCESS") == NULL)
 		return -1;
 	if (r->remote_mta == NULL)
@@ -72,6 +74,8 @@ static const char *orig_address(const char *orcpt)
 static size_t report_rcpts(const struct config *cfg, const struct queue_msg *m,
 			   enum bounce_kind kind, struct dsn_rcpt *rows, enum dsn_target *target)
 {
+	time_t retry_until = kind == BOUNCE_DELAYS
+				     ? m->arrival + (time_t)cfg->maximal_queue_lifetime : 0;
 	char dbl[300];
 	size_t n = 0;
 	bounce_double_sender(cfg, dbl, sizeof(dbl));
@@ -88,8 +92,8 @@ static size_t report_rcpts(const struct config *cfg, const struct queue_msg *m,
 			.final_rcpt = r->orig, .orig_rcpt = orig_address(r->orcpt),
 			.action = (enum dsn_action)action, .status = r->dsn[0] ? r->dsn : NULL,
 			.remote_mta = r->remote_mta,
-			.diagnostic = kind == BOUNCE_FAILURES ? r->last_reply : NULL,
-			.last_attempt = r->last_try,
+			.diagnostic = kind != BOUNCE_SUCCESSES ? r->last_reply : NULL,
+			.last_attempt = r->last_try, .will_retry_until = retry_until,
 		};
 	}
 	return n;

@@ -22,6 +22,7 @@
 enum bounce_kind {
 	BOUNCE_FAILURES,  /* recipients whose outcome is RCPT_BOUNCED */
 	BOUNCE_SUCCESSES, /* RCPT_SENT recipients that asked for NOTIFY=SUCCESS */
+	BOUNCE_DELAYS,    /* RCPT_DEFERRED recipients: a delay warning */
 };
 
 /* Worker thread. Commit the DSN of this kind for m to active/ and return it

@@ -51,6 +51,7 @@ struct qentry {
 	time_t pass_start;
 	struct queue_msg *bounce;   /* settle_work: a bounce to submit */
 	struct queue_msg *success;  /* settle_work: a NOTIFY=SUCCESS report to submit */
+	struct queue_msg *warning;  /* settle_work: a delay warning to submit */
 	bool ok;                    /* settle_work succeeded */
 	char err[512];
 	struct qentry *hnext;       /* id hash chain */
@@ -321,6 +322,14 @@ static void settle_rcpt(struct qentry *e, struct queue_rcpt *r, time_t now)
 	}
 }
 
+/* delay_warning_due - delay_warning_time is set, has passed, and no warning
+ * went out yet (Postfix sends one per message). */
+static bool delay_warning_due(const struct config *cfg, const struct queue_msg *m, time_t now)
+{
+	return cfg->delay_warning_time > 0 && m->warned == 0 &&
+	       (uint64_t)(now - m->arrival) >= cfg->delay_warning_time;
+}
+
 static void settle_work(void *arg)
 {
 	struct qentry *e = arg;
@@ -335,6 +344,9 @@ static void settle_work(void *arg)
 					 &e->bounce);
 	/* a success report that cannot be queued is not worth a second delivery */
 	bounce_queue_make(e->q->cfg, e->q->domains, m, now, BOUNCE_SUCCESSES, &e->success);
+	if (delay_warning_due(e->q->cfg, m, now) &&
+	    bounce_queue_make(e->q->cfg, e->q->domains, m, now, BOUNCE_DELAYS, &e->warning))
+		m->warned = now; /* once per message, recorded with the state below */
 	for (size_t i = 0; i < m->n_rcpts; i++) {
 		struct queue_rcpt *r = &m->rcpts[i];
 		if (r->outcome != RCPT_BOUNCED)
@@ -377,13 +389,12 @@ static void settle_done(void *arg)
 	if (!e->ok)
 		log_ev(LOG_ERROR, "queue-error", {"queue", e->m->id}, {"reason", e->err},
 		       {"next", "the message stays queued and is tried again"});
-	struct queue_msg *bounce = e->bounce, *success = e->success;
+	struct queue_msg *reports[] = {e->bounce, e->success, e->warning};
 	remove_entry(q, e);
 	free_entry(e);
-	if (bounce != NULL)
-		qmgr_submit(q, bounce);
-	if (success != NULL)
-		qmgr_submit(q, success);
+	for (size_t i = 0; i < RG_ARRAY_LEN(reports); i++)
+		if (reports[i] != NULL)
+			qmgr_submit(q, reports[i]);
 	/* the active set was full: once half of it has settled, fetch more from
 	 * disk now rather than at the next queue_run_delay */
 	if (q->more_due && q->n_active <= q->cfg->qmgr_message_active_limit / 2) {

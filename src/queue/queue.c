@@ -16,6 +16,7 @@
  *	<size bytes: Received: header and message, CRLF line ends>
  *
  *	state 1 3 1700003600 1700001800 450%204.2.0%20mailbox%20busy
+ *	warned 1700014400                 (a delay warning went out then)
  *	...
  *
  *	Fields are separated by single spaces; any byte that is a space, a
@@ -487,8 +488,11 @@ static void parse_state(struct queue_msg *m, char *s, size_t n)
 		if (nl == NULL)
 			return;
 		*nl = '\0';
+		uint64_t t;
 		if (strncmp(s, "state ", 6) == 0)
 			parse_state_line(m, s + 6);
+		else if (strncmp(s, "warned ", 7) == 0 && rg_parse_u64(s + 7, &t))
+			m->warned = (time_t)t;
 		n -= (size_t)(nl - s) + 1;
 		s = nl + 1;
 	}
@@ -634,6 +638,8 @@ bool queue_record_progress(const char *dir, const struct queue_msg *m)
 /* format_state - one record per pending recipient that has been tried. */
 static void format_state(const struct queue_msg *m, struct strbuf *sb)
 {
+	if (m->warned > 0)
+		strbuf_printf(sb, "warned %lld\n", (long long)m->warned);
 	for (size_t i = 0; i < m->n_rcpts; i++) {
 		const struct queue_rcpt *r = &m->rcpts[i];
 		if (r->done || r->attempts == 0)

@@ -50,6 +50,7 @@ struct queue_msg {
 	time_t arrival;
 	char *client_ip, *client_name, *helo, *sender; /* sender "" for <> */
 	char *dsn_ret, *dsn_envid; /* RFC 3461 RET= ("FULL"/"HDRS") and ENVID=, or NULL */
+	time_t warned;       /* when a delay warning was sent (0: never); a state record */
 	struct queue_rcpt *rcpts;
 	size_t n_rcpts;
 	struct strbuf body;  /* Received: header + message, CRLF line ends */

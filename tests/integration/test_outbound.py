@@ -604,6 +604,25 @@ class OutboundDsn(unittest.TestCase):
         log = self.s.wait_log(r'dsn-queued queue=%s ' % qid)
         self.assertIsNotNone(log, self.s.tail(20))
 
+    def test_one_delay_warning_after_delay_warning_time(self):
+        self.fake_policy.rcpt_replies['grey@fake.test'] = '450 4.2.0 greylisted'
+        self.s.stop()
+        with open(self.s.config_path, 'a') as f:
+            f.write('delay_warning_time = 1s\n')
+        self.s.start()
+        mark = self.s.mark()
+        qid = send(self.s, ['grey@fake.test'], 'Subject: slow\n\nhi')
+        got = self.reports(qid)
+        self.assertEqual(len(got), 1, self.s.tail(20))
+        msg, blocks = parse_dsn(got[0])
+        self.assertEqual(msg['Subject'], 'Delayed Mail (still being retried)')
+        self.assertEqual(blocks[1]['Action'], 'delayed')
+        self.assertIn('greylisted', blocks[1]['Diagnostic-Code'])
+        # later retries send no second warning
+        self.assertIsNotNone(self.s.wait_log(r'deferred queue=%s ' % qid, since=mark, count=3,
+                                             timeout=15), self.s.tail(20))
+        self.assertEqual(len(self.reports(qid, count=2, timeout=1)), 1)
+
     def test_parameters_passed_to_a_hop_that_offers_dsn(self):
         self.f.policy = DsnAware()
         qid = send(self.s, ['ok@fake.test'], 'Subject: pass\n\nhi',
