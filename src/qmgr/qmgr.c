@@ -52,8 +52,7 @@ struct qentry {
 	struct queue_msg *bounce;   /* settle_work: a bounce to submit */
 	struct queue_msg *success;  /* settle_work: a NOTIFY=SUCCESS report to submit */
 	struct queue_msg *warning;  /* settle_work: a delay warning to submit */
-	bool ok;                    /* settle_work succeeded */
-	char err[512];
+	char *err;                  /* settle_work failed: why (NULL: it did not) */
 	struct qentry *hnext;       /* id hash chain */
 };
 
@@ -335,10 +334,8 @@ static void settle_work(void *arg)
 	struct qentry *e = arg;
 	const char *dir = e->q->cfg->queue_directory;
 	struct queue_msg *m = e->m;
-	if (m->set_aside) {
-		e->ok = true;
-		return;
-	}
+	if (m->set_aside)
+		return; /* in corrupt/ now: nothing more to do with it */
 	time_t now = time(NULL);
 	bool bounced = bounce_queue_make(e->q->cfg, e->q->domains, m, now, BOUNCE_FAILURES,
 					 &e->bounce);
@@ -360,9 +357,12 @@ static void settle_work(void *arg)
 		left |= !m->rcpts[i].done;
 	/* all done: the file goes, nothing to record (no sync: a crash means a
 	 * duplicate at worst) */
-	e->ok = (!left || queue_record_state(dir, m, e->err, sizeof(e->err))) &&
-		queue_finish(dir, m, e->err, sizeof(e->err)) &&
-		(!left || queue_set_next_try(dir, m)); /* last: every write resets the mtime */
+	char err[512] = "";
+	bool ok = (!left || queue_record_state(dir, m, err, sizeof(err))) &&
+		  queue_finish(dir, m, err, sizeof(err)) &&
+		  (!left || queue_set_next_try(dir, m)); /* last: every write resets the mtime */
+	if (!ok) /* the active set holds up to 20,000 entries: no buffer for this in each */
+		e->err = xstrdup(err[0] ? err : "cannot set the next try");
 }
 
 static void free_entry(struct qentry *e)
@@ -372,6 +372,7 @@ static void free_entry(struct qentry *e)
 		free(e->parts[k]);
 	}
 	free(e->parts);
+	free(e->err);
 	queue_msg_free(e->m);
 	free(e);
 }
@@ -386,7 +387,7 @@ static void settle_done(void *arg)
 {
 	struct qentry *e = arg;
 	struct qmgr *q = e->q;
-	if (!e->ok)
+	if (e->err != NULL)
 		log_ev(LOG_ERROR, "queue-error", {"queue", e->m->id}, {"reason", e->err},
 		       {"next", "the message stays queued and is tried again"});
 	struct queue_msg *reports[] = {e->bounce, e->success, e->warning};
