@@ -3,8 +3,8 @@
  *
  * Owns: option parsing and checking, the target list (arguments and -f
  * files), --list. Exit statuses: 0 no relay found, 1 relay, 2 inconclusive
- * or unreachable, 3 suspicious, 64 usage error (worst over all targets in
- * the order 1 > 3 > 2 > 0).
+ * or unreachable, 3 suspicious, 4 a smuggled message accepted (no relay),
+ * 64 usage error (worst over all targets in the order 1 > 4 > 3 > 2 > 0).
  */
 #include "probe/probe.h"
 

@@ -36,8 +36,10 @@ static void json_result(struct strbuf *sb, const struct probe_result *r)
 	kv(sb, "rcpt_to", r->rcpt, true);
 	kv(sb, "verdict", probe_verdict_name(r->verdict), true);
 	kv(sb, "note", r->note, true);
-	if (r->token[0] && r->data_accepted)
+	if (r->token[0] && (r->data_accepted || r->smuggle_sent))
 		kv(sb, "token", r->token, true);
+	if (r->smuggle_sent) /* sent, whatever became of it: look for it yourself */
+		kv(sb, "smuggled_token", r->smuggle_token, true);
 	strbuf_puts(sb, ",\"transcript\":[");
 	for (size_t i = 0; i < r->n_transcript; i++) {
 		strbuf_printf(sb, "%s{\"%s\":", i ? "," : "", r->transcript[i].client ? "c" : "s");

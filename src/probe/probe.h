@@ -253,6 +253,7 @@ struct probe_result {
 	int smuggle_codes[PROBE_SMUGGLE_REPLIES]; /* replies after the payload */
 	size_t n_smuggle_codes;
 	bool smuggle_cut;      /* the carrier arrived cut short at the fake end-of-data */
+	bool smuggle_sent;     /* the payload went out: both tokens are worth showing */
 	bool data_accepted;
 	bool token_found;      /* looked for and found: no more scanning */
 };

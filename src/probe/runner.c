@@ -21,6 +21,13 @@
  *
  *	With --confirm-data and a canary or local directory, tokens are looked
  *	for after all targets are done, and results are printed then.
+ *
+ *	A smuggling test (--smuggle) is one transaction on a connection of its
+ *	own: after DATA's 354 one write carries a message to postmaster whose
+ *	body ends at the test's fake end-of-data, then a smuggled MAIL FROM,
+ *	RCPT TO, DATA and message with a token of its own. Every reply is read
+ *	until the server is quiet for SMUGGLE_QUIET_MS or hangs up; the
+ *	connection is then dropped, its state being unknown by design.
  */
 #include "probe/probe.h"
 #include "client/ehlo.h"
@@ -708,6 +715,7 @@ static void send_smuggle(struct lane *l, const char *date)
 		      r->smuggle_token, r->smuggle_token);
 	smtpc_send_raw(l->c, m.data, m.len);
 	strbuf_free(&m);
+	r->smuggle_sent = true;
 	probe_eod_name(r->test->eod, r->test->eod_len, eod, sizeof(eod));
 	snprintf(shown, sizeof(shown), "(message with token %s, then %s, MAIL FROM, RCPT TO, DATA "
 		 "and a smuggled message with token %s, then \".\")", r->token, eod,

@@ -618,6 +618,7 @@ class Smuggling(FakeServerCase):
         self.assertEqual(lf['verdict'], 'smuggling-accepted')
         self.assertEqual(lf['rcpt_to'], 'postmaster@fake.test')
         self.assertIn('replies 250 250 250 354 250', lf['note'])
+        self.assertEqual(lf['smuggled_token'], lf['token'] + '-s')
         self.assertIn('arrived on its own', lf['note'])
         # the fake took the smuggled transaction as a second message of its own
         sess = [x for x in srv.sessions if any(lf['token'] + '-s' in m for m in x['messages'])]
@@ -715,7 +716,10 @@ class AgainstRelayguard(unittest.TestCase):
                     with open(os.path.join(root, name), 'rb') as f:
                         mails.append(f.read())
             self.assertEqual(len(mails), 1)
-            self.assertIn(by['smuggle-nul']['token'].encode() + b'-s', mails[0])
+            self.assertIn(by['smuggle-nul']['smuggled_token'].encode(), mails[0])
+            # a refused carrier still names both tokens: they were sent
+            self.assertEqual(by['smuggle-lf-lf']['smuggled_token'],
+                             by['smuggle-lf-lf']['token'] + '-s')
             self.assertEqual(srv.queue_files('deferred'), [])
 
     @harness.requires(harness.ipv6_available(), '::1 on the loopback interface (sysctl net.ipv6.conf.lo.disable_ipv6=0)', 'an IPv6 target')

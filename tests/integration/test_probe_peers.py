@@ -157,10 +157,10 @@ class PeerCase(unittest.TestCase):
         its own (its token, not the carrier's)."""
         found = set()
         for t in obj['tests']:
-            if 'token' not in t:  # the carrier was refused: nothing to look for
+            if 'smuggled_token' not in t:  # never sent
                 continue
             for m in p.local_sink.messages():
-                if (t['token'] + '-s').encode() in m['data'] and \
+                if t['smuggled_token'].encode() in m['data'] and \
                         (t['token'] + '\r').encode() not in m['data']:
                     self.assertEqual(m['rcpts'], ['postmaster@lab.test'])
                     found.add(t['id'])
