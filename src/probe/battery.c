@@ -47,101 +47,132 @@
 	"your load balancer (Postfix: postscreen_upstream_proxy_protocol only behind a proxy)"
 #define FIX_NULL "bounces (MAIL FROM:<>) are relayed: the relay check must not depend on the sender"
 
+#define FIX_SMUGGLE "the server ends a message at something other than <CR><LF>.<CR><LF>, so " \
+	"a message relayed through another provider can carry a second, smuggled message with a " \
+	"forged sender (SMTP smuggling): end DATA only at <CR><LF>.<CR><LF> and refuse bare <CR> " \
+	"and <LF> (Postfix: smtpd_forbid_bare_newline = normalize, 3.9+ and the 3.5.23/3.6.13/" \
+	"3.7.9/3.8.4 backports; short of that smtpd_data_restrictions = reject_unauth_pipelining; " \
+	"Exim: 4.97.1 or later)"
+
 #define NMAP(n) "nmap smtp-open-relay #" #n
 #define SRC_PERCENT "Sendmail percent hack; RFC 1123 5.2.16"
 #define SRC_BANG "UUCP bang path (RFC 976)"
 #define SRC_ROUTE "source route, RFC 5321 4.1.1.3 and appendix C"
 #define S_IP "{sl}@[{ip}]"
+#define NO_EOD NULL, 0
+#define SRC_SMUGGLE "SMTP smuggling (SEC Consult, Dec 2023)"
+#define SRC_SMUGGLE_OUT SRC_SMUGGLE ", outbound list of its scanner"
+/* the carrier message goes to the target's own postmaster (RFC 5321 4.5.1),
+ * the smuggled one too: accepting it proves only that the message was split */
+#define SMUGGLE(id, name, src, eod) \
+	{id, name, src, NULL, "{sl}@{vd}", "postmaster@{d}", PK_SMUGGLE, PF_FRESH | PF_SMUGGLE, \
+	 FIX_SMUGGLE, eod, sizeof(eod) - 1}
 
 const struct probe_test probe_battery[] = {
 	/* plain relaying */
 	{"plain", "third-party relay", NMAP(2) "; RFC 5321 3.6.2", NULL, "{sl}@{vd}", "{vl}@{vd}",
-	 PK_RELAY, 0, FIX_RELAY},
-	{"null-sender", "null sender", NMAP(1), NULL, "", "{vl}@{vd}", PK_RELAY, PF_SENDER, FIX_NULL},
+	 PK_RELAY, 0, FIX_RELAY, NO_EOD},
+	{"null-sender", "null sender", NMAP(1), NULL, "", "{vl}@{vd}", PK_RELAY, PF_SENDER, FIX_NULL, NO_EOD},
 	{"sender-host", "sender at the server's host name", NMAP(3), NULL, "{sl}@{s}", "{vl}@{vd}",
-	 PK_RELAY, PF_SENDER, FIX_SENDER},
+	 PK_RELAY, PF_SENDER, FIX_SENDER, NO_EOD},
 	{"sender-ip", "sender at the server's IP literal", NMAP(4), NULL, S_IP, "{vl}@{vd}",
-	 PK_RELAY, PF_SENDER, FIX_SENDER},
+	 PK_RELAY, PF_SENDER, FIX_SENDER, NO_EOD},
 	{"sender-domain", "sender at the target's domain", "forged local sender", NULL,
-	 "{sl}@{d}", "{vl}@{vd}", PK_RELAY, PF_SENDER, FIX_SENDER},
+	 "{sl}@{d}", "{vl}@{vd}", PK_RELAY, PF_SENDER, FIX_SENDER, NO_EOD},
 	{"sender-localhost", "sender at localhost", "forged local sender", NULL, "{sl}@localhost",
-	 "{vl}@{vd}", PK_RELAY, PF_SENDER, FIX_SENDER},
+	 "{vl}@{vd}", PK_RELAY, PF_SENDER, FIX_SENDER, NO_EOD},
 	{"sender-unqualified", "unqualified sender", "RFC 5321 4.1.2 (forged local user)", NULL,
-	 "{sl}", "{vl}@{vd}", PK_RELAY, PF_SENDER, FIX_SENDER},
+	 "{sl}", "{vl}@{vd}", PK_RELAY, PF_SENDER, FIX_SENDER, NO_EOD},
 	{"helo-localhost", "HELO localhost", "forged HELO", "localhost", "{sl}@{vd}", "{vl}@{vd}",
-	 PK_RELAY, 0, FIX_HELO},
+	 PK_RELAY, 0, FIX_HELO, NO_EOD},
 	{"helo-self", "HELO as the target's own name", "forged HELO", "{s}", "{sl}@{vd}",
-	 "{vl}@{vd}", PK_RELAY, 0, FIX_HELO},
+	 "{vl}@{vd}", PK_RELAY, 0, FIX_HELO, NO_EOD},
 	{"helo-ip", "HELO as the target's IP literal", "forged HELO; RFC 5321 4.1.4", "[{ip}]",
-	 "{sl}@{vd}", "{vl}@{vd}", PK_RELAY, 0, FIX_HELO},
+	 "{sl}@{vd}", "{vl}@{vd}", PK_RELAY, 0, FIX_HELO, NO_EOD},
 	{"mixed-case", "mixed-case outside domain", "case-sensitive relay checks", NULL,
-	 "{sl}@{vd}", "{V}", PK_RELAY, 0, FIX_RELAY},
+	 "{sl}@{vd}", "{V}", PK_RELAY, 0, FIX_RELAY, NO_EOD},
 	{"trailing-dot", "trailing dot on the domain", "RFC 1035 absolute names", NULL,
-	 "{sl}@{vd}", "{vl}@{vd}.", PK_RELAY, 0, FIX_RELAY},
+	 "{sl}@{vd}", "{vl}@{vd}.", PK_RELAY, 0, FIX_RELAY, NO_EOD},
 	{"trailing-at", "trailing @", "malformed address", NULL, "{sl}@{vd}", "{vl}@{vd}@",
-	 PK_RELAY, 0, FIX_RELAY},
+	 PK_RELAY, 0, FIX_RELAY, NO_EOD},
 	{"ipv4-literal", "outside IPv4 address literal", "RFC 5321 4.1.3; RFC 1123 5.2.17", NULL,
-	 "{sl}@{vd}", "{vl}@[192.0.2.1]", PK_RELAY, 0, FIX_LITERAL},
+	 "{sl}@{vd}", "{vl}@[192.0.2.1]", PK_RELAY, 0, FIX_LITERAL, NO_EOD},
 	{"ipv6-literal", "outside IPv6 address literal", "RFC 5321 4.1.3 [IPv6:...]", NULL,
-	 "{sl}@{vd}", "{vl}@[IPv6:2001:db8::25]", PK_RELAY, 0, FIX_LITERAL},
+	 "{sl}@{vd}", "{vl}@[IPv6:2001:db8::25]", PK_RELAY, 0, FIX_LITERAL, NO_EOD},
 	{"numeric-domain", "bare numeric domain", "IP address without brackets", NULL,
-	 "{sl}@{vd}", "{vl}@192.0.2.1", PK_RELAY, 0, FIX_LITERAL},
+	 "{sl}@{vd}", "{vl}@192.0.2.1", PK_RELAY, 0, FIX_LITERAL, NO_EOD},
 	/* percent hack */
 	{"percent-ip", "percent hack via [ip]", NMAP(5) "; " SRC_PERCENT, NULL, S_IP,
-	 "{vl}%{vd}@[{ip}]", PK_AMBIGUOUS, 0, FIX_ROUTING},
+	 "{vl}%{vd}@[{ip}]", PK_AMBIGUOUS, 0, FIX_ROUTING, NO_EOD},
 	{"percent-host", "percent hack via host name", NMAP(6) "; " SRC_PERCENT, NULL, S_IP,
-	 "{vl}%{vd}@{s}", PK_AMBIGUOUS, 0, FIX_ROUTING},
+	 "{vl}%{vd}@{s}", PK_AMBIGUOUS, 0, FIX_ROUTING, NO_EOD},
 	{"percent-domain", "percent hack via domain", SRC_PERCENT, NULL, "{sl}@{vd}",
-	 "{vl}%{vd}@{d}", PK_AMBIGUOUS, 0, FIX_ROUTING},
+	 "{vl}%{vd}@{d}", PK_AMBIGUOUS, 0, FIX_ROUTING, NO_EOD},
 	/* quoted local parts and multiple @ */
 	{"quoted-unqualified", "quoted local part, unqualified", NMAP(7) "; RFC 5321 4.1.2",
-	 NULL, S_IP, "\"{vl}@{vd}\"", PK_AMBIGUOUS, 0, FIX_ROUTING},
+	 NULL, S_IP, "\"{vl}@{vd}\"", PK_AMBIGUOUS, 0, FIX_ROUTING, NO_EOD},
 	{"quoted-percent", "quoted percent local part, unqualified", NMAP(8), NULL, S_IP,
-	 "\"{vl}%{vd}\"", PK_AMBIGUOUS, 0, FIX_ROUTING},
+	 "\"{vl}%{vd}\"", PK_AMBIGUOUS, 0, FIX_ROUTING, NO_EOD},
 	{"multi-at-ip", "multiple @ via [ip]", NMAP(9), NULL, S_IP, "{vl}@{vd}@[{ip}]",
-	 PK_AMBIGUOUS, 0, FIX_ROUTING},
+	 PK_AMBIGUOUS, 0, FIX_ROUTING, NO_EOD},
 	{"quoted-at-ip", "quoted local part via [ip]", NMAP(10), NULL, S_IP,
-	 "\"{vl}@{vd}\"@[{ip}]", PK_AMBIGUOUS, 0, FIX_ROUTING},
+	 "\"{vl}@{vd}\"@[{ip}]", PK_AMBIGUOUS, 0, FIX_ROUTING, NO_EOD},
 	{"multi-at-host", "multiple @ via host name", NMAP(11), NULL, S_IP, "{vl}@{vd}@{s}",
-	 PK_AMBIGUOUS, 0, FIX_ROUTING},
+	 PK_AMBIGUOUS, 0, FIX_ROUTING, NO_EOD},
 	{"quoted-at-domain", "quoted local part via domain", "RFC 5321 4.1.2 Quoted-string", NULL,
-	 "{sl}@{vd}", "\"{vl}@{vd}\"@{d}", PK_AMBIGUOUS, 0, FIX_ROUTING},
+	 "{sl}@{vd}", "\"{vl}@{vd}\"@{d}", PK_AMBIGUOUS, 0, FIX_ROUTING, NO_EOD},
 	/* source routes */
 	{"route-ip", "source route via [ip]", NMAP(12) "; " SRC_ROUTE, NULL, S_IP,
-	 "@[{ip}]:{vl}@{vd}", PK_RELAY, 0, FIX_SOURCE_ROUTE},
+	 "@[{ip}]:{vl}@{vd}", PK_RELAY, 0, FIX_SOURCE_ROUTE, NO_EOD},
 	{"route-host", "source route via host name", NMAP(13) "; " SRC_ROUTE, NULL, S_IP,
-	 "@{s}:{vl}@{vd}", PK_RELAY, 0, FIX_SOURCE_ROUTE},
+	 "@{s}:{vl}@{vd}", PK_RELAY, 0, FIX_SOURCE_ROUTE, NO_EOD},
 	{"route-domain", "source route via domain", SRC_ROUTE, NULL, "{sl}@{vd}",
-	 "@{d}:{vl}@{vd}", PK_RELAY, 0, FIX_SOURCE_ROUTE},
+	 "@{d}:{vl}@{vd}", PK_RELAY, 0, FIX_SOURCE_ROUTE, NO_EOD},
 	{"route-multihop", "multi-hop source route", SRC_ROUTE, NULL, "{sl}@{vd}",
-	 "@{s},@[{ip}]:{vl}@{vd}", PK_RELAY, 0, FIX_SOURCE_ROUTE},
+	 "@{s},@[{ip}]:{vl}@{vd}", PK_RELAY, 0, FIX_SOURCE_ROUTE, NO_EOD},
 	{"route-nocolon", "malformed source route without colon", "malformed " SRC_ROUTE, NULL,
-	 "{sl}@{vd}", "@{s},{vl}@{vd}", PK_RELAY, 0, FIX_SOURCE_ROUTE},
+	 "{sl}@{vd}", "@{s},{vl}@{vd}", PK_RELAY, 0, FIX_SOURCE_ROUTE, NO_EOD},
 	/* bang paths */
 	{"bang-bare", "bang path, unqualified", NMAP(14) "; " SRC_BANG, NULL, S_IP, "{vd}!{vl}",
-	 PK_AMBIGUOUS, 0, FIX_ROUTING},
+	 PK_AMBIGUOUS, 0, FIX_ROUTING, NO_EOD},
 	{"bang-ip", "bang path via [ip]", NMAP(15) "; " SRC_BANG, NULL, S_IP, "{vd}!{vl}@[{ip}]",
-	 PK_AMBIGUOUS, 0, FIX_ROUTING},
+	 PK_AMBIGUOUS, 0, FIX_ROUTING, NO_EOD},
 	{"bang-host", "bang path via host name", NMAP(16) "; " SRC_BANG, NULL, S_IP,
-	 "{vd}!{vl}@{s}", PK_AMBIGUOUS, 0, FIX_ROUTING},
+	 "{vd}!{vl}@{s}", PK_AMBIGUOUS, 0, FIX_ROUTING, NO_EOD},
 	{"bang-domain", "bang path via domain", SRC_BANG, NULL, "{sl}@{vd}", "{vd}!{vl}@{d}",
-	 PK_AMBIGUOUS, 0, FIX_ROUTING},
+	 PK_AMBIGUOUS, 0, FIX_ROUTING, NO_EOD},
 	/* session tricks */
 	{"submission-noauth", "submission without AUTH", "RFC 6409 4.3", NULL, "{sl}@{d}",
-	 "{vl}@{vd}", PK_RELAY, PF_SUBMISSION | PF_SENDER, FIX_SUBMISSION},
+	 "{vl}@{vd}", PK_RELAY, PF_SUBMISSION | PF_SENDER, FIX_SUBMISSION, NO_EOD},
 	{"auth-before-tls", "AUTH accepted before TLS", "RFC 4954 4; RFC 3207 6", NULL,
 	 "{sl}@{vd}", "{vl}@{vd}", PK_AUTH_PLAIN, PF_FRESH | PF_PLAINTEXT | PF_AUTH_BOGUS,
-	 FIX_AUTH_PLAIN},
+	 FIX_AUTH_PLAIN, NO_EOD},
 	{"xclient", "XCLIENT spoofing 127.0.0.1", "Postfix XCLIENT extension", NULL, "{sl}@{vd}",
-	 "{vl}@{vd}", PK_RELAY, PF_FRESH | PF_XCLIENT, FIX_XCLIENT},
+	 "{vl}@{vd}", PK_RELAY, PF_FRESH | PF_XCLIENT, FIX_XCLIENT, NO_EOD},
 	{"proxy-protocol", "PROXY header spoofing 127.0.0.1", "HAProxy PROXY protocol v1", NULL,
-	 "{sl}@{vd}", "{vl}@{vd}", PK_RELAY, PF_FRESH | PF_PROXY, FIX_PROXY},
+	 "{sl}@{vd}", "{vl}@{vd}", PK_RELAY, PF_FRESH | PF_PROXY, FIX_PROXY, NO_EOD},
 	{"backscatter", "unknown user of the target's domain", "backscatter (RFC 5321 6.2)",
-	 NULL, "{sl}@{vd}", "{u}@{d}", PK_LOCAL, 0, FIX_BACKSCATTER},
+	 NULL, "{sl}@{vd}", "{u}@{d}", PK_LOCAL, 0, FIX_BACKSCATTER, NO_EOD},
 	{"auth-relay", "relaying after AUTH (--auth)", "RFC 4954; RFC 6409", NULL, "{sl}@{d}",
 	 "{vl}@{vd}", PK_AUTH_RELAY, PF_FRESH | PF_AUTH | PF_NEEDS_AUTH,
 	 "relaying does not work even after AUTH: check the credentials and "
-	 "permit_sasl_authenticated"},
+	 "permit_sasl_authenticated", NO_EOD},
+	/* SMTP smuggling: the fake end-of-data follows the last body line directly,
+	 * the smuggled MAIL FROM follows it directly */
+	SMUGGLE("smuggle-lf-lf", "smuggling with <LF>.<LF>", SRC_SMUGGLE, "\n.\n"),
+	SMUGGLE("smuggle-crlf-lf", "smuggling with <CR><LF>.<LF>", SRC_SMUGGLE, "\r\n.\n"),
+	SMUGGLE("smuggle-lf-crlf", "smuggling with <LF>.<CR><LF>", SRC_SMUGGLE, "\n.\r\n"),
+	SMUGGLE("smuggle-cr-crlf", "smuggling with <CR>.<CR><LF>", SRC_SMUGGLE, "\r.\r\n"),
+	SMUGGLE("smuggle-crlf-cr", "smuggling with <CR><LF>.<CR>", SRC_SMUGGLE, "\r\n.\r"),
+	SMUGGLE("smuggle-lf-cr", "smuggling with <LF>.<CR>", SRC_SMUGGLE, "\n.\r"),
+	SMUGGLE("smuggle-cr-lf", "smuggling with <CR>.<LF>", SRC_SMUGGLE, "\r.\n"),
+	SMUGGLE("smuggle-cr-cr", "smuggling with <CR>.<CR>", SRC_SMUGGLE, "\r.\r"),
+	SMUGGLE("smuggle-nul", "smuggling with <CR><LF><NUL>.<CR><LF>", SRC_SMUGGLE,
+		"\r\n\0.\r\n"),
+	SMUGGLE("smuggle-crlf-crcrlf", "smuggling with <CR><LF>.<CR><CR><LF>", SRC_SMUGGLE_OUT,
+		"\r\n.\r\r\n"),
+	SMUGGLE("smuggle-crcrlf", "smuggling with <CR><CR><LF>.<CR><CR><LF>", SRC_SMUGGLE_OUT,
+		"\r\r\n.\r\r\n"),
 };
 const size_t probe_battery_len = RG_ARRAY_LEN(probe_battery);
 

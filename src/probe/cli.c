@@ -3,8 +3,8 @@
  *
  * Owns: option parsing and checking, the target list (arguments and -f
  * files), --list. Exit statuses: 0 no relay found, 1 relay, 2 inconclusive
- * or unreachable, 3 suspicious, 64 usage error (worst over all targets in
- * the order 1 > 3 > 2 > 0).
+ * or unreachable, 3 suspicious, 4 a smuggled message accepted (no relay),
+ * 64 usage error (worst over all targets in the order 1 > 4 > 3 > 2 > 0).
  */
 #include "probe/probe.h"
 
@@ -44,6 +44,8 @@ static const char usage[] =
 	"  --canary-dir DIR   look for the tokens under DIR: relay-confirmed / not-relayed\n"
 	"  --local-dir DIR    the target's own mailboxes: a token there is delivered-locally\n"
 	"  --canary-wait S    how long to look for tokens (default 10)\n"
+	"  --smuggle          also run the smuggle-* tests (SMTP smuggling; they send two\n"
+	"                     messages to postmaster each, so they need --confirm-data)\n"
 	"  --concurrency N    targets tested at the same time (default 10; one that only\n"
 	"                     waits to retry a 4xx leaves its slot to the next)\n"
 	"  --lanes N          parallel connections per target (default 3)\n"
@@ -52,12 +54,13 @@ static const char usage[] =
 	"  -h, --help         this text\n"
 	"\n"
 	"Exit status: 0 no relay found, 1 relay, 2 inconclusive or unreachable,\n"
-	"3 suspicious (only ambiguous forms accepted), 64 usage error.\n";
+	"3 suspicious (only ambiguous forms accepted), 4 a smuggled message was\n"
+	"accepted (no relay), 64 usage error.\n";
 
 enum {
 	O_PORT = 256, O_STARTTLS, O_TLS, O_JSON, O_AUTH, O_SOURCE, O_DOMAIN, O_VICTIM, O_HELO,
 	O_TIMEOUT, O_RETRY, O_CONFIRM, O_CANARY, O_LOCAL, O_CANARY_WAIT, O_CONC, O_ONLY, O_LIST,
-	O_LANES, O_DNS,
+	O_LANES, O_DNS, O_SMUGGLE,
 };
 
 static const struct option longopts[] = {
@@ -80,6 +83,7 @@ static const struct option longopts[] = {
 	{"concurrency", required_argument, NULL, O_CONC},
 	{"lanes", required_argument, NULL, O_LANES},
 	{"only", required_argument, NULL, O_ONLY},
+	{"smuggle", no_argument, NULL, O_SMUGGLE},
 	{"list", no_argument, NULL, O_LIST},
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0},
@@ -235,6 +239,7 @@ int probe_main(int argc, char **argv)
 			if (!seconds(optarg, &o.canary_wait_ms)) { rc = usage_error("--canary-wait takes seconds, not \"%s\"", optarg); goto out; }
 			break;
 		case O_CONFIRM: o.confirm_data = true; break;
+		case O_SMUGGLE: o.smuggle = true; break;
 		case O_CANARY: o.canary_dir = optarg; break;
 		case O_LOCAL: o.local_dir = optarg; break;
 		case O_CONC:
@@ -285,6 +290,10 @@ int probe_main(int argc, char **argv)
 		*colon = '\0';
 		o.auth_user = auth;
 		o.auth_pass = colon + 1;
+	}
+	if (o.smuggle && !o.confirm_data) {
+		rc = usage_error("%s", "--smuggle needs --confirm-data (it sends real messages)");
+		goto out;
 	}
 	if ((o.canary_dir || o.local_dir) && !o.confirm_data) {
 		rc = usage_error("%s", "--canary-dir and --local-dir need --confirm-data");

@@ -8,7 +8,10 @@
  *	policy code the server is closed but defers instead of rejecting
  *	(denied-temporary); any other persistent 4xx leaves the test
  *	inconclusive. A target is open when any unambiguous test relayed,
- *	suspicious when only ambiguous forms were accepted.
+ *	vulnerable when a smuggled message got through (and nothing relayed),
+ *	suspicious when only ambiguous forms were accepted. A smuggling test is
+ *	judged on how many replies its one payload drew (probe_judge_smuggle)
+ *	and on where its two tokens arrived (probe_smuggle_arrival).
  */
 #include "probe/probe.h"
 #include "net/net.h"
@@ -35,6 +38,8 @@ const char *probe_verdict_name(enum probe_verdict v)
 		[V_SKIPPED] = "skipped",
 		[V_AUTH_OK] = "accepted-after-auth",
 		[V_AUTH_FAILED] = "auth-failed",
+		[V_SMUGGLING_ACCEPTED] = "smuggling-accepted",
+		[V_NOT_SMUGGLED] = "not-smuggled",
 	};
 	return (size_t)v < RG_ARRAY_LEN(names) && names[v] ? names[v] : "?";
 }
@@ -73,6 +78,9 @@ static enum probe_verdict accepted(enum probe_kind kind, char *note, size_t note
 		return V_RELAY_ACCEPTED;
 	case PK_AUTH_RELAY:
 		return V_AUTH_OK;
+	case PK_SMUGGLE: /* the payload was never sent (no --confirm-data, DATA refused) */
+		snprintf(note, notelen, "the message could not be sent: smuggling not tested");
+		return V_INCONCLUSIVE;
 	}
 	return V_ERROR;
 }
@@ -91,6 +99,11 @@ static enum probe_verdict refused(enum probe_kind kind, const struct probe_outco
 	if (kind == PK_AUTH_RELAY && o->role == ROLE_AUTH) {
 		snprintf(note, notelen, "AUTH with the given credentials failed");
 		return V_AUTH_FAILED;
+	}
+	if (kind == PK_SMUGGLE) { /* the carrier message to postmaster was refused */
+		snprintf(note, notelen, "refused at %s: the message could not be sent, smuggling "
+			 "not tested", role_name(o->role));
+		return V_INCONCLUSIVE;
 	}
 	if (o->role != ROLE_RCPT)
 		snprintf(note, notelen, "refused at %s", role_name(o->role));
@@ -153,9 +166,87 @@ enum probe_verdict probe_judge(enum probe_kind kind, const struct probe_outcome 
 	return V_INCONCLUSIVE;
 }
 
+/* codes_text - "250 250 354 250" for a note. */
+static void codes_text(const int *codes, size_t n, char *out, size_t outlen)
+{
+	size_t used = 0;
+	out[0] = '\0';
+	for (size_t i = 0; i < n && used + 5 < outlen; i++)
+		used += (size_t)snprintf(out + used, outlen - used, "%s%d", i ? " " : "", codes[i]);
+}
+
+enum probe_verdict probe_judge_smuggle(const int *codes, size_t n, enum probe_status end,
+				       char *note, size_t notelen)
+{
+	char list[PROBE_SMUGGLE_REPLIES * 4 + 8];
+	codes_text(codes, n, list, sizeof(list));
+	if (n == 0) {
+		snprintf(note, notelen, "no reply to the end of the message (%s)",
+			 end == PS_TIMEOUT ? "timeout" : "connection closed");
+		return end == PS_TIMEOUT ? V_TIMEOUT : V_ERROR;
+	}
+	if (n == 1 && codes[0] / 100 == 2) {
+		snprintf(note, notelen, "one message (%d): the smuggled commands stayed in its body",
+			 codes[0]);
+		return V_NOT_SMUGGLED;
+	}
+	if (n == 1) {
+		snprintf(note, notelen, "the message was refused (%d)", codes[0]);
+		return V_DENIED;
+	}
+	/* more than one reply: the smuggled commands were read as commands */
+	for (size_t i = 1; i < n; i++) {
+		if (codes[i] != 354)
+			continue;
+		for (size_t k = i + 1; k < n; k++) {
+			if (codes[k] / 100 == 2) {
+				snprintf(note, notelen, "the message ended at the fake end-of-data and "
+					 "the smuggled message was accepted (replies %s)", list);
+				return V_SMUGGLING_ACCEPTED;
+			}
+		}
+		break;
+	}
+	snprintf(note, notelen, "the message ended at the fake end-of-data (replies %s), but the "
+		 "smuggled message was refused", list);
+	return V_WARNING;
+}
+
+enum probe_arrival probe_smuggle_arrival(const char *buf, size_t len, const char *outer_token,
+					 const char *smuggled_token)
+{
+	bool outer = probe_token_in(buf, len, outer_token);
+	bool smuggled = probe_token_in(buf, len, smuggled_token);
+	if (outer && smuggled)
+		return ARR_WHOLE;
+	return outer ? ARR_OUTER : smuggled ? ARR_SMUGGLED : ARR_NONE;
+}
+
+void probe_eod_name(const char *eod, size_t len, char *out, size_t outlen)
+{
+	struct strbuf sb;
+	strbuf_init(&sb);
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)eod[i];
+		if (c == '\r')
+			strbuf_puts(&sb, "<CR>");
+		else if (c == '\n')
+			strbuf_puts(&sb, "<LF>");
+		else if (c == '\0')
+			strbuf_puts(&sb, "<NUL>");
+		else if (c < 0x20 || c >= 0x7f)
+			strbuf_printf(&sb, "\\x%02x", c);
+		else
+			strbuf_append(&sb, (const char *)&eod[i], 1);
+	}
+	rg_strlcpy(out, sb.data ? sb.data : "", outlen);
+	strbuf_free(&sb);
+}
+
 const char *probe_target_verdict_name(enum probe_target_verdict v)
 {
 	switch (v) {
+	case TV_VULNERABLE: return "vulnerable";
 	case TV_CLOSED: return "closed";
 	case TV_OPEN: return "open";
 	case TV_SUSPICIOUS: return "suspicious";
@@ -170,12 +261,15 @@ enum probe_target_verdict probe_target_verdict(const enum probe_verdict *v, size
 {
 	if (!reachable)
 		return TV_UNREACHABLE;
-	bool ambiguous = false, unsure = false;
+	bool ambiguous = false, unsure = false, smuggled = false;
 	for (size_t i = 0; i < n; i++) {
 		switch (v[i]) {
 		case V_RELAY_ACCEPTED:
 		case V_RELAY_CONFIRMED:
 			return TV_OPEN;
+		case V_SMUGGLING_ACCEPTED:
+			smuggled = true;
+			break;
 		case V_ACCEPTED_AMBIGUOUS:
 			ambiguous = true;
 			break;
@@ -190,6 +284,8 @@ enum probe_target_verdict probe_target_verdict(const enum probe_verdict *v, size
 			break;
 		}
 	}
+	if (smuggled)
+		return TV_VULNERABLE;
 	return ambiguous ? TV_SUSPICIOUS : unsure ? TV_INCONCLUSIVE : TV_CLOSED;
 }
 
@@ -197,6 +293,7 @@ int probe_exit_code(enum probe_target_verdict v)
 {
 	switch (v) {
 	case TV_OPEN: return 1;
+	case TV_VULNERABLE: return 4;
 	case TV_SUSPICIOUS: return 3;
 	case TV_INCONCLUSIVE:
 	case TV_UNREACHABLE: return 2;
@@ -207,7 +304,7 @@ int probe_exit_code(enum probe_target_verdict v)
 
 static int exit_rank(int code)
 {
-	return code == 1 ? 3 : code == 3 ? 2 : code == 2 ? 1 : 0;
+	return code == 1 ? 4 : code == 4 ? 3 : code == 3 ? 2 : code == 2 ? 1 : 0;
 }
 
 int probe_worse_exit(int a, int b)

@@ -36,8 +36,10 @@ static void json_result(struct strbuf *sb, const struct probe_result *r)
 	kv(sb, "rcpt_to", r->rcpt, true);
 	kv(sb, "verdict", probe_verdict_name(r->verdict), true);
 	kv(sb, "note", r->note, true);
-	if (r->token[0] && r->data_accepted)
+	if (r->token[0] && (r->data_accepted || r->smuggle_sent))
 		kv(sb, "token", r->token, true);
+	if (r->smuggle_sent) /* sent, whatever became of it: look for it yourself */
+		kv(sb, "smuggled_token", r->smuggle_token, true);
 	strbuf_puts(sb, ",\"transcript\":[");
 	for (size_t i = 0; i < r->n_transcript; i++) {
 		strbuf_printf(sb, "%s{\"%s\":", i ? "," : "", r->transcript[i].client ? "c" : "s");
@@ -128,6 +130,7 @@ static const char *verdict_blurb(enum probe_target_verdict v)
 {
 	switch (v) {
 	case TV_OPEN: return "OPEN RELAY";
+	case TV_VULNERABLE: return "VULNERABLE (a smuggled message was accepted)";
 	case TV_SUSPICIOUS: return "SUSPICIOUS (only ambiguous forms accepted)";
 	case TV_INCONCLUSIVE: return "INCONCLUSIVE";
 	case TV_UNREACHABLE: return "UNREACHABLE";
@@ -184,7 +187,7 @@ void probe_build_advice(struct probe_target *t, const struct probe_options *o)
 {
 	struct strbuf ids;
 	strbuf_init(&ids);
-	size_t relayed = 0, ambiguous = 0, unsure = 0, temp = 0;
+	size_t relayed = 0, ambiguous = 0, unsure = 0, temp = 0, smuggled = 0;
 	for (size_t i = 0; i < t->n_results; i++) {
 		const struct probe_result *r = &t->results[i];
 		switch (r->verdict) {
@@ -193,6 +196,7 @@ void probe_build_advice(struct probe_target *t, const struct probe_options *o)
 			strbuf_printf(&ids, "%s%s", relayed++ ? ", " : "", r->test->id);
 			break;
 		case V_ACCEPTED_AMBIGUOUS: ambiguous++; break;
+		case V_SMUGGLING_ACCEPTED: smuggled++; break;
 		case V_DENIED_TEMPORARY: temp++; break;
 		case V_INCONCLUSIVE:
 		case V_ERROR:
@@ -221,11 +225,15 @@ void probe_build_advice(struct probe_target *t, const struct probe_options *o)
 			continue;
 		bool bad = r->verdict == V_RELAY_ACCEPTED || r->verdict == V_RELAY_CONFIRMED ||
 			   r->verdict == V_ACCEPTED_AMBIGUOUS || r->verdict == V_WARNING ||
+			   r->verdict == V_SMUGGLING_ACCEPTED ||
 			   r->verdict == V_AUTH_FAILED ||
 			   (r->verdict == V_DENIED && r->test->kind == PK_AUTH_RELAY);
 		if (bad && r->test->fix && !have_advice(a, r->test->fix))
 			strbuf_printf(a, "%s\n", r->test->fix);
 	}
+	if (smuggled)
+		strbuf_printf(a, "%zu smuggling test%s: a second message hidden in the first was "
+			      "accepted\n", smuggled, smuggled == 1 ? "" : "s");
 	if (ambiguous)
 		strbuf_printf(a, "%zu routed form%s at the server's own names %s accepted; they may "
 			      "be delivered locally: rerun with --confirm-data --canary-dir DIR "

@@ -28,6 +28,9 @@ enum probe_kind {
 	PK_LOCAL,      /* an unknown user of the target's domain: 2xx is backscatter risk */
 	PK_AUTH_PLAIN, /* AUTH with bogus credentials on a plain-text connection */
 	PK_AUTH_RELAY, /* relaying after AUTH with the user's credentials (positive control) */
+	PK_SMUGGLE,    /* SMTP smuggling: a message to the target's own postmaster whose body
+			* ends at a non-standard end-of-data sequence, then a second,
+			* smuggled MAIL FROM/RCPT TO/DATA (only with --confirm-data) */
 };
 
 /* How a test's connection must be set up. */
@@ -41,6 +44,8 @@ enum {
 	PF_SUBMISSION = 1 << 6, /* only on ports 587 and 465 */
 	PF_NEEDS_AUTH = 1 << 7, /* only when --auth is given */
 	PF_SENDER = 1 << 8,     /* the sender is the trick: never replaced */
+	PF_SMUGGLE = 1 << 9,    /* sends real mail: only with --smuggle (or --only) and
+				 * --confirm-data */
 };
 
 struct probe_test {
@@ -53,6 +58,8 @@ struct probe_test {
 	enum probe_kind kind;
 	unsigned flags;
 	const char *fix;    /* advice when this test relays (or warns) */
+	const char *eod;    /* PK_SMUGGLE: the fake end-of-data bytes (may hold a NUL) */
+	size_t eod_len;
 };
 
 extern const struct probe_test probe_battery[];
@@ -98,6 +105,8 @@ enum probe_verdict {
 	V_SKIPPED,
 	V_AUTH_OK,
 	V_AUTH_FAILED,
+	V_SMUGGLING_ACCEPTED, /* the smuggled message was accepted, or arrived on its own */
+	V_NOT_SMUGGLED,       /* one message: the smuggled commands stayed in its body */
 };
 const char *probe_verdict_name(enum probe_verdict v);
 
@@ -133,12 +142,46 @@ enum probe_verdict probe_judge(enum probe_kind kind, const struct probe_outcome 
  * again on a new connection that starts with its own name. */
 bool probe_redo_with_own_helo(const struct probe_outcome *o, bool repeated_ehlo);
 
-enum probe_target_verdict { TV_CLOSED, TV_OPEN, TV_SUSPICIOUS, TV_INCONCLUSIVE, TV_UNREACHABLE };
+/* ---- SMTP smuggling (pure) ---- */
+
+#define PROBE_SMUGGLE_REPLIES 32 /* replies read after the smuggling payload, at most */
+
+/* The verdict of a PK_SMUGGLE test from the reply codes that followed its
+ * payload (n may be 0; end says how the reading ended: PS_TIMEOUT when the
+ * server fell quiet, PS_CLOSED/PS_ERROR when the connection ended). One
+ * reply: the server read one message (2xx: not-smuggled, else denied).
+ * More than one: it ended the message at the fake end-of-data and read the
+ * smuggled commands; a 354 later followed by a 2xx is smuggling-accepted,
+ * anything else a warning (it split the message but refused the smuggled one). */
+enum probe_verdict probe_judge_smuggle(const int *codes, size_t n, enum probe_status end,
+				       char *note, size_t notelen);
+
+/* Where a smuggling test's two tokens are in one delivered file. */
+enum probe_arrival {
+	ARR_NONE,     /* neither */
+	ARR_WHOLE,    /* both: the message arrived as one, the smuggled part in its body */
+	ARR_OUTER,    /* only the outer message's: it was cut at the fake end-of-data */
+	ARR_SMUGGLED, /* only the smuggled message's: it arrived as a message of its own */
+};
+enum probe_arrival probe_smuggle_arrival(const char *buf, size_t len, const char *outer_token,
+					 const char *smuggled_token);
+
+/* "<CR><LF>.<LF>" for "\r\n.\n" (<NUL>, and \xHH for other control bytes). */
+void probe_eod_name(const char *eod, size_t len, char *out, size_t outlen);
+
+enum probe_target_verdict {
+	TV_CLOSED,
+	TV_OPEN,
+	TV_SUSPICIOUS,
+	TV_INCONCLUSIVE,
+	TV_UNREACHABLE,
+	TV_VULNERABLE, /* no relay, but a smuggled message was accepted (exit 4) */
+};
 const char *probe_target_verdict_name(enum probe_target_verdict v);
 enum probe_target_verdict probe_target_verdict(const enum probe_verdict *v, size_t n,
 					       bool reachable);
 int probe_exit_code(enum probe_target_verdict v);
-/* The worse of two exit codes in the order 1 > 3 > 2 > 0. */
+/* The worse of two exit codes in the order 1 > 4 > 3 > 2 > 0. */
 int probe_worse_exit(int a, int b);
 
 /* ---- targets and names (pure) ---- */
@@ -172,6 +215,7 @@ struct probe_options {
 	unsigned timeout_ms;
 	unsigned retry_after_ms;
 	bool confirm_data;
+	bool smuggle;          /* include the smuggle-* tests (they need --confirm-data) */
 	const char *canary_dir;
 	const char *local_dir;
 	unsigned canary_wait_ms;
@@ -205,6 +249,11 @@ struct probe_result {
 	bool own_helo;         /* a repeated EHLO was refused: open with the test's name */
 	uint64_t due_ms;       /* not before (retries) */
 	char token[64];        /* with --confirm-data */
+	char smuggle_token[72]; /* PK_SMUGGLE: the smuggled message's own token */
+	int smuggle_codes[PROBE_SMUGGLE_REPLIES]; /* replies after the payload */
+	size_t n_smuggle_codes;
+	bool smuggle_cut;      /* the carrier arrived cut short at the fake end-of-data */
+	bool smuggle_sent;     /* the payload went out: both tokens are worth showing */
 	bool data_accepted;
 	bool token_found;      /* looked for and found: no more scanning */
 };

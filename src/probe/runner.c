@@ -21,6 +21,13 @@
  *
  *	With --confirm-data and a canary or local directory, tokens are looked
  *	for after all targets are done, and results are printed then.
+ *
+ *	A smuggling test (--smuggle) is one transaction on a connection of its
+ *	own: after DATA's 354 one write carries a message to postmaster whose
+ *	body ends at the test's fake end-of-data, then a smuggled MAIL FROM,
+ *	RCPT TO, DATA and message with a token of its own. Every reply is read
+ *	until the server is quiet for SMUGGLE_QUIET_MS or hangs up; the
+ *	connection is then dropped, its state being unknown by design.
  */
 #include "probe/probe.h"
 #include "client/ehlo.h"
@@ -52,6 +59,7 @@
 #define PATH_MAX_LEN 254 /* RFC 5321 4.5.3.1.3: 256 bytes with the <> */
 #define QUIT_WAIT_MS 2000
 #define QUIT_GRACE_MS 100 /* once every target is done: the last QUITs' replies */
+#define SMUGGLE_QUIET_MS 1500 /* after a smuggling payload: more replies until this quiet */
 
 struct run;
 struct tstate;
@@ -633,6 +641,90 @@ static void on_data_end(struct smtpc *c, const struct smtpc_reply *rep, void *ar
 	finish_transaction(l, &l->rcpt_outcome, rep->status == SMTPC_REPLY && rep->code != 421);
 }
 
+/* smuggle_done - judge the replies the payload drew; the session is in an
+ * unknown state (a split message leaves it mid-way), so it is never reused. */
+static void smuggle_done(struct lane *l, enum probe_status end)
+{
+	struct probe_result *r = l->cur;
+	char note[256];
+	r->running = false;
+	r->data_accepted = r->n_smuggle_codes > 0 && r->smuggle_codes[0] / 100 == 2;
+	r->verdict = probe_judge_smuggle(r->smuggle_codes, r->n_smuggle_codes, end, note,
+					 sizeof(note));
+	append_note(r, note);
+	l->cur = NULL;
+	lane_drop(l, false);
+	lane_next(l);
+}
+
+/* on_smuggle_reply - every reply until the server falls quiet or hangs up. */
+static void on_smuggle_reply(struct smtpc *c, const struct smtpc_reply *rep, void *arg)
+{
+	struct lane *l = arg;
+	struct probe_result *r = l->cur;
+	if (rep->status != SMTPC_REPLY) {
+		if (rep->status != SMTPC_TIMEOUT || r->n_smuggle_codes == 0)
+			record_reply(l, rep);
+		smuggle_done(l, status_of(rep));
+		return;
+	}
+	record_reply(l, rep);
+	r->smuggle_codes[r->n_smuggle_codes++] = rep->code;
+	if (r->n_smuggle_codes == PROBE_SMUGGLE_REPLIES) {
+		smuggle_done(l, PS_REPLY);
+		return;
+	}
+	smtpc_expect_optional(c, SMUGGLE_QUIET_MS, on_smuggle_reply, l);
+}
+
+/* send_smuggle - one message to postmaster whose body ends at the test's fake
+ * end-of-data, directly followed by a second transaction with its own token:
+ * a server that ends DATA there answers the smuggled commands too. */
+static void send_smuggle(struct lane *l, const char *date)
+{
+	struct probe_result *r = l->cur;
+	const char *vd = l->ts->run->victim_domain;
+	char eod[64], shown[256];
+	struct strbuf m;
+	strbuf_init(&m);
+	strbuf_printf(&m,
+		      "From: relayguard probe <relayprobe@%s>\r\n"
+		      "To: <%s>\r\n"
+		      "Subject: relayguard probe %s\r\n"
+		      "Date: %s\r\n"
+		      "Message-ID: <%s@relayguard.invalid>\r\n"
+		      "X-Relayguard-Probe: %s\r\n"
+		      "\r\n"
+		      "This message was sent by relayguard probe to test whether the server ends a\r\n"
+		      "message early (SMTP smuggling, test %s). Token: %s",
+		      vd, r->rcpt, r->token, date, r->token, r->token, r->test->id, r->token);
+	strbuf_append(&m, r->test->eod, r->test->eod_len);
+	strbuf_printf(&m,
+		      "MAIL FROM:<%s>\r\n"
+		      "RCPT TO:<%s>\r\n"
+		      "DATA\r\n"
+		      "From: relayguard probe <relayprobe@%s>\r\n"
+		      "To: <%s>\r\n"
+		      "Subject: relayguard probe %s (smuggled)\r\n"
+		      "Message-ID: <%s@relayguard.invalid>\r\n"
+		      "X-Relayguard-Probe: %s\r\n"
+		      "\r\n"
+		      "A smuggled message. Token: %s\r\n"
+		      ".\r\n",
+		      r->mail, r->rcpt, vd, r->rcpt, r->smuggle_token, r->smuggle_token,
+		      r->smuggle_token, r->smuggle_token);
+	smtpc_send_raw(l->c, m.data, m.len);
+	strbuf_free(&m);
+	r->smuggle_sent = true;
+	probe_eod_name(r->test->eod, r->test->eod_len, eod, sizeof(eod));
+	snprintf(shown, sizeof(shown), "(message with token %s, then %s, MAIL FROM, RCPT TO, DATA "
+		 "and a smuggled message with token %s, then \".\")", r->token, eod,
+		 r->smuggle_token);
+	record(r, true, shown);
+	r->n_smuggle_codes = 0;
+	smtpc_expect(l->c, 0, on_smuggle_reply, l);
+}
+
 static void send_message(struct lane *l)
 {
 	struct probe_result *r = l->cur;
@@ -641,6 +733,10 @@ static void send_message(struct lane *l)
 	struct tm tm;
 	gmtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	if (r->test->kind == PK_SMUGGLE) {
+		send_smuggle(l, date);
+		return;
+	}
 	struct strbuf m;
 	strbuf_init(&m);
 	strbuf_printf(&m,
@@ -681,7 +777,7 @@ static bool want_data(const struct lane *l)
 {
 	enum probe_kind k = l->cur->test->kind;
 	return l->ts->run->o->confirm_data &&
-	       (k == PK_RELAY || k == PK_AMBIGUOUS || k == PK_AUTH_PLAIN);
+	       (k == PK_RELAY || k == PK_AMBIGUOUS || k == PK_AUTH_PLAIN || k == PK_SMUGGLE);
 }
 
 static void run_step(struct lane *l);
@@ -924,6 +1020,10 @@ static bool applicable(const struct tstate *ts, const struct probe_test *t, cons
 		*why = "the connection is TLS from the first byte";
 		return false;
 	}
+	if ((t->flags & PF_SMUGGLE) && !o->confirm_data) {
+		*why = "needs --confirm-data (it sends two messages to postmaster)";
+		return false;
+	}
 	return true;
 }
 
@@ -970,6 +1070,8 @@ static void begin_tests(struct tstate *ts)
 		/* fixed width: no token is the start of another (test 1 and tests 10..19) */
 		snprintf(r->token, sizeof(r->token), "rgprobe-%s-%06zu-%02zu", run->run_id,
 			 (size_t)(ts - run->ts), i);
+		/* "-s" after a token is no whole-word match of it: neither finds the other */
+		snprintf(r->smuggle_token, sizeof(r->smuggle_token), "%s-s", r->token);
 		if (!applicable(ts, r->test, &why)) {
 			r->verdict = V_SKIPPED;
 			rg_strlcpy(r->note, why, sizeof(r->note));
@@ -1151,8 +1253,36 @@ static void kick_cb(evutil_socket_t fd, short what, void *arg)
 
 static bool token_pending(const struct probe_result *r)
 {
-	return r->data_accepted && !r->token_found &&
-	       (r->verdict == V_RELAY_ACCEPTED || r->verdict == V_ACCEPTED_AMBIGUOUS);
+	if (!r->data_accepted || r->token_found)
+		return false;
+	if (r->test->kind == PK_SMUGGLE) /* looked for until found on its own or whole */
+		return r->verdict == V_NOT_SMUGGLED || r->verdict == V_WARNING ||
+		       r->verdict == V_SMUGGLING_ACCEPTED;
+	return r->verdict == V_RELAY_ACCEPTED || r->verdict == V_ACCEPTED_AMBIGUOUS;
+}
+
+/* smuggle_scan - a smuggled message that arrives on its own was smuggled, here
+ * or by a later hop that ends DATA where this one did not; one that arrives
+ * inside the carrier message was not (and there is nothing more to wait for). */
+static void smuggle_scan(struct probe_result *r, const char *buf, size_t len, const char *path)
+{
+	enum probe_arrival a = probe_smuggle_arrival(buf, len, r->token, r->smuggle_token);
+	char *note = NULL;
+	if (a == ARR_SMUGGLED) {
+		note = xasprintf("the smuggled message (token %s) arrived on its own in %s",
+				 r->smuggle_token, path);
+		r->verdict = V_SMUGGLING_ACCEPTED;
+		r->token_found = true;
+	} else if (a == ARR_WHOLE && r->verdict != V_SMUGGLING_ACCEPTED) {
+		note = xasprintf("arrived as one message in %s", path);
+		r->token_found = true;
+	} else if (a == ARR_OUTER && !r->smuggle_cut) { /* the smuggled one may follow */
+		note = xasprintf("the message arrived cut short at the fake end-of-data in %s", path);
+		r->smuggle_cut = true;
+	}
+	if (note != NULL)
+		append_note(r, note);
+	free(note);
 }
 
 static void scan_file(struct run *run, const char *path, bool local)
@@ -1174,6 +1304,10 @@ static void scan_file(struct run *run, const char *path, bool local)
 			struct probe_target *t = &run->ts[i].t;
 			for (size_t j = 0; j < t->n_results; j++) {
 				struct probe_result *r = &t->results[j];
+				if (token_pending(r) && r->test->kind == PK_SMUGGLE) {
+					smuggle_scan(r, buf, (size_t)n, path);
+					continue;
+				}
 				if (!token_pending(r) || !probe_token_in(buf, (size_t)n, r->token))
 					continue;
 				r->token_found = true;
@@ -1230,7 +1364,7 @@ static void wait_for_canaries(struct run *run)
 {
 	const struct probe_options *o = run->o;
 	uint64_t deadline = now_ms() + o->canary_wait_ms;
-	while (pending_tokens(run) > 0) {
+	while (pending_tokens(run) > 0 && (o->canary_dir || o->local_dir)) {
 		if (o->canary_dir) /* first: a token in both places was relayed */
 			scan_dir(run, o->canary_dir, false, 0);
 		if (o->local_dir)
@@ -1245,6 +1379,13 @@ static void wait_for_canaries(struct run *run)
 		struct probe_target *t = &run->ts[i].t;
 		for (size_t j = 0; j < t->n_results; j++) {
 			struct probe_result *r = &t->results[j];
+			if (token_pending(r) && r->test->kind == PK_SMUGGLE) {
+				append_note(r, r->smuggle_cut ? "the smuggled message was not seen on its "
+								 "own within --canary-wait"
+							      : "neither message was seen in the "
+								"directories within --canary-wait");
+				continue;
+			}
 			if (!token_pending(r) || o->canary_dir == NULL)
 				continue;
 			/* an unambiguous acceptance stays a relay: accepting is the offence */
@@ -1315,6 +1456,9 @@ static void init_target(struct run *run, struct tstate *ts, const char *spec)
 	ts->t.results = xcalloc(probe_battery_len, sizeof(*ts->t.results));
 	for (size_t i = 0; i < probe_battery_len; i++) {
 		if (!selected(o->only, probe_battery[i].id))
+			continue;
+		/* smuggling sends real mail: only when asked for, by --smuggle or by name */
+		if ((probe_battery[i].flags & PF_SMUGGLE) && !o->smuggle && o->only == NULL)
 			continue;
 		ts->t.results[ts->t.n_results++].test = &probe_battery[i];
 	}

@@ -18,6 +18,13 @@ from fakesmtp import OWN, FakeSMTP, Policy, domain_of, make_cert
 
 UNTRUSTED = harness.UNTRUSTED
 RELAY_TESTS = ('plain', 'null-sender', 'sender-ip')
+# the fake end-of-data sequences of the smuggle-* tests
+SMUGGLE_EOD = {
+    'smuggle-lf-lf': '\n.\n', 'smuggle-crlf-lf': '\r\n.\n', 'smuggle-lf-crlf': '\n.\r\n',
+    'smuggle-cr-crlf': '\r.\r\n', 'smuggle-crlf-cr': '\r\n.\r', 'smuggle-lf-cr': '\n.\r',
+    'smuggle-cr-lf': '\r.\n', 'smuggle-cr-cr': '\r.\r', 'smuggle-nul': '\r\n\0.\r\n',
+    'smuggle-crlf-crcrlf': '\r\n.\r\r\n', 'smuggle-crcrlf': '\r\r\n.\r\r\n',
+}
 
 
 def probe(args, timeout=60, source=UNTRUSTED):
@@ -582,6 +589,71 @@ class Cli(unittest.TestCase):
         self.assertEqual(srv.sessions, [])
 
 
+class Smuggling(FakeServerCase):
+    def test_split_here_or_at_the_next_hop_is_smuggling(self):
+        class NextHopSplits(Policy):
+            """Reads lines up to a bare LF, so it ends DATA at <LF>.<LF> itself (and
+            answers the smuggled commands); writes each message it takes to the
+            canary directory as a next hop that ends data at <CR>.<CR><LF> would
+            receive it: split in two there."""
+            def data_end(self, sess, body):
+                for part in body.split('\r.\r\n'):
+                    fd, _ = tempfile.mkstemp(dir=self.canary, prefix='msg')
+                    with os.fdopen(fd, 'w', encoding='latin-1') as f:
+                        f.write(part)
+                return '250 2.0.0 Ok: queued'
+        pol = NextHopSplits()
+        pol.canary = tempfile.mkdtemp(prefix='probe-canary-')
+        self.addCleanup(shutil.rmtree, pol.canary, True)
+        srv = self.fake(pol)
+        rc, objs, _ = probe(['--smuggle', '--only', 'smuggle-lf-lf,smuggle-cr-crlf,smuggle-crlf-cr',
+                             '--confirm-data', '--canary-dir', pol.canary, '--canary-wait', '2',
+                             target(srv.port)])
+        self.assertEqual(rc, 4, objs)
+        t = objs[0]
+        self.assertEqual(t['verdict'], 'vulnerable')
+        self.assertEqual(t['relayed'], [])
+        by = tests_by_id(t)
+        lf = by['smuggle-lf-lf']
+        self.assertEqual(lf['verdict'], 'smuggling-accepted')
+        self.assertEqual(lf['rcpt_to'], 'postmaster@fake.test')
+        self.assertIn('replies 250 250 250 354 250', lf['note'])
+        self.assertEqual(lf['smuggled_token'], lf['token'] + '-s')
+        self.assertIn('arrived on its own', lf['note'])
+        # the fake took the smuggled transaction as a second message of its own
+        sess = [x for x in srv.sessions if any(lf['token'] + '-s' in m for m in x['messages'])]
+        self.assertEqual(len(sess), 1)
+        self.assertEqual([lf['token'] + '-s' in m for m in sess[0]['messages']], [False, True])
+        self.assertEqual(sess[0]['commands'].count('RCPT TO:<postmaster@fake.test>'), 2)
+        # one message here, two at the next hop: smuggling all the same
+        cr = by['smuggle-cr-crlf']
+        self.assertEqual(cr['verdict'], 'smuggling-accepted')
+        self.assertIn('one message (250)', cr['note'])
+        self.assertIn('the smuggled message (token %s-s) arrived on its own' % cr['token'],
+                      cr['note'])
+        # one message everywhere: not smuggled
+        whole = by['smuggle-crlf-cr']
+        self.assertEqual(whole['verdict'], 'not-smuggled')
+        self.assertIn('arrived as one message', whole['note'])
+        self.assertTrue(any('SMTP smuggling' in a for a in t['advice']), t['advice'])
+
+    def test_only_with_confirm_data(self):
+        srv = self.fake(Policy())
+        p = harness.run_cli(['probe', '--smuggle', target(srv.port)])
+        self.assertEqual(p.returncode, 64)
+        self.assertIn('--smuggle needs --confirm-data', p.stderr)
+        # named with --only but without --confirm-data: skipped, nothing sent
+        rc, objs, _ = probe(['--only', 'plain,smuggle-lf-lf', target(srv.port)])
+        self.assertEqual(rc, 0, objs)
+        by = tests_by_id(objs[0])
+        self.assertEqual(by['smuggle-lf-lf']['verdict'], 'skipped')
+        self.assertIn('needs --confirm-data', by['smuggle-lf-lf']['note'])
+        # never part of the default battery, even with --confirm-data
+        rc, objs, _ = probe(['--confirm-data', target(srv.port)])
+        self.assertEqual([x['id'] for x in objs[0]['tests'] if x['id'].startswith('smuggle')], [])
+        self.assertEqual([c for x in srv.sessions for c in x['commands'] if c == 'DATA'], [])
+
+
 class AgainstRelayguard(unittest.TestCase):
     def test_default_config_is_closed(self):
         with harness.Server() as srv:
@@ -608,6 +680,47 @@ class AgainstRelayguard(unittest.TestCase):
             self.assertEqual(by['percent-host']['verdict'], 'relay-confirmed')
             self.assertEqual(by['backscatter']['verdict'], 'denied')
             self.assertEqual(set(objs[0]['relayed']), {'plain', 'percent-host'})
+
+    def test_every_smuggling_variant_is_refused(self):
+        """relayguard ends DATA only at <CR><LF>.<CR><LF> and refuses a message with
+        a bare <CR> or <LF>: no variant gets a second message through."""
+        with harness.Server() as srv:
+            rc, objs, _ = probe(['--smuggle', '--confirm-data', '--domain', 'localhost',
+                                 '--local-dir', srv.mail_dir, '--canary-wait', '3',
+                                 target(srv.port)])
+            self.assertEqual(rc, 0, objs)
+            t = objs[0]
+            self.assertEqual(t['verdict'], 'closed')
+            by = tests_by_id(t)
+            self.assertEqual(set(x for x in by if x.startswith('smuggle')), set(SMUGGLE_EOD))
+            for tid in SMUGGLE_EOD:
+                test = by[tid]
+                replies = [x['s'] for x in test['transcript'] if 's' in x]
+                # greeting, EHLO, MAIL, RCPT, then DATA
+                self.assertEqual(replies[4], '354 End data with <CR><LF>.<CR><LF>', tid)
+                self.assertNotIn('smuggled message was accepted', test['note'], tid)
+                if tid == 'smuggle-nul':
+                    # no bare CR or LF in it: one message, the NUL line in its body
+                    self.assertEqual(test['verdict'], 'not-smuggled')
+                    self.assertIn('arrived as one message', test['note'])
+                    self.assertEqual(len(replies), 6, replies)
+                    continue
+                self.assertEqual(test['verdict'], 'denied', tid)
+                self.assertEqual(replies[5:], ['550 5.5.2 Error: message contains a bare <CR> '
+                                               'or <LF>; lines must end with <CR><LF> (message '
+                                               'not accepted)'], tid)
+            # nothing smuggled reached a mailbox: each token only in its carrier
+            mails = []
+            for root, _, files in os.walk(srv.mail_dir):
+                for name in files:
+                    with open(os.path.join(root, name), 'rb') as f:
+                        mails.append(f.read())
+            self.assertEqual(len(mails), 1)
+            self.assertIn(by['smuggle-nul']['smuggled_token'].encode(), mails[0])
+            # a refused carrier still names both tokens: they were sent
+            self.assertEqual(by['smuggle-lf-lf']['smuggled_token'],
+                             by['smuggle-lf-lf']['token'] + '-s')
+            self.assertEqual(srv.queue_files('deferred'), [])
 
     @harness.requires(harness.ipv6_available(), '::1 on the loopback interface (sysctl net.ipv6.conf.lo.disable_ipv6=0)', 'an IPv6 target')
     def test_ipv6_target(self):

@@ -67,6 +67,19 @@ RELAYED = {
 }
 
 
+# SMTP smuggling (--smuggle): the fake end-of-data sequences that end DATA on
+# Debian 12's Postfix 3.7.11 as the lab runs it (smtpd_forbid_bare_newline and
+# smtpd_forbid_unauth_pipelining are there, backported, but off by default)
+SMUGGLE_IDS = ('smuggle-lf-lf', 'smuggle-crlf-lf', 'smuggle-lf-crlf', 'smuggle-cr-crlf',
+               'smuggle-crlf-cr', 'smuggle-lf-cr', 'smuggle-cr-lf', 'smuggle-cr-cr',
+               'smuggle-nul', 'smuggle-crlf-crcrlf', 'smuggle-crcrlf')
+POSTFIX_SMUGGLED = {'smuggle-lf-lf', 'smuggle-crlf-lf', 'smuggle-lf-crlf',
+                    'smuggle-crlf-crcrlf', 'smuggle-crcrlf'}
+# OpenSMTPD 6.8 ends DATA at a line ending in a bare LF, then refuses what
+# follows ("500 5.5.1 Invalid command: Pipelining not supported") and hangs up
+OPENSMTPD_REFUSED = {'smuggle-lf-lf', 'smuggle-crlf-lf', 'smuggle-lf-crlf'}
+
+
 def run_probe(peer, *extra, confirm=True):
     """relayguard probe --json against the peer; (exit status, target object)."""
     args = [harness.binary(), 'probe', '--json', '--source', SOURCE, '--domain', lab.DOMAIN,
@@ -104,8 +117,8 @@ class PeerCase(unittest.TestCase):
         ok, why = lab.available(cls.kind)
         harness.require(ok, lab.PACKAGES[cls.kind], why)
 
-    def peer(self, mode):
-        p = lab.Peer(self.kind, mode)
+    def peer(self, mode, **kw):
+        p = lab.Peer(self.kind, mode, **kw)
         self.addCleanup(p.close)
         return p
 
@@ -133,6 +146,34 @@ class PeerCase(unittest.TestCase):
         self.assertEqual(len(msg), 1)
         self.assertEqual(msg[0]['rcpts'], ['relaytest@example.net'])
         return p, obj
+
+    def smuggle(self, p, *extra):
+        """Every smuggle-* test against p; (exit status, target, verdicts)."""
+        rc, obj = run_probe(p, '--smuggle', '--only', ','.join(SMUGGLE_IDS), *extra)
+        return rc, obj, verdicts(obj)
+
+    def smuggled_apart(self, p, obj):
+        """The tests whose smuggled message arrived in the local sink as a message of
+        its own (its token, not the carrier's)."""
+        found = set()
+        for t in obj['tests']:
+            if 'smuggled_token' not in t:  # never sent
+                continue
+            for m in p.local_sink.messages():
+                if t['smuggled_token'].encode() in m['data'] and \
+                        (t['token'] + '\r').encode() not in m['data']:
+                    self.assertEqual(m['rcpts'], ['postmaster@lab.test'])
+                    found.add(t['id'])
+        return found
+
+    def check_not_smuggled(self, p, rc, obj, v, refused=frozenset()):
+        self.assertEqual(rc, 0, obj)
+        self.assertEqual(obj['verdict'], 'closed')
+        self.assertEqual({k for k, x in v.items() if x == 'denied'}, set(refused))
+        self.assertEqual({k for k, x in v.items() if x == 'not-smuggled'},
+                         set(SMUGGLE_IDS) - set(refused))
+        self.assertEqual(self.smuggled_apart(p, obj), set())
+        self.assertEqual(p.relay_sink.messages(), [])
 
     def check_closed(self, p, obj, rc):
         self.assertEqual(rc, 0, verdicts(obj))
@@ -165,6 +206,43 @@ class Postfix(PeerCase):
     def test_sender_hole(self):
         self.check_open('sender-hole')
 
+    def test_smuggling_with_debian_defaults(self):
+        # the lab's Postfix runs Debian 12's defaults: bare <LF> ends a line, so
+        # <LF>.<LF> ends DATA and the smuggled transaction is a second message
+        p = self.peer('secure')
+        rc, obj, v = self.smuggle(p)
+        self.assertEqual(rc, 4, v)
+        self.assertEqual(obj['verdict'], 'vulnerable')
+        self.assertEqual({k for k, x in v.items() if x == 'smuggling-accepted'}, POSTFIX_SMUGGLED)
+        self.assertEqual({k for k, x in v.items() if x == 'not-smuggled'},
+                         set(SMUGGLE_IDS) - POSTFIX_SMUGGLED)
+        by = {t['id']: t for t in obj['tests']}
+        self.assertEqual([r[:3] for r in replies(by['smuggle-lf-lf'])[4:]],
+                         ['354', '250', '250', '250', '354', '250'])
+        # each smuggled message was delivered to postmaster as a message of its own
+        self.assertEqual(self.smuggled_apart(p, obj), POSTFIX_SMUGGLED)
+        self.assertEqual(p.relay_sink.messages(), [])
+        self.assertTrue(any('smtpd_forbid_bare_newline' in a for a in obj['advice']))
+
+    def test_smuggling_refused_with_forbid_bare_newline(self):
+        p = self.peer('secure', main_cf={'smtpd_forbid_bare_newline': 'normalize'})
+        rc, obj, v = self.smuggle(p)
+        self.check_not_smuggled(p, rc, obj, v)
+
+    def test_smuggling_split_but_refused_with_reject_unauth_pipelining(self):
+        # the short-term fix: the message still ends at <LF>.<LF>, but the smuggled
+        # DATA came ahead of time and is refused (503), then Postfix hangs up
+        p = self.peer('secure', main_cf={'smtpd_data_restrictions': 'reject_unauth_pipelining'})
+        rc, obj, v = self.smuggle(p, '--canary-wait', '3')
+        self.assertEqual(rc, 0, v)
+        self.assertEqual({k for k, x in v.items() if x == 'warning'}, POSTFIX_SMUGGLED)
+        by = {t['id']: t for t in obj['tests']}
+        self.assertEqual([r[:9] for r in replies(by['smuggle-lf-lf'])[5:]],
+                         ['250 2.0.0', '250 2.1.0', '250 2.1.5', '503 5.5.0', '221 2.7.0',
+                          '(connecti'])
+        self.assertIn('cut short', by['smuggle-lf-lf']['note'])
+        self.assertEqual(self.smuggled_apart(p, obj), set())
+
 
 class Exim(PeerCase):
     kind = 'exim'
@@ -189,6 +267,12 @@ class Exim(PeerCase):
         self.assertEqual(by['sender-ip']['verdict'], 'denied')
         self.assertEqual({v for k, v in verdicts(obj).items()},
                          {'denied', 'warning', 'skipped'})
+
+    def test_smuggling_not_split(self):
+        # Debian 12's Exim 4.96 ends DATA only at <CR><LF>.<CR><LF> for every variant
+        p = self.peer('secure')
+        rc, obj, v = self.smuggle(p)
+        self.check_not_smuggled(p, rc, obj, v)
 
     def test_sender_hole(self):
         self.check_open('sender-hole')
@@ -220,6 +304,15 @@ class OpenSMTPD(PeerCase):
         for t in obj['tests']:
             if t['id'] in OPENSMTPD_LOCAL:
                 self.assertIn(t['token'].encode(), local, t['id'])
+
+    def test_smuggling_refused(self):
+        p = self.peer('secure')
+        rc, obj, v = self.smuggle(p)
+        self.check_not_smuggled(p, rc, obj, v, refused=OPENSMTPD_REFUSED)
+        by = {t['id']: t for t in obj['tests']}
+        for tid in OPENSMTPD_REFUSED:
+            self.assertEqual(replies(by[tid])[5], '500 5.5.1 Invalid command: Pipelining not '
+                                                  'supported', tid)
 
     def test_sender_hole_is_found(self):
         p, obj = self.check_open('sender-hole')

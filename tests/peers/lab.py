@@ -298,9 +298,10 @@ def available(kind):
 
 class Peer:
     """A real MTA of `kind` in `mode`, listening on 127.0.0.1:port (and on
-    port of each address in extra_addrs, e.g. 127.0.1.1...)."""
+    port of each address in extra_addrs, e.g. 127.0.1.1...).  main_cf: more
+    main.cf settings for a postfix peer ({'smtpd_forbid_bare_newline': 'normalize'})."""
 
-    def __init__(self, kind, mode, port=None, extra_addrs=(), start_timeout=30):
+    def __init__(self, kind, mode, port=None, extra_addrs=(), start_timeout=30, main_cf=None):
         if kind not in KINDS:
             raise ValueError('kind must be one of %s' % (KINDS,))
         if mode not in MODES:
@@ -309,6 +310,7 @@ class Peer:
         if not ok:
             raise PeerError(why)
         self.kind, self.mode = kind, mode
+        self.main_cf = dict(main_cf or {})
         self.host = '127.0.0.1'
         self.addrs = ['127.0.0.1'] + list(extra_addrs)
         self.port = port or free_port()
@@ -509,6 +511,7 @@ class Peer:
             'biff': 'no',
             'smtpd_banner': '$myhostname ESMTP $mail_name (Debian/GNU)',
         }
+        main.update(self.main_cf)
         self._write('conf/main.cf', ''.join('%s = %s\n' % kv for kv in main.items()))
         smtpd = ''.join('%s:%d inet n - n - - smtpd\n' % (a, self.port) for a in self.addrs)
         master = smtpd + '''\

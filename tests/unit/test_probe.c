@@ -130,6 +130,12 @@ static void test_target_verdict(void)
 		{__LINE__, {V_DELIVERED_LOCALLY, V_NOT_RELAYED, V_DENIED}, 3, true, TV_CLOSED, 0},
 		{__LINE__, {V_WARNING, V_AUTH_OK, V_DENIED}, 3, true, TV_CLOSED, 0},
 		{__LINE__, {V_DENIED}, 1, false, TV_UNREACHABLE, 2},
+		/* a smuggled message accepted: vulnerable (4), below an open relay only */
+		{__LINE__, {V_DENIED, V_SMUGGLING_ACCEPTED}, 2, true, TV_VULNERABLE, 4},
+		{__LINE__, {V_SMUGGLING_ACCEPTED, V_ACCEPTED_AMBIGUOUS, V_TIMEOUT}, 3, true,
+		 TV_VULNERABLE, 4},
+		{__LINE__, {V_SMUGGLING_ACCEPTED, V_RELAY_ACCEPTED}, 2, true, TV_OPEN, 1},
+		{__LINE__, {V_NOT_SMUGGLED, V_WARNING, V_DENIED}, 3, true, TV_CLOSED, 0},
 	};
 	for (size_t i = 0; i < RG_ARRAY_LEN(rows); i++) {
 		enum probe_target_verdict tv =
@@ -139,7 +145,10 @@ static void test_target_verdict(void)
 		CHECK_AT(rows[i].line, probe_exit_code(tv) == rows[i].exit, "exit %d",
 			 probe_exit_code(tv));
 	}
-	/* worst wins: 1 > 3 > 2 > 0 */
+	/* worst wins: 1 > 4 > 3 > 2 > 0 */
+	CHECK(probe_worse_exit(4, 1) == 1, "4,1");
+	CHECK(probe_worse_exit(3, 4) == 4, "3,4");
+	CHECK(probe_worse_exit(0, 4) == 4, "0,4");
 	CHECK(probe_worse_exit(0, 2) == 2, "0,2");
 	CHECK(probe_worse_exit(2, 3) == 3, "2,3");
 	CHECK(probe_worse_exit(3, 1) == 1, "3,1");
@@ -389,8 +398,126 @@ static void test_tokens(void)
 			 rows[i].token);
 }
 
+/* The replies a smuggling payload drew decide; nothing else does. */
+static void test_judge_smuggle(void)
+{
+	static const struct {
+		int line;
+		int codes[8];
+		size_t n;
+		enum probe_status end;
+		enum probe_verdict want;
+	} rows[] = {
+		/* Postfix 3.7 defaults: <LF>.<LF> ends DATA, the smuggled transaction is taken */
+		{__LINE__, {250, 250, 250, 354, 250}, 5, PS_TIMEOUT, V_SMUGGLING_ACCEPTED},
+		/* the server hung up after taking it: still taken */
+		{__LINE__, {250, 250, 250, 354, 250}, 5, PS_CLOSED, V_SMUGGLING_ACCEPTED},
+		/* the carrier refused, the smuggled one taken: smuggling all the same */
+		{__LINE__, {550, 250, 250, 354, 250}, 5, PS_TIMEOUT, V_SMUGGLING_ACCEPTED},
+		/* reject_unauth_pipelining: split, but DATA refused (503, then 221) */
+		{__LINE__, {250, 250, 250, 503, 221}, 5, PS_CLOSED, V_WARNING},
+		/* split, smuggled DATA accepted but its end refused */
+		{__LINE__, {250, 250, 250, 354, 550}, 5, PS_TIMEOUT, V_WARNING},
+		/* a 2xx before the 354 is no acceptance of the smuggled message */
+		{__LINE__, {250, 250, 250, 354}, 4, PS_TIMEOUT, V_WARNING},
+		{__LINE__, {250, 250}, 2, PS_CLOSED, V_WARNING},
+		/* a 354 as the first reply is no smuggled DATA */
+		{__LINE__, {354, 250}, 2, PS_TIMEOUT, V_WARNING},
+		/* one message: the smuggled commands stayed in its body */
+		{__LINE__, {250}, 1, PS_TIMEOUT, V_NOT_SMUGGLED},
+		{__LINE__, {250}, 1, PS_CLOSED, V_NOT_SMUGGLED},
+		/* relayguard: a bare <CR> or <LF> refuses the message */
+		{__LINE__, {550}, 1, PS_TIMEOUT, V_DENIED},
+		/* OpenSMTPD 6.8: "500 5.5.1 Invalid command: Pipelining not supported", hang-up */
+		{__LINE__, {500}, 1, PS_CLOSED, V_DENIED},
+		{__LINE__, {451}, 1, PS_TIMEOUT, V_DENIED},
+		{__LINE__, {0}, 0, PS_TIMEOUT, V_TIMEOUT},
+		{__LINE__, {0}, 0, PS_CLOSED, V_ERROR},
+		{__LINE__, {0}, 0, PS_ERROR, V_ERROR},
+	};
+	for (size_t i = 0; i < RG_ARRAY_LEN(rows); i++) {
+		char note[256];
+		enum probe_verdict v = probe_judge_smuggle(rows[i].codes, rows[i].n, rows[i].end,
+							   note, sizeof(note));
+		CHECK_AT(rows[i].line, v == rows[i].want, "smuggle verdict %s, want %s (%s)",
+			 probe_verdict_name(v), probe_verdict_name(rows[i].want), note);
+		CHECK_AT(rows[i].line, note[0] != '\0', "a note says why");
+	}
+	char note[256];
+	int many[PROBE_SMUGGLE_REPLIES];
+	for (size_t i = 0; i < RG_ARRAY_LEN(many); i++)
+		many[i] = 500;
+	CHECK(probe_judge_smuggle(many, RG_ARRAY_LEN(many), PS_REPLY, note, sizeof(note)) ==
+		      V_WARNING, "a flood of errors is a split, refused");
+}
+
+/* Where the two tokens arrived: one file with both was not split. */
+static void test_smuggle_arrival(void)
+{
+	static const char outer[] = "rgprobe-ab-000000-41", smug[] = "rgprobe-ab-000000-41-s";
+	static const struct {
+		int line;
+		const char *buf;
+		enum probe_arrival want;
+	} rows[] = {
+		{__LINE__, "Subject: rgprobe-ab-000000-41\r\n\r\nToken: rgprobe-ab-000000-41\n.\n"
+			   "MAIL FROM:<a@example.net>\r\nToken: rgprobe-ab-000000-41-s\r\n", ARR_WHOLE},
+		{__LINE__, "Subject: relayguard probe rgprobe-ab-000000-41\r\n\r\nbody\r\n", ARR_OUTER},
+		{__LINE__, "Subject: relayguard probe rgprobe-ab-000000-41-s (smuggled)\r\n",
+		 ARR_SMUGGLED},
+		{__LINE__, "X-Relayguard-Probe: rgprobe-ab-000000-4\r\n", ARR_NONE},
+		{__LINE__, "rgprobe-ab-000000-41-s2 rgprobe-ab-000000-411", ARR_NONE},
+		{__LINE__, "", ARR_NONE},
+	};
+	for (size_t i = 0; i < RG_ARRAY_LEN(rows); i++)
+		CHECK_AT(rows[i].line, probe_smuggle_arrival(rows[i].buf, strlen(rows[i].buf), outer,
+							     smug) == rows[i].want, "arrival");
+}
+
+static void test_eod_names(void)
+{
+	static const struct {
+		int line;
+		const char *eod;
+		size_t len;
+		const char *want;
+	} rows[] = {
+		{__LINE__, "\n.\n", 3, "<LF>.<LF>"},
+		{__LINE__, "\r\n\0.\r\n", 6, "<CR><LF><NUL>.<CR><LF>"},
+		{__LINE__, "\r.\r\n", 4, "<CR>.<CR><LF>"},
+		{__LINE__, "\t\x7f.", 3, "\\x09\\x7f."},
+	};
+	for (size_t i = 0; i < RG_ARRAY_LEN(rows); i++) {
+		char out[64];
+		probe_eod_name(rows[i].eod, rows[i].len, out, sizeof(out));
+		CHECK_STR_AT(rows[i].line, out, rows[i].want, "eod name");
+	}
+	/* every smuggling row: a fake end-of-data that is not the real one, named so */
+	size_t n = 0;
+	for (size_t i = 0; i < probe_battery_len; i++) {
+		const struct probe_test *t = &probe_battery[i];
+		if (t->kind != PK_SMUGGLE) {
+			CHECK(t->eod == NULL && !(t->flags & PF_SMUGGLE), "%s: no eod", t->id);
+			continue;
+		}
+		n++;
+		char name[64];
+		probe_eod_name(t->eod, t->eod_len, name, sizeof(name));
+		CHECK(t->eod_len >= 3 && memchr(t->eod, '.', t->eod_len) != NULL, "%s: a dot", t->id);
+		CHECK(!(t->eod_len == 5 && memcmp(t->eod, "\r\n.\r\n", 5) == 0), "%s: not real",
+		      t->id);
+		CHECK(strstr(t->name, name) != NULL, "%s: the name says %s", t->id, name);
+		CHECK((t->flags & (PF_SMUGGLE | PF_FRESH)) == (PF_SMUGGLE | PF_FRESH), "%s: flags",
+		      t->id);
+	}
+	CHECK(n == 11, "11 smuggling variants (%zu)", n);
+}
+
 int main(void)
 {
+	test_judge_smuggle();
+	test_smuggle_arrival();
+	test_eod_names();
 	test_tokens();
 	test_judge();
 	test_target_verdict();
