@@ -1174,29 +1174,11 @@ static void target_finish(struct tstate *ts)
 	event_active(run->kick, EV_TIMEOUT, 0);
 }
 
-/* ip_sockaddr - an address and port as a sockaddr; returns its length. */
-static socklen_t ip_sockaddr(const struct rg_ip *ip, int port, struct sockaddr_storage *ss)
-{
-	memset(ss, 0, sizeof(*ss));
-	if (ip->family == AF_INET) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons((uint16_t)port);
-		memcpy(&sin->sin_addr, ip->addr, 4);
-		return sizeof(*sin);
-	}
-	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-	sin6->sin6_family = AF_INET6;
-	sin6->sin6_port = htons((uint16_t)port);
-	memcpy(&sin6->sin6_addr, ip->addr, 16);
-	return sizeof(*sin6);
-}
-
 /* connect_target - the address is known: open the first lane. */
 static void connect_target(struct tstate *ts, const struct rg_ip *ip)
 {
 	struct probe_target *t = &ts->t;
-	t->addrlen = ip_sockaddr(ip, t->port, &t->addr);
+	t->addrlen = ip_to_sockaddr(ip, (unsigned)t->port, &t->addr);
 	ip_format(ip, t->addr_text, sizeof(t->addr_text));
 	snprintf(t->ip_literal, sizeof(t->ip_literal), "%s%s",
 		 ip->family == AF_INET6 ? "IPv6:" : "", t->addr_text);
@@ -1405,7 +1387,7 @@ static bool set_source(struct run *run, const char *s, char *err, size_t errlen)
 		snprintf(err, errlen, "--source takes an IP address, not \"%s\"", s);
 		return false;
 	}
-	run->sourcelen = ip_sockaddr(&ip, 0, &run->source);
+	run->sourcelen = ip_to_sockaddr(&ip, 0, &run->source);
 	return true;
 }
 
