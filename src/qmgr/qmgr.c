@@ -291,7 +291,8 @@ static bool expired(const struct qmgr *q, const struct queue_msg *m, time_t now)
 {
 	uint64_t life = m->sender[0] == '\0' ? q->cfg->bounce_queue_lifetime
 					     : q->cfg->maximal_queue_lifetime;
-	return (uint64_t)(now - m->arrival) >= life;
+	/* now > arrival: a clock stepped back expires nothing */
+	return now > m->arrival && (uint64_t)(now - m->arrival) >= life;
 }
 
 /* settle_rcpt - attempts, next try, expiry; the log line. */
@@ -325,7 +326,7 @@ static void settle_rcpt(struct qentry *e, struct queue_rcpt *r, time_t now)
  * went out yet (Postfix sends one per message). */
 static bool delay_warning_due(const struct config *cfg, const struct queue_msg *m, time_t now)
 {
-	return cfg->delay_warning_time > 0 && m->warned == 0 &&
+	return cfg->delay_warning_time > 0 && m->warned == 0 && now > m->arrival &&
 	       (uint64_t)(now - m->arrival) >= cfg->delay_warning_time;
 }
 
@@ -342,7 +343,8 @@ static void settle_work(void *arg)
 	/* a success report that cannot be queued is not worth a second delivery */
 	bounce_queue_make(e->q->cfg, e->q->domains, m, now, BOUNCE_SUCCESSES, &e->success);
 	if (delay_warning_due(e->q->cfg, m, now) &&
-	    bounce_queue_make(e->q->cfg, e->q->domains, m, now, BOUNCE_DELAYS, &e->warning))
+	    bounce_queue_make(e->q->cfg, e->q->domains, m, now, BOUNCE_DELAYS, &e->warning) &&
+	    e->warning != NULL)
 		m->warned = now; /* once per message, recorded with the state below */
 	for (size_t i = 0; i < m->n_rcpts; i++) {
 		struct queue_rcpt *r = &m->rcpts[i];

@@ -49,7 +49,8 @@
 #define QUEUE_MAGIC "RGQ2\n"
 #define QUEUE_MAGIC_V1 "RGQ1\n"
 #define MAGIC_LEN 5
-#define STATE_MAX (1u << 20) /* bytes of state records read back */
+#define STATE_MAX (8u << 20) /* bytes of state records read back (one pass of 1,000
+				* recipients with long replies fits) */
 #define STATE_COMPACT (64u << 10) /* past this, the file is rewritten with one record each */
 #define SPOOL_SIZE_WIDTH 20
 
@@ -134,7 +135,8 @@ void queue_msg_add_rcpt(struct queue_msg *m, const char *orig, const char *local
 void queue_rcpt_set_reply(struct queue_rcpt *r, const char *reply)
 {
 	free(r->last_reply);
-	r->last_reply = reply ? xstrdup(reply) : NULL;
+	/* bounded: a state record per recipient and pass must stay small */
+	r->last_reply = reply ? xstrndup(reply, QUEUE_REPLY_MAX) : NULL;
 }
 
 time_t queue_msg_next_try(const struct queue_msg *m)
@@ -505,7 +507,8 @@ static bool read_state(const char *dir, const char *path, size_t from, size_t to
 	if (total <= from)
 		return true;
 	size_t n = total - from;
-	if (n > STATE_MAX) { /* a runaway file: the newest records are at the end */
+	bool cut = n > STATE_MAX;
+	if (cut) { /* a runaway file: the newest records are at the end */
 		from = total - STATE_MAX;
 		n = STATE_MAX;
 	}
@@ -516,7 +519,7 @@ static bool read_state(const char *dir, const char *path, size_t from, size_t to
 	ssize_t got = pread(fd, buf, n, (off_t)from);
 	close(fd);
 	size_t skip = 0;
-	if (got == (ssize_t)n && from + n == total && n == STATE_MAX) {
+	if (got == (ssize_t)n && cut) {
 		/* started mid-line: begin after the first newline */
 		char *nl = memchr(buf, '\n', n);
 		skip = nl ? (size_t)(nl - buf) + 1 : n;
@@ -638,8 +641,6 @@ bool queue_record_progress(const char *dir, const struct queue_msg *m)
 /* format_state - one record per pending recipient that has been tried. */
 static void format_state(const struct queue_msg *m, struct strbuf *sb)
 {
-	if (m->warned > 0)
-		strbuf_printf(sb, "warned %lld\n", (long long)m->warned);
 	for (size_t i = 0; i < m->n_rcpts; i++) {
 		const struct queue_rcpt *r = &m->rcpts[i];
 		if (r->done || r->attempts == 0)
@@ -649,6 +650,9 @@ static void format_state(const struct queue_msg *m, struct strbuf *sb)
 		put_field(sb, r->last_reply ? r->last_reply : "");
 		strbuf_puts(sb, "\n");
 	}
+	/* last: a read of only the newest records (read_state) still sees it */
+	if (m->warned > 0)
+		strbuf_printf(sb, "warned %lld\n", (long long)m->warned);
 }
 
 /* copy_text - len bytes of fd from offset to out. */
@@ -717,7 +721,10 @@ bool queue_record_state(const char *dir, struct queue_msg *m, char *err, size_t 
 	char magic[MAGIC_LEN];
 	struct stat st;
 	bool ok = fd >= 0 && pread(fd, magic, MAGIC_LEN, 0) == MAGIC_LEN && fstat(fd, &st) == 0;
-	bool big = ok && (uint64_t)st.st_size > (uint64_t)m->body_offset + m->size + STATE_COMPACT;
+	/* compact when the records hold several passes' worth, not after every
+	 * pass of a message whose one pass alone is large */
+	uint64_t limit = sb.len * 4 > STATE_COMPACT ? sb.len * 4 : STATE_COMPACT;
+	bool big = ok && (uint64_t)st.st_size > (uint64_t)m->body_offset + m->size + limit;
 	/* O_APPEND ignores pwrite's offset on Linux: upgrade through a second fd */
 	if (ok && memcmp(magic, QUEUE_MAGIC_V1, MAGIC_LEN) == 0) {
 		int wfd = openat(qfd(dir), m->path, O_WRONLY | O_CLOEXEC);

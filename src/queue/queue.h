@@ -24,6 +24,7 @@
 #include "util/util.h"
 
 #define QUEUE_ID_LEN 20
+#define QUEUE_REPLY_MAX 512 /* bytes of a recipient's last reply that are kept */
 
 struct queue_rcpt {
 	char *orig;              /* as the client sent it (path without <>) */

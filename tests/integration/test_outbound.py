@@ -227,6 +227,9 @@ class Outbound(unittest.TestCase):
         # retried (backoff 1-2 s), still deferred, no bounce
         self.assertIsNotNone(self.snd.wait_log(r'deferred queue=%s ' % qid, since=mark,
                                                count=2, timeout=10), self.snd.tail(20))
+        deadline = time.time() + 5
+        while qid not in self.snd.queue_files('deferred') and time.time() < deadline:
+            time.sleep(0.05)
         self.assertIn(qid, self.snd.queue_files('deferred'))
         self.assertNotRegex(self.snd.log_since(mark), r'bounced queue=%s' % qid)
         self.snd.wait_log(r'x^', timeout=0)  # keep the id in deferred/ for the CLI tests
@@ -236,6 +239,10 @@ class Outbound(unittest.TestCase):
         qid = send(self.snd, ['erin@later.test'], 'Subject: later\nX-Marker: m-later\n\nhi')
         self.assertIsNotNone(self.snd.wait_log(r'deferred queue=%s .*dsn=4\.4\.1' % qid,
                                                since=mark), self.snd.tail(20))
+        # the line is logged when the outcome is known; the file moves just after
+        deadline = time.time() + 5
+        while qid not in self.snd.queue_files('deferred') and time.time() < deadline:
+            time.sleep(0.05)
         self.assertIn(qid, self.snd.queue_files('deferred'))
         # a restart keeps it; then the receiver comes up and the retry delivers it
         self.snd.restart()

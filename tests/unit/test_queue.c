@@ -449,12 +449,17 @@ static void test_state_compaction(void)
 	struct strbuf after = read_at(basedir_fd(qdir), m->path);
 	CHECK(after.len < text_end + 64 * 1024 + 4096, "file grew to %zu bytes", after.len);
 	m->rcpts[0].done = true;
+	m->warned = 1700001234;
 	CHECK(queue_record_state(qdir, m, err, sizeof(err)), "record after compaction: %s", err);
 	struct queue_msg *r = xcalloc(1, sizeof(*r));
 	CHECK(queue_load(qdir, m->path, r, err, sizeof(err)), "reload: %s", err);
 	CHECK(r->n_rcpts == m->n_rcpts && r->rcpts[0].done && !r->rcpts[1].done,
 	      "done marks after compaction");
 	CHECK(r->rcpts[1].attempts == 500, "attempts %u", r->rcpts[1].attempts);
+	CHECK(r->warned == 1700001234, "the delay warning's time was lost: %lld",
+	      (long long)r->warned);
+	CHECK(r->rcpts[1].last_reply && strlen(r->rcpts[1].last_reply) <= QUEUE_REPLY_MAX,
+	      "last reply not bounded");
 	CHECK(same_bytes(&r->body, before.data + off0, m->size), "text changed by compaction");
 	strbuf_free(&before);
 	strbuf_free(&after);
