@@ -76,6 +76,14 @@ def send(server, rcpts, body, sender='postmaster@localhost', mail_params='', rcp
     return m.group(1)
 
 
+def in_deferred(server, qid, timeout=5):
+    """Is qid in deferred/ (the file moves just after the deferral is logged)?"""
+    deadline = time.time() + timeout
+    while qid not in server.queue_files('deferred') and time.time() < deadline:
+        time.sleep(0.05)
+    return qid in server.queue_files('deferred')
+
+
 def parse_dsn(data):
     msg = email.message_from_bytes(data, policy=email.policy.default)
     assert msg.get_content_type() == 'multipart/report', msg.get_content_type()
@@ -227,10 +235,7 @@ class Outbound(unittest.TestCase):
         # retried (backoff 1-2 s), still deferred, no bounce
         self.assertIsNotNone(self.snd.wait_log(r'deferred queue=%s ' % qid, since=mark,
                                                count=2, timeout=10), self.snd.tail(20))
-        deadline = time.time() + 5
-        while qid not in self.snd.queue_files('deferred') and time.time() < deadline:
-            time.sleep(0.05)
-        self.assertIn(qid, self.snd.queue_files('deferred'))
+        self.assertTrue(in_deferred(self.snd, qid), self.snd.tail(20))
         self.assertNotRegex(self.snd.log_since(mark), r'bounced queue=%s' % qid)
         self.snd.wait_log(r'x^', timeout=0)  # keep the id in deferred/ for the CLI tests
 
@@ -239,11 +244,7 @@ class Outbound(unittest.TestCase):
         qid = send(self.snd, ['erin@later.test'], 'Subject: later\nX-Marker: m-later\n\nhi')
         self.assertIsNotNone(self.snd.wait_log(r'deferred queue=%s .*dsn=4\.4\.1' % qid,
                                                since=mark), self.snd.tail(20))
-        # the line is logged when the outcome is known; the file moves just after
-        deadline = time.time() + 5
-        while qid not in self.snd.queue_files('deferred') and time.time() < deadline:
-            time.sleep(0.05)
-        self.assertIn(qid, self.snd.queue_files('deferred'))
+        self.assertTrue(in_deferred(self.snd, qid), self.snd.tail(20))
         # a restart keeps it; then the receiver comes up and the retry delivers it
         self.snd.restart()
         later = receiver(LATER_IP, self.port, myhostname='mx.later.test')
@@ -323,7 +324,7 @@ class OutboundRelayhost(unittest.TestCase):
         log = s.wait_log(r'deferred queue=%s .*535' % qid)
         self.assertIsNotNone(log, s.tail(20))
         self.assertEqual(self.hub.maildir('dest.test', 'bob'), [])
-        self.assertIn(qid, s.queue_files('deferred'))
+        self.assertTrue(in_deferred(s, qid), s.tail(20))
 
     def test_no_credentials_without_tls(self):
         """smtp_tls_security_level = none: AUTH would go in clear text, so it is not
@@ -386,9 +387,7 @@ class OutboundQueueCli(unittest.TestCase):
         self.addCleanup(s.stop)
         qid = send(s, ['alice@dest.test'], 'Subject: cli\nX-Marker: m-cli\n\nhi')
         self.assertIsNotNone(s.wait_log(r'deferred queue=%s ' % qid), s.tail(20))
-        deadline = time.time() + 5
-        while qid not in s.queue_files('deferred') and time.time() < deadline:
-            time.sleep(0.05)
+        self.assertTrue(in_deferred(s, qid), s.tail(20))
         p = run_cli(['queue', 'list', '-c', s.config_path])
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIn(qid, p.stdout)
