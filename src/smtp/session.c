@@ -1521,9 +1521,11 @@ static void on_read(struct bufferevent *bev, void *arg)
 	process_input(arg);
 }
 
-/* resume_reading - reading was paused (spool, output); take input again. */
+/* resume_reading - reading was paused (spool, output, AUTH); take input again.
+ * The time we made the client wait is not counted against its record. */
 static void resume_reading(struct session *s)
 {
+	deadline_reset(s);
 	if (!(s->flags & F_EOF) && !(s->flags & F_OUTPUT_FULL) && s->state != S_COMMIT &&
 	    s->state != S_AUTH_WAIT)
 		bufferevent_enable(s->bev, EV_READ);
@@ -1540,6 +1542,7 @@ static void on_write(struct bufferevent *bev, void *arg)
 		return;
 	s->flags &= ~(unsigned)F_OUTPUT_FULL;
 	evtimer_del(s->stall_ev);
+	deadline_reset(s);
 	if (!(s->flags & F_EOF) && s->state != S_COMMIT && s->state != S_AUTH_WAIT)
 		bufferevent_enable(s->bev, EV_READ);
 	process_input(s);
