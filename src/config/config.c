@@ -123,6 +123,12 @@ static const struct param_def params[] = {
 	/* message limits from the hostile review (issue 11) */
 	{"hopcount_limit", P_COUNT, "50"},
 	{"header_size_limit", P_SIZE, "102400"},
+	/* resource limits from the hostile review (issue 11, findings 5 and 6) */
+	{"smtpd_connection_limit", P_COUNT, "0"},
+	{"smtpd_per_record_deadline", P_BOOL, "yes"},
+	{"smtpd_min_data_rate", P_COUNT, "500"},
+	{"smtpd_data_memory_limit", P_SIZE, "268435456"},
+	{"queue_minfree", P_SIZE, "0"},
 };
 #define N_PARAMS RG_ARRAY_LEN(params)
 
@@ -736,6 +742,11 @@ static void convert_limits(struct loader *ld)
 		{"smtpd_sasl_lockout_time", &cfg->smtpd_sasl_lockout_time, 0, 7 * 86400},
 		{"hopcount_limit", &cfg->hopcount_limit, 1, 100000},
 		{"header_size_limit", &cfg->header_size_limit, 1024, 1ull << 30},
+		/* 0: derived from RLIMIT_NOFILE at start (server.c) */
+		{"smtpd_connection_limit", &cfg->smtpd_connection_limit, 0, 1000000},
+		{"smtpd_min_data_rate", &cfg->smtpd_min_data_rate, 1, 1ull << 30},
+		{"smtpd_data_memory_limit", &cfg->smtpd_data_memory_limit, 65536, 1ull << 40},
+		{"queue_minfree", &cfg->queue_minfree, 0, 1ull << 50},
 	};
 	convert_ranges(ld, limits, RG_ARRAY_LEN(limits));
 }
@@ -993,6 +1004,7 @@ static void convert_all(struct loader *ld)
 	convert_listeners(ld);
 	convert_tls_sasl(ld);
 	cfg->smtpd_peername_lookup = convert_bool(ld, idx("smtpd_peername_lookup"));
+	cfg->smtpd_per_record_deadline = convert_bool(ld, idx("smtpd_per_record_deadline"));
 	cfg->dns_servers = convert_single(ld, idx("dns_servers"));
 	check_dns_servers(ld, idx("dns_servers"));
 	convert_outbound(ld);

@@ -138,6 +138,12 @@ struct config {
 	/* message limits (Postfix's names and defaults) */
 	uint64_t hopcount_limit;    /* Received: headers a message may carry */
 	uint64_t header_size_limit; /* bytes per header field; the excess is discarded */
+	/* resource limits (issue 11) */
+	uint64_t smtpd_connection_limit;   /* all clients together; 0: from RLIMIT_NOFILE */
+	bool smtpd_per_record_deadline;    /* smtpd_timeout bounds a whole line, not one read */
+	uint64_t smtpd_min_data_rate;      /* bytes/s of DATA that earn more time */
+	uint64_t smtpd_data_memory_limit;  /* message text held in memory, all sessions */
+	uint64_t queue_minfree;            /* free bytes the queue needs; see README */
 	/* every parameter, expanded, in table order (for "relayguard config") */
 	char **names, **values;
 	struct config_origin *origins;

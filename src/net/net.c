@@ -71,6 +71,14 @@ bool ip_equal(const struct rg_ip *a, const struct rg_ip *b)
 	return a->family == b->family && memcmp(a->addr, b->addr, n) == 0;
 }
 
+struct rg_ip ip_client_key(const struct rg_ip *ip)
+{
+	struct rg_ip k = *ip;
+	if (k.family == AF_INET6)
+		memset(k.addr + 8, 0, 8);
+	return k;
+}
+
 unsigned ip_hash(const struct rg_ip *ip)
 {
 	unsigned h = 2166136261u; /* FNV-1a over the address bytes */

@@ -35,6 +35,9 @@ unsigned ip_hash(const struct rg_ip *ip);
 bool ip_is_loopback(const struct rg_ip *ip);
 /* ip and port as a sockaddr (IPv4 or IPv6) in ss; returns its length. */
 socklen_t ip_to_sockaddr(const struct rg_ip *ip, unsigned port, struct sockaddr_storage *ss);
+/* The unit a client is counted as: an IPv4 address, or the IPv6 /64 it is in
+ * (one host usually holds a whole /64 and can step through it). */
+struct rg_ip ip_client_key(const struct rg_ip *ip);
 
 /* "10.0.0.0/8", "[2001:db8::]/32", "::1/128", "192.0.2.1" (a host).
  * On failure writes a human-readable reason into err. */

@@ -22,6 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -32,6 +35,13 @@
 #define SHUTDOWN_GRACE_SECONDS 30
 #define IP_BUCKETS 1024
 #define LOCKOUT_MAX_CLIENTS 100000
+/* Descriptors kept back from sessions: listeners, the event loop, the workers'
+ * queue files, DNS, the control socket, the log and outbound delivery. */
+#define FD_RESERVE 128
+#define CONNECTION_LIMIT_MIN 10
+#define ACCEPT_PAUSE_MS 250           /* listeners off after accept() failed */
+#define ACCEPT_LOG_INTERVAL 5         /* seconds between accept-error log lines */
+#define QUEUE_SPACE_INTERVAL 1        /* seconds between statvfs() of the queue */
 
 struct listener {
 	struct evconnlistener *ev;
@@ -40,7 +50,8 @@ struct listener {
 	struct server *srv;
 };
 
-/* Connections per client address, for smtpd_client_connection_count_limit. */
+/* Connections per client (an IPv4 address or an IPv6 /64), for
+ * smtpd_client_connection_count_limit. */
 struct ip_count {
 	struct rg_ip ip;
 	unsigned count;
@@ -69,6 +80,14 @@ struct server {
 	struct auth *auth;             /* NULL: smtpd_sasl_auth_enable = no */
 	struct lockout *lockout;       /* clients that failed AUTH too often */
 	struct control *control;       /* the operator's socket; NULL if it failed */
+	size_t connection_limit;       /* all sessions together (smtpd_connection_limit) */
+	struct event *accept_pause;    /* listeners re-enabled when this fires */
+	unsigned long accept_errors;   /* accept() failures not logged yet */
+	time_t accept_logged;          /* when the last accept-error line was written */
+	struct event *space_timer;     /* statvfs() of the queue, off the command path */
+	uint64_t queue_free;           /* bytes available to us there */
+	bool queue_free_known;
+	size_t data_pressure_mark;     /* data_in_memory that triggers spooling early */
 };
 
 struct tls_server *server_tls(const struct server *srv)
@@ -116,9 +135,11 @@ static unsigned ip_bucket(const struct rg_ip *ip)
 	return ip_hash(ip) % IP_BUCKETS;
 }
 
-/* ip_count_add - delta +1/-1; returns the new count. */
-static unsigned ip_count_add(struct server *srv, const struct rg_ip *ip, int delta)
+/* ip_count_add - delta +1/-1 for the client ip is in; returns the new count. */
+static unsigned ip_count_add(struct server *srv, const struct rg_ip *client, int delta)
 {
+	struct rg_ip key = ip_client_key(client);
+	const struct rg_ip *ip = &key;
 	struct ip_count **pp = &srv->ip_table[ip_bucket(ip)];
 	for (; *pp != NULL; pp = &(*pp)->next) {
 		if (!ip_equal(&(*pp)->ip, ip))
@@ -180,6 +201,77 @@ static bool locked_out(struct server *srv, const struct rg_ip *ip, evutil_socket
 	return true;
 }
 
+size_t server_connection_limit_for(uint64_t configured, uint64_t nofile)
+{
+	if (configured != 0)
+		return (size_t)configured;
+	/* each session may hold two descriptors: its socket and its spool file */
+	uint64_t n = nofile > FD_RESERVE ? (nofile - FD_RESERVE) / 2 : 0;
+	if (n > 1000000)
+		n = 1000000;
+	return n < CONNECTION_LIMIT_MIN ? CONNECTION_LIMIT_MIN : (size_t)n;
+}
+
+/* over_connection_limit - all sessions together: answer 421 rather than let
+ * the descriptors run out (when accept() itself fails, nobody gets an answer). */
+static bool over_connection_limit(struct server *srv, const struct rg_ip *ip, evutil_socket_t fd)
+{
+	if (srv->n_sessions < srv->connection_limit)
+		return false;
+	char text[RG_IP_STRLEN], line[256], limit[24];
+	ip_format(ip, text, sizeof(text));
+	snprintf(limit, sizeof(limit), "%zu", srv->connection_limit);
+	snprintf(line, sizeof(line), "421 4.7.0 %s Error: too many connections, try again later",
+		 srv->cfg->myhostname);
+	log_ev(LOG_WARNING, "server-connection-limit", {"client", text}, {"limit", limit});
+	session_refuse(fd, line);
+	return true;
+}
+
+static void set_listening(struct server *srv, bool on)
+{
+	for (size_t i = 0; i < srv->n_listeners; i++) {
+		if (on)
+			evconnlistener_enable(srv->listeners[i]->ev);
+		else
+			evconnlistener_disable(srv->listeners[i]->ev);
+	}
+}
+
+/* on_accept_resume - the pause after an accept() failure is over. */
+static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+	(void)fd;
+	(void)what;
+	if (!srv->stopping)
+		set_listening(srv, true);
+}
+
+/* on_accept_error - accept() failed (EMFILE, ENFILE, ENOBUFS...): the pending
+ * connection stays readable, so listening on would spin the loop and flood the
+ * log. Pause every listener briefly and log once per interval with a count. */
+static void on_accept_error(struct evconnlistener *ev, void *arg)
+{
+	struct server *srv = ((struct listener *)arg)->srv;
+	int e = EVUTIL_SOCKET_ERROR();
+	(void)ev;
+	srv->accept_errors++;
+	time_t now = time(NULL);
+	if (now - srv->accept_logged >= ACCEPT_LOG_INTERVAL) {
+		char count[24], sessions[24];
+		snprintf(count, sizeof(count), "%lu", srv->accept_errors);
+		snprintf(sessions, sizeof(sessions), "%zu", srv->n_sessions);
+		log_ev(LOG_WARNING, "accept-failed", {"reason", strerror(e)}, {"count", count},
+		       {"sessions", sessions}, {"action", "listeners paused briefly"});
+		srv->accept_errors = 0;
+		srv->accept_logged = now;
+	}
+	set_listening(srv, false);
+	struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
+	evtimer_add(srv->accept_pause, &tv);
+}
+
 static void on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa,
 		      int socklen, void *arg)
 {
@@ -192,7 +284,7 @@ static void on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sock
 		evutil_closesocket(fd);
 		return;
 	}
-	if (locked_out(srv, &ip, fd))
+	if (over_connection_limit(srv, &ip, fd) || locked_out(srv, &ip, fd))
 		return;
 	unsigned limit = (unsigned)srv->cfg->smtpd_client_connection_count_limit; /* 0: none */
 	if (ip_count_add(srv, &ip, +1) > limit && limit != 0) {
@@ -417,6 +509,7 @@ static bool bind_one(struct server *srv, const char *host, const struct listen_a
 	l->srv = srv;
 	l->ev = evconnlistener_new(srv->base, on_accept, l,
 				   LEV_OPT_CLOSE_ON_FREE | LEV_OPT_DISABLED, -1, fd);
+	evconnlistener_set_error_cb(l->ev, on_accept_error);
 	struct rg_ip ip;
 	ip_parse(host, &ip);
 	if (strcmp(host, "0.0.0.0") != 0 && strcmp(host, "::") != 0)
@@ -450,6 +543,49 @@ bool server_bind(struct server *srv, char *err, size_t errlen)
 	return true;
 }
 
+/* check_queue_space - statvfs() once a second on a timer, so MAIL only reads a number. */
+static void check_queue_space(struct server *srv)
+{
+	struct statvfs vfs;
+	srv->queue_free_known = statvfs(srv->cfg->queue_directory, &vfs) == 0;
+	if (srv->queue_free_known)
+		srv->queue_free = (uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize;
+}
+
+static void on_space_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	check_queue_space(arg);
+}
+
+uint64_t server_queue_minfree(const struct config *cfg)
+{
+	uint64_t least = cfg->message_size_limit + cfg->message_size_limit / 2;
+	return cfg->queue_minfree > least ? cfg->queue_minfree : least;
+}
+
+bool server_queue_space_ok(const struct server *srv, uint64_t size)
+{
+	if (!srv->queue_free_known) /* cannot tell: the commit will say */
+		return true;
+	return srv->queue_free >= server_queue_minfree(srv->cfg) + size;
+}
+
+void server_data_pressure(struct server *srv)
+{
+	struct session *next;
+	for (struct session *s = srv->sessions; s != NULL; s = next) {
+		next = session_link(s)->next;
+		session_spool_held(s);
+	}
+}
+
+size_t server_data_pressure_mark(const struct server *srv)
+{
+	return srv->data_pressure_mark;
+}
+
 struct server *server_new(const struct config *cfg, char *err, size_t errlen)
 {
 	struct server *srv = xcalloc(1, sizeof(*srv));
@@ -460,6 +596,13 @@ struct server *server_new(const struct config *cfg, char *err, size_t errlen)
 		free(srv);
 		return NULL;
 	}
+	struct rlimit rl = {0, 0};
+	getrlimit(RLIMIT_NOFILE, &rl); /* main raised the soft limit to the hard one */
+	srv->connection_limit = server_connection_limit_for(cfg->smtpd_connection_limit,
+							    (uint64_t)rl.rlim_cur);
+	srv->data_pressure_mark = (size_t)(cfg->smtpd_data_memory_limit / 2);
+	srv->accept_pause = evtimer_new(srv->base, on_accept_resume, srv);
+	srv->space_timer = event_new(srv->base, -1, EV_PERSIST, on_space_timer, srv);
 	srv->lockout = lockout_new((unsigned)cfg->smtpd_sasl_failure_limit,
 				   (unsigned)cfg->smtpd_sasl_failure_window,
 				   (unsigned)cfg->smtpd_sasl_lockout_time, LOCKOUT_MAX_CLIENTS);
@@ -567,6 +710,12 @@ int server_run(struct server *srv)
 	srv->sig_int = evsignal_new(srv->base, SIGINT, on_signal, srv);
 	evsignal_add(srv->sig_term, NULL);
 	evsignal_add(srv->sig_int, NULL);
+	check_queue_space(srv);
+	struct timeval every = {QUEUE_SPACE_INTERVAL, 0};
+	event_add(srv->space_timer, &every);
+	char limit[24];
+	snprintf(limit, sizeof(limit), "%zu", srv->connection_limit);
+	log_ev(LOG_INFO, "connection-limit", {"smtpd_connection_limit", limit});
 	for (size_t i = 0; i < srv->n_listeners; i++) {
 		evconnlistener_enable(srv->listeners[i]->ev);
 		log_ev(LOG_INFO, "listening", {"address", srv->listeners[i]->text});
@@ -591,6 +740,10 @@ void server_free(struct server *srv)
 		event_free(srv->sig_int);
 	if (srv->grace)
 		event_free(srv->grace);
+	if (srv->accept_pause)
+		event_free(srv->accept_pause);
+	if (srv->space_timer)
+		event_free(srv->space_timer);
 	for (size_t i = 0; i < IP_BUCKETS; i++) {
 		while (srv->ip_table[i]) {
 			struct ip_count *e = srv->ip_table[i];

@@ -1,8 +1,9 @@
 /*
  * server - listeners, the set of live sessions, and the hand-off to the queue.
  *
- * Owns: binding the smtpd_listen sockets, accepting connections, the
- * per-client connection count limit, the list of sessions (for SIGTERM), the
+ * Owns: binding the smtpd_listen sockets, accepting connections (pausing
+ * when accept() fails), the per-client (IPv4 address, IPv6 /64) and overall
+ * connection limits, the cached free space of the queue file system, the list of sessions (for SIGTERM), the
  * worker pool, queue recovery at start-up, and scheduling local delivery
  * after a message is committed.
  * Must not: speak SMTP (the session does) or make policy decisions.
@@ -55,5 +56,17 @@ void server_spool_write(struct server *srv, struct queue_spool *sp, struct strbu
 			void (*done)(void *arg, bool ok, const char *err), void *arg);
 /* Close and remove a spool that will not be committed (on a worker). */
 void server_spool_abort(struct server *srv, struct queue_spool *sp);
+
+/* smtpd_connection_limit: configured, or (0) derived from RLIMIT_NOFILE. */
+size_t server_connection_limit_for(uint64_t configured, uint64_t nofile);
+/* The free bytes the queue keeps: queue_minfree, at least 1.5 x message_size_limit. */
+uint64_t server_queue_minfree(const struct config *cfg);
+/* Room for a message of size bytes (SIZE=, or 0) above server_queue_minfree?
+ * Reads a figure a timer refreshes every second: no I/O here. */
+bool server_queue_space_ok(const struct server *srv, uint64_t size);
+/* Message text held in memory beyond which sessions spool early. */
+size_t server_data_pressure_mark(const struct server *srv);
+/* Memory is short: every session in DATA sends the text it holds to disk. */
+void server_data_pressure(struct server *srv);
 
 #endif

@@ -49,9 +49,9 @@
 #define DATA_CHUNK (64 * 1024)    /* a longer text line is taken in pieces */
 #define INPUT_HIGH_WATER (256 * 1024)
 #define OUTPUT_HIGH_WATER (64 * 1024)  /* a client that does not read its replies */
-/* Message text held for all sessions together until it is queued: past this,
- * new text is refused with 452 4.3.1 instead of exhausting the machine. */
-#define DATA_MEMORY_BUDGET ((size_t)256 * 1024 * 1024)
+/* Message text held for all sessions together until it is queued is bounded
+ * by smtpd_data_memory_limit: past half of it, sessions spool what they hold;
+ * past all of it, new text is refused with 452 4.3.1. */
 /* Text beyond this goes to the queue's tmp/ while it arrives. */
 #define SPOOL_CHUNK (128 * 1024)
 #define HELO_MAX 255
@@ -142,6 +142,8 @@ struct session {
 	size_t discard_limit;               /* the limit a line being skipped broke */
 	struct event *free_ev;              /* CLOSING: free from the loop, not a callback */
 	struct event *stall_ev;             /* replies unread for smtpd_timeout: give up */
+	struct event *deadline_ev;          /* smtpd_per_record_deadline */
+	uint64_t deadline_ms;               /* when it fires (monotonic milliseconds) */
 };
 
 static unsigned long session_counter;
@@ -440,6 +442,17 @@ static bool owned_sender_ok(struct session *s, struct transaction *tx)
 	return false;
 }
 
+/* queue_space_refused - Postfix's answer when the queue file system is short
+ * of queue_minfree (plus SIZE=): before the disk is full, not after. */
+static void queue_space_refused(struct session *s, uint64_t size)
+{
+	char need[24];
+	snprintf(need, sizeof(need), "%llu", (unsigned long long)size);
+	log_ev(LOG_WARNING, "queue-space-low", {"session", s->id}, {"client", s->ip_text},
+	       {"size", need});
+	reply_error(s, "MAIL", "452 4.3.1 Insufficient system storage");
+}
+
 static void cmd_mail(struct session *s, char *arg)
 {
 	if (!need_helo(s, "MAIL"))
@@ -469,6 +482,9 @@ static void cmd_mail(struct session *s, char *arg)
 	else if (size > s->cfg->message_size_limit) {
 		reply_error(s, "MAIL", "552 5.3.4 Message size exceeds fixed limit of %llu bytes",
 			    (unsigned long long)s->cfg->message_size_limit);
+		e = ADDR_ERR_SYNTAX;
+	} else if (!server_queue_space_ok(s->srv, size)) {
+		queue_space_refused(s, size);
 		e = ADDR_ERR_SYNTAX;
 	}
 	free(pcopy);
@@ -1137,17 +1153,45 @@ static enum header_verdict header_line(struct session *s, const char *p, size_t 
 	return at_start ? H_DROP : H_END_LINE;
 }
 
-/* store - message text into the transaction (and to disk beyond SPOOL_CHUNK). */
+/* memory_pressure - past the mark, text goes to disk as it arrives; crossing
+ * it also makes every session in DATA spool what it holds (an idle one too). */
+static bool memory_pressure(struct session *s, size_t before)
+{
+	size_t mark = server_data_pressure_mark(s->srv);
+	if (data_in_memory <= mark)
+		return false;
+	if (before <= mark) {
+		char held[24];
+		snprintf(held, sizeof(held), "%zu", data_in_memory);
+		log_ev(LOG_WARNING, "data-memory-pressure", {"held", held},
+		       {"action", "sessions spool message text to disk early"});
+		server_data_pressure(s->srv);
+	}
+	return true;
+}
+
+/* store - message text into the transaction (and to disk beyond SPOOL_CHUNK,
+ * or at once when memory is short). */
 static void store(struct session *s, const char *p, size_t n, bool complete)
 {
 	struct transaction *tx = s->tx;
+	size_t before = data_in_memory;
 	strbuf_append(&tx->msg->body, p, n);
 	if (complete)
 		strbuf_append(&tx->msg->body, "\r\n", 2);
 	data_in_memory += n + (complete ? 2 : 0);
 	tx->held += n + (complete ? 2 : 0);
-	if (tx->msg->body.len >= SPOOL_CHUNK)
+	if (memory_pressure(s, before) || tx->msg->body.len >= SPOOL_CHUNK)
 		spool_flush(s);
+}
+
+void session_spool_held(struct session *s)
+{
+	struct transaction *tx = s->tx;
+	if (s->state != S_DATA || tx == NULL || tx->msg == NULL || tx->msg->body.len == 0 ||
+	    tx->too_big || tx->bare_eol || tx->no_memory)
+		return;
+	spool_flush(s);
 }
 
 /* data_line - one line (or a piece of a very long one) of message text. */
@@ -1169,7 +1213,7 @@ static void data_line(struct session *s, const char *p, size_t n, bool complete)
 	tx->data_size += n + (complete ? 2 : 0);
 	if (tx->data_size > s->cfg->message_size_limit)
 		tx->too_big = true;
-	if (!tx->too_big && data_in_memory + n + 2 > DATA_MEMORY_BUDGET)
+	if (!tx->too_big && data_in_memory + n + 2 > s->cfg->smtpd_data_memory_limit)
 		tx->no_memory = true;
 	if (tx->too_big || tx->bare_eol || tx->no_memory)
 		return; /* keep reading to the end, store nothing more */
@@ -1184,6 +1228,8 @@ static void data_line(struct session *s, const char *p, size_t n, bool complete)
 		break;
 	}
 }
+
+static void deadline_credit(struct session *s, size_t n);
 
 /* data_input - consume message lines; false when more input is needed. */
 static bool data_input(struct session *s)
@@ -1206,6 +1252,7 @@ static bool data_input(struct session *s)
 		off = (size_t)(eol - buf) + 2;
 	}
 	evbuffer_drain(in, off);
+	deadline_credit(s, off);
 	return s->state != S_DATA;
 }
 
@@ -1222,6 +1269,65 @@ static void arm_stall(struct session *s)
 	if (s->stall_ev == NULL)
 		s->stall_ev = evtimer_new(server_base(s->srv), on_stalled, s);
 	evtimer_add(s->stall_ev, &tv);
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg);
+
+/* deadline_arm - smtpd_per_record_deadline: the record being read (a command
+ * line, or the message text) must be complete within ms, however the client
+ * spreads its bytes; the bufferevent's timeout alone restarts at every read. */
+static void deadline_arm(struct session *s, uint64_t ms)
+{
+	if (!s->cfg->smtpd_per_record_deadline)
+		return;
+	if (s->deadline_ev == NULL)
+		s->deadline_ev = evtimer_new(server_base(s->srv), on_deadline, s);
+	s->deadline_ms = now_ms() + ms;
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000 * 1000)};
+	evtimer_add(s->deadline_ev, &tv);
+}
+
+static void deadline_reset(struct session *s)
+{
+	deadline_arm(s, s->cfg->smtpd_timeout * 1000);
+}
+
+/* deadline_credit - smtpd_min_data_rate: n octets of message text earn n/rate
+ * seconds more, but never more than smtpd_timeout in hand, so a fast start
+ * does not buy a slow finish. */
+static void deadline_credit(struct session *s, size_t n)
+{
+	if (!s->cfg->smtpd_per_record_deadline || n == 0)
+		return;
+	uint64_t now = now_ms(), cap = s->cfg->smtpd_timeout * 1000;
+	uint64_t left = s->deadline_ms > now ? s->deadline_ms - now : 0;
+	left += (uint64_t)n * 1000 / s->cfg->smtpd_min_data_rate;
+	deadline_arm(s, left < cap ? left : cap);
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+	(void)fd;
+	(void)what;
+	if (s->state == S_CLOSING)
+		return; /* the stall timer bounds the last reply */
+	if (s->state == S_COMMIT || s->state == S_AUTH_WAIT ||
+	    (s->flags & (F_LOOKUP | F_SPOOL_WAIT | F_OUTPUT_FULL | F_HANDSHAKE | F_EOF))) {
+		deadline_reset(s); /* we owe the next step, not the client */
+		return;
+	}
+	log_ev(LOG_INFO, "timeout", {"session", s->id}, {"client", s->ip_text},
+	       {"state", state_names[s->state]}, {"reason", "smtpd_per_record_deadline"});
+	reply(s, "421 4.4.2 %s Error: timeout exceeded", s->cfg->myhostname);
+	session_close(s);
 }
 
 static void process_input(struct session *s)
@@ -1244,7 +1350,10 @@ static void process_input(struct session *s)
 			arm_stall(s);
 			return;
 		}
-		bool progress = s->state == S_DATA ? data_input(s) : next_command(s);
+		bool in_data = s->state == S_DATA;
+		bool progress = in_data ? data_input(s) : next_command(s);
+		if (progress && !in_data)
+			deadline_reset(s); /* a whole command line: the next record starts */
 		check_error_limit(s);
 		if (!progress)
 			return;
@@ -1267,6 +1376,8 @@ static void session_free(struct session *s)
 		event_free(s->free_ev);
 	if (s->stall_ev)
 		event_free(s->stall_ev);
+	if (s->deadline_ev)
+		event_free(s->deadline_ev);
 	if (s->bev)
 		bufferevent_free(s->bev);
 	free(s->helo);
@@ -1398,6 +1509,7 @@ static void commit_done(void *arg, bool ok, const char *err)
 		session_shutdown(s);
 		return;
 	}
+	deadline_reset(s);
 	bufferevent_enable(s->bev, (short)(EV_WRITE | ((s->flags & F_EOF) ? 0 : EV_READ)));
 	process_input(s);
 	end_if_eof(s);
@@ -1409,9 +1521,11 @@ static void on_read(struct bufferevent *bev, void *arg)
 	process_input(arg);
 }
 
-/* resume_reading - reading was paused (spool, output); take input again. */
+/* resume_reading - reading was paused (spool, output, AUTH); take input again.
+ * The time we made the client wait is not counted against its record. */
 static void resume_reading(struct session *s)
 {
+	deadline_reset(s);
 	if (!(s->flags & F_EOF) && !(s->flags & F_OUTPUT_FULL) && s->state != S_COMMIT &&
 	    s->state != S_AUTH_WAIT)
 		bufferevent_enable(s->bev, EV_READ);
@@ -1428,6 +1542,7 @@ static void on_write(struct bufferevent *bev, void *arg)
 		return;
 	s->flags &= ~(unsigned)F_OUTPUT_FULL;
 	evtimer_del(s->stall_ev);
+	deadline_reset(s);
 	if (!(s->flags & F_EOF) && s->state != S_COMMIT && s->state != S_AUTH_WAIT)
 		bufferevent_enable(s->bev, EV_READ);
 	process_input(s);
@@ -1521,6 +1636,7 @@ static void greet(struct session *s)
 	log_ev(LOG_INFO, "connect", {"session", s->id}, {"client", s->ip_text},
 	       {"name", s->name}, {"listener", s->listener});
 	reply(s, "220 %s", s->cfg->smtpd_banner);
+	deadline_reset(s);
 }
 
 /* on_client_name - the verified name is known (or "unknown"); now greet. */

@@ -38,5 +38,7 @@ struct session_link {
 };
 struct session_link *session_link(struct session *s);
 const struct rg_ip *session_client_ip(const struct session *s);
+/* Memory is short: send the message text this session holds to disk now. */
+void session_spool_held(struct session *s);
 
 #endif

@@ -1,0 +1,277 @@
+"""test_limits.py - resource limits from the hostile review (issue 11, part 2).
+
+- Descriptors run out (finding 5): under `ulimit -n 300`, 330 connections
+  from 7 addresses must not make the server spin or flood its log, and a new
+  client must get an answer at once (421 over the overall connection limit,
+  220 when there is room again). With smtpd_connection_limit set too high on
+  purpose, accept() itself fails: the listeners pause and one line is logged
+  per interval.
+- Slow DATA (finding 6): a client that dribbles one byte per (timeout - 1) s
+  is cut off with 421 4.4.2 (smtpd_per_record_deadline), one that sends
+  steadily above smtpd_min_data_rate is not; when sessions hold more than
+  half of smtpd_data_memory_limit they spool to disk, so a legitimate message
+  is still accepted instead of getting 452 4.3.1.
+- queue_minfree: MAIL gets 452 4.3.1 while the queue's file system (a small
+  tmpfs) has less than 1.5 x message_size_limit free, 250 again once there
+  is room.
+"""
+import os
+import resource
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+from unittest import mock
+
+import harness
+from harness import Conn, Server
+
+HOLDERS = ['127.0.0.%d' % i for i in range(2, 9)]  # 7 addresses
+NORMAL = '127.0.0.9'
+
+
+def cpu_seconds(pid):
+    with open('/proc/%d/stat' % pid) as f:
+        fields = f.read().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
+
+def open_many(port, n):
+    """n connections spread over HOLDERS, never read from."""
+    socks = []
+    for i in range(n):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.bind((HOLDERS[i % len(HOLDERS)], 0))
+        s.settimeout(5)
+        s.connect(('127.0.0.1', port))
+        socks.append(s)
+    return socks
+
+
+def start_transaction(c):
+    for line in ('EHLO client.example.org', 'MAIL FROM:<a@example.org>',
+                 'RCPT TO:<postmaster@localhost>'):
+        reply = c.cmd(line)
+        assert reply[0] == 250, (line, reply)
+    reply = c.cmd('DATA')
+    assert reply[0] == 354, reply
+
+
+class DescriptorExhaustion(unittest.TestCase):
+    """The server under `ulimit -n 300`, as in the issue."""
+
+    def setUp(self):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < 2048 <= hard or soft < hard < 2048:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 2048), hard))
+        self.tmp = tempfile.mkdtemp(prefix='relayguard-ulimit-')
+        os.chmod(self.tmp, 0o755)
+        self.wrapper = os.path.join(self.tmp, 'relayguard')
+        with open(self.wrapper, 'w') as f:
+            f.write('#!/bin/sh\nulimit -n 300 || exit 1\nexec %s "$@"\n' % harness.binary())
+        os.chmod(self.wrapper, 0o755)
+        self.socks = []
+        self.addCleanup(self.close_all)
+
+    def close_all(self):
+        for s in self.socks:
+            s.close()
+        self.socks = []
+
+    def server(self, overrides=None):
+        with mock.patch.object(harness, 'binary', lambda: self.wrapper):
+            srv = Server(overrides=overrides)
+        self.addCleanup(srv.cleanup)
+        return srv
+
+    def flood_then_probe(self, srv):
+        """330 held connections; returns (the normal client's reply, seconds, CPU s)."""
+        self.socks = open_many(srv.port, 330)
+        time.sleep(1)  # let the server take (or fail to take) them all
+        cpu0, t0 = cpu_seconds(srv.proc.pid), time.time()
+        try:
+            with Conn(srv.port, source=NORMAL, timeout=3) as c:
+                reply = c.greeting
+        except socket.timeout:
+            reply = None
+        time.sleep(2)
+        return reply, time.time() - t0, cpu_seconds(srv.proc.pid) - cpu0
+
+    def assert_served_after_release(self, srv):
+        self.close_all()
+        deadline = time.time() + 5
+        while True:
+            with Conn(srv.port, source=NORMAL, timeout=3) as c:
+                if c.greeting[0] == 220 or time.time() > deadline:
+                    break
+            time.sleep(0.2)
+        self.assertEqual(c.greeting[0], 220, c.greeting)
+
+    def test_default_limit_keeps_the_server_responsive(self):
+        srv = self.server()
+        reply, elapsed, cpu = self.flood_then_probe(srv)
+        self.assertIsNotNone(reply, 'no greeting within 3 s: the server is stuck')
+        self.assertEqual(reply[0], 421, reply)
+        self.assertIn('too many connections, try again later', reply[1])
+        self.assertLess(cpu, 0.5 * elapsed, 'the server spins (%.1f s CPU in %.1f s)'
+                        % (cpu, elapsed))
+        self.assertEqual(srv.log().count('Error from accept() call'), 0, 'accept() spins')
+        self.assertIn('server-connection-limit', srv.log())
+        self.assertRegex(srv.log(), r'connection-limit.*smtpd_connection_limit=86\b')
+        self.assert_served_after_release(srv)
+
+    def test_accept_failure_pauses_and_logs_once_per_interval(self):
+        # a limit the descriptors cannot honour: accept() itself fails (EMFILE)
+        srv = self.server({'smtpd_connection_limit': '1000'})
+        reply, elapsed, cpu = self.flood_then_probe(srv)
+        self.assertLess(cpu, 0.5 * elapsed, 'the server spins (%.1f s CPU in %.1f s)'
+                        % (cpu, elapsed))
+        log = srv.log()
+        self.assertEqual(log.count('Error from accept() call'), 0, 'accept() spins')
+        self.assertLess(len(log), 200000, 'log flooded: %d bytes' % len(log))
+        failed = [l for l in log.splitlines() if 'accept-failed' in l]
+        self.assertGreaterEqual(len(failed), 1, srv.tail())
+        self.assertLessEqual(len(failed), 3, failed)  # one per 5 s, not one per try
+        self.assertIn('Too many open files', failed[0])
+        self.assert_served_after_release(srv)
+
+
+class SlowData(unittest.TestCase):
+    def test_dribbling_client_is_cut_off(self):
+        with Server(overrides={'smtpd_timeout': '2s'}) as srv:
+            with Conn(srv.port, timeout=10) as c:
+                start_transaction(c)
+                c.send(b'Subject: slow\r\n\r\n' + b'x' * 78 + b'\r\n')
+                t0 = time.time()
+                c.sock.settimeout(1.5)
+                reply = None
+                while time.time() - t0 < 8 and reply is None:
+                    try:
+                        c.send(b'y')  # one byte per (timeout - 1) s
+                        reply = c.reply()
+                    except socket.timeout:
+                        continue
+                    except OSError:
+                        break
+                elapsed = time.time() - t0
+            self.assertIsNotNone(reply, 'still connected after %.1f s' % elapsed)
+            self.assertEqual(reply[0], 421, reply)
+            self.assertTrue(reply[1].startswith('4.4.2'), reply)
+            self.assertLess(elapsed, 4.5)
+            srv.wait_log('smtpd_per_record_deadline')
+
+    def test_steady_client_above_the_minimum_rate_is_not(self):
+        # 2000 bytes/s for 5 s with smtpd_timeout 2 s: the rate earns the time
+        with Server(overrides={'smtpd_timeout': '2s'}) as srv:
+            with Conn(srv.port, timeout=10) as c:
+                start_transaction(c)
+                c.send(b'Subject: steady\r\n\r\n')
+                for _ in range(10):
+                    c.send(b'z' * 998 + b'\r\n')
+                    time.sleep(0.5)
+                reply = c.cmd('.')
+            self.assertEqual(reply[0], 250, reply)
+
+    def test_memory_pressure_spools_instead_of_refusing(self):
+        budget = 1048576
+        with Server(overrides={'smtpd_data_memory_limit': str(budget),
+                               'smtpd_timeout': '30s'}) as srv:
+            holders = []
+            try:
+                line = b'h' * 98 + b'\r\n'
+                for i in range(12):  # 12 x 100 kB: more than the whole budget
+                    c = Conn(srv.port, source=HOLDERS[i % len(HOLDERS)], timeout=10)
+                    holders.append(c)
+                    start_transaction(c)
+                    c.send(b'Subject: held\r\n\r\n' + line * 1000)
+                time.sleep(1)
+                with Conn(srv.port, timeout=10) as c:
+                    start_transaction(c)
+                    c.send(b'Subject: legitimate\r\n\r\n' + (b'm' * 998 + b'\r\n') * 50)
+                    reply = c.cmd('.')
+                self.assertEqual(reply[0], 250, reply)
+                srv.wait_log('data-memory-pressure')
+                for c in holders:  # and the held messages are whole when they end
+                    self.assertEqual(c.cmd('.')[0], 250)
+            finally:
+                for c in holders:
+                    c.close()
+
+
+def can_mount_tmpfs():
+    if os.geteuid() != 0:
+        return False
+    d = tempfile.mkdtemp(prefix='relayguard-mnt-')
+    try:
+        ok = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', d],
+                            capture_output=True).returncode == 0
+        if ok:
+            subprocess.run(['umount', d], check=True)
+        return ok
+    except OSError:
+        return False
+    finally:
+        os.rmdir(d)
+
+
+class QueueMinfree(unittest.TestCase):
+    def setUp(self):
+        harness.require(can_mount_tmpfs(), 'util-linux (mount), run as root',
+                        'a small tmpfs for the queue')
+        self.mnt = tempfile.mkdtemp(prefix='relayguard-mnt-')
+        subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=8m,mode=0755', 'tmpfs', self.mnt],
+                       check=True)
+        self.addCleanup(self.unmount)
+
+    def unmount(self):
+        if subprocess.run(['umount', self.mnt]).returncode != 0:
+            subprocess.run(['umount', '-l', self.mnt])
+        os.rmdir(self.mnt)
+
+    def mail_reply(self, srv, size=None):
+        with Conn(srv.port) as c:
+            c.cmd('EHLO client.example.org')
+            return c.cmd('MAIL FROM:<a@example.org>' + (' SIZE=%d' % size if size else ''))
+
+    def wait_reply(self, srv, code, size=None):
+        deadline = time.time() + 4
+        while True:
+            reply = self.mail_reply(srv, size)
+            if reply[0] == code or time.time() > deadline:
+                return reply
+            time.sleep(0.2)
+
+    def test_452_before_the_disk_is_full(self):
+        queue = os.path.join(self.mnt, 'queue')
+        # 1.5 x 2 MB = 3 MB must stay free of the 8 MB
+        with Server(overrides={'queue_directory': queue,
+                               'message_size_limit': '2000000'}) as srv:
+            self.addCleanup(srv.cleanup)
+            self.assertEqual(self.mail_reply(srv)[0], 250)
+            self.assertEqual(self.mail_reply(srv, size=6000000)[0], 552)  # over the limit
+            self.assertEqual(self.mail_reply(srv, size=1500000)[0], 250)
+            filler = os.path.join(self.mnt, 'filler')
+            with open(filler, 'wb') as f:
+                f.write(b'\0' * (6 * 1024 * 1024))  # leaves about 2 MB
+            reply = self.wait_reply(srv, 452)
+            self.assertEqual(reply, (452, '4.3.1 Insufficient system storage'))
+            srv.wait_log('queue-space-low')
+            os.unlink(filler)
+            self.assertEqual(self.wait_reply(srv, 250)[0], 250)
+            # room for MAIL, but not for what SIZE= announces
+            with open(filler, 'wb') as f:
+                f.write(b'\0' * (4 * 1024 * 1024))  # leaves about 4 MB: 3 MB + 1 MB
+            self.assertEqual(self.wait_reply(srv, 452, size=1500000)[0], 452)
+            self.assertEqual(self.mail_reply(srv, size=500000)[0], 250)
+
+    def test_default_floor_is_one_and_a_half_message_size_limits(self):
+        # an 8 MB file system cannot take the default 10 MB message: refused at MAIL
+        queue = os.path.join(self.mnt, 'queue')
+        with Server(overrides={'queue_directory': queue}) as srv:
+            self.addCleanup(srv.cleanup)
+            self.assertEqual(self.mail_reply(srv), (452, '4.3.1 Insufficient system storage'))
+
+
+if __name__ == '__main__':
+    unittest.main()
