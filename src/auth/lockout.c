@@ -36,16 +36,6 @@ struct lockout {
 	struct lo_entry *b[BUCKETS];
 };
 
-/* client_key - who is counted: an IPv4 address, or an IPv6 /64 (a single host
- * usually has a whole /64 and could step through it). */
-static struct rg_ip client_key(const struct rg_ip *ip)
-{
-	struct rg_ip k = *ip;
-	if (k.family == AF_INET6)
-		memset(k.addr + 8, 0, 8);
-	return k;
-}
-
 static unsigned bucket(const struct rg_ip *ip)
 {
 	return ip_hash(ip) % BUCKETS;
@@ -156,7 +146,7 @@ static struct lo_entry *find(struct lockout *lo, const struct rg_ip *ip)
 /* entry - IP's entry, made (room made first) if need be, marked as just seen. */
 static struct lo_entry *entry(struct lockout *lo, const struct rg_ip *addr, time_t now)
 {
-	struct rg_ip key = client_key(addr);
+	struct rg_ip key = ip_client_key(addr);
 	struct lo_entry *e = find(lo, &key);
 	if (e == NULL) {
 		if (lo->n >= lo->max)
@@ -196,7 +186,7 @@ static bool count_failure(const struct lockout *lo, struct lo_entry *e, time_t n
 
 bool lockout_is_locked(struct lockout *lo, const struct rg_ip *addr, time_t now, time_t *until)
 {
-	struct rg_ip key = client_key(addr);
+	struct rg_ip key = ip_client_key(addr);
 	struct lo_entry *e = find(lo, &key);
 	if (e == NULL || e->locked_until <= now)
 		return false;

@@ -448,23 +448,9 @@ static void add_local_ip(struct server *srv, const struct rg_ip *ip)
 static evutil_socket_t open_socket(const char *host, unsigned port, int *err)
 {
 	struct sockaddr_storage ss;
-	socklen_t len;
 	struct rg_ip ip;
-	memset(&ss, 0, sizeof(ss));
 	ip_parse(host, &ip);
-	if (ip.family == AF_INET6) {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons((uint16_t)port);
-		memcpy(&sin6->sin6_addr, ip.addr, 16);
-		len = sizeof(*sin6);
-	} else {
-		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons((uint16_t)port);
-		memcpy(&sin->sin_addr, ip.addr, 4);
-		len = sizeof(*sin);
-	}
+	socklen_t len = ip_to_sockaddr(&ip, port, &ss);
 	evutil_socket_t fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	int one = 1;
 	if (fd < 0) {
