@@ -332,6 +332,55 @@ bool maildir_find_delivered(const char *base, const char *domain, const char *lo
 	return false;
 }
 
+bool maildir_parse_unique(const char *name, uint64_t *qid, uint32_t *idx)
+{
+	const char *p = strchr(name, '.');
+	size_t mlen = strlen(MAILDIR_UNIQUE_MARK);
+	if (p == NULL || strncmp(p + 1, MAILDIR_UNIQUE_MARK, mlen) != 0)
+		return false;
+	p += 1 + mlen;
+	uint64_t q = 0;
+	for (int i = 0; i < 16; i++, p++) {
+		int v = *p >= '0' && *p <= '9' ? *p - '0' : *p >= 'A' && *p <= 'F' ? *p - 'A' + 10 : -1;
+		if (v < 0)
+			return false;
+		q = q << 4 | (uint64_t)v;
+	}
+	if (*p++ != '_' || *p < '0' || *p > '9')
+		return false;
+	char *end;
+	unsigned long n = strtoul(p, &end, 10);
+	if (*end != '.' || n > UINT32_MAX)
+		return false;
+	*qid = q;
+	*idx = (uint32_t)n;
+	return true;
+}
+
+bool maildir_scan_copies(const char *base, const char *domain, const char *local,
+			 void (*fn)(void *arg, uint64_t qid, uint32_t idx, bool in_cur),
+			 void *arg)
+{
+	int bfd = basedir_fd(base);
+	if (bfd < 0 || !maildir_component_ok(domain) || !maildir_component_ok(local))
+		return false;
+	for (int cur = 0; cur < 2; cur++) {
+		char rel[4200];
+		snprintf(rel, sizeof(rel), "%s/%s/%s", domain, local, cur ? "cur" : "new");
+		DIR *d = open_dir(bfd, rel);
+		if (d == NULL && errno != ENOENT)
+			return false;
+		uint64_t q;
+		uint32_t i;
+		for (struct dirent *e; d != NULL && (e = readdir(d)) != NULL;)
+			if (maildir_parse_unique(e->d_name, &q, &i))
+				fn(arg, q, i, cur);
+		if (d != NULL)
+			closedir(d);
+	}
+	return true;
+}
+
 /* clean_one_tmp - remove our old files from one tmp/ directory. */
 static size_t clean_one_tmp(int mbfd, time_t before)
 {

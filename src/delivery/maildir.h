@@ -21,6 +21,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -63,6 +64,18 @@ bool maildir_deliver_copy(const char *base, const char *domain, const char *loca
 bool maildir_find_delivered(const char *base, const char *domain, const char *local,
 			    const char *unique, char *path, size_t pathlen, char *dir,
 			    size_t dirlen);
+
+/* The queue id and recipient index of a file name whose unique part is a
+ * queued copy's (rg<16 hex digits>_<index>); false for any other name. */
+bool maildir_parse_unique(const char *name, uint64_t *qid, uint32_t *idx);
+
+/* Call fn for every queued copy (see maildir_parse_unique) in new/, then in
+ * cur/ of base/domain/local (new/ first: a client moves files from new/ to
+ * cur/, never back, so a copy moved meanwhile is still seen once).
+ * Returns false if a directory exists but cannot be read. */
+bool maildir_scan_copies(const char *base, const char *domain, const char *local,
+			 void (*fn)(void *arg, uint64_t qid, uint32_t idx, bool in_cur),
+			 void *arg);
 
 /* Remove our own files (unique part marked "rg") older than before from the
  * tmp/ of every Maildir base/<domain>/<local>/, visiting at most

@@ -7,6 +7,7 @@
  * starts before it ends (a retry may reuse an orphan's name).
  */
 #include "qmgr/transport_local.h"
+#include "delivery/delivered.h"
 #include "delivery/local.h"
 #include "util/util.h"
 #include "util/workers.h"
@@ -114,6 +115,7 @@ static void local_free(struct transport *t)
 {
 	struct local_transport *lt = (struct local_transport *)t;
 	workers_free(lt->pool);
+	delivered_free();
 	free(lt);
 }
 

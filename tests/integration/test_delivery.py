@@ -3,11 +3,16 @@ import os
 import re
 import shutil
 import signal
+import sys
 import tempfile
 import time
 import unittest
 
 import harness
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..',
+                                'bench'))
+import killtest  # noqa: E402  (bench/killtest.py: the long run, 100 kills)
 from harness import ServerPerClass, HOSTNAME, UNTRUSTED, Conn, Server, smtp_client, smtp_session
 
 # <arrival>.rg<queue id>_<recipient index>.<host>,S=<size>,W=<size with CRLF>
@@ -303,8 +308,8 @@ class CrashRecovery(unittest.TestCase):
         self.assertEqual(len(s.wait_maildir('localhost', 'abuse')), 1, s.tail())
         self.assertEqual(s.wait_queue_empty('active'), [])
         self.assertIsNotNone(s.wait_log(r'already-delivered queue=%s to=<postmaster@localhost> '
-                                        r'mailbox=\S+/cur/%s' % (qid, re.escape(earlier))),
-                             s.tail())
+                                        r'mailbox=\S+/localhost/postmaster/cur copy=rg%s_0 '
+                                        % (qid, qid)), s.tail())
         self.assertEqual(s.maildir('localhost', 'postmaster'), [], 'delivered twice')
         self.assertEqual(os.listdir(cur), [earlier])
         # the other recipient's copy: the null sender as <>, its own index
@@ -526,3 +531,22 @@ class OneServerPerQueue(unittest.TestCase):
             with smtp_client(first.port) as c:
                 c.sendmail('a@example.org', ['postmaster@localhost'], b'Subject: x\r\n\r\nok\r\n')
             self.assertEqual(len(first.wait_maildir('localhost', 'postmaster')), 1)
+
+
+class FaultsUnderLoad(unittest.TestCase):
+    """bench/killtest.py, short: a token-tracking client (8 sessions, two local
+    recipients per message) while the server is stopped again and again."""
+
+    def check(self, r):
+        self.assertGreater(r['messages_acknowledged'], 0, r)
+        self.assertEqual(r['lost'], 0, r)
+        self.assertEqual(r['duplicated'], 0, r)
+        self.assertTrue(r['queue_drained'], r)
+        self.assertEqual(r['orphans_in_tmp'], 0, r)
+        self.assertEqual(r['unclean_exits'], 0, r)
+
+    def test_kill9_at_random_moments(self):
+        self.check(killtest.run(kills=8, sessions=8, sig='KILL', min_gap=0.1, max_gap=0.5))
+
+    def test_sigterm_under_load(self):
+        self.check(killtest.run(kills=3, sessions=8, sig='TERM', min_gap=0.3, max_gap=0.8))
