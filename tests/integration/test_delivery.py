@@ -546,7 +546,9 @@ class FaultsUnderLoad(unittest.TestCase):
         self.assertEqual(r['unclean_exits'], 0, r)
 
     def test_kill9_at_random_moments(self):
-        self.check(killtest.run(kills=8, sessions=8, sig='KILL', min_gap=0.1, max_gap=0.5))
+        self.check(killtest.run(kills=8, sessions=8, sig='KILL', min_gap=0.1, max_gap=0.4,
+                                run_delay=2))
 
     def test_sigterm_under_load(self):
-        self.check(killtest.run(kills=3, sessions=8, sig='TERM', min_gap=0.3, max_gap=0.8))
+        self.check(killtest.run(kills=2, sessions=8, sig='TERM', min_gap=0.3, max_gap=0.6,
+                                run_delay=2))

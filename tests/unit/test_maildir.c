@@ -10,6 +10,7 @@
  */
 #include "check.h"
 #include "files.h"
+#include "delivery/delivered.h"
 #include "delivery/maildir.h"
 #include "util/basedir.h"
 #include "util/dirsync.h"
@@ -452,6 +453,60 @@ static void test_find_delivered(void)
 	free(want);
 }
 
+static const struct uniq {
+	int line;
+	const char *name;
+	bool ok;
+	uint64_t qid;
+	uint32_t idx;
+} uniqs[] = {
+	{__LINE__, "1.rg000661D07F299DA8_0.host,S=1,W=2", true, 0x000661D07F299DA8ULL, 0},
+	{__LINE__, "1700000000.rg0123456789ABCDEF_12.h.example:2,S", true, 0x0123456789ABCDEFULL, 12},
+	{__LINE__, "1.rg0123456789abcdef_1.h", false, 0, 0}, /* queue ids are upper case */
+	{__LINE__, "1.rg0123456789ABCDE_1.h", false, 0, 0},  /* 15 digits */
+	{__LINE__, "1.rg0123456789ABCDEF_.h", false, 0, 0},
+	{__LINE__, "1.rg0123456789ABCDEF_1x.h", false, 0, 0},
+	{__LINE__, "1.rg0123456789ABCDEF_99999999999.h", false, 0, 0},
+	{__LINE__, "1.rgM5P6Q7.h", false, 0, 0},                /* ours, not queued */
+	{__LINE__, "1.M5P6Q7.h", false, 0, 0},                  /* Dovecot's */
+	{__LINE__, "rg0123456789ABCDEF_1", false, 0, 0},
+};
+
+static void test_parse_unique(void)
+{
+	for (size_t i = 0; i < RG_ARRAY_LEN(uniqs); i++) {
+		uint64_t q = 0;
+		uint32_t n = 0;
+		bool ok = maildir_parse_unique(uniqs[i].name, &q, &n);
+		CHECK_AT(uniqs[i].line, ok == uniqs[i].ok, "parse \"%s\": %d", uniqs[i].name, ok);
+		CHECK_AT(uniqs[i].line, !ok || (q == uniqs[i].qid && n == uniqs[i].idx),
+			 "parse \"%s\": %llx_%u", uniqs[i].name, (unsigned long long)q, n);
+	}
+}
+
+/* The snapshot of earlier copies: taken at the first lookup, then kept. */
+static void test_delivered_before(void)
+{
+	bool in_cur = false;
+	CHECK(delivered_before(base, "example.org", "find", 0xAA, 1, &in_cur) && in_cur,
+	      "the copy in cur/ (from test_find_delivered) is not in the snapshot");
+	CHECK(!delivered_before(base, "example.org", "find", 0xAA, 0, &in_cur),
+	      "another recipient of the same message counted as delivered");
+	CHECK(!delivered_before(base, "example.org", "nobody", 0xAA, 1, &in_cur),
+	      "a mailbox that does not exist holds a copy");
+	/* written after the snapshot: not in it (this process's copies never are) */
+	char host[512], rel[1024];
+	host_escaped(host, sizeof(host));
+	snprintf(rel, sizeof(rel), "example.org/find/new/9.rg00000000000000AA_2.%s,S=2,W=3", host);
+	CHECK(put(rel), "cannot make %s", rel);
+	CHECK(!delivered_before(base, "example.org", "find", 0xAA, 2, &in_cur),
+	      "the snapshot was taken again");
+	delivered_free();
+	CHECK(delivered_before(base, "example.org", "find", 0xAA, 2, &in_cur) && !in_cur,
+	      "a fresh snapshot does not see the copy in new/");
+	delivered_free();
+}
+
 /* ---- orphans in tmp/ at start ---- */
 
 /* aged - set rel's modification time (not through a link) to t. */
@@ -545,6 +600,8 @@ int main(void)
 		check_copy_row(&copy_rows[i]);
 	test_copy_over_orphan();
 	test_find_delivered();
+	test_parse_unique();
+	test_delivered_before();
 	test_clean_tmp();
 	dirsync_cleanup();
 	basedir_close_all();
