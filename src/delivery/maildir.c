@@ -149,9 +149,18 @@ static bool write_lf(int fd, const struct source *src, size_t *written)
 	return true;
 }
 
+/* append - s into out at *o, cut to fit; control bytes dropped when clean
+ * (a line break in a value would forge a header). */
+static void append(char *out, size_t len, size_t *o, const char *s, bool clean)
+{
+	for (; *s && *o + 1 < len; s++)
+		if (!clean || ((unsigned char)*s >= 0x20 && (unsigned char)*s != 0x7f))
+			out[(*o)++] = *s;
+	out[*o] = '\0';
+}
+
 /* header_lines - "Return-Path: <s>\nDelivered-To: a\n" as c asks, LF line
- * ends, control bytes dropped (a line break would forge a header); *lines
- * gets how many lines, for the CRLF size. */
+ * ends; *lines gets how many lines, for the CRLF size. */
 static size_t header_lines(const struct maildir_copy *c, char *out, size_t len,
 			   size_t *lines)
 {
@@ -160,15 +169,13 @@ static size_t header_lines(const struct maildir_copy *c, char *out, size_t len,
 	const char *val[2] = {c ? c->sender : NULL, c ? c->delivered_to : NULL};
 	size_t o = 0;
 	*lines = 0;
+	out[0] = '\0';
 	for (int k = 0; k < 2; k++) {
 		if (val[k] == NULL)
-			continue;
-		o += (size_t)snprintf(out + o, len - o, "%s", fmt[k]);
-		for (const char *p = val[k]; *p && o + 3 < len; p++)
-			if ((unsigned char)*p >= 0x20 && (unsigned char)*p != 0x7f)
-				out[o++] = *p;
-		out[o] = '\0';
-		o += (size_t)snprintf(out + o, len - o, "%s", end[k]);
+			continue; /* values are addresses, far below len: cutting is a backstop */
+		append(out, len - 3, &o, fmt[k], false);
+		append(out, len - 3, &o, val[k], true);
+		append(out, len, &o, end[k], false);
 		(*lines)++;
 	}
 	return o;
@@ -246,7 +253,7 @@ static bool deliver(const char *base, const char *domain, const char *local,
 		    const struct maildir_copy *c, const struct source *src, char *path,
 		    size_t pathlen, char *newdir, size_t newdirlen, char *err, size_t errlen)
 {
-	char dir[4096], fbase[1024], hdr[1200], tmp[4200], dst[4200];
+	char dir[4096], fbase[1024], hdr[2048], tmp[4200], dst[4200];
 	if (!maildir_component_ok(domain) || !maildir_component_ok(local) ||
 	    (c && c->unique && !maildir_component_ok(c->unique))) {
 		snprintf(err, errlen, "unsafe mailbox name %s@%s", local, domain);
