@@ -59,7 +59,8 @@ static struct snapshot *snapshot_of(const char *base, const char *domain, const 
 		free(s.c);
 		return NULL; /* unreadable now: try again at the next lookup */
 	}
-	qsort(s.c, s.n, sizeof(*s.c), compare_copy);
+	if (s.n > 1)
+		qsort(s.c, s.n, sizeof(*s.c), compare_copy);
 	snaps = xrealloc(snaps, (n_snaps + 1) * sizeof(*snaps));
 	snaps[n_snaps] = s;
 	return &snaps[n_snaps++];
