@@ -5,8 +5,17 @@
  * into new/), then syncs each Maildir's new/ directory once, then logs the
  * deliveries and finishes the queue files. Under load this is group commit:
  * one directory fsync serves every message that landed in that Maildir.
+ *
+ * Idempotent: a copy's Maildir name is derived from the queue id and the
+ * recipient's index, so when a crash fell between "copy in new/" and "done
+ * mark in the queue file", the retry finds the copy (in new/, or in cur/
+ * where a client moved it) and counts it delivered instead of writing a
+ * second one. Only messages that may have been delivered before are looked
+ * up (see lookup_for); a recovered one in a snapshot of each mailbox taken
+ * once per process (delivered.h), a retried one in the directories.
  */
 #include "delivery/local.h"
+#include "delivery/delivered.h"
 #include "delivery/maildir.h"
 #include "util/basedir.h"
 #include "util/dirsync.h"
@@ -61,10 +70,97 @@ static int open_text(const struct config *cfg, const struct queue_msg *m, char *
 	return -1;
 }
 
+static void add_staged(struct staged **list, size_t n, struct delivery *d, size_t i,
+		       const char *path, const char *newdir)
+{
+	*list = xrealloc(*list, (n + 1) * sizeof(**list));
+	(*list)[n] = (struct staged){d, i, xstrdup(path), xstrdup(newdir), false};
+}
+
+/* How to learn whether a copy may already be in the Maildir. */
+enum lookup {
+	LOOKUP_NONE,     /* arrived since this process started, never tried: cannot be */
+	LOOKUP_SNAPSHOT, /* older than this process: an earlier run may have delivered it */
+	LOOKUP_SCAN,     /* tried before: this process too may have written it */
+};
+
+/* find_copy - where recipient i's copy already is ("" and false: nowhere). */
+static bool find_copy(const struct config *cfg, struct delivery *d, size_t i, enum lookup how,
+		      const char *unique, char *dir, size_t dirlen, char *path, size_t pathlen)
+{
+	struct queue_rcpt *r = rcpt_of(d, i);
+	bool in_cur;
+	if (how == LOOKUP_SCAN)
+		return maildir_find_delivered(cfg->virtual_mailbox_base, r->domain, r->local,
+					      unique, path, pathlen, dir, dirlen);
+	if (!delivered_before(cfg->virtual_mailbox_base, r->domain, r->local,
+			      strtoull(d->msg->id, NULL, 16), (uint32_t)d->rcpt[i], &in_cur))
+		return false;
+	snprintf(dir, dirlen, "%s/%s/%s", r->domain, r->local, in_cur ? "cur" : "new");
+	snprintf(path, pathlen, "%s/%s", cfg->virtual_mailbox_base, dir);
+	return true;
+}
+
+/* already_delivered - did an earlier attempt put this copy in the Maildir?
+ * Then it counts as delivered (its directory is synced with the others). */
+static bool already_delivered(const struct config *cfg, struct delivery *d, size_t i,
+			      enum lookup how, const char *unique, struct staged **list,
+			      size_t n)
+{
+	char path[4096], dir[4096], to[600];
+	if (how == LOOKUP_NONE ||
+	    !find_copy(cfg, d, i, how, unique, dir, sizeof(dir), path, sizeof(path)))
+		return false;
+	snprintf(to, sizeof(to), "<%s>", rcpt_of(d, i)->orig);
+	log_ev(LOG_INFO, "already-delivered", {"queue", d->msg->id}, {"to", to},
+	       {"mailbox", path}, {"copy", unique}, {"action", "not delivered again"});
+	add_staged(list, n, d, i, path, dir);
+	return true;
+}
+
+/* stage_one - recipient i's copy: found from before, or written now under
+ * its deterministic name. Returns copies staged. */
+static size_t stage_one(const struct config *cfg, struct delivery *d, size_t i, int fd,
+			enum lookup how, struct staged **list, size_t n)
+{
+	struct queue_msg *m = d->msg;
+	struct queue_rcpt *r = rcpt_of(d, i);
+	char unique[64], to[600], path[4096], newdir[4096], err[512];
+	snprintf(unique, sizeof(unique), "%s%s_%zu", MAILDIR_UNIQUE_MARK, m->id, d->rcpt[i]);
+	if (already_delivered(cfg, d, i, how, unique, list, n))
+		return n + 1;
+	snprintf(to, sizeof(to), "%s@%s", r->local, r->domain);
+	struct maildir_copy c = {m->sender, to, unique, (long long)m->arrival};
+	if (!maildir_deliver_copy(cfg->virtual_mailbox_base, r->domain, r->local, &c, fd,
+				  m->body_offset, (size_t)m->size, path, sizeof(path), newdir,
+				  sizeof(newdir), err, sizeof(err))) {
+		fail(d, i, err);
+		return n;
+	}
+	add_staged(list, n, d, i, path, newdir);
+	return n + 1;
+}
+
+/* lookup_for - may an earlier attempt have delivered some of d's copies? A
+ * message tried before is looked for in the directories themselves; one
+ * older than this process (recovered from the queue at start) in the
+ * snapshot of what earlier runs left; one that arrived since the start and
+ * was never tried cannot have been delivered, and costs no lookup. */
+static enum lookup lookup_for(const struct delivery *d, time_t started)
+{
+	for (size_t i = 0; i < d->n_rcpt; i++)
+		if (d->msg->rcpts[d->rcpt[i]].attempts > 0)
+			return LOOKUP_SCAN;
+	if (strncmp(d->msg->path ? d->msg->path : "", "deferred/", 9) == 0)
+		return LOOKUP_SCAN;
+	/* the same second counts: the message may predate the start */
+	return d->msg->arrival <= started ? LOOKUP_SNAPSHOT : LOOKUP_NONE;
+}
+
 /* stage - write every local copy of d's message; returns copies staged.
  * The text is copied from the queue file, never held in memory whole. */
-static size_t stage(const struct config *cfg, struct delivery *d, struct staged **list,
-		    size_t n)
+static size_t stage(const struct config *cfg, struct delivery *d, enum lookup how,
+		    struct staged **list, size_t n)
 {
 	char err[512];
 	struct queue_msg *m = d->msg;
@@ -84,18 +180,8 @@ static size_t stage(const struct config *cfg, struct delivery *d, struct staged 
 		m->set_aside = true;
 		return n;
 	}
-	for (size_t i = 0; i < d->n_rcpt; i++) {
-		struct queue_rcpt *r = rcpt_of(d, i);
-		char path[4096], newdir[4096];
-		if (!maildir_deliver_fd(cfg->virtual_mailbox_base, r->domain, r->local, fd,
-					m->body_offset, (size_t)m->size, path, sizeof(path),
-					newdir, sizeof(newdir), err, sizeof(err))) {
-			fail(d, i, err);
-			continue;
-		}
-		*list = xrealloc(*list, (n + 1) * sizeof(**list));
-		(*list)[n++] = (struct staged){d, i, xstrdup(path), xstrdup(newdir), false};
-	}
+	for (size_t i = 0; i < d->n_rcpt; i++)
+		n = stage_one(cfg, d, i, fd, how, list, n);
 	close(fd);
 	return n;
 }
@@ -120,16 +206,33 @@ static void sync_directories(const char *base, struct staged *list, size_t n)
 	}
 }
 
-void local_deliver_batch(const struct config *cfg, struct delivery **reqs, size_t n)
+void local_deliver_batch(const struct config *cfg, struct delivery **reqs, size_t n,
+			 time_t started)
 {
 	struct staged *list = NULL;
 	size_t staged = 0;
 	for (size_t i = 0; i < n; i++)
-		staged = stage(cfg, reqs[i], &list, staged);
+		staged = stage(cfg, reqs[i], lookup_for(reqs[i], started), &list, staged);
 	sync_directories(cfg->virtual_mailbox_base, list, staged);
 	for (size_t i = 0; i < staged; i++) {
 		free(list[i].path);
 		free(list[i].newdir);
 	}
 	free(list);
+}
+
+/* At most this many Maildirs are walked at start: the walk must end. */
+#define CLEAN_MAX_MAILBOXES 100000
+
+void local_clean_tmp(const struct config *cfg, time_t started)
+{
+	size_t visited;
+	size_t n = maildir_clean_tmp(cfg->virtual_mailbox_base, started, CLEAN_MAX_MAILBOXES,
+				     &visited);
+	char removed[24], seen[24];
+	snprintf(removed, sizeof(removed), "%zu", n);
+	snprintf(seen, sizeof(seen), "%zu", visited);
+	log_ev(LOG_INFO, "maildir-recovery", {"orphans_removed", removed},
+	       {"mailboxes", seen},
+	       {"limit", visited >= CLEAN_MAX_MAILBOXES ? "reached: the rest not walked" : NULL});
 }

@@ -11,12 +11,20 @@
 #define RG_LOCAL_H
 
 #include <stdbool.h>
+#include <time.h>
 
 #include "config/config.h"
 #include "qmgr/transport.h"
 
 /* Worker thread: deliver the recipients of reqs[0..n). A message whose file
- * is damaged is moved to corrupt/ and marked set_aside. */
-void local_deliver_batch(const struct config *cfg, struct delivery **reqs, size_t n);
+ * is damaged is moved to corrupt/ and marked set_aside. started: when this
+ * process started; a message that arrived before it, or was tried before,
+ * is first looked up in the Maildir (delivered by an earlier run?). */
+void local_deliver_batch(const struct config *cfg, struct delivery **reqs, size_t n,
+			 time_t started);
+
+/* Worker thread, at start: remove our own orphaned Maildir tmp/ files older
+ * than started (a crash mid-write leaves them); logs the count. */
+void local_clean_tmp(const struct config *cfg, time_t started);
 
 #endif

@@ -6,6 +6,7 @@
 #include "util/dirsync.h"
 #include "util/util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
@@ -148,16 +149,84 @@ static bool write_lf(int fd, const struct source *src, size_t *written)
 	return true;
 }
 
+/* append - s into out at *o, cut to fit; control bytes dropped when clean
+ * (a line break in a value would forge a header). */
+static void append(char *out, size_t len, size_t *o, const char *s, bool clean)
+{
+	for (; *s && *o + 1 < len; s++)
+		if (!clean || ((unsigned char)*s >= 0x20 && (unsigned char)*s != 0x7f))
+			out[(*o)++] = *s;
+	out[*o] = '\0';
+}
+
+/* header_lines - "Return-Path: <s>\nDelivered-To: a\n" as c asks, LF line
+ * ends; *lines gets how many lines, for the CRLF size. */
+static size_t header_lines(const struct maildir_copy *c, char *out, size_t len,
+			   size_t *lines)
+{
+	const char *fmt[2] = {"Return-Path: <", "Delivered-To: "};
+	const char *end[2] = {">\n", "\n"};
+	const char *val[2] = {c ? c->sender : NULL, c ? c->delivered_to : NULL};
+	size_t o = 0;
+	*lines = 0;
+	out[0] = '\0';
+	for (int k = 0; k < 2; k++) {
+		if (val[k] == NULL)
+			continue; /* values are addresses, far below len: cutting is a backstop */
+		append(out, len - 3, &o, fmt[k], false);
+		append(out, len - 3, &o, val[k], true);
+		append(out, len, &o, end[k], false);
+		(*lines)++;
+	}
+	return o;
+}
+
+/* file_base - "<time>.<unique>.<host>": c's deterministic one, or a fresh one. */
+static void file_base(const struct maildir_copy *c, char *out, size_t len)
+{
+	char host[512];
+	host_part(host, sizeof(host));
+	if (c != NULL && c->unique != NULL) {
+		snprintf(out, len, "%lld.%s.%s", c->time, c->unique, host);
+		return;
+	}
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	unsigned q = atomic_fetch_add(&delivery_counter, 1);
+	snprintf(out, len, "%lld.%sM%ldP%dQ%u.%s", (long long)tv.tv_sec, MAILDIR_UNIQUE_MARK,
+		 (long)tv.tv_usec, (int)getpid(), q, host);
+}
+
+/* write_tmp - tmp/NAME: the added lines, the text, fsync. A deterministic
+ * name may be left over from a crash: it is ours, so it is replaced. */
+static bool write_tmp(int bfd, const char *tmp, const char *hdr, size_t hlen,
+		      const struct source *src, size_t *size)
+{
+	if (unlinkat(bfd, tmp, 0) != 0 && errno != ENOENT)
+		return false;
+	int fd = openat(bfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	bool ok = fd >= 0 && write_out(fd, hdr, hlen) && write_lf(fd, src, size) &&
+		  fsync(fd) == 0;
+	int saved = errno;
+	if (fd >= 0 && close(fd) != 0 && ok) {
+		ok = false;
+		saved = errno;
+	}
+	*size += hlen;
+	errno = saved;
+	return ok;
+}
+
 static bool deliver(const char *base, const char *domain, const char *local,
-		    const struct source *src, char *path, size_t pathlen, char *newdir,
-		    size_t newdirlen, char *err, size_t errlen);
+		    const struct maildir_copy *c, const struct source *src, char *path,
+		    size_t pathlen, char *newdir, size_t newdirlen, char *err, size_t errlen);
 
 bool maildir_deliver(const char *base, const char *domain, const char *local,
 		     const char *msg, size_t len, char *path, size_t pathlen,
 		     char *newdir, size_t newdirlen, char *err, size_t errlen)
 {
 	struct source src = {msg ? msg : "", -1, 0, len};
-	return deliver(base, domain, local, &src, path, pathlen, newdir, newdirlen, err,
+	return deliver(base, domain, local, NULL, &src, path, pathlen, newdir, newdirlen, err,
 		       errlen);
 }
 
@@ -166,17 +235,27 @@ bool maildir_deliver_fd(const char *base, const char *domain, const char *local,
 			size_t newdirlen, char *err, size_t errlen)
 {
 	struct source src = {NULL, fd, offset, len};
-	return deliver(base, domain, local, &src, path, pathlen, newdir, newdirlen, err,
+	return deliver(base, domain, local, NULL, &src, path, pathlen, newdir, newdirlen, err,
+		       errlen);
+}
+
+bool maildir_deliver_copy(const char *base, const char *domain, const char *local,
+			  const struct maildir_copy *c, int fd, off_t offset, size_t len,
+			  char *path, size_t pathlen, char *newdir, size_t newdirlen,
+			  char *err, size_t errlen)
+{
+	struct source src = {NULL, fd, offset, len};
+	return deliver(base, domain, local, c, &src, path, pathlen, newdir, newdirlen, err,
 		       errlen);
 }
 
 static bool deliver(const char *base, const char *domain, const char *local,
-		    const struct source *src, char *path, size_t pathlen, char *newdir,
-		    size_t newdirlen, char *err, size_t errlen)
+		    const struct maildir_copy *c, const struct source *src, char *path,
+		    size_t pathlen, char *newdir, size_t newdirlen, char *err, size_t errlen)
 {
-	size_t len = src->len;
-	char dir[4096], host[512], name[1024], tmp[4200], dst[4200];
-	if (!maildir_component_ok(domain) || !maildir_component_ok(local)) {
+	char dir[4096], fbase[1024], hdr[2048], tmp[4200], dst[4200];
+	if (!maildir_component_ok(domain) || !maildir_component_ok(local) ||
+	    (c && c->unique && !maildir_component_ok(c->unique))) {
 		snprintf(err, errlen, "unsafe mailbox name %s@%s", local, domain);
 		return false;
 	}
@@ -186,23 +265,13 @@ static bool deliver(const char *base, const char *domain, const char *local,
 			 strerror(errno));
 		return false;
 	}
-	struct timeval tv;
-	gettimeofday(&tv, NULL);
-	host_part(host, sizeof(host));
-	unsigned q = atomic_fetch_add(&delivery_counter, 1);
-	snprintf(tmp, sizeof(tmp), "%s/tmp/%lld.M%ldP%dQ%u.%s", dir, (long long)tv.tv_sec,
-		 (long)tv.tv_usec, (int)getpid(), q, host);
-	int fd = openat(bfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	size_t size = 0;
-	bool ok = fd >= 0 && write_lf(fd, src, &size) && fsync(fd) == 0;
+	file_base(c, fbase, sizeof(fbase));
+	size_t lines, size = 0, hlen = header_lines(c, hdr, sizeof(hdr), &lines);
+	snprintf(tmp, sizeof(tmp), "%s/tmp/%s", dir, fbase);
+	bool ok = write_tmp(bfd, tmp, hdr, hlen, src, &size);
 	int saved = errno;
-	if (fd >= 0 && close(fd) != 0 && ok) {
-		ok = false;
-		saved = errno;
-	}
-	snprintf(name, sizeof(name), "%lld.M%ldP%dQ%u.%s,S=%zu,W=%zu", (long long)tv.tv_sec,
-		 (long)tv.tv_usec, (int)getpid(), q, host, size, len);
-	snprintf(dst, sizeof(dst), "%s/new/%s", dir, name);
+	snprintf(dst, sizeof(dst), "%s/new/%s,S=%zu,W=%zu", dir, fbase, size,
+		 src->len + hlen + lines);
 	if (ok && renameat(bfd, tmp, bfd, dst) != 0) {
 		ok = false;
 		saved = errno;
@@ -215,4 +284,167 @@ static bool deliver(const char *base, const char *domain, const char *local,
 	}
 	snprintf(path, pathlen, "%s/%s", base, dst);
 	return true;
+}
+
+/* unique_is - does the file name's unique part (after the first '.') equal u? */
+static bool unique_is(const char *name, const char *u, size_t ulen)
+{
+	const char *p = strchr(name, '.');
+	return p != NULL && strncmp(p + 1, u, ulen) == 0 && p[1 + ulen] == '.';
+}
+
+/* open_dir - a directory under dfd, never through a symbolic link. */
+static DIR *open_dir(int dfd, const char *rel)
+{
+	int fd = openat(dfd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (fd >= 0 && d == NULL)
+		close(fd);
+	return d;
+}
+
+/* find_in - the name of an entry of rel whose unique part is u, into out. */
+static bool find_in(int bfd, const char *rel, const char *u, char *out, size_t len)
+{
+	DIR *d = open_dir(bfd, rel);
+	size_t ulen = strlen(u);
+	bool found = false;
+	for (struct dirent *e; d != NULL && !found && (e = readdir(d)) != NULL;)
+		if (unique_is(e->d_name, u, ulen)) {
+			snprintf(out, len, "%s", e->d_name);
+			found = true;
+		}
+	if (d != NULL)
+		closedir(d);
+	return found;
+}
+
+bool maildir_find_delivered(const char *base, const char *domain, const char *local,
+			    const char *unique, char *path, size_t pathlen, char *dir,
+			    size_t dirlen)
+{
+	static const char *const subs[] = {"new", "cur"};
+	char rel[4200], name[512];
+	int bfd = basedir_fd(base);
+	if (bfd < 0 || !maildir_component_ok(domain) || !maildir_component_ok(local))
+		return false;
+	for (size_t i = 0; i < RG_ARRAY_LEN(subs); i++) {
+		snprintf(rel, sizeof(rel), "%s/%s/%s", domain, local, subs[i]);
+		if (find_in(bfd, rel, unique, name, sizeof(name))) {
+			snprintf(path, pathlen, "%s/%s/%s", base, rel, name);
+			snprintf(dir, dirlen, "%s", rel);
+			return true;
+		}
+	}
+	return false;
+}
+
+bool maildir_parse_unique(const char *name, uint64_t *qid, uint32_t *idx)
+{
+	const char *p = strchr(name, '.');
+	size_t mlen = strlen(MAILDIR_UNIQUE_MARK);
+	if (p == NULL || strncmp(p + 1, MAILDIR_UNIQUE_MARK, mlen) != 0)
+		return false;
+	p += 1 + mlen;
+	uint64_t q = 0;
+	for (int i = 0; i < 16; i++, p++) {
+		int v = *p >= '0' && *p <= '9' ? *p - '0' : *p >= 'A' && *p <= 'F' ? *p - 'A' + 10 : -1;
+		if (v < 0)
+			return false;
+		q = q << 4 | (uint64_t)v;
+	}
+	if (*p++ != '_' || *p < '0' || *p > '9')
+		return false;
+	char *end;
+	unsigned long n = strtoul(p, &end, 10);
+	if (*end != '.' || n > UINT32_MAX)
+		return false;
+	*qid = q;
+	*idx = (uint32_t)n;
+	return true;
+}
+
+bool maildir_scan_copies(const char *base, const char *domain, const char *local,
+			 void (*fn)(void *arg, uint64_t qid, uint32_t idx, bool in_cur),
+			 void *arg)
+{
+	int bfd = basedir_fd(base);
+	if (bfd < 0 || !maildir_component_ok(domain) || !maildir_component_ok(local))
+		return false;
+	for (int cur = 0; cur < 2; cur++) {
+		char rel[4200];
+		snprintf(rel, sizeof(rel), "%s/%s/%s", domain, local, cur ? "cur" : "new");
+		DIR *d = open_dir(bfd, rel);
+		if (d == NULL && errno != ENOENT)
+			return false;
+		uint64_t q;
+		uint32_t i;
+		for (struct dirent *e; d != NULL && (e = readdir(d)) != NULL;)
+			if (maildir_parse_unique(e->d_name, &q, &i))
+				fn(arg, q, i, cur);
+		if (d != NULL)
+			closedir(d);
+	}
+	return true;
+}
+
+/* clean_one_tmp - remove our old files from one tmp/ directory. */
+static size_t clean_one_tmp(int mbfd, time_t before)
+{
+	DIR *d = open_dir(mbfd, "tmp");
+	size_t removed = 0, mlen = strlen(MAILDIR_UNIQUE_MARK);
+	for (struct dirent *e; d != NULL && (e = readdir(d)) != NULL;) {
+		const char *u = strchr(e->d_name, '.');
+		struct stat st;
+		if (e->d_name[0] == '.' || u == NULL || strncmp(u + 1, MAILDIR_UNIQUE_MARK, mlen) != 0)
+			continue; /* not ours: a client's or another MDA's */
+		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISREG(st.st_mode) && st.st_mtime < before &&
+		    unlinkat(dirfd(d), e->d_name, 0) == 0)
+			removed++;
+	}
+	if (d != NULL)
+		closedir(d);
+	return removed;
+}
+
+/* clean_domain - every Maildir of one domain directory, within the budget. */
+static size_t clean_domain(int dfd, time_t before, size_t max, size_t *visited)
+{
+	DIR *d = open_dir(dfd, ".");
+	size_t removed = 0;
+	for (struct dirent *e; d != NULL && *visited < max && (e = readdir(d)) != NULL;) {
+		if (e->d_name[0] == '.')
+			continue;
+		int mb = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (mb < 0)
+			continue;
+		(*visited)++;
+		removed += clean_one_tmp(mb, before);
+		close(mb);
+	}
+	if (d != NULL)
+		closedir(d);
+	return removed;
+}
+
+size_t maildir_clean_tmp(const char *base, time_t before, size_t max_mailboxes,
+			 size_t *visited)
+{
+	int bfd = basedir_fd(base);
+	DIR *d = bfd < 0 ? NULL : open_dir(bfd, ".");
+	size_t removed = 0;
+	*visited = 0;
+	for (struct dirent *e; d != NULL && *visited < max_mailboxes && (e = readdir(d)) != NULL;) {
+		if (e->d_name[0] == '.')
+			continue;
+		int dom = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (dom < 0)
+			continue;
+		removed += clean_domain(dom, before, max_mailboxes, visited);
+		close(dom);
+	}
+	if (d != NULL)
+		closedir(d);
+	return removed;
 }

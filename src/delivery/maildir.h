@@ -2,19 +2,28 @@
  * maildir - local delivery (the MDA): one message into one Maildir, durably.
  *
  * Owns: the mailbox path $virtual_mailbox_base/<domain>/<localpart>/, its
- * creation, Dovecot-compatible file names (<secs>.M<usecs>P<pid>Q<n>.<host>,
- * S=<size>,W=<vsize>) and the tmp/ -> fsync -> new/ -> fsync(new/) protocol.
+ * creation, Dovecot-compatible file names (<secs>.<unique>.<host>,S=<size>,
+ * W=<vsize>) and the tmp/ -> fsync -> new/ -> fsync(new/) protocol, the
+ * Return-Path:/Delivered-To: lines of a copy, finding a copy delivered
+ * before (by its unique part), and removing our own orphaned tmp/ files.
  * Messages are stored with LF line ends, as Dovecot and Postfix store them;
  * S= is that size and W= the size with CRLF.
+ * Every unique part we write starts with "rg" (MAILDIR_UNIQUE_MARK): a
+ * queued copy's is rg<queue id>_<recipient index>, the same at every try,
+ * so recovery can see that a copy already landed even after a mail client
+ * renamed new/X to cur/X:2,S; others are rgM<usecs>P<pid>Q<n>.
  * Must not: run on the event loop (it fsyncs); must not accept path
- * components that could leave the mailbox base ("..", "/").
+ * components that could leave the mailbox base ("..", "/"); must not
+ * remove a tmp/ file that is not ours.
  */
 #ifndef RG_MAILDIR_H
 #define RG_MAILDIR_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 /* Deliver msg (CRLF line ends) to base/domain/local/new/: the file is written
  * and fsync'd, then renamed into new/. The rename is durable only after
@@ -30,6 +39,50 @@ bool maildir_deliver(const char *base, const char *domain, const char *local,
 bool maildir_deliver_fd(const char *base, const char *domain, const char *local, int fd,
 			off_t offset, size_t len, char *path, size_t pathlen, char *newdir,
 			size_t newdirlen, char *err, size_t errlen);
+
+#define MAILDIR_UNIQUE_MARK "rg"
+
+/* One copy of a queued message: what the name and the added lines say. */
+struct maildir_copy {
+	const char *sender;       /* Return-Path: <sender> ("" for <>); NULL: no line */
+	const char *delivered_to; /* Delivered-To: value; NULL: no line */
+	const char *unique;       /* deterministic unique part ("rg..."); NULL: a fresh one */
+	long long time;           /* the name's time part when unique is set (arrival) */
+};
+
+/* Deliver len bytes of fd at offset (CRLF line ends) as copy c: the two
+ * lines come first, then the text, streamed. Otherwise as maildir_deliver. */
+bool maildir_deliver_copy(const char *base, const char *domain, const char *local,
+			  const struct maildir_copy *c, int fd, off_t offset, size_t len,
+			  char *path, size_t pathlen, char *newdir, size_t newdirlen,
+			  char *err, size_t errlen);
+
+/* Does base/domain/local hold a copy whose unique part is unique, in new/ or
+ * in cur/ (any flags)? It reads both directories whole: call it only for a
+ * message that may have been delivered before (recovery, a retry). On true,
+ * path gets its full path and dir its directory ("domain/local/new"). */
+bool maildir_find_delivered(const char *base, const char *domain, const char *local,
+			    const char *unique, char *path, size_t pathlen, char *dir,
+			    size_t dirlen);
+
+/* The queue id and recipient index of a file name whose unique part is a
+ * queued copy's (rg<16 hex digits>_<index>); false for any other name. */
+bool maildir_parse_unique(const char *name, uint64_t *qid, uint32_t *idx);
+
+/* Call fn for every queued copy (see maildir_parse_unique) in new/, then in
+ * cur/ of base/domain/local (new/ first: a client moves files from new/ to
+ * cur/, never back, so a copy moved meanwhile is still seen once).
+ * Returns false if a directory exists but cannot be read. */
+bool maildir_scan_copies(const char *base, const char *domain, const char *local,
+			 void (*fn)(void *arg, uint64_t qid, uint32_t idx, bool in_cur),
+			 void *arg);
+
+/* Remove our own files (unique part marked "rg") older than before from the
+ * tmp/ of every Maildir base/<domain>/<local>/, visiting at most
+ * max_mailboxes Maildirs. Symbolic links are not followed. Returns how many
+ * files were removed; *visited gets the Maildirs looked at. */
+size_t maildir_clean_tmp(const char *base, time_t before, size_t max_mailboxes,
+			 size_t *visited);
 
 /* Is s usable as one path component of a mailbox? */
 bool maildir_component_ok(const char *s);

@@ -3,14 +3,18 @@
  * pool, in batches (see delivery/local.c for the group commit of directory
  * syncs). At most LOCAL_BATCHES batches are in flight; requests arriving
  * meanwhile wait and form the next, larger batch.
+ * At start one job first removes our orphaned Maildir tmp/ files; no batch
+ * starts before it ends (a retry may reuse an orphan's name).
  */
 #include "qmgr/transport_local.h"
+#include "delivery/delivered.h"
 #include "delivery/local.h"
 #include "util/util.h"
 #include "util/workers.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define LOCAL_THREADS 2
 #define LOCAL_BATCHES 2
@@ -24,6 +28,8 @@ struct local_transport {
 	size_t n_waiting;
 	unsigned in_flight;
 	bool stopping;
+	bool cleaning;               /* the start-up tmp/ clean-up runs */
+	time_t started;
 };
 
 struct local_batch {
@@ -37,7 +43,7 @@ static void dispatch(struct local_transport *lt);
 static void batch_work(void *arg)
 {
 	struct local_batch *b = arg;
-	local_deliver_batch(b->lt->cfg, b->reqs, b->n);
+	local_deliver_batch(b->lt->cfg, b->reqs, b->n, b->lt->started);
 }
 
 static void batch_done(void *arg)
@@ -54,7 +60,7 @@ static void batch_done(void *arg)
 /* dispatch - oldest requests first, up to LOCAL_BATCHES batches in flight. */
 static void dispatch(struct local_transport *lt)
 {
-	while (lt->wait_head != NULL && lt->in_flight < LOCAL_BATCHES) {
+	while (!lt->cleaning && lt->wait_head != NULL && lt->in_flight < LOCAL_BATCHES) {
 		struct local_batch *b = xcalloc(1, sizeof(*b));
 		b->lt = lt;
 		while (lt->wait_head != NULL && b->n < LOCAL_BATCH_MAX) {
@@ -87,7 +93,7 @@ static void local_deliver(struct transport *t, struct delivery *d)
 static bool local_idle(const struct transport *t)
 {
 	const struct local_transport *lt = (const struct local_transport *)t;
-	return lt->in_flight == 0 && lt->wait_head == NULL;
+	return !lt->cleaning && lt->in_flight == 0 && lt->wait_head == NULL;
 }
 
 /* local_stop - requests not yet started are given back as untried: their
@@ -109,7 +115,22 @@ static void local_free(struct transport *t)
 {
 	struct local_transport *lt = (struct local_transport *)t;
 	workers_free(lt->pool);
+	delivered_free();
 	free(lt);
+}
+
+static void clean_work(void *arg)
+{
+	struct local_transport *lt = arg;
+	local_clean_tmp(lt->cfg, lt->started);
+}
+
+static void clean_done(void *arg)
+{
+	struct local_transport *lt = arg;
+	lt->cleaning = false;
+	if (!lt->stopping)
+		dispatch(lt);
 }
 
 struct transport *transport_local_new(struct event_base *base, const struct config *cfg)
@@ -118,5 +139,8 @@ struct transport *transport_local_new(struct event_base *base, const struct conf
 	lt->t = (struct transport){"local", local_deliver, local_idle, local_stop, NULL, local_free};
 	lt->cfg = cfg;
 	lt->pool = workers_new(base, LOCAL_THREADS);
+	lt->started = time(NULL);
+	lt->cleaning = true;
+	workers_submit(lt->pool, clean_work, clean_done, lt);
 	return &lt->t;
 }

@@ -3,14 +3,20 @@ import os
 import re
 import shutil
 import signal
+import sys
 import tempfile
 import time
 import unittest
 
 import harness
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..',
+                                'bench'))
+import killtest  # noqa: E402  (bench/killtest.py: the long run, 100 kills)
 from harness import ServerPerClass, HOSTNAME, UNTRUSTED, Conn, Server, smtp_client, smtp_session
 
-MAILDIR_NAME = re.compile(r'^\d+\.M\d+P\d+Q\d+\..+,S=(\d+),W=(\d+)$')
+# <arrival>.rg<queue id>_<recipient index>.<host>,S=<size>,W=<size with CRLF>
+MAILDIR_NAME = re.compile(r'^(\d+)\.rg([0-9A-F]{16})_(\d+)\..+,S=(\d+),W=(\d+)$')
 QUEUED = re.compile(r'^2\.0\.0 Ok: queued as ([0-9A-F]{16})$')
 
 MESSAGE = (b'From: Sender <a@example.org>\r\n'
@@ -29,8 +35,17 @@ MESSAGE = (b'From: Sender <a@example.org>\r\n'
            b'last line\r\n')
 
 
+def strip_delivery_lines(data, sender='a@example.org', rcpt='postmaster@localhost'):
+    """The copy without the two lines local delivery puts first (checked exactly)."""
+    lines = b'Return-Path: <%s>\nDelivered-To: %s\n' % (sender.encode(), rcpt.encode())
+    assert data.startswith(lines), data[:120]
+    return data[len(lines):]
+
+
 def split_received(data):
-    """(the first Received: header with its continuation lines, the rest)."""
+    """(the first Received: header with its continuation lines, the rest), after
+    the Return-Path: and Delivered-To: lines."""
+    data = strip_delivery_lines(data)
     assert data.startswith(b'Received: '), data[:80]
     lines = data.split(b'\n')
     n = 1
@@ -91,9 +106,12 @@ class MaildirDelivery(ServerPerClass):
         name, data = self.find_delivered(qid)
         m = MAILDIR_NAME.match(name)
         self.assertIsNotNone(m, name)
+        self.assertEqual(m.group(2), qid, 'the unique part carries the queue id')
+        self.assertEqual(m.group(3), '0', 'and the recipient index')
+        self.assertLessEqual(abs(int(m.group(1)) - time.time()), 60)
         path = os.path.join(self.server.maildir_path('localhost', 'postmaster'), 'new', name)
-        self.assertEqual(int(m.group(1)), os.path.getsize(path))
-        self.assertEqual(int(m.group(2)), len(data) + data.count(b'\n'),
+        self.assertEqual(int(m.group(4)), os.path.getsize(path))
+        self.assertEqual(int(m.group(5)), len(data) + data.count(b'\n'),
                          'W= must be the size with CRLF line ends')
         for sub in ('tmp', 'cur'):
             self.assertTrue(os.path.isdir(os.path.join(
@@ -257,9 +275,62 @@ class CrashRecovery(unittest.TestCase):
         s.start()
         files = s.wait_maildir('localhost', 'postmaster')
         self.assertEqual(len(files), 1, s.tail())
+        self.assertEqual(files[0].split(',')[0], '1700000000.rg%s_0.%s' % (qid, os.uname().nodename))
         self.assertEqual(s.read_mail('localhost', 'postmaster', files[0]),
-                         body.replace(b'\r\n', b'\n'))
+                         b'Return-Path: <a@example.org>\nDelivered-To: postmaster@localhost\n'
+                         + body.replace(b'\r\n', b'\n'))
         self.assertEqual(s.wait_queue_empty('active'), [])
+
+    def hand_made_queue_file(self, s, qid):
+        body = b'Received: from x (localhost [127.0.0.9])\r\n\tby y; now\r\nSubject: old\r\n\r\nold\r\n'
+        head = ('RGQ1\nid %s\narrival 1700000000\nclient 127.0.0.9 localhost\n'
+                'helo c.example.org\nsender \n'
+                'rcpt P L postmaster localhost postmaster@localhost\n'
+                'rcpt P L abuse localhost abuse@localhost\nsize %d\n\n'
+                % (qid, len(body))).encode()
+        os.makedirs(os.path.join(s.queue_dir, 'active'))
+        with open(os.path.join(s.queue_dir, 'active', qid), 'wb') as f:
+            f.write(head + body)
+
+    def test_copy_delivered_before_the_crash_is_not_delivered_again(self):
+        """The crash fell between "copy in new/" and "done mark written", and a mail
+        client has since moved the copy to cur/: the restart finds it by its name."""
+        s = self.server = Server(start=False)
+        qid = '0000018C2A3B4C60'
+        self.hand_made_queue_file(s, qid)
+        cur = os.path.join(s.maildir_path('localhost', 'postmaster'), 'cur')
+        for sub in ('tmp', 'new', 'cur'):
+            os.makedirs(os.path.join(s.maildir_path('localhost', 'postmaster'), sub))
+        earlier = '1700000000.rg%s_0.%s,S=1,W=1:2,S' % (qid, os.uname().nodename)
+        with open(os.path.join(cur, earlier), 'wb') as f:
+            f.write(b'x')
+        s.start()
+        self.assertEqual(len(s.wait_maildir('localhost', 'abuse')), 1, s.tail())
+        self.assertEqual(s.wait_queue_empty('active'), [])
+        self.assertIsNotNone(s.wait_log(r'already-delivered queue=%s to=<postmaster@localhost> '
+                                        r'mailbox=\S+/localhost/postmaster/cur copy=rg%s_0 '
+                                        % (qid, qid)), s.tail())
+        self.assertEqual(s.maildir('localhost', 'postmaster'), [], 'delivered twice')
+        self.assertEqual(os.listdir(cur), [earlier])
+        # the other recipient's copy: the null sender as <>, its own index
+        name = s.maildir('localhost', 'abuse')[0]
+        self.assertTrue(name.startswith('1700000000.rg%s_1.' % qid), name)
+        self.assertTrue(s.read_mail('localhost', 'abuse', name).startswith(
+            b'Return-Path: <>\nDelivered-To: abuse@localhost\nReceived: from x'))
+
+    def test_own_orphans_in_maildir_tmp_removed_at_start(self):
+        s = self.server = Server(start=False)
+        tmp = os.path.join(s.maildir_path('localhost', 'postmaster'), 'tmp')
+        os.makedirs(tmp)
+        ours, theirs = '1700000000.rg0000018C2A3B4C61_0.h', '1700000000.M1P2Q3.h'
+        for name in (ours, theirs):
+            with open(os.path.join(tmp, name), 'wb') as f:
+                f.write(b'half a messa')
+            os.utime(os.path.join(tmp, name), (time.time() - 60, time.time() - 60))
+        s.start()
+        self.assertIsNotNone(s.wait_log(r'maildir-recovery orphans_removed=1 mailboxes=1'),
+                             s.tail())
+        self.assertEqual(os.listdir(tmp), [theirs], "only our own files go")
 
     def test_stale_tmp_file_removed_at_start(self):
         s = self.server = Server(start=False)
@@ -460,3 +531,24 @@ class OneServerPerQueue(unittest.TestCase):
             with smtp_client(first.port) as c:
                 c.sendmail('a@example.org', ['postmaster@localhost'], b'Subject: x\r\n\r\nok\r\n')
             self.assertEqual(len(first.wait_maildir('localhost', 'postmaster')), 1)
+
+
+class FaultsUnderLoad(unittest.TestCase):
+    """bench/killtest.py, short: a token-tracking client (8 sessions, two local
+    recipients per message) while the server is stopped again and again."""
+
+    def check(self, r):
+        self.assertGreater(r['messages_acknowledged'], 0, r)
+        self.assertEqual(r['lost'], 0, r)
+        self.assertEqual(r['duplicated'], 0, r)
+        self.assertTrue(r['queue_drained'], r)
+        self.assertEqual(r['orphans_in_tmp'], 0, r)
+        self.assertEqual(r['unclean_exits'], 0, r)
+
+    def test_kill9_at_random_moments(self):
+        self.check(killtest.run(kills=8, sessions=8, sig='KILL', min_gap=0.1, max_gap=0.4,
+                                run_delay=2))
+
+    def test_sigterm_under_load(self):
+        self.check(killtest.run(kills=2, sessions=8, sig='TERM', min_gap=0.3, max_gap=0.6,
+                                run_delay=2))

@@ -1,13 +1,16 @@
 /*
  * test_maildir.c - local delivery into a Maildir: the directory layout, the
  * stored bytes (CRLF in, LF on disk), Dovecot file names with S= and W=,
- * and the path checks that keep a mailbox name inside the mailbox base.
+ * and the path checks that keep a mailbox name inside the mailbox base; a
+ * queued copy (Return-Path:, Delivered-To:, its deterministic name), finding
+ * it again in new/ or cur/, and the start-up removal of our tmp/ orphans.
  *
  * The mailbox base is a fresh mkdtemp directory, registered with basedir
  * first as the server does at start-up, and removed at the end.
  */
 #include "check.h"
 #include "files.h"
+#include "delivery/delivered.h"
 #include "delivery/maildir.h"
 #include "util/basedir.h"
 #include "util/dirsync.h"
@@ -88,12 +91,12 @@ static bool take_num(const char **p, const char *prefix, unsigned long long *v)
 	return true;
 }
 
-/* parse_name - <secs>.M<usecs>P<pid>Q<n>.<host>,S=<size>,W=<vsize>, nothing more. */
+/* parse_name - <secs>.rgM<usecs>P<pid>Q<n>.<host>,S=<size>,W=<vsize>, nothing more. */
 static bool parse_name(const char *s, struct dname *d)
 {
 	unsigned long long v[4];
 	const char *p = s;
-	if (!take_num(&p, "", &v[0]) || !take_num(&p, ".M", &v[1]) || !take_num(&p, "P", &v[2]) ||
+	if (!take_num(&p, "", &v[0]) || !take_num(&p, ".rgM", &v[1]) || !take_num(&p, "P", &v[2]) ||
 	    !take_num(&p, "Q", &v[3]) || *p++ != '.')
 		return false;
 	const char *comma = strstr(p, ",S=");
@@ -317,6 +320,262 @@ static void test_refused(void)
 	CHECK(entries("..", NULL, 0) == 1, "something was written beside the mailbox base");
 }
 
+/* ---- a queued copy: the added lines, the deterministic name ---- */
+
+static const struct copy_row {
+	int line;
+	const char *sender, *to; /* NULL: no line */
+	const char *want;        /* the lines put before the text */
+} copy_rows[] = {
+	{__LINE__, "a@example.org", "bob@example.com",
+	 "Return-Path: <a@example.org>\nDelivered-To: bob@example.com\n"},
+	/* the null sender of a bounce */
+	{__LINE__, "", "bob@example.com", "Return-Path: <>\nDelivered-To: bob@example.com\n"},
+	/* a line break in a value would forge a header: control bytes go */
+	{__LINE__, "a@x.example\r\nX-Evil: 1", "b\n@example.com",
+	 "Return-Path: <a@x.exampleX-Evil: 1>\nDelivered-To: b@example.com\n"},
+	{__LINE__, NULL, "bob@example.com", "Delivered-To: bob@example.com\n"},
+	{__LINE__, NULL, NULL, ""},
+};
+
+/* text_fd - a file holding junk, then text at offset 5 (as a queue file). */
+static int text_fd(const char *text, size_t len)
+{
+	char *p = xasprintf("%s/../queuefile", base);
+	int fd = open(p, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	bool ok = fd >= 0 && write(fd, "head\n", 5) == 5 && write(fd, text, len) == (ssize_t)len;
+	unlink(p);
+	free(p);
+	if (!ok && fd >= 0)
+		close(fd);
+	return ok ? fd : -1;
+}
+
+static void check_copy_row(const struct copy_row *r)
+{
+	static const char text[] = "Subject: c\r\n\r\nbody\r\n";
+	char path[4096] = "", newdir[4096], err[256] = "", host[512], *want_name, *want;
+	struct maildir_copy c = {r->sender, r->to, "rg0123456789ABCDEF_3", 1700000000};
+	int fd = text_fd(text, sizeof(text) - 1);
+	bool ok = fd >= 0 && maildir_deliver_copy(base, "example.org", "copy", &c, fd, 5,
+						  sizeof(text) - 1, path, sizeof(path), newdir,
+						  sizeof(newdir), err, sizeof(err));
+	CHECK_AT(r->line, ok, "maildir_deliver_copy: %s", err);
+	if (fd >= 0)
+		close(fd);
+	want = xasprintf("%sSubject: c\n\nbody\n", r->want);
+	host_escaped(host, sizeof(host));
+	size_t lines = (size_t)(r->sender != NULL) + (r->to != NULL);
+	want_name = xasprintf("%s/example.org/copy/new/1700000000.rg0123456789ABCDEF_3.%s,S=%zu,W=%zu",
+			      base, host, strlen(want), strlen(want) + lines + 3);
+	CHECK_STR_AT(r->line, path, want_name, "the deterministic name");
+	struct strbuf got = read_at(AT_FDCWD, want_name);
+	CHECK_STR_AT(r->line, got.data ? got.data : "", want, "stored copy");
+	CHECK_AT(r->line, entries("example.org/copy/tmp", NULL, 0) == 0, "tmp/ not empty");
+	strbuf_free(&got);
+	unlink(want_name);
+	free(want_name);
+	free(want);
+}
+
+/* put - a file base/rel with some text; false if it could not be made. */
+static bool put(const char *rel)
+{
+	char *p = xasprintf("%s/%s", base, rel);
+	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	bool ok = fd >= 0 && write(fd, "x\n", 2) == 2;
+	if (fd >= 0)
+		close(fd);
+	free(p);
+	return ok;
+}
+
+/* A leftover tmp/ file of the same copy (a crash mid-write) is replaced. */
+static void test_copy_over_orphan(void)
+{
+	static const char text[] = "A: b\r\n\r\nx\r\n";
+	char host[512], rel[1024], path[4096], newdir[4096], err[256] = "";
+	host_escaped(host, sizeof(host));
+	snprintf(rel, sizeof(rel), "example.org/copy/tmp/7.rgFEDCBA9876543210_0.%s", host);
+	CHECK(put(rel), "cannot make the orphan %s", rel);
+	struct maildir_copy c = {"a@example.org", "copy@example.org", "rgFEDCBA9876543210_0", 7};
+	int fd = text_fd(text, sizeof(text) - 1);
+	bool ok = fd >= 0 && maildir_deliver_copy(base, "example.org", "copy", &c, fd, 5,
+						  sizeof(text) - 1, path, sizeof(path), newdir,
+						  sizeof(newdir), err, sizeof(err));
+	CHECK(ok, "delivery over a leftover tmp/ file: %s", err);
+	CHECK(entries("example.org/copy/tmp", NULL, 0) == 0, "tmp/ not empty");
+	CHECK(entries("example.org/copy/new", NULL, 0) == 1, "new/: want the one copy");
+	if (fd >= 0)
+		close(fd);
+	unlink(path);
+}
+
+/* ---- finding a copy delivered before ---- */
+
+static void test_find_delivered(void)
+{
+	char path[4096] = "", dir[4096] = "", host[512], rel[1024], cur[1024];
+	host_escaped(host, sizeof(host));
+	snprintf(rel, sizeof(rel), "example.org/find/new/9.rg00000000000000AA_1.%s,S=2,W=3", host);
+	CHECK(maildir_find_delivered(base, "example.org", "find", "rg00000000000000AA_1", path,
+				     sizeof(path), dir, sizeof(dir)) == false,
+	      "found a copy in a mailbox that does not exist");
+	static const char *const subs[] = {"example.org", "example.org/find",
+					   "example.org/find/new", "example.org/find/cur",
+					   "example.org/find/tmp"};
+	for (size_t i = 0; i < RG_ARRAY_LEN(subs); i++) {
+		char *p = xasprintf("%s/%s", base, subs[i]);
+		mkdir(p, 0700);
+		free(p);
+	}
+	CHECK(put(rel), "cannot make %s", rel);
+	bool found = maildir_find_delivered(base, "example.org", "find", "rg00000000000000AA_1",
+					    path, sizeof(path), dir, sizeof(dir));
+	char *want = xasprintf("%s/%s", base, rel);
+	CHECK(found, "the copy in new/ was not found");
+	CHECK_STR_AT(__LINE__, path, want, "path of the copy in new/");
+	CHECK_STR_AT(__LINE__, dir, "example.org/find/new", "its directory");
+	/* another recipient of the same message, and one whose index starts alike */
+	CHECK(!maildir_find_delivered(base, "example.org", "find", "rg00000000000000AA_0", path,
+				      sizeof(path), dir, sizeof(dir)), "index 0 matched index 1");
+	CHECK(!maildir_find_delivered(base, "example.org", "find", "rg00000000000000AA_", path,
+				      sizeof(path), dir, sizeof(dir)), "a prefix matched");
+	/* a mail client read it: new/X became cur/X:2,S */
+	snprintf(cur, sizeof(cur), "%s/example.org/find/cur/9.rg00000000000000AA_1.%s,S=2,W=3:2,S",
+		 base, host);
+	CHECK(rename(want, cur) == 0, "rename into cur/: %s", strerror(errno));
+	found = maildir_find_delivered(base, "example.org", "find", "rg00000000000000AA_1", path,
+				       sizeof(path), dir, sizeof(dir));
+	CHECK(found, "the copy moved to cur/ was not found");
+	CHECK_STR_AT(__LINE__, path, cur, "path of the copy in cur/");
+	CHECK_STR_AT(__LINE__, dir, "example.org/find/cur", "its directory");
+	free(want);
+}
+
+static const struct uniq {
+	int line;
+	const char *name;
+	bool ok;
+	uint64_t qid;
+	uint32_t idx;
+} uniqs[] = {
+	{__LINE__, "1.rg000661D07F299DA8_0.host,S=1,W=2", true, 0x000661D07F299DA8ULL, 0},
+	{__LINE__, "1700000000.rg0123456789ABCDEF_12.h.example:2,S", true, 0x0123456789ABCDEFULL, 12},
+	{__LINE__, "1.rg0123456789abcdef_1.h", false, 0, 0}, /* queue ids are upper case */
+	{__LINE__, "1.rg0123456789ABCDE_1.h", false, 0, 0},  /* 15 digits */
+	{__LINE__, "1.rg0123456789ABCDEF_.h", false, 0, 0},
+	{__LINE__, "1.rg0123456789ABCDEF_1x.h", false, 0, 0},
+	{__LINE__, "1.rg0123456789ABCDEF_99999999999.h", false, 0, 0},
+	{__LINE__, "1.rgM5P6Q7.h", false, 0, 0},                /* ours, not queued */
+	{__LINE__, "1.M5P6Q7.h", false, 0, 0},                  /* Dovecot's */
+	{__LINE__, "rg0123456789ABCDEF_1", false, 0, 0},
+};
+
+static void test_parse_unique(void)
+{
+	for (size_t i = 0; i < RG_ARRAY_LEN(uniqs); i++) {
+		uint64_t q = 0;
+		uint32_t n = 0;
+		bool ok = maildir_parse_unique(uniqs[i].name, &q, &n);
+		CHECK_AT(uniqs[i].line, ok == uniqs[i].ok, "parse \"%s\": %d", uniqs[i].name, ok);
+		CHECK_AT(uniqs[i].line, !ok || (q == uniqs[i].qid && n == uniqs[i].idx),
+			 "parse \"%s\": %llx_%u", uniqs[i].name, (unsigned long long)q, n);
+	}
+}
+
+/* The snapshot of earlier copies: taken at the first lookup, then kept. */
+static void test_delivered_before(void)
+{
+	bool in_cur = false;
+	CHECK(delivered_before(base, "example.org", "find", 0xAA, 1, &in_cur) && in_cur,
+	      "the copy in cur/ (from test_find_delivered) is not in the snapshot");
+	CHECK(!delivered_before(base, "example.org", "find", 0xAA, 0, &in_cur),
+	      "another recipient of the same message counted as delivered");
+	CHECK(!delivered_before(base, "example.org", "nobody", 0xAA, 1, &in_cur),
+	      "a mailbox that does not exist holds a copy");
+	/* written after the snapshot: not in it (this process's copies never are) */
+	char host[512], rel[1024];
+	host_escaped(host, sizeof(host));
+	snprintf(rel, sizeof(rel), "example.org/find/new/9.rg00000000000000AA_2.%s,S=2,W=3", host);
+	CHECK(put(rel), "cannot make %s", rel);
+	CHECK(!delivered_before(base, "example.org", "find", 0xAA, 2, &in_cur),
+	      "the snapshot was taken again");
+	delivered_free();
+	CHECK(delivered_before(base, "example.org", "find", 0xAA, 2, &in_cur) && !in_cur,
+	      "a fresh snapshot does not see the copy in new/");
+	delivered_free();
+}
+
+/* ---- orphans in tmp/ at start ---- */
+
+/* aged - set rel's modification time (not through a link) to t. */
+static void aged(const char *rel, time_t t)
+{
+	char *p = xasprintf("%s/%s", base, rel);
+	struct timespec ts[2] = {{t, 0}, {t, 0}};
+	CHECK(utimensat(AT_FDCWD, p, ts, AT_SYMLINK_NOFOLLOW) == 0, "utimensat %s", p);
+	free(p);
+}
+
+static const struct orphan {
+	int line;
+	const char *rel;
+	bool old, removed;
+} orphans[] = {
+	{__LINE__, "clean.example/u1/tmp/1.rg0000000000000001_0.h", true, true},
+	{__LINE__, "clean.example/u2/tmp/1.rgM5P6Q7.h", true, true},
+	/* written since the start: a delivery running now */
+	{__LINE__, "clean.example/u2/tmp/1.rg0000000000000002_0.h", false, false},
+	/* not ours: a mail client's or Dovecot's file */
+	{__LINE__, "clean.example/u1/tmp/1.M5P6Q7.h", true, false},
+	{__LINE__, "clean.example/u1/tmp/rg.x", true, false},
+	{__LINE__, "clean.example/u1/new/1.rg0000000000000003_0.h", true, false},
+};
+
+static void mk(const char *rel)
+{
+	char *p = xasprintf("%s/%s", base, rel);
+	mkdir(p, 0700);
+	free(p);
+}
+
+static void test_clean_tmp(void)
+{
+	static const char *const dirs[] = {"clean.example", "clean.example/u1",
+		"clean.example/u1/tmp", "clean.example/u1/new", "clean.example/u2",
+		"clean.example/u2/tmp", "../elsewhere", "../elsewhere/tmp"};
+	for (size_t i = 0; i < RG_ARRAY_LEN(dirs); i++)
+		mk(dirs[i]);
+	time_t now = time(NULL);
+	for (size_t i = 0; i < RG_ARRAY_LEN(orphans); i++) {
+		CHECK_AT(orphans[i].line, put(orphans[i].rel), "cannot make %s", orphans[i].rel);
+		aged(orphans[i].rel, orphans[i].old ? now - 3600 : now + 5);
+	}
+	/* a link out of the mailbox base is not followed */
+	char *target = xasprintf("%s/elsewhere", top), *link = xasprintf("%s/clean.example/u3", base);
+	CHECK(symlink(target, link) == 0, "symlink: %s", strerror(errno));
+	CHECK(put("../elsewhere/tmp/1.rg0000000000000004_0.h"), "cannot make the linked file");
+	aged("../elsewhere/tmp/1.rg0000000000000004_0.h", now - 3600);
+	size_t visited, want = 0;
+	size_t n = maildir_clean_tmp(base, now, 100000, &visited);
+	for (size_t i = 0; i < RG_ARRAY_LEN(orphans); i++) {
+		char *p = xasprintf("%s/%s", base, orphans[i].rel);
+		bool gone = access(p, F_OK) != 0;
+		CHECK_AT(orphans[i].line, gone == orphans[i].removed, "%s: removed %d, want %d",
+			 orphans[i].rel, gone, orphans[i].removed);
+		want += orphans[i].removed;
+		free(p);
+	}
+	CHECK(n == want, "removed %zu, want %zu", n, want);
+	CHECK(entries("../elsewhere/tmp", NULL, 0) == 1, "followed a link out of the base");
+	/* the walk is bounded: with a budget of one Maildir, at most one is visited */
+	maildir_clean_tmp(base, now, 1, &visited);
+	CHECK(visited == 1, "visited %zu Maildirs with a budget of 1", visited);
+	free(target);
+	free(link);
+}
+
 int main(void)
 {
 	/* registered with basedir first, as the mailbox base is at start-up */
@@ -337,6 +596,13 @@ int main(void)
 	for (size_t i = 0; i < RG_ARRAY_LEN(rows); i++)
 		check_row(&rows[i]);
 	test_large();
+	for (size_t i = 0; i < RG_ARRAY_LEN(copy_rows); i++)
+		check_copy_row(&copy_rows[i]);
+	test_copy_over_orphan();
+	test_find_delivered();
+	test_parse_unique();
+	test_delivered_before();
+	test_clean_tmp();
 	dirsync_cleanup();
 	basedir_close_all();
 	remove_tree(top);
