@@ -136,7 +136,7 @@ void queue_rcpt_set_reply(struct queue_rcpt *r, const char *reply)
 {
 	free(r->last_reply);
 	/* bounded: a state record per recipient and pass must stay small */
-	r->last_reply = reply ? xstrndup(reply, QUEUE_REPLY_MAX) : NULL;
+	r->last_reply = reply ? xstrndup(reply, strnlen(reply, QUEUE_REPLY_MAX)) : NULL;
 }
 
 time_t queue_msg_next_try(const struct queue_msg *m)
