@@ -403,6 +403,17 @@ static void address_reply(struct session *s, const char *verb, enum addr_error e
 		reply_error(s, verb, "501 %s Bad %s address syntax: %s", status, what, why);
 }
 
+/* log_mail_refused - the line for a MAIL refused by policy. */
+static void log_mail_refused(const struct session *s, const struct transaction *tx,
+			     const struct policy_decision *d)
+{
+	char from[ADDR_PATH_MAX + 3];
+	snprintf(from, sizeof(from), "<%s>", tx->sender.text);
+	log_ev(LOG_INFO, "mail-refused", {"session", s->id}, {"client", s->ip_text},
+	       {"from", from}, {"user", s->client.sasl_username},
+	       {"restriction", d->restriction}, {"list", d->list}, {"reply", d->reply});
+}
+
 /* submission_mail_ok - a submission port refuses at MAIL what its client and
  * sender lists refuse: 530 before AUTH, 553 for an address the login does not own. */
 static bool submission_mail_ok(struct session *s, struct transaction *tx)
@@ -412,11 +423,7 @@ static bool submission_mail_ok(struct session *s, struct transaction *tx)
 	policy_check_mail(s->cfg, &req, &d);
 	if (d.action == POLICY_ACCEPT)
 		return true;
-	char from[ADDR_PATH_MAX + 3];
-	snprintf(from, sizeof(from), "<%s>", tx->sender.text);
-	log_ev(LOG_INFO, "mail-refused", {"session", s->id}, {"client", s->ip_text},
-	       {"from", from}, {"user", s->client.sasl_username},
-	       {"restriction", d.restriction}, {"list", d.list}, {"reply", d.reply});
+	log_mail_refused(s, tx, &d);
 	if (d.list == s->cfg->submission_client.param && !s->client.sasl_authenticated &&
 	    d.action == POLICY_REJECT)
 		reply(s, "530 5.7.0 Authentication required");
@@ -433,11 +440,7 @@ static bool owned_sender_ok(struct session *s, struct transaction *tx)
 	struct policy_decision d;
 	if (policy_sender_owned(s->cfg, &req, &d))
 		return true;
-	char from[ADDR_PATH_MAX + 3];
-	snprintf(from, sizeof(from), "<%s>", tx->sender.text);
-	log_ev(LOG_INFO, "mail-refused", {"session", s->id}, {"client", s->ip_text},
-	       {"from", from}, {"user", s->client.sasl_username},
-	       {"restriction", d.restriction}, {"list", d.list}, {"reply", d.reply});
+	log_mail_refused(s, tx, &d);
 	reply(s, "%s", d.reply);
 	return false;
 }
