@@ -3,10 +3,12 @@
  *
  * Owns: binding the smtpd_listen sockets, accepting connections (pausing
  * when accept() fails), the per-client (IPv4 address, IPv6 /64) and overall
- * connection limits, the cached free space of the queue file system, the list of sessions (for SIGTERM), the
- * worker pool, queue recovery at start-up, and scheduling local delivery
- * after a message is committed.
- * Must not: speak SMTP (the session does) or make policy decisions.
+ * connection limits, the cached free space of the queue file system, the
+ * list of sessions (for SIGTERM), the commit and spool worker pools, and the
+ * hand-off of each committed message to the queue manager (qmgr/), which it
+ * starts and stops with the resolver and the control socket.
+ * Must not: speak SMTP (the session does), make policy decisions, or decide
+ * anything about delivery (the queue manager does).
  */
 #ifndef RG_SERVER_H
 #define RG_SERVER_H
