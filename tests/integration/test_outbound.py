@@ -110,8 +110,12 @@ class Outbound(unittest.TestCase):
                    'mx.later.test': [LATER_IP], SENDER_NAME: ['127.0.0.26']},
             null_mx=['nullmx.test'],
             servfail=['broken.test'])
+        # class cleanups run even when a later step of setUpClass fails
+        cls.addClassCleanup(cls.dns.cleanup)
         cls.dns.start()
         cls.rcv = receiver(RECEIVER_IP, cls.port)
+        cls.addClassCleanup(cls.rcv.cleanup)
+        cls.addClassCleanup(cls.rcv.stop)
         cls.snd = Server(overrides={
             'default_transport': 'smtp',
             'dns_servers': cls.dns.servers,
@@ -122,15 +126,8 @@ class Outbound(unittest.TestCase):
             'queue_run_delay': '1s',
             'transport_maps': 'inline:{special.test=smtp:[%s]:%d}' % (RECEIVER_IP, cls.port),
         })
-
-    @classmethod
-    def tearDownClass(cls):
-        for s in (cls.snd, cls.rcv):
-            try:
-                s.stop()
-            finally:
-                s.cleanup()
-        cls.dns.cleanup()
+        cls.addClassCleanup(cls.snd.cleanup)
+        cls.addClassCleanup(cls.snd.stop)
 
     def delivered(self, user, domain, marker, timeout=10):
         deadline = time.time() + timeout
