@@ -14,14 +14,13 @@ import socket
 import time
 import unittest
 
-import subprocess
 import tempfile
 import threading
 
 import fakesmtp
-import harness
 from dnslab import DnsLab, require_dnsmasq
 from harness import Server, smtp_session, free_port, run_cli, TRUSTED
+from test_msa import make_passwd
 
 QUEUED = re.compile(r'^2\.0\.0 Ok: queued as ([0-9A-F]{16})$')
 RECEIVER_IP = '127.0.0.21'
@@ -259,15 +258,6 @@ class Outbound(unittest.TestCase):
             later.cleanup()
 
 
-def write_passwd(path, user, password):
-    p = subprocess.run([harness.binary(), 'passwd', '--scheme', 'SHA512-CRYPT'],
-                       input=password + '\n', capture_output=True, text=True, timeout=30)
-    assert p.returncode == 0, p.stderr
-    with open(path, 'w') as f:
-        f.write('%s:%s::::::\n' % (user, p.stdout.strip()))
-    os.chmod(path, 0o644)
-
-
 class OutboundRelayhost(unittest.TestCase):
     """A smarthost that wants AUTH over STARTTLS: a relayguard submission port."""
 
@@ -275,7 +265,7 @@ class OutboundRelayhost(unittest.TestCase):
         self.tmp = tempfile.mkdtemp(prefix='relayguard-out-')
         os.chmod(self.tmp, 0o755)
         passwd = os.path.join(self.tmp, 'users')
-        write_passwd(passwd, 'alice@dest.test', 'alice-secret')
+        make_passwd(passwd, {'alice@dest.test': ('SHA512-CRYPT', 'alice-secret')})
         port = free_port(RECEIVER_IP)
         self.sub_port = free_port(RECEIVER_IP)
         self.hub = receiver(RECEIVER_IP, port, submission_listen='%s:%d' % (RECEIVER_IP, self.sub_port),
