@@ -62,6 +62,7 @@ static const struct param_def params[] = {
 	{"smtpd_client_connection_count_limit", P_COUNT, "50"},
 	{"queue_directory", P_PATH, "./var/queue"},
 	{"virtual_mailbox_base", P_PATH, "./var/mail"},
+	{"direct_local_delivery", P_BOOL, "yes"},
 	{"mail_owner", P_STRING, "relayguard"},
 	{"smtpd_peername_lookup", P_BOOL, "yes"},
 	{"dns_servers", P_STRING, ""},
@@ -986,6 +987,7 @@ static void convert_all(struct loader *ld)
 	cfg->smtpd_banner = convert_single(ld, idx("smtpd_banner"));
 	cfg->queue_directory = convert_single(ld, idx("queue_directory"));
 	cfg->virtual_mailbox_base = convert_single(ld, idx("virtual_mailbox_base"));
+	cfg->direct_local_delivery = convert_bool(ld, idx("direct_local_delivery"));
 	cfg->mail_owner = convert_single(ld, idx("mail_owner"));
 	rg_str_lower(cfg->myhostname);
 	rg_str_lower(cfg->mydomain);

@@ -97,6 +97,7 @@ struct config {
 	struct listen_addr *listen;
 	size_t n_listen;
 	char *queue_directory, *virtual_mailbox_base, *mail_owner;
+	bool direct_local_delivery; /* all-local mail goes to the Maildirs before 250 */
 	bool smtpd_peername_lookup; /* verified reverse DNS name of each client */
 	/* TLS (RFC 3207, RFC 8314) */
 	enum tls_level smtpd_tls_security_level, submission_tls_security_level;

@@ -6,6 +6,10 @@
  * deliveries and finishes the queue files. Under load this is group commit:
  * one directory fsync serves every message that landed in that Maildir.
  *
+ * Delivery at acceptance (local_deliver_now) writes the same copies from
+ * the text in memory, before the 250, when every recipient is local: then
+ * the Maildir copies are the durable ones and no queue file is written.
+ *
  * Idempotent: a copy's Maildir name is derived from the queue id and the
  * recipient's index, so when a crash fell between "copy in new/" and "done
  * mark in the queue file", the retry finds the copy (in new/, or in cur/
@@ -151,6 +155,8 @@ static enum lookup lookup_for(const struct delivery *d, time_t started)
 	for (size_t i = 0; i < d->n_rcpt; i++)
 		if (d->msg->rcpts[d->rcpt[i]].attempts > 0)
 			return LOOKUP_SCAN;
+	if (d->msg->tried_direct)
+		return LOOKUP_SCAN;
 	if (strncmp(d->msg->path ? d->msg->path : "", "deferred/", 9) == 0)
 		return LOOKUP_SCAN;
 	/* the same second counts: the message may predate the start */
@@ -219,6 +225,61 @@ void local_deliver_batch(const struct config *cfg, struct delivery **reqs, size_
 		free(list[i].newdir);
 	}
 	free(list);
+}
+
+/* copy_now - recipient i's copy of m, from memory, under its queued name. */
+static bool copy_now(const struct config *cfg, const struct queue_msg *m, size_t i,
+		     char *path, size_t pathlen, char *newdir, size_t newdirlen, char *err,
+		     size_t errlen)
+{
+	const struct queue_rcpt *r = &m->rcpts[i];
+	char unique[64], to[600];
+	snprintf(unique, sizeof(unique), "%s%s_%zu", MAILDIR_UNIQUE_MARK, m->id, i);
+	snprintf(to, sizeof(to), "%s@%s", r->local, r->domain);
+	struct maildir_copy c = {m->sender, to, unique, (long long)m->arrival};
+	return maildir_deliver_copy_mem(cfg->virtual_mailbox_base, r->domain, r->local, &c,
+					m->body.data, m->body.len, path, pathlen, newdir,
+					newdirlen, err, errlen);
+}
+
+/* sync_new_dirs - one dirsync per distinct new/ directory of dirs[0..n). */
+static bool sync_new_dirs(const char *base, char **dirs, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		bool seen = false;
+		for (size_t k = 0; k < i && !seen; k++)
+			seen = strcmp(dirs[k], dirs[i]) == 0;
+		if (!seen && !dirsync(base, dirs[i]))
+			return false;
+	}
+	return true;
+}
+
+bool local_deliver_now(const struct config *cfg, struct queue_msg *m, char *err,
+		       size_t errlen)
+{
+	char path[4096], newdir[4096];
+	char **dirs = xcalloc(m->n_rcpts ? m->n_rcpts : 1, sizeof(*dirs));
+	size_t n = 0;
+	bool ok = true;
+	for (size_t i = 0; i < m->n_rcpts && ok; i++) {
+		ok = copy_now(cfg, m, i, path, sizeof(path), newdir, sizeof(newdir), err, errlen);
+		if (ok) {
+			queue_rcpt_set_reply(&m->rcpts[i], path);
+			dirs[n++] = xstrdup(newdir);
+		}
+	}
+	if (ok && !sync_new_dirs(cfg->virtual_mailbox_base, dirs, n)) {
+		snprintf(err, errlen, "cannot sync a Maildir directory: %s", strerror(errno));
+		ok = false;
+	}
+	for (size_t i = 0; i < n; i++)
+		free(dirs[i]);
+	free(dirs);
+	m->tried_direct = !ok;
+	for (size_t i = 0; i < m->n_rcpts && !ok; i++)
+		queue_rcpt_set_reply(&m->rcpts[i], NULL); /* a queued delivery starts afresh */
+	return ok;
 }
 
 /* At most this many Maildirs are walked at start: the walk must end. */

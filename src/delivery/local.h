@@ -23,6 +23,17 @@
 void local_deliver_batch(const struct config *cfg, struct delivery **reqs, size_t n,
 			 time_t started);
 
+/* Worker thread, at commit (delivery at acceptance): write every recipient
+ * of m (all routed to local delivery; the text in m->body) to its Maildir
+ * before the client hears 250: each copy written and fsync'd under its
+ * queued name, renamed into new/, then each new/ synced once. On success
+ * each recipient's last_reply holds its mailbox file. On failure nothing
+ * was promised: err says why, the copies written so far stay (under the
+ * names a queued delivery uses, so it finds them: m->tried_direct is set)
+ * and the caller queues m instead. */
+bool local_deliver_now(const struct config *cfg, struct queue_msg *m, char *err,
+		       size_t errlen);
+
 /* Worker thread, at start: remove our own orphaned Maildir tmp/ files older
  * than started (a crash mid-write leaves them); logs the count. */
 void local_clean_tmp(const struct config *cfg, time_t started);

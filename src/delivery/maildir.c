@@ -249,6 +249,16 @@ bool maildir_deliver_copy(const char *base, const char *domain, const char *loca
 		       errlen);
 }
 
+bool maildir_deliver_copy_mem(const char *base, const char *domain, const char *local,
+			      const struct maildir_copy *c, const char *msg, size_t len,
+			      char *path, size_t pathlen, char *newdir, size_t newdirlen,
+			      char *err, size_t errlen)
+{
+	struct source src = {msg ? msg : "", -1, 0, len};
+	return deliver(base, domain, local, c, &src, path, pathlen, newdir, newdirlen, err,
+		       errlen);
+}
+
 static bool deliver(const char *base, const char *domain, const char *local,
 		    const struct maildir_copy *c, const struct source *src, char *path,
 		    size_t pathlen, char *newdir, size_t newdirlen, char *err, size_t errlen)

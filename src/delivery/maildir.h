@@ -57,6 +57,12 @@ bool maildir_deliver_copy(const char *base, const char *domain, const char *loca
 			  char *path, size_t pathlen, char *newdir, size_t newdirlen,
 			  char *err, size_t errlen);
 
+/* The same, the text (len bytes, CRLF line ends) from memory. */
+bool maildir_deliver_copy_mem(const char *base, const char *domain, const char *local,
+			      const struct maildir_copy *c, const char *msg, size_t len,
+			      char *path, size_t pathlen, char *newdir, size_t newdirlen,
+			      char *err, size_t errlen);
+
 /* Does base/domain/local hold a copy whose unique part is unique, in new/ or
  * in cur/ (any flags)? It reads both directories whole: call it only for a
  * message that may have been delivered before (recovery, a retry). On true,

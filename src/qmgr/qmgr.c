@@ -22,6 +22,7 @@
  */
 #include "qmgr/qmgr.h"
 #include "qmgr/bounce_queue.h"
+#include "queue/bounce.h"
 #include "qmgr/route.h"
 #include "qmgr/transport.h"
 #include "qmgr/transport_local.h"
@@ -285,6 +286,35 @@ static void log_attempt(const struct qentry *e, const struct queue_rcpt *r, cons
 	       {"delay", delay}, {"delays", delays}, {"dsn", r->dsn[0] ? r->dsn : NULL},
 	       {"status", status}, {"tls", r->tls[0] ? r->tls : NULL},
 	       {local ? "mailbox" : "reply", r->last_reply});
+}
+
+bool qmgr_direct_ok(const struct config *cfg, const struct queue_msg *m)
+{
+	if (!cfg->direct_local_delivery || m->n_rcpts == 0)
+		return false;
+	for (size_t i = 0; i < m->n_rcpts; i++) {
+		const struct queue_rcpt *r = &m->rcpts[i];
+		struct route rt;
+		char err[512];
+		if (dsn_wanted(r->notify, DSN_DELIVERED) ||
+		    !route_for_domain(cfg, r->domain, r->cls == ADDR_CLASS_LOCAL, &rt, err,
+				      sizeof(err)) ||
+		    rt.kind != ROUTE_LOCAL)
+			return false;
+	}
+	return true;
+}
+
+void qmgr_delivered_direct(struct qmgr *q, struct queue_msg *m)
+{
+	struct qentry e = {.q = q, .m = m, .pass_start = m->arrival};
+	for (size_t i = 0; i < m->n_rcpts; i++) {
+		struct queue_rcpt *r = &m->rcpts[i];
+		r->outcome = RCPT_SENT;
+		rg_strlcpy(r->dsn, "2.0.0", sizeof(r->dsn));
+		log_attempt(&e, r, "delivered", "sent");
+	}
+	queue_msg_free(m);
 }
 
 static bool expired(const struct qmgr *q, const struct queue_msg *m, time_t now)

@@ -34,6 +34,15 @@ void qmgr_set_smtp(struct qmgr *q, struct transport *smtp);
 void qmgr_start(struct qmgr *q);
 /* A message just committed to active/ (taken). */
 void qmgr_submit(struct qmgr *q, struct queue_msg *m);
+/* Delivery at acceptance: may m (not yet committed) be delivered to its
+ * Maildirs before the 250 instead of being queued? Only when
+ * direct_local_delivery is on, every recipient routes to local delivery,
+ * and none asked for a success report (NOTIFY=SUCCESS needs a queued DSN).
+ * Pure (reads cfg only): callable from a worker. */
+bool qmgr_direct_ok(const struct config *cfg, const struct queue_msg *m);
+/* m was delivered at acceptance (local_deliver_now): log each recipient's
+ * "delivered" line as a queued delivery would, and free m. */
+void qmgr_delivered_direct(struct qmgr *q, struct queue_msg *m);
 /* SIGTERM: no more queue scans or outbound connections; local deliveries
  * and what is in flight finish. on_idle(arg) runs each time nothing is left
  * in flight afterwards. */

@@ -4,6 +4,7 @@
 #include "smtp/server.h"
 #include "auth/auth.h"
 #include "auth/lockout.h"
+#include "delivery/local.h"
 #include "control/control.h"
 #include "dns/dns.h"
 #include "policy/policy.h"
@@ -323,6 +324,7 @@ struct job {
 	void (*done)(void *arg, bool ok, const char *err);
 	void *arg;
 	bool ok;
+	bool direct;                 /* delivered to the Maildirs at acceptance */
 	char err[512];
 	struct queue_spool *spool;   /* text already partly on disk, or NULL */
 	struct strbuf data;          /* spool writes: the text to append */
@@ -340,6 +342,22 @@ static struct job *job_new(struct server *srv, struct queue_msg *m, struct queue
 	return j;
 }
 
+/* deliver_direct - all-local mail into its Maildirs now, which then hold
+ * the durable copy; a failure is logged and the message is queued instead. */
+static bool deliver_direct(struct job *j)
+{
+	const struct config *cfg = j->srv->cfg;
+	struct queue_msg *m = j->msg;
+	char err[512];
+	if (!qmgr_direct_ok(cfg, m))
+		return false;
+	if (local_deliver_now(cfg, m, err, sizeof(err)))
+		return true;
+	log_ev(LOG_WARNING, "direct-delivery-failed", {"session", m->session}, {"queue", m->id},
+	       {"reason", err}, {"action", "queued for delivery instead"});
+	return false;
+}
+
 static void commit_work(void *arg)
 {
 	struct job *j = arg;
@@ -347,7 +365,9 @@ static void commit_work(void *arg)
 	struct queue_msg *m = j->msg;
 	if (j->spool == NULL) {
 		m->size = m->body.len;
-		j->ok = queue_commit(dir, m, j->err, sizeof(j->err));
+		j->ok = j->direct = deliver_direct(j);
+		if (!j->direct)
+			j->ok = queue_commit(dir, m, j->err, sizeof(j->err));
 		return;
 	}
 	/* the tail still in memory, then the same durability steps as queue_commit */
@@ -371,13 +391,16 @@ static void commit_done(void *arg)
 		snprintf(from, sizeof(from), "<%s>", m->sender);
 		log_ev(LOG_INFO, "queued", {"session", m->session}, {"queue", m->id},
 		       {"client", m->client_ip},
-		       {"from", from}, {"size", size}, {"nrcpt", nrcpt});
+		       {"from", from}, {"size", size}, {"nrcpt", nrcpt},
+		       {"delivery", j->direct ? "at acceptance" : NULL});
 	} else {
 		log_ev(LOG_ERROR, "queue-error", {"session", m->session}, {"queue", m->id},
 		       {"reason", j->err});
 	}
 	j->done(j->arg, j->ok, j->err);
-	if (j->ok) {
+	if (j->direct) {
+		qmgr_delivered_direct(j->srv->qmgr, m);
+	} else if (j->ok) {
 		strbuf_free(&m->body); /* on disk now; delivery reads it back */
 		qmgr_submit(j->srv->qmgr, m);
 	} else {
