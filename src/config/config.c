@@ -121,6 +121,9 @@ static const struct param_def params[] = {
 	{"default_destination_concurrency_limit", P_COUNT, "20"},
 	{"default_destination_recipient_limit", P_COUNT, "50"},
 	{"qmgr_message_active_limit", P_COUNT, "20000"},
+	/* in-flow control: acceptance slows down when delivery falls behind */
+	{"in_flow_delay", P_DURATION, "1s"},
+	{"in_flow_backlog_limit", P_COUNT, "1000"},
 	/* message limits from the hostile review (issue 11) */
 	{"hopcount_limit", P_COUNT, "50"},
 	{"header_size_limit", P_SIZE, "102400"},
@@ -908,6 +911,8 @@ static void convert_outbound_limits(struct loader *ld)
 		{"default_destination_recipient_limit", &cfg->default_destination_recipient_limit,
 		 1, 100000},
 		{"qmgr_message_active_limit", &cfg->qmgr_message_active_limit, 1, 1000000},
+		{"in_flow_delay", &cfg->in_flow_delay, 0, 10}, /* Postfix allows 0-10s */
+		{"in_flow_backlog_limit", &cfg->in_flow_backlog_limit, 1, 1000000},
 	};
 	convert_ranges(ld, limits, RG_ARRAY_LEN(limits));
 	cfg->smtp_tcp_port = (unsigned)port;

@@ -136,6 +136,8 @@ struct config {
 	uint64_t maximal_queue_lifetime, bounce_queue_lifetime, delay_warning_time;
 	uint64_t bounce_size_limit, default_destination_concurrency_limit;
 	uint64_t default_destination_recipient_limit, qmgr_message_active_limit;
+	uint64_t in_flow_delay;         /* seconds a 250 may wait for delivery (0: never) */
+	uint64_t in_flow_backlog_limit; /* messages waiting for delivery before it does */
 	/* message limits (Postfix's names and defaults) */
 	uint64_t hopcount_limit;    /* Received: headers a message may carry */
 	uint64_t header_size_limit; /* bytes per header field; the excess is discarded */

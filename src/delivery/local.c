@@ -285,7 +285,7 @@ bool local_deliver_now(const struct config *cfg, struct queue_msg *m, char *err,
 /* At most this many Maildirs are walked at start: the walk must end. */
 #define CLEAN_MAX_MAILBOXES 100000
 
-void local_clean_tmp(const struct config *cfg, time_t started)
+void local_clean_tmp(const struct config *cfg, const struct timespec *started)
 {
 	size_t visited;
 	size_t n = maildir_clean_tmp(cfg->virtual_mailbox_base, started, CLEAN_MAX_MAILBOXES,

@@ -34,8 +34,8 @@ void local_deliver_batch(const struct config *cfg, struct delivery **reqs, size_
 bool local_deliver_now(const struct config *cfg, struct queue_msg *m, char *err,
 		       size_t errlen);
 
-/* Worker thread, at start: remove our own orphaned Maildir tmp/ files older
- * than started (a crash mid-write leaves them); logs the count. */
-void local_clean_tmp(const struct config *cfg, time_t started);
+/* Worker thread, at start: remove our own orphaned Maildir tmp/ files
+ * written before started (a crash mid-write leaves them); logs the count. */
+void local_clean_tmp(const struct config *cfg, const struct timespec *started);
 
 #endif

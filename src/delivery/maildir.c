@@ -398,8 +398,48 @@ bool maildir_scan_copies(const char *base, const char *domain, const char *local
 	return true;
 }
 
+/* fresh_parts - the time (microseconds) and pid in a fresh unique part
+ * ("<secs>.rgM<usecs>P<pid>Q<n>.<host>"); false for any other name. */
+static bool fresh_parts(const char *name, long long *usecs, long *pid)
+{
+	const char *p = strchr(name, '.');
+	char mark[8];
+	snprintf(mark, sizeof(mark), "%sM", MAILDIR_UNIQUE_MARK);
+	long long secs = strtoll(name, NULL, 10);
+	if (p == NULL || strncmp(p + 1, mark, strlen(mark)) != 0)
+		return false;
+	char *end;
+	long us = strtol(p + 1 + strlen(mark), &end, 10);
+	if (*end != 'P')
+		return false;
+	*pid = strtol(end + 1, &end, 10);
+	*usecs = secs * 1000000ll + us;
+	return *end == 'Q';
+}
+
+/* orphan - is tmp/name (ours: marked "rg") left over from before start
+ * (microseconds)? A queued copy's name holds its queue id, the time the
+ * message arrived: this process only writes copies of messages that
+ * arrived before it started once this clean-up is over (the local
+ * transport waits for it), and copies of its own messages, which are
+ * newer. A fresh name holds its writer's pid and time. Any other name is
+ * judged by its file time, less a clock tick (file times are coarse). */
+static bool orphan(const char *name, const struct stat *st, long long start_us)
+{
+	uint64_t qid;
+	uint32_t idx;
+	long long us;
+	long pid;
+	if (maildir_parse_unique(name, &qid, &idx))
+		return (long long)qid < start_us;
+	if (fresh_parts(name, &us, &pid))
+		return pid != (long)getpid() || us < start_us;
+	return (long long)st->st_mtim.tv_sec * 1000000ll + st->st_mtim.tv_nsec / 1000 <
+	       start_us - MAILDIR_CLOCK_SLACK_MS * 1000ll;
+}
+
 /* clean_one_tmp - remove our old files from one tmp/ directory. */
-static size_t clean_one_tmp(int mbfd, time_t before)
+static size_t clean_one_tmp(int mbfd, long long before)
 {
 	DIR *d = open_dir(mbfd, "tmp");
 	size_t removed = 0, mlen = strlen(MAILDIR_UNIQUE_MARK);
@@ -409,7 +449,7 @@ static size_t clean_one_tmp(int mbfd, time_t before)
 		if (e->d_name[0] == '.' || u == NULL || strncmp(u + 1, MAILDIR_UNIQUE_MARK, mlen) != 0)
 			continue; /* not ours: a client's or another MDA's */
 		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-		    S_ISREG(st.st_mode) && st.st_mtime < before &&
+		    S_ISREG(st.st_mode) && orphan(e->d_name, &st, before) &&
 		    unlinkat(dirfd(d), e->d_name, 0) == 0)
 			removed++;
 	}
@@ -419,7 +459,7 @@ static size_t clean_one_tmp(int mbfd, time_t before)
 }
 
 /* clean_domain - every Maildir of one domain directory, within the budget. */
-static size_t clean_domain(int dfd, time_t before, size_t max, size_t *visited)
+static size_t clean_domain(int dfd, long long before, size_t max, size_t *visited)
 {
 	DIR *d = open_dir(dfd, ".");
 	size_t removed = 0;
@@ -438,9 +478,10 @@ static size_t clean_domain(int dfd, time_t before, size_t max, size_t *visited)
 	return removed;
 }
 
-size_t maildir_clean_tmp(const char *base, time_t before, size_t max_mailboxes,
-			 size_t *visited)
+size_t maildir_clean_tmp(const char *base, const struct timespec *started,
+			 size_t max_mailboxes, size_t *visited)
 {
+	long long before = (long long)started->tv_sec * 1000000ll + started->tv_nsec / 1000;
 	int bfd = basedir_fd(base);
 	DIR *d = bfd < 0 ? NULL : open_dir(bfd, ".");
 	size_t removed = 0;

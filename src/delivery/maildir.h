@@ -83,12 +83,18 @@ bool maildir_scan_copies(const char *base, const char *domain, const char *local
 			 void (*fn)(void *arg, uint64_t qid, uint32_t idx, bool in_cur),
 			 void *arg);
 
-/* Remove our own files (unique part marked "rg") older than before from the
- * tmp/ of every Maildir base/<domain>/<local>/, visiting at most
- * max_mailboxes Maildirs. Symbolic links are not followed. Returns how many
- * files were removed; *visited gets the Maildirs looked at. */
-size_t maildir_clean_tmp(const char *base, time_t before, size_t max_mailboxes,
-			 size_t *visited);
+/* Remove our own files (unique part marked "rg") left in the tmp/ of every
+ * Maildir base/<domain>/<localpart>/ by a process that ran before started,
+ * visiting at most max_mailboxes Maildirs. A queued copy's name holds its
+ * queue id (the time its message arrived), a fresh one its writer's pid and
+ * time: a copy of a message older than started is an orphan, because the
+ * caller writes none until this returns, and copies of newer messages are
+ * left alone. Other names go by their file time, less MAILDIR_CLOCK_SLACK_MS
+ * (file times come from a coarse clock). Symbolic links are not followed.
+ * Returns how many files were removed; *visited gets the Maildirs looked at. */
+#define MAILDIR_CLOCK_SLACK_MS 50
+size_t maildir_clean_tmp(const char *base, const struct timespec *before,
+			 size_t max_mailboxes, size_t *visited);
 
 /* Is s usable as one path component of a mailbox? */
 bool maildir_component_ok(const char *s);

@@ -67,6 +67,23 @@ struct scan_job {
 	size_t n_found;
 };
 
+/* A queued message whose 250 waits for delivery to catch up (in-flow). */
+struct flow_waiter {
+	struct qmgr *q;
+	void (*ready)(void *arg);
+	void *arg;
+	struct event *timer;           /* in_flow_delay: then it goes on anyway */
+	struct flow_waiter *prev, *next;
+};
+
+/* In-flow control: the current episode of delivery falling behind. */
+struct flow {
+	struct flow_waiter *head, *tail;
+	size_t waiting;                /* 250s held now */
+	uint64_t delayed, timed_out;   /* in this episode */
+	time_t since;                  /* the episode began (0: delivery keeps up) */
+};
+
 struct qmgr {
 	struct event_base *base;
 	const struct config *cfg;
@@ -84,6 +101,8 @@ struct qmgr {
 	struct qctl files;            /* the operator's commands on the files */
 	char **settled_during_scan;   /* ids that left memory while a scan ran */
 	size_t n_settled;
+	size_t n_waiting_on_disk;     /* submitted while the active set was full */
+	struct flow flow;
 };
 
 static unsigned id_bucket(const char *id)
@@ -256,6 +275,7 @@ void qmgr_submit(struct qmgr *q, struct queue_msg *m)
 	}
 	if (q->n_active >= q->cfg->qmgr_message_active_limit) {
 		q->more_due = true; /* it waits in active/ for the scan after some settle */
+		q->n_waiting_on_disk++;
 		queue_msg_free(m);
 		return;
 	}
@@ -415,6 +435,112 @@ static void notify_idle(struct qmgr *q)
 		q->on_idle(q->idle_arg);
 }
 
+/* ---- in-flow control ---- */
+
+/* Messages waiting for delivery now: in memory, or left on disk because
+ * the active set was full. Retries not yet due are not counted. */
+static size_t backlog(const struct qmgr *q)
+{
+	return q->n_active + q->n_waiting_on_disk;
+}
+
+/* behind - has delivery fallen so far behind acceptance that a new 250 waits? */
+static bool behind(const struct qmgr *q)
+{
+	return q->cfg->in_flow_delay > 0 && !q->stopping &&
+	       backlog(q) > q->cfg->in_flow_backlog_limit;
+}
+
+static void flow_log_start(struct qmgr *q)
+{
+	char n[24], limit[24];
+	snprintf(n, sizeof(n), "%zu", backlog(q));
+	snprintf(limit, sizeof(limit), "%llu", (unsigned long long)q->cfg->in_flow_backlog_limit);
+	log_ev(LOG_WARNING, "in-flow-delay", {"backlog", n}, {"limit", limit},
+	       {"action", "each newly queued message waits up to in_flow_delay for its 250"});
+}
+
+/* flow_end - delivery caught up: one line for the whole episode. */
+static void flow_end(struct qmgr *q)
+{
+	char n[24], delayed[24], timed_out[24], secs[24];
+	snprintf(n, sizeof(n), "%zu", backlog(q));
+	snprintf(delayed, sizeof(delayed), "%llu", (unsigned long long)q->flow.delayed);
+	snprintf(timed_out, sizeof(timed_out), "%llu", (unsigned long long)q->flow.timed_out);
+	snprintf(secs, sizeof(secs), "%lld", (long long)(time(NULL) - q->flow.since));
+	log_ev(LOG_INFO, "in-flow-resumed", {"backlog", n}, {"delayed", delayed},
+	       {"waited_full_delay", timed_out}, {"seconds", secs});
+	q->flow.since = 0;
+	q->flow.delayed = q->flow.timed_out = 0;
+}
+
+static void flow_unlink(struct flow *f, struct flow_waiter *w)
+{
+	*(w->prev ? &w->prev->next : &f->head) = w->next;
+	*(w->next ? &w->next->prev : &f->tail) = w->prev;
+	f->waiting--;
+}
+
+/* flow_release - w's 250 goes out now. */
+static void flow_release(struct flow_waiter *w)
+{
+	flow_unlink(&w->q->flow, w);
+	event_free(w->timer);
+	void (*ready)(void *arg) = w->ready;
+	void *arg = w->arg;
+	free(w);
+	ready(arg);
+}
+
+static void on_flow_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct flow_waiter *w = arg;
+	w->q->flow.timed_out++;
+	flow_release(w);
+}
+
+/* flow_progress - a message left the active set: like Postfix's token, it
+ * lets the oldest waiting 250 go; all of them once delivery keeps up. */
+static void flow_progress(struct qmgr *q)
+{
+	if (q->flow.head != NULL)
+		flow_release(q->flow.head);
+	while (q->flow.head != NULL && !behind(q))
+		flow_release(q->flow.head);
+	if (q->flow.since != 0 && q->flow.head == NULL && !behind(q))
+		flow_end(q);
+}
+
+void qmgr_in_flow(struct qmgr *q, void (*ready)(void *arg), void *arg)
+{
+	if (!behind(q)) {
+		ready(arg);
+		return;
+	}
+	if (q->flow.since == 0) {
+		q->flow.since = time(NULL);
+		flow_log_start(q);
+	}
+	struct flow_waiter *w = xcalloc(1, sizeof(*w));
+	*w = (struct flow_waiter){q, ready, arg, NULL, q->flow.tail, NULL};
+	w->timer = evtimer_new(q->base, on_flow_timeout, w);
+	struct timeval tv = {(time_t)q->cfg->in_flow_delay, 0};
+	evtimer_add(w->timer, &tv);
+	*(q->flow.tail ? &q->flow.tail->next : &q->flow.head) = w;
+	q->flow.tail = w;
+	q->flow.waiting++;
+	q->flow.delayed++;
+}
+
+/* flow_release_all - SIGTERM: nobody waits for delivery any more. */
+static void flow_release_all(struct qmgr *q)
+{
+	while (q->flow.head != NULL)
+		flow_release(q->flow.head);
+}
+
 static void settle_done(void *arg)
 {
 	struct qentry *e = arg;
@@ -428,6 +554,7 @@ static void settle_done(void *arg)
 	for (size_t i = 0; i < RG_ARRAY_LEN(reports); i++)
 		if (reports[i] != NULL)
 			qmgr_submit(q, reports[i]);
+	flow_progress(q);
 	/* the active set was full: once half of it has settled, fetch more from
 	 * disk now rather than at the next queue_run_delay */
 	if (q->more_due && q->n_active <= q->cfg->qmgr_message_active_limit / 2) {
@@ -526,6 +653,10 @@ static void scan_done(void *arg)
 	struct qmgr *q = j->q;
 	if (j->n_found == j->budget)
 		q->more_due = true; /* it stopped at the budget: more may be due */
+	/* those the scan read are in memory now (a guess when it stopped early) */
+	q->n_waiting_on_disk = !q->more_due ? 0
+			       : q->n_waiting_on_disk > j->n_found ? q->n_waiting_on_disk - j->n_found
+								   : 0;
 	for (size_t i = 0; i < j->n_found; i++) {
 		struct queue_msg *m = j->found[i];
 		if (settled_during_scan(q, m->id))
@@ -619,6 +750,7 @@ void qmgr_stop(struct qmgr *q, void (*on_idle)(void *arg), void *arg)
 	q->stopping = true;
 	q->on_idle = on_idle;
 	q->idle_arg = arg;
+	flow_release_all(q);
 	if (q->scan_timer)
 		evtimer_del(q->scan_timer);
 	if (q->smtp)

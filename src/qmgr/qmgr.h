@@ -43,6 +43,13 @@ bool qmgr_direct_ok(const struct config *cfg, const struct queue_msg *m);
 /* m was delivered at acceptance (local_deliver_now): log each recipient's
  * "delivered" line as a queued delivery would, and free m. */
 void qmgr_delivered_direct(struct qmgr *q, struct queue_msg *m);
+/* In-flow control (Postfix's in_flow_delay): call it for a message just
+ * queued, before its 250. ready(arg) runs at once while delivery keeps up;
+ * while more than in_flow_backlog_limit messages wait for delivery, it runs
+ * when one of them leaves (oldest waiter first), or after in_flow_delay,
+ * or at SIGTERM, whichever is first. The episode is logged (in-flow-delay,
+ * in-flow-resumed) and qmgr_status reports it. */
+void qmgr_in_flow(struct qmgr *q, void (*ready)(void *arg), void *arg);
 /* SIGTERM: no more queue scans or outbound connections; local deliveries
  * and what is in flight finish. on_idle(arg) runs each time nothing is left
  * in flight afterwards. */

@@ -30,6 +30,7 @@ struct local_transport {
 	bool stopping;
 	bool cleaning;               /* the start-up tmp/ clean-up runs */
 	time_t started;
+	struct timespec started_at; /* the same, precisely: tmp/ files older are orphans */
 };
 
 struct local_batch {
@@ -122,7 +123,7 @@ static void local_free(struct transport *t)
 static void clean_work(void *arg)
 {
 	struct local_transport *lt = arg;
-	local_clean_tmp(lt->cfg, lt->started);
+	local_clean_tmp(lt->cfg, &lt->started_at);
 }
 
 static void clean_done(void *arg)
@@ -139,7 +140,8 @@ struct transport *transport_local_new(struct event_base *base, const struct conf
 	lt->t = (struct transport){"local", local_deliver, local_idle, local_stop, NULL, local_free};
 	lt->cfg = cfg;
 	lt->pool = workers_new(base, LOCAL_THREADS);
-	lt->started = time(NULL);
+	clock_gettime(CLOCK_REALTIME, &lt->started_at);
+	lt->started = lt->started_at.tv_sec;
 	lt->cleaning = true;
 	workers_submit(lt->pool, clean_work, clean_done, lt);
 	return &lt->t;

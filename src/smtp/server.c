@@ -380,6 +380,14 @@ static void commit_work(void *arg)
 		queue_spool_abort(dir, j->spool);
 }
 
+/* commit_reply - the session hears the outcome (its 250, or the 4xx). */
+static void commit_reply(void *arg)
+{
+	struct job *j = arg;
+	j->done(j->arg, j->ok, j->err);
+	free(j);
+}
+
 static void commit_done(void *arg)
 {
 	struct job *j = arg;
@@ -397,16 +405,18 @@ static void commit_done(void *arg)
 		log_ev(LOG_ERROR, "queue-error", {"session", m->session}, {"queue", m->id},
 		       {"reason", j->err});
 	}
-	j->done(j->arg, j->ok, j->err);
 	if (j->direct) {
 		qmgr_delivered_direct(j->srv->qmgr, m);
 	} else if (j->ok) {
 		strbuf_free(&m->body); /* on disk now; delivery reads it back */
 		qmgr_submit(j->srv->qmgr, m);
+		/* queued: the 250 may wait while delivery catches up (in-flow) */
+		qmgr_in_flow(j->srv->qmgr, commit_reply, j);
+		return;
 	} else {
 		queue_msg_free(m);
 	}
-	free(j);
+	commit_reply(j);
 }
 
 void server_commit(struct server *srv, struct queue_msg *m, struct queue_spool *sp,

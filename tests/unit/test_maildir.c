@@ -510,6 +510,14 @@ static void test_delivered_before(void)
 /* ---- orphans in tmp/ at start ---- */
 
 /* aged - set rel's modification time (not through a link) to t. */
+static void aged_ns(const char *rel, struct timespec t)
+{
+	char *p = xasprintf("%s/%s", base, rel);
+	struct timespec ts[2] = {t, t};
+	CHECK(utimensat(AT_FDCWD, p, ts, AT_SYMLINK_NOFOLLOW) == 0, "utimensat %s", p);
+	free(p);
+}
+
 static void aged(const char *rel, time_t t)
 {
 	char *p = xasprintf("%s/%s", base, rel);
@@ -518,20 +526,51 @@ static void aged(const char *rel, time_t t)
 	free(p);
 }
 
+/* Names: OLDQ/NEWQ stand for a queue id from before/after the start, PID
+ * for this process's pid, NOWS for the start's second. */
 static const struct orphan {
 	int line;
 	const char *rel;
-	bool old, removed;
+	bool old, removed; /* old: the file time is an hour before the start */
 } orphans[] = {
-	{__LINE__, "clean.example/u1/tmp/1.rg0000000000000001_0.h", true, true},
-	{__LINE__, "clean.example/u2/tmp/1.rgM5P6Q7.h", true, true},
-	/* written since the start: a delivery running now */
-	{__LINE__, "clean.example/u2/tmp/1.rg0000000000000002_0.h", false, false},
+	/* a queued copy of a message older than the start: a crash left it */
+	{__LINE__, "clean.example/u1/tmp/1.rgOLDQ_0.h", false, true},
+	/* a copy of a message newer than the start: a delivery running now,
+	 * whatever its file time says */
+	{__LINE__, "clean.example/u2/tmp/1.rgNEWQ_0.h", true, false},
+	/* fresh names: another pid's is an orphan, ours from after the start is not */
+	{__LINE__, "clean.example/u2/tmp/1.rgM5P6Q7.h", false, true},
+	{__LINE__, "clean.example/u2/tmp/NOWS.rgM1PPIDQ7.h", true, false},
+	/* ours but neither form: by the file time */
+	{__LINE__, "clean.example/u2/tmp/1.rgX.h", true, true},
+	{__LINE__, "clean.example/u2/tmp/2.rgX.h", false, false},
 	/* not ours: a mail client's or Dovecot's file */
 	{__LINE__, "clean.example/u1/tmp/1.M5P6Q7.h", true, false},
 	{__LINE__, "clean.example/u1/tmp/rg.x", true, false},
-	{__LINE__, "clean.example/u1/new/1.rg0000000000000003_0.h", true, false},
+	{__LINE__, "clean.example/u1/new/1.rgOLDQ_0.h", true, false},
 };
+
+/* subst - rel with OLDQ, NEWQ, NOWS and PID filled in for a start at now. */
+static char *subst(const char *rel, time_t now)
+{
+	char buf[512], val[64];
+	const char *keys[] = {"OLDQ", "NEWQ", "NOWS", "PID"};
+	snprintf(buf, sizeof(buf), "%s", rel);
+	for (size_t k = 0; k < RG_ARRAY_LEN(keys); k++) {
+		char *at = strstr(buf, keys[k]);
+		if (at == NULL)
+			continue;
+		unsigned long long us = (unsigned long long)now * 1000000ull;
+		if (k == 0 || k == 1)
+			snprintf(val, sizeof(val), "%016llX", k == 0 ? us - 300000 : us + 1);
+		else
+			snprintf(val, sizeof(val), "%lld", k == 2 ? (long long)now : (long long)getpid());
+		char rest[512];
+		snprintf(rest, sizeof(rest), "%s", at + strlen(keys[k]));
+		snprintf(at, sizeof(buf) - (size_t)(at - buf), "%s%s", val, rest);
+	}
+	return xstrdup(buf);
+}
 
 static void mk(const char *rel)
 {
@@ -548,9 +587,11 @@ static void test_clean_tmp(void)
 	for (size_t i = 0; i < RG_ARRAY_LEN(dirs); i++)
 		mk(dirs[i]);
 	time_t now = time(NULL);
+	char *names[RG_ARRAY_LEN(orphans)];
 	for (size_t i = 0; i < RG_ARRAY_LEN(orphans); i++) {
-		CHECK_AT(orphans[i].line, put(orphans[i].rel), "cannot make %s", orphans[i].rel);
-		aged(orphans[i].rel, orphans[i].old ? now - 3600 : now + 5);
+		names[i] = subst(orphans[i].rel, now);
+		CHECK_AT(orphans[i].line, put(names[i]), "cannot make %s", names[i]);
+		aged(names[i], orphans[i].old ? now - 3600 : now + 5);
 	}
 	/* a link out of the mailbox base is not followed */
 	char *target = xasprintf("%s/elsewhere", top), *link = xasprintf("%s/clean.example/u3", base);
@@ -558,22 +599,52 @@ static void test_clean_tmp(void)
 	CHECK(put("../elsewhere/tmp/1.rg0000000000000004_0.h"), "cannot make the linked file");
 	aged("../elsewhere/tmp/1.rg0000000000000004_0.h", now - 3600);
 	size_t visited, want = 0;
-	size_t n = maildir_clean_tmp(base, now, 100000, &visited);
+	struct timespec start = {now, 0};
+	size_t n = maildir_clean_tmp(base, &start, 100000, &visited);
 	for (size_t i = 0; i < RG_ARRAY_LEN(orphans); i++) {
-		char *p = xasprintf("%s/%s", base, orphans[i].rel);
+		char *p = xasprintf("%s/%s", base, names[i]);
 		bool gone = access(p, F_OK) != 0;
 		CHECK_AT(orphans[i].line, gone == orphans[i].removed, "%s: removed %d, want %d",
-			 orphans[i].rel, gone, orphans[i].removed);
+			 names[i], gone, orphans[i].removed);
 		want += orphans[i].removed;
 		free(p);
+		free(names[i]);
 	}
 	CHECK(n == want, "removed %zu, want %zu", n, want);
 	CHECK(entries("../elsewhere/tmp", NULL, 0) == 1, "followed a link out of the base");
 	/* the walk is bounded: with a budget of one Maildir, at most one is visited */
-	maildir_clean_tmp(base, now, 1, &visited);
+	maildir_clean_tmp(base, &start, 1, &visited);
 	CHECK(visited == 1, "visited %zu Maildirs with a budget of 1", visited);
 	free(target);
 	free(link);
+}
+
+/* A restart within the same second as the crash: the orphan's queue id is
+ * older than the start by a fraction of a second; a copy of a message that
+ * arrived a microsecond after the start stays, though its file time is
+ * earlier (a coarse clock). */
+static void test_clean_tmp_same_second(void)
+{
+	mk("second.example");
+	mk("second.example/u");
+	mk("second.example/u/tmp");
+	struct timespec start = {time(NULL), 600000000};
+	unsigned long long us = (unsigned long long)start.tv_sec * 1000000ull + 600000;
+	char *orphan = xasprintf("second.example/u/tmp/1.rg%016llX_0.h", us - 300000);
+	char *fresh = xasprintf("second.example/u/tmp/1.rg%016llX_0.h", us + 1);
+	CHECK(put(orphan) && put(fresh), "cannot make the files");
+	aged_ns(orphan, (struct timespec){start.tv_sec, 300000000});
+	aged_ns(fresh, (struct timespec){start.tv_sec, 590000000});
+	size_t visited;
+	size_t n = maildir_clean_tmp(base, &start, 100000, &visited);
+	char *po = xasprintf("%s/%s", base, orphan), *pf = xasprintf("%s/%s", base, fresh);
+	CHECK(access(po, F_OK) != 0, "an orphan from earlier in the same second stayed");
+	CHECK(access(pf, F_OK) == 0, "the copy of a newer message was removed");
+	CHECK(n >= 1, "removed %zu, want at least the orphan", n); /* + test_clean_tmp's */
+	free(po);
+	free(pf);
+	free(orphan);
+	free(fresh);
 }
 
 int main(void)
@@ -603,6 +674,7 @@ int main(void)
 	test_parse_unique();
 	test_delivered_before();
 	test_clean_tmp();
+	test_clean_tmp_same_second();
 	dirsync_cleanup();
 	basedir_close_all();
 	remove_tree(top);
