@@ -1405,8 +1405,12 @@ static void on_socket_drained(struct evbuffer *buf, const struct evbuffer_cb_inf
 			      void *arg)
 {
 	(void)info;
-	if (evbuffer_get_length(buf) == 0)
-		free_soon(arg);
+	struct session *s = arg;
+	/* the TLS layer moves its records down in pieces: the buffer below can
+	 * run empty while more of the last replies wait above it */
+	if (evbuffer_get_length(buf) == 0 &&
+	    evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+		free_soon(s);
 }
 
 /* free_when_sent - the TLS layer's output is empty: free once the socket has
