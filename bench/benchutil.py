@@ -6,7 +6,10 @@
   benchutil.py status PID FIELD            a field of /proc/PID/status in KiB (VmRSS, VmHWM)
   benchutil.py cpu PID                     CPU seconds used by PID (all threads): "user system"
   benchutil.py waitfiles DIR N TIMEOUT     wait until DIR holds >= N entries; prints
-                                           "<count> <epoch-seconds>" when done or timed out
+                                           "<count> <epoch-seconds>" when done or timed out,
+                                           the time being when the last entry landed (the
+                                           newest st_ctime_ns among them), not when the
+                                           wait saw it
   benchutil.py searchable DIR              exit 0 if DIR and every parent are searchable by
                                            everyone (o+x), as a privilege-dropped server needs
   benchutil.py waitlog FILE WORD TIMEOUT PID
@@ -44,6 +47,34 @@ def count_entries(path):
         return 0
 
 
+def landed(path):
+    """(entries, newest st_ctime_ns among them): a file renamed or linked
+    into a Maildir's new/ gets its ctime then, so the newest ctime is when the
+    last one landed, whenever we look.  The kernel stamps it from its coarse
+    clock (one tick, 1-4 ms, behind time.time_ns() at most)."""
+    n = newest = 0
+    try:
+        with os.scandir(path) as it:
+            for e in it:
+                try:
+                    newest = max(newest, e.stat(follow_symlinks=False).st_ctime_ns)
+                except FileNotFoundError:
+                    continue
+                n += 1
+    except FileNotFoundError:
+        pass
+    return n, newest
+
+
+def wait_landed(path, want, timeout, interval=0.01):
+    """Wait until path holds >= want entries (or timeout seconds pass);
+    returns landed(path).  The polling interval does not bias the time."""
+    deadline = time.time() + timeout
+    while count_entries(path) < want and time.time() < deadline:
+        time.sleep(interval)
+    return landed(path)
+
+
 def main(argv):
     cmd = argv[1] if len(argv) > 1 else ""
     if cmd == "now":
@@ -61,13 +92,8 @@ def main(argv):
         hz = os.sysconf("SC_CLK_TCK")
         print("%.2f %.2f" % (int(fields[11]) / hz, int(fields[12]) / hz))
     elif cmd == "waitfiles":
-        path, want, timeout = argv[2], int(argv[3]), float(argv[4])
-        deadline = time.time() + timeout
-        n = count_entries(path)
-        while n < want and time.time() < deadline:
-            time.sleep(0.005)
-            n = count_entries(path)
-        print("%d %.6f" % (n, time.time()))
+        n, newest = wait_landed(argv[2], int(argv[3]), float(argv[4]))
+        print("%d %d.%09d" % (n, newest // 10**9, newest % 10**9))
     elif cmd == "searchable":
         p = os.path.abspath(argv[2])
         while True:

@@ -5,7 +5,7 @@
 # run itself could not be carried out (server did not start, messages lost...).
 #
 # Knobs (environment): BENCH_MESSAGES (2000) BENCH_SESSIONS (20) BENCH_SIZE (4096)
-#   BENCH_IDLE (1000) BENCH_LOADGEN (auto|python: force the Python fallback)
+#   BENCH_IDLE (1000) BENCH_ROUNDS (2) BENCH_LOADGEN (auto|python: force the Python fallback)
 #   BENCH_TMPDIR (parent of the temp dir; default build/ if world-searchable, else /tmp)
 #   BENCH_PER_MESSAGE_CONNECT (0; 1 = one connection per message, smtp-source without -d)
 set -u
@@ -15,6 +15,9 @@ MESSAGES=${BENCH_MESSAGES:-2000}
 SESSIONS=${BENCH_SESSIONS:-20}
 SIZE=${BENCH_SIZE:-4096}
 IDLE=${BENCH_IDLE:-1000}
+ROUNDS=${BENCH_ROUNDS:-2}
+PER_MESSAGE=""
+[ "${BENCH_PER_MESSAGE_CONNECT:-0}" = 1 ] && PER_MESSAGE=1
 LOADGEN=${BENCH_LOADGEN:-auto}
 BIN=${BENCH_BIN:-build/relayguard}
 TOOLS=build/bench-tools
@@ -121,6 +124,7 @@ submission_listen =
 submissions_listen =
 queue_directory = $d/queue
 virtual_mailbox_base = $d/mail
+data_directory = $d/data
 mynetworks = 127.0.0.0/8
 mydestination = localhost
 local_recipient_maps = inline:{postmaster}
@@ -143,7 +147,6 @@ EOF
 		tail -n 20 "$TMP/$name.log" >&2
 		exit 1
 	fi
-	MAILDIR_NEW=$d/mail/localhost/postmaster/new
 }
 
 # log_problems NAME - server log lines that are not level info, summarised.
@@ -153,47 +156,19 @@ log_problems() {
 	echo "$n"
 }
 
-now() { date +%s.%N; }
 fdiv() { awk -v a="$1" -v b="$2" -v f="$3" 'BEGIN { if (b > 0) printf f, a / b; else print "n/a" }'; }
-fsub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a - b }'; }
 
-# ---- 1. throughput -----------------------------------------------------------
-start_server throughput 1000
-TP_PID=$SRV_PID
-say "throughput: $MESSAGES msgs x $SIZE B over $SESSIONS sessions to 127.0.0.1:$PORT with $GEN"
-reuse=-d
-[ "${BENCH_PER_MESSAGE_CONNECT:-0}" = 1 ] && reuse=""
-cpu0=$($U cpu "$TP_PID" | tr ' ' :)
-t0=$(now)
-if [ "$GEN" = smtp-source ]; then
-	# -d: keep each session's connection for its next message; -M: HELO name and
-	# default address domain; without -A, any non-2xx/3xx reply aborts it.
-	# shellcheck disable=SC2086
-	bg_run "$TMP/gen.out" env LD_LIBRARY_PATH="$TOOLS/usr/lib/postfix" "$SMTP_SOURCE" $reuse \
-		-s "$SESSIONS" -m "$MESSAGES" -l "$SIZE" -M localhost -f bench@localhost \
-		-t postmaster@localhost "127.0.0.1:$PORT"
-	gen_rc=$BG_RC
-else
-	# shellcheck disable=SC2086
-	bg_run "$TMP/gen.out" $PY bench/loadgen.py $reuse -s "$SESSIONS" -m "$MESSAGES" -l "$SIZE" \
-		-M localhost -f bench@localhost -t postmaster@localhost "127.0.0.1:$PORT"
-	gen_rc=$BG_RC
-fi
-t1=$(now)
-accept_s=$(fsub "$t1" "$t0")
-accepted=$(grep -c ' queued ' "$TMP/throughput.log")
-[ "$gen_rc" -ne 0 ] && { say "$GEN exited with status $gen_rc:"; tail -n 5 "$TMP/gen.out" >&2; }
-set -- $($U waitfiles "$MAILDIR_NEW" "$MESSAGES" 120)
-delivered=$1
-t2=$2
-deliver_s=$(fsub "$t2" "$t0")
-cpu1=$($U cpu "$TP_PID" | tr ' ' :)
-hwm_kib=$($U status "$TP_PID" VmHWM)
-rss_tp_kib=$($U status "$TP_PID" VmRSS)
-queue_left=$(find "$TMP/throughput/queue" -type f 2>/dev/null | wc -l)
-tp_problems=$(log_problems throughput)
-cp "$TMP/throughput.log" "$LOGDIR/throughput.log"
-stop_pid "$TP_PID"
+# ---- 1. throughput, side by side -----------------------------------------------
+# smtp-sink (no disk), relayguard direct_local_delivery = yes and = no, and
+# the peer lab's Postfix into a Maildir, interleaved round by round; every
+# directory under $TMP, so all on the same filesystem (bench/inbound_lab.py).
+say "throughput: $ROUNDS rounds of $MESSAGES msgs x $SIZE B over $SESSIONS sessions with $GEN"
+bg_run "$TMP/inbound.out" $PY bench/inbound_lab.py --tmpdir "$TMP" --gen "$GEN" \
+	--rounds "$ROUNDS" --messages "$MESSAGES" --sessions "$SESSIONS" --size "$SIZE" \
+	--logdir "$LOGDIR" ${PER_MESSAGE:+--per-message-connect}
+tp_rc=$BG_RC
+grep '^bench: ' "$TMP/inbound.out" >&2
+[ "$tp_rc" -ne 0 ] && say "bench/inbound_lab.py exited with status $tp_rc"
 
 # ---- 2. idle connections ------------------------------------------------------
 start_server idle $((IDLE + 1000))
@@ -214,25 +189,23 @@ fs=$(df -PT "$TMP" 2>/dev/null | awk 'NR == 2 { print $2 }')
 echo
 echo "relayguard bench ($(date -u '+%Y-%m-%d %H:%M:%SZ'), $(hostname), $(nproc) cores, $(uname -r), temp dir on ${fs:-?})"
 case $fs in tmpfs | ramfs) echo "NOTE: temp dir is on $fs: fsync costs nothing there, so these are not durable-disk figures" ;; esac
-echo "load generator: $GEN_LABEL${reuse:+, -d (one connection per session)}"
-printf 'acceptance: %s msgs x %s B, %s sessions: %s s, %s msg/s (target >= 1500); %s accepted (250 after fsync)\n' \
-	"$MESSAGES" "$SIZE" "$SESSIONS" "$accept_s" "$(fdiv "$accepted" "$accept_s" %.0f)" "$accepted"
-printf 'delivery end to end: %s msg/s (%s of %s in Maildir new/ after %s s; %s queue files left)\n' \
-	"$(fdiv "$delivered" "$deliver_s" %.0f)" "$delivered" "$MESSAGES" "$deliver_s" "$queue_left"
-echo "$cpu0 $cpu1 $MESSAGES" | awk -F '[ :]' '{ u = $3 - $1; s = $4 - $2
-	printf "server CPU: %.2f s user + %.2f s system (%.0f + %.0f us per message; system time is mostly the fsync/block I/O path)\n", u, s, u * 1e6 / $5, s * 1e6 / $5 }'
-printf 'peak RSS: %s MiB (VmHWM; VmRSS after the run %s MiB)\n' \
-	"$(fdiv "$hwm_kib" 1024 %.1f)" "$(fdiv "$rss_tp_kib" 1024 %.1f)"
+if [ -n "$PER_MESSAGE" ]; then
+	echo "load generator: $GEN_LABEL, -s $SESSIONS -m $MESSAGES -l $SIZE (one connection per message), the same for every row"
+else
+	echo "load generator: $GEN_LABEL, -d -s $SESSIONS -m $MESSAGES -l $SIZE (one connection per session), the same for every row"
+fi
+echo "throughput ($ROUNDS rounds, rows interleaved; e2e = until the newest st_ctime in Maildir new/; shared machine: figures are noisy):"
+grep -v '^bench: ' "$TMP/inbound.out" | sed 's/^/  /'
 printf 'idle: %s connections (%s greeted, %s refused, %s failed, %s dropped), %s KiB RSS each (target < 32 KiB); VmRSS %s -> %s KiB\n' \
 	"$(iv opened)" "${greeted:-0}" "$(iv refused)" "$(iv failed)" "$(iv dropped)" \
 	"$(fdiv "${per_conn:-0}" 1024 %.1f)" "$(iv rss_before_kib)" "$(iv rss_after_kib)"
 [ -n "$(iv first_error)" ] && echo "idle: first error: $(iv first_error)"
-echo "server log: $tp_problems non-info lines (throughput), $idle_problems (idle); logs in $LOGDIR/"
-for f in throughput idle; do
+echo "server log: $idle_problems non-info lines (idle); logs in $LOGDIR/"
+for f in idle; do
 	awk '$2 != "info" && $2 != "debug" { $1 = ""; print }' "$LOGDIR/$f.log" | sort | uniq -c | sort -rn | head -n 5 | sed "s/^/  $f: /"
 done
 
 ok=0
-[ "$gen_rc" -eq 0 ] && [ "$delivered" -ge "$MESSAGES" ] && [ "$idle_rc" -eq 0 ] && [ "${greeted:-0}" -eq "$IDLE" ] || ok=1
+[ "$tp_rc" -eq 0 ] && [ "$idle_rc" -eq 0 ] && [ "${greeted:-0}" -eq "$IDLE" ] || ok=1
 [ "$ok" -ne 0 ] && echo "run INCOMPLETE: see the lines above"
 exit "$ok"
