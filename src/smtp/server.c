@@ -31,7 +31,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
-#define COMMIT_THREADS 6          /* queue commits: a client waits for each */
+#define COMMIT_THREADS 16         /* commits (and deliveries at acceptance): a client waits for each */
 #define SPOOL_THREADS 2           /* large messages written while they arrive */
 #define SHUTDOWN_GRACE_SECONDS 30
 #define IP_BUCKETS 1024
