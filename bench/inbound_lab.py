@@ -118,13 +118,7 @@ class SmtpSink:
         return ol.tree_cpu([self.proc.pid] if self.proc.poll() is None else [], self.proc.pid)
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        ol.stop_proc(self.proc)
 
 
 def mailbox_owner():

@@ -228,14 +228,19 @@ class Sink:
         return c
 
     def close(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_proc(self.proc)
         self._t.join(5)
+
+
+def stop_proc(proc, timeout=10):
+    """SIGTERM to this PID, SIGKILL if it has not exited within timeout."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 # -- relayguard ------------------------------------------------------------------
