@@ -155,8 +155,6 @@ static enum lookup lookup_for(const struct delivery *d, time_t started)
 	for (size_t i = 0; i < d->n_rcpt; i++)
 		if (d->msg->rcpts[d->rcpt[i]].attempts > 0)
 			return LOOKUP_SCAN;
-	if (d->msg->tried_direct)
-		return LOOKUP_SCAN;
 	if (strncmp(d->msg->path ? d->msg->path : "", "deferred/", 9) == 0)
 		return LOOKUP_SCAN;
 	/* the same second counts: the message may predate the start */
@@ -255,6 +253,19 @@ static bool sync_new_dirs(const char *base, char **dirs, size_t n)
 	return true;
 }
 
+/* take_back - remove the copies of a delivery at acceptance that failed
+ * part-way: nothing was promised, and the message is queued or refused
+ * instead, so a copy left behind would be a duplicate. */
+static void take_back(struct queue_msg *m)
+{
+	for (size_t i = 0; i < m->n_rcpts; i++) {
+		if (m->rcpts[i].last_reply != NULL && unlink(m->rcpts[i].last_reply) != 0)
+			log_ev(LOG_WARNING, "direct-copy-not-removed", {"queue", m->id},
+			       {"mailbox", m->rcpts[i].last_reply}, {"reason", strerror(errno)});
+		queue_rcpt_set_reply(&m->rcpts[i], NULL); /* a queued delivery starts afresh */
+	}
+}
+
 bool local_deliver_now(const struct config *cfg, struct queue_msg *m, char *err,
 		       size_t errlen)
 {
@@ -276,9 +287,8 @@ bool local_deliver_now(const struct config *cfg, struct queue_msg *m, char *err,
 	for (size_t i = 0; i < n; i++)
 		free(dirs[i]);
 	free(dirs);
-	m->tried_direct = !ok;
-	for (size_t i = 0; i < m->n_rcpts && !ok; i++)
-		queue_rcpt_set_reply(&m->rcpts[i], NULL); /* a queued delivery starts afresh */
+	if (!ok)
+		take_back(m);
 	return ok;
 }
 

@@ -28,9 +28,8 @@ void local_deliver_batch(const struct config *cfg, struct delivery **reqs, size_
  * before the client hears 250: each copy written and fsync'd under its
  * queued name, renamed into new/, then each new/ synced once. On success
  * each recipient's last_reply holds its mailbox file. On failure nothing
- * was promised: err says why, the copies written so far stay (under the
- * names a queued delivery uses, so it finds them: m->tried_direct is set)
- * and the caller queues m instead. */
+ * was promised: err says why, the copies written so far are removed again,
+ * and the caller queues m instead (or refuses it). */
 bool local_deliver_now(const struct config *cfg, struct queue_msg *m, char *err,
 		       size_t errlen);
 

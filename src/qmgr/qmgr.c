@@ -92,6 +92,7 @@ struct qmgr {
 	struct transport *local, *smtp;
 	struct qentry *by_id[ID_BUCKETS];
 	size_t n_active;
+	size_t n_active_reports;      /* of those, from <> (bounces, DSNs) */
 	struct event *scan_timer;
 	bool scanning, rescan, stopping, flush_all;
 	bool more_due;                /* the active set was full: more may wait on disk */
@@ -127,6 +128,7 @@ static void add_entry(struct qmgr *q, struct qentry *e)
 	e->hnext = q->by_id[b];
 	q->by_id[b] = e;
 	q->n_active++;
+	q->n_active_reports += e->m->sender[0] == '\0';
 }
 
 static void remove_entry(struct qmgr *q, struct qentry *e)
@@ -136,6 +138,7 @@ static void remove_entry(struct qmgr *q, struct qentry *e)
 		pp = &(*pp)->hnext;
 	*pp = e->hnext;
 	q->n_active--;
+	q->n_active_reports -= e->m->sender[0] == '\0';
 	if (q->scanning) {
 		q->settled_during_scan = xrealloc(q->settled_during_scan,
 						  (q->n_settled + 1) * sizeof(char *));
@@ -308,9 +311,17 @@ static void log_attempt(const struct qentry *e, const struct queue_rcpt *r, cons
 	       {local ? "mailbox" : "reply", r->last_reply});
 }
 
+/* Delivery at acceptance runs on the commit threads every client's 250
+ * waits for: only small jobs go there (one client's message to a thousand
+ * mailboxes would hold them all); the rest is queued and delivered in
+ * batches by the local transport. */
+#define DIRECT_MAX_RCPTS 8
+#define DIRECT_MAX_BYTES (1u << 20) /* recipients x text */
+
 bool qmgr_direct_ok(const struct config *cfg, const struct queue_msg *m)
 {
-	if (!cfg->direct_local_delivery || m->n_rcpts == 0)
+	if (!cfg->direct_local_delivery || m->n_rcpts == 0 || m->n_rcpts > DIRECT_MAX_RCPTS ||
+	    m->body.len > DIRECT_MAX_BYTES / m->n_rcpts)
 		return false;
 	for (size_t i = 0; i < m->n_rcpts; i++) {
 		const struct queue_rcpt *r = &m->rcpts[i];
@@ -438,10 +449,12 @@ static void notify_idle(struct qmgr *q)
 /* ---- in-flow control ---- */
 
 /* Messages waiting for delivery now: in memory, or left on disk because
- * the active set was full. Retries not yet due are not counted. */
+ * the active set was full. Retries not yet due are not counted, nor are
+ * our own reports (from <>): a client could have those sent to a slow
+ * server of its own and make every other client wait. */
 static size_t backlog(const struct qmgr *q)
 {
-	return q->n_active + q->n_waiting_on_disk;
+	return q->n_active - q->n_active_reports + q->n_waiting_on_disk;
 }
 
 /* behind - has delivery fallen so far behind acceptance that a new 250 waits? */
@@ -505,6 +518,8 @@ static void on_flow_timeout(evutil_socket_t fd, short what, void *arg)
  * lets the oldest waiting 250 go; all of them once delivery keeps up. */
 static void flow_progress(struct qmgr *q)
 {
+	if (q->stopping)
+		return; /* flow_release_all let them all go */
 	if (q->flow.head != NULL)
 		flow_release(q->flow.head);
 	while (q->flow.head != NULL && !behind(q))
@@ -537,6 +552,11 @@ void qmgr_in_flow(struct qmgr *q, void (*ready)(void *arg), void *arg)
 /* flow_release_all - SIGTERM: nobody waits for delivery any more. */
 static void flow_release_all(struct qmgr *q)
 {
+	char n[24];
+	snprintf(n, sizeof(n), "%zu", q->flow.waiting);
+	if (q->flow.since != 0)
+		log_ev(LOG_INFO, "in-flow-released", {"waiting", n}, {"reason", "shutdown"});
+	q->flow.since = 0;
 	while (q->flow.head != NULL)
 		flow_release(q->flow.head);
 }

@@ -37,7 +37,8 @@ void qmgr_submit(struct qmgr *q, struct queue_msg *m);
 /* Delivery at acceptance: may m (not yet committed) be delivered to its
  * Maildirs before the 250 instead of being queued? Only when
  * direct_local_delivery is on, every recipient routes to local delivery,
- * and none asked for a success report (NOTIFY=SUCCESS needs a queued DSN).
+ * none asked for a success report (NOTIFY=SUCCESS needs a queued DSN),
+ * and the job is small (at most 8 recipients, 1 MiB of copies in all).
  * Pure (reads cfg only): callable from a worker. */
 bool qmgr_direct_ok(const struct config *cfg, const struct queue_msg *m);
 /* m was delivered at acceptance (local_deliver_now): log each recipient's
@@ -48,7 +49,7 @@ void qmgr_delivered_direct(struct qmgr *q, struct queue_msg *m);
  * while more than in_flow_backlog_limit messages wait for delivery, it runs
  * when one of them leaves (oldest waiter first), or after in_flow_delay,
  * or at SIGTERM, whichever is first. The episode is logged (in-flow-delay,
- * in-flow-resumed) and qmgr_status reports it. */
+ * in-flow-resumed; in-flow-released at SIGTERM). */
 void qmgr_in_flow(struct qmgr *q, void (*ready)(void *arg), void *arg);
 /* SIGTERM: no more queue scans or outbound connections; local deliveries
  * and what is in flight finish. on_idle(arg) runs each time nothing is left

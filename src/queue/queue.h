@@ -56,8 +56,6 @@ struct queue_msg {
 	size_t n_rcpts;
 	struct strbuf body;  /* Received: header + message, CRLF line ends */
 	bool set_aside;      /* moved to corrupt/: nothing more to do */
-	bool tried_direct;   /* delivery at acceptance failed part-way: some copies
-			      * may be in Maildirs already (in memory only) */
 	char session[24];    /* the SMTP session it came from (logs only; not stored) */
 	uint64_t size;       /* of the text, set at commit (body may be on disk only) */
 	long body_offset;    /* where the text starts in the committed file */

@@ -20,7 +20,7 @@ import unittest
 
 import fakesmtp
 import harness
-from harness import Conn, Server
+from harness import Conn, Server, smtp_session
 from test_outbound import send
 
 
@@ -37,7 +37,8 @@ def queue_cmd(server, *args):
 
 class DeliveryAtAcceptance(unittest.TestCase):
     def setUp(self):
-        self.s = Server(overrides={'local_recipient_maps': 'inline:{postmaster, alice, bob}',
+        users = ', '.join(['postmaster', 'alice', 'bob'] + ['u%d' % i for i in range(7)])
+        self.s = Server(overrides={'local_recipient_maps': 'inline:{%s}' % users,
                                    'queue_run_delay': '1s', 'minimal_backoff_time': '1s',
                                    'maximal_backoff_time': '1s'})
         self.addCleanup(self.s.cleanup)
@@ -74,21 +75,25 @@ class DeliveryAtAcceptance(unittest.TestCase):
         # the success report reaches the sender
         self.assertEqual(len(self.s.wait_maildir('localhost', 'bob')), 1, self.s.tail(20))
 
-    def test_a_failure_part_way_queues_and_delivers_each_copy_once(self):
+    def block(self, user):
+        """A file where user's Maildir should be: no copy can be written there."""
         send(self.s, ['postmaster@localhost'], 'Subject: first\n\nmakes mail/localhost/')
-        # a file where bob's Maildir should be: his copy cannot be written
-        blocker = self.s.maildir_path('localhost', 'bob')
+        blocker = self.s.maildir_path('localhost', user)
         with open(blocker, 'w') as f:
             f.write('not a directory\n')
         os.chmod(blocker, 0o644)
+        return blocker
+
+    def test_a_failure_part_way_queues_and_delivers_each_copy_once(self):
+        blocker = self.block('bob')
         qid = send(self.s, ['alice@localhost', 'bob@localhost'], 'Subject: part\n\nhi')
         self.assertIsNotNone(self.s.wait_log(r'direct-delivery-failed .*queue=%s .*'
                                              r'action="queued for delivery instead"' % qid),
                              self.s.tail(10))
         self.assertIsNotNone(self.s.wait_log(r'deferred queue=%s to=<bob@localhost>' % qid),
                              self.s.tail(10))
-        # alice's copy, written before bob's failed, is found, not written again
-        self.assertIsNotNone(self.s.wait_log(r'already-delivered queue=%s ' % qid),
+        # alice's copy, written before bob's failed, was taken back; the queue delivers it
+        self.assertIsNotNone(self.s.wait_log(r'delivered queue=%s to=<alice@localhost>' % qid),
                              self.s.tail(10))
         os.unlink(blocker)
         self.assertEqual(queue_cmd(self.s, 'flush').returncode, 0)
@@ -97,6 +102,29 @@ class DeliveryAtAcceptance(unittest.TestCase):
         self.assertEqual(len(self.s.maildir('localhost', 'alice')), 1)
         self.assertEqual(len(self.s.maildir('localhost', 'bob')), 1)
         self.assertEqual(self.s.wait_queue_empty('deferred'), [])
+
+    def test_a_refused_message_leaves_no_copy_behind(self):
+        """Delivery at acceptance fails part-way and the queue cannot take the
+        message either: the client hears 451 and will send it again, so the
+        copy already written must go, or the retry would duplicate it."""
+        self.block('bob')
+        active = os.path.join(self.s.queue_dir, 'active')
+        os.chmod(active, 0o500)
+        self.addCleanup(os.chmod, active, 0o700)
+        r = smtp_session(self.s.port, ['EHLO app.example.org', 'MAIL FROM:<postmaster@localhost>',
+                                       'RCPT TO:<alice@localhost>', 'RCPT TO:<bob@localhost>',
+                                       'DATA', 'Subject: refused', '', 'hi', '.', 'QUIT'],
+                         source=harness.TRUSTED)
+        self.assertEqual(r[6][0], 451, r)
+        self.assertEqual(self.s.maildir('localhost', 'alice'), [])
+
+    def test_a_large_fan_out_is_queued_not_delivered_before_the_250(self):
+        # nine mailboxes: more than the commit threads should write for one client
+        rcpts = ['alice@localhost', 'bob@localhost'] + ['u%d@localhost' % i for i in range(7)]
+        qid = send(self.s, rcpts, 'Subject: fan-out\n\nhi')
+        self.assertIsNotNone(self.s.wait_log(r'delivered queue=%s ' % qid, count=9),
+                             self.s.tail(10))
+        self.assertFalse(at_acceptance(self.s, qid))
 
 
 class QueueFirst(unittest.TestCase):
