@@ -95,11 +95,14 @@ static const char *address_lookup(const struct map *t, const struct address *a,
 {
 	if (a != NULL && a->null)
 		return map_lookup(t, "<>"); /* smtpd_null_access_lookup_key */
+	/* Postfix looks up [192.0.2.1] as written; our resolver names it after
+	 * our first domain, which must not match that domain's entries */
+	const char *domain = a != NULL && a->literal && a->routing == 0 ? a->domain : r->domain;
 	char key[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
-	snprintf(key, sizeof(key), "%s@%s", r->local, r->domain);
+	snprintf(key, sizeof(key), "%s@%s", r->local, domain);
 	const char *v = map_lookup(t, key);
 	if (v == NULL)
-		v = key_parents(t, "", r->domain);
+		v = key_parents(t, "", domain);
 	if (v == NULL) {
 		snprintf(key, sizeof(key), "%s@", r->local);
 		v = map_lookup(t, key);

@@ -595,7 +595,7 @@ static void networks(struct reader *rd)
 
 /* recipient_maps - NULL-terminated tables; Postfix's passwd lookup (which we
  * cannot do) is an empty table: only postmaster exists, unknown users are refused. */
-static struct map **recipient_maps(struct reader *rd, const char *name)
+static struct map **recipient_maps(struct reader *rd, const char *name, bool placeholder)
 {
 	size_t n;
 	char **w = split(rd->m, param(rd, name), &n);
@@ -604,6 +604,8 @@ static struct map **recipient_maps(struct reader *rd, const char *name)
 	for (size_t k = 0; k < n; k++) {
 		const char *why;
 		const struct map *t = open_table(rd, w[k], &why);
+		if (t == NULL && !placeholder)
+			continue;
 		if (t == NULL) {
 			struct map *empty = xcalloc(1, sizeof(*empty));
 			empty->type = MAP_INLINE;
@@ -830,9 +832,11 @@ struct audit_model *audit_model_from_postfix(const char *dir, char *err, size_t 
 	host_names(rd);
 	domains(rd);
 	networks(rd);
-	m->cfg.local_recipient_maps = recipient_maps(rd, "local_recipient_maps");
-	m->cfg.relay_recipient_maps = recipient_maps(rd, "relay_recipient_maps");
-	m->cfg.smtpd_sender_login_maps = recipient_maps(rd, "smtpd_sender_login_maps");
+	m->cfg.local_recipient_maps = recipient_maps(rd, "local_recipient_maps", true);
+	m->cfg.relay_recipient_maps = recipient_maps(rd, "relay_recipient_maps", true);
+	/* a login table we cannot read: each login owns the address it is named after
+	 * (only the authenticated class depends on it) */
+	m->cfg.smtpd_sender_login_maps = recipient_maps(rd, "smtpd_sender_login_maps", false);
 	forward_findings(rd, "virtual_alias_maps", false);
 	forward_findings(rd, "alias_maps", true);
 	routing_finding(rd);
