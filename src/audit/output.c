@@ -210,8 +210,11 @@ void audit_explain_text(const struct audit_model *m, size_t svc, const struct au
 	}
 	char routing[64];
 	address_routing_names(e->routing, routing, sizeof(routing));
-	strbuf_printf(out, "sender:    <%s> = %s@%s (%s)\n", rq->from, e->sender_res.local,
-		      e->sender_res.domain, address_class_name(e->sender_res.cls));
+	if (rq->from[0] == '\0')
+		strbuf_puts(out, "sender:    <> (the null sender)\n");
+	else
+		strbuf_printf(out, "sender:    <%s> = %s@%s (%s)\n", rq->from, e->sender_res.local,
+			      e->sender_res.domain, address_class_name(e->sender_res.cls));
 	strbuf_printf(out, "recipient: <%s> = %s@%s (%s, routing: %s%s)\n", rq->to,
 		      e->rcpt_res.local, e->rcpt_res.domain, address_class_name(e->rcpt_res.cls),
 		      routing, e->rcpt_res.routed ? ", sender-specified routing undone" : "");

@@ -786,7 +786,10 @@ static void domains(struct reader *rd)
 	if (cfg->mydestination == NULL)
 		push(rd->m, &cfg->mydestination, &nd, cfg->myhostname);
 	if (cfg->relay_domains == NULL)
-		cfg->relay_domains = audit_keep(rd->m, xcalloc(1, sizeof(char *)));
+		cfg->relay_domains = xcalloc(1, sizeof(char *));
+	/* grown by push(): the model owns the final arrays */
+	audit_keep(rd->m, cfg->mydestination);
+	audit_keep(rd->m, cfg->relay_domains);
 	rd->m->domain = cfg->mydestination[0];
 	if (raw_kv(rd->main, rd->n_main, "relay_domains") == NULL)
 		return;
