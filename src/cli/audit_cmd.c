@@ -9,6 +9,7 @@
 #include "cli/audit_cmd.h"
 #include "audit/audit.h"
 #include "config/config.h"
+#include "util/log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -190,4 +191,72 @@ int explain_main(int argc, char **argv)
 	audit_model_free(m);
 	config_free(cfg);
 	return rc;
+}
+
+/* trick_text - one accepted trick, as an operator reads it. */
+static char *trick_text(const struct audit_service_report *sr, const struct audit_case *c)
+{
+	return xasprintf("%s: %s (%s): HELO %s, MAIL FROM:<%s>, RCPT TO:<%s> (goes to %s) "
+			 "accepted by %s in %s; fix: %s", sr->svc->name, c->test->id,
+			 c->test->name, c->helo, c->mail, c->rcpt, c->resolved,
+			 c->restriction ? c->restriction : "-", c->list ? c->list : "-",
+			 c->test->fix);
+}
+
+/* report_trick - refuse (printed) or warn (an open-relay-risk log line). */
+static void report_trick(const struct config *cfg, const char *text)
+{
+	if (cfg->relay_selftest == SELFTEST_WARN)
+		log_ev(LOG_WARNING, "open-relay-risk", {"selftest", "relayed"}, {"trick", text});
+	else
+		log_ev(LOG_FATAL, "open-relay", {"trick", text});
+}
+
+/* report_open - every stranger relay and every open-relay mistake; the count. */
+static size_t report_open(const struct config *cfg, const struct audit_report *r)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < r->n_services; i++) {
+		const struct audit_service_report *sr = &r->services[i];
+		for (size_t k = 0; k < sr->n_cases; k++) {
+			const struct audit_case *c = &sr->cases[k];
+			if (c->cls != AC_STRANGER || c->outcome != AO_RELAYED)
+				continue;
+			char *text = trick_text(sr, c);
+			report_trick(cfg, text);
+			free(text);
+			n++;
+		}
+	}
+	for (size_t k = 0; k < r->n_findings; k++) {
+		if (r->findings[k].severity != SEV_OPEN)
+			continue;
+		char *text = xasprintf("%s: %s", r->findings[k].id, r->findings[k].text);
+		report_trick(cfg, text);
+		free(text);
+		n++;
+	}
+	return n;
+}
+
+int audit_selftest(const struct config *cfg)
+{
+	if (cfg->relay_selftest == SELFTEST_OFF) {
+		log_ev(LOG_WARNING, "relay-selftest-off",
+		       {"text", "relay_selftest = off: an open relay would start without a word"});
+		return 0;
+	}
+	struct audit_model *m = audit_model_from_config(cfg);
+	struct audit_report *r = audit_run(m);
+	size_t n = report_open(cfg, r);
+	audit_report_free(r);
+	audit_model_free(m);
+	if (n == 0 || cfg->relay_selftest == SELFTEST_WARN)
+		return 0;
+	char count[32];
+	snprintf(count, sizeof(count), "%zu", n);
+	log_ev(LOG_FATAL, "relay-selftest-failed", {"tricks", count},
+	       {"text", "a stranger could relay through this configuration; not starting "
+			"(see 'relayguard audit -c FILE'; relay_selftest = warn starts anyway)"});
+	return AUDIT_EXIT_CONFIG;
 }

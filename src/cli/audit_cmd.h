@@ -12,4 +12,13 @@
 int audit_main(int argc, char **argv);
 int explain_main(int argc, char **argv);
 
+/*
+ * audit_selftest - serve's audit of its own configuration, before it binds:
+ * every trick a stranger could relay with is logged (fatal "open-relay"
+ * lines, or "open-relay-risk" warnings with relay_selftest = warn). Returns
+ * 0 to go on, 78 when the server must not start (relay_selftest = enforce).
+ */
+struct config;
+int audit_selftest(const struct config *cfg);
+
 #endif

@@ -419,6 +419,10 @@ static int cmd_serve(int argc, char **argv)
 	struct config *cfg = load_config(o.config_file, true);
 	if (cfg == NULL)
 		return EXIT_CONFIG;
+	if ((rc = audit_selftest(cfg)) != 0) { /* an open relay does not start */
+		config_free(cfg);
+		return rc;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit();
 	rc = serve(cfg);
