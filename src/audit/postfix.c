@@ -790,7 +790,15 @@ static void domains(struct reader *rd)
 	/* grown by push(): the model owns the final arrays */
 	audit_keep(rd->m, cfg->mydestination);
 	audit_keep(rd->m, cfg->relay_domains);
+	/* {d}: the mail domain, not the host's own name or localhost */
 	rd->m->domain = cfg->mydestination[0];
+	for (size_t k = 0; cfg->mydestination[k]; k++) {
+		const char *d = cfg->mydestination[k];
+		if (strcmp(d, cfg->myhostname) != 0 && strncmp(d, "localhost", 9) != 0) {
+			rd->m->domain = d;
+			break;
+		}
+	}
 	if (raw_kv(rd->main, rd->n_main, "relay_domains") == NULL)
 		return;
 	for (size_t k = 0; cfg->relay_domains[k]; k++)
