@@ -249,6 +249,7 @@ struct run_ctx {
 	char login[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
 };
 
+/* vars_for - the battery's placeholders for this model and service. */
 static void vars_for(const struct run_ctx *x, struct probe_vars *v)
 {
 	*v = (struct probe_vars){VICTIM_LOCAL, VICTIM_DOMAIN, x->m->domain, x->m->cfg.myhostname,
@@ -282,6 +283,7 @@ static bool parse_path(const char *path, struct address *a)
 	return address_parse(arg, a, &params, err, sizeof(err)) == ADDR_OK && params[0] == '\0';
 }
 
+/* refused_syntax - the 501 the session gives for a path it cannot parse. */
 static void refused_syntax(struct audit_case *c, const char *what)
 {
 	c->outcome = AO_REFUSED;
@@ -303,6 +305,7 @@ static enum audit_outcome outcome_of(const struct probe_test *t, const struct po
 	return t->kind == PK_LOCAL ? AO_BACKSCATTER : AO_LOCAL;
 }
 
+/* take_decision - the reply and what decided, from the policy. */
 static void take_decision(struct audit_case *c, const struct policy_decision *d)
 {
 	rg_strlcpy(c->reply, d->reply, sizeof(c->reply));
@@ -408,6 +411,7 @@ static bool class_client(struct run_ctx *x, enum audit_class cls, const char **w
 	return true;
 }
 
+/* run_service - every test for every class on one service. */
 static void run_service(const struct audit_model *m, const struct audit_service *s,
 			struct audit_service_report *sr)
 {
@@ -531,6 +535,7 @@ static bool permits_before_deny(const struct audit_list *l)
 	return false;
 }
 
+/* can_deny - does the list hold anything that refuses a destination? */
 static bool can_deny(const struct audit_list *l)
 {
 	for (size_t k = 0; k < l->n; k++) {
@@ -543,6 +548,7 @@ static bool can_deny(const struct audit_list *l)
 	return false;
 }
 
+/* stranger_relayed - did any stranger test relay on this service? */
 static bool stranger_relayed(const struct audit_service_report *sr)
 {
 	for (size_t i = 0; i < sr->n_cases; i++)
@@ -613,6 +619,7 @@ static enum audit_verdict service_verdict(const struct audit_report *r,
 	return v;
 }
 
+/* copy_findings - the reader's findings go into the report's own list. */
 static void copy_findings(const struct audit_model *m, struct audit_report *r)
 {
 	for (size_t k = 0; k < m->n_findings; k++) {

@@ -9,14 +9,15 @@
  * client classes (a stranger, a client inside mynetworks, an authenticated
  * user) through address_resolve() and policy_check_rcpt(), the very code the
  * server runs; the named classic mistakes; the verdict and exit code; and
- * the per-restriction trace `relayguard explain` prints (explain.c).
+ * the per-restriction trace `relayguard explain` prints (audit_explain), and
+ * the text and JSON output (output.c, into a strbuf).
  * Postfix restrictions relayguard does not have are lowered, per request, to
  * ones it has (an access table hit becomes permit/reject, a reject-only check
  * a stranger can pass is dropped); what cannot be known offline (a policy
  * service, a milter, a pcre: table, an unreadable file) is evaluated as
  * permit, DUNNO and reject in turn, and the test is undecided when they differ.
- * Must not: do I/O in audit.c/explain.c/output.c (the reader loads every table
- * first), send mail, or guess "safe" for anything it cannot evaluate.
+ * Must not: do I/O outside postfix.c (the reader loads every table first),
+ * send mail, or guess "safe" for anything it cannot evaluate.
  */
 #ifndef RG_AUDIT_H
 #define RG_AUDIT_H
@@ -168,7 +169,7 @@ struct audit_report *audit_run(const struct audit_model *m);
 void audit_report_free(struct audit_report *r);
 int audit_exit_code(enum audit_verdict v);
 
-/* ---- one request, explained (explain.c, pure) ---- */
+/* ---- one request, explained (pure) ---- */
 
 struct audit_request {
 	const char *client_ip;

@@ -10,6 +10,7 @@
 
 #include <string.h>
 
+/* severity_name - for text and JSON. */
 static const char *severity_name(enum audit_severity s)
 {
 	static const char *names[] = {"info", "undecided", "suspicious", "open"};
@@ -27,6 +28,7 @@ static size_t ids_of(const struct audit_service_report *sr, enum audit_class cls
 	return n;
 }
 
+/* case_line - one test: envelope, where it goes, the reply and what decided. */
 static void case_line(const struct audit_case *c, struct strbuf *out)
 {
 	strbuf_printf(out, "    %-18s HELO %s, <%s> -> <%s>", c->test->id, c->helo, c->mail, c->rcpt);
@@ -40,6 +42,7 @@ static void case_line(const struct audit_case *c, struct strbuf *out)
 	strbuf_puts(out, "\n");
 }
 
+/* class_text - counts per outcome, then the tests that matter (all with -v). */
 static void class_text(const struct audit_service_report *sr, enum audit_class cls, bool verbose,
 		       struct strbuf *out)
 {
@@ -103,6 +106,7 @@ static void json_field(struct strbuf *out, const char *name, const char *value, 
 		json_string(out, value);
 }
 
+/* case_json - one test as an object. */
 static void case_json(const struct audit_case *c, struct strbuf *out)
 {
 	strbuf_puts(out, "{");
@@ -121,6 +125,7 @@ static void case_json(const struct audit_case *c, struct strbuf *out)
 	strbuf_puts(out, "}");
 }
 
+/* class_json - the test ids of one class by outcome. */
 static void class_json(const struct audit_service_report *sr, enum audit_class cls,
 		       struct strbuf *out)
 {
@@ -138,6 +143,7 @@ static void class_json(const struct audit_service_report *sr, enum audit_class c
 	strbuf_puts(out, "}");
 }
 
+/* service_json - one service: verdict, classes, every test that ran. */
 static void service_json(const struct audit_service_report *sr, struct strbuf *out)
 {
 	strbuf_puts(out, "{");
@@ -184,6 +190,7 @@ void audit_print_json(const struct audit_report *r, struct strbuf *out)
 	strbuf_puts(out, "]}\n");
 }
 
+/* action_name - accept, reject, defer or undecided. */
 static const char *action_name(const struct audit_explain *e)
 {
 	if (!e->syntax_ok)

@@ -80,6 +80,7 @@ static char **read_logical_lines(const char *path, size_t *n)
 	return lines;
 }
 
+/* free_lines - what read_logical_lines returned. */
 static void free_lines(char **lines, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -87,6 +88,7 @@ static void free_lines(char **lines, size_t n)
 	free(lines);
 }
 
+/* set_kv - name = value, the later one winning (as in Postfix). */
 static void set_kv(struct kv *kv, size_t *n, size_t max, const char *name, const char *value)
 {
 	for (size_t i = 0; i < *n; i++) {
@@ -100,6 +102,7 @@ static void set_kv(struct kv *kv, size_t *n, size_t max, const char *name, const
 		kv[(*n)++] = (struct kv){xstrdup(name), xstrdup(value)};
 }
 
+/* free_kv - the parameters of main.cf or of one service. */
 static void free_kv(struct kv *kv, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -120,6 +123,7 @@ static bool parse_assignment(char *line, char **name, char **value)
 	return **name != '\0';
 }
 
+/* read_main - DIR/main.cf into rd->main; false when it cannot be read. */
 static bool read_main(struct reader *rd, char *err, size_t errlen)
 {
 	char *path = xasprintf("%s/main.cf", rd->dir);
@@ -169,6 +173,7 @@ static const struct pf_default defaults[] = {
 	{"inet_interfaces", "all", NULL},
 };
 
+/* raw_kv - one parameter of a list, or NULL. */
 static const char *raw_kv(const struct kv *kv, size_t n, const char *name)
 {
 	for (size_t i = 0; i < n; i++)
@@ -247,6 +252,7 @@ static const char *param(struct reader *rd, const char *name)
 	return audit_keep(rd->m, sb.data ? strbuf_steal(&sb) : xstrdup(""));
 }
 
+/* param_yes - a boolean parameter. */
 static bool param_yes(struct reader *rd, const char *name)
 {
 	return rg_strcasecmp(param(rd, name), "yes") == 0;
@@ -398,6 +404,7 @@ static bool is_pass_word(const char *w)
 	       strcmp(w, "dunno") == 0;
 }
 
+/* add_item - append (the items array was sized for every word). */
 static void add_item(struct audit_list *l, struct audit_item it)
 {
 	l->items[l->n++] = it;
@@ -456,6 +463,7 @@ static struct audit_item word_item(struct reader *rd, char **w, size_t n, size_t
 						   "audit does not evaluate", word))};
 }
 
+/* read_list - one restriction list of the service in effect. */
 static struct audit_list read_list(struct reader *rd, const char *name)
 {
 	size_t n;
@@ -547,6 +555,23 @@ static void domain_words(struct reader *rd, const char *name, char ***list, size
 	}
 }
 
+/* style_networks - what mynetworks_style (host, subnet) gives on this host. */
+static void style_networks(struct reader *rd, struct strbuf *sb)
+{
+	const char *style = param(rd, "mynetworks_style");
+	struct host_network hn[64];
+	size_t nhn = host_networks(hn, RG_ARRAY_LEN(hn));
+	strbuf_puts(sb, "127.0.0.0/8 [::1]/128");
+	for (size_t k = 0; k < nhn; k++) {
+		char text[80];
+		struct cidr c = hn[k].cidr;
+		if (strcmp(style, "host") == 0)
+			c = (struct cidr){hn[k].addr, hn[k].addr.family == AF_INET ? 32 : 128};
+		cidr_format(&c, text, sizeof(text));
+		strbuf_printf(sb, " %s", text);
+	}
+}
+
 /* networks - mynetworks, or what mynetworks_style gives on this host. */
 static void networks(struct reader *rd)
 {
@@ -554,22 +579,10 @@ static void networks(struct reader *rd)
 	const char *explicit = raw(rd, "mynetworks");
 	struct strbuf sb;
 	strbuf_init(&sb);
-	if (explicit != NULL) {
+	if (explicit != NULL)
 		strbuf_puts(&sb, param(rd, "mynetworks"));
-	} else {
-		const char *style = param(rd, "mynetworks_style");
-		struct host_network hn[64];
-		size_t nhn = host_networks(hn, RG_ARRAY_LEN(hn));
-		strbuf_puts(&sb, "127.0.0.0/8 [::1]/128");
-		for (size_t k = 0; k < nhn; k++) {
-			char text[80];
-			struct cidr c = hn[k].cidr;
-			if (strcmp(style, "host") == 0)
-				c = (struct cidr){hn[k].addr, hn[k].addr.family == AF_INET ? 32 : 128};
-			cidr_format(&c, text, sizeof(text));
-			strbuf_printf(&sb, " %s", text);
-		}
-	}
+	else
+		style_networks(rd, &sb);
 	size_t n;
 	char **w = split(rd->m, sb.data ? sb.data : "", &n);
 	strbuf_free(&sb);
@@ -727,6 +740,7 @@ static const char *service_ip(struct reader *rd, const char *name)
 	return n > 0 && ip_parse(w[0], &ip) ? w[0] : "127.0.0.1";
 }
 
+/* build_service - one master.cf smtpd service with its overrides in effect. */
 static void build_service(struct reader *rd, const struct pf_service *ps, struct audit_service *s)
 {
 	static const char *names[AL_COUNT] = {"smtpd_client_restrictions", "smtpd_helo_restrictions",
@@ -774,6 +788,9 @@ static void host_names(struct reader *rd)
 	}
 }
 
+static void overlap_findings(struct reader *rd);
+
+/* domains - mydestination (with the virtual domains) and relay_domains. */
 static void domains(struct reader *rd)
 {
 	struct config *cfg = &rd->m->cfg;
@@ -799,8 +816,15 @@ static void domains(struct reader *rd)
 			break;
 		}
 	}
+	overlap_findings(rd);
+}
+
+/* overlap_findings - a domain set in relay_domains that we also deliver. */
+static void overlap_findings(struct reader *rd)
+{
+	const struct config *cfg = &rd->m->cfg;
 	if (raw_kv(rd->main, rd->n_main, "relay_domains") == NULL)
-		return;
+		return; /* Postfix's old default $mydestination overlaps by design */
 	for (size_t k = 0; cfg->relay_domains[k]; k++)
 		if (cfg->relay_domains[k][0] != '.' &&
 		    address_domain_listed(cfg->relay_domains[k],
@@ -813,6 +837,7 @@ static void domains(struct reader *rd)
 					  cfg->relay_domains[k]);
 }
 
+/* routing_finding - allow_untrusted_routing = yes honours user%victim@relay-domain. */
 static void routing_finding(struct reader *rd)
 {
 	if (!param_yes(rd, "allow_untrusted_routing"))

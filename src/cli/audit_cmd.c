@@ -108,6 +108,7 @@ static struct audit_model *load(const struct cmd_opts *o, struct config **cfg)
 	return audit_model_from_config(*cfg);
 }
 
+/* emit - write and free the output. */
 static void emit(struct strbuf *sb)
 {
 	fputs(sb->data ? sb->data : "", stdout);
