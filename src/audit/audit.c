@@ -306,6 +306,16 @@ static enum audit_outcome outcome_of(const struct probe_test *t, const struct po
 }
 
 /* take_decision - the reply and what decided, from the policy. */
+/* session_reply - the reply the session really sends at MAIL: on submission ports
+ * a client list's refusal before AUTH is "530 5.7.0 Authentication required". */
+static void session_reply(const struct audit_service *s, const struct policy_request *pr,
+			  struct policy_decision *d)
+{
+	if (s->submission && d->action == POLICY_REJECT && !pr->client->sasl_authenticated &&
+	    d->list != NULL && strcmp(d->list, s->lists[AL_CLIENT].param) == 0)
+		snprintf(d->reply, sizeof(d->reply), "530 5.7.0 Authentication required");
+}
+
 static void take_decision(struct audit_case *c, const struct policy_decision *d)
 {
 	rg_strlcpy(c->reply, d->reply, sizeof(c->reply));
@@ -329,6 +339,7 @@ static bool mail_step(struct run_ctx *x, struct audit_case *c, struct address *f
 		bool same = decide(x->m, x->s, &pr, &d);
 		if (same && d.action == POLICY_ACCEPT)
 			return true;
+		session_reply(x->s, &pr, &d);
 		if (!same || (c->test->flags & PF_SENDER)) {
 			c->outcome = !same ? AO_UNDECIDED
 				     : d.action == POLICY_DEFER ? AO_DEFERRED : AO_REFUSED;
@@ -741,6 +752,14 @@ bool audit_explain(const struct audit_model *m, size_t svc, const struct audit_r
 	e->routing = to.routing;
 	struct policy_request pr = {&client, &from, &to, &e->sender_res, &e->rcpt_res};
 	trace(m, s, &pr, e);
+	/* MAIL first, as the session does: a refusal there is the reply */
+	struct policy_request at_mail = {&client, &from, NULL, &e->sender_res, NULL};
+	e->undecided = !decide(m, s, &at_mail, &e->decision);
+	e->at_mail = !e->undecided && e->decision.action != POLICY_ACCEPT;
+	if (e->at_mail) {
+		session_reply(s, &at_mail, &e->decision);
+		return true;
+	}
 	e->undecided = !decide(m, s, &pr, &e->decision);
 	e->undecided_why = e->undecided ? first_undecided(s) : NULL;
 	return true;

@@ -194,6 +194,7 @@ struct audit_explain {
 	struct audit_step steps[AUDIT_TRACE_MAX];
 	size_t n_steps;
 	struct policy_decision decision;
+	bool at_mail;            /* refused at MAIL FROM (the RCPT is never reached) */
 	bool undecided;
 	const char *undecided_why;
 };

@@ -228,9 +228,10 @@ void audit_explain_text(const struct audit_model *m, size_t svc, const struct au
 	for (size_t k = 0; k < e->n_steps; k++)
 		strbuf_printf(out, "  %-30s %-45s %s\n", e->steps[k].list, e->steps[k].restriction,
 			      e->steps[k].result);
-	strbuf_printf(out, "decided by: %s in %s\nreply:     %s\ndecision:  %s\n",
+	strbuf_printf(out, "decided by: %s in %s%s\nreply:     %s\ndecision:  %s\n",
 		      e->decision.restriction ? e->decision.restriction : "-",
-		      e->decision.list ? e->decision.list : "-", e->decision.reply, action_name(e));
+		      e->decision.list ? e->decision.list : "-", e->at_mail ? " (at MAIL FROM)" : "",
+		      e->decision.reply, action_name(e));
 	if (e->undecided)
 		strbuf_printf(out, "undecided: %s\n", e->undecided_why ? e->undecided_why : "?");
 }
@@ -270,6 +271,7 @@ void audit_explain_json(const struct audit_model *m, size_t svc, const struct au
 	json_field(out, "restriction", e->decision.restriction, false);
 	json_field(out, "list", e->decision.list, false);
 	json_field(out, "reply", e->decision.reply, false);
+	json_field(out, "stage", e->at_mail ? "MAIL" : "RCPT", false);
 	json_field(out, "undecided", e->undecided ? e->undecided_why : NULL, false);
 	strbuf_puts(out, "}\n");
 }
