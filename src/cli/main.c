@@ -7,6 +7,7 @@
  *	relayguard passwd [--scheme SCHEME] [PASSWORD]
  *	relayguard probe [OPTIONS] TARGET...   (src/probe/cli.c)
  *	relayguard queue list|show|flush|delete|hold|release ...   (queue_cmd.c)
+ *	relayguard audit | explain ...   (audit_cmd.c)
  *	relayguard --help | --version
  *
  * Owns: argument parsing, start-up order (load config, bind, prepare
@@ -15,6 +16,7 @@
  */
 #define _XOPEN_SOURCE 700
 #include "auth/passwd.h"
+#include "cli/audit_cmd.h"
 #include "cli/queue_cmd.h"
 #include "config/config.h"
 #include "probe/probe.h"
@@ -54,6 +56,8 @@ static const char usage_main[] =
 	"  passwd    print a password hash for a passwd-file (smtpd_sasl_path)\n"
 	"  probe     test whether SMTP servers relay for strangers (exit 0 closed, 1 open)\n"
 	"  queue     list, show, flush, delete, hold or release queued mail (like mailq)\n"
+	"  audit     could this configuration (or a Postfix one) relay? offline, no mail sent\n"
+	"  explain   the relay decision for one client and envelope, restriction by restriction\n"
 	"\n"
 	"Options:\n"
 	"  -h, --help     this text; 'relayguard COMMAND --help' explains a command\n"
@@ -415,6 +419,10 @@ static int cmd_serve(int argc, char **argv)
 	struct config *cfg = load_config(o.config_file, true);
 	if (cfg == NULL)
 		return EXIT_CONFIG;
+	if ((rc = audit_selftest(cfg)) != 0) { /* an open relay does not start */
+		config_free(cfg);
+		return rc;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit();
 	rc = serve(cfg);
@@ -447,6 +455,10 @@ int main(int argc, char **argv)
 		return probe_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "queue") == 0)
 		return queue_main(argc - 2, argv + 2);
+	if (strcmp(cmd, "audit") == 0)
+		return audit_main(argc - 2, argv + 2);
+	if (strcmp(cmd, "explain") == 0)
+		return explain_main(argc - 2, argv + 2);
 	fprintf(stderr, "relayguard: unknown command \"%s\" (try relayguard --help)\n", cmd);
 	return EXIT_USAGE;
 }

@@ -133,6 +133,8 @@ static const struct param_def params[] = {
 	{"smtpd_min_data_rate", P_COUNT, "500"},
 	{"smtpd_data_memory_limit", P_SIZE, "268435456"},
 	{"queue_minfree", P_SIZE, "0"},
+	/* the relay self-test at serve start (issue 10): enforce, warn or off */
+	{"relay_selftest", P_CHOICE, "enforce"},
 };
 #define N_PARAMS RG_ARRAY_LEN(params)
 
@@ -983,6 +985,14 @@ static void convert_outbound(struct loader *ld)
 			  "smtp_sasl_password_maps (next hop -> user:password)");
 }
 
+/* convert_selftest - relay_selftest (issue 10): what serve does with an open relay. */
+static void convert_selftest(struct loader *ld)
+{
+	static const char *const modes[] = {"enforce", "warn", "off"};
+	ld->cfg->relay_selftest = (enum relay_selftest)convert_choice(
+		ld, idx("relay_selftest"), modes, RG_ARRAY_LEN(modes));
+}
+
 static void convert_all(struct loader *ld)
 {
 	struct config *cfg = ld->cfg;
@@ -1015,6 +1025,7 @@ static void convert_all(struct loader *ld)
 	cfg->dns_servers = convert_single(ld, idx("dns_servers"));
 	check_dns_servers(ld, idx("dns_servers"));
 	convert_outbound(ld);
+	convert_selftest(ld);
 }
 
 /* can_deny_destination - a reachable restriction that can refuse a destination

@@ -147,6 +147,8 @@ struct config {
 	uint64_t smtpd_min_data_rate;      /* bytes/s of DATA that earn more time */
 	uint64_t smtpd_data_memory_limit;  /* message text held in memory, all sessions */
 	uint64_t queue_minfree;            /* free bytes the queue needs; see README */
+	/* the relay self-test at serve start (issue 10): refuse to start, log, or skip */
+	enum relay_selftest { SELFTEST_ENFORCE, SELFTEST_WARN, SELFTEST_OFF } relay_selftest;
 	/* every parameter, expanded, in table order (for "relayguard config") */
 	char **names, **values;
 	struct config_origin *origins;

@@ -1,0 +1,139 @@
+/*
+ * model.c - the audit model: its storage, and relayguard's own configuration as one.
+ *
+ * DESCRIPTION
+ *	A relayguard configuration is already what the engine wants: every
+ *	restriction is native. One service per listener role (smtpd_listen,
+ *	submission_listen, submissions_listen) with the lists the policy picks
+ *	for that role. Pure: the config was loaded (tables too) by config_load.
+ */
+#include "audit/audit.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void *audit_keep(struct audit_model *m, void *p)
+{
+	m->owned = xrealloc(m->owned, (m->n_owned + 1) * sizeof(void *));
+	m->owned[m->n_owned++] = p;
+	return p;
+}
+
+const char *audit_strdup(struct audit_model *m, const char *s)
+{
+	return audit_keep(m, xstrdup(s));
+}
+
+const struct map *audit_keep_map(struct audit_model *m, struct map *map)
+{
+	m->owned_maps = xrealloc(m->owned_maps, (m->n_owned_maps + 1) * sizeof(struct map *));
+	m->owned_maps[m->n_owned_maps++] = map;
+	return map;
+}
+
+void audit_add_finding(struct audit_finding **f, size_t *n, const char *id,
+		       enum audit_severity sev, const char *service, const char *fix,
+		       const char *fmt, ...)
+{
+	/* one finding per id and service: a list met on every service is said once */
+	for (size_t k = 0; k < *n; k++)
+		if (strcmp((*f)[k].id, id) == 0 && (*f)[k].service == service &&
+		    service != NULL)
+			return;
+	*f = xrealloc(*f, (*n + 1) * sizeof(struct audit_finding));
+	va_list ap;
+	va_start(ap, fmt);
+	char *text = NULL;
+	if (vasprintf(&text, fmt, ap) < 0)
+		text = xstrdup("?");
+	va_end(ap);
+	(*f)[(*n)++] = (struct audit_finding){id, sev, service, text, fix ? xstrdup(fix) : NULL};
+}
+
+void audit_model_free(struct audit_model *m)
+{
+	if (m == NULL)
+		return;
+	for (size_t k = 0; k < m->n_owned; k++)
+		free(m->owned[k]);
+	free(m->owned);
+	for (size_t k = 0; k < m->n_owned_maps; k++)
+		map_free(m->owned_maps[k]);
+	free(m->owned_maps);
+	for (size_t k = 0; k < m->n_findings; k++) {
+		free(m->findings[k].text);
+		free(m->findings[k].fix);
+	}
+	free(m->findings);
+	free(m);
+}
+
+/* native_list - a relayguard list as audit items (tables stay the config's). */
+static struct audit_list native_list(struct audit_model *m, const struct restriction_list *rl)
+{
+	struct audit_list l = {rl->param, NULL, rl->n};
+	l.items = audit_keep(m, xcalloc(rl->n + 1, sizeof(struct audit_item)));
+	for (size_t k = 0; k < rl->n; k++)
+		l.items[k] = (struct audit_item){.kind = AI_NATIVE, .native = rl->items[k],
+						 .text = rl->items[k].name};
+	return l;
+}
+
+/* role_service - one service for the listeners of ROLE; false when there are none. */
+static bool role_service(struct audit_model *m, const struct config *cfg, enum listen_role role,
+			 struct audit_service *s)
+{
+	static const char *params[] = {"smtpd_listen", "submission_listen", "submissions_listen"};
+	struct strbuf name;
+	strbuf_init(&name);
+	const char *ip = NULL;
+	for (size_t i = 0; i < cfg->n_listen; i++) {
+		if (cfg->listen[i].role != role)
+			continue;
+		strbuf_printf(&name, "%s%s", name.len ? ", " : " ", cfg->listen[i].text);
+		if (ip == NULL && strcmp(cfg->listen[i].host, "*") != 0)
+			ip = cfg->listen[i].host;
+	}
+	if (name.len == 0)
+		return false;
+	char *full = xasprintf("%s%s", params[role], name.data);
+	strbuf_free(&name);
+	bool sub = role != ROLE_MTA;
+	*s = (struct audit_service){.name = audit_keep(m, full), .ip = ip ? ip : "127.0.0.1",
+				    .submission = sub, .submission_like = sub,
+				    .sasl = cfg->smtpd_sasl_auth_enable};
+	s->lists[AL_CLIENT] = native_list(m, sub ? &cfg->submission_client : &cfg->client);
+	s->lists[AL_HELO] = native_list(m, &cfg->helo);
+	s->lists[AL_SENDER] = native_list(m, sub ? &cfg->submission_sender : &cfg->sender);
+	s->lists[AL_RELAY] = native_list(m, &cfg->relay);
+	s->lists[AL_RECIPIENT] = native_list(m, &cfg->recipient);
+	return true;
+}
+
+/* first_domain - {d}: the first of our domains, or the host name. */
+static const char *first_domain(const struct config *cfg)
+{
+	if (cfg->mydestination && cfg->mydestination[0])
+		return cfg->mydestination[0];
+	if (cfg->relay_domains && cfg->relay_domains[0])
+		return cfg->relay_domains[0][0] == '.' ? cfg->relay_domains[0] + 1
+							: cfg->relay_domains[0];
+	return cfg->myhostname;
+}
+
+struct audit_model *audit_model_from_config(const struct config *cfg)
+{
+	struct audit_model *m = xcalloc(1, sizeof(*m));
+	m->cfg = *cfg;
+	m->origin = audit_keep(m, xasprintf("relayguard %s", cfg->file ? cfg->file
+								   : "(embedded default)"));
+	m->domain = first_domain(cfg);
+	m->stranger_ip = "203.0.113.9";
+	m->services = audit_keep(m, xcalloc(3, sizeof(struct audit_service)));
+	for (int role = ROLE_MTA; role <= ROLE_SUBMISSIONS; role++)
+		if (role_service(m, cfg, (enum listen_role)role, &m->services[m->n_services]))
+			m->n_services++;
+	return m;
+}

@@ -1,0 +1,80 @@
+"""test_audit_cli.py - relayguard audit and explain as a user runs them: exit
+codes, the JSON, the text an operator reads."""
+import json
+import os
+import subprocess
+import tempfile
+import unittest
+
+from harness import REPO, binary
+
+FIXTURES = os.path.join(REPO, 'tests', 'audit', 'postfix')
+
+
+def run(*args):
+    p = subprocess.run([binary()] + list(args), capture_output=True, text=True, timeout=60)
+    return p.returncode, p.stdout, p.stderr
+
+
+class AuditCli(unittest.TestCase):
+
+    def config(self, text):
+        f = tempfile.NamedTemporaryFile('w', suffix='.cf', delete=False)
+        self.addCleanup(os.unlink, f.name)
+        f.write(text)
+        f.close()
+        return f.name
+
+    def test_exit_codes(self):
+        for fixture, code in (('debian-default', 0), ('open-mynetworks', 1),
+                              ('policy-service', 2), ('docker-mynetworks', 3)):
+            with self.subTest(fixture):
+                rc, out, _ = run('audit', '--postfix', os.path.join(FIXTURES, fixture))
+                self.assertEqual(rc, code, out)
+        self.assertEqual(run('audit', '--postfix', '/nonexistent-dir')[0], 78)
+        self.assertEqual(run('audit', '--bogus')[0], 64)
+        self.assertEqual(run('audit', '-c', self.config('mynetworks = 10.0.0.0/33\n'))[0], 78)
+
+    def test_relayguard_open_config_text(self):
+        rc, out, _ = run('audit', '-c', self.config('mynetworks = 0.0.0.0/0\n'))
+        self.assertEqual(rc, 1)
+        self.assertIn('service smtpd_listen 127.0.0.1:2525, [::1]:2525: open', out)
+        self.assertIn('[open] mynetworks-covers-internet', out)
+        self.assertTrue(out.rstrip().endswith('verdict: open'))
+
+    def test_json_is_one_object(self):
+        rc, out, _ = run('audit', '--json', '--postfix', os.path.join(FIXTURES, 'mailcow'))
+        obj = json.loads(out)
+        self.assertEqual((rc, obj['verdict'], obj['exit']), (3, 'suspicious', 3))
+        names = [s['name'] for s in obj['services']]
+        self.assertEqual(names, ['master.cf smtpd (pass)', 'master.cf submission (inet)',
+                                 'master.cf smtps (inet)', 'master.cf 588 (inet)'])
+
+    def test_explain(self):
+        rc, out, _ = run('explain', '--client', '203.0.113.9', '--from', 'a@example.net',
+                         '--to', 'victim%example.net@localhost', '--json')
+        obj = json.loads(out)
+        self.assertEqual(rc, 1)
+        self.assertEqual(obj['reply'],
+                         '554 5.7.1 <victim%example.net@localhost>: Relay access denied')
+        self.assertEqual(obj['recipient']['domain'], 'example.net')
+        self.assertTrue(obj['recipient']['routed'])
+        self.assertEqual([s['result'] for s in obj['steps']], ['DUNNO', 'DUNNO', 'REJECT'])
+        rc, out, _ = run('explain', '--client', '127.0.0.1', '--from', 'a@example.net',
+                         '--to', 'victim@example.net')
+        self.assertEqual(rc, 0)
+        self.assertIn('decided by: permit_mynetworks in smtpd_relay_restrictions', out)
+        # on submission the session refuses at MAIL, before AUTH, with 530
+        rc, out, _ = run('explain', '--client', '203.0.113.9', '--port', 'submission',
+                         '--from', 'a@example.net', '--to', 'victim@example.net')
+        self.assertEqual(rc, 1)
+        self.assertIn('decided by: reject in submission_client_restrictions (at MAIL FROM)',
+                      out)
+        self.assertIn('reply:     530 5.7.0 Authentication required', out)
+        self.assertEqual(run('explain', '--client', 'nonsense', '--from', 'a@b.example',
+                             '--to', 'c@d.example')[0], 64)
+        self.assertEqual(run('explain', '--from', 'a@b.example')[0], 64)
+
+
+if __name__ == '__main__':
+    unittest.main()

@@ -1,0 +1,306 @@
+/*
+ * test_audit.c - the audit engine and the Postfix reader, as tables.
+ *
+ * Postfix configurations are directories under tests/audit/postfix/ (one per
+ * classic mistake, plus Debian's default and a Mailcow-style setup); the
+ * relayguard ones are written to a temporary file. Each row says the verdict,
+ * the findings that must be named, and stranger tests that must (or must not)
+ * be relayed or undecided. Run from the repository root.
+ */
+#include "audit/audit.h"
+#include "check.h"
+#include "files.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define PF "tests/audit/postfix/"
+
+/* outcome_of_test - the outcome of a test for a class on the first service
+ * with that name prefix (AO_SKIPPED + 1 when absent). */
+static int outcome_of_test(const struct audit_report *r, const char *svc, enum audit_class cls,
+			   const char *id)
+{
+	for (size_t i = 0; i < r->n_services; i++) {
+		if (svc && strncmp(r->services[i].svc->name, svc, strlen(svc)) != 0)
+			continue;
+		for (size_t k = 0; k < r->services[i].n_cases; k++) {
+			const struct audit_case *c = &r->services[i].cases[k];
+			if (c->cls == cls && strcmp(c->test->id, id) == 0)
+				return c->outcome;
+		}
+	}
+	return AO_SKIPPED + 1;
+}
+
+static bool has_finding(const struct audit_report *r, const char *id)
+{
+	for (size_t k = 0; k < r->n_findings; k++)
+		if (strcmp(r->findings[k].id, id) == 0)
+			return true;
+	return false;
+}
+
+static size_t count_outcome(const struct audit_report *r, enum audit_class cls,
+			    enum audit_outcome o)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < r->n_services; i++)
+		for (size_t k = 0; k < r->services[i].n_cases; k++)
+			n += r->services[i].cases[k].cls == cls && r->services[i].cases[k].outcome == o;
+	return n;
+}
+
+struct pf_row {
+	int line;
+	const char *dir;
+	enum audit_verdict verdict;
+	const char *findings;  /* space-separated ids that must be there */
+	const char *relayed;   /* stranger tests that must be relayed (space-separated) */
+	const char *undecided; /* stranger tests that must be undecided */
+	size_t n_services;
+};
+
+static const struct pf_row pf_rows[] = {
+	{__LINE__, "debian-default", AV_CLOSED, "", "", "", 1},
+	{__LINE__, "mailcow", AV_SUSPICIOUS, "mynetworks-nat-docker-vpn not-audited unreadable", "",
+	 "", 4},
+	{__LINE__, "open-mynetworks", AV_OPEN, "mynetworks-covers-internet",
+	 "plain null-sender percent-host bang-domain route-domain ipv4-literal", "", 1},
+	{__LINE__, "docker-mynetworks", AV_SUSPICIOUS, "mynetworks-nat-docker-vpn", "", "", 1},
+	{__LINE__, "permit-first", AV_CLOSED, "permit-before-reject_unauth_destination", "", "", 1},
+	{__LINE__, "relay-public-suffix", AV_OPEN, "relay-domains-public-suffix", "", "", 1},
+	{__LINE__, "relay-overlap", AV_SUSPICIOUS, "relay-domains-overlap-local", "", "", 1},
+	{__LINE__, "submission-permit", AV_CLOSED, "permit-before-reject_unauth_destination", "",
+	 "", 2},
+	{__LINE__, "submission-nosasl", AV_SUSPICIOUS, "submission-without-sasl", "", "", 2},
+	{__LINE__, "recipient-override", AV_OPEN, "recipient-restrictions-override",
+	 "sender-domain", "", 1},
+	{__LINE__, "alias-forward", AV_SUSPICIOUS, "alias-forward-outside", "", "", 1},
+	{__LINE__, "catchall-forward", AV_SUSPICIOUS, "catch-all-forward-outside", "", "", 1},
+	{__LINE__, "policy-service", AV_UNDECIDED, "", "", "plain percent-host", 1},
+	{__LINE__, "pcre-sender", AV_UNDECIDED, "", "", "plain sender-domain", 1},
+	/* Postfix matches parent domains in access tables and qualifies the bare
+	 * sender with myorigin: the lab's sender-hole, exactly */
+	{__LINE__, "sender-hole", AV_OPEN, "", "sender-domain sender-host sender-unqualified", "", 1},
+	{__LINE__, "compat0-recipient-list", AV_CLOSED, "", "", "", 1},
+	{__LINE__, "milter", AV_UNDECIDED, "not-audited", "", "", 1},
+	{__LINE__, "unreadable-include", AV_UNDECIDED, "unreadable", "", "", 1},
+};
+
+/* check_words - every word of LIST is a stranger test with outcome O. */
+static void check_words(const struct pf_row *row, const struct audit_report *r, const char *list,
+			enum audit_outcome o)
+{
+	char *copy = xstrdup(list), *save = NULL;
+	for (char *w = strtok_r(copy, " ", &save); w; w = strtok_r(NULL, " ", &save))
+		CHECK_AT(row->line, outcome_of_test(r, NULL, AC_STRANGER, w) == (int)o,
+			 "%s: stranger %s: got %s, want %s", row->dir, w,
+			 audit_outcome_name(outcome_of_test(r, NULL, AC_STRANGER, w)),
+			 audit_outcome_name(o));
+	free(copy);
+}
+
+static void test_postfix_rows(void)
+{
+	for (size_t i = 0; i < RG_ARRAY_LEN(pf_rows); i++) {
+		const struct pf_row *row = &pf_rows[i];
+		char err[256], *dir = xasprintf(PF "%s", row->dir);
+		struct audit_model *m = audit_model_from_postfix(dir, err, sizeof(err));
+		free(dir);
+		CHECK_AT(row->line, m != NULL, "%s: %s", row->dir, err);
+		if (m == NULL)
+			continue;
+		struct audit_report *r = audit_run(m);
+		CHECK_AT(row->line, r->verdict == row->verdict, "%s: verdict %s, want %s", row->dir,
+			 audit_verdict_name(r->verdict), audit_verdict_name(row->verdict));
+		CHECK_AT(row->line, m->n_services == row->n_services, "%s: %zu services", row->dir,
+			 m->n_services);
+		char *copy = xstrdup(row->findings), *save = NULL;
+		for (char *w = strtok_r(copy, " ", &save); w; w = strtok_r(NULL, " ", &save))
+			CHECK_AT(row->line, has_finding(r, w), "%s: finding %s missing", row->dir, w);
+		free(copy);
+		check_words(row, r, row->relayed, AO_RELAYED);
+		check_words(row, r, row->undecided, AO_UNDECIDED);
+		if (row->verdict != AV_OPEN)
+			CHECK_AT(row->line, count_outcome(r, AC_STRANGER, AO_RELAYED) == 0,
+				 "%s: a stranger relays in a %s configuration", row->dir,
+				 audit_verdict_name(row->verdict));
+		audit_report_free(r);
+		audit_model_free(m);
+	}
+}
+
+/* The Postfix reader's own facts: defaults by compatibility level, -o overrides,
+ * the lists as Postfix would read them. */
+static void test_postfix_reader(void)
+{
+	char err[256];
+	struct audit_model *m = audit_model_from_postfix(PF "mailcow", err, sizeof(err));
+	CHECK(m != NULL, "mailcow: %s", err);
+	if (m == NULL)
+		return;
+	/* master.cf: postscreen's smtpd pass service, submission, smtps, 588 */
+	CHECK_STR_AT(__LINE__, m->services[0].name, "master.cf smtpd (pass)", "first service");
+	CHECK(!m->services[0].sasl, "-o smtpd_sasl_auth_enable=no on smtpd pass");
+	CHECK(m->services[1].sasl && m->services[1].submission_like, "submission: SASL from main.cf");
+	CHECK(m->services[1].lists[AL_CLIENT].n == 2, "-o smtpd_client_restrictions=a,b: two items");
+	CHECK(m->cfg.n_mynetworks == 6, "mynetworks: %zu networks", m->cfg.n_mynetworks);
+	struct audit_report *r = audit_run(m);
+	/* inside mynetworks the submission service still wants AUTH */
+	CHECK(outcome_of_test(r, "master.cf submission", AC_MYNETWORKS, "plain") == AO_REFUSED,
+	      "mynetworks client on submission without AUTH");
+	CHECK(outcome_of_test(r, "master.cf submission", AC_AUTHENTICATED, "plain") == AO_RELAYED,
+	      "authenticated user relays on submission");
+	CHECK(outcome_of_test(r, "master.cf smtpd", AC_AUTHENTICATED, "plain") == AO_SKIPPED + 0,
+	      "no AUTH on port 25: no authenticated class");
+	audit_report_free(r);
+	audit_model_free(m);
+
+	m = audit_model_from_postfix(PF "compat0-recipient-list", err, sizeof(err));
+	CHECK(m != NULL && m->services[0].lists[AL_RELAY].n == 0,
+	      "compatibility_level 0: smtpd_relay_restrictions is empty");
+	CHECK(m != NULL && address_domain_listed("sub.example.com",
+						 (const char *const *)m->cfg.relay_domains),
+	      "compatibility_level 0: relay_domains = $mydestination, subdomains matched");
+	audit_model_free(m);
+
+	m = audit_model_from_postfix(PF "debian-default", err, sizeof(err));
+	CHECK(m != NULL && m->services[0].lists[AL_RELAY].n == 3, "Debian's relay list");
+	CHECK(m != NULL && m->cfg.n_mynetworks == 3, "[::ffff:127.0.0.0]/104 read as 127.0.0.0/8");
+	audit_model_free(m);
+
+	m = audit_model_from_postfix(PF "no-such-directory", err, sizeof(err));
+	CHECK(m == NULL && strstr(err, "main.cf") != NULL, "missing main.cf: %s", err);
+}
+
+/* relayguard's own configurations, through config_load. */
+struct rg_row {
+	int line;
+	const char *text; /* NULL: the embedded default */
+	enum audit_verdict verdict;
+	const char *relayed;
+};
+
+static const struct rg_row rg_rows[] = {
+	{__LINE__, NULL, AV_CLOSED, ""},
+	{__LINE__, "mynetworks = 0.0.0.0/0\n", AV_OPEN, "plain helo-localhost ipv6-literal"},
+	{__LINE__, "mynetworks = 127.0.0.0/8 172.17.0.0/16\n", AV_SUSPICIOUS, ""},
+	{__LINE__, "mydestination = example.com\nrelay_domains = example.org\n", AV_CLOSED, ""},
+};
+
+static void test_relayguard_rows(void)
+{
+	for (size_t i = 0; i < RG_ARRAY_LEN(rg_rows); i++) {
+		const struct rg_row *row = &rg_rows[i];
+		char path[] = "/tmp/rg-audit-XXXXXX";
+		char *errors = NULL;
+		struct config *cfg;
+		if (row->text) {
+			int fd = mkstemp(path);
+			if (fd < 0 || write(fd, row->text, strlen(row->text)) < 0)
+				CHECK_AT(row->line, false, "cannot write %s", path);
+			close(fd);
+			cfg = config_load(path, &errors);
+			unlink(path);
+		} else {
+			cfg = config_load(NULL, &errors);
+		}
+		CHECK_AT(row->line, cfg != NULL, "config: %s", errors ? errors : "");
+		free(errors);
+		if (cfg == NULL)
+			continue;
+		struct audit_model *m = audit_model_from_config(cfg);
+		struct audit_report *r = audit_run(m);
+		CHECK_AT(row->line, r->verdict == row->verdict, "verdict %s, want %s",
+			 audit_verdict_name(r->verdict), audit_verdict_name(row->verdict));
+		struct pf_row as_pf = {row->line, "relayguard", 0, "", "", "", 0};
+		check_words(&as_pf, r, row->relayed, AO_RELAYED);
+		audit_report_free(r);
+		audit_model_free(m);
+		config_free(cfg);
+	}
+}
+
+/* explain: the same engine, one request, with its trace. */
+struct ex_row {
+	int line;
+	const char *ip, *login, *from, *to;
+	enum policy_action action;
+	const char *decider;
+	size_t n_steps;
+	const char *last_result;
+};
+
+static const struct ex_row ex_rows[] = {
+	{__LINE__, "203.0.113.9", NULL, "a@example.net", "victim@example.net", POLICY_REJECT,
+	 "reject_unauth_destination", 3, "REJECT"},
+	{__LINE__, "203.0.113.9", NULL, "a@example.net", "victim%example.net@localhost",
+	 POLICY_REJECT, "reject_unauth_destination", 3, "REJECT"},
+	{__LINE__, "127.0.0.1", NULL, "a@example.net", "victim@example.net", POLICY_ACCEPT,
+	 "permit_mynetworks", 1, "OK"},
+	{__LINE__, "203.0.113.9", NULL, "a@example.net", "postmaster@localhost", POLICY_ACCEPT,
+	 "none (our destination)", 3, "DUNNO"},
+	{__LINE__, "203.0.113.9", NULL, "a@example.net", "nobody@localhost", POLICY_REJECT,
+	 "reject_unlisted_recipient", 3, "DUNNO"},
+};
+
+static void test_explain(void)
+{
+	char *errors = NULL;
+	struct config *cfg = config_load(NULL, &errors);
+	free(errors);
+	struct audit_model *m = audit_model_from_config(cfg);
+	for (size_t i = 0; i < RG_ARRAY_LEN(ex_rows); i++) {
+		const struct ex_row *row = &ex_rows[i];
+		struct audit_request rq = {row->ip, "client.example.org", row->login, row->from,
+					   row->to};
+		struct audit_explain e;
+		CHECK_AT(row->line, audit_explain(m, 0, &rq, &e) && e.syntax_ok, "explain ran");
+		CHECK_AT(row->line, e.decision.action == row->action, "action %d", e.decision.action);
+		CHECK_STR_AT(row->line, e.decision.restriction, row->decider, "decider");
+		CHECK_AT(row->line, e.n_steps == row->n_steps, "%zu steps", e.n_steps);
+		if (e.n_steps > 0)
+			CHECK_STR_AT(row->line, e.steps[e.n_steps - 1].result, row->last_result,
+				     "last step");
+	}
+	struct audit_request bad = {"not-an-ip", NULL, NULL, "a@example.net", "b@example.net"};
+	struct audit_explain e;
+	CHECK(!audit_explain(m, 0, &bad, &e), "a client that is not an address is refused");
+	struct audit_request syn = {"203.0.113.9", NULL, NULL, "a@example.net", "b@@"};
+	CHECK(audit_explain(m, 0, &syn, &e) && !e.syntax_ok, "bad recipient syntax");
+	audit_model_free(m);
+	config_free(cfg);
+}
+
+/* The JSON output is one object and carries every service. */
+static void test_json(void)
+{
+	char err[256];
+	struct audit_model *m = audit_model_from_postfix(PF "sender-hole", err, sizeof(err));
+	if (m == NULL) {
+		CHECK(false, "%s", err);
+		return;
+	}
+	struct audit_report *r = audit_run(m);
+	struct strbuf sb;
+	strbuf_init(&sb);
+	audit_print_json(r, &sb);
+	CHECK(sb.data[0] == '{' && strstr(sb.data, "\"verdict\":\"open\"") != NULL &&
+	      strstr(sb.data, "\"relayed\":[\"sender-host\",\"sender-domain\",\"sender-unqualified\"]")
+		      != NULL,
+	      "json: %.300s", sb.data);
+	strbuf_free(&sb);
+	audit_report_free(r);
+	audit_model_free(m);
+}
+
+int main(void)
+{
+	test_postfix_rows();
+	test_postfix_reader();
+	test_relayguard_rows();
+	test_explain();
+	test_json();
+	return check_summary("audit");
+}
