@@ -8,6 +8,8 @@
  *	relayguard queue delete ID|--all [-c FILE]
  *	relayguard queue hold ID [-c FILE]
  *	relayguard queue release ID [-c FILE]
+ *	relayguard lockout list|stats [-c FILE]
+ *	relayguard lockout clear IP [-c FILE]
  *
  * DESCRIPTION
  *	The queue is found through queue_directory of the configuration. A
@@ -477,4 +479,70 @@ int queue_main(int argc, char **argv)
 	fprintf(stderr, "relayguard queue: unknown command \"%s\" (try relayguard queue --help)\n",
 		argv[0]);
 	return EXIT_USAGE;
+}
+
+/* ---- relayguard lockout: the running server's AUTH lock-outs and rate counters ---- */
+
+static const char usage_lockout[] =
+	"usage: relayguard lockout list|stats|clear IP [-c FILE]\n"
+	"\n"
+	"Ask the running server (over queue_directory/control) about clients shut out\n"
+	"for failed AUTH attempts (smtpd_sasl_failure_limit) and rate limits:\n"
+	"  list       the clients locked out now, and for how long\n"
+	"  clear IP   lift IP's lock-out (IPv6: its /64) and forget its rate counters\n"
+	"  stats      refusals counted by the rate limits, table sizes\n"
+	"Exit status: 0 ok, 64 usage error, 78 configuration error, 1 other failure.\n";
+
+/* lockout_request - the control request for ARGV, or NULL (usage printed). */
+static char *lockout_request(int argc, char **argv, const char **config_file)
+{
+	const char *ip = NULL;
+	for (int i = 1; i < argc; i++) {
+		if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc)
+			*config_file = argv[++i];
+		else if (argv[i][0] != '-' && ip == NULL && strcmp(argv[0], "clear") == 0)
+			ip = argv[i];
+		else
+			return NULL;
+	}
+	if (strcmp(argv[0], "list") == 0 || strcmp(argv[0], "stats") == 0)
+		return xstrdup(strcmp(argv[0], "list") == 0 ? "lockout-list" : "abuse-stats");
+	if (strcmp(argv[0], "clear") == 0 && ip != NULL)
+		return xasprintf("lockout-clear %s", ip);
+	return NULL;
+}
+
+int lockout_main(int argc, char **argv)
+{
+	const char *config_file = NULL;
+	if (argc >= 1 && (strcmp(argv[0], "-h") == 0 || strcmp(argv[0], "--help") == 0)) {
+		fputs(usage_lockout, stdout);
+		return 0;
+	}
+	char *request = argc >= 1 ? lockout_request(argc, argv, &config_file) : NULL;
+	if (request == NULL) {
+		fputs(usage_lockout, stderr);
+		return EXIT_USAGE;
+	}
+	char *errors = NULL;
+	struct config *cfg = config_load(config_file, &errors);
+	if (cfg == NULL) {
+		fputs(errors ? errors : "", stderr);
+		free(errors);
+		free(request);
+		return EXIT_CONFIG;
+	}
+	struct strbuf reply;
+	char err[512];
+	strbuf_init(&reply);
+	enum ctl_result r = ctl_request(cfg->queue_directory, request, &reply, err, sizeof(err));
+	int rc = r == CTL_OK ? 0
+	       : r == CTL_ABSENT ? say_not_running(cfg->queue_directory, argv[0])
+				 : say_failure(cfg->queue_directory, r, err);
+	if (r == CTL_OK)
+		fputs(reply.data ? reply.data : "", stdout);
+	strbuf_free(&reply);
+	free(request);
+	config_free(cfg);
+	return rc;
 }

@@ -144,6 +144,15 @@ struct config {
 	uint64_t smtpd_min_data_rate;      /* bytes/s of DATA that earn more time */
 	uint64_t smtpd_data_memory_limit;  /* message text held in memory, all sessions */
 	uint64_t queue_minfree;            /* free bytes the queue needs; see README */
+	/* abuse control for authenticated relaying (issue 13); 0: no limit */
+	uint64_t anvil_rate_time_unit;     /* the window of every rate limit */
+	uint64_t smtpd_client_connection_rate_limit, smtpd_client_message_rate_limit;
+	uint64_t smtpd_client_recipient_rate_limit, smtpd_client_auth_rate_limit;
+	uint64_t smtpd_sasl_message_rate_limit, smtpd_sasl_recipient_rate_limit;
+	struct cidr *smtpd_client_event_limit_exceptions; /* no client rate limits */
+	size_t n_smtpd_client_event_limit_exceptions;
+	struct cidr *smtpd_sasl_lockout_exceptions; /* never locked out, no AUTH rate limit */
+	size_t n_smtpd_sasl_lockout_exceptions;
 	/* every parameter, expanded, in table order (for "relayguard config") */
 	char **names, **values;
 	struct config_origin *origins;
@@ -165,6 +174,9 @@ char *config_warnings(const struct config *cfg);
 
 /* Does any listener need a TLS certificate? */
 bool config_needs_tls(const struct config *cfg);
+
+/* Is ip in one of the n networks of list? */
+bool config_in_networks(const struct cidr *list, size_t n, const struct rg_ip *ip);
 
 /* Is ip in mynetworks? */
 bool config_in_mynetworks(const struct config *cfg, const struct rg_ip *ip);

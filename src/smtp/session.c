@@ -21,6 +21,7 @@
  *	smtpd_hard_error_limit.
  */
 #include "smtp/session.h"
+#include "abuse/abuse.h"
 #include "auth/auth.h"
 #include "auth/lockout.h"
 #include "auth/sasl.h"
@@ -202,6 +203,17 @@ static void reply_error(struct session *s, const char *command, const char *fmt,
 	reply(s, "%s", line);
 	log_ev(LOG_INFO, "reject", {"session", s->id}, {"client", s->ip_text},
 	       {"command", command}, {"reply", line});
+}
+
+/* abuse_ok - EV is within the rate limits (abuse.c); else its reply is sent. */
+static bool abuse_ok(struct session *s, enum abuse_event ev)
+{
+	char line[ABUSE_REPLY_MAX];
+	struct abuse_client c = {&s->client.ip, s->ip_text, s->client.sasl_username, s->id};
+	if (abuse_check(server_abuse(s->srv), ev, &c, time(NULL), line, sizeof(line)))
+		return true;
+	reply(s, "%s", line);
+	return false;
 }
 
 static void check_error_limit(struct session *s)
@@ -496,7 +508,8 @@ static void cmd_mail(struct session *s, char *arg)
 		return;
 	}
 	address_resolve(&tx->sender, server_domains(s->srv), &tx->sender_res);
-	if (s->client.submission ? !submission_mail_ok(s, tx) : !owned_sender_ok(s, tx)) {
+	if ((s->client.submission ? !submission_mail_ok(s, tx) : !owned_sender_ok(s, tx)) ||
+	    !abuse_ok(s, ABUSE_MESSAGE)) {
 		free(tx);
 		return;
 	}
@@ -618,9 +631,10 @@ static void cmd_rcpt(struct session *s, char *arg)
 	struct policy_decision d;
 	policy_check_rcpt(s->cfg, &req, &d);
 	log_rcpt(s, &a, &r, &d);
-	if (d.action == POLICY_ACCEPT)
-		rcpt_accept(s, &a, &r, notify, orcpt);
-	else
+	if (d.action == POLICY_ACCEPT) {
+		if (abuse_ok(s, ABUSE_RECIPIENT))
+			rcpt_accept(s, &a, &r, notify, orcpt);
+	} else
 		reply(s, "%s", d.reply);
 }
 
@@ -770,8 +784,9 @@ static void sasl_reply_prompt(struct session *s)
 static bool attempt_over(struct session *s, bool failed)
 {
 	struct lockout *lo = server_lockout(s->srv);
-	if (!s->sasl->in_flight)
-		return failed && lockout_fail(lo, &s->client.ip, time(NULL));
+	if (!s->sasl->in_flight) /* not counted at its start: lock-out exempt, or a late failure */
+		return failed && !abuse_lockout_exempt(server_abuse(s->srv), &s->client.ip) &&
+		       lockout_fail(lo, &s->client.ip, time(NULL));
 	s->sasl->in_flight = false;
 	return lockout_end(lo, &s->client.ip, time(NULL), failed);
 }
@@ -818,7 +833,10 @@ static void cmd_auth(struct session *s, char *arg)
 			    "authentication mechanism");
 		return;
 	}
-	if (lockout_is_locked(server_lockout(s->srv), &s->client.ip, time(NULL), NULL)) {
+	if (!abuse_ok(s, ABUSE_AUTH))
+		return;
+	if (!abuse_lockout_exempt(server_abuse(s->srv), &s->client.ip) &&
+	    lockout_is_locked(server_lockout(s->srv), &s->client.ip, time(NULL), NULL)) {
 		lockout_refuse(s);
 		return;
 	}
@@ -1755,7 +1773,7 @@ static void sasl_failed(struct session *s, const char *reason)
 			 (unsigned long long)s->cfg->smtpd_sasl_lockout_time);
 		log_ev(LOG_WARNING, "auth-lockout", {"client", s->ip_text}, {"for", until});
 		reply(s, "421 4.7.0 %s Error: too many failed authentication attempts; "
-		      "try again later", s->cfg->myhostname);
+		      "locked out for %s, try again later", s->cfg->myhostname, until);
 		session_close(s);
 		return;
 	}
@@ -1796,9 +1814,14 @@ static void sasl_checked(enum auth_status st, const char *user, const char *reas
 static void lockout_refuse(struct session *s)
 {
 	/* locked out while this session was open: it gets no more guesses */
-	log_ev(LOG_WARNING, "auth-lockout-refused", {"session", s->id}, {"client", s->ip_text});
+	time_t until = 0, now = time(NULL);
+	char left[24];
+	lockout_is_locked(server_lockout(s->srv), &s->client.ip, now, &until);
+	snprintf(left, sizeof(left), "%llds", (long long)(until > now ? until - now : 0));
+	log_ev(LOG_WARNING, "auth-lockout-refused", {"session", s->id}, {"client", s->ip_text},
+	       {"remaining", left});
 	reply(s, "421 4.7.0 %s Error: too many failed authentication attempts; "
-	      "try again later", s->cfg->myhostname);
+	      "locked out for %s more, try again later", s->cfg->myhostname, left);
 	session_close(s);
 }
 
@@ -1806,6 +1829,8 @@ static void lockout_refuse(struct session *s)
  * check starts, so parallel sessions cannot get more guesses than the limit. */
 static bool attempt_begins(struct session *s)
 {
+	if (abuse_lockout_exempt(server_abuse(s->srv), &s->client.ip))
+		return true; /* smtpd_sasl_lockout_exceptions: the owner is never locked out */
 	switch (lockout_begin(server_lockout(s->srv), &s->client.ip, time(NULL))) {
 	case LOCKOUT_GO:
 		s->sasl->in_flight = true;

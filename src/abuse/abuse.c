@@ -1,0 +1,235 @@
+/*
+ * abuse.c - rate limits, exceptions and the lock-out's control commands
+ * (see abuse.h).
+ *
+ * DESCRIPTION
+ *	One rate table holds every counter; a key is the limit's letter and
+ *	the client's address key ("c:192.0.2.1", "m:2001:db8::") or the login
+ *	("M:alice"), so a login cannot collide with an address. A refused
+ *	event is not counted: a client slowing down below the limit passes.
+ */
+#include "abuse/abuse.h"
+#include "abuse/rate.h"
+#include "auth/lockout.h"
+#include "config/config.h"
+#include "control/control.h"
+#include "util/log.h"
+#include "util/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RATE_MAX_KEYS 200000 /* about 100 bytes each: 20 MB at most */
+
+/* One rate limit: what it counts, by what, its parameter and its reply. */
+struct limit_def {
+	enum abuse_event ev;
+	bool per_login;
+	char letter;
+	const char *param;
+	const char *code;  /* of the reply; 421 also names the host, as Postfix does */
+	const char *what;  /* "too many WHAT from ..." */
+};
+
+static const struct limit_def defs[] = {
+	{ABUSE_CONNECTION, false, 'c', "smtpd_client_connection_rate_limit", "421 4.7.0",
+	 "connections"},
+	{ABUSE_AUTH, false, 'a', "smtpd_client_auth_rate_limit", "454 4.7.0", "AUTH commands"},
+	{ABUSE_MESSAGE, false, 'm', "smtpd_client_message_rate_limit", "452 4.7.1", "messages"},
+	{ABUSE_MESSAGE, true, 'M', "smtpd_sasl_message_rate_limit", "452 4.7.1", "messages"},
+	{ABUSE_RECIPIENT, false, 'r', "smtpd_client_recipient_rate_limit", "452 4.7.1",
+	 "recipients"},
+	{ABUSE_RECIPIENT, true, 'R', "smtpd_sasl_recipient_rate_limit", "452 4.7.1",
+	 "recipients"},
+};
+
+struct abuse {
+	const struct config *cfg;
+	struct lockout *lockout;
+	struct rate *rate;
+	unsigned limits[RG_ARRAY_LEN(defs)];
+	unsigned long refused[ABUSE_EVENTS];
+	unsigned long cleared;          /* lock-outs lifted by the operator */
+};
+
+static unsigned clamp(uint64_t v)
+{
+	return v > UINT32_MAX ? UINT32_MAX : (unsigned)v;
+}
+
+struct abuse *abuse_new(const struct config *cfg, struct lockout *lo)
+{
+	struct abuse *a = xcalloc(1, sizeof(*a));
+	const uint64_t values[] = {
+		cfg->smtpd_client_connection_rate_limit, cfg->smtpd_client_auth_rate_limit,
+		cfg->smtpd_client_message_rate_limit, cfg->smtpd_sasl_message_rate_limit,
+		cfg->smtpd_client_recipient_rate_limit, cfg->smtpd_sasl_recipient_rate_limit,
+	};
+	_Static_assert(RG_ARRAY_LEN(values) == RG_ARRAY_LEN(defs), "one value per limit");
+	for (size_t i = 0; i < RG_ARRAY_LEN(defs); i++)
+		a->limits[i] = clamp(values[i]);
+	a->cfg = cfg;
+	a->lockout = lo;
+	a->rate = rate_new((unsigned)cfg->anvil_rate_time_unit, RATE_MAX_KEYS);
+	return a;
+}
+
+void abuse_free(struct abuse *a)
+{
+	if (a == NULL)
+		return;
+	rate_free(a->rate);
+	free(a);
+}
+
+/* key_of - the rate key of DEF for C; false when DEF does not apply (no login). */
+static bool key_of(const struct limit_def *def, const struct abuse_client *c, char *key,
+		   size_t len)
+{
+	if (def->per_login) {
+		if (c->login == NULL || c->login[0] == '\0')
+			return false;
+		snprintf(key, len, "%c:%s", def->letter, c->login);
+		return true;
+	}
+	char text[RG_IP_STRLEN];
+	struct rg_ip k = ip_client_key(c->ip);
+	ip_format(&k, text, sizeof(text));
+	snprintf(key, len, "%c:%s", def->letter, text);
+	return true;
+}
+
+/* client_exempt - the client limits skip smtpd_client_event_limit_exceptions;
+ * the AUTH rate also skips smtpd_sasl_lockout_exceptions (the owner's own). */
+static bool client_exempt(const struct abuse *a, enum abuse_event ev, const struct rg_ip *ip)
+{
+	const struct config *cfg = a->cfg;
+	if (config_in_networks(cfg->smtpd_client_event_limit_exceptions,
+			       cfg->n_smtpd_client_event_limit_exceptions, ip))
+		return true;
+	return ev == ABUSE_AUTH && abuse_lockout_exempt(a, ip);
+}
+
+/* refuse - the reply, the log line and the counter for one refusal. */
+static void refuse(struct abuse *a, const struct limit_def *def, const struct abuse_client *c,
+		   unsigned count, char *reply, size_t len)
+{
+	unsigned limit = a->limits[def - defs], window = (unsigned)a->cfg->anvil_rate_time_unit;
+	bool host = def->ev == ABUSE_CONNECTION;
+	snprintf(reply, len, "%s%s%s Error: too many %s from %s%s (limit %u per %us); "
+		 "try again later", def->code, host ? " " : "", host ? a->cfg->myhostname : "",
+		 def->what, def->per_login ? "login " : "",
+		 def->per_login ? c->login : c->ip_text, limit, window);
+	char n[24], l[24];
+	snprintf(n, sizeof(n), "%u", count);
+	snprintf(l, sizeof(l), "%u/%us", limit, window);
+	log_ev(LOG_WARNING, "rate-limit", {"client", c->ip_text}, {"user", c->login},
+	       {"limit", def->param}, {"rate", l}, {"count", n}, {"reply", reply},
+	       {"session", c->session});
+	a->refused[def->ev]++;
+}
+
+bool abuse_check(struct abuse *a, enum abuse_event ev, const struct abuse_client *c,
+		 time_t now, char *reply, size_t len)
+{
+	bool exempt = client_exempt(a, ev, c->ip);
+	for (size_t i = 0; i < RG_ARRAY_LEN(defs); i++) {
+		char key[RATE_KEY_MAX + 1];
+		unsigned count;
+		if (defs[i].ev != ev || a->limits[i] == 0 || (exempt && !defs[i].per_login) ||
+		    !key_of(&defs[i], c, key, sizeof(key)))
+			continue;
+		if (!rate_take(a->rate, key, 1, a->limits[i], now, &count)) {
+			refuse(a, &defs[i], c, count, reply, len);
+			return false;
+		}
+	}
+	return true;
+}
+
+bool abuse_lockout_exempt(const struct abuse *a, const struct rg_ip *ip)
+{
+	return config_in_networks(a->cfg->smtpd_sasl_lockout_exceptions,
+				  a->cfg->n_smtpd_sasl_lockout_exceptions, ip);
+}
+
+unsigned long abuse_refused(const struct abuse *a, enum abuse_event ev)
+{
+	return ev < ABUSE_EVENTS ? a->refused[ev] : 0;
+}
+
+/* ---- the control commands ---- */
+
+struct list_ctx {
+	struct strbuf *out;
+	time_t now;
+};
+
+static void list_one(const struct rg_ip *key, time_t until, void *arg)
+{
+	struct list_ctx *ctx = arg;
+	char text[RG_IP_STRLEN];
+	ip_format(key, text, sizeof(text));
+	strbuf_printf(ctx->out, "%s%s locked out for %llds more\n", text,
+		      key->family == AF_INET6 ? "/64" : "", (long long)(until - ctx->now));
+}
+
+static bool ctl_lockout_list(void *arg, struct strbuf *out)
+{
+	struct abuse *a = arg;
+	struct list_ctx ctx = {out, time(NULL)};
+	size_t n = a->lockout ? lockout_each(a->lockout, ctx.now, list_one, &ctx) : 0;
+	strbuf_printf(out, "%zu client%s locked out\n", n, n == 1 ? "" : "s");
+	return true;
+}
+
+/* forget_rates - the client's own counters go too: the operator vouches for it. */
+static void forget_rates(struct abuse *a, const struct rg_ip *ip)
+{
+	struct abuse_client c = {ip, "", NULL, NULL};
+	for (size_t i = 0; i < RG_ARRAY_LEN(defs); i++) {
+		char key[RATE_KEY_MAX + 1];
+		if (key_of(&defs[i], &c, key, sizeof(key)))
+			rate_forget(a->rate, key);
+	}
+}
+
+static bool ctl_lockout_clear(void *arg, const char *ip_text, struct strbuf *out)
+{
+	struct abuse *a = arg;
+	struct rg_ip ip;
+	if (!ip_parse(ip_text, &ip)) {
+		strbuf_printf(out, "not an IP address: %s", ip_text);
+		return false;
+	}
+	bool had = a->lockout && lockout_clear(a->lockout, &ip);
+	forget_rates(a, &ip);
+	a->cleared += had;
+	log_ev(LOG_INFO, "lockout-cleared", {"client", ip_text}, {"was", had ? "locked or counted"
+								     : "not known"});
+	strbuf_printf(out, had ? "%s: lock-out lifted, failures and rates forgotten\n"
+			       : "%s: was not locked out; rates forgotten\n", ip_text);
+	return true;
+}
+
+static bool ctl_stats(void *arg, struct strbuf *out)
+{
+	static const char *const names[] = {"connection", "message", "recipient", "auth"};
+	struct abuse *a = arg;
+	for (size_t ev = 0; ev < ABUSE_EVENTS; ev++)
+		strbuf_printf(out, "rate_limited_%s %lu\n", names[ev], a->refused[ev]);
+	strbuf_printf(out, "rate_keys %zu\nrate_evictions %lu\n", rate_size(a->rate),
+		      rate_evictions(a->rate));
+	if (a->lockout)
+		strbuf_printf(out, "lockout_entries %zu\nlockout_evictions %lu\n",
+			      lockout_size(a->lockout), lockout_evictions(a->lockout));
+	strbuf_printf(out, "lockout_cleared %lu\n", a->cleared);
+	return true;
+}
+
+const struct control_abuse_ops abuse_control_ops = {
+	.lockout_list = ctl_lockout_list,
+	.lockout_clear = ctl_lockout_clear,
+	.stats = ctl_stats,
+};

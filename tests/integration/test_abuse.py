@@ -1,0 +1,186 @@
+"""test_abuse.py - abuse control: rate limits per client and per login, the
+owner-safe AUTH lock-out, and `relayguard lockout list|clear|stats`.
+
+Clients come from 127.0.0.9 and 127.0.0.10 (outside mynetworks); 127.0.0.1 is
+in mynetworks, so in smtpd_client_event_limit_exceptions by default.
+"""
+import os
+import re
+import unittest
+
+import harness
+from harness import Conn, Server, TRUSTED, UNTRUSTED, UNTRUSTED2, run_cli
+from test_msa import make_passwd, msa_overrides, plain, scratch_dir
+
+ALICE = {'alice@example.com': ('SHA512-CRYPT', 'alice-secret')}
+
+
+def lockout_cli(srv, *args):
+    return run_cli(['lockout'] + list(args) + ['-c', srv.config_path])
+
+
+def login(c, user='alice@example.com', password='alice-secret'):
+    return c.cmd('AUTH PLAIN ' + plain(user, password))
+
+
+class ClientRates(unittest.TestCase):
+    def test_connection_rate_refuses_the_third_connection_with_421(self):
+        with Server(overrides={'smtpd_client_connection_rate_limit': '2'}) as srv:
+            for _ in range(2):
+                with Conn(srv.port) as c:
+                    self.assertEqual(c.greeting[0], 220)
+            with Conn(srv.port, greeting=False) as c:
+                code, text = c.reply()
+                self.assertEqual(code, 421, text)
+                self.assertIn('4.7.0', text)
+                self.assertIn('too many connections from 127.0.0.9 (limit 2 per 60s)', text)
+                self.assertTrue(c.closed())
+            # another client, and mynetworks (the default exception), are not affected
+            with Conn(srv.port, source=UNTRUSTED2) as c:
+                self.assertEqual(c.greeting[0], 220)
+            for _ in range(4):
+                with Conn(srv.port, source=TRUSTED) as c:
+                    self.assertEqual(c.greeting[0], 220)
+            self.assertIsNotNone(srv.wait_log(
+                r'warning rate-limit client=127\.0\.0\.9 limit=smtpd_client_connection_rate_limit'))
+            out = lockout_cli(srv, 'stats')
+            self.assertEqual(out.returncode, 0, out.stderr)
+            self.assertIn('rate_limited_connection 1', out.stdout)
+
+    def test_message_rate_refuses_mail_from_with_452(self):
+        with Server(overrides={'smtpd_client_message_rate_limit': '2'}) as srv:
+            with Conn(srv.port) as c:
+                c.cmd('EHLO c.example.org')
+                for _ in range(2):
+                    self.assertEqual(c.cmd('MAIL FROM:<a@example.org>')[0], 250)
+                    self.assertEqual(c.cmd('RSET')[0], 250)
+                code, text = c.cmd('MAIL FROM:<a@example.org>')
+                self.assertEqual(code, 452, text)
+                self.assertIn('4.7.1 Error: too many messages from 127.0.0.9', text)
+            with Conn(srv.port, source=TRUSTED) as c:
+                c.cmd('EHLO c.example.org')
+                for _ in range(3):
+                    self.assertEqual(c.cmd('MAIL FROM:<a@example.org>')[0], 250)
+                    c.cmd('RSET')
+
+    def test_recipient_rate_refuses_rcpt_with_452(self):
+        with Server(overrides={'smtpd_client_recipient_rate_limit': '3',
+                               'smtpd_client_event_limit_exceptions': ''}) as srv:
+            with Conn(srv.port, source=TRUSTED) as c:  # no exceptions: mynetworks too
+                c.cmd('EHLO c.example.org')
+                c.cmd('MAIL FROM:<a@example.org>')
+                for _ in range(3):
+                    self.assertEqual(c.cmd('RCPT TO:<postmaster@localhost>')[0], 250)
+                code, text = c.cmd('RCPT TO:<postmaster@localhost>')
+                self.assertEqual(code, 452, text)
+                self.assertIn('too many recipients from 127.0.0.1', text)
+                # the accepted ones still make a message
+                self.assertEqual(c.cmd('DATA')[0], 354)
+                self.assertEqual(c.cmd('Subject: x\r\n\r\nbody\r\n.')[0], 250)
+
+
+class LoginRates(unittest.TestCase):
+    def test_login_message_rate_counts_over_several_clients(self):
+        with scratch_dir() as tmp:
+            passwd = os.path.join(tmp, 'passwd')
+            make_passwd(passwd, ALICE)
+            o = msa_overrides(passwd, smtpd_sasl_message_rate_limit='2',
+                              smtpd_client_auth_rate_limit='2')
+            with Server(overrides=o) as srv:
+                results = []
+                for source in (UNTRUSTED, UNTRUSTED2, UNTRUSTED):
+                    with Conn(srv.subs_port, source=source, tls=True) as c:
+                        c.cmd('EHLO c.example.org')
+                        self.assertEqual(login(c)[0], 235)
+                        results.append(c.cmd('MAIL FROM:<alice@example.com>'))
+                self.assertEqual([r[0] for r in results], [250, 250, 452], results)
+                self.assertIn('too many messages from login alice@example.com', results[2][1])
+                self.assertIsNotNone(srv.wait_log(
+                    r'rate-limit client=127\.0\.0\.9 user=alice@example\.com '
+                    r'limit=smtpd_sasl_message_rate_limit'))
+                # the AUTH rate: 127.0.0.9 has used its two AUTH commands
+                with Conn(srv.subs_port, tls=True) as c:
+                    c.cmd('EHLO c.example.org')
+                    code, text = login(c)
+                    self.assertEqual(code, 454, text)
+                    self.assertIn('4.7.0 Error: too many AUTH commands from 127.0.0.9', text)
+
+
+class OwnerSafeLockout(unittest.TestCase):
+    def test_exception_is_never_locked_out_others_are_and_are_told_how_long(self):
+        with scratch_dir() as tmp:
+            passwd = os.path.join(tmp, 'passwd')
+            make_passwd(passwd, ALICE)
+            o = msa_overrides(passwd, smtpd_sasl_failure_limit='2',
+                              smtpd_sasl_lockout_time='60s',
+                              smtpd_sasl_lockout_exceptions='127.0.0.9/32')
+            with Server(overrides=o) as srv:
+                # the owner's address mistypes its password again and again
+                with Conn(srv.subs_port, tls=True) as c:
+                    c.cmd('EHLO c.example.org')
+                    for _ in range(5):
+                        self.assertEqual(login(c, password='wrong')[0], 535)
+                    self.assertEqual(login(c)[0], 235)
+                with Conn(srv.subs_port, tls=True) as c:
+                    self.assertEqual(c.greeting[0], 220)
+                # a stranger is locked out, and told for how long
+                with Conn(srv.subs_port, source=UNTRUSTED2, tls=True) as c:
+                    c.cmd('EHLO c.example.org')
+                    self.assertEqual(login(c, password='wrong')[0], 535)
+                    code, text = login(c, password='wrong')
+                    self.assertEqual(code, 421, text)
+                    self.assertIn('locked out for 60s', text)
+                with Conn(srv.port, source=UNTRUSTED2, greeting=False) as c:
+                    code, text = c.reply()
+                    self.assertEqual(code, 421, text)
+                    self.assertTrue(re.search(r'locked out for \d+s more', text), text)
+                self.assertIsNone(re.search(r'auth-lockout client=127\.0\.0\.9 ', srv.log()))
+
+    def test_lockout_list_and_clear_on_the_running_server(self):
+        with scratch_dir() as tmp:
+            passwd = os.path.join(tmp, 'passwd')
+            make_passwd(passwd, ALICE)
+            o = msa_overrides(passwd, smtpd_sasl_failure_limit='1',
+                              smtpd_sasl_lockout_time='600s')
+            with Server(overrides=o) as srv:
+                out = lockout_cli(srv, 'list')
+                self.assertEqual(out.returncode, 0, out.stderr)
+                self.assertIn('0 clients locked out', out.stdout)
+                with Conn(srv.subs_port, tls=True) as c:
+                    c.cmd('EHLO c.example.org')
+                    self.assertEqual(login(c, password='wrong')[0], 421)
+                out = lockout_cli(srv, 'list')
+                self.assertEqual(out.returncode, 0, out.stderr)
+                self.assertTrue(re.search(r'^127\.0\.0\.9 locked out for \d+s more$',
+                                          out.stdout, re.M), out.stdout)
+                self.assertIn('1 client locked out', out.stdout)
+                with Conn(srv.port, greeting=False) as c:
+                    self.assertEqual(c.reply()[0], 421)
+                out = lockout_cli(srv, 'clear', '127.0.0.9')
+                self.assertEqual(out.returncode, 0, out.stderr)
+                self.assertIn('127.0.0.9: lock-out lifted', out.stdout)
+                with Conn(srv.subs_port, tls=True) as c:
+                    self.assertEqual(c.greeting[0], 220)
+                    c.cmd('EHLO c.example.org')
+                    self.assertEqual(login(c)[0], 235)
+                self.assertIn('0 clients locked out', lockout_cli(srv, 'list').stdout)
+                self.assertIsNotNone(srv.wait_log(r'lockout-cleared client=127\.0\.0\.9'))
+                # bad input is refused by the CLI or the server, not acted on
+                out = lockout_cli(srv, 'clear', '127.0.0.999')
+                self.assertEqual(out.returncode, 1, out.stdout)
+                self.assertIn('not an IP address', out.stderr)
+                self.assertEqual(lockout_cli(srv, 'clear').returncode, 64)
+                self.assertEqual(lockout_cli(srv, 'frobnicate').returncode, 64)
+
+    def test_lockout_needs_the_running_server(self):
+        srv = Server(start=False)
+        try:
+            out = lockout_cli(srv, 'list')
+            self.assertEqual(out.returncode, 1)
+            self.assertIn('not running', out.stderr)
+        finally:
+            srv.cleanup()
+
+
+if __name__ == '__main__':
+    unittest.main()

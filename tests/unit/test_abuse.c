@@ -1,0 +1,288 @@
+/*
+ * test_abuse.c - the rate counters (abuse/rate.c), the rate limits and their
+ * exceptions (abuse/abuse.c), and the operator's lock-out calls.
+ *
+ * Each scenario is a table of steps at given times; a failure names the row.
+ */
+#include "abuse/abuse.h"
+#include "abuse/rate.h"
+#include "auth/lockout.h"
+#include "check.h"
+#include "config/config.h"
+#include "net/net.h"
+#include "util/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------ rate */
+
+struct rate_step {
+	int line;
+	long now;
+	const char *key;
+	unsigned n, limit;
+	bool want;          /* rate_take's answer */
+	unsigned count;     /* the count it decided on */
+};
+
+static void run_rate(const char *name, unsigned window, size_t max, const struct rate_step *st,
+		     size_t n)
+{
+	struct rate *r = rate_new(window, max);
+	for (size_t k = 0; k < n; k++) {
+		unsigned count = 12345;
+		bool ok = rate_take(r, st[k].key, st[k].n, st[k].limit, (time_t)st[k].now, &count);
+		CHECK_AT(st[k].line, ok == st[k].want, "%s: rate_take(%s, t=%ld) = %d", name,
+			 st[k].key, st[k].now, ok);
+		CHECK_AT(st[k].line, count == st[k].count, "%s: count %u, want %u", name, count,
+			 st[k].count);
+	}
+	rate_free(r);
+}
+
+static void check_rate(void)
+{
+	/* limit 3 per 60 s: the fourth is refused and not counted */
+	static const struct rate_step basic[] = {
+		{__LINE__, 1000, "c:a", 1, 3, true, 0},
+		{__LINE__, 1001, "c:a", 1, 3, true, 1},
+		{__LINE__, 1002, "c:a", 1, 3, true, 2},
+		{__LINE__, 1003, "c:a", 1, 3, false, 3},
+		{__LINE__, 1004, "c:a", 1, 3, false, 3},
+		/* another key has its own count */
+		{__LINE__, 1004, "c:b", 1, 3, true, 0},
+		/* limit 0: no limit, still counted */
+		{__LINE__, 1005, "m:a", 5, 0, true, 0},
+		{__LINE__, 1006, "m:a", 1, 0, true, 5},
+	};
+	run_rate("basic", 60, 100, basic, RG_ARRAY_LEN(basic));
+	/* windows start at multiples of 60 (1020, 1080, ...); the previous window
+	 * counts for the share of it still inside the sliding window, rounded up */
+	static const struct rate_step slide[] = {
+		{__LINE__, 1070, "k", 6, 6, true, 0},     /* 6 in [1020,1080) */
+		{__LINE__, 1079, "k", 1, 6, false, 6},
+		{__LINE__, 1080, "k", 1, 6, false, 6},    /* new window: 6 * 60/60 */
+		{__LINE__, 1110, "k", 1, 6, true, 3},     /* half-way: 6 * 30/60 */
+		{__LINE__, 1111, "k", 3, 6, false, 4},    /* ceil(6*29/60)=3, +1 */
+		{__LINE__, 1130, "k", 1, 6, true, 2},     /* ceil(6*10/60)=1, +1 */
+		{__LINE__, 1139, "k", 1, 6, true, 3},     /* ceil(6*1/60)=1, +2 */
+		{__LINE__, 1140, "k", 1, 6, true, 3},     /* prev 3 weighted fully, cur 0 */
+		/* a window with nothing between: both counts forgotten */
+		{__LINE__, 1300, "k", 6, 6, true, 0},
+	};
+	run_rate("slide", 60, 100, slide, RG_ARRAY_LEN(slide));
+	/* a full table pushes out the least recently seen key */
+	static const struct rate_step evict[] = {
+		{__LINE__, 10, "a", 1, 1, true, 0},
+		{__LINE__, 11, "b", 1, 1, true, 0},
+		{__LINE__, 12, "a", 1, 1, false, 1},      /* a is now the newest */
+		{__LINE__, 13, "c", 1, 1, true, 0},       /* b goes */
+		{__LINE__, 14, "a", 1, 1, false, 1},
+		{__LINE__, 15, "b", 1, 1, true, 0},       /* b starts again; c goes */
+		{__LINE__, 16, "c", 1, 1, true, 0},
+	};
+	run_rate("evict", 60, 2, evict, RG_ARRAY_LEN(evict));
+
+	struct rate *r = rate_new(60, 2);
+	for (int k = 0; k < 5; k++) {
+		char key[16];
+		snprintf(key, sizeof(key), "k%d", k);
+		rate_take(r, key, 1, 0, 100, NULL);
+	}
+	CHECK(rate_size(r) == 2, "bounded: %zu entries", rate_size(r));
+	CHECK(rate_evictions(r) == 3, "evictions %lu", rate_evictions(r));
+	CHECK(rate_count(r, "k4", 100) == 1, "k4 kept");
+	CHECK(rate_count(r, "k0", 100) == 0, "k0 gone");
+	CHECK(rate_forget(r, "k4") && !rate_forget(r, "k4"), "forget once");
+	/* an overlong key is cut, not overflowed */
+	char long_key[RATE_KEY_MAX * 2];
+	memset(long_key, 'x', sizeof(long_key) - 1);
+	long_key[sizeof(long_key) - 1] = '\0';
+	CHECK(rate_take(r, long_key, 1, 1, 100, NULL), "long key counted");
+	CHECK(!rate_take(r, long_key, 1, 1, 100, NULL), "long key found again");
+	rate_free(r);
+}
+
+/* ------------------------------------------------------------- limits */
+
+static struct config *load(const char *text)
+{
+	char path[] = "/tmp/rg-abuse-XXXXXX";
+	int fd = mkstemp(path);
+	CHECK(fd >= 0, "mkstemp");
+	FILE *f = fdopen(fd, "w");
+	fputs(text, f);
+	fclose(f);
+	char *errors = NULL;
+	struct config *cfg = config_load(path, &errors);
+	CHECK(cfg != NULL, "config: %s", errors ? errors : "");
+	free(errors);
+	unlink(path);
+	return cfg;
+}
+
+struct limit_step {
+	int line;
+	long now;
+	enum abuse_event ev;
+	const char *ip, *login;
+	bool want;
+	const char *reply_has; /* a part of the reply when refused */
+};
+
+static void run_limits(const char *name, const char *conf, const struct limit_step *st,
+		       size_t n)
+{
+	struct config *cfg = load(conf);
+	if (cfg == NULL)
+		return;
+	struct abuse *a = abuse_new(cfg, NULL);
+	for (size_t k = 0; k < n; k++) {
+		struct rg_ip ip;
+		ip_parse(st[k].ip, &ip);
+		struct abuse_client c = {&ip, st[k].ip, st[k].login, "s1"};
+		char reply[ABUSE_REPLY_MAX] = "";
+		bool ok = abuse_check(a, st[k].ev, &c, (time_t)st[k].now, reply, sizeof(reply));
+		CHECK_AT(st[k].line, ok == st[k].want, "%s: abuse_check(%d, %s, %s) = %d", name,
+			 (int)st[k].ev, st[k].ip, st[k].login ? st[k].login : "-", ok);
+		if (!ok && st[k].reply_has)
+			CHECK_AT(st[k].line, strstr(reply, st[k].reply_has) != NULL,
+				 "%s: reply \"%s\" lacks \"%s\"", name, reply, st[k].reply_has);
+	}
+	abuse_free(a);
+	config_free(cfg);
+}
+
+static void check_limits(void)
+{
+	static const char conf[] =
+		"myhostname = mx.example.com\n"
+		"mynetworks = 127.0.0.1/32\n"
+		"smtpd_client_connection_rate_limit = 2\n"
+		"smtpd_client_message_rate_limit = 2\n"
+		"smtpd_client_recipient_rate_limit = 3\n"
+		"smtpd_client_auth_rate_limit = 1\n"
+		"smtpd_sasl_message_rate_limit = 3\n"
+		"smtpd_sasl_recipient_rate_limit = 4\n"
+		"smtpd_sasl_lockout_exceptions = 192.0.2.0/24\n";
+	static const struct limit_step t[] = {
+		{__LINE__, 100, ABUSE_CONNECTION, "198.51.100.7", NULL, true, NULL},
+		{__LINE__, 100, ABUSE_CONNECTION, "198.51.100.7", NULL, true, NULL},
+		{__LINE__, 100, ABUSE_CONNECTION, "198.51.100.7", NULL, false,
+		 "421 4.7.0 mx.example.com Error: too many connections from 198.51.100.7 "
+		 "(limit 2 per 60s)"},
+		/* mynetworks (smtpd_client_event_limit_exceptions) is never limited */
+		{__LINE__, 100, ABUSE_CONNECTION, "127.0.0.1", NULL, true, NULL},
+		{__LINE__, 100, ABUSE_CONNECTION, "127.0.0.1", NULL, true, NULL},
+		{__LINE__, 100, ABUSE_CONNECTION, "127.0.0.1", NULL, true, NULL},
+		/* IPv6: one /64 is one client */
+		{__LINE__, 100, ABUSE_CONNECTION, "2001:db8::1", NULL, true, NULL},
+		{__LINE__, 100, ABUSE_CONNECTION, "2001:db8::2", NULL, true, NULL},
+		{__LINE__, 100, ABUSE_CONNECTION, "2001:db8::3", NULL, false, "too many connections"},
+		{__LINE__, 100, ABUSE_CONNECTION, "2001:db8:0:1::1", NULL, true, NULL},
+		/* messages: the client's limit (2), then the login's (3) over two clients */
+		{__LINE__, 100, ABUSE_MESSAGE, "198.51.100.7", "alice", true, NULL},
+		{__LINE__, 100, ABUSE_MESSAGE, "198.51.100.7", "alice", true, NULL},
+		{__LINE__, 100, ABUSE_MESSAGE, "198.51.100.7", "alice", false,
+		 "452 4.7.1 Error: too many messages from 198.51.100.7 (limit 2 per 60s)"},
+		{__LINE__, 100, ABUSE_MESSAGE, "198.51.100.8", "alice", true, NULL},
+		{__LINE__, 100, ABUSE_MESSAGE, "198.51.100.9", "alice", false,
+		 "452 4.7.1 Error: too many messages from login alice (limit 3 per 60s)"},
+		/* the login limit applies inside mynetworks too: it is about the account */
+		{__LINE__, 100, ABUSE_MESSAGE, "127.0.0.1", "alice", false, "login alice"},
+		{__LINE__, 100, ABUSE_MESSAGE, "127.0.0.1", "bob", true, NULL},
+		/* a window later, the client may send again */
+		{__LINE__, 221, ABUSE_MESSAGE, "198.51.100.7", "carol", true, NULL},
+		/* recipients */
+		{__LINE__, 100, ABUSE_RECIPIENT, "203.0.113.1", NULL, true, NULL},
+		{__LINE__, 100, ABUSE_RECIPIENT, "203.0.113.1", NULL, true, NULL},
+		{__LINE__, 100, ABUSE_RECIPIENT, "203.0.113.1", NULL, true, NULL},
+		{__LINE__, 100, ABUSE_RECIPIENT, "203.0.113.1", NULL, false,
+		 "452 4.7.1 Error: too many recipients from 203.0.113.1"},
+		/* AUTH: 1 per minute, except smtpd_sasl_lockout_exceptions */
+		{__LINE__, 100, ABUSE_AUTH, "203.0.113.1", NULL, true, NULL},
+		{__LINE__, 100, ABUSE_AUTH, "203.0.113.1", NULL, false,
+		 "454 4.7.0 Error: too many AUTH commands from 203.0.113.1"},
+		{__LINE__, 100, ABUSE_AUTH, "192.0.2.5", NULL, true, NULL},
+		{__LINE__, 100, ABUSE_AUTH, "192.0.2.5", NULL, true, NULL},
+	};
+	run_limits("limits", conf, t, RG_ARRAY_LEN(t));
+	/* the defaults: every limit off, mynetworks exempt from the lock-out */
+	static const struct limit_step off[] = {
+		{__LINE__, 100, ABUSE_CONNECTION, "198.51.100.7", NULL, true, NULL},
+		{__LINE__, 100, ABUSE_CONNECTION, "198.51.100.7", NULL, true, NULL},
+		{__LINE__, 100, ABUSE_MESSAGE, "198.51.100.7", "alice", true, NULL},
+		{__LINE__, 100, ABUSE_RECIPIENT, "198.51.100.7", "alice", true, NULL},
+		{__LINE__, 100, ABUSE_AUTH, "198.51.100.7", NULL, true, NULL},
+	};
+	run_limits("defaults", "myhostname = mx.example.com\n", off, RG_ARRAY_LEN(off));
+
+	struct config *cfg = load("myhostname = mx.example.com\nmynetworks = 10.0.0.0/8\n");
+	if (cfg == NULL)
+		return;
+	struct abuse *a = abuse_new(cfg, NULL);
+	static const struct {
+		int line;
+		const char *ip;
+		bool exempt;
+	} ex[] = {
+		{__LINE__, "10.1.2.3", true},
+		{__LINE__, "11.1.2.3", false},
+		{__LINE__, "127.0.0.1", false},
+	};
+	for (size_t k = 0; k < RG_ARRAY_LEN(ex); k++) {
+		struct rg_ip ip;
+		ip_parse(ex[k].ip, &ip);
+		CHECK_AT(ex[k].line, abuse_lockout_exempt(a, &ip) == ex[k].exempt,
+			 "abuse_lockout_exempt(%s)", ex[k].ip);
+	}
+	abuse_free(a);
+	config_free(cfg);
+}
+
+/* ------------------------------------------------------ lock-out admin */
+
+static void count_one(const struct rg_ip *key, time_t until, void *arg)
+{
+	(void)key;
+	(void)until;
+	(*(int *)arg)++;
+}
+
+static void check_lockout_admin(void)
+{
+	struct lockout *lo = lockout_new(2, 600, 900, 100);
+	struct rg_ip a, b, c;
+	ip_parse("198.51.100.1", &a);
+	ip_parse("2001:db8::1", &b);
+	ip_parse("2001:db8::99", &c); /* the same /64 as b */
+	lockout_fail(lo, &a, 100);
+	CHECK(lockout_fail(lo, &a, 101), "a locked");
+	lockout_fail(lo, &b, 100);
+	CHECK(lockout_fail(lo, &b, 101), "b locked");
+	int n = 0;
+	CHECK(lockout_each(lo, 200, count_one, &n) == 2 && n == 2, "two listed, %d", n);
+	n = 0;
+	CHECK(lockout_each(lo, 1001, count_one, &n) == 0 && n == 0, "none after the lock time");
+	CHECK(lockout_clear(lo, &c), "clearing the /64 by another address of it");
+	CHECK(!lockout_is_locked(lo, &b, 200, NULL), "b no longer locked");
+	CHECK(lockout_is_locked(lo, &a, 200, NULL), "a still locked");
+	CHECK(!lockout_clear(lo, &c), "nothing left to clear");
+	/* an attempt in flight keeps its entry: its lockout_end still finds it */
+	CHECK(lockout_begin(lo, &b, 300) == LOCKOUT_GO, "begin");
+	CHECK(!lockout_clear(lo, &b), "no failures yet");
+	CHECK(!lockout_end(lo, &b, 301, true), "one failure, below 2");
+	CHECK(lockout_fail(lo, &b, 302), "second failure locks");
+	lockout_free(lo);
+}
+
+int main(void)
+{
+	check_rate();
+	check_limits();
+	check_lockout_admin();
+	return check_summary("abuse");
+}
