@@ -9,10 +9,12 @@
  *	event is not counted: a client slowing down below the limit passes.
  */
 #include "abuse/abuse.h"
+#include "abuse/hijack.h"
 #include "abuse/rate.h"
 #include "auth/lockout.h"
 #include "config/config.h"
 #include "control/control.h"
+#include "queue/qctl.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -21,6 +23,8 @@
 #include <string.h>
 
 #define RATE_MAX_KEYS 200000 /* about 100 bytes each: 20 MB at most */
+#define HIJACK_MAX_LOGINS 10000
+#define HIJACK_KNOWN_DOMAINS 500 /* per login: 4 KB; 40 MB if all 10,000 are full */
 
 /* One rate limit: what it counts, by what, its parameter and its reply. */
 struct limit_def {
@@ -51,6 +55,10 @@ struct abuse {
 	unsigned limits[RG_ARRAY_LEN(defs)];
 	unsigned long refused[ABUSE_EVENTS];
 	unsigned long cleared;          /* lock-outs lifted by the operator */
+	struct hijack *hijack;          /* NULL: every hijack threshold is 0 */
+	unsigned long hijack_tripped, hijack_held, hijack_refused;
+	void (*release_fn)(void *arg, const char *id);
+	void *release_arg;
 };
 
 static unsigned clamp(uint64_t v)
@@ -72,6 +80,14 @@ struct abuse *abuse_new(const struct config *cfg, struct lockout *lo)
 	a->cfg = cfg;
 	a->lockout = lo;
 	a->rate = rate_new((unsigned)cfg->anvil_rate_time_unit, RATE_MAX_KEYS);
+	struct hijack_limits hl = {
+		clamp(cfg->smtpd_sasl_hijack_window), clamp(cfg->smtpd_sasl_hijack_threshold),
+		clamp(cfg->smtpd_sasl_hijack_message_threshold),
+		clamp(cfg->smtpd_sasl_hijack_wide_message),
+		clamp(cfg->smtpd_sasl_hijack_suspend_time), HIJACK_KNOWN_DOMAINS, HIJACK_MAX_LOGINS,
+	};
+	if (hl.new_domains || hl.messages || hl.wide_message)
+		a->hijack = hijack_new(&hl);
 	return a;
 }
 
@@ -80,6 +96,7 @@ void abuse_free(struct abuse *a)
 	if (a == NULL)
 		return;
 	rate_free(a->rate);
+	hijack_free(a->hijack);
 	free(a);
 }
 
@@ -130,9 +147,27 @@ static void refuse(struct abuse *a, const struct limit_def *def, const struct ab
 	a->refused[def->ev]++;
 }
 
+/* suspended - a MAIL from a login suspended as hijacked: 454, logged, counted. */
+static bool suspended(struct abuse *a, const struct abuse_client *c, time_t now, char *reply,
+		      size_t len)
+{
+	char why[HIJACK_WHY_MAX];
+	if (a->hijack == NULL || c->login == NULL || c->login[0] == '\0' ||
+	    !hijack_suspended(a->hijack, c->login, now, why, sizeof(why), NULL))
+		return false;
+	snprintf(reply, len, "454 4.7.0 Error: login %s is suspended: its mail looked like a "
+		 "hijacked account's (%s); contact your postmaster", c->login, why);
+	log_ev(LOG_WARNING, "hijack-refused", {"client", c->ip_text}, {"user", c->login},
+	       {"reason", why}, {"reply", reply}, {"session", c->session});
+	a->hijack_refused++;
+	return true;
+}
+
 bool abuse_check(struct abuse *a, enum abuse_event ev, const struct abuse_client *c,
 		 time_t now, char *reply, size_t len)
 {
+	if (ev == ABUSE_MESSAGE && suspended(a, c, now, reply, len))
+		return false;
 	bool exempt = client_exempt(a, ev, c->ip);
 	for (size_t i = 0; i < RG_ARRAY_LEN(defs); i++) {
 		char key[RATE_KEY_MAX + 1];
@@ -146,6 +181,38 @@ bool abuse_check(struct abuse *a, enum abuse_event ev, const struct abuse_client
 		}
 	}
 	return true;
+}
+
+bool abuse_hold(struct abuse *a, const struct abuse_client *c, const char *const *domains,
+		size_t n, time_t now)
+{
+	char why[HIJACK_WHY_MAX];
+	if (a->hijack == NULL || c->login == NULL || c->login[0] == '\0')
+		return false;
+	bool was = hijack_suspended(a->hijack, c->login, now, NULL, 0, NULL);
+	if (!hijack_message(a->hijack, c->login, domains, n, now, why, sizeof(why)))
+		return false;
+	if (!was) {
+		char until[24];
+		snprintf(until, sizeof(until), "%llus",
+			 (unsigned long long)a->cfg->smtpd_sasl_hijack_suspend_time);
+		log_ev(LOG_WARNING, "hijack-suspended", {"client", c->ip_text}, {"user", c->login},
+		       {"reason", why}, {"for", until},
+		       {"action", "mail held; new mail refused; relayguard queue release|delete "
+				  "--login"},
+		       {"session", c->session});
+		a->hijack_tripped++;
+	}
+	log_ev(LOG_WARNING, "hijack-hold", {"client", c->ip_text}, {"user", c->login},
+	       {"reason", why}, {"session", c->session});
+	a->hijack_held++;
+	return true;
+}
+
+void abuse_set_release(struct abuse *a, void (*fn)(void *arg, const char *id), void *arg)
+{
+	a->release_fn = fn;
+	a->release_arg = arg;
 }
 
 bool abuse_lockout_exempt(const struct abuse *a, const struct rg_ip *ip)
@@ -175,12 +242,23 @@ static void list_one(const struct rg_ip *key, time_t until, void *arg)
 		      key->family == AF_INET6 ? "/64" : "", (long long)(until - ctx->now));
 }
 
+static void list_login(const char *login, time_t until, const char *why, void *arg)
+{
+	struct list_ctx *ctx = arg;
+	strbuf_printf(ctx->out, "login %s suspended for %llds more: %s\n", login,
+		      (long long)(until - ctx->now), why);
+}
+
 static bool ctl_lockout_list(void *arg, struct strbuf *out)
 {
 	struct abuse *a = arg;
 	struct list_ctx ctx = {out, time(NULL)};
 	size_t n = a->lockout ? lockout_each(a->lockout, ctx.now, list_one, &ctx) : 0;
 	strbuf_printf(out, "%zu client%s locked out\n", n, n == 1 ? "" : "s");
+	if (a->hijack) {
+		n = hijack_each(a->hijack, ctx.now, list_login, &ctx);
+		strbuf_printf(out, "%zu login%s suspended\n", n, n == 1 ? "" : "s");
+	}
 	return true;
 }
 
@@ -225,6 +303,31 @@ static bool ctl_stats(void *arg, struct strbuf *out)
 		strbuf_printf(out, "lockout_entries %zu\nlockout_evictions %lu\n",
 			      lockout_size(a->lockout), lockout_evictions(a->lockout));
 	strbuf_printf(out, "lockout_cleared %lu\n", a->cleared);
+	strbuf_printf(out, "hijack_suspended %lu\nhijack_held %lu\nhijack_refused %lu\n",
+		      a->hijack_tripped, a->hijack_held, a->hijack_refused);
+	return true;
+}
+
+static void released(void *arg, const char *id)
+{
+	struct abuse *a = arg;
+	if (a->release_fn)
+		a->release_fn(a->release_arg, id);
+}
+
+/* ctl_by_login - the operator has looked: the held mail goes (or is deleted)
+ * and the login may submit again. */
+static bool ctl_by_login(void *arg, const char *login, bool release, struct strbuf *out)
+{
+	struct abuse *a = arg;
+	struct qctl q = {.dir = a->cfg->queue_directory, .offline = false};
+	if (!qctl_held_by_login(&q, login, release, out, released, a))
+		return false;
+	bool was = a->hijack && hijack_clear(a->hijack, login);
+	log_ev(LOG_INFO, "hijack-cleared", {"user", login},
+	       {"held", release ? "released" : "deleted"}, {"was", was ? "suspended" : "not suspended"});
+	strbuf_printf(out, "login %s: %s\n", login,
+		      was ? "suspension lifted" : "was not suspended");
 	return true;
 }
 
@@ -232,4 +335,5 @@ const struct control_abuse_ops abuse_control_ops = {
 	.lockout_list = ctl_lockout_list,
 	.lockout_clear = ctl_lockout_clear,
 	.stats = ctl_stats,
+	.by_login = ctl_by_login,
 };

@@ -7,8 +7,10 @@
  * anvil_rate_time_unit, their exceptions (smtpd_client_event_limit_exceptions
  * for the client limits; smtpd_sasl_lockout_exceptions for the AUTH lock-out
  * and the AUTH rate), the reply a refused client gets, the log line and the
- * counters, and the operator's view of the lock-out table (control socket:
- * lockout-list, lockout-clear IP, abuse-stats).
+ * counters; the hijacked-account hold (hijack.h) for authenticated mail: a
+ * tripped login's mail is held and its new MAIL commands refused until it
+ * is cleared; and the operator's view of both (control socket: lockout-list,
+ * lockout-clear IP, abuse-stats, release-login L, delete-login L).
  * Must not: speak SMTP or close connections (the caller sends the reply it
  * is given), or read the clock (the caller passes the time).
  */
@@ -53,6 +55,14 @@ bool abuse_check(struct abuse *a, enum abuse_event ev, const struct abuse_client
 /* abuse_lockout_exempt - IP is in smtpd_sasl_lockout_exceptions: its failed
  * AUTH attempts are neither counted nor locked out. */
 bool abuse_lockout_exempt(const struct abuse *a, const struct rg_ip *ip);
+/* abuse_hold - a message from C's login (none: false) to recipients in DOMAINS
+ * (N, repeats allowed) is about to be queued at NOW: true when it must go to
+ * hold/ (the login is, or is now, suspended as hijacked). Logged, counted. */
+bool abuse_hold(struct abuse *a, const struct abuse_client *c, const char *const *domains,
+		size_t n, time_t now);
+/* abuse_set_release - FN(ARG, id) runs for each message released by login
+ * (the queue manager should look at it now). */
+void abuse_set_release(struct abuse *a, void (*fn)(void *arg, const char *id), void *arg);
 /* Refusals so far for EV (client and login limits together). */
 unsigned long abuse_refused(const struct abuse *a, enum abuse_event ev);
 

@@ -2,9 +2,9 @@
  * rate.c - sliding-window counters per key (see rate.h).
  *
  * DESCRIPTION
- *	An entry keeps the start of its current fixed window (a multiple of
- *	the window length), the events counted in it (cur) and in the window
- *	before (prev). At time t inside the current window the estimate is
+ *	An entry's rate_window keeps the start of its current fixed window (a
+ *	multiple of the window length), the events counted in it (cur) and in
+ *	the window before (prev). At time t inside the current window the estimate is
  *	cur + prev * (window - (t - start)) / window, rounded up: a client is
  *	never under-counted by rounding. Entries sit in a hash table and on a
  *	list ordered by when they were last seen, for LRU eviction.
@@ -17,8 +17,7 @@
 #include <string.h>
 
 struct rate_entry {
-	time_t start;                       /* of the current fixed window */
-	unsigned cur, prev;
+	struct rate_window w;
 	struct rate_entry *next;            /* bucket chain */
 	struct rate_entry *newer, *older;   /* the last-seen list */
 	char key[];
@@ -126,37 +125,43 @@ static struct rate_entry *entry(struct rate *r, const char *key)
 	return e;
 }
 
-/* advance - move E's fixed windows forward to the one NOW is in. */
-static void advance(const struct rate *r, struct rate_entry *e, time_t now)
+/* advance - move W's fixed windows forward to the one NOW is in. */
+static void advance(struct rate_window *w, unsigned window, time_t now)
 {
-	time_t start = now - now % (time_t)r->window;
-	if (start == e->start)
+	time_t start = now - now % (time_t)window;
+	if (start == w->start)
 		return;
-	e->prev = start == e->start + (time_t)r->window ? e->cur : 0;
-	e->cur = 0;
-	e->start = start;
+	w->prev = start == w->start + (time_t)window ? w->cur : 0;
+	w->cur = 0;
+	w->start = start;
 }
 
-/* estimate - the sliding-window count at NOW (E advanced to NOW). */
-static unsigned estimate(const struct rate *r, const struct rate_entry *e, time_t now)
+unsigned rate_window_count(struct rate_window *w, unsigned window, time_t now)
 {
-	uint64_t left = (uint64_t)r->window - (uint64_t)(now - e->start);
-	uint64_t part = ((uint64_t)e->prev * left + r->window - 1) / r->window;
-	uint64_t sum = part + e->cur;
+	window = window ? window : 1;
+	advance(w, window, now);
+	uint64_t left = (uint64_t)window - (uint64_t)(now - w->start);
+	uint64_t part = ((uint64_t)w->prev * left + window - 1) / window;
+	uint64_t sum = part + w->cur;
 	return sum > UINT32_MAX ? UINT32_MAX : (unsigned)sum;
+}
+
+void rate_window_add(struct rate_window *w, unsigned window, unsigned n, time_t now)
+{
+	advance(w, window ? window : 1, now);
+	w->cur = (uint64_t)w->cur + n > UINT32_MAX ? UINT32_MAX : w->cur + n;
 }
 
 bool rate_take(struct rate *r, const char *key, unsigned n, unsigned limit, time_t now,
 	       unsigned *count)
 {
 	struct rate_entry *e = entry(r, key);
-	advance(r, e, now);
-	unsigned have = estimate(r, e, now);
+	unsigned have = rate_window_count(&e->w, r->window, now);
 	if (count)
 		*count = have;
 	if (limit != 0 && (uint64_t)have + n > limit)
 		return false;
-	e->cur = (uint64_t)e->cur + n > UINT32_MAX ? UINT32_MAX : e->cur + n;
+	rate_window_add(&e->w, r->window, n, now);
 	return true;
 }
 
@@ -167,8 +172,7 @@ unsigned rate_count(struct rate *r, const char *key, time_t now)
 	struct rate_entry *e = find(r, cut, key_hash(r, cut));
 	if (e == NULL)
 		return 0;
-	advance(r, e, now);
-	return estimate(r, e, now);
+	return rate_window_count(&e->w, r->window, now);
 }
 
 bool rate_forget(struct rate *r, const char *key)

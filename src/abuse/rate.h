@@ -25,6 +25,16 @@
 
 struct rate;
 
+/* One sliding window (what each key of a table holds; hijack.c keeps its own). */
+struct rate_window {
+	time_t start;          /* of the current fixed window, a multiple of its length */
+	unsigned cur, prev;    /* events in it and in the one before */
+};
+/* rate_window_count - W's sliding count at NOW over WINDOW seconds (W moved on to NOW). */
+unsigned rate_window_count(struct rate_window *w, unsigned window, time_t now);
+/* rate_window_add - N more events in W at NOW (saturating). */
+void rate_window_add(struct rate_window *w, unsigned window, unsigned n, time_t now);
+
 /* A table counting over WINDOW seconds (at least 1), at most MAX_ENTRIES keys. */
 struct rate *rate_new(unsigned window, size_t max_entries);
 void rate_free(struct rate *r);

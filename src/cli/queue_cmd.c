@@ -5,9 +5,9 @@
  *	relayguard queue list [--json] [-c FILE]
  *	relayguard queue show ID [--body] [-c FILE]
  *	relayguard queue flush [ID] [-c FILE]
- *	relayguard queue delete ID|--all [-c FILE]
+ *	relayguard queue delete ID|--all|--login LOGIN [-c FILE]
  *	relayguard queue hold ID [-c FILE]
- *	relayguard queue release ID [-c FILE]
+ *	relayguard queue release ID|--login LOGIN [-c FILE]
  *	relayguard lockout list|stats [-c FILE]
  *	relayguard lockout clear IP [-c FILE]
  *
@@ -64,6 +64,8 @@ static const char usage_queue[] =
 	"  delete ID|--all    remove a message, or every message\n"
 	"  hold ID            keep a message from delivery until it is released\n"
 	"  release ID         let a held message be delivered again\n"
+	"  release --login L  every message held for login L (suspended as hijacked),\n"
+	"                     and lift L's suspension; delete --login L removes them\n"
 	"\n"
 	"Options:\n"
 	"  -c, --config FILE  the server's configuration (default: the embedded one)\n"
@@ -74,7 +76,7 @@ static const char usage_queue[] =
 	"78 configuration error, 1 other failure.\n";
 
 struct qargs {
-	const char *cmd, *config_file, *id;
+	const char *cmd, *config_file, *id, *login;
 	bool json, body, all;
 };
 
@@ -97,6 +99,9 @@ static int parse_args(int argc, char **argv, struct qargs *a)
 			a->body = true;
 		else if (strcmp(s, "--all") == 0 && strcmp(a->cmd, "delete") == 0)
 			a->all = true;
+		else if (strcmp(s, "--login") == 0 && i + 1 < argc &&
+			 (strcmp(a->cmd, "delete") == 0 || strcmp(a->cmd, "release") == 0))
+			a->login = argv[++i];
 		else if (s[0] != '-' && a->id == NULL)
 			a->id = s;
 		else {
@@ -112,7 +117,13 @@ static bool check_args(const struct qargs *a)
 {
 	bool list = strcmp(a->cmd, "list") == 0, flush = strcmp(a->cmd, "flush") == 0;
 	bool del = strcmp(a->cmd, "delete") == 0;
-	bool need_id = !list && !flush && !(del && a->all), no_id = list || (del && a->all);
+	bool need_id = !list && !flush && !(del && a->all) && !a->login;
+	bool no_id = list || (del && a->all) || a->login;
+	if (a->login && (a->all || a->login[0] == '\0' || strpbrk(a->login, " \t\r\n"))) {
+		fprintf(stderr, "relayguard queue %s: --login takes one login name, not with "
+			"--all\n", a->cmd);
+		return false;
+	}
 	if (list && a->id != NULL) {
 		fputs("relayguard queue list: takes no queue id\n", stderr);
 		return false;
@@ -340,6 +351,8 @@ static void show_envelope(const struct queue_msg *m, const char *path)
 	       (unsigned long long)m->size, when, (long long)m->arrival);
 	printf("client: %s [%s]\n", printable(m->client_name), printable(m->client_ip));
 	printf("helo: %s\nsender: <%s>\n", printable(m->helo), printable(m->sender));
+	if (m->login)
+		printf("login: %s\n", printable(m->login));
 	for (size_t i = 0; i < m->n_rcpts; i++) {
 		struct queue_rcpt *r = &m->rcpts[i];
 		printf("recipient: <%s>", printable(r->orig));
@@ -394,7 +407,10 @@ static int change_files(const char *qdir, const struct qargs *a)
 	struct strbuf out;
 	strbuf_init(&out);
 	bool ok;
-	if (strcmp(a->cmd, "delete") == 0)
+	if (a->login)
+		ok = qctl_held_by_login(&q, a->login, strcmp(a->cmd, "release") == 0, &out, NULL,
+					NULL);
+	else if (strcmp(a->cmd, "delete") == 0)
 		ok = qctl_ops.delete(&q, a->id, &out);
 	else if (strcmp(a->cmd, "hold") == 0)
 		ok = qctl_ops.hold(&q, a->id, &out);
@@ -412,8 +428,9 @@ static int change_files(const char *qdir, const struct qargs *a)
 /* cmd_change - flush, delete, hold, release: the server, or the files. */
 static int cmd_change(const char *qdir, const struct qargs *a)
 {
-	char *request = a->id ? xasprintf("%s %s", a->cmd, a->id)
-			      : xasprintf("%s%s", a->cmd, a->all ? " --all" : "");
+	char *request = a->login ? xasprintf("%s-login %s", a->cmd, a->login)
+			: a->id ? xasprintf("%s %s", a->cmd, a->id)
+				: xasprintf("%s%s", a->cmd, a->all ? " --all" : "");
 	struct strbuf reply;
 	char err[512];
 	strbuf_init(&reply);

@@ -139,6 +139,11 @@ static const struct param_def params[] = {
 	{"smtpd_sasl_recipient_rate_limit", P_COUNT, "0"},
 	{"smtpd_client_event_limit_exceptions", P_NETWORKS, "$mynetworks"},
 	{"smtpd_sasl_lockout_exceptions", P_NETWORKS, "$mynetworks"},
+	{"smtpd_sasl_hijack_threshold", P_COUNT, "30"},
+	{"smtpd_sasl_hijack_window", P_DURATION, "10m"},
+	{"smtpd_sasl_hijack_message_threshold", P_COUNT, "200"},
+	{"smtpd_sasl_hijack_wide_message", P_COUNT, "50"},
+	{"smtpd_sasl_hijack_suspend_time", P_DURATION, "1d"},
 };
 #define N_PARAMS RG_ARRAY_LEN(params)
 
@@ -1024,6 +1029,13 @@ static void convert_abuse(struct loader *ld)
 		 1000000000},
 		{"smtpd_sasl_recipient_rate_limit", &cfg->smtpd_sasl_recipient_rate_limit, 0,
 		 1000000000},
+		{"smtpd_sasl_hijack_threshold", &cfg->smtpd_sasl_hijack_threshold, 0, 1000000},
+		{"smtpd_sasl_hijack_window", &cfg->smtpd_sasl_hijack_window, 1, 7 * 86400},
+		{"smtpd_sasl_hijack_message_threshold", &cfg->smtpd_sasl_hijack_message_threshold,
+		 0, 1000000000},
+		{"smtpd_sasl_hijack_wide_message", &cfg->smtpd_sasl_hijack_wide_message, 0, 100000},
+		{"smtpd_sasl_hijack_suspend_time", &cfg->smtpd_sasl_hijack_suspend_time, 1,
+		 365 * 86400},
 	};
 	convert_ranges(ld, limits, RG_ARRAY_LEN(limits));
 	convert_exceptions(ld, idx("smtpd_client_event_limit_exceptions"),

@@ -153,6 +153,9 @@ struct config {
 	size_t n_smtpd_client_event_limit_exceptions;
 	struct cidr *smtpd_sasl_lockout_exceptions; /* never locked out, no AUTH rate limit */
 	size_t n_smtpd_sasl_lockout_exceptions;
+	uint64_t smtpd_sasl_hijack_threshold;         /* new recipient domains per window */
+	uint64_t smtpd_sasl_hijack_window, smtpd_sasl_hijack_message_threshold;
+	uint64_t smtpd_sasl_hijack_wide_message, smtpd_sasl_hijack_suspend_time;
 	/* every parameter, expanded, in table order (for "relayguard config") */
 	char **names, **values;
 	struct config_origin *origins;

@@ -48,7 +48,7 @@ struct control {
 };
 
 /* What a command takes after its word. */
-enum arg_kind { ARG_NONE, ARG_OPTIONAL_ID, ARG_ID, ARG_ID_OR_ALL, ARG_IP };
+enum arg_kind { ARG_NONE, ARG_OPTIONAL_ID, ARG_ID, ARG_ID_OR_ALL, ARG_IP, ARG_LOGIN };
 
 struct command {
 	const char *word;
@@ -114,6 +114,16 @@ static bool run_abuse_stats(struct control *c, const char *id, struct strbuf *ou
 	return !no_abuse(c, out) && c->abuse->stats(c->abuse_arg, out);
 }
 
+static bool run_release_login(struct control *c, const char *login, struct strbuf *out)
+{
+	return !no_abuse(c, out) && c->abuse->by_login(c->abuse_arg, login, true, out);
+}
+
+static bool run_delete_login(struct control *c, const char *login, struct strbuf *out)
+{
+	return !no_abuse(c, out) && c->abuse->by_login(c->abuse_arg, login, false, out);
+}
+
 static const struct command commands[] = {
 	{"list", ARG_NONE, run_list},
 	{"list-json", ARG_NONE, run_list_json},
@@ -124,6 +134,8 @@ static const struct command commands[] = {
 	{"lockout-list", ARG_NONE, run_lockout_list},
 	{"lockout-clear", ARG_IP, run_lockout_clear},
 	{"abuse-stats", ARG_NONE, run_abuse_stats},
+	{"release-login", ARG_LOGIN, run_release_login},
+	{"delete-login", ARG_LOGIN, run_delete_login},
 };
 
 /* check_arg - is arg acceptable for cmd? *id becomes the id or NULL (all). */
@@ -135,9 +147,18 @@ static bool check_arg(const struct command *cmd, const char *arg, const char **i
 		if (cmd->arg == ARG_NONE || cmd->arg == ARG_OPTIONAL_ID)
 			return true;
 		strbuf_printf(why, "%s needs %s%s", cmd->word,
-			      cmd->arg == ARG_IP ? "an IP address" : "a queue id",
+			      cmd->arg == ARG_IP ? "an IP address"
+			      : cmd->arg == ARG_LOGIN ? "a login" : "a queue id",
 			      cmd->arg == ARG_ID_OR_ALL ? " or --all" : "");
 		return false;
+	}
+	if (cmd->arg == ARG_LOGIN) { /* printable ASCII already (dispatch) */
+		if (arg[0] == '\0' || strchr(arg, ' ') != NULL) {
+			strbuf_puts(why, "not a login (one word)");
+			return false;
+		}
+		*id = arg;
+		return true;
 	}
 	if (cmd->arg == ARG_IP) {
 		struct rg_ip ip;
@@ -183,7 +204,8 @@ static bool dispatch(struct control *c, char *line, struct strbuf *out)
 		return commands[i].run(c, id, out);
 	}
 	strbuf_puts(out, "unknown command (list, list-json, flush [ID], delete ID|--all, "
-		    "hold ID, release ID, lockout-list, lockout-clear IP, abuse-stats)");
+		    "hold ID, release ID, lockout-list, lockout-clear IP, abuse-stats, "
+		    "release-login LOGIN, delete-login LOGIN)");
 	return false;
 }
 

@@ -12,6 +12,7 @@
  *	One request line (at most CONTROL_REQUEST_MAX bytes, LF or CRLF):
  *	    list | list-json | flush [ID] | delete ID|--all | hold ID | release ID
  *	    lockout-list | lockout-clear IP | abuse-stats   (control_set_abuse)
+ *	    release-login LOGIN | delete-login LOGIN        (the same)
  *	The reply is text lines; the last one is "ok" or "error REASON", then
  *	the server closes the connection. A client that sends nothing for
  *	CONTROL_TIMEOUT_SECONDS is dropped.
@@ -44,11 +45,15 @@ struct control_ops {
 };
 
 /* The abuse-control commands (abuse/abuse.c implements them): the AUTH
- * lock-outs in force, lifting one (IP is a valid address), and the counters. */
+ * lock-outs and suspended logins in force, lifting a lock-out (IP is a valid
+ * address), the counters, and a suspended login's held mail. */
 struct control_abuse_ops {
 	bool (*lockout_list)(void *arg, struct strbuf *out);
 	bool (*lockout_clear)(void *arg, const char *ip, struct strbuf *out);
 	bool (*stats)(void *arg, struct strbuf *out);
+	/* the held mail of a login (suspended as hijacked): released or deleted,
+	 * and the login's suspension lifted */
+	bool (*by_login)(void *arg, const char *login, bool release, struct strbuf *out);
 };
 
 /* Listen on queue_dir/control (queue_dir is held open by basedir; a stale

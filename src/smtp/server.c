@@ -393,13 +393,14 @@ static void commit_done(void *arg)
 		snprintf(from, sizeof(from), "<%s>", m->sender);
 		log_ev(LOG_INFO, "queued", {"session", m->session}, {"queue", m->id},
 		       {"client", m->client_ip},
-		       {"from", from}, {"size", size}, {"nrcpt", nrcpt});
+		       {"from", from}, {"size", size}, {"nrcpt", nrcpt},
+		       {"hold", m->hold ? "yes" : NULL});
 	} else {
 		log_ev(LOG_ERROR, "queue-error", {"session", m->session}, {"queue", m->id},
 		       {"reason", j->err});
 	}
 	j->done(j->arg, j->ok, j->err);
-	if (j->ok) {
+	if (j->ok && !m->hold) { /* held (hold/): nothing to deliver until released */
 		strbuf_free(&m->body); /* on disk now; delivery reads it back */
 		qmgr_submit(j->srv->qmgr, m);
 	} else {
@@ -700,6 +701,16 @@ static bool start_delivery(struct server *srv, char *err, size_t errlen)
 	return true;
 }
 
+/* release_kick - a message released by login: the queue manager looks now. */
+static void release_kick(void *arg, const char *id)
+{
+	struct server *srv = arg;
+	struct strbuf ignored;
+	strbuf_init(&ignored);
+	qmgr_flush(srv->qmgr, id, &ignored); /* deferred/ID due now; active/ by the scan */
+	strbuf_free(&ignored);
+}
+
 int server_run(struct server *srv)
 {
 	char err[512];
@@ -710,6 +721,7 @@ int server_run(struct server *srv)
 		return 1;
 	}
 	qmgr_start(srv->qmgr);
+	abuse_set_release(srv->abuse, release_kick, srv);
 	char cerr[512];
 	srv->control = control_new(srv->base, srv->cfg->queue_directory, &qmgr_control_ops,
 				   srv->qmgr, cerr, sizeof(cerr));

@@ -663,6 +663,23 @@ static void received_header(struct session *s, struct queue_msg *m)
 	strbuf_printf(&m->body, "; %s\r\n", date);
 }
 
+/* hold_if_hijacked - authenticated mail goes to hold/ when its login looks
+ * hijacked (abuse.c); only other people's domains count, not our own. */
+static bool hold_if_hijacked(struct session *s, const struct queue_msg *m)
+{
+	if (!s->client.sasl_authenticated)
+		return false;
+	const char **domains = xcalloc(m->n_rcpts + 1, sizeof(*domains));
+	size_t n = 0;
+	for (size_t i = 0; i < m->n_rcpts; i++)
+		if (m->rcpts[i].cls == ADDR_CLASS_REMOTE || m->rcpts[i].cls == ADDR_CLASS_RELAY)
+			domains[n++] = m->rcpts[i].domain;
+	struct abuse_client c = {&s->client.ip, s->ip_text, s->sasl_username, s->id};
+	bool hold = n > 0 && abuse_hold(server_abuse(s->srv), &c, domains, n, time(NULL));
+	free(domains);
+	return hold;
+}
+
 static void cmd_data(struct session *s, char *arg)
 {
 	if (!need_helo(s, "DATA"))
@@ -688,6 +705,8 @@ static void cmd_data(struct session *s, char *arg)
 	m->sender = xstrdup(s->tx->sender.text);
 	m->dsn_ret = s->tx->dsn_ret[0] ? xstrdup(s->tx->dsn_ret) : NULL;
 	m->dsn_envid = s->tx->dsn_envid[0] ? xstrdup(s->tx->dsn_envid) : NULL;
+	m->login = s->client.sasl_authenticated ? xstrdup(s->sasl_username) : NULL;
+	m->hold = hold_if_hijacked(s, m);
 	rg_strlcpy(m->session, s->id, sizeof(m->session));
 	received_header(s, m);
 	data_in_memory += m->body.len; /* from here on, body.len == held until spooled */

@@ -106,6 +106,109 @@ class LoginRates(unittest.TestCase):
                     self.assertIn('4.7.0 Error: too many AUTH commands from 127.0.0.9', text)
 
 
+def send(c, rcpts, sender='alice@example.com'):
+    """One message over an authenticated connection; the final reply."""
+    code, text = c.cmd('MAIL FROM:<%s>' % sender)
+    if code != 250:
+        return code, text
+    for r in rcpts:
+        code, text = c.cmd('RCPT TO:<%s>' % r)
+        if code != 250:
+            return code, text
+    code, text = c.cmd('DATA')
+    if code != 354:
+        return code, text
+    return c.cmd('Subject: hello\r\n\r\nhello\r\n.')
+
+
+def queue_cli(srv, *args):
+    return run_cli(['queue'] + list(args) + ['-c', srv.config_path])
+
+
+class HijackHold(unittest.TestCase):
+    """smtpd_sasl_hijack_threshold = 5 new recipient domains per 10 minutes."""
+
+    def server(self, tmp, **more):
+        passwd = os.path.join(tmp, 'passwd')
+        make_passwd(passwd, ALICE)
+        o = msa_overrides(passwd, smtpd_sasl_hijack_threshold='5', **more)
+        return Server(overrides=o)
+
+    def test_spray_to_new_domains_is_held_and_the_login_suspended(self):
+        with scratch_dir() as tmp, self.server(tmp) as srv:
+            with Conn(srv.subs_port, tls=True) as c:
+                c.cmd('EHLO c.example.org')
+                self.assertEqual(login(c)[0], 235)
+                self.assertEqual(send(c, ['a@d1.example', 'b@d2.example'])[0], 250)
+                self.assertEqual(send(c, ['a@d3.example', 'b@d4.example'])[0], 250)
+                self.assertEqual(srv.queue_files('hold'), [])
+                # the fifth new domain: accepted (the client learns nothing) but held
+                code, text = send(c, ['x@d5.example'])
+                self.assertEqual(code, 250, text)
+                self.assertEqual(len(srv.queue_files('hold')), 1)
+                # from now on the login may not submit
+                code, text = c.cmd('MAIL FROM:<alice@example.com>')
+                self.assertEqual(code, 454, text)
+                self.assertIn('4.7.0 Error: login alice@example.com is suspended', text)
+                self.assertIn('5 new recipient domains in 600s', text)
+            self.assertIsNotNone(srv.wait_log(
+                r'warning hijack-suspended client=127\.0\.0\.9 user=alice@example\.com'))
+            self.assertIsNotNone(srv.wait_log(r'queued .*hold=yes'))
+            held = srv.queue_files('hold')[0]
+            show = queue_cli(srv, 'show', held)
+            self.assertIn('login: alice@example.com', show.stdout)
+            self.assertIn('(held)', show.stdout)
+            listing = lockout_cli(srv, 'list')
+            self.assertTrue(re.search(r'^login alice@example\.com suspended for \d+s more: '
+                                      r'5 new recipient domains', listing.stdout, re.M),
+                            listing.stdout)
+            self.assertIn('hijack_suspended 1', lockout_cli(srv, 'stats').stdout)
+            # the postmaster looked: release the mail, lift the suspension
+            out = queue_cli(srv, 'release', '--login', 'alice@example.com')
+            self.assertEqual(out.returncode, 0, out.stderr)
+            self.assertIn('1 held message from login alice@example.com released', out.stdout)
+            self.assertIn('suspension lifted', out.stdout)
+            self.assertEqual(srv.queue_files('hold'), [])
+            with Conn(srv.subs_port, tls=True) as c:
+                c.cmd('EHLO c.example.org')
+                login(c)
+                self.assertEqual(send(c, ['a@d1.example'])[0], 250)
+            self.assertEqual(srv.queue_files('hold'), [])
+
+    def test_delete_by_login_removes_the_held_mail(self):
+        with scratch_dir() as tmp, self.server(tmp) as srv:
+            with Conn(srv.subs_port, tls=True) as c:
+                c.cmd('EHLO c.example.org')
+                login(c)
+                self.assertEqual(send(c, ['a@s%d.example' % k for k in range(6)])[0], 250)
+            self.assertEqual(len(srv.queue_files('hold')), 1)
+            out = queue_cli(srv, 'delete', '--login', 'nobody@example.com')
+            self.assertIn('0 held messages from login nobody@example.com deleted', out.stdout)
+            self.assertEqual(len(srv.queue_files('hold')), 1)
+            out = queue_cli(srv, 'delete', '--login', 'alice@example.com')
+            self.assertEqual(out.returncode, 0, out.stderr)
+            self.assertIn('1 held message from login alice@example.com deleted', out.stdout)
+            self.assertEqual(srv.queue_files('hold'), [])
+            self.assertEqual(queue_cli(srv, 'delete', '--login', 'a', '--all').returncode, 64)
+
+    def test_newsletter_burst_to_known_recipients_is_not_held(self):
+        with scratch_dir() as tmp, self.server(tmp) as srv:
+            domains = ['n%d.example' % k for k in range(4)]
+            with Conn(srv.subs_port, tls=True) as c:
+                c.cmd('EHLO c.example.org')
+                login(c)
+                # the list's domains, written to before (under the threshold)
+                self.assertEqual(send(c, ['list@' + d for d in domains])[0], 250)
+                # the burst: one message per subscriber, twelve of them
+                for k in range(12):
+                    code, text = send(c, ['user%d@%s' % (k, domains[k % 4])])
+                    self.assertEqual(code, 250, text)
+                # and mail to our own domain never counts
+                self.assertEqual(send(c, ['alice@example.com'])[0], 250)
+            self.assertEqual(srv.queue_files('hold'), [])
+            self.assertIsNone(re.search('hijack', srv.log()))
+
+
 class OwnerSafeLockout(unittest.TestCase):
     def test_exception_is_never_locked_out_others_are_and_are_told_how_long(self):
         with scratch_dir() as tmp:

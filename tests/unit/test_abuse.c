@@ -5,6 +5,7 @@
  * Each scenario is a table of steps at given times; a failure names the row.
  */
 #include "abuse/abuse.h"
+#include "abuse/hijack.h"
 #include "abuse/rate.h"
 #include "auth/lockout.h"
 #include "check.h"
@@ -243,6 +244,137 @@ static void check_limits(void)
 	config_free(cfg);
 }
 
+/* ------------------------------------------------------------- hijack */
+
+struct hijack_step {
+	int line;
+	long now;
+	const char *login;
+	const char *domains;   /* space-separated; "@N:d" = N distinct domains d0.example ... */
+	bool hold;
+	const char *why_has;
+};
+
+/* split_domains - the step's domains as a NULL-terminated array (caller frees). */
+static char **split_domains(const char *spec, size_t *n)
+{
+	char **out = xcalloc(1024, sizeof(char *));
+	*n = 0;
+	if (spec[0] == '@') {
+		unsigned count = (unsigned)atoi(spec + 1);
+		const char *base = strchr(spec, ':') + 1;
+		for (unsigned k = 0; k < count && *n < 1023; k++)
+			out[(*n)++] = xasprintf("%s%u.example", base, k);
+		return out;
+	}
+	char *copy = xstrdup(spec), *save = NULL;
+	for (char *t = strtok_r(copy, " ", &save); t && *n < 1023; t = strtok_r(NULL, " ", &save))
+		out[(*n)++] = xstrdup(t);
+	free(copy);
+	return out;
+}
+
+static void run_hijack(const char *name, const struct hijack_limits *lim,
+		       const struct hijack_step *st, size_t n)
+{
+	struct hijack *h = hijack_new(lim);
+	for (size_t k = 0; k < n; k++) {
+		size_t nd;
+		char **d = split_domains(st[k].domains, &nd);
+		char why[HIJACK_WHY_MAX] = "";
+		bool hold = hijack_message(h, st[k].login, (const char *const *)d, nd,
+					   (time_t)st[k].now, why, sizeof(why));
+		CHECK_AT(st[k].line, hold == st[k].hold, "%s: hijack_message(%s, %s) = %d (%s)",
+			 name, st[k].login, st[k].domains, hold, why);
+		if (hold && st[k].why_has)
+			CHECK_AT(st[k].line, strstr(why, st[k].why_has) != NULL,
+				 "%s: why \"%s\" lacks \"%s\"", name, why, st[k].why_has);
+		for (size_t i = 0; i < nd; i++)
+			free(d[i]);
+		free(d);
+	}
+	hijack_free(h);
+}
+
+static void check_hijack(void)
+{
+	/* 5 new domains in 600 s, 10 messages, or one message to 6+ recipients mostly new */
+	const struct hijack_limits lim = {600, 5, 10, 6, 3600, 100, 10};
+	static const struct hijack_step spray[] = {
+		/* a hijacked account: a few new domains per message add up */
+		{__LINE__, 1000, "alice", "a.example b.example", false, NULL},
+		{__LINE__, 1010, "alice", "c.example d.example", false, NULL},
+		{__LINE__, 1020, "alice", "e.example", true, "5 new recipient domains in 600s"},
+		/* suspended: every later message is held, even to known domains */
+		{__LINE__, 1030, "alice", "a.example", true, "5 new recipient domains"},
+		{__LINE__, 4619, "alice", "a.example", true, NULL},
+		/* another login is not affected */
+		{__LINE__, 1030, "bob", "a.example", false, NULL},
+		/* the suspension ends after suspend_time; windows have moved on */
+		{__LINE__, 4621, "alice", "f.example", false, NULL},
+	};
+	run_hijack("spray", &lim, spray, RG_ARRAY_LEN(spray));
+	static const struct hijack_step newsletter[] = {
+		/* a newsletter list built up over weeks: 4 domains a day, all learnt */
+		{__LINE__, 0, "news", "@4:w1-", false, NULL},
+		{__LINE__, 86400, "news", "@4:w2-", false, NULL},
+		{__LINE__, 172800, "news", "@4:w3-", false, NULL},
+		/* then the burst: 12 domains, one message each, all known (repeats, case) */
+		{__LINE__, 200000, "news", "w1-0.example", false, NULL},
+		{__LINE__, 200001, "news", "W1-1.EXAMPLE", false, NULL},
+		{__LINE__, 200002, "news", "w1-2.example w1-3.example", false, NULL},
+		{__LINE__, 200003, "news", "@4:w2-", false, NULL},
+		{__LINE__, 200004, "news", "@4:w3-", false, NULL},
+		/* ... but the same wide message to strangers trips */
+		{__LINE__, 200005, "other", "@8:x-", true, "8 new recipient domains"},
+	};
+	run_hijack("newsletter", &lim, newsletter, RG_ARRAY_LEN(newsletter));
+	/* one wide message, mostly new domains, trips even under the domain count */
+	const struct hijack_limits wide = {600, 0, 0, 6, 3600, 100, 10};
+	static const struct hijack_step bcc[] = {
+		{__LINE__, 10, "carol", "k.example", false, NULL},
+		/* 6 recipients, 3 of them in new domains: half is enough */
+		{__LINE__, 20, "carol", "k.example k.example k.example n1.example n2.example n3.example",
+		 true, "one message to 6 recipients, 3 in new domains"},
+		/* 6 recipients, 2 new: not */
+		{__LINE__, 30, "dave", "k.example", false, NULL},
+		{__LINE__, 40, "dave", "k.example k.example k.example k.example n1.example n2.example",
+		 false, NULL},
+	};
+	run_hijack("wide", &wide, bcc, RG_ARRAY_LEN(bcc));
+	/* messages per window */
+	const struct hijack_limits msgs = {600, 0, 3, 0, 3600, 100, 10};
+	static const struct hijack_step many[] = {
+		{__LINE__, 10, "erin", "k.example", false, NULL},
+		{__LINE__, 11, "erin", "k.example", false, NULL},
+		{__LINE__, 12, "erin", "k.example", true, "3 messages in 600s"},
+	};
+	run_hijack("messages", &msgs, many, RG_ARRAY_LEN(many));
+
+	/* held mail does not teach its domains; clearing keeps what was learnt */
+	struct hijack *h = hijack_new(&lim);
+	const char *six[] = {"s1.example", "s2.example", "s3.example", "s4.example",
+			     "s5.example", "s6.example"};
+	char why[HIJACK_WHY_MAX];
+	time_t until = 0;
+	CHECK(hijack_message(h, "frank", six, 6, 100, why, sizeof(why)), "trips");
+	CHECK(hijack_suspended(h, "frank", 101, why, sizeof(why), &until) && until == 3700,
+	      "suspended until %lld", (long long)until);
+	CHECK(hijack_clear(h, "frank") && !hijack_suspended(h, "frank", 102, NULL, 0, NULL),
+	      "cleared");
+	CHECK(!hijack_clear(h, "frank") && !hijack_clear(h, "nobody"), "clear once");
+	CHECK(hijack_message(h, "frank", six, 6, 103, why, sizeof(why)),
+	      "the spray's domains were not learnt: trips again");
+	/* the login table is bounded; a suspended login is kept over idle ones */
+	for (int k = 0; k < 30; k++) {
+		char login[16];
+		snprintf(login, sizeof(login), "u%d", k);
+		hijack_message(h, login, six, 1, 200 + k, why, sizeof(why));
+	}
+	CHECK(hijack_suspended(h, "frank", 300, NULL, 0, NULL), "suspended login kept");
+	hijack_free(h);
+}
+
 /* ------------------------------------------------------ lock-out admin */
 
 static void count_one(const struct rg_ip *key, time_t until, void *arg)
@@ -283,6 +415,7 @@ int main(void)
 {
 	check_rate();
 	check_limits();
+	check_hijack();
 	check_lockout_admin();
 	return check_summary("abuse");
 }
