@@ -11,6 +11,7 @@
 #include "abuse/abuse.h"
 #include "abuse/hijack.h"
 #include "abuse/rate.h"
+#include "abuse/shared.h"
 #include "auth/lockout.h"
 #include "config/config.h"
 #include "control/control.h"
@@ -59,6 +60,8 @@ struct abuse {
 	unsigned long hijack_tripped, hijack_held, hijack_refused;
 	void (*release_fn)(void *arg, const char *id);
 	void *release_arg;
+	struct shared *shared;          /* NULL: shared_state is empty */
+	unsigned long shared_locks;     /* lock-outs that came from the shared count */
 };
 
 static unsigned clamp(uint64_t v)
@@ -95,6 +98,7 @@ void abuse_free(struct abuse *a)
 {
 	if (a == NULL)
 		return;
+	shared_free(a->shared); /* first: pending answers come back to us (-1) */
 	rate_free(a->rate);
 	hijack_free(a->hijack);
 	free(a);
@@ -209,6 +213,88 @@ bool abuse_hold(struct abuse *a, const struct abuse_client *c, const char *const
 	return true;
 }
 
+/* ---- shared state ---- */
+
+/* ip_key_text - IP's lock-out key as text (IPv6: the /64 address). */
+static void ip_key_text(const struct rg_ip *ip, char *text, size_t len)
+{
+	struct rg_ip k = ip_client_key(ip);
+	ip_format(&k, text, len);
+}
+
+/* on_shared_lock - a host locked IP out (SECONDS) or lifted it (0). */
+static void on_shared_lock(const char *ip_text, unsigned seconds, void *arg)
+{
+	struct abuse *a = arg;
+	struct rg_ip ip;
+	if (a->lockout == NULL || !ip_parse(ip_text, &ip) || abuse_lockout_exempt(a, &ip))
+		return;
+	time_t now = time(NULL);
+	if (seconds == 0) {
+		lockout_clear(a->lockout, &ip);
+		return;
+	}
+	if (lockout_is_locked(a->lockout, &ip, now, NULL))
+		return; /* ours, coming back, or known already */
+	char for_text[24];
+	snprintf(for_text, sizeof(for_text), "%us", seconds);
+	lockout_lock(a->lockout, &ip, now, now + (time_t)seconds);
+	log_ev(LOG_WARNING, "auth-lockout", {"client", ip_text}, {"for", for_text},
+	       {"source", "shared"});
+}
+
+bool abuse_share(struct abuse *a, struct event_base *base, char *err, size_t errlen)
+{
+	if (a->cfg->shared_state[0] == '\0')
+		return true;
+	a->shared = shared_new(base, a->cfg->shared_state, on_shared_lock, a, err, errlen);
+	return a->shared != NULL;
+}
+
+/* A failure counted in Redis, waiting for the total. */
+struct failure {
+	struct abuse *a;
+	struct rg_ip ip;
+};
+
+/* on_failures - the hosts' total for a client; at the limit, lock it out everywhere. */
+static void on_failures(long long count, void *arg)
+{
+	struct failure *f = arg;
+	struct abuse *a = f->a;
+	time_t now = time(NULL);
+	if (count >= (long long)a->cfg->smtpd_sasl_failure_limit && a->lockout &&
+	    !lockout_is_locked(a->lockout, &f->ip, now, NULL)) {
+		char text[RG_IP_STRLEN], n[24];
+		ip_key_text(&f->ip, text, sizeof(text));
+		snprintf(n, sizeof(n), "%lld", count);
+		lockout_lock(a->lockout, &f->ip, now, now + (time_t)a->cfg->smtpd_sasl_lockout_time);
+		shared_lock(a->shared, text, (unsigned)a->cfg->smtpd_sasl_lockout_time);
+		log_ev(LOG_WARNING, "auth-lockout", {"client", text}, {"failures", n},
+		       {"source", "shared count"});
+		a->shared_locks++;
+	}
+	free(f);
+}
+
+void abuse_auth_failed(struct abuse *a, const struct rg_ip *ip, bool locked, time_t now)
+{
+	(void)now;
+	if (a->shared == NULL || abuse_lockout_exempt(a, ip))
+		return;
+	char text[RG_IP_STRLEN], key[RG_IP_STRLEN + 16];
+	ip_key_text(ip, text, sizeof(text));
+	if (locked) { /* our own count reached the limit: tell the others */
+		shared_lock(a->shared, text, (unsigned)a->cfg->smtpd_sasl_lockout_time);
+		return;
+	}
+	snprintf(key, sizeof(key), "rg:authfail:%s", text);
+	struct failure *f = xcalloc(1, sizeof(*f));
+	f->a = a;
+	f->ip = *ip;
+	shared_incr(a->shared, key, (unsigned)a->cfg->smtpd_sasl_failure_window, on_failures, f);
+}
+
 void abuse_set_release(struct abuse *a, void (*fn)(void *arg, const char *id), void *arg)
 {
 	a->release_fn = fn;
@@ -283,6 +369,11 @@ static bool ctl_lockout_clear(void *arg, const char *ip_text, struct strbuf *out
 	}
 	bool had = a->lockout && lockout_clear(a->lockout, &ip);
 	forget_rates(a, &ip);
+	if (a->shared) {
+		char key[RG_IP_STRLEN];
+		ip_key_text(&ip, key, sizeof(key));
+		shared_lock(a->shared, key, 0); /* every host forgets it */
+	}
 	a->cleared += had;
 	log_ev(LOG_INFO, "lockout-cleared", {"client", ip_text}, {"was", had ? "locked or counted"
 								     : "not known"});
@@ -305,6 +396,10 @@ static bool ctl_stats(void *arg, struct strbuf *out)
 	strbuf_printf(out, "lockout_cleared %lu\n", a->cleared);
 	strbuf_printf(out, "hijack_suspended %lu\nhijack_held %lu\nhijack_refused %lu\n",
 		      a->hijack_tripped, a->hijack_held, a->hijack_refused);
+	if (a->shared)
+		strbuf_printf(out, "shared_state %s\nshared_failures %lu\nshared_lockouts %lu\n",
+			      shared_up(a->shared) ? "up" : "down", shared_failures(a->shared),
+			      a->shared_locks);
 	return true;
 }
 

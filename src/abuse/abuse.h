@@ -24,6 +24,7 @@
 #include "net/net.h"
 
 struct config;
+struct event_base;
 struct lockout;
 struct control_abuse_ops;
 
@@ -63,6 +64,14 @@ bool abuse_hold(struct abuse *a, const struct abuse_client *c, const char *const
 /* abuse_set_release - FN(ARG, id) runs for each message released by login
  * (the queue manager should look at it now). */
 void abuse_set_release(struct abuse *a, void (*fn)(void *arg, const char *id), void *arg);
+/* abuse_share - with shared_state set, count AUTH failures and lock-outs in
+ * Redis too (shared.h), so several hosts lock a client out together. False
+ * with ERR when shared_state is malformed. Nothing to do when it is empty. */
+bool abuse_share(struct abuse *a, struct event_base *base, char *err, size_t errlen);
+/* abuse_auth_failed - IP failed AUTH at NOW (counted locally already; LOCKED:
+ * that locked it out here). Shared: counted for every host; a host whose
+ * count reaches smtpd_sasl_failure_limit locks it out everywhere. */
+void abuse_auth_failed(struct abuse *a, const struct rg_ip *ip, bool locked, time_t now);
 /* Refusals so far for EV (client and login limits together). */
 unsigned long abuse_refused(const struct abuse *a, enum abuse_event ev);
 

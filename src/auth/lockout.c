@@ -246,6 +246,15 @@ bool lockout_clear(struct lockout *lo, const struct rg_ip *addr)
 	return had;
 }
 
+void lockout_lock(struct lockout *lo, const struct rg_ip *ip, time_t now, time_t until)
+{
+	struct lo_entry *e = entry(lo, ip, now);
+	if (until > e->locked_until)
+		e->locked_until = until;
+	e->failures = 0;
+	e->window_start = now;
+}
+
 size_t lockout_size(const struct lockout *lo)
 {
 	return lo->n;

@@ -52,6 +52,9 @@ size_t lockout_each(const struct lockout *lo, time_t now, lockout_each_fn *fn, v
 /* lockout_clear - lift IP's lock-out and forget its failures (the operator
  * says so). True when there was anything to forget. */
 bool lockout_clear(struct lockout *lo, const struct rg_ip *ip);
+/* lockout_lock - IP is locked out until UNTIL (another host said so); a later
+ * end already in force stays. */
+void lockout_lock(struct lockout *lo, const struct rg_ip *ip, time_t now, time_t until);
 /* Entries tracked now, and entries pushed out by newcomers so far (tests, log). */
 size_t lockout_size(const struct lockout *lo);
 unsigned long lockout_evictions(const struct lockout *lo);

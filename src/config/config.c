@@ -144,6 +144,7 @@ static const struct param_def params[] = {
 	{"smtpd_sasl_hijack_message_threshold", P_COUNT, "200"},
 	{"smtpd_sasl_hijack_wide_message", P_COUNT, "50"},
 	{"smtpd_sasl_hijack_suspend_time", P_DURATION, "1d"},
+	{"shared_state", P_STRING, ""},
 };
 #define N_PARAMS RG_ARRAY_LEN(params)
 
@@ -1038,6 +1039,7 @@ static void convert_abuse(struct loader *ld)
 		 365 * 86400},
 	};
 	convert_ranges(ld, limits, RG_ARRAY_LEN(limits));
+	cfg->shared_state = convert_single(ld, idx("shared_state"));
 	convert_exceptions(ld, idx("smtpd_client_event_limit_exceptions"),
 			   &cfg->smtpd_client_event_limit_exceptions,
 			   &cfg->n_smtpd_client_event_limit_exceptions);
@@ -1238,6 +1240,7 @@ void config_free(struct config *cfg)
 	free(cfg->mynetworks);
 	free(cfg->smtpd_client_event_limit_exceptions);
 	free(cfg->smtpd_sasl_lockout_exceptions);
+	free(cfg->shared_state);
 	free_maps(cfg->local_recipient_maps);
 	free_maps(cfg->relay_recipient_maps);
 	free_restrictions(&cfg->client);

@@ -156,6 +156,7 @@ struct config {
 	uint64_t smtpd_sasl_hijack_threshold;         /* new recipient domains per window */
 	uint64_t smtpd_sasl_hijack_window, smtpd_sasl_hijack_message_threshold;
 	uint64_t smtpd_sasl_hijack_wide_message, smtpd_sasl_hijack_suspend_time;
+	char *shared_state;        /* "": in-process; redis://IP:PORT/DB or unix:/PATH */
 	/* every parameter, expanded, in table order (for "relayguard config") */
 	char **names, **values;
 	struct config_origin *origins;

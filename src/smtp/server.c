@@ -616,6 +616,10 @@ struct server *server_new(const struct config *cfg, char *err, size_t errlen)
 				   (unsigned)cfg->smtpd_sasl_failure_window,
 				   (unsigned)cfg->smtpd_sasl_lockout_time, LOCKOUT_MAX_CLIENTS);
 	srv->abuse = abuse_new(cfg, srv->lockout);
+	if (!abuse_share(srv->abuse, srv->base, err, errlen)) {
+		server_free(srv);
+		return NULL;
+	}
 	/* both read files that may be root's only: done before privileges are dropped */
 	if (config_needs_tls(cfg) && (srv->tls = tls_server_new(cfg, err, errlen)) == NULL) {
 		server_free(srv);

@@ -1782,6 +1782,7 @@ static void sasl_failed(struct session *s, const char *reason)
 {
 	char failures[24];
 	bool locked = attempt_over(s, true);
+	abuse_auth_failed(server_abuse(s->srv), &s->client.ip, locked, time(NULL));
 	snprintf(failures, sizeof(failures), "%s", locked ? "limit reached" : "counted");
 	log_ev(LOG_WARNING, "auth-failed", {"session", s->id}, {"client", s->ip_text},
 	       {"user", s->sasl->user}, {"mechanism", sasl_mech_name(s->sasl->mech)},

@@ -6,6 +6,11 @@ in mynetworks, so in smtpd_client_event_limit_exceptions by default.
 """
 import os
 import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
 import unittest
 
 import harness
@@ -283,6 +288,125 @@ class OwnerSafeLockout(unittest.TestCase):
             self.assertIn('not running', out.stderr)
         finally:
             srv.cleanup()
+
+
+REDIS = shutil.which('redis-server')
+
+
+class Redis:
+    """A redis-server of our own on a loopback port, no persistence; start/kill/start again."""
+
+    def __init__(self):
+        self.port = harness.free_port()
+        self.dir = tempfile.mkdtemp(prefix='relayguard-redis-')
+        self.proc = None
+        self.start()
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [REDIS, '--bind', '127.0.0.1', '--port', str(self.port), '--save', '',
+             '--appendonly', 'no', '--dir', self.dir, '--protected-mode', 'no'],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                with socket.create_connection(('127.0.0.1', self.port), timeout=1) as s:
+                    s.sendall(b'PING\r\n')
+                    if s.recv(16).startswith(b'+PONG'):
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError('redis-server did not answer on port %d' % self.port)
+
+    def kill(self):
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+    def cleanup(self):
+        self.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@harness.requires(REDIS is not None, 'redis-server', 'a real Redis for shared_state')
+class SharedState(unittest.TestCase):
+    """Two relayguard instances, one Redis: the lock-out is shared."""
+
+    def setUp(self):
+        self.redis = Redis()
+        self.addCleanup(self.redis.cleanup)
+        self.tmp = tempfile.mkdtemp(prefix='relayguard-shared-')
+        os.chmod(self.tmp, 0o755)
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        passwd = os.path.join(self.tmp, 'passwd')
+        make_passwd(passwd, ALICE)
+        o = msa_overrides(passwd, smtpd_sasl_failure_limit='3', smtpd_sasl_lockout_time='60s',
+                          shared_state='redis://127.0.0.1:%d/0' % self.redis.port)
+        self.a = Server(overrides=o)
+        self.addCleanup(self.a.cleanup)
+        self.addCleanup(self.a.stop)
+        self.b = Server(overrides=o)
+        self.addCleanup(self.b.cleanup)
+        self.addCleanup(self.b.stop)
+
+    def guess(self, srv, source, password='wrong'):
+        with Conn(srv.subs_port, source=source, tls=True) as c:
+            c.cmd('EHLO c.example.org')
+            return login(c, password=password)
+
+    def refused(self, srv, source):
+        with Conn(srv.port, source=source, greeting=False) as c:
+            return c.reply()
+
+    def test_guesses_spread_over_two_hosts_lock_out_on_both(self):
+        self.assertEqual(self.guess(self.a, UNTRUSTED)[0], 535)
+        self.assertEqual(self.guess(self.b, UNTRUSTED)[0], 535)
+        # the third guess: each host has seen at most two, together three
+        self.assertEqual(self.guess(self.a, UNTRUSTED)[0], 535)
+        self.assertIsNotNone(self.a.wait_log(r'auth-lockout client=127\.0\.0\.9 failures=3 '
+                                             r'source="shared count"'))
+        self.assertIsNotNone(self.b.wait_log(r'auth-lockout client=127\.0\.0\.9 for=60s '
+                                             r'source=shared'))
+        for srv in (self.a, self.b):
+            code, text = self.refused(srv, UNTRUSTED)
+            self.assertEqual(code, 421, text)
+            self.assertIn('locked out for', text)
+        # another client is untouched; lifting it on one host lifts it on both
+        self.assertEqual(self.guess(self.b, UNTRUSTED2, 'alice-secret')[0], 235)
+        out = lockout_cli(self.a, 'clear', UNTRUSTED)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        deadline = time.time() + 5
+        while time.time() < deadline and self.refused(self.b, UNTRUSTED)[0] == 421:
+            time.sleep(0.05)
+        self.assertEqual(self.guess(self.b, UNTRUSTED, 'alice-secret')[0], 235)
+
+    def test_redis_down_falls_back_to_local_state_and_recovers(self):
+        self.redis.kill()
+        # never opens: three guesses on one host still lock the client out there
+        for _ in range(2):
+            self.assertEqual(self.guess(self.a, UNTRUSTED)[0], 535)
+        with Conn(self.a.subs_port, tls=True) as c:
+            c.cmd('EHLO c.example.org')
+            self.assertEqual(login(c, password='wrong')[0], 421)
+        self.assertEqual(self.refused(self.a, UNTRUSTED)[0], 421)
+        # never closes: other clients log in and send as usual
+        with Conn(self.b.subs_port, source=UNTRUSTED2, tls=True) as c:
+            c.cmd('EHLO c.example.org')
+            self.assertEqual(login(c)[0], 235)
+            self.assertEqual(send(c, ['alice@example.com'])[0], 250)
+        self.assertIsNotNone(self.a.wait_log(r'warning shared-state-failed'))
+        self.assertIn('shared_state down', lockout_cli(self.a, 'stats').stdout)
+        # Redis is back: both hosts reconnect and count together again
+        self.redis.start()
+        self.assertIsNotNone(self.a.wait_log(r'shared-state-recovered', timeout=10))
+        self.assertIsNotNone(self.b.wait_log(r'shared-state-recovered', timeout=10))
+        other = '127.0.0.11'
+        self.assertEqual(self.guess(self.a, other)[0], 535)
+        self.assertEqual(self.guess(self.b, other)[0], 535)
+        self.assertEqual(self.guess(self.b, other)[0], 535)
+        self.assertIsNotNone(self.a.wait_log(r'auth-lockout client=127\.0\.0\.11 .*source=shared'))
+        self.assertEqual(self.refused(self.a, other)[0], 421)
 
 
 if __name__ == '__main__':
