@@ -167,6 +167,8 @@ static bool suspended(struct abuse *a, const struct abuse_client *c, time_t now,
 	return true;
 }
 
+static void share_event(struct abuse *a, const char *key, time_t now);
+
 bool abuse_check(struct abuse *a, enum abuse_event ev, const struct abuse_client *c,
 		 time_t now, char *reply, size_t len)
 {
@@ -183,6 +185,7 @@ bool abuse_check(struct abuse *a, enum abuse_event ev, const struct abuse_client
 			refuse(a, &defs[i], c, count, reply, len);
 			return false;
 		}
+		share_event(a, key, now);
 	}
 	return true;
 }
@@ -251,6 +254,40 @@ bool abuse_share(struct abuse *a, struct event_base *base, char *err, size_t err
 	return a->shared != NULL;
 }
 
+/* An event counted in Redis, waiting for every host's total. */
+struct shared_event {
+	struct abuse *a;
+	time_t start;
+	char key[];
+};
+
+/* on_event_total - what all hosts counted for the key: ours becomes at least that. */
+static void on_event_total(long long count, void *arg)
+{
+	struct shared_event *e = arg;
+	if (count > 0)
+		rate_merge(e->a->rate, e->key, e->start,
+			   count > UINT32_MAX ? UINT32_MAX : (unsigned)count);
+	free(e);
+}
+
+/* share_event - count an event for every host: rg:rate:KEY:START, as the local
+ * table's fixed window (the decision already made stands; the total informs
+ * the next one, so hosts together overshoot by at most one event each). */
+static void share_event(struct abuse *a, const char *key, time_t now)
+{
+	if (a->shared == NULL)
+		return;
+	size_t klen = strlen(key) + 1;
+	struct shared_event *e = xcalloc(1, sizeof(*e) + klen);
+	e->a = a;
+	e->start = rate_window_start(a->rate, now);
+	memcpy(e->key, key, klen);
+	char rkey[RATE_KEY_MAX + 48];
+	snprintf(rkey, sizeof(rkey), "rg:rate:%s:%lld", key, (long long)e->start);
+	shared_incr(a->shared, rkey, 2 * (unsigned)a->cfg->anvil_rate_time_unit, on_event_total, e);
+}
+
 /* A failure counted in Redis, waiting for the total. */
 struct failure {
 	struct abuse *a;
@@ -293,6 +330,11 @@ void abuse_auth_failed(struct abuse *a, const struct rg_ip *ip, bool locked, tim
 	f->a = a;
 	f->ip = *ip;
 	shared_incr(a->shared, key, (unsigned)a->cfg->smtpd_sasl_failure_window, on_failures, f);
+}
+
+size_t abuse_shared_pending(const struct abuse *a)
+{
+	return a->shared ? shared_pending(a->shared) : 0;
 }
 
 void abuse_set_release(struct abuse *a, void (*fn)(void *arg, const char *id), void *arg)

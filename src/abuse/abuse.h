@@ -72,6 +72,8 @@ bool abuse_share(struct abuse *a, struct event_base *base, char *err, size_t err
  * that locked it out here). Shared: counted for every host; a host whose
  * count reaches smtpd_sasl_failure_limit locks it out everywhere. */
 void abuse_auth_failed(struct abuse *a, const struct rg_ip *ip, bool locked, time_t now);
+/* Requests to shared state not answered yet (0 without it; benchmarks). */
+size_t abuse_shared_pending(const struct abuse *a);
 /* Refusals so far for EV (client and login limits together). */
 unsigned long abuse_refused(const struct abuse *a, enum abuse_event ev);
 

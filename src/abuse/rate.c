@@ -175,6 +175,20 @@ unsigned rate_count(struct rate *r, const char *key, time_t now)
 	return rate_window_count(&e->w, r->window, now);
 }
 
+void rate_merge(struct rate *r, const char *key, time_t start, unsigned count)
+{
+	char cut[RATE_KEY_MAX + 1];
+	rg_strlcpy(cut, key, sizeof(cut));
+	struct rate_entry *e = find(r, cut, key_hash(r, cut));
+	if (e != NULL && e->w.start == start && count > e->w.cur)
+		e->w.cur = count;
+}
+
+time_t rate_window_start(const struct rate *r, time_t now)
+{
+	return now - now % (time_t)r->window;
+}
+
 bool rate_forget(struct rate *r, const char *key)
 {
 	char cut[RATE_KEY_MAX + 1];

@@ -46,6 +46,12 @@ bool rate_take(struct rate *r, const char *key, unsigned n, unsigned limit, time
 	       unsigned *count);
 /* rate_count - KEY's count at NOW (0 when unknown); counts nothing. */
 unsigned rate_count(struct rate *r, const char *key, time_t now);
+/* rate_merge - other hosts say KEY had COUNT events (ours included) in the
+ * fixed window that began at START: KEY's count there becomes at least that.
+ * Nothing happens when KEY is unknown or has moved on to another window. */
+void rate_merge(struct rate *r, const char *key, time_t start, unsigned count);
+/* rate_window_start - the fixed window NOW is in (what rate_merge's START means). */
+time_t rate_window_start(const struct rate *r, time_t now);
 /* rate_forget - drop KEY (an operator lifted its limit). True if it was there. */
 bool rate_forget(struct rate *r, const char *key);
 

@@ -44,6 +44,7 @@ struct shared {
 	shared_lock_fn *on_lock;
 	void *arg;
 	unsigned long failures;
+	size_t pending;           /* requests not answered yet */
 	time_t warned;
 	bool was_down, freeing;
 };
@@ -132,6 +133,15 @@ static void on_sub_lost(const redisAsyncContext *ac, int status)
 	schedule_reconnect(s);
 }
 
+static void ignore(long long count, void *arg)
+{
+	(void)count;
+	(void)arg;
+}
+
+static void request_send(struct shared *s, int argc, const char **argv, shared_count_fn *done,
+			 void *arg);
+
 static void on_connected(const redisAsyncContext *ac, int status)
 {
 	struct shared *s = ac->data;
@@ -139,9 +149,10 @@ static void on_connected(const redisAsyncContext *ac, int status)
 		(ac == s->cmd ? on_cmd_lost : on_sub_lost)(ac, status);
 		return;
 	}
+	/* recovered only once Redis answers (a stopped one still accepts connections) */
 	if (ac == s->cmd && s->was_down) {
-		s->was_down = false;
-		log_ev(LOG_INFO, "shared-state-recovered", {"action", "counting in Redis again"});
+		const char *argv[] = {"EVAL", "return 1", "0"};
+		request_send(s, 3, argv, ignore, NULL);
 	}
 }
 
@@ -254,19 +265,25 @@ static void on_reply(redisAsyncContext *ac, void *r, void *priv)
 	struct request *rq = priv;
 	redisReply *reply = r;
 	(void)ac;
+	rq->s->pending--;
 	if (!rq->answered) { /* freeing too: DONE may own memory (-1 lets it go) */
 		rq->answered = true;
 		bool ok = reply != NULL && reply->type == REDIS_REPLY_INTEGER;
 		if (!ok)
 			warn(rq->s, "request", reply && reply->type == REDIS_REPLY_ERROR ? reply->str
 											  : "no reply");
+		if (ok && rq->s->was_down) {
+			rq->s->was_down = false;
+			log_ev(LOG_INFO, "shared-state-recovered", {"action", "counting in Redis again"});
+		}
 		rq->done(ok ? reply->integer : -1, rq->arg);
 	}
 	event_free(rq->deadline);
 	free(rq);
 }
 
-void shared_incr(struct shared *s, const char *key, unsigned ttl, shared_count_fn *done,
+/* request_send - one request with a deadline; DONE gets an integer reply or -1. */
+static void request_send(struct shared *s, int argc, const char **argv, shared_count_fn *done,
 		 void *arg)
 {
 	if (s->cmd == NULL) { /* down: the caller's local state decides alone */
@@ -276,18 +293,25 @@ void shared_incr(struct shared *s, const char *key, unsigned ttl, shared_count_f
 	}
 	struct request *rq = xcalloc(1, sizeof(*rq));
 	*rq = (struct request){s, done, arg, evtimer_new(s->base, on_deadline, rq), false};
-	char ttl_text[16];
-	snprintf(ttl_text, sizeof(ttl_text), "%u", ttl ? ttl : 1);
-	const char *argv[] = {"EVAL", incr_script, "1", key, ttl_text};
-	if (redisAsyncCommandArgv(s->cmd, on_reply, rq, 5, argv, NULL) != REDIS_OK) {
+	if (redisAsyncCommandArgv(s->cmd, on_reply, rq, argc, argv, NULL) != REDIS_OK) {
 		event_free(rq->deadline);
 		free(rq);
 		warn(s, "request", "cannot send");
 		done(-1, arg);
 		return;
 	}
+	s->pending++;
 	struct timeval tv = {0, SHARED_DEADLINE_MS * 1000};
 	evtimer_add(rq->deadline, &tv);
+}
+
+void shared_incr(struct shared *s, const char *key, unsigned ttl, shared_count_fn *done,
+		 void *arg)
+{
+	char ttl_text[16];
+	snprintf(ttl_text, sizeof(ttl_text), "%u", ttl ? ttl : 1);
+	const char *argv[] = {"EVAL", incr_script, "1", key, ttl_text};
+	request_send(s, 5, argv, done, arg);
 }
 
 void shared_lock(struct shared *s, const char *ip, unsigned seconds)
@@ -315,4 +339,9 @@ bool shared_up(const struct shared *s)
 unsigned long shared_failures(const struct shared *s)
 {
 	return s->failures;
+}
+
+size_t shared_pending(const struct shared *s)
+{
+	return s->pending;
 }

@@ -52,5 +52,7 @@ void shared_lock(struct shared *s, const char *ip, unsigned seconds);
 /* Is the connection up now; Redis failures so far (timeouts, errors, lost connections). */
 bool shared_up(const struct shared *s);
 unsigned long shared_failures(const struct shared *s);
+/* Requests sent and not answered yet (benchmarks wait for 0). */
+size_t shared_pending(const struct shared *s);
 
 #endif

@@ -7,6 +7,7 @@ in mynetworks, so in smtpd_client_event_limit_exceptions by default.
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -380,6 +381,47 @@ class SharedState(unittest.TestCase):
         while time.time() < deadline and self.refused(self.b, UNTRUSTED)[0] == 421:
             time.sleep(0.05)
         self.assertEqual(self.guess(self.b, UNTRUSTED, 'alice-secret')[0], 235)
+
+    def test_rate_limits_count_across_both_hosts(self):
+        for srv in (self.a, self.b):
+            srv.stop()
+        o = {'smtpd_client_connection_rate_limit': '3',
+             'shared_state': 'redis://127.0.0.1:%d/0' % self.redis.port}
+        a, b = Server(overrides=o), Server(overrides=o)
+        self.addCleanup(a.cleanup)
+        self.addCleanup(a.stop)
+        self.addCleanup(b.cleanup)
+        self.addCleanup(b.stop)
+        # two connections on each: neither host alone reaches 3, together they pass it
+        for srv in (a, b, a, b):
+            with Conn(srv.port) as c:
+                self.assertEqual(c.greeting[0], 220)
+            time.sleep(0.05)  # the total comes back from Redis
+        for srv in (a, b):
+            with Conn(srv.port, greeting=False) as c:
+                code, text = c.reply()
+                self.assertEqual(code, 421, text)
+                self.assertIn('too many connections from 127.0.0.9 (limit 3 per 60s)', text)
+
+    def test_a_hung_redis_costs_a_deadline_not_a_stall(self):
+        os.kill(self.redis.proc.pid, signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            for _ in range(2):
+                self.assertEqual(self.guess(self.a, UNTRUSTED)[0], 535)
+            with Conn(self.a.subs_port, tls=True) as c:
+                c.cmd('EHLO c.example.org')
+                self.assertEqual(login(c, password='wrong')[0], 421)
+            # the loop never waited on Redis: other clients are served at once
+            with Conn(self.a.subs_port, source=UNTRUSTED2, tls=True) as c:
+                c.cmd('EHLO c.example.org')
+                self.assertEqual(login(c)[0], 235)
+            self.assertLess(time.monotonic() - t0, 3)
+            self.assertIsNotNone(self.a.wait_log(
+                r'shared-state-failed what=request reason="no answer within the deadline"'))
+        finally:
+            os.kill(self.redis.proc.pid, signal.SIGCONT)
+        self.assertIsNotNone(self.a.wait_log(r'shared-state-recovered', timeout=10))
 
     def test_redis_down_falls_back_to_local_state_and_recovers(self):
         self.redis.kill()

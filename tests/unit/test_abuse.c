@@ -98,6 +98,18 @@ static void check_rate(void)
 	CHECK(rate_count(r, "k4", 100) == 1, "k4 kept");
 	CHECK(rate_count(r, "k0", 100) == 0, "k0 gone");
 	CHECK(rate_forget(r, "k4") && !rate_forget(r, "k4"), "forget once");
+	/* what other hosts counted raises ours in the same fixed window only */
+	CHECK(rate_window_start(r, 130) == 120, "window start");
+	rate_take(r, "m", 1, 0, 130, NULL);
+	rate_merge(r, "m", 120, 5);
+	CHECK(rate_count(r, "m", 130) == 5, "merged: %u", rate_count(r, "m", 130));
+	rate_merge(r, "m", 120, 2);
+	CHECK(rate_count(r, "m", 130) == 5, "a smaller total changes nothing");
+	rate_merge(r, "m", 60, 50);
+	CHECK(rate_count(r, "m", 130) == 5, "another window changes nothing");
+	rate_merge(r, "unknown", 120, 9);
+	CHECK(rate_count(r, "unknown", 130) == 0, "an unknown key is not made");
+	CHECK(!rate_take(r, "m", 1, 5, 131, NULL), "the merged count refuses");
 	/* an overlong key is cut, not overflowed */
 	char long_key[RATE_KEY_MAX * 2];
 	memset(long_key, 'x', sizeof(long_key) - 1);
