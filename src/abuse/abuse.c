@@ -209,6 +209,9 @@ bool abuse_hold(struct abuse *a, const struct abuse_client *c, const char *const
 				  "--login"},
 		       {"session", c->session});
 		a->hijack_tripped++;
+		if (a->shared)
+			shared_suspend(a->shared, c->login,
+				       (unsigned)a->cfg->smtpd_sasl_hijack_suspend_time, why);
 	}
 	log_ev(LOG_WARNING, "hijack-hold", {"client", c->ip_text}, {"user", c->login},
 	       {"reason", why}, {"session", c->session});
@@ -246,11 +249,32 @@ static void on_shared_lock(const char *ip_text, unsigned seconds, void *arg)
 	       {"source", "shared"});
 }
 
+/* on_shared_suspend - a host suspended LOGIN as hijacked (SECONDS) or lifted it (0). */
+static void on_shared_suspend(const char *login, unsigned seconds, const char *why, void *arg)
+{
+	struct abuse *a = arg;
+	if (a->hijack == NULL)
+		return;
+	time_t now = time(NULL);
+	if (seconds == 0) {
+		hijack_clear(a->hijack, login);
+		return;
+	}
+	if (hijack_suspended(a->hijack, login, now, NULL, 0, NULL))
+		return; /* ours, coming back */
+	char for_text[24];
+	snprintf(for_text, sizeof(for_text), "%us", seconds);
+	hijack_suspend(a->hijack, login, now, now + (time_t)seconds, why);
+	log_ev(LOG_WARNING, "hijack-suspended", {"user", login}, {"reason", why},
+	       {"for", for_text}, {"source", "shared"});
+}
+
 bool abuse_share(struct abuse *a, struct event_base *base, char *err, size_t errlen)
 {
 	if (a->cfg->shared_state[0] == '\0')
 		return true;
-	a->shared = shared_new(base, a->cfg->shared_state, on_shared_lock, a, err, errlen);
+	a->shared = shared_new(base, a->cfg->shared_state, on_shared_lock, on_shared_suspend, a,
+			       err, errlen);
 	return a->shared != NULL;
 }
 
@@ -461,6 +485,8 @@ static bool ctl_by_login(void *arg, const char *login, bool release, struct strb
 	if (!qctl_held_by_login(&q, login, release, out, released, a))
 		return false;
 	bool was = a->hijack && hijack_clear(a->hijack, login);
+	if (a->shared)
+		shared_suspend(a->shared, login, 0, "");
 	log_ev(LOG_INFO, "hijack-cleared", {"user", login},
 	       {"held", release ? "released" : "deleted"}, {"was", was ? "suspended" : "not suspended"});
 	strbuf_printf(out, "login %s: %s\n", login,

@@ -245,6 +245,16 @@ bool hijack_suspended(struct hijack *h, const char *login, time_t now, char *why
 	return true;
 }
 
+void hijack_suspend(struct hijack *h, const char *login, time_t now, time_t until,
+		    const char *why)
+{
+	struct login_entry *e = entry(h, login, now);
+	if (until <= e->suspended_until)
+		return;
+	e->suspended_until = until;
+	snprintf(e->why, sizeof(e->why), "%s", why);
+}
+
 bool hijack_clear(struct hijack *h, const char *login)
 {
 	struct login_entry *e = find(h, login);

@@ -50,6 +50,10 @@ bool hijack_suspended(struct hijack *h, const char *login, time_t now, char *why
  * has looked); what it learnt stays. True if it was suspended. */
 bool hijack_clear(struct hijack *h, const char *login);
 
+/* hijack_suspend - another host suspended LOGIN until UNTIL because of WHY. */
+void hijack_suspend(struct hijack *h, const char *login, time_t now, time_t until,
+		    const char *why);
+
 typedef void hijack_each_fn(const char *login, time_t until, const char *why, void *arg);
 /* hijack_each - FN for every login suspended at NOW; returns how many. */
 size_t hijack_each(struct hijack *h, time_t now, hijack_each_fn *fn, void *arg);

@@ -42,6 +42,7 @@ struct shared {
 	redisAsyncContext *cmd, *sub;
 	struct event *reconnect;
 	shared_lock_fn *on_lock;
+	shared_suspend_fn *on_suspend;
 	void *arg;
 	unsigned long failures;
 	size_t pending;           /* requests not answered yet */
@@ -166,13 +167,19 @@ static void on_message(redisAsyncContext *ac, void *r, void *priv)
 	    reply->element[2]->type != REDIS_REPLY_STRING ||
 	    strcmp(reply->element[0]->str, "message") != 0)
 		return;
-	char ip[RG_IP_STRLEN + 1];
+	char who[256];
 	unsigned seconds = 0;
+	int used = 0;
 	const char *text = reply->element[2]->str;
-	if (sscanf(text, "lock %64s %u", ip, &seconds) == 2 && seconds > 0)
-		s->on_lock(ip, seconds, s->arg);
-	else if (sscanf(text, "clear %64s", ip) == 1)
-		s->on_lock(ip, 0, s->arg);
+	if (sscanf(text, "lock %64s %u", who, &seconds) == 2 && seconds > 0)
+		s->on_lock(who, seconds, s->arg);
+	else if (sscanf(text, "clear %64s", who) == 1)
+		s->on_lock(who, 0, s->arg);
+	else if (sscanf(text, "suspend %255s %u %n", who, &seconds, &used) == 2 && used > 0 &&
+		 seconds > 0)
+		s->on_suspend(who, seconds, text + used, s->arg);
+	else if (sscanf(text, "resume %255s", who) == 1)
+		s->on_suspend(who, 0, "", s->arg);
 }
 
 /* open_one - a connection attached to the loop (connecting in the background). */
@@ -212,7 +219,7 @@ static void on_reconnect(evutil_socket_t fd, short what, void *arg)
 }
 
 struct shared *shared_new(struct event_base *base, const char *url, shared_lock_fn *on_lock,
-			  void *arg, char *err, size_t errlen)
+			  shared_suspend_fn *on_suspend, void *arg, char *err, size_t errlen)
 {
 	struct shared *s = xcalloc(1, sizeof(*s));
 	if (!parse_url(s, url)) {
@@ -223,6 +230,7 @@ struct shared *shared_new(struct event_base *base, const char *url, shared_lock_
 	}
 	s->base = base;
 	s->on_lock = on_lock;
+	s->on_suspend = on_suspend;
 	s->arg = arg;
 	s->reconnect = evtimer_new(base, on_reconnect, s);
 	connect_all(s);
@@ -344,4 +352,17 @@ unsigned long shared_failures(const struct shared *s)
 size_t shared_pending(const struct shared *s)
 {
 	return s->pending;
+}
+
+void shared_suspend(struct shared *s, const char *login, unsigned seconds, const char *why)
+{
+	if (s->cmd == NULL) {
+		warn(s, "suspend", "not connected");
+		return;
+	}
+	char *msg = seconds ? xasprintf("suspend %s %u %s", login, seconds, why)
+			    : xasprintf("resume %s", login);
+	const char *argv[] = {"PUBLISH", CHANNEL, msg};
+	redisAsyncCommandArgv(s->cmd, NULL, NULL, 3, argv, NULL);
+	free(msg);
 }

@@ -17,7 +17,9 @@
  *	rg:lock:IP            present while IP is locked out (EX lock time)
  *	rg:rate:KEY:START     a rate-limit key's events in the fixed window that
  *	                      began at START (expires after two windows)
- *	channel rg:lockout    "lock IP SECONDS" and "clear IP" to every host
+ *	channel rg:lockout    "lock IP SECONDS" and "clear IP" to every host;
+ *	                      "suspend LOGIN SECONDS REASON" and "resume LOGIN"
+ *	                      (hijacked-account suspensions)
  */
 #ifndef RG_ABUSE_SHARED_H
 #define RG_ABUSE_SHARED_H
@@ -35,11 +37,15 @@ typedef void shared_count_fn(long long count, void *arg);
 /* Another host (or this one) says IP is locked out for SECONDS (0: cleared). */
 typedef void shared_lock_fn(const char *ip, unsigned seconds, void *arg);
 
+/* A host suspended LOGIN as hijacked for SECONDS because of WHY (0: lifted). */
+typedef void shared_suspend_fn(const char *login, unsigned seconds, const char *why,
+			       void *arg);
+
 /* shared_new - connect to URL (no name lookups: an IP or a socket path).
  * NULL with ERR when URL is malformed; an unreachable Redis is not an error
  * (it is retried, and local state serves meanwhile). */
 struct shared *shared_new(struct event_base *base, const char *url, shared_lock_fn *on_lock,
-			  void *arg, char *err, size_t errlen);
+			  shared_suspend_fn *on_suspend, void *arg, char *err, size_t errlen);
 void shared_free(struct shared *s);
 
 /* shared_incr - KEY += 1, expiring TTL seconds after its first increment;
@@ -48,6 +54,9 @@ void shared_incr(struct shared *s, const char *key, unsigned ttl, shared_count_f
 		 void *arg);
 /* shared_lock - tell every host IP is locked out for SECONDS (0: lifted). */
 void shared_lock(struct shared *s, const char *ip, unsigned seconds);
+
+/* shared_suspend - tell every host LOGIN is suspended for SECONDS (0: lifted). */
+void shared_suspend(struct shared *s, const char *login, unsigned seconds, const char *why);
 
 /* Is the connection up now; Redis failures so far (timeouts, errors, lost connections). */
 bool shared_up(const struct shared *s);

@@ -343,6 +343,7 @@ class SharedState(unittest.TestCase):
         passwd = os.path.join(self.tmp, 'passwd')
         make_passwd(passwd, ALICE)
         o = msa_overrides(passwd, smtpd_sasl_failure_limit='3', smtpd_sasl_lockout_time='60s',
+                          smtpd_sasl_hijack_threshold='3',
                           shared_state='redis://127.0.0.1:%d/0' % self.redis.port)
         self.a = Server(overrides=o)
         self.addCleanup(self.a.cleanup)
@@ -381,6 +382,33 @@ class SharedState(unittest.TestCase):
         while time.time() < deadline and self.refused(self.b, UNTRUSTED)[0] == 421:
             time.sleep(0.05)
         self.assertEqual(self.guess(self.b, UNTRUSTED, 'alice-secret')[0], 235)
+
+    def test_a_hijack_suspension_holds_on_both_hosts(self):
+        with Conn(self.a.subs_port, tls=True) as c:
+            c.cmd('EHLO c.example.org')
+            login(c)
+            self.assertEqual(send(c, ['a@h1.example', 'b@h2.example', 'c@h3.example'])[0], 250)
+        self.assertEqual(len(self.a.queue_files('hold')), 1)
+        self.assertIsNotNone(self.b.wait_log(
+            r'hijack-suspended user=alice@example\.com reason="3 new recipient domains in 600s" '
+            r'for=86400s source=shared'))
+        with Conn(self.b.subs_port, source=UNTRUSTED2, tls=True) as c:
+            c.cmd('EHLO c.example.org')
+            self.assertEqual(login(c)[0], 235)
+            code, text = c.cmd('MAIL FROM:<alice@example.com>')
+            self.assertEqual(code, 454, text)
+            self.assertIn('suspended', text)
+        # released on the host that holds the mail: lifted on both
+        out = queue_cli(self.a, 'release', '--login', 'alice@example.com')
+        self.assertEqual(out.returncode, 0, out.stderr)
+        deadline = time.time() + 5
+        code = 0
+        while time.time() < deadline and code != 250:
+            with Conn(self.b.subs_port, source=UNTRUSTED2, tls=True) as c:
+                c.cmd('EHLO c.example.org')
+                login(c)
+                code, text = c.cmd('MAIL FROM:<alice@example.com>')
+        self.assertEqual(code, 250, text)
 
     def test_rate_limits_count_across_both_hosts(self):
         for srv in (self.a, self.b):

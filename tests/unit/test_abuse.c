@@ -384,6 +384,13 @@ static void check_hijack(void)
 		hijack_message(h, login, six, 1, 200 + k, why, sizeof(why));
 	}
 	CHECK(hijack_suspended(h, "frank", 300, NULL, 0, NULL), "suspended login kept");
+	/* another host's suspension: taken, a shorter one does not shorten it */
+	hijack_suspend(h, "gina", 400, 1000, "3 new recipient domains in 600s");
+	hijack_suspend(h, "gina", 400, 500, "x");
+	CHECK(hijack_suspended(h, "gina", 999, why, sizeof(why), &until) && until == 1000 &&
+	      strcmp(why, "3 new recipient domains in 600s") == 0, "gina: %s until %lld", why,
+	      (long long)until);
+	CHECK(hijack_message(h, "gina", six, 1, 998, why, sizeof(why)), "held while suspended");
 	hijack_free(h);
 }
 
