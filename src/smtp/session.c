@@ -631,11 +631,10 @@ static void cmd_rcpt(struct session *s, char *arg)
 	struct policy_decision d;
 	policy_check_rcpt(s->cfg, &req, &d);
 	log_rcpt(s, &a, &r, &d);
-	if (d.action == POLICY_ACCEPT) {
-		if (abuse_ok(s, ABUSE_RECIPIENT))
-			rcpt_accept(s, &a, &r, notify, orcpt);
-	} else
+	if (d.action != POLICY_ACCEPT)
 		reply(s, "%s", d.reply);
+	else if (abuse_ok(s, ABUSE_RECIPIENT)) /* else it replied 452 and logged rate-limit */
+		rcpt_accept(s, &a, &r, notify, orcpt);
 }
 
 /* received_header - prepended to every message: who handed it to us, when. */
