@@ -197,6 +197,22 @@ class HijackHold(unittest.TestCase):
             self.assertEqual(srv.queue_files('hold'), [])
             self.assertEqual(queue_cli(srv, 'delete', '--login', 'a', '--all').returncode, 64)
 
+    def test_release_by_login_without_a_running_server(self):
+        with scratch_dir() as tmp, self.server(tmp) as srv:
+            with Conn(srv.subs_port, tls=True) as c:
+                c.cmd('EHLO c.example.org')
+                login(c)
+                self.assertEqual(send(c, ['a@s%d.example' % k for k in range(6)])[0], 250)
+            held = srv.queue_files('hold')
+            self.assertEqual(len(held), 1)
+            srv.stop()
+            out = queue_cli(srv, 'release', '--login', 'alice@example.com')
+            self.assertEqual(out.returncode, 0, out.stderr)
+            self.assertIn('changed the queue files directly', out.stderr)
+            self.assertIn('1 held message from login alice@example.com released', out.stdout)
+            self.assertEqual(srv.queue_files('hold'), [])
+            self.assertEqual(srv.queue_files('deferred'), held)
+
     def test_newsletter_burst_to_known_recipients_is_not_held(self):
         with scratch_dir() as tmp, self.server(tmp) as srv:
             domains = ['n%d.example' % k for k in range(4)]
