@@ -6,9 +6,10 @@
 #   make bench      throughput and memory figures (bench/README.md)
 #   make bench-probe  nmap's smtp-open-relay vs relayguard probe on real MTAs (root)
 #   make bench-outbound  relaying to smtp-sink: relayguard vs Postfix, deferred queue (root)
+#   make bench-abuse  cost of the rate limits and hijack checks, in-process and via Redis
 
 CC      ?= cc
-PKGS    := libevent libevent_pthreads libevent_openssl openssl libcares libpsl libxcrypt
+PKGS    := libevent libevent_pthreads libevent_openssl openssl libcares libpsl libxcrypt hiredis
 # snprintf truncation into bounded reply/log buffers is deliberate, hence -Wno-format-truncation
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wno-format-truncation
 BASE    := -std=c17 -D_GNU_SOURCE -Isrc -pthread
@@ -73,6 +74,15 @@ build/tools/%: tests/tools/%.c $(call objs,$(B_NORM))
 build/tools-asan/%: tests/tools/%.c $(call objs,$(B_SAN))
 	@mkdir -p build/tools-asan
 	$(CC) $(BASE) $(WARN) -O1 -g $(SAN) $(PKG_CFLAGS) $< $(call objs,$(B_SAN)) -o $@ $(PKG_LIBS)
+
+# The abuse-control benchmark (bench/abuse.sh).
+build/bench-tools/abuse_bench: bench/abuse_bench.c $(call objs,$(B_NORM))
+	@mkdir -p build/bench-tools
+	$(CC) $(BASE) $(WARN) $(OPT) $(PKG_CFLAGS) $< $(call objs,$(B_NORM)) -o $@ $(PKG_LIBS)
+
+.PHONY: bench-abuse
+bench-abuse: deps build/relayguard
+	@sh bench/abuse.sh
 
 .PHONY: tools
 tools: $(patsubst %,build/tools/%,$(TOOLS)) $(patsubst %,build/tools-asan/%,$(TOOLS))

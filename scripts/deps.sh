@@ -7,10 +7,10 @@
 set -eu
 
 # libc6-dev: only a Recommends of gcc, and apt-get here skips recommends.
-build_pkgs="gcc libc6-dev make pkg-config libevent-dev libssl-dev libc-ares-dev libpsl-dev libcrypt-dev"
+build_pkgs="gcc libc6-dev make pkg-config libevent-dev libssl-dev libc-ares-dev libpsl-dev libcrypt-dev libhiredis-dev"
 # libnet-ssleay-perl, libio-socket-ssl-perl: swaks --tls/--tlsc need them and
 # Debian only recommends them.
-test_pkgs="python3 swaks libnet-ssleay-perl libio-socket-ssl-perl procps dnsmasq-base openssl dovecot-core fail2ban"
+test_pkgs="python3 swaks libnet-ssleay-perl libio-socket-ssl-perl procps dnsmasq-base openssl dovecot-core fail2ban redis-server"
 fuzz_pkgs="clang"
 
 case "${1:-build}" in

@@ -220,6 +220,41 @@ bool lockout_fail(struct lockout *lo, const struct rg_ip *ip, time_t now)
 	return count_failure(lo, entry(lo, ip, now), now);
 }
 
+size_t lockout_each(const struct lockout *lo, time_t now, lockout_each_fn *fn, void *arg)
+{
+	size_t n = 0;
+	for (const struct lo_entry *e = lo->newest; e; e = e->older) {
+		if (e->locked_until <= now)
+			continue;
+		fn(&e->ip, e->locked_until, arg);
+		n++;
+	}
+	return n;
+}
+
+bool lockout_clear(struct lockout *lo, const struct rg_ip *addr)
+{
+	struct rg_ip key = ip_client_key(addr);
+	struct lo_entry *e = find(lo, &key);
+	if (e == NULL)
+		return false;
+	bool had = e->locked_until != 0 || e->failures != 0;
+	e->locked_until = 0;
+	e->failures = 0;
+	if (e->pending == 0) /* else its lockout_end must still find it */
+		drop(lo, e);
+	return had;
+}
+
+void lockout_lock(struct lockout *lo, const struct rg_ip *ip, time_t now, time_t until)
+{
+	struct lo_entry *e = entry(lo, ip, now);
+	if (until > e->locked_until)
+		e->locked_until = until;
+	e->failures = 0;
+	e->window_start = now;
+}
+
 size_t lockout_size(const struct lockout *lo)
 {
 	return lo->n;

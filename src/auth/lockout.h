@@ -44,6 +44,17 @@ enum lockout_verdict lockout_begin(struct lockout *lo, const struct rg_ip *ip, t
 bool lockout_end(struct lockout *lo, const struct rg_ip *ip, time_t now, bool failed);
 /* Count one failure that had no lockout_begin; returns as lockout_end. */
 bool lockout_fail(struct lockout *lo, const struct rg_ip *ip, time_t now);
+/* What lockout_each reports about one locked-out client. */
+typedef void lockout_each_fn(const struct rg_ip *key, time_t until, void *arg);
+/* lockout_each - FN for every client locked out at NOW (IPv6: the /64 key);
+ * returns how many. */
+size_t lockout_each(const struct lockout *lo, time_t now, lockout_each_fn *fn, void *arg);
+/* lockout_clear - lift IP's lock-out and forget its failures (the operator
+ * says so). True when there was anything to forget. */
+bool lockout_clear(struct lockout *lo, const struct rg_ip *ip);
+/* lockout_lock - IP is locked out until UNTIL (another host said so); a later
+ * end already in force stays. */
+void lockout_lock(struct lockout *lo, const struct rg_ip *ip, time_t now, time_t until);
 /* Entries tracked now, and entries pushed out by newcomers so far (tests, log). */
 size_t lockout_size(const struct lockout *lo);
 unsigned long lockout_evictions(const struct lockout *lo);

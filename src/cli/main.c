@@ -58,6 +58,7 @@ static const char usage_main[] =
 	"  queue     list, show, flush, delete, hold or release queued mail (like mailq)\n"
 	"  audit     could this configuration (or a Postfix one) relay? offline, no mail sent\n"
 	"  explain   the relay decision for one client and envelope, restriction by restriction\n"
+	"  lockout   list or clear AUTH lock-outs, rate-limit counters (running server)\n"
 	"\n"
 	"Options:\n"
 	"  -h, --help     this text; 'relayguard COMMAND --help' explains a command\n"
@@ -459,6 +460,8 @@ int main(int argc, char **argv)
 		return audit_main(argc - 2, argv + 2);
 	if (strcmp(cmd, "explain") == 0)
 		return explain_main(argc - 2, argv + 2);
+	if (strcmp(cmd, "lockout") == 0)
+		return lockout_main(argc - 2, argv + 2);
 	fprintf(stderr, "relayguard: unknown command \"%s\" (try relayguard --help)\n", cmd);
 	return EXIT_USAGE;
 }

@@ -5,9 +5,11 @@
  *	relayguard queue list [--json] [-c FILE]
  *	relayguard queue show ID [--body] [-c FILE]
  *	relayguard queue flush [ID] [-c FILE]
- *	relayguard queue delete ID|--all [-c FILE]
+ *	relayguard queue delete ID|--all|--login LOGIN [-c FILE]
  *	relayguard queue hold ID [-c FILE]
- *	relayguard queue release ID [-c FILE]
+ *	relayguard queue release ID|--login LOGIN [-c FILE]
+ *	relayguard lockout list|stats [-c FILE]
+ *	relayguard lockout clear IP [-c FILE]
  *
  * DESCRIPTION
  *	The queue is found through queue_directory of the configuration. A
@@ -62,6 +64,8 @@ static const char usage_queue[] =
 	"  delete ID|--all    remove a message, or every message\n"
 	"  hold ID            keep a message from delivery until it is released\n"
 	"  release ID         let a held message be delivered again\n"
+	"  release --login L  every message held for login L (suspended as hijacked),\n"
+	"                     and lift L's suspension; delete --login L removes them\n"
 	"\n"
 	"Options:\n"
 	"  -c, --config FILE  the server's configuration (default: the embedded one)\n"
@@ -72,7 +76,7 @@ static const char usage_queue[] =
 	"78 configuration error, 1 other failure.\n";
 
 struct qargs {
-	const char *cmd, *config_file, *id;
+	const char *cmd, *config_file, *id, *login;
 	bool json, body, all;
 };
 
@@ -95,6 +99,9 @@ static int parse_args(int argc, char **argv, struct qargs *a)
 			a->body = true;
 		else if (strcmp(s, "--all") == 0 && strcmp(a->cmd, "delete") == 0)
 			a->all = true;
+		else if (strcmp(s, "--login") == 0 && i + 1 < argc &&
+			 (strcmp(a->cmd, "delete") == 0 || strcmp(a->cmd, "release") == 0))
+			a->login = argv[++i];
 		else if (s[0] != '-' && a->id == NULL)
 			a->id = s;
 		else {
@@ -110,7 +117,13 @@ static bool check_args(const struct qargs *a)
 {
 	bool list = strcmp(a->cmd, "list") == 0, flush = strcmp(a->cmd, "flush") == 0;
 	bool del = strcmp(a->cmd, "delete") == 0;
-	bool need_id = !list && !flush && !(del && a->all), no_id = list || (del && a->all);
+	bool need_id = !list && !flush && !(del && a->all) && !a->login;
+	bool no_id = list || (del && a->all) || a->login;
+	if (a->login && (a->all || a->login[0] == '\0' || strpbrk(a->login, " \t\r\n"))) {
+		fprintf(stderr, "relayguard queue %s: --login takes one login name, not with "
+			"--all\n", a->cmd);
+		return false;
+	}
 	if (list && a->id != NULL) {
 		fputs("relayguard queue list: takes no queue id\n", stderr);
 		return false;
@@ -338,6 +351,8 @@ static void show_envelope(const struct queue_msg *m, const char *path)
 	       (unsigned long long)m->size, when, (long long)m->arrival);
 	printf("client: %s [%s]\n", printable(m->client_name), printable(m->client_ip));
 	printf("helo: %s\nsender: <%s>\n", printable(m->helo), printable(m->sender));
+	if (m->login)
+		printf("login: %s\n", printable(m->login));
 	for (size_t i = 0; i < m->n_rcpts; i++) {
 		struct queue_rcpt *r = &m->rcpts[i];
 		printf("recipient: <%s>", printable(r->orig));
@@ -392,7 +407,10 @@ static int change_files(const char *qdir, const struct qargs *a)
 	struct strbuf out;
 	strbuf_init(&out);
 	bool ok;
-	if (strcmp(a->cmd, "delete") == 0)
+	if (a->login)
+		ok = qctl_held_by_login(&q, a->login, strcmp(a->cmd, "release") == 0, &out, NULL,
+					NULL);
+	else if (strcmp(a->cmd, "delete") == 0)
 		ok = qctl_ops.delete(&q, a->id, &out);
 	else if (strcmp(a->cmd, "hold") == 0)
 		ok = qctl_ops.hold(&q, a->id, &out);
@@ -410,8 +428,9 @@ static int change_files(const char *qdir, const struct qargs *a)
 /* cmd_change - flush, delete, hold, release: the server, or the files. */
 static int cmd_change(const char *qdir, const struct qargs *a)
 {
-	char *request = a->id ? xasprintf("%s %s", a->cmd, a->id)
-			      : xasprintf("%s%s", a->cmd, a->all ? " --all" : "");
+	char *request = a->login ? xasprintf("%s-login %s", a->cmd, a->login)
+			: a->id ? xasprintf("%s %s", a->cmd, a->id)
+				: xasprintf("%s%s", a->cmd, a->all ? " --all" : "");
 	struct strbuf reply;
 	char err[512];
 	strbuf_init(&reply);
@@ -477,4 +496,70 @@ int queue_main(int argc, char **argv)
 	fprintf(stderr, "relayguard queue: unknown command \"%s\" (try relayguard queue --help)\n",
 		argv[0]);
 	return EXIT_USAGE;
+}
+
+/* ---- relayguard lockout: the running server's AUTH lock-outs and rate counters ---- */
+
+static const char usage_lockout[] =
+	"usage: relayguard lockout list|stats|clear IP [-c FILE]\n"
+	"\n"
+	"Ask the running server (over queue_directory/control) about clients shut out\n"
+	"for failed AUTH attempts (smtpd_sasl_failure_limit) and rate limits:\n"
+	"  list       the clients locked out now, and for how long\n"
+	"  clear IP   lift IP's lock-out (IPv6: its /64) and forget its rate counters\n"
+	"  stats      refusals counted by the rate limits, table sizes\n"
+	"Exit status: 0 ok, 64 usage error, 78 configuration error, 1 other failure.\n";
+
+/* lockout_request - the control request for ARGV, or NULL (usage printed). */
+static char *lockout_request(int argc, char **argv, const char **config_file)
+{
+	const char *ip = NULL;
+	for (int i = 1; i < argc; i++) {
+		if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc)
+			*config_file = argv[++i];
+		else if (argv[i][0] != '-' && ip == NULL && strcmp(argv[0], "clear") == 0)
+			ip = argv[i];
+		else
+			return NULL;
+	}
+	if (strcmp(argv[0], "list") == 0 || strcmp(argv[0], "stats") == 0)
+		return xstrdup(strcmp(argv[0], "list") == 0 ? "lockout-list" : "abuse-stats");
+	if (strcmp(argv[0], "clear") == 0 && ip != NULL)
+		return xasprintf("lockout-clear %s", ip);
+	return NULL;
+}
+
+int lockout_main(int argc, char **argv)
+{
+	const char *config_file = NULL;
+	if (argc >= 1 && (strcmp(argv[0], "-h") == 0 || strcmp(argv[0], "--help") == 0)) {
+		fputs(usage_lockout, stdout);
+		return 0;
+	}
+	char *request = argc >= 1 ? lockout_request(argc, argv, &config_file) : NULL;
+	if (request == NULL) {
+		fputs(usage_lockout, stderr);
+		return EXIT_USAGE;
+	}
+	char *errors = NULL;
+	struct config *cfg = config_load(config_file, &errors);
+	if (cfg == NULL) {
+		fputs(errors ? errors : "", stderr);
+		free(errors);
+		free(request);
+		return EXIT_CONFIG;
+	}
+	struct strbuf reply;
+	char err[512];
+	strbuf_init(&reply);
+	enum ctl_result r = ctl_request(cfg->queue_directory, request, &reply, err, sizeof(err));
+	int rc = r == CTL_OK ? 0
+	       : r == CTL_ABSENT ? say_not_running(cfg->queue_directory, argv[0])
+				 : say_failure(cfg->queue_directory, r, err);
+	if (r == CTL_OK)
+		fputs(reply.data ? reply.data : "", stdout);
+	strbuf_free(&reply);
+	free(request);
+	config_free(cfg);
+	return rc;
 }

@@ -10,5 +10,7 @@
 
 /* argv[0] is the subcommand (list, show, ...); returns the exit status. */
 int queue_main(int argc, char **argv);
+/* relayguard lockout list|stats|clear IP: argv[0] is the subcommand. */
+int lockout_main(int argc, char **argv);
 
 #endif

@@ -135,6 +135,22 @@ static const struct param_def params[] = {
 	{"queue_minfree", P_SIZE, "0"},
 	/* the relay self-test at serve start (issue 10): enforce, warn or off */
 	{"relay_selftest", P_CHOICE, "enforce"},
+	/* abuse control for authenticated relaying (issue 13) */
+	{"anvil_rate_time_unit", P_DURATION, "60s"},
+	{"smtpd_client_connection_rate_limit", P_COUNT, "0"},
+	{"smtpd_client_message_rate_limit", P_COUNT, "0"},
+	{"smtpd_client_recipient_rate_limit", P_COUNT, "0"},
+	{"smtpd_client_auth_rate_limit", P_COUNT, "0"},
+	{"smtpd_sasl_message_rate_limit", P_COUNT, "0"},
+	{"smtpd_sasl_recipient_rate_limit", P_COUNT, "0"},
+	{"smtpd_client_event_limit_exceptions", P_NETWORKS, "$mynetworks"},
+	{"smtpd_sasl_lockout_exceptions", P_NETWORKS, "$mynetworks"},
+	{"smtpd_sasl_hijack_threshold", P_COUNT, "30"},
+	{"smtpd_sasl_hijack_window", P_DURATION, "10m"},
+	{"smtpd_sasl_hijack_message_threshold", P_COUNT, "200"},
+	{"smtpd_sasl_hijack_wide_message", P_COUNT, "50"},
+	{"smtpd_sasl_hijack_suspend_time", P_DURATION, "1d"},
+	{"shared_state", P_STRING, ""},
 };
 #define N_PARAMS RG_ARRAY_LEN(params)
 
@@ -486,21 +502,27 @@ static char **convert_domains(struct loader *ld, size_t i, bool allow_parent)
 	return items;
 }
 
-static void convert_networks(struct loader *ld, size_t i)
+static void convert_network_list(struct loader *ld, size_t i, struct cidr **out, size_t *nout)
 {
 	size_t n;
 	char **items = split_list(ld->expanded[i], &n);
-	struct config *cfg = ld->cfg;
-	cfg->mynetworks = xcalloc(n + 1, sizeof(struct cidr));
+	*out = xcalloc(n + 1, sizeof(struct cidr));
+	*nout = 0;
 	for (size_t k = 0; k < n; k++) {
 		char why[256];
-		if (cidr_parse(items[k], &cfg->mynetworks[cfg->n_mynetworks], why, sizeof(why)))
-			cfg->n_mynetworks++;
+		if (cidr_parse(items[k], &(*out)[*nout], why, sizeof(why)))
+			(*nout)++;
 		else
 			add_error(ld, i, "%s: %s", params[i].name, why);
 	}
 	free_list(items);
 }
+
+static void convert_networks(struct loader *ld, size_t i)
+{
+	convert_network_list(ld, i, &ld->cfg->mynetworks, &ld->cfg->n_mynetworks);
+}
+
 
 static struct map **convert_maps(struct loader *ld, size_t i)
 {
@@ -993,6 +1015,55 @@ static void convert_selftest(struct loader *ld)
 		ld, idx("relay_selftest"), modes, RG_ARRAY_LEN(modes));
 }
 
+/* convert_exceptions - a network list; "$mynetworks" (the default) is copied,
+ * so a bad mynetworks entry is reported once, not once per list. */
+static void convert_exceptions(struct loader *ld, size_t i, struct cidr **out, size_t *n)
+{
+	struct config *cfg = ld->cfg;
+	if (strcmp(ld->expanded[i], ld->expanded[idx("mynetworks")]) != 0) {
+		convert_network_list(ld, i, out, n);
+		return;
+	}
+	*out = xcalloc(cfg->n_mynetworks + 1, sizeof(struct cidr));
+	memcpy(*out, cfg->mynetworks, cfg->n_mynetworks * sizeof(struct cidr));
+	*n = cfg->n_mynetworks;
+}
+
+/* convert_abuse - rate limits and their exceptions (issue 13). */
+static void convert_abuse(struct loader *ld)
+{
+	struct config *cfg = ld->cfg;
+	struct range limits[] = {
+		{"anvil_rate_time_unit", &cfg->anvil_rate_time_unit, 1, 86400},
+		{"smtpd_client_connection_rate_limit", &cfg->smtpd_client_connection_rate_limit,
+		 0, 1000000000},
+		{"smtpd_client_message_rate_limit", &cfg->smtpd_client_message_rate_limit, 0,
+		 1000000000},
+		{"smtpd_client_recipient_rate_limit", &cfg->smtpd_client_recipient_rate_limit, 0,
+		 1000000000},
+		{"smtpd_client_auth_rate_limit", &cfg->smtpd_client_auth_rate_limit, 0, 1000000000},
+		{"smtpd_sasl_message_rate_limit", &cfg->smtpd_sasl_message_rate_limit, 0,
+		 1000000000},
+		{"smtpd_sasl_recipient_rate_limit", &cfg->smtpd_sasl_recipient_rate_limit, 0,
+		 1000000000},
+		{"smtpd_sasl_hijack_threshold", &cfg->smtpd_sasl_hijack_threshold, 0, 1000000},
+		{"smtpd_sasl_hijack_window", &cfg->smtpd_sasl_hijack_window, 1, 7 * 86400},
+		{"smtpd_sasl_hijack_message_threshold", &cfg->smtpd_sasl_hijack_message_threshold,
+		 0, 1000000000},
+		{"smtpd_sasl_hijack_wide_message", &cfg->smtpd_sasl_hijack_wide_message, 0, 100000},
+		{"smtpd_sasl_hijack_suspend_time", &cfg->smtpd_sasl_hijack_suspend_time, 1,
+		 365 * 86400},
+	};
+	convert_ranges(ld, limits, RG_ARRAY_LEN(limits));
+	cfg->shared_state = convert_single(ld, idx("shared_state"));
+	convert_exceptions(ld, idx("smtpd_client_event_limit_exceptions"),
+			   &cfg->smtpd_client_event_limit_exceptions,
+			   &cfg->n_smtpd_client_event_limit_exceptions);
+	convert_exceptions(ld, idx("smtpd_sasl_lockout_exceptions"),
+			   &cfg->smtpd_sasl_lockout_exceptions,
+			   &cfg->n_smtpd_sasl_lockout_exceptions);
+}
+
 static void convert_all(struct loader *ld)
 {
 	struct config *cfg = ld->cfg;
@@ -1026,6 +1097,7 @@ static void convert_all(struct loader *ld)
 	check_dns_servers(ld, idx("dns_servers"));
 	convert_outbound(ld);
 	convert_selftest(ld);
+	convert_abuse(ld);
 }
 
 /* can_deny_destination - a reachable restriction that can refuse a destination
@@ -1184,6 +1256,9 @@ void config_free(struct config *cfg)
 	free_list(cfg->mydestination);
 	free_list(cfg->relay_domains);
 	free(cfg->mynetworks);
+	free(cfg->smtpd_client_event_limit_exceptions);
+	free(cfg->smtpd_sasl_lockout_exceptions);
+	free(cfg->shared_state);
 	free_maps(cfg->local_recipient_maps);
 	free_maps(cfg->relay_recipient_maps);
 	free_restrictions(&cfg->client);
@@ -1240,12 +1315,17 @@ bool config_needs_tls(const struct config *cfg)
 	return false;
 }
 
-bool config_in_mynetworks(const struct config *cfg, const struct rg_ip *ip)
+bool config_in_networks(const struct cidr *list, size_t n, const struct rg_ip *ip)
 {
-	for (size_t k = 0; k < cfg->n_mynetworks; k++)
-		if (cidr_match(&cfg->mynetworks[k], ip))
+	for (size_t k = 0; k < n; k++)
+		if (cidr_match(&list[k], ip))
 			return true;
 	return false;
+}
+
+bool config_in_mynetworks(const struct config *cfg, const struct rg_ip *ip)
+{
+	return config_in_networks(cfg->mynetworks, cfg->n_mynetworks, ip);
 }
 
 /* is_bridge - interface names that containers and VMs use for NAT bridges. */

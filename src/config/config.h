@@ -149,6 +149,19 @@ struct config {
 	uint64_t queue_minfree;            /* free bytes the queue needs; see README */
 	/* the relay self-test at serve start (issue 10): refuse to start, log, or skip */
 	enum relay_selftest { SELFTEST_ENFORCE, SELFTEST_WARN, SELFTEST_OFF } relay_selftest;
+	/* abuse control for authenticated relaying (issue 13); 0: no limit */
+	uint64_t anvil_rate_time_unit;     /* the window of every rate limit */
+	uint64_t smtpd_client_connection_rate_limit, smtpd_client_message_rate_limit;
+	uint64_t smtpd_client_recipient_rate_limit, smtpd_client_auth_rate_limit;
+	uint64_t smtpd_sasl_message_rate_limit, smtpd_sasl_recipient_rate_limit;
+	struct cidr *smtpd_client_event_limit_exceptions; /* no client rate limits */
+	size_t n_smtpd_client_event_limit_exceptions;
+	struct cidr *smtpd_sasl_lockout_exceptions; /* never locked out, no AUTH rate limit */
+	size_t n_smtpd_sasl_lockout_exceptions;
+	uint64_t smtpd_sasl_hijack_threshold;         /* new recipient domains per window */
+	uint64_t smtpd_sasl_hijack_window, smtpd_sasl_hijack_message_threshold;
+	uint64_t smtpd_sasl_hijack_wide_message, smtpd_sasl_hijack_suspend_time;
+	char *shared_state;        /* "": in-process; redis://IP:PORT/DB or unix:/PATH */
 	/* every parameter, expanded, in table order (for "relayguard config") */
 	char **names, **values;
 	struct config_origin *origins;
@@ -170,6 +183,9 @@ char *config_warnings(const struct config *cfg);
 
 /* Does any listener need a TLS certificate? */
 bool config_needs_tls(const struct config *cfg);
+
+/* Is ip in one of the n networks of list? */
+bool config_in_networks(const struct cidr *list, size_t n, const struct rg_ip *ip);
 
 /* Is ip in mynetworks? */
 bool config_in_mynetworks(const struct config *cfg, const struct rg_ip *ip);

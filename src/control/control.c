@@ -9,6 +9,7 @@
 #include "control/control.h"
 #include "queue/queue_admin.h"
 #include "util/basedir.h"
+#include "net/net.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -38,6 +39,8 @@ struct control {
 	struct evconnlistener *listener;
 	const struct control_ops *ops;
 	void *arg;
+	const struct control_abuse_ops *abuse; /* NULL: not registered */
+	void *abuse_arg;
 	int dirfd;               /* the queue directory (basedir) */
 	char *path;              /* queue_dir/control, for logs */
 	struct control_client *clients;
@@ -45,7 +48,7 @@ struct control {
 };
 
 /* What a command takes after its word. */
-enum arg_kind { ARG_NONE, ARG_OPTIONAL_ID, ARG_ID, ARG_ID_OR_ALL };
+enum arg_kind { ARG_NONE, ARG_OPTIONAL_ID, ARG_ID, ARG_ID_OR_ALL, ARG_IP, ARG_LOGIN };
 
 struct command {
 	const char *word;
@@ -85,6 +88,42 @@ static bool run_release(struct control *c, const char *id, struct strbuf *out)
 	return c->ops->release(c->arg, id, out);
 }
 
+/* no_abuse - the abuse commands before control_set_abuse: say so. */
+static bool no_abuse(const struct control *c, struct strbuf *out)
+{
+	if (c->abuse != NULL)
+		return false;
+	strbuf_puts(out, "abuse control is not available in this server");
+	return true;
+}
+
+static bool run_lockout_list(struct control *c, const char *id, struct strbuf *out)
+{
+	(void)id;
+	return !no_abuse(c, out) && c->abuse->lockout_list(c->abuse_arg, out);
+}
+
+static bool run_lockout_clear(struct control *c, const char *ip, struct strbuf *out)
+{
+	return !no_abuse(c, out) && c->abuse->lockout_clear(c->abuse_arg, ip, out);
+}
+
+static bool run_abuse_stats(struct control *c, const char *id, struct strbuf *out)
+{
+	(void)id;
+	return !no_abuse(c, out) && c->abuse->stats(c->abuse_arg, out);
+}
+
+static bool run_release_login(struct control *c, const char *login, struct strbuf *out)
+{
+	return !no_abuse(c, out) && c->abuse->by_login(c->abuse_arg, login, true, out);
+}
+
+static bool run_delete_login(struct control *c, const char *login, struct strbuf *out)
+{
+	return !no_abuse(c, out) && c->abuse->by_login(c->abuse_arg, login, false, out);
+}
+
 static const struct command commands[] = {
 	{"list", ARG_NONE, run_list},
 	{"list-json", ARG_NONE, run_list_json},
@@ -92,6 +131,11 @@ static const struct command commands[] = {
 	{"delete", ARG_ID_OR_ALL, run_delete},
 	{"hold", ARG_ID, run_hold},
 	{"release", ARG_ID, run_release},
+	{"lockout-list", ARG_NONE, run_lockout_list},
+	{"lockout-clear", ARG_IP, run_lockout_clear},
+	{"abuse-stats", ARG_NONE, run_abuse_stats},
+	{"release-login", ARG_LOGIN, run_release_login},
+	{"delete-login", ARG_LOGIN, run_delete_login},
 };
 
 /* check_arg - is arg acceptable for cmd? *id becomes the id or NULL (all). */
@@ -102,9 +146,28 @@ static bool check_arg(const struct command *cmd, const char *arg, const char **i
 	if (arg == NULL) {
 		if (cmd->arg == ARG_NONE || cmd->arg == ARG_OPTIONAL_ID)
 			return true;
-		strbuf_printf(why, "%s needs a queue id%s", cmd->word,
+		strbuf_printf(why, "%s needs %s%s", cmd->word,
+			      cmd->arg == ARG_IP ? "an IP address"
+			      : cmd->arg == ARG_LOGIN ? "a login" : "a queue id",
 			      cmd->arg == ARG_ID_OR_ALL ? " or --all" : "");
 		return false;
+	}
+	if (cmd->arg == ARG_LOGIN) { /* printable ASCII already (dispatch) */
+		if (arg[0] == '\0' || strchr(arg, ' ') != NULL) {
+			strbuf_puts(why, "not a login (one word)");
+			return false;
+		}
+		*id = arg;
+		return true;
+	}
+	if (cmd->arg == ARG_IP) {
+		struct rg_ip ip;
+		if (!ip_parse(arg, &ip)) {
+			strbuf_puts(why, "not an IP address (e.g. 192.0.2.1, 2001:db8::1)");
+			return false;
+		}
+		*id = arg;
+		return true;
 	}
 	if (cmd->arg == ARG_NONE) {
 		strbuf_printf(why, "%s takes no argument", cmd->word);
@@ -141,7 +204,8 @@ static bool dispatch(struct control *c, char *line, struct strbuf *out)
 		return commands[i].run(c, id, out);
 	}
 	strbuf_puts(out, "unknown command (list, list-json, flush [ID], delete ID|--all, "
-		    "hold ID, release ID)");
+		    "hold ID, release ID, lockout-list, lockout-clear IP, abuse-stats, "
+		    "release-login LOGIN, delete-login LOGIN)");
 	return false;
 }
 
@@ -373,6 +437,12 @@ struct control *control_new(struct event_base *base, const char *queue_dir,
 	}
 	log_ev(LOG_INFO, "control-listening", {"path", c->path});
 	return c;
+}
+
+void control_set_abuse(struct control *c, const struct control_abuse_ops *ops, void *arg)
+{
+	c->abuse = ops;
+	c->abuse_arg = arg;
 }
 
 void control_free(struct control *c)

@@ -11,6 +11,8 @@
  * PROTOCOL
  *	One request line (at most CONTROL_REQUEST_MAX bytes, LF or CRLF):
  *	    list | list-json | flush [ID] | delete ID|--all | hold ID | release ID
+ *	    lockout-list | lockout-clear IP | abuse-stats   (control_set_abuse)
+ *	    release-login LOGIN | delete-login LOGIN        (the same)
  *	The reply is text lines; the last one is "ok" or "error REASON", then
  *	the server closes the connection. A client that sends nothing for
  *	CONTROL_TIMEOUT_SECONDS is dropped.
@@ -42,11 +44,25 @@ struct control_ops {
 	bool (*release)(void *arg, const char *id, struct strbuf *out);
 };
 
+/* The abuse-control commands (abuse/abuse.c implements them): the AUTH
+ * lock-outs and suspended logins in force, lifting a lock-out (IP is a valid
+ * address), the counters, and a suspended login's held mail. */
+struct control_abuse_ops {
+	bool (*lockout_list)(void *arg, struct strbuf *out);
+	bool (*lockout_clear)(void *arg, const char *ip, struct strbuf *out);
+	bool (*stats)(void *arg, struct strbuf *out);
+	/* the held mail of a login (suspended as hijacked): released or deleted,
+	 * and the login's suspension lifted */
+	bool (*by_login)(void *arg, const char *login, bool release, struct strbuf *out);
+};
+
 /* Listen on queue_dir/control (queue_dir is held open by basedir; a stale
  * socket left by a killed server is replaced). Call it as the user that
  * will own the socket: after privileges are dropped. NULL with err. */
 struct control *control_new(struct event_base *base, const char *queue_dir,
 			    const struct control_ops *ops, void *arg, char *err, size_t errlen);
+/* Register the abuse-control commands (without them they answer an error). */
+void control_set_abuse(struct control *c, const struct control_abuse_ops *ops, void *arg);
 /* Close every client, stop listening and remove the socket file. */
 void control_free(struct control *c);
 

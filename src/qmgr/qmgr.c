@@ -320,7 +320,8 @@ static void log_attempt(const struct qentry *e, const struct queue_rcpt *r, cons
 
 bool qmgr_direct_ok(const struct config *cfg, const struct queue_msg *m)
 {
-	if (!cfg->direct_local_delivery || m->n_rcpts == 0 || m->n_rcpts > DIRECT_MAX_RCPTS ||
+	if (!cfg->direct_local_delivery || m->hold || m->n_rcpts == 0 ||
+	    m->n_rcpts > DIRECT_MAX_RCPTS ||
 	    m->body.len > DIRECT_MAX_BYTES / m->n_rcpts)
 		return false;
 	for (size_t i = 0; i < m->n_rcpts; i++) {

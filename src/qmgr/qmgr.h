@@ -38,7 +38,7 @@ void qmgr_submit(struct qmgr *q, struct queue_msg *m);
  * Maildirs before the 250 instead of being queued? Only when
  * direct_local_delivery is on, every recipient routes to local delivery,
  * none asked for a success report (NOTIFY=SUCCESS needs a queued DSN),
- * and the job is small (at most 8 recipients, 1 MiB of copies in all).
+ * the message is not to be held (abuse control), and the job is small (at most 8 recipients, 1 MiB of copies in all).
  * Pure (reads cfg only): callable from a worker. */
 bool qmgr_direct_ok(const struct config *cfg, const struct queue_msg *m);
 /* m was delivered at acceptance (local_deliver_now): log each recipient's

@@ -181,6 +181,58 @@ static bool qctl_release(void *arg, const char *id, struct strbuf *out)
 	return move(q, path, release_to(q, path), "queue-released", out);
 }
 
+/* submitted_by - the login recorded in the file at path is LOGIN. */
+static bool submitted_by(const struct qctl *q, const char *path, const char *login)
+{
+	struct queue_msg *m = xcalloc(1, sizeof(*m));
+	char err[512];
+	bool same = queue_load_header(q->dir, path, m, err, sizeof(err)) && m->login != NULL &&
+		    strcmp(m->login, login) == 0;
+	queue_msg_free(m);
+	return same;
+}
+
+/* by_login_one - release or delete one held file; its id to RELEASED. */
+static bool by_login_one(const struct qctl *q, const char *path, bool release,
+			 struct strbuf *out, qctl_released_fn *released, void *arg)
+{
+	if (!release)
+		return delete_one(q, path, out);
+	if (!move(q, path, release_to(q, path), "queue-released", out))
+		return false;
+	if (released)
+		released(arg, strchr(path, '/') + 1);
+	return true;
+}
+
+bool qctl_held_by_login(const struct qctl *q, const char *login, bool release,
+			struct strbuf *out, qctl_released_fn *released, void *arg)
+{
+	char **files = queue_list(q->dir, "hold");
+	if (files == NULL) {
+		strbuf_printf(out, "cannot read %s/hold: %s", q->dir, strerror(errno));
+		return false;
+	}
+	size_t done = 0, failed = 0;
+	for (size_t i = 0; files[i]; i++) {
+		if (submitted_by(q, files[i], login)) {
+			bool ok = by_login_one(q, files[i], release, out, released, arg);
+			done += ok;
+			failed += !ok;
+			if (!ok)
+				strbuf_puts(out, "\n");
+		}
+		free(files[i]);
+	}
+	free(files);
+	strbuf_printf(out, "%zu held message%s from login %s %s", done, done == 1 ? "" : "s",
+		      login, release ? "released" : "deleted");
+	if (failed)
+		strbuf_printf(out, ", %zu failed", failed);
+	strbuf_puts(out, "\n");
+	return true;
+}
+
 const struct control_ops qctl_ops = {
 	.list = qctl_list,
 	.flush = qctl_flush,

@@ -22,4 +22,12 @@ struct qctl {
 /* control_ops over the files; their arg is a struct qctl *. */
 extern const struct control_ops qctl_ops;
 
+/* Told the id of each message qctl_held_by_login released. */
+typedef void qctl_released_fn(void *arg, const char *id);
+/* qctl_held_by_login - every message in hold/ that LOGIN submitted (the queue
+ * file's login record): released (to active/ or deferred/, RELEASED told) or
+ * deleted. Says what it did in out; false only when hold/ cannot be read. */
+bool qctl_held_by_login(const struct qctl *q, const char *login, bool release,
+			struct strbuf *out, qctl_released_fn *released, void *arg);
+
 #endif

@@ -9,6 +9,7 @@
  *	helo attacker.example
  *	sender ceo@example.com            (empty after "sender " for <>)
  *	dsn HDRS QQ314159                 (RFC 3461 RET and ENVID; only when given)
+ *	login alice@example.com           (the SASL login; only after AUTH)
  *	rcpt P L postmaster localhost postmaster@localhost
  *	rcptdsn 0 SUCCESS,FAILURE rfc822;pm@example.com  (NOTIFY, ORCPT; only when given)
  *	size 1234
@@ -163,6 +164,7 @@ void queue_msg_free(struct queue_msg *m)
 	free(m->sender);
 	free(m->dsn_ret);
 	free(m->dsn_envid);
+	free(m->login);
 	for (size_t i = 0; i < m->n_rcpts; i++) {
 		free(m->rcpts[i].notify);
 		free(m->rcpts[i].orcpt);
@@ -212,6 +214,11 @@ static void format_header(struct queue_msg *m, struct strbuf *sb, bool spooled)
 		strbuf_puts(sb, "dsn");
 		put_field(sb, m->dsn_ret ? m->dsn_ret : "");
 		put_field(sb, m->dsn_envid ? m->dsn_envid : "");
+		strbuf_puts(sb, "\n");
+	}
+	if (m->login) {
+		strbuf_puts(sb, "login");
+		put_field(sb, m->login);
 		strbuf_puts(sb, "\n");
 	}
 	for (size_t i = 0; i < m->n_rcpts; i++) {
@@ -270,7 +277,8 @@ bool queue_commit(const char *dir, struct queue_msg *m, char *err, size_t errlen
 	strbuf_init(&hdr);
 	format_header(m, &hdr, false);
 	char *tmp = xasprintf("tmp/%s", m->id);
-	char *final = xasprintf("active/%s", m->id);
+	const char *sub = m->hold ? "hold" : "active";
+	char *final = xasprintf("%s/%s", sub, m->id);
 	int base = qfd(dir);
 	int fd = base < 0 ? -1 : openat(base, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	bool ok = fd >= 0 && write_all(fd, hdr.data, hdr.len) &&
@@ -288,7 +296,7 @@ bool queue_commit(const char *dir, struct queue_msg *m, char *err, size_t errlen
 		saved = errno;
 	}
 	renamed = ok;
-	if (ok && !fsync_dir(dir, "active")) {
+	if (ok && !fsync_dir(dir, sub)) {
 		ok = false;
 		saved = errno;
 	}
@@ -411,6 +419,9 @@ static bool parse_header_line(struct queue_msg *m, char *line, long offset, size
 		p = line + 3;
 		m->dsn_ret = non_empty(take_field(&p));
 		m->dsn_envid = non_empty(take_field(&p));
+	} else if (strncmp(line, "login ", 6) == 0 && m->login == NULL) {
+		p = line + 5;
+		m->login = take_field(&p);
 	} else if (strncmp(line, "rcptdsn ", 8) == 0) {
 		return parse_rcptdsn(m, line + 8);
 	} else if (strncmp(line, "rcpt ", 5) == 0) {
@@ -882,12 +893,13 @@ bool queue_spool_commit(const char *dir, struct queue_spool *sp, struct queue_ms
 		saved = errno;
 	}
 	sp->fd = -1;
-	char *final = xasprintf("active/%s", m->id);
+	const char *sub = m->hold ? "hold" : "active";
+	char *final = xasprintf("%s/%s", sub, m->id);
 	int base = qfd(dir);
 	bool renamed = ok && renameat2(base, sp->tmp, base, final, RENAME_NOREPLACE) == 0;
 	if (ok && !renamed)
 		saved = errno;
-	ok = renamed && fsync_dir(dir, "active");
+	ok = renamed && fsync_dir(dir, sub);
 	if (renamed && !ok)
 		saved = errno;
 	if (!ok) {

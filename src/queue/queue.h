@@ -10,6 +10,7 @@
  *   active/    acknowledged, local deliveries pending
  *   deferred/  delivery failed temporarily; retried at the recipients' next_try
  *   corrupt/   files that failed verification, kept for the operator
+ *   hold/      kept from delivery until released (operator, or a suspended login)
  * Must not: be called on the event loop thread for anything that writes
  * (queue_commit, queue_finish); those block on fsync. Runs on workers.
  */
@@ -60,6 +61,8 @@ struct queue_msg {
 	uint64_t size;       /* of the text, set at commit (body may be on disk only) */
 	long body_offset;    /* where the text starts in the committed file */
 	char *path;          /* the committed file relative to the queue ("active/ID") */
+	char *login;         /* the SASL login that submitted it, or NULL (stored) */
+	bool hold;           /* commit into hold/, not active/: never delivered until released */
 };
 
 /* Create the directories (mode 0700) and hold dir open (basedir.h): call it

@@ -2,6 +2,7 @@
  * server.c - listeners, sessions, queue hand-off (see server.h).
  */
 #include "smtp/server.h"
+#include "abuse/abuse.h"
 #include "auth/auth.h"
 #include "auth/lockout.h"
 #include "delivery/local.h"
@@ -80,6 +81,7 @@ struct server {
 	struct tls_server *tls;        /* NULL: no listener uses TLS */
 	struct auth *auth;             /* NULL: smtpd_sasl_auth_enable = no */
 	struct lockout *lockout;       /* clients that failed AUTH too often */
+	struct abuse *abuse;           /* rate limits and their exceptions */
 	struct control *control;       /* the operator's socket; NULL if it failed */
 	size_t connection_limit;       /* all sessions together (smtpd_connection_limit) */
 	struct event *accept_pause;    /* listeners re-enabled when this fires */
@@ -104,6 +106,11 @@ struct auth *server_auth(const struct server *srv)
 struct lockout *server_lockout(const struct server *srv)
 {
 	return srv->lockout;
+}
+
+struct abuse *server_abuse(const struct server *srv)
+{
+	return srv->abuse;
 }
 
 const struct config *server_config(const struct server *srv)
@@ -190,13 +197,15 @@ void server_session_closed(struct server *srv, struct session *s)
 static bool locked_out(struct server *srv, const struct rg_ip *ip, evutil_socket_t fd)
 {
 	time_t until;
-	if (!lockout_is_locked(srv->lockout, ip, time(NULL), &until))
+	if (abuse_lockout_exempt(srv->abuse, ip) ||
+	    !lockout_is_locked(srv->lockout, ip, time(NULL), &until))
 		return false;
 	char text[RG_IP_STRLEN], line[256], left[24];
 	ip_format(ip, text, sizeof(text));
 	snprintf(left, sizeof(left), "%llds", (long long)(until - time(NULL)));
 	snprintf(line, sizeof(line), "421 4.7.0 %s Error: too many failed authentication "
-		 "attempts from %s; try again later", srv->cfg->myhostname, text);
+		 "attempts from %s; locked out for %s more, try again later",
+		 srv->cfg->myhostname, text, left);
 	log_ev(LOG_WARNING, "auth-lockout-refused", {"client", text}, {"remaining", left});
 	session_refuse(fd, line);
 	return true;
@@ -211,6 +220,18 @@ size_t server_connection_limit_for(uint64_t configured, uint64_t nofile)
 	if (n > 1000000)
 		n = 1000000;
 	return n < CONNECTION_LIMIT_MIN ? CONNECTION_LIMIT_MIN : (size_t)n;
+}
+
+/* over_rate_limit - smtpd_client_connection_rate_limit (abuse.c decides). */
+static bool over_rate_limit(struct server *srv, const struct rg_ip *ip, evutil_socket_t fd)
+{
+	char text[RG_IP_STRLEN], line[ABUSE_REPLY_MAX];
+	ip_format(ip, text, sizeof(text));
+	struct abuse_client c = {ip, text, NULL, NULL};
+	if (abuse_check(srv->abuse, ABUSE_CONNECTION, &c, time(NULL), line, sizeof(line)))
+		return false;
+	session_refuse(fd, line);
+	return true;
 }
 
 /* over_connection_limit - all sessions together: answer 421 rather than let
@@ -285,7 +306,8 @@ static void on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sock
 		evutil_closesocket(fd);
 		return;
 	}
-	if (over_connection_limit(srv, &ip, fd) || locked_out(srv, &ip, fd))
+	if (over_connection_limit(srv, &ip, fd) || locked_out(srv, &ip, fd) ||
+	    over_rate_limit(srv, &ip, fd))
 		return;
 	unsigned limit = (unsigned)srv->cfg->smtpd_client_connection_count_limit; /* 0: none */
 	if (ip_count_add(srv, &ip, +1) > limit && limit != 0) {
@@ -400,14 +422,15 @@ static void commit_done(void *arg)
 		log_ev(LOG_INFO, "queued", {"session", m->session}, {"queue", m->id},
 		       {"client", m->client_ip},
 		       {"from", from}, {"size", size}, {"nrcpt", nrcpt},
-		       {"delivery", j->direct ? "at acceptance" : NULL});
+		       {"delivery", j->direct ? "at acceptance" : NULL},
+		       {"hold", m->hold ? "yes" : NULL});
 	} else {
 		log_ev(LOG_ERROR, "queue-error", {"session", m->session}, {"queue", m->id},
 		       {"reason", j->err});
 	}
 	if (j->direct) {
 		qmgr_delivered_direct(j->srv->qmgr, m);
-	} else if (j->ok) {
+	} else if (j->ok && !m->hold) { /* held (hold/): nothing to deliver until released */
 		strbuf_free(&m->body); /* on disk now; delivery reads it back */
 		qmgr_submit(j->srv->qmgr, m);
 		/* queued: the 250 may wait while delivery catches up (in-flow) */
@@ -625,6 +648,11 @@ struct server *server_new(const struct config *cfg, char *err, size_t errlen)
 	srv->lockout = lockout_new((unsigned)cfg->smtpd_sasl_failure_limit,
 				   (unsigned)cfg->smtpd_sasl_failure_window,
 				   (unsigned)cfg->smtpd_sasl_lockout_time, LOCKOUT_MAX_CLIENTS);
+	srv->abuse = abuse_new(cfg, srv->lockout);
+	if (!abuse_share(srv->abuse, srv->base, err, errlen)) {
+		server_free(srv);
+		return NULL;
+	}
 	/* both read files that may be root's only: done before privileges are dropped */
 	if (config_needs_tls(cfg) && (srv->tls = tls_server_new(cfg, err, errlen)) == NULL) {
 		server_free(srv);
@@ -710,6 +738,16 @@ static bool start_delivery(struct server *srv, char *err, size_t errlen)
 	return true;
 }
 
+/* release_kick - a message released by login: the queue manager looks now. */
+static void release_kick(void *arg, const char *id)
+{
+	struct server *srv = arg;
+	struct strbuf ignored;
+	strbuf_init(&ignored);
+	qmgr_flush(srv->qmgr, id, &ignored); /* deferred/ID due now; active/ by the scan */
+	strbuf_free(&ignored);
+}
+
 int server_run(struct server *srv)
 {
 	char err[512];
@@ -720,11 +758,14 @@ int server_run(struct server *srv)
 		return 1;
 	}
 	qmgr_start(srv->qmgr);
+	abuse_set_release(srv->abuse, release_kick, srv);
 	char cerr[512];
 	srv->control = control_new(srv->base, srv->cfg->queue_directory, &qmgr_control_ops,
 				   srv->qmgr, cerr, sizeof(cerr));
 	if (srv->control == NULL) /* mail still flows; only `relayguard queue` cannot reach us */
 		log_ev(LOG_WARNING, "control-unavailable", {"reason", cerr});
+	else
+		control_set_abuse(srv->control, &abuse_control_ops, srv->abuse);
 	srv->sig_term = evsignal_new(srv->base, SIGTERM, on_signal, srv);
 	srv->sig_int = evsignal_new(srv->base, SIGINT, on_signal, srv);
 	evsignal_add(srv->sig_term, NULL);
@@ -774,6 +815,7 @@ void server_free(struct server *srv)
 	dns_free(srv->dns);
 	auth_free(srv->auth);
 	tls_server_free(srv->tls);
+	abuse_free(srv->abuse);
 	lockout_free(srv->lockout);
 	event_base_free(srv->base);
 	free(srv);

@@ -25,6 +25,7 @@ struct dns;
 struct tls_server;
 struct auth;
 struct lockout;
+struct abuse;
 struct session;
 struct server;
 
@@ -43,6 +44,8 @@ struct event_base *server_base(const struct server *srv);
 struct tls_server *server_tls(const struct server *srv);
 struct auth *server_auth(const struct server *srv);
 struct lockout *server_lockout(const struct server *srv);
+/* Rate limits and lock-out exceptions (abuse/abuse.h). */
+struct abuse *server_abuse(const struct server *srv);
 /* The resolver for ip's name, or NULL when its name is not looked up. */
 struct dns *server_dns_for(const struct server *srv, const struct rg_ip *ip);
 void server_session_closed(struct server *srv, struct session *s);

@@ -21,6 +21,7 @@
  *	smtpd_hard_error_limit.
  */
 #include "smtp/session.h"
+#include "abuse/abuse.h"
 #include "auth/auth.h"
 #include "auth/lockout.h"
 #include "auth/sasl.h"
@@ -202,6 +203,17 @@ static void reply_error(struct session *s, const char *command, const char *fmt,
 	reply(s, "%s", line);
 	log_ev(LOG_INFO, "reject", {"session", s->id}, {"client", s->ip_text},
 	       {"command", command}, {"reply", line});
+}
+
+/* abuse_ok - EV is within the rate limits (abuse.c); else its reply is sent. */
+static bool abuse_ok(struct session *s, enum abuse_event ev)
+{
+	char line[ABUSE_REPLY_MAX];
+	struct abuse_client c = {&s->client.ip, s->ip_text, s->client.sasl_username, s->id};
+	if (abuse_check(server_abuse(s->srv), ev, &c, time(NULL), line, sizeof(line)))
+		return true;
+	reply(s, "%s", line);
+	return false;
 }
 
 static void check_error_limit(struct session *s)
@@ -496,7 +508,8 @@ static void cmd_mail(struct session *s, char *arg)
 		return;
 	}
 	address_resolve(&tx->sender, server_domains(s->srv), &tx->sender_res);
-	if (s->client.submission ? !submission_mail_ok(s, tx) : !owned_sender_ok(s, tx)) {
+	if ((s->client.submission ? !submission_mail_ok(s, tx) : !owned_sender_ok(s, tx)) ||
+	    !abuse_ok(s, ABUSE_MESSAGE)) {
 		free(tx);
 		return;
 	}
@@ -618,10 +631,10 @@ static void cmd_rcpt(struct session *s, char *arg)
 	struct policy_decision d;
 	policy_check_rcpt(s->cfg, &req, &d);
 	log_rcpt(s, &a, &r, &d);
-	if (d.action == POLICY_ACCEPT)
-		rcpt_accept(s, &a, &r, notify, orcpt);
-	else
+	if (d.action != POLICY_ACCEPT)
 		reply(s, "%s", d.reply);
+	else if (abuse_ok(s, ABUSE_RECIPIENT)) /* else it replied 452 and logged rate-limit */
+		rcpt_accept(s, &a, &r, notify, orcpt);
 }
 
 /* received_header - prepended to every message: who handed it to us, when. */
@@ -649,6 +662,23 @@ static void received_header(struct session *s, struct queue_msg *m)
 	strbuf_printf(&m->body, "; %s\r\n", date);
 }
 
+/* hold_if_hijacked - authenticated mail goes to hold/ when its login looks
+ * hijacked (abuse.c); only other people's domains count, not our own. */
+static bool hold_if_hijacked(struct session *s, const struct queue_msg *m)
+{
+	if (!s->client.sasl_authenticated)
+		return false;
+	const char **domains = xcalloc(m->n_rcpts + 1, sizeof(*domains));
+	size_t n = 0;
+	for (size_t i = 0; i < m->n_rcpts; i++)
+		if (m->rcpts[i].cls == ADDR_CLASS_REMOTE || m->rcpts[i].cls == ADDR_CLASS_RELAY)
+			domains[n++] = m->rcpts[i].domain;
+	struct abuse_client c = {&s->client.ip, s->ip_text, s->sasl_username, s->id};
+	bool hold = n > 0 && abuse_hold(server_abuse(s->srv), &c, domains, n, time(NULL));
+	free(domains);
+	return hold;
+}
+
 static void cmd_data(struct session *s, char *arg)
 {
 	if (!need_helo(s, "DATA"))
@@ -674,6 +704,8 @@ static void cmd_data(struct session *s, char *arg)
 	m->sender = xstrdup(s->tx->sender.text);
 	m->dsn_ret = s->tx->dsn_ret[0] ? xstrdup(s->tx->dsn_ret) : NULL;
 	m->dsn_envid = s->tx->dsn_envid[0] ? xstrdup(s->tx->dsn_envid) : NULL;
+	m->login = s->client.sasl_authenticated ? xstrdup(s->sasl_username) : NULL;
+	m->hold = hold_if_hijacked(s, m);
 	rg_strlcpy(m->session, s->id, sizeof(m->session));
 	received_header(s, m);
 	data_in_memory += m->body.len; /* from here on, body.len == held until spooled */
@@ -770,8 +802,9 @@ static void sasl_reply_prompt(struct session *s)
 static bool attempt_over(struct session *s, bool failed)
 {
 	struct lockout *lo = server_lockout(s->srv);
-	if (!s->sasl->in_flight)
-		return failed && lockout_fail(lo, &s->client.ip, time(NULL));
+	if (!s->sasl->in_flight) /* not counted at its start: lock-out exempt, or a late failure */
+		return failed && !abuse_lockout_exempt(server_abuse(s->srv), &s->client.ip) &&
+		       lockout_fail(lo, &s->client.ip, time(NULL));
 	s->sasl->in_flight = false;
 	return lockout_end(lo, &s->client.ip, time(NULL), failed);
 }
@@ -818,7 +851,10 @@ static void cmd_auth(struct session *s, char *arg)
 			    "authentication mechanism");
 		return;
 	}
-	if (lockout_is_locked(server_lockout(s->srv), &s->client.ip, time(NULL), NULL)) {
+	if (!abuse_ok(s, ABUSE_AUTH))
+		return;
+	if (!abuse_lockout_exempt(server_abuse(s->srv), &s->client.ip) &&
+	    lockout_is_locked(server_lockout(s->srv), &s->client.ip, time(NULL), NULL)) {
 		lockout_refuse(s);
 		return;
 	}
@@ -1749,6 +1785,7 @@ static void sasl_failed(struct session *s, const char *reason)
 {
 	char failures[24];
 	bool locked = attempt_over(s, true);
+	abuse_auth_failed(server_abuse(s->srv), &s->client.ip, locked, time(NULL));
 	snprintf(failures, sizeof(failures), "%s", locked ? "limit reached" : "counted");
 	log_ev(LOG_WARNING, "auth-failed", {"session", s->id}, {"client", s->ip_text},
 	       {"user", s->sasl->user}, {"mechanism", sasl_mech_name(s->sasl->mech)},
@@ -1759,7 +1796,7 @@ static void sasl_failed(struct session *s, const char *reason)
 			 (unsigned long long)s->cfg->smtpd_sasl_lockout_time);
 		log_ev(LOG_WARNING, "auth-lockout", {"client", s->ip_text}, {"for", until});
 		reply(s, "421 4.7.0 %s Error: too many failed authentication attempts; "
-		      "try again later", s->cfg->myhostname);
+		      "locked out for %s, try again later", s->cfg->myhostname, until);
 		session_close(s);
 		return;
 	}
@@ -1800,9 +1837,14 @@ static void sasl_checked(enum auth_status st, const char *user, const char *reas
 static void lockout_refuse(struct session *s)
 {
 	/* locked out while this session was open: it gets no more guesses */
-	log_ev(LOG_WARNING, "auth-lockout-refused", {"session", s->id}, {"client", s->ip_text});
+	time_t until = 0, now = time(NULL);
+	char left[24];
+	lockout_is_locked(server_lockout(s->srv), &s->client.ip, now, &until);
+	snprintf(left, sizeof(left), "%llds", (long long)(until > now ? until - now : 0));
+	log_ev(LOG_WARNING, "auth-lockout-refused", {"session", s->id}, {"client", s->ip_text},
+	       {"remaining", left});
 	reply(s, "421 4.7.0 %s Error: too many failed authentication attempts; "
-	      "try again later", s->cfg->myhostname);
+	      "locked out for %s more, try again later", s->cfg->myhostname, left);
 	session_close(s);
 }
 
@@ -1810,6 +1852,8 @@ static void lockout_refuse(struct session *s)
  * check starts, so parallel sessions cannot get more guesses than the limit. */
 static bool attempt_begins(struct session *s)
 {
+	if (abuse_lockout_exempt(server_abuse(s->srv), &s->client.ip))
+		return true; /* smtpd_sasl_lockout_exceptions: the owner is never locked out */
 	switch (lockout_begin(server_lockout(s->srv), &s->client.ip, time(NULL))) {
 	case LOCKOUT_GO:
 		s->sasl->in_flight = true;

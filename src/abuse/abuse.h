@@ -1,0 +1,83 @@
+/*
+ * abuse - rate limits for clients and logins, and who is exempt from them.
+ *
+ * Owns: the anvil-style rate limits (smtpd_client_{connection,message,
+ * recipient,auth}_rate_limit per client address, IPv6 per /64;
+ * smtpd_sasl_{message,recipient}_rate_limit per login) over
+ * anvil_rate_time_unit, their exceptions (smtpd_client_event_limit_exceptions
+ * for the client limits; smtpd_sasl_lockout_exceptions for the AUTH lock-out
+ * and the AUTH rate), the reply a refused client gets, the log line and the
+ * counters; the hijacked-account hold (hijack.h) for authenticated mail: a
+ * tripped login's mail is held and its new MAIL commands refused until it
+ * is cleared; and the operator's view of both (control socket: lockout-list,
+ * lockout-clear IP, abuse-stats, release-login L, delete-login L).
+ * Must not: speak SMTP or close connections (the caller sends the reply it
+ * is given), or read the clock (the caller passes the time).
+ */
+#ifndef RG_ABUSE_ABUSE_H
+#define RG_ABUSE_ABUSE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "net/net.h"
+
+struct config;
+struct event_base;
+struct lockout;
+struct control_abuse_ops;
+
+/* What is being counted; each has a client limit, MESSAGE and RECIPIENT a login one too. */
+enum abuse_event { ABUSE_CONNECTION, ABUSE_MESSAGE, ABUSE_RECIPIENT, ABUSE_AUTH, ABUSE_EVENTS };
+
+/* Who does it: the client, its login (NULL or "" before AUTH) and session (logs). */
+struct abuse_client {
+	const struct rg_ip *ip;
+	const char *ip_text;
+	const char *login;
+	const char *session;
+};
+
+struct abuse;
+
+#define ABUSE_REPLY_MAX 256
+
+/* The limits of CFG (kept: it must outlive the table); LO (may be NULL) is the
+ * AUTH lock-out the control commands show and clear. */
+struct abuse *abuse_new(const struct config *cfg, struct lockout *lo);
+void abuse_free(struct abuse *a);
+
+/* abuse_check - one EV by C at NOW. True: go on (counted). False: over a limit;
+ * REPLY gets the whole reply line (no CRLF): 421 4.7.0 for a connection,
+ * 454 4.7.0 for AUTH, 452 4.7.1 for a message or recipient. Logged, counted. */
+bool abuse_check(struct abuse *a, enum abuse_event ev, const struct abuse_client *c,
+		 time_t now, char *reply, size_t len);
+/* abuse_lockout_exempt - IP is in smtpd_sasl_lockout_exceptions: its failed
+ * AUTH attempts are neither counted nor locked out. */
+bool abuse_lockout_exempt(const struct abuse *a, const struct rg_ip *ip);
+/* abuse_hold - a message from C's login (none: false) to recipients in DOMAINS
+ * (N, repeats allowed) is about to be queued at NOW: true when it must go to
+ * hold/ (the login is, or is now, suspended as hijacked). Logged, counted. */
+bool abuse_hold(struct abuse *a, const struct abuse_client *c, const char *const *domains,
+		size_t n, time_t now);
+/* abuse_set_release - FN(ARG, id) runs for each message released by login
+ * (the queue manager should look at it now). */
+void abuse_set_release(struct abuse *a, void (*fn)(void *arg, const char *id), void *arg);
+/* abuse_share - with shared_state set, count AUTH failures and lock-outs in
+ * Redis too (shared.h), so several hosts lock a client out together. False
+ * with ERR when shared_state is malformed. Nothing to do when it is empty. */
+bool abuse_share(struct abuse *a, struct event_base *base, char *err, size_t errlen);
+/* abuse_auth_failed - IP failed AUTH at NOW (counted locally already; LOCKED:
+ * that locked it out here). Shared: counted for every host; a host whose
+ * count reaches smtpd_sasl_failure_limit locks it out everywhere. */
+void abuse_auth_failed(struct abuse *a, const struct rg_ip *ip, bool locked, time_t now);
+/* Requests to shared state not answered yet (0 without it; benchmarks). */
+size_t abuse_shared_pending(const struct abuse *a);
+/* Refusals so far for EV (client and login limits together). */
+unsigned long abuse_refused(const struct abuse *a, enum abuse_event ev);
+
+/* The control commands; their arg is the struct abuse *. */
+extern const struct control_abuse_ops abuse_control_ops;
+
+#endif

@@ -1,0 +1,368 @@
+/*
+ * shared.c - Redis through hiredis on the event loop (see shared.h).
+ *
+ * DESCRIPTION
+ *	Two connections: one for commands, one subscribed to the lock-out
+ *	channel (a subscribed connection takes no other commands). Each is
+ *	re-opened a second after it is lost. A request has a deadline timer;
+ *	when it fires, the request is answered -1 at once and the connection is
+ *	dropped (a Redis that stopped answering gets no more requests queued
+ *	behind the late one); hiredis then hands the request back with no
+ *	reply, and only then is it freed.
+ */
+#include "abuse/shared.h"
+#include "net/net.h"
+#include "util/log.h"
+#include "util/util.h"
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <hiredis/adapters/libevent.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#define RECONNECT_SECONDS 1
+#define WARN_INTERVAL 10 /* seconds between two shared-state-failed lines */
+#define CHANNEL "rg:lockout"
+
+static const char incr_script[] =
+	"local n = redis.call('INCR', KEYS[1]) "
+	"if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end return n";
+
+struct shared {
+	struct event_base *base;
+	char host[64], path[108];
+	int port, db;
+	redisAsyncContext *cmd, *sub;
+	struct event *reconnect;
+	shared_lock_fn *on_lock;
+	shared_suspend_fn *on_suspend;
+	void *arg;
+	unsigned long failures;
+	size_t pending;           /* requests not answered yet */
+	time_t warned;
+	bool was_down, freeing;
+};
+
+struct request {
+	struct shared *s;
+	shared_count_fn *done;
+	void *arg;
+	struct event *deadline;
+	bool answered;
+};
+
+/* warn - a Redis failure: counted always, logged at most every WARN_INTERVAL. */
+static void warn(struct shared *s, const char *what, const char *reason)
+{
+	s->failures++;
+	s->was_down = true;
+	time_t now = time(NULL);
+	if (now - s->warned < WARN_INTERVAL)
+		return;
+	s->warned = now;
+	char n[24];
+	snprintf(n, sizeof(n), "%lu", s->failures);
+	log_ev(LOG_WARNING, "shared-state-failed", {"what", what}, {"reason", reason},
+	       {"failures", n}, {"action", "local state only until Redis is back"});
+}
+
+/* parse_url - redis://IP:PORT/DB, redis://[IPv6]:PORT/DB or unix:/PATH. */
+static bool parse_url(struct shared *s, const char *url)
+{
+	s->port = 6379;
+	if (strncmp(url, "unix:", 5) == 0)
+		return url[5] == '/' && rg_strlcpy(s->path, url + 5, sizeof(s->path)) <
+						sizeof(s->path);
+	if (strncmp(url, "redis://", 8) != 0)
+		return false;
+	const char *h = url + 8, *end;
+	if (*h == '[') {
+		end = strchr(h, ']');
+		if (end == NULL)
+			return false;
+		h++;
+	} else {
+		end = h + strcspn(h, ":/");
+	}
+	if (end == h || (size_t)(end - h) >= sizeof(s->host))
+		return false;
+	memcpy(s->host, h, (size_t)(end - h));
+	const char *p = *end == ']' ? end + 1 : end;
+	char *stop;
+	if (*p == ':') {
+		s->port = (int)strtol(p + 1, &stop, 10);
+		p = stop;
+	}
+	if (*p == '/') {
+		s->db = (int)strtol(p + 1, &stop, 10);
+		p = stop;
+	}
+	struct rg_ip ip;
+	return *p == '\0' && s->port > 0 && s->port < 65536 && s->db >= 0 && ip_parse(s->host, &ip);
+}
+
+static void schedule_reconnect(struct shared *s)
+{
+	if (s->freeing)
+		return;
+	struct timeval tv = {RECONNECT_SECONDS, 0};
+	evtimer_add(s->reconnect, &tv);
+}
+
+static void on_cmd_lost(const redisAsyncContext *ac, int status)
+{
+	struct shared *s = ac->data;
+	s->cmd = NULL;
+	if (status != REDIS_OK)
+		warn(s, "connection", ac->errstr[0] ? ac->errstr : "lost");
+	schedule_reconnect(s);
+}
+
+static void on_sub_lost(const redisAsyncContext *ac, int status)
+{
+	struct shared *s = ac->data;
+	s->sub = NULL;
+	if (status != REDIS_OK)
+		warn(s, "subscription", ac->errstr[0] ? ac->errstr : "lost");
+	schedule_reconnect(s);
+}
+
+static void ignore(long long count, void *arg)
+{
+	(void)count;
+	(void)arg;
+}
+
+static void request_send(struct shared *s, int argc, const char **argv, shared_count_fn *done,
+			 void *arg);
+
+static void on_connected(const redisAsyncContext *ac, int status)
+{
+	struct shared *s = ac->data;
+	if (status != REDIS_OK) { /* hiredis frees it; the disconnect callback will not run */
+		(ac == s->cmd ? on_cmd_lost : on_sub_lost)(ac, status);
+		return;
+	}
+	/* recovered only once Redis answers (a stopped one still accepts connections) */
+	if (ac == s->cmd && s->was_down) {
+		const char *argv[] = {"EVAL", "return 1", "0"};
+		request_send(s, 3, argv, ignore, NULL);
+	}
+}
+
+/* on_message - the lock-out channel: "lock IP SECONDS" or "clear IP". */
+static void on_message(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct shared *s = priv;
+	redisReply *reply = r;
+	(void)ac;
+	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 ||
+	    reply->element[2]->type != REDIS_REPLY_STRING ||
+	    strcmp(reply->element[0]->str, "message") != 0)
+		return;
+	char who[256];
+	unsigned seconds = 0;
+	int used = 0;
+	const char *text = reply->element[2]->str;
+	if (sscanf(text, "lock %64s %u", who, &seconds) == 2 && seconds > 0)
+		s->on_lock(who, seconds, s->arg);
+	else if (sscanf(text, "clear %64s", who) == 1)
+		s->on_lock(who, 0, s->arg);
+	else if (sscanf(text, "suspend %255s %u %n", who, &seconds, &used) == 2 && used > 0 &&
+		 seconds > 0)
+		s->on_suspend(who, seconds, text + used, s->arg);
+	else if (sscanf(text, "resume %255s", who) == 1)
+		s->on_suspend(who, 0, "", s->arg);
+}
+
+/* open_one - a connection attached to the loop (connecting in the background). */
+static redisAsyncContext *open_one(struct shared *s, redisDisconnectCallback *lost)
+{
+	redisAsyncContext *ac = s->path[0] ? redisAsyncConnectUnix(s->path)
+					   : redisAsyncConnect(s->host, s->port);
+	if (ac == NULL)
+		return NULL;
+	if (ac->err) {
+		warn(s, "connect", ac->errstr);
+		redisAsyncFree(ac);
+		return NULL;
+	}
+	ac->data = s;
+	redisLibeventAttach(ac, s->base);
+	redisAsyncSetConnectCallback(ac, on_connected);
+	redisAsyncSetDisconnectCallback(ac, lost);
+	return ac;
+}
+
+static void connect_all(struct shared *s)
+{
+	if (s->cmd == NULL && (s->cmd = open_one(s, on_cmd_lost)) != NULL)
+		redisAsyncCommand(s->cmd, NULL, NULL, "SELECT %d", s->db);
+	if (s->sub == NULL && (s->sub = open_one(s, on_sub_lost)) != NULL)
+		redisAsyncCommand(s->sub, on_message, s, "SUBSCRIBE " CHANNEL);
+	if (s->cmd == NULL || s->sub == NULL)
+		schedule_reconnect(s);
+}
+
+static void on_reconnect(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	connect_all(arg);
+}
+
+struct shared *shared_new(struct event_base *base, const char *url, shared_lock_fn *on_lock,
+			  shared_suspend_fn *on_suspend, void *arg, char *err, size_t errlen)
+{
+	struct shared *s = xcalloc(1, sizeof(*s));
+	if (!parse_url(s, url)) {
+		snprintf(err, errlen, "shared_state: \"%s\" is not redis://IP:PORT/DB or unix:/PATH "
+			 "(host names are not looked up)", url);
+		free(s);
+		return NULL;
+	}
+	s->base = base;
+	s->on_lock = on_lock;
+	s->on_suspend = on_suspend;
+	s->arg = arg;
+	s->reconnect = evtimer_new(base, on_reconnect, s);
+	connect_all(s);
+	log_ev(LOG_INFO, "shared-state", {"url", url});
+	return s;
+}
+
+void shared_free(struct shared *s)
+{
+	if (s == NULL)
+		return;
+	s->freeing = true;
+	if (s->cmd)
+		redisAsyncFree(s->cmd); /* pending requests come back with no reply */
+	if (s->sub)
+		redisAsyncFree(s->sub);
+	event_free(s->reconnect);
+	free(s);
+}
+
+/* on_deadline - no answer in time: answer -1, drop the connection. */
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct request *rq = arg;
+	struct shared *s = rq->s;
+	(void)fd;
+	(void)what;
+	rq->answered = true;
+	rq->done(-1, rq->arg);
+	warn(s, "request", "no answer within the deadline");
+	redisAsyncContext *ac = s->cmd;
+	s->cmd = NULL;
+	if (ac) /* now, not after the pending replies (they may never come); frees rq */
+		redisAsyncFree(ac);
+	schedule_reconnect(s);
+}
+
+static void on_reply(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct request *rq = priv;
+	redisReply *reply = r;
+	(void)ac;
+	rq->s->pending--;
+	if (!rq->answered) { /* freeing too: DONE may own memory (-1 lets it go) */
+		rq->answered = true;
+		bool ok = reply != NULL && reply->type == REDIS_REPLY_INTEGER;
+		if (!ok)
+			warn(rq->s, "request", reply && reply->type == REDIS_REPLY_ERROR ? reply->str
+											  : "no reply");
+		if (ok && rq->s->was_down) {
+			rq->s->was_down = false;
+			log_ev(LOG_INFO, "shared-state-recovered", {"action", "counting in Redis again"});
+		}
+		rq->done(ok ? reply->integer : -1, rq->arg);
+	}
+	event_free(rq->deadline);
+	free(rq);
+}
+
+/* request_send - one request with a deadline; DONE gets an integer reply or -1. */
+static void request_send(struct shared *s, int argc, const char **argv, shared_count_fn *done,
+		 void *arg)
+{
+	if (s->cmd == NULL) { /* down: the caller's local state decides alone */
+		warn(s, "request", "not connected");
+		done(-1, arg);
+		return;
+	}
+	struct request *rq = xcalloc(1, sizeof(*rq));
+	*rq = (struct request){s, done, arg, evtimer_new(s->base, on_deadline, rq), false};
+	if (redisAsyncCommandArgv(s->cmd, on_reply, rq, argc, argv, NULL) != REDIS_OK) {
+		event_free(rq->deadline);
+		free(rq);
+		warn(s, "request", "cannot send");
+		done(-1, arg);
+		return;
+	}
+	s->pending++;
+	struct timeval tv = {0, SHARED_DEADLINE_MS * 1000};
+	evtimer_add(rq->deadline, &tv);
+}
+
+void shared_incr(struct shared *s, const char *key, unsigned ttl, shared_count_fn *done,
+		 void *arg)
+{
+	char ttl_text[16];
+	snprintf(ttl_text, sizeof(ttl_text), "%u", ttl ? ttl : 1);
+	const char *argv[] = {"EVAL", incr_script, "1", key, ttl_text};
+	request_send(s, 5, argv, done, arg);
+}
+
+void shared_lock(struct shared *s, const char *ip, unsigned seconds)
+{
+	if (s->cmd == NULL) {
+		warn(s, "lock", "not connected");
+		return;
+	}
+	char msg[RG_IP_STRLEN + 32];
+	if (seconds > 0) {
+		redisAsyncCommand(s->cmd, NULL, NULL, "SET rg:lock:%s 1 EX %u", ip, seconds);
+		snprintf(msg, sizeof(msg), "lock %s %u", ip, seconds);
+	} else {
+		redisAsyncCommand(s->cmd, NULL, NULL, "DEL rg:lock:%s rg:authfail:%s", ip, ip);
+		snprintf(msg, sizeof(msg), "clear %s", ip);
+	}
+	redisAsyncCommand(s->cmd, NULL, NULL, "PUBLISH %s %s", CHANNEL, msg);
+}
+
+bool shared_up(const struct shared *s)
+{
+	return s->cmd != NULL && (s->cmd->c.flags & REDIS_CONNECTED);
+}
+
+unsigned long shared_failures(const struct shared *s)
+{
+	return s->failures;
+}
+
+size_t shared_pending(const struct shared *s)
+{
+	return s->pending;
+}
+
+void shared_suspend(struct shared *s, const char *login, unsigned seconds, const char *why)
+{
+	if (s->cmd == NULL) {
+		warn(s, "suspend", "not connected");
+		return;
+	}
+	char *msg = seconds ? xasprintf("suspend %s %u %s", login, seconds, why)
+			    : xasprintf("resume %s", login);
+	const char *argv[] = {"PUBLISH", CHANNEL, msg};
+	redisAsyncCommandArgv(s->cmd, NULL, NULL, 3, argv, NULL);
+	free(msg);
+}

@@ -1,0 +1,67 @@
+/*
+ * shared - state shared by several relayguard hosts through Redis.
+ *
+ * Owns: the connection to shared_state (redis://IP:PORT/DB or unix:/PATH)
+ * through hiredis on the event loop (libevent adapter: never blocks), the
+ * key layout, atomic counters (one Lua script: INCR, and EXPIRE on the
+ * first), the lock-out channel, a deadline per request, reconnection, and
+ * the rate-limited warning and counter when Redis fails.
+ * Must not: decide anything. Callers decide on their local state first and
+ * use what Redis says as extra knowledge when it arrives: a Redis outage
+ * neither opens the server (local counting goes on) nor closes it (nothing
+ * waits for Redis).
+ *
+ * KEYS
+ *	rg:authfail:IP        failed AUTH attempts of a client (IPv6: the /64
+ *	                      address), expiring after smtpd_sasl_failure_window
+ *	rg:lock:IP            present while IP is locked out (EX lock time)
+ *	rg:rate:KEY:START     a rate-limit key's events in the fixed window that
+ *	                      began at START (expires after two windows)
+ *	channel rg:lockout    "lock IP SECONDS" and "clear IP" to every host;
+ *	                      "suspend LOGIN SECONDS REASON" and "resume LOGIN"
+ *	                      (hijacked-account suspensions)
+ */
+#ifndef RG_ABUSE_SHARED_H
+#define RG_ABUSE_SHARED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct event_base;
+struct shared;
+
+#define SHARED_DEADLINE_MS 200  /* a request not answered by then counts as a failure */
+
+/* The count after an increment; -1 when Redis did not answer in time. */
+typedef void shared_count_fn(long long count, void *arg);
+/* Another host (or this one) says IP is locked out for SECONDS (0: cleared). */
+typedef void shared_lock_fn(const char *ip, unsigned seconds, void *arg);
+
+/* A host suspended LOGIN as hijacked for SECONDS because of WHY (0: lifted). */
+typedef void shared_suspend_fn(const char *login, unsigned seconds, const char *why,
+			       void *arg);
+
+/* shared_new - connect to URL (no name lookups: an IP or a socket path).
+ * NULL with ERR when URL is malformed; an unreachable Redis is not an error
+ * (it is retried, and local state serves meanwhile). */
+struct shared *shared_new(struct event_base *base, const char *url, shared_lock_fn *on_lock,
+			  shared_suspend_fn *on_suspend, void *arg, char *err, size_t errlen);
+void shared_free(struct shared *s);
+
+/* shared_incr - KEY += 1, expiring TTL seconds after its first increment;
+ * DONE(count) runs later on the loop (once, unless shared_free comes first). */
+void shared_incr(struct shared *s, const char *key, unsigned ttl, shared_count_fn *done,
+		 void *arg);
+/* shared_lock - tell every host IP is locked out for SECONDS (0: lifted). */
+void shared_lock(struct shared *s, const char *ip, unsigned seconds);
+
+/* shared_suspend - tell every host LOGIN is suspended for SECONDS (0: lifted). */
+void shared_suspend(struct shared *s, const char *login, unsigned seconds, const char *why);
+
+/* Is the connection up now; Redis failures so far (timeouts, errors, lost connections). */
+bool shared_up(const struct shared *s);
+unsigned long shared_failures(const struct shared *s);
+/* Requests sent and not answered yet (benchmarks wait for 0). */
+size_t shared_pending(const struct shared *s);
+
+#endif

@@ -1,0 +1,440 @@
+/*
+ * test_abuse.c - the rate counters (abuse/rate.c), the rate limits and their
+ * exceptions (abuse/abuse.c), and the operator's lock-out calls.
+ *
+ * Each scenario is a table of steps at given times; a failure names the row.
+ */
+#include "abuse/abuse.h"
+#include "abuse/hijack.h"
+#include "abuse/rate.h"
+#include "auth/lockout.h"
+#include "check.h"
+#include "config/config.h"
+#include "net/net.h"
+#include "util/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------ rate */
+
+struct rate_step {
+	int line;
+	long now;
+	const char *key;
+	unsigned n, limit;
+	bool want;          /* rate_take's answer */
+	unsigned count;     /* the count it decided on */
+};
+
+static void run_rate(const char *name, unsigned window, size_t max, const struct rate_step *st,
+		     size_t n)
+{
+	struct rate *r = rate_new(window, max);
+	for (size_t k = 0; k < n; k++) {
+		unsigned count = 12345;
+		bool ok = rate_take(r, st[k].key, st[k].n, st[k].limit, (time_t)st[k].now, &count);
+		CHECK_AT(st[k].line, ok == st[k].want, "%s: rate_take(%s, t=%ld) = %d", name,
+			 st[k].key, st[k].now, ok);
+		CHECK_AT(st[k].line, count == st[k].count, "%s: count %u, want %u", name, count,
+			 st[k].count);
+	}
+	rate_free(r);
+}
+
+static void check_rate(void)
+{
+	/* limit 3 per 60 s: the fourth is refused and not counted */
+	static const struct rate_step basic[] = {
+		{__LINE__, 1000, "c:a", 1, 3, true, 0},
+		{__LINE__, 1001, "c:a", 1, 3, true, 1},
+		{__LINE__, 1002, "c:a", 1, 3, true, 2},
+		{__LINE__, 1003, "c:a", 1, 3, false, 3},
+		{__LINE__, 1004, "c:a", 1, 3, false, 3},
+		/* another key has its own count */
+		{__LINE__, 1004, "c:b", 1, 3, true, 0},
+		/* limit 0: no limit, still counted */
+		{__LINE__, 1005, "m:a", 5, 0, true, 0},
+		{__LINE__, 1006, "m:a", 1, 0, true, 5},
+	};
+	run_rate("basic", 60, 100, basic, RG_ARRAY_LEN(basic));
+	/* windows start at multiples of 60 (1020, 1080, ...); the previous window
+	 * counts for the share of it still inside the sliding window, rounded up */
+	static const struct rate_step slide[] = {
+		{__LINE__, 1070, "k", 6, 6, true, 0},     /* 6 in [1020,1080) */
+		{__LINE__, 1079, "k", 1, 6, false, 6},
+		{__LINE__, 1080, "k", 1, 6, false, 6},    /* new window: 6 * 60/60 */
+		{__LINE__, 1110, "k", 1, 6, true, 3},     /* half-way: 6 * 30/60 */
+		{__LINE__, 1111, "k", 3, 6, false, 4},    /* ceil(6*29/60)=3, +1 */
+		{__LINE__, 1130, "k", 1, 6, true, 2},     /* ceil(6*10/60)=1, +1 */
+		{__LINE__, 1139, "k", 1, 6, true, 3},     /* ceil(6*1/60)=1, +2 */
+		{__LINE__, 1140, "k", 1, 6, true, 3},     /* prev 3 weighted fully, cur 0 */
+		/* a window with nothing between: both counts forgotten */
+		{__LINE__, 1300, "k", 6, 6, true, 0},
+	};
+	run_rate("slide", 60, 100, slide, RG_ARRAY_LEN(slide));
+	/* a full table pushes out the least recently seen key */
+	static const struct rate_step evict[] = {
+		{__LINE__, 10, "a", 1, 1, true, 0},
+		{__LINE__, 11, "b", 1, 1, true, 0},
+		{__LINE__, 12, "a", 1, 1, false, 1},      /* a is now the newest */
+		{__LINE__, 13, "c", 1, 1, true, 0},       /* b goes */
+		{__LINE__, 14, "a", 1, 1, false, 1},
+		{__LINE__, 15, "b", 1, 1, true, 0},       /* b starts again; c goes */
+		{__LINE__, 16, "c", 1, 1, true, 0},
+	};
+	run_rate("evict", 60, 2, evict, RG_ARRAY_LEN(evict));
+
+	struct rate *r = rate_new(60, 2);
+	for (int k = 0; k < 5; k++) {
+		char key[16];
+		snprintf(key, sizeof(key), "k%d", k);
+		rate_take(r, key, 1, 0, 100, NULL);
+	}
+	CHECK(rate_size(r) == 2, "bounded: %zu entries", rate_size(r));
+	CHECK(rate_evictions(r) == 3, "evictions %lu", rate_evictions(r));
+	CHECK(rate_count(r, "k4", 100) == 1, "k4 kept");
+	CHECK(rate_count(r, "k0", 100) == 0, "k0 gone");
+	CHECK(rate_forget(r, "k4") && !rate_forget(r, "k4"), "forget once");
+	/* what other hosts counted raises ours in the same fixed window only */
+	CHECK(rate_window_start(r, 130) == 120, "window start");
+	rate_take(r, "m", 1, 0, 130, NULL);
+	rate_merge(r, "m", 120, 5);
+	CHECK(rate_count(r, "m", 130) == 5, "merged: %u", rate_count(r, "m", 130));
+	rate_merge(r, "m", 120, 2);
+	CHECK(rate_count(r, "m", 130) == 5, "a smaller total changes nothing");
+	rate_merge(r, "m", 60, 50);
+	CHECK(rate_count(r, "m", 130) == 5, "another window changes nothing");
+	rate_merge(r, "unknown", 120, 9);
+	CHECK(rate_count(r, "unknown", 130) == 0, "an unknown key is not made");
+	CHECK(!rate_take(r, "m", 1, 5, 131, NULL), "the merged count refuses");
+	/* an overlong key is cut, not overflowed */
+	char long_key[RATE_KEY_MAX * 2];
+	memset(long_key, 'x', sizeof(long_key) - 1);
+	long_key[sizeof(long_key) - 1] = '\0';
+	CHECK(rate_take(r, long_key, 1, 1, 100, NULL), "long key counted");
+	CHECK(!rate_take(r, long_key, 1, 1, 100, NULL), "long key found again");
+	rate_free(r);
+}
+
+/* ------------------------------------------------------------- limits */
+
+static struct config *load(const char *text)
+{
+	char path[] = "/tmp/rg-abuse-XXXXXX";
+	int fd = mkstemp(path);
+	CHECK(fd >= 0, "mkstemp");
+	FILE *f = fdopen(fd, "w");
+	fputs(text, f);
+	fclose(f);
+	char *errors = NULL;
+	struct config *cfg = config_load(path, &errors);
+	CHECK(cfg != NULL, "config: %s", errors ? errors : "");
+	free(errors);
+	unlink(path);
+	return cfg;
+}
+
+struct limit_step {
+	int line;
+	long now;
+	enum abuse_event ev;
+	const char *ip, *login;
+	bool want;
+	const char *reply_has; /* a part of the reply when refused */
+};
+
+static void run_limits(const char *name, const char *conf, const struct limit_step *st,
+		       size_t n)
+{
+	struct config *cfg = load(conf);
+	if (cfg == NULL)
+		return;
+	struct abuse *a = abuse_new(cfg, NULL);
+	for (size_t k = 0; k < n; k++) {
+		struct rg_ip ip;
+		ip_parse(st[k].ip, &ip);
+		struct abuse_client c = {&ip, st[k].ip, st[k].login, "s1"};
+		char reply[ABUSE_REPLY_MAX] = "";
+		bool ok = abuse_check(a, st[k].ev, &c, (time_t)st[k].now, reply, sizeof(reply));
+		CHECK_AT(st[k].line, ok == st[k].want, "%s: abuse_check(%d, %s, %s) = %d", name,
+			 (int)st[k].ev, st[k].ip, st[k].login ? st[k].login : "-", ok);
+		if (!ok && st[k].reply_has)
+			CHECK_AT(st[k].line, strstr(reply, st[k].reply_has) != NULL,
+				 "%s: reply \"%s\" lacks \"%s\"", name, reply, st[k].reply_has);
+	}
+	abuse_free(a);
+	config_free(cfg);
+}
+
+static void check_limits(void)
+{
+	static const char conf[] =
+		"myhostname = mx.example.com\n"
+		"mynetworks = 127.0.0.1/32\n"
+		"smtpd_client_connection_rate_limit = 2\n"
+		"smtpd_client_message_rate_limit = 2\n"
+		"smtpd_client_recipient_rate_limit = 3\n"
+		"smtpd_client_auth_rate_limit = 1\n"
+		"smtpd_sasl_message_rate_limit = 3\n"
+		"smtpd_sasl_recipient_rate_limit = 4\n"
+		"smtpd_sasl_lockout_exceptions = 192.0.2.0/24\n";
+	static const struct limit_step t[] = {
+		{__LINE__, 100, ABUSE_CONNECTION, "198.51.100.7", NULL, true, NULL},
+		{__LINE__, 100, ABUSE_CONNECTION, "198.51.100.7", NULL, true, NULL},
+		{__LINE__, 100, ABUSE_CONNECTION, "198.51.100.7", NULL, false,
+		 "421 4.7.0 mx.example.com Error: too many connections from 198.51.100.7 "
+		 "(limit 2 per 60s)"},
+		/* mynetworks (smtpd_client_event_limit_exceptions) is never limited */
+		{__LINE__, 100, ABUSE_CONNECTION, "127.0.0.1", NULL, true, NULL},
+		{__LINE__, 100, ABUSE_CONNECTION, "127.0.0.1", NULL, true, NULL},
+		{__LINE__, 100, ABUSE_CONNECTION, "127.0.0.1", NULL, true, NULL},
+		/* IPv6: one /64 is one client */
+		{__LINE__, 100, ABUSE_CONNECTION, "2001:db8::1", NULL, true, NULL},
+		{__LINE__, 100, ABUSE_CONNECTION, "2001:db8::2", NULL, true, NULL},
+		{__LINE__, 100, ABUSE_CONNECTION, "2001:db8::3", NULL, false, "too many connections"},
+		{__LINE__, 100, ABUSE_CONNECTION, "2001:db8:0:1::1", NULL, true, NULL},
+		/* messages: the client's limit (2), then the login's (3) over two clients */
+		{__LINE__, 100, ABUSE_MESSAGE, "198.51.100.7", "alice", true, NULL},
+		{__LINE__, 100, ABUSE_MESSAGE, "198.51.100.7", "alice", true, NULL},
+		{__LINE__, 100, ABUSE_MESSAGE, "198.51.100.7", "alice", false,
+		 "452 4.7.1 Error: too many messages from 198.51.100.7 (limit 2 per 60s)"},
+		{__LINE__, 100, ABUSE_MESSAGE, "198.51.100.8", "alice", true, NULL},
+		{__LINE__, 100, ABUSE_MESSAGE, "198.51.100.9", "alice", false,
+		 "452 4.7.1 Error: too many messages from login alice (limit 3 per 60s)"},
+		/* the login limit applies inside mynetworks too: it is about the account */
+		{__LINE__, 100, ABUSE_MESSAGE, "127.0.0.1", "alice", false, "login alice"},
+		{__LINE__, 100, ABUSE_MESSAGE, "127.0.0.1", "bob", true, NULL},
+		/* a window later, the client may send again */
+		{__LINE__, 221, ABUSE_MESSAGE, "198.51.100.7", "carol", true, NULL},
+		/* recipients */
+		{__LINE__, 100, ABUSE_RECIPIENT, "203.0.113.1", NULL, true, NULL},
+		{__LINE__, 100, ABUSE_RECIPIENT, "203.0.113.1", NULL, true, NULL},
+		{__LINE__, 100, ABUSE_RECIPIENT, "203.0.113.1", NULL, true, NULL},
+		{__LINE__, 100, ABUSE_RECIPIENT, "203.0.113.1", NULL, false,
+		 "452 4.7.1 Error: too many recipients from 203.0.113.1"},
+		/* AUTH: 1 per minute, except smtpd_sasl_lockout_exceptions */
+		{__LINE__, 100, ABUSE_AUTH, "203.0.113.1", NULL, true, NULL},
+		{__LINE__, 100, ABUSE_AUTH, "203.0.113.1", NULL, false,
+		 "454 4.7.0 Error: too many AUTH commands from 203.0.113.1"},
+		{__LINE__, 100, ABUSE_AUTH, "192.0.2.5", NULL, true, NULL},
+		{__LINE__, 100, ABUSE_AUTH, "192.0.2.5", NULL, true, NULL},
+	};
+	run_limits("limits", conf, t, RG_ARRAY_LEN(t));
+	/* the defaults: every limit off, mynetworks exempt from the lock-out */
+	static const struct limit_step off[] = {
+		{__LINE__, 100, ABUSE_CONNECTION, "198.51.100.7", NULL, true, NULL},
+		{__LINE__, 100, ABUSE_CONNECTION, "198.51.100.7", NULL, true, NULL},
+		{__LINE__, 100, ABUSE_MESSAGE, "198.51.100.7", "alice", true, NULL},
+		{__LINE__, 100, ABUSE_RECIPIENT, "198.51.100.7", "alice", true, NULL},
+		{__LINE__, 100, ABUSE_AUTH, "198.51.100.7", NULL, true, NULL},
+	};
+	run_limits("defaults", "myhostname = mx.example.com\n", off, RG_ARRAY_LEN(off));
+
+	struct config *cfg = load("myhostname = mx.example.com\nmynetworks = 10.0.0.0/8\n");
+	if (cfg == NULL)
+		return;
+	struct abuse *a = abuse_new(cfg, NULL);
+	static const struct {
+		int line;
+		const char *ip;
+		bool exempt;
+	} ex[] = {
+		{__LINE__, "10.1.2.3", true},
+		{__LINE__, "11.1.2.3", false},
+		{__LINE__, "127.0.0.1", false},
+	};
+	for (size_t k = 0; k < RG_ARRAY_LEN(ex); k++) {
+		struct rg_ip ip;
+		ip_parse(ex[k].ip, &ip);
+		CHECK_AT(ex[k].line, abuse_lockout_exempt(a, &ip) == ex[k].exempt,
+			 "abuse_lockout_exempt(%s)", ex[k].ip);
+	}
+	abuse_free(a);
+	config_free(cfg);
+}
+
+/* ------------------------------------------------------------- hijack */
+
+struct hijack_step {
+	int line;
+	long now;
+	const char *login;
+	const char *domains;   /* space-separated; "@N:d" = N distinct domains d0.example ... */
+	bool hold;
+	const char *why_has;
+};
+
+/* split_domains - the step's domains as a NULL-terminated array (caller frees). */
+static char **split_domains(const char *spec, size_t *n)
+{
+	char **out = xcalloc(1024, sizeof(char *));
+	*n = 0;
+	if (spec[0] == '@') {
+		unsigned count = (unsigned)atoi(spec + 1);
+		const char *base = strchr(spec, ':') + 1;
+		for (unsigned k = 0; k < count && *n < 1023; k++)
+			out[(*n)++] = xasprintf("%s%u.example", base, k);
+		return out;
+	}
+	char *copy = xstrdup(spec), *save = NULL;
+	for (char *t = strtok_r(copy, " ", &save); t && *n < 1023; t = strtok_r(NULL, " ", &save))
+		out[(*n)++] = xstrdup(t);
+	free(copy);
+	return out;
+}
+
+static void run_hijack(const char *name, const struct hijack_limits *lim,
+		       const struct hijack_step *st, size_t n)
+{
+	struct hijack *h = hijack_new(lim);
+	for (size_t k = 0; k < n; k++) {
+		size_t nd;
+		char **d = split_domains(st[k].domains, &nd);
+		char why[HIJACK_WHY_MAX] = "";
+		bool hold = hijack_message(h, st[k].login, (const char *const *)d, nd,
+					   (time_t)st[k].now, why, sizeof(why));
+		CHECK_AT(st[k].line, hold == st[k].hold, "%s: hijack_message(%s, %s) = %d (%s)",
+			 name, st[k].login, st[k].domains, hold, why);
+		if (hold && st[k].why_has)
+			CHECK_AT(st[k].line, strstr(why, st[k].why_has) != NULL,
+				 "%s: why \"%s\" lacks \"%s\"", name, why, st[k].why_has);
+		for (size_t i = 0; i < nd; i++)
+			free(d[i]);
+		free(d);
+	}
+	hijack_free(h);
+}
+
+static void check_hijack(void)
+{
+	/* 5 new domains in 600 s, 10 messages, or one message to 6+ recipients mostly new */
+	const struct hijack_limits lim = {600, 5, 10, 6, 3600, 100, 10};
+	static const struct hijack_step spray[] = {
+		/* a hijacked account: a few new domains per message add up */
+		{__LINE__, 1000, "alice", "a.example b.example", false, NULL},
+		{__LINE__, 1010, "alice", "c.example d.example", false, NULL},
+		{__LINE__, 1020, "alice", "e.example", true, "5 new recipient domains in 600s"},
+		/* suspended: every later message is held, even to known domains */
+		{__LINE__, 1030, "alice", "a.example", true, "5 new recipient domains"},
+		{__LINE__, 4619, "alice", "a.example", true, NULL},
+		/* another login is not affected */
+		{__LINE__, 1030, "bob", "a.example", false, NULL},
+		/* the suspension ends after suspend_time; windows have moved on */
+		{__LINE__, 4621, "alice", "f.example", false, NULL},
+	};
+	run_hijack("spray", &lim, spray, RG_ARRAY_LEN(spray));
+	static const struct hijack_step newsletter[] = {
+		/* a newsletter list built up over weeks: 4 domains a day, all learnt */
+		{__LINE__, 0, "news", "@4:w1-", false, NULL},
+		{__LINE__, 86400, "news", "@4:w2-", false, NULL},
+		{__LINE__, 172800, "news", "@4:w3-", false, NULL},
+		/* then the burst: 12 domains, one message each, all known (repeats, case) */
+		{__LINE__, 200000, "news", "w1-0.example", false, NULL},
+		{__LINE__, 200001, "news", "W1-1.EXAMPLE", false, NULL},
+		{__LINE__, 200002, "news", "w1-2.example w1-3.example", false, NULL},
+		{__LINE__, 200003, "news", "@4:w2-", false, NULL},
+		{__LINE__, 200004, "news", "@4:w3-", false, NULL},
+		/* ... but the same wide message to strangers trips */
+		{__LINE__, 200005, "other", "@8:x-", true, "8 new recipient domains"},
+	};
+	run_hijack("newsletter", &lim, newsletter, RG_ARRAY_LEN(newsletter));
+	/* one wide message, mostly new domains, trips even under the domain count */
+	const struct hijack_limits wide = {600, 0, 0, 6, 3600, 100, 10};
+	static const struct hijack_step bcc[] = {
+		{__LINE__, 10, "carol", "k.example", false, NULL},
+		/* 6 recipients, 3 of them in new domains: half is enough */
+		{__LINE__, 20, "carol", "k.example k.example k.example n1.example n2.example n3.example",
+		 true, "one message to 6 recipients, 3 in new domains"},
+		/* 6 recipients, 2 new: not */
+		{__LINE__, 30, "dave", "k.example", false, NULL},
+		{__LINE__, 40, "dave", "k.example k.example k.example k.example n1.example n2.example",
+		 false, NULL},
+	};
+	run_hijack("wide", &wide, bcc, RG_ARRAY_LEN(bcc));
+	/* messages per window */
+	const struct hijack_limits msgs = {600, 0, 3, 0, 3600, 100, 10};
+	static const struct hijack_step many[] = {
+		{__LINE__, 10, "erin", "k.example", false, NULL},
+		{__LINE__, 11, "erin", "k.example", false, NULL},
+		{__LINE__, 12, "erin", "k.example", true, "3 messages in 600s"},
+	};
+	run_hijack("messages", &msgs, many, RG_ARRAY_LEN(many));
+
+	/* held mail does not teach its domains; clearing keeps what was learnt */
+	struct hijack *h = hijack_new(&lim);
+	const char *six[] = {"s1.example", "s2.example", "s3.example", "s4.example",
+			     "s5.example", "s6.example"};
+	char why[HIJACK_WHY_MAX];
+	time_t until = 0;
+	CHECK(hijack_message(h, "frank", six, 6, 100, why, sizeof(why)), "trips");
+	CHECK(hijack_suspended(h, "frank", 101, why, sizeof(why), &until) && until == 3700,
+	      "suspended until %lld", (long long)until);
+	CHECK(hijack_clear(h, "frank") && !hijack_suspended(h, "frank", 102, NULL, 0, NULL),
+	      "cleared");
+	CHECK(!hijack_clear(h, "frank") && !hijack_clear(h, "nobody"), "clear once");
+	CHECK(hijack_message(h, "frank", six, 6, 103, why, sizeof(why)),
+	      "the spray's domains were not learnt: trips again");
+	/* the login table is bounded; a suspended login is kept over idle ones */
+	for (int k = 0; k < 30; k++) {
+		char login[16];
+		snprintf(login, sizeof(login), "u%d", k);
+		hijack_message(h, login, six, 1, 200 + k, why, sizeof(why));
+	}
+	CHECK(hijack_suspended(h, "frank", 300, NULL, 0, NULL), "suspended login kept");
+	/* another host's suspension: taken, a shorter one does not shorten it */
+	hijack_suspend(h, "gina", 400, 1000, "3 new recipient domains in 600s");
+	hijack_suspend(h, "gina", 400, 500, "x");
+	CHECK(hijack_suspended(h, "gina", 999, why, sizeof(why), &until) && until == 1000 &&
+	      strcmp(why, "3 new recipient domains in 600s") == 0, "gina: %s until %lld", why,
+	      (long long)until);
+	CHECK(hijack_message(h, "gina", six, 1, 998, why, sizeof(why)), "held while suspended");
+	hijack_free(h);
+}
+
+/* ------------------------------------------------------ lock-out admin */
+
+static void count_one(const struct rg_ip *key, time_t until, void *arg)
+{
+	(void)key;
+	(void)until;
+	(*(int *)arg)++;
+}
+
+static void check_lockout_admin(void)
+{
+	struct lockout *lo = lockout_new(2, 600, 900, 100);
+	struct rg_ip a, b, c;
+	ip_parse("198.51.100.1", &a);
+	ip_parse("2001:db8::1", &b);
+	ip_parse("2001:db8::99", &c); /* the same /64 as b */
+	lockout_fail(lo, &a, 100);
+	CHECK(lockout_fail(lo, &a, 101), "a locked");
+	lockout_fail(lo, &b, 100);
+	CHECK(lockout_fail(lo, &b, 101), "b locked");
+	int n = 0;
+	CHECK(lockout_each(lo, 200, count_one, &n) == 2 && n == 2, "two listed, %d", n);
+	n = 0;
+	CHECK(lockout_each(lo, 1001, count_one, &n) == 0 && n == 0, "none after the lock time");
+	CHECK(lockout_clear(lo, &c), "clearing the /64 by another address of it");
+	CHECK(!lockout_is_locked(lo, &b, 200, NULL), "b no longer locked");
+	CHECK(lockout_is_locked(lo, &a, 200, NULL), "a still locked");
+	CHECK(!lockout_clear(lo, &c), "nothing left to clear");
+	/* an attempt in flight keeps its entry: its lockout_end still finds it */
+	CHECK(lockout_begin(lo, &b, 300) == LOCKOUT_GO, "begin");
+	CHECK(!lockout_clear(lo, &b), "no failures yet");
+	CHECK(!lockout_end(lo, &b, 301, true), "one failure, below 2");
+	CHECK(lockout_fail(lo, &b, 302), "second failure locks");
+	lockout_free(lo);
+}
+
+int main(void)
+{
+	check_rate();
+	check_limits();
+	check_hijack();
+	check_lockout_admin();
+	return check_summary("abuse");
+}
