@@ -137,7 +137,8 @@ class HijackHold(unittest.TestCase):
     def server(self, tmp, **more):
         passwd = os.path.join(tmp, 'passwd')
         make_passwd(passwd, ALICE)
-        o = msa_overrides(passwd, smtpd_sasl_hijack_threshold='5', **more)
+        more.setdefault('smtpd_sasl_hijack_threshold', '5')
+        o = msa_overrides(passwd, **more)
         return Server(overrides=o)
 
     def test_spray_to_new_domains_is_held_and_the_login_suspended(self):
@@ -180,6 +181,20 @@ class HijackHold(unittest.TestCase):
                 login(c)
                 self.assertEqual(send(c, ['a@d1.example'])[0], 250)
             self.assertEqual(srv.queue_files('hold'), [])
+
+    def test_held_mail_routed_locally_is_not_delivered_at_acceptance(self):
+        """Mail whose recipients all route to local delivery is normally in the
+        mailbox before the 250: held mail must wait in hold/ all the same."""
+        with scratch_dir() as tmp, self.server(
+                tmp, smtpd_sasl_hijack_threshold='1', relay_domains='relay.example',
+                transport_maps='inline:{relay.example=local}') as srv:
+            with Conn(srv.subs_port, tls=True) as c:
+                c.cmd('EHLO c.example.org')
+                login(c)
+                self.assertEqual(send(c, ['bob@relay.example'])[0], 250)
+            self.assertEqual(len(srv.queue_files('hold')), 1, srv.tail(10))
+            time.sleep(0.3)
+            self.assertEqual(srv.maildir('relay.example', 'bob'), [])
 
     def test_delete_by_login_removes_the_held_mail(self):
         with scratch_dir() as tmp, self.server(tmp) as srv:
