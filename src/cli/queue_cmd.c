@@ -59,6 +59,9 @@ static const char usage_queue[] =
 	"  list [--json]      every message, like mailq: id ('*' being delivered,\n"
 	"                     '!' held), size, arrival time, sender, recipients not yet\n"
 	"                     delivered; --json: a JSON array\n"
+	"  status             what delivery is doing: messages in delivery, the backlog,\n"
+	"                     whether in-flow control is slowing acceptance (needs the\n"
+	"                     running server)\n"
 	"  show ID [--body]   envelope and headers of one message; --body: all its text\n"
 	"  flush [ID]         retry now (needs the running server)\n"
 	"  delete ID|--all    remove a message, or every message\n"
@@ -115,7 +118,8 @@ static int parse_args(int argc, char **argv, struct qargs *a)
 /* check_args - the id each command needs, and that it looks like one. */
 static bool check_args(const struct qargs *a)
 {
-	bool list = strcmp(a->cmd, "list") == 0, flush = strcmp(a->cmd, "flush") == 0;
+	bool list = strcmp(a->cmd, "list") == 0 || strcmp(a->cmd, "status") == 0;
+	bool flush = strcmp(a->cmd, "flush") == 0;
 	bool del = strcmp(a->cmd, "delete") == 0;
 	bool need_id = !list && !flush && !(del && a->all) && !a->login;
 	bool no_id = list || (del && a->all) || a->login;
@@ -125,7 +129,7 @@ static bool check_args(const struct qargs *a)
 		return false;
 	}
 	if (list && a->id != NULL) {
-		fputs("relayguard queue list: takes no queue id\n", stderr);
+		fprintf(stderr, "relayguard queue %s: takes no queue id\n", a->cmd);
 		return false;
 	}
 	if ((need_id && a->id == NULL) || (no_id && a->id != NULL)) {
@@ -393,6 +397,24 @@ static int say_not_running(const char *qdir, const char *cmd)
 	return 1;
 }
 
+/* cmd_status - the running server's delivery state. */
+static int cmd_status(const char *qdir, const struct qargs *a)
+{
+	struct strbuf reply;
+	char err[512];
+	strbuf_init(&reply);
+	enum ctl_result r = ctl_request(qdir, "status", &reply, err, sizeof(err));
+	int rc = 0;
+	if (r == CTL_OK)
+		fputs(reply.data ? reply.data : "", stdout);
+	else if (r == CTL_ABSENT)
+		rc = say_not_running(qdir, a->cmd);
+	else
+		rc = say_failure(qdir, r, err);
+	strbuf_free(&reply);
+	return rc;
+}
+
 /* change_files - delete/hold/release without a server, under the queue lock. */
 static int change_files(const char *qdir, const struct qargs *a)
 {
@@ -454,6 +476,7 @@ static const struct {
 	int (*run)(const char *qdir, const struct qargs *a);
 } subcommands[] = {
 	{"list", cmd_list},     {"show", cmd_show},   {"flush", cmd_change},
+	{"status", cmd_status},
 	{"delete", cmd_change}, {"hold", cmd_change}, {"release", cmd_change},
 };
 

@@ -68,6 +68,12 @@ static bool run_list_json(struct control *c, const char *id, struct strbuf *out)
 	return c->ops->list(c->arg, true, out);
 }
 
+static bool run_status(struct control *c, const char *id, struct strbuf *out)
+{
+	(void)id;
+	return c->ops->status(c->arg, out);
+}
+
 static bool run_flush(struct control *c, const char *id, struct strbuf *out)
 {
 	return c->ops->flush(c->arg, id, out);
@@ -127,6 +133,7 @@ static bool run_delete_login(struct control *c, const char *login, struct strbuf
 static const struct command commands[] = {
 	{"list", ARG_NONE, run_list},
 	{"list-json", ARG_NONE, run_list_json},
+	{"status", ARG_NONE, run_status},
 	{"flush", ARG_OPTIONAL_ID, run_flush},
 	{"delete", ARG_ID_OR_ALL, run_delete},
 	{"hold", ARG_ID, run_hold},
@@ -203,7 +210,7 @@ static bool dispatch(struct control *c, char *line, struct strbuf *out)
 			return false;
 		return commands[i].run(c, id, out);
 	}
-	strbuf_puts(out, "unknown command (list, list-json, flush [ID], delete ID|--all, "
+	strbuf_puts(out, "unknown command (list, list-json, status, flush [ID], delete ID|--all, "
 		    "hold ID, release ID, lockout-list, lockout-clear IP, abuse-stats, "
 		    "release-login LOGIN, delete-login LOGIN)");
 	return false;

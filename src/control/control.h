@@ -10,7 +10,7 @@
  *
  * PROTOCOL
  *	One request line (at most CONTROL_REQUEST_MAX bytes, LF or CRLF):
- *	    list | list-json | flush [ID] | delete ID|--all | hold ID | release ID
+ *	    list | list-json | status | flush [ID] | delete ID|--all | hold ID | release ID
  *	    lockout-list | lockout-clear IP | abuse-stats   (control_set_abuse)
  *	    release-login LOGIN | delete-login LOGIN        (the same)
  *	The reply is text lines; the last one is "ok" or "error REASON", then
@@ -42,6 +42,8 @@ struct control_ops {
 	bool (*delete)(void *arg, const char *id, struct strbuf *out);
 	bool (*hold)(void *arg, const char *id, struct strbuf *out);
 	bool (*release)(void *arg, const char *id, struct strbuf *out);
+	/* delivery's state: the active set, the backlog, in-flow control */
+	bool (*status)(void *arg, struct strbuf *out);
 };
 
 /* The abuse-control commands (abuse/abuse.c implements them): the AUTH

@@ -827,6 +827,30 @@ static bool ctl_list(void *arg, bool json, struct strbuf *out)
 	return qctl_ops.list(&q->files, json, out);
 }
 
+/* ctl_status - what delivery is doing, for `relayguard queue status`. */
+static bool ctl_status(void *arg, struct strbuf *out)
+{
+	struct qmgr *q = arg;
+	const struct config *cfg = q->cfg;
+	strbuf_printf(out, "active: %zu messages being delivered (%zu of them reports from <>; "
+		      "limit %llu)\n", q->n_active, q->n_active_reports,
+		      (unsigned long long)cfg->qmgr_message_active_limit);
+	strbuf_printf(out, "waiting on disk: %zu (the active set was full)\n",
+		      q->n_waiting_on_disk);
+	strbuf_printf(out, "backlog: %zu (in_flow_backlog_limit %llu)\n", backlog(q),
+		      (unsigned long long)cfg->in_flow_backlog_limit);
+	if (q->flow.since == 0) {
+		strbuf_puts(out, "in-flow: delivery keeps up\n");
+		return true;
+	}
+	strbuf_printf(out, "in-flow: behind for %llds: %zu 250s waiting now, %llu delayed, "
+		      "%llu waited the full in_flow_delay (%llus)\n",
+		      (long long)(time(NULL) - q->flow.since), q->flow.waiting,
+		      (unsigned long long)q->flow.delayed, (unsigned long long)q->flow.timed_out,
+		      (unsigned long long)cfg->in_flow_delay);
+	return true;
+}
+
 static bool ctl_flush(void *arg, const char *id, struct strbuf *out)
 {
 	return qmgr_flush(arg, id, out);
@@ -855,7 +879,7 @@ static bool ctl_release(void *arg, const char *id, struct strbuf *out)
 
 const struct control_ops qmgr_control_ops = {
 	.list = ctl_list, .flush = ctl_flush, .delete = ctl_delete, .hold = ctl_hold,
-	.release = ctl_release,
+	.release = ctl_release, .status = ctl_status,
 };
 
 void qmgr_free(struct qmgr *q)

@@ -181,6 +181,12 @@ class InFlow(InFlowCase):
                              self.s.tail(10))
         _qid, took = self.timed_send('u9@slow.test')
         self.assertGreaterEqual(took, 1.5, 'the 250 did not wait for delivery')
+        # the operator sees it
+        status = queue_cmd(self.s, 'status')
+        self.assertEqual(status.returncode, 0, status.stderr)
+        self.assertIn('backlog: 4 (in_flow_backlog_limit 2)', status.stdout)
+        self.assertRegex(status.stdout, r'in-flow: behind for \d+s: 0 250s waiting now, '
+                                        r'[2-9] delayed')
         # local mail is delivered at acceptance: it adds no backlog and does not wait
         qid, _took = self.timed_send('alice@localhost')
         self.assertTrue(at_acceptance(self.s, qid))
@@ -192,6 +198,7 @@ class InFlow(InFlowCase):
         self.assertIsNotNone(log, self.s.tail(10))
         _qid, took = self.timed_send('u10@slow.test')
         self.assertLess(took, 1.5, 'the 250 still waits after delivery caught up')
+        self.assertIn('in-flow: delivery keeps up', queue_cmd(self.s, 'status').stdout)
 
 
 class InFlowRelease(InFlowCase):
