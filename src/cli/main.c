@@ -16,6 +16,7 @@
 #define _XOPEN_SOURCE 700
 #include "auth/passwd.h"
 #include "cli/queue_cmd.h"
+#include "cli/tlsmem_cmd.h"
 #include "config/config.h"
 #include "probe/probe.h"
 #include "queue/queue.h"
@@ -54,6 +55,7 @@ static const char usage_main[] =
 	"  passwd    print a password hash for a passwd-file (smtpd_sasl_path)\n"
 	"  probe     test whether SMTP servers relay for strangers (exit 0 closed, 1 open)\n"
 	"  queue     list, show, flush, delete, hold or release queued mail (like mailq)\n"
+	"  tls-memory  list or forget the best TLS each destination domain has shown\n"
 	"\n"
 	"Options:\n"
 	"  -h, --help     this text; 'relayguard COMMAND --help' explains a command\n"
@@ -447,6 +449,8 @@ int main(int argc, char **argv)
 		return probe_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "queue") == 0)
 		return queue_main(argc - 2, argv + 2);
+	if (strcmp(cmd, "tls-memory") == 0)
+		return tlsmem_main(argc - 2, argv + 2);
 	fprintf(stderr, "relayguard: unknown command \"%s\" (try relayguard --help)\n", cmd);
 	return EXIT_USAGE;
 }

@@ -129,6 +129,8 @@ static const struct param_def params[] = {
 	{"smtpd_min_data_rate", P_COUNT, "500"},
 	{"smtpd_data_memory_limit", P_SIZE, "268435456"},
 	{"queue_minfree", P_SIZE, "0"},
+	/* outbound TLS that cannot be stripped (issue 14) */
+	{"smtp_tls_memory_lifetime", P_DURATION, "30d"},
 };
 #define N_PARAMS RG_ARRAY_LEN(params)
 
@@ -977,6 +979,16 @@ static void convert_outbound(struct loader *ld)
 			  "smtp_sasl_password_maps (next hop -> user:password)");
 }
 
+/* convert_outbound_tls - TLS that cannot be stripped (issue 14). */
+static void convert_outbound_tls(struct loader *ld)
+{
+	struct range r[] = {
+		{"smtp_tls_memory_lifetime", &ld->cfg->smtp_tls_memory_lifetime, 0,
+		 10ull * 366 * 86400},
+	};
+	convert_ranges(ld, r, RG_ARRAY_LEN(r));
+}
+
 static void convert_all(struct loader *ld)
 {
 	struct config *cfg = ld->cfg;
@@ -1008,6 +1020,7 @@ static void convert_all(struct loader *ld)
 	cfg->dns_servers = convert_single(ld, idx("dns_servers"));
 	check_dns_servers(ld, idx("dns_servers"));
 	convert_outbound(ld);
+	convert_outbound_tls(ld);
 }
 
 /* can_deny_destination - a reachable restriction that can refuse a destination

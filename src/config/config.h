@@ -144,6 +144,8 @@ struct config {
 	uint64_t smtpd_min_data_rate;      /* bytes/s of DATA that earn more time */
 	uint64_t smtpd_data_memory_limit;  /* message text held in memory, all sessions */
 	uint64_t queue_minfree;            /* free bytes the queue needs; see README */
+	/* outbound TLS that cannot be stripped (issue 14) */
+	uint64_t smtp_tls_memory_lifetime; /* downgrade memory; 0: none */
 	/* every parameter, expanded, in table order (for "relayguard config") */
 	char **names, **values;
 	struct config_origin *origins;

@@ -8,6 +8,7 @@
  */
 #include "control/control.h"
 #include "queue/queue_admin.h"
+#include "tlspol/tlsmem.h"
 #include "util/basedir.h"
 #include "util/log.h"
 
@@ -45,7 +46,7 @@ struct control {
 };
 
 /* What a command takes after its word. */
-enum arg_kind { ARG_NONE, ARG_OPTIONAL_ID, ARG_ID, ARG_ID_OR_ALL };
+enum arg_kind { ARG_NONE, ARG_OPTIONAL_ID, ARG_ID, ARG_ID_OR_ALL, ARG_DOMAIN };
 
 struct command {
 	const char *word;
@@ -85,6 +86,16 @@ static bool run_release(struct control *c, const char *id, struct strbuf *out)
 	return c->ops->release(c->arg, id, out);
 }
 
+/* run_tls_memory - list (arg NULL) or forget a domain (arg). */
+static bool run_tls_memory(struct control *c, const char *domain, struct strbuf *out)
+{
+	if (c->ops->tls_memory == NULL) {
+		strbuf_puts(out, "this server has no TLS downgrade memory");
+		return false;
+	}
+	return c->ops->tls_memory(c->arg, domain, out);
+}
+
 static const struct command commands[] = {
 	{"list", ARG_NONE, run_list},
 	{"list-json", ARG_NONE, run_list_json},
@@ -92,6 +103,8 @@ static const struct command commands[] = {
 	{"delete", ARG_ID_OR_ALL, run_delete},
 	{"hold", ARG_ID, run_hold},
 	{"release", ARG_ID, run_release},
+	{"tls-memory-list", ARG_NONE, run_tls_memory},
+	{"tls-memory-forget", ARG_DOMAIN, run_tls_memory},
 };
 
 /* check_arg - is arg acceptable for cmd? *id becomes the id or NULL (all). */
@@ -102,7 +115,8 @@ static bool check_arg(const struct command *cmd, const char *arg, const char **i
 	if (arg == NULL) {
 		if (cmd->arg == ARG_NONE || cmd->arg == ARG_OPTIONAL_ID)
 			return true;
-		strbuf_printf(why, "%s needs a queue id%s", cmd->word,
+		strbuf_printf(why, "%s needs a %s%s", cmd->word,
+			      cmd->arg == ARG_DOMAIN ? "domain" : "queue id",
 			      cmd->arg == ARG_ID_OR_ALL ? " or --all" : "");
 		return false;
 	}
@@ -112,6 +126,14 @@ static bool check_arg(const struct command *cmd, const char *arg, const char **i
 	}
 	if (cmd->arg == ARG_ID_OR_ALL && strcmp(arg, "--all") == 0)
 		return true;
+	if (cmd->arg == ARG_DOMAIN && !tlsmem_domain_valid(arg)) {
+		strbuf_puts(why, "not a domain name");
+		return false;
+	}
+	if (cmd->arg == ARG_DOMAIN) {
+		*id = arg;
+		return true;
+	}
 	if (!queue_id_valid(arg)) {
 		strbuf_puts(why, "not a queue id (16 to 20 upper-case hex digits)");
 		return false;
@@ -141,7 +163,7 @@ static bool dispatch(struct control *c, char *line, struct strbuf *out)
 		return commands[i].run(c, id, out);
 	}
 	strbuf_puts(out, "unknown command (list, list-json, flush [ID], delete ID|--all, "
-		    "hold ID, release ID)");
+		    "hold ID, release ID, tls-memory-list, tls-memory-forget DOMAIN)");
 	return false;
 }
 

@@ -25,6 +25,7 @@
 #include "qmgr/route.h"
 #include "qmgr/transport.h"
 #include "qmgr/transport_local.h"
+#include "qmgr/transport_smtp.h"
 #include "queue/qctl.h"
 #include "util/basedir.h"
 #include "util/log.h"
@@ -670,9 +671,15 @@ static bool ctl_release(void *arg, const char *id, struct strbuf *out)
 	return ok;
 }
 
+/* ctl_tls_memory - issue 14's hook: the SMTP transport owns the memory. */
+static bool ctl_tls_memory(void *arg, const char *forget, struct strbuf *out)
+{
+	return transport_smtp_tls_memory(((struct qmgr *)arg)->smtp, forget, out);
+}
+
 const struct control_ops qmgr_control_ops = {
 	.list = ctl_list, .flush = ctl_flush, .delete = ctl_delete, .hold = ctl_hold,
-	.release = ctl_release,
+	.release = ctl_release, .tls_memory = ctl_tls_memory,
 };
 
 void qmgr_free(struct qmgr *q)

@@ -18,6 +18,7 @@
 #include "client/dialogue.h"
 #include "client/smtpc.h"
 #include "dns/dns.h"
+#include "tlspol/tlsmem.h"
 #include "util/log.h"
 #include "util/util.h"
 #include "util/workers.h"
@@ -68,6 +69,7 @@ struct job {
 	char relay[320], tls[160];
 	char err[600], err_dsn[16];
 	bool eightbit;                /* the text has 8-bit bytes (found on the worker) */
+	bool mem_raised;              /* the downgrade memory raised the TLS policy */
 	struct smtp_out_msg msg;      /* the dialogue holds on to it while sending */
 	struct smtp_out_rcpt *rcpts;
 	struct job *all_prev, *all_next;
@@ -87,6 +89,7 @@ struct smtp_transport {
 	struct transport t;           /* first: the interface */
 	struct smtp_transport_env env;
 	SSL_CTX *tls_ctx;
+	struct tlsmem *mem;           /* downgrade memory; NULL when switched off */
 	struct workers *loader;
 	struct dest *dests;
 	struct job *jobs;             /* every job, for stop and free */
@@ -171,12 +174,90 @@ static void park(struct job *j)
 	j->o = NULL;
 }
 
+static void smtp_free(struct transport *t);
+
+/* ---- downgrade memory ---- */
+
+/* remembered - the memory's entry for j's destination while it holds. */
+static const struct tlsmem_entry *remembered(const struct job *j)
+{
+	const struct smtp_transport *st = j->st;
+	if (st->mem == NULL)
+		return NULL;
+	const struct tlsmem_entry *e = tlsmem_get(st->mem, j->d->route.host);
+	time_t now = time(NULL);
+	if (e == NULL || (uint64_t)(now - e->last) > st->env.cfg->smtp_tls_memory_lifetime)
+		return NULL;
+	return e;
+}
+
+/* below_memory - would a session with this TLS be a downgrade? */
+static bool below_memory(const struct job *j, const char *tls_desc)
+{
+	const struct tlsmem_entry *e = remembered(j);
+	return e != NULL && e->best == TLSMEM_VERIFIED &&
+	       tlsmem_level_of(tls_desc) < TLSMEM_VERIFIED;
+}
+
+/* memory_policy - verified TLS seen before: nothing less this time. An
+ * explicit "none" stays the operator's word. */
+static enum smtp_tls_policy memory_policy(struct job *j, enum smtp_tls_policy p)
+{
+	const struct tlsmem_entry *e = remembered(j);
+	j->mem_raised = false;
+	if (e == NULL || e->best != TLSMEM_VERIFIED || p == STLS_NONE || p >= STLS_VERIFY)
+		return p;
+	j->mem_raised = true;
+	return STLS_VERIFY;
+}
+
+/* downgrade_refused - the raised policy failed at STARTTLS: say why plainly. */
+static void downgrade_refused(struct job *j)
+{
+	const struct tlsmem_entry *e = remembered(j);
+	char since[32] = "?";
+	struct tm tm;
+	if (e != NULL && gmtime_r(&e->since, &tm) != NULL)
+		strftime(since, sizeof(since), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	char why[600];
+	rg_strlcpy(why, j->err, sizeof(why));
+	snprintf(j->err, sizeof(j->err), "TLS downgrade refused: %s has offered verified TLS "
+		 "since %s; %s", j->d->route.host, since, why);
+	rg_strlcpy(j->err_dsn, "4.7.5", sizeof(j->err_dsn));
+	log_ev(LOG_WARNING, "tls-downgrade-refused", {"queue", j->d->msg->id},
+	       {"domain", j->d->route.host}, {"relay", j->relay}, {"remembered", "verified"},
+	       {"since", since}, {"reason", why});
+}
+
+/* transport_smtp_tls_memory - see transport_smtp.h. */
+bool transport_smtp_tls_memory(struct transport *t, const char *forget, struct strbuf *out)
+{
+	/* the queue manager's tests may run other transports in its place */
+	struct smtp_transport *st = t != NULL && t->free == smtp_free ? (struct smtp_transport *)t
+								      : NULL;
+	if (st == NULL || st->mem == NULL) {
+		strbuf_puts(out, "the TLS downgrade memory is off (smtp_tls_memory_lifetime = 0)");
+		return false;
+	}
+	if (forget == NULL) {
+		tlsmem_list(st->mem, out);
+		return true;
+	}
+	if (!tlsmem_forget(st->mem, forget)) {
+		strbuf_printf(out, "%s is not remembered", forget);
+		return false;
+	}
+	log_ev(LOG_INFO, "tls-memory-forget", {"domain", forget});
+	strbuf_printf(out, "forgot %s", forget);
+	return true;
+}
+
 /* take_idle - a parked connection of j's destination, if one is usable. */
 static bool take_idle(struct job *j)
 {
 	while (j->dest->idle != NULL) {
 		struct idle_conn *ic = j->dest->idle;
-		bool ok = smtp_out_reusable(ic->o);
+		bool ok = smtp_out_reusable(ic->o) && !below_memory(j, ic->tls);
 		if (ok) {
 			j->o = ic->o;
 			rg_strlcpy(j->relay, ic->relay, sizeof(j->relay));
@@ -541,6 +622,9 @@ static void on_open(struct smtp_out *o, const struct smtp_result *r, void *arg)
 	if (r->kind == SR_DONE) {
 		j->o = o;
 		rg_strlcpy(j->tls, r->tls_desc, sizeof(j->tls));
+		if (j->st->mem != NULL)
+			tlsmem_note(j->st->mem, j->d->route.host, tlsmem_level_of(r->tls_desc),
+				    time(NULL));
 		log_ev(LOG_INFO, "smtp-connected", {"queue", j->d->msg->id}, {"relay", j->relay},
 		       {"tls", r->tls_desc}, {"auth", r->auth_desc});
 		start_send(j);
@@ -557,6 +641,8 @@ static void on_open(struct smtp_out *o, const struct smtp_result *r, void *arg)
 	rg_strlcpy(j->err_dsn, r->enhanced[0] ? r->enhanced : "4.4.1", sizeof(j->err_dsn));
 	if (j->err_dsn[0] == '5')
 		j->err_dsn[0] = '4'; /* a refused session is retried, maybe elsewhere */
+	if (j->mem_raised && strcmp(r->stage, "STARTTLS") == 0)
+		downgrade_refused(j);
 	j->conn_failures_only &= r->try_next_address;
 	if (r->try_next_address) {
 		try_next(j);
@@ -593,7 +679,7 @@ static void try_next(struct job *j)
 		.addr = (struct sockaddr *)&dst, .addrlen = dlen,
 		.source = have_src ? (struct sockaddr *)&src : NULL, .sourcelen = slen,
 		.helo_name = cfg->smtp_helo_name, .server_name = c->name,
-		.tls_match_domain = j->d->route.host, .tls = tls_policy(j),
+		.tls_match_domain = j->d->route.host, .tls = memory_policy(j, tls_policy(j)),
 		.tls_ctx = j->st->tls_ctx, .sasl_user = auth ? user : NULL,
 		.sasl_pass = auth ? pass : NULL, .sasl_plaintext_ok = cfg->smtp_sasl_plaintext_ok,
 	};
@@ -741,6 +827,7 @@ static void smtp_free(struct transport *t)
 		smtp_out_abort(st->quitting[--st->n_quitting]);
 	free(st->quitting);
 	SSL_CTX_free(st->tls_ctx);
+	tlsmem_free(st->mem);
 	free(st);
 }
 
@@ -752,7 +839,14 @@ struct transport *transport_smtp_new(const struct smtp_transport_env *env, char 
 					    errlen);
 	if (ctx == NULL)
 		return NULL;
+	struct tlsmem *mem = NULL;
+	if (cfg->smtp_tls_memory_lifetime > 0 &&
+	    (mem = tlsmem_open(env->base, cfg->queue_directory, err, errlen)) == NULL) {
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
 	struct smtp_transport *st = xcalloc(1, sizeof(*st));
+	st->mem = mem;
 	st->t = (struct transport){"smtp", smtp_deliver, smtp_idle, smtp_stop, smtp_resume,
 				   smtp_free};
 	st->env = *env;

@@ -16,11 +16,13 @@
 #ifndef RG_TRANSPORT_SMTP_H
 #define RG_TRANSPORT_SMTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "config/config.h"
 #include "net/net.h"
 #include "qmgr/transport.h"
+#include "util/util.h"
 
 struct event_base;
 struct dns;
@@ -33,8 +35,14 @@ struct smtp_transport_env {
 	size_t n_local_ips;
 };
 
-/* NULL with err when the TLS client context cannot be made. */
+/* NULL with err when the TLS client context cannot be made, or the TLS
+ * downgrade memory (queue_directory/tls-memory) cannot be read. */
 struct transport *transport_smtp_new(const struct smtp_transport_env *env, char *err,
 				     size_t errlen);
+
+/* The operator's view of the TLS downgrade memory (control socket): forget
+ * NULL lists it into out, else forgets that domain. False with the reason in
+ * out (memory off, domain not remembered). t is transport_smtp_new's. */
+bool transport_smtp_tls_memory(struct transport *t, const char *forget, struct strbuf *out);
 
 #endif
