@@ -131,6 +131,7 @@ static const struct param_def params[] = {
 	{"queue_minfree", P_SIZE, "0"},
 	/* outbound TLS that cannot be stripped (issue 14) */
 	{"smtp_tls_memory_lifetime", P_DURATION, "30d"},
+	{"smtp_dns_support_level", P_CHOICE, "enabled"},
 };
 #define N_PARAMS RG_ARRAY_LEN(params)
 
@@ -819,7 +820,8 @@ static void convert_tls_sasl(struct loader *ld)
 	convert_restrictions(ld, idx("submission_sender_restrictions"), &cfg->submission_sender);
 }
 
-static const char *const smtp_tls_levels[] = {"none", "may", "encrypt", "verify", "secure"};
+static const char *const smtp_tls_levels[] = {"none", "may", "encrypt", "verify", "secure",
+					       "dane"};
 
 bool config_smtp_tls_level(const char *name, enum smtp_tls_level *out)
 {
@@ -876,7 +878,7 @@ static void check_tls_policy_maps(struct loader *ld, size_t i)
 			word[strcspn(word, " \t")] = '\0';
 			if (!config_smtp_tls_level(word, &lvl))
 				add_error(ld, i, "%s: %s: \"%s\" for %s is not a TLS level (none, may, "
-					  "encrypt, verify, secure)", params[i].name, m->spec,
+					  "encrypt, verify, secure, dane)", params[i].name, m->spec,
 					  m->entries[e].value, m->entries[e].key);
 		}
 	}
@@ -987,6 +989,12 @@ static void convert_outbound_tls(struct loader *ld)
 		 10ull * 366 * 86400},
 	};
 	convert_ranges(ld, r, RG_ARRAY_LEN(r));
+	static const char *const dns_levels[] = {"enabled", "dnssec"};
+	ld->cfg->smtp_dns_support_dnssec =
+		convert_choice(ld, idx("smtp_dns_support_level"), dns_levels, 2) == 1;
+	/* Postfix: with DNSSEC support, DANE is the default TLS level */
+	if (ld->cfg->smtp_dns_support_dnssec && ld->origin[idx("smtp_tls_security_level")].file == NULL)
+		ld->cfg->smtp_tls_security_level = SMTP_TLS_DANE;
 }
 
 static void convert_all(struct loader *ld)

@@ -76,7 +76,7 @@ enum sasl_type { SASL_PASSWD_FILE, SASL_DOVECOT };
 
 /* smtp_tls_security_level (RFC 3207 client side; Postfix's levels) */
 enum smtp_tls_level { SMTP_TLS_NONE, SMTP_TLS_MAY, SMTP_TLS_ENCRYPT, SMTP_TLS_VERIFY,
-		      SMTP_TLS_SECURE };
+		      SMTP_TLS_SECURE, SMTP_TLS_DANE };
 enum inet_protocols { INET_ALL, INET_IPV4, INET_IPV6 };
 /* Parse a TLS level name ("may"); false when unknown. */
 bool config_smtp_tls_level(const char *name, enum smtp_tls_level *out);
@@ -146,6 +146,7 @@ struct config {
 	uint64_t queue_minfree;            /* free bytes the queue needs; see README */
 	/* outbound TLS that cannot be stripped (issue 14) */
 	uint64_t smtp_tls_memory_lifetime; /* downgrade memory; 0: none */
+	bool smtp_dns_support_dnssec;      /* smtp_dns_support_level = dnssec (DANE default) */
 	/* every parameter, expanded, in table order (for "relayguard config") */
 	char **names, **values;
 	struct config_origin *origins;

@@ -17,6 +17,7 @@
 #include "qmgr/transport_smtp.h"
 #include "client/dialogue.h"
 #include "client/smtpc.h"
+#include "dns/answer.h"
 #include "dns/dns.h"
 #include "tlspol/tlsmem.h"
 #include "util/log.h"
@@ -42,6 +43,7 @@ struct dest;
 struct candidate {
 	char name[256];
 	struct rg_ip ip;
+	bool secure;                  /* its address answers were DNSSEC-validated */
 };
 
 struct idle_conn {
@@ -70,6 +72,11 @@ struct job {
 	char err[600], err_dsn[16];
 	bool eightbit;                /* the text has 8-bit bytes (found on the worker) */
 	bool mem_raised;              /* the downgrade memory raised the TLS policy */
+	bool mx_secure;               /* DANE: the MX answer was validated */
+	char tlsa_host[256];          /* DANE: the host tlsa_res is for ("": none yet) */
+	struct dns_tlsa_result tlsa_res;
+	struct dns_tlsa *tlsa_recs;   /* DNS_TLSA_MAX, tlsa_res.records points here */
+	bool dane_used;               /* the session being opened authenticates by DANE */
 	struct smtp_out_msg msg;      /* the dialogue holds on to it while sending */
 	struct smtp_out_rcpt *rcpts;
 	struct job *all_prev, *all_next;
@@ -102,6 +109,7 @@ static void job_finish(struct job *j);
 static void try_next(struct job *j);
 static void start_send(struct job *j);
 static void resolve(struct job *j);
+static void dane_failed(struct job *j);
 
 /* ---- closing connections politely, and still freeing them at exit ---- */
 
@@ -382,6 +390,7 @@ static void job_free(struct job *j)
 		dns_cancel(j->query);
 	queue_msg_free(j->text);
 	free(j->rcpts);
+	free(j->tlsa_recs);
 	free(j);
 }
 
@@ -449,6 +458,7 @@ static bool add_candidates(struct job *j, const struct dns_route_host *h)
 		struct candidate *c = &j->cand[j->n_cand++];
 		rg_strlcpy(c->name, h->name, sizeof(c->name));
 		c->ip = h->addrs[k];
+		c->secure = h->secure;
 	}
 	return true;
 }
@@ -484,6 +494,7 @@ static void on_route(void *arg, const struct dns_route *r)
 		job_finish(j);
 		return;
 	}
+	j->mx_secure = r->secure;
 	/* hosts come best first: from the first that is ourselves on, none is better */
 	bool better_unknown = false; /* a better host's address lookup failed for now */
 	for (size_t i = 0; i < r->n_hosts && !j->looped; i++) {
@@ -557,7 +568,7 @@ static enum smtp_tls_policy tls_policy(const struct job *j)
 		config_smtp_tls_level(word, &lvl); /* checked when the table was loaded */
 	}
 	static const enum smtp_tls_policy map[] = {STLS_NONE, STLS_MAY, STLS_ENCRYPT,
-						   STLS_VERIFY, STLS_SECURE};
+						   STLS_VERIFY, STLS_SECURE, STLS_DANE};
 	return map[lvl];
 }
 
@@ -643,6 +654,8 @@ static void on_open(struct smtp_out *o, const struct smtp_result *r, void *arg)
 		j->err_dsn[0] = '4'; /* a refused session is retried, maybe elsewhere */
 	if (j->mem_raised && strcmp(r->stage, "STARTTLS") == 0)
 		downgrade_refused(j);
+	if (j->dane_used && strcmp(r->stage, "STARTTLS") == 0)
+		dane_failed(j);
 	j->conn_failures_only &= r->try_next_address;
 	if (r->try_next_address) {
 		try_next(j);
@@ -650,6 +663,96 @@ static void on_open(struct smtp_out *o, const struct smtp_result *r, void *arg)
 	}
 	outcome_all(j, RCPT_DEFERRED, j->err_dsn, j->err);
 	job_finish(j);
+}
+
+/* ---- DANE (RFC 7672) ---- */
+
+static void on_tlsa(void *arg, const struct dns_tlsa_result *r)
+{
+	struct job *j = arg;
+	j->query = NULL;
+	j->tlsa_res = *r;
+	if (j->tlsa_recs == NULL)
+		j->tlsa_recs = xcalloc(DNS_TLSA_MAX, sizeof(*j->tlsa_recs));
+	memcpy(j->tlsa_recs, r->records, r->n * sizeof(*j->tlsa_recs));
+	j->tlsa_res.records = j->tlsa_recs;
+	try_next(j);
+}
+
+/* dane_lookup_needed - level dane, a validated MX and host, and no TLSA
+ * answer for this host yet: look it up before connecting. */
+static bool dane_lookup_needed(struct job *j, const struct candidate *c, enum smtp_tls_policy p)
+{
+	if (p != STLS_DANE || !j->mx_secure || !c->secure || strcmp(j->tlsa_host, c->name) == 0)
+		return false;
+	rg_strlcpy(j->tlsa_host, c->name, sizeof(j->tlsa_host));
+	j->query = dns_tlsa_lookup(j->st->env.dns, c->name, j->d->route.port, on_tlsa, j);
+	return true;
+}
+
+/* dane_usable - RFC 7672 3.1: DANE-TA(2) and DANE-EE(3), selectors 0/1,
+ * matching types 0/1/2; PKIX usages (0, 1) are not for SMTP. */
+static bool dane_usable(const struct dns_tlsa *t)
+{
+	return (t->usage == 2 || t->usage == 3) && t->selector <= 1 && t->mtype <= 2;
+}
+
+static void dane_log(const struct job *j, const char *result)
+{
+	log_ev(LOG_INFO, "dane", {"queue", j->d->msg->id}, {"relay", j->relay},
+	       {"result", result});
+}
+
+/* dane_policy - what level dane means for this candidate; false when it must
+ * not be tried at all (TLSA lookup failed: RFC 7672 2.2, defer). */
+static bool dane_policy(struct job *j, const struct candidate *c, enum smtp_tls_policy *p,
+			struct smtpc_tlsa *tlsa, size_t *n_tlsa)
+{
+	const struct dns_tlsa_result *r = &j->tlsa_res;
+	*n_tlsa = 0;
+	j->dane_used = false;
+	if (*p != STLS_DANE)
+		return true;
+	*p = STLS_MAY; /* every way out but one is opportunistic TLS */
+	if (!j->mx_secure || !c->secure) {
+		dane_log(j, !j->mx_secure ? "MX records not DNSSEC-validated: opportunistic TLS"
+					  : "address records not DNSSEC-validated: opportunistic TLS");
+		return true;
+	}
+	if (r->status == DNS_TLSA_TEMP) {
+		snprintf(j->err, sizeof(j->err), "DANE: TLSA lookup for %s failed: %s", j->relay,
+			 r->error);
+		rg_strlcpy(j->err_dsn, "4.7.5", sizeof(j->err_dsn));
+		dane_log(j, j->err);
+		return false;
+	}
+	if (r->status == DNS_TLSA_NONE || !r->secure) {
+		dane_log(j, r->status == DNS_TLSA_NONE ? "no TLSA records: opportunistic TLS"
+						       : "TLSA records not DNSSEC-validated: "
+							 "opportunistic TLS");
+		return true;
+	}
+	for (size_t i = 0; i < r->n && *n_tlsa < SMTPC_TLSA_MAX; i++)
+		if (dane_usable(&r->records[i]))
+			tlsa[(*n_tlsa)++] = (struct smtpc_tlsa){r->records[i].usage,
+				r->records[i].selector, r->records[i].mtype, r->records[i].data,
+				r->records[i].len};
+	*p = *n_tlsa > 0 ? STLS_DANE : STLS_ENCRYPT; /* RFC 7672 2.2: none usable */
+	j->dane_used = *n_tlsa > 0;
+	dane_log(j, j->dane_used ? "TLSA records validated: DANE required"
+				 : "no usable TLSA record: mandatory unauthenticated TLS");
+	return true;
+}
+
+/* dane_failed - the peer did not match the TLSA records: say so. */
+static void dane_failed(struct job *j)
+{
+	char why[600];
+	rg_strlcpy(why, j->err, sizeof(why));
+	snprintf(j->err, sizeof(j->err), "DANE: %s did not match its TLSA records: %s", j->relay,
+		 why);
+	rg_strlcpy(j->err_dsn, "4.7.5", sizeof(j->err_dsn));
+	dane_log(j, j->err);
 }
 
 static void try_next(struct job *j)
@@ -667,11 +770,22 @@ static void try_next(struct job *j)
 		return;
 	}
 	const struct config *cfg = j->st->env.cfg;
-	const struct candidate *c = &j->cand[j->next_cand++];
+	const struct candidate *c = &j->cand[j->next_cand];
+	enum smtp_tls_policy policy = tls_policy(j);
+	struct smtpc_tlsa tlsa[SMTPC_TLSA_MAX];
+	size_t n_tlsa;
+	set_relay(j, c);
+	if (dane_lookup_needed(j, c, policy))
+		return; /* on_tlsa comes back here */
+	j->next_cand++;
+	if (!dane_policy(j, c, &policy, tlsa, &n_tlsa)) {
+		j->conn_failures_only = false;
+		try_next(j);
+		return;
+	}
 	struct sockaddr_storage dst, src;
 	socklen_t dlen, slen = 0;
 	char user[256], pass[256];
-	set_relay(j, c);
 	dlen = ip_to_sockaddr(&c->ip, j->d->route.port, &dst);
 	bool have_src = bind_source(cfg, c->ip.family, &src, &slen);
 	bool auth = credentials(j, user, sizeof(user), pass, sizeof(pass));
@@ -679,7 +793,8 @@ static void try_next(struct job *j)
 		.addr = (struct sockaddr *)&dst, .addrlen = dlen,
 		.source = have_src ? (struct sockaddr *)&src : NULL, .sourcelen = slen,
 		.helo_name = cfg->smtp_helo_name, .server_name = c->name,
-		.tls_match_domain = j->d->route.host, .tls = memory_policy(j, tls_policy(j)),
+		.tls_match_domain = j->d->route.host, .tls = memory_policy(j, policy),
+		.tlsa = tlsa, .n_tlsa = n_tlsa,
 		.tls_ctx = j->st->tls_ctx, .sasl_user = auth ? user : NULL,
 		.sasl_pass = auth ? pass : NULL, .sasl_plaintext_ok = cfg->smtp_sasl_plaintext_ok,
 	};

@@ -1,5 +1,5 @@
 """test_outbound_tls.py - outbound TLS that an attacker on the path cannot strip
-(issue 14): the downgrade memory.
+(issue 14): the downgrade memory, DANE.
 
 Real components on loopback: dnsmasq (dnslab.py) serves the *.test names, the
 receivers are scripted SMTP servers (fakesmtp.py) with certificates from a test
@@ -12,9 +12,10 @@ import time
 import unittest
 
 import fakesmtp
+from danelab import DaneLab, spki_sha256, cert_sha256, require_dane_tools
 from dnslab import DnsLab, require_dnsmasq
 from harness import Server, run_cli
-from test_outbound import send
+from test_outbound import send, free_port_on
 from tlslab import TestCA
 
 MX_IP = '127.0.0.41'
@@ -133,6 +134,133 @@ class DowngradeMemory(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         p = self.memory('list')
         self.assertEqual(p.stdout, '')
+
+
+class Dane(unittest.TestCase):
+    """DANE (RFC 7672) against Debian's unbound validating signed test zones:
+    each domain has its own MX host on its own loopback address, all receivers
+    on one port (the TLSA name has it: _PORT._tcp.mx...)."""
+    IPS = {'ok': '127.0.0.51', 'wrong': '127.0.0.52', 'ta': '127.0.0.53',
+           'plain': '127.0.0.54', 'bogus': '127.0.0.55'}
+
+    @classmethod
+    def setUpClass(cls):
+        require_dane_tools()
+        cls.tmp = tempfile.mkdtemp(prefix='relayguard-dane-')
+        os.chmod(cls.tmp, 0o755)
+        ca = TestCA(cls.tmp)
+        cls.port = free_port_on(*cls.IPS.values())
+        names = {'ok': 'mx.dane.test', 'wrong': 'mx.wrong.dane.test', 'ta': 'mx.ta.dane.test',
+                 'plain': 'mx.plain.test', 'bogus': 'mx.bogus.dane.test'}
+        certs = {k: fakesmtp.make_cert(tempfile.mkdtemp(dir=cls.tmp)) for k in names}
+        leaf, key = ca.issue(names['ta'])
+        certs['ta'] = (ca.chain(leaf), key)  # DANE-TA: the chain must carry the CA
+        cls.rcv = {}
+        for k, ip in cls.IPS.items():
+            cls.rcv[k] = fakesmtp.FakeSMTP(Receiver(), certs=certs[k], host=ip, port=cls.port)
+            cls.addClassCleanup(cls.rcv[k].stop)
+        tlsa = '_%d._tcp.mx' % cls.port
+        signed = [
+            '@ MX 10 mx', 'mx A ' + cls.IPS['ok'],
+            '%s TLSA 3 1 1 %s' % (tlsa, spki_sha256(certs['ok'][0])),
+            'wrong MX 10 mx.wrong', 'mx.wrong A ' + cls.IPS['wrong'],
+            '%s.wrong TLSA 3 1 1 %s' % (tlsa, '00' * 32),
+            'ta MX 10 mx.ta', 'mx.ta A ' + cls.IPS['ta'],
+            '%s.ta TLSA 2 0 1 %s' % (tlsa, cert_sha256(ca.cert)),
+            'bogus MX 10 mx.bogus', 'mx.bogus A ' + cls.IPS['bogus'],
+            '%s.bogus TLSA 3 1 1 %s' % (tlsa, spki_sha256(certs['bogus'][0])),
+        ]
+        unsigned = ['@ MX 10 mx', 'mx A ' + cls.IPS['plain'],
+                    '%s TLSA 3 1 1 %s' % (tlsa, '00' * 32)]  # never trusted: not signed
+        cls.lab = DaneLab(signed={'dane.test': signed}, unsigned={'plain.test': unsigned},
+                          bogus=['%s.bogus.dane.test' % tlsa])
+        cls.addClassCleanup(cls.lab.cleanup)
+        cls.lab.start()
+        # smtp_dns_support_level = dnssec makes dane the default level
+        cls.snd = Server(overrides={
+            'default_transport': 'smtp', 'dns_servers': cls.lab.servers,
+            'smtp_dns_support_level': 'dnssec', 'smtpd_peername_lookup': 'no',
+            'smtp_tcp_port': str(cls.port), 'smtp_tls_CAfile': ca.cert,
+            'minimal_backoff_time': '1h', 'queue_run_delay': '1h'})
+        cls.addClassCleanup(cls.snd.cleanup)
+        cls.addClassCleanup(cls.snd.stop)
+
+    def mail_commands(self, key):
+        r = self.rcv[key]
+        with r.lock:
+            return [c for s in r.sessions for c in s['commands'] if c.upper().startswith('MAIL')]
+
+    def test_tlsa_matches_delivered_dane_verified(self):
+        qid = send(self.snd, ['a@dane.test'], 'Subject: dane\n\nhi')
+        log = self.snd.wait_log(r'delivered queue=%s .*status=sent' % qid)
+        self.assertIsNotNone(log, self.snd.tail(20))
+        self.assertRegex(log, r'dane queue=%s relay=mx\.dane\.test\[127\.0\.0\.51\]:%d '
+                              r'result="TLSA records validated: DANE required"' % (qid, self.port))
+        self.assertRegex(log, r'delivered queue=%s .*tls="TLSv1\.[23] \S+ dane verified"' % qid)
+
+    def test_dane_ta_with_the_issuing_ca(self):
+        """Usage 2 (DANE-TA), selector 0, matching 1: the CA's certificate in DNS."""
+        qid = send(self.snd, ['a@ta.dane.test'], 'Subject: ta\n\nhi')
+        log = self.snd.wait_log(r'delivered queue=%s .*status=sent' % qid)
+        self.assertIsNotNone(log, self.snd.tail(20))
+        self.assertRegex(log, r'delivered queue=%s .*tls="TLSv1\.[23] \S+ dane verified"' % qid)
+
+    def test_tlsa_mismatch_is_deferred_and_nothing_sent(self):
+        qid = send(self.snd, ['a@wrong.dane.test'], 'Subject: wrong\n\nhi')
+        log = self.snd.wait_log(r'deferred queue=%s .*dsn=4\.7\.5' % qid)
+        self.assertIsNotNone(log, self.snd.tail(20))
+        self.assertIn('DANE: mx.wrong.dane.test[127.0.0.52]:%d did not match its TLSA records'
+                      % self.port, log)
+        self.assertEqual(self.mail_commands('wrong'), [])
+
+    def test_tlsa_lookup_failure_defers_without_connecting(self):
+        """A bogus TLSA answer (SERVFAIL from the validator): RFC 7672 2.2, no delivery."""
+        qid = send(self.snd, ['a@bogus.dane.test'], 'Subject: bogus\n\nhi')
+        log = self.snd.wait_log(r'deferred queue=%s .*dsn=4\.7\.5' % qid, timeout=15)
+        self.assertIsNotNone(log, self.snd.tail(20))
+        self.assertIn('DANE: TLSA lookup for mx.bogus.dane.test', log)
+        self.assertEqual(self.rcv['bogus'].sessions, [])
+
+    def test_unsigned_zone_is_opportunistic(self):
+        """The same wrong TLSA as wrong.dane.test, but unsigned: not DANE."""
+        qid = send(self.snd, ['a@plain.test'], 'Subject: plain\n\nhi')
+        log = self.snd.wait_log(r'delivered queue=%s .*status=sent' % qid)
+        self.assertIsNotNone(log, self.snd.tail(20))
+        self.assertRegex(log, r'dane queue=%s .*result="MX records not DNSSEC-validated: '
+                              r'opportunistic TLS"' % qid)
+        self.assertRegex(log, r'delivered queue=%s .*tls="TLSv1\.[23] \S+ unverified' % qid)
+
+
+class DanePolicyMaps(unittest.TestCase):
+    """dane for one destination through smtp_tls_policy_maps; may elsewhere."""
+
+    def test_policy_map_dane_for_one_domain(self):
+        require_dane_tools()
+        tmp = tempfile.mkdtemp(prefix='relayguard-dane-')
+        os.chmod(tmp, 0o755)
+        port = free_port_on('127.0.0.56', '127.0.0.57')
+        certs = fakesmtp.make_cert(tmp)
+        rcv = [fakesmtp.FakeSMTP(Receiver(), certs=certs, host=ip, port=port)
+               for ip in ('127.0.0.56', '127.0.0.57')]
+        for r in rcv:
+            self.addCleanup(r.stop)
+        lab = DaneLab(signed={'dane.test': [
+            'one MX 10 mx.one', 'mx.one A 127.0.0.56', '_%d._tcp.mx.one TLSA 3 1 1 %s'
+            % (port, '00' * 32), 'two MX 10 mx.two', 'mx.two A 127.0.0.57',
+            '_%d._tcp.mx.two TLSA 3 1 1 %s' % (port, '00' * 32)]})
+        self.addCleanup(lab.cleanup)
+        lab.start()
+        snd = Server(overrides={
+            'default_transport': 'smtp', 'dns_servers': lab.servers,
+            'smtpd_peername_lookup': 'no', 'smtp_tcp_port': str(port),
+            'smtp_tls_policy_maps': 'inline:{one.dane.test=dane}',
+            'minimal_backoff_time': '1h', 'queue_run_delay': '1h'})
+        self.addCleanup(snd.cleanup)
+        self.addCleanup(snd.stop)
+        q1 = send(snd, ['a@one.dane.test'], 'Subject: one\n\nhi')
+        q2 = send(snd, ['a@two.dane.test'], 'Subject: two\n\nhi')
+        self.assertIsNotNone(snd.wait_log(r'deferred queue=%s .*dsn=4\.7\.5' % q1), snd.tail(20))
+        self.assertIsNotNone(snd.wait_log(r'delivered queue=%s .*status=sent' % q2), snd.tail(20))
 
 
 if __name__ == '__main__':

@@ -38,3 +38,10 @@ class TestCA:
                  '-set_serial', str(self.serial), '-days', '2', '-out', cert, '-extfile', ext)
         self.serial += 1
         return cert, key
+
+    def chain(self, cert):
+        """A file with cert and then this CA: what a server sends for DANE-TA(2)."""
+        path = cert[:-4] + '-chain.pem'
+        with open(path, 'w') as out, open(cert) as c, open(self.cert) as ca:
+            out.write(c.read() + ca.read())
+        return path
