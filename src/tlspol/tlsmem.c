@@ -1,15 +1,13 @@
 /*
  * tlsmem.c - the downgrade memory and its file (see tlsmem.h).
  *
- * A chained hash table of domains. A change marks the table dirty; one
- * background write at a time takes a snapshot made on the loop, so the
- * worker never reads the table while the loop changes it.
+ * A chained hash table of domains; the file is written by statefile.c
+ * from a snapshot made on the loop.
  */
 #include "tlspol/tlsmem.h"
+#include "tlspol/statefile.h"
 #include "util/basedir.h"
-#include "util/dirsync.h"
 #include "util/log.h"
-#include "util/workers.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -22,7 +20,6 @@
 #define BUCKETS 4096
 #define LINE_MAX_LEN 600
 #define HEADER "# relayguard tls-memory 1\n"
-#define TMP_FILE TLSMEM_FILE ".tmp"
 
 struct node {
 	struct tlsmem_entry e;
@@ -30,19 +27,10 @@ struct node {
 };
 
 struct tlsmem {
-	char *dir;
-	struct workers *writer; /* NULL: no background writes */
+	struct statefile *file;
 	struct node *buckets[BUCKETS];
 	size_t n;
-	bool dirty, writing, full_logged;
-};
-
-struct write_job {
-	struct tlsmem *m;
-	char *text;
-	size_t len;
-	bool ok;
-	char err[256];
+	bool full_logged;
 };
 
 static const char *const level_names[] = {"unknown", "plain", "tls", "verified"};
@@ -169,98 +157,19 @@ static void snapshot(const struct tlsmem *m, struct strbuf *out)
 			tlsmem_format_line(&nd->e, out);
 }
 
-/* write_all - text into fd; false with errno. */
-static bool write_all(int fd, const char *text, size_t len)
+static void snapshot_cb(void *arg, struct strbuf *out)
 {
-	while (len > 0) {
-		ssize_t w = write(fd, text, len);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return false;
-		text += w;
-		len -= (size_t)w;
-	}
-	return true;
-}
-
-/* write_file - replace the file with text, durably. Blocks. */
-static bool write_file(const char *dir, const char *text, size_t len, char *err, size_t errlen)
-{
-	int dfd = basedir_fd(dir);
-	int fd = dfd < 0 ? -1
-			 : openat(dfd, TMP_FILE, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	bool ok = fd >= 0 && write_all(fd, text, len) && fsync(fd) == 0;
-	int e = errno;
-	if (fd >= 0 && close(fd) != 0 && ok) {
-		ok = false;
-		e = errno;
-	}
-	if (ok && renameat(dfd, TMP_FILE, dfd, TLSMEM_FILE) != 0) {
-		ok = false;
-		e = errno;
-	}
-	if (ok && !dirsync(dir, ".")) {
-		ok = false;
-		e = errno;
-	}
-	if (!ok)
-		snprintf(err, errlen, "cannot write %s/%s: %s", dir, TLSMEM_FILE, strerror(e));
-	return ok;
-}
-
-static void write_work(void *arg)
-{
-	struct write_job *w = arg;
-	w->ok = write_file(w->m->dir, w->text, w->len, w->err, sizeof(w->err));
-}
-
-static void start_write(struct tlsmem *m);
-
-static void write_done(void *arg)
-{
-	struct write_job *w = arg;
-	struct tlsmem *m = w->m;
-	if (!w->ok) /* the memory still holds; the next change tries again */
-		log_ev(LOG_WARNING, "tls-memory-write-failed", {"reason", w->err});
-	free(w->text);
-	free(w);
-	m->writing = false;
-	if (m->dirty && m->writer != NULL)
-		start_write(m);
-}
-
-static void start_write(struct tlsmem *m)
-{
-	struct strbuf sb;
-	strbuf_init(&sb);
-	snapshot(m, &sb);
-	struct write_job *w = xcalloc(1, sizeof(*w));
-	w->m = m;
-	w->len = sb.len;
-	w->text = strbuf_steal(&sb);
-	m->dirty = false;
-	m->writing = true;
-	workers_submit(m->writer, write_work, write_done, w);
+	snapshot(arg, out);
 }
 
 static void changed(struct tlsmem *m)
 {
-	m->dirty = true;
-	if (m->writer != NULL && !m->writing)
-		start_write(m);
+	statefile_changed(m->file);
 }
 
 bool tlsmem_save_now(struct tlsmem *m, char *err, size_t errlen)
 {
-	struct strbuf sb;
-	strbuf_init(&sb);
-	snapshot(m, &sb);
-	bool ok = write_file(m->dir, sb.data, sb.len, err, errlen);
-	strbuf_free(&sb);
-	if (ok)
-		m->dirty = false;
-	return ok;
+	return statefile_flush(m->file, true, err, errlen);
 }
 
 /* read_lines - every good line of f into m; the count of bad ones. */
@@ -301,7 +210,6 @@ struct tlsmem *tlsmem_open(struct event_base *base, const char *queue_dir, char 
 		return NULL;
 	}
 	struct tlsmem *m = xcalloc(1, sizeof(*m));
-	m->dir = xstrdup(queue_dir);
 	if (fd >= 0) {
 		FILE *f = fdopen(fd, "r");
 		size_t bad = f ? read_lines(m, f) : 0;
@@ -315,8 +223,7 @@ struct tlsmem *tlsmem_open(struct event_base *base, const char *queue_dir, char 
 			log_ev(LOG_WARNING, "tls-memory-bad-lines", {"count", n});
 		}
 	}
-	if (base != NULL)
-		m->writer = workers_new(base, 1);
+	m->file = statefile_new(base, queue_dir, TLSMEM_FILE, snapshot_cb, m);
 	return m;
 }
 
@@ -395,14 +302,7 @@ void tlsmem_free(struct tlsmem *m)
 {
 	if (m == NULL)
 		return;
-	if (m->writer != NULL) {
-		struct workers *w = m->writer;
-		m->writer = NULL; /* write_done starts no new write */
-		workers_free(w);
-	}
-	char err[300];
-	if (m->dirty && !tlsmem_save_now(m, err, sizeof(err)))
-		log_ev(LOG_WARNING, "tls-memory-write-failed", {"reason", err});
+	statefile_free(m->file); /* waits for a write in flight, saves what changed */
 	for (size_t b = 0; b < BUCKETS; b++) {
 		while (m->buckets[b] != NULL) {
 			struct node *nd = m->buckets[b];
@@ -410,6 +310,5 @@ void tlsmem_free(struct tlsmem *m)
 			free(nd);
 		}
 	}
-	free(m->dir);
 	free(m);
 }
