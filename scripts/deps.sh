@@ -7,7 +7,7 @@
 set -eu
 
 # libc6-dev: only a Recommends of gcc, and apt-get here skips recommends.
-build_pkgs="gcc libc6-dev make pkg-config libevent-dev libssl-dev libc-ares-dev libpsl-dev libcrypt-dev"
+build_pkgs="gcc libc6-dev make pkg-config libevent-dev libssl-dev libc-ares-dev libpsl-dev libcrypt-dev libcurl4-openssl-dev"
 # libnet-ssleay-perl, libio-socket-ssl-perl: swaks --tls/--tlsc need them and
 # Debian only recommends them. unbound, ldnsutils: the DANE tests (a validating
 # resolver on a loopback port; ldns-signzone signs the test zones).

@@ -132,6 +132,10 @@ static const struct param_def params[] = {
 	/* outbound TLS that cannot be stripped (issue 14) */
 	{"smtp_tls_memory_lifetime", P_DURATION, "30d"},
 	{"smtp_dns_support_level", P_CHOICE, "enabled"},
+	{"smtp_mta_sts", P_BOOL, "yes"},
+	{"smtp_mta_sts_CAfile", P_STRING, ""},
+	{"smtp_mta_sts_https_port", P_COUNT, "443"},
+	{"smtp_mta_sts_recheck_time", P_DURATION, "60s"},
 };
 #define N_PARAMS RG_ARRAY_LEN(params)
 
@@ -984,11 +988,17 @@ static void convert_outbound(struct loader *ld)
 /* convert_outbound_tls - TLS that cannot be stripped (issue 14). */
 static void convert_outbound_tls(struct loader *ld)
 {
+	uint64_t port = 443;
 	struct range r[] = {
 		{"smtp_tls_memory_lifetime", &ld->cfg->smtp_tls_memory_lifetime, 0,
 		 10ull * 366 * 86400},
+		{"smtp_mta_sts_https_port", &port, 1, 65535},
+		{"smtp_mta_sts_recheck_time", &ld->cfg->smtp_mta_sts_recheck_time, 0, 86400},
 	};
 	convert_ranges(ld, r, RG_ARRAY_LEN(r));
+	ld->cfg->smtp_mta_sts_https_port = (unsigned)port;
+	ld->cfg->smtp_mta_sts = convert_bool(ld, idx("smtp_mta_sts"));
+	ld->cfg->smtp_mta_sts_CAfile = convert_single(ld, idx("smtp_mta_sts_CAfile"));
 	static const char *const dns_levels[] = {"enabled", "dnssec"};
 	ld->cfg->smtp_dns_support_dnssec =
 		convert_choice(ld, idx("smtp_dns_support_level"), dns_levels, 2) == 1;
@@ -1212,6 +1222,7 @@ void config_free(struct config *cfg)
 	free_maps(cfg->smtp_tls_policy_maps);
 	free_maps(cfg->smtp_sasl_password_maps);
 	free(cfg->smtp_tls_CAfile);
+	free(cfg->smtp_mta_sts_CAfile);
 	free(cfg->smtp_tls_CApath);
 	free(cfg->smtp_helo_name);
 	free(cfg->smtp_bind_address);

@@ -147,6 +147,10 @@ struct config {
 	/* outbound TLS that cannot be stripped (issue 14) */
 	uint64_t smtp_tls_memory_lifetime; /* downgrade memory; 0: none */
 	bool smtp_dns_support_dnssec;      /* smtp_dns_support_level = dnssec (DANE default) */
+	bool smtp_mta_sts;                 /* look up and apply MTA-STS policies (RFC 8461) */
+	char *smtp_mta_sts_CAfile;         /* trust store of policy fetches; "": the system's */
+	unsigned smtp_mta_sts_https_port;  /* 443; another only for tests */
+	uint64_t smtp_mta_sts_recheck_time; /* TXT look-ups per domain at most this often */
 	/* every parameter, expanded, in table order (for "relayguard config") */
 	char **names, **values;
 	struct config_origin *origins;

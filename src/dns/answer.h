@@ -74,4 +74,11 @@ struct dns_tlsa {
 size_t dns_tlsa_parse(const unsigned char *msg, size_t len, struct dns_tlsa *out, size_t max,
 		      size_t *skipped);
 
+/* dns_txt_parse - each TXT record of the answer section, its strings joined,
+ * into out (at most max; a record of DNS_TXT_LEN bytes or more, or with
+ * control bytes, is skipped and counted). Returns the count. */
+#define DNS_TXT_LEN 1024
+size_t dns_txt_parse(const unsigned char *msg, size_t len, char (*out)[DNS_TXT_LEN], size_t max,
+		     size_t *skipped);
+
 #endif

@@ -129,6 +129,24 @@ typedef void (*dns_tlsa_fn)(void *arg, const struct dns_tlsa_result *r);
 struct dns_query *dns_tlsa_lookup(struct dns *d, const char *host, unsigned port,
 				  dns_tlsa_fn fn, void *arg);
 
+/* ---- MTA-STS (RFC 8461): TXT records ---- */
+
+#define DNS_TXT_MAX 4 /* records used from one answer */
+
+enum dns_txt_status { DNS_TXT_FOUND, DNS_TXT_NONE, DNS_TXT_TEMP };
+
+struct dns_txt_result {
+	enum dns_txt_status status;
+	const char *txt[DNS_TXT_MAX]; /* FOUND: n records, each one's strings joined */
+	size_t n;
+	char error[256];              /* TEMP: why */
+};
+
+typedef void (*dns_txt_fn)(void *arg, const struct dns_txt_result *r);
+
+/* The TXT records of name; the contract of dns_mx_route; not cached. */
+struct dns_query *dns_txt_lookup(struct dns *d, const char *name, dns_txt_fn fn, void *arg);
+
 /* dns_route_status_name - "ok", "nxdomain", "null-mx", "no-address", "temp". */
 const char *dns_route_status_name(enum dns_route_status st);
 

@@ -60,6 +60,9 @@ struct route_job {
 	dns_tlsa_fn tlsa_fn; /* a TLSA job (dns_tlsa_lookup), not a route */
 	struct dns_tlsa_result tres;
 	struct dns_tlsa *tlsa;
+	dns_txt_fn txt_fn;   /* a TXT job (dns_txt_lookup) */
+	struct dns_txt_result txres;
+	char (*txt)[DNS_TXT_LEN];
 	bool decided; /* status and error are final (before any address lookup) */
 	enum dns_route_status status;
 	char domain[256];
@@ -130,6 +133,7 @@ static void job_free(struct route_job *job)
 		free(job->hosts[i].name);
 	event_free(job->done_ev);
 	free(job->tlsa);
+	free(job->txt);
 	free(job->q);
 	free(job);
 }
@@ -392,6 +396,26 @@ static void tlsa_answer(struct route_job *job, int status, const unsigned char *
 	}
 }
 
+/* txt_answer - a TXT job's one answer. */
+static void txt_answer(struct route_job *job, int status, const unsigned char *abuf, int alen)
+{
+	struct dns_txt_result *r = &job->txres;
+	if (status == ARES_SUCCESS) {
+		size_t skipped;
+		job->txt = xcalloc(DNS_TXT_MAX, sizeof(*job->txt));
+		r->n = dns_txt_parse(abuf, (size_t)alen, job->txt, DNS_TXT_MAX, &skipped);
+		for (size_t i = 0; i < r->n; i++)
+			r->txt[i] = job->txt[i];
+		r->status = r->n > 0 ? DNS_TXT_FOUND : DNS_TXT_NONE;
+	} else if (status == ARES_ENODATA || status == ARES_ENOTFOUND) {
+		r->status = DNS_TXT_NONE;
+	} else {
+		r->status = DNS_TXT_TEMP;
+		snprintf(r->error, sizeof(r->error), "Name service error for name=%s type=TXT: %s",
+			 job->domain, temp_text(status));
+	}
+}
+
 static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 {
 	struct sub *s = arg;
@@ -401,8 +425,11 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, 
 	(void)timeouts;
 	free(s);
 	status = rcode_status(status, abuf, alen);
-	if (job->tlsa_fn != NULL) {
-		tlsa_answer(job, status, abuf, alen);
+	if (job->tlsa_fn != NULL || job->txt_fn != NULL) {
+		if (job->tlsa_fn != NULL)
+			tlsa_answer(job, status, abuf, alen);
+		else
+			txt_answer(job, status, abuf, alen);
 		job_unref(job);
 		return;
 	}
@@ -443,11 +470,12 @@ static void send_ad(struct route_job *job, const char *name, int type, struct su
 /* query - one question, from the cache or from the DNS. */
 static void query(struct route_job *job, int type, size_t host)
 {
-	const char *name = type == ns_t_mx || job->tlsa_fn ? job->domain : job->hosts[host].name;
+	bool single = job->tlsa_fn != NULL || job->txt_fn != NULL; /* one uncached question */
+	const char *name = type == ns_t_mx || single ? job->domain : job->hosts[host].name;
 	if (job->q->cancelled || job->d->destroying)
 		return;
 	const struct dns_answer *hit =
-		job->tlsa_fn ? NULL : dns_cache_get(job->d->cache, type, name, now_s());
+		single ? NULL : dns_cache_get(job->d->cache, type, name, now_s());
 	if (hit != NULL) {
 		struct dns_answer a;
 		dns_answer_copy(&a, hit); /* apply() may reorder it */
@@ -494,6 +522,8 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
 	unlink_job(job); /* the callback may call dns_free() */
 	if (job->tlsa_fn != NULL && !job->q->cancelled && !job->d->destroying) {
 		job->tlsa_fn(job->arg, &job->tres);
+	} else if (job->txt_fn != NULL && !job->q->cancelled && !job->d->destroying) {
+		job->txt_fn(job->arg, &job->txres);
 	} else if (!job->q->cancelled && !job->d->destroying) {
 		if (!job->decided)
 			decide(job);
@@ -640,6 +670,20 @@ struct dns_query *dns_tlsa_lookup(struct dns *d, const char *host, unsigned port
 			 job->domain);
 	} else {
 		query(job, T_TLSA_, 0);
+	}
+	return start(job);
+}
+
+struct dns_query *dns_txt_lookup(struct dns *d, const char *name, dns_txt_fn fn, void *arg)
+{
+	struct route_job *job = job_new(d, AF_UNSPEC, AF_UNSPEC, NULL, arg);
+	job->txt_fn = fn;
+	if (!set_name(job, name)) {
+		job->txres.status = DNS_TXT_TEMP;
+		snprintf(job->txres.error, sizeof(job->txres.error), "malformed name \"%s\"",
+			 job->domain);
+	} else {
+		query(job, ns_t_txt, 0);
 	}
 	return start(job);
 }

@@ -19,6 +19,7 @@
 #include "client/smtpc.h"
 #include "dns/answer.h"
 #include "dns/dns.h"
+#include "tlspol/sts.h"
 #include "tlspol/tlsmem.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -77,6 +78,11 @@ struct job {
 	struct dns_tlsa_result tlsa_res;
 	struct dns_tlsa *tlsa_recs;   /* DNS_TLSA_MAX, tlsa_res.records points here */
 	bool dane_used;               /* the session being opened authenticates by DANE */
+	struct sts_query *stsq;       /* MTA-STS lookup in flight */
+	bool sts_done;                /* the MTA-STS policy (if any) is known */
+	bool sts_raised;              /* MTA-STS enforce raised the TLS policy */
+	bool sts_skipped;             /* enforce: an MX host not in the policy was left out */
+	struct sts_policy *sts;       /* in force for this delivery (testing/enforce), or NULL */
 	struct smtp_out_msg msg;      /* the dialogue holds on to it while sending */
 	struct smtp_out_rcpt *rcpts;
 	struct job *all_prev, *all_next;
@@ -97,6 +103,7 @@ struct smtp_transport {
 	struct smtp_transport_env env;
 	SSL_CTX *tls_ctx;
 	struct tlsmem *mem;           /* downgrade memory; NULL when switched off */
+	struct sts *sts;              /* MTA-STS; NULL when switched off */
 	struct workers *loader;
 	struct dest *dests;
 	struct job *jobs;             /* every job, for stop and free */
@@ -388,6 +395,8 @@ static void job_free(struct job *j)
 		j->all_next->all_prev = j->all_prev;
 	if (j->query)
 		dns_cancel(j->query);
+	sts_cancel(j->stsq);
+	free(j->sts);
 	queue_msg_free(j->text);
 	free(j->rcpts);
 	free(j->tlsa_recs);
@@ -444,12 +453,72 @@ static bool is_myself_ip(const struct smtp_transport *st, const struct rg_ip *ip
 	return false;
 }
 
+/* ---- MTA-STS (RFC 8461) ---- */
+
+static void sts_log(const struct job *j, const char *event, const char *detail)
+{
+	log_ev(LOG_INFO, event, {"queue", j->d->msg->id}, {"domain", j->d->route.host},
+	       {"mode", sts_mode_name(j->sts->mode)}, {"id", j->sts->id}, {"relay", j->relay},
+	       {"detail", detail});
+}
+
+/* sts_mx_allowed - 4.1: under enforce only MX hosts the policy names; under
+ * testing every one, with a report line for those it does not name. */
+static bool sts_mx_allowed(struct job *j, const char *host)
+{
+	if (j->sts == NULL || sts_mx_match(j->sts, host))
+		return true;
+	char detail[600];
+	snprintf(detail, sizeof(detail), "MX host %s is not in the policy", host);
+	sts_log(j, j->sts->mode == STS_ENFORCE ? "mta-sts-mx-refused" : "mta-sts-testing-failure",
+		detail);
+	j->sts_skipped |= j->sts->mode == STS_ENFORCE;
+	return j->sts->mode != STS_ENFORCE;
+}
+
+/* sts_policy - enforce: a certificate that verifies for the MX host
+ * (unless DANE authenticates it; an explicit none stays the operator's). */
+static enum smtp_tls_policy sts_policy(struct job *j, enum smtp_tls_policy p)
+{
+	j->sts_raised = false;
+	if (j->sts == NULL || j->sts->mode != STS_ENFORCE || p == STLS_NONE || p >= STLS_VERIFY)
+		return p;
+	j->sts_raised = true;
+	return STLS_VERIFY;
+}
+
+/* sts_failed - enforce, and the session had no verified TLS. */
+static void sts_failed(struct job *j)
+{
+	char why[600];
+	rg_strlcpy(why, j->err, sizeof(why));
+	snprintf(j->err, sizeof(j->err), "MTA-STS policy of %s (enforce, id %s) needs verified "
+		 "TLS: %s", j->d->route.host, j->sts->id, why);
+	rg_strlcpy(j->err_dsn, "4.7.5", sizeof(j->err_dsn));
+	sts_log(j, "mta-sts-tls-refused", why);
+}
+
+static void on_sts(void *arg, const struct sts_policy *p)
+{
+	struct job *j = arg;
+	j->stsq = NULL;
+	j->sts_done = true;
+	if (p != NULL && p->mode != STS_NONE) {
+		j->sts = xcalloc(1, sizeof(*j->sts));
+		*j->sts = *p;
+		sts_log(j, "mta-sts", "policy in force");
+	}
+	resolve(j);
+}
+
 /* add_candidates - the addresses of one host, unless it is ourselves. */
 static bool add_candidates(struct job *j, const struct dns_route_host *h)
 {
 	const struct config *cfg = j->st->env.cfg;
 	if (rg_strcasecmp(h->name, cfg->myhostname) == 0)
 		return false;
+	if (!sts_mx_allowed(j, h->name))
+		return true;
 	for (size_t k = 0; k < h->n_addrs; k++) {
 		if (is_myself_ip(j->st, &h->addrs[k], j->d->route.port))
 			return false;
@@ -501,6 +570,15 @@ static void on_route(void *arg, const struct dns_route *r)
 		j->looped = !add_candidates(j, &r->hosts[i]);
 		better_unknown |= !j->looped && r->hosts[i].n_addrs == 0 && r->hosts[i].temp_failed;
 	}
+	if (j->n_cand == 0 && j->sts_skipped && !j->looped) {
+		char mx[STS_MX_MAX * 260], text[900];
+		sts_mx_list(j->sts, mx, sizeof(mx));
+		snprintf(text, sizeof(text), "MTA-STS policy of %s (enforce, id %s): no MX host "
+			 "matches its mx patterns (%s)", j->d->route.host, j->sts->id, mx);
+		outcome_all(j, RCPT_DEFERRED, "4.7.5", text);
+		job_finish(j);
+		return;
+	}
 	if (j->n_cand == 0 && better_unknown) {
 		outcome_all(j, RCPT_DEFERRED, "4.4.3", "unable to look up a better MX host than "
 			    "myself (DNS failure); trying again later");
@@ -529,6 +607,10 @@ static void resolve(struct job *j)
 {
 	const struct config *cfg = j->st->env.cfg;
 	const struct route *rt = &j->d->route;
+	if (j->st->sts != NULL && rt->mx && !j->sts_done) {
+		j->stsq = sts_lookup(j->st->sts, rt->host, on_sts, j);
+		return;
+	}
 	int family = family_of(cfg->inet_protocols);
 	int prefer = family_of(cfg->smtp_address_preference);
 	j->query = rt->mx ? dns_mx_route(j->st->env.dns, rt->host, family, prefer, on_route, j)
@@ -636,6 +718,9 @@ static void on_open(struct smtp_out *o, const struct smtp_result *r, void *arg)
 		if (j->st->mem != NULL)
 			tlsmem_note(j->st->mem, j->d->route.host, tlsmem_level_of(r->tls_desc),
 				    time(NULL));
+		if (j->sts != NULL && j->sts->mode == STS_TESTING &&
+		    tlsmem_level_of(r->tls_desc) < TLSMEM_VERIFIED)
+			sts_log(j, "mta-sts-testing-failure", r->tls_desc);
 		log_ev(LOG_INFO, "smtp-connected", {"queue", j->d->msg->id}, {"relay", j->relay},
 		       {"tls", r->tls_desc}, {"auth", r->auth_desc});
 		start_send(j);
@@ -656,6 +741,8 @@ static void on_open(struct smtp_out *o, const struct smtp_result *r, void *arg)
 		downgrade_refused(j);
 	if (j->dane_used && strcmp(r->stage, "STARTTLS") == 0)
 		dane_failed(j);
+	if (j->sts_raised && strcmp(r->stage, "STARTTLS") == 0)
+		sts_failed(j);
 	j->conn_failures_only &= r->try_next_address;
 	if (r->try_next_address) {
 		try_next(j);
@@ -793,7 +880,7 @@ static void try_next(struct job *j)
 		.addr = (struct sockaddr *)&dst, .addrlen = dlen,
 		.source = have_src ? (struct sockaddr *)&src : NULL, .sourcelen = slen,
 		.helo_name = cfg->smtp_helo_name, .server_name = c->name,
-		.tls_match_domain = j->d->route.host, .tls = memory_policy(j, policy),
+		.tls_match_domain = j->d->route.host, .tls = memory_policy(j, sts_policy(j, policy)),
 		.tlsa = tlsa, .n_tlsa = n_tlsa,
 		.tls_ctx = j->st->tls_ctx, .sasl_user = auth ? user : NULL,
 		.sasl_pass = auth ? pass : NULL, .sasl_plaintext_ok = cfg->smtp_sasl_plaintext_ok,
@@ -943,6 +1030,7 @@ static void smtp_free(struct transport *t)
 	free(st->quitting);
 	SSL_CTX_free(st->tls_ctx);
 	tlsmem_free(st->mem);
+	sts_free(st->sts);
 	free(st);
 }
 
@@ -960,8 +1048,18 @@ struct transport *transport_smtp_new(const struct smtp_transport_env *env, char 
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
+	struct sts *sts = NULL;
+	struct sts_opts so = {cfg->queue_directory, cfg->smtp_mta_sts_CAfile,
+			      cfg->smtp_mta_sts_https_port,
+			      (unsigned)cfg->smtp_mta_sts_recheck_time};
+	if (cfg->smtp_mta_sts && (sts = sts_new(env->base, env->dns, &so, err, errlen)) == NULL) {
+		tlsmem_free(mem);
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
 	struct smtp_transport *st = xcalloc(1, sizeof(*st));
 	st->mem = mem;
+	st->sts = sts;
 	st->t = (struct transport){"smtp", smtp_deliver, smtp_idle, smtp_stop, smtp_resume,
 				   smtp_free};
 	st->env = *env;

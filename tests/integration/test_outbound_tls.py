@@ -1,13 +1,16 @@
 """test_outbound_tls.py - outbound TLS that an attacker on the path cannot strip
-(issue 14): the downgrade memory, DANE.
+(issue 14): the downgrade memory, DANE, MTA-STS.
 
 Real components on loopback: dnsmasq (dnslab.py) serves the *.test names, the
 receivers are scripted SMTP servers (fakesmtp.py) with certificates from a test
 CA the test makes (tlslab.py), the sender is relayguard trusting that CA.
 """
+import http.server
 import os
 import re
+import ssl
 import tempfile
+import threading
 import time
 import unittest
 
@@ -261,6 +264,174 @@ class DanePolicyMaps(unittest.TestCase):
         q2 = send(snd, ['a@two.dane.test'], 'Subject: two\n\nhi')
         self.assertIsNotNone(snd.wait_log(r'deferred queue=%s .*dsn=4\.7\.5' % q1), snd.tail(20))
         self.assertIsNotNone(snd.wait_log(r'delivered queue=%s .*status=sent' % q2), snd.tail(20))
+
+
+class PolicyServer:
+    """HTTPS on loopback serving /.well-known/mta-sts.txt (text/plain) with a
+    certificate from the test CA; .policy is what it serves (None: 404)."""
+
+    def __init__(self, ip, port, certs):
+        self.policy = None
+        self.hits = 0
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                owner.hits += 1
+                body = owner.policy
+                if self.path != '/.well-known/mta-sts.txt' or body is None:
+                    self.send_error(404)
+                    return
+                data = body.encode()
+                self.send_response(200)
+                self.send_header('Content-Type', 'text/plain')
+                self.send_header('Content-Length', str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer((ip, port), Handler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(*certs)
+        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        if self.httpd is not None:
+            self.httpd.shutdown()
+            self.httpd.server_close()
+            self.httpd = None
+
+
+def sts_policy(mode, mx, max_age=86400):
+    return 'version: STSv1\r\nmode: %s\r\n%smax_age: %d\r\n' % (
+        mode, ''.join('mx: %s\r\n' % m for m in mx), max_age)
+
+
+class MtaSts(unittest.TestCase):
+    """MTA-STS (RFC 8461): dnsmasq publishes _mta-sts.sts.test and the MX, a
+    Python HTTPS server with a test-CA certificate serves the policy, the
+    receiver has a test-CA certificate for mx.sts.test."""
+    POLICY_IP, MX_IP = '127.0.0.61', '127.0.0.62'
+
+    def setUp(self):
+        require_dnsmasq()
+        self.tmp = tempfile.mkdtemp(prefix='relayguard-sts-')
+        os.chmod(self.tmp, 0o755)
+        ca = TestCA(self.tmp)
+        self.rcv = fakesmtp.FakeSMTP(Receiver(), certs=ca.issue('mx.sts.test'), host=self.MX_IP)
+        self.addCleanup(self.rcv.stop)
+        self.https_port = free_port_on(self.POLICY_IP)
+        self.web = PolicyServer(self.POLICY_IP, self.https_port, ca.issue('mta-sts.sts.test'))
+        self.addCleanup(self.web.stop)
+        self.dns = DnsLab(mx={'sts.test': [(10, 'mx.sts.test')]},
+                          hosts={'mx.sts.test': [self.MX_IP], 'mta-sts.sts.test': [self.POLICY_IP]})
+        self.addCleanup(self.dns.cleanup)
+        self.set_txt('1')
+        self.snd = Server(overrides={
+            'default_transport': 'smtp', 'dns_servers': self.dns.servers,
+            'smtpd_peername_lookup': 'no', 'smtp_tcp_port': str(self.rcv.port),
+            'smtp_tls_CAfile': ca.cert, 'smtp_mta_sts_CAfile': ca.cert,
+            'smtp_mta_sts_https_port': str(self.https_port), 'smtp_mta_sts_recheck_time': '0',
+            'smtp_tls_memory_lifetime': '0',  # MTA-STS alone decides here
+            'minimal_backoff_time': '1h', 'queue_run_delay': '1h'})
+        self.addCleanup(self.snd.cleanup)
+        self.addCleanup(self.snd.stop)
+
+    def set_txt(self, policy_id):
+        """(Re)start dnsmasq publishing "v=STSv1; id=POLICY_ID;" (None: no record)."""
+        self.dns.extra = [] if policy_id is None else [
+            '--txt-record=_mta-sts.sts.test,v=STSv1; id=%s;' % policy_id]
+        if self.dns.proc is not None:
+            self.dns.restart()
+        else:
+            self.dns.start()
+
+    def flush(self):
+        p = run_cli(['queue', 'flush', '-c', self.snd.config_path])
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+
+    def test_enforce_with_matching_mx_and_verified_certificate(self):
+        self.web.policy = sts_policy('enforce', ['mx.sts.test'])
+        qid = send(self.snd, ['a@sts.test'], 'Subject: sts\n\nhi')
+        log = self.snd.wait_log(r'delivered queue=%s .*status=sent' % qid)
+        self.assertIsNotNone(log, self.snd.tail(20))
+        self.assertRegex(log, r'mta-sts-policy domain=sts\.test id=1 mode=enforce '
+                              r'max_age=86400 mx=mx\.sts\.test')
+        self.assertRegex(log, r'delivered queue=%s .*tls="TLSv1\.[23] \S+ verified"' % qid)
+
+    def test_enforce_mx_not_in_policy_is_refused_then_policy_change_by_id(self):
+        self.web.policy = sts_policy('enforce', ['*.elsewhere.test'])
+        mark = self.snd.mark()
+        qid = send(self.snd, ['a@sts.test'], 'Subject: sts\n\nhi')
+        log = self.snd.wait_log(r'deferred queue=%s .*dsn=4\.7\.5' % qid, since=mark)
+        self.assertIsNotNone(log, self.snd.tail(20))
+        self.assertIn('MTA-STS policy of sts.test (enforce, id 1): no MX host matches its mx '
+                      'patterns (*.elsewhere.test)', log)
+        self.assertRegex(log, r'mta-sts-mx-refused queue=%s domain=sts\.test mode=enforce id=1 '
+                              % qid)
+        self.assertEqual(self.rcv.sessions, [])
+        # the same id: the cached policy, no new fetch even though the file changed
+        hits = self.web.hits
+        self.web.policy = sts_policy('enforce', ['mx.sts.test'])
+        self.flush()
+        self.assertIsNotNone(self.snd.wait_log(r'deferred queue=%s .*dsn=4\.7\.5' % qid,
+                                               since=mark, count=2), self.snd.tail(20))
+        self.assertEqual(self.web.hits, hits)
+        # a new id: fetched again, and now the MX matches
+        self.set_txt('2')
+        self.flush()
+        log = self.snd.wait_log(r'delivered queue=%s .*status=sent' % qid, since=mark)
+        self.assertIsNotNone(log, self.snd.tail(20))
+        self.assertRegex(log, r'mta-sts-policy domain=sts\.test id=2 mode=enforce')
+        self.assertEqual(self.web.hits, hits + 1)
+
+    def test_enforce_refuses_a_certificate_that_does_not_verify(self):
+        self.rcv.stop()
+        self.rcv = fakesmtp.FakeSMTP(Receiver(), certs=fakesmtp.make_cert(self.tmp),
+                                     host=self.MX_IP, port=self.rcv.port)
+        self.addCleanup(self.rcv.stop)
+        self.web.policy = sts_policy('enforce', ['mx.sts.test'])
+        qid = send(self.snd, ['a@sts.test'], 'Subject: sts\n\nhi')
+        log = self.snd.wait_log(r'deferred queue=%s .*dsn=4\.7\.5' % qid)
+        self.assertIsNotNone(log, self.snd.tail(20))
+        self.assertIn('MTA-STS policy of sts.test (enforce, id 1) needs verified TLS', log)
+        self.assertEqual([c for s in self.rcv.sessions for c in s['commands']
+                          if c.startswith('MAIL')], [])
+
+    def test_testing_mode_delivers_and_reports(self):
+        self.web.policy = sts_policy('testing', ['*.elsewhere.test'])
+        qid = send(self.snd, ['a@sts.test'], 'Subject: sts\n\nhi')
+        log = self.snd.wait_log(r'delivered queue=%s .*status=sent' % qid)
+        self.assertIsNotNone(log, self.snd.tail(20))
+        self.assertRegex(log, r'mta-sts-testing-failure queue=%s domain=sts\.test mode=testing '
+                              r'id=1 .*detail="MX host mx\.sts\.test is not in the policy"' % qid)
+
+    def test_cache_survives_restarts_and_expires(self):
+        self.web.policy = sts_policy('enforce', ['*.elsewhere.test'], max_age=3)
+        qid = send(self.snd, ['a@sts.test'], 'Subject: sts\n\nhi')
+        self.assertIsNotNone(self.snd.wait_log(r'deferred queue=%s .*dsn=4\.7\.5' % qid),
+                             self.snd.tail(20))
+        # no web server any more: the policy comes from the cache file after a restart
+        self.web.stop()
+        self.snd.stop()
+        with open(os.path.join(self.snd.queue_dir, 'mta-sts')) as f:
+            self.assertRegex(f.read(), r'(?m)^sts\.test 1 enforce 3 \d+ \d+ \*\.elsewhere\.test$')
+        self.set_txt('3')  # a new id, but the fetch fails: the cached policy holds
+        self.snd.start()
+        mark = self.snd.mark()
+        self.flush()
+        log = self.snd.wait_log(r'deferred queue=%s .*dsn=4\.7\.5' % qid, since=mark)
+        self.assertIsNotNone(log, self.snd.tail(20))
+        self.assertRegex(log, r'mta-sts-fetch-failed domain=sts\.test id=3 ')
+        # after max_age the cached policy is gone: no policy, plain delivery rules
+        time.sleep(3.5)
+        self.flush()
+        self.assertIsNotNone(self.snd.wait_log(r'delivered queue=%s .*status=sent' % qid,
+                                               since=mark), self.snd.tail(20))
 
 
 if __name__ == '__main__':
