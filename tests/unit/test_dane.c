@@ -1,6 +1,7 @@
 /*
  * test_dane.c - the pure parts of DANE (RFC 7672): TLSA records read out of
- * raw DNS messages (bounds-checked) and the AD bit, as tables.
+ * raw DNS messages (bounds-checked) and the AD bit, as tables; and TXT
+ * records (MTA-STS) read the same way.
  */
 #include "check.h"
 #include "dns/answer.h"
@@ -47,8 +48,41 @@ static const struct {
 	{__LINE__, tlsa_3_1_1, sizeof(tlsa_3_1_1), 2, 0xa0, 1, 0, 3, 4, true}, /* count lies */
 };
 
+/* TXT: two character-strings joined; a control byte; a string past the rdata. */
+static const unsigned char txt_two[] = {RR(16, 17), 8, 'v', '=', 'S', 'T', 'S', 'v', '1', ';',
+					 7, ' ', 'i', 'd', '=', '4', '2', ';'};
+static const unsigned char txt_ctl[] = {RR(16, 3), 2, 'a', 0x01};
+static const unsigned char txt_over[] = {RR(16, 3), 5, 'a', 'b'};
+
+static void test_txt(void)
+{
+	static const struct {
+		int line;
+		const unsigned char *rrs;
+		size_t rrlen;
+		size_t want, skipped;
+		const char *first;
+	} txt_rows[] = {
+		{__LINE__, txt_two, sizeof(txt_two), 1, 0, "v=STSv1; id=42;"},
+		{__LINE__, txt_ctl, sizeof(txt_ctl), 0, 1, NULL},
+		{__LINE__, txt_over, sizeof(txt_over), 0, 1, NULL},
+	};
+	for (size_t i = 0; i < RG_ARRAY_LEN(txt_rows); i++) {
+		unsigned char m[512];
+		size_t len = message(m, 0x80, 1, txt_rows[i].rrs, txt_rows[i].rrlen);
+		char out[2][DNS_TXT_LEN];
+		size_t skipped = 99;
+		size_t n = dns_txt_parse(m, len, out, 2, &skipped);
+		CHECK_AT(txt_rows[i].line, n == txt_rows[i].want && skipped == txt_rows[i].skipped,
+			 "got %zu TXT, %zu skipped", n, skipped);
+		if (n > 0)
+			CHECK_STR_AT(txt_rows[i].line, out[0], txt_rows[i].first, "joined strings");
+	}
+}
+
 int main(void)
 {
+	test_txt();
 	for (size_t i = 0; i < RG_ARRAY_LEN(rows); i++) {
 		unsigned char m[512];
 		size_t len = message(m, rows[i].flags2, rows[i].an, rows[i].rrs, rows[i].rrlen);
