@@ -761,7 +761,8 @@ static void on_tlsa(void *arg, const struct dns_tlsa_result *r)
 	j->tlsa_res = *r;
 	if (j->tlsa_recs == NULL)
 		j->tlsa_recs = xcalloc(DNS_TLSA_MAX, sizeof(*j->tlsa_recs));
-	memcpy(j->tlsa_recs, r->records, r->n * sizeof(*j->tlsa_recs));
+	if (r->n > 0)
+		memcpy(j->tlsa_recs, r->records, r->n * sizeof(*j->tlsa_recs));
 	j->tlsa_res.records = j->tlsa_recs;
 	try_next(j);
 }
