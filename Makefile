@@ -8,7 +8,7 @@
 #   make bench-outbound  relaying to smtp-sink: relayguard vs Postfix, deferred queue (root)
 
 CC      ?= cc
-PKGS    := libevent libevent_pthreads libevent_openssl openssl libcares libpsl libxcrypt libcurl
+PKGS    := libevent libevent_pthreads libevent_openssl openssl libcares libpsl libxcrypt libcurl zlib
 # snprintf truncation into bounded reply/log buffers is deliberate, hence -Wno-format-truncation
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wno-format-truncation
 BASE    := -std=c17 -D_GNU_SOURCE -Isrc -pthread

@@ -56,6 +56,7 @@ static const char usage_main[] =
 	"  probe     test whether SMTP servers relay for strangers (exit 0 closed, 1 open)\n"
 	"  queue     list, show, flush, delete, hold or release queued mail (like mailq)\n"
 	"  tls-memory  list or forget the best TLS each destination domain has shown\n"
+	"  tls-report  send --now: the TLS-RPT reports (RFC 8460) of the running server\n"
 	"\n"
 	"Options:\n"
 	"  -h, --help     this text; 'relayguard COMMAND --help' explains a command\n"
@@ -451,6 +452,8 @@ int main(int argc, char **argv)
 		return queue_main(argc - 2, argv + 2);
 	if (strcmp(cmd, "tls-memory") == 0)
 		return tlsmem_main(argc - 2, argv + 2);
+	if (strcmp(cmd, "tls-report") == 0)
+		return tlsreport_main(argc - 2, argv + 2);
 	fprintf(stderr, "relayguard: unknown command \"%s\" (try relayguard --help)\n", cmd);
 	return EXIT_USAGE;
 }

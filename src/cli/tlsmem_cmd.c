@@ -4,6 +4,7 @@
  * SYNOPSIS
  *	relayguard tls-memory list [-c FILE]
  *	relayguard tls-memory forget DOMAIN [-c FILE]
+ *	relayguard tls-report send --now [-c FILE]
  *
  * DESCRIPTION
  *	Every destination domain remembered with the best TLS that delivery saw
@@ -12,6 +13,8 @@
  *	go with whatever the domain offers now. A running server is asked over
  *	queue_directory/control; without one, the file is read (list) or
  *	changed under the queue lock (forget).
+ *	tls-report send --now asks the running server to send its TLS-RPT
+ *	reports (RFC 8460) now instead of at the end of the day.
  *
  * DIAGNOSTICS
  *	Exit 0 ok, 64 usage, 78 configuration error, 1 anything else.
@@ -148,6 +151,55 @@ static int run(const char *qdir, const char *forget)
 	}
 	strbuf_free(&reply);
 	free(request);
+	return rc;
+}
+
+static const char usage_tlsreport[] =
+	"usage: relayguard tls-report send --now [-c FILE]\n"
+	"\n"
+	"Send the TLS-RPT reports (RFC 8460) of the running server now: one per policy\n"
+	"domain with sessions since the last report, to the rua=mailto: of its\n"
+	"_smtp._tls TXT record, through the queue.\n";
+
+int tlsreport_main(int argc, char **argv)
+{
+	const char *config_file = NULL;
+	bool now = false, ok = argc > 0 && strcmp(argv[0], "send") == 0;
+	if (argc > 0 && (strcmp(argv[0], "-h") == 0 || strcmp(argv[0], "--help") == 0)) {
+		fputs(usage_tlsreport, stdout);
+		return 0;
+	}
+	for (int i = 1; i < argc && ok; i++) {
+		if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc)
+			config_file = argv[++i];
+		else if (strcmp(argv[i], "--now") == 0)
+			now = true;
+		else
+			ok = false;
+	}
+	if (!ok || !now) {
+		fputs(usage_tlsreport, stderr);
+		return EXIT_USAGE;
+	}
+	char *errors = NULL;
+	struct config *cfg = config_load(config_file, &errors);
+	if (cfg == NULL) {
+		fputs(errors ? errors : "", stderr);
+		free(errors);
+		return EXIT_CONFIG;
+	}
+	struct strbuf reply;
+	strbuf_init(&reply);
+	int r = ctl_ask(cfg->queue_directory, "tls-report-send", &reply), rc = r == 1 ? 0 : 1;
+	if (r == 1)
+		printf("%s\n", reply.data ? reply.data : "");
+	else if (r == 0)
+		fprintf(stderr, "relayguard: %s\n", reply.data);
+	else
+		fprintf(stderr, "relayguard: %s/%s: the server is not running or does not answer\n",
+			cfg->queue_directory, CONTROL_SOCKET_NAME);
+	strbuf_free(&reply);
+	config_free(cfg);
 	return rc;
 }
 

@@ -136,6 +136,7 @@ static const struct param_def params[] = {
 	{"smtp_mta_sts_CAfile", P_STRING, ""},
 	{"smtp_mta_sts_https_port", P_COUNT, "443"},
 	{"smtp_mta_sts_recheck_time", P_DURATION, "60s"},
+	{"smtp_tls_reporting", P_BOOL, "yes"},
 };
 #define N_PARAMS RG_ARRAY_LEN(params)
 
@@ -998,6 +999,7 @@ static void convert_outbound_tls(struct loader *ld)
 	convert_ranges(ld, r, RG_ARRAY_LEN(r));
 	ld->cfg->smtp_mta_sts_https_port = (unsigned)port;
 	ld->cfg->smtp_mta_sts = convert_bool(ld, idx("smtp_mta_sts"));
+	ld->cfg->smtp_tls_reporting = convert_bool(ld, idx("smtp_tls_reporting"));
 	ld->cfg->smtp_mta_sts_CAfile = convert_single(ld, idx("smtp_mta_sts_CAfile"));
 	static const char *const dns_levels[] = {"enabled", "dnssec"};
 	ld->cfg->smtp_dns_support_dnssec =

@@ -151,6 +151,7 @@ struct config {
 	char *smtp_mta_sts_CAfile;         /* trust store of policy fetches; "": the system's */
 	unsigned smtp_mta_sts_https_port;  /* 443; another only for tests */
 	uint64_t smtp_mta_sts_recheck_time; /* TXT look-ups per domain at most this often */
+	bool smtp_tls_reporting;           /* TLS-RPT (RFC 8460): count and send daily reports */
 	/* every parameter, expanded, in table order (for "relayguard config") */
 	char **names, **values;
 	struct config_origin *origins;

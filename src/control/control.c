@@ -96,6 +96,16 @@ static bool run_tls_memory(struct control *c, const char *domain, struct strbuf 
 	return c->ops->tls_memory(c->arg, domain, out);
 }
 
+static bool run_tls_report_send(struct control *c, const char *arg, struct strbuf *out)
+{
+	(void)arg;
+	if (c->ops->tls_report_send == NULL) {
+		strbuf_puts(out, "this server does not send TLS reports");
+		return false;
+	}
+	return c->ops->tls_report_send(c->arg, out);
+}
+
 static const struct command commands[] = {
 	{"list", ARG_NONE, run_list},
 	{"list-json", ARG_NONE, run_list_json},
@@ -105,6 +115,7 @@ static const struct command commands[] = {
 	{"release", ARG_ID, run_release},
 	{"tls-memory-list", ARG_NONE, run_tls_memory},
 	{"tls-memory-forget", ARG_DOMAIN, run_tls_memory},
+	{"tls-report-send", ARG_NONE, run_tls_report_send},
 };
 
 /* check_arg - is arg acceptable for cmd? *id becomes the id or NULL (all). */
@@ -163,7 +174,7 @@ static bool dispatch(struct control *c, char *line, struct strbuf *out)
 		return commands[i].run(c, id, out);
 	}
 	strbuf_puts(out, "unknown command (list, list-json, flush [ID], delete ID|--all, "
-		    "hold ID, release ID, tls-memory-list, tls-memory-forget DOMAIN)");
+		    "hold ID, release ID, tls-memory-list, tls-memory-forget DOMAIN, tls-report-send)");
 	return false;
 }
 

@@ -11,7 +11,7 @@
  * PROTOCOL
  *	One request line (at most CONTROL_REQUEST_MAX bytes, LF or CRLF):
  *	    list | list-json | flush [ID] | delete ID|--all | hold ID | release ID
- *	    tls-memory-list | tls-memory-forget DOMAIN
+ *	    tls-memory-list | tls-memory-forget DOMAIN | tls-report-send
  *	The reply is text lines; the last one is "ok" or "error REASON", then
  *	the server closes the connection. A client that sends nothing for
  *	CONTROL_TIMEOUT_SECONDS is dropped.
@@ -44,6 +44,8 @@ struct control_ops {
 	/* The TLS downgrade memory: forget NULL lists it, else forgets that
 	 * (valid) domain. NULL: the commands say it is not available. */
 	bool (*tls_memory)(void *arg, const char *forget, struct strbuf *out);
+	/* TLS-RPT: send the reports now. NULL: not available. */
+	bool (*tls_report_send)(void *arg, struct strbuf *out);
 };
 
 /* Listen on queue_dir/control (queue_dir is held open by basedir; a stale

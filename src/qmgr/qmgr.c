@@ -567,9 +567,16 @@ struct qmgr *qmgr_new(struct event_base *base, const struct config *cfg,
 	return q;
 }
 
+/* submit_report - issue 14's hook: a TLS report the SMTP transport queued. */
+static void submit_report(void *arg, struct queue_msg *m)
+{
+	qmgr_submit(arg, m);
+}
+
 void qmgr_set_smtp(struct qmgr *q, struct transport *smtp)
 {
 	q->smtp = smtp;
+	transport_smtp_set_queue(smtp, q->domains, submit_report, q);
 }
 
 void qmgr_start(struct qmgr *q)
@@ -677,9 +684,15 @@ static bool ctl_tls_memory(void *arg, const char *forget, struct strbuf *out)
 	return transport_smtp_tls_memory(((struct qmgr *)arg)->smtp, forget, out);
 }
 
+static bool ctl_tls_report_send(void *arg, struct strbuf *out)
+{
+	return transport_smtp_tls_report_send(((struct qmgr *)arg)->smtp, out);
+}
+
 const struct control_ops qmgr_control_ops = {
 	.list = ctl_list, .flush = ctl_flush, .delete = ctl_delete, .hold = ctl_hold,
 	.release = ctl_release, .tls_memory = ctl_tls_memory,
+	.tls_report_send = ctl_tls_report_send,
 };
 
 void qmgr_free(struct qmgr *q)

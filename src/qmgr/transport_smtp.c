@@ -21,6 +21,8 @@
 #include "dns/dns.h"
 #include "tlspol/sts.h"
 #include "tlspol/tlsmem.h"
+#include "tlspol/tlsrpt.h"
+#include "tlspol/tlsrpt_send.h"
 #include "util/log.h"
 #include "util/util.h"
 #include "util/workers.h"
@@ -104,6 +106,8 @@ struct smtp_transport {
 	SSL_CTX *tls_ctx;
 	struct tlsmem *mem;           /* downgrade memory; NULL when switched off */
 	struct sts *sts;              /* MTA-STS; NULL when switched off */
+	struct tlsrpt *rpt;           /* TLS-RPT counts; NULL when switched off */
+	struct tlsrpt_sender *rpt_sender;
 	struct workers *loader;
 	struct dest *dests;
 	struct job *jobs;             /* every job, for stop and free */
@@ -244,12 +248,17 @@ static void downgrade_refused(struct job *j)
 	       {"since", since}, {"reason", why});
 }
 
+/* as_smtp - t when it is this transport (the queue manager's tests may run
+ * others in its place), else NULL. */
+static struct smtp_transport *as_smtp(struct transport *t)
+{
+	return t != NULL && t->free == smtp_free ? (struct smtp_transport *)t : NULL;
+}
+
 /* transport_smtp_tls_memory - see transport_smtp.h. */
 bool transport_smtp_tls_memory(struct transport *t, const char *forget, struct strbuf *out)
 {
-	/* the queue manager's tests may run other transports in its place */
-	struct smtp_transport *st = t != NULL && t->free == smtp_free ? (struct smtp_transport *)t
-								      : NULL;
+	struct smtp_transport *st = as_smtp(t);
 	if (st == NULL || st->mem == NULL) {
 		strbuf_puts(out, "the TLS downgrade memory is off (smtp_tls_memory_lifetime = 0)");
 		return false;
@@ -453,6 +462,92 @@ static bool is_myself_ip(const struct smtp_transport *st, const struct rg_ip *ip
 	return false;
 }
 
+/* ---- TLS-RPT (RFC 8460) ---- */
+
+void transport_smtp_set_queue(struct transport *t, const struct addr_domains *domains,
+			      void (*submit)(void *arg, struct queue_msg *m), void *arg)
+{
+	struct smtp_transport *st = as_smtp(t);
+	if (st != NULL && st->rpt_sender != NULL)
+		tlsrpt_sender_set_queue(st->rpt_sender, domains, submit, arg);
+}
+
+bool transport_smtp_tls_report_send(struct transport *t, struct strbuf *out)
+{
+	struct smtp_transport *st = as_smtp(t);
+	if (st == NULL || st->rpt_sender == NULL) {
+		strbuf_puts(out, "TLS reporting is off (smtp_tls_reporting = no)");
+		return false;
+	}
+	size_t n = tlsrpt_send_now(st->rpt_sender);
+	strbuf_printf(out, "%zu TLS report%s on the way (see tls-report-* in the log)", n,
+		      n == 1 ? "" : "s");
+	return true;
+}
+
+/* sts_text - the policy as its file said it (4.4 policy-string). */
+static void sts_text(const struct sts_policy *p, char *out, size_t len)
+{
+	size_t used = (size_t)snprintf(out, len, "version: STSv1\nmode: %s\n",
+				       sts_mode_name(p->mode));
+	for (size_t i = 0; i < p->n_mx && used < len; i++)
+		used += (size_t)snprintf(out + used, len - used, "mx: %s\n", p->mx[i]);
+	if (used < len)
+		snprintf(out + used, len - used, "max_age: %llu", (unsigned long long)p->max_age);
+}
+
+/* tlsa_text - the TLSA records in presentation form, one a line. */
+static void tlsa_text(const struct job *j, char *out, size_t len)
+{
+	size_t used = 0;
+	out[0] = '\0';
+	for (size_t i = 0; i < j->tlsa_res.n && used + 16 < len; i++) {
+		const struct dns_tlsa *t = &j->tlsa_res.records[i];
+		used += (size_t)snprintf(out + used, len - used, "%s%u %u %u ", i ? "\n" : "",
+					 t->usage, t->selector, t->mtype);
+		for (size_t k = 0; k < t->len && used + 3 < len; k++)
+			used += (size_t)snprintf(out + used, len - used, "%02x", t->data[k]);
+	}
+}
+
+/* report - one session (result NULL: it succeeded) under the policy in force:
+ * DANE when it authenticated or failed, else MTA-STS. */
+static void report(struct job *j, bool dane, const char *result, const char *ip)
+{
+	char text[4096], mx[STS_MX_MAX * 260] = "";
+	if (j->st->rpt == NULL || (!dane && j->sts == NULL))
+		return;
+	if (dane)
+		tlsa_text(j, text, sizeof(text));
+	else {
+		sts_text(j->sts, text, sizeof(text));
+		sts_mx_list(j->sts, mx, sizeof(mx));
+	}
+	const char *host = j->tlsa_host[0] && dane ? j->tlsa_host : NULL;
+	tlsrpt_note(j->st->rpt, j->d->route.host, dane ? TLSRPT_TLSA : TLSRPT_STS, text, mx, result,
+		    host, ip);
+}
+
+/* tls_result - the RFC 8460 4.3 result type of a failed or weak session. */
+static const char *tls_result(const char *why)
+{
+	if (strstr(why, "not offered") != NULL || strstr(why, "STARTTLS") != NULL)
+		return "starttls-not-supported";
+	if (strstr(why, "hostname mismatch") != NULL)
+		return "certificate-host-mismatch";
+	if (strstr(why, "expired") != NULL)
+		return "certificate-expired";
+	return "certificate-not-trusted";
+}
+
+/* candidate_ip - the address of the candidate tried last, for reports. */
+static void candidate_ip(const struct job *j, char *out, size_t len)
+{
+	out[0] = '\0';
+	if (j->next_cand > 0)
+		ip_format(&j->cand[j->next_cand - 1].ip, out, len);
+}
+
 /* ---- MTA-STS (RFC 8461) ---- */
 
 static void sts_log(const struct job *j, const char *event, const char *detail)
@@ -460,6 +555,18 @@ static void sts_log(const struct job *j, const char *event, const char *detail)
 	log_ev(LOG_INFO, event, {"queue", j->d->msg->id}, {"domain", j->d->route.host},
 	       {"mode", sts_mode_name(j->sts->mode)}, {"id", j->sts->id}, {"relay", j->relay},
 	       {"detail", detail});
+}
+
+/* tlsrpt_mx - an MX host outside the policy, for the report. */
+static void tlsrpt_mx(struct job *j, const char *host)
+{
+	char text[4096], mx[STS_MX_MAX * 260];
+	if (j->st->rpt == NULL)
+		return;
+	sts_text(j->sts, text, sizeof(text));
+	sts_mx_list(j->sts, mx, sizeof(mx));
+	tlsrpt_note(j->st->rpt, j->d->route.host, TLSRPT_STS, text, mx, "validation-failure", host,
+		    NULL);
 }
 
 /* sts_mx_allowed - 4.1: under enforce only MX hosts the policy names; under
@@ -472,6 +579,7 @@ static bool sts_mx_allowed(struct job *j, const char *host)
 	snprintf(detail, sizeof(detail), "MX host %s is not in the policy", host);
 	sts_log(j, j->sts->mode == STS_ENFORCE ? "mta-sts-mx-refused" : "mta-sts-testing-failure",
 		detail);
+	tlsrpt_mx(j, host);
 	j->sts_skipped |= j->sts->mode == STS_ENFORCE;
 	return j->sts->mode != STS_ENFORCE;
 }
@@ -496,6 +604,9 @@ static void sts_failed(struct job *j)
 		 "TLS: %s", j->d->route.host, j->sts->id, why);
 	rg_strlcpy(j->err_dsn, "4.7.5", sizeof(j->err_dsn));
 	sts_log(j, "mta-sts-tls-refused", why);
+	char ip[RG_IP_STRLEN];
+	candidate_ip(j, ip, sizeof(ip));
+	report(j, false, tls_result(why), ip);
 }
 
 static void on_sts(void *arg, const struct sts_policy *p)
@@ -718,9 +829,12 @@ static void on_open(struct smtp_out *o, const struct smtp_result *r, void *arg)
 		if (j->st->mem != NULL)
 			tlsmem_note(j->st->mem, j->d->route.host, tlsmem_level_of(r->tls_desc),
 				    time(NULL));
-		if (j->sts != NULL && j->sts->mode == STS_TESTING &&
-		    tlsmem_level_of(r->tls_desc) < TLSMEM_VERIFIED)
+		bool weak = tlsmem_level_of(r->tls_desc) < TLSMEM_VERIFIED;
+		if (j->sts != NULL && j->sts->mode == STS_TESTING && weak)
 			sts_log(j, "mta-sts-testing-failure", r->tls_desc);
+		char ip[RG_IP_STRLEN];
+		candidate_ip(j, ip, sizeof(ip));
+		report(j, j->dane_used, weak && !j->dane_used ? tls_result(r->tls_desc) : NULL, ip);
 		log_ev(LOG_INFO, "smtp-connected", {"queue", j->d->msg->id}, {"relay", j->relay},
 		       {"tls", r->tls_desc}, {"auth", r->auth_desc});
 		start_send(j);
@@ -812,6 +926,7 @@ static bool dane_policy(struct job *j, const struct candidate *c, enum smtp_tls_
 			 r->error);
 		rg_strlcpy(j->err_dsn, "4.7.5", sizeof(j->err_dsn));
 		dane_log(j, j->err);
+		report(j, true, "dnssec-invalid", NULL);
 		return false;
 	}
 	if (r->status == DNS_TLSA_NONE || !r->secure) {
@@ -841,6 +956,9 @@ static void dane_failed(struct job *j)
 		 why);
 	rg_strlcpy(j->err_dsn, "4.7.5", sizeof(j->err_dsn));
 	dane_log(j, j->err);
+	char ip[RG_IP_STRLEN];
+	candidate_ip(j, ip, sizeof(ip));
+	report(j, true, "validation-failure", ip);
 }
 
 static void try_next(struct job *j)
@@ -1032,6 +1150,8 @@ static void smtp_free(struct transport *t)
 	SSL_CTX_free(st->tls_ctx);
 	tlsmem_free(st->mem);
 	sts_free(st->sts);
+	tlsrpt_sender_free(st->rpt_sender);
+	tlsrpt_free(st->rpt);
 	free(st);
 }
 
@@ -1061,6 +1181,10 @@ struct transport *transport_smtp_new(const struct smtp_transport_env *env, char 
 	struct smtp_transport *st = xcalloc(1, sizeof(*st));
 	st->mem = mem;
 	st->sts = sts;
+	if (cfg->smtp_tls_reporting) {
+		st->rpt = tlsrpt_new(time(NULL));
+		st->rpt_sender = tlsrpt_sender_new(env->base, env->dns, cfg, st->rpt);
+	}
 	st->t = (struct transport){"smtp", smtp_deliver, smtp_idle, smtp_stop, smtp_resume,
 				   smtp_free};
 	st->env = *env;

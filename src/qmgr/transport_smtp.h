@@ -21,7 +21,9 @@
 
 #include "config/config.h"
 #include "net/net.h"
+#include "address/address.h"
 #include "qmgr/transport.h"
+#include "queue/queue.h"
 #include "util/util.h"
 
 struct event_base;
@@ -44,5 +46,13 @@ struct transport *transport_smtp_new(const struct smtp_transport_env *env, char 
  * NULL lists it into out, else forgets that domain. False with the reason in
  * out (memory off, domain not remembered). t is transport_smtp_new's. */
 bool transport_smtp_tls_memory(struct transport *t, const char *forget, struct strbuf *out);
+
+/* TLS-RPT reports go through the queue: domains classify the rua address,
+ * submit hands the committed report to the queue manager. Not an SMTP
+ * transport (t NULL or another): nothing. */
+void transport_smtp_set_queue(struct transport *t, const struct addr_domains *domains,
+			      void (*submit)(void *arg, struct queue_msg *m), void *arg);
+/* `relayguard tls-report send --now`: false with the reason (reporting off). */
+bool transport_smtp_tls_report_send(struct transport *t, struct strbuf *out);
 
 #endif

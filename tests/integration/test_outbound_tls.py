@@ -1,11 +1,15 @@
 """test_outbound_tls.py - outbound TLS that an attacker on the path cannot strip
-(issue 14): the downgrade memory, DANE, MTA-STS.
+(issue 14): the downgrade memory, DANE, MTA-STS, TLS-RPT.
 
 Real components on loopback: dnsmasq (dnslab.py) serves the *.test names, the
 receivers are scripted SMTP servers (fakesmtp.py) with certificates from a test
 CA the test makes (tlslab.py), the sender is relayguard trusting that CA.
 """
+import email
+import email.policy
+import gzip
 import http.server
+import json
 import os
 import re
 import ssl
@@ -17,7 +21,7 @@ import unittest
 import fakesmtp
 from danelab import DaneLab, spki_sha256, cert_sha256, require_dane_tools
 from dnslab import DnsLab, require_dnsmasq
-from harness import Server, run_cli
+from harness import Server, run_cli, require
 from test_outbound import send, free_port_on
 from tlslab import TestCA
 
@@ -432,6 +436,150 @@ class MtaSts(unittest.TestCase):
         self.flush()
         self.assertIsNotNone(self.snd.wait_log(r'delivered queue=%s .*status=sent' % qid,
                                                since=mark), self.snd.tail(20))
+
+
+# RFC 8460 4.4 (report JSON), as a JSON Schema; 4.3 result types.
+RESULT_TYPES = ['starttls-not-supported', 'certificate-host-mismatch', 'certificate-expired',
+                'certificate-not-trusted', 'validation-failure', 'tlsa-invalid', 'dnssec-invalid',
+                'dane-required', 'sts-policy-fetch-error', 'sts-policy-invalid',
+                'sts-webpki-invalid']
+TLSRPT_SCHEMA = {
+    'type': 'object',
+    'required': ['organization-name', 'date-range', 'contact-info', 'report-id', 'policies'],
+    'properties': {
+        'organization-name': {'type': 'string'},
+        'date-range': {'type': 'object', 'required': ['start-datetime', 'end-datetime'],
+                       'properties': {'start-datetime': {'type': 'string', 'format': 'date-time'},
+                                      'end-datetime': {'type': 'string', 'format': 'date-time'}}},
+        'contact-info': {'type': 'string'},
+        'report-id': {'type': 'string'},
+        'policies': {'type': 'array', 'minItems': 1, 'items': {
+            'type': 'object', 'required': ['policy', 'summary'],
+            'properties': {
+                'policy': {'type': 'object', 'required': ['policy-type', 'policy-domain'],
+                           'properties': {
+                               'policy-type': {'enum': ['tlsa', 'sts', 'no-policy-found']},
+                               'policy-string': {'type': 'array', 'items': {'type': 'string'}},
+                               'policy-domain': {'type': 'string'},
+                               'mx-host': {'type': 'array', 'items': {'type': 'string'}}}},
+                'summary': {'type': 'object', 'required': ['total-successful-session-count',
+                                                           'total-failure-session-count'],
+                            'properties': {
+                                'total-successful-session-count': {'type': 'integer',
+                                                                   'minimum': 0},
+                                'total-failure-session-count': {'type': 'integer',
+                                                                'minimum': 0}}},
+                'failure-details': {'type': 'array', 'items': {
+                    'type': 'object', 'required': ['result-type', 'failed-session-count'],
+                    'properties': {
+                        'result-type': {'enum': RESULT_TYPES},
+                        'sending-mta-ip': {'type': 'string'},
+                        'receiving-ip': {'type': 'string'},
+                        'receiving-mx-hostname': {'type': 'string'},
+                        'receiving-mx-helo': {'type': 'string'},
+                        'failed-session-count': {'type': 'integer', 'minimum': 1},
+                        'additional-information': {'type': 'string'},
+                        'failure-reason-code': {'type': 'string'}}}}}}},
+    },
+}
+
+
+class TlsRpt(MtaSts):
+    """TLS-RPT (RFC 8460) for the MTA-STS domain: the report goes, through the
+    sender's own queue, to the rua= of _smtp._tls.sts.test: a relayguard
+    receiver's Maildir."""
+    REPORT_IP = '127.0.0.63'
+
+    def setUp(self):
+        try:
+            import jsonschema  # noqa: F401
+        except ImportError:
+            require(False, 'python3-jsonschema', 'validating the report against RFC 8460 4.4')
+        port = free_port_on(self.REPORT_IP)
+        self.reports = Server(overrides={
+            'myhostname': 'mx.report.test', 'smtpd_listen': '%s:%d' % (self.REPORT_IP, port),
+            'mydestination': 'report.test', 'local_recipient_maps': 'inline:{tlsrpt@report.test}'})
+        self.addCleanup(self.reports.cleanup)
+        self.addCleanup(self.reports.stop)
+        # one rua: dnsmasq makes each comma-separated part a string of its own
+        # (lists of rua URIs are in the unit tables)
+        self.extra_txt = ['--txt-record=_smtp._tls.sts.test,v=TLSRPTv1; '
+                          'rua=mailto:tlsrpt@report.test']
+        self.report_port = port
+        super().setUp()
+        self.snd.stop()
+        with open(self.snd.config_path, 'a') as f:
+            f.write('transport_maps = inline:{report.test=smtp:[%s]:%d}\n' % (self.REPORT_IP, port))
+        self.snd.start()
+
+    def set_txt(self, policy_id):
+        self.dns.extra = ['--txt-record=_mta-sts.sts.test,v=STSv1; id=%s;' % policy_id] + \
+            getattr(self, 'extra_txt', [])
+        if self.dns.proc is not None:
+            self.dns.restart()
+        else:
+            self.dns.start()
+
+    def report_json(self):
+        files = self.reports.wait_maildir('report.test', 'tlsrpt', timeout=15)
+        self.assertEqual(len(files), 1, self.snd.tail(20) + '\n---\n' + self.reports.tail(10))
+        msg = email.message_from_bytes(self.reports.read_mail('report.test', 'tlsrpt', files[0]),
+                                       policy=email.policy.default)
+        self.assertEqual(msg.get_content_type(), 'multipart/report')
+        self.assertEqual(msg.get_param('report-type'), 'tlsrpt')
+        self.assertEqual(msg['TLS-Report-Domain'], 'sts.test')
+        self.assertRegex(msg['Subject'], r'^Report Domain: sts\.test Submitter: mx\.relayguard\.test '
+                                         r'Report-ID: <.+>$')
+        parts = [p for p in msg.walk() if p.get_content_type() == 'application/tlsrpt+gzip']
+        self.assertEqual(len(parts), 1)
+        return json.loads(gzip.decompress(parts[0].get_payload(decode=True)))
+
+    def test_report_arrives_and_validates(self):
+        import jsonschema
+        self.web.policy = sts_policy('testing', ['*.elsewhere.test'])
+        qid = send(self.snd, ['a@sts.test'], 'Subject: sts\n\nhi')
+        self.assertIsNotNone(self.snd.wait_log(r'delivered queue=%s .*status=sent' % qid),
+                             self.snd.tail(20))
+        p = run_cli(['tls-report', 'send', '--now', '-c', self.snd.config_path])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn('1 TLS report on the way', p.stdout)
+        report = self.report_json()
+        jsonschema.validate(report, TLSRPT_SCHEMA,
+                            format_checker=jsonschema.FormatChecker())
+        self.assertEqual(report['organization-name'], 'mx.relayguard.test')
+        policy = report['policies'][0]
+        self.assertEqual(policy['policy']['policy-type'], 'sts')
+        self.assertEqual(policy['policy']['policy-domain'], 'sts.test')
+        self.assertEqual(policy['policy']['policy-string'],
+                         ['version: STSv1', 'mode: testing', 'mx: *.elsewhere.test',
+                          'max_age: 86400'])
+        self.assertEqual(policy['summary'], {'total-successful-session-count': 1,
+                                             'total-failure-session-count': 1})
+        self.assertEqual(policy['failure-details'],
+                         [{'result-type': 'validation-failure',
+                           'receiving-mx-hostname': 'mx.sts.test', 'failed-session-count': 1}])
+        # the counts start again: nothing more to report
+        p = run_cli(['tls-report', 'send', '--now', '-c', self.snd.config_path])
+        self.assertIn('0 TLS reports on the way', p.stdout)
+
+    def test_no_rua_record_drops_the_report(self):
+        self.extra_txt = []
+        self.set_txt('1')
+        self.web.policy = sts_policy('enforce', ['mx.sts.test'])
+        qid = send(self.snd, ['a@sts.test'], 'Subject: sts\n\nhi')
+        self.assertIsNotNone(self.snd.wait_log(r'delivered queue=%s ' % qid), self.snd.tail(20))
+        p = run_cli(['tls-report', 'send', '--now', '-c', self.snd.config_path])
+        self.assertIn('1 TLS report on the way', p.stdout)
+        self.assertIsNotNone(self.snd.wait_log(r'tls-report-dropped domain=sts\.test reason="no '
+                                               r'_smtp\._tls TXT record with rua=mailto:"'),
+                             self.snd.tail(20))
+
+    # the MtaSts tests are not run again here
+    test_enforce_with_matching_mx_and_verified_certificate = None
+    test_enforce_mx_not_in_policy_is_refused_then_policy_change_by_id = None
+    test_enforce_refuses_a_certificate_that_does_not_verify = None
+    test_testing_mode_delivers_and_reports = None
+    test_cache_survives_restarts_and_expires = None
 
 
 if __name__ == '__main__':
