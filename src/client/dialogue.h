@@ -3,7 +3,8 @@
  * one address of a next hop, and the mail transactions sent over it.
  *
  * Owns: the session opening (through client/ehlo.c) under a TLS policy
- * (Postfix's smtp_tls_security_level), relayhost AUTH (PLAIN, LOGIN when
+ * (Postfix's smtp_tls_security_level, and dane with the caller's TLSA
+ * records), relayhost AUTH (PLAIN, LOGIN when
  * only LOGIN is offered), each transaction (RSET when the connection was
  * used, MAIL with SIZE/BODY/SMTPUTF8/RET/ENVID, RCPT with NOTIFY/ORCPT,
  * DATA with dot-stuffing), PIPELINING, Postfix's per-stage timeouts, and

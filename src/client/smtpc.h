@@ -3,7 +3,8 @@
  *
  * Owns: one TCP connection to an SMTP server (optional source address,
  * implicit TLS or a later STARTTLS upgrade through an OpenSSL bufferevent
- * filter), sending command lines and reading complete replies: every line
+ * filter; DANE verification with TLSA records the caller gives), sending
+ * command lines and reading complete replies: every line
  * of a multi-line reply, its code and its RFC 3463 enhanced status code.
  * One reply is awaited at a time; its callback runs once, on the loop.
  * Must not: know what the commands mean (no EHLO logic, no relay tests);

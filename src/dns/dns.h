@@ -7,7 +7,9 @@
  * the client is "unknown". And the forward lookup of a host name to one
  * address (A/AAAA), for clients such as relayguard probe. And mail routing
  * (route.c): where mail for a domain goes (MX, else the domain's own A/AAAA),
- * through a small TTL-bound cache (cache.c) of the answers.
+ * through a small TTL-bound cache (cache.c) of the answers, with whether a
+ * validating resolver vouched for them (the AD bit, for DANE); and the TLSA
+ * (DANE) and TXT (MTA-STS, TLS-RPT) records outbound TLS needs.
  * Must not: fall back to blocking resolver calls, or decide what a routing
  * failure means for a message (the caller bounces or defers).
  */

@@ -9,7 +9,11 @@
  * route to addresses (dns/route), refusing to deliver to ourselves (5.4.6),
  * trying the next MX address on connection-level failures, the TLS policy
  * and relayhost credentials of each next hop, reusing an idle connection to
- * the same destination, and turning replies into recipient outcomes.
+ * the same destination, and turning replies into recipient outcomes. And
+ * applying issue 14's TLS that cannot be stripped to each connection: the
+ * downgrade memory (tlspol/tlsmem), DANE (secure MX and TLSA -> level and
+ * TLSA records), MTA-STS (tlspol/sts: MX filter, verified TLS), and counting
+ * sessions for TLS-RPT (tlspol/tlsrpt).
  * Must not: decide retries or bounces, or touch queue files (the queue
  * manager does); speak SMTP itself (client/dialogue does).
  */
