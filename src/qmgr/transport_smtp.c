@@ -121,6 +121,8 @@ static void try_next(struct job *j);
 static void start_send(struct job *j);
 static void resolve(struct job *j);
 static void dane_failed(struct job *j);
+static void open_candidate(struct job *j, const struct candidate *c, enum smtp_tls_policy p,
+			   const struct smtpc_tlsa *tlsa, size_t n_tlsa);
 
 /* ---- closing connections politely, and still freeing them at exit ---- */
 
@@ -975,7 +977,6 @@ static void try_next(struct job *j)
 		job_finish(j);
 		return;
 	}
-	const struct config *cfg = j->st->env.cfg;
 	const struct candidate *c = &j->cand[j->next_cand];
 	enum smtp_tls_policy policy = tls_policy(j);
 	struct smtpc_tlsa tlsa[SMTPC_TLSA_MAX];
@@ -989,6 +990,14 @@ static void try_next(struct job *j)
 		try_next(j);
 		return;
 	}
+	open_candidate(j, c, memory_policy(j, sts_policy(j, policy)), tlsa, n_tlsa);
+}
+
+/* open_candidate - connect to c under TLS policy p (and TLSA records for dane). */
+static void open_candidate(struct job *j, const struct candidate *c, enum smtp_tls_policy p,
+			   const struct smtpc_tlsa *tlsa, size_t n_tlsa)
+{
+	const struct config *cfg = j->st->env.cfg;
 	struct sockaddr_storage dst, src;
 	socklen_t dlen, slen = 0;
 	char user[256], pass[256];
@@ -999,8 +1008,7 @@ static void try_next(struct job *j)
 		.addr = (struct sockaddr *)&dst, .addrlen = dlen,
 		.source = have_src ? (struct sockaddr *)&src : NULL, .sourcelen = slen,
 		.helo_name = cfg->smtp_helo_name, .server_name = c->name,
-		.tls_match_domain = j->d->route.host, .tls = memory_policy(j, sts_policy(j, policy)),
-		.tlsa = tlsa, .n_tlsa = n_tlsa,
+		.tls_match_domain = j->d->route.host, .tls = p, .tlsa = tlsa, .n_tlsa = n_tlsa,
 		.tls_ctx = j->st->tls_ctx, .sasl_user = auth ? user : NULL,
 		.sasl_pass = auth ? pass : NULL, .sasl_plaintext_ok = cfg->smtp_sasl_plaintext_ok,
 	};
