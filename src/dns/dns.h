@@ -146,7 +146,8 @@ struct dns_txt_result {
 
 typedef void (*dns_txt_fn)(void *arg, const struct dns_txt_result *r);
 
-/* The TXT records of name; the contract of dns_mx_route; not cached. */
+/* The TXT records of name; the contract of dns_mx_route. Only their absence
+ * (NXDOMAIN, NODATA) is cached, for its negative TTL. */
 struct dns_query *dns_txt_lookup(struct dns *d, const char *name, dns_txt_fn fn, void *arg);
 
 /* dns_route_status_name - "ok", "nxdomain", "null-mx", "no-address", "temp". */

@@ -408,6 +408,13 @@ static void txt_answer(struct route_job *job, int status, const unsigned char *a
 			r->txt[i] = job->txt[i];
 		r->status = r->n > 0 ? DNS_TXT_FOUND : DNS_TXT_NONE;
 	} else if (status == ARES_ENODATA || status == ARES_ENOTFOUND) {
+		/* most domains have no MTA-STS or TLS-RPT record: remember that (RFC 2308) */
+		struct dns_msg_info info;
+		bool scanned = abuf != NULL && alen > 0 && dns_msg_scan(abuf, (size_t)alen, &info);
+		struct dns_answer none = {.kind = status == ARES_ENODATA ? DNS_ANS_NODATA
+									 : DNS_ANS_NXDOMAIN};
+		dns_cache_put(job->d->cache, ns_t_txt, job->domain, &none,
+			      scanned && info.soa ? info.neg_ttl : NEG_TTL_NO_SOA, now_s());
 		r->status = DNS_TXT_NONE;
 	} else {
 		r->status = DNS_TXT_TEMP;
@@ -474,8 +481,12 @@ static void query(struct route_job *job, int type, size_t host)
 	const char *name = type == ns_t_mx || single ? job->domain : job->hosts[host].name;
 	if (job->q->cancelled || job->d->destroying)
 		return;
-	const struct dns_answer *hit =
-		single ? NULL : dns_cache_get(job->d->cache, type, name, now_s());
+	const struct dns_answer *hit = job->tlsa_fn ? NULL
+					: dns_cache_get(job->d->cache, type, name, now_s());
+	if (hit != NULL && job->txt_fn != NULL) { /* only "no TXT record" is cached */
+		job->txres.status = DNS_TXT_NONE;
+		return;
+	}
 	if (hit != NULL) {
 		struct dns_answer a;
 		dns_answer_copy(&a, hit); /* apply() may reorder it */

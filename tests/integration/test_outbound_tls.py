@@ -124,6 +124,19 @@ class DowngradeMemory(unittest.TestCase):
         self.assertIsNotNone(log, self.snd.tail(20))
         self.assertRegex(log, r'delivered queue=%s .*tls=none' % qid)
 
+    def test_a_domain_without_mta_sts_is_asked_once(self):
+        """MTA-STS is on by default: the missing _mta-sts record is remembered
+        for its negative TTL, not asked again for every message."""
+        for n in range(2):
+            time.sleep(2.5 * n)  # the cached connection closes: a new delivery pass
+            qid = send(self.snd, ['a@fake.test'], 'Subject: %d\n\nhi' % n)
+            self.assertIsNotNone(self.snd.wait_log(r'delivered queue=%s ' % qid),
+                                 self.snd.tail(20))
+            # its own connection, so its own routing (a reused one skips it)
+            self.assertIsNotNone(self.snd.wait_log(r'smtp-connected queue=%s ' % qid))
+        asked = re.findall(r'query\[TXT\] _mta-sts\.fake\.test ', self.dns.log())
+        self.assertEqual(len(asked), 1, self.dns.log())
+
     def test_forget_unknown_domain_and_bad_arguments(self):
         p = self.memory('forget', 'nothing.test')
         self.assertEqual(p.returncode, 1)
