@@ -128,7 +128,7 @@ class DowngradeMemory(unittest.TestCase):
         """MTA-STS is on by default: the missing _mta-sts record is remembered
         for its negative TTL, not asked again for every message."""
         for n in range(2):
-            time.sleep(2.5 * n)  # the cached connection closes: a new delivery pass
+            time.sleep(3.5 * n)  # the cached connection (2 s) closes: a new delivery pass
             qid = send(self.snd, ['a@fake.test'], 'Subject: %d\n\nhi' % n)
             self.assertIsNotNone(self.snd.wait_log(r'delivered queue=%s ' % qid),
                                  self.snd.tail(20))
