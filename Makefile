@@ -9,7 +9,7 @@
 #   make bench-abuse  cost of the rate limits and hijack checks, in-process and via Redis
 
 CC      ?= cc
-PKGS    := libevent libevent_pthreads libevent_openssl openssl libcares libpsl libxcrypt hiredis
+PKGS    := libevent libevent_pthreads libevent_openssl openssl libcares libpsl libxcrypt hiredis libcurl zlib
 # snprintf truncation into bounded reply/log buffers is deliberate, hence -Wno-format-truncation
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wno-format-truncation
 BASE    := -std=c17 -D_GNU_SOURCE -Isrc -pthread

@@ -18,6 +18,7 @@
 #include "auth/passwd.h"
 #include "cli/audit_cmd.h"
 #include "cli/queue_cmd.h"
+#include "cli/tlsmem_cmd.h"
 #include "config/config.h"
 #include "probe/probe.h"
 #include "queue/queue.h"
@@ -59,6 +60,8 @@ static const char usage_main[] =
 	"  audit     could this configuration (or a Postfix one) relay? offline, no mail sent\n"
 	"  explain   the relay decision for one client and envelope, restriction by restriction\n"
 	"  lockout   list or clear AUTH lock-outs, rate-limit counters (running server)\n"
+	"  tls-memory  list or forget the best TLS each destination domain has shown\n"
+	"  tls-report  send --now: the TLS-RPT reports (RFC 8460) of the running server\n"
 	"\n"
 	"Options:\n"
 	"  -h, --help     this text; 'relayguard COMMAND --help' explains a command\n"
@@ -462,6 +465,10 @@ int main(int argc, char **argv)
 		return explain_main(argc - 2, argv + 2);
 	if (strcmp(cmd, "lockout") == 0)
 		return lockout_main(argc - 2, argv + 2);
+	if (strcmp(cmd, "tls-memory") == 0)
+		return tlsmem_main(argc - 2, argv + 2);
+	if (strcmp(cmd, "tls-report") == 0)
+		return tlsreport_main(argc - 2, argv + 2);
 	fprintf(stderr, "relayguard: unknown command \"%s\" (try relayguard --help)\n", cmd);
 	return EXIT_USAGE;
 }

@@ -573,8 +573,13 @@ static void connect_hop(struct smtp_out *o)
 		.timeout_ms = o->o.connect_ms, .greeting_timeout_ms = o->o.helo_ms,
 		.implicit_tls = o->o.implicit_tls ? o->o.tls_ctx : NULL,
 		.sni = o->server_name, .tls_names = names,
-		.tls_require_verified = o->o.tls == STLS_VERIFY || o->o.tls == STLS_SECURE,
+		.tls_require_verified = o->o.tls == STLS_VERIFY || o->o.tls == STLS_SECURE ||
+					o->o.tls == STLS_DANE,
+		.tlsa = o->o.tls == STLS_DANE ? o->o.tlsa : NULL,
+		.n_tlsa = o->o.tls == STLS_DANE ? o->o.n_tlsa : 0,
 	};
+	o->o.tlsa = NULL; /* smtpc has its copy; the caller's may go */
+	o->o.n_tlsa = 0;
 	struct smtp_hello_opts ho = {
 		.helo_name = o->helo_name, .fallback = SH_FALLBACK_5XX,
 		.starttls = starttls_use(o), .starttls_refusal_ok = o->o.tls == STLS_MAY,

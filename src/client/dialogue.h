@@ -3,7 +3,8 @@
  * one address of a next hop, and the mail transactions sent over it.
  *
  * Owns: the session opening (through client/ehlo.c) under a TLS policy
- * (Postfix's smtp_tls_security_level), relayhost AUTH (PLAIN, LOGIN when
+ * (Postfix's smtp_tls_security_level, and dane with the caller's TLSA
+ * records), relayhost AUTH (PLAIN, LOGIN when
  * only LOGIN is offered), each transaction (RSET when the connection was
  * used, MAIL with SIZE/BODY/SMTPUTF8/RET/ENVID, RCPT with NOTIFY/ORCPT,
  * DATA with dot-stuffing), PIPELINING, Postfix's per-stage timeouts, and
@@ -20,6 +21,7 @@
 #define RG_DIALOGUE_H
 
 #include "client/ehlo.h"
+#include "client/smtpc.h"
 #include "util/util.h"
 
 #include <stdbool.h>
@@ -39,6 +41,8 @@ enum smtp_tls_policy {
 	STLS_VERIFY,  /* TLS required, certificate must match server_name */
 	STLS_SECURE,  /* TLS required, certificate must match tls_match_domain or a
 		       * subdomain of it (Postfix: nexthop, dot-nexthop) */
+	STLS_DANE,    /* TLS required, the peer must match one of tlsa (RFC 7672);
+		       * the caller decided DANE applies (secure MX, secure TLSA) */
 };
 
 /* Postfix's defaults, in milliseconds. */
@@ -65,6 +69,8 @@ struct smtp_hop_opts { /* one connection to one address of a next hop */
 	const char *sasl_user, *sasl_pass; /* NULL: no AUTH */
 	bool sasl_plaintext_ok;        /* allow AUTH without TLS (never by default) */
 	bool implicit_tls;             /* port 465 smarthost */
+	const struct smtpc_tlsa *tlsa; /* STLS_DANE: the usable TLSA records (copied) */
+	size_t n_tlsa;
 	/* 0: the Postfix default above */
 	unsigned connect_ms, helo_ms, mail_ms, rcpt_ms, data_init_ms, data_xfer_ms, data_done_ms,
 		quit_ms;

@@ -47,6 +47,8 @@ struct smtpc {
 	char sni[256];
 	char tls_names[512];   /* certificate names to check (smtpc_opts.tls_names) */
 	bool tls_require;      /* a certificate that does not verify ends the handshake */
+	struct smtpc_tlsa tlsa[SMTPC_TLSA_MAX]; /* DANE; data owned */
+	size_t n_tlsa;
 	unsigned greeting_ms;  /* the greeting's own timer, from the connect on */
 	bool draining;         /* smtpc_expect_after_send: the reply timer waits for the output */
 	bool data_sent;        /* ... and the output did drain */
@@ -366,6 +368,35 @@ static bool set_tls_names(SSL *ssl, const char *names, bool require)
 	return true;
 }
 
+/* dane_setup - the TLSA records on ssl (RFC 7672: DANE-EE without name
+ * checks, DANE-TA with them); false when none is usable. */
+static bool dane_setup(SSL *ssl, const struct smtpc *c, char *err, size_t errlen)
+{
+	char base[256];
+	size_t n = strcspn(c->tls_names, " ");
+	if (n > 0 && n < sizeof(base)) {
+		memcpy(base, c->tls_names, n);
+		base[n] = '\0';
+	}
+	if (n == 0 || n >= sizeof(base) || SSL_dane_enable(ssl, base) <= 0) {
+		snprintf(err, errlen, "cannot enable DANE");
+		return false;
+	}
+	SSL_dane_set_flags(ssl, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
+	int usable = 0;
+	for (size_t i = 0; i < c->n_tlsa; i++) {
+		const struct smtpc_tlsa *t = &c->tlsa[i];
+		usable += SSL_dane_tlsa_add(ssl, t->usage, t->selector, t->mtype, t->data, t->len) > 0;
+	}
+	ERR_clear_error(); /* an unusable record is skipped, not an error */
+	if (usable == 0) {
+		snprintf(err, errlen, "no usable TLSA record");
+		return false;
+	}
+	SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL);
+	return true;
+}
+
 static bool wrap_tls(struct smtpc *c, SSL_CTX *ctx, const char *sni, char *err, size_t errlen)
 {
 	SSL *ssl = SSL_new(ctx);
@@ -380,6 +411,10 @@ static bool wrap_tls(struct smtpc *c, SSL_CTX *ctx, const char *sni, char *err, 
 		snprintf(err, errlen, "cannot set the certificate names to check");
 		return false;
 	}
+	if (c->n_tlsa > 0 && !dane_setup(ssl, c, err, errlen)) {
+		SSL_free(ssl);
+		return false;
+	}
 	struct bufferevent *f = bufferevent_openssl_filter_new(
 		c->base, c->bev, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
 	if (f == NULL) {
@@ -392,6 +427,17 @@ static bool wrap_tls(struct smtpc *c, SSL_CTX *ctx, const char *sni, char *err, 
 	c->tls = true;
 	set_callbacks(c);
 	return true;
+}
+
+static void copy_tlsa(struct smtpc *c, const struct smtpc_tlsa *t, size_t n)
+{
+	for (size_t i = 0; i < n && c->n_tlsa < SMTPC_TLSA_MAX; i++) {
+		struct smtpc_tlsa *d = &c->tlsa[c->n_tlsa++];
+		*d = t[i];
+		unsigned char *copy = xmalloc(t[i].len ? t[i].len : 1);
+		memcpy(copy, t[i].data, t[i].len);
+		d->data = copy;
+	}
 }
 
 struct smtpc *smtpc_connect(struct event_base *base, const struct smtpc_opts *o, smtpc_fn fn,
@@ -423,6 +469,7 @@ struct smtpc *smtpc_connect(struct event_base *base, const struct smtpc_opts *o,
 	rg_strlcpy(c->sni, o->sni ? o->sni : "", sizeof(c->sni));
 	rg_strlcpy(c->tls_names, o->tls_names ? o->tls_names : "", sizeof(c->tls_names));
 	c->tls_require = o->tls_require_verified;
+	copy_tlsa(c, o->tlsa, o->n_tlsa);
 	c->greeting_ms = o->greeting_timeout_ms;
 	timer_arm(c, c->timeout_ms);
 	if (bufferevent_socket_connect(c->bev, o->addr, (int)o->addrlen) != 0) {
@@ -532,8 +579,9 @@ bool smtpc_tls_describe(const struct smtpc *c, char *buf, size_t len)
 	long v = SSL_get_verify_result(ssl);
 	bool cert = SSL_get0_peer_certificate(ssl) != NULL;
 	bool ok = cert && v == X509_V_OK;
+	bool dane = ok && c->n_tlsa > 0 && SSL_get0_dane_authority(ssl, NULL, NULL) >= 0;
 	snprintf(buf, len, "%s %s %s%s%s%s", SSL_get_version(ssl), SSL_get_cipher_name(ssl),
-		 ok ? "verified" : "unverified", ok ? "" : " (",
+		 ok ? (dane ? "dane verified" : "verified") : "unverified", ok ? "" : " (",
 		 ok ? "" : (cert ? X509_verify_cert_error_string(v) : "no certificate"), ok ? "" : ")");
 	return ok;
 }
@@ -547,6 +595,8 @@ void smtpc_free(struct smtpc *c)
 	event_free(c->timer);
 	event_free(c->kick);
 	strbuf_free(&c->text);
+	for (size_t i = 0; i < c->n_tlsa; i++)
+		free((void *)c->tlsa[i].data);
 	free(c);
 }
 
@@ -559,6 +609,11 @@ SSL_CTX *smtpc_tls_verify_ctx(const char *cafile, const char *capath, char *err,
 	}
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL); /* per connection: tls_require_verified */
+	if (SSL_CTX_dane_enable(ctx) <= 0) { /* per connection: smtpc_opts.tlsa */
+		snprintf(err, errlen, "cannot enable DANE on the TLS context");
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
 	bool own = (cafile != NULL && cafile[0]) || (capath != NULL && capath[0]);
 	int ok = own ? SSL_CTX_load_verify_locations(ctx, cafile && cafile[0] ? cafile : NULL,
 						     capath && capath[0] ? capath : NULL)

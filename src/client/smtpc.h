@@ -3,7 +3,8 @@
  *
  * Owns: one TCP connection to an SMTP server (optional source address,
  * implicit TLS or a later STARTTLS upgrade through an OpenSSL bufferevent
- * filter), sending command lines and reading complete replies: every line
+ * filter; DANE verification with TLSA records the caller gives), sending
+ * command lines and reading complete replies: every line
  * of a multi-line reply, its code and its RFC 3463 enhanced status code.
  * One reply is awaited at a time; its callback runs once, on the loop.
  * Must not: know what the commands mean (no EHLO logic, no relay tests);
@@ -24,6 +25,15 @@
 struct event_base;
 struct smtpc;
 typedef struct ssl_ctx_st SSL_CTX;
+
+/* One TLSA record (RFC 6698) for DANE: certificate usage, selector, matching
+ * type, and the association data. */
+struct smtpc_tlsa {
+	unsigned char usage, selector, mtype;
+	const unsigned char *data;
+	size_t len;
+};
+#define SMTPC_TLSA_MAX 8
 
 #define SMTPC_REPLY_MAX 65536 /* bytes of one reply; more is a protocol error */
 #define SMTPC_LINES_MAX 512
@@ -64,6 +74,12 @@ struct smtpc_opts {
 	 * handshake. The SSL_CTX must carry a trust store for this to mean anything. */
 	const char *tls_names;
 	bool tls_require_verified;
+	/* DANE (RFC 7672): with n_tlsa > 0 (copied, at most SMTPC_TLSA_MAX) the peer
+	 * must match one of these records instead of the trust store (OpenSSL's
+	 * SSL_dane_*); names are checked only under DANE-TA(2), against the first of
+	 * tls_names; a peer that does not match ends the handshake. */
+	const struct smtpc_tlsa *tlsa;
+	size_t n_tlsa;
 };
 
 /* Start connecting; fn gets the greeting (or the failure). NULL only if no
@@ -98,7 +114,8 @@ bool smtpc_tls_active(const struct smtpc *c);
 bool smtpc_data_sent(const struct smtpc *c);
 /* Has TCP connected (a failure before is a connect failure)? */
 bool smtpc_connected(const struct smtpc *c);
-/* After the handshake: "TLSv1.3 TLS_AES_256_GCM_SHA384 verified", or
+/* After the handshake: "TLSv1.3 TLS_AES_256_GCM_SHA384 verified" (or "... dane
+ * verified" when TLSA records authenticated the peer), or
  * "... unverified (reason)" (what verification against tls_names and the
  * context's trust store says), or "none". Returns whether it verified. */
 bool smtpc_tls_describe(const struct smtpc *c, char *buf, size_t len);
@@ -114,7 +131,7 @@ void smtpc_parse_enhanced(int code, const char *text, char *out, size_t outlen);
 /* For the probe only: a client SSL_CTX that does not verify certificates
  * and allows TLS 1.0 (a probe must talk to any server). NULL on failure. */
 SSL_CTX *smtpc_tls_probe_ctx(void);
-/* For delivery: TLS >= 1.2 with a trust store (cafile and/or capath; the
+/* For delivery: TLS >= 1.2, DANE-capable (SSL_CTX_dane_enable), with a trust store (cafile and/or capath; the
  * system store when both are NULL or ""). It does not abort handshakes by
  * itself: smtpc_opts.tls_require_verified asks for that per connection.
  * NULL with err set on failure. */

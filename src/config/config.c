@@ -151,6 +151,14 @@ static const struct param_def params[] = {
 	{"smtpd_sasl_hijack_wide_message", P_COUNT, "50"},
 	{"smtpd_sasl_hijack_suspend_time", P_DURATION, "1d"},
 	{"shared_state", P_STRING, ""},
+	/* outbound TLS that cannot be stripped (issue 14) */
+	{"smtp_tls_memory_lifetime", P_DURATION, "30d"},
+	{"smtp_dns_support_level", P_CHOICE, "enabled"},
+	{"smtp_mta_sts", P_BOOL, "yes"},
+	{"smtp_mta_sts_CAfile", P_STRING, ""},
+	{"smtp_mta_sts_https_port", P_COUNT, "443"},
+	{"smtp_mta_sts_recheck_time", P_DURATION, "60s"},
+	{"smtp_tls_reporting", P_BOOL, "yes"},
 };
 #define N_PARAMS RG_ARRAY_LEN(params)
 
@@ -845,7 +853,8 @@ static void convert_tls_sasl(struct loader *ld)
 	convert_restrictions(ld, idx("submission_sender_restrictions"), &cfg->submission_sender);
 }
 
-static const char *const smtp_tls_levels[] = {"none", "may", "encrypt", "verify", "secure"};
+static const char *const smtp_tls_levels[] = {"none", "may", "encrypt", "verify", "secure",
+					       "dane"};
 
 bool config_smtp_tls_level(const char *name, enum smtp_tls_level *out)
 {
@@ -902,7 +911,7 @@ static void check_tls_policy_maps(struct loader *ld, size_t i)
 			word[strcspn(word, " \t")] = '\0';
 			if (!config_smtp_tls_level(word, &lvl))
 				add_error(ld, i, "%s: %s: \"%s\" for %s is not a TLS level (none, may, "
-					  "encrypt, verify, secure)", params[i].name, m->spec,
+					  "encrypt, verify, secure, dane)", params[i].name, m->spec,
 					  m->entries[e].value, m->entries[e].key);
 		}
 	}
@@ -1064,6 +1073,29 @@ static void convert_abuse(struct loader *ld)
 			   &cfg->n_smtpd_sasl_lockout_exceptions);
 }
 
+/* convert_outbound_tls - TLS that cannot be stripped (issue 14). */
+static void convert_outbound_tls(struct loader *ld)
+{
+	uint64_t port = 443;
+	struct range r[] = {
+		{"smtp_tls_memory_lifetime", &ld->cfg->smtp_tls_memory_lifetime, 0,
+		 10ull * 366 * 86400},
+		{"smtp_mta_sts_https_port", &port, 1, 65535},
+		{"smtp_mta_sts_recheck_time", &ld->cfg->smtp_mta_sts_recheck_time, 0, 86400},
+	};
+	convert_ranges(ld, r, RG_ARRAY_LEN(r));
+	ld->cfg->smtp_mta_sts_https_port = (unsigned)port;
+	ld->cfg->smtp_mta_sts = convert_bool(ld, idx("smtp_mta_sts"));
+	ld->cfg->smtp_tls_reporting = convert_bool(ld, idx("smtp_tls_reporting"));
+	ld->cfg->smtp_mta_sts_CAfile = convert_single(ld, idx("smtp_mta_sts_CAfile"));
+	static const char *const dns_levels[] = {"enabled", "dnssec"};
+	ld->cfg->smtp_dns_support_dnssec =
+		convert_choice(ld, idx("smtp_dns_support_level"), dns_levels, 2) == 1;
+	/* Postfix: with DNSSEC support, DANE is the default TLS level */
+	if (ld->cfg->smtp_dns_support_dnssec && ld->origin[idx("smtp_tls_security_level")].file == NULL)
+		ld->cfg->smtp_tls_security_level = SMTP_TLS_DANE;
+}
+
 static void convert_all(struct loader *ld)
 {
 	struct config *cfg = ld->cfg;
@@ -1098,6 +1130,7 @@ static void convert_all(struct loader *ld)
 	convert_outbound(ld);
 	convert_selftest(ld);
 	convert_abuse(ld);
+	convert_outbound_tls(ld);
 }
 
 /* can_deny_destination - a reachable restriction that can refuse a destination
@@ -1284,6 +1317,7 @@ void config_free(struct config *cfg)
 	free_maps(cfg->smtp_tls_policy_maps);
 	free_maps(cfg->smtp_sasl_password_maps);
 	free(cfg->smtp_tls_CAfile);
+	free(cfg->smtp_mta_sts_CAfile);
 	free(cfg->smtp_tls_CApath);
 	free(cfg->smtp_helo_name);
 	free(cfg->smtp_bind_address);

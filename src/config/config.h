@@ -76,7 +76,7 @@ enum sasl_type { SASL_PASSWD_FILE, SASL_DOVECOT };
 
 /* smtp_tls_security_level (RFC 3207 client side; Postfix's levels) */
 enum smtp_tls_level { SMTP_TLS_NONE, SMTP_TLS_MAY, SMTP_TLS_ENCRYPT, SMTP_TLS_VERIFY,
-		      SMTP_TLS_SECURE };
+		      SMTP_TLS_SECURE, SMTP_TLS_DANE };
 enum inet_protocols { INET_ALL, INET_IPV4, INET_IPV6 };
 /* Parse a TLS level name ("may"); false when unknown. */
 bool config_smtp_tls_level(const char *name, enum smtp_tls_level *out);
@@ -162,6 +162,14 @@ struct config {
 	uint64_t smtpd_sasl_hijack_window, smtpd_sasl_hijack_message_threshold;
 	uint64_t smtpd_sasl_hijack_wide_message, smtpd_sasl_hijack_suspend_time;
 	char *shared_state;        /* "": in-process; redis://IP:PORT/DB or unix:/PATH */
+	/* outbound TLS that cannot be stripped (issue 14) */
+	uint64_t smtp_tls_memory_lifetime; /* downgrade memory; 0: none */
+	bool smtp_dns_support_dnssec;      /* smtp_dns_support_level = dnssec (DANE default) */
+	bool smtp_mta_sts;                 /* look up and apply MTA-STS policies (RFC 8461) */
+	char *smtp_mta_sts_CAfile;         /* trust store of policy fetches; "": the system's */
+	unsigned smtp_mta_sts_https_port;  /* 443; another only for tests */
+	uint64_t smtp_mta_sts_recheck_time; /* TXT look-ups per domain at most this often */
+	bool smtp_tls_reporting;           /* TLS-RPT (RFC 8460): count and send daily reports */
 	/* every parameter, expanded, in table order (for "relayguard config") */
 	char **names, **values;
 	struct config_origin *origins;

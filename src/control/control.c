@@ -8,6 +8,7 @@
  */
 #include "control/control.h"
 #include "queue/queue_admin.h"
+#include "tlspol/tlsmem.h"
 #include "util/basedir.h"
 #include "net/net.h"
 #include "util/log.h"
@@ -48,7 +49,7 @@ struct control {
 };
 
 /* What a command takes after its word. */
-enum arg_kind { ARG_NONE, ARG_OPTIONAL_ID, ARG_ID, ARG_ID_OR_ALL, ARG_IP, ARG_LOGIN };
+enum arg_kind { ARG_NONE, ARG_OPTIONAL_ID, ARG_ID, ARG_ID_OR_ALL, ARG_IP, ARG_LOGIN, ARG_DOMAIN };
 
 struct command {
 	const char *word;
@@ -130,6 +131,26 @@ static bool run_delete_login(struct control *c, const char *login, struct strbuf
 	return !no_abuse(c, out) && c->abuse->by_login(c->abuse_arg, login, false, out);
 }
 
+/* run_tls_memory - list (arg NULL) or forget a domain (arg). */
+static bool run_tls_memory(struct control *c, const char *domain, struct strbuf *out)
+{
+	if (c->ops->tls_memory == NULL) {
+		strbuf_puts(out, "this server has no TLS downgrade memory");
+		return false;
+	}
+	return c->ops->tls_memory(c->arg, domain, out);
+}
+
+static bool run_tls_report_send(struct control *c, const char *arg, struct strbuf *out)
+{
+	(void)arg;
+	if (c->ops->tls_report_send == NULL) {
+		strbuf_puts(out, "this server does not send TLS reports");
+		return false;
+	}
+	return c->ops->tls_report_send(c->arg, out);
+}
+
 static const struct command commands[] = {
 	{"list", ARG_NONE, run_list},
 	{"list-json", ARG_NONE, run_list_json},
@@ -143,6 +164,9 @@ static const struct command commands[] = {
 	{"abuse-stats", ARG_NONE, run_abuse_stats},
 	{"release-login", ARG_LOGIN, run_release_login},
 	{"delete-login", ARG_LOGIN, run_delete_login},
+	{"tls-memory-list", ARG_NONE, run_tls_memory},
+	{"tls-memory-forget", ARG_DOMAIN, run_tls_memory},
+	{"tls-report-send", ARG_NONE, run_tls_report_send},
 };
 
 /* check_arg - is arg acceptable for cmd? *id becomes the id or NULL (all). */
@@ -155,7 +179,8 @@ static bool check_arg(const struct command *cmd, const char *arg, const char **i
 			return true;
 		strbuf_printf(why, "%s needs %s%s", cmd->word,
 			      cmd->arg == ARG_IP ? "an IP address"
-			      : cmd->arg == ARG_LOGIN ? "a login" : "a queue id",
+			      : cmd->arg == ARG_LOGIN ? "a login"
+			      : cmd->arg == ARG_DOMAIN ? "a domain" : "a queue id",
 			      cmd->arg == ARG_ID_OR_ALL ? " or --all" : "");
 		return false;
 	}
@@ -182,6 +207,14 @@ static bool check_arg(const struct command *cmd, const char *arg, const char **i
 	}
 	if (cmd->arg == ARG_ID_OR_ALL && strcmp(arg, "--all") == 0)
 		return true;
+	if (cmd->arg == ARG_DOMAIN && !tlsmem_domain_valid(arg)) {
+		strbuf_puts(why, "not a domain name");
+		return false;
+	}
+	if (cmd->arg == ARG_DOMAIN) {
+		*id = arg;
+		return true;
+	}
 	if (!queue_id_valid(arg)) {
 		strbuf_puts(why, "not a queue id (16 to 20 upper-case hex digits)");
 		return false;
@@ -212,7 +245,8 @@ static bool dispatch(struct control *c, char *line, struct strbuf *out)
 	}
 	strbuf_puts(out, "unknown command (list, list-json, status, flush [ID], delete ID|--all, "
 		    "hold ID, release ID, lockout-list, lockout-clear IP, abuse-stats, "
-		    "release-login LOGIN, delete-login LOGIN)");
+		    "release-login LOGIN, delete-login LOGIN, tls-memory-list, "
+		    "tls-memory-forget DOMAIN, tls-report-send)");
 	return false;
 }
 

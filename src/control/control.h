@@ -11,6 +11,7 @@
  * PROTOCOL
  *	One request line (at most CONTROL_REQUEST_MAX bytes, LF or CRLF):
  *	    list | list-json | status | flush [ID] | delete ID|--all | hold ID | release ID
+ *	    tls-memory-list | tls-memory-forget DOMAIN | tls-report-send
  *	    lockout-list | lockout-clear IP | abuse-stats   (control_set_abuse)
  *	    release-login LOGIN | delete-login LOGIN        (the same)
  *	The reply is text lines; the last one is "ok" or "error REASON", then
@@ -44,6 +45,11 @@ struct control_ops {
 	bool (*release)(void *arg, const char *id, struct strbuf *out);
 	/* delivery's state: the active set, the backlog, in-flow control */
 	bool (*status)(void *arg, struct strbuf *out);
+	/* The TLS downgrade memory: forget NULL lists it, else forgets that
+	 * (valid) domain. NULL: the commands say it is not available. */
+	bool (*tls_memory)(void *arg, const char *forget, struct strbuf *out);
+	/* TLS-RPT: send the reports now. NULL: not available. */
+	bool (*tls_report_send)(void *arg, struct strbuf *out);
 };
 
 /* The abuse-control commands (abuse/abuse.c implements them): the AUTH

@@ -180,6 +180,7 @@ bool dns_msg_scan(const unsigned char *msg, size_t len, struct dns_msg_info *inf
 	if (msg == NULL || len < 12)
 		return false;
 	info->rcode = msg[3] & 0x0f;
+	info->ad = (msg[3] & 0x20) != 0;
 	unsigned qd = get16(msg + 4), an = get16(msg + 6), ns = get16(msg + 8);
 	size_t off = 12;
 	for (unsigned i = 0; i < qd; i++) {
@@ -191,4 +192,91 @@ bool dns_msg_scan(const unsigned char *msg, size_t len, struct dns_msg_info *inf
 		if (!scan_rr(msg, len, &off, i < an ? 1 : 2, info))
 			return false;
 	return true;
+}
+
+#define T_TLSA_ 52
+
+/* tlsa_take - the rdata of one TLSA record into t; false when unusable. */
+static bool tlsa_take(const unsigned char *rdata, size_t rdlen, struct dns_tlsa *t)
+{
+	if (rdlen < 4 || rdlen - 3 > DNS_TLSA_DATA_MAX)
+		return false;
+	t->usage = rdata[0];
+	t->selector = rdata[1];
+	t->mtype = rdata[2];
+	t->len = rdlen - 3;
+	memcpy(t->data, rdata + 3, t->len);
+	return true;
+}
+
+/* rr_take - called for each answer record of type; true when kept. */
+typedef bool (*rr_take_fn)(const unsigned char *rdata, size_t rdlen, void *out, size_t i);
+
+/* walk_answers - each answer record of type to take (at most max kept). */
+static size_t walk_answers(const unsigned char *msg, size_t len, unsigned type, rr_take_fn keep,
+			   void *out, size_t max, size_t *skipped)
+{
+	*skipped = 0;
+	if (msg == NULL || len < 12)
+		return 0;
+	unsigned qd = get16(msg + 4), an = get16(msg + 6);
+	size_t off = 12, n = 0;
+	for (unsigned i = 0; i < qd; i++) {
+		off = skip_name(msg, len, off);
+		if (off == 0 || (off += 4) > len)
+			return 0;
+	}
+	for (unsigned i = 0; i < an; i++) {
+		size_t p = skip_name(msg, len, off);
+		if (p == 0 || p + 10 > len)
+			return n;
+		size_t rdlen = get16(msg + p + 8), rdata = p + 10;
+		if (rdata + rdlen > len)
+			return n;
+		if (get16(msg + p) == type) {
+			if (n < max && keep(msg + rdata, rdlen, out, n))
+				n++;
+			else
+				(*skipped)++;
+		}
+		off = rdata + rdlen;
+	}
+	return n;
+}
+
+static bool take_tlsa(const unsigned char *rdata, size_t rdlen, void *out, size_t i)
+{
+	return tlsa_take(rdata, rdlen, &((struct dns_tlsa *)out)[i]);
+}
+
+size_t dns_tlsa_parse(const unsigned char *msg, size_t len, struct dns_tlsa *out, size_t max,
+		      size_t *skipped)
+{
+	return walk_answers(msg, len, T_TLSA_, take_tlsa, out, max, skipped);
+}
+
+/* take_txt - the character-strings of one TXT record, joined. */
+static bool take_txt(const unsigned char *rdata, size_t rdlen, void *out, size_t i)
+{
+	char *dst = ((char (*)[DNS_TXT_LEN])out)[i];
+	size_t used = 0;
+	for (size_t p = 0; p < rdlen;) {
+		size_t n = rdata[p++];
+		if (p + n > rdlen || used + n >= DNS_TXT_LEN)
+			return false;
+		for (size_t k = 0; k < n; k++)
+			if (rdata[p + k] < 0x20 || rdata[p + k] == 0x7f)
+				return false;
+		memcpy(dst + used, rdata + p, n);
+		used += n;
+		p += n;
+	}
+	dst[used] = '\0';
+	return true;
+}
+
+size_t dns_txt_parse(const unsigned char *msg, size_t len, char (*out)[DNS_TXT_LEN], size_t max,
+		     size_t *skipped)
+{
+	return walk_answers(msg, len, 16, take_txt, out, max, skipped);
 }

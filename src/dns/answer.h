@@ -54,9 +54,31 @@ struct dns_msg_info {
 	bool cname;         /* a CNAME among them: the name was an alias */
 	bool soa;           /* an SOA in the authority section */
 	unsigned neg_ttl;   /* min(SOA TTL, SOA minimum): RFC 2308 */
+	bool ad;            /* the resolver validated the answer (DNSSEC AD bit) */
 };
 
 /* dns_msg_scan - walk a DNS message; false when it is malformed. */
 bool dns_msg_scan(const unsigned char *msg, size_t len, struct dns_msg_info *info);
+
+/* One TLSA record (RFC 6698): usage, selector, matching type, data. */
+#define DNS_TLSA_DATA_MAX 2048 /* a whole certificate (matching type 0) may be large */
+struct dns_tlsa {
+	unsigned char usage, selector, mtype;
+	size_t len;
+	unsigned char data[DNS_TLSA_DATA_MAX];
+};
+
+/* dns_tlsa_parse - the TLSA records of the answer section into out (at most
+ * max); *skipped counts those too short or too long to hold. Returns the
+ * count; 0 with *skipped 0 also for a malformed message (check dns_msg_scan). */
+size_t dns_tlsa_parse(const unsigned char *msg, size_t len, struct dns_tlsa *out, size_t max,
+		      size_t *skipped);
+
+/* dns_txt_parse - each TXT record of the answer section, its strings joined,
+ * into out (at most max; a record of DNS_TXT_LEN bytes or more, or with
+ * control bytes, is skipped and counted). Returns the count. */
+#define DNS_TXT_LEN 1024
+size_t dns_txt_parse(const unsigned char *msg, size_t len, char (*out)[DNS_TXT_LEN], size_t max,
+		     size_t *skipped);
 
 #endif

@@ -26,6 +26,7 @@ enum dns_answer_kind {
 struct dns_answer {
 	enum dns_answer_kind kind;
 	bool cname;           /* the name was an alias */
+	bool secure;          /* DNSSEC-validated (the resolver's AD bit) */
 	struct dns_mx *mx;    /* type MX */
 	struct rg_ip *addrs;  /* type A / AAAA */
 	size_t n;             /* of mx or addrs */

@@ -7,7 +7,9 @@
  * the client is "unknown". And the forward lookup of a host name to one
  * address (A/AAAA), for clients such as relayguard probe. And mail routing
  * (route.c): where mail for a domain goes (MX, else the domain's own A/AAAA),
- * through a small TTL-bound cache (cache.c) of the answers.
+ * through a small TTL-bound cache (cache.c) of the answers, with whether a
+ * validating resolver vouched for them (the AD bit, for DANE); and the TLSA
+ * (DANE) and TXT (MTA-STS, TLS-RPT) records outbound TLS needs.
  * Must not: fall back to blocking resolver calls, or decide what a routing
  * failure means for a message (the caller bounces or defers).
  */
@@ -68,12 +70,15 @@ struct dns_route_host {
 	struct rg_ip *addrs; /* in the order to try (smtp_address_preference) */
 	size_t n_addrs;     /* 0: skip this host */
 	bool temp_failed;   /* one of its address lookups failed temporarily */
+	bool secure;        /* every address answer was DNSSEC-validated (RFC 7672 2.2.2) */
 };
 
 struct dns_route {
 	enum dns_route_status status;
 	char error[256];    /* for the log and the DSN when status != OK */
 	bool implicit_mx;   /* no MX records: the domain itself (RFC 5321 5.1) */
+	bool secure;        /* the MX answer (or its absence) was DNSSEC-validated; true
+			     * for a direct host, whose own answers decide (host.secure) */
 	struct dns_route_host *hosts; /* by preference, shuffled among equal ones */
 	size_t n_hosts;     /* also listed when no address was found, for the log */
 };
@@ -98,6 +103,52 @@ struct dns_query *dns_mx_route(struct dns *d, const char *domain, int family, in
  * no lookup at all. */
 struct dns_query *dns_host_route(struct dns *d, const char *host, int family, int prefer,
 				 dns_route_fn fn, void *arg);
+
+/* ---- DANE (RFC 7672): TLSA records ---- */
+
+#define DNS_TLSA_MAX 8 /* records used from one answer */
+
+enum dns_tlsa_status {
+	DNS_TLSA_FOUND, /* records is the answer */
+	DNS_TLSA_NONE,  /* no TLSA records: NODATA or NXDOMAIN */
+	DNS_TLSA_TEMP,  /* SERVFAIL (bogus, with a validating resolver), timeout: defer */
+};
+
+struct dns_tlsa;        /* answer.h */
+struct dns_tlsa_result {
+	enum dns_tlsa_status status;
+	bool secure;                    /* the answer carried the AD bit */
+	const struct dns_tlsa *records; /* FOUND: n of them */
+	size_t n, n_skipped;            /* skipped: more than DNS_TLSA_MAX, or malformed */
+	char error[256];                /* TEMP: why */
+};
+
+typedef void (*dns_tlsa_fn)(void *arg, const struct dns_tlsa_result *r);
+
+/* The TLSA records of _port._tcp.host, with whether the resolver validated
+ * them. Same contract as dns_mx_route (the callback always runs on the loop,
+ * after this returned). Not cached here: the validating resolver caches. */
+struct dns_query *dns_tlsa_lookup(struct dns *d, const char *host, unsigned port,
+				  dns_tlsa_fn fn, void *arg);
+
+/* ---- MTA-STS (RFC 8461): TXT records ---- */
+
+#define DNS_TXT_MAX 4 /* records used from one answer */
+
+enum dns_txt_status { DNS_TXT_FOUND, DNS_TXT_NONE, DNS_TXT_TEMP };
+
+struct dns_txt_result {
+	enum dns_txt_status status;
+	const char *txt[DNS_TXT_MAX]; /* FOUND: n records, each one's strings joined */
+	size_t n;
+	char error[256];              /* TEMP: why */
+};
+
+typedef void (*dns_txt_fn)(void *arg, const struct dns_txt_result *r);
+
+/* The TXT records of name; the contract of dns_mx_route. Only their absence
+ * (NXDOMAIN, NODATA) is cached, for its negative TTL. */
+struct dns_query *dns_txt_lookup(struct dns *d, const char *name, dns_txt_fn fn, void *arg);
 
 /* dns_route_status_name - "ok", "nxdomain", "null-mx", "no-address", "temp". */
 const char *dns_route_status_name(enum dns_route_status st);

@@ -9,6 +9,11 @@
  * cache (cache.c) first; answers, positive and negative, go into it;
  * temporary failures never do.
  *
+ * Every question carries the AD bit (RFC 6840 5.7), so a validating resolver
+ * in dns_servers says in each answer whether it validated it: routes and
+ * hosts are marked secure for DANE (RFC 7672), which also looks up TLSA
+ * records here (dns_tlsa_lookup: a job with one question and no cache).
+ *
  * Leniency, like Postfix, with a log line: an MX host that is an alias
  * (CNAME, RFC 5321 5.1 says it must not be) is used; an MX record naming an
  * IP address or a malformed name is skipped (Postfix: "numeric domain name
@@ -31,6 +36,7 @@
 #include <event2/event.h>
 
 #define MAX_MX_RECORDS 64 /* read from one answer; ordered, then cut to DNS_ROUTE_MAX_HOSTS */
+#define T_TLSA_ 52         /* RFC 6698 */
 #define NEG_TTL_NO_SOA 30 /* a negative answer without SOA (RFC 2308 leaves it to us) */
 
 struct route_host {
@@ -40,6 +46,7 @@ struct route_host {
 	size_t n4, n6;
 	unsigned answered, nxdomain; /* address lookups answered; of them NXDOMAIN */
 	bool temp;
+	bool insecure; /* an address answer came without the AD bit */
 };
 
 struct route_job {
@@ -49,6 +56,13 @@ struct route_job {
 	void *arg;
 	int family, prefer;
 	bool implicit_mx, direct;
+	bool mx_secure; /* the MX answer was validated */
+	dns_tlsa_fn tlsa_fn; /* a TLSA job (dns_tlsa_lookup), not a route */
+	struct dns_tlsa_result tres;
+	struct dns_tlsa *tlsa;
+	dns_txt_fn txt_fn;   /* a TXT job (dns_txt_lookup) */
+	struct dns_txt_result txres;
+	char (*txt)[DNS_TXT_LEN];
 	bool decided; /* status and error are final (before any address lookup) */
 	enum dns_route_status status;
 	char domain[256];
@@ -118,6 +132,8 @@ static void job_free(struct route_job *job)
 	for (size_t i = 0; i < job->n_hosts; i++)
 		free(job->hosts[i].name);
 	event_free(job->done_ev);
+	free(job->tlsa);
+	free(job->txt);
 	free(job->q);
 	free(job);
 }
@@ -203,8 +219,10 @@ static bool parse_answer(int type, int status, const unsigned char *abuf, int al
 			return false;
 		}
 		a->cname = info.cname;
+		a->secure = info.ad;
 	} else if (status == ARES_ENODATA || status == ARES_ENOTFOUND) {
 		a->kind = status == ARES_ENODATA ? DNS_ANS_NODATA : DNS_ANS_NXDOMAIN;
+		a->secure = scanned && info.ad; /* a validated denial of existence */
 	} else {
 		return false;
 	}
@@ -259,6 +277,7 @@ static bool usable_mx(const struct route_job *job, const char *name)
 
 static void mx_answer(struct route_job *job, struct dns_answer *a)
 {
+	job->mx_secure = a->secure;
 	if (a->kind == DNS_ANS_NXDOMAIN) {
 		settle(job, DNS_ROUTE_NXDOMAIN, "Host or domain name not found. Name service error "
 		       "for name=%s type=MX: Host not found", job->domain);
@@ -288,6 +307,7 @@ static void addr_answer(struct route_job *job, size_t host, int type, const stru
 {
 	struct route_host *h = &job->hosts[host];
 	h->answered++;
+	h->insecure |= !a->secure;
 	if (a->kind == DNS_ANS_NXDOMAIN)
 		h->nxdomain++;
 	if (a->kind != DNS_ANS_DATA)
@@ -338,6 +358,71 @@ static void apply(struct route_job *job, int type, size_t host, struct dns_answe
 		addr_answer(job, host, type, a);
 }
 
+/* rcode_status - what ares_query() would have said: ares_send() leaves the
+ * reply code to us (SERVFAIL and REFUSED it turns into trying the next server). */
+static int rcode_status(int status, const unsigned char *abuf, int alen)
+{
+	struct dns_msg_info info;
+	if (status != ARES_SUCCESS)
+		return status;
+	if (abuf == NULL || alen <= 0 || !dns_msg_scan(abuf, (size_t)alen, &info))
+		return ARES_EBADRESP;
+	switch (info.rcode) {
+	case 0: return info.answers == 0 ? ARES_ENODATA : ARES_SUCCESS;
+	case 2: return ARES_ESERVFAIL;
+	case 3: return ARES_ENOTFOUND;
+	case 5: return ARES_EREFUSED;
+	default: return ARES_EBADRESP;
+	}
+}
+
+/* tlsa_answer - a TLSA job's one answer. */
+static void tlsa_answer(struct route_job *job, int status, const unsigned char *abuf, int alen)
+{
+	struct dns_tlsa_result *r = &job->tres;
+	struct dns_msg_info info;
+	r->secure = abuf != NULL && alen > 0 && dns_msg_scan(abuf, (size_t)alen, &info) && info.ad;
+	if (status == ARES_SUCCESS) {
+		job->tlsa = xcalloc(DNS_TLSA_MAX, sizeof(*job->tlsa));
+		r->n = dns_tlsa_parse(abuf, (size_t)alen, job->tlsa, DNS_TLSA_MAX, &r->n_skipped);
+		r->records = job->tlsa;
+		r->status = r->n + r->n_skipped > 0 ? DNS_TLSA_FOUND : DNS_TLSA_NONE;
+	} else if (status == ARES_ENODATA || status == ARES_ENOTFOUND) {
+		r->status = DNS_TLSA_NONE;
+	} else {
+		r->status = DNS_TLSA_TEMP;
+		snprintf(r->error, sizeof(r->error), "Name service error for name=%s type=TLSA: %s",
+			 job->domain, temp_text(status));
+	}
+}
+
+/* txt_answer - a TXT job's one answer. */
+static void txt_answer(struct route_job *job, int status, const unsigned char *abuf, int alen)
+{
+	struct dns_txt_result *r = &job->txres;
+	if (status == ARES_SUCCESS) {
+		size_t skipped;
+		job->txt = xcalloc(DNS_TXT_MAX, sizeof(*job->txt));
+		r->n = dns_txt_parse(abuf, (size_t)alen, job->txt, DNS_TXT_MAX, &skipped);
+		for (size_t i = 0; i < r->n; i++)
+			r->txt[i] = job->txt[i];
+		r->status = r->n > 0 ? DNS_TXT_FOUND : DNS_TXT_NONE;
+	} else if (status == ARES_ENODATA || status == ARES_ENOTFOUND) {
+		/* most domains have no MTA-STS or TLS-RPT record: remember that (RFC 2308) */
+		struct dns_msg_info info;
+		bool scanned = abuf != NULL && alen > 0 && dns_msg_scan(abuf, (size_t)alen, &info);
+		struct dns_answer none = {.kind = status == ARES_ENODATA ? DNS_ANS_NODATA
+									 : DNS_ANS_NXDOMAIN};
+		dns_cache_put(job->d->cache, ns_t_txt, job->domain, &none,
+			      scanned && info.soa ? info.neg_ttl : NEG_TTL_NO_SOA, now_s());
+		r->status = DNS_TXT_NONE;
+	} else {
+		r->status = DNS_TXT_TEMP;
+		snprintf(r->error, sizeof(r->error), "Name service error for name=%s type=TXT: %s",
+			 job->domain, temp_text(status));
+	}
+}
+
 static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 {
 	struct sub *s = arg;
@@ -346,6 +431,15 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, 
 	size_t host = s->host;
 	(void)timeouts;
 	free(s);
+	status = rcode_status(status, abuf, alen);
+	if (job->tlsa_fn != NULL || job->txt_fn != NULL) {
+		if (job->tlsa_fn != NULL)
+			tlsa_answer(job, status, abuf, alen);
+		else
+			txt_answer(job, status, abuf, alen);
+		job_unref(job);
+		return;
+	}
 	struct dns_answer a;
 	unsigned ttl = 0;
 	if (status == ARES_EDESTRUCTION || status == ARES_ECANCELLED) {
@@ -362,13 +456,37 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, 
 	job_unref(job);
 }
 
+/* send_ad - name/type with RD and AD set (RFC 6840 5.7: a validating
+ * resolver then says whether it validated the answer, without EDNS or DO). */
+static void send_ad(struct route_job *job, const char *name, int type, struct sub *s)
+{
+	unsigned char *buf = NULL;
+	int len = 0;
+	int rc = ares_create_query(name, ns_c_in, type, 0, 1, &buf, &len, 0);
+	if (rc != ARES_SUCCESS || len < 12) {
+		if (buf != NULL)
+			ares_free_string(buf);
+		on_answer(s, rc != ARES_SUCCESS ? rc : ARES_EBADQUERY, 0, NULL, 0);
+		return;
+	}
+	buf[3] |= 0x20; /* AD */
+	ares_send(job->d->channel, buf, len, on_answer, s);
+	ares_free_string(buf);
+}
+
 /* query - one question, from the cache or from the DNS. */
 static void query(struct route_job *job, int type, size_t host)
 {
-	const char *name = type == ns_t_mx ? job->domain : job->hosts[host].name;
+	bool single = job->tlsa_fn != NULL || job->txt_fn != NULL; /* one uncached question */
+	const char *name = type == ns_t_mx || single ? job->domain : job->hosts[host].name;
 	if (job->q->cancelled || job->d->destroying)
 		return;
-	const struct dns_answer *hit = dns_cache_get(job->d->cache, type, name, now_s());
+	const struct dns_answer *hit = job->tlsa_fn ? NULL
+					: dns_cache_get(job->d->cache, type, name, now_s());
+	if (hit != NULL && job->txt_fn != NULL) { /* only "no TXT record" is cached */
+		job->txres.status = DNS_TXT_NONE;
+		return;
+	}
 	if (hit != NULL) {
 		struct dns_answer a;
 		dns_answer_copy(&a, hit); /* apply() may reorder it */
@@ -379,7 +497,7 @@ static void query(struct route_job *job, int type, size_t host)
 	struct sub *s = xcalloc(1, sizeof(*s));
 	*s = (struct sub){job, type, host};
 	job->refs++;
-	ares_query(job->d->channel, name, ns_c_in, type, on_answer, s);
+	send_ad(job, name, type, s);
 }
 
 /* ---- the result ---- */
@@ -413,16 +531,22 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	unlink_job(job); /* the callback may call dns_free() */
-	if (!job->q->cancelled && !job->d->destroying) {
+	if (job->tlsa_fn != NULL && !job->q->cancelled && !job->d->destroying) {
+		job->tlsa_fn(job->arg, &job->tres);
+	} else if (job->txt_fn != NULL && !job->q->cancelled && !job->d->destroying) {
+		job->txt_fn(job->arg, &job->txres);
+	} else if (!job->q->cancelled && !job->d->destroying) {
 		if (!job->decided)
 			decide(job);
-		struct dns_route r = {.status = job->status, .implicit_mx = job->implicit_mx};
+		struct dns_route r = {.status = job->status, .implicit_mx = job->implicit_mx,
+				      .secure = job->direct || job->mx_secure};
 		struct dns_route_host hosts[DNS_ROUTE_MAX_HOSTS];
 		struct rg_ip addrs[DNS_ROUTE_MAX_HOSTS][DNS_ROUTE_MAX_ADDRS];
 		rg_strlcpy(r.error, job->status == DNS_ROUTE_OK ? "" : job->error, sizeof(r.error));
 		for (size_t i = 0; i < job->n_hosts; i++) {
 			struct route_host *h = &job->hosts[i];
-			hosts[i] = (struct dns_route_host){h->name, h->pref, addrs[i], 0, h->temp};
+			hosts[i] = (struct dns_route_host){h->name, h->pref, addrs[i], 0, h->temp,
+							   h->answered > 0 && !h->insecure};
 			hosts[i].n_addrs = addr_order(h->v4, h->n4, h->v6, h->n6, job->prefer,
 						      dns_rand, addrs[i], DNS_ROUTE_MAX_ADDRS);
 		}
@@ -540,6 +664,37 @@ struct dns_query *dns_host_route(struct dns *d, const char *host, int family, in
 	} else {
 		add_host(job, job->domain, 0);
 		lookup_addrs(job, 0);
+	}
+	return start(job);
+}
+
+struct dns_query *dns_tlsa_lookup(struct dns *d, const char *host, unsigned port,
+				  dns_tlsa_fn fn, void *arg)
+{
+	struct route_job *job = job_new(d, AF_UNSPEC, AF_UNSPEC, NULL, arg);
+	char name[300];
+	job->tlsa_fn = fn;
+	snprintf(name, sizeof(name), "_%u._tcp.%s", port, host);
+	if (!set_name(job, name)) {
+		job->tres.status = DNS_TLSA_TEMP;
+		snprintf(job->tres.error, sizeof(job->tres.error), "malformed TLSA name \"%s\"",
+			 job->domain);
+	} else {
+		query(job, T_TLSA_, 0);
+	}
+	return start(job);
+}
+
+struct dns_query *dns_txt_lookup(struct dns *d, const char *name, dns_txt_fn fn, void *arg)
+{
+	struct route_job *job = job_new(d, AF_UNSPEC, AF_UNSPEC, NULL, arg);
+	job->txt_fn = fn;
+	if (!set_name(job, name)) {
+		job->txres.status = DNS_TXT_TEMP;
+		snprintf(job->txres.error, sizeof(job->txres.error), "malformed name \"%s\"",
+			 job->domain);
+	} else {
+		query(job, ns_t_txt, 0);
 	}
 	return start(job);
 }

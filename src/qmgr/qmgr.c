@@ -26,6 +26,7 @@
 #include "qmgr/route.h"
 #include "qmgr/transport.h"
 #include "qmgr/transport_local.h"
+#include "qmgr/transport_smtp.h"
 #include "queue/qctl.h"
 #include "util/basedir.h"
 #include "util/log.h"
@@ -748,9 +749,16 @@ struct qmgr *qmgr_new(struct event_base *base, const struct config *cfg,
 	return q;
 }
 
+/* submit_report - issue 14's hook: a TLS report the SMTP transport queued. */
+static void submit_report(void *arg, struct queue_msg *m)
+{
+	qmgr_submit(arg, m);
+}
+
 void qmgr_set_smtp(struct qmgr *q, struct transport *smtp)
 {
 	q->smtp = smtp;
+	transport_smtp_set_queue(smtp, q->domains, submit_report, q);
 }
 
 void qmgr_start(struct qmgr *q)
@@ -877,9 +885,21 @@ static bool ctl_release(void *arg, const char *id, struct strbuf *out)
 	return ok;
 }
 
+/* ctl_tls_memory - issue 14's hook: the SMTP transport owns the memory. */
+static bool ctl_tls_memory(void *arg, const char *forget, struct strbuf *out)
+{
+	return transport_smtp_tls_memory(((struct qmgr *)arg)->smtp, forget, out);
+}
+
+static bool ctl_tls_report_send(void *arg, struct strbuf *out)
+{
+	return transport_smtp_tls_report_send(((struct qmgr *)arg)->smtp, out);
+}
+
 const struct control_ops qmgr_control_ops = {
 	.list = ctl_list, .flush = ctl_flush, .delete = ctl_delete, .hold = ctl_hold,
-	.release = ctl_release, .status = ctl_status,
+	.release = ctl_release, .status = ctl_status, .tls_memory = ctl_tls_memory,
+	.tls_report_send = ctl_tls_report_send,
 };
 
 void qmgr_free(struct qmgr *q)

@@ -17,7 +17,12 @@
 #include "qmgr/transport_smtp.h"
 #include "client/dialogue.h"
 #include "client/smtpc.h"
+#include "dns/answer.h"
 #include "dns/dns.h"
+#include "tlspol/sts.h"
+#include "tlspol/tlsmem.h"
+#include "tlspol/tlsrpt.h"
+#include "tlspol/tlsrpt_send.h"
 #include "util/log.h"
 #include "util/util.h"
 #include "util/workers.h"
@@ -41,6 +46,7 @@ struct dest;
 struct candidate {
 	char name[256];
 	struct rg_ip ip;
+	bool secure;                  /* its address answers were DNSSEC-validated */
 };
 
 struct idle_conn {
@@ -68,6 +74,17 @@ struct job {
 	char relay[320], tls[160];
 	char err[600], err_dsn[16];
 	bool eightbit;                /* the text has 8-bit bytes (found on the worker) */
+	bool mem_raised;              /* the downgrade memory raised the TLS policy */
+	bool mx_secure;               /* DANE: the MX answer was validated */
+	char tlsa_host[256];          /* DANE: the host tlsa_res is for ("": none yet) */
+	struct dns_tlsa_result tlsa_res;
+	struct dns_tlsa *tlsa_recs;   /* DNS_TLSA_MAX, tlsa_res.records points here */
+	bool dane_used;               /* the session being opened authenticates by DANE */
+	struct sts_query *stsq;       /* MTA-STS lookup in flight */
+	bool sts_done;                /* the MTA-STS policy (if any) is known */
+	bool sts_raised;              /* MTA-STS enforce raised the TLS policy */
+	bool sts_skipped;             /* enforce: an MX host not in the policy was left out */
+	struct sts_policy *sts;       /* in force for this delivery (testing/enforce), or NULL */
 	struct smtp_out_msg msg;      /* the dialogue holds on to it while sending */
 	struct smtp_out_rcpt *rcpts;
 	struct job *all_prev, *all_next;
@@ -87,6 +104,10 @@ struct smtp_transport {
 	struct transport t;           /* first: the interface */
 	struct smtp_transport_env env;
 	SSL_CTX *tls_ctx;
+	struct tlsmem *mem;           /* downgrade memory; NULL when switched off */
+	struct sts *sts;              /* MTA-STS; NULL when switched off */
+	struct tlsrpt *rpt;           /* TLS-RPT counts; NULL when switched off */
+	struct tlsrpt_sender *rpt_sender;
 	struct workers *loader;
 	struct dest *dests;
 	struct job *jobs;             /* every job, for stop and free */
@@ -99,6 +120,9 @@ static void job_finish(struct job *j);
 static void try_next(struct job *j);
 static void start_send(struct job *j);
 static void resolve(struct job *j);
+static void dane_failed(struct job *j);
+static void open_candidate(struct job *j, const struct candidate *c, enum smtp_tls_policy p,
+			   const struct smtpc_tlsa *tlsa, size_t n_tlsa);
 
 /* ---- closing connections politely, and still freeing them at exit ---- */
 
@@ -171,12 +195,95 @@ static void park(struct job *j)
 	j->o = NULL;
 }
 
+static void smtp_free(struct transport *t);
+
+/* ---- downgrade memory ---- */
+
+/* remembered - the memory's entry for j's destination while it holds. */
+static const struct tlsmem_entry *remembered(const struct job *j)
+{
+	const struct smtp_transport *st = j->st;
+	if (st->mem == NULL)
+		return NULL;
+	const struct tlsmem_entry *e = tlsmem_get(st->mem, j->d->route.host);
+	time_t now = time(NULL);
+	if (e == NULL || (uint64_t)(now - e->last) > st->env.cfg->smtp_tls_memory_lifetime)
+		return NULL;
+	return e;
+}
+
+/* below_memory - would a session with this TLS be a downgrade? */
+static bool below_memory(const struct job *j, const char *tls_desc)
+{
+	const struct tlsmem_entry *e = remembered(j);
+	return e != NULL && e->best == TLSMEM_VERIFIED &&
+	       tlsmem_level_of(tls_desc) < TLSMEM_VERIFIED;
+}
+
+/* memory_policy - verified TLS seen before: nothing less this time. An
+ * explicit "none" stays the operator's word. */
+static enum smtp_tls_policy memory_policy(struct job *j, enum smtp_tls_policy p)
+{
+	const struct tlsmem_entry *e = remembered(j);
+	j->mem_raised = false;
+	if (e == NULL || e->best != TLSMEM_VERIFIED || p == STLS_NONE || p >= STLS_VERIFY)
+		return p;
+	j->mem_raised = true;
+	return STLS_VERIFY;
+}
+
+/* downgrade_refused - the raised policy failed at STARTTLS: say why plainly. */
+static void downgrade_refused(struct job *j)
+{
+	const struct tlsmem_entry *e = remembered(j);
+	char since[32] = "?";
+	struct tm tm;
+	if (e != NULL && gmtime_r(&e->since, &tm) != NULL)
+		strftime(since, sizeof(since), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	char why[600];
+	rg_strlcpy(why, j->err, sizeof(why));
+	snprintf(j->err, sizeof(j->err), "TLS downgrade refused: %s has offered verified TLS "
+		 "since %s; %s", j->d->route.host, since, why);
+	rg_strlcpy(j->err_dsn, "4.7.5", sizeof(j->err_dsn));
+	log_ev(LOG_WARNING, "tls-downgrade-refused", {"queue", j->d->msg->id},
+	       {"domain", j->d->route.host}, {"relay", j->relay}, {"remembered", "verified"},
+	       {"since", since}, {"reason", why});
+}
+
+/* as_smtp - t when it is this transport (the queue manager's tests may run
+ * others in its place), else NULL. */
+static struct smtp_transport *as_smtp(struct transport *t)
+{
+	return t != NULL && t->free == smtp_free ? (struct smtp_transport *)t : NULL;
+}
+
+/* transport_smtp_tls_memory - see transport_smtp.h. */
+bool transport_smtp_tls_memory(struct transport *t, const char *forget, struct strbuf *out)
+{
+	struct smtp_transport *st = as_smtp(t);
+	if (st == NULL || st->mem == NULL) {
+		strbuf_puts(out, "the TLS downgrade memory is off (smtp_tls_memory_lifetime = 0)");
+		return false;
+	}
+	if (forget == NULL) {
+		tlsmem_list(st->mem, out);
+		return true;
+	}
+	if (!tlsmem_forget(st->mem, forget)) {
+		strbuf_printf(out, "%s is not remembered", forget);
+		return false;
+	}
+	log_ev(LOG_INFO, "tls-memory-forget", {"domain", forget});
+	strbuf_printf(out, "forgot %s", forget);
+	return true;
+}
+
 /* take_idle - a parked connection of j's destination, if one is usable. */
 static bool take_idle(struct job *j)
 {
 	while (j->dest->idle != NULL) {
 		struct idle_conn *ic = j->dest->idle;
-		bool ok = smtp_out_reusable(ic->o);
+		bool ok = smtp_out_reusable(ic->o) && !below_memory(j, ic->tls);
 		if (ok) {
 			j->o = ic->o;
 			rg_strlcpy(j->relay, ic->relay, sizeof(j->relay));
@@ -299,8 +406,11 @@ static void job_free(struct job *j)
 		j->all_next->all_prev = j->all_prev;
 	if (j->query)
 		dns_cancel(j->query);
+	sts_cancel(j->stsq);
+	free(j->sts);
 	queue_msg_free(j->text);
 	free(j->rcpts);
+	free(j->tlsa_recs);
 	free(j);
 }
 
@@ -354,12 +464,174 @@ static bool is_myself_ip(const struct smtp_transport *st, const struct rg_ip *ip
 	return false;
 }
 
+/* ---- TLS-RPT (RFC 8460) ---- */
+
+void transport_smtp_set_queue(struct transport *t, const struct addr_domains *domains,
+			      void (*submit)(void *arg, struct queue_msg *m), void *arg)
+{
+	struct smtp_transport *st = as_smtp(t);
+	if (st != NULL && st->rpt_sender != NULL)
+		tlsrpt_sender_set_queue(st->rpt_sender, domains, submit, arg);
+}
+
+bool transport_smtp_tls_report_send(struct transport *t, struct strbuf *out)
+{
+	struct smtp_transport *st = as_smtp(t);
+	if (st == NULL || st->rpt_sender == NULL) {
+		strbuf_puts(out, "TLS reporting is off (smtp_tls_reporting = no)");
+		return false;
+	}
+	size_t n = tlsrpt_send_now(st->rpt_sender);
+	strbuf_printf(out, "%zu TLS report%s on the way (see tls-report-* in the log)", n,
+		      n == 1 ? "" : "s");
+	return true;
+}
+
+/* sts_text - the policy as its file said it (4.4 policy-string). */
+static void sts_text(const struct sts_policy *p, char *out, size_t len)
+{
+	size_t used = (size_t)snprintf(out, len, "version: STSv1\nmode: %s\n",
+				       sts_mode_name(p->mode));
+	for (size_t i = 0; i < p->n_mx && used < len; i++)
+		used += (size_t)snprintf(out + used, len - used, "mx: %s\n", p->mx[i]);
+	if (used < len)
+		snprintf(out + used, len - used, "max_age: %llu", (unsigned long long)p->max_age);
+}
+
+/* tlsa_text - the TLSA records in presentation form, one a line. */
+static void tlsa_text(const struct job *j, char *out, size_t len)
+{
+	size_t used = 0;
+	out[0] = '\0';
+	for (size_t i = 0; i < j->tlsa_res.n && used + 16 < len; i++) {
+		const struct dns_tlsa *t = &j->tlsa_res.records[i];
+		used += (size_t)snprintf(out + used, len - used, "%s%u %u %u ", i ? "\n" : "",
+					 t->usage, t->selector, t->mtype);
+		for (size_t k = 0; k < t->len && used + 3 < len; k++)
+			used += (size_t)snprintf(out + used, len - used, "%02x", t->data[k]);
+	}
+}
+
+/* report - one session (result NULL: it succeeded) under the policy in force:
+ * DANE when it authenticated or failed, else MTA-STS. */
+static void report(struct job *j, bool dane, const char *result, const char *ip)
+{
+	char text[4096], mx[STS_MX_MAX * 260] = "";
+	if (j->st->rpt == NULL || (!dane && j->sts == NULL))
+		return;
+	if (dane)
+		tlsa_text(j, text, sizeof(text));
+	else {
+		sts_text(j->sts, text, sizeof(text));
+		sts_mx_list(j->sts, mx, sizeof(mx));
+	}
+	const char *host = j->tlsa_host[0] && dane ? j->tlsa_host : NULL;
+	tlsrpt_note(j->st->rpt, j->d->route.host, dane ? TLSRPT_TLSA : TLSRPT_STS, text, mx, result,
+		    host, ip);
+}
+
+/* tls_result - the RFC 8460 4.3 result type of a failed or weak session. */
+static const char *tls_result(const char *why)
+{
+	if (strstr(why, "not offered") != NULL || strstr(why, "STARTTLS") != NULL)
+		return "starttls-not-supported";
+	if (strstr(why, "hostname mismatch") != NULL)
+		return "certificate-host-mismatch";
+	if (strstr(why, "expired") != NULL)
+		return "certificate-expired";
+	return "certificate-not-trusted";
+}
+
+/* candidate_ip - the address of the candidate tried last, for reports. */
+static void candidate_ip(const struct job *j, char *out, size_t len)
+{
+	out[0] = '\0';
+	if (j->next_cand > 0)
+		ip_format(&j->cand[j->next_cand - 1].ip, out, len);
+}
+
+/* ---- MTA-STS (RFC 8461) ---- */
+
+static void sts_log(const struct job *j, const char *event, const char *detail)
+{
+	log_ev(LOG_INFO, event, {"queue", j->d->msg->id}, {"domain", j->d->route.host},
+	       {"mode", sts_mode_name(j->sts->mode)}, {"id", j->sts->id}, {"relay", j->relay},
+	       {"detail", detail});
+}
+
+/* tlsrpt_mx - an MX host outside the policy, for the report. */
+static void tlsrpt_mx(struct job *j, const char *host)
+{
+	char text[4096], mx[STS_MX_MAX * 260];
+	if (j->st->rpt == NULL)
+		return;
+	sts_text(j->sts, text, sizeof(text));
+	sts_mx_list(j->sts, mx, sizeof(mx));
+	tlsrpt_note(j->st->rpt, j->d->route.host, TLSRPT_STS, text, mx, "validation-failure", host,
+		    NULL);
+}
+
+/* sts_mx_allowed - 4.1: under enforce only MX hosts the policy names; under
+ * testing every one, with a report line for those it does not name. */
+static bool sts_mx_allowed(struct job *j, const char *host)
+{
+	if (j->sts == NULL || sts_mx_match(j->sts, host))
+		return true;
+	char detail[600];
+	snprintf(detail, sizeof(detail), "MX host %s is not in the policy", host);
+	sts_log(j, j->sts->mode == STS_ENFORCE ? "mta-sts-mx-refused" : "mta-sts-testing-failure",
+		detail);
+	tlsrpt_mx(j, host);
+	j->sts_skipped |= j->sts->mode == STS_ENFORCE;
+	return j->sts->mode != STS_ENFORCE;
+}
+
+/* sts_policy - enforce: a certificate that verifies for the MX host
+ * (unless DANE authenticates it; an explicit none stays the operator's). */
+static enum smtp_tls_policy sts_policy(struct job *j, enum smtp_tls_policy p)
+{
+	j->sts_raised = false;
+	if (j->sts == NULL || j->sts->mode != STS_ENFORCE || p == STLS_NONE || p >= STLS_VERIFY)
+		return p;
+	j->sts_raised = true;
+	return STLS_VERIFY;
+}
+
+/* sts_failed - enforce, and the session had no verified TLS. */
+static void sts_failed(struct job *j)
+{
+	char why[600];
+	rg_strlcpy(why, j->err, sizeof(why));
+	snprintf(j->err, sizeof(j->err), "MTA-STS policy of %s (enforce, id %s) needs verified "
+		 "TLS: %s", j->d->route.host, j->sts->id, why);
+	rg_strlcpy(j->err_dsn, "4.7.5", sizeof(j->err_dsn));
+	sts_log(j, "mta-sts-tls-refused", why);
+	char ip[RG_IP_STRLEN];
+	candidate_ip(j, ip, sizeof(ip));
+	report(j, false, tls_result(why), ip);
+}
+
+static void on_sts(void *arg, const struct sts_policy *p)
+{
+	struct job *j = arg;
+	j->stsq = NULL;
+	j->sts_done = true;
+	if (p != NULL && p->mode != STS_NONE) {
+		j->sts = xcalloc(1, sizeof(*j->sts));
+		*j->sts = *p;
+		sts_log(j, "mta-sts", "policy in force");
+	}
+	resolve(j);
+}
+
 /* add_candidates - the addresses of one host, unless it is ourselves. */
 static bool add_candidates(struct job *j, const struct dns_route_host *h)
 {
 	const struct config *cfg = j->st->env.cfg;
 	if (rg_strcasecmp(h->name, cfg->myhostname) == 0)
 		return false;
+	if (!sts_mx_allowed(j, h->name))
+		return true;
 	for (size_t k = 0; k < h->n_addrs; k++) {
 		if (is_myself_ip(j->st, &h->addrs[k], j->d->route.port))
 			return false;
@@ -368,6 +640,7 @@ static bool add_candidates(struct job *j, const struct dns_route_host *h)
 		struct candidate *c = &j->cand[j->n_cand++];
 		rg_strlcpy(c->name, h->name, sizeof(c->name));
 		c->ip = h->addrs[k];
+		c->secure = h->secure;
 	}
 	return true;
 }
@@ -403,11 +676,21 @@ static void on_route(void *arg, const struct dns_route *r)
 		job_finish(j);
 		return;
 	}
+	j->mx_secure = r->secure;
 	/* hosts come best first: from the first that is ourselves on, none is better */
 	bool better_unknown = false; /* a better host's address lookup failed for now */
 	for (size_t i = 0; i < r->n_hosts && !j->looped; i++) {
 		j->looped = !add_candidates(j, &r->hosts[i]);
 		better_unknown |= !j->looped && r->hosts[i].n_addrs == 0 && r->hosts[i].temp_failed;
+	}
+	if (j->n_cand == 0 && j->sts_skipped && !j->looped) {
+		char mx[STS_MX_MAX * 260], text[900];
+		sts_mx_list(j->sts, mx, sizeof(mx));
+		snprintf(text, sizeof(text), "MTA-STS policy of %s (enforce, id %s): no MX host "
+			 "matches its mx patterns (%s)", j->d->route.host, j->sts->id, mx);
+		outcome_all(j, RCPT_DEFERRED, "4.7.5", text);
+		job_finish(j);
+		return;
 	}
 	if (j->n_cand == 0 && better_unknown) {
 		outcome_all(j, RCPT_DEFERRED, "4.4.3", "unable to look up a better MX host than "
@@ -437,6 +720,10 @@ static void resolve(struct job *j)
 {
 	const struct config *cfg = j->st->env.cfg;
 	const struct route *rt = &j->d->route;
+	if (j->st->sts != NULL && rt->mx && !j->sts_done) {
+		j->stsq = sts_lookup(j->st->sts, rt->host, on_sts, j);
+		return;
+	}
 	int family = family_of(cfg->inet_protocols);
 	int prefer = family_of(cfg->smtp_address_preference);
 	j->query = rt->mx ? dns_mx_route(j->st->env.dns, rt->host, family, prefer, on_route, j)
@@ -476,7 +763,7 @@ static enum smtp_tls_policy tls_policy(const struct job *j)
 		config_smtp_tls_level(word, &lvl); /* checked when the table was loaded */
 	}
 	static const enum smtp_tls_policy map[] = {STLS_NONE, STLS_MAY, STLS_ENCRYPT,
-						   STLS_VERIFY, STLS_SECURE};
+						   STLS_VERIFY, STLS_SECURE, STLS_DANE};
 	return map[lvl];
 }
 
@@ -541,6 +828,15 @@ static void on_open(struct smtp_out *o, const struct smtp_result *r, void *arg)
 	if (r->kind == SR_DONE) {
 		j->o = o;
 		rg_strlcpy(j->tls, r->tls_desc, sizeof(j->tls));
+		if (j->st->mem != NULL)
+			tlsmem_note(j->st->mem, j->d->route.host, tlsmem_level_of(r->tls_desc),
+				    time(NULL));
+		bool weak = tlsmem_level_of(r->tls_desc) < TLSMEM_VERIFIED;
+		if (j->sts != NULL && j->sts->mode == STS_TESTING && weak)
+			sts_log(j, "mta-sts-testing-failure", r->tls_desc);
+		char ip[RG_IP_STRLEN];
+		candidate_ip(j, ip, sizeof(ip));
+		report(j, j->dane_used, weak && !j->dane_used ? tls_result(r->tls_desc) : NULL, ip);
 		log_ev(LOG_INFO, "smtp-connected", {"queue", j->d->msg->id}, {"relay", j->relay},
 		       {"tls", r->tls_desc}, {"auth", r->auth_desc});
 		start_send(j);
@@ -557,6 +853,12 @@ static void on_open(struct smtp_out *o, const struct smtp_result *r, void *arg)
 	rg_strlcpy(j->err_dsn, r->enhanced[0] ? r->enhanced : "4.4.1", sizeof(j->err_dsn));
 	if (j->err_dsn[0] == '5')
 		j->err_dsn[0] = '4'; /* a refused session is retried, maybe elsewhere */
+	if (j->mem_raised && strcmp(r->stage, "STARTTLS") == 0)
+		downgrade_refused(j);
+	if (j->dane_used && strcmp(r->stage, "STARTTLS") == 0)
+		dane_failed(j);
+	if (j->sts_raised && strcmp(r->stage, "STARTTLS") == 0)
+		sts_failed(j);
 	j->conn_failures_only &= r->try_next_address;
 	if (r->try_next_address) {
 		try_next(j);
@@ -564,6 +866,101 @@ static void on_open(struct smtp_out *o, const struct smtp_result *r, void *arg)
 	}
 	outcome_all(j, RCPT_DEFERRED, j->err_dsn, j->err);
 	job_finish(j);
+}
+
+/* ---- DANE (RFC 7672) ---- */
+
+static void on_tlsa(void *arg, const struct dns_tlsa_result *r)
+{
+	struct job *j = arg;
+	j->query = NULL;
+	j->tlsa_res = *r;
+	if (j->tlsa_recs == NULL)
+		j->tlsa_recs = xcalloc(DNS_TLSA_MAX, sizeof(*j->tlsa_recs));
+	if (r->n > 0)
+		memcpy(j->tlsa_recs, r->records, r->n * sizeof(*j->tlsa_recs));
+	j->tlsa_res.records = j->tlsa_recs;
+	try_next(j);
+}
+
+/* dane_lookup_needed - level dane, a validated MX and host, and no TLSA
+ * answer for this host yet: look it up before connecting. */
+static bool dane_lookup_needed(struct job *j, const struct candidate *c, enum smtp_tls_policy p)
+{
+	if (p != STLS_DANE || !j->mx_secure || !c->secure || strcmp(j->tlsa_host, c->name) == 0)
+		return false;
+	rg_strlcpy(j->tlsa_host, c->name, sizeof(j->tlsa_host));
+	j->query = dns_tlsa_lookup(j->st->env.dns, c->name, j->d->route.port, on_tlsa, j);
+	return true;
+}
+
+/* dane_usable - RFC 7672 3.1: DANE-TA(2) and DANE-EE(3), selectors 0/1,
+ * matching types 0/1/2; PKIX usages (0, 1) are not for SMTP. */
+static bool dane_usable(const struct dns_tlsa *t)
+{
+	return (t->usage == 2 || t->usage == 3) && t->selector <= 1 && t->mtype <= 2;
+}
+
+static void dane_log(const struct job *j, const char *result)
+{
+	log_ev(LOG_INFO, "dane", {"queue", j->d->msg->id}, {"relay", j->relay},
+	       {"result", result});
+}
+
+/* dane_policy - what level dane means for this candidate; false when it must
+ * not be tried at all (TLSA lookup failed: RFC 7672 2.2, defer). */
+static bool dane_policy(struct job *j, const struct candidate *c, enum smtp_tls_policy *p,
+			struct smtpc_tlsa *tlsa, size_t *n_tlsa)
+{
+	const struct dns_tlsa_result *r = &j->tlsa_res;
+	*n_tlsa = 0;
+	j->dane_used = false;
+	if (*p != STLS_DANE)
+		return true;
+	*p = STLS_MAY; /* every way out but one is opportunistic TLS */
+	if (!j->mx_secure || !c->secure) {
+		dane_log(j, !j->mx_secure ? "MX records not DNSSEC-validated: opportunistic TLS"
+					  : "address records not DNSSEC-validated: opportunistic TLS");
+		return true;
+	}
+	if (r->status == DNS_TLSA_TEMP) {
+		snprintf(j->err, sizeof(j->err), "DANE: TLSA lookup for %s failed: %s", j->relay,
+			 r->error);
+		rg_strlcpy(j->err_dsn, "4.7.5", sizeof(j->err_dsn));
+		dane_log(j, j->err);
+		report(j, true, "dnssec-invalid", NULL);
+		return false;
+	}
+	if (r->status == DNS_TLSA_NONE || !r->secure) {
+		dane_log(j, r->status == DNS_TLSA_NONE ? "no TLSA records: opportunistic TLS"
+						       : "TLSA records not DNSSEC-validated: "
+							 "opportunistic TLS");
+		return true;
+	}
+	for (size_t i = 0; i < r->n && *n_tlsa < SMTPC_TLSA_MAX; i++)
+		if (dane_usable(&r->records[i]))
+			tlsa[(*n_tlsa)++] = (struct smtpc_tlsa){r->records[i].usage,
+				r->records[i].selector, r->records[i].mtype, r->records[i].data,
+				r->records[i].len};
+	*p = *n_tlsa > 0 ? STLS_DANE : STLS_ENCRYPT; /* RFC 7672 2.2: none usable */
+	j->dane_used = *n_tlsa > 0;
+	dane_log(j, j->dane_used ? "TLSA records validated: DANE required"
+				 : "no usable TLSA record: mandatory unauthenticated TLS");
+	return true;
+}
+
+/* dane_failed - the peer did not match the TLSA records: say so. */
+static void dane_failed(struct job *j)
+{
+	char why[600];
+	rg_strlcpy(why, j->err, sizeof(why));
+	snprintf(j->err, sizeof(j->err), "DANE: %s did not match its TLSA records: %s", j->relay,
+		 why);
+	rg_strlcpy(j->err_dsn, "4.7.5", sizeof(j->err_dsn));
+	dane_log(j, j->err);
+	char ip[RG_IP_STRLEN];
+	candidate_ip(j, ip, sizeof(ip));
+	report(j, true, "validation-failure", ip);
 }
 
 static void try_next(struct job *j)
@@ -580,12 +977,30 @@ static void try_next(struct job *j)
 		job_finish(j);
 		return;
 	}
+	const struct candidate *c = &j->cand[j->next_cand];
+	enum smtp_tls_policy policy = tls_policy(j);
+	struct smtpc_tlsa tlsa[SMTPC_TLSA_MAX];
+	size_t n_tlsa;
+	set_relay(j, c);
+	if (dane_lookup_needed(j, c, policy))
+		return; /* on_tlsa comes back here */
+	j->next_cand++;
+	if (!dane_policy(j, c, &policy, tlsa, &n_tlsa)) {
+		j->conn_failures_only = false;
+		try_next(j);
+		return;
+	}
+	open_candidate(j, c, memory_policy(j, sts_policy(j, policy)), tlsa, n_tlsa);
+}
+
+/* open_candidate - connect to c under TLS policy p (and TLSA records for dane). */
+static void open_candidate(struct job *j, const struct candidate *c, enum smtp_tls_policy p,
+			   const struct smtpc_tlsa *tlsa, size_t n_tlsa)
+{
 	const struct config *cfg = j->st->env.cfg;
-	const struct candidate *c = &j->cand[j->next_cand++];
 	struct sockaddr_storage dst, src;
 	socklen_t dlen, slen = 0;
 	char user[256], pass[256];
-	set_relay(j, c);
 	dlen = ip_to_sockaddr(&c->ip, j->d->route.port, &dst);
 	bool have_src = bind_source(cfg, c->ip.family, &src, &slen);
 	bool auth = credentials(j, user, sizeof(user), pass, sizeof(pass));
@@ -593,7 +1008,7 @@ static void try_next(struct job *j)
 		.addr = (struct sockaddr *)&dst, .addrlen = dlen,
 		.source = have_src ? (struct sockaddr *)&src : NULL, .sourcelen = slen,
 		.helo_name = cfg->smtp_helo_name, .server_name = c->name,
-		.tls_match_domain = j->d->route.host, .tls = tls_policy(j),
+		.tls_match_domain = j->d->route.host, .tls = p, .tlsa = tlsa, .n_tlsa = n_tlsa,
 		.tls_ctx = j->st->tls_ctx, .sasl_user = auth ? user : NULL,
 		.sasl_pass = auth ? pass : NULL, .sasl_plaintext_ok = cfg->smtp_sasl_plaintext_ok,
 	};
@@ -741,6 +1156,10 @@ static void smtp_free(struct transport *t)
 		smtp_out_abort(st->quitting[--st->n_quitting]);
 	free(st->quitting);
 	SSL_CTX_free(st->tls_ctx);
+	tlsmem_free(st->mem);
+	sts_free(st->sts);
+	tlsrpt_sender_free(st->rpt_sender);
+	tlsrpt_free(st->rpt);
 	free(st);
 }
 
@@ -752,7 +1171,28 @@ struct transport *transport_smtp_new(const struct smtp_transport_env *env, char 
 					    errlen);
 	if (ctx == NULL)
 		return NULL;
+	struct tlsmem *mem = NULL;
+	if (cfg->smtp_tls_memory_lifetime > 0 &&
+	    (mem = tlsmem_open(env->base, cfg->queue_directory, err, errlen)) == NULL) {
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	struct sts *sts = NULL;
+	struct sts_opts so = {cfg->queue_directory, cfg->smtp_mta_sts_CAfile,
+			      cfg->smtp_mta_sts_https_port,
+			      (unsigned)cfg->smtp_mta_sts_recheck_time};
+	if (cfg->smtp_mta_sts && (sts = sts_new(env->base, env->dns, &so, err, errlen)) == NULL) {
+		tlsmem_free(mem);
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
 	struct smtp_transport *st = xcalloc(1, sizeof(*st));
+	st->mem = mem;
+	st->sts = sts;
+	if (cfg->smtp_tls_reporting) {
+		st->rpt = tlsrpt_new(time(NULL));
+		st->rpt_sender = tlsrpt_sender_new(env->base, env->dns, cfg, st->rpt);
+	}
 	st->t = (struct transport){"smtp", smtp_deliver, smtp_idle, smtp_stop, smtp_resume,
 				   smtp_free};
 	st->env = *env;

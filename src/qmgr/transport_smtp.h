@@ -9,18 +9,26 @@
  * route to addresses (dns/route), refusing to deliver to ourselves (5.4.6),
  * trying the next MX address on connection-level failures, the TLS policy
  * and relayhost credentials of each next hop, reusing an idle connection to
- * the same destination, and turning replies into recipient outcomes.
+ * the same destination, and turning replies into recipient outcomes. And
+ * applying issue 14's TLS that cannot be stripped to each connection: the
+ * downgrade memory (tlspol/tlsmem), DANE (secure MX and TLSA -> level and
+ * TLSA records), MTA-STS (tlspol/sts: MX filter, verified TLS), and counting
+ * sessions for TLS-RPT (tlspol/tlsrpt).
  * Must not: decide retries or bounces, or touch queue files (the queue
  * manager does); speak SMTP itself (client/dialogue does).
  */
 #ifndef RG_TRANSPORT_SMTP_H
 #define RG_TRANSPORT_SMTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "config/config.h"
 #include "net/net.h"
+#include "address/address.h"
 #include "qmgr/transport.h"
+#include "queue/queue.h"
+#include "util/util.h"
 
 struct event_base;
 struct dns;
@@ -33,8 +41,22 @@ struct smtp_transport_env {
 	size_t n_local_ips;
 };
 
-/* NULL with err when the TLS client context cannot be made. */
+/* NULL with err when the TLS client context cannot be made, or the TLS
+ * downgrade memory (queue_directory/tls-memory) cannot be read. */
 struct transport *transport_smtp_new(const struct smtp_transport_env *env, char *err,
 				     size_t errlen);
+
+/* The operator's view of the TLS downgrade memory (control socket): forget
+ * NULL lists it into out, else forgets that domain. False with the reason in
+ * out (memory off, domain not remembered). t is transport_smtp_new's. */
+bool transport_smtp_tls_memory(struct transport *t, const char *forget, struct strbuf *out);
+
+/* TLS-RPT reports go through the queue: domains classify the rua address,
+ * submit hands the committed report to the queue manager. Not an SMTP
+ * transport (t NULL or another): nothing. */
+void transport_smtp_set_queue(struct transport *t, const struct addr_domains *domains,
+			      void (*submit)(void *arg, struct queue_msg *m), void *arg);
+/* `relayguard tls-report send --now`: false with the reason (reporting off). */
+bool transport_smtp_tls_report_send(struct transport *t, struct strbuf *out);
 
 #endif

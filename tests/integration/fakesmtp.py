@@ -97,7 +97,7 @@ def make_cert(directory):
 
 
 class FakeSMTP:
-    def __init__(self, policy, implicit_tls=False, certs=None):
+    def __init__(self, policy, implicit_tls=False, certs=None, host='127.0.0.1', port=0):
         self.policy = policy
         self.sessions = []
         self.lock = threading.Lock()
@@ -108,7 +108,7 @@ class FakeSMTP:
         self.implicit_tls = implicit_tls
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(('127.0.0.1', 0))
+        self.sock.bind((host, port))
         self.sock.listen(64)
         self.port = self.sock.getsockname()[1]
         self.stopping = False

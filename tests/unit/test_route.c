@@ -210,8 +210,8 @@ static const struct bad_row bad_rows[] = {
 	{__LINE__, "", "relayhost = [smtp.example.com]:99999\n",
 	 "FILE:1: relayhost: \"[smtp.example.com]:99999\" is not a next hop"},
 	{__LINE__, "", "smtp_tls_security_level = dane-only\n",
-	 "FILE:1: smtp_tls_security_level: \"dane-only\" is not none, may, encrypt, verify "
-	 "or secure"},
+	 "FILE:1: smtp_tls_security_level: \"dane-only\" is not none, may, encrypt, verify, "
+	 "secure or dane"},
 	{__LINE__, "", "smtp_sasl_auth_enable = yes\n",
 	 "FILE:1: smtp_sasl_auth_enable = yes needs smtp_sasl_password_maps"},
 	{__LINE__, "", "smtp_sasl_security_options = noplaintext, nosuch\n",

@@ -1,0 +1,161 @@
+/*
+ * statefile.c - durable whole-file replacement, in the background (see
+ * statefile.h).
+ */
+#include "tlspol/statefile.h"
+#include "util/basedir.h"
+#include "util/dirsync.h"
+#include "util/log.h"
+#include "util/workers.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct statefile {
+	char *dir, *name;
+	struct workers *writer; /* NULL: no background writes */
+	statefile_snapshot_fn snapshot;
+	void *arg;
+	bool dirty, writing;
+};
+
+struct write_job {
+	struct statefile *sf;
+	char *text;
+	size_t len;
+	bool ok;
+	char err[300];
+};
+
+/* write_all - text into fd; false with errno. */
+static bool write_all(int fd, const char *text, size_t len)
+{
+	while (len > 0) {
+		ssize_t w = write(fd, text, len);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return false;
+		text += w;
+		len -= (size_t)w;
+	}
+	return true;
+}
+
+bool statefile_write(const char *dir, const char *name, const char *text, size_t len, char *err,
+		     size_t errlen)
+{
+	char tmp[256];
+	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
+	int dfd = basedir_fd(dir);
+	int fd = dfd < 0 ? -1 : openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	bool ok = fd >= 0 && write_all(fd, text, len) && fsync(fd) == 0;
+	int e = errno;
+	if (fd >= 0 && close(fd) != 0 && ok) {
+		ok = false;
+		e = errno;
+	}
+	if (ok && renameat(dfd, tmp, dfd, name) != 0) {
+		ok = false;
+		e = errno;
+	}
+	if (ok && !dirsync(dir, ".")) {
+		ok = false;
+		e = errno;
+	}
+	if (!ok)
+		snprintf(err, errlen, "cannot write %s/%s: %s", dir, name, strerror(e));
+	return ok;
+}
+
+struct statefile *statefile_new(struct event_base *base, const char *dir, const char *name,
+				statefile_snapshot_fn snapshot, void *arg)
+{
+	struct statefile *sf = xcalloc(1, sizeof(*sf));
+	sf->dir = xstrdup(dir);
+	sf->name = xstrdup(name);
+	sf->snapshot = snapshot;
+	sf->arg = arg;
+	if (base != NULL)
+		sf->writer = workers_new(base, 1);
+	return sf;
+}
+
+static void write_work(void *arg)
+{
+	struct write_job *w = arg;
+	w->ok = statefile_write(w->sf->dir, w->sf->name, w->text, w->len, w->err, sizeof(w->err));
+}
+
+static void start_write(struct statefile *sf);
+
+static void write_done(void *arg)
+{
+	struct write_job *w = arg;
+	struct statefile *sf = w->sf;
+	if (!w->ok) /* the owner's table still holds; the next change tries again */
+		log_ev(LOG_WARNING, "state-write-failed", {"reason", w->err});
+	free(w->text);
+	free(w);
+	sf->writing = false;
+	if (sf->dirty && sf->writer != NULL)
+		start_write(sf);
+}
+
+static void start_write(struct statefile *sf)
+{
+	struct strbuf sb;
+	strbuf_init(&sb);
+	sf->snapshot(sf->arg, &sb);
+	struct write_job *w = xcalloc(1, sizeof(*w));
+	w->sf = sf;
+	w->len = sb.len;
+	w->text = strbuf_steal(&sb);
+	if (w->text == NULL)
+		w->text = xstrdup("");
+	sf->dirty = false;
+	sf->writing = true;
+	workers_submit(sf->writer, write_work, write_done, w);
+}
+
+void statefile_changed(struct statefile *sf)
+{
+	sf->dirty = true;
+	if (sf->writer != NULL && !sf->writing)
+		start_write(sf);
+}
+
+bool statefile_flush(struct statefile *sf, bool force, char *err, size_t errlen)
+{
+	if (!sf->dirty && !force)
+		return true;
+	struct strbuf sb;
+	strbuf_init(&sb);
+	sf->snapshot(sf->arg, &sb);
+	bool ok = statefile_write(sf->dir, sf->name, sb.data ? sb.data : "", sb.len, err, errlen);
+	strbuf_free(&sb);
+	if (ok)
+		sf->dirty = false;
+	return ok;
+}
+
+void statefile_free(struct statefile *sf)
+{
+	if (sf == NULL)
+		return;
+	if (sf->writer != NULL) {
+		struct workers *w = sf->writer;
+		sf->writer = NULL; /* write_done starts no new write */
+		workers_free(w);
+	}
+	char err[300];
+	if (!statefile_flush(sf, false, err, sizeof(err)))
+		log_ev(LOG_WARNING, "state-write-failed", {"reason", err});
+	free(sf->dir);
+	free(sf->name);
+	free(sf);
+}

@@ -1,0 +1,140 @@
+/*
+ * test_mtasts.c - MTA-STS (RFC 8461) syntax and matching, as tables: the TXT
+ * record (3.1), the policy file (3.2), MX patterns (4.1), cache lines.
+ */
+#include "check.h"
+#include "tlspol/mtasts.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const struct {
+	int line;
+	const char *txt;
+	bool ok;
+	const char *id;
+} txt_rows[] = {
+	{__LINE__, "v=STSv1; id=20160831085700Z;", true, "20160831085700Z"},
+	{__LINE__, "v=STSv1;id=abc", true, "abc"},
+	{__LINE__, "v=STSv1; ext=1; id=X1 ;", true, "X1"},
+	{__LINE__, "id=abc; v=STSv1", false, NULL},              /* v= must come first */
+	{__LINE__, "v=STSv2; id=abc", false, NULL},
+	{__LINE__, "v=STSv1", false, NULL},                      /* no id */
+	{__LINE__, "v=STSv1; id=", false, NULL},
+	{__LINE__, "v=STSv1; id=a-b", false, NULL},              /* alphanumeric only */
+	{__LINE__, "v=STSv1; id=123456789012345678901234567890123", false, NULL}, /* 33 */
+};
+
+static const struct {
+	int line;
+	const char *text;
+	bool ok;
+	enum sts_mode mode;
+	unsigned long long max_age;
+	size_t n_mx;
+	const char *err;
+} policy_rows[] = {
+	{__LINE__, "version: STSv1\r\nmode: enforce\r\nmx: mail.example.com\r\nmx: *.example.net\r\n"
+		   "max_age: 604800\r\n", true, STS_ENFORCE, 604800, 2, NULL},
+	{__LINE__, "version: STSv1\nmode: testing\nmx: mx.example.org\nmax_age: 0\n", true,
+	 STS_TESTING, 0, 1, NULL},
+	{__LINE__, "version: STSv1\nmode: none\nmax_age: 86400\n", true, STS_NONE, 86400, 0, NULL},
+	{__LINE__, "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 86400\nfoo: bar\n", true,
+	 STS_ENFORCE, 86400, 1, NULL},                            /* extensions ignored */
+	{__LINE__, "version: STSv1\nmode: enforce\nmax_age: 86400\n", false, 0, 0, 0, "missing mx"},
+	{__LINE__, "mode: enforce\nmx: a.example\nmax_age: 86400\n", false, 0, 0, 0,
+	 "missing version"},
+	{__LINE__, "version: STSv1\nmode: strict\nmx: a.example\nmax_age: 1\n", false, 0, 0, 0,
+	 "mode \"strict\" is not enforce, testing or none"},
+	{__LINE__, "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 31557601\n", false, 0, 0,
+	 0, "max_age \"31557601\" is not 0..31557600"},
+	{__LINE__, "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: -1\n", false, 0, 0, 0,
+	 "max_age \"-1\" is not 0..31557600"},
+	{__LINE__, "version: STSv1\nmode: enforce\nmx: *.*.example\nmax_age: 1\n", false, 0, 0, 0,
+	 "mx \"*.*.example\" is not a host name pattern (or too many)"},
+	{__LINE__, "<html>not a policy</html>\n", false, 0, 0, 0, "line without ':'"},
+};
+
+static const struct {
+	int line;
+	const char *host;
+	bool match;
+} mx_rows[] = {
+	{__LINE__, "mail.example.com", true},
+	{__LINE__, "MAIL.Example.COM", true},
+	{__LINE__, "mx1.example.net", true},   /* *.example.net */
+	{__LINE__, "a.b.example.net", false},  /* the wildcard is one label */
+	{__LINE__, "example.net", false},
+	{__LINE__, ".example.net", false},
+	{__LINE__, "mail.example.com.evil.test", false},
+	{__LINE__, "xmail.example.com", false},
+};
+
+static void test_txt(void)
+{
+	for (size_t i = 0; i < RG_ARRAY_LEN(txt_rows); i++) {
+		char id[STS_ID_MAX + 1] = "";
+		bool ok = sts_parse_txt(txt_rows[i].txt, id, sizeof(id));
+		CHECK_AT(txt_rows[i].line, ok == txt_rows[i].ok, "\"%s\"", txt_rows[i].txt);
+		if (ok && txt_rows[i].ok)
+			CHECK_STR_AT(txt_rows[i].line, id, txt_rows[i].id, "id");
+	}
+}
+
+static void test_policy(void)
+{
+	for (size_t i = 0; i < RG_ARRAY_LEN(policy_rows); i++) {
+		struct sts_policy p;
+		char err[256] = "";
+		memset(&p, 0, sizeof(p));
+		bool ok = sts_parse_policy(policy_rows[i].text, strlen(policy_rows[i].text), &p, err,
+					   sizeof(err));
+		CHECK_AT(policy_rows[i].line, ok == policy_rows[i].ok, "parse: %s", err);
+		if (!policy_rows[i].ok) {
+			CHECK_STR_AT(policy_rows[i].line, err, policy_rows[i].err, "error");
+			continue;
+		}
+		CHECK_AT(policy_rows[i].line, p.mode == policy_rows[i].mode &&
+			 p.max_age == policy_rows[i].max_age && p.n_mx == policy_rows[i].n_mx,
+			 "mode %d max_age %llu mx %zu", p.mode, (unsigned long long)p.max_age, p.n_mx);
+	}
+}
+
+static void test_mx_and_lines(void)
+{
+	struct sts_policy p;
+	char err[256];
+	const char *text = "version: STSv1\nmode: enforce\nmx: mail.example.com\nmx: *.example.net\n"
+			   "max_age: 600\n";
+	CHECK(sts_parse_policy(text, strlen(text), &p, err, sizeof(err)), "parse: %s", err);
+	for (size_t i = 0; i < RG_ARRAY_LEN(mx_rows); i++)
+		CHECK_AT(mx_rows[i].line, sts_mx_match(&p, mx_rows[i].host) == mx_rows[i].match,
+			 "%s", mx_rows[i].host);
+	strcpy(p.domain, "example.com");
+	strcpy(p.id, "abc123");
+	p.fetched = 1000;
+	p.checked = 1010;
+	struct strbuf sb;
+	strbuf_init(&sb);
+	sts_format_line(&p, &sb);
+	CHECK_STR_AT(__LINE__, sb.data,
+		     "example.com abc123 enforce 600 1000 1010 mail.example.com *.example.net\n",
+		     "cache line");
+	sb.data[sb.len - 1] = '\0';
+	struct sts_policy back;
+	CHECK(sts_parse_line(sb.data, &back) && back.n_mx == 2 && back.max_age == 600 &&
+	      back.fetched == 1000 && back.checked == 1010 && strcmp(back.mx[1], "*.example.net") == 0,
+	      "cache line read back");
+	CHECK(!sts_parse_line("example.com abc enforce 600 1000 1010", &back), "enforce without mx");
+	CHECK(!sts_parse_line("example.com a-b testing 600 1000 1010 x.example", &back), "bad id");
+	CHECK(!sts_parse_line("example.com abc enforce 99999999999 1 1 x.example", &back), "max_age");
+	strbuf_free(&sb);
+}
+
+int main(void)
+{
+	test_txt();
+	test_policy();
+	test_mx_and_lines();
+	return check_summary("mtasts");
+}
