@@ -24,6 +24,7 @@
  *	error, 1 anything else (no such message, not running, permission denied).
  */
 #include "cli/queue_cmd.h"
+#include "cli/ctl_client.h"
 #include "config/config.h"
 #include "control/control.h"
 #include "queue/qctl.h"
@@ -45,8 +46,6 @@
 
 #define EXIT_USAGE 64
 #define EXIT_CONFIG 78
-#define REPLY_MAX (256u << 20)   /* a listing of a huge queue, still bounded */
-#define REPLY_TIMEOUT_SECONDS 60
 
 static const char usage_queue[] =
 	"usage: relayguard queue COMMAND [ARGS] [-c FILE]\n"
@@ -84,7 +83,6 @@ struct qargs {
 };
 
 /* What a running server said, or why it said nothing. */
-enum ctl_result { CTL_OK, CTL_FAILED, CTL_ABSENT, CTL_DENIED, CTL_BROKEN };
 
 /* parse_args - argv[0] is the command; -1 help, 0 ok, 1 usage error (printed). */
 static int parse_args(int argc, char **argv, struct qargs *a)
@@ -146,137 +144,6 @@ static bool check_args(const struct qargs *a)
 	return true;
 }
 
-/* socket_address - queue_dir/control; through /proc when the path is too long. */
-static bool socket_address(const char *qdir, struct sockaddr_un *sun, int *dirfd)
-{
-	*sun = (struct sockaddr_un){.sun_family = AF_UNIX};
-	*dirfd = -1;
-	if ((size_t)snprintf(sun->sun_path, sizeof(sun->sun_path), "%s/%s", qdir,
-			     CONTROL_SOCKET_NAME) < sizeof(sun->sun_path))
-		return true;
-	*dirfd = open(qdir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	snprintf(sun->sun_path, sizeof(sun->sun_path), "/proc/self/fd/%d/%s", *dirfd,
-		 CONTROL_SOCKET_NAME);
-	return *dirfd >= 0;
-}
-
-/* ctl_connect - a connected socket, or -1 with the reason in *res. */
-static int ctl_connect(const char *qdir, enum ctl_result *res)
-{
-	struct sockaddr_un sun;
-	int dirfd, fd = -1;
-	bool ok = socket_address(qdir, &sun, &dirfd);
-	if (ok && (fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) >= 0 &&
-	    connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
-		*res = CTL_OK;
-	} else {
-		int e = errno;
-		*res = e == EACCES || e == EPERM ? CTL_DENIED
-		       : e == ENOENT || e == ECONNREFUSED || e == ENOTDIR ? CTL_ABSENT
-									    : CTL_BROKEN;
-		if (fd >= 0)
-			close(fd);
-		fd = -1;
-		errno = e;
-	}
-	if (dirfd >= 0)
-		close(dirfd);
-	return fd;
-}
-
-/* read_reply - everything until the server closes; false on error or excess. */
-static bool read_reply(int fd, struct strbuf *reply)
-{
-	char buf[65536];
-	ssize_t n;
-	while ((n = read(fd, buf, sizeof(buf))) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == ECONNRESET && reply->len > 0)
-			break; /* it answered before reading our request (too busy): that answer */
-		if (n < 0 || reply->len + (size_t)n > REPLY_MAX)
-			return false;
-		strbuf_append(reply, buf, (size_t)n);
-	}
-	return true;
-}
-
-/* split_status - cut the final "ok"/"error ..." line off reply. */
-static enum ctl_result split_status(struct strbuf *reply, char *err, size_t errlen)
-{
-	if (reply->len == 0 || reply->data[reply->len - 1] != '\n') {
-		snprintf(err, errlen, "the server's reply ended early");
-		return CTL_BROKEN;
-	}
-	reply->data[--reply->len] = '\0';
-	char *last = strrchr(reply->data, '\n');
-	last = last ? last + 1 : reply->data;
-	enum ctl_result r = CTL_BROKEN;
-	if (strcmp(last, "ok") == 0 || strncmp(last, "ok ", 3) == 0)
-		r = CTL_OK;
-	else if (strncmp(last, "error ", 6) == 0)
-		r = CTL_FAILED;
-	snprintf(err, errlen, "%s", r == CTL_FAILED ? last + 6 : last);
-	reply->len = (size_t)(last - reply->data);
-	reply->data[reply->len] = '\0';
-	return r;
-}
-
-/* ctl_request - one request to the running server. */
-static enum ctl_result ctl_request(const char *qdir, const char *request, struct strbuf *reply,
-				   char *err, size_t errlen)
-{
-	enum ctl_result res;
-	int fd = ctl_connect(qdir, &res);
-	if (fd < 0) {
-		snprintf(err, errlen, "%s", strerror(errno));
-		return res;
-	}
-	struct timeval tv = {REPLY_TIMEOUT_SECONDS, 0};
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	char *line = xasprintf("%s\n", request);
-	/* no SIGPIPE: a server that refused us has written why; read it either way */
-	ssize_t sent = send(fd, line, strlen(line), MSG_NOSIGNAL);
-	bool ok = read_reply(fd, reply) && (sent == (ssize_t)strlen(line) || reply->len > 0);
-	int e = errno;
-	free(line);
-	close(fd);
-	if (!ok) {
-		snprintf(err, errlen, "no complete reply from the server: %s", strerror(e));
-		return CTL_BROKEN;
-	}
-	return split_status(reply, err, errlen);
-}
-
-/* say_denied - who may use the socket: root and the queue directory's group. */
-static void say_denied(const char *qdir)
-{
-	struct stat st;
-	char group[64] = "?";
-	if (stat(qdir, &st) == 0) {
-		struct group *g = getgrgid(st.st_gid);
-		if (g != NULL)
-			snprintf(group, sizeof(group), "%s", g->gr_name);
-		else
-			snprintf(group, sizeof(group), "%u", (unsigned)st.st_gid);
-	}
-	fprintf(stderr, "relayguard: permission denied: %s/%s (you need to be root or in group %s)\n",
-		qdir, CONTROL_SOCKET_NAME, group);
-}
-
-/* say_failure - the other results of a request; returns the exit status. */
-static int say_failure(const char *qdir, enum ctl_result r, const char *err)
-{
-	if (r == CTL_DENIED)
-		say_denied(qdir);
-	else if (r == CTL_FAILED)
-		fprintf(stderr, "relayguard: %s\n", err);
-	else
-		fprintf(stderr, "relayguard: %s/%s: %s\n", qdir, CONTROL_SOCKET_NAME, err);
-	return 1;
-}
-
 /* open_queue - the queue directory for reading the files; says why not. */
 static bool open_queue(const char *qdir)
 {
@@ -317,7 +184,7 @@ static int cmd_list(const char *qdir, const struct qargs *a)
 	else if (r == CTL_ABSENT)
 		rc = list_files(qdir, a->json);
 	else
-		rc = say_failure(qdir, r, err);
+		rc = ctl_say_failure(qdir, r, err);
 	strbuf_free(&reply);
 	return rc;
 }
@@ -410,7 +277,7 @@ static int cmd_status(const char *qdir, const struct qargs *a)
 	else if (r == CTL_ABSENT)
 		rc = say_not_running(qdir, a->cmd);
 	else
-		rc = say_failure(qdir, r, err);
+		rc = ctl_say_failure(qdir, r, err);
 	strbuf_free(&reply);
 	return rc;
 }
@@ -465,7 +332,7 @@ static int cmd_change(const char *qdir, const struct qargs *a)
 	else if (r == CTL_ABSENT)
 		rc = change_files(qdir, a);
 	else
-		rc = say_failure(qdir, r, err);
+		rc = ctl_say_failure(qdir, r, err);
 	strbuf_free(&reply);
 	free(request);
 	return rc;
@@ -578,7 +445,7 @@ int lockout_main(int argc, char **argv)
 	enum ctl_result r = ctl_request(cfg->queue_directory, request, &reply, err, sizeof(err));
 	int rc = r == CTL_OK ? 0
 	       : r == CTL_ABSENT ? say_not_running(cfg->queue_directory, argv[0])
-				 : say_failure(cfg->queue_directory, r, err);
+				 : ctl_say_failure(cfg->queue_directory, r, err);
 	if (r == CTL_OK)
 		fputs(reply.data ? reply.data : "", stdout);
 	strbuf_free(&reply);

@@ -20,6 +20,7 @@
  *	Exit 0 ok, 64 usage, 78 configuration error, 1 anything else.
  */
 #include "cli/tlsmem_cmd.h"
+#include "cli/ctl_client.h"
 #include "config/config.h"
 #include "control/control.h"
 #include "tlspol/tlsmem.h"
@@ -31,14 +32,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #define EXIT_USAGE 64
 #define EXIT_CONFIG 78
-#define REPLY_MAX (64u << 20)
-#define REPLY_TIMEOUT_SECONDS 30
 
 static const char usage_tlsmem[] =
 	"usage: relayguard tls-memory list|forget DOMAIN [-c FILE]\n"
@@ -51,47 +48,6 @@ static const char usage_tlsmem[] =
 	"  forget DOMAIN   forget a domain (say, after it really dropped TLS)\n"
 	"\n"
 	"  -c, --config FILE  the server's configuration (default: the embedded one)\n";
-
-/* ctl_ask - one request to the running server; 1 ok, 0 refused (reason in
- * reply), -1 no server listens, -2 broken (errno or reply says why). */
-static int ctl_ask(const char *qdir, const char *request, struct strbuf *reply)
-{
-	struct sockaddr_un sun = {.sun_family = AF_UNIX};
-	if ((size_t)snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/%s", qdir,
-			     CONTROL_SOCKET_NAME) >= sizeof(sun.sun_path)) {
-		errno = ENAMETOOLONG;
-		return -2;
-	}
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
-		int e = errno;
-		if (fd >= 0)
-			close(fd);
-		errno = e;
-		return e == ENOENT || e == ECONNREFUSED ? -1 : -2;
-	}
-	struct timeval tv = {REPLY_TIMEOUT_SECONDS, 0};
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	char *line = xasprintf("%s\n", request);
-	ssize_t sent = send(fd, line, strlen(line), MSG_NOSIGNAL);
-	free(line);
-	char buf[8192];
-	ssize_t n;
-	while ((n = read(fd, buf, sizeof(buf))) > 0 && reply->len + (size_t)n <= REPLY_MAX)
-		strbuf_append(reply, buf, (size_t)n);
-	close(fd);
-	if (sent < 0 || n != 0 || reply->len == 0 || reply->data[reply->len - 1] != '\n')
-		return -2;
-	reply->data[--reply->len] = '\0';
-	char *last = strrchr(reply->data, '\n');
-	last = last ? last + 1 : reply->data;
-	bool ok = strcmp(last, "ok") == 0;
-	if (ok)
-		*last = '\0';
-	else if (strncmp(last, "error ", 6) == 0)
-		memmove(reply->data, last + 6, strlen(last + 6) + 1);
-	return ok ? 1 : 0;
-}
 
 /* offline - no server runs: the file itself (forget under the queue lock). */
 static int offline(const char *qdir, const char *forget)
@@ -135,20 +91,15 @@ static int run(const char *qdir, const char *forget)
 			       : xstrdup("tls-memory-list");
 	struct strbuf reply;
 	strbuf_init(&reply);
-	int r = ctl_ask(qdir, request, &reply), rc = 0;
-	if (r == 1) {
+	char err[512];
+	enum ctl_result r = ctl_request(qdir, request, &reply, err, sizeof(err));
+	int rc = 0;
+	if (r == CTL_OK)
 		fputs(reply.data ? reply.data : "", stdout);
-	} else if (r == 0) {
-		fprintf(stderr, "relayguard: %s\n", reply.data);
-		rc = 1;
-	} else if (r == -1) {
+	else if (r == CTL_ABSENT)
 		rc = offline(qdir, forget);
-	} else {
-		fprintf(stderr, "relayguard: %s/%s: %s\n", qdir, CONTROL_SOCKET_NAME,
-			errno == EACCES ? "permission denied (root or mail_owner's group)"
-					: "no complete reply from the server");
-		rc = 1;
-	}
+	else
+		rc = ctl_say_failure(qdir, r, err);
 	strbuf_free(&reply);
 	free(request);
 	return rc;
@@ -190,14 +141,17 @@ int tlsreport_main(int argc, char **argv)
 	}
 	struct strbuf reply;
 	strbuf_init(&reply);
-	int r = ctl_ask(cfg->queue_directory, "tls-report-send", &reply), rc = r == 1 ? 0 : 1;
-	if (r == 1)
-		printf("%s\n", reply.data ? reply.data : "");
-	else if (r == 0)
-		fprintf(stderr, "relayguard: %s\n", reply.data);
-	else
-		fprintf(stderr, "relayguard: %s/%s: the server is not running or does not answer\n",
+	char err[512];
+	enum ctl_result r = ctl_request(cfg->queue_directory, "tls-report-send", &reply, err,
+					sizeof(err));
+	int rc = r == CTL_OK ? 0 : 1;
+	if (r == CTL_OK)
+		fputs(reply.data ? reply.data : "", stdout);
+	else if (r == CTL_ABSENT)
+		fprintf(stderr, "relayguard: %s/%s: the server is not running\n",
 			cfg->queue_directory, CONTROL_SOCKET_NAME);
+	else
+		rc = ctl_say_failure(cfg->queue_directory, r, err);
 	strbuf_free(&reply);
 	config_free(cfg);
 	return rc;
