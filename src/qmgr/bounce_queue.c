@@ -24,9 +24,8 @@ static bool postmaster(const struct config *cfg, char *out, size_t outlen)
 	return true;
 }
 
-/* new_bounce - an envelope from sender to rcpt, resolved like any recipient. */
-static struct queue_msg *new_bounce(const struct config *cfg, const struct addr_domains *dom,
-				    const char *sender, const char *rcpt, time_t now)
+struct queue_msg *bounce_queue_envelope(const struct config *cfg, const struct addr_domains *dom,
+					const char *sender, const char *rcpt, time_t now)
 {
 	struct address a;
 	struct addr_resolution res;
@@ -161,7 +160,7 @@ bool bounce_queue_make(const struct config *cfg, const struct addr_domains *doma
 	if (target == DSN_TO_SENDER)
 		rg_strlcpy(to, m->sender, sizeof(to));
 	struct queue_msg *b = target == DSN_TO_NOBODY ? NULL
-			      : new_bounce(cfg, domains, target == DSN_TO_POSTMASTER ? dbl : "", to,
+			      : bounce_queue_envelope(cfg, domains, target == DSN_TO_POSTMASTER ? dbl : "", to,
 					   now);
 	bool ok = true;
 	if (b == NULL && kind == BOUNCE_FAILURES && any_bounced(m) && strcmp(m->sender, dbl) == 0)

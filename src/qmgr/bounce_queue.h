@@ -33,6 +33,11 @@ bool bounce_queue_make(const struct config *cfg, const struct addr_domains *doma
 		       struct queue_msg **out);
 
 /* The sender of double bounces: "double-bounce@myhostname". */
+/* An envelope for mail we make ourselves (a DSN, a TLS report): from sender
+ * ("" for <>) to rcpt, resolved like any recipient, as if from localhost;
+ * NULL when rcpt is not a usable address. The caller adds the text. */
+struct queue_msg *bounce_queue_envelope(const struct config *cfg, const struct addr_domains *dom,
+					const char *sender, const char *rcpt, time_t now);
 void bounce_double_sender(const struct config *cfg, char *out, size_t outlen);
 
 #endif

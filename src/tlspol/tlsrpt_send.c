@@ -6,6 +6,7 @@
  */
 #include "tlspol/tlsrpt_send.h"
 #include "dns/dns.h"
+#include "qmgr/bounce_queue.h"
 #include "util/log.h"
 #include "util/workers.h"
 
@@ -98,28 +99,6 @@ static void commit_done(void *arg)
 	report_free(r);
 }
 
-/* envelope - null sender (a report is never bounced back), one recipient. */
-static struct queue_msg *envelope(const struct tlsrpt_sender *s, const char *rcpt, time_t now)
-{
-	struct address a;
-	struct addr_resolution res;
-	const char *params;
-	char err[256], path[ADDR_PATH_MAX + 3];
-	snprintf(path, sizeof(path), "<%s>", rcpt);
-	if (address_parse(path, &a, &params, err, sizeof(err)) != ADDR_OK)
-		return NULL;
-	address_resolve(&a, s->domains, &res);
-	struct queue_msg *m = xcalloc(1, sizeof(*m));
-	queue_new_id(m->id);
-	m->arrival = now;
-	m->client_ip = xstrdup("127.0.0.1");
-	m->client_name = xstrdup("localhost");
-	m->helo = xstrdup(s->cfg->myhostname);
-	m->sender = xstrdup("");
-	queue_msg_add_rcpt(m, rcpt, res.local, res.domain, res.cls);
-	return m;
-}
-
 static void on_rua(void *arg, const struct dns_txt_result *t)
 {
 	struct report *r = arg;
@@ -130,7 +109,7 @@ static void on_rua(void *arg, const struct dns_txt_result *t)
 	for (size_t i = 0; i < t->n && !found; i++)
 		found = tlsrpt_rua_mailto(t->txt[i], r->rua, sizeof(r->rua));
 	if (found)
-		r->m = envelope(s, r->rua, r->end);
+		r->m = bounce_queue_envelope(s->cfg, s->domains, "", r->rua, r->end);
 	if (r->m == NULL) {
 		log_ev(LOG_INFO, "tls-report-dropped", {"domain", r->d->domain},
 		       {"reason", found ? "the rua address does not parse"
