@@ -78,7 +78,7 @@ struct job {
 	bool mx_secure;               /* DANE: the MX answer was validated */
 	char tlsa_host[256];          /* DANE: the host tlsa_res is for ("": none yet) */
 	struct dns_tlsa_result tlsa_res;
-	struct dns_tlsa *tlsa_recs;   /* DNS_TLSA_MAX, tlsa_res.records points here */
+	struct dns_tlsa *tlsa_recs;   /* tlsa_res.n, data owned; tlsa_res.records points here */
 	bool dane_used;               /* the session being opened authenticates by DANE */
 	struct sts_query *stsq;       /* MTA-STS lookup in flight */
 	bool sts_done;                /* the MTA-STS policy (if any) is known */
@@ -410,6 +410,7 @@ static void job_free(struct job *j)
 	free(j->sts);
 	queue_msg_free(j->text);
 	free(j->rcpts);
+	dns_tlsa_free(j->tlsa_recs, j->tlsa_res.n);
 	free(j->tlsa_recs);
 	free(j);
 }
@@ -874,11 +875,15 @@ static void on_tlsa(void *arg, const struct dns_tlsa_result *r)
 {
 	struct job *j = arg;
 	j->query = NULL;
+	dns_tlsa_free(j->tlsa_recs, j->tlsa_res.n); /* the previous host's */
+	free(j->tlsa_recs);
 	j->tlsa_res = *r;
-	if (j->tlsa_recs == NULL)
-		j->tlsa_recs = xcalloc(DNS_TLSA_MAX, sizeof(*j->tlsa_recs));
-	if (r->n > 0)
-		memcpy(j->tlsa_recs, r->records, r->n * sizeof(*j->tlsa_recs));
+	j->tlsa_recs = xcalloc(r->n + 1, sizeof(*j->tlsa_recs));
+	for (size_t i = 0; i < r->n; i++) { /* deep: r's data goes when we return */
+		j->tlsa_recs[i] = r->records[i];
+		j->tlsa_recs[i].data = xmalloc(r->records[i].len + 1);
+		memcpy(j->tlsa_recs[i].data, r->records[i].data, r->records[i].len);
+	}
 	j->tlsa_res.records = j->tlsa_recs;
 	try_next(j);
 }
@@ -942,6 +947,14 @@ static bool dane_policy(struct job *j, const struct candidate *c, enum smtp_tls_
 			tlsa[(*n_tlsa)++] = (struct smtpc_tlsa){r->records[i].usage,
 				r->records[i].selector, r->records[i].mtype, r->records[i].data,
 				r->records[i].len};
+	if (*n_tlsa == 0 && r->n_skipped > 0) { /* an unread record may be the usable one */
+		snprintf(j->err, sizeof(j->err), "DANE: TLSA records for %s could not be read",
+			 j->relay);
+		rg_strlcpy(j->err_dsn, "4.7.5", sizeof(j->err_dsn));
+		dane_log(j, j->err);
+		report(j, true, "tlsa-invalid", NULL);
+		return false;
+	}
 	*p = *n_tlsa > 0 ? STLS_DANE : STLS_ENCRYPT; /* RFC 7672 2.2: none usable */
 	j->dane_used = *n_tlsa > 0;
 	dane_log(j, j->dane_used ? "TLSA records validated: DANE required"

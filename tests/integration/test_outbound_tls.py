@@ -164,7 +164,7 @@ class Dane(unittest.TestCase):
     each domain has its own MX host on its own loopback address, all receivers
     on one port (the TLSA name has it: _PORT._tcp.mx...)."""
     IPS = {'ok': '127.0.0.51', 'wrong': '127.0.0.52', 'ta': '127.0.0.53',
-           'plain': '127.0.0.54', 'bogus': '127.0.0.55'}
+           'plain': '127.0.0.54', 'bogus': '127.0.0.55', 'big': '127.0.0.58'}
 
     @classmethod
     def setUpClass(cls):
@@ -174,7 +174,8 @@ class Dane(unittest.TestCase):
         ca = TestCA(cls.tmp)
         cls.port = free_port_on(*cls.IPS.values())
         names = {'ok': 'mx.dane.test', 'wrong': 'mx.wrong.dane.test', 'ta': 'mx.ta.dane.test',
-                 'plain': 'mx.plain.test', 'bogus': 'mx.bogus.dane.test'}
+                 'plain': 'mx.plain.test', 'bogus': 'mx.bogus.dane.test',
+                 'big': 'mx.big.dane.test'}
         certs = {k: fakesmtp.make_cert(tempfile.mkdtemp(dir=cls.tmp)) for k in names}
         leaf, key = ca.issue(names['ta'])
         certs['ta'] = (ca.chain(leaf), key)  # DANE-TA: the chain must carry the CA
@@ -192,6 +193,9 @@ class Dane(unittest.TestCase):
             '%s.ta TLSA 2 0 1 %s' % (tlsa, cert_sha256(ca.cert)),
             'bogus MX 10 mx.bogus', 'mx.bogus A ' + cls.IPS['bogus'],
             '%s.bogus TLSA 3 1 1 %s' % (tlsa, spki_sha256(certs['bogus'][0])),
+            # a 2100-byte full-certificate record (3 0 0) that matches nothing
+            'big MX 10 mx.big', 'mx.big A ' + cls.IPS['big'],
+            '%s.big TLSA 3 0 0 30%s' % (tlsa, 'ab' * 2099),
         ]
         unsigned = ['@ MX 10 mx', 'mx A ' + cls.IPS['plain'],
                     '%s TLSA 3 1 1 %s' % (tlsa, '00' * 32)]  # never trusted: not signed
@@ -243,6 +247,16 @@ class Dane(unittest.TestCase):
         self.assertIsNotNone(log, self.snd.tail(20))
         self.assertIn('DANE: TLSA lookup for mx.bogus.dane.test', log)
         self.assertEqual(self.rcv['bogus'].sessions, [])
+
+    def test_big_tlsa_record_is_used_not_skipped(self):
+        """A record larger than any fixed buffer still counts: the peer does not
+        match it, so no mail (once it was skipped: unauthenticated TLS, delivered)."""
+        qid = send(self.snd, ['a@big.dane.test'], 'Subject: big\n\nhi')
+        log = self.snd.wait_log(r'(deferred|delivered) queue=%s ' % qid, timeout=15)
+        self.assertIsNotNone(log, self.snd.tail(20))
+        self.assertRegex(log, r'deferred queue=%s .*dsn=4\.7\.5' % qid)
+        self.assertIn('did not match its TLSA records', log)
+        self.assertEqual(self.mail_commands('big'), [])
 
     def test_unsigned_zone_is_opportunistic(self):
         """The same wrong TLSA as wrong.dane.test, but unsigned: not DANE."""
