@@ -66,5 +66,7 @@ void sts_cache_put(struct sts_cache *c, const struct sts_policy *p);
 /* p->checked changed (kept in memory; saved with the next write). */
 void sts_cache_touch(struct sts_cache *c, struct sts_policy *p, time_t now);
 void sts_cache_free(struct sts_cache *c);
+/* At most max policies from now on (default STS_CACHE_MAX; tests use few). */
+void sts_cache_set_max(struct sts_cache *c, size_t max);
 
 #endif
