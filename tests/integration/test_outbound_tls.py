@@ -388,6 +388,28 @@ class MtaSts(unittest.TestCase):
         p = run_cli(['queue', 'flush', '-c', self.snd.config_path])
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
 
+    def test_a_cache_full_of_expired_policies_still_takes_a_new_enforce(self):
+        """100000 long-expired policies in the cache file (the cache's limit):
+        they go at start-up, quickly, and sts.test's enforce policy applies:
+        STARTTLS stripped, so nothing in clear."""
+        self.snd.stop()
+        path = os.path.join(self.snd.queue_dir, 'mta-sts')
+        with open(path, 'w') as f:
+            f.write('# relayguard mta-sts 1\n' + ''.join(
+                'd%d.filler.test 1 enforce 1 1000 1000 mx.filler.test\n' % i
+                for i in range(100000)))
+        st = os.stat(self.snd.queue_dir)
+        os.chown(path, st.st_uid, st.st_gid)
+        t = time.time()
+        self.snd.start()
+        self.assertLess(time.time() - t, 30)
+        self.rcv.policy.starttls = False
+        self.web.policy = sts_policy('enforce', ['mx.sts.test'])
+        qid = send(self.snd, ['a@sts.test'], 'Subject: sts\n\nhi')
+        log = self.snd.wait_log(r'(deferred|delivered) queue=%s ' % qid, timeout=15)
+        self.assertIsNotNone(log, self.snd.tail(20))
+        self.assertRegex(log, r'deferred queue=%s .*dsn=4\.7\.5' % qid)
+
     def test_enforce_with_matching_mx_and_verified_certificate(self):
         self.web.policy = sts_policy('enforce', ['mx.sts.test'])
         qid = send(self.snd, ['a@sts.test'], 'Subject: sts\n\nhi')
