@@ -207,7 +207,8 @@ static const struct tlsmem_entry *remembered(const struct job *j)
 		return NULL;
 	const struct tlsmem_entry *e = tlsmem_get(st->mem, j->d->route.host);
 	time_t now = time(NULL);
-	if (e == NULL || (uint64_t)(now - e->last) > st->env.cfg->smtp_tls_memory_lifetime)
+	if (e == NULL || (now > e->last && /* a clock gone back: age 0 */
+			  (uint64_t)(now - e->last) > st->env.cfg->smtp_tls_memory_lifetime))
 		return NULL;
 	return e;
 }
@@ -1190,6 +1191,8 @@ struct transport *transport_smtp_new(const struct smtp_transport_env *env, char 
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
+	if (mem != NULL)
+		tlsmem_limit(mem, cfg->smtp_tls_memory_lifetime, 0, time(NULL));
 	struct sts *sts = NULL;
 	struct sts_opts so = {cfg->queue_directory, cfg->smtp_mta_sts_CAfile,
 			      cfg->smtp_mta_sts_https_port,

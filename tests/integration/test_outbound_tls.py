@@ -102,6 +102,31 @@ class DowngradeMemory(unittest.TestCase):
         p = self.memory('list')
         self.assertRegex(p.stdout, r'(?m)^fake\.test plain since')
 
+    def test_a_memory_full_of_expired_domains_still_learns(self):
+        """100000 domains last seen long ago (the memory's limit) in the file:
+        they are past smtp_tls_memory_lifetime and go at start-up, so
+        fake.test is learnt and a later stripped STARTTLS is refused."""
+        self.snd.stop()
+        path = os.path.join(self.snd.queue_dir, 'tls-memory')
+        with open(path, 'w') as f:
+            f.write('# relayguard tls-memory 1\n' + ''.join(
+                'd%d.filler.test plain 1000 1000\n' % i for i in range(100000)))
+        st = os.stat(self.snd.queue_dir)
+        os.chown(path, st.st_uid, st.st_gid)
+        self.snd.start()
+        qid = send(self.snd, ['a@fake.test'], 'Subject: one\n\nfirst')
+        self.assertIsNotNone(self.snd.wait_log(r'delivered queue=%s .*status=sent' % qid),
+                             self.snd.tail(20))
+        self.assertRegex(self.memory('list').stdout, r'(?m)^fake\.test verified since')
+        self.snd.stop()  # no cached connection: the next mail opens a new session
+        self.policy.starttls = False
+        self.snd.start()
+        qid = send(self.snd, ['b@fake.test'], 'Subject: two\n\nsecond')
+        log = self.snd.wait_log(r'(deferred|delivered) queue=%s ' % qid, timeout=10)
+        self.assertIsNotNone(log, self.snd.tail(20))
+        self.assertRegex(log, r'deferred queue=%s .*dsn=4\.7\.5' % qid)
+        self.assertEqual(self.plain_mail_commands(), [])
+
     def test_unverified_tls_is_remembered_but_does_not_block(self):
         """Only verified TLS raises the bar: a self-signed receiver that drops
         STARTTLS still gets its mail (opportunistic, as before)."""
