@@ -13,6 +13,7 @@ import json
 import os
 import re
 import ssl
+import subprocess
 import tempfile
 import threading
 import time
@@ -434,6 +435,28 @@ class MtaSts(unittest.TestCase):
         log = self.snd.wait_log(r'(deferred|delivered) queue=%s ' % qid, timeout=15)
         self.assertIsNotNone(log, self.snd.tail(20))
         self.assertRegex(log, r'deferred queue=%s .*dsn=4\.7\.5' % qid)
+
+    def test_enforce_refuses_a_certificate_naming_the_mx_only_in_its_cn(self):
+        """RFC 8461 4.2 (RFC 6125): the MX name must be a subjectAltName."""
+        ca = TestCA.__new__(TestCA)  # the setUp CA, from its files
+        ca.dir = self.tmp
+        ca.cert, ca.key = os.path.join(self.tmp, 'ca.pem'), os.path.join(self.tmp, 'ca-key.pem')
+        base = os.path.join(self.tmp, 'cn-only')
+        subprocess.run(['openssl', 'req', '-new', '-newkey', 'rsa:2048', '-nodes', '-keyout',
+                        base + '-key.pem', '-out', base + '.csr', '-subj', '/CN=mx.sts.test'],
+                       check=True, capture_output=True)
+        subprocess.run(['openssl', 'x509', '-req', '-in', base + '.csr', '-CA', ca.cert,
+                        '-CAkey', ca.key, '-set_serial', '99', '-days', '2',
+                        '-out', base + '.pem'], check=True, capture_output=True)
+        self.rcv.stop()
+        self.rcv = fakesmtp.FakeSMTP(Receiver(), certs=(base + '.pem', base + '-key.pem'),
+                                     host=self.MX_IP, port=self.rcv.port)
+        self.addCleanup(self.rcv.stop)
+        self.web.policy = sts_policy('enforce', ['mx.sts.test'])
+        qid = send(self.snd, ['a@sts.test'], 'Subject: sts\n\nhi')
+        log = self.snd.wait_log(r'(deferred|delivered) queue=%s ' % qid, timeout=15)
+        self.assertIsNotNone(log, self.snd.tail(20))
+        self.assertRegex(log, r'deferred queue=%s ' % qid)
 
     def test_enforce_with_matching_mx_and_verified_certificate(self):
         self.web.policy = sts_policy('enforce', ['mx.sts.test'])
