@@ -117,12 +117,12 @@ static bool policy_field(char *key, char *value, struct sts_policy *p, bool *ver
 	}
 	if (strcmp(key, "mx") == 0) {
 		rg_str_lower(value);
-		if (!mx_pattern_valid(value) || p->n_mx == STS_MX_MAX) {
-			snprintf(err, errlen, "mx \"%.80s\" is not a host name pattern (or too many)",
-				 value);
+		if (!mx_pattern_valid(value)) {
+			snprintf(err, errlen, "mx \"%.80s\" is not a host name pattern", value);
 			return false;
 		}
-		rg_strlcpy(p->mx[p->n_mx++], value, sizeof(p->mx[0]));
+		if (p->n_mx < STS_MX_MAX) /* more are ignored: MX past them are refused */
+			rg_strlcpy(p->mx[p->n_mx++], value, sizeof(p->mx[0]));
 	}
 	return true; /* other keys: extensions, ignored */
 }

@@ -28,6 +28,8 @@ static const struct {
 	{__LINE__, "v=STSv1; id=123456789012345678901234567890123", false, NULL}, /* 33 */
 };
 
+#define MX4(a) "mx: " a "1.example\nmx: " a "2.example\nmx: " a "3.example\nmx: " a "4.example\n"
+
 static const struct {
 	int line;
 	const char *text;
@@ -54,7 +56,9 @@ static const struct {
 	{__LINE__, "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: -1\n", false, 0, 0, 0,
 	 "max_age \"-1\" is not 0..31557600"},
 	{__LINE__, "version: STSv1\nmode: enforce\nmx: *.*.example\nmax_age: 1\n", false, 0, 0, 0,
-	 "mx \"*.*.example\" is not a host name pattern (or too many)"},
+	 "mx \"*.*.example\" is not a host name pattern"},
+	{__LINE__, "version: STSv1\nmode: enforce\nmax_age: 1\n" MX4("a") MX4("b") MX4("c") MX4("d")
+		   "mx: e.example\n", true, STS_ENFORCE, 1, STS_MX_MAX, NULL}, /* 17: the 17th ignored */
 	{__LINE__, "<html>not a policy</html>\n", false, 0, 0, 0, "line without ':'"},
 };
 
