@@ -120,7 +120,7 @@ static void job_finish(struct job *j);
 static void try_next(struct job *j);
 static void start_send(struct job *j);
 static void resolve(struct job *j);
-static void dane_failed(struct job *j);
+static void dane_failed(struct job *j, const struct smtp_result *r);
 static void open_candidate(struct job *j, const struct candidate *c, enum smtp_tls_policy p,
 			   const struct smtpc_tlsa *tlsa, size_t n_tlsa);
 
@@ -858,7 +858,7 @@ static void on_open(struct smtp_out *o, const struct smtp_result *r, void *arg)
 	if (j->mem_raised && strcmp(r->stage, "STARTTLS") == 0)
 		downgrade_refused(j);
 	if (j->dane_used && strcmp(r->stage, "STARTTLS") == 0)
-		dane_failed(j);
+		dane_failed(j, r);
 	if (j->sts_raised && strcmp(r->stage, "STARTTLS") == 0)
 		sts_failed(j);
 	j->conn_failures_only &= r->try_next_address;
@@ -963,17 +963,31 @@ static bool dane_policy(struct job *j, const struct candidate *c, enum smtp_tls_
 	return true;
 }
 
-/* dane_failed - the peer did not match the TLSA records: say so. */
-static void dane_failed(struct job *j)
+/* handshake_ran - a failed STARTTLS stage got as far as the TLS handshake
+ * (not: STARTTLS missing, as when stripped, or refused by the server). */
+static bool handshake_ran(const struct smtp_result *r)
 {
+	return r->local && strstr(r->text, "TLS is required, but") == NULL;
+}
+
+/* dane_failed - the peer did not match the TLSA records, or offered no TLS
+ * at all: say which. */
+static void dane_failed(struct job *j, const struct smtp_result *r)
+{
+	char ip[RG_IP_STRLEN];
+	candidate_ip(j, ip, sizeof(ip));
+	if (!handshake_ran(r)) {
+		rg_strlcpy(j->err_dsn, "4.7.5", sizeof(j->err_dsn));
+		dane_log(j, j->err);
+		report(j, true, "starttls-not-supported", ip);
+		return;
+	}
 	char why[600];
 	rg_strlcpy(why, j->err, sizeof(why));
 	snprintf(j->err, sizeof(j->err), "DANE: %s did not match its TLSA records: %s", j->relay,
 		 why);
 	rg_strlcpy(j->err_dsn, "4.7.5", sizeof(j->err_dsn));
 	dane_log(j, j->err);
-	char ip[RG_IP_STRLEN];
-	candidate_ip(j, ip, sizeof(ip));
 	report(j, true, "validation-failure", ip);
 }
 

@@ -190,7 +190,8 @@ class Dane(unittest.TestCase):
     each domain has its own MX host on its own loopback address, all receivers
     on one port (the TLSA name has it: _PORT._tcp.mx...)."""
     IPS = {'ok': '127.0.0.51', 'wrong': '127.0.0.52', 'ta': '127.0.0.53',
-           'plain': '127.0.0.54', 'bogus': '127.0.0.55', 'big': '127.0.0.58'}
+           'plain': '127.0.0.54', 'bogus': '127.0.0.55', 'big': '127.0.0.58',
+           'strip': '127.0.0.59'}
 
     @classmethod
     def setUpClass(cls):
@@ -201,7 +202,7 @@ class Dane(unittest.TestCase):
         cls.port = free_port_on(*cls.IPS.values())
         names = {'ok': 'mx.dane.test', 'wrong': 'mx.wrong.dane.test', 'ta': 'mx.ta.dane.test',
                  'plain': 'mx.plain.test', 'bogus': 'mx.bogus.dane.test',
-                 'big': 'mx.big.dane.test'}
+                 'big': 'mx.big.dane.test', 'strip': 'mx.strip.dane.test'}
         certs = {k: fakesmtp.make_cert(tempfile.mkdtemp(dir=cls.tmp)) for k in names}
         leaf, key = ca.issue(names['ta'])
         certs['ta'] = (ca.chain(leaf), key)  # DANE-TA: the chain must carry the CA
@@ -222,9 +223,12 @@ class Dane(unittest.TestCase):
             # a 2100-byte full-certificate record (3 0 0) that matches nothing
             'big MX 10 mx.big', 'mx.big A ' + cls.IPS['big'],
             '%s.big TLSA 3 0 0 30%s' % (tlsa, 'ab' * 2099),
+            'strip MX 10 mx.strip', 'mx.strip A ' + cls.IPS['strip'],
+            '%s.strip TLSA 3 1 1 %s' % (tlsa, spki_sha256(certs['strip'][0])),
         ]
         unsigned = ['@ MX 10 mx', 'mx A ' + cls.IPS['plain'],
                     '%s TLSA 3 1 1 %s' % (tlsa, '00' * 32)]  # never trusted: not signed
+        cls.rcv['strip'].policy.starttls = False  # an attacker deletes 250-STARTTLS
         cls.lab = DaneLab(signed={'dane.test': signed}, unsigned={'plain.test': unsigned},
                           bogus=['%s.bogus.dane.test' % tlsa])
         cls.addClassCleanup(cls.lab.cleanup)
@@ -277,12 +281,23 @@ class Dane(unittest.TestCase):
     def test_big_tlsa_record_is_used_not_skipped(self):
         """A record larger than any fixed buffer still counts: the peer does not
         match it, so no mail (once it was skipped: unauthenticated TLS, delivered)."""
+        mark = self.snd.mark()
         qid = send(self.snd, ['a@big.dane.test'], 'Subject: big\n\nhi')
-        log = self.snd.wait_log(r'(deferred|delivered) queue=%s ' % qid, timeout=15)
+        log = self.snd.wait_log(r'(deferred|delivered) queue=%s ' % qid, since=mark, timeout=15)
         self.assertIsNotNone(log, self.snd.tail(20))
         self.assertRegex(log, r'deferred queue=%s .*dsn=4\.7\.5' % qid)
         self.assertIn('did not match its TLSA records', log)
         self.assertEqual(self.mail_commands('big'), [])
+
+    def test_stripped_starttls_is_deferred_as_not_offered_not_as_mismatch(self):
+        mark = self.snd.mark()
+        qid = send(self.snd, ['a@strip.dane.test'], 'Subject: strip\n\nhi')
+        log = self.snd.wait_log(r'(deferred|delivered) queue=%s ' % qid, since=mark, timeout=15)
+        self.assertIsNotNone(log, self.snd.tail(20))
+        self.assertRegex(log, r'deferred queue=%s .*dsn=4\.7\.5' % qid)
+        self.assertIn('TLS is required, but was not offered', log)
+        self.assertNotIn('did not match its TLSA records', log)
+        self.assertEqual(self.mail_commands('strip'), [])
 
     def test_unsigned_zone_is_opportunistic(self):
         """The same wrong TLSA as wrong.dane.test, but unsigned: not DANE."""
