@@ -189,6 +189,8 @@ static void test_full(const char *dir)
 	tlsmem_note(m, "b.example", TLSMEM_VERIFIED, 1500); /* v.example expired (900 + 500) */
 	CHECK(tlsmem_get(m, "b.example") && tlsmem_get(m, "v.example") == NULL &&
 	      tlsmem_get(m, "new.example"), "full: the expired entry went first");
+	tlsmem_limit(m, 500, 3, 10); /* the clock went back: nothing is past its lifetime */
+	CHECK(tlsmem_get(m, "b.example") && tlsmem_get(m, "new.example"), "clock back: kept");
 	tlsmem_free(m);
 	unlinkat(basedir_fd(dir), TLSMEM_FILE, 0);
 }
