@@ -23,7 +23,7 @@
 #define STS_MX_MAX 16
 #define STS_MAX_AGE_MAX 31557600u /* RFC 8461 3.2: about a year */
 #define STS_POLICY_MAX 65536      /* bytes of a policy file we read */
-#define STS_CACHE_MAX 100000
+#define STS_CACHE_MAX 100000 /* when full: an expired policy goes, else the oldest */
 
 struct event_base;
 

@@ -26,7 +26,7 @@
 #include "util/util.h"
 
 #define TLSMEM_FILE "tls-memory"
-#define TLSMEM_MAX_ENTRIES 100000 /* more domains are not remembered (logged once) */
+#define TLSMEM_MAX_ENTRIES 100000 /* when full: expired entries go, else the LRU unverified */
 #define TLSMEM_REFRESH_SECONDS 86400 /* LAST is saved again at most once a day */
 
 struct event_base;
