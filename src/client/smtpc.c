@@ -349,7 +349,9 @@ static void set_callbacks(struct smtpc *c)
  * matches subdomains); with require, a failed check ends the handshake. */
 static bool set_tls_names(SSL *ssl, const char *names, bool require)
 {
-	SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	/* RFC 6125, RFC 8461 4.2: the name is a DNS-ID (subjectAltName), never the CN */
+	SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS |
+				   X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
 	bool first = true;
 	for (const char *p = names; *p;) {
 		size_t n = strcspn(p, " ");

@@ -2,6 +2,7 @@
  * answer.c - pure decisions on DNS answers (see answer.h).
  */
 #include "dns/answer.h"
+#include "util/util.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -205,6 +206,7 @@ static bool tlsa_take(const unsigned char *rdata, size_t rdlen, struct dns_tlsa 
 	t->selector = rdata[1];
 	t->mtype = rdata[2];
 	t->len = rdlen - 3;
+	t->data = xmalloc(t->len);
 	memcpy(t->data, rdata + 3, t->len);
 	return true;
 }
@@ -253,6 +255,12 @@ size_t dns_tlsa_parse(const unsigned char *msg, size_t len, struct dns_tlsa *out
 		      size_t *skipped)
 {
 	return walk_answers(msg, len, T_TLSA_, take_tlsa, out, max, skipped);
+}
+
+void dns_tlsa_free(struct dns_tlsa *t, size_t n)
+{
+	for (size_t i = 0; t != NULL && i < n; i++)
+		free(t[i].data);
 }
 
 /* take_txt - the character-strings of one TXT record, joined. */

@@ -61,18 +61,26 @@ struct dns_msg_info {
 bool dns_msg_scan(const unsigned char *msg, size_t len, struct dns_msg_info *info);
 
 /* One TLSA record (RFC 6698): usage, selector, matching type, data. */
-#define DNS_TLSA_DATA_MAX 2048 /* a whole certificate (matching type 0) may be large */
+#define DNS_TLSA_DATA_MAX 65532 /* the RR maximum: a whole certificate (matching type 0) */
 struct dns_tlsa {
 	unsigned char usage, selector, mtype;
 	size_t len;
-	unsigned char data[DNS_TLSA_DATA_MAX];
+	unsigned char *data; /* heap: dns_tlsa_free */
 };
 
 /* dns_tlsa_parse - the TLSA records of the answer section into out (at most
- * max); *skipped counts those too short or too long to hold. Returns the
- * count; 0 with *skipped 0 also for a malformed message (check dns_msg_scan). */
+ * max); *skipped counts those too short to hold and those past max. Returns
+ * the count; 0 with *skipped 0 also for a malformed message (check
+ * dns_msg_scan). Each kept record's data is on the heap: dns_tlsa_free. */
 size_t dns_tlsa_parse(const unsigned char *msg, size_t len, struct dns_tlsa *out, size_t max,
 		      size_t *skipped);
+
+/* dns_tlsa_free - the data of n records from dns_tlsa_parse (not the array). */
+void dns_tlsa_free(struct dns_tlsa *t, size_t n);
+
+/* DNS_TLSA_BOUND - enough records for every TLSA record of a len-byte answer
+ * (each takes at least 15 bytes: a 1-byte name, 10 bytes, 4 of rdata). */
+#define DNS_TLSA_BOUND(len) ((len) / 15 + 1)
 
 /* dns_txt_parse - each TXT record of the answer section, its strings joined,
  * into out (at most max; a record of DNS_TXT_LEN bytes or more, or with

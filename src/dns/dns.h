@@ -106,8 +106,6 @@ struct dns_query *dns_host_route(struct dns *d, const char *host, int family, in
 
 /* ---- DANE (RFC 7672): TLSA records ---- */
 
-#define DNS_TLSA_MAX 8 /* records used from one answer */
-
 enum dns_tlsa_status {
 	DNS_TLSA_FOUND, /* records is the answer */
 	DNS_TLSA_NONE,  /* no TLSA records: NODATA or NXDOMAIN */
@@ -119,7 +117,7 @@ struct dns_tlsa_result {
 	enum dns_tlsa_status status;
 	bool secure;                    /* the answer carried the AD bit */
 	const struct dns_tlsa *records; /* FOUND: n of them */
-	size_t n, n_skipped;            /* skipped: more than DNS_TLSA_MAX, or malformed */
+	size_t n, n_skipped;            /* skipped: malformed (too short) */
 	char error[256];                /* TEMP: why */
 };
 

@@ -132,6 +132,7 @@ static void job_free(struct route_job *job)
 	for (size_t i = 0; i < job->n_hosts; i++)
 		free(job->hosts[i].name);
 	event_free(job->done_ev);
+	dns_tlsa_free(job->tlsa, job->tres.n);
 	free(job->tlsa);
 	free(job->txt);
 	free(job->q);
@@ -383,8 +384,9 @@ static void tlsa_answer(struct route_job *job, int status, const unsigned char *
 	struct dns_msg_info info;
 	r->secure = abuf != NULL && alen > 0 && dns_msg_scan(abuf, (size_t)alen, &info) && info.ad;
 	if (status == ARES_SUCCESS) {
-		job->tlsa = xcalloc(DNS_TLSA_MAX, sizeof(*job->tlsa));
-		r->n = dns_tlsa_parse(abuf, (size_t)alen, job->tlsa, DNS_TLSA_MAX, &r->n_skipped);
+		size_t max = DNS_TLSA_BOUND((size_t)alen); /* all of them: none is left out */
+		job->tlsa = xcalloc(max, sizeof(*job->tlsa));
+		r->n = dns_tlsa_parse(abuf, (size_t)alen, job->tlsa, max, &r->n_skipped);
 		r->records = job->tlsa;
 		r->status = r->n + r->n_skipped > 0 ? DNS_TLSA_FOUND : DNS_TLSA_NONE;
 	} else if (status == ARES_ENODATA || status == ARES_ENOTFOUND) {

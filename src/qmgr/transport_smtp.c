@@ -78,7 +78,7 @@ struct job {
 	bool mx_secure;               /* DANE: the MX answer was validated */
 	char tlsa_host[256];          /* DANE: the host tlsa_res is for ("": none yet) */
 	struct dns_tlsa_result tlsa_res;
-	struct dns_tlsa *tlsa_recs;   /* DNS_TLSA_MAX, tlsa_res.records points here */
+	struct dns_tlsa *tlsa_recs;   /* tlsa_res.n, data owned; tlsa_res.records points here */
 	bool dane_used;               /* the session being opened authenticates by DANE */
 	struct sts_query *stsq;       /* MTA-STS lookup in flight */
 	bool sts_done;                /* the MTA-STS policy (if any) is known */
@@ -120,7 +120,7 @@ static void job_finish(struct job *j);
 static void try_next(struct job *j);
 static void start_send(struct job *j);
 static void resolve(struct job *j);
-static void dane_failed(struct job *j);
+static void dane_failed(struct job *j, const struct smtp_result *r);
 static void open_candidate(struct job *j, const struct candidate *c, enum smtp_tls_policy p,
 			   const struct smtpc_tlsa *tlsa, size_t n_tlsa);
 
@@ -207,7 +207,8 @@ static const struct tlsmem_entry *remembered(const struct job *j)
 		return NULL;
 	const struct tlsmem_entry *e = tlsmem_get(st->mem, j->d->route.host);
 	time_t now = time(NULL);
-	if (e == NULL || (uint64_t)(now - e->last) > st->env.cfg->smtp_tls_memory_lifetime)
+	if (e == NULL || (now > e->last && /* a clock gone back: age 0 */
+			  (uint64_t)(now - e->last) > st->env.cfg->smtp_tls_memory_lifetime))
 		return NULL;
 	return e;
 }
@@ -410,6 +411,7 @@ static void job_free(struct job *j)
 	free(j->sts);
 	queue_msg_free(j->text);
 	free(j->rcpts);
+	dns_tlsa_free(j->tlsa_recs, j->tlsa_res.n);
 	free(j->tlsa_recs);
 	free(j);
 }
@@ -856,7 +858,7 @@ static void on_open(struct smtp_out *o, const struct smtp_result *r, void *arg)
 	if (j->mem_raised && strcmp(r->stage, "STARTTLS") == 0)
 		downgrade_refused(j);
 	if (j->dane_used && strcmp(r->stage, "STARTTLS") == 0)
-		dane_failed(j);
+		dane_failed(j, r);
 	if (j->sts_raised && strcmp(r->stage, "STARTTLS") == 0)
 		sts_failed(j);
 	j->conn_failures_only &= r->try_next_address;
@@ -874,11 +876,15 @@ static void on_tlsa(void *arg, const struct dns_tlsa_result *r)
 {
 	struct job *j = arg;
 	j->query = NULL;
+	dns_tlsa_free(j->tlsa_recs, j->tlsa_res.n); /* the previous host's */
+	free(j->tlsa_recs);
 	j->tlsa_res = *r;
-	if (j->tlsa_recs == NULL)
-		j->tlsa_recs = xcalloc(DNS_TLSA_MAX, sizeof(*j->tlsa_recs));
-	if (r->n > 0)
-		memcpy(j->tlsa_recs, r->records, r->n * sizeof(*j->tlsa_recs));
+	j->tlsa_recs = xcalloc(r->n + 1, sizeof(*j->tlsa_recs));
+	for (size_t i = 0; i < r->n; i++) { /* deep: r's data goes when we return */
+		j->tlsa_recs[i] = r->records[i];
+		j->tlsa_recs[i].data = xmalloc(r->records[i].len + 1);
+		memcpy(j->tlsa_recs[i].data, r->records[i].data, r->records[i].len);
+	}
 	j->tlsa_res.records = j->tlsa_recs;
 	try_next(j);
 }
@@ -942,6 +948,14 @@ static bool dane_policy(struct job *j, const struct candidate *c, enum smtp_tls_
 			tlsa[(*n_tlsa)++] = (struct smtpc_tlsa){r->records[i].usage,
 				r->records[i].selector, r->records[i].mtype, r->records[i].data,
 				r->records[i].len};
+	if (*n_tlsa == 0 && r->n_skipped > 0) { /* an unread record may be the usable one */
+		snprintf(j->err, sizeof(j->err), "DANE: TLSA records for %s could not be read",
+			 j->relay);
+		rg_strlcpy(j->err_dsn, "4.7.5", sizeof(j->err_dsn));
+		dane_log(j, j->err);
+		report(j, true, "tlsa-invalid", NULL);
+		return false;
+	}
 	*p = *n_tlsa > 0 ? STLS_DANE : STLS_ENCRYPT; /* RFC 7672 2.2: none usable */
 	j->dane_used = *n_tlsa > 0;
 	dane_log(j, j->dane_used ? "TLSA records validated: DANE required"
@@ -949,17 +963,31 @@ static bool dane_policy(struct job *j, const struct candidate *c, enum smtp_tls_
 	return true;
 }
 
-/* dane_failed - the peer did not match the TLSA records: say so. */
-static void dane_failed(struct job *j)
+/* handshake_ran - a failed STARTTLS stage got as far as the TLS handshake
+ * (not: STARTTLS missing, as when stripped, or refused by the server). */
+static bool handshake_ran(const struct smtp_result *r)
 {
+	return r->local && strstr(r->text, "TLS is required, but") == NULL;
+}
+
+/* dane_failed - the peer did not match the TLSA records, or offered no TLS
+ * at all: say which. */
+static void dane_failed(struct job *j, const struct smtp_result *r)
+{
+	char ip[RG_IP_STRLEN];
+	candidate_ip(j, ip, sizeof(ip));
+	if (!handshake_ran(r)) {
+		rg_strlcpy(j->err_dsn, "4.7.5", sizeof(j->err_dsn));
+		dane_log(j, j->err);
+		report(j, true, "starttls-not-supported", ip);
+		return;
+	}
 	char why[600];
 	rg_strlcpy(why, j->err, sizeof(why));
 	snprintf(j->err, sizeof(j->err), "DANE: %s did not match its TLSA records: %s", j->relay,
 		 why);
 	rg_strlcpy(j->err_dsn, "4.7.5", sizeof(j->err_dsn));
 	dane_log(j, j->err);
-	char ip[RG_IP_STRLEN];
-	candidate_ip(j, ip, sizeof(ip));
 	report(j, true, "validation-failure", ip);
 }
 
@@ -1177,6 +1205,8 @@ struct transport *transport_smtp_new(const struct smtp_transport_env *env, char 
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
+	if (mem != NULL)
+		tlsmem_limit(mem, cfg->smtp_tls_memory_lifetime, 0, time(NULL));
 	struct sts *sts = NULL;
 	struct sts_opts so = {cfg->queue_directory, cfg->smtp_mta_sts_CAfile,
 			      cfg->smtp_mta_sts_https_port,

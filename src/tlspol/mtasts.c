@@ -117,12 +117,12 @@ static bool policy_field(char *key, char *value, struct sts_policy *p, bool *ver
 	}
 	if (strcmp(key, "mx") == 0) {
 		rg_str_lower(value);
-		if (!mx_pattern_valid(value) || p->n_mx == STS_MX_MAX) {
-			snprintf(err, errlen, "mx \"%.80s\" is not a host name pattern (or too many)",
-				 value);
+		if (!mx_pattern_valid(value)) {
+			snprintf(err, errlen, "mx \"%.80s\" is not a host name pattern", value);
 			return false;
 		}
-		rg_strlcpy(p->mx[p->n_mx++], value, sizeof(p->mx[0]));
+		if (p->n_mx < STS_MX_MAX) /* more are ignored: MX past them are refused */
+			rg_strlcpy(p->mx[p->n_mx++], value, sizeof(p->mx[0]));
 	}
 	return true; /* other keys: extensions, ignored */
 }
@@ -216,17 +216,20 @@ bool sts_parse_line(const char *line, struct sts_policy *p)
 	return p->mode == STS_NONE || p->n_mx > 0;
 }
 
-/* ---- the cache: a list (policies are few: one per domain mailed that has one) ---- */
+/* ---- the cache: a list, and a hash of it by domain (100000 lines load in linear time) ---- */
+
+#define STS_BUCKETS 65536
 
 struct sts_entry {
 	struct sts_policy p;
-	struct sts_entry *next;
+	struct sts_entry *next, *hnext;
 };
 
 struct sts_cache {
 	struct sts_entry *head;
-	size_t n;
+	size_t n, max;
 	struct statefile *file;
+	struct sts_entry *bucket[STS_BUCKETS];
 };
 
 static void snapshot(void *arg, struct strbuf *out)
@@ -237,11 +240,21 @@ static void snapshot(void *arg, struct strbuf *out)
 		sts_format_line(&e->p, out);
 }
 
+/* hash - FNV-1a of the lower-cased domain. */
+static size_t hash(const char *domain)
+{
+	uint32_t h = 2166136261u;
+	for (const char *s = domain; *s; s++)
+		h = (h ^ (unsigned)tolower((unsigned char)*s)) * 16777619u;
+	return h % STS_BUCKETS;
+}
+
+/* find - the hash chain link holding domain's entry (*result NULL: none). */
 static struct sts_entry **find(struct sts_cache *c, const char *domain)
 {
-	struct sts_entry **pp = &c->head;
+	struct sts_entry **pp = &c->bucket[hash(domain)];
 	while (*pp != NULL && rg_strcasecmp((*pp)->p.domain, domain) != 0)
-		pp = &(*pp)->next;
+		pp = &(*pp)->hnext;
 	return pp;
 }
 
@@ -251,12 +264,42 @@ static void add(struct sts_cache *c, const struct sts_policy *p)
 	e->p = *p;
 	e->next = c->head;
 	c->head = e;
+	e->hnext = c->bucket[hash(p->domain)];
+	c->bucket[hash(p->domain)] = e;
 	c->n++;
+}
+
+/* expired - p is past fetched + max_age at now (a clock gone back: not). */
+static bool expired(const struct sts_policy *p, time_t now)
+{
+	return now > p->fetched && (uint64_t)(now - p->fetched) > p->max_age;
+}
+
+/* evict - make room: an expired policy goes, else the one fetched longest ago. */
+static void evict(struct sts_cache *c, time_t now)
+{
+	struct sts_entry **victim = NULL;
+	for (struct sts_entry **pp = &c->head; *pp != NULL; pp = &(*pp)->next) {
+		if (expired(&(*pp)->p, now)) {
+			victim = pp;
+			break;
+		}
+		if (victim == NULL || (*pp)->p.fetched < (*victim)->p.fetched)
+			victim = pp;
+	}
+	if (victim == NULL)
+		return;
+	struct sts_entry *e = *victim;
+	*victim = e->next;
+	*find(c, e->p.domain) = e->hnext;
+	free(e);
+	c->n--;
 }
 
 static void read_file(struct sts_cache *c, FILE *f)
 {
 	char line[LINE_MAX_LEN + 2];
+	time_t now = time(NULL);
 	size_t bad = 0;
 	while (fgets(line, sizeof(line), f) != NULL) {
 		char *nl = strchr(line, '\n');
@@ -272,10 +315,10 @@ static void read_file(struct sts_cache *c, FILE *f)
 			*nl = '\0';
 		if (line[0] == '#' || line[0] == '\0')
 			continue;
-		if (sts_parse_line(line, &p) && *find(c, p.domain) == NULL && c->n < STS_CACHE_MAX)
-			add(c, &p);
-		else
+		if (!sts_parse_line(line, &p) || *find(c, p.domain) != NULL)
 			bad++;
+		else if (!expired(&p, now) && c->n < c->max)
+			add(c, &p); /* an expired policy is of no use: dropped */
 	}
 	if (bad > 0) {
 		char n[32];
@@ -295,6 +338,7 @@ struct sts_cache *sts_cache_open(struct event_base *base, const char *queue_dir,
 		return NULL;
 	}
 	struct sts_cache *c = xcalloc(1, sizeof(*c));
+	c->max = STS_CACHE_MAX;
 	if (fd >= 0) {
 		FILE *f = fdopen(fd, "r");
 		if (f != NULL) {
@@ -311,7 +355,7 @@ struct sts_cache *sts_cache_open(struct event_base *base, const char *queue_dir,
 struct sts_policy *sts_cache_get(struct sts_cache *c, const char *domain, time_t now)
 {
 	struct sts_entry *e = *find(c, domain);
-	if (e == NULL || now < e->p.fetched || (uint64_t)(now - e->p.fetched) > e->p.max_age)
+	if (e == NULL || expired(&e->p, now))
 		return NULL;
 	return &e->p;
 }
@@ -319,10 +363,13 @@ struct sts_policy *sts_cache_get(struct sts_cache *c, const char *domain, time_t
 void sts_cache_put(struct sts_cache *c, const struct sts_policy *p)
 {
 	struct sts_entry **pp = find(c, p->domain);
-	if (*pp != NULL)
+	if (*pp != NULL) {
 		(*pp)->p = *p;
-	else if (c->n < STS_CACHE_MAX)
+	} else {
+		if (c->n >= c->max)
+			evict(c, time(NULL)); /* never drop the new policy: it is in force */
 		add(c, p);
+	}
 	statefile_changed(c->file);
 }
 
@@ -330,6 +377,11 @@ void sts_cache_touch(struct sts_cache *c, struct sts_policy *p, time_t now)
 {
 	(void)c;
 	p->checked = now;
+}
+
+void sts_cache_set_max(struct sts_cache *c, size_t max)
+{
+	c->max = max > 0 ? max : 1;
 }
 
 void sts_cache_free(struct sts_cache *c)

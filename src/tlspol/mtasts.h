@@ -23,7 +23,7 @@
 #define STS_MX_MAX 16
 #define STS_MAX_AGE_MAX 31557600u /* RFC 8461 3.2: about a year */
 #define STS_POLICY_MAX 65536      /* bytes of a policy file we read */
-#define STS_CACHE_MAX 100000
+#define STS_CACHE_MAX 100000 /* when full: an expired policy goes, else the oldest */
 
 struct event_base;
 
@@ -66,5 +66,7 @@ void sts_cache_put(struct sts_cache *c, const struct sts_policy *p);
 /* p->checked changed (kept in memory; saved with the next write). */
 void sts_cache_touch(struct sts_cache *c, struct sts_policy *p, time_t now);
 void sts_cache_free(struct sts_cache *c);
+/* At most max policies from now on (default STS_CACHE_MAX; tests use few). */
+void sts_cache_set_max(struct sts_cache *c, size_t max);
 
 #endif

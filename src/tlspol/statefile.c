@@ -97,12 +97,15 @@ static void write_done(void *arg)
 {
 	struct write_job *w = arg;
 	struct statefile *sf = w->sf;
-	if (!w->ok) /* the owner's table still holds; the next change tries again */
+	bool ok = w->ok;
+	if (!ok) { /* the owner's table still holds; the next change (or exit) tries again */
 		log_ev(LOG_WARNING, "state-write-failed", {"reason", w->err});
+		sf->dirty = true;
+	}
 	free(w->text);
 	free(w);
 	sf->writing = false;
-	if (sf->dirty && sf->writer != NULL)
+	if (ok && sf->dirty && sf->writer != NULL) /* not at once after a failure: no busy loop */
 		start_write(sf);
 }
 

@@ -84,7 +84,8 @@ static void on_fetch(void *arg, bool ok, const char *body, size_t len, const cha
 	sts_mx_list(&p, mx, sizeof(mx));
 	log_ev(LOG_INFO, "mta-sts-policy", {"domain", q->domain}, {"id", p.id},
 	       {"mode", sts_mode_name(p.mode)}, {"max_age", age}, {"mx", mx});
-	finish(q);
+	q->fn(q->arg, &p); /* this policy, whatever the cache kept */
+	query_free(q);
 }
 
 static void on_addr(void *arg, const struct rg_ip *ip, const char *error)

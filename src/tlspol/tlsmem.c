@@ -29,7 +29,8 @@ struct node {
 struct tlsmem {
 	struct statefile *file;
 	struct node *buckets[BUCKETS];
-	size_t n;
+	size_t n, max;     /* max 0: TLSMEM_MAX_ENTRIES */
+	uint64_t lifetime; /* 0: entries never expire here (tlsmem_limit not called) */
 	bool full_logged;
 };
 
@@ -129,10 +130,66 @@ const struct tlsmem_entry *tlsmem_get(const struct tlsmem *m, const char *domain
 	return *pp ? &(*pp)->e : NULL;
 }
 
-/* insert - a new entry (e->domain lower case); false when the table is full. */
-static bool insert(struct tlsmem *m, const struct tlsmem_entry *e)
+/* expired - e last seen more than the lifetime before now (a clock gone back: not). */
+static bool expired(const struct tlsmem *m, const struct tlsmem_entry *e, time_t now)
 {
-	if (m->n >= TLSMEM_MAX_ENTRIES) {
+	return m->lifetime > 0 && now > e->last && (uint64_t)(now - e->last) > m->lifetime;
+}
+
+/* sweep - drop every expired entry; the count dropped. */
+static size_t sweep(struct tlsmem *m, time_t now)
+{
+	size_t dropped = 0;
+	for (size_t b = 0; b < BUCKETS; b++) {
+		for (struct node **pp = &m->buckets[b]; *pp != NULL;) {
+			struct node *nd = *pp;
+			if (!expired(m, &nd->e, now)) {
+				pp = &nd->next;
+				continue;
+			}
+			*pp = nd->next;
+			free(nd);
+			m->n--;
+			dropped++;
+		}
+	}
+	return dropped;
+}
+
+/* evict_lru - drop the least recently seen entry that is not verified. */
+static bool evict_lru(struct tlsmem *m)
+{
+	struct node **victim = NULL;
+	for (size_t b = 0; b < BUCKETS; b++)
+		for (struct node **pp = &m->buckets[b]; *pp != NULL; pp = &(*pp)->next)
+			if ((*pp)->e.best != TLSMEM_VERIFIED &&
+			    (victim == NULL || (*pp)->e.last < (*victim)->e.last))
+				victim = pp;
+	if (victim == NULL)
+		return false;
+	struct node *nd = *victim;
+	*victim = nd->next;
+	free(nd);
+	m->n--;
+	return true;
+}
+
+/* room - make room for one more entry seen at now; false when none can go. */
+static bool room(struct tlsmem *m, time_t now)
+{
+	size_t max = m->max > 0 ? m->max : TLSMEM_MAX_ENTRIES;
+	if (m->n < max)
+		return true;
+	if (now == 0) /* loading the file: nothing goes yet */
+		return false;
+	return sweep(m, now) > 0 || evict_lru(m);
+}
+
+/* insert - a new entry (e->domain lower case) seen at now (0: read from the
+ * file); false when the table is full. */
+static bool insert(struct tlsmem *m, const struct tlsmem_entry *e, time_t now)
+{
+	if (!room(m, now)) {
 		if (!m->full_logged)
 			log_ev(LOG_WARNING, "tls-memory-full", {"domain", e->domain});
 		m->full_logged = true;
@@ -167,6 +224,14 @@ static void changed(struct tlsmem *m)
 	statefile_changed(m->file);
 }
 
+void tlsmem_limit(struct tlsmem *m, uint64_t lifetime, size_t max, time_t now)
+{
+	m->lifetime = lifetime;
+	m->max = max;
+	if (sweep(m, now) > 0)
+		changed(m);
+}
+
 bool tlsmem_save_now(struct tlsmem *m, char *err, size_t errlen)
 {
 	return statefile_flush(m->file, true, err, errlen);
@@ -194,7 +259,7 @@ static size_t read_lines(struct tlsmem *m, FILE *f)
 		if (!tlsmem_parse_line(line, &e) || *find(m, e.domain) != NULL)
 			bad++;
 		else
-			insert(m, &e);
+			insert(m, &e, 0);
 	}
 	return bad;
 }
@@ -236,7 +301,7 @@ void tlsmem_note(struct tlsmem *m, const char *domain, enum tlsmem_level seen, t
 		struct tlsmem_entry e = {.best = seen, .since = now, .last = now};
 		rg_strlcpy(e.domain, domain, sizeof(e.domain));
 		rg_str_lower(e.domain);
-		if (insert(m, &e))
+		if (insert(m, &e, now))
 			changed(m);
 		return;
 	}

@@ -20,12 +20,13 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 #include "util/util.h"
 
 #define TLSMEM_FILE "tls-memory"
-#define TLSMEM_MAX_ENTRIES 100000 /* more domains are not remembered (logged once) */
+#define TLSMEM_MAX_ENTRIES 100000 /* when full: expired entries go, else the LRU unverified */
 #define TLSMEM_REFRESH_SECONDS 86400 /* LAST is saved again at most once a day */
 
 struct event_base;
@@ -57,6 +58,11 @@ void tlsmem_format_line(const struct tlsmem_entry *e, struct strbuf *out);
  * (the command line; tlsmem_save_now writes). NULL with err on a read error. */
 struct tlsmem *tlsmem_open(struct event_base *base, const char *queue_dir, char *err,
 			   size_t errlen);
+/* Entries last seen more than lifetime seconds before now are of no use:
+ * drop them (call after tlsmem_open: expired lines go at load) and, when
+ * full, drop them first, else the least recently seen entry that is not
+ * verified; hold at most max entries (0: TLSMEM_MAX_ENTRIES). */
+void tlsmem_limit(struct tlsmem *m, uint64_t lifetime, size_t max, time_t now);
 /* The entry of domain (any case), or NULL. Valid until the next change. */
 const struct tlsmem_entry *tlsmem_get(const struct tlsmem *m, const char *domain);
 /* A delivery to domain saw level seen at time now: raise the best level,

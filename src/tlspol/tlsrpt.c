@@ -194,12 +194,24 @@ void tlsrpt_json(const struct tlsrpt_domain *d, const struct tlsrpt_meta *m, str
 	strbuf_puts(out, "}]}\n");
 }
 
+/* rua_value - the value of the field whose key is exactly "rua" (fields
+ * split on ';', RFC 8460 3: not "xrua=" or a "rua=" inside another value). */
+static const char *rua_value(const char *txt)
+{
+	for (const char *f = txt; f != NULL; f = strchr(f, ';')) {
+		f += *f == ';';
+		f += strspn(f, " \t");
+		if (strncmp(f, "rua=", 4) == 0)
+			return f + 4;
+	}
+	return NULL;
+}
+
 bool tlsrpt_rua_mailto(const char *txt, char *addr, size_t len)
 {
 	if (strncmp(txt, "v=TLSRPTv1", 10) != 0 || (txt[10] != ';' && txt[10] != ' '))
 		return false;
-	const char *rua = strstr(txt, "rua=");
-	for (const char *p = rua ? rua + 4 : NULL; p != NULL && *p && *p != ';';) {
+	for (const char *p = rua_value(txt); p != NULL && *p && *p != ';';) {
 		size_t n = strcspn(p, ",;");
 		while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
 			n--;

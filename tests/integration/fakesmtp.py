@@ -91,7 +91,8 @@ def make_cert(directory):
     cert = os.path.join(directory, 'cert.pem')
     key = os.path.join(directory, 'key.pem')
     subprocess.run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key,
-                    '-out', cert, '-days', '2', '-subj', '/CN=mx.fake.test'],
+                    '-out', cert, '-days', '2', '-subj', '/CN=mx.fake.test',
+                    '-addext', 'subjectAltName=DNS:mx.fake.test'],  # names are DNS-IDs
                    check=True, capture_output=True)
     return cert, key
 

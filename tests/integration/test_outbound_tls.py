@@ -13,6 +13,7 @@ import json
 import os
 import re
 import ssl
+import subprocess
 import tempfile
 import threading
 import time
@@ -102,6 +103,31 @@ class DowngradeMemory(unittest.TestCase):
         p = self.memory('list')
         self.assertRegex(p.stdout, r'(?m)^fake\.test plain since')
 
+    def test_a_memory_full_of_expired_domains_still_learns(self):
+        """100000 domains last seen long ago (the memory's limit) in the file:
+        they are past smtp_tls_memory_lifetime and go at start-up, so
+        fake.test is learnt and a later stripped STARTTLS is refused."""
+        self.snd.stop()
+        path = os.path.join(self.snd.queue_dir, 'tls-memory')
+        with open(path, 'w') as f:
+            f.write('# relayguard tls-memory 1\n' + ''.join(
+                'd%d.filler.test plain 1000 1000\n' % i for i in range(100000)))
+        st = os.stat(self.snd.queue_dir)
+        os.chown(path, st.st_uid, st.st_gid)
+        self.snd.start()
+        qid = send(self.snd, ['a@fake.test'], 'Subject: one\n\nfirst')
+        self.assertIsNotNone(self.snd.wait_log(r'delivered queue=%s .*status=sent' % qid),
+                             self.snd.tail(20))
+        self.assertRegex(self.memory('list').stdout, r'(?m)^fake\.test verified since')
+        self.snd.stop()  # no cached connection: the next mail opens a new session
+        self.policy.starttls = False
+        self.snd.start()
+        qid = send(self.snd, ['b@fake.test'], 'Subject: two\n\nsecond')
+        log = self.snd.wait_log(r'(deferred|delivered) queue=%s ' % qid, timeout=10)
+        self.assertIsNotNone(log, self.snd.tail(20))
+        self.assertRegex(log, r'deferred queue=%s .*dsn=4\.7\.5' % qid)
+        self.assertEqual(self.plain_mail_commands(), [])
+
     def test_unverified_tls_is_remembered_but_does_not_block(self):
         """Only verified TLS raises the bar: a self-signed receiver that drops
         STARTTLS still gets its mail (opportunistic, as before)."""
@@ -164,7 +190,8 @@ class Dane(unittest.TestCase):
     each domain has its own MX host on its own loopback address, all receivers
     on one port (the TLSA name has it: _PORT._tcp.mx...)."""
     IPS = {'ok': '127.0.0.51', 'wrong': '127.0.0.52', 'ta': '127.0.0.53',
-           'plain': '127.0.0.54', 'bogus': '127.0.0.55'}
+           'plain': '127.0.0.54', 'bogus': '127.0.0.55', 'big': '127.0.0.58',
+           'strip': '127.0.0.59'}
 
     @classmethod
     def setUpClass(cls):
@@ -174,7 +201,8 @@ class Dane(unittest.TestCase):
         ca = TestCA(cls.tmp)
         cls.port = free_port_on(*cls.IPS.values())
         names = {'ok': 'mx.dane.test', 'wrong': 'mx.wrong.dane.test', 'ta': 'mx.ta.dane.test',
-                 'plain': 'mx.plain.test', 'bogus': 'mx.bogus.dane.test'}
+                 'plain': 'mx.plain.test', 'bogus': 'mx.bogus.dane.test',
+                 'big': 'mx.big.dane.test', 'strip': 'mx.strip.dane.test'}
         certs = {k: fakesmtp.make_cert(tempfile.mkdtemp(dir=cls.tmp)) for k in names}
         leaf, key = ca.issue(names['ta'])
         certs['ta'] = (ca.chain(leaf), key)  # DANE-TA: the chain must carry the CA
@@ -192,9 +220,15 @@ class Dane(unittest.TestCase):
             '%s.ta TLSA 2 0 1 %s' % (tlsa, cert_sha256(ca.cert)),
             'bogus MX 10 mx.bogus', 'mx.bogus A ' + cls.IPS['bogus'],
             '%s.bogus TLSA 3 1 1 %s' % (tlsa, spki_sha256(certs['bogus'][0])),
+            # a 2100-byte full-certificate record (3 0 0) that matches nothing
+            'big MX 10 mx.big', 'mx.big A ' + cls.IPS['big'],
+            '%s.big TLSA 3 0 0 30%s' % (tlsa, 'ab' * 2099),
+            'strip MX 10 mx.strip', 'mx.strip A ' + cls.IPS['strip'],
+            '%s.strip TLSA 3 1 1 %s' % (tlsa, spki_sha256(certs['strip'][0])),
         ]
         unsigned = ['@ MX 10 mx', 'mx A ' + cls.IPS['plain'],
                     '%s TLSA 3 1 1 %s' % (tlsa, '00' * 32)]  # never trusted: not signed
+        cls.rcv['strip'].policy.starttls = False  # an attacker deletes 250-STARTTLS
         cls.lab = DaneLab(signed={'dane.test': signed}, unsigned={'plain.test': unsigned},
                           bogus=['%s.bogus.dane.test' % tlsa])
         cls.addClassCleanup(cls.lab.cleanup)
@@ -243,6 +277,27 @@ class Dane(unittest.TestCase):
         self.assertIsNotNone(log, self.snd.tail(20))
         self.assertIn('DANE: TLSA lookup for mx.bogus.dane.test', log)
         self.assertEqual(self.rcv['bogus'].sessions, [])
+
+    def test_big_tlsa_record_is_used_not_skipped(self):
+        """A record larger than any fixed buffer still counts: the peer does not
+        match it, so no mail (once it was skipped: unauthenticated TLS, delivered)."""
+        mark = self.snd.mark()
+        qid = send(self.snd, ['a@big.dane.test'], 'Subject: big\n\nhi')
+        log = self.snd.wait_log(r'(deferred|delivered) queue=%s ' % qid, since=mark, timeout=15)
+        self.assertIsNotNone(log, self.snd.tail(20))
+        self.assertRegex(log, r'deferred queue=%s .*dsn=4\.7\.5' % qid)
+        self.assertIn('did not match its TLSA records', log)
+        self.assertEqual(self.mail_commands('big'), [])
+
+    def test_stripped_starttls_is_deferred_as_not_offered_not_as_mismatch(self):
+        mark = self.snd.mark()
+        qid = send(self.snd, ['a@strip.dane.test'], 'Subject: strip\n\nhi')
+        log = self.snd.wait_log(r'(deferred|delivered) queue=%s ' % qid, since=mark, timeout=15)
+        self.assertIsNotNone(log, self.snd.tail(20))
+        self.assertRegex(log, r'deferred queue=%s .*dsn=4\.7\.5' % qid)
+        self.assertIn('TLS is required, but was not offered', log)
+        self.assertNotIn('did not match its TLSA records', log)
+        self.assertEqual(self.mail_commands('strip'), [])
 
     def test_unsigned_zone_is_opportunistic(self):
         """The same wrong TLSA as wrong.dane.test, but unsigned: not DANE."""
@@ -373,6 +428,50 @@ class MtaSts(unittest.TestCase):
     def flush(self):
         p = run_cli(['queue', 'flush', '-c', self.snd.config_path])
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+
+    def test_a_cache_full_of_expired_policies_still_takes_a_new_enforce(self):
+        """100000 long-expired policies in the cache file (the cache's limit):
+        they go at start-up, quickly, and sts.test's enforce policy applies:
+        STARTTLS stripped, so nothing in clear."""
+        self.snd.stop()
+        path = os.path.join(self.snd.queue_dir, 'mta-sts')
+        with open(path, 'w') as f:
+            f.write('# relayguard mta-sts 1\n' + ''.join(
+                'd%d.filler.test 1 enforce 1 1000 1000 mx.filler.test\n' % i
+                for i in range(100000)))
+        st = os.stat(self.snd.queue_dir)
+        os.chown(path, st.st_uid, st.st_gid)
+        t = time.time()
+        self.snd.start()
+        self.assertLess(time.time() - t, 30)
+        self.rcv.policy.starttls = False
+        self.web.policy = sts_policy('enforce', ['mx.sts.test'])
+        qid = send(self.snd, ['a@sts.test'], 'Subject: sts\n\nhi')
+        log = self.snd.wait_log(r'(deferred|delivered) queue=%s ' % qid, timeout=15)
+        self.assertIsNotNone(log, self.snd.tail(20))
+        self.assertRegex(log, r'deferred queue=%s .*dsn=4\.7\.5' % qid)
+
+    def test_enforce_refuses_a_certificate_naming_the_mx_only_in_its_cn(self):
+        """RFC 8461 4.2 (RFC 6125): the MX name must be a subjectAltName."""
+        ca = TestCA.__new__(TestCA)  # the setUp CA, from its files
+        ca.dir = self.tmp
+        ca.cert, ca.key = os.path.join(self.tmp, 'ca.pem'), os.path.join(self.tmp, 'ca-key.pem')
+        base = os.path.join(self.tmp, 'cn-only')
+        subprocess.run(['openssl', 'req', '-new', '-newkey', 'rsa:2048', '-nodes', '-keyout',
+                        base + '-key.pem', '-out', base + '.csr', '-subj', '/CN=mx.sts.test'],
+                       check=True, capture_output=True)
+        subprocess.run(['openssl', 'x509', '-req', '-in', base + '.csr', '-CA', ca.cert,
+                        '-CAkey', ca.key, '-set_serial', '99', '-days', '2',
+                        '-out', base + '.pem'], check=True, capture_output=True)
+        self.rcv.stop()
+        self.rcv = fakesmtp.FakeSMTP(Receiver(), certs=(base + '.pem', base + '-key.pem'),
+                                     host=self.MX_IP, port=self.rcv.port)
+        self.addCleanup(self.rcv.stop)
+        self.web.policy = sts_policy('enforce', ['mx.sts.test'])
+        qid = send(self.snd, ['a@sts.test'], 'Subject: sts\n\nhi')
+        log = self.snd.wait_log(r'(deferred|delivered) queue=%s ' % qid, timeout=15)
+        self.assertIsNotNone(log, self.snd.tail(20))
+        self.assertRegex(log, r'deferred queue=%s ' % qid)
 
     def test_enforce_with_matching_mx_and_verified_certificate(self):
         self.web.policy = sts_policy('enforce', ['mx.sts.test'])

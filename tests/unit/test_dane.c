@@ -80,6 +80,31 @@ static void test_txt(void)
 	}
 }
 
+/* A full-certificate record (3 0 0) of 2100 bytes and 10 records in one
+ * answer: all kept, none skipped (a skipped one could be the usable one). */
+static void test_big_and_many(void)
+{
+	static unsigned char m[4096];
+	static const unsigned char head[] = {0x12, 0x34, 0x81, 0xa0, 0, 1, 0, 11, 0, 0, 0, 0,
+					     1, 'a', 4, 't', 'e', 's', 't', 0, 0, 52, 0, 1};
+	memcpy(m, head, sizeof(head));
+	size_t len = sizeof(head);
+	const unsigned char big[] = {RR(52, 0), 3, 0, 0};
+	memcpy(m + len, big, sizeof(big));
+	m[len + 10] = 2103 >> 8, m[len + 11] = 2103 & 0xff;
+	len += sizeof(big);
+	memset(m + len, 0xab, 2100);
+	len += 2100;
+	for (int i = 0; i < 10; i++, len += sizeof(tlsa_3_1_1))
+		memcpy(m + len, tlsa_3_1_1, sizeof(tlsa_3_1_1));
+	struct dns_tlsa out[DNS_TLSA_BOUND(sizeof(m))];
+	size_t skipped = 99;
+	size_t n = dns_tlsa_parse(m, len, out, DNS_TLSA_BOUND(len), &skipped);
+	CHECK(n == 11 && skipped == 0, "big and many: got %zu records, %zu skipped", n, skipped);
+	CHECK(n > 0 && out[0].len == 2100 && out[0].data[2099] == 0xab, "the big record whole");
+	dns_tlsa_free(out, n);
+}
+
 int main(void)
 {
 	test_txt();
@@ -98,7 +123,9 @@ int main(void)
 		struct dns_msg_info info;
 		bool scanned = dns_msg_scan(m, len, &info);
 		CHECK_AT(rows[i].line, !scanned || info.ad == rows[i].ad, "AD bit");
+		dns_tlsa_free(out, n);
 	}
+	test_big_and_many();
 	size_t skipped;
 	CHECK(dns_tlsa_parse(NULL, 0, NULL, 0, &skipped) == 0, "no message");
 	unsigned char m[512];

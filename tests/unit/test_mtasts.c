@@ -3,7 +3,10 @@
  * record (3.1), the policy file (3.2), MX patterns (4.1), cache lines.
  */
 #include "check.h"
+#include "files.h"
 #include "tlspol/mtasts.h"
+#include "util/basedir.h"
+#include "util/dirsync.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +27,8 @@ static const struct {
 	{__LINE__, "v=STSv1; id=a-b", false, NULL},              /* alphanumeric only */
 	{__LINE__, "v=STSv1; id=123456789012345678901234567890123", false, NULL}, /* 33 */
 };
+
+#define MX4(a) "mx: " a "1.example\nmx: " a "2.example\nmx: " a "3.example\nmx: " a "4.example\n"
 
 static const struct {
 	int line;
@@ -51,7 +56,9 @@ static const struct {
 	{__LINE__, "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: -1\n", false, 0, 0, 0,
 	 "max_age \"-1\" is not 0..31557600"},
 	{__LINE__, "version: STSv1\nmode: enforce\nmx: *.*.example\nmax_age: 1\n", false, 0, 0, 0,
-	 "mx \"*.*.example\" is not a host name pattern (or too many)"},
+	 "mx \"*.*.example\" is not a host name pattern"},
+	{__LINE__, "version: STSv1\nmode: enforce\nmax_age: 1\n" MX4("a") MX4("b") MX4("c") MX4("d")
+		   "mx: e.example\n", true, STS_ENFORCE, 1, STS_MX_MAX, NULL}, /* 17: the 17th ignored */
 	{__LINE__, "<html>not a policy</html>\n", false, 0, 0, 0, "line without ':'"},
 };
 
@@ -131,10 +138,79 @@ static void test_mx_and_lines(void)
 	strbuf_free(&sb);
 }
 
+/* policy - an enforce policy for domain, fetched at fetched, max_age 600. */
+static struct sts_policy policy(const char *domain, time_t fetched)
+{
+	struct sts_policy p;
+	memset(&p, 0, sizeof(p));
+	rg_strlcpy(p.domain, domain, sizeof(p.domain));
+	strcpy(p.id, "a1");
+	p.mode = STS_ENFORCE;
+	p.max_age = 600;
+	p.n_mx = 1;
+	strcpy(p.mx[0], "mx.example.com");
+	p.fetched = p.checked = fetched;
+	return p;
+}
+
+/* test_cache - a full cache still takes a new policy (it is in force), making
+ * room with an expired one, else the oldest; expired lines go at load; a
+ * clock gone back does not expire a policy. */
+static void test_cache(const char *dir)
+{
+	time_t now = time(NULL);
+	char text[512];
+	snprintf(text, sizeof(text),
+		 "# relayguard mta-sts 1\n"
+		 "old.example a1 enforce 1 1000 1000 mx.example.com\n"
+		 "b.example a1 enforce 600 %lld %lld mx.example.com\n"
+		 "c.example a1 enforce 600 %lld %lld mx.example.com\n",
+		 (long long)now - 100, (long long)now - 100, (long long)now - 50, (long long)now - 50);
+	int fd = openat(basedir_fd(dir), STS_CACHE_FILE, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	CHECK(fd >= 0 && write(fd, text, strlen(text)) == (ssize_t)strlen(text), "write");
+	if (fd >= 0)
+		close(fd);
+	char err[512];
+	struct sts_cache *c = sts_cache_open(NULL, dir, err, sizeof(err));
+	CHECK(c != NULL, "open: %s", err);
+	if (c == NULL)
+		return;
+	sts_cache_set_max(c, 3); /* the expired line was dropped: b and c, room for one */
+	CHECK(sts_cache_get(c, "b.example", now) && sts_cache_get(c, "c.example", now),
+	      "valid lines kept");
+	struct sts_policy e = policy("e.example", now - 10);
+	e.max_age = 1; /* expired, yet newer than b and c */
+	sts_cache_put(c, &e);
+	struct sts_policy f = policy("f.example", now);
+	sts_cache_put(c, &f);
+	CHECK(sts_cache_get(c, "f.example", now) && sts_cache_get(c, "b.example", now) &&
+	      sts_cache_get(c, "c.example", now), "full: the new policy kept, the expired one went");
+	struct sts_policy d = policy("d.example", now);
+	sts_cache_put(c, &d);
+	CHECK(sts_cache_get(c, "d.example", now) && sts_cache_get(c, "b.example", now) == NULL &&
+	      sts_cache_get(c, "c.example", now) && sts_cache_get(c, "f.example", now),
+	      "full, none expired: the oldest went");
+	CHECK(sts_cache_get(c, "f.example", now - 3600) != NULL, "clock back: still valid");
+	CHECK(sts_cache_get(c, "f.example", now + 601) == NULL, "expired after max_age");
+	sts_cache_free(c);
+	struct strbuf sb = read_at(basedir_fd(dir), STS_CACHE_FILE);
+	CHECK(sb.data && strstr(sb.data, "old.example") == NULL && strstr(sb.data, "f.example"),
+	      "file: %s", sb.data ? sb.data : "");
+	strbuf_free(&sb);
+	unlinkat(basedir_fd(dir), STS_CACHE_FILE, 0);
+}
+
 int main(void)
 {
+	char dir[] = "/tmp/rg-mtasts-XXXXXX";
+	if (mkdtemp(dir) == NULL)
+		return 2;
 	test_txt();
 	test_policy();
 	test_mx_and_lines();
+	test_cache(dir);
+	basedir_close_all();
+	dirsync_cleanup();
+	rmdir(dir);
 	return check_summary("mtasts");
 }

@@ -160,6 +160,41 @@ static void test_bad_file(const char *dir)
 	tlsmem_free(m);
 }
 
+/* test_full - a full memory still learns: expired entries go first, else the
+ * least recently seen one that is not verified; expired lines go at load;
+ * nothing expires when the clock went back. */
+static void test_full(const char *dir)
+{
+	static const char text[] = "# relayguard tls-memory 1\n"
+				   "gone.example verified 100 100\n"
+				   "v.example verified 900 900\n";
+	int fd = openat(basedir_fd(dir), TLSMEM_FILE, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	CHECK(fd >= 0 && write(fd, text, sizeof(text) - 1) == (ssize_t)sizeof(text) - 1, "write");
+	if (fd >= 0)
+		close(fd);
+	char err[512];
+	struct tlsmem *m = tlsmem_open(NULL, dir, err, sizeof(err));
+	CHECK(m != NULL, "open: %s", err);
+	if (m == NULL)
+		return;
+	tlsmem_limit(m, 500, 3, 1000); /* gone.example: last seen 900 s ago */
+	CHECK(tlsmem_get(m, "gone.example") == NULL && tlsmem_get(m, "v.example"),
+	      "expired line dropped at load");
+	tlsmem_note(m, "old.example", TLSMEM_TLS, 950);
+	tlsmem_note(m, "new.example", TLSMEM_PLAIN, 1000);
+	tlsmem_note(m, "a.example", TLSMEM_VERIFIED, 1010); /* full: old.example goes */
+	CHECK(tlsmem_get(m, "a.example") && tlsmem_get(m, "old.example") == NULL &&
+	      tlsmem_get(m, "v.example") && tlsmem_get(m, "new.example"),
+	      "full: the least recently seen unverified entry went, not the older verified one");
+	tlsmem_note(m, "b.example", TLSMEM_VERIFIED, 1500); /* v.example expired (900 + 500) */
+	CHECK(tlsmem_get(m, "b.example") && tlsmem_get(m, "v.example") == NULL &&
+	      tlsmem_get(m, "new.example"), "full: the expired entry went first");
+	tlsmem_limit(m, 500, 3, 10); /* the clock went back: nothing is past its lifetime */
+	CHECK(tlsmem_get(m, "b.example") && tlsmem_get(m, "new.example"), "clock back: kept");
+	tlsmem_free(m);
+	unlinkat(basedir_fd(dir), TLSMEM_FILE, 0);
+}
+
 int main(void)
 {
 	char dir[] = "/tmp/rg-tlsmem-XXXXXX";
@@ -168,6 +203,7 @@ int main(void)
 	test_pure();
 	test_table(dir);
 	test_bad_file(dir);
+	test_full(dir);
 	unlinkat(basedir_fd(dir), TLSMEM_FILE, 0);
 	basedir_close_all();
 	dirsync_cleanup();

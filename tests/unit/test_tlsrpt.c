@@ -26,6 +26,9 @@ static const struct {
 	{__LINE__, "rua=mailto:a@example.net", false, NULL},
 	{__LINE__, "v=TLSRPTv1; rua=mailto:nobody", false, NULL},               /* no '@' */
 	{__LINE__, "v=TLSRPTv1; rua=mailto:a@example.net>x", false, NULL},      /* no tricks */
+	{__LINE__, "v=TLSRPTv1;xrua=mailto:evil@x.example; rua=mailto:a@example.net", true,
+	 "a@example.net"},                                                        /* exact key */
+	{__LINE__, "v=TLSRPTv1; ext=rua=mailto:evil@x.example", false, NULL},
 };
 
 static void test_rua(void)
