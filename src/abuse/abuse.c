@@ -228,6 +228,32 @@ static void ip_key_text(const struct rg_ip *ip, char *text, size_t len)
 	ip_format(&k, text, len);
 }
 
+/* at_most - SECONDS from Redis, never longer than our own setting LIMIT. */
+static unsigned at_most(unsigned seconds, uint64_t limit)
+{
+	return seconds > limit ? (unsigned)limit : seconds;
+}
+
+/* token_ok - T is 1..MAX printable ASCII characters, no space (a login from Redis). */
+static bool token_ok(const char *t, size_t max)
+{
+	size_t n = 0;
+	for (; t[n]; n++)
+		if (n >= max || (unsigned char)t[n] <= 0x20 || (unsigned char)t[n] >= 0x7f)
+			return false;
+	return n > 0;
+}
+
+/* clean_text - T (from Redis) into OUT, printable ASCII only: anything else,
+ * CR and LF included, becomes '?', so it cannot add a line to a reply or log. */
+static void clean_text(const char *t, char *out, size_t len)
+{
+	size_t n = 0;
+	for (; t[n] && n + 1 < len; n++)
+		out[n] = (unsigned char)t[n] < 0x20 || (unsigned char)t[n] >= 0x7f ? '?' : t[n];
+	out[n] = '\0';
+}
+
 /* on_shared_lock - a host locked IP out (SECONDS) or lifted it (0). */
 static void on_shared_lock(const char *ip_text, unsigned seconds, void *arg)
 {
@@ -235,6 +261,7 @@ static void on_shared_lock(const char *ip_text, unsigned seconds, void *arg)
 	struct rg_ip ip;
 	if (a->lockout == NULL || !ip_parse(ip_text, &ip) || abuse_lockout_exempt(a, &ip))
 		return;
+	seconds = at_most(seconds, a->cfg->smtpd_sasl_lockout_time);
 	time_t now = time(NULL);
 	if (seconds == 0) {
 		lockout_clear(a->lockout, &ip);
@@ -250,11 +277,15 @@ static void on_shared_lock(const char *ip_text, unsigned seconds, void *arg)
 }
 
 /* on_shared_suspend - a host suspended LOGIN as hijacked (SECONDS) or lifted it (0). */
-static void on_shared_suspend(const char *login, unsigned seconds, const char *why, void *arg)
+static void on_shared_suspend(const char *login, unsigned seconds, const char *raw_why,
+			      void *arg)
 {
 	struct abuse *a = arg;
-	if (a->hijack == NULL)
+	char why[HIJACK_WHY_MAX];
+	if (a->hijack == NULL || !token_ok(login, 255))
 		return;
+	clean_text(raw_why, why, sizeof(why));
+	seconds = at_most(seconds, a->cfg->smtpd_sasl_hijack_suspend_time);
 	time_t now = time(NULL);
 	if (seconds == 0) {
 		hijack_clear(a->hijack, login);

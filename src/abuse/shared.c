@@ -23,13 +23,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <event2/event.h>
 
 #define RECONNECT_SECONDS 1
 #define WARN_INTERVAL 10 /* seconds between two shared-state-failed lines */
-#define CHANNEL "rg:lockout"
+#define CHANNEL "rg:lockout:" /* + the database number: pub/sub ignores SELECT */
 
 static const char incr_script[] =
 	"local n = redis.call('INCR', KEYS[1]) "
@@ -40,6 +41,8 @@ struct shared {
 	char host[64], path[108];
 	int port, db;
 	redisAsyncContext *cmd, *sub;
+	char channel[32];
+	bool ready;               /* cmd answered SELECT: requests go to our database */
 	struct event *reconnect;
 	shared_lock_fn *on_lock;
 	shared_suspend_fn *on_suspend;
@@ -120,6 +123,7 @@ static void on_cmd_lost(const redisAsyncContext *ac, int status)
 {
 	struct shared *s = ac->data;
 	s->cmd = NULL;
+	s->ready = false;
 	if (status != REDIS_OK)
 		warn(s, "connection", ac->errstr[0] ? ac->errstr : "lost");
 	schedule_reconnect(s);
@@ -134,43 +138,36 @@ static void on_sub_lost(const redisAsyncContext *ac, int status)
 	schedule_reconnect(s);
 }
 
-static void ignore(long long count, void *arg)
-{
-	(void)count;
-	(void)arg;
-}
-
-static void request_send(struct shared *s, int argc, const char **argv, shared_count_fn *done,
-			 void *arg);
-
 static void on_connected(const redisAsyncContext *ac, int status)
 {
 	struct shared *s = ac->data;
-	if (status != REDIS_OK) { /* hiredis frees it; the disconnect callback will not run */
+	if (status != REDIS_OK) /* hiredis frees it; the disconnect callback will not run */
 		(ac == s->cmd ? on_cmd_lost : on_sub_lost)(ac, status);
-		return;
-	}
-	/* recovered only once Redis answers (a stopped one still accepts connections) */
-	if (ac == s->cmd && s->was_down) {
-		const char *argv[] = {"EVAL", "return 1", "0"};
-		request_send(s, 3, argv, ignore, NULL);
-	}
+	/* recovered only once Redis answers SELECT (a stopped one still accepts connections) */
 }
 
-/* on_message - the lock-out channel: "lock IP SECONDS" or "clear IP". */
+/* on_message - the lock-out channel: "lock IP SECONDS" or "clear IP" (and
+ * suspend/resume); the guarded reader let through only a 3-string array. */
 static void on_message(redisAsyncContext *ac, void *r, void *priv)
 {
 	struct shared *s = priv;
 	redisReply *reply = r;
 	(void)ac;
-	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 ||
-	    reply->element[2]->type != REDIS_REPLY_STRING ||
-	    strcmp(reply->element[0]->str, "message") != 0)
+	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3)
+		return;
+	for (size_t i = 0; i < 2; i++)
+		if (reply->element[i] == NULL || reply->element[i]->type != REDIS_REPLY_STRING ||
+		    reply->element[i]->str == NULL)
+			return;
+	const redisReply *body = reply->element[2];
+	if (body == NULL || body->type != REDIS_REPLY_STRING || body->str == NULL ||
+	    strcmp(reply->element[0]->str, "message") != 0 ||
+	    strcmp(reply->element[1]->str, s->channel) != 0)
 		return;
 	char who[256];
 	unsigned seconds = 0;
 	int used = 0;
-	const char *text = reply->element[2]->str;
+	const char *text = body->str;
 	if (sscanf(text, "lock %64s %u", who, &seconds) == 2 && seconds > 0)
 		s->on_lock(who, seconds, s->arg);
 	else if (sscanf(text, "clear %64s", who) == 1)
@@ -180,6 +177,72 @@ static void on_message(redisAsyncContext *ac, void *r, void *priv)
 		s->on_suspend(who, seconds, text + used, s->arg);
 	else if (sscanf(text, "resume %255s", who) == 1)
 		s->on_suspend(who, 0, "", s->arg);
+}
+
+/* ---- the guarded reader ----
+ * hiredis asserts (aborts the process) on replies it does not expect: a
+ * pub/sub array whose first two elements are not strings, an unsubscribe
+ * count that is not an integer, a reply no command is waiting for. A
+ * spoofed or hostile Redis could send those, so each reply object is
+ * checked as it is built; returning NULL makes the reader fail, and the
+ * connection is dropped (and re-opened later) instead. */
+
+static redisReplyObjectFunctions base_fns, guard_fns;
+
+/* shape_ok - may an object of TYPE (an array: of ELEMENTS) be built at T on its connection? */
+static bool shape_ok(const redisReadTask *t, int type, int elements)
+{
+	const redisAsyncContext *ac = t->privdata;
+	const struct shared *s = ac->data;
+	if (t->parent == NULL) {
+		if (ac != s->sub) /* a reply nobody asked for: hiredis asserts */
+			return ac->replies.head != NULL || type == REDIS_REPLY_ERROR;
+		return type != REDIS_REPLY_ARRAY || elements == 3;
+	}
+	if (ac != s->sub)
+		return true;
+	if (t->parent->parent != NULL)
+		return false;
+	if (t->idx < 2)
+		return type == REDIS_REPLY_STRING;
+	const redisReply *kind = ((const redisReply *)t->parent->obj)->element[0];
+	bool message = kind && kind->str && strcasecmp(kind->str, "message") == 0;
+	return type == (message ? REDIS_REPLY_STRING : REDIS_REPLY_INTEGER);
+}
+
+static void *guard_string(const redisReadTask *t, char *str, size_t len)
+{
+	return shape_ok(t, t->type, 0) ? base_fns.createString(t, str, len) : NULL;
+}
+
+static void *guard_array(const redisReadTask *t, int elements)
+{
+	return shape_ok(t, REDIS_REPLY_ARRAY, elements) ? base_fns.createArray(t, elements) : NULL;
+}
+
+static void *guard_integer(const redisReadTask *t, long long value)
+{
+	return shape_ok(t, REDIS_REPLY_INTEGER, 0) ? base_fns.createInteger(t, value) : NULL;
+}
+
+static void *guard_nil(const redisReadTask *t)
+{
+	return shape_ok(t, REDIS_REPLY_NIL, 0) ? base_fns.createNil(t) : NULL;
+}
+
+/* guard_reader - AC's replies are built by the guarded functions. */
+static void guard_reader(redisAsyncContext *ac)
+{
+	if (guard_fns.createString == NULL) {
+		base_fns = *ac->c.reader->fn;
+		guard_fns = base_fns;
+		guard_fns.createString = guard_string;
+		guard_fns.createArray = guard_array;
+		guard_fns.createInteger = guard_integer;
+		guard_fns.createNil = guard_nil;
+	}
+	ac->c.reader->fn = &guard_fns;
+	ac->c.reader->privdata = ac;
 }
 
 /* open_one - a connection attached to the loop (connecting in the background). */
@@ -195,18 +258,43 @@ static redisAsyncContext *open_one(struct shared *s, redisDisconnectCallback *lo
 		return NULL;
 	}
 	ac->data = s;
+	guard_reader(ac);
 	redisLibeventAttach(ac, s->base);
 	redisAsyncSetConnectCallback(ac, on_connected);
 	redisAsyncSetDisconnectCallback(ac, lost);
 	return ac;
 }
 
+/* on_select - requests go out only once SELECT is answered OK: after a
+ * failed one (no such database) they would land in database 0. */
+static void on_select(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct shared *s = priv;
+	redisReply *reply = r;
+	if (reply == NULL || ac != s->cmd)
+		return;
+	if (reply->type != REDIS_REPLY_STATUS || reply->str == NULL ||
+	    strcmp(reply->str, "OK") != 0) {
+		warn(s, "select", reply->type == REDIS_REPLY_ERROR && reply->str ? reply->str
+										  : "unexpected reply");
+		redisAsyncDisconnect(ac); /* on_cmd_lost runs; retried a second later */
+		return;
+	}
+	s->ready = true;
+	if (s->was_down) {
+		s->was_down = false;
+		log_ev(LOG_INFO, "shared-state-recovered", {"action", "counting in Redis again"});
+	}
+}
+
 static void connect_all(struct shared *s)
 {
-	if (s->cmd == NULL && (s->cmd = open_one(s, on_cmd_lost)) != NULL)
-		redisAsyncCommand(s->cmd, NULL, NULL, "SELECT %d", s->db);
+	if (s->cmd == NULL && (s->cmd = open_one(s, on_cmd_lost)) != NULL) {
+		s->ready = false;
+		redisAsyncCommand(s->cmd, on_select, s, "SELECT %d", s->db);
+	}
 	if (s->sub == NULL && (s->sub = open_one(s, on_sub_lost)) != NULL)
-		redisAsyncCommand(s->sub, on_message, s, "SUBSCRIBE " CHANNEL);
+		redisAsyncCommand(s->sub, on_message, s, "SUBSCRIBE %s", s->channel);
 	if (s->cmd == NULL || s->sub == NULL)
 		schedule_reconnect(s);
 }
@@ -228,6 +316,7 @@ struct shared *shared_new(struct event_base *base, const char *url, shared_lock_
 		free(s);
 		return NULL;
 	}
+	snprintf(s->channel, sizeof(s->channel), CHANNEL "%d", s->db);
 	s->base = base;
 	s->on_lock = on_lock;
 	s->on_suspend = on_suspend;
@@ -263,6 +352,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 	warn(s, "request", "no answer within the deadline");
 	redisAsyncContext *ac = s->cmd;
 	s->cmd = NULL;
+	s->ready = false;
 	if (ac) /* now, not after the pending replies (they may never come); frees rq */
 		redisAsyncFree(ac);
 	schedule_reconnect(s);
@@ -294,7 +384,7 @@ static void on_reply(redisAsyncContext *ac, void *r, void *priv)
 static void request_send(struct shared *s, int argc, const char **argv, shared_count_fn *done,
 		 void *arg)
 {
-	if (s->cmd == NULL) { /* down: the caller's local state decides alone */
+	if (!s->ready) { /* down: the caller's local state decides alone */
 		warn(s, "request", "not connected");
 		done(-1, arg);
 		return;
@@ -324,7 +414,7 @@ void shared_incr(struct shared *s, const char *key, unsigned ttl, shared_count_f
 
 void shared_lock(struct shared *s, const char *ip, unsigned seconds)
 {
-	if (s->cmd == NULL) {
+	if (!s->ready) {
 		warn(s, "lock", "not connected");
 		return;
 	}
@@ -336,12 +426,12 @@ void shared_lock(struct shared *s, const char *ip, unsigned seconds)
 		redisAsyncCommand(s->cmd, NULL, NULL, "DEL rg:lock:%s rg:authfail:%s", ip, ip);
 		snprintf(msg, sizeof(msg), "clear %s", ip);
 	}
-	redisAsyncCommand(s->cmd, NULL, NULL, "PUBLISH %s %s", CHANNEL, msg);
+	redisAsyncCommand(s->cmd, NULL, NULL, "PUBLISH %s %s", s->channel, msg);
 }
 
 bool shared_up(const struct shared *s)
 {
-	return s->cmd != NULL && (s->cmd->c.flags & REDIS_CONNECTED);
+	return s->ready && s->cmd != NULL && (s->cmd->c.flags & REDIS_CONNECTED);
 }
 
 unsigned long shared_failures(const struct shared *s)
@@ -356,13 +446,13 @@ size_t shared_pending(const struct shared *s)
 
 void shared_suspend(struct shared *s, const char *login, unsigned seconds, const char *why)
 {
-	if (s->cmd == NULL) {
+	if (!s->ready) {
 		warn(s, "suspend", "not connected");
 		return;
 	}
 	char *msg = seconds ? xasprintf("suspend %s %u %s", login, seconds, why)
 			    : xasprintf("resume %s", login);
-	const char *argv[] = {"PUBLISH", CHANNEL, msg};
+	const char *argv[] = {"PUBLISH", s->channel, msg};
 	redisAsyncCommandArgv(s->cmd, NULL, NULL, 3, argv, NULL);
 	free(msg);
 }

@@ -17,9 +17,17 @@
  *	rg:lock:IP            present while IP is locked out (EX lock time)
  *	rg:rate:KEY:START     a rate-limit key's events in the fixed window that
  *	                      began at START (expires after two windows)
- *	channel rg:lockout    "lock IP SECONDS" and "clear IP" to every host;
+ *	channel rg:lockout:DB "lock IP SECONDS" and "clear IP" to every host;
  *	                      "suspend LOGIN SECONDS REASON" and "resume LOGIN"
- *	                      (hijacked-account suspensions)
+ *	                      (hijacked-account suspensions). DB is the database
+ *	                      number: pub/sub ignores SELECT.
+ *
+ * TRUST
+ *	Redis is trusted to be Redis (no AUTH, no TLS yet), but what it sends is
+ *	not: replies are shape-checked as they are parsed (hiredis would abort on
+ *	some; a bad one drops the connection instead), and what comes off the
+ *	channel is handed over as text for the caller to bound and clean. A
+ *	failed SELECT counts as Redis down (requests wait for its OK).
  */
 #ifndef RG_ABUSE_SHARED_H
 #define RG_ABUSE_SHARED_H

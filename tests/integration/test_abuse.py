@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -361,6 +362,84 @@ class Redis:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def redis_cmd(port, *args):
+    """One command to Redis on PORT (RESP by hand: no client library needed); the raw reply."""
+    out = b'*%d\r\n' % len(args)
+    for a in args:
+        a = a.encode() if isinstance(a, str) else a
+        out += b'$%d\r\n%s\r\n' % (len(a), a)
+    with socket.create_connection(('127.0.0.1', port), timeout=5) as s:
+        s.sendall(out)
+        return s.recv(65536)
+
+
+class HostileRedis:
+    """A fake Redis on a loopback port that answers SELECT and SUBSCRIBE, then
+    sends what hiredis does not expect: a pub/sub push of integers and a reply
+    no command asked for."""
+
+    PUSH = b'*3\r\n:1\r\n:2\r\n$4\r\nlock\r\n'
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(('127.0.0.1', 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.sent = 0
+        self.conns = []
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+            threading.Thread(target=self.talk, args=(c,), daemon=True).start()
+
+    def talk(self, c):
+        try:
+            while True:
+                data = c.recv(4096)
+                if not data:
+                    return
+                up = data.upper()
+                if b'SUBSCRIBE' in up:
+                    c.sendall(b'*3\r\n$9\r\nsubscribe\r\n$12\r\nrg:lockout:0\r\n:1\r\n' +
+                              self.PUSH)
+                    self.sent += 1
+                elif b'SELECT' in up:
+                    c.sendall(b'+OK\r\n:5\r\n')  # the second reply: nobody asked
+                    self.sent += 1
+                else:
+                    c.sendall(b':1\r\n')
+        except OSError:
+            return
+
+    def close(self):
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+class UntrustedRedis(unittest.TestCase):
+    def test_a_hostile_redis_reply_drops_the_connection_not_the_server(self):
+        fake = HostileRedis()
+        self.addCleanup(fake.close)
+        o = {'shared_state': 'redis://127.0.0.1:%d/0' % fake.port}
+        with Server(overrides=o) as srv:
+            deadline = time.time() + 10
+            while time.time() < deadline and fake.sent < 4:  # reconnected after the first
+                time.sleep(0.05)
+            self.assertGreaterEqual(fake.sent, 4)
+            self.assertTrue(srv.alive(), srv.tail(20))
+            with Conn(srv.port) as c:
+                self.assertEqual(c.greeting[0], 220)
+            self.assertIsNotNone(srv.wait_log(r'warning shared-state-failed'))
+            self.assertIn('shared_state down', lockout_cli(srv, 'stats').stdout)
+
+
 @harness.requires(REDIS is not None, 'redis-server', 'a real Redis for shared_state')
 class SharedState(unittest.TestCase):
     """Two relayguard instances, one Redis: the lock-out is shared."""
@@ -481,6 +560,46 @@ class SharedState(unittest.TestCase):
         finally:
             os.kill(self.redis.proc.pid, signal.SIGCONT)
         self.assertIsNotNone(self.a.wait_log(r'shared-state-recovered', timeout=10))
+
+    def test_published_lines_are_cleaned_clamped_and_per_database(self):
+        """Anyone who can PUBLISH must not forge reply lines or lock out for ever."""
+        self.b.stop()
+        port = self.redis.port
+        # another database's cluster: not ours
+        redis_cmd(port, 'PUBLISH', 'rg:lockout:1', 'lock 127.0.0.11 30')
+        redis_cmd(port, 'PUBLISH', 'rg:lockout:0', 'lock 127.0.0.10 4000000000')
+        redis_cmd(port, 'PUBLISH', 'rg:lockout:0',
+                  'suspend alice@example.com 600 x\r\n250 2.0.0 Ok: fake\r\n')
+        self.assertIsNotNone(self.a.wait_log(r'hijack-suspended user=alice@example\.com '
+                                             r'.*source=shared'))
+        listing = lockout_cli(self.a, 'list').stdout
+        m = re.search(r'^127\.0\.0\.10 locked out for (\d+)s more', listing, re.M)
+        self.assertIsNotNone(m, listing)
+        self.assertLessEqual(int(m.group(1)), 60)  # our smtpd_sasl_lockout_time
+        self.assertNotIn('127.0.0.11', listing)
+        self.assertRegex(listing, r'login alice@example\.com suspended for \d+s more: '
+                                  r'x\?\?250 2\.0\.0 Ok: fake\?\?')
+        with Conn(self.a.subs_port, source=UNTRUSTED, tls=True) as c:
+            c.cmd('EHLO c.example.org')
+            self.assertEqual(login(c)[0], 235)
+            code, text = c.cmd('MAIL FROM:<alice@example.com>')
+            self.assertEqual(code, 454, text)
+            self.assertIn('(x??250 2.0.0 Ok: fake??); contact your postmaster', text)
+            code, text = c.cmd('NOOP')  # no forged reply waiting in line
+            self.assertEqual((code, 'fake' in text), (250, False), text)
+
+    def test_a_failed_select_is_noticed_and_nothing_lands_in_database_0(self):
+        for srv in (self.a, self.b):
+            srv.stop()
+        o = {'smtpd_client_connection_rate_limit': '10',
+             'shared_state': 'redis://127.0.0.1:%d/99' % self.redis.port}
+        with Server(overrides=o) as srv:
+            self.assertIsNotNone(srv.wait_log(r'warning shared-state-failed what=select'))
+            with Conn(srv.port) as c:
+                self.assertEqual(c.greeting[0], 220)
+            time.sleep(0.3)
+            self.assertIn('shared_state down', lockout_cli(srv, 'stats').stdout)
+        self.assertEqual(redis_cmd(self.redis.port, 'DBSIZE'), b':0\r\n')
 
     def test_redis_down_falls_back_to_local_state_and_recovers(self):
         self.redis.kill()
