@@ -247,6 +247,27 @@ class HijackHold(unittest.TestCase):
             self.assertIsNone(re.search('hijack', srv.log()))
 
 
+    def test_many_messages_to_one_known_domain_do_not_count(self):
+        """smtpd_sasl_hijack_message_threshold counts only messages with a new domain."""
+        with scratch_dir() as tmp, self.server(
+                tmp, smtpd_sasl_hijack_message_threshold='3') as srv:
+            with Conn(srv.subs_port, tls=True) as c:
+                c.cmd('EHLO c.example.org')
+                login(c)
+                self.assertEqual(send(c, ['list@news.example'])[0], 250)  # learnt
+                for k in range(6):
+                    code, text = send(c, ['user%d@news.example' % k])
+                    self.assertEqual(code, 250, text)
+                self.assertEqual(srv.queue_files('hold'), [])
+                # messages that bring a new domain do count (the first one did):
+                # the third of them is held
+                self.assertEqual(send(c, ['a@new1.example'])[0], 250)
+                self.assertEqual(srv.queue_files('hold'), [])
+                self.assertEqual(send(c, ['a@new2.example'])[0], 250)
+            self.assertEqual(len(srv.queue_files('hold')), 1)
+            self.assertIsNotNone(srv.wait_log(r'hijack-suspended .*reason="3 messages in 600s"'))
+
+
 class OwnerSafeLockout(unittest.TestCase):
     def test_exception_is_never_locked_out_others_are_and_are_told_how_long(self):
         with scratch_dir() as tmp:

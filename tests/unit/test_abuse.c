@@ -357,9 +357,17 @@ static void check_hijack(void)
 	/* messages per window */
 	const struct hijack_limits msgs = {600, 0, 3, 0, 3600, 100, 10};
 	static const struct hijack_step many[] = {
-		{__LINE__, 10, "erin", "k.example", false, NULL},
-		{__LINE__, 11, "erin", "k.example", false, NULL},
-		{__LINE__, 12, "erin", "k.example", true, "3 messages in 600s"},
+		{__LINE__, 10, "erin", "k1.example", false, NULL},
+		{__LINE__, 11, "erin", "k2.example", false, NULL},
+		{__LINE__, 12, "erin", "k3.example k1.example", true, "3 messages in 600s"},
+		/* a newsletter: many messages, each to one known domain, never counts */
+		{__LINE__, 10, "fred", "k1.example", false, NULL},
+		{__LINE__, 11, "fred", "k1.example", false, NULL},
+		{__LINE__, 12, "fred", "k1.example", false, NULL},
+		{__LINE__, 13, "fred", "K1.example", false, NULL},
+		/* ... only messages with a new domain do (the first one counted) */
+		{__LINE__, 14, "fred", "k1.example k2.example", false, NULL},
+		{__LINE__, 15, "fred", "k3.example", true, "3 messages in 600s"},
 	};
 	run_hijack("messages", &msgs, many, RG_ARRAY_LEN(many));
 
