@@ -172,13 +172,15 @@ static void share_event(struct abuse *a, const char *key, time_t now);
 bool abuse_check(struct abuse *a, enum abuse_event ev, const struct abuse_client *c,
 		 time_t now, char *reply, size_t len)
 {
-	if (ev == ABUSE_MESSAGE && suspended(a, c, now, reply, len))
+	if (ev == ABUSE_MESSAGE && !abuse_lockout_exempt(a, c->ip) &&
+	    suspended(a, c, now, reply, len))
 		return false;
+	/* an exempt client skips the login limits too: the owner's own network */
 	bool exempt = client_exempt(a, ev, c->ip);
 	for (size_t i = 0; i < RG_ARRAY_LEN(defs); i++) {
 		char key[RATE_KEY_MAX + 1];
 		unsigned count;
-		if (defs[i].ev != ev || a->limits[i] == 0 || (exempt && !defs[i].per_login) ||
+		if (defs[i].ev != ev || a->limits[i] == 0 || exempt ||
 		    !key_of(&defs[i], c, key, sizeof(key)))
 			continue;
 		if (!rate_take(a->rate, key, 1, a->limits[i], now, &count)) {
@@ -194,7 +196,8 @@ bool abuse_hold(struct abuse *a, const struct abuse_client *c, const char *const
 		size_t n, time_t now)
 {
 	char why[HIJACK_WHY_MAX];
-	if (a->hijack == NULL || c->login == NULL || c->login[0] == '\0')
+	if (a->hijack == NULL || c->login == NULL || c->login[0] == '\0' ||
+	    abuse_lockout_exempt(a, c->ip)) /* the owner's network is never suspended */
 		return false;
 	bool was = hijack_suspended(a->hijack, c->login, now, NULL, 0, NULL);
 	if (!hijack_message(a->hijack, c->login, domains, n, now, why, sizeof(why)))

@@ -113,6 +113,35 @@ class LoginRates(unittest.TestCase):
                     self.assertIn('4.7.0 Error: too many AUTH commands from 127.0.0.9', text)
 
 
+class OwnNetworks(unittest.TestCase):
+    """mynetworks (the default smtpd_client_event_limit_exceptions and
+    smtpd_sasl_lockout_exceptions) is never rate-limited per login nor suspended."""
+
+    def test_login_from_mynetworks_is_neither_limited_nor_suspended(self):
+        with scratch_dir() as tmp:
+            passwd = os.path.join(tmp, 'passwd')
+            make_passwd(passwd, ALICE)
+            o = msa_overrides(passwd, smtpd_sasl_message_rate_limit='3',
+                              smtpd_sasl_hijack_threshold='2')
+            with Server(overrides=o) as srv:
+                with Conn(srv.subs_port, source=TRUSTED, tls=True) as c:
+                    c.cmd('EHLO c.example.org')
+                    self.assertEqual(login(c)[0], 235)
+                    for k in range(5):  # five messages, each to two new domains
+                        code, text = send(c, ['a@o%d.example' % k, 'b@p%d.example' % k])
+                        self.assertEqual(code, 250, text)
+                self.assertEqual(srv.queue_files('hold'), [])
+                self.assertIsNone(re.search('hijack|rate-limit', srv.log()))
+                # the same login from elsewhere: limited and suspended as usual
+                with Conn(srv.subs_port, source=UNTRUSTED, tls=True) as c:
+                    c.cmd('EHLO c.example.org')
+                    self.assertEqual(login(c)[0], 235)
+                    self.assertEqual(send(c, ['a@q1.example', 'b@q2.example'])[0], 250)
+                    self.assertEqual(len(srv.queue_files('hold')), 1)
+                    code, text = c.cmd('MAIL FROM:<alice@example.com>')
+                    self.assertEqual(code, 454, text)
+
+
 def send(c, rcpts, sender='alice@example.com'):
     """One message over an authenticated connection; the final reply."""
     code, text = c.cmd('MAIL FROM:<%s>' % sender)
