@@ -330,8 +330,11 @@ static void on_event_total(long long count, void *arg)
 }
 
 /* share_event - count an event for every host: rg:rate:KEY:START, as the local
- * table's fixed window (the decision already made stands; the total informs
- * the next one, so hosts together overshoot by at most one event each). */
+ * table's fixed window. The decision already made stands; the total informs
+ * the next one when it arrives. Each host decides on its local count merged
+ * with the Redis answers that have arrived so far, so a burst (pipelining,
+ * parallel connections) can pass up to the limit on each host before the
+ * shared count arrives. */
 static void share_event(struct abuse *a, const char *key, time_t now)
 {
 	if (a->shared == NULL)
