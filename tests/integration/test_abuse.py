@@ -86,6 +86,34 @@ class ClientRates(unittest.TestCase):
                 self.assertEqual(c.cmd('Subject: x\r\n\r\nbody\r\n.')[0], 250)
 
 
+    def test_refused_attempts_count_too(self):
+        """As Postfix's anvil: a recipient or sender refused by policy still counts."""
+        with Server(overrides={'smtpd_client_recipient_rate_limit': '2',
+                               'smtpd_client_message_rate_limit': '2'}) as srv:
+            with Conn(srv.port) as c:
+                c.cmd('EHLO c.example.org')
+                self.assertEqual(c.cmd('MAIL FROM:<a@example.org>')[0], 250)
+                for _ in range(2):  # relay probes: refused, counted
+                    code, text = c.cmd('RCPT TO:<x@elsewhere.example>')
+                    self.assertEqual(code // 100, 5, text)
+                code, text = c.cmd('RCPT TO:<postmaster@localhost>')
+                self.assertEqual(code, 452, text)
+                self.assertIn('too many recipients from 127.0.0.9', text)
+        with scratch_dir() as tmp:
+            passwd = os.path.join(tmp, 'passwd')
+            make_passwd(passwd, ALICE)
+            o = msa_overrides(passwd, smtpd_sasl_message_rate_limit='2')
+            with Server(overrides=o) as srv, Conn(srv.subs_port, tls=True) as c:
+                c.cmd('EHLO c.example.org')
+                self.assertEqual(login(c)[0], 235)
+                for _ in range(2):  # senders the login does not own: refused, counted
+                    code, text = c.cmd('MAIL FROM:<ceo@example.org>')
+                    self.assertEqual(code, 553, text)
+                code, text = c.cmd('MAIL FROM:<alice@example.com>')
+                self.assertEqual(code, 452, text)
+                self.assertIn('too many messages from login alice@example.com', text)
+
+
 class LoginRates(unittest.TestCase):
     def test_login_message_rate_counts_over_several_clients(self):
         with scratch_dir() as tmp:
