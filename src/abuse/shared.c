@@ -39,6 +39,7 @@ static const char incr_script[] =
 struct shared {
 	struct event_base *base;
 	char host[64], path[108];
+	char user[64], pass[256]; /* AUTH [user] pass before SELECT/SUBSCRIBE; "" : none */
 	int port, db;
 	redisAsyncContext *cmd, *sub;
 	char channel[32];
@@ -76,16 +77,32 @@ static void warn(struct shared *s, const char *what, const char *reason)
 	       {"failures", n}, {"action", "local state only until Redis is back"});
 }
 
-/* parse_url - redis://IP:PORT/DB, redis://[IPv6]:PORT/DB or unix:/PATH. */
+/* parse_auth - "[USER]:PASSWORD@" at *P (none: nothing); *P moves past it. */
+static bool parse_auth(struct shared *s, const char **p)
+{
+	const char *at = strrchr(*p, '@');
+	if (at == NULL)
+		return true;
+	const char *colon = memchr(*p, ':', (size_t)(at - *p));
+	size_t ulen = colon ? (size_t)(colon - *p) : 0, plen = colon ? (size_t)(at - colon - 1) : 0;
+	if (colon == NULL || plen == 0 || ulen >= sizeof(s->user) || plen >= sizeof(s->pass))
+		return false;
+	memcpy(s->user, *p, ulen);
+	memcpy(s->pass, colon + 1, plen);
+	*p = at + 1;
+	return true;
+}
+
+/* parse_url - redis://[[USER]:PASSWORD@]IP:PORT/DB (IPv6 in []) or unix:/PATH. */
 static bool parse_url(struct shared *s, const char *url)
 {
 	s->port = 6379;
 	if (strncmp(url, "unix:", 5) == 0)
 		return url[5] == '/' && rg_strlcpy(s->path, url + 5, sizeof(s->path)) <
 						sizeof(s->path);
-	if (strncmp(url, "redis://", 8) != 0)
-		return false;
 	const char *h = url + 8, *end;
+	if (strncmp(url, "redis://", 8) != 0 || !parse_auth(s, &h))
+		return false;
 	if (*h == '[') {
 		end = strchr(h, ']');
 		if (end == NULL)
@@ -287,14 +304,40 @@ static void on_select(redisAsyncContext *ac, void *r, void *priv)
 	}
 }
 
+/* on_auth - a refused password: say so (SELECT or SUBSCRIBE would only say NOAUTH). */
+static void on_auth(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct shared *s = priv;
+	redisReply *reply = r;
+	if (reply == NULL || reply->type == REDIS_REPLY_STATUS)
+		return;
+	warn(s, "auth", reply->type == REDIS_REPLY_ERROR && reply->str ? reply->str
+									 : "unexpected reply");
+	redisAsyncDisconnect(ac); /* retried a second later */
+}
+
+/* send_auth - AUTH first when the URL has a password (Redis 6 ACL: with a user). */
+static void send_auth(struct shared *s, redisAsyncContext *ac)
+{
+	if (s->pass[0] == '\0')
+		return;
+	if (s->user[0])
+		redisAsyncCommand(ac, on_auth, s, "AUTH %s %s", s->user, s->pass);
+	else
+		redisAsyncCommand(ac, on_auth, s, "AUTH %s", s->pass);
+}
+
 static void connect_all(struct shared *s)
 {
 	if (s->cmd == NULL && (s->cmd = open_one(s, on_cmd_lost)) != NULL) {
 		s->ready = false;
+		send_auth(s, s->cmd);
 		redisAsyncCommand(s->cmd, on_select, s, "SELECT %d", s->db);
 	}
-	if (s->sub == NULL && (s->sub = open_one(s, on_sub_lost)) != NULL)
+	if (s->sub == NULL && (s->sub = open_one(s, on_sub_lost)) != NULL) {
+		send_auth(s, s->sub);
 		redisAsyncCommand(s->sub, on_message, s, "SUBSCRIBE %s", s->channel);
+	}
 	if (s->cmd == NULL || s->sub == NULL)
 		schedule_reconnect(s);
 }
@@ -306,13 +349,27 @@ static void on_reconnect(evutil_socket_t fd, short what, void *arg)
 	connect_all(arg);
 }
 
+/* redact - URL as it may be logged: a password becomes "***". */
+static void redact(const char *url, char *out, size_t len)
+{
+	const char *at = strrchr(url, '@');
+	if (strncmp(url, "redis://", 8) != 0 || at == NULL)
+		snprintf(out, len, "%s", url);
+	else
+		snprintf(out, len, "redis://***@%s", at + 1);
+}
+
 struct shared *shared_new(struct event_base *base, const char *url, shared_lock_fn *on_lock,
 			  shared_suspend_fn *on_suspend, void *arg, char *err, size_t errlen)
 {
 	struct shared *s = xcalloc(1, sizeof(*s));
+	char shown[128];
+	redact(url, shown, sizeof(shown));
 	if (!parse_url(s, url)) {
-		snprintf(err, errlen, "shared_state: \"%s\" is not redis://IP:PORT/DB or unix:/PATH "
-			 "(host names are not looked up)", url);
+		snprintf(err, errlen, "shared_state: \"%s\" is not "
+			 "redis://[[USER]:PASSWORD@]IP:PORT/DB or unix:/PATH "
+			 "(host names are not looked up)", shown);
+		explicit_bzero(s, sizeof(*s));
 		free(s);
 		return NULL;
 	}
@@ -323,7 +380,7 @@ struct shared *shared_new(struct event_base *base, const char *url, shared_lock_
 	s->arg = arg;
 	s->reconnect = evtimer_new(base, on_reconnect, s);
 	connect_all(s);
-	log_ev(LOG_INFO, "shared-state", {"url", url});
+	log_ev(LOG_INFO, "shared-state", {"url", shown});
 	return s;
 }
 
@@ -337,6 +394,7 @@ void shared_free(struct shared *s)
 	if (s->sub)
 		redisAsyncFree(s->sub);
 	event_free(s->reconnect);
+	explicit_bzero(s->pass, sizeof(s->pass));
 	free(s);
 }
 

@@ -1,7 +1,8 @@
 /*
  * shared - state shared by several relayguard hosts through Redis.
  *
- * Owns: the connection to shared_state (redis://IP:PORT/DB or unix:/PATH)
+ * Owns: the connection to shared_state (redis://[[USER]:PASSWORD@]IP:PORT/DB
+ * or unix:/PATH; AUTH before SELECT and SUBSCRIBE)
  * through hiredis on the event loop (libevent adapter: never blocks), the
  * key layout, atomic counters (one Lua script: INCR, and EXPIRE on the
  * first), the lock-out channel, a deadline per request, reconnection, and
@@ -23,7 +24,7 @@
  *	                      number: pub/sub ignores SELECT.
  *
  * TRUST
- *	Redis is trusted to be Redis (no AUTH, no TLS yet), but what it sends is
+ *	Redis is trusted to be Redis (a password at most, no TLS), but what it sends is
  *	not: replies are shape-checked as they are parsed (hiredis would abort on
  *	some; a bad one drops the connection instead), and what comes off the
  *	channel is handed over as text for the caller to bound and clean. A

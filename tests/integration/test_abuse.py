@@ -407,23 +407,24 @@ REDIS = shutil.which('redis-server')
 class Redis:
     """A redis-server of our own on a loopback port, no persistence; start/kill/start again."""
 
-    def __init__(self):
+    def __init__(self, *extra):
         self.port = harness.free_port()
         self.dir = tempfile.mkdtemp(prefix='relayguard-redis-')
         self.proc = None
+        self.extra = list(extra)
         self.start()
 
     def start(self):
         self.proc = subprocess.Popen(
             [REDIS, '--bind', '127.0.0.1', '--port', str(self.port), '--save', '',
-             '--appendonly', 'no', '--dir', self.dir, '--protected-mode', 'no'],
+             '--appendonly', 'no', '--dir', self.dir, '--protected-mode', 'no'] + self.extra,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 10
         while time.time() < deadline:
             try:
                 with socket.create_connection(('127.0.0.1', self.port), timeout=1) as s:
                     s.sendall(b'PING\r\n')
-                    if s.recv(16).startswith(b'+PONG'):
+                    if s.recv(16).startswith((b'+PONG', b'-NOAUTH')):
                         return
             except OSError:
                 time.sleep(0.05)
@@ -440,14 +441,21 @@ class Redis:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def redis_cmd(port, *args):
-    """One command to Redis on PORT (RESP by hand: no client library needed); the raw reply."""
+def resp(*args):
     out = b'*%d\r\n' % len(args)
     for a in args:
         a = a.encode() if isinstance(a, str) else a
         out += b'$%d\r\n%s\r\n' % (len(a), a)
+    return out
+
+
+def redis_cmd(port, *args, password=None):
+    """One command to Redis on PORT (RESP by hand: no client library needed); the raw reply."""
     with socket.create_connection(('127.0.0.1', port), timeout=5) as s:
-        s.sendall(out)
+        if password:
+            s.sendall(resp('AUTH', password))
+            assert s.recv(64) == b'+OK\r\n'
+        s.sendall(resp(*args))
         return s.recv(65536)
 
 
@@ -516,6 +524,31 @@ class UntrustedRedis(unittest.TestCase):
                 self.assertEqual(c.greeting[0], 220)
             self.assertIsNotNone(srv.wait_log(r'warning shared-state-failed'))
             self.assertIn('shared_state down', lockout_cli(srv, 'stats').stdout)
+
+
+@harness.requires(REDIS is not None, 'redis-server', 'a real Redis for shared_state')
+class RedisPassword(unittest.TestCase):
+    def test_a_password_in_the_url_is_sent_and_never_logged(self):
+        redis = Redis('--requirepass', 's3cret-pw')
+        self.addCleanup(redis.cleanup)
+        url = 'redis://:%%s@127.0.0.1:%d/0' % redis.port
+        o = {'smtpd_client_connection_rate_limit': '10', 'shared_state': url % 's3cret-pw'}
+        with Server(overrides=o) as srv:
+            with Conn(srv.port) as c:
+                self.assertEqual(c.greeting[0], 220)
+            deadline = time.time() + 5
+            while time.time() < deadline and redis_cmd(
+                    redis.port, 'DBSIZE', password='s3cret-pw') == b':0\r\n':
+                time.sleep(0.05)
+            self.assertEqual(redis_cmd(redis.port, 'DBSIZE', password='s3cret-pw'), b':1\r\n')
+            self.assertIn('shared_state up', lockout_cli(srv, 'stats').stdout)
+            self.assertIn('url=redis://***@127.0.0.1', srv.log())
+            self.assertNotIn('s3cret-pw', srv.log())
+        o['shared_state'] = url % 'wrong-pw'
+        with Server(overrides=o) as srv:
+            self.assertIsNotNone(srv.wait_log(r'warning shared-state-failed what=auth'))
+            self.assertIn('shared_state down', lockout_cli(srv, 'stats').stdout)
+            self.assertNotIn('wrong-pw', srv.log())
 
 
 @harness.requires(REDIS is not None, 'redis-server', 'a real Redis for shared_state')
