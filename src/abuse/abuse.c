@@ -172,13 +172,15 @@ static void share_event(struct abuse *a, const char *key, time_t now);
 bool abuse_check(struct abuse *a, enum abuse_event ev, const struct abuse_client *c,
 		 time_t now, char *reply, size_t len)
 {
-	if (ev == ABUSE_MESSAGE && suspended(a, c, now, reply, len))
+	if (ev == ABUSE_MESSAGE && !abuse_lockout_exempt(a, c->ip) &&
+	    suspended(a, c, now, reply, len))
 		return false;
+	/* an exempt client skips the login limits too: the owner's own network */
 	bool exempt = client_exempt(a, ev, c->ip);
 	for (size_t i = 0; i < RG_ARRAY_LEN(defs); i++) {
 		char key[RATE_KEY_MAX + 1];
 		unsigned count;
-		if (defs[i].ev != ev || a->limits[i] == 0 || (exempt && !defs[i].per_login) ||
+		if (defs[i].ev != ev || a->limits[i] == 0 || exempt ||
 		    !key_of(&defs[i], c, key, sizeof(key)))
 			continue;
 		if (!rate_take(a->rate, key, 1, a->limits[i], now, &count)) {
@@ -194,7 +196,8 @@ bool abuse_hold(struct abuse *a, const struct abuse_client *c, const char *const
 		size_t n, time_t now)
 {
 	char why[HIJACK_WHY_MAX];
-	if (a->hijack == NULL || c->login == NULL || c->login[0] == '\0')
+	if (a->hijack == NULL || c->login == NULL || c->login[0] == '\0' ||
+	    abuse_lockout_exempt(a, c->ip)) /* the owner's network is never suspended */
 		return false;
 	bool was = hijack_suspended(a->hijack, c->login, now, NULL, 0, NULL);
 	if (!hijack_message(a->hijack, c->login, domains, n, now, why, sizeof(why)))
@@ -228,6 +231,32 @@ static void ip_key_text(const struct rg_ip *ip, char *text, size_t len)
 	ip_format(&k, text, len);
 }
 
+/* at_most - SECONDS from Redis, never longer than our own setting LIMIT. */
+static unsigned at_most(unsigned seconds, uint64_t limit)
+{
+	return seconds > limit ? (unsigned)limit : seconds;
+}
+
+/* token_ok - T is 1..MAX printable ASCII characters, no space (a login from Redis). */
+static bool token_ok(const char *t, size_t max)
+{
+	size_t n = 0;
+	for (; t[n]; n++)
+		if (n >= max || (unsigned char)t[n] <= 0x20 || (unsigned char)t[n] >= 0x7f)
+			return false;
+	return n > 0;
+}
+
+/* clean_text - T (from Redis) into OUT, printable ASCII only: anything else,
+ * CR and LF included, becomes '?', so it cannot add a line to a reply or log. */
+static void clean_text(const char *t, char *out, size_t len)
+{
+	size_t n = 0;
+	for (; t[n] && n + 1 < len; n++)
+		out[n] = (unsigned char)t[n] < 0x20 || (unsigned char)t[n] >= 0x7f ? '?' : t[n];
+	out[n] = '\0';
+}
+
 /* on_shared_lock - a host locked IP out (SECONDS) or lifted it (0). */
 static void on_shared_lock(const char *ip_text, unsigned seconds, void *arg)
 {
@@ -235,6 +264,7 @@ static void on_shared_lock(const char *ip_text, unsigned seconds, void *arg)
 	struct rg_ip ip;
 	if (a->lockout == NULL || !ip_parse(ip_text, &ip) || abuse_lockout_exempt(a, &ip))
 		return;
+	seconds = at_most(seconds, a->cfg->smtpd_sasl_lockout_time);
 	time_t now = time(NULL);
 	if (seconds == 0) {
 		lockout_clear(a->lockout, &ip);
@@ -250,11 +280,15 @@ static void on_shared_lock(const char *ip_text, unsigned seconds, void *arg)
 }
 
 /* on_shared_suspend - a host suspended LOGIN as hijacked (SECONDS) or lifted it (0). */
-static void on_shared_suspend(const char *login, unsigned seconds, const char *why, void *arg)
+static void on_shared_suspend(const char *login, unsigned seconds, const char *raw_why,
+			      void *arg)
 {
 	struct abuse *a = arg;
-	if (a->hijack == NULL)
+	char why[HIJACK_WHY_MAX];
+	if (a->hijack == NULL || !token_ok(login, 255))
 		return;
+	clean_text(raw_why, why, sizeof(why));
+	seconds = at_most(seconds, a->cfg->smtpd_sasl_hijack_suspend_time);
 	time_t now = time(NULL);
 	if (seconds == 0) {
 		hijack_clear(a->hijack, login);
@@ -296,8 +330,11 @@ static void on_event_total(long long count, void *arg)
 }
 
 /* share_event - count an event for every host: rg:rate:KEY:START, as the local
- * table's fixed window (the decision already made stands; the total informs
- * the next one, so hosts together overshoot by at most one event each). */
+ * table's fixed window. The decision already made stands; the total informs
+ * the next one when it arrives. Each host decides on its local count merged
+ * with the Redis answers that have arrived so far, so a burst (pipelining,
+ * parallel connections) can pass up to the limit on each host before the
+ * shared count arrives. */
 static void share_event(struct abuse *a, const char *key, time_t now)
 {
 	if (a->shared == NULL)

@@ -5,8 +5,8 @@
  * recipient,auth}_rate_limit per client address, IPv6 per /64;
  * smtpd_sasl_{message,recipient}_rate_limit per login) over
  * anvil_rate_time_unit, their exceptions (smtpd_client_event_limit_exceptions
- * for the client limits; smtpd_sasl_lockout_exceptions for the AUTH lock-out
- * and the AUTH rate), the reply a refused client gets, the log line and the
+ * for the client and login limits; smtpd_sasl_lockout_exceptions for the AUTH
+ * lock-out, the AUTH rate and the hijack hold and suspension), the reply a refused client gets, the log line and the
  * counters; the hijacked-account hold (hijack.h) for authenticated mail: a
  * tripped login's mail is held and its new MAIL commands refused until it
  * is cleared; and the operator's view of both (control socket: lockout-list,
@@ -58,7 +58,8 @@ bool abuse_check(struct abuse *a, enum abuse_event ev, const struct abuse_client
 bool abuse_lockout_exempt(const struct abuse *a, const struct rg_ip *ip);
 /* abuse_hold - a message from C's login (none: false) to recipients in DOMAINS
  * (N, repeats allowed) is about to be queued at NOW: true when it must go to
- * hold/ (the login is, or is now, suspended as hijacked). Logged, counted. */
+ * hold/ (the login is, or is now, suspended as hijacked). Logged, counted.
+ * Always false from smtpd_sasl_lockout_exceptions (the owner's networks). */
 bool abuse_hold(struct abuse *a, const struct abuse_client *c, const char *const *domains,
 		size_t n, time_t now);
 /* abuse_set_release - FN(ARG, id) runs for each message released by login

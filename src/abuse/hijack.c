@@ -192,10 +192,11 @@ static bool trips(const struct hijack *h, struct login_entry *e, unsigned fresh,
 {
 	const struct hijack_limits *l = &h->lim;
 	unsigned domains = rate_window_count(&e->new_domains, l->window, now) + fresh;
-	unsigned messages = rate_window_count(&e->messages, l->window, now) + 1;
+	/* only messages to at least one new domain count: a newsletter to known ones does not */
+	unsigned messages = rate_window_count(&e->messages, l->window, now) + (fresh > 0);
 	if (l->new_domains && domains >= l->new_domains)
 		snprintf(why, len, "%u new recipient domains in %us", domains, l->window);
-	else if (l->messages && messages >= l->messages)
+	else if (l->messages && fresh > 0 && messages >= l->messages)
 		snprintf(why, len, "%u messages in %us", messages, l->window);
 	else if (l->wide_message && n >= l->wide_message && 2 * rcpts_new >= n)
 		snprintf(why, len, "one message to %zu recipients, %zu in new domains", n,
@@ -220,7 +221,8 @@ bool hijack_message(struct hijack *h, const char *login, const char *const *doma
 	unsigned fresh = count_new(e, d, n, &rcpts_new);
 	bool tripped = trips(h, e, fresh, n, rcpts_new, now, e->why, sizeof(e->why));
 	rate_window_add(&e->new_domains, h->lim.window, fresh, now);
-	rate_window_add(&e->messages, h->lim.window, 1, now);
+	if (fresh > 0)
+		rate_window_add(&e->messages, h->lim.window, 1, now);
 	if (tripped) {
 		e->suspended_until = now + (time_t)h->lim.suspend_time;
 		snprintf(why, len, "%s", e->why);

@@ -6,7 +6,8 @@
  * of messages, the verdict, and the suspension that follows (until a time
  * or until an operator clears it). A login trips when, within the window,
  *	- new_domains distinct recipient domains it never wrote to before, or
- *	- messages messages, or
+ *	- messages messages with at least one recipient in a new domain (mail
+ *	  only to known domains never counts: a newsletter), or
  *	- one message with wide_message recipients or more, at least half of
  *	  them in domains new to it,
  * are reached (each 0: off). A stolen account sprays mail at many

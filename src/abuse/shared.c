@@ -23,13 +23,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <event2/event.h>
 
 #define RECONNECT_SECONDS 1
 #define WARN_INTERVAL 10 /* seconds between two shared-state-failed lines */
-#define CHANNEL "rg:lockout"
+#define CHANNEL "rg:lockout:" /* + the database number: pub/sub ignores SELECT */
 
 static const char incr_script[] =
 	"local n = redis.call('INCR', KEYS[1]) "
@@ -38,8 +39,11 @@ static const char incr_script[] =
 struct shared {
 	struct event_base *base;
 	char host[64], path[108];
+	char user[64], pass[256]; /* AUTH [user] pass before SELECT/SUBSCRIBE; "" : none */
 	int port, db;
 	redisAsyncContext *cmd, *sub;
+	char channel[32];
+	bool ready;               /* cmd answered SELECT: requests go to our database */
 	struct event *reconnect;
 	shared_lock_fn *on_lock;
 	shared_suspend_fn *on_suspend;
@@ -73,16 +77,32 @@ static void warn(struct shared *s, const char *what, const char *reason)
 	       {"failures", n}, {"action", "local state only until Redis is back"});
 }
 
-/* parse_url - redis://IP:PORT/DB, redis://[IPv6]:PORT/DB or unix:/PATH. */
+/* parse_auth - "[USER]:PASSWORD@" at *P (none: nothing); *P moves past it. */
+static bool parse_auth(struct shared *s, const char **p)
+{
+	const char *at = strrchr(*p, '@');
+	if (at == NULL)
+		return true;
+	const char *colon = memchr(*p, ':', (size_t)(at - *p));
+	size_t ulen = colon ? (size_t)(colon - *p) : 0, plen = colon ? (size_t)(at - colon - 1) : 0;
+	if (colon == NULL || plen == 0 || ulen >= sizeof(s->user) || plen >= sizeof(s->pass))
+		return false;
+	memcpy(s->user, *p, ulen);
+	memcpy(s->pass, colon + 1, plen);
+	*p = at + 1;
+	return true;
+}
+
+/* parse_url - redis://[[USER]:PASSWORD@]IP:PORT/DB (IPv6 in []) or unix:/PATH. */
 static bool parse_url(struct shared *s, const char *url)
 {
 	s->port = 6379;
 	if (strncmp(url, "unix:", 5) == 0)
 		return url[5] == '/' && rg_strlcpy(s->path, url + 5, sizeof(s->path)) <
 						sizeof(s->path);
-	if (strncmp(url, "redis://", 8) != 0)
-		return false;
 	const char *h = url + 8, *end;
+	if (strncmp(url, "redis://", 8) != 0 || !parse_auth(s, &h))
+		return false;
 	if (*h == '[') {
 		end = strchr(h, ']');
 		if (end == NULL)
@@ -120,6 +140,7 @@ static void on_cmd_lost(const redisAsyncContext *ac, int status)
 {
 	struct shared *s = ac->data;
 	s->cmd = NULL;
+	s->ready = false;
 	if (status != REDIS_OK)
 		warn(s, "connection", ac->errstr[0] ? ac->errstr : "lost");
 	schedule_reconnect(s);
@@ -134,43 +155,36 @@ static void on_sub_lost(const redisAsyncContext *ac, int status)
 	schedule_reconnect(s);
 }
 
-static void ignore(long long count, void *arg)
-{
-	(void)count;
-	(void)arg;
-}
-
-static void request_send(struct shared *s, int argc, const char **argv, shared_count_fn *done,
-			 void *arg);
-
 static void on_connected(const redisAsyncContext *ac, int status)
 {
 	struct shared *s = ac->data;
-	if (status != REDIS_OK) { /* hiredis frees it; the disconnect callback will not run */
+	if (status != REDIS_OK) /* hiredis frees it; the disconnect callback will not run */
 		(ac == s->cmd ? on_cmd_lost : on_sub_lost)(ac, status);
-		return;
-	}
-	/* recovered only once Redis answers (a stopped one still accepts connections) */
-	if (ac == s->cmd && s->was_down) {
-		const char *argv[] = {"EVAL", "return 1", "0"};
-		request_send(s, 3, argv, ignore, NULL);
-	}
+	/* recovered only once Redis answers SELECT (a stopped one still accepts connections) */
 }
 
-/* on_message - the lock-out channel: "lock IP SECONDS" or "clear IP". */
+/* on_message - the lock-out channel: "lock IP SECONDS" or "clear IP" (and
+ * suspend/resume); the guarded reader let through only a 3-string array. */
 static void on_message(redisAsyncContext *ac, void *r, void *priv)
 {
 	struct shared *s = priv;
 	redisReply *reply = r;
 	(void)ac;
-	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 ||
-	    reply->element[2]->type != REDIS_REPLY_STRING ||
-	    strcmp(reply->element[0]->str, "message") != 0)
+	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3)
+		return;
+	for (size_t i = 0; i < 2; i++)
+		if (reply->element[i] == NULL || reply->element[i]->type != REDIS_REPLY_STRING ||
+		    reply->element[i]->str == NULL)
+			return;
+	const redisReply *body = reply->element[2];
+	if (body == NULL || body->type != REDIS_REPLY_STRING || body->str == NULL ||
+	    strcmp(reply->element[0]->str, "message") != 0 ||
+	    strcmp(reply->element[1]->str, s->channel) != 0)
 		return;
 	char who[256];
 	unsigned seconds = 0;
 	int used = 0;
-	const char *text = reply->element[2]->str;
+	const char *text = body->str;
 	if (sscanf(text, "lock %64s %u", who, &seconds) == 2 && seconds > 0)
 		s->on_lock(who, seconds, s->arg);
 	else if (sscanf(text, "clear %64s", who) == 1)
@@ -180,6 +194,72 @@ static void on_message(redisAsyncContext *ac, void *r, void *priv)
 		s->on_suspend(who, seconds, text + used, s->arg);
 	else if (sscanf(text, "resume %255s", who) == 1)
 		s->on_suspend(who, 0, "", s->arg);
+}
+
+/* ---- the guarded reader ----
+ * hiredis asserts (aborts the process) on replies it does not expect: a
+ * pub/sub array whose first two elements are not strings, an unsubscribe
+ * count that is not an integer, a reply no command is waiting for. A
+ * spoofed or hostile Redis could send those, so each reply object is
+ * checked as it is built; returning NULL makes the reader fail, and the
+ * connection is dropped (and re-opened later) instead. */
+
+static redisReplyObjectFunctions base_fns, guard_fns;
+
+/* shape_ok - may an object of TYPE (an array: of ELEMENTS) be built at T on its connection? */
+static bool shape_ok(const redisReadTask *t, int type, int elements)
+{
+	const redisAsyncContext *ac = t->privdata;
+	const struct shared *s = ac->data;
+	if (t->parent == NULL) {
+		if (ac != s->sub) /* a reply nobody asked for: hiredis asserts */
+			return ac->replies.head != NULL || type == REDIS_REPLY_ERROR;
+		return type != REDIS_REPLY_ARRAY || elements == 3;
+	}
+	if (ac != s->sub)
+		return true;
+	if (t->parent->parent != NULL)
+		return false;
+	if (t->idx < 2)
+		return type == REDIS_REPLY_STRING;
+	const redisReply *kind = ((const redisReply *)t->parent->obj)->element[0];
+	bool message = kind && kind->str && strcasecmp(kind->str, "message") == 0;
+	return type == (message ? REDIS_REPLY_STRING : REDIS_REPLY_INTEGER);
+}
+
+static void *guard_string(const redisReadTask *t, char *str, size_t len)
+{
+	return shape_ok(t, t->type, 0) ? base_fns.createString(t, str, len) : NULL;
+}
+
+static void *guard_array(const redisReadTask *t, int elements)
+{
+	return shape_ok(t, REDIS_REPLY_ARRAY, elements) ? base_fns.createArray(t, elements) : NULL;
+}
+
+static void *guard_integer(const redisReadTask *t, long long value)
+{
+	return shape_ok(t, REDIS_REPLY_INTEGER, 0) ? base_fns.createInteger(t, value) : NULL;
+}
+
+static void *guard_nil(const redisReadTask *t)
+{
+	return shape_ok(t, REDIS_REPLY_NIL, 0) ? base_fns.createNil(t) : NULL;
+}
+
+/* guard_reader - AC's replies are built by the guarded functions. */
+static void guard_reader(redisAsyncContext *ac)
+{
+	if (guard_fns.createString == NULL) {
+		base_fns = *ac->c.reader->fn;
+		guard_fns = base_fns;
+		guard_fns.createString = guard_string;
+		guard_fns.createArray = guard_array;
+		guard_fns.createInteger = guard_integer;
+		guard_fns.createNil = guard_nil;
+	}
+	ac->c.reader->fn = &guard_fns;
+	ac->c.reader->privdata = ac;
 }
 
 /* open_one - a connection attached to the loop (connecting in the background). */
@@ -195,18 +275,69 @@ static redisAsyncContext *open_one(struct shared *s, redisDisconnectCallback *lo
 		return NULL;
 	}
 	ac->data = s;
+	guard_reader(ac);
 	redisLibeventAttach(ac, s->base);
 	redisAsyncSetConnectCallback(ac, on_connected);
 	redisAsyncSetDisconnectCallback(ac, lost);
 	return ac;
 }
 
+/* on_select - requests go out only once SELECT is answered OK: after a
+ * failed one (no such database) they would land in database 0. */
+static void on_select(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct shared *s = priv;
+	redisReply *reply = r;
+	if (reply == NULL || ac != s->cmd)
+		return;
+	if (reply->type != REDIS_REPLY_STATUS || reply->str == NULL ||
+	    strcmp(reply->str, "OK") != 0) {
+		warn(s, "select", reply->type == REDIS_REPLY_ERROR && reply->str ? reply->str
+										  : "unexpected reply");
+		redisAsyncDisconnect(ac); /* on_cmd_lost runs; retried a second later */
+		return;
+	}
+	s->ready = true;
+	if (s->was_down) {
+		s->was_down = false;
+		log_ev(LOG_INFO, "shared-state-recovered", {"action", "counting in Redis again"});
+	}
+}
+
+/* on_auth - a refused password: say so (SELECT or SUBSCRIBE would only say NOAUTH). */
+static void on_auth(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct shared *s = priv;
+	redisReply *reply = r;
+	if (reply == NULL || reply->type == REDIS_REPLY_STATUS)
+		return;
+	warn(s, "auth", reply->type == REDIS_REPLY_ERROR && reply->str ? reply->str
+									 : "unexpected reply");
+	redisAsyncDisconnect(ac); /* retried a second later */
+}
+
+/* send_auth - AUTH first when the URL has a password (Redis 6 ACL: with a user). */
+static void send_auth(struct shared *s, redisAsyncContext *ac)
+{
+	if (s->pass[0] == '\0')
+		return;
+	if (s->user[0])
+		redisAsyncCommand(ac, on_auth, s, "AUTH %s %s", s->user, s->pass);
+	else
+		redisAsyncCommand(ac, on_auth, s, "AUTH %s", s->pass);
+}
+
 static void connect_all(struct shared *s)
 {
-	if (s->cmd == NULL && (s->cmd = open_one(s, on_cmd_lost)) != NULL)
-		redisAsyncCommand(s->cmd, NULL, NULL, "SELECT %d", s->db);
-	if (s->sub == NULL && (s->sub = open_one(s, on_sub_lost)) != NULL)
-		redisAsyncCommand(s->sub, on_message, s, "SUBSCRIBE " CHANNEL);
+	if (s->cmd == NULL && (s->cmd = open_one(s, on_cmd_lost)) != NULL) {
+		s->ready = false;
+		send_auth(s, s->cmd);
+		redisAsyncCommand(s->cmd, on_select, s, "SELECT %d", s->db);
+	}
+	if (s->sub == NULL && (s->sub = open_one(s, on_sub_lost)) != NULL) {
+		send_auth(s, s->sub);
+		redisAsyncCommand(s->sub, on_message, s, "SUBSCRIBE %s", s->channel);
+	}
 	if (s->cmd == NULL || s->sub == NULL)
 		schedule_reconnect(s);
 }
@@ -218,23 +349,38 @@ static void on_reconnect(evutil_socket_t fd, short what, void *arg)
 	connect_all(arg);
 }
 
+/* redact - URL as it may be logged: a password becomes "***". */
+static void redact(const char *url, char *out, size_t len)
+{
+	const char *at = strrchr(url, '@');
+	if (strncmp(url, "redis://", 8) != 0 || at == NULL)
+		snprintf(out, len, "%s", url);
+	else
+		snprintf(out, len, "redis://***@%s", at + 1);
+}
+
 struct shared *shared_new(struct event_base *base, const char *url, shared_lock_fn *on_lock,
 			  shared_suspend_fn *on_suspend, void *arg, char *err, size_t errlen)
 {
 	struct shared *s = xcalloc(1, sizeof(*s));
+	char shown[128];
+	redact(url, shown, sizeof(shown));
 	if (!parse_url(s, url)) {
-		snprintf(err, errlen, "shared_state: \"%s\" is not redis://IP:PORT/DB or unix:/PATH "
-			 "(host names are not looked up)", url);
+		snprintf(err, errlen, "shared_state: \"%s\" is not "
+			 "redis://[[USER]:PASSWORD@]IP:PORT/DB or unix:/PATH "
+			 "(host names are not looked up)", shown);
+		explicit_bzero(s, sizeof(*s));
 		free(s);
 		return NULL;
 	}
+	snprintf(s->channel, sizeof(s->channel), CHANNEL "%d", s->db);
 	s->base = base;
 	s->on_lock = on_lock;
 	s->on_suspend = on_suspend;
 	s->arg = arg;
 	s->reconnect = evtimer_new(base, on_reconnect, s);
 	connect_all(s);
-	log_ev(LOG_INFO, "shared-state", {"url", url});
+	log_ev(LOG_INFO, "shared-state", {"url", shown});
 	return s;
 }
 
@@ -248,6 +394,7 @@ void shared_free(struct shared *s)
 	if (s->sub)
 		redisAsyncFree(s->sub);
 	event_free(s->reconnect);
+	explicit_bzero(s->pass, sizeof(s->pass));
 	free(s);
 }
 
@@ -263,6 +410,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 	warn(s, "request", "no answer within the deadline");
 	redisAsyncContext *ac = s->cmd;
 	s->cmd = NULL;
+	s->ready = false;
 	if (ac) /* now, not after the pending replies (they may never come); frees rq */
 		redisAsyncFree(ac);
 	schedule_reconnect(s);
@@ -294,7 +442,7 @@ static void on_reply(redisAsyncContext *ac, void *r, void *priv)
 static void request_send(struct shared *s, int argc, const char **argv, shared_count_fn *done,
 		 void *arg)
 {
-	if (s->cmd == NULL) { /* down: the caller's local state decides alone */
+	if (!s->ready) { /* down: the caller's local state decides alone */
 		warn(s, "request", "not connected");
 		done(-1, arg);
 		return;
@@ -324,7 +472,7 @@ void shared_incr(struct shared *s, const char *key, unsigned ttl, shared_count_f
 
 void shared_lock(struct shared *s, const char *ip, unsigned seconds)
 {
-	if (s->cmd == NULL) {
+	if (!s->ready) {
 		warn(s, "lock", "not connected");
 		return;
 	}
@@ -336,12 +484,12 @@ void shared_lock(struct shared *s, const char *ip, unsigned seconds)
 		redisAsyncCommand(s->cmd, NULL, NULL, "DEL rg:lock:%s rg:authfail:%s", ip, ip);
 		snprintf(msg, sizeof(msg), "clear %s", ip);
 	}
-	redisAsyncCommand(s->cmd, NULL, NULL, "PUBLISH %s %s", CHANNEL, msg);
+	redisAsyncCommand(s->cmd, NULL, NULL, "PUBLISH %s %s", s->channel, msg);
 }
 
 bool shared_up(const struct shared *s)
 {
-	return s->cmd != NULL && (s->cmd->c.flags & REDIS_CONNECTED);
+	return s->ready && s->cmd != NULL && (s->cmd->c.flags & REDIS_CONNECTED);
 }
 
 unsigned long shared_failures(const struct shared *s)
@@ -356,13 +504,13 @@ size_t shared_pending(const struct shared *s)
 
 void shared_suspend(struct shared *s, const char *login, unsigned seconds, const char *why)
 {
-	if (s->cmd == NULL) {
+	if (!s->ready) {
 		warn(s, "suspend", "not connected");
 		return;
 	}
 	char *msg = seconds ? xasprintf("suspend %s %u %s", login, seconds, why)
 			    : xasprintf("resume %s", login);
-	const char *argv[] = {"PUBLISH", CHANNEL, msg};
+	const char *argv[] = {"PUBLISH", s->channel, msg};
 	redisAsyncCommandArgv(s->cmd, NULL, NULL, 3, argv, NULL);
 	free(msg);
 }

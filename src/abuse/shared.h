@@ -1,7 +1,8 @@
 /*
  * shared - state shared by several relayguard hosts through Redis.
  *
- * Owns: the connection to shared_state (redis://IP:PORT/DB or unix:/PATH)
+ * Owns: the connection to shared_state (redis://[[USER]:PASSWORD@]IP:PORT/DB
+ * or unix:/PATH; AUTH before SELECT and SUBSCRIBE)
  * through hiredis on the event loop (libevent adapter: never blocks), the
  * key layout, atomic counters (one Lua script: INCR, and EXPIRE on the
  * first), the lock-out channel, a deadline per request, reconnection, and
@@ -17,9 +18,17 @@
  *	rg:lock:IP            present while IP is locked out (EX lock time)
  *	rg:rate:KEY:START     a rate-limit key's events in the fixed window that
  *	                      began at START (expires after two windows)
- *	channel rg:lockout    "lock IP SECONDS" and "clear IP" to every host;
+ *	channel rg:lockout:DB "lock IP SECONDS" and "clear IP" to every host;
  *	                      "suspend LOGIN SECONDS REASON" and "resume LOGIN"
- *	                      (hijacked-account suspensions)
+ *	                      (hijacked-account suspensions). DB is the database
+ *	                      number: pub/sub ignores SELECT.
+ *
+ * TRUST
+ *	Redis is trusted to be Redis (a password at most, no TLS), but what it sends is
+ *	not: replies are shape-checked as they are parsed (hiredis would abort on
+ *	some; a bad one drops the connection instead), and what comes off the
+ *	channel is handed over as text for the caller to bound and clean. A
+ *	failed SELECT counts as Redis down (requests wait for its OK).
  */
 #ifndef RG_ABUSE_SHARED_H
 #define RG_ABUSE_SHARED_H

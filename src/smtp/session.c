@@ -508,8 +508,9 @@ static void cmd_mail(struct session *s, char *arg)
 		return;
 	}
 	address_resolve(&tx->sender, server_domains(s->srv), &tx->sender_res);
-	if ((s->client.submission ? !submission_mail_ok(s, tx) : !owned_sender_ok(s, tx)) ||
-	    !abuse_ok(s, ABUSE_MESSAGE)) {
+	/* counted before the sender checks: attempts count, as in Postfix's anvil */
+	if (!abuse_ok(s, ABUSE_MESSAGE) ||
+	    (s->client.submission ? !submission_mail_ok(s, tx) : !owned_sender_ok(s, tx))) {
 		free(tx);
 		return;
 	}
@@ -626,6 +627,9 @@ static void cmd_rcpt(struct session *s, char *arg)
 		reply_error(s, "RCPT", "452 4.5.3 Error: too many recipients");
 		return;
 	}
+	/* counted before the policy: attempts count (a relay probe too), as in Postfix */
+	if (!abuse_ok(s, ABUSE_RECIPIENT)) /* it replied 452 and logged rate-limit */
+		return;
 	address_resolve(&a, server_domains(s->srv), &r);
 	struct policy_request req = {&s->client, &s->tx->sender, &a, &s->tx->sender_res, &r};
 	struct policy_decision d;
@@ -633,7 +637,7 @@ static void cmd_rcpt(struct session *s, char *arg)
 	log_rcpt(s, &a, &r, &d);
 	if (d.action != POLICY_ACCEPT)
 		reply(s, "%s", d.reply);
-	else if (abuse_ok(s, ABUSE_RECIPIENT)) /* else it replied 452 and logged rate-limit */
+	else
 		rcpt_accept(s, &a, &r, notify, orcpt);
 }
 

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -85,6 +86,34 @@ class ClientRates(unittest.TestCase):
                 self.assertEqual(c.cmd('Subject: x\r\n\r\nbody\r\n.')[0], 250)
 
 
+    def test_refused_attempts_count_too(self):
+        """As Postfix's anvil: a recipient or sender refused by policy still counts."""
+        with Server(overrides={'smtpd_client_recipient_rate_limit': '2',
+                               'smtpd_client_message_rate_limit': '2'}) as srv:
+            with Conn(srv.port) as c:
+                c.cmd('EHLO c.example.org')
+                self.assertEqual(c.cmd('MAIL FROM:<a@example.org>')[0], 250)
+                for _ in range(2):  # relay probes: refused, counted
+                    code, text = c.cmd('RCPT TO:<x@elsewhere.example>')
+                    self.assertEqual(code // 100, 5, text)
+                code, text = c.cmd('RCPT TO:<postmaster@localhost>')
+                self.assertEqual(code, 452, text)
+                self.assertIn('too many recipients from 127.0.0.9', text)
+        with scratch_dir() as tmp:
+            passwd = os.path.join(tmp, 'passwd')
+            make_passwd(passwd, ALICE)
+            o = msa_overrides(passwd, smtpd_sasl_message_rate_limit='2')
+            with Server(overrides=o) as srv, Conn(srv.subs_port, tls=True) as c:
+                c.cmd('EHLO c.example.org')
+                self.assertEqual(login(c)[0], 235)
+                for _ in range(2):  # senders the login does not own: refused, counted
+                    code, text = c.cmd('MAIL FROM:<ceo@example.org>')
+                    self.assertEqual(code, 553, text)
+                code, text = c.cmd('MAIL FROM:<alice@example.com>')
+                self.assertEqual(code, 452, text)
+                self.assertIn('too many messages from login alice@example.com', text)
+
+
 class LoginRates(unittest.TestCase):
     def test_login_message_rate_counts_over_several_clients(self):
         with scratch_dir() as tmp:
@@ -110,6 +139,35 @@ class LoginRates(unittest.TestCase):
                     code, text = login(c)
                     self.assertEqual(code, 454, text)
                     self.assertIn('4.7.0 Error: too many AUTH commands from 127.0.0.9', text)
+
+
+class OwnNetworks(unittest.TestCase):
+    """mynetworks (the default smtpd_client_event_limit_exceptions and
+    smtpd_sasl_lockout_exceptions) is never rate-limited per login nor suspended."""
+
+    def test_login_from_mynetworks_is_neither_limited_nor_suspended(self):
+        with scratch_dir() as tmp:
+            passwd = os.path.join(tmp, 'passwd')
+            make_passwd(passwd, ALICE)
+            o = msa_overrides(passwd, smtpd_sasl_message_rate_limit='3',
+                              smtpd_sasl_hijack_threshold='2')
+            with Server(overrides=o) as srv:
+                with Conn(srv.subs_port, source=TRUSTED, tls=True) as c:
+                    c.cmd('EHLO c.example.org')
+                    self.assertEqual(login(c)[0], 235)
+                    for k in range(5):  # five messages, each to two new domains
+                        code, text = send(c, ['a@o%d.example' % k, 'b@p%d.example' % k])
+                        self.assertEqual(code, 250, text)
+                self.assertEqual(srv.queue_files('hold'), [])
+                self.assertIsNone(re.search('hijack|rate-limit', srv.log()))
+                # the same login from elsewhere: limited and suspended as usual
+                with Conn(srv.subs_port, source=UNTRUSTED, tls=True) as c:
+                    c.cmd('EHLO c.example.org')
+                    self.assertEqual(login(c)[0], 235)
+                    self.assertEqual(send(c, ['a@q1.example', 'b@q2.example'])[0], 250)
+                    self.assertEqual(len(srv.queue_files('hold')), 1)
+                    code, text = c.cmd('MAIL FROM:<alice@example.com>')
+                    self.assertEqual(code, 454, text)
 
 
 def send(c, rcpts, sender='alice@example.com'):
@@ -246,6 +304,27 @@ class HijackHold(unittest.TestCase):
             self.assertIsNone(re.search('hijack', srv.log()))
 
 
+    def test_many_messages_to_one_known_domain_do_not_count(self):
+        """smtpd_sasl_hijack_message_threshold counts only messages with a new domain."""
+        with scratch_dir() as tmp, self.server(
+                tmp, smtpd_sasl_hijack_message_threshold='3') as srv:
+            with Conn(srv.subs_port, tls=True) as c:
+                c.cmd('EHLO c.example.org')
+                login(c)
+                self.assertEqual(send(c, ['list@news.example'])[0], 250)  # learnt
+                for k in range(6):
+                    code, text = send(c, ['user%d@news.example' % k])
+                    self.assertEqual(code, 250, text)
+                self.assertEqual(srv.queue_files('hold'), [])
+                # messages that bring a new domain do count (the first one did):
+                # the third of them is held
+                self.assertEqual(send(c, ['a@new1.example'])[0], 250)
+                self.assertEqual(srv.queue_files('hold'), [])
+                self.assertEqual(send(c, ['a@new2.example'])[0], 250)
+            self.assertEqual(len(srv.queue_files('hold')), 1)
+            self.assertIsNotNone(srv.wait_log(r'hijack-suspended .*reason="3 messages in 600s"'))
+
+
 class OwnerSafeLockout(unittest.TestCase):
     def test_exception_is_never_locked_out_others_are_and_are_told_how_long(self):
         with scratch_dir() as tmp:
@@ -328,23 +407,24 @@ REDIS = shutil.which('redis-server')
 class Redis:
     """A redis-server of our own on a loopback port, no persistence; start/kill/start again."""
 
-    def __init__(self):
+    def __init__(self, *extra):
         self.port = harness.free_port()
         self.dir = tempfile.mkdtemp(prefix='relayguard-redis-')
         self.proc = None
+        self.extra = list(extra)
         self.start()
 
     def start(self):
         self.proc = subprocess.Popen(
             [REDIS, '--bind', '127.0.0.1', '--port', str(self.port), '--save', '',
-             '--appendonly', 'no', '--dir', self.dir, '--protected-mode', 'no'],
+             '--appendonly', 'no', '--dir', self.dir, '--protected-mode', 'no'] + self.extra,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 10
         while time.time() < deadline:
             try:
                 with socket.create_connection(('127.0.0.1', self.port), timeout=1) as s:
                     s.sendall(b'PING\r\n')
-                    if s.recv(16).startswith(b'+PONG'):
+                    if s.recv(16).startswith((b'+PONG', b'-NOAUTH')):
                         return
             except OSError:
                 time.sleep(0.05)
@@ -359,6 +439,116 @@ class Redis:
     def cleanup(self):
         self.kill()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def resp(*args):
+    out = b'*%d\r\n' % len(args)
+    for a in args:
+        a = a.encode() if isinstance(a, str) else a
+        out += b'$%d\r\n%s\r\n' % (len(a), a)
+    return out
+
+
+def redis_cmd(port, *args, password=None):
+    """One command to Redis on PORT (RESP by hand: no client library needed); the raw reply."""
+    with socket.create_connection(('127.0.0.1', port), timeout=5) as s:
+        if password:
+            s.sendall(resp('AUTH', password))
+            assert s.recv(64) == b'+OK\r\n'
+        s.sendall(resp(*args))
+        return s.recv(65536)
+
+
+class HostileRedis:
+    """A fake Redis on a loopback port that answers SELECT and SUBSCRIBE, then
+    sends what hiredis does not expect: a pub/sub push of integers and a reply
+    no command asked for."""
+
+    PUSH = b'*3\r\n:1\r\n:2\r\n$4\r\nlock\r\n'
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(('127.0.0.1', 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.sent = 0
+        self.conns = []
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+            threading.Thread(target=self.talk, args=(c,), daemon=True).start()
+
+    def talk(self, c):
+        try:
+            while True:
+                data = c.recv(4096)
+                if not data:
+                    return
+                up = data.upper()
+                if b'SUBSCRIBE' in up:
+                    c.sendall(b'*3\r\n$9\r\nsubscribe\r\n$12\r\nrg:lockout:0\r\n:1\r\n' +
+                              self.PUSH)
+                    self.sent += 1
+                elif b'SELECT' in up:
+                    c.sendall(b'+OK\r\n:5\r\n')  # the second reply: nobody asked
+                    self.sent += 1
+                else:
+                    c.sendall(b':1\r\n')
+        except OSError:
+            return
+
+    def close(self):
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+class UntrustedRedis(unittest.TestCase):
+    def test_a_hostile_redis_reply_drops_the_connection_not_the_server(self):
+        fake = HostileRedis()
+        self.addCleanup(fake.close)
+        o = {'shared_state': 'redis://127.0.0.1:%d/0' % fake.port}
+        with Server(overrides=o) as srv:
+            deadline = time.time() + 10
+            while time.time() < deadline and fake.sent < 4:  # reconnected after the first
+                time.sleep(0.05)
+            self.assertGreaterEqual(fake.sent, 4)
+            self.assertTrue(srv.alive(), srv.tail(20))
+            with Conn(srv.port) as c:
+                self.assertEqual(c.greeting[0], 220)
+            self.assertIsNotNone(srv.wait_log(r'warning shared-state-failed'))
+            self.assertIn('shared_state down', lockout_cli(srv, 'stats').stdout)
+
+
+@harness.requires(REDIS is not None, 'redis-server', 'a real Redis for shared_state')
+class RedisPassword(unittest.TestCase):
+    def test_a_password_in_the_url_is_sent_and_never_logged(self):
+        redis = Redis('--requirepass', 's3cret-pw')
+        self.addCleanup(redis.cleanup)
+        url = 'redis://:%%s@127.0.0.1:%d/0' % redis.port
+        o = {'smtpd_client_connection_rate_limit': '10', 'shared_state': url % 's3cret-pw'}
+        with Server(overrides=o) as srv:
+            with Conn(srv.port) as c:
+                self.assertEqual(c.greeting[0], 220)
+            deadline = time.time() + 5
+            while time.time() < deadline and redis_cmd(
+                    redis.port, 'DBSIZE', password='s3cret-pw') == b':0\r\n':
+                time.sleep(0.05)
+            self.assertEqual(redis_cmd(redis.port, 'DBSIZE', password='s3cret-pw'), b':1\r\n')
+            self.assertIn('shared_state up', lockout_cli(srv, 'stats').stdout)
+            self.assertIn('url=redis://***@127.0.0.1', srv.log())
+            self.assertNotIn('s3cret-pw', srv.log())
+        o['shared_state'] = url % 'wrong-pw'
+        with Server(overrides=o) as srv:
+            self.assertIsNotNone(srv.wait_log(r'warning shared-state-failed what=auth'))
+            self.assertIn('shared_state down', lockout_cli(srv, 'stats').stdout)
+            self.assertNotIn('wrong-pw', srv.log())
 
 
 @harness.requires(REDIS is not None, 'redis-server', 'a real Redis for shared_state')
@@ -481,6 +671,46 @@ class SharedState(unittest.TestCase):
         finally:
             os.kill(self.redis.proc.pid, signal.SIGCONT)
         self.assertIsNotNone(self.a.wait_log(r'shared-state-recovered', timeout=10))
+
+    def test_published_lines_are_cleaned_clamped_and_per_database(self):
+        """Anyone who can PUBLISH must not forge reply lines or lock out for ever."""
+        self.b.stop()
+        port = self.redis.port
+        # another database's cluster: not ours
+        redis_cmd(port, 'PUBLISH', 'rg:lockout:1', 'lock 127.0.0.11 30')
+        redis_cmd(port, 'PUBLISH', 'rg:lockout:0', 'lock 127.0.0.10 4000000000')
+        redis_cmd(port, 'PUBLISH', 'rg:lockout:0',
+                  'suspend alice@example.com 600 x\r\n250 2.0.0 Ok: fake\r\n')
+        self.assertIsNotNone(self.a.wait_log(r'hijack-suspended user=alice@example\.com '
+                                             r'.*source=shared'))
+        listing = lockout_cli(self.a, 'list').stdout
+        m = re.search(r'^127\.0\.0\.10 locked out for (\d+)s more', listing, re.M)
+        self.assertIsNotNone(m, listing)
+        self.assertLessEqual(int(m.group(1)), 60)  # our smtpd_sasl_lockout_time
+        self.assertNotIn('127.0.0.11', listing)
+        self.assertRegex(listing, r'login alice@example\.com suspended for \d+s more: '
+                                  r'x\?\?250 2\.0\.0 Ok: fake\?\?')
+        with Conn(self.a.subs_port, source=UNTRUSTED, tls=True) as c:
+            c.cmd('EHLO c.example.org')
+            self.assertEqual(login(c)[0], 235)
+            code, text = c.cmd('MAIL FROM:<alice@example.com>')
+            self.assertEqual(code, 454, text)
+            self.assertIn('(x??250 2.0.0 Ok: fake??); contact your postmaster', text)
+            code, text = c.cmd('NOOP')  # no forged reply waiting in line
+            self.assertEqual((code, 'fake' in text), (250, False), text)
+
+    def test_a_failed_select_is_noticed_and_nothing_lands_in_database_0(self):
+        for srv in (self.a, self.b):
+            srv.stop()
+        o = {'smtpd_client_connection_rate_limit': '10',
+             'shared_state': 'redis://127.0.0.1:%d/99' % self.redis.port}
+        with Server(overrides=o) as srv:
+            self.assertIsNotNone(srv.wait_log(r'warning shared-state-failed what=select'))
+            with Conn(srv.port) as c:
+                self.assertEqual(c.greeting[0], 220)
+            time.sleep(0.3)
+            self.assertIn('shared_state down', lockout_cli(srv, 'stats').stdout)
+        self.assertEqual(redis_cmd(self.redis.port, 'DBSIZE'), b':0\r\n')
 
     def test_redis_down_falls_back_to_local_state_and_recovers(self):
         self.redis.kill()

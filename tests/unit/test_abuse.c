@@ -204,9 +204,11 @@ static void check_limits(void)
 		{__LINE__, 100, ABUSE_MESSAGE, "198.51.100.8", "alice", true, NULL},
 		{__LINE__, 100, ABUSE_MESSAGE, "198.51.100.9", "alice", false,
 		 "452 4.7.1 Error: too many messages from login alice (limit 3 per 60s)"},
-		/* the login limit applies inside mynetworks too: it is about the account */
-		{__LINE__, 100, ABUSE_MESSAGE, "127.0.0.1", "alice", false, "login alice"},
-		{__LINE__, 100, ABUSE_MESSAGE, "127.0.0.1", "bob", true, NULL},
+		/* the owner's network (smtpd_client_event_limit_exceptions) skips the
+		 * login limit too: alice is over it, yet passes from 127.0.0.1 */
+		{__LINE__, 100, ABUSE_MESSAGE, "127.0.0.1", "alice", true, NULL},
+		{__LINE__, 100, ABUSE_MESSAGE, "127.0.0.1", "alice", true, NULL},
+		{__LINE__, 100, ABUSE_MESSAGE, "198.51.100.10", "alice", false, "login alice"},
 		/* a window later, the client may send again */
 		{__LINE__, 221, ABUSE_MESSAGE, "198.51.100.7", "carol", true, NULL},
 		/* recipients */
@@ -357,9 +359,17 @@ static void check_hijack(void)
 	/* messages per window */
 	const struct hijack_limits msgs = {600, 0, 3, 0, 3600, 100, 10};
 	static const struct hijack_step many[] = {
-		{__LINE__, 10, "erin", "k.example", false, NULL},
-		{__LINE__, 11, "erin", "k.example", false, NULL},
-		{__LINE__, 12, "erin", "k.example", true, "3 messages in 600s"},
+		{__LINE__, 10, "erin", "k1.example", false, NULL},
+		{__LINE__, 11, "erin", "k2.example", false, NULL},
+		{__LINE__, 12, "erin", "k3.example k1.example", true, "3 messages in 600s"},
+		/* a newsletter: many messages, each to one known domain, never counts */
+		{__LINE__, 10, "fred", "k1.example", false, NULL},
+		{__LINE__, 11, "fred", "k1.example", false, NULL},
+		{__LINE__, 12, "fred", "k1.example", false, NULL},
+		{__LINE__, 13, "fred", "K1.example", false, NULL},
+		/* ... only messages with a new domain do (the first one counted) */
+		{__LINE__, 14, "fred", "k1.example k2.example", false, NULL},
+		{__LINE__, 15, "fred", "k3.example", true, "3 messages in 600s"},
 	};
 	run_hijack("messages", &msgs, many, RG_ARRAY_LEN(many));
 
@@ -392,6 +402,32 @@ static void check_hijack(void)
 	      (long long)until);
 	CHECK(hijack_message(h, "gina", six, 1, 998, why, sizeof(why)), "held while suspended");
 	hijack_free(h);
+}
+
+/* the owner's network (smtpd_sasl_lockout_exceptions) is never held or suspended */
+static void check_owner_hold(void)
+{
+	struct config *cfg = load("myhostname = mx.example.com\nmynetworks = 127.0.0.1/32\n"
+				  "smtpd_sasl_hijack_threshold = 2\n");
+	if (cfg == NULL)
+		return;
+	struct abuse *a = abuse_new(cfg, NULL);
+	struct rg_ip own, other;
+	ip_parse("127.0.0.1", &own);
+	ip_parse("198.51.100.7", &other);
+	struct abuse_client in = {&own, "127.0.0.1", "alice", "s1"};
+	struct abuse_client out = {&other, "198.51.100.7", "alice", "s2"};
+	const char *spray[] = {"a.example", "b.example", "c.example"};
+	char reply[ABUSE_REPLY_MAX] = "";
+	CHECK(!abuse_hold(a, &in, spray, 3, 100), "held from the owner's network");
+	CHECK(abuse_hold(a, &out, spray, 3, 101), "not held from elsewhere");
+	CHECK(!abuse_check(a, ABUSE_MESSAGE, &out, 102, reply, sizeof(reply)) &&
+	      strstr(reply, "454 4.7.0 Error: login alice is suspended"), "refused: %s", reply);
+	CHECK(abuse_check(a, ABUSE_MESSAGE, &in, 103, reply, sizeof(reply)),
+	      "the owner's network refused: %s", reply);
+	CHECK(!abuse_hold(a, &in, spray, 1, 104), "held from the owner's network while suspended");
+	abuse_free(a);
+	config_free(cfg);
 }
 
 /* ------------------------------------------------------ lock-out admin */
@@ -435,6 +471,7 @@ int main(void)
 	check_rate();
 	check_limits();
 	check_hijack();
+	check_owner_hold();
 	check_lockout_admin();
 	return check_summary("abuse");
 }
