@@ -1332,10 +1332,22 @@ void config_free(struct config *cfg)
 	free(cfg);
 }
 
+/* print_value - a value as `relayguard config` shows it: the password in
+ * shared_state's URL (redis://user:password@...) as ***, as in the logs. */
+static void print_value(FILE *out, const char *name, const char *value)
+{
+	const char *scheme = strstr(value, "://"), *at = strrchr(value, '@');
+	if (strcmp(name, "shared_state") != 0 || scheme == NULL || at == NULL || at < scheme) {
+		fprintf(out, "%s = %s\n", name, value);
+		return;
+	}
+	fprintf(out, "%s = %.*s***%s\n", name, (int)(scheme + 3 - value), value, at);
+}
+
 void config_print(const struct config *cfg, FILE *out)
 {
 	for (size_t i = 0; i < cfg->n_params; i++)
-		fprintf(out, "%s = %s\n", cfg->names[i], cfg->values[i]);
+		print_value(out, cfg->names[i], cfg->values[i]);
 }
 
 bool config_needs_tls(const struct config *cfg)

@@ -544,6 +544,9 @@ class RedisPassword(unittest.TestCase):
             self.assertIn('shared_state up', lockout_cli(srv, 'stats').stdout)
             self.assertIn('url=redis://***@127.0.0.1', srv.log())
             self.assertNotIn('s3cret-pw', srv.log())
+            shown = run_cli(['config', '-c', srv.config_path])
+            self.assertIn('shared_state = redis://***@127.0.0.1:', shown.stdout)
+            self.assertNotIn('s3cret-pw', shown.stdout)
         o['shared_state'] = url % 'wrong-pw'
         with Server(overrides=o) as srv:
             self.assertIsNotNone(srv.wait_log(r'warning shared-state-failed what=auth'))
