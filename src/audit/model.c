@@ -130,7 +130,6 @@ struct audit_model *audit_model_from_config(const struct config *cfg)
 	m->origin = audit_keep(m, xasprintf("relayguard %s", cfg->file ? cfg->file
 								   : "(embedded default)"));
 	m->domain = first_domain(cfg);
-	m->stranger_ip = "203.0.113.9";
 	m->services = audit_keep(m, xcalloc(3, sizeof(struct audit_service)));
 	for (int role = ROLE_MTA; role <= ROLE_SUBMISSIONS; role++)
 		if (role_service(m, cfg, (enum listen_role)role, &m->services[m->n_services]))

@@ -322,10 +322,22 @@ static bool table_permits(const struct map *t)
 {
 	for (size_t k = 0; k < t->n; k++) {
 		struct access_result ar;
-		if (!map_access_parse(t->entries[k].value, &ar) || ar.action == ACCESS_OK)
+		if (!audit_access_parse(t->entries[k].value, &ar) || ar.action == ACCESS_OK)
 			return true;
 	}
 	return false;
+}
+
+/* table_unknown - the first value that is no action we evaluate (a restriction
+ * class, FILTER, HOLD...), or NULL. */
+static const char *table_unknown(const struct map *t)
+{
+	for (size_t k = 0; k < t->n; k++) {
+		struct access_result ar;
+		if (!audit_access_parse(t->entries[k].value, &ar))
+			return t->entries[k].value;
+	}
+	return NULL;
 }
 
 /* ---- restriction lists ---- */
@@ -425,8 +437,11 @@ static struct audit_item table_item(struct reader *rd, const struct arg_word *aw
 			.why = audit_keep(rd->m, xasprintf("%s looks up DNS records; its table "
 							   "can permit", text))}
 					: (struct audit_item){.kind = AI_PASS, .text = text};
+	const char *unknown = table_unknown(t);
 	return (struct audit_item){.kind = AI_ACCESS, .subject = aw->subject, .table = t,
-				   .text = text};
+		.text = text, .why = unknown == NULL ? NULL : audit_keep(rd->m, xasprintf(
+			"%s: the action \"%s\" (a restriction class?) is not evaluated by the "
+			"audit", text, unknown))};
 }
 
 /* word_item - one restriction word (and its argument, *k advanced past it). */
@@ -864,7 +879,6 @@ struct audit_model *audit_model_from_postfix(const char *dir, char *err, size_t 
 	rd->compat = compat ? strtod(compat, NULL) : 0;
 	m->postfix = true;
 	m->origin = audit_keep(m, xasprintf("Postfix %s", dir));
-	m->stranger_ip = "203.0.113.9";
 	host_names(rd);
 	domains(rd);
 	networks(rd);

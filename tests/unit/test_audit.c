@@ -174,6 +174,14 @@ static void test_postfix_reader(void)
 	CHECK(m == NULL && strstr(err, "main.cf") != NULL, "missing main.cf: %s", err);
 }
 
+/* 70 restrictions ending in reject_unauth_destination: none may be lost */
+#define R10 "reject_non_fqdn_recipient, reject_non_fqdn_recipient, reject_non_fqdn_recipient, " \
+	"reject_non_fqdn_recipient, reject_non_fqdn_recipient, reject_non_fqdn_recipient, " \
+	"reject_non_fqdn_recipient, reject_non_fqdn_recipient, reject_non_fqdn_recipient, " \
+	"reject_non_fqdn_recipient, "
+#define LONG_LIST "smtpd_relay_restrictions = permit_mynetworks, " R10 R10 R10 R10 R10 R10 R10 \
+	"reject_unauth_destination\n"
+
 /* relayguard's own configurations, through config_load. */
 struct rg_row {
 	int line;
@@ -187,10 +195,25 @@ static const struct rg_row rg_rows[] = {
 	{__LINE__, "mynetworks = 0.0.0.0/0\n", AV_OPEN, "plain helo-localhost ipv6-literal"},
 	{__LINE__, "mynetworks = 127.0.0.0/8 172.17.0.0/16\n", AV_SUSPICIOUS, ""},
 	{__LINE__, "mydestination = example.com\nrelay_domains = example.org\n", AV_CLOSED, ""},
+	/* relayguard matches a bare relay_domains entry exactly: only dyndns.org itself */
+	{__LINE__, "relay_domains = dyndns.org\n", AV_CLOSED, ""},
+	/* a trusted network holding the documentation range: the stranger is elsewhere */
+	{__LINE__, "mynetworks = 127.0.0.0/8 203.0.113.0/24\n", AV_CLOSED, ""},
+	{__LINE__, "mynetworks = 127.0.0.0/8 192.0.0.0/2\n", AV_OPEN, "plain"},
+	/* a client table trusting half the Internet: strangers in 0/2 and 64/2 relay */
+	{__LINE__, "smtpd_relay_restrictions = permit_mynetworks, check_client_access "
+		   "cidr:/tmp/rg-audit-half.cidr, reject_unauth_destination\n", AV_OPEN, "plain"},
+	{__LINE__, LONG_LIST, AV_CLOSED, ""},
 };
 
 static void test_relayguard_rows(void)
 {
+	FILE *half = fopen("/tmp/rg-audit-half.cidr", "w");
+	CHECK(half != NULL, "cannot write /tmp/rg-audit-half.cidr");
+	if (half) {
+		fputs("0.0.0.0/1 OK\n", half);
+		fclose(half);
+	}
 	for (size_t i = 0; i < RG_ARRAY_LEN(rg_rows); i++) {
 		const struct rg_row *row = &rg_rows[i];
 		char path[] = "/tmp/rg-audit-XXXXXX";
@@ -220,6 +243,7 @@ static void test_relayguard_rows(void)
 		audit_model_free(m);
 		config_free(cfg);
 	}
+	unlink("/tmp/rg-audit-half.cidr");
 }
 
 /* explain: the same engine, one request, with its trace. */
