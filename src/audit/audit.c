@@ -428,7 +428,7 @@ static void run_case(struct run_ctx *x, struct audit_case *c)
 	c->outcome = same ? outcome_of(c->test, &d, &tres) : AO_UNDECIDED;
 	if (!same)
 		c->why = first_undecided(x->s);
-	if (x->s->refuses_all) {
+	if (x->s->refuses_all && same) { /* never turns an undecided test closed */
 		c->outcome = AO_DEFERRED;
 		snprintf(c->reply, sizeof(c->reply), "(no SMTP service: Postfix's smtpd will not run)");
 		c->restriction = "(no list can refuse an unauthorised destination)";
@@ -668,6 +668,85 @@ static bool can_deny(const struct audit_list *l)
 	return false;
 }
 
+/* item_table - the table of an access item, native (check_client_access) or read. */
+static const struct map *item_table(const struct audit_item *it, enum audit_subject *subject)
+{
+	if (it->kind == AI_ACCESS) {
+		*subject = it->subject;
+		return it->table;
+	}
+	*subject = AS_CLIENT;
+	return it->kind == AI_NATIVE && it->native.kind == R_CHECK_CLIENT_ACCESS ? it->native.table
+										  : NULL;
+}
+
+/* entry_permits - does this table entry say OK (RELAY, all-numeric)? */
+static bool entry_permits(const struct map_entry *e)
+{
+	struct access_result ar;
+	return audit_access_parse(e->value, &ar) && ar.action == ACCESS_OK;
+}
+
+/* stops_strangers - an item that ends a relay list for a stranger's foreign RCPT. */
+static bool stops_strangers(const struct audit_item *it)
+{
+	return it->kind == AI_NATIVE && (it->native.kind == R_REJECT_UNAUTH_DESTINATION ||
+					 it->native.kind == R_DEFER_UNAUTH_DESTINATION ||
+					 it->native.kind == R_REJECT || it->native.kind == R_DEFER);
+}
+
+/* forged_key - a recipient-table key that a stranger's foreign RCPT can match:
+ * "user@" (any domain) or a domain that is not ours. */
+static bool forged_key(const struct config *cfg, const char *key)
+{
+	const char *at = strrchr(key, '@');
+	const char *domain = at ? at + 1 : key;
+	if (domain[0] == '\0')
+		return true;
+	if (domain[0] == '.')
+		domain++;
+	return !address_domain_listed(domain, (const char *const *)cfg->mydestination) &&
+	       !address_domain_listed(domain, (const char *const *)cfg->relay_domains);
+}
+
+/* forgeable_entry - the first permitting entry a stranger can reach, or NULL. */
+static const char *forgeable_entry(const struct audit_model *m, const struct audit_item *it)
+{
+	enum audit_subject subj;
+	const struct map *t = item_table(it, &subj);
+	for (size_t k = 0; t != NULL && k < t->n; k++) {
+		const struct map_entry *e = &t->entries[k];
+		if (!entry_permits(e))
+			continue;
+		if (subj == AS_CLIENT && t->type == MAP_CIDR && covers_internet(&e->net))
+			return "a network wider than any organisation's";
+		if ((subj == AS_HELO || subj == AS_SENDER) && e->key != NULL)
+			return e->key; /* the client chooses its HELO and its sender */
+		if (subj == AS_RECIPIENT && e->key != NULL && forged_key(&m->cfg, e->key))
+			return e->key;
+	}
+	return NULL;
+}
+
+/* forgeable_findings - a permit a stranger can reach before the list refuses
+ * a foreign destination: a HELO or sender he writes himself, a recipient key
+ * matching any domain, a client network covering the Internet. */
+static void forgeable_findings(const struct audit_model *m, const struct audit_service *s,
+			       const struct audit_list *l, struct audit_report *r)
+{
+	for (size_t k = 0; k < l->n && !stops_strangers(&l->items[k]); k++) {
+		const char *key = forgeable_entry(m, &l->items[k]);
+		if (key == NULL)
+			continue;
+		audit_add_finding(&r->findings, &r->n_findings, "forgeable-permit", SEV_OPEN, s->name,
+				  "permit only what a client cannot choose (permit_mynetworks, "
+				  "permit_sasl_authenticated) before reject_unauth_destination",
+				  "%s: %s permits %s before any refusal of a foreign destination: a "
+				  "stranger can match it and relay", l->param, l->items[k].text, key);
+		return;
+	}
+}
+
 /* stranger_relayed - did any stranger test relay on this service? */
 static bool stranger_relayed(const struct audit_service_report *sr)
 {
@@ -699,6 +778,11 @@ static void service_findings(const struct audit_service_report *sr, struct audit
 				  "reject_unauth_destination)",
 				  "%s cannot refuse a destination, so %s decides relaying, and it lets "
 				  "strangers relay", relay->param, rcpt->param);
+	if (!s->refuses_all) {
+		forgeable_findings(r->model, s, relay, r);
+		if (!can_deny(relay))
+			forgeable_findings(r->model, s, rcpt, r);
+	}
 	if (s->submission_like && stranger_relayed(sr))
 		audit_add_finding(&r->findings, &r->n_findings, "submission-relays-without-auth",
 				  SEV_OPEN, s->name, "on submission: -o smtpd_relay_restrictions="

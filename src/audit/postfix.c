@@ -416,10 +416,27 @@ static bool is_pass_word(const char *w)
 	       strcmp(w, "dunno") == 0;
 }
 
-/* add_item - append (the items array was sized for every word). */
-static void add_item(struct audit_list *l, struct audit_item it)
+/* add_item - append, growing geometrically. */
+static void add_item(struct audit_list *l, size_t *cap, struct audit_item it)
 {
+	if (l->n + 1 >= *cap) {
+		*cap = *cap ? *cap * 2 : 16;
+		l->items = xrealloc(l->items, *cap * sizeof(struct audit_item));
+	}
 	l->items[l->n++] = it;
+}
+
+#define CLASS_DEPTH_MAX 8
+
+/* is_class - is WORD one of smtpd_restriction_classes (with a definition)? */
+static bool is_class(struct reader *rd, const char *word)
+{
+	size_t n;
+	char **w = split(rd->m, param(rd, "smtpd_restriction_classes"), &n);
+	for (size_t k = 0; k < n; k++)
+		if (strcmp(w[k], word) == 0)
+			return raw(rd, word) != NULL;
+	return false;
 }
 
 /* table_item - check_*_access TABLE. */
@@ -478,46 +495,80 @@ static struct audit_item word_item(struct reader *rd, char **w, size_t n, size_t
 						   "audit does not evaluate", word))};
 }
 
-/* read_list - one restriction list of the service in effect. */
-static struct audit_list read_list(struct reader *rd, const char *name)
+static struct audit_item word_item(struct reader *rd, char **w, size_t n, size_t *k);
+
+/* read_words - the restrictions of VALUE into l; a restriction class is
+ * evaluated where it is named, so its restrictions stand in its place. */
+static void read_words(struct reader *rd, const char *value, struct audit_list *l, size_t *cap,
+		       int depth)
 {
 	size_t n;
-	char **w = split(rd->m, param(rd, name), &n);
-	struct audit_list l = {name, NULL, 0};
-	l.items = audit_keep(rd->m, xcalloc(n + 1, sizeof(struct audit_item)));
+	char **w = split(rd->m, value, &n);
 	for (size_t k = 0; k < n; k++) {
 		if (rg_strcasecmp(w[k], "warn_if_reject") == 0 && k + 1 < n) {
 			/* the next restriction only logs: it can never refuse */
-			add_item(&l, (struct audit_item){.kind = AI_PASS,
+			add_item(l, cap, (struct audit_item){.kind = AI_PASS,
 				.text = audit_keep(rd->m, xasprintf("warn_if_reject %s", w[++k]))});
 			continue;
 		}
-		add_item(&l, word_item(rd, w, n, &k));
+		if (is_class(rd, w[k])) {
+			if (depth < CLASS_DEPTH_MAX)
+				read_words(rd, param(rd, w[k]), l, cap, depth + 1);
+			else
+				add_item(l, cap, (struct audit_item){.kind = AI_UNDECIDED, .text = w[k],
+					.why = "restriction classes nested too deep (a loop?)"});
+			continue;
+		}
+		add_item(l, cap, word_item(rd, w, n, &k));
 	}
+}
+
+/* read_list - one restriction list of the service in effect. */
+static struct audit_list read_list(struct reader *rd, const char *name)
+{
+	struct audit_list l = {name, NULL, 0};
+	size_t cap = 0;
+	read_words(rd, param(rd, name), &l, &cap, 0);
+	if (l.items == NULL)
+		l.items = xcalloc(1, sizeof(struct audit_item));
+	audit_keep(rd->m, l.items);
 	return l;
 }
 
-/* can_deny_words - Postfix's smtpd will not run (fatal: "specify at least one
+/* deny_in_words - Postfix's smtpd will not run (fatal: "specify at least one
  * working instance of ...") when neither list holds one of these before a bare
- * permit: clients get no SMTP service at all. */
-static bool can_deny_words(struct reader *rd, const char *name)
+ * permit: clients get no SMTP service at all. 1: one comes first, 0: a bare
+ * permit does, -1: neither is there. */
+static int deny_in_words(struct reader *rd, const char *value, int depth)
 {
 	static const char *deny[] = {"reject_unauth_destination", "defer_unauth_destination",
 				     "reject", "defer", "defer_if_permit", "check_relay_domains"};
 	size_t n;
-	char **w = split(rd->m, param(rd, name), &n);
+	char **w = split(rd->m, value, &n);
 	for (size_t k = 0; k < n; k++) {
 		if (strcmp(w[k], "warn_if_reject") == 0) {
 			k++;
 			continue;
 		}
 		if (strcmp(w[k], "permit") == 0)
-			return false; /* Postfix's has_required() stops at a bare permit */
+			return 0; /* Postfix's has_required() stops at a bare permit */
+		if (depth < CLASS_DEPTH_MAX && is_class(rd, w[k])) {
+			int r = deny_in_words(rd, param(rd, w[k]), depth + 1);
+			if (r >= 0)
+				return r; /* a permit or a refusal inside the class decides */
+			continue;
+		}
 		for (size_t i = 0; i < RG_ARRAY_LEN(deny); i++)
 			if (strcmp(w[k], deny[i]) == 0)
-				return true;
+				return 1;
 	}
-	return false;
+	return -1;
+}
+
+/* can_deny_words - (see above), restriction classes looked into. */
+static bool can_deny_words(struct reader *rd, const char *name)
+{
+	return deny_in_words(rd, param(rd, name), 0) > 0;
 }
 
 /* ---- domains, networks, recipients ---- */

@@ -86,6 +86,19 @@ static const struct pf_row pf_rows[] = {
 	{__LINE__, "compat0-recipient-list", AV_CLOSED, "", "", "", 1},
 	{__LINE__, "milter", AV_UNDECIDED, "not-audited", "", "", 1},
 	{__LINE__, "unreadable-include", AV_UNDECIDED, "unreadable", "", "", 1},
+	/* a stranger chooses his HELO, his sender and a recipient's local part */
+	{__LINE__, "partner-helo", AV_OPEN, "forgeable-permit", "", "", 1},
+	{__LINE__, "partner-sender", AV_OPEN, "forgeable-permit", "", "", 1},
+	{__LINE__, "recipient-postmaster", AV_OPEN, "forgeable-permit", "", "", 1},
+	{__LINE__, "recipient-own", AV_CLOSED, "", "", "", 1},
+	/* access(5): RELAY and an all-numeric value are OK; a class name is not DUNNO */
+	{__LINE__, "relay-action", AV_OPEN, "", "sender-domain", "", 1},
+	{__LINE__, "numeric-action", AV_OPEN, "", "sender-domain", "", 1},
+	{__LINE__, "restr-class-value", AV_UNDECIDED, "", "", "plain", 1},
+	/* a class holding reject_unauth_destination is looked into */
+	{__LINE__, "restr-class-required", AV_OPEN, "forgeable-permit", "plain", "", 1},
+	{__LINE__, "client-half", AV_OPEN, "forgeable-permit", "plain", "", 1},
+	{__LINE__, "long-list", AV_CLOSED, "", "", "", 1},
 };
 
 /* check_words - every word of LIST is a stranger test with outcome O. */
