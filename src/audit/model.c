@@ -42,13 +42,18 @@ void audit_add_finding(struct audit_finding **f, size_t *n, const char *id,
 		if (strcmp((*f)[k].id, id) == 0 && (*f)[k].service == service &&
 		    service != NULL)
 			return;
-	*f = xrealloc(*f, (*n + 1) * sizeof(struct audit_finding));
 	va_list ap;
 	va_start(ap, fmt);
 	char *text = NULL;
 	if (vasprintf(&text, fmt, ap) < 0)
 		text = xstrdup("?");
 	va_end(ap);
+	for (size_t k = 0; k < *n; k++) /* the same words twice are said once */
+		if (strcmp((*f)[k].id, id) == 0 && strcmp((*f)[k].text, text) == 0) {
+			free(text);
+			return;
+		}
+	*f = xrealloc(*f, (*n + 1) * sizeof(struct audit_finding));
 	(*f)[(*n)++] = (struct audit_finding){id, sev, service, text, fix ? xstrdup(fix) : NULL};
 }
 

@@ -23,24 +23,28 @@
 #include <string.h>
 #include <unistd.h>
 
-#define MAX_PARAMS 512
-#define MAX_SERVICES 32
+#define EXPANSION_MAX 65536 /* as config.c: a $name bomb stops here */
+#define EXPAND_DEPTH_MAX 32
 
 struct kv {
 	char *name, *value;
 };
 
+/* name = value pairs, grown geometrically (no entry is ever dropped). */
+struct kvs {
+	struct kv *kv;
+	size_t n, cap;
+};
+
 struct pf_service {
 	char *name, *type;
-	struct kv over[64];
-	size_t n_over;
+	struct kvs over;
 };
 
 struct reader {
 	struct audit_model *m;
 	const char *dir;
-	struct kv main[MAX_PARAMS];
-	size_t n_main;
+	struct kvs main;
 	const struct pf_service *svc; /* overrides in effect, or NULL */
 	double compat;
 	struct audit_finding *findings;
@@ -48,6 +52,13 @@ struct reader {
 };
 
 /* ---- main.cf and master.cf syntax ---- */
+
+static void free_lines_n(char **lines, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(lines[i]);
+	free(lines);
+}
 
 /* read_logical_lines - a file's lines, continuation lines (leading blank) joined. */
 static char **read_logical_lines(const char *path, size_t *n)
@@ -73,7 +84,13 @@ static char **read_logical_lines(const char *path, size_t *n)
 		lines[(*n)++] = xstrdup(t);
 	}
 	free(line);
+	int failed = ferror(f) ? errno : 0; /* a directory: EISDIR */
 	fclose(f);
+	if (failed) {
+		free_lines_n(lines, *n);
+		errno = failed;
+		return NULL;
+	}
 	if (lines == NULL)
 		lines = xcalloc(1, sizeof(char *));
 	lines[*n] = NULL;
@@ -83,32 +100,35 @@ static char **read_logical_lines(const char *path, size_t *n)
 /* free_lines - what read_logical_lines returned. */
 static void free_lines(char **lines, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
-		free(lines[i]);
-	free(lines);
+	free_lines_n(lines, n);
 }
 
 /* set_kv - name = value, the later one winning (as in Postfix). */
-static void set_kv(struct kv *kv, size_t *n, size_t max, const char *name, const char *value)
+static void set_kv(struct kvs *l, const char *name, const char *value)
 {
-	for (size_t i = 0; i < *n; i++) {
-		if (strcmp(kv[i].name, name) == 0) {
-			free(kv[i].value);
-			kv[i].value = xstrdup(value);
+	for (size_t i = 0; i < l->n; i++) {
+		if (strcmp(l->kv[i].name, name) == 0) {
+			free(l->kv[i].value);
+			l->kv[i].value = xstrdup(value);
 			return;
 		}
 	}
-	if (*n < max)
-		kv[(*n)++] = (struct kv){xstrdup(name), xstrdup(value)};
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 32;
+		l->kv = xrealloc(l->kv, l->cap * sizeof(struct kv));
+	}
+	l->kv[l->n++] = (struct kv){xstrdup(name), xstrdup(value)};
 }
 
 /* free_kv - the parameters of main.cf or of one service. */
-static void free_kv(struct kv *kv, size_t n)
+static void free_kv(struct kvs *l)
 {
-	for (size_t i = 0; i < n; i++) {
-		free(kv[i].name);
-		free(kv[i].value);
+	for (size_t i = 0; i < l->n; i++) {
+		free(l->kv[i].name);
+		free(l->kv[i].value);
 	}
+	free(l->kv);
+	*l = (struct kvs){0};
 }
 
 /* parse_assignment - "name = value" into its parts (in place). */
@@ -123,7 +143,8 @@ static bool parse_assignment(char *line, char **name, char **value)
 	return **name != '\0';
 }
 
-/* read_main - DIR/main.cf into rd->main; false when it cannot be read. */
+/* read_main - DIR/main.cf into rd->main; false when it cannot be read (any
+ * error: only master.cf may be missing). */
 static bool read_main(struct reader *rd, char *err, size_t errlen)
 {
 	char *path = xasprintf("%s/main.cf", rd->dir);
@@ -138,7 +159,7 @@ static bool read_main(struct reader *rd, char *err, size_t errlen)
 	for (size_t i = 0; i < n; i++) {
 		char *name, *value;
 		if (parse_assignment(lines[i], &name, &value))
-			set_kv(rd->main, &rd->n_main, MAX_PARAMS, name, value);
+			set_kv(&rd->main, name, value);
 	}
 	free_lines(lines, n);
 	return true;
@@ -174,20 +195,20 @@ static const struct pf_default defaults[] = {
 };
 
 /* raw_kv - one parameter of a list, or NULL. */
-static const char *raw_kv(const struct kv *kv, size_t n, const char *name)
+static const char *raw_kv(const struct kvs *l, const char *name)
 {
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(kv[i].name, name) == 0)
-			return kv[i].value;
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->kv[i].name, name) == 0)
+			return l->kv[i].value;
 	return NULL;
 }
 
 /* raw - the value as written: a service override, main.cf, or Postfix's default. */
 static const char *raw(const struct reader *rd, const char *name)
 {
-	const char *v = rd->svc ? raw_kv(rd->svc->over, rd->svc->n_over, name) : NULL;
+	const char *v = rd->svc ? raw_kv(&rd->svc->over, name) : NULL;
 	if (v == NULL)
-		v = raw_kv(rd->main, rd->n_main, name);
+		v = raw_kv(&rd->main, name);
 	if (v != NULL)
 		return v;
 	if (strcmp(name, "config_directory") == 0)
@@ -201,40 +222,147 @@ static const char *raw(const struct reader *rd, const char *name)
 	return NULL;
 }
 
-static void expand_into(const struct reader *rd, const char *s, struct strbuf *out, int depth);
+/* One expansion: where it writes, the names being expanded (a cycle), and
+ * why it failed (a cycle, too deep, too long, syntax the audit does not
+ * evaluate). */
+struct expansion {
+	const struct reader *rd;
+	const char *stack[EXPAND_DEPTH_MAX];
+	int depth;
+	const char *failed; /* static reason, or NULL */
+};
 
-/* expand_ref - one $name / ${name} / $(name) reference at s; returns what it used. */
-static size_t expand_ref(const struct reader *rd, const char *s, struct strbuf *out, int depth)
+static void expand_into(struct expansion *x, const char *s, size_t len, struct strbuf *out);
+
+/* matching - the closing bracket of the one at s (nested ones counted), or NULL. */
+static const char *matching(const char *s, const char *end)
 {
-	char name[128];
-	size_t used, n;
-	if (s[1] == '{' || s[1] == '(') {
-		const char *close = strchr(s + 2, s[1] == '{' ? '}' : ')');
-		if (close == NULL)
-			return 1;
-		n = strcspn(s + 2, "?:})");
-		used = (size_t)(close - s) + 1;
-	} else {
-		n = strspn(s + 1, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_");
-		used = n + 1;
+	char open = *s, close = open == '{' ? '}' : ')';
+	int depth = 0;
+	for (; s < end; s++) {
+		depth += *s == open ? 1 : *s == close ? -1 : 0;
+		if (depth == 0)
+			return s;
 	}
-	const char *start = s[1] == '{' || s[1] == '(' ? s + 2 : s + 1;
-	snprintf(name, sizeof(name), "%.*s", (int)(n < 127 ? n : 127), start);
-	const char *v = name[0] ? raw(rd, name) : NULL;
+	return NULL;
+}
+
+/* lookup - a parameter's value as written (NULL: not set). */
+static const char *lookup(const struct reader *rd, const char *name)
+{
+	const char *v = raw(rd, name);
 	if (v == NULL && strcmp(name, "myhostname") == 0)
 		v = rd->m->cfg.myhostname;
 	if (v == NULL && strcmp(name, "mydomain") == 0)
 		v = rd->m->cfg.mydomain;
-	if (v != NULL && depth < 20)
-		expand_into(rd, v, out, depth + 1);
-	return used ? used : 1;
+	return v;
 }
 
-static void expand_into(const struct reader *rd, const char *s, struct strbuf *out, int depth)
+/* expand_name - the value of NAME, expanded; cycles and depth stop it. */
+static void expand_name(struct expansion *x, const char *name, struct strbuf *out)
 {
-	while (*s) {
-		if (*s == '$' && s[1] != '\0') {
-			s += expand_ref(rd, s, out, depth);
+	const char *v = lookup(x->rd, name);
+	if (v == NULL)
+		return; /* an unset parameter is empty, as in Postfix */
+	for (int i = 0; i < x->depth; i++)
+		if (strcmp(x->stack[i], name) == 0) {
+			x->failed = "a $name reference loop";
+			return;
+		}
+	if (x->depth == EXPAND_DEPTH_MAX) {
+		x->failed = "$name references nested too deep";
+		return;
+	}
+	x->stack[x->depth++] = name;
+	expand_into(x, v, strlen(v), out);
+	x->depth--;
+}
+
+/* expand_cond - ${name?value} (value when $name is not empty), ${name:value}
+ * (value when it is), and Postfix 3's ${name?{value}:{other}}. */
+static void expand_cond(struct expansion *x, const char *name, char op, const char *v,
+			const char *end, struct strbuf *out)
+{
+	struct strbuf nv;
+	strbuf_init(&nv);
+	expand_name(x, name, &nv);
+	bool empty = nv.len == 0;
+	strbuf_free(&nv);
+	const char *yes = v, *yes_end = end, *no = NULL, *no_end = NULL;
+	if (*v == '{') {
+		const char *c = matching(v, end);
+		if (c == NULL) {
+			x->failed = "an unbalanced ${...} in a parameter";
+			return;
+		}
+		yes = v + 1, yes_end = c;
+		const char *rest = c + 1;
+		while (rest < end && (*rest == ' ' || *rest == '\t'))
+			rest++;
+		if (rest < end && *rest == ':' && rest + 1 < end && rest[1] == '{') {
+			const char *c2 = matching(rest + 1, end);
+			if (c2 == NULL) {
+				x->failed = "an unbalanced ${...} in a parameter";
+				return;
+			}
+			no = rest + 2, no_end = c2;
+		}
+	}
+	bool take = op == '?' ? !empty : empty;
+	if (take)
+		expand_into(x, yes, (size_t)(yes_end - yes), out);
+	else if (no != NULL)
+		expand_into(x, no, (size_t)(no_end - no), out);
+}
+
+#define NAME_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"
+
+/* expand_ref - one $name / ${name...} / $(name...) at s; returns what it used. */
+static size_t expand_ref(struct expansion *x, const char *s, const char *end, struct strbuf *out)
+{
+	char name[128];
+	if (s[1] != '{' && s[1] != '(') {
+		size_t n = strspn(s + 1, NAME_CHARS);
+		n = s + 1 + n > end ? (size_t)(end - s - 1) : n;
+		if (n == 0) {
+			strbuf_append(out, s, 1); /* a lone $ stays */
+			return 1;
+		}
+		snprintf(name, sizeof(name), "%.*s", (int)(n < 127 ? n : 127), s + 1);
+		expand_name(x, name, out);
+		return n + 1;
+	}
+	const char *close = matching(s + 1, end);
+	if (close == NULL) {
+		x->failed = "an unbalanced ${...} in a parameter";
+		return (size_t)(end - s);
+	}
+	const char *in = s + 2;
+	size_t n = strspn(in, NAME_CHARS);
+	if (in + n > close)
+		n = (size_t)(close - in);
+	snprintf(name, sizeof(name), "%.*s", (int)(n < 127 ? n : 127), in);
+	if (n == 0)
+		x->failed = "a ${...} expression (comparison) the audit does not evaluate";
+	else if (in + n == close)
+		expand_name(x, name, out);
+	else if (in[n] == '?' || in[n] == ':')
+		expand_cond(x, name, in[n], in + n + 1, close, out);
+	else
+		x->failed = "a ${...} expression the audit does not evaluate";
+	return (size_t)(close - s) + 1;
+}
+
+static void expand_into(struct expansion *x, const char *s, size_t len, struct strbuf *out)
+{
+	const char *end = s + len;
+	while (s < end && x->failed == NULL) {
+		if (out->len > EXPANSION_MAX) {
+			x->failed = "a $name expansion longer than 64 KiB";
+			return;
+		}
+		if (*s == '$' && s + 1 < end) {
+			s += expand_ref(x, s, end, out);
 		} else {
 			strbuf_append(out, s, 1);
 			s++;
@@ -242,13 +370,23 @@ static void expand_into(const struct reader *rd, const char *s, struct strbuf *o
 	}
 }
 
-/* param - the expanded value (owned by the model). */
+/* param - the expanded value (owned by the model); one that cannot be expanded
+ * is empty, and said (undecided). */
 static const char *param(struct reader *rd, const char *name)
 {
 	const char *v = raw(rd, name);
 	struct strbuf sb;
 	strbuf_init(&sb);
-	expand_into(rd, v ? v : "", &sb, 0);
+	struct expansion x = {.rd = rd, .stack = {name}, .depth = 1};
+	expand_into(&x, v ? v : "", v ? strlen(v) : 0, &sb);
+	if (x.failed != NULL) {
+		audit_add_finding(&rd->findings, &rd->n_findings, "unreadable", SEV_UNDECIDED,
+				  NULL, "write the parameter out", "%s%s%s: %s: not audited", name,
+				  rd->svc ? " in master.cf " : "", rd->svc ? rd->svc->name : "",
+				  x.failed);
+		strbuf_free(&sb);
+		return audit_strdup(rd->m, "");
+	}
 	return audit_keep(rd->m, sb.data ? strbuf_steal(&sb) : xstrdup(""));
 }
 
@@ -744,40 +882,67 @@ static void forward_findings(struct reader *rd, const char *param_name, bool ali
 
 /* ---- services ---- */
 
-/* read_master - the smtpd services of master.cf and their -o overrides. */
-static size_t read_master(struct reader *rd, struct pf_service *svcs)
+/* add_override - one -o NAME=VALUE (or -o {NAME = VALUE}) of a service. */
+static void add_override(struct pf_service *s, const char *arg)
+{
+	char *kv = xstrdup(arg), *name, *value;
+	size_t len = strlen(kv);
+	if (len >= 2 && kv[0] == '{' && kv[len - 1] == '}') {
+		kv[len - 1] = '\0';
+		memmove(kv, kv + 1, len - 1);
+	}
+	if (parse_assignment(kv, &name, &value))
+		set_kv(&s->over, name, value);
+	free(kv);
+}
+
+/* service_line - an smtpd service of one master.cf line; false for other lines. */
+static bool service_line(struct reader *rd, const char *line, struct pf_service *s)
+{
+	size_t nw;
+	char **w = split_by(rd->m, line, " \t", &nw); /* commas belong to -o values */
+	if (nw < 8 || strcmp(w[7], "smtpd") != 0 ||
+	    (strcmp(w[1], "inet") != 0 && strcmp(w[1], "pass") != 0))
+		return false;
+	*s = (struct pf_service){.name = w[0], .type = w[1]};
+	for (size_t k = 8; k < nw; k++) {
+		if (strcmp(w[k], "-o") == 0 && k + 1 < nw)
+			add_override(s, w[++k]);
+		else if (strncmp(w[k], "-o", 2) == 0 && w[k][2] != '\0')
+			add_override(s, w[k] + 2); /* -oNAME=VALUE, as master(8) takes it */
+	}
+	return true;
+}
+
+/* read_master - the smtpd services of master.cf and their -o overrides; NULL
+ * with err when it exists but cannot be read (a missing one is Postfix's default). */
+static struct pf_service *read_master(struct reader *rd, size_t *ns, char *err, size_t errlen)
 {
 	char *path = xasprintf("%s/master.cf", rd->dir);
-	size_t nl, ns = 0;
+	size_t nl, cap = 4;
 	char **lines = read_logical_lines(path, &nl);
+	if (lines == NULL && errno != ENOENT) {
+		snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+		free(path);
+		return NULL;
+	}
 	free(path);
-	for (size_t i = 0; lines && i < nl && ns < MAX_SERVICES; i++) {
-		size_t nw;
-		char **w = split_by(rd->m, lines[i], " \t", &nw); /* commas belong to -o values */
-		if (nw < 8 || strcmp(w[7], "smtpd") != 0 ||
-		    (strcmp(w[1], "inet") != 0 && strcmp(w[1], "pass") != 0))
-			continue;
-		struct pf_service *s = &svcs[ns++];
-		*s = (struct pf_service){.name = w[0], .type = w[1]};
-		for (size_t k = 8; k + 1 < nw; k++) {
-			if (strcmp(w[k], "-o") != 0)
-				continue;
-			char *kv = xstrdup(w[++k]), *name, *value;
-			if (kv[0] == '{' && kv[strlen(kv) - 1] == '}') {
-				kv[strlen(kv) - 1] = '\0';
-				memmove(kv, kv + 1, strlen(kv));
-			}
-			if (parse_assignment(kv, &name, &value))
-				set_kv(s->over, &s->n_over, RG_ARRAY_LEN(s->over), name, value);
-			free(kv);
+	struct pf_service *svcs = xcalloc(cap, sizeof(*svcs));
+	*ns = 0;
+	for (size_t i = 0; lines && i < nl; i++) {
+		if (*ns == cap) {
+			cap *= 2;
+			svcs = xrealloc(svcs, cap * sizeof(*svcs));
 		}
+		if (service_line(rd, lines[i], &svcs[*ns]))
+			++*ns;
 	}
 	if (lines == NULL) { /* no master.cf: Postfix's one smtpd on port 25 */
 		svcs[0] = (struct pf_service){.name = "smtp", .type = "inet"};
-		ns = 1;
+		*ns = 1;
 	}
 	free_lines(lines, lines ? nl : 0);
-	return ns;
+	return svcs;
 }
 
 /* submission_like - 587/465 and the services named for them. */
@@ -889,7 +1054,7 @@ static void domains(struct reader *rd)
 static void overlap_findings(struct reader *rd)
 {
 	const struct config *cfg = &rd->m->cfg;
-	if (raw_kv(rd->main, rd->n_main, "relay_domains") == NULL)
+	if (raw_kv(&rd->main, "relay_domains") == NULL)
 		return; /* Postfix's old default $mydestination overlaps by design */
 	for (size_t k = 0; cfg->relay_domains[k]; k++)
 		if (cfg->relay_domains[k][0] != '.' &&
@@ -915,17 +1080,28 @@ static void routing_finding(struct reader *rd)
 			  "never honours it, so the tests here do not show it)");
 }
 
+/* reader_fail - everything read so far is dropped: the configuration cannot be read. */
+static struct audit_model *reader_fail(struct reader *rd)
+{
+	for (size_t k = 0; k < rd->n_findings; k++) {
+		free(rd->findings[k].text);
+		free(rd->findings[k].fix);
+	}
+	free(rd->findings);
+	free_kv(&rd->main);
+	audit_model_free(rd->m);
+	free(rd);
+	return NULL;
+}
+
 struct audit_model *audit_model_from_postfix(const char *dir, char *err, size_t errlen)
 {
 	struct reader *rd = xcalloc(1, sizeof(*rd));
 	struct audit_model *m = xcalloc(1, sizeof(*m));
 	rd->m = m;
 	rd->dir = dir;
-	if (!read_main(rd, err, errlen)) {
-		free(rd);
-		audit_model_free(m);
-		return NULL;
-	}
+	if (!read_main(rd, err, errlen))
+		return reader_fail(rd);
 	const char *compat = raw(rd, "compatibility_level");
 	rd->compat = compat ? strtod(compat, NULL) : 0;
 	m->postfix = true;
@@ -941,16 +1117,19 @@ struct audit_model *audit_model_from_postfix(const char *dir, char *err, size_t 
 	forward_findings(rd, "virtual_alias_maps", false);
 	forward_findings(rd, "alias_maps", true);
 	routing_finding(rd);
-	struct pf_service svcs[MAX_SERVICES];
-	size_t ns = read_master(rd, svcs);
+	size_t ns = 0;
+	struct pf_service *svcs = read_master(rd, &ns, err, errlen);
+	if (svcs == NULL)
+		return reader_fail(rd);
 	m->services = audit_keep(m, xcalloc(ns + 1, sizeof(struct audit_service)));
 	for (size_t i = 0; i < ns; i++) {
 		build_service(rd, &svcs[i], &m->services[m->n_services++]);
-		free_kv(svcs[i].over, svcs[i].n_over);
+		free_kv(&svcs[i].over);
 	}
+	free(svcs);
 	m->findings = rd->findings;
 	m->n_findings = rd->n_findings;
-	free_kv(rd->main, rd->n_main);
+	free_kv(&rd->main);
 	free(rd);
 	return m;
 }

@@ -99,6 +99,15 @@ static const struct pf_row pf_rows[] = {
 	{__LINE__, "restr-class-required", AV_OPEN, "forgeable-permit", "plain", "", 1},
 	{__LINE__, "client-half", AV_OPEN, "forgeable-permit", "plain", "", 1},
 	{__LINE__, "long-list", AV_CLOSED, "", "", "", 1},
+	/* $name expansion: bounded, loops found, Postfix's conditional forms */
+	{__LINE__, "expand-bomb", AV_UNDECIDED, "unreadable", "", "", 1},
+	{__LINE__, "expand-loop", AV_UNDECIDED, "unreadable", "", "", 1},
+	{__LINE__, "cond-set", AV_OPEN, "forgeable-permit", "sender-domain", "", 1},
+	{__LINE__, "cond-unset", AV_OPEN, "forgeable-permit", "sender-domain", "", 1},
+	{__LINE__, "cond-compare", AV_UNDECIDED, "unreadable", "", "", 1},
+	/* master.cf: -oNAME=VALUE, and no limit on the number of services */
+	{__LINE__, "o-attached", AV_OPEN, "forgeable-permit", "sender-domain", "", 1},
+	{__LINE__, "many-services", AV_OPEN, "forgeable-permit", "", "", 33},
 };
 
 /* check_words - every word of LIST is a stranger test with outcome O. */
@@ -181,6 +190,22 @@ static void test_postfix_reader(void)
 	m = audit_model_from_postfix(PF "debian-default", err, sizeof(err));
 	CHECK(m != NULL && m->services[0].lists[AL_RELAY].n == 3, "Debian's relay list");
 	CHECK(m != NULL && m->cfg.n_mynetworks == 3, "[::ffff:127.0.0.0]/104 read as 127.0.0.0/8");
+	audit_model_free(m);
+
+	/* only a missing master.cf is Postfix's default; one we cannot read is an error */
+	m = audit_model_from_postfix(PF "master-dir", err, sizeof(err));
+	CHECK(m == NULL && strstr(err, "master.cf") != NULL, "master.cf a directory: %s",
+	      m ? "read" : err);
+	audit_model_free(m);
+	m = audit_model_from_postfix(PF "main-dir", err, sizeof(err));
+	CHECK(m == NULL && strstr(err, "main.cf") != NULL, "main.cf a directory: %s",
+	      m ? "read" : err);
+	audit_model_free(m);
+	m = audit_model_from_postfix(PF "expand-bomb", err, sizeof(err));
+	struct audit_report *bomb = m ? audit_run(m) : NULL;
+	CHECK(bomb != NULL && bomb->n_findings > 0 && strstr(bomb->findings[0].text, "64 KiB"),
+	      "an expansion bomb is cut at 64 KiB and said");
+	audit_report_free(bomb);
 	audit_model_free(m);
 
 	m = audit_model_from_postfix(PF "no-such-directory", err, sizeof(err));
