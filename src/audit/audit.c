@@ -747,13 +747,19 @@ static void forgeable_findings(const struct audit_model *m, const struct audit_s
 	}
 }
 
+/* class_relayed - did any test of this class relay on this service? */
+static bool class_relayed(const struct audit_service_report *sr, enum audit_class cls)
+{
+	for (size_t i = 0; i < sr->n_cases; i++)
+		if (sr->cases[i].cls == cls && sr->cases[i].outcome == AO_RELAYED)
+			return true;
+	return false;
+}
+
 /* stranger_relayed - did any stranger test relay on this service? */
 static bool stranger_relayed(const struct audit_service_report *sr)
 {
-	for (size_t i = 0; i < sr->n_cases; i++)
-		if (sr->cases[i].cls == AC_STRANGER && sr->cases[i].outcome == AO_RELAYED)
-			return true;
-	return false;
+	return class_relayed(sr, AC_STRANGER);
 }
 
 /* service_findings - the mistakes that belong to one service's lists. */
@@ -794,6 +800,15 @@ static void service_findings(const struct audit_service_report *sr, struct audit
 				  r->model->postfix ? SEV_SUSPICIOUS : SEV_INFO, s->name, "-o smtpd_sasl_auth_enable=yes on this service",
 				  "this submission service offers no AUTH: users cannot log in, so "
 				  "it only works by trusting addresses");
+	if (s->client_trick != NULL) {
+		bool trusted_relays = class_relayed(sr, AC_MYNETWORKS);
+		audit_add_finding(&r->findings, &r->n_findings, "client-address-forgeable",
+				  s->trick_anyone && trusted_relays ? SEV_OPEN : SEV_SUSPICIOUS,
+				  s->name, "allow XCLIENT only from your own proxies' addresses; keep "
+				  "a PROXY-protocol port reachable only by the proxy",
+				  "%s%s", s->client_trick, trusted_relays ? ", and mynetworks clients "
+				  "relay here" : "");
+	}
 	if (s->undecided != NULL)
 		audit_add_finding(&r->findings, &r->n_findings, "not-audited", SEV_UNDECIDED, s->name,
 				  "audit it by hand, or run relayguard probe against the live server",

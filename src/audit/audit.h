@@ -69,6 +69,9 @@ struct audit_service {
 	bool sasl;                 /* AUTH offered here */
 	bool refuses_all;          /* Postfix: no list can deny, so every RCPT gets 451 */
 	const char *undecided;     /* a reason that holds for the whole service (a milter) */
+	const char *client_trick;  /* XCLIENT or PROXY accepted here: a client may claim
+				    * another address (a trusted one) */
+	bool trick_anyone;         /* ... and a stranger may use it */
 	struct audit_list lists[AL_COUNT];
 };
 

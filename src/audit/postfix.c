@@ -850,6 +850,11 @@ static void forward_findings(struct reader *rd, const char *param_name, bool ali
 	for (size_t k = 0; k < n; k++) {
 		const char *why;
 		const struct map *t = open_table(rd, w[k], &why);
+		if (t == NULL && !aliases) /* regexp:, pcre:, ldap:...: it may forward anything */
+			audit_add_finding(&rd->findings, &rd->n_findings, "unreadable", SEV_UNDECIDED,
+					  NULL, "audit it by hand, or use a table the audit reads "
+					  "(hash:, texthash:, inline:)", "%s: %s: where it sends mail "
+					  "is not known", param_name, why);
 		for (size_t e = 0; t != NULL && e < t->n; e++) {
 			char *key = t->entries[e].key, *value = t->entries[e].value;
 			size_t klen = strlen(key);
@@ -971,6 +976,78 @@ static const char *service_ip(struct reader *rd, const char *name)
 	return n > 0 && ip_parse(w[0], &ip) ? w[0] : "127.0.0.1";
 }
 
+/* add_undecided - one more reason that holds for the whole service. */
+static void add_undecided(struct reader *rd, struct audit_service *s, const char *why)
+{
+	s->undecided = audit_keep(rd->m, s->undecided ? xasprintf("%s; %s", s->undecided, why)
+						     : xstrdup(why));
+}
+
+/* per_service_params - overrides of what the model holds once for all services:
+ * that service is not audited (its own networks and domains would be needed). */
+static void per_service_params(struct reader *rd, const struct pf_service *ps,
+			       struct audit_service *s)
+{
+	static const char *global[] = {"mynetworks", "mynetworks_style", "relay_domains",
+		"mydestination", "virtual_alias_domains", "virtual_mailbox_domains",
+		"virtual_alias_maps", "local_recipient_maps", "relay_recipient_maps",
+		"smtpd_sender_login_maps", "parent_domain_matches_subdomains",
+		"allow_untrusted_routing", "smtpd_restriction_classes"};
+	for (size_t i = 0; i < RG_ARRAY_LEN(global); i++) {
+		const char *v = raw_kv(&ps->over, global[i]);
+		if (v == NULL)
+			continue;
+		char *why = xasprintf("-o %s=%s: a per-service %s is not audited", global[i], v,
+				      global[i]);
+		add_undecided(rd, s, why);
+		free(why);
+	}
+}
+
+/* covers_strangers - does a host list (smtpd_authorized_xclient_hosts) hold an
+ * Internet client? 0: no, 1: yes, -1: cannot tell (names, tables). */
+static int covers_strangers(struct reader *rd, const char *list)
+{
+	static const char *samples[] = {"20.0.0.9", "80.0.0.9", "151.0.0.9", "203.0.113.9",
+					"2a00:1450::9"};
+	size_t n;
+	char **w = split(rd->m, list, &n);
+	int result = 0;
+	for (size_t k = 0; k < n; k++) {
+		struct cidr c;
+		char err[128];
+		if (!cidr_parse(w[k], &c, err, sizeof(err))) {
+			result = -1;
+			continue;
+		}
+		for (size_t i = 0; i < RG_ARRAY_LEN(samples); i++) {
+			struct rg_ip ip;
+			if (ip_parse(samples[i], &ip) && cidr_match(&c, &ip))
+				return 1;
+		}
+	}
+	return result;
+}
+
+/* client_tricks - XCLIENT and the PROXY protocol let a client claim an address. */
+static void client_tricks(struct reader *rd, struct audit_service *s)
+{
+	const char *xclient = param(rd, "smtpd_authorized_xclient_hosts");
+	const char *proxy = param(rd, "smtpd_upstream_proxy_protocol");
+	int anyone = xclient[0] ? covers_strangers(rd, xclient) : 0;
+	if (xclient[0] && anyone != 0) {
+		s->client_trick = audit_keep(rd->m, xasprintf(
+			"smtpd_authorized_xclient_hosts = %s: %s may send XCLIENT ADDR=127.0.0.1 "
+			"and be a mynetworks client", xclient, anyone > 0 ? "a stranger" : "whoever "
+			"those hosts are"));
+		s->trick_anyone = anyone > 0;
+	} else if (proxy[0]) {
+		s->client_trick = audit_keep(rd->m, xasprintf(
+			"smtpd_upstream_proxy_protocol = %s: whoever reaches this port directly may "
+			"send \"PROXY TCP4 127.0.0.1 ...\" and be a mynetworks client", proxy));
+	}
+}
+
 /* build_service - one master.cf smtpd service with its overrides in effect. */
 static void build_service(struct reader *rd, const struct pf_service *ps, struct audit_service *s)
 {
@@ -990,6 +1067,8 @@ static void build_service(struct reader *rd, const struct pf_service *ps, struct
 	if (milters[0] != '\0')
 		s->undecided = audit_keep(rd->m, xasprintf("smtpd_milters = %s: a milter can add "
 			"recipients after the restrictions (smfi_addrcpt); it is not audited", milters));
+	per_service_params(rd, ps, s);
+	client_tricks(rd, s);
 	rd->svc = NULL;
 }
 

@@ -108,6 +108,13 @@ static const struct pf_row pf_rows[] = {
 	/* master.cf: -oNAME=VALUE, and no limit on the number of services */
 	{__LINE__, "o-attached", AV_OPEN, "forgeable-permit", "sender-domain", "", 1},
 	{__LINE__, "many-services", AV_OPEN, "forgeable-permit", "", "", 33},
+	/* a client that may claim another address: XCLIENT from anywhere, PROXY */
+	{__LINE__, "xclient-anyone", AV_OPEN, "client-address-forgeable", "", "", 1},
+	{__LINE__, "xclient-own", AV_CLOSED, "", "", "", 1},
+	{__LINE__, "proxy-protocol", AV_SUSPICIOUS, "client-address-forgeable", "", "", 1},
+	/* what the model holds once, overridden per service; tables we cannot read */
+	{__LINE__, "o-mynetworks", AV_UNDECIDED, "not-audited", "", "", 1},
+	{__LINE__, "virtual-regexp", AV_UNDECIDED, "unreadable", "", "", 1},
 };
 
 /* check_words - every word of LIST is a stranger test with outcome O. */
