@@ -14,9 +14,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* grows - does an array of N entries (plus a terminator) need room? Capacity
+ * doubles: it is 2N+2 after each power of two. */
+static bool grows(size_t n)
+{
+	return (n & (n - 1)) == 0;
+}
+
 void *audit_keep(struct audit_model *m, void *p)
 {
-	m->owned = xrealloc(m->owned, (m->n_owned + 1) * sizeof(void *));
+	if (grows(m->n_owned))
+		m->owned = xrealloc(m->owned, (2 * m->n_owned + 2) * sizeof(void *));
 	m->owned[m->n_owned++] = p;
 	return p;
 }
@@ -28,7 +36,9 @@ const char *audit_strdup(struct audit_model *m, const char *s)
 
 const struct map *audit_keep_map(struct audit_model *m, struct map *map)
 {
-	m->owned_maps = xrealloc(m->owned_maps, (m->n_owned_maps + 1) * sizeof(struct map *));
+	if (grows(m->n_owned_maps))
+		m->owned_maps = xrealloc(m->owned_maps,
+					 (2 * m->n_owned_maps + 2) * sizeof(struct map *));
 	m->owned_maps[m->n_owned_maps++] = map;
 	return map;
 }

@@ -25,6 +25,7 @@
 
 #define EXPANSION_MAX 65536 /* as config.c: a $name bomb stops here */
 #define EXPAND_DEPTH_MAX 32
+#define SERVICES_MAX 1024 /* beyond: not audited, and said (each costs a battery run) */
 
 struct kv {
 	char *name, *value;
@@ -713,7 +714,8 @@ static bool can_deny_words(struct reader *rd, const char *name)
 
 static void push(struct audit_model *m, char ***list, size_t *n, const char *s)
 {
-	*list = xrealloc(*list, (*n + 2) * sizeof(char *));
+	if ((*n & (*n - 1)) == 0) /* doubling: 2n+2 after each power of two */
+		*list = xrealloc(*list, (2 * *n + 2) * sizeof(char *));
 	(*list)[(*n)++] = audit_keep(m, xstrdup(s));
 	(*list)[*n] = NULL;
 	rg_str_lower((*list)[*n - 1]);
@@ -938,6 +940,13 @@ static struct pf_service *read_master(struct reader *rd, size_t *ns, char *err, 
 		if (*ns == cap) {
 			cap *= 2;
 			svcs = xrealloc(svcs, cap * sizeof(*svcs));
+		}
+		if (*ns == SERVICES_MAX) {
+			audit_add_finding(&rd->findings, &rd->n_findings, "not-audited",
+					  SEV_UNDECIDED, NULL, "audit the rest by hand",
+					  "master.cf: more than %d smtpd services; the others are not "
+					  "audited", SERVICES_MAX);
+			break;
 		}
 		if (service_line(rd, lines[i], &svcs[*ns]))
 			++*ns;
