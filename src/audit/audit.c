@@ -900,7 +900,8 @@ static const char *step_result(const struct audit_model *m, const struct audit_i
 {
 	if (it->kind == AI_PASS)
 		return "PASS";
-	if (it->kind == AI_UNDECIDED)
+	enum access_action a;
+	if (it->kind == AI_UNDECIDED || (it->kind == AI_ACCESS && !access_action(it, q, &a)))
 		return "UNDECIDED";
 	struct restriction one;
 	if (!lower_item(it, q, VAR_PERMIT, &one))
