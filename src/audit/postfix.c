@@ -3,8 +3,10 @@
  *
  * DESCRIPTION
  *	Reads DIR/main.cf and DIR/master.cf (the only file I/O of the audit),
- *	expands $name, ${name} and $(name), applies each smtpd service's -o
- *	overrides, and Postfix's defaults for the parameters that decide relaying
+ *	expands $name, ${name}, $(name), ${name?value} and ${name:value} (bounded
+ *	at 64 KiB, loops found: such a parameter is undecided), expands
+ *	restriction classes where a list names them, applies each smtpd
+ *	service's -o overrides, and Postfix's defaults for the parameters that decide relaying
  *	(those that changed with compatibility_level: smtpd_relay_restrictions,
  *	relay_domains, mynetworks_style). Tables are read from their source files
  *	(hash:/x reads /x as postmap does; inline:, cidr:, texthash: as they are);
@@ -1057,6 +1059,21 @@ static void client_tricks(struct reader *rd, struct audit_service *s)
 	}
 }
 
+/* anonymous_login - AUTH without "noanonymous": a SASL backend that offers
+ * ANONYMOUS makes every stranger an authenticated user. */
+static void anonymous_login(struct reader *rd, struct audit_service *s)
+{
+	const char *opts = raw(rd, "smtpd_sasl_security_options");
+	if (!s->sasl || (opts == NULL ? true : strstr(param(rd, "smtpd_sasl_security_options"),
+						      "noanonymous") != NULL))
+		return; /* Postfix's default is noanonymous */
+	audit_add_finding(&rd->findings, &rd->n_findings, "sasl-anonymous", SEV_SUSPICIOUS,
+			  s->name, "smtpd_sasl_security_options = noanonymous",
+			  "smtpd_sasl_security_options lacks noanonymous: where the SASL backend "
+			  "offers ANONYMOUS, a stranger logs in without a password and relays as an "
+			  "authenticated user");
+}
+
 /* build_service - one master.cf smtpd service with its overrides in effect. */
 static void build_service(struct reader *rd, const struct pf_service *ps, struct audit_service *s)
 {
@@ -1078,6 +1095,7 @@ static void build_service(struct reader *rd, const struct pf_service *ps, struct
 			"recipients after the restrictions (smfi_addrcpt); it is not audited", milters));
 	per_service_params(rd, ps, s);
 	client_tricks(rd, s);
+	anonymous_login(rd, s);
 	rd->svc = NULL;
 }
 
