@@ -19,12 +19,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LIST_MAX 64
 #define VICTIM_LOCAL "relaytest"
 #define VICTIM_DOMAIN "example.net"
 #define SENDER_LOCAL "relayprobe"
 #define NOBODY "audit-nobody-3f9c"
 #define DEFAULT_HELO "probe.example.org"
+#define STRANGERS_MAX 5 /* one per IPv4 quarter, one IPv6 */
 
 const char *audit_class_name(enum audit_class c)
 {
@@ -126,8 +126,24 @@ static const char *client_lookup(const struct map *t, const struct policy_client
 	}
 }
 
-/* access_action - what an access table says about this request (DUNNO when silent). */
-static enum access_action access_action(const struct audit_item *it, const struct request *q)
+bool audit_access_parse(const char *v, struct access_result *ar)
+{
+	size_t n = strcspn(v, " \t");
+	if (n > 0 && strspn(v, "0123456789") == n && !(n == 3 && (v[0] == '4' || v[0] == '5'))) {
+		*ar = (struct access_result){ACCESS_OK, 0, ""}; /* all-numeric: OK */
+		return true;
+	}
+	if (n == 5 && rg_strncasecmp(v, "RELAY", 5) == 0) {
+		*ar = (struct access_result){ACCESS_OK, 0, ""};
+		return true;
+	}
+	return map_access_parse(v, ar);
+}
+
+/* access_action - what an access table says about this request (DUNNO when
+ * silent); false for an action the audit does not know (a restriction class). */
+static bool access_action(const struct audit_item *it, const struct request *q,
+			  enum access_action *out)
 {
 	const char *v = NULL;
 	switch (it->subject) {
@@ -143,9 +159,13 @@ static enum access_action access_action(const struct audit_item *it, const struc
 		break;
 	}
 	struct access_result ar;
-	if (v == NULL || !map_access_parse(v, &ar))
-		return ACCESS_DUNNO;
-	return ar.action;
+	*out = ACCESS_DUNNO;
+	if (v == NULL)
+		return true;
+	if (!audit_access_parse(v, &ar))
+		return false;
+	*out = ar.action;
+	return true;
 }
 
 /* Undecided items are tried as each of these in turn. */
@@ -165,21 +185,42 @@ static bool lower_item(const struct audit_item *it, const struct request *q, enu
 	case AI_PASS:
 		return false;
 	case AI_ACCESS: {
-		enum access_action a = access_action(it, q);
+		enum access_action a;
+		if (!access_action(it, q, &a))
+			break; /* an action we do not know: tried as each variant */
 		out->kind = by_access[a];
 		return a != ACCESS_DUNNO;
 	}
 	case AI_UNDECIDED:
-		out->kind = var == VAR_PERMIT ? R_PERMIT : R_REJECT;
-		return var != VAR_DUNNO;
+		break;
 	}
-	return false;
+	out->kind = var == VAR_PERMIT ? R_PERMIT : R_REJECT;
+	return var != VAR_DUNNO;
 }
 
+
+/* The lowered lists are sized as the service's own (never truncated: a long
+ * list ending in reject_unauth_destination must keep it). */
 struct lowered {
-	struct restriction items[AL_COUNT][LIST_MAX];
+	struct restriction *items[AL_COUNT];
 	struct config cfg;
 };
+
+/* lowered_new - storage for the service's lists, lowered. */
+static struct lowered *lowered_new(const struct audit_service *s)
+{
+	struct lowered *lw = xcalloc(1, sizeof(*lw));
+	for (size_t l = 0; l < AL_COUNT; l++)
+		lw->items[l] = xcalloc(s->lists[l].n + 1, sizeof(struct restriction));
+	return lw;
+}
+
+static void lowered_free(struct lowered *lw)
+{
+	for (size_t l = 0; l < AL_COUNT; l++)
+		free(lw->items[l]);
+	free(lw);
+}
 
 /* lower - the model's config with the service's lists lowered for this request. */
 static void lower(const struct audit_model *m, const struct audit_service *s,
@@ -191,7 +232,7 @@ static void lower(const struct audit_model *m, const struct audit_service *s,
 	for (size_t l = 0; l < AL_COUNT; l++) {
 		const struct audit_list *src = &s->lists[l];
 		size_t n = 0;
-		for (size_t k = 0; k < src->n && n < LIST_MAX; k++)
+		for (size_t k = 0; k < src->n; k++)
 			if (lower_item(&src->items[k], q, var, &lw->items[l][n]))
 				n++;
 		*dst[l] = (struct restriction_list){src->param, lw->items[l], n};
@@ -206,7 +247,8 @@ static const char *first_undecided(const struct audit_service *s)
 {
 	for (size_t l = 0; l < AL_COUNT; l++)
 		for (size_t k = 0; k < s->lists[l].n; k++)
-			if (s->lists[l].items[k].kind == AI_UNDECIDED)
+			if (s->lists[l].items[k].kind == AI_UNDECIDED ||
+			    (s->lists[l].items[k].kind == AI_ACCESS && s->lists[l].items[k].why))
 				return s->lists[l].items[k].why;
 	return NULL;
 }
@@ -218,7 +260,7 @@ static bool decide(const struct audit_model *m, const struct audit_service *s,
 	struct request q = {pr->client, pr->sender_res, pr->sender, pr->rcpt_res};
 	size_t nvar = first_undecided(s) ? VAR_COUNT : 1;
 	bool same = true;
-	struct lowered *lw = xmalloc(sizeof(*lw));
+	struct lowered *lw = lowered_new(s);
 	for (size_t v = 0; v < nvar; v++) {
 		struct policy_decision d;
 		lower(m, s, &q, (enum variant)v, lw);
@@ -233,7 +275,7 @@ static bool decide(const struct audit_model *m, const struct audit_service *s,
 		else if (d.action != out->action)
 			same = false;
 	}
-	free(lw);
+	lowered_free(lw);
 	return same;
 }
 
@@ -386,19 +428,54 @@ static void run_case(struct run_ctx *x, struct audit_case *c)
 	c->outcome = same ? outcome_of(c->test, &d, &tres) : AO_UNDECIDED;
 	if (!same)
 		c->why = first_undecided(x->s);
-	if (x->s->refuses_all) {
+	if (x->s->refuses_all && same) { /* never turns an undecided test closed */
 		c->outcome = AO_DEFERRED;
 		snprintf(c->reply, sizeof(c->reply), "(no SMTP service: Postfix's smtpd will not run)");
 		c->restriction = "(no list can refuse an unauthorised destination)";
 	}
 }
 
+/* in_mynetworks - is IP one of the trusted networks? */
+static bool in_mynetworks(const struct config *cfg, const struct rg_ip *ip)
+{
+	for (size_t k = 0; k < cfg->n_mynetworks; k++)
+		if (cidr_match(&cfg->mynetworks[k], ip))
+			return true;
+	return false;
+}
+
+/* pick_strangers - Internet clients outside mynetworks: one in each quarter of
+ * IPv4 (a client table that trusts half the Internet shows with one of them)
+ * and a global IPv6 address. A quarter whose candidates (in different /8s)
+ * are all in mynetworks is trusted wholesale: its first one is taken. */
+static size_t pick_strangers(const struct config *cfg, const char **out)
+{
+	static const char *const quarters[STRANGERS_MAX][5] = {
+		{"20.0.0.9", "45.0.0.9", "8.0.0.9", "33.0.0.9", "60.0.0.9"},
+		{"80.0.0.9", "93.0.0.9", "66.0.0.9", "110.0.0.9", "126.0.0.9"},
+		{"151.0.0.9", "130.0.0.9", "185.0.0.9", "160.0.0.9", "190.0.0.9"},
+		{"203.0.113.9", "198.51.100.9", "192.0.2.9", "200.0.0.9", "220.0.0.9"},
+		{"2a00:1450::9", "2001:db8::9", "2600::9", "2400::9", "2c0f::9"}};
+	for (size_t q = 0; q < STRANGERS_MAX; q++) {
+		out[q] = quarters[q][0];
+		for (size_t k = 0; k < RG_ARRAY_LEN(quarters[q]); k++) {
+			struct rg_ip ip;
+			if (ip_parse(quarters[q][k], &ip) && !in_mynetworks(cfg, &ip)) {
+				out[q] = quarters[q][k];
+				break;
+			}
+		}
+	}
+	return STRANGERS_MAX;
+}
+
 /* class_client - the client facts of a class; false when the class cannot exist here. */
-static bool class_client(struct run_ctx *x, enum audit_class cls, const char **why)
+static bool class_client(struct run_ctx *x, enum audit_class cls, const char *stranger,
+			 const char **why)
 {
 	const struct config *cfg = &x->m->cfg;
 	x->client = (struct policy_client){.name = "unknown", .submission = x->s->submission};
-	const char *ip = x->m->stranger_ip;
+	const char *ip = stranger;
 	if (cls == AC_MYNETWORKS) {
 		if (cfg->n_mynetworks == 0) {
 			*why = "mynetworks is empty";
@@ -422,6 +499,35 @@ static bool class_client(struct run_ctx *x, enum audit_class cls, const char **w
 	return true;
 }
 
+/* stranger_rank - which of a test's stranger runs is reported: the worst. */
+static int stranger_rank(enum audit_outcome o)
+{
+	return o == AO_RELAYED ? 2 : o == AO_UNDECIDED ? 1 : 0;
+}
+
+/* run_one - one test for one class, as the client at IP. */
+static void run_one(struct run_ctx *x, enum audit_class cls, const char *ip,
+		    struct audit_case *c)
+{
+	const char *no_class = NULL;
+	class_client(x, cls, ip, &no_class);
+	rg_strlcpy(c->client, x->ip_text, sizeof(c->client));
+	run_case(x, c);
+}
+
+/* run_test - one battery row for one class; a stranger from every address. */
+static void run_test(struct run_ctx *x, enum audit_class cls, const char *const *strangers,
+		     size_t n_strangers, struct audit_case *c)
+{
+	run_one(x, cls, strangers[0], c);
+	for (size_t k = 1; cls == AC_STRANGER && k < n_strangers; k++) {
+		struct audit_case other = {.test = c->test, .cls = cls};
+		run_one(x, cls, strangers[k], &other);
+		if (stranger_rank(other.outcome) > stranger_rank(c->outcome))
+			*c = other;
+	}
+}
+
 /* run_service - every test for every class on one service. */
 static void run_service(const struct audit_model *m, const struct audit_service *s,
 			struct audit_service_report *sr)
@@ -429,11 +535,13 @@ static void run_service(const struct audit_model *m, const struct audit_service 
 	struct run_ctx x = {.m = m, .s = s};
 	bool have_ip = ip_parse(s->ip, &x.local_ip);
 	policy_domains(&m->cfg, have_ip ? &x.local_ip : NULL, have_ip ? 1 : 0, &x.domains);
+	const char *strangers[STRANGERS_MAX];
+	size_t n_strangers = pick_strangers(&m->cfg, strangers);
 	sr->svc = s;
 	sr->cases = xcalloc(probe_battery_len * AC_COUNT, sizeof(struct audit_case));
 	for (size_t cls = 0; cls < AC_COUNT; cls++) {
 		const char *no_class = NULL;
-		bool exists = class_client(&x, (enum audit_class)cls, &no_class);
+		bool exists = class_client(&x, (enum audit_class)cls, strangers[0], &no_class);
 		for (size_t i = 0; i < probe_battery_len; i++) {
 			struct audit_case *c = &sr->cases[sr->n_cases++];
 			*c = (struct audit_case){.test = &probe_battery[i], .cls = cls};
@@ -442,8 +550,7 @@ static void run_service(const struct audit_model *m, const struct audit_service 
 				c->outcome = AO_SKIPPED;
 				continue;
 			}
-			class_client(&x, (enum audit_class)cls, &no_class);
-			run_case(&x, c);
+			run_test(&x, (enum audit_class)cls, strangers, n_strangers, c);
 		}
 	}
 }
@@ -515,6 +622,8 @@ static void relay_domains_findings(const struct audit_model *m, struct audit_rep
 		const char *bare = d[0] == '.' ? d + 1 : d;
 		if (d[0] == '.' && k > 0 && strcmp(m->cfg.relay_domains[k - 1], bare) == 0)
 			continue; /* the subdomain pattern the Postfix reader added for it */
+		if (!m->postfix && d[0] != '.')
+			continue; /* relayguard matches a bare entry exactly: only that one domain */
 		if (!psl_is_public_suffix2(psl_builtin(), bare, PSL_TYPE_ANY | PSL_TYPE_NO_STAR_RULE))
 			continue;
 		audit_add_finding(&r->findings, &r->n_findings, "relay-domains-public-suffix",
@@ -559,13 +668,98 @@ static bool can_deny(const struct audit_list *l)
 	return false;
 }
 
+/* item_table - the table of an access item, native (check_client_access) or read. */
+static const struct map *item_table(const struct audit_item *it, enum audit_subject *subject)
+{
+	if (it->kind == AI_ACCESS) {
+		*subject = it->subject;
+		return it->table;
+	}
+	*subject = AS_CLIENT;
+	return it->kind == AI_NATIVE && it->native.kind == R_CHECK_CLIENT_ACCESS ? it->native.table
+										  : NULL;
+}
+
+/* entry_permits - does this table entry say OK (RELAY, all-numeric)? */
+static bool entry_permits(const struct map_entry *e)
+{
+	struct access_result ar;
+	return audit_access_parse(e->value, &ar) && ar.action == ACCESS_OK;
+}
+
+/* stops_strangers - an item that ends a relay list for a stranger's foreign RCPT. */
+static bool stops_strangers(const struct audit_item *it)
+{
+	return it->kind == AI_NATIVE && (it->native.kind == R_REJECT_UNAUTH_DESTINATION ||
+					 it->native.kind == R_DEFER_UNAUTH_DESTINATION ||
+					 it->native.kind == R_REJECT || it->native.kind == R_DEFER);
+}
+
+/* forged_key - a recipient-table key that a stranger's foreign RCPT can match:
+ * "user@" (any domain) or a domain that is not ours. */
+static bool forged_key(const struct config *cfg, const char *key)
+{
+	const char *at = strrchr(key, '@');
+	const char *domain = at ? at + 1 : key;
+	if (domain[0] == '\0')
+		return true;
+	if (domain[0] == '.')
+		domain++;
+	return !address_domain_listed(domain, (const char *const *)cfg->mydestination) &&
+	       !address_domain_listed(domain, (const char *const *)cfg->relay_domains);
+}
+
+/* forgeable_entry - the first permitting entry a stranger can reach, or NULL. */
+static const char *forgeable_entry(const struct audit_model *m, const struct audit_item *it)
+{
+	enum audit_subject subj;
+	const struct map *t = item_table(it, &subj);
+	for (size_t k = 0; t != NULL && k < t->n; k++) {
+		const struct map_entry *e = &t->entries[k];
+		if (!entry_permits(e))
+			continue;
+		if (subj == AS_CLIENT && t->type == MAP_CIDR && covers_internet(&e->net))
+			return "a network wider than any organisation's";
+		if ((subj == AS_HELO || subj == AS_SENDER) && e->key != NULL)
+			return e->key; /* the client chooses its HELO and its sender */
+		if (subj == AS_RECIPIENT && e->key != NULL && forged_key(&m->cfg, e->key))
+			return e->key;
+	}
+	return NULL;
+}
+
+/* forgeable_findings - a permit a stranger can reach before the list refuses
+ * a foreign destination: a HELO or sender he writes himself, a recipient key
+ * matching any domain, a client network covering the Internet. */
+static void forgeable_findings(const struct audit_model *m, const struct audit_service *s,
+			       const struct audit_list *l, struct audit_report *r)
+{
+	for (size_t k = 0; k < l->n && !stops_strangers(&l->items[k]); k++) {
+		const char *key = forgeable_entry(m, &l->items[k]);
+		if (key == NULL)
+			continue;
+		audit_add_finding(&r->findings, &r->n_findings, "forgeable-permit", SEV_OPEN, s->name,
+				  "permit only what a client cannot choose (permit_mynetworks, "
+				  "permit_sasl_authenticated) before reject_unauth_destination",
+				  "%s: %s permits %s before any refusal of a foreign destination: a "
+				  "stranger can match it and relay", l->param, l->items[k].text, key);
+		return;
+	}
+}
+
+/* class_relayed - did any test of this class relay on this service? */
+static bool class_relayed(const struct audit_service_report *sr, enum audit_class cls)
+{
+	for (size_t i = 0; i < sr->n_cases; i++)
+		if (sr->cases[i].cls == cls && sr->cases[i].outcome == AO_RELAYED)
+			return true;
+	return false;
+}
+
 /* stranger_relayed - did any stranger test relay on this service? */
 static bool stranger_relayed(const struct audit_service_report *sr)
 {
-	for (size_t i = 0; i < sr->n_cases; i++)
-		if (sr->cases[i].cls == AC_STRANGER && sr->cases[i].outcome == AO_RELAYED)
-			return true;
-	return false;
+	return class_relayed(sr, AC_STRANGER);
 }
 
 /* service_findings - the mistakes that belong to one service's lists. */
@@ -590,6 +784,11 @@ static void service_findings(const struct audit_service_report *sr, struct audit
 				  "reject_unauth_destination)",
 				  "%s cannot refuse a destination, so %s decides relaying, and it lets "
 				  "strangers relay", relay->param, rcpt->param);
+	if (!s->refuses_all) {
+		forgeable_findings(r->model, s, relay, r);
+		if (!can_deny(relay))
+			forgeable_findings(r->model, s, rcpt, r);
+	}
 	if (s->submission_like && stranger_relayed(sr))
 		audit_add_finding(&r->findings, &r->n_findings, "submission-relays-without-auth",
 				  SEV_OPEN, s->name, "on submission: -o smtpd_relay_restrictions="
@@ -601,6 +800,15 @@ static void service_findings(const struct audit_service_report *sr, struct audit
 				  r->model->postfix ? SEV_SUSPICIOUS : SEV_INFO, s->name, "-o smtpd_sasl_auth_enable=yes on this service",
 				  "this submission service offers no AUTH: users cannot log in, so "
 				  "it only works by trusting addresses");
+	if (s->client_trick != NULL) {
+		bool trusted_relays = class_relayed(sr, AC_MYNETWORKS);
+		audit_add_finding(&r->findings, &r->n_findings, "client-address-forgeable",
+				  s->trick_anyone && trusted_relays ? SEV_OPEN : SEV_SUSPICIOUS,
+				  s->name, "allow XCLIENT only from your own proxies' addresses; keep "
+				  "a PROXY-protocol port reachable only by the proxy",
+				  "%s%s", s->client_trick, trusted_relays ? ", and mynetworks clients "
+				  "relay here" : "");
+	}
 	if (s->undecided != NULL)
 		audit_add_finding(&r->findings, &r->n_findings, "not-audited", SEV_UNDECIDED, s->name,
 				  "audit it by hand, or run relayguard probe against the live server",
@@ -692,7 +900,8 @@ static const char *step_result(const struct audit_model *m, const struct audit_i
 {
 	if (it->kind == AI_PASS)
 		return "PASS";
-	if (it->kind == AI_UNDECIDED)
+	enum access_action a;
+	if (it->kind == AI_UNDECIDED || (it->kind == AI_ACCESS && !access_action(it, q, &a)))
 		return "UNDECIDED";
 	struct restriction one;
 	if (!lower_item(it, q, VAR_PERMIT, &one))

@@ -49,7 +49,8 @@ struct audit_item {
 	enum audit_subject subject;  /* AI_ACCESS */
 	const struct map *table;     /* AI_ACCESS */
 	const char *text;            /* as written, e.g. "check_sender_access inline:{...}" */
-	const char *why;             /* AI_UNDECIDED: the reason */
+	const char *why;             /* AI_UNDECIDED: the reason; AI_ACCESS: set when
+				      * the table holds actions the audit cannot evaluate */
 };
 
 struct audit_list {
@@ -68,6 +69,9 @@ struct audit_service {
 	bool sasl;                 /* AUTH offered here */
 	bool refuses_all;          /* Postfix: no list can deny, so every RCPT gets 451 */
 	const char *undecided;     /* a reason that holds for the whole service (a milter) */
+	const char *client_trick;  /* XCLIENT or PROXY accepted here: a client may claim
+				    * another address (a trusted one) */
+	bool trick_anyone;         /* ... and a stranger may use it */
 	struct audit_list lists[AL_COUNT];
 };
 
@@ -89,7 +93,6 @@ struct audit_model {
 	bool postfix;
 	struct config cfg;       /* shallow: lists and tables owned by the model or its source */
 	const char *domain;      /* {d}: the first of our domains */
-	const char *stranger_ip; /* an Internet client (outside mynetworks if possible) */
 	struct audit_service *services;
 	size_t n_services;
 	struct audit_finding *findings; /* found by the reader (aliases, unreadable files) */
@@ -118,6 +121,11 @@ void audit_add_finding(struct audit_finding **f, size_t *n, const char *id,
 		       enum audit_severity sev, const char *service, const char *fix,
 		       const char *fmt, ...) __attribute__((format(printf, 7, 8)));
 
+/* An access(5) value as Postfix reads it: OK/PERMIT, RELAY and an all-numeric
+ * value permit; false for an action the audit does not evaluate (a
+ * restriction class name, FILTER, HOLD, ...): never read as DUNNO. */
+bool audit_access_parse(const char *value, struct access_result *out);
+
 /* ---- running the battery (pure) ---- */
 
 enum audit_class { AC_STRANGER, AC_MYNETWORKS, AC_AUTHENTICATED, AC_COUNT };
@@ -139,6 +147,8 @@ struct audit_case {
 	enum audit_class cls;
 	enum audit_outcome outcome;
 	char helo[PROBE_NAME_MAX], mail[PROBE_NAME_MAX + 8], rcpt[PROBE_NAME_MAX + 8];
+	char client[RG_IP_STRLEN]; /* the client address (strangers: several are tried,
+				    * the worst outcome is kept) */
 	char resolved[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2]; /* where RCPT really goes */
 	char reply[512];
 	const char *restriction; /* what decided */

@@ -14,9 +14,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* grows - does an array of N entries (plus a terminator) need room? Capacity
+ * doubles: it is 2N+2 after each power of two. */
+static bool grows(size_t n)
+{
+	return (n & (n - 1)) == 0;
+}
+
 void *audit_keep(struct audit_model *m, void *p)
 {
-	m->owned = xrealloc(m->owned, (m->n_owned + 1) * sizeof(void *));
+	if (grows(m->n_owned))
+		m->owned = xrealloc(m->owned, (2 * m->n_owned + 2) * sizeof(void *));
 	m->owned[m->n_owned++] = p;
 	return p;
 }
@@ -28,7 +36,9 @@ const char *audit_strdup(struct audit_model *m, const char *s)
 
 const struct map *audit_keep_map(struct audit_model *m, struct map *map)
 {
-	m->owned_maps = xrealloc(m->owned_maps, (m->n_owned_maps + 1) * sizeof(struct map *));
+	if (grows(m->n_owned_maps))
+		m->owned_maps = xrealloc(m->owned_maps,
+					 (2 * m->n_owned_maps + 2) * sizeof(struct map *));
 	m->owned_maps[m->n_owned_maps++] = map;
 	return map;
 }
@@ -42,13 +52,18 @@ void audit_add_finding(struct audit_finding **f, size_t *n, const char *id,
 		if (strcmp((*f)[k].id, id) == 0 && (*f)[k].service == service &&
 		    service != NULL)
 			return;
-	*f = xrealloc(*f, (*n + 1) * sizeof(struct audit_finding));
 	va_list ap;
 	va_start(ap, fmt);
 	char *text = NULL;
 	if (vasprintf(&text, fmt, ap) < 0)
 		text = xstrdup("?");
 	va_end(ap);
+	for (size_t k = 0; k < *n; k++) /* the same words twice are said once */
+		if (strcmp((*f)[k].id, id) == 0 && strcmp((*f)[k].text, text) == 0) {
+			free(text);
+			return;
+		}
+	*f = xrealloc(*f, (*n + 1) * sizeof(struct audit_finding));
 	(*f)[(*n)++] = (struct audit_finding){id, sev, service, text, fix ? xstrdup(fix) : NULL};
 }
 
@@ -130,7 +145,6 @@ struct audit_model *audit_model_from_config(const struct config *cfg)
 	m->origin = audit_keep(m, xasprintf("relayguard %s", cfg->file ? cfg->file
 								   : "(embedded default)"));
 	m->domain = first_domain(cfg);
-	m->stranger_ip = "203.0.113.9";
 	m->services = audit_keep(m, xcalloc(3, sizeof(struct audit_service)));
 	for (int role = ROLE_MTA; role <= ROLE_SUBMISSIONS; role++)
 		if (role_service(m, cfg, (enum listen_role)role, &m->services[m->n_services]))

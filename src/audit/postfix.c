@@ -3,8 +3,10 @@
  *
  * DESCRIPTION
  *	Reads DIR/main.cf and DIR/master.cf (the only file I/O of the audit),
- *	expands $name, ${name} and $(name), applies each smtpd service's -o
- *	overrides, and Postfix's defaults for the parameters that decide relaying
+ *	expands $name, ${name}, $(name), ${name?value} and ${name:value} (bounded
+ *	at 64 KiB, loops found: such a parameter is undecided), expands
+ *	restriction classes where a list names them, applies each smtpd
+ *	service's -o overrides, and Postfix's defaults for the parameters that decide relaying
  *	(those that changed with compatibility_level: smtpd_relay_restrictions,
  *	relay_domains, mynetworks_style). Tables are read from their source files
  *	(hash:/x reads /x as postmap does; inline:, cidr:, texthash: as they are);
@@ -23,24 +25,29 @@
 #include <string.h>
 #include <unistd.h>
 
-#define MAX_PARAMS 512
-#define MAX_SERVICES 32
+#define EXPANSION_MAX 65536 /* as config.c: a $name bomb stops here */
+#define EXPAND_DEPTH_MAX 32
+#define SERVICES_MAX 1024 /* beyond: not audited, and said (each costs a battery run) */
 
 struct kv {
 	char *name, *value;
 };
 
+/* name = value pairs, grown geometrically (no entry is ever dropped). */
+struct kvs {
+	struct kv *kv;
+	size_t n, cap;
+};
+
 struct pf_service {
 	char *name, *type;
-	struct kv over[64];
-	size_t n_over;
+	struct kvs over;
 };
 
 struct reader {
 	struct audit_model *m;
 	const char *dir;
-	struct kv main[MAX_PARAMS];
-	size_t n_main;
+	struct kvs main;
 	const struct pf_service *svc; /* overrides in effect, or NULL */
 	double compat;
 	struct audit_finding *findings;
@@ -48,6 +55,13 @@ struct reader {
 };
 
 /* ---- main.cf and master.cf syntax ---- */
+
+static void free_lines_n(char **lines, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(lines[i]);
+	free(lines);
+}
 
 /* read_logical_lines - a file's lines, continuation lines (leading blank) joined. */
 static char **read_logical_lines(const char *path, size_t *n)
@@ -73,7 +87,13 @@ static char **read_logical_lines(const char *path, size_t *n)
 		lines[(*n)++] = xstrdup(t);
 	}
 	free(line);
+	int failed = ferror(f) ? errno : 0; /* a directory: EISDIR */
 	fclose(f);
+	if (failed) {
+		free_lines_n(lines, *n);
+		errno = failed;
+		return NULL;
+	}
 	if (lines == NULL)
 		lines = xcalloc(1, sizeof(char *));
 	lines[*n] = NULL;
@@ -83,32 +103,35 @@ static char **read_logical_lines(const char *path, size_t *n)
 /* free_lines - what read_logical_lines returned. */
 static void free_lines(char **lines, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
-		free(lines[i]);
-	free(lines);
+	free_lines_n(lines, n);
 }
 
 /* set_kv - name = value, the later one winning (as in Postfix). */
-static void set_kv(struct kv *kv, size_t *n, size_t max, const char *name, const char *value)
+static void set_kv(struct kvs *l, const char *name, const char *value)
 {
-	for (size_t i = 0; i < *n; i++) {
-		if (strcmp(kv[i].name, name) == 0) {
-			free(kv[i].value);
-			kv[i].value = xstrdup(value);
+	for (size_t i = 0; i < l->n; i++) {
+		if (strcmp(l->kv[i].name, name) == 0) {
+			free(l->kv[i].value);
+			l->kv[i].value = xstrdup(value);
 			return;
 		}
 	}
-	if (*n < max)
-		kv[(*n)++] = (struct kv){xstrdup(name), xstrdup(value)};
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 32;
+		l->kv = xrealloc(l->kv, l->cap * sizeof(struct kv));
+	}
+	l->kv[l->n++] = (struct kv){xstrdup(name), xstrdup(value)};
 }
 
 /* free_kv - the parameters of main.cf or of one service. */
-static void free_kv(struct kv *kv, size_t n)
+static void free_kv(struct kvs *l)
 {
-	for (size_t i = 0; i < n; i++) {
-		free(kv[i].name);
-		free(kv[i].value);
+	for (size_t i = 0; i < l->n; i++) {
+		free(l->kv[i].name);
+		free(l->kv[i].value);
 	}
+	free(l->kv);
+	*l = (struct kvs){0};
 }
 
 /* parse_assignment - "name = value" into its parts (in place). */
@@ -123,7 +146,8 @@ static bool parse_assignment(char *line, char **name, char **value)
 	return **name != '\0';
 }
 
-/* read_main - DIR/main.cf into rd->main; false when it cannot be read. */
+/* read_main - DIR/main.cf into rd->main; false when it cannot be read (any
+ * error: only master.cf may be missing). */
 static bool read_main(struct reader *rd, char *err, size_t errlen)
 {
 	char *path = xasprintf("%s/main.cf", rd->dir);
@@ -138,7 +162,7 @@ static bool read_main(struct reader *rd, char *err, size_t errlen)
 	for (size_t i = 0; i < n; i++) {
 		char *name, *value;
 		if (parse_assignment(lines[i], &name, &value))
-			set_kv(rd->main, &rd->n_main, MAX_PARAMS, name, value);
+			set_kv(&rd->main, name, value);
 	}
 	free_lines(lines, n);
 	return true;
@@ -174,20 +198,20 @@ static const struct pf_default defaults[] = {
 };
 
 /* raw_kv - one parameter of a list, or NULL. */
-static const char *raw_kv(const struct kv *kv, size_t n, const char *name)
+static const char *raw_kv(const struct kvs *l, const char *name)
 {
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(kv[i].name, name) == 0)
-			return kv[i].value;
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->kv[i].name, name) == 0)
+			return l->kv[i].value;
 	return NULL;
 }
 
 /* raw - the value as written: a service override, main.cf, or Postfix's default. */
 static const char *raw(const struct reader *rd, const char *name)
 {
-	const char *v = rd->svc ? raw_kv(rd->svc->over, rd->svc->n_over, name) : NULL;
+	const char *v = rd->svc ? raw_kv(&rd->svc->over, name) : NULL;
 	if (v == NULL)
-		v = raw_kv(rd->main, rd->n_main, name);
+		v = raw_kv(&rd->main, name);
 	if (v != NULL)
 		return v;
 	if (strcmp(name, "config_directory") == 0)
@@ -201,40 +225,147 @@ static const char *raw(const struct reader *rd, const char *name)
 	return NULL;
 }
 
-static void expand_into(const struct reader *rd, const char *s, struct strbuf *out, int depth);
+/* One expansion: where it writes, the names being expanded (a cycle), and
+ * why it failed (a cycle, too deep, too long, syntax the audit does not
+ * evaluate). */
+struct expansion {
+	const struct reader *rd;
+	const char *stack[EXPAND_DEPTH_MAX];
+	int depth;
+	const char *failed; /* static reason, or NULL */
+};
 
-/* expand_ref - one $name / ${name} / $(name) reference at s; returns what it used. */
-static size_t expand_ref(const struct reader *rd, const char *s, struct strbuf *out, int depth)
+static void expand_into(struct expansion *x, const char *s, size_t len, struct strbuf *out);
+
+/* matching - the closing bracket of the one at s (nested ones counted), or NULL. */
+static const char *matching(const char *s, const char *end)
 {
-	char name[128];
-	size_t used, n;
-	if (s[1] == '{' || s[1] == '(') {
-		const char *close = strchr(s + 2, s[1] == '{' ? '}' : ')');
-		if (close == NULL)
-			return 1;
-		n = strcspn(s + 2, "?:})");
-		used = (size_t)(close - s) + 1;
-	} else {
-		n = strspn(s + 1, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_");
-		used = n + 1;
+	char open = *s, close = open == '{' ? '}' : ')';
+	int depth = 0;
+	for (; s < end; s++) {
+		depth += *s == open ? 1 : *s == close ? -1 : 0;
+		if (depth == 0)
+			return s;
 	}
-	const char *start = s[1] == '{' || s[1] == '(' ? s + 2 : s + 1;
-	snprintf(name, sizeof(name), "%.*s", (int)(n < 127 ? n : 127), start);
-	const char *v = name[0] ? raw(rd, name) : NULL;
+	return NULL;
+}
+
+/* lookup - a parameter's value as written (NULL: not set). */
+static const char *lookup(const struct reader *rd, const char *name)
+{
+	const char *v = raw(rd, name);
 	if (v == NULL && strcmp(name, "myhostname") == 0)
 		v = rd->m->cfg.myhostname;
 	if (v == NULL && strcmp(name, "mydomain") == 0)
 		v = rd->m->cfg.mydomain;
-	if (v != NULL && depth < 20)
-		expand_into(rd, v, out, depth + 1);
-	return used ? used : 1;
+	return v;
 }
 
-static void expand_into(const struct reader *rd, const char *s, struct strbuf *out, int depth)
+/* expand_name - the value of NAME, expanded; cycles and depth stop it. */
+static void expand_name(struct expansion *x, const char *name, struct strbuf *out)
 {
-	while (*s) {
-		if (*s == '$' && s[1] != '\0') {
-			s += expand_ref(rd, s, out, depth);
+	const char *v = lookup(x->rd, name);
+	if (v == NULL)
+		return; /* an unset parameter is empty, as in Postfix */
+	for (int i = 0; i < x->depth; i++)
+		if (strcmp(x->stack[i], name) == 0) {
+			x->failed = "a $name reference loop";
+			return;
+		}
+	if (x->depth == EXPAND_DEPTH_MAX) {
+		x->failed = "$name references nested too deep";
+		return;
+	}
+	x->stack[x->depth++] = name;
+	expand_into(x, v, strlen(v), out);
+	x->depth--;
+}
+
+/* expand_cond - ${name?value} (value when $name is not empty), ${name:value}
+ * (value when it is), and Postfix 3's ${name?{value}:{other}}. */
+static void expand_cond(struct expansion *x, const char *name, char op, const char *v,
+			const char *end, struct strbuf *out)
+{
+	struct strbuf nv;
+	strbuf_init(&nv);
+	expand_name(x, name, &nv);
+	bool empty = nv.len == 0;
+	strbuf_free(&nv);
+	const char *yes = v, *yes_end = end, *no = NULL, *no_end = NULL;
+	if (*v == '{') {
+		const char *c = matching(v, end);
+		if (c == NULL) {
+			x->failed = "an unbalanced ${...} in a parameter";
+			return;
+		}
+		yes = v + 1, yes_end = c;
+		const char *rest = c + 1;
+		while (rest < end && (*rest == ' ' || *rest == '\t'))
+			rest++;
+		if (rest < end && *rest == ':' && rest + 1 < end && rest[1] == '{') {
+			const char *c2 = matching(rest + 1, end);
+			if (c2 == NULL) {
+				x->failed = "an unbalanced ${...} in a parameter";
+				return;
+			}
+			no = rest + 2, no_end = c2;
+		}
+	}
+	bool take = op == '?' ? !empty : empty;
+	if (take)
+		expand_into(x, yes, (size_t)(yes_end - yes), out);
+	else if (no != NULL)
+		expand_into(x, no, (size_t)(no_end - no), out);
+}
+
+#define NAME_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"
+
+/* expand_ref - one $name / ${name...} / $(name...) at s; returns what it used. */
+static size_t expand_ref(struct expansion *x, const char *s, const char *end, struct strbuf *out)
+{
+	char name[128];
+	if (s[1] != '{' && s[1] != '(') {
+		size_t n = strspn(s + 1, NAME_CHARS);
+		n = s + 1 + n > end ? (size_t)(end - s - 1) : n;
+		if (n == 0) {
+			strbuf_append(out, s, 1); /* a lone $ stays */
+			return 1;
+		}
+		snprintf(name, sizeof(name), "%.*s", (int)(n < 127 ? n : 127), s + 1);
+		expand_name(x, name, out);
+		return n + 1;
+	}
+	const char *close = matching(s + 1, end);
+	if (close == NULL) {
+		x->failed = "an unbalanced ${...} in a parameter";
+		return (size_t)(end - s);
+	}
+	const char *in = s + 2;
+	size_t n = strspn(in, NAME_CHARS);
+	if (in + n > close)
+		n = (size_t)(close - in);
+	snprintf(name, sizeof(name), "%.*s", (int)(n < 127 ? n : 127), in);
+	if (n == 0)
+		x->failed = "a ${...} expression (comparison) the audit does not evaluate";
+	else if (in + n == close)
+		expand_name(x, name, out);
+	else if (in[n] == '?' || in[n] == ':')
+		expand_cond(x, name, in[n], in + n + 1, close, out);
+	else
+		x->failed = "a ${...} expression the audit does not evaluate";
+	return (size_t)(close - s) + 1;
+}
+
+static void expand_into(struct expansion *x, const char *s, size_t len, struct strbuf *out)
+{
+	const char *end = s + len;
+	while (s < end && x->failed == NULL) {
+		if (out->len > EXPANSION_MAX) {
+			x->failed = "a $name expansion longer than 64 KiB";
+			return;
+		}
+		if (*s == '$' && s + 1 < end) {
+			s += expand_ref(x, s, end, out);
 		} else {
 			strbuf_append(out, s, 1);
 			s++;
@@ -242,13 +373,23 @@ static void expand_into(const struct reader *rd, const char *s, struct strbuf *o
 	}
 }
 
-/* param - the expanded value (owned by the model). */
+/* param - the expanded value (owned by the model); one that cannot be expanded
+ * is empty, and said (undecided). */
 static const char *param(struct reader *rd, const char *name)
 {
 	const char *v = raw(rd, name);
 	struct strbuf sb;
 	strbuf_init(&sb);
-	expand_into(rd, v ? v : "", &sb, 0);
+	struct expansion x = {.rd = rd, .stack = {name}, .depth = 1};
+	expand_into(&x, v ? v : "", v ? strlen(v) : 0, &sb);
+	if (x.failed != NULL) {
+		audit_add_finding(&rd->findings, &rd->n_findings, "unreadable", SEV_UNDECIDED,
+				  NULL, "write the parameter out", "%s%s%s: %s: not audited", name,
+				  rd->svc ? " in master.cf " : "", rd->svc ? rd->svc->name : "",
+				  x.failed);
+		strbuf_free(&sb);
+		return audit_strdup(rd->m, "");
+	}
 	return audit_keep(rd->m, sb.data ? strbuf_steal(&sb) : xstrdup(""));
 }
 
@@ -322,10 +463,22 @@ static bool table_permits(const struct map *t)
 {
 	for (size_t k = 0; k < t->n; k++) {
 		struct access_result ar;
-		if (!map_access_parse(t->entries[k].value, &ar) || ar.action == ACCESS_OK)
+		if (!audit_access_parse(t->entries[k].value, &ar) || ar.action == ACCESS_OK)
 			return true;
 	}
 	return false;
+}
+
+/* table_unknown - the first value that is no action we evaluate (a restriction
+ * class, FILTER, HOLD...), or NULL. */
+static const char *table_unknown(const struct map *t)
+{
+	for (size_t k = 0; k < t->n; k++) {
+		struct access_result ar;
+		if (!audit_access_parse(t->entries[k].value, &ar))
+			return t->entries[k].value;
+	}
+	return NULL;
 }
 
 /* ---- restriction lists ---- */
@@ -404,10 +557,27 @@ static bool is_pass_word(const char *w)
 	       strcmp(w, "dunno") == 0;
 }
 
-/* add_item - append (the items array was sized for every word). */
-static void add_item(struct audit_list *l, struct audit_item it)
+/* add_item - append, growing geometrically. */
+static void add_item(struct audit_list *l, size_t *cap, struct audit_item it)
 {
+	if (l->n + 1 >= *cap) {
+		*cap = *cap ? *cap * 2 : 16;
+		l->items = xrealloc(l->items, *cap * sizeof(struct audit_item));
+	}
 	l->items[l->n++] = it;
+}
+
+#define CLASS_DEPTH_MAX 8
+
+/* is_class - is WORD one of smtpd_restriction_classes (with a definition)? */
+static bool is_class(struct reader *rd, const char *word)
+{
+	size_t n;
+	char **w = split(rd->m, param(rd, "smtpd_restriction_classes"), &n);
+	for (size_t k = 0; k < n; k++)
+		if (strcmp(w[k], word) == 0)
+			return raw(rd, word) != NULL;
+	return false;
 }
 
 /* table_item - check_*_access TABLE. */
@@ -425,8 +595,11 @@ static struct audit_item table_item(struct reader *rd, const struct arg_word *aw
 			.why = audit_keep(rd->m, xasprintf("%s looks up DNS records; its table "
 							   "can permit", text))}
 					: (struct audit_item){.kind = AI_PASS, .text = text};
+	const char *unknown = table_unknown(t);
 	return (struct audit_item){.kind = AI_ACCESS, .subject = aw->subject, .table = t,
-				   .text = text};
+		.text = text, .why = unknown == NULL ? NULL : audit_keep(rd->m, xasprintf(
+			"%s: the action \"%s\" (a restriction class?) is not evaluated by the "
+			"audit", text, unknown))};
 }
 
 /* word_item - one restriction word (and its argument, *k advanced past it). */
@@ -463,53 +636,88 @@ static struct audit_item word_item(struct reader *rd, char **w, size_t n, size_t
 						   "audit does not evaluate", word))};
 }
 
-/* read_list - one restriction list of the service in effect. */
-static struct audit_list read_list(struct reader *rd, const char *name)
+static struct audit_item word_item(struct reader *rd, char **w, size_t n, size_t *k);
+
+/* read_words - the restrictions of VALUE into l; a restriction class is
+ * evaluated where it is named, so its restrictions stand in its place. */
+static void read_words(struct reader *rd, const char *value, struct audit_list *l, size_t *cap,
+		       int depth)
 {
 	size_t n;
-	char **w = split(rd->m, param(rd, name), &n);
-	struct audit_list l = {name, NULL, 0};
-	l.items = audit_keep(rd->m, xcalloc(n + 1, sizeof(struct audit_item)));
+	char **w = split(rd->m, value, &n);
 	for (size_t k = 0; k < n; k++) {
 		if (rg_strcasecmp(w[k], "warn_if_reject") == 0 && k + 1 < n) {
 			/* the next restriction only logs: it can never refuse */
-			add_item(&l, (struct audit_item){.kind = AI_PASS,
+			add_item(l, cap, (struct audit_item){.kind = AI_PASS,
 				.text = audit_keep(rd->m, xasprintf("warn_if_reject %s", w[++k]))});
 			continue;
 		}
-		add_item(&l, word_item(rd, w, n, &k));
+		if (is_class(rd, w[k])) {
+			if (depth < CLASS_DEPTH_MAX)
+				read_words(rd, param(rd, w[k]), l, cap, depth + 1);
+			else
+				add_item(l, cap, (struct audit_item){.kind = AI_UNDECIDED, .text = w[k],
+					.why = "restriction classes nested too deep (a loop?)"});
+			continue;
+		}
+		add_item(l, cap, word_item(rd, w, n, &k));
 	}
+}
+
+/* read_list - one restriction list of the service in effect. */
+static struct audit_list read_list(struct reader *rd, const char *name)
+{
+	struct audit_list l = {name, NULL, 0};
+	size_t cap = 0;
+	read_words(rd, param(rd, name), &l, &cap, 0);
+	if (l.items == NULL)
+		l.items = xcalloc(1, sizeof(struct audit_item));
+	audit_keep(rd->m, l.items);
 	return l;
 }
 
-/* can_deny_words - Postfix's smtpd will not run (fatal: "specify at least one
+/* deny_in_words - Postfix's smtpd will not run (fatal: "specify at least one
  * working instance of ...") when neither list holds one of these before a bare
- * permit: clients get no SMTP service at all. */
-static bool can_deny_words(struct reader *rd, const char *name)
+ * permit: clients get no SMTP service at all. 1: one comes first, 0: a bare
+ * permit does, -1: neither is there. */
+static int deny_in_words(struct reader *rd, const char *value, int depth)
 {
 	static const char *deny[] = {"reject_unauth_destination", "defer_unauth_destination",
 				     "reject", "defer", "defer_if_permit", "check_relay_domains"};
 	size_t n;
-	char **w = split(rd->m, param(rd, name), &n);
+	char **w = split(rd->m, value, &n);
 	for (size_t k = 0; k < n; k++) {
 		if (strcmp(w[k], "warn_if_reject") == 0) {
 			k++;
 			continue;
 		}
 		if (strcmp(w[k], "permit") == 0)
-			return false; /* Postfix's has_required() stops at a bare permit */
+			return 0; /* Postfix's has_required() stops at a bare permit */
+		if (depth < CLASS_DEPTH_MAX && is_class(rd, w[k])) {
+			int r = deny_in_words(rd, param(rd, w[k]), depth + 1);
+			if (r >= 0)
+				return r; /* a permit or a refusal inside the class decides */
+			continue;
+		}
 		for (size_t i = 0; i < RG_ARRAY_LEN(deny); i++)
 			if (strcmp(w[k], deny[i]) == 0)
-				return true;
+				return 1;
 	}
-	return false;
+	return -1;
+}
+
+/* can_deny_words - (see above), restriction classes looked into. */
+static bool can_deny_words(struct reader *rd, const char *name)
+{
+	return deny_in_words(rd, param(rd, name), 0) > 0;
 }
 
 /* ---- domains, networks, recipients ---- */
 
 static void push(struct audit_model *m, char ***list, size_t *n, const char *s)
 {
-	*list = xrealloc(*list, (*n + 2) * sizeof(char *));
+	if ((*n & (*n - 1)) == 0) /* doubling: 2n+2 after each power of two */
+		*list = xrealloc(*list, (2 * *n + 2) * sizeof(char *));
 	(*list)[(*n)++] = audit_keep(m, xstrdup(s));
 	(*list)[*n] = NULL;
 	rg_str_lower((*list)[*n - 1]);
@@ -646,6 +854,11 @@ static void forward_findings(struct reader *rd, const char *param_name, bool ali
 	for (size_t k = 0; k < n; k++) {
 		const char *why;
 		const struct map *t = open_table(rd, w[k], &why);
+		if (t == NULL && !aliases) /* regexp:, pcre:, ldap:...: it may forward anything */
+			audit_add_finding(&rd->findings, &rd->n_findings, "unreadable", SEV_UNDECIDED,
+					  NULL, "audit it by hand, or use a table the audit reads "
+					  "(hash:, texthash:, inline:)", "%s: %s: where it sends mail "
+					  "is not known", param_name, why);
 		for (size_t e = 0; t != NULL && e < t->n; e++) {
 			char *key = t->entries[e].key, *value = t->entries[e].value;
 			size_t klen = strlen(key);
@@ -678,40 +891,74 @@ static void forward_findings(struct reader *rd, const char *param_name, bool ali
 
 /* ---- services ---- */
 
-/* read_master - the smtpd services of master.cf and their -o overrides. */
-static size_t read_master(struct reader *rd, struct pf_service *svcs)
+/* add_override - one -o NAME=VALUE (or -o {NAME = VALUE}) of a service. */
+static void add_override(struct pf_service *s, const char *arg)
+{
+	char *kv = xstrdup(arg), *name, *value;
+	size_t len = strlen(kv);
+	if (len >= 2 && kv[0] == '{' && kv[len - 1] == '}') {
+		kv[len - 1] = '\0';
+		memmove(kv, kv + 1, len - 1);
+	}
+	if (parse_assignment(kv, &name, &value))
+		set_kv(&s->over, name, value);
+	free(kv);
+}
+
+/* service_line - an smtpd service of one master.cf line; false for other lines. */
+static bool service_line(struct reader *rd, const char *line, struct pf_service *s)
+{
+	size_t nw;
+	char **w = split_by(rd->m, line, " \t", &nw); /* commas belong to -o values */
+	if (nw < 8 || strcmp(w[7], "smtpd") != 0 ||
+	    (strcmp(w[1], "inet") != 0 && strcmp(w[1], "pass") != 0))
+		return false;
+	*s = (struct pf_service){.name = w[0], .type = w[1]};
+	for (size_t k = 8; k < nw; k++) {
+		if (strcmp(w[k], "-o") == 0 && k + 1 < nw)
+			add_override(s, w[++k]);
+		else if (strncmp(w[k], "-o", 2) == 0 && w[k][2] != '\0')
+			add_override(s, w[k] + 2); /* -oNAME=VALUE, as master(8) takes it */
+	}
+	return true;
+}
+
+/* read_master - the smtpd services of master.cf and their -o overrides; NULL
+ * with err when it exists but cannot be read (a missing one is Postfix's default). */
+static struct pf_service *read_master(struct reader *rd, size_t *ns, char *err, size_t errlen)
 {
 	char *path = xasprintf("%s/master.cf", rd->dir);
-	size_t nl, ns = 0;
+	size_t nl, cap = 4;
 	char **lines = read_logical_lines(path, &nl);
+	if (lines == NULL && errno != ENOENT) {
+		snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+		free(path);
+		return NULL;
+	}
 	free(path);
-	for (size_t i = 0; lines && i < nl && ns < MAX_SERVICES; i++) {
-		size_t nw;
-		char **w = split_by(rd->m, lines[i], " \t", &nw); /* commas belong to -o values */
-		if (nw < 8 || strcmp(w[7], "smtpd") != 0 ||
-		    (strcmp(w[1], "inet") != 0 && strcmp(w[1], "pass") != 0))
-			continue;
-		struct pf_service *s = &svcs[ns++];
-		*s = (struct pf_service){.name = w[0], .type = w[1]};
-		for (size_t k = 8; k + 1 < nw; k++) {
-			if (strcmp(w[k], "-o") != 0)
-				continue;
-			char *kv = xstrdup(w[++k]), *name, *value;
-			if (kv[0] == '{' && kv[strlen(kv) - 1] == '}') {
-				kv[strlen(kv) - 1] = '\0';
-				memmove(kv, kv + 1, strlen(kv));
-			}
-			if (parse_assignment(kv, &name, &value))
-				set_kv(s->over, &s->n_over, RG_ARRAY_LEN(s->over), name, value);
-			free(kv);
+	struct pf_service *svcs = xcalloc(cap, sizeof(*svcs));
+	*ns = 0;
+	for (size_t i = 0; lines && i < nl; i++) {
+		if (*ns == cap) {
+			cap *= 2;
+			svcs = xrealloc(svcs, cap * sizeof(*svcs));
 		}
+		if (*ns == SERVICES_MAX) {
+			audit_add_finding(&rd->findings, &rd->n_findings, "not-audited",
+					  SEV_UNDECIDED, NULL, "audit the rest by hand",
+					  "master.cf: more than %d smtpd services; the others are not "
+					  "audited", SERVICES_MAX);
+			break;
+		}
+		if (service_line(rd, lines[i], &svcs[*ns]))
+			++*ns;
 	}
 	if (lines == NULL) { /* no master.cf: Postfix's one smtpd on port 25 */
 		svcs[0] = (struct pf_service){.name = "smtp", .type = "inet"};
-		ns = 1;
+		*ns = 1;
 	}
 	free_lines(lines, lines ? nl : 0);
-	return ns;
+	return svcs;
 }
 
 /* submission_like - 587/465 and the services named for them. */
@@ -740,6 +987,93 @@ static const char *service_ip(struct reader *rd, const char *name)
 	return n > 0 && ip_parse(w[0], &ip) ? w[0] : "127.0.0.1";
 }
 
+/* add_undecided - one more reason that holds for the whole service. */
+static void add_undecided(struct reader *rd, struct audit_service *s, const char *why)
+{
+	s->undecided = audit_keep(rd->m, s->undecided ? xasprintf("%s; %s", s->undecided, why)
+						     : xstrdup(why));
+}
+
+/* per_service_params - overrides of what the model holds once for all services:
+ * that service is not audited (its own networks and domains would be needed). */
+static void per_service_params(struct reader *rd, const struct pf_service *ps,
+			       struct audit_service *s)
+{
+	static const char *global[] = {"mynetworks", "mynetworks_style", "relay_domains",
+		"mydestination", "virtual_alias_domains", "virtual_mailbox_domains",
+		"virtual_alias_maps", "local_recipient_maps", "relay_recipient_maps",
+		"smtpd_sender_login_maps", "parent_domain_matches_subdomains",
+		"allow_untrusted_routing", "smtpd_restriction_classes"};
+	for (size_t i = 0; i < RG_ARRAY_LEN(global); i++) {
+		const char *v = raw_kv(&ps->over, global[i]);
+		if (v == NULL)
+			continue;
+		char *why = xasprintf("-o %s=%s: a per-service %s is not audited", global[i], v,
+				      global[i]);
+		add_undecided(rd, s, why);
+		free(why);
+	}
+}
+
+/* covers_strangers - does a host list (smtpd_authorized_xclient_hosts) hold an
+ * Internet client? 0: no, 1: yes, -1: cannot tell (names, tables). */
+static int covers_strangers(struct reader *rd, const char *list)
+{
+	static const char *samples[] = {"20.0.0.9", "80.0.0.9", "151.0.0.9", "203.0.113.9",
+					"2a00:1450::9"};
+	size_t n;
+	char **w = split(rd->m, list, &n);
+	int result = 0;
+	for (size_t k = 0; k < n; k++) {
+		struct cidr c;
+		char err[128];
+		if (!cidr_parse(w[k], &c, err, sizeof(err))) {
+			result = -1;
+			continue;
+		}
+		for (size_t i = 0; i < RG_ARRAY_LEN(samples); i++) {
+			struct rg_ip ip;
+			if (ip_parse(samples[i], &ip) && cidr_match(&c, &ip))
+				return 1;
+		}
+	}
+	return result;
+}
+
+/* client_tricks - XCLIENT and the PROXY protocol let a client claim an address. */
+static void client_tricks(struct reader *rd, struct audit_service *s)
+{
+	const char *xclient = param(rd, "smtpd_authorized_xclient_hosts");
+	const char *proxy = param(rd, "smtpd_upstream_proxy_protocol");
+	int anyone = xclient[0] ? covers_strangers(rd, xclient) : 0;
+	if (xclient[0] && anyone != 0) {
+		s->client_trick = audit_keep(rd->m, xasprintf(
+			"smtpd_authorized_xclient_hosts = %s: %s may send XCLIENT ADDR=127.0.0.1 "
+			"and be a mynetworks client", xclient, anyone > 0 ? "a stranger" : "whoever "
+			"those hosts are"));
+		s->trick_anyone = anyone > 0;
+	} else if (proxy[0]) {
+		s->client_trick = audit_keep(rd->m, xasprintf(
+			"smtpd_upstream_proxy_protocol = %s: whoever reaches this port directly may "
+			"send \"PROXY TCP4 127.0.0.1 ...\" and be a mynetworks client", proxy));
+	}
+}
+
+/* anonymous_login - AUTH without "noanonymous": a SASL backend that offers
+ * ANONYMOUS makes every stranger an authenticated user. */
+static void anonymous_login(struct reader *rd, struct audit_service *s)
+{
+	const char *opts = raw(rd, "smtpd_sasl_security_options");
+	if (!s->sasl || (opts == NULL ? true : strstr(param(rd, "smtpd_sasl_security_options"),
+						      "noanonymous") != NULL))
+		return; /* Postfix's default is noanonymous */
+	audit_add_finding(&rd->findings, &rd->n_findings, "sasl-anonymous", SEV_SUSPICIOUS,
+			  s->name, "smtpd_sasl_security_options = noanonymous",
+			  "smtpd_sasl_security_options lacks noanonymous: where the SASL backend "
+			  "offers ANONYMOUS, a stranger logs in without a password and relays as an "
+			  "authenticated user");
+}
+
 /* build_service - one master.cf smtpd service with its overrides in effect. */
 static void build_service(struct reader *rd, const struct pf_service *ps, struct audit_service *s)
 {
@@ -759,6 +1093,9 @@ static void build_service(struct reader *rd, const struct pf_service *ps, struct
 	if (milters[0] != '\0')
 		s->undecided = audit_keep(rd->m, xasprintf("smtpd_milters = %s: a milter can add "
 			"recipients after the restrictions (smfi_addrcpt); it is not audited", milters));
+	per_service_params(rd, ps, s);
+	client_tricks(rd, s);
+	anonymous_login(rd, s);
 	rd->svc = NULL;
 }
 
@@ -823,7 +1160,7 @@ static void domains(struct reader *rd)
 static void overlap_findings(struct reader *rd)
 {
 	const struct config *cfg = &rd->m->cfg;
-	if (raw_kv(rd->main, rd->n_main, "relay_domains") == NULL)
+	if (raw_kv(&rd->main, "relay_domains") == NULL)
 		return; /* Postfix's old default $mydestination overlaps by design */
 	for (size_t k = 0; cfg->relay_domains[k]; k++)
 		if (cfg->relay_domains[k][0] != '.' &&
@@ -849,22 +1186,32 @@ static void routing_finding(struct reader *rd)
 			  "never honours it, so the tests here do not show it)");
 }
 
+/* reader_fail - everything read so far is dropped: the configuration cannot be read. */
+static struct audit_model *reader_fail(struct reader *rd)
+{
+	for (size_t k = 0; k < rd->n_findings; k++) {
+		free(rd->findings[k].text);
+		free(rd->findings[k].fix);
+	}
+	free(rd->findings);
+	free_kv(&rd->main);
+	audit_model_free(rd->m);
+	free(rd);
+	return NULL;
+}
+
 struct audit_model *audit_model_from_postfix(const char *dir, char *err, size_t errlen)
 {
 	struct reader *rd = xcalloc(1, sizeof(*rd));
 	struct audit_model *m = xcalloc(1, sizeof(*m));
 	rd->m = m;
 	rd->dir = dir;
-	if (!read_main(rd, err, errlen)) {
-		free(rd);
-		audit_model_free(m);
-		return NULL;
-	}
+	if (!read_main(rd, err, errlen))
+		return reader_fail(rd);
 	const char *compat = raw(rd, "compatibility_level");
 	rd->compat = compat ? strtod(compat, NULL) : 0;
 	m->postfix = true;
 	m->origin = audit_keep(m, xasprintf("Postfix %s", dir));
-	m->stranger_ip = "203.0.113.9";
 	host_names(rd);
 	domains(rd);
 	networks(rd);
@@ -876,16 +1223,19 @@ struct audit_model *audit_model_from_postfix(const char *dir, char *err, size_t 
 	forward_findings(rd, "virtual_alias_maps", false);
 	forward_findings(rd, "alias_maps", true);
 	routing_finding(rd);
-	struct pf_service svcs[MAX_SERVICES];
-	size_t ns = read_master(rd, svcs);
+	size_t ns = 0;
+	struct pf_service *svcs = read_master(rd, &ns, err, errlen);
+	if (svcs == NULL)
+		return reader_fail(rd);
 	m->services = audit_keep(m, xcalloc(ns + 1, sizeof(struct audit_service)));
 	for (size_t i = 0; i < ns; i++) {
 		build_service(rd, &svcs[i], &m->services[m->n_services++]);
-		free_kv(svcs[i].over, svcs[i].n_over);
+		free_kv(&svcs[i].over);
 	}
+	free(svcs);
 	m->findings = rd->findings;
 	m->n_findings = rd->n_findings;
-	free_kv(rd->main, rd->n_main);
+	free_kv(&rd->main);
 	free(rd);
 	return m;
 }

@@ -197,9 +197,9 @@ int explain_main(int argc, char **argv)
 /* trick_text - one accepted trick, as an operator reads it. */
 static char *trick_text(const struct audit_service_report *sr, const struct audit_case *c)
 {
-	return xasprintf("%s: %s (%s): HELO %s, MAIL FROM:<%s>, RCPT TO:<%s> (goes to %s) "
-			 "accepted by %s in %s; fix: %s", sr->svc->name, c->test->id,
-			 c->test->name, c->helo, c->mail, c->rcpt, c->resolved,
+	return xasprintf("%s: %s (%s): client %s, HELO %s, MAIL FROM:<%s>, RCPT TO:<%s> "
+			 "(goes to %s) accepted by %s in %s; fix: %s", sr->svc->name, c->test->id,
+			 c->test->name, c->client, c->helo, c->mail, c->rcpt, c->resolved,
 			 c->restriction ? c->restriction : "-", c->list ? c->list : "-",
 			 c->test->fix);
 }

@@ -57,6 +57,32 @@ class SelfTest(unittest.TestCase):
         self.assertNotIn('open-relay', log)
         self.assertNotIn('selftest', log)
 
+    def test_correct_configurations_start(self):
+        # each of these was refused (exit 78) by an earlier self-test: a long
+        # list ending in reject_unauth_destination, a bare relay_domains entry
+        # that relayguard matches exactly, a trusted documentation network
+        long_list = ', '.join(['permit_mynetworks'] + ['reject_non_fqdn_recipient'] * 70 +
+                              ['reject_unauth_destination'])
+        for overrides in ({'smtpd_relay_restrictions': long_list},
+                          {'relay_domains': 'dyndns.org'},
+                          {'mynetworks': '127.0.0.0/8 203.0.113.0/24'}):
+            with self.subTest(overrides=list(overrides)):
+                s = self.server(**overrides)
+                with s.start():
+                    log = s.log()
+                self.assertIn('listening', log)
+                self.assertNotIn('selftest', log)
+
+    def test_half_the_internet_trusted_does_not_start(self):
+        s = self.server(smtpd_relay_restrictions='permit_mynetworks, check_client_access '
+                        'cidr:half.cidr, reject_unauth_destination')
+        with open(s.dir + '/half.cidr', 'w') as f:
+            f.write('0.0.0.0/1 OK\n128.0.0.0/2 OK\n')
+        p = subprocess.run([binary(), 'serve', '-c', s.config_path], capture_output=True,
+                           text=True, timeout=30, cwd=s.dir)
+        self.assertEqual(p.returncode, 78, p.stderr)
+        self.assertIn('forgeable-permit', p.stderr)
+
     def test_bad_value(self):
         s = self.server(relay_selftest='maybe')
         p = subprocess.run([binary(), 'serve', '-c', s.config_path], capture_output=True,

@@ -86,6 +86,36 @@ static const struct pf_row pf_rows[] = {
 	{__LINE__, "compat0-recipient-list", AV_CLOSED, "", "", "", 1},
 	{__LINE__, "milter", AV_UNDECIDED, "not-audited", "", "", 1},
 	{__LINE__, "unreadable-include", AV_UNDECIDED, "unreadable", "", "", 1},
+	/* a stranger chooses his HELO, his sender and a recipient's local part */
+	{__LINE__, "partner-helo", AV_OPEN, "forgeable-permit", "", "", 1},
+	{__LINE__, "partner-sender", AV_OPEN, "forgeable-permit", "", "", 1},
+	{__LINE__, "recipient-postmaster", AV_OPEN, "forgeable-permit", "", "", 1},
+	{__LINE__, "recipient-own", AV_CLOSED, "", "", "", 1},
+	/* access(5): RELAY and an all-numeric value are OK; a class name is not DUNNO */
+	{__LINE__, "relay-action", AV_OPEN, "", "sender-domain", "", 1},
+	{__LINE__, "numeric-action", AV_OPEN, "", "sender-domain", "", 1},
+	{__LINE__, "restr-class-value", AV_UNDECIDED, "", "", "plain", 1},
+	/* a class holding reject_unauth_destination is looked into */
+	{__LINE__, "restr-class-required", AV_OPEN, "forgeable-permit", "plain", "", 1},
+	{__LINE__, "client-half", AV_OPEN, "forgeable-permit", "plain", "", 1},
+	{__LINE__, "long-list", AV_CLOSED, "", "", "", 1},
+	/* $name expansion: bounded, loops found, Postfix's conditional forms */
+	{__LINE__, "expand-bomb", AV_UNDECIDED, "unreadable", "", "", 1},
+	{__LINE__, "expand-loop", AV_UNDECIDED, "unreadable", "", "", 1},
+	{__LINE__, "cond-set", AV_OPEN, "forgeable-permit", "sender-domain", "", 1},
+	{__LINE__, "cond-unset", AV_OPEN, "forgeable-permit", "sender-domain", "", 1},
+	{__LINE__, "cond-compare", AV_UNDECIDED, "unreadable", "", "", 1},
+	/* master.cf: -oNAME=VALUE, and no limit on the number of services */
+	{__LINE__, "o-attached", AV_OPEN, "forgeable-permit", "sender-domain", "", 1},
+	{__LINE__, "many-services", AV_OPEN, "forgeable-permit", "", "", 33},
+	/* a client that may claim another address: XCLIENT from anywhere, PROXY */
+	{__LINE__, "xclient-anyone", AV_OPEN, "client-address-forgeable", "", "", 1},
+	{__LINE__, "xclient-own", AV_CLOSED, "", "", "", 1},
+	{__LINE__, "proxy-protocol", AV_SUSPICIOUS, "client-address-forgeable", "", "", 1},
+	/* what the model holds once, overridden per service; tables we cannot read */
+	{__LINE__, "o-mynetworks", AV_UNDECIDED, "not-audited", "", "", 1},
+	{__LINE__, "virtual-regexp", AV_UNDECIDED, "unreadable", "", "", 1},
+	{__LINE__, "sasl-anonymous", AV_SUSPICIOUS, "sasl-anonymous", "", "", 1},
 };
 
 /* check_words - every word of LIST is a stranger test with outcome O. */
@@ -170,9 +200,33 @@ static void test_postfix_reader(void)
 	CHECK(m != NULL && m->cfg.n_mynetworks == 3, "[::ffff:127.0.0.0]/104 read as 127.0.0.0/8");
 	audit_model_free(m);
 
+	/* only a missing master.cf is Postfix's default; one we cannot read is an error */
+	m = audit_model_from_postfix(PF "master-dir", err, sizeof(err));
+	CHECK(m == NULL && strstr(err, "master.cf") != NULL, "master.cf a directory: %s",
+	      m ? "read" : err);
+	audit_model_free(m);
+	m = audit_model_from_postfix(PF "main-dir", err, sizeof(err));
+	CHECK(m == NULL && strstr(err, "main.cf") != NULL, "main.cf a directory: %s",
+	      m ? "read" : err);
+	audit_model_free(m);
+	m = audit_model_from_postfix(PF "expand-bomb", err, sizeof(err));
+	struct audit_report *bomb = m ? audit_run(m) : NULL;
+	CHECK(bomb != NULL && bomb->n_findings > 0 && strstr(bomb->findings[0].text, "64 KiB"),
+	      "an expansion bomb is cut at 64 KiB and said");
+	audit_report_free(bomb);
+	audit_model_free(m);
+
 	m = audit_model_from_postfix(PF "no-such-directory", err, sizeof(err));
 	CHECK(m == NULL && strstr(err, "main.cf") != NULL, "missing main.cf: %s", err);
 }
+
+/* 70 restrictions ending in reject_unauth_destination: none may be lost */
+#define R10 "reject_non_fqdn_recipient, reject_non_fqdn_recipient, reject_non_fqdn_recipient, " \
+	"reject_non_fqdn_recipient, reject_non_fqdn_recipient, reject_non_fqdn_recipient, " \
+	"reject_non_fqdn_recipient, reject_non_fqdn_recipient, reject_non_fqdn_recipient, " \
+	"reject_non_fqdn_recipient, "
+#define LONG_LIST "smtpd_relay_restrictions = permit_mynetworks, " R10 R10 R10 R10 R10 R10 R10 \
+	"reject_unauth_destination\n"
 
 /* relayguard's own configurations, through config_load. */
 struct rg_row {
@@ -187,10 +241,25 @@ static const struct rg_row rg_rows[] = {
 	{__LINE__, "mynetworks = 0.0.0.0/0\n", AV_OPEN, "plain helo-localhost ipv6-literal"},
 	{__LINE__, "mynetworks = 127.0.0.0/8 172.17.0.0/16\n", AV_SUSPICIOUS, ""},
 	{__LINE__, "mydestination = example.com\nrelay_domains = example.org\n", AV_CLOSED, ""},
+	/* relayguard matches a bare relay_domains entry exactly: only dyndns.org itself */
+	{__LINE__, "relay_domains = dyndns.org\n", AV_CLOSED, ""},
+	/* a trusted network holding the documentation range: the stranger is elsewhere */
+	{__LINE__, "mynetworks = 127.0.0.0/8 203.0.113.0/24\n", AV_CLOSED, ""},
+	{__LINE__, "mynetworks = 127.0.0.0/8 192.0.0.0/2\n", AV_OPEN, "plain"},
+	/* a client table trusting half the Internet: strangers in 0/2 and 64/2 relay */
+	{__LINE__, "smtpd_relay_restrictions = permit_mynetworks, check_client_access "
+		   "cidr:/tmp/rg-audit-half.cidr, reject_unauth_destination\n", AV_OPEN, "plain"},
+	{__LINE__, LONG_LIST, AV_CLOSED, ""},
 };
 
 static void test_relayguard_rows(void)
 {
+	FILE *half = fopen("/tmp/rg-audit-half.cidr", "w");
+	CHECK(half != NULL, "cannot write /tmp/rg-audit-half.cidr");
+	if (half) {
+		fputs("0.0.0.0/1 OK\n", half);
+		fclose(half);
+	}
 	for (size_t i = 0; i < RG_ARRAY_LEN(rg_rows); i++) {
 		const struct rg_row *row = &rg_rows[i];
 		char path[] = "/tmp/rg-audit-XXXXXX";
@@ -220,6 +289,7 @@ static void test_relayguard_rows(void)
 		audit_model_free(m);
 		config_free(cfg);
 	}
+	unlink("/tmp/rg-audit-half.cidr");
 }
 
 /* explain: the same engine, one request, with its trace. */
