@@ -7,6 +7,7 @@
  *	                   [--port smtpd|submission] --from A --to B [--json]
  */
 #include "cli/audit_cmd.h"
+#include "cli/cli.h"
 #include "audit/audit.h"
 #include "config/config.h"
 #include "util/log.h"
@@ -97,14 +98,9 @@ static struct audit_model *load(const struct cmd_opts *o, struct config **cfg)
 			fprintf(stderr, "relayguard: %s\n", err);
 		return m;
 	}
-	char *errors = NULL;
-	*cfg = config_load(o->config, &errors);
-	if (*cfg == NULL) {
-		fputs(errors ? errors : "", stderr);
-		fprintf(stderr, "relayguard: %s has errors\n", o->config ? o->config : "the default");
-		free(errors);
+	*cfg = cli_load_config(o->config, false);
+	if (*cfg == NULL)
 		return NULL;
-	}
 	return audit_model_from_config(*cfg);
 }
 

@@ -17,6 +17,7 @@
 #define _XOPEN_SOURCE 700
 #include "auth/passwd.h"
 #include "cli/audit_cmd.h"
+#include "cli/cli.h"
 #include "cli/queue_cmd.h"
 #include "cli/tlsmem_cmd.h"
 #include "config/config.h"
@@ -43,8 +44,6 @@
 #include <unistd.h>
 
 #define RELAYGUARD_VERSION "0.1.0"
-#define EXIT_USAGE 64
-#define EXIT_CONFIG 78
 
 static const char usage_main[] =
 	"usage: relayguard COMMAND [OPTIONS]\n"
@@ -152,8 +151,7 @@ static int parse_options(int argc, char **argv, bool serve, struct options *o)
 	return 0;
 }
 
-/* load_config - load or explain why not; prints errors itself. */
-static struct config *load_config(const char *file, bool serving)
+struct config *cli_load_config(const char *file, bool serving)
 {
 	char *errors = NULL;
 	struct config *cfg = config_load(file, &errors);
@@ -174,7 +172,7 @@ static int cmd_config(int argc, char **argv)
 		fputs(usage_config, rc < 0 ? stdout : stderr);
 		return rc < 0 ? 0 : EXIT_USAGE;
 	}
-	struct config *cfg = load_config(o.config_file, false);
+	struct config *cfg = cli_load_config(o.config_file, false);
 	if (cfg == NULL)
 		return EXIT_CONFIG;
 	char *warnings = config_warnings(cfg);
@@ -420,7 +418,7 @@ static int cmd_serve(int argc, char **argv)
 	}
 	log_set_format(o.log_format);
 	log_set_debug(o.debug);
-	struct config *cfg = load_config(o.config_file, true);
+	struct config *cfg = cli_load_config(o.config_file, true);
 	if (cfg == NULL)
 		return EXIT_CONFIG;
 	if ((rc = audit_selftest(cfg)) != 0) { /* an open relay does not start */

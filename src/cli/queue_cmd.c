@@ -24,6 +24,7 @@
  *	error, 1 anything else (no such message, not running, permission denied).
  */
 #include "cli/queue_cmd.h"
+#include "cli/cli.h"
 #include "cli/ctl_client.h"
 #include "config/config.h"
 #include "control/control.h"
@@ -44,8 +45,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define EXIT_USAGE 64
-#define EXIT_CONFIG 78
 
 static const char usage_queue[] =
 	"usage: relayguard queue COMMAND [ARGS] [-c FILE]\n"
@@ -350,15 +349,9 @@ static const struct {
 /* run - load the configuration for queue_directory, then the command. */
 static int run(int (*fn)(const char *, const struct qargs *), const struct qargs *a)
 {
-	char *errors = NULL;
-	struct config *cfg = config_load(a->config_file, &errors);
-	if (cfg == NULL) {
-		fputs(errors ? errors : "", stderr);
-		fprintf(stderr, "relayguard: %s has errors\n",
-			a->config_file ? a->config_file : "the default configuration");
-		free(errors);
+	struct config *cfg = cli_load_config(a->config_file, false);
+	if (cfg == NULL)
 		return EXIT_CONFIG;
-	}
 	int rc = fn(cfg->queue_directory, a);
 	basedir_close_all();
 	config_free(cfg);
@@ -431,11 +424,8 @@ int lockout_main(int argc, char **argv)
 		fputs(usage_lockout, stderr);
 		return EXIT_USAGE;
 	}
-	char *errors = NULL;
-	struct config *cfg = config_load(config_file, &errors);
+	struct config *cfg = cli_load_config(config_file, false);
 	if (cfg == NULL) {
-		fputs(errors ? errors : "", stderr);
-		free(errors);
 		free(request);
 		return EXIT_CONFIG;
 	}

@@ -20,6 +20,7 @@
  *	Exit 0 ok, 64 usage, 78 configuration error, 1 anything else.
  */
 #include "cli/tlsmem_cmd.h"
+#include "cli/cli.h"
 #include "cli/ctl_client.h"
 #include "config/config.h"
 #include "control/control.h"
@@ -34,8 +35,6 @@
 #include <sys/file.h>
 #include <unistd.h>
 
-#define EXIT_USAGE 64
-#define EXIT_CONFIG 78
 
 static const char usage_tlsmem[] =
 	"usage: relayguard tls-memory list|forget DOMAIN [-c FILE]\n"
@@ -132,13 +131,9 @@ int tlsreport_main(int argc, char **argv)
 		fputs(usage_tlsreport, stderr);
 		return EXIT_USAGE;
 	}
-	char *errors = NULL;
-	struct config *cfg = config_load(config_file, &errors);
-	if (cfg == NULL) {
-		fputs(errors ? errors : "", stderr);
-		free(errors);
+	struct config *cfg = cli_load_config(config_file, false);
+	if (cfg == NULL)
 		return EXIT_CONFIG;
-	}
 	struct strbuf reply;
 	strbuf_init(&reply);
 	char err[512];
@@ -178,13 +173,9 @@ int tlsmem_main(int argc, char **argv)
 		fputs(usage_tlsmem, stderr);
 		return EXIT_USAGE;
 	}
-	char *errors = NULL;
-	struct config *cfg = config_load(config_file, &errors);
-	if (cfg == NULL) {
-		fputs(errors ? errors : "", stderr);
-		free(errors);
+	struct config *cfg = cli_load_config(config_file, false);
+	if (cfg == NULL)
 		return EXIT_CONFIG;
-	}
 	int rc = run(cfg->queue_directory, domain);
 	basedir_close_all();
 	config_free(cfg);

@@ -1,0 +1,22 @@
+/*
+ * cli - what the command line's subcommands share (main.c implements it).
+ *
+ * Owns: loading the configuration a subcommand was given, with the errors
+ * printed the same way for every command.
+ * Must not: exit; each command decides its own exit status (78 for this).
+ */
+#ifndef RG_CLI_H
+#define RG_CLI_H
+
+#include <stdbool.h>
+
+#include "config/config.h"
+
+#define EXIT_USAGE 64
+#define EXIT_CONFIG 78
+
+/* file (NULL: the embedded default), or NULL after printing each error and
+ * "FILE has errors" (with "; not starting" when serving). */
+struct config *cli_load_config(const char *file, bool serving);
+
+#endif
