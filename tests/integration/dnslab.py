@@ -82,9 +82,17 @@ def require_dnsmasq():
 
 
 def free_udp_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
+    """A port free on 127.0.0.1 for UDP and for TCP (dnsmasq binds both)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(('127.0.0.1', 0))
+            port = s.getsockname()[1]
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+            try:
+                t.bind(('127.0.0.1', port))
+                return port
+            except OSError:
+                continue  # taken for TCP (a connection's own port, say): another
 
 
 def _encode_name(name):
@@ -215,15 +223,20 @@ class DnsLab:
                 args += ['--server=/%s/127.0.0.1#%d' % (d, helper.port) for d in domains]
         return args + self.extra
 
-    def start(self, timeout=5):
+    def start(self, timeout=5, tries=3):
         require_dnsmasq()
         self.proc = subprocess.Popen(self._args(), stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE)
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError('dnsmasq did not start: %s' %
-                                   self.proc.stderr.read().decode('utf-8', 'replace'))
+                why = self.proc.stderr.read().decode('utf-8', 'replace')
+                if 'Address already in use' in why and tries > 1:
+                    # the port was free when chosen; something took it since
+                    self.port = free_udp_port()
+                    self.servers = '127.0.0.1:%d' % self.port
+                    return self.start(timeout, tries - 1)
+                raise RuntimeError('dnsmasq did not start: %s' % why)
             if query(self.servers, 'ready.invalid', 'A', timeout=0.2) is not None:
                 return self
         self.stop()
