@@ -11,7 +11,8 @@
  * and relayhost credentials of each next hop, reusing an idle connection to
  * the same destination, and turning replies into recipient outcomes. And
  * applying issue 14's TLS that cannot be stripped to each connection: the
- * downgrade memory (tlspol/tlsmem), DANE (secure MX and TLSA -> level and
+ * downgrade memory (tlspol/tlsmem; its raises shared with other hosts
+ * through a hook the owner sets), DANE (secure MX and TLSA -> level and
  * TLSA records), MTA-STS (tlspol/sts: MX filter, verified TLS), and counting
  * sessions for TLS-RPT (tlspol/tlsrpt).
  * Must not: decide retries or bounces, or touch queue files (the queue
