@@ -312,6 +312,18 @@ bool abuse_share(struct abuse *a, struct event_base *base, char *err, size_t err
 	return a->shared != NULL;
 }
 
+void abuse_share_tls(struct abuse *a, void (*heard)(const char *text, void *arg), void *arg)
+{
+	if (a != NULL && a->shared != NULL)
+		shared_set_tls(a->shared, heard, arg);
+}
+
+void abuse_tls_raised(struct abuse *a, const char *domain, const char *level, unsigned ttl)
+{
+	if (a != NULL && a->shared != NULL)
+		shared_tls(a->shared, domain, level, ttl);
+}
+
 /* An event counted in Redis, waiting for every host's total. */
 struct shared_event {
 	struct abuse *a;

@@ -73,6 +73,14 @@ bool abuse_share(struct abuse *a, struct event_base *base, char *err, size_t err
  * that locked it out here). Shared: counted for every host; a host whose
  * count reaches smtpd_sasl_failure_limit locks it out everywhere. */
 void abuse_auth_failed(struct abuse *a, const struct rg_ip *ip, bool locked, time_t now);
+/* abuse_share_tls - the TLS downgrade memory rides on the same connection
+ * (the SMTP transport owns the memory; server.c connects the two): HEARD
+ * gets each "DOMAIN LEVEL" another host shared, raw, to parse and clean.
+ * abuse_tls_raised tells every host DOMAIN rose to LEVEL (both checked by
+ * the caller), kept as rg:tls:DOMAIN for TTL seconds. Without shared_state,
+ * or A NULL: nothing. */
+void abuse_share_tls(struct abuse *a, void (*heard)(const char *text, void *arg), void *arg);
+void abuse_tls_raised(struct abuse *a, const char *domain, const char *level, unsigned ttl);
 /* Requests to shared state not answered yet (0 without it; benchmarks). */
 size_t abuse_shared_pending(const struct abuse *a);
 /* Refusals so far for EV (client and login limits together). */

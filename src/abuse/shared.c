@@ -48,6 +48,8 @@ struct shared {
 	shared_lock_fn *on_lock;
 	shared_suspend_fn *on_suspend;
 	void *arg;
+	shared_tls_fn *on_tls;    /* NULL: "tls" messages are ignored */
+	void *tls_arg;
 	unsigned long failures;
 	size_t pending;           /* requests not answered yet */
 	time_t warned;
@@ -164,7 +166,7 @@ static void on_connected(const redisAsyncContext *ac, int status)
 }
 
 /* on_message - the lock-out channel: "lock IP SECONDS" or "clear IP" (and
- * suspend/resume); the guarded reader let through only a 3-string array. */
+ * suspend/resume, and tls raises); the guarded reader let through only a 3-string array. */
 static void on_message(redisAsyncContext *ac, void *r, void *priv)
 {
 	struct shared *s = priv;
@@ -194,6 +196,8 @@ static void on_message(redisAsyncContext *ac, void *r, void *priv)
 		s->on_suspend(who, seconds, text + used, s->arg);
 	else if (sscanf(text, "resume %255s", who) == 1)
 		s->on_suspend(who, 0, "", s->arg);
+	else if (strncmp(text, "tls ", 4) == 0 && s->on_tls != NULL)
+		s->on_tls(text + 4, s->tls_arg);
 }
 
 /* ---- the guarded reader ----
@@ -513,4 +517,26 @@ void shared_suspend(struct shared *s, const char *login, unsigned seconds, const
 	const char *argv[] = {"PUBLISH", s->channel, msg};
 	redisAsyncCommandArgv(s->cmd, NULL, NULL, 3, argv, NULL);
 	free(msg);
+}
+
+void shared_set_tls(struct shared *s, shared_tls_fn *fn, void *arg)
+{
+	s->on_tls = fn;
+	s->tls_arg = arg;
+}
+
+void shared_tls(struct shared *s, const char *domain, const char *level, unsigned ttl)
+{
+	if (!s->ready) {
+		warn(s, "tls", "not connected");
+		return;
+	}
+	char key[300], msg[300], ex[16];
+	snprintf(key, sizeof(key), "rg:tls:%s", domain);
+	snprintf(msg, sizeof(msg), "tls %s %s", domain, level);
+	snprintf(ex, sizeof(ex), "%u", ttl ? ttl : 1);
+	const char *set[] = {"SET", key, level, "EX", ex};
+	const char *pub[] = {"PUBLISH", s->channel, msg};
+	redisAsyncCommandArgv(s->cmd, NULL, NULL, 5, set, NULL);
+	redisAsyncCommandArgv(s->cmd, NULL, NULL, 3, pub, NULL);
 }

@@ -20,8 +20,11 @@
  *	                      began at START (expires after two windows)
  *	channel rg:lockout:DB "lock IP SECONDS" and "clear IP" to every host;
  *	                      "suspend LOGIN SECONDS REASON" and "resume LOGIN"
- *	                      (hijacked-account suspensions). DB is the database
- *	                      number: pub/sub ignores SELECT.
+ *	                      (hijacked-account suspensions); "tls DOMAIN LEVEL"
+ *	                      (a raise of the TLS downgrade memory). DB is the
+ *	                      database number: pub/sub ignores SELECT.
+ *	rg:tls:DOMAIN         LEVEL, the last raise of DOMAIN's downgrade memory
+ *	                      (EX smtp_tls_memory_lifetime; written, not read yet)
  *
  * TRUST
  *	Redis is trusted to be Redis (a password at most, no TLS), but what it sends is
@@ -50,6 +53,10 @@ typedef void shared_lock_fn(const char *ip, unsigned seconds, void *arg);
 typedef void shared_suspend_fn(const char *login, unsigned seconds, const char *why,
 			       void *arg);
 
+/* A host raised DOMAIN's TLS downgrade memory: TEXT is "DOMAIN LEVEL" as it
+ * came off the channel, for the caller to parse and clean. */
+typedef void shared_tls_fn(const char *text, void *arg);
+
 /* shared_new - connect to URL (no name lookups: an IP or a socket path).
  * NULL with ERR when URL is malformed; an unreachable Redis is not an error
  * (it is retried, and local state serves meanwhile). */
@@ -66,6 +73,13 @@ void shared_lock(struct shared *s, const char *ip, unsigned seconds);
 
 /* shared_suspend - tell every host LOGIN is suspended for SECONDS (0: lifted). */
 void shared_suspend(struct shared *s, const char *login, unsigned seconds, const char *why);
+
+/* shared_set_tls - FN(ARG, text) for each "tls ..." message (NULL: none). */
+void shared_set_tls(struct shared *s, shared_tls_fn *fn, void *arg);
+/* shared_tls - tell every host DOMAIN's memory rose to LEVEL (both already
+ * checked by the caller: they go into a key and a message as they are), and
+ * keep it as rg:tls:DOMAIN for TTL seconds. */
+void shared_tls(struct shared *s, const char *domain, const char *level, unsigned ttl);
 
 /* Is the connection up now; Redis failures so far (timeouts, errors, lost connections). */
 bool shared_up(const struct shared *s);

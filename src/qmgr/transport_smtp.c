@@ -105,6 +105,8 @@ struct smtp_transport {
 	struct smtp_transport_env env;
 	SSL_CTX *tls_ctx;
 	struct tlsmem *mem;           /* downgrade memory; NULL when switched off */
+	transport_smtp_tls_raised_fn *tls_raised; /* shares raises; NULL: not shared */
+	void *tls_raised_arg;
 	struct sts *sts;              /* MTA-STS; NULL when switched off */
 	struct tlsrpt *rpt;           /* TLS-RPT counts; NULL when switched off */
 	struct tlsrpt_sender *rpt_sender;
@@ -277,6 +279,54 @@ bool transport_smtp_tls_memory(struct transport *t, const char *forget, struct s
 	log_ev(LOG_INFO, "tls-memory-forget", {"domain", forget});
 	strbuf_printf(out, "forgot %s", forget);
 	return true;
+}
+
+/* best_of - what the memory says of domain now (TLSMEM_UNKNOWN: nothing). */
+static enum tlsmem_level best_of(const struct smtp_transport *st, const char *domain)
+{
+	const struct tlsmem_entry *e = tlsmem_get(st->mem, domain);
+	return e ? e->best : TLSMEM_UNKNOWN;
+}
+
+/* remember - a delivery here saw level at domain; a raise to tls or
+ * verified is shared with the other hosts (their memory rises too). */
+static void remember(struct smtp_transport *st, const char *domain, enum tlsmem_level level)
+{
+	if (st->mem == NULL)
+		return;
+	enum tlsmem_level was = best_of(st, domain);
+	tlsmem_note(st->mem, domain, level, time(NULL));
+	enum tlsmem_level now = best_of(st, domain);
+	if (now > was && now >= TLSMEM_TLS && st->tls_raised != NULL) {
+		char lower[256];
+		rg_strlcpy(lower, domain, sizeof(lower));
+		rg_str_lower(lower); /* tlsmem_note took it: valid */
+		st->tls_raised(st->tls_raised_arg, lower, tlsmem_level_name(now));
+	}
+}
+
+void transport_smtp_set_tls_share(struct transport *t, transport_smtp_tls_raised_fn *raised,
+				  void *arg)
+{
+	struct smtp_transport *st = as_smtp(t);
+	if (st == NULL)
+		return;
+	st->tls_raised = raised;
+	st->tls_raised_arg = arg;
+}
+
+/* transport_smtp_tls_heard - not shared again: every host heard it already. */
+void transport_smtp_tls_heard(struct transport *t, const char *text)
+{
+	struct smtp_transport *st = as_smtp(t);
+	struct tlsmem_entry e;
+	if (st == NULL || st->mem == NULL || !tlsmem_parse_shared(text, &e))
+		return;
+	enum tlsmem_level was = best_of(st, e.domain);
+	tlsmem_note(st->mem, e.domain, e.best, time(NULL));
+	if (best_of(st, e.domain) > was)
+		log_ev(LOG_INFO, "tls-memory-shared", {"domain", e.domain},
+		       {"level", tlsmem_level_name(e.best)}, {"source", "shared"});
 }
 
 /* take_idle - a parked connection of j's destination, if one is usable. */
@@ -830,9 +880,7 @@ static void on_open(struct smtp_out *o, const struct smtp_result *r, void *arg)
 	if (r->kind == SR_DONE) {
 		j->o = o;
 		rg_strlcpy(j->tls, r->tls_desc, sizeof(j->tls));
-		if (j->st->mem != NULL)
-			tlsmem_note(j->st->mem, j->d->route.host, tlsmem_level_of(r->tls_desc),
-				    time(NULL));
+		remember(j->st, j->d->route.host, tlsmem_level_of(r->tls_desc));
 		bool weak = tlsmem_level_of(r->tls_desc) < TLSMEM_VERIFIED;
 		if (j->sts != NULL && j->sts->mode == STS_TESTING && weak)
 			sts_log(j, "mta-sts-testing-failure", r->tls_desc);

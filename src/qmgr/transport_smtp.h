@@ -11,7 +11,8 @@
  * and relayhost credentials of each next hop, reusing an idle connection to
  * the same destination, and turning replies into recipient outcomes. And
  * applying issue 14's TLS that cannot be stripped to each connection: the
- * downgrade memory (tlspol/tlsmem), DANE (secure MX and TLSA -> level and
+ * downgrade memory (tlspol/tlsmem; its raises shared with other hosts
+ * through a hook the owner sets), DANE (secure MX and TLSA -> level and
  * TLSA records), MTA-STS (tlspol/sts: MX filter, verified TLS), and counting
  * sessions for TLS-RPT (tlspol/tlsrpt).
  * Must not: decide retries or bounces, or touch queue files (the queue
@@ -50,6 +51,18 @@ struct transport *transport_smtp_new(const struct smtp_transport_env *env, char 
  * NULL lists it into out, else forgets that domain. False with the reason in
  * out (memory off, domain not remembered). t is transport_smtp_new's. */
 bool transport_smtp_tls_memory(struct transport *t, const char *forget, struct strbuf *out);
+
+/* Sharing the downgrade memory between hosts (shared_state; server.c
+ * connects it to the abuse module's Redis connection). RAISED(arg, domain,
+ * level) runs when a delivery here raised domain's memory to "tls" or
+ * "verified" (domain valid, lower case). transport_smtp_tls_heard takes a
+ * raise another host shared, TEXT "DOMAIN LEVEL" as received (distrusted):
+ * it raises the memory here, never lowers it, and ignores anything
+ * malformed. Memory off or t not an SMTP transport: nothing. */
+typedef void transport_smtp_tls_raised_fn(void *arg, const char *domain, const char *level);
+void transport_smtp_set_tls_share(struct transport *t, transport_smtp_tls_raised_fn *raised,
+				  void *arg);
+void transport_smtp_tls_heard(struct transport *t, const char *text);
 
 /* TLS-RPT reports go through the queue: domains classify the rua address,
  * submit hands the committed report to the queue manager. Not an SMTP

@@ -18,6 +18,7 @@
 #include "util/workers.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -722,6 +723,21 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 }
 
 /* start_delivery - the resolver, the queue manager and its SMTP transport. */
+/* tls_raised - a delivery raised a domain's TLS downgrade memory: every host
+ * sharing our Redis (abuse's connection) learns it. */
+static void tls_raised(void *arg, const char *domain, const char *level)
+{
+	struct server *srv = arg;
+	uint64_t life = srv->cfg->smtp_tls_memory_lifetime;
+	abuse_tls_raised(srv->abuse, domain, level, life > UINT_MAX ? UINT_MAX : (unsigned)life);
+}
+
+/* tls_heard - another host raised one: the SMTP transport's memory rises too. */
+static void tls_heard(const char *text, void *arg)
+{
+	transport_smtp_tls_heard(arg, text);
+}
+
 static bool start_delivery(struct server *srv, char *err, size_t errlen)
 {
 	const char *servers = srv->cfg->dns_servers[0] ? srv->cfg->dns_servers : NULL;
@@ -735,6 +751,8 @@ static bool start_delivery(struct server *srv, char *err, size_t errlen)
 	if (smtp == NULL)
 		return false;
 	qmgr_set_smtp(srv->qmgr, smtp);
+	transport_smtp_set_tls_share(smtp, tls_raised, srv);
+	abuse_share_tls(srv->abuse, tls_heard, smtp);
 	return true;
 }
 
@@ -793,6 +811,7 @@ void server_free(struct server *srv)
 	control_free(srv->control);
 	workers_free(srv->spoolers); /* first: late spool callbacks may still commit */
 	workers_free(srv->workers); /* its last commits hand messages to the qmgr */
+	abuse_share_tls(srv->abuse, NULL, NULL); /* the transport goes with the qmgr */
 	qmgr_free(srv->qmgr);       /* what was not delivered stays queued */
 	if (srv->sig_term)
 		event_free(srv->sig_term);

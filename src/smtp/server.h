@@ -6,7 +6,9 @@
  * connection limits, the cached free space of the queue file system, the
  * list of sessions (for SIGTERM), the commit and spool worker pools, and the
  * hand-off of each committed message to the queue manager (qmgr/), which it
- * starts and stops with the resolver and the control socket.
+ * starts and stops with the resolver and the control socket; and the
+ * wiring between modules that must not know each other (the SMTP
+ * transport's TLS downgrade memory <-> abuse's shared_state connection).
  * Must not: speak SMTP (the session does), make policy decisions, or decide
  * anything about delivery (the queue manager does).
  */

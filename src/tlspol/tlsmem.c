@@ -104,6 +104,20 @@ void tlsmem_format_line(const struct tlsmem_entry *e, struct strbuf *out)
 		      (int64_t)e->since, (int64_t)e->last);
 }
 
+bool tlsmem_parse_shared(const char *text, struct tlsmem_entry *e)
+{
+	char domain[256], level[16], rest[2];
+	if (strnlen(text, LINE_MAX_LEN) >= LINE_MAX_LEN ||
+	    sscanf(text, "%255s %15s %1s", domain, level, rest) != 2)
+		return false;
+	if (!tlsmem_domain_valid(domain) || !level_parse(level, &e->best) ||
+	    e->best < TLSMEM_TLS)
+		return false;
+	rg_strlcpy(e->domain, domain, sizeof(e->domain));
+	rg_str_lower(e->domain);
+	return true;
+}
+
 /* ---- the table ---- */
 
 static unsigned bucket_of(const char *domain)

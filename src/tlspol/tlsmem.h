@@ -1,7 +1,8 @@
 /*
  * tlsmem - downgrade memory: per destination domain, the best TLS that
  * delivery has seen (plain, TLS unverified, TLS verified), kept with the
- * queue in queue_directory/tls-memory.
+ * queue in queue_directory/tls-memory (and, with shared_state, raises are
+ * passed between hosts by the SMTP transport's owner: see server.c).
  *
  * Owns: the table of domains, its file (read at start-up, rewritten on a
  * worker thread after a change: temp file, fsync, rename, directory sync),
@@ -51,6 +52,10 @@ bool tlsmem_domain_valid(const char *s);
 bool tlsmem_parse_line(const char *line, struct tlsmem_entry *e);
 /* One line of the file, with its newline. */
 void tlsmem_format_line(const struct tlsmem_entry *e, struct strbuf *out);
+/* "DOMAIN LEVEL" as another host shares a raise (shared_state): domain
+ * valid (lower-cased into e->domain), level tls or verified, nothing after;
+ * false otherwise (plain is never shared: it raises nothing). */
+bool tlsmem_parse_shared(const char *text, struct tlsmem_entry *e);
 
 /* ---- the table ---- */
 /* Read queue_dir/tls-memory (missing is fine: an empty memory). Blocks: call

@@ -20,6 +20,8 @@ import time
 import unittest
 
 import fakesmtp
+import harness
+import test_abuse  # its Redis (a module attribute, so its tests are not collected twice)
 from danelab import DaneLab, spki_sha256, cert_sha256, require_dane_tools
 from dnslab import DnsLab, require_dnsmasq
 from harness import Server, run_cli, require
@@ -183,6 +185,91 @@ class DowngradeMemory(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         p = self.memory('list')
         self.assertEqual(p.stdout, '')
+
+
+@harness.requires(test_abuse.REDIS is not None, 'redis-server', 'a real Redis for shared_state')
+class SharedDowngradeMemory(unittest.TestCase):
+    """Two senders sharing one Redis (shared_state): what A learnt about a
+    domain's TLS protects B's mail too, though B never delivered there."""
+
+    def setUp(self):
+        require_dnsmasq()
+        self.redis = test_abuse.Redis()
+        self.addCleanup(self.redis.cleanup)
+        self.tmp = tempfile.mkdtemp(prefix='relayguard-outtls-')
+        os.chmod(self.tmp, 0o755)  # the server reads the CA as mail_owner
+        self.ca = TestCA(self.tmp)
+        self.policy = Receiver()
+        self.rcv = fakesmtp.FakeSMTP(self.policy, certs=self.ca.issue('mx.fake.test'),
+                                     host=MX_IP)
+        self.addCleanup(self.rcv.stop)
+        self.dns = DnsLab(mx={'fake.test': [(10, 'mx.fake.test')]},
+                          hosts={'mx.fake.test': [MX_IP]})
+        self.addCleanup(self.dns.cleanup)
+        self.dns.start()
+        o = {'default_transport': 'smtp', 'dns_servers': self.dns.servers,
+             'smtpd_peername_lookup': 'no', 'smtp_tcp_port': str(self.rcv.port),
+             'smtp_tls_CAfile': self.ca.cert, 'minimal_backoff_time': '1s',
+             'maximal_backoff_time': '2s', 'queue_run_delay': '1s',
+             'smtp_tls_memory_lifetime': '2d',
+             'shared_state': 'redis://127.0.0.1:%d/0' % self.redis.port}
+        self.a, self.b = Server(overrides=o), Server(overrides=o)
+        for srv in (self.a, self.b):
+            self.addCleanup(srv.cleanup)
+            self.addCleanup(srv.stop)
+
+    def memory(self, srv):
+        p = run_cli(['tls-memory', 'list', '-c', srv.config_path])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return p.stdout
+
+    def wait_memory(self, srv, pattern):
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if re.search(pattern, self.memory(srv)):
+                return
+            time.sleep(0.1)
+        self.fail('%s never in %r' % (pattern, self.memory(srv)))
+
+    def publish(self, text):
+        test_abuse.redis_cmd(self.redis.port, 'PUBLISH', 'rg:lockout:0', text)
+
+    def test_a_raise_on_one_host_refuses_a_downgrade_on_another(self):
+        for bad in ('tls evil.test plain', 'tls bad..name.test verified',
+                    'tls evil.test verified extra', 'tls evil\r\n.test verified',
+                    'tls evil.test Verified', 'tls ' + 'x' * 700 + ' verified'):
+            self.publish(bad)  # ignored: B remembers none of them
+        qid = send(self.a, ['a@fake.test'], 'Subject: one\n\nfirst')
+        self.assertIsNotNone(self.a.wait_log(
+            r'smtp-connected queue=%s .*tls="TLSv1\.[23] .* verified"' % qid), self.a.tail(20))
+        self.assertIsNotNone(self.a.wait_log(r'delivered queue=%s .*status=sent' % qid))
+        # B hears it, and so would a host that was down: the key outlives the message
+        self.assertIsNotNone(self.b.wait_log(
+            r'tls-memory-shared domain=fake\.test level=verified'), self.b.tail(20))
+        self.assertRegex(self.memory(self.b), r'\Afake\.test verified since \S+ last \S+\n\Z')
+        self.assertEqual(test_abuse.redis_cmd(self.redis.port, 'GET', 'rg:tls:fake.test'),
+                         b'$8\r\nverified\r\n')
+        ttl = int(test_abuse.redis_cmd(self.redis.port, 'TTL', 'rg:tls:fake.test')[1:])
+        self.assertTrue(0 < ttl <= 2 * 86400, ttl)
+        # a lower level from Redis lowers nothing (sync.test: everything before it was read)
+        self.publish('tls fake.test tls')
+        self.publish('tls sync.test tls')
+        self.wait_memory(self.b, r'(?m)^sync\.test tls since')
+        self.assertRegex(self.memory(self.b), r'(?m)^fake\.test verified since')
+        # B never delivered to fake.test, yet a stripped STARTTLS is refused
+        self.policy.starttls = False
+        qid = send(self.b, ['b@fake.test'], 'Subject: two\n\nsecond')
+        log = self.b.wait_log(r'deferred queue=%s .*dsn=4\.7\.5' % qid)
+        self.assertIsNotNone(log, self.b.tail(20))
+        self.assertRegex(log, r'tls-downgrade-refused queue=%s domain=fake\.test' % qid)
+        with self.rcv.lock:
+            plain = [c for s in self.rcv.sessions if not s['tls'] for c in s['commands']
+                     if c.upper().startswith('MAIL')]
+        self.assertEqual(plain, [])
+        # what B heard is kept with its queue like anything it learnt itself
+        self.b.stop()
+        with open(os.path.join(self.b.queue_dir, 'tls-memory')) as f:
+            self.assertRegex(f.read(), r'(?m)^fake\.test verified \d+ \d+$')
 
 
 class Dane(unittest.TestCase):

@@ -60,6 +60,46 @@ static const struct {
 	{__LINE__, "ex..ample", false},    {__LINE__, "../etc", false},
 };
 
+/* "DOMAIN LEVEL" from another host (shared_state): only raises, only clean names. */
+static const struct {
+	int line;
+	const char *in;
+	bool ok;
+	const char *domain;
+	enum tlsmem_level best;
+} shared_rows[] = {
+	{__LINE__, "example.com verified", true, "example.com", TLSMEM_VERIFIED},
+	{__LINE__, "MX.Example.NET tls", true, "mx.example.net", TLSMEM_TLS},
+	{__LINE__, "example.com plain", false, NULL, 0}, /* lowers nothing, raises nothing */
+	{__LINE__, "example.com unknown", false, NULL, 0},
+	{__LINE__, "example.com Verified", false, NULL, 0},
+	{__LINE__, "example.com verified x", false, NULL, 0},
+	{__LINE__, "example.com", false, NULL, 0},
+	{__LINE__, "exa\r\nmple.com verified", false, NULL, 0},
+	{__LINE__, "ex\001ample.com verified", false, NULL, 0},
+	{__LINE__, "../etc verified", false, NULL, 0},
+	{__LINE__, "", false, NULL, 0},
+};
+
+static void test_shared(void)
+{
+	for (size_t i = 0; i < RG_ARRAY_LEN(shared_rows); i++) {
+		struct tlsmem_entry e = {0};
+		bool ok = tlsmem_parse_shared(shared_rows[i].in, &e);
+		CHECK_AT(shared_rows[i].line, ok == shared_rows[i].ok, "shared \"%s\"",
+			 shared_rows[i].in);
+		if (ok && shared_rows[i].ok)
+			CHECK_AT(shared_rows[i].line, strcmp(e.domain, shared_rows[i].domain) == 0 &&
+				 e.best == shared_rows[i].best, "fields of \"%s\"", shared_rows[i].in);
+	}
+	char big[700]; /* longer than any line: refused before it is scanned */
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	memcpy(big + 600, " verified", 9);
+	struct tlsmem_entry e;
+	CHECK(!tlsmem_parse_shared(big, &e), "an over-long shared line");
+}
+
 static void test_pure(void)
 {
 	for (size_t i = 0; i < RG_ARRAY_LEN(level_rows); i++)
@@ -201,6 +241,7 @@ int main(void)
 	if (mkdtemp(dir) == NULL)
 		return 2;
 	test_pure();
+	test_shared();
 	test_table(dir);
 	test_bad_file(dir);
 	test_full(dir);
