@@ -12,6 +12,7 @@ import http.server
 import json
 import os
 import re
+import shutil
 import ssl
 import subprocess
 import tempfile
@@ -39,23 +40,28 @@ class Receiver(fakesmtp.Policy):
         return '250 2.1.5 Ok'
 
 
+def start_receiver_lab(test):
+    """test.tmp, test.ca (a test CA), test.policy and test.rcv (a Receiver at
+    MX_IP with a certificate for mx.fake.test), test.dns (fake.test's MX)."""
+    test.tmp = tempfile.mkdtemp(prefix='relayguard-outtls-')
+    test.addCleanup(shutil.rmtree, test.tmp, True)
+    os.chmod(test.tmp, 0o755)  # the server reads the CA as mail_owner
+    test.ca = TestCA(test.tmp)
+    test.policy = Receiver()
+    test.rcv = fakesmtp.FakeSMTP(test.policy, certs=test.ca.issue('mx.fake.test'), host=MX_IP)
+    test.addCleanup(test.rcv.stop)
+    test.dns = DnsLab(mx={'fake.test': [(10, 'mx.fake.test')]}, hosts={'mx.fake.test': [MX_IP]})
+    test.addCleanup(test.dns.cleanup)
+    test.dns.start()
+
+
 class DowngradeMemory(unittest.TestCase):
     """A receiver that first offers STARTTLS with a certificate the sender can
     verify, then stops offering it (what an attacker deleting 250-STARTTLS does)."""
 
     def setUp(self):
         require_dnsmasq()
-        self.tmp = tempfile.mkdtemp(prefix='relayguard-outtls-')
-        os.chmod(self.tmp, 0o755)  # the server reads the CA as mail_owner
-        self.ca = TestCA(self.tmp)
-        self.policy = Receiver()
-        self.rcv = fakesmtp.FakeSMTP(self.policy, certs=self.ca.issue('mx.fake.test'),
-                                     host=MX_IP)
-        self.addCleanup(self.rcv.stop)
-        self.dns = DnsLab(mx={'fake.test': [(10, 'mx.fake.test')]},
-                          hosts={'mx.fake.test': [MX_IP]})
-        self.addCleanup(self.dns.cleanup)
-        self.dns.start()
+        start_receiver_lab(self)
         self.snd = Server(overrides={
             'default_transport': 'smtp', 'dns_servers': self.dns.servers,
             'smtpd_peername_lookup': 'no', 'smtp_tcp_port': str(self.rcv.port),
@@ -196,17 +202,7 @@ class SharedDowngradeMemory(unittest.TestCase):
         require_dnsmasq()
         self.redis = test_abuse.Redis()
         self.addCleanup(self.redis.cleanup)
-        self.tmp = tempfile.mkdtemp(prefix='relayguard-outtls-')
-        os.chmod(self.tmp, 0o755)  # the server reads the CA as mail_owner
-        self.ca = TestCA(self.tmp)
-        self.policy = Receiver()
-        self.rcv = fakesmtp.FakeSMTP(self.policy, certs=self.ca.issue('mx.fake.test'),
-                                     host=MX_IP)
-        self.addCleanup(self.rcv.stop)
-        self.dns = DnsLab(mx={'fake.test': [(10, 'mx.fake.test')]},
-                          hosts={'mx.fake.test': [MX_IP]})
-        self.addCleanup(self.dns.cleanup)
-        self.dns.start()
+        start_receiver_lab(self)
         o = {'default_transport': 'smtp', 'dns_servers': self.dns.servers,
              'smtpd_peername_lookup': 'no', 'smtp_tcp_port': str(self.rcv.port),
              'smtp_tls_CAfile': self.ca.cert, 'minimal_backoff_time': '1s',
