@@ -130,6 +130,15 @@ static bool parse_url(struct shared *s, const char *url)
 	return *p == '\0' && s->port > 0 && s->port < 65536 && s->db >= 0 && ip_parse(s->host, &ip);
 }
 
+bool shared_url_valid(const char *url)
+{
+	struct shared *s = xcalloc(1, sizeof(*s));
+	bool ok = parse_url(s, url);
+	explicit_bzero(s, sizeof(*s)); /* it held the password */
+	free(s);
+	return ok;
+}
+
 static void schedule_reconnect(struct shared *s)
 {
 	if (s->freeing)

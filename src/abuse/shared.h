@@ -60,6 +60,9 @@ typedef void shared_tls_fn(const char *text, void *arg);
 /* shared_new - connect to URL (no name lookups: an IP or a socket path).
  * NULL with ERR when URL is malformed; an unreachable Redis is not an error
  * (it is retried, and local state serves meanwhile). */
+/* Is url a shared_state value shared_new accepts? Pure: the configuration
+ * checks it, so a bad one is reported as file:line before anything starts. */
+bool shared_url_valid(const char *url);
 struct shared *shared_new(struct event_base *base, const char *url, shared_lock_fn *on_lock,
 			  shared_suspend_fn *on_suspend, void *arg, char *err, size_t errlen);
 void shared_free(struct shared *s);

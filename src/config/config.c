@@ -12,6 +12,7 @@
  *	   checked for an open relay.
  */
 #include "config/config.h"
+#include "abuse/shared.h"
 #include "qmgr/route.h"
 #include "address/address.h"
 #include "util/util.h"
@@ -1065,6 +1066,9 @@ static void convert_abuse(struct loader *ld)
 	};
 	convert_ranges(ld, limits, RG_ARRAY_LEN(limits));
 	cfg->shared_state = convert_single(ld, idx("shared_state"));
+	if (cfg->shared_state[0] != '\0' && !shared_url_valid(cfg->shared_state))
+		add_error(ld, idx("shared_state"), "shared_state: not redis://[[USER]:PASSWORD@]"
+			  "IP:PORT/DB or unix:/PATH (host names are not looked up)");
 	convert_exceptions(ld, idx("smtpd_client_event_limit_exceptions"),
 			   &cfg->smtpd_client_event_limit_exceptions,
 			   &cfg->n_smtpd_client_event_limit_exceptions);

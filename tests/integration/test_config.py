@@ -81,6 +81,10 @@ class ConfigFiles(unittest.TestCase):
          'smtpd_relay_restrictions = permit_mynetworks, permit_auth_destination\n', 1,
          ['reject_unauth_destination']),
         ('not name = value', 'mydomain example.com\n', 1, []),
+        ('in_flow_delay over Postfix\'s 10s', 'in_flow_delay = 99s\n', 1,
+         ['in_flow_delay', 'out of range (0..10)']),
+        ('shared_state naming a host', '\nshared_state = redis://redis.example:6379/0\n', 2,
+         ['shared_state', 'host names are not looked up']),
     ]
 
     def test_config_errors(self):
