@@ -19,13 +19,16 @@
 #include "util/log.h"
 #include "util/util.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define RATE_MAX_KEYS 200000 /* about 100 bytes each: 20 MB at most */
 #define HIJACK_MAX_LOGINS 10000
 #define HIJACK_KNOWN_DOMAINS 500 /* per login: 4 KB; 40 MB if all 10,000 are full */
+#define SHARED_KNOWN_TTL (90 * 86400) /* a login's known domains in Redis outlive its silence */
 
 /* One rate limit: what it counts, by what, its parameter and its reply. */
 struct limit_def {
@@ -192,6 +195,27 @@ bool abuse_check(struct abuse *a, enum abuse_event ev, const struct abuse_client
 	return true;
 }
 
+/* announce_suspension - LOGIN just tripped (WHY, SOURCE: this host's or
+ * every host's count): logged, counted, told to every host. */
+static void announce_suspension(struct abuse *a, const char *ip_text, const char *login,
+				const char *why, const char *source, const char *session)
+{
+	char until[24];
+	snprintf(until, sizeof(until), "%llus",
+		 (unsigned long long)a->cfg->smtpd_sasl_hijack_suspend_time);
+	log_ev(LOG_WARNING, "hijack-suspended", {"client", ip_text}, {"user", login},
+	       {"reason", why}, {"for", until}, {"source", source},
+	       {"action", "mail held; new mail refused; relayguard queue release|delete --login"},
+	       {"session", session});
+	a->hijack_tripped++;
+	if (a->shared)
+		shared_suspend(a->shared, login, (unsigned)a->cfg->smtpd_sasl_hijack_suspend_time,
+			       why);
+}
+
+static void share_hijack(struct abuse *a, const struct abuse_client *c,
+			 const char *const *domains, size_t n, time_t now);
+
 bool abuse_hold(struct abuse *a, const struct abuse_client *c, const char *const *domains,
 		size_t n, time_t now)
 {
@@ -200,22 +224,12 @@ bool abuse_hold(struct abuse *a, const struct abuse_client *c, const char *const
 	    abuse_lockout_exempt(a, c->ip)) /* the owner's network is never suspended */
 		return false;
 	bool was = hijack_suspended(a->hijack, c->login, now, NULL, 0, NULL);
+	if (!was)
+		share_hijack(a, c, domains, n, now); /* before hijack_message learns them */
 	if (!hijack_message(a->hijack, c->login, domains, n, now, why, sizeof(why)))
 		return false;
-	if (!was) {
-		char until[24];
-		snprintf(until, sizeof(until), "%llus",
-			 (unsigned long long)a->cfg->smtpd_sasl_hijack_suspend_time);
-		log_ev(LOG_WARNING, "hijack-suspended", {"client", c->ip_text}, {"user", c->login},
-		       {"reason", why}, {"for", until},
-		       {"action", "mail held; new mail refused; relayguard queue release|delete "
-				  "--login"},
-		       {"session", c->session});
-		a->hijack_tripped++;
-		if (a->shared)
-			shared_suspend(a->shared, c->login,
-				       (unsigned)a->cfg->smtpd_sasl_hijack_suspend_time, why);
-	}
+	if (!was)
+		announce_suspension(a, c->ip_text, c->login, why, "local", c->session);
 	log_ev(LOG_WARNING, "hijack-hold", {"client", c->ip_text}, {"user", c->login},
 	       {"reason", why}, {"session", c->session});
 	a->hijack_held++;
@@ -549,3 +563,87 @@ const struct control_abuse_ops abuse_control_ops = {
 	.stats = ctl_stats,
 	.by_login = ctl_by_login,
 };
+
+/* ---- the hijack windows of every host ---- */
+
+/* A message's new domains counted in Redis, waiting for every host's totals. */
+struct hijack_share {
+	struct abuse *a;
+	char login[256], ip_text[RG_IP_STRLEN], session[32];
+};
+
+/* shared_verdict - WHY, when every host's counts D and M trip a threshold. */
+static bool shared_verdict(const struct config *cfg, long long d, long long m, char *why,
+			   size_t len)
+{
+	uint64_t td = cfg->smtpd_sasl_hijack_threshold, tm = cfg->smtpd_sasl_hijack_message_threshold;
+	unsigned w = clamp(cfg->smtpd_sasl_hijack_window);
+	if (td && (uint64_t)d >= td)
+		snprintf(why, len, "%lld new recipient domains in %us, over all hosts", d, w);
+	else if (tm && (uint64_t)m >= tm)
+		snprintf(why, len, "%lld messages in %us, over all hosts", m, w);
+	else
+		return false;
+	return true;
+}
+
+/* on_hijack_counts - every host's counts for the login: trip it here if they say so. */
+static void on_hijack_counts(long long d, long long m, void *arg)
+{
+	struct hijack_share *hs = arg;
+	struct abuse *a = hs->a;
+	char why[HIJACK_WHY_MAX];
+	time_t now = time(NULL);
+	if (d >= 0 && a->hijack != NULL && shared_verdict(a->cfg, d, m, why, sizeof(why)) &&
+	    !hijack_suspended(a->hijack, hs->login, now, NULL, 0, NULL)) {
+		hijack_suspend(a->hijack, hs->login, now,
+			       now + (time_t)a->cfg->smtpd_sasl_hijack_suspend_time, why);
+		announce_suspension(a, hs->ip_text, hs->login, why, "shared", hs->session);
+	}
+	free(hs);
+}
+
+/* lower_copy - D in lower case (domains arrive as the client wrote them). */
+static char *lower_copy(const char *d)
+{
+	char *s = xstrdup(d);
+	for (char *p = s; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return s;
+}
+
+/* share_hijack - count the domains this host does not know as the login's
+ * in every host's windows; the answer may trip the login (for its next mail). */
+static void share_hijack(struct abuse *a, const struct abuse_client *c,
+			 const char *const *domains, size_t n, time_t now)
+{
+	static unsigned long serial;
+	if (a->shared == NULL || n == 0 || strlen(c->login) > 255)
+		return;
+	size_t *idx = xcalloc(n, sizeof(*idx));
+	size_t k = hijack_unknown(a->hijack, c->login, domains, n, idx);
+	char **fresh = xcalloc(k + 1, sizeof(*fresh)), id[96];
+	for (size_t i = 0; i < k; i++)
+		fresh[i] = lower_copy(domains[idx[i]]);
+	snprintf(id, sizeof(id), "%s:%ld:%lu:%lld", a->cfg->myhostname, (long)getpid(), ++serial,
+		 (long long)now);
+	struct hijack_share *hs = xcalloc(1, sizeof(*hs));
+	hs->a = a;
+	snprintf(hs->login, sizeof(hs->login), "%s", c->login);
+	snprintf(hs->ip_text, sizeof(hs->ip_text), "%s", c->ip_text ? c->ip_text : "");
+	snprintf(hs->session, sizeof(hs->session), "%s", c->session ? c->session : "");
+	struct shared_hijack_msg m = {
+		c->login, id, (const char *const *)fresh, k, now,
+		clamp(a->cfg->smtpd_sasl_hijack_window), clamp(a->cfg->smtpd_sasl_hijack_threshold),
+		clamp(a->cfg->smtpd_sasl_hijack_message_threshold), HIJACK_KNOWN_DOMAINS,
+		SHARED_KNOWN_TTL,
+	};
+	if (k > 0)
+		shared_hijack(a->shared, &m, on_hijack_counts, hs);
+	else
+		free(hs); /* nothing new here: nothing to count */
+	for (size_t i = 0; i < k; i++)
+		free(fresh[i]);
+	free(fresh);
+	free(idx);
+}

@@ -234,6 +234,22 @@ bool hijack_message(struct hijack *h, const char *login, const char *const *doma
 	return tripped;
 }
 
+size_t hijack_unknown(const struct hijack *h, const char *login, const char *const *domains,
+		      size_t n, size_t *out)
+{
+	const struct login_entry *e = find(h, login);
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t d = fnv64(domains[i], true);
+		bool repeat = false;
+		for (size_t j = 0; j < k && !repeat; j++)
+			repeat = fnv64(domains[out[j]], true) == d;
+		if (!repeat && (e == NULL || !known(e, d)))
+			out[k++] = i;
+	}
+	return k;
+}
+
 bool hijack_suspended(struct hijack *h, const char *login, time_t now, char *why, size_t len,
 		      time_t *until)
 {

@@ -44,6 +44,11 @@ void hijack_free(struct hijack *h);
  * or was already): hold the message; WHY gets the reason. False: deliver it. */
 bool hijack_message(struct hijack *h, const char *login, const char *const *domains, size_t n,
 		    time_t now, char *why, size_t len);
+/* hijack_unknown - the indices (into DOMAINS, first of each) of the distinct
+ * domains LOGIN has not written to, in OUT (room for N); their number. For
+ * asking the other hosts about them (call it before hijack_message, which learns). */
+size_t hijack_unknown(const struct hijack *h, const char *login, const char *const *domains,
+		      size_t n, size_t *out);
 /* hijack_suspended - is LOGIN suspended at NOW? WHY, *UNTIL (may be NULL) say why, till when. */
 bool hijack_suspended(struct hijack *h, const char *login, time_t now, char *why, size_t len,
 		      time_t *until);

@@ -36,6 +36,51 @@ static const char incr_script[] =
 	"local n = redis.call('INCR', KEYS[1]) "
 	"if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end return n";
 
+/* One message of a login to domains new to it on the asking host.
+ * KEYS: known set, new-domain zset, message zset. ARGV: now, window, message
+ * id, learn-below (domains), learn-below (messages), known max, known ttl,
+ * domains... Domains in the known set (learnt on any host) do not count. The
+ * domains are learnt only while both counts stay below their thresholds: a
+ * spam run never teaches its targets. Returns {new domains, messages}. */
+static const char hijack_script[] =
+	"local now, win = tonumber(ARGV[1]), tonumber(ARGV[2]) "
+	"local fresh = {} "
+	"for i = 8, #ARGV do "
+	"  if redis.call('SISMEMBER', KEYS[1], ARGV[i]) == 0 then "
+	"    redis.call('ZADD', KEYS[2], now, ARGV[i]) fresh[#fresh + 1] = ARGV[i] end end "
+	"if #fresh > 0 then redis.call('ZADD', KEYS[3], now, ARGV[3]) end "
+	"redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - win) "
+	"redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - win) "
+	"redis.call('EXPIRE', KEYS[2], win) redis.call('EXPIRE', KEYS[3], win) "
+	"local d, m = redis.call('ZCARD', KEYS[2]), redis.call('ZCARD', KEYS[3]) "
+	"local dl, ml = tonumber(ARGV[4]), tonumber(ARGV[5]) "
+	"if #fresh > 0 and (dl == 0 or d < dl) and (ml == 0 or m < ml) then "
+	"  redis.call('SADD', KEYS[1], unpack(fresh)) "
+	"  local over = redis.call('SCARD', KEYS[1]) - tonumber(ARGV[6]) "
+	"  if over > 0 then redis.call('SPOP', KEYS[1], over) end "
+	"  redis.call('EXPIRE', KEYS[1], ARGV[7]) end "
+	"return {d, m}";
+
+/* What every host should know at start and after an outage: the keys
+ * under each ARGV prefix still alive, as {key, value, ttl, ...}, at most
+ * CATCH_UP_MAX of them (SCAN, not KEYS: Redis keeps serving others). */
+#define CATCH_UP_MAX 10000
+#define STR_(x) #x
+#define STR(x) STR_(x)
+static const char catch_up_script[] =
+	"local out, n = {}, 0 "
+	"for _, prefix in ipairs(ARGV) do "
+	"  local cursor = '0' "
+	"  repeat "
+	"    local r = redis.call('SCAN', cursor, 'MATCH', prefix .. '*', 'COUNT', 1000) "
+	"    cursor = r[1] "
+	"    for _, k in ipairs(r[2]) do "
+	"      local ttl, v = redis.call('TTL', k), redis.pcall('GET', k) "
+	"      if ttl > 0 and type(v) == 'string' and n < " STR(CATCH_UP_MAX) " then "
+	"        out[#out + 1] = k out[#out + 1] = v out[#out + 1] = ttl n = n + 1 end end "
+	"  until cursor == '0' end "
+	"return out";
+
 struct shared {
 	struct event_base *base;
 	char host[64], path[108];
@@ -58,7 +103,9 @@ struct shared {
 
 struct request {
 	struct shared *s;
-	shared_count_fn *done;
+	shared_count_fn *done;          /* an integer reply; or */
+	shared_pair_fn *pair_done;      /* two integers; or */
+	void (*catch_up)(struct shared *s, const redisReply *r); /* the catch-up list */
 	void *arg;
 	struct event *deadline;
 	bool answered;
@@ -295,6 +342,8 @@ static redisAsyncContext *open_one(struct shared *s, redisDisconnectCallback *lo
 	return ac;
 }
 
+static void catch_up(struct shared *s);
+
 /* on_select - requests go out only once SELECT is answered OK: after a
  * failed one (no such database) they would land in database 0. */
 static void on_select(redisAsyncContext *ac, void *r, void *priv)
@@ -315,6 +364,7 @@ static void on_select(redisAsyncContext *ac, void *r, void *priv)
 		s->was_down = false;
 		log_ev(LOG_INFO, "shared-state-recovered", {"action", "counting in Redis again"});
 	}
+	catch_up(s);
 }
 
 /* on_auth - a refused password: say so (SELECT or SUBSCRIBE would only say NOAUTH). */
@@ -411,6 +461,16 @@ void shared_free(struct shared *s)
 	free(s);
 }
 
+/* give_up - REQ gets no answer: its caller decides on local state alone. */
+static void give_up(struct request *rq)
+{
+	rq->answered = true;
+	if (rq->done)
+		rq->done(-1, rq->arg);
+	else if (rq->pair_done)
+		rq->pair_done(-1, -1, rq->arg);
+}
+
 /* on_deadline - no answer in time: answer -1, drop the connection. */
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
@@ -418,8 +478,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 	struct shared *s = rq->s;
 	(void)fd;
 	(void)what;
-	rq->answered = true;
-	rq->done(-1, rq->arg);
+	give_up(rq);
 	warn(s, "request", "no answer within the deadline");
 	redisAsyncContext *ac = s->cmd;
 	s->cmd = NULL;
@@ -429,6 +488,33 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 	schedule_reconnect(s);
 }
 
+/* reply_ok - is R the shape REQ waits for? */
+static bool reply_ok(const struct request *rq, const redisReply *r)
+{
+	if (r == NULL)
+		return false;
+	if (rq->done)
+		return r->type == REDIS_REPLY_INTEGER;
+	if (r->type != REDIS_REPLY_ARRAY)
+		return false;
+	if (rq->catch_up)
+		return true; /* each entry is checked as it is used */
+	return r->elements == 2 && r->element[0]->type == REDIS_REPLY_INTEGER &&
+	       r->element[1]->type == REDIS_REPLY_INTEGER;
+}
+
+/* answer - REQ's good reply R to its caller. */
+static void answer(struct request *rq, const redisReply *r)
+{
+	rq->answered = true;
+	if (rq->done)
+		rq->done(r->integer, rq->arg);
+	else if (rq->pair_done)
+		rq->pair_done(r->element[0]->integer, r->element[1]->integer, rq->arg);
+	else
+		rq->catch_up(rq->s, r);
+}
+
 static void on_reply(redisAsyncContext *ac, void *r, void *priv)
 {
 	struct request *rq = priv;
@@ -436,42 +522,49 @@ static void on_reply(redisAsyncContext *ac, void *r, void *priv)
 	(void)ac;
 	rq->s->pending--;
 	if (!rq->answered) { /* freeing too: DONE may own memory (-1 lets it go) */
-		rq->answered = true;
-		bool ok = reply != NULL && reply->type == REDIS_REPLY_INTEGER;
-		if (!ok)
+		bool ok = reply_ok(rq, reply);
+		if (!ok) {
 			warn(rq->s, "request", reply && reply->type == REDIS_REPLY_ERROR ? reply->str
 											  : "no reply");
+			give_up(rq);
+		}
 		if (ok && rq->s->was_down) {
 			rq->s->was_down = false;
 			log_ev(LOG_INFO, "shared-state-recovered", {"action", "counting in Redis again"});
 		}
-		rq->done(ok ? reply->integer : -1, rq->arg);
+		if (ok)
+			answer(rq, reply);
 	}
 	event_free(rq->deadline);
 	free(rq);
 }
 
-/* request_send - one request with a deadline; DONE gets an integer reply or -1. */
-static void request_send(struct shared *s, int argc, const char **argv, shared_count_fn *done,
-		 void *arg)
+/* request_send - RQ (its caller set) with a deadline; it is answered once. */
+static void request_send(struct shared *s, int argc, const char **argv, struct request *rq)
 {
 	if (!s->ready) { /* down: the caller's local state decides alone */
 		warn(s, "request", "not connected");
-		done(-1, arg);
+		give_up(rq);
+		free(rq);
 		return;
 	}
-	struct request *rq = xcalloc(1, sizeof(*rq));
-	*rq = (struct request){s, done, arg, evtimer_new(s->base, on_deadline, rq), false};
+	rq->s = s;
+	rq->deadline = evtimer_new(s->base, on_deadline, rq);
 	if (redisAsyncCommandArgv(s->cmd, on_reply, rq, argc, argv, NULL) != REDIS_OK) {
 		event_free(rq->deadline);
-		free(rq);
 		warn(s, "request", "cannot send");
-		done(-1, arg);
+		give_up(rq);
+		free(rq);
 		return;
 	}
 	s->pending++;
 	struct timeval tv = {0, SHARED_DEADLINE_MS * 1000};
 	evtimer_add(rq->deadline, &tv);
+}
+
+static struct request *request_new(void)
+{
+	return xcalloc(1, sizeof(struct request));
 }
 
 void shared_incr(struct shared *s, const char *key, unsigned ttl, shared_count_fn *done,
@@ -480,7 +573,10 @@ void shared_incr(struct shared *s, const char *key, unsigned ttl, shared_count_f
 	char ttl_text[16];
 	snprintf(ttl_text, sizeof(ttl_text), "%u", ttl ? ttl : 1);
 	const char *argv[] = {"EVAL", incr_script, "1", key, ttl_text};
-	request_send(s, 5, argv, done, arg);
+	struct request *rq = request_new();
+	rq->done = done;
+	rq->arg = arg;
+	request_send(s, 5, argv, rq);
 }
 
 void shared_lock(struct shared *s, const char *ip, unsigned seconds)
@@ -523,8 +619,16 @@ void shared_suspend(struct shared *s, const char *login, unsigned seconds, const
 	}
 	char *msg = seconds ? xasprintf("suspend %s %u %s", login, seconds, why)
 			    : xasprintf("resume %s", login);
+	char *key = xasprintf("rg:susp:%s", login), ex[16];
+	snprintf(ex, sizeof(ex), "%u", seconds);
+	const char *set[] = {"SET", key, why, "EX", ex}, *del[] = {"DEL", key};
+	if (seconds)
+		redisAsyncCommandArgv(s->cmd, NULL, NULL, 5, set, NULL);
+	else
+		redisAsyncCommandArgv(s->cmd, NULL, NULL, 2, del, NULL);
 	const char *argv[] = {"PUBLISH", s->channel, msg};
 	redisAsyncCommandArgv(s->cmd, NULL, NULL, 3, argv, NULL);
+	free(key);
 	free(msg);
 }
 
@@ -548,4 +652,85 @@ void shared_tls(struct shared *s, const char *domain, const char *level, unsigne
 	const char *pub[] = {"PUBLISH", s->channel, msg};
 	redisAsyncCommandArgv(s->cmd, NULL, NULL, 5, set, NULL);
 	redisAsyncCommandArgv(s->cmd, NULL, NULL, 3, pub, NULL);
+}
+
+void shared_hijack(struct shared *s, const struct shared_hijack_msg *m, shared_pair_fn *done,
+		   void *arg)
+{
+	char known[300], fresh[300], msgs[300], now[24], win[16], ld[16], lm[16], kmax[24], kttl[16];
+	snprintf(known, sizeof(known), "rg:hjk:%s", m->login);
+	snprintf(fresh, sizeof(fresh), "rg:hjn:%s", m->login);
+	snprintf(msgs, sizeof(msgs), "rg:hjm:%s", m->login);
+	snprintf(now, sizeof(now), "%lld", (long long)m->now);
+	snprintf(win, sizeof(win), "%u", m->window ? m->window : 1);
+	snprintf(ld, sizeof(ld), "%u", m->new_domains);
+	snprintf(lm, sizeof(lm), "%u", m->messages);
+	snprintf(kmax, sizeof(kmax), "%zu", m->known_max ? m->known_max : 1);
+	snprintf(kttl, sizeof(kttl), "%u", m->known_ttl ? m->known_ttl : 1);
+	size_t argc = 13 + m->n;
+	const char **argv = xcalloc(argc, sizeof(*argv));
+	const char *head[] = {"EVAL", hijack_script, "3", known, fresh, msgs, now, win,
+			      m->message_id, ld, lm, kmax, kttl};
+	memcpy(argv, head, sizeof(head));
+	for (size_t i = 0; i < m->n; i++)
+		argv[13 + i] = m->domains[i];
+	struct request *rq = request_new();
+	rq->pair_done = done;
+	rq->arg = arg;
+	request_send(s, (int)argc, argv, rq);
+	free(argv);
+}
+
+/* entry_text - element I of the catch-up list as a string (NULL: not one). */
+static const char *entry_text(const redisReply *r, size_t i)
+{
+	const redisReply *e = r->element[i];
+	return e && e->type == REDIS_REPLY_STRING && e->str ? e->str : NULL;
+}
+
+/* heard_key - KEY (VALUE, alive TTL more seconds) from the catch-up, to its
+ * callback as if it had come off the channel; the callbacks clean it. */
+static void heard_key(struct shared *s, const char *key, const char *value, unsigned ttl,
+		      unsigned *counts)
+{
+	char text[600];
+	if (strncmp(key, "rg:lock:", 8) == 0) {
+		s->on_lock(key + 8, ttl, s->arg);
+		counts[0]++;
+	} else if (strncmp(key, "rg:susp:", 8) == 0) {
+		s->on_suspend(key + 8, ttl, value, s->arg);
+		counts[1]++;
+	} else if (strncmp(key, "rg:tls:", 7) == 0 && s->on_tls != NULL &&
+		   strcspn(key + 7, " ") == strlen(key + 7)) {
+		snprintf(text, sizeof(text), "%.280s %.16s", key + 7, value);
+		s->on_tls(text, s->tls_arg);
+		counts[2]++;
+	}
+}
+
+/* caught_up - the lock-outs, suspensions and TLS raises still alive in Redis. */
+static void caught_up(struct shared *s, const redisReply *r)
+{
+	unsigned counts[3] = {0, 0, 0};
+	for (size_t i = 0; i + 2 < r->elements; i += 3) {
+		const char *key = entry_text(r, i), *value = entry_text(r, i + 1);
+		const redisReply *ttl = r->element[i + 2];
+		if (key && value && ttl && ttl->type == REDIS_REPLY_INTEGER && ttl->integer > 0)
+			heard_key(s, key, value, (unsigned)(ttl->integer < (1LL << 30) ? ttl->integer : (1LL << 30)), counts);
+	}
+	char l[16], su[16], t[16];
+	snprintf(l, sizeof(l), "%u", counts[0]);
+	snprintf(su, sizeof(su), "%u", counts[1]);
+	snprintf(t, sizeof(t), "%u", counts[2]);
+	log_ev(LOG_INFO, "shared-state-caught-up", {"lockouts", l}, {"suspensions", su},
+	       {"tls_raises", t});
+}
+
+/* catch_up - read back what other hosts decided while we were away (or not running). */
+static void catch_up(struct shared *s)
+{
+	const char *argv[] = {"EVAL", catch_up_script, "0", "rg:lock:", "rg:susp:", "rg:tls:"};
+	struct request *rq = request_new();
+	rq->catch_up = caught_up;
+	request_send(s, 6, argv, rq);
 }

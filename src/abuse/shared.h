@@ -23,8 +23,23 @@
  *	                      (hijacked-account suspensions); "tls DOMAIN LEVEL"
  *	                      (a raise of the TLS downgrade memory). DB is the
  *	                      database number: pub/sub ignores SELECT.
+ *	rg:susp:LOGIN         WHY, while LOGIN is suspended as hijacked (EX the
+ *	                      suspension)
  *	rg:tls:DOMAIN         LEVEL, the last raise of DOMAIN's downgrade memory
- *	                      (EX smtp_tls_memory_lifetime; written, not read yet)
+ *	                      (EX smtp_tls_memory_lifetime)
+ *	rg:hjk:LOGIN          set: recipient domains LOGIN has written to (learnt
+ *	                      only while its counts stay under the thresholds; at
+ *	                      most known_max, a random one dropped when full)
+ *	rg:hjn:LOGIN          zset: domains new to LOGIN, scored by when, within
+ *	                      the hijack window (EX the window)
+ *	rg:hjm:LOGIN          zset: messages to a new domain, the same way
+ *
+ * CATCH-UP
+ *	Each time the command connection is (re)established, the rg:lock:,
+ *	rg:susp: and rg:tls: keys still alive are read back (a script using
+ *	SCAN, at most 10,000) and handed to the callbacks as if they had come off
+ *	the channel: a host that starts, or comes back after an outage, knows
+ *	the lock-outs, suspensions and TLS raises it missed.
  *
  * TRUST
  *	Redis is trusted to be Redis (a password at most, no TLS), but what it sends is
@@ -38,6 +53,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 struct event_base;
 struct shared;
@@ -76,6 +92,26 @@ void shared_lock(struct shared *s, const char *ip, unsigned seconds);
 
 /* shared_suspend - tell every host LOGIN is suspended for SECONDS (0: lifted). */
 void shared_suspend(struct shared *s, const char *login, unsigned seconds, const char *why);
+
+/* Two counts; both -1 when Redis did not answer in time. */
+typedef void shared_pair_fn(long long a, long long b, void *arg);
+
+/* A login's message to domains new to it on this host. */
+struct shared_hijack_msg {
+	const char *login, *message_id;  /* message_id: unique, so each message counts once */
+	const char *const *domains;      /* lower case, distinct */
+	size_t n;
+	time_t now;
+	unsigned window;                 /* seconds */
+	unsigned new_domains, messages;  /* thresholds (0: off): domains are learnt below them */
+	size_t known_max;                /* domains remembered per login */
+	unsigned known_ttl;              /* seconds a login's known set outlives its last learning */
+};
+
+/* shared_hijack - count M in every host's windows; DONE(distinct new
+ * domains, messages to new domains) within the window, across hosts. */
+void shared_hijack(struct shared *s, const struct shared_hijack_msg *m, shared_pair_fn *done,
+		   void *arg);
 
 /* shared_set_tls - FN(ARG, text) for each "tls ..." message (NULL: none). */
 void shared_set_tls(struct shared *s, shared_tls_fn *fn, void *arg);

@@ -634,6 +634,95 @@ class SharedState(unittest.TestCase):
                 code, text = c.cmd('MAIL FROM:<alice@example.com>')
         self.assertEqual(code, 250, text)
 
+    def test_new_domains_spread_over_two_hosts_trip_the_login_on_both(self):
+        # threshold 3: two new domains through a, one through b; neither host alone sees 3
+        with Conn(self.a.subs_port, tls=True) as c:
+            c.cmd('EHLO c.example.org')
+            login(c)
+            self.assertEqual(send(c, ['a@s1.example', 'b@s2.example'])[0], 250)
+        with Conn(self.b.subs_port, source=UNTRUSTED2, tls=True) as c:
+            c.cmd('EHLO c.example.org')
+            login(c)
+            self.assertEqual(send(c, ['c@s3.example'])[0], 250)
+        self.assertIsNotNone(self.b.wait_log(
+            r'hijack-suspended client=127\.0\.0\.10 user=alice@example\.com '
+            r'reason="3 new recipient domains in 600s, over all hosts" for=86400s source=shared'))
+        self.assertIsNotNone(self.a.wait_log(
+            r'hijack-suspended user=alice@example\.com reason="3 new recipient domains in 600s, '
+            r'over all hosts" for=86400s source=shared'))
+        for srv in (self.a, self.b):
+            with Conn(srv.subs_port, source=UNTRUSTED2, tls=True) as c:
+                c.cmd('EHLO c.example.org')
+                self.assertEqual(login(c)[0], 235)
+                code, text = c.cmd('MAIL FROM:<alice@example.com>')
+                self.assertEqual(code, 454, text)
+                self.assertIn('over all hosts', text)
+
+    def test_domains_known_on_one_host_do_not_count_on_the_other(self):
+        for srv in (self.a, self.b):
+            srv.stop()
+        passwd = os.path.join(self.tmp, 'passwd')
+        o = msa_overrides(passwd, smtpd_sasl_hijack_threshold='3', smtpd_sasl_hijack_window='2s',
+                          shared_state='redis://127.0.0.1:%d/0' % self.redis.port)
+        a, b = Server(overrides=o), Server(overrides=o)
+        for srv in (a, b):
+            self.addCleanup(srv.cleanup)
+            self.addCleanup(srv.stop)
+
+        def mail(srv, rcpts):
+            with Conn(srv.subs_port, source=UNTRUSTED2, tls=True) as c:
+                c.cmd('EHLO c.example.org')
+                login(c)
+                self.assertEqual(send(c, rcpts)[0], 250)
+            time.sleep(0.3)  # the count reaches Redis
+        # a learns s1 and s2 (under the threshold: they become the login's known domains)
+        mail(a, ['a@s1.example', 'b@s2.example'])
+        time.sleep(4.3)  # two windows pass (the local count weighs the previous one in)
+        mail(a, ['c@s3.example'])
+        # b never wrote to s1 and s2 itself, but every host knows them now: one new
+        # domain (s3) in the window, not three
+        mail(b, ['d@s1.example', 'e@s2.example'])
+        self.assertNotIn('hijack-suspended', a.log() + b.log())
+        self.assertIn(b's1.example', redis_cmd(self.redis.port, 'SMEMBERS',
+                                               'rg:hjk:alice@example.com'))
+
+    def test_a_host_started_later_knows_lockouts_and_suspensions(self):
+        self.assertEqual(self.guess(self.a, UNTRUSTED)[0], 535)
+        self.assertEqual(self.guess(self.b, UNTRUSTED)[0], 535)
+        self.assertEqual(self.guess(self.a, UNTRUSTED)[0], 535)
+        self.assertIsNotNone(self.a.wait_log(r'auth-lockout client=127\.0\.0\.9'))
+        with Conn(self.a.subs_port, source=UNTRUSTED2, tls=True) as c:
+            c.cmd('EHLO c.example.org')
+            login(c)
+            self.assertEqual(send(c, ['a@h1.example', 'b@h2.example', 'c@h3.example'])[0], 250)
+        self.assertIsNotNone(self.a.wait_log(r'hijack-suspended client=127\.0\.0\.10'))
+        time.sleep(0.2)  # the keys reach Redis
+        passwd = os.path.join(self.tmp, 'passwd')
+        late = Server(overrides=msa_overrides(
+            passwd, smtpd_sasl_hijack_threshold='3',
+            shared_state='redis://127.0.0.1:%d/0' % self.redis.port))
+        self.addCleanup(late.cleanup)
+        self.addCleanup(late.stop)
+        self.assertIsNotNone(late.wait_log(
+            r'shared-state-caught-up lockouts=1 suspensions=1 tls_raises=0'))
+        code, text = self.refused(late, UNTRUSTED)
+        self.assertEqual(code, 421, text)
+        self.assertIn('locked out for', text)
+        with Conn(late.subs_port, source=UNTRUSTED2, tls=True) as c:
+            c.cmd('EHLO c.example.org')
+            self.assertEqual(login(c)[0], 235)
+            code, text = c.cmd('MAIL FROM:<alice@example.com>')
+            self.assertEqual(code, 454, text)
+            self.assertIn('3 new recipient domains', text)
+        # lifted while it runs: the key goes too, so a host started afterwards knows nothing
+        out = queue_cli(self.a, 'release', '--login', 'alice@example.com')
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(lockout_cli(self.a, 'clear', UNTRUSTED).returncode, 0)
+        time.sleep(0.2)
+        self.assertEqual(redis_cmd(self.redis.port, 'EXISTS', 'rg:susp:alice@example.com'),
+                         b':0\r\n')
+        self.assertEqual(redis_cmd(self.redis.port, 'EXISTS', 'rg:lock:127.0.0.9'), b':0\r\n')
+
     def test_rate_limits_count_across_both_hosts(self):
         for srv in (self.a, self.b):
             srv.stop()

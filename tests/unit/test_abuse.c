@@ -269,6 +269,23 @@ struct hijack_step {
 	const char *why_has;
 };
 
+/* what is asked of the other hosts: the distinct domains new to the login here */
+static void check_unknown(const struct hijack_limits *lim)
+{
+	struct hijack *h = hijack_new(lim);
+	const char *first[] = {"k1.example", "k2.example"};
+	const char *mixed[] = {"K1.Example", "n1.example", "N1.EXAMPLE", "k2.example", "n2.example"};
+	char why[HIJACK_WHY_MAX];
+	size_t idx[5];
+	CHECK(hijack_unknown(h, "hal", first, 2, idx) == 2, "a login never seen: all new");
+	hijack_message(h, "hal", first, 2, 10, why, sizeof(why));
+	size_t k = hijack_unknown(h, "hal", mixed, 5, idx);
+	CHECK(k == 2 && idx[0] == 1 && idx[1] == 4,
+	      "known ones (any case) left out, repeats once: %zu (%zu %zu)", k, idx[0], idx[1]);
+	CHECK(hijack_unknown(h, "other", mixed, 5, idx) == 4, "per login, case-folded repeats once");
+	hijack_free(h);
+}
+
 /* split_domains - the step's domains as a NULL-terminated array (caller frees). */
 static char **split_domains(const char *spec, size_t *n)
 {
@@ -402,6 +419,7 @@ static void check_hijack(void)
 	      (long long)until);
 	CHECK(hijack_message(h, "gina", six, 1, 998, why, sizeof(why)), "held while suspended");
 	hijack_free(h);
+	check_unknown(&lim);
 }
 
 /* the owner's network (smtpd_sasl_lockout_exceptions) is never held or suspended */
