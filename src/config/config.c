@@ -160,6 +160,8 @@ static const struct param_def params[] = {
 	{"smtp_mta_sts_https_port", P_COUNT, "443"},
 	{"smtp_mta_sts_recheck_time", P_DURATION, "60s"},
 	{"smtp_tls_reporting", P_BOOL, "yes"},
+	/* metrics (issue 12) */
+	{"metrics_listen", P_STRING, ""},
 };
 #define N_PARAMS RG_ARRAY_LEN(params)
 
@@ -793,6 +795,22 @@ static size_t idx(const char *name)
 	return param_index(name, strlen(name));
 }
 
+/* convert_metrics - metrics_listen: empty (no metrics served) or one address:port. */
+static void convert_metrics(struct loader *ld)
+{
+	size_t i = idx("metrics_listen");
+	const char *v = ld->expanded[i];
+	struct config *cfg = ld->cfg;
+	if (v[0] == '\0')
+		return;
+	rg_strlcpy(cfg->metrics_listen.text, v, sizeof(cfg->metrics_listen.text));
+	if (strlen(v) < sizeof(cfg->metrics_listen.text) && parse_listen(v, &cfg->metrics_listen))
+		cfg->metrics_enabled = true;
+	else
+		add_error(ld, i, "metrics_listen: \"%s\" is not address:port (e.g. 127.0.0.1:9525, "
+			  "[::1]:9525)", v);
+}
+
 /* check_dns_servers - "ip", "ip:port" or "[v6]:port", as c-ares takes them. */
 static void check_dns_servers(struct loader *ld, size_t i)
 {
@@ -1135,6 +1153,7 @@ static void convert_all(struct loader *ld)
 	convert_selftest(ld);
 	convert_abuse(ld);
 	convert_outbound_tls(ld);
+	convert_metrics(ld);
 }
 
 /* can_deny_destination - a reachable restriction that can refuse a destination

@@ -162,6 +162,9 @@ struct config {
 	uint64_t smtpd_sasl_hijack_window, smtpd_sasl_hijack_message_threshold;
 	uint64_t smtpd_sasl_hijack_wide_message, smtpd_sasl_hijack_suspend_time;
 	char *shared_state;        /* "": in-process; redis://IP:PORT/DB or unix:/PATH */
+	/* metrics (issue 12) */
+	struct listen_addr metrics_listen; /* GET /metrics here when metrics_enabled */
+	bool metrics_enabled;
 	/* outbound TLS that cannot be stripped (issue 14) */
 	uint64_t smtp_tls_memory_lifetime; /* downgrade memory; 0: none */
 	bool smtp_dns_support_dnssec;      /* smtp_dns_support_level = dnssec (DANE default) */

@@ -8,6 +8,9 @@
 #include "delivery/local.h"
 #include "control/control.h"
 #include "dns/dns.h"
+#include "metrics/events.h"
+#include "metrics/metrics.h"
+#include "metrics/metrics_http.h"
 #include "policy/policy.h"
 #include "qmgr/qmgr.h"
 #include "qmgr/transport_smtp.h"
@@ -84,6 +87,7 @@ struct server {
 	struct lockout *lockout;       /* clients that failed AUTH too often */
 	struct abuse *abuse;           /* rate limits and their exceptions */
 	struct control *control;       /* the operator's socket; NULL if it failed */
+	struct metrics_http *metrics;  /* GET /metrics; NULL without metrics_listen */
 	size_t connection_limit;       /* all sessions together (smtpd_connection_limit) */
 	struct event *accept_pause;    /* listeners re-enabled when this fires */
 	unsigned long accept_errors;   /* accept() failures not logged yet */
@@ -766,6 +770,23 @@ static void release_kick(void *arg, const char *id)
 	strbuf_free(&ignored);
 }
 
+/* start_metrics - the families, and GET /metrics when metrics_listen is set. */
+static bool start_metrics(struct server *srv)
+{
+	char err[512];
+	const struct listen_addr *la = &srv->cfg->metrics_listen;
+	mev_init();
+	if (!srv->cfg->metrics_enabled)
+		return true;
+	srv->metrics = metrics_http_new(srv->base, la->host, la->port, err, sizeof(err));
+	if (srv->metrics == NULL) {
+		log_ev(LOG_FATAL, "startup-failed", {"reason", err});
+		return false;
+	}
+	log_ev(LOG_INFO, "metrics-listening", {"address", la->text});
+	return true;
+}
+
 int server_run(struct server *srv)
 {
 	char err[512];
@@ -784,6 +805,8 @@ int server_run(struct server *srv)
 		log_ev(LOG_WARNING, "control-unavailable", {"reason", cerr});
 	else
 		control_set_abuse(srv->control, &abuse_control_ops, srv->abuse);
+	if (!start_metrics(srv))
+		return 1;
 	srv->sig_term = evsignal_new(srv->base, SIGTERM, on_signal, srv);
 	srv->sig_int = evsignal_new(srv->base, SIGINT, on_signal, srv);
 	evsignal_add(srv->sig_term, NULL);
@@ -809,6 +832,8 @@ void server_free(struct server *srv)
 		return;
 	stop_listening(srv);
 	control_free(srv->control);
+	metrics_http_free(srv->metrics);
+	metrics_reset();
 	workers_free(srv->spoolers); /* first: late spool callbacks may still commit */
 	workers_free(srv->workers); /* its last commits hand messages to the qmgr */
 	abuse_share_tls(srv->abuse, NULL, NULL); /* the transport goes with the qmgr */
