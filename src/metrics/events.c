@@ -141,3 +141,12 @@ void mev_queue_source(mev_queue_fn *fn, void *arg)
 	queue_fn = fn;
 	queue_arg = arg;
 }
+
+void mev_reset(void)
+{
+	connections = refused = sessions = commands = rcpts = messages = bytes = NULL;
+	accept_latency = auths = lockouts = tls = deliveries = delivery_latency = queue = NULL;
+	queue_fn = NULL;
+	queue_arg = NULL;
+	metrics_reset();
+}

@@ -17,6 +17,8 @@
 
 /* Make every family (so a scrape shows them at 0 before anything happens). */
 void mev_init(void);
+/* Forget them all (the end of serve; tests): later events count nowhere. */
+void mev_reset(void);
 
 void mev_connection(void);                       /* a client connected */
 void mev_connection_refused(const char *why);     /* "limit", "rate", "lockout", "shutdown" */

@@ -41,7 +41,7 @@ struct metric *metric_gauge(const char *name, const char *help, const char *labe
 struct metric *metric_histogram(const char *name, const char *help, const double *bounds,
 				size_t n);
 
-/* VALUES: one per label name (NULL when the family has none). */
+/* VALUES: one per label name (NULL when the family has none). M NULL: nothing. */
 void metric_add(struct metric *m, const char *const *values, double v);
 void metric_inc(struct metric *m, const char *const *values);
 void metric_set(struct metric *m, const char *const *values, double v);

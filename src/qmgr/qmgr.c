@@ -21,6 +21,7 @@
  * a message it read before that message settled.
  */
 #include "qmgr/qmgr.h"
+#include "metrics/events.h"
 #include "qmgr/bounce_queue.h"
 #include "queue/bounce.h"
 #include "qmgr/route.h"
@@ -66,6 +67,7 @@ struct scan_job {
 	size_t n_in_memory;
 	struct queue_msg **found;
 	size_t n_found;
+	size_t n_deferred, n_hold;     /* files listed (for the metrics) */
 };
 
 /* A queued message whose 250 waits for delivery to catch up (in-flow). */
@@ -104,6 +106,7 @@ struct qmgr {
 	char **settled_during_scan;   /* ids that left memory while a scan ran */
 	size_t n_settled;
 	size_t n_waiting_on_disk;     /* submitted while the active set was full */
+	size_t files_deferred, files_hold; /* at the last scan (for the metrics) */
 	struct flow flow;
 };
 
@@ -304,6 +307,8 @@ static void log_attempt(const struct qentry *e, const struct queue_rcpt *r, cons
 	snprintf(delay, sizeof(delay), "%lld", (long long)(now - e->m->arrival));
 	snprintf(delays, sizeof(delays), "%lld/%lld", (long long)(e->pass_start - e->m->arrival),
 		 (long long)(now - e->pass_start));
+	mev_delivery(strcmp(event, "expired") == 0 ? "bounced" : event,
+		     r->remote_mta == NULL ? "local" : "smtp", (double)(now - e->m->arrival));
 	log_ev(r->outcome == RCPT_SENT ? LOG_INFO : LOG_WARNING, event,
 	       {"queue", e->m->id}, {"to", to},
 	       {"relay", r->remote_mta ? r->remote_mta : local ? "local" : "none"},
@@ -632,11 +637,13 @@ static struct queue_msg *load_due(const char *dir, const char *file)
 	return NULL;
 }
 
-/* scan_dir - envelopes of due files in sub that the loop does not have. */
-static void scan_dir(struct scan_job *j, const char *dir, const char *sub)
+/* scan_dir - envelopes of due files in sub that the loop does not have;
+ * the number of files listed. */
+static size_t scan_dir(struct scan_job *j, const char *dir, const char *sub)
 {
 	char **files = queue_list(dir, sub);
-	for (size_t i = 0; files && files[i]; i++) {
+	size_t i = 0;
+	for (; files && files[i]; i++) {
 		struct stat st;
 		struct queue_msg *m = NULL;
 		if (j->n_found < j->budget && !in_memory(j, files[i]) &&
@@ -649,6 +656,18 @@ static void scan_dir(struct scan_job *j, const char *dir, const char *sub)
 		free(files[i]);
 	}
 	free(files);
+	return i;
+}
+
+/* count_dir - how many files sub/ holds. */
+static size_t count_dir(const char *dir, const char *sub)
+{
+	char **files = queue_list(dir, sub);
+	size_t n = 0;
+	for (; files && files[n]; n++)
+		free(files[n]);
+	free(files);
+	return n;
 }
 
 static void scan_work(void *arg)
@@ -656,7 +675,8 @@ static void scan_work(void *arg)
 	struct scan_job *j = arg;
 	const char *dir = j->q->cfg->queue_directory;
 	scan_dir(j, dir, "active");
-	scan_dir(j, dir, "deferred");
+	j->n_deferred = scan_dir(j, dir, "deferred");
+	j->n_hold = count_dir(dir, "hold");
 }
 
 static bool settled_during_scan(const struct qmgr *q, const char *id)
@@ -675,6 +695,8 @@ static void scan_done(void *arg)
 	struct qmgr *q = j->q;
 	if (j->n_found == j->budget)
 		q->more_due = true; /* it stopped at the budget: more may be due */
+	q->files_deferred = j->n_deferred;
+	q->files_hold = j->n_hold;
 	/* those the scan read are in memory now (a guess when it stopped early) */
 	q->n_waiting_on_disk = !q->more_due ? 0
 			       : q->n_waiting_on_disk > j->n_found ? q->n_waiting_on_disk - j->n_found
@@ -836,6 +858,15 @@ static bool ctl_list(void *arg, bool json, struct strbuf *out)
 }
 
 /* ctl_status - what delivery is doing, for `relayguard queue status`. */
+void qmgr_counts(void *arg, unsigned long counts[4])
+{
+	const struct qmgr *q = arg;
+	counts[0] = q->n_waiting_on_disk;
+	counts[1] = q->n_active;
+	counts[2] = q->files_deferred;
+	counts[3] = q->files_hold;
+}
+
 static bool ctl_status(void *arg, struct strbuf *out)
 {
 	struct qmgr *q = arg;

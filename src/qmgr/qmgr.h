@@ -72,4 +72,8 @@ bool qmgr_busy(const struct qmgr *q, const char *id);
  * doubling up to maximal_backoff_time. */
 unsigned long qmgr_backoff(const struct config *cfg, unsigned attempts);
 
+/* qmgr_counts - for the metrics (mev_queue_fn): messages waiting on disk for
+ * the active set, active, and the files in deferred/ and hold/ at the last scan. */
+void qmgr_counts(void *q, unsigned long counts[4]);
+
 #endif

@@ -9,7 +9,6 @@
 #include "control/control.h"
 #include "dns/dns.h"
 #include "metrics/events.h"
-#include "metrics/metrics.h"
 #include "metrics/metrics_http.h"
 #include "policy/policy.h"
 #include "qmgr/qmgr.h"
@@ -194,6 +193,7 @@ void server_session_closed(struct server *srv, struct session *s)
 	if (l->next)
 		session_link(l->next)->prev = l->prev;
 	srv->n_sessions--;
+	mev_session_open(-1);
 	ip_count_add(srv, session_client_ip(s), -1);
 	check_exit(srv);
 }
@@ -308,12 +308,23 @@ static void on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sock
 	(void)ev;
 	(void)socklen;
 	if (srv->stopping || !ip_from_sockaddr(sa, &ip)) {
+		mev_connection_refused("shutdown");
 		evutil_closesocket(fd);
 		return;
 	}
-	if (over_connection_limit(srv, &ip, fd) || locked_out(srv, &ip, fd) ||
-	    over_rate_limit(srv, &ip, fd))
+	mev_connection();
+	if (over_connection_limit(srv, &ip, fd)) {
+		mev_connection_refused("limit");
 		return;
+	}
+	if (locked_out(srv, &ip, fd)) {
+		mev_connection_refused("lockout");
+		return;
+	}
+	if (over_rate_limit(srv, &ip, fd)) {
+		mev_connection_refused("rate");
+		return;
+	}
 	unsigned limit = (unsigned)srv->cfg->smtpd_client_connection_count_limit; /* 0: none */
 	if (ip_count_add(srv, &ip, +1) > limit && limit != 0) {
 		char text[RG_IP_STRLEN], line[256];
@@ -321,6 +332,7 @@ static void on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sock
 		snprintf(line, sizeof(line), "421 4.7.0 %s Error: too many connections from %s",
 			 srv->cfg->myhostname, text);
 		log_ev(LOG_WARNING, "connection-limit", {"client", text}, {"reply", line});
+		mev_connection_refused("limit");
 		ip_count_add(srv, &ip, -1);
 		session_refuse(fd, line);
 		return;
@@ -342,6 +354,7 @@ static void on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sock
 		session_link(srv->sessions)->prev = s;
 	srv->sessions = s;
 	srv->n_sessions++;
+	mev_session_open(+1);
 }
 
 /* A message on its way through a worker to the queue. */
@@ -776,6 +789,7 @@ static bool start_metrics(struct server *srv)
 	char err[512];
 	const struct listen_addr *la = &srv->cfg->metrics_listen;
 	mev_init();
+	mev_queue_source(qmgr_counts, srv->qmgr);
 	if (!srv->cfg->metrics_enabled)
 		return true;
 	srv->metrics = metrics_http_new(srv->base, la->host, la->port, err, sizeof(err));
@@ -833,7 +847,7 @@ void server_free(struct server *srv)
 	stop_listening(srv);
 	control_free(srv->control);
 	metrics_http_free(srv->metrics);
-	metrics_reset();
+	mev_reset();
 	workers_free(srv->spoolers); /* first: late spool callbacks may still commit */
 	workers_free(srv->workers); /* its last commits hand messages to the qmgr */
 	abuse_share_tls(srv->abuse, NULL, NULL); /* the transport goes with the qmgr */

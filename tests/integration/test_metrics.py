@@ -59,6 +59,22 @@ class Metrics(unittest.TestCase):
                              text=True, timeout=30)
         self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
 
+    def test_connections_and_deliveries_are_counted(self):
+        before = scrape(self.mport)[2]
+        conns = value(before, 'relayguard_connections_total') or 0
+        local = value(before, 'relayguard_delivery_attempts_total{status="delivered",'
+                              'transport="local"}') or 0
+        with harness.smtp_client(self.srv.port) as c:
+            c.sendmail('a@example.org', ['postmaster@localhost'],
+                       b'Subject: counted\r\n\r\nhello\r\n')
+        self.srv.wait_maildir('localhost', 'postmaster', count=1)
+        text = scrape(self.mport)[2]
+        self.assertEqual(value(text, 'relayguard_connections_total'), conns + 1)
+        self.assertEqual(value(text, 'relayguard_delivery_attempts_total{status="delivered",'
+                                     'transport="local"}'), local + 1)
+        self.assertIsNotNone(value(text, 'relayguard_queue_messages{state="active"}'))
+        self.assertGreaterEqual(value(text, 'relayguard_delivery_seconds_count'), 1)
+
     def test_other_paths_and_methods_are_refused(self):
         with self.assertRaises(urllib.error.HTTPError) as e:
             scrape(self.mport, '/')
