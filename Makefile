@@ -41,11 +41,11 @@ define objs
 $(patsubst src/%.c,$(1)/%.o,$(SRC_LIB))
 endef
 
-$(B_NORM)/%.o: src/%.c $(wildcard src/*/*.h)
+$(B_NORM)/%.o: src/%.c $(wildcard src/*/*.h) $(wildcard src/*/*.def)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE) $(WARN) $(OPT) $(PKG_CFLAGS) -c $< -o $@
 
-$(B_SAN)/%.o: src/%.c $(wildcard src/*/*.h)
+$(B_SAN)/%.o: src/%.c $(wildcard src/*/*.h) $(wildcard src/*/*.def)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE) $(WARN) -O1 -g $(SAN) $(PKG_CFLAGS) -c $< -o $@
 

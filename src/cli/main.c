@@ -21,6 +21,7 @@
 #include "cli/queue_cmd.h"
 #include "cli/tlsmem_cmd.h"
 #include "config/config.h"
+#include "config/params.h"
 #include "probe/probe.h"
 #include "queue/queue.h"
 #include "smtp/server.h"
@@ -106,7 +107,7 @@ static const char usage_passwd[] =
 	"  -h, --help        this text\n";
 
 static const char usage_config[] =
-	"usage: relayguard config [-c FILE]\n"
+	"usage: relayguard config [-c FILE] | --man\n"
 	"\n"
 	"Check a configuration. Prints every parameter as 'name = value' after\n"
 	"$name expansion, or each error as 'file:line: what is wrong' (exit 78).\n"
@@ -114,7 +115,10 @@ static const char usage_config[] =
 	"\n"
 	"Options:\n"
 	"  -c, --config FILE     the file to check (default: the embedded configuration)\n"
-	"  -h, --help            this text\n";
+	"  --man                 print relayguard.conf(5), every parameter, in mdoc\n"
+	"  -h, --help            this text\n"
+	"\n"
+	"Every parameter: relayguard.conf(5); every command: relayguard(8).\n";
 
 struct options {
 	const char *config_file;
@@ -167,6 +171,10 @@ struct config *cli_load_config(const char *file, bool serving)
 static int cmd_config(int argc, char **argv)
 {
 	struct options o = {0};
+	if (argc == 1 && strcmp(argv[0], "--man") == 0) {
+		config_print_manual(stdout);
+		return fflush(stdout) == 0 ? 0 : 1;
+	}
 	int rc = parse_options(argc, argv, false, &o);
 	if (rc != 0) {
 		fputs(usage_config, rc < 0 ? stdout : stderr);

@@ -123,6 +123,7 @@ struct config {
 	struct map **smtp_sasl_password_maps; /* next hop or domain -> "user:password" */
 	bool smtp_sasl_auth_enable;
 	bool smtp_sasl_plaintext_ok;          /* smtp_sasl_security_options without noplaintext */
+	bool smtp_sasl_tls_plaintext_ok;      /* the same of smtp_sasl_tls_security_options */
 	enum smtp_tls_level smtp_tls_security_level;
 	char *smtp_tls_CAfile, *smtp_tls_CApath;
 	char *smtp_helo_name, *smtp_bind_address, *smtp_bind_address6;
