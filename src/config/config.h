@@ -4,7 +4,8 @@
  * Owns: reading a configuration file (or the embedded default), $name
  * expansion, validating every value into typed fields, loading the tables
  * it names, and refusing configurations that could never deny a relay
- * attempt. Every error is "file:line: what is wrong".
+ * attempt. Every error is "file:line: what is wrong". Which parameters
+ * exist, their defaults, limits and fields: the table in params.def.
  * Must not: open sockets or touch the queue; it only describes the server.
  */
 #ifndef RG_CONFIG_H

@@ -261,7 +261,27 @@ static bool parse_listen(const char *s, struct listen_addr *la)
 	return true;
 }
 
-static bool sasl_plaintext_ok(struct loader *ld, size_t i);
+/* sasl_plaintext_ok - Postfix's security options: without "noplaintext",
+ * PLAIN/LOGIN may be sent where there is no TLS. Unknown words are errors. */
+static bool sasl_plaintext_ok(struct loader *ld, size_t i)
+{
+	static const char *const known[] = {"noplaintext", "noanonymous", "noactive",
+					    "nodictionary", "mutual_auth"};
+	char **items = split_list(ld->expanded[i], NULL);
+	bool plaintext = true;
+	for (size_t k = 0; items[k]; k++) {
+		bool ok = false;
+		for (size_t j = 0; j < RG_ARRAY_LEN(known); j++)
+			ok |= rg_strcasecmp(items[k], known[j]) == 0;
+		if (!ok)
+			config_error(ld, i, "%s: \"%s\" is not a SASL security option (noplaintext, "
+				  "noanonymous, ...)", config_params[i].name, items[k]);
+		if (rg_strcasecmp(items[k], "noplaintext") == 0)
+			plaintext = false;
+	}
+	free_list(items);
+	return plaintext;
+}
 
 /* field - where row i is stored in cfg. */
 static void *field(struct config *cfg, size_t i)
@@ -567,40 +587,16 @@ static void check_sasl_path(struct loader *ld, size_t i)
 			  "inet:[::1]:12345; host names are not resolved)", config_params[i].name, v);
 }
 
-static const char *const smtp_tls_levels[] = {"none", "may", "encrypt", "verify", "secure",
-					       "dane"};
-
 bool config_smtp_tls_level(const char *name, enum smtp_tls_level *out)
 {
-	for (size_t k = 0; k < RG_ARRAY_LEN(smtp_tls_levels); k++) {
-		if (rg_strcasecmp(name, smtp_tls_levels[k]) == 0) {
-			*out = (enum smtp_tls_level)k;
+	const struct param_choice *c = config_params[PARAM_smtp_tls_security_level].choices;
+	for (size_t k = 0; c[k].name; k++) {
+		if (rg_strcasecmp(name, c[k].name) == 0) {
+			*out = (enum smtp_tls_level)c[k].value;
 			return true;
 		}
 	}
 	return false;
-}
-
-/* sasl_plaintext_ok - Postfix's security options: without "noplaintext",
- * PLAIN/LOGIN may be sent where there is no TLS. Unknown words are errors. */
-static bool sasl_plaintext_ok(struct loader *ld, size_t i)
-{
-	static const char *const known[] = {"noplaintext", "noanonymous", "noactive",
-					    "nodictionary", "mutual_auth"};
-	char **items = split_list(ld->expanded[i], NULL);
-	bool plaintext = true;
-	for (size_t k = 0; items[k]; k++) {
-		bool ok = false;
-		for (size_t j = 0; j < RG_ARRAY_LEN(known); j++)
-			ok |= rg_strcasecmp(items[k], known[j]) == 0;
-		if (!ok)
-			config_error(ld, i, "%s: \"%s\" is not a SASL security option (noplaintext, "
-				  "noanonymous, ...)", config_params[i].name, items[k]);
-		if (rg_strcasecmp(items[k], "noplaintext") == 0)
-			plaintext = false;
-	}
-	free_list(items);
-	return plaintext;
 }
 
 /* check_tls_policy_maps - every value must be a TLS level (first word). */
