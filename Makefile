@@ -3,6 +3,7 @@
 #   make run        install missing packages (as root), build, start on the embedded default config
 #   make check      the same set-up, then every test, normal and under ASan+UBSan
 #   make check-fresh  .ci/run in a pristine debootstrap'd Debian 12 (root)
+#   make man        regenerate doc/relayguard.conf.5 from the parameter table
 #   make bench      throughput and memory figures (bench/README.md)
 #   make bench-probe  nmap's smtp-open-relay vs relayguard probe on real MTAs (root)
 #   make bench-outbound  relaying to smtp-sink: relayguard vs Postfix, deferred queue (root)
@@ -41,11 +42,11 @@ define objs
 $(patsubst src/%.c,$(1)/%.o,$(SRC_LIB))
 endef
 
-$(B_NORM)/%.o: src/%.c $(wildcard src/*/*.h)
+$(B_NORM)/%.o: src/%.c $(wildcard src/*/*.h) $(wildcard src/*/*.def)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE) $(WARN) $(OPT) $(PKG_CFLAGS) -c $< -o $@
 
-$(B_SAN)/%.o: src/%.c $(wildcard src/*/*.h)
+$(B_SAN)/%.o: src/%.c $(wildcard src/*/*.h) $(wildcard src/*/*.def)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE) $(WARN) -O1 -g $(SAN) $(PKG_CFLAGS) -c $< -o $@
 
@@ -111,6 +112,12 @@ bench-outbound: deps deps-test build/relayguard
 
 clean:
 	rm -rf build
+
+# relayguard.conf(5) is generated from src/config/params.def (test_manual.py
+# fails when the checked-in page differs): run this after changing the table.
+.PHONY: man
+man: build/relayguard
+	./build/relayguard config --man > doc/relayguard.conf.5
 
 # Fuzzing (clang + libFuzzer, installed by deps.sh fuzz): make fuzz FUZZ_SECONDS=60
 FUZZ_SECONDS ?= 30

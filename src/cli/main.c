@@ -3,7 +3,7 @@
  *
  * SYNOPSIS
  *	relayguard serve [-c FILE] [--log-format plain|json] [--debug]
- *	relayguard config [-c FILE]
+ *	relayguard config [-c FILE] | --man
  *	relayguard passwd [--scheme SCHEME] [PASSWORD]
  *	relayguard probe [OPTIONS] TARGET...   (src/probe/cli.c)
  *	relayguard queue list|show|flush|delete|hold|release ...   (queue_cmd.c)
@@ -21,6 +21,7 @@
 #include "cli/queue_cmd.h"
 #include "cli/tlsmem_cmd.h"
 #include "config/config.h"
+#include "config/params.h"
 #include "probe/probe.h"
 #include "queue/queue.h"
 #include "smtp/server.h"
@@ -66,6 +67,9 @@ static const char usage_main[] =
 	"  -h, --help     this text; 'relayguard COMMAND --help' explains a command\n"
 	"  --version      print the version\n"
 	"\n"
+	"In full: relayguard(8) (every command and option), relayguard.conf(5)\n"
+	"(every parameter).\n"
+	"\n"
 	"Without -c, the embedded default configuration is used: listen on\n"
 	"127.0.0.1:2525 and [::1]:2525 (MTA, STARTTLS offered), :2587 (submission,\n"
 	"STARTTLS required) and :2465 (submissions, implicit TLS) with a self-signed\n"
@@ -106,7 +110,7 @@ static const char usage_passwd[] =
 	"  -h, --help        this text\n";
 
 static const char usage_config[] =
-	"usage: relayguard config [-c FILE]\n"
+	"usage: relayguard config [-c FILE] | --man\n"
 	"\n"
 	"Check a configuration. Prints every parameter as 'name = value' after\n"
 	"$name expansion, or each error as 'file:line: what is wrong' (exit 78).\n"
@@ -114,6 +118,7 @@ static const char usage_config[] =
 	"\n"
 	"Options:\n"
 	"  -c, --config FILE     the file to check (default: the embedded configuration)\n"
+	"  --man                 print relayguard.conf(5), every parameter, in mdoc\n"
 	"  -h, --help            this text\n";
 
 struct options {
@@ -167,6 +172,10 @@ struct config *cli_load_config(const char *file, bool serving)
 static int cmd_config(int argc, char **argv)
 {
 	struct options o = {0};
+	if (argc == 1 && strcmp(argv[0], "--man") == 0) {
+		config_print_manual(stdout);
+		return fflush(stdout) == 0 ? 0 : 1;
+	}
 	int rc = parse_options(argc, argv, false, &o);
 	if (rc != 0) {
 		fputs(usage_config, rc < 0 ? stdout : stderr);
@@ -432,21 +441,9 @@ static int cmd_serve(int argc, char **argv)
 	return rc;
 }
 
-int main(int argc, char **argv)
+/* run_command - the command named by argv[1]; -1 when there is none. */
+static int run_command(const char *cmd, int argc, char **argv)
 {
-	if (argc < 2) {
-		fputs(usage_main, stderr);
-		return EXIT_USAGE;
-	}
-	const char *cmd = argv[1];
-	if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
-		fputs(usage_main, stdout);
-		return 0;
-	}
-	if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
-		printf("relayguard %s\n", RELAYGUARD_VERSION);
-		return 0;
-	}
 	if (strcmp(cmd, "serve") == 0)
 		return cmd_serve(argc - 2, argv + 2);
 	if (strcmp(cmd, "config") == 0)
@@ -467,6 +464,41 @@ int main(int argc, char **argv)
 		return tlsmem_main(argc - 2, argv + 2);
 	if (strcmp(cmd, "tls-report") == 0)
 		return tlsreport_main(argc - 2, argv + 2);
-	fprintf(stderr, "relayguard: unknown command \"%s\" (try relayguard --help)\n", cmd);
-	return EXIT_USAGE;
+	return -1;
+}
+
+/* asks_help - -h or --help among a command's arguments. */
+static bool asks_help(int argc, char **argv)
+{
+	for (int i = 2; i < argc; i++)
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+			return true;
+	return false;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fputs(usage_main, stderr);
+		return EXIT_USAGE;
+	}
+	const char *cmd = argv[1];
+	if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
+		fputs(usage_main, stdout);
+		return 0;
+	}
+	if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+		printf("relayguard %s\n", RELAYGUARD_VERSION);
+		return 0;
+	}
+	int rc = run_command(cmd, argc, argv);
+	if (rc < 0) {
+		fprintf(stderr, "relayguard: unknown command \"%s\" (try relayguard --help)\n", cmd);
+		return EXIT_USAGE;
+	}
+	/* each command's help stays short; the manual pages have the rest */
+	if (rc == 0 && asks_help(argc, argv))
+		puts("\nIn full: relayguard(8) (every command and option), relayguard.conf(5)\n"
+		     "(every parameter).");
+	return rc;
 }

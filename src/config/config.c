@@ -9,15 +9,13 @@
  *	   whose first non-blank character is '#' are comments;
  *	3. $name, ${name} and $(name) are expanded in every value;
  *	4. each value is converted into its typed field, then the whole is
- *	   checked for an open relay.
+ *	   checked for an open relay (convert.c).
+ *	Which parameters exist, their defaults and fields: params.def.
  */
 #include "config/config.h"
-#include "abuse/shared.h"
-#include "qmgr/route.h"
-#include "address/address.h"
+#include "config/loader.h"
+#include "config/params.h"
 #include "util/util.h"
-
-#include <libpsl.h>
 
 #include <errno.h>
 #include <stdarg.h>
@@ -26,190 +24,14 @@
 #include <string.h>
 #include <unistd.h>
 
-enum ptype {
-	P_STRING, P_HOSTNAME, P_DOMAINS, P_RELAY_DOMAINS, P_NETWORKS, P_MAPS,
-	P_RESTRICTIONS, P_SIZE, P_COUNT, P_DURATION, P_LISTEN, P_PATH, P_BOOL, P_CHOICE,
-};
-
-struct param_def {
-	const char *name;
-	enum ptype type;
-	const char *def; /* NULL: computed at load time */
-};
-
-#define DEFAULT_RELAY "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination"
-
-static const struct param_def params[] = {
-	{"myhostname", P_HOSTNAME, NULL},
-	{"mydomain", P_HOSTNAME, NULL},
-	{"myorigin", P_HOSTNAME, "$myhostname"},
-	{"mydestination", P_DOMAINS, "localhost"},
-	{"mynetworks", P_NETWORKS, "127.0.0.0/8 [::1]/128"},
-	{"relay_domains", P_RELAY_DOMAINS, ""},
-	{"local_recipient_maps", P_MAPS, "inline:{postmaster}"},
-	{"relay_recipient_maps", P_MAPS, ""},
-	{"smtpd_banner", P_STRING, "$myhostname ESMTP relayguard"},
-	{"smtpd_listen", P_LISTEN, "127.0.0.1:2525, [::1]:2525"},
-	{"smtpd_client_restrictions", P_RESTRICTIONS, ""},
-	{"smtpd_helo_restrictions", P_RESTRICTIONS, ""},
-	{"smtpd_sender_restrictions", P_RESTRICTIONS, ""},
-	{"smtpd_relay_restrictions", P_RESTRICTIONS, DEFAULT_RELAY},
-	{"smtpd_recipient_restrictions", P_RESTRICTIONS, ""},
-	{"message_size_limit", P_SIZE, "10240000"},
-	{"smtpd_recipient_limit", P_COUNT, "1000"},
-	{"smtpd_timeout", P_DURATION, "300s"},
-	{"smtpd_hard_error_limit", P_COUNT, "20"},
-	{"smtpd_junk_command_limit", P_COUNT, "100"},
-	{"smtpd_client_connection_count_limit", P_COUNT, "50"},
-	{"queue_directory", P_PATH, "./var/queue"},
-	{"virtual_mailbox_base", P_PATH, "./var/mail"},
-	{"direct_local_delivery", P_BOOL, "yes"},
-	{"mail_owner", P_STRING, "relayguard"},
-	{"smtpd_peername_lookup", P_BOOL, "yes"},
-	{"dns_servers", P_STRING, ""},
-	{"submission_listen", P_LISTEN, "127.0.0.1:2587, [::1]:2587"},
-	{"submissions_listen", P_LISTEN, "127.0.0.1:2465, [::1]:2465"},
-	{"smtpd_tls_security_level", P_CHOICE, "may"},
-	{"submission_tls_security_level", P_CHOICE, "encrypt"},
-	{"smtpd_tls_cert_file", P_STRING, ""},
-	{"smtpd_tls_key_file", P_STRING, "$smtpd_tls_cert_file"},
-	{"smtpd_tls_auth_only", P_BOOL, "yes"},
-	{"data_directory", P_PATH, "./var/data"},
-	{"smtpd_sasl_auth_enable", P_BOOL, "no"},
-	{"smtpd_sasl_type", P_CHOICE, "passwd-file"},
-	{"smtpd_sasl_path", P_STRING, ""},
-	{"smtpd_sasl_authenticated_header", P_BOOL, "no"},
-	{"smtpd_sasl_failure_delay", P_DURATION, "1s"},
-	{"smtpd_sasl_failure_limit", P_COUNT, "5"},
-	{"smtpd_sasl_failure_window", P_DURATION, "10m"},
-	{"smtpd_sasl_lockout_time", P_DURATION, "15m"},
-	{"smtpd_sender_login_maps", P_MAPS, ""},
-	{"submission_client_restrictions", P_RESTRICTIONS, "permit_sasl_authenticated, reject"},
-	{"submission_sender_restrictions", P_RESTRICTIONS, "reject_sender_login_mismatch"},
-	/* outbound delivery */
-	{"relayhost", P_STRING, ""},
-	{"default_transport", P_STRING, "smtp"},
-	{"transport_maps", P_MAPS, ""},
-	{"smtp_tls_policy_maps", P_MAPS, ""},
-	{"smtp_sasl_password_maps", P_MAPS, ""},
-	{"smtp_sasl_auth_enable", P_BOOL, "no"},
-	{"smtp_sasl_security_options", P_STRING, "noplaintext, noanonymous"},
-	{"smtp_sasl_tls_security_options", P_STRING, "noanonymous"},
-	{"smtp_tls_security_level", P_CHOICE, "may"},
-	{"smtp_tls_CAfile", P_STRING, ""},
-	{"smtp_tls_CApath", P_STRING, ""},
-	{"smtp_helo_name", P_HOSTNAME, "$myhostname"},
-	{"smtp_bind_address", P_STRING, ""},
-	{"smtp_bind_address6", P_STRING, ""},
-	{"smtp_tcp_port", P_COUNT, "25"},
-	{"inet_protocols", P_CHOICE, "all"},
-	{"smtp_address_preference", P_CHOICE, "any"},
-	{"smtp_connect_timeout", P_DURATION, "30s"},
-	{"smtp_helo_timeout", P_DURATION, "300s"},
-	{"smtp_mail_timeout", P_DURATION, "300s"},
-	{"smtp_rcpt_timeout", P_DURATION, "300s"},
-	{"smtp_data_init_timeout", P_DURATION, "120s"},
-	{"smtp_data_xfer_timeout", P_DURATION, "180s"},
-	{"smtp_data_done_timeout", P_DURATION, "600s"},
-	{"smtp_quit_timeout", P_DURATION, "300s"},
-	{"minimal_backoff_time", P_DURATION, "300s"},
-	{"maximal_backoff_time", P_DURATION, "4000s"},
-	{"queue_run_delay", P_DURATION, "300s"},
-	{"maximal_queue_lifetime", P_DURATION, "5d"},
-	{"bounce_queue_lifetime", P_DURATION, "5d"},
-	{"delay_warning_time", P_DURATION, "0h"},
-	{"bounce_size_limit", P_SIZE, "50000"},
-	{"default_destination_concurrency_limit", P_COUNT, "20"},
-	{"default_destination_recipient_limit", P_COUNT, "50"},
-	{"qmgr_message_active_limit", P_COUNT, "20000"},
-	/* in-flow control: acceptance slows down when delivery falls behind */
-	{"in_flow_delay", P_DURATION, "1s"},
-	{"in_flow_backlog_limit", P_COUNT, "1000"},
-	/* message limits from the hostile review (issue 11) */
-	{"hopcount_limit", P_COUNT, "50"},
-	{"header_size_limit", P_SIZE, "102400"},
-	/* resource limits from the hostile review (issue 11, findings 5 and 6) */
-	{"smtpd_connection_limit", P_COUNT, "0"},
-	{"smtpd_per_record_deadline", P_BOOL, "yes"},
-	{"smtpd_min_data_rate", P_COUNT, "500"},
-	{"smtpd_data_memory_limit", P_SIZE, "268435456"},
-	{"queue_minfree", P_SIZE, "0"},
-	/* the relay self-test at serve start (issue 10): enforce, warn or off */
-	{"relay_selftest", P_CHOICE, "enforce"},
-	/* abuse control for authenticated relaying (issue 13) */
-	{"anvil_rate_time_unit", P_DURATION, "60s"},
-	{"smtpd_client_connection_rate_limit", P_COUNT, "0"},
-	{"smtpd_client_message_rate_limit", P_COUNT, "0"},
-	{"smtpd_client_recipient_rate_limit", P_COUNT, "0"},
-	{"smtpd_client_auth_rate_limit", P_COUNT, "0"},
-	{"smtpd_sasl_message_rate_limit", P_COUNT, "0"},
-	{"smtpd_sasl_recipient_rate_limit", P_COUNT, "0"},
-	{"smtpd_client_event_limit_exceptions", P_NETWORKS, "$mynetworks"},
-	{"smtpd_sasl_lockout_exceptions", P_NETWORKS, "$mynetworks"},
-	{"smtpd_sasl_hijack_threshold", P_COUNT, "30"},
-	{"smtpd_sasl_hijack_window", P_DURATION, "10m"},
-	{"smtpd_sasl_hijack_message_threshold", P_COUNT, "200"},
-	{"smtpd_sasl_hijack_wide_message", P_COUNT, "50"},
-	{"smtpd_sasl_hijack_suspend_time", P_DURATION, "1d"},
-	{"shared_state", P_STRING, ""},
-	/* outbound TLS that cannot be stripped (issue 14) */
-	{"smtp_tls_memory_lifetime", P_DURATION, "30d"},
-	{"smtp_dns_support_level", P_CHOICE, "enabled"},
-	{"smtp_mta_sts", P_BOOL, "yes"},
-	{"smtp_mta_sts_CAfile", P_STRING, ""},
-	{"smtp_mta_sts_https_port", P_COUNT, "443"},
-	{"smtp_mta_sts_recheck_time", P_DURATION, "60s"},
-	{"smtp_tls_reporting", P_BOOL, "yes"},
-	/* metrics (issue 12) */
-	{"metrics_listen", P_STRING, ""},
-};
-#define N_PARAMS RG_ARRAY_LEN(params)
-
-static const struct {
-	const char *name;
-	enum restriction_kind kind;
-} restriction_names[] = {
-	{"permit_mynetworks", R_PERMIT_MYNETWORKS},
-	{"permit_sasl_authenticated", R_PERMIT_SASL_AUTHENTICATED},
-	{"reject_unauth_destination", R_REJECT_UNAUTH_DESTINATION},
-	{"defer_unauth_destination", R_DEFER_UNAUTH_DESTINATION},
-	{"permit_auth_destination", R_PERMIT_AUTH_DESTINATION},
-	{"reject_unlisted_recipient", R_REJECT_UNLISTED_RECIPIENT},
-	{"reject_non_fqdn_sender", R_REJECT_NON_FQDN_SENDER},
-	{"reject_non_fqdn_recipient", R_REJECT_NON_FQDN_RECIPIENT},
-	{"reject_non_fqdn_helo_hostname", R_REJECT_NON_FQDN_HELO_HOSTNAME},
-	{"reject_invalid_helo_hostname", R_REJECT_INVALID_HELO_HOSTNAME},
-	{"check_client_access", R_CHECK_CLIENT_ACCESS},
-	{"reject_sender_login_mismatch", R_REJECT_SENDER_LOGIN_MISMATCH},
-	{"reject_authenticated_sender_login_mismatch", R_REJECT_AUTH_SENDER_LOGIN_MISMATCH},
-	{"reject_unauthenticated_sender_login_mismatch", R_REJECT_UNAUTH_SENDER_LOGIN_MISMATCH},
-	{"permit", R_PERMIT},
-	{"reject", R_REJECT},
-	{"defer", R_DEFER},
-};
-
-/* Loading state: raw values, their origins, and the error report. */
-struct loader {
-	const char *file;
-	char *raw[N_PARAMS];
-	char *expanded[N_PARAMS];
-	bool expanding[N_PARAMS]; /* on the stack of expand(): a $name loop */
-	struct config_origin origin[N_PARAMS];
-	struct strbuf errors;
-	struct config *cfg;
-};
-
-static void add_error(struct loader *ld, size_t param, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void add_error(struct loader *ld, size_t param, const char *fmt, ...)
+void config_error(struct loader *ld, size_t param, const char *fmt, ...)
 {
 	char msg[1024];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	const struct config_origin *o = param < N_PARAMS ? &ld->origin[param] : NULL;
+	const struct config_origin *o = param < PARAM_COUNT ? &ld->origin[param] : NULL;
 	char *line;
 	if (o != NULL && o->file != NULL)
 		line = xasprintf("%s:%u: %s\n", o->file, o->line, msg);
@@ -225,14 +47,14 @@ static void add_error(struct loader *ld, size_t param, const char *fmt, ...)
 
 static size_t param_index(const char *name, size_t n)
 {
-	for (size_t i = 0; i < N_PARAMS; i++)
-		if (strlen(params[i].name) == n && strncmp(params[i].name, name, n) == 0)
+	for (size_t i = 0; i < PARAM_COUNT; i++)
+		if (strlen(config_params[i].name) == n && strncmp(config_params[i].name, name, n) == 0)
 			return i;
-	return N_PARAMS;
+	return PARAM_COUNT;
 }
 
-/* edit_distance - for "did you mean" hints on misspelt parameter names. */
-static size_t edit_distance(const char *a, const char *b)
+/* config_edit_distance - for "did you mean" hints on misspelt parameter names. */
+size_t config_edit_distance(const char *a, const char *b)
 {
 	size_t la = strlen(a), lb = strlen(b), prev[64], cur[64];
 	if (la >= 63 || lb >= 63)
@@ -255,18 +77,15 @@ static const char *closest_param(const char *name)
 {
 	const char *best = NULL;
 	size_t best_d = 4;
-	for (size_t i = 0; i < N_PARAMS; i++) {
-		size_t d = edit_distance(name, params[i].name);
+	for (size_t i = 0; i < PARAM_COUNT; i++) {
+		size_t d = config_edit_distance(name, config_params[i].name);
 		if (d < best_d) {
 			best_d = d;
-			best = params[i].name;
+			best = config_params[i].name;
 		}
 	}
 	return best;
 }
-
-static const char *closest_restriction(const char *name);
-static size_t idx(const char *name);
 
 /* system_hostname - gethostname(), or "localhost" when unset. */
 static char *system_hostname(void)
@@ -279,18 +98,17 @@ static char *system_hostname(void)
 	return xstrdup(name);
 }
 
-static bool hostname_ok(const char *name);
 static void derive_mydomain(struct loader *ld);
 
 static void set_defaults(struct loader *ld)
 {
-	for (size_t i = 0; i < N_PARAMS; i++) {
-		if (params[i].def != NULL)
-			ld->raw[i] = xstrdup(params[i].def);
+	for (size_t i = 0; i < PARAM_COUNT; i++) {
+		if (config_params[i].def != NULL)
+			ld->raw[i] = xstrdup(config_params[i].def);
 	}
-	size_t host = param_index("myhostname", 10);
+	size_t host = PARAM_myhostname;
 	ld->raw[host] = system_hostname();
-	if (!hostname_ok(ld->raw[host])) {
+	if (!config_hostname_ok(ld->raw[host])) {
 		free(ld->raw[host]);
 		ld->raw[host] = xstrdup("localhost"); /* e.g. "my_host": set myhostname */
 	}
@@ -300,7 +118,7 @@ static void set_defaults(struct loader *ld)
 /* derive_mydomain - Postfix's default: myhostname without its first label. */
 static void derive_mydomain(struct loader *ld)
 {
-	size_t host = param_index("myhostname", 10), dom = param_index("mydomain", 8);
+	size_t host = PARAM_myhostname, dom = PARAM_mydomain;
 	const char *dot = strchr(ld->raw[host], '.');
 	free(ld->raw[dom]);
 	ld->raw[dom] = xstrdup(dot && dot[1] && !strchr(dot, '$') ? dot + 1 : "localdomain");
@@ -320,7 +138,7 @@ static void set_param(struct loader *ld, char *line, unsigned lineno)
 		return;
 	}
 	size_t i = param_index(line, (size_t)(name_end - line));
-	if (i == N_PARAMS) {
+	if (i == PARAM_COUNT) {
 		char *name = xstrndup(line, (size_t)(name_end - line));
 		const char *hint = closest_param(name);
 		strbuf_printf(&ld->errors, "%s:%u: unknown parameter \"%s\"%s%s%s\n", ld->file,
@@ -392,8 +210,8 @@ static char *expand(struct loader *ld, size_t i)
 	for (const char *p = ld->raw[i]; *p;) {
 		if (out.len > EXPANSION_MAX) {
 			/* $a = $b$b$b, $b = $c$c$c, ...: stop before it eats the machine */
-			add_error(ld, i, "parameter %s: $name expansion longer than %d bytes",
-				  params[i].name, EXPANSION_MAX);
+			config_error(ld, i, "parameter %s: $name expansion longer than %d bytes",
+				  config_params[i].name, EXPANSION_MAX);
 			break;
 		}
 		if (*p != '$') {
@@ -416,20 +234,20 @@ static char *expand(struct loader *ld, size_t i)
 				;
 		}
 		if (end == NULL) {
-			add_error(ld, i, "parameter %s: missing '%c' after $%c%s", params[i].name,
+			config_error(ld, i, "parameter %s: missing '%c' after $%c%s", config_params[i].name,
 				  close, p[1], name);
 			break;
 		}
 		size_t j = param_index(name, (size_t)(end - name));
-		if (j == N_PARAMS) {
+		if (j == PARAM_COUNT) {
 			int n = end ? (int)(end - name) : (int)strlen(name);
-			add_error(ld, i, "parameter %s: unknown parameter $%.*s", params[i].name,
+			config_error(ld, i, "parameter %s: unknown parameter $%.*s", config_params[i].name,
 				  n, name);
 			break;
 		}
 		if (ld->expanding[j]) { /* name both ends of the loop */
-			add_error(ld, j, "parameter %s: $name expansion loops", params[j].name);
-			add_error(ld, i, "parameter %s: $name expansion loops", params[i].name);
+			config_error(ld, j, "parameter %s: $name expansion loops", config_params[j].name);
+			config_error(ld, i, "parameter %s: $name expansion loops", config_params[i].name);
 			break;
 		}
 		if (ld->expanded[j] == NULL) /* once per parameter, however often it is used */
@@ -441,761 +259,15 @@ static char *expand(struct loader *ld, size_t i)
 	return strbuf_steal(&out);
 }
 
-/* split_list - commas and blanks separate items; "{...}" stays one item. */
-static char **split_list(const char *s, size_t *count)
-{
-	char **items = xcalloc(1, sizeof(char *));
-	size_t n = 0;
-	while (*s) {
-		while (*s == ',' || *s == ' ' || *s == '\t')
-			s++;
-		if (*s == '\0')
-			break;
-		const char *start = s;
-		int depth = 0;
-		for (; *s && (depth > 0 || (*s != ',' && *s != ' ' && *s != '\t')); s++) {
-			if (*s == '{')
-				depth++;
-			else if (*s == '}' && depth > 0)
-				depth--;
-		}
-		items = xrealloc(items, (n + 2) * sizeof(char *));
-		items[n++] = xstrndup(start, (size_t)(s - start));
-		items[n] = NULL;
-	}
-	if (count)
-		*count = n;
-	return items;
-}
-
-static void free_list(char **items)
-{
-	for (size_t i = 0; items && items[i]; i++)
-		free(items[i]);
-	free(items);
-}
-
-static bool hostname_ok(const char *name)
-{
-	struct address a;
-	const char *rest;
-	char err[128];
-	char path[ADDR_DOMAIN_MAX + 8];
-	if (strlen(name) > ADDR_DOMAIN_MAX || name[0] == '[')
-		return false;
-	snprintf(path, sizeof(path), "<x@%s>", name);
-	return address_parse(path, &a, &rest, err, sizeof(err)) == ADDR_OK && !a.literal &&
-	       !a.trailing_dot;
-}
-
-/* convert_domains - a list of domain names (".parent" only where allowed). */
-static char **convert_domains(struct loader *ld, size_t i, bool allow_parent)
-{
-	char **items = split_list(ld->expanded[i], NULL);
-	for (size_t k = 0; items[k]; k++) {
-		const char *d = items[k];
-		if (allow_parent && d[0] == '.')
-			d++;
-		size_t n = strlen(d);
-		if (n > 1 && d[n - 1] == '.')
-			items[k][strlen(items[k]) - 1] = '\0';
-		if (!hostname_ok(d)) {
-			add_error(ld, i, "%s: \"%s\" is not a domain name%s", params[i].name,
-				  items[k], allow_parent ? "" : " (only relay_domains "
-				  "takes \".parent\" patterns)");
-		} else if (d != items[k] && psl_is_public_suffix2(psl_builtin(), d,
-				PSL_TYPE_ANY | PSL_TYPE_NO_STAR_RULE)) {
-			add_error(ld, i, "%s: \"%s\" would relay for every domain under the public "
-				  "suffix \"%s\"; list your own domains", params[i].name, items[k], d);
-		}
-		rg_str_lower(items[k]);
-	}
-	return items;
-}
-
-static void convert_network_list(struct loader *ld, size_t i, struct cidr **out, size_t *nout)
-{
-	size_t n;
-	char **items = split_list(ld->expanded[i], &n);
-	*out = xcalloc(n + 1, sizeof(struct cidr));
-	*nout = 0;
-	for (size_t k = 0; k < n; k++) {
-		char why[256];
-		if (cidr_parse(items[k], &(*out)[*nout], why, sizeof(why)))
-			(*nout)++;
-		else
-			add_error(ld, i, "%s: %s", params[i].name, why);
-	}
-	free_list(items);
-}
-
-static void convert_networks(struct loader *ld, size_t i)
-{
-	convert_network_list(ld, i, &ld->cfg->mynetworks, &ld->cfg->n_mynetworks);
-}
-
-
-static struct map **convert_maps(struct loader *ld, size_t i)
-{
-	size_t n;
-	char **items = split_list(ld->expanded[i], &n);
-	struct map **maps = xcalloc(n + 1, sizeof(struct map *));
-	size_t m = 0;
-	for (size_t k = 0; k < n; k++) {
-		char why[1024];
-		if (strncmp(items[k], "cidr:", 5) == 0) {
-			add_error(ld, i, "%s: a cidr: table cannot list recipients", params[i].name);
-			continue;
-		}
-		maps[m] = map_open(items[k], why, sizeof(why));
-		if (maps[m] != NULL)
-			m++;
-		else
-			add_error(ld, i, "%s: %s", params[i].name, why);
-	}
-	free_list(items);
-	return maps;
-}
-
-static const char *closest_restriction(const char *name)
-{
-	const char *best = NULL;
-	size_t best_d = 4;
-	for (size_t k = 0; k < RG_ARRAY_LEN(restriction_names); k++) {
-		size_t d = edit_distance(name, restriction_names[k].name);
-		if (d < best_d) {
-			best_d = d;
-			best = restriction_names[k].name;
-		}
-	}
-	return best;
-}
-
-static bool lookup_restriction(const char *name, enum restriction_kind *kind,
-			       const char **canonical)
-{
-	for (size_t k = 0; k < RG_ARRAY_LEN(restriction_names); k++) {
-		if (rg_strcasecmp(name, restriction_names[k].name) == 0) {
-			*kind = restriction_names[k].kind;
-			*canonical = restriction_names[k].name;
-			return true;
-		}
-	}
-	return false;
-}
-
-/* check_access_table - every value must be an action we understand. */
-static bool check_access_table(struct loader *ld, size_t i, const struct map *m)
-{
-	for (size_t k = 0; k < m->n; k++) {
-		struct access_result ar;
-		if (!map_access_parse(m->entries[k].value, &ar)) {
-			add_error(ld, i, "%s: %s: unknown action \"%s\" (use OK, DUNNO, "
-				  "REJECT [text], DEFER [text] or a 4xx/5xx code)", params[i].name,
-				  m->spec, m->entries[k].value);
-			return false;
-		}
-	}
-	return true;
-}
-
-static void convert_restrictions(struct loader *ld, size_t i, struct restriction_list *rl)
-{
-	size_t n;
-	char **items = split_list(ld->expanded[i], &n);
-	rl->param = params[i].name;
-	rl->items = xcalloc(n + 1, sizeof(struct restriction));
-	for (size_t k = 0; k < n; k++) {
-		struct restriction *r = &rl->items[rl->n];
-		if (!lookup_restriction(items[k], &r->kind, &r->name)) {
-			const char *hint = closest_restriction(items[k]);
-			add_error(ld, i, "%s: unknown restriction \"%s\"%s%s%s", params[i].name,
-				  items[k], hint ? " (did you mean \"" : "", hint ? hint : "",
-				  hint ? "\"?)" : "");
-			continue;
-		}
-		if (r->kind == R_CHECK_CLIENT_ACCESS) {
-			char why[1024];
-			if (items[k + 1] == NULL || strncmp(items[k + 1], "cidr:", 5) != 0) {
-				add_error(ld, i, "%s: check_client_access needs a cidr:/path table "
-					  "after it", params[i].name);
-				continue;
-			}
-			r->table = map_open(items[++k], why, sizeof(why));
-			if (r->table == NULL) {
-				add_error(ld, i, "%s: %s", params[i].name, why);
-				continue;
-			}
-			if (!check_access_table(ld, i, r->table)) {
-				map_free(r->table);
-				continue;
-			}
-		}
-		rl->n++;
-	}
-	free_list(items);
-}
-
-static bool convert_number(struct loader *ld, size_t i, uint64_t *out)
-{
-	const char *v = ld->expanded[i];
-	bool ok = params[i].type == P_DURATION ? rg_parse_duration(v, out) : rg_parse_u64(v, out);
-	if (!ok) {
-		add_error(ld, i, "%s: \"%s\" is not %s", params[i].name, v,
-			  params[i].type == P_DURATION ? "a time (e.g. 300s, 5m, 1h)"
-						       : "a whole number");
-		return false;
-	}
-	return true;
-}
-
-/* parse_listen - "127.0.0.1:25", "[::1]:25", "*:25", ":25". */
-static bool parse_listen(const char *s, struct listen_addr *la)
-{
-	const char *colon = strrchr(s, ':');
-	uint64_t port;
-	struct rg_ip ip;
-	if (colon == NULL || !rg_parse_u64(colon + 1, &port) || port == 0 || port > 65535)
-		return false;
-	size_t n = (size_t)(colon - s);
-	bool bracketed = n >= 2 && s[0] == '[' && s[n - 1] == ']';
-	if (bracketed) {
-		s++;
-		n -= 2;
-	}
-	if (n >= sizeof(la->host) || (n == 0 && bracketed)) /* "[]:25" is a typo */
-		return false;
-	memcpy(la->host, s, n);
-	la->host[n] = '\0';
-	if (n == 0)
-		rg_strlcpy(la->host, "*", sizeof(la->host));
-	else if (strcmp(la->host, "*") != 0 && !ip_parse(la->host, &ip))
-		return false;
-	la->port = (unsigned)port;
-	return true;
-}
-
-/* convert_listen - one listener role's addresses, appended to cfg->listen. */
-static void convert_listen(struct loader *ld, size_t i, enum listen_role role)
-{
-	size_t n;
-	char **items = split_list(ld->expanded[i], &n);
-	struct config *cfg = ld->cfg;
-	cfg->listen = xrealloc(cfg->listen, (cfg->n_listen + n + 1) * sizeof(struct listen_addr));
-	for (size_t k = 0; k < n; k++) {
-		struct listen_addr *la = &cfg->listen[cfg->n_listen];
-		memset(la, 0, sizeof(*la));
-		rg_strlcpy(la->text, items[k], sizeof(la->text));
-		la->role = role;
-		if (parse_listen(items[k], la))
-			cfg->n_listen++;
-		else
-			add_error(ld, i, "%s: \"%s\" is not address:port (e.g. 127.0.0.1:25, "
-				  "[::1]:25, *:25)", params[i].name, items[k]);
-	}
-	free_list(items);
-}
-
-static void convert_listeners(struct loader *ld)
-{
-	convert_listen(ld, idx("smtpd_listen"), ROLE_MTA);
-	convert_listen(ld, idx("submission_listen"), ROLE_SUBMISSION);
-	convert_listen(ld, idx("submissions_listen"), ROLE_SUBMISSIONS);
-	if (ld->cfg->n_listen == 0)
-		add_error(ld, idx("smtpd_listen"), "smtpd_listen: at least one address:port is "
-			  "needed (in smtpd_listen, submission_listen or submissions_listen)");
-}
-
-/* convert_choice - a value from a fixed list; returns its index. */
-static int convert_choice(struct loader *ld, size_t i, const char *const *choices, size_t n)
-{
-	for (size_t k = 0; k < n; k++)
-		if (rg_strcasecmp(ld->expanded[i], choices[k]) == 0)
-			return (int)k;
-	struct strbuf list;
-	strbuf_init(&list);
-	for (size_t k = 0; k < n; k++)
-		strbuf_printf(&list, "%s%s", k ? (k + 1 == n ? " or " : ", ") : "", choices[k]);
-	add_error(ld, i, "%s: \"%s\" is not %s", params[i].name, ld->expanded[i], list.data);
-	strbuf_free(&list);
-	return 0;
-}
-
-static char *convert_single(struct loader *ld, size_t i)
-{
-	const char *v = ld->expanded[i];
-	if (params[i].type == P_HOSTNAME && !hostname_ok(v))
-		add_error(ld, i, "%s: \"%s\" is not a valid host or domain name", params[i].name, v);
-	if (params[i].type == P_PATH && v[0] == '\0')
-		add_error(ld, i, "%s: a directory is needed", params[i].name);
-	if (params[i].type == P_STRING && strpbrk(v, "\r\n") != NULL)
-		add_error(ld, i, "%s: value contains a line break", params[i].name);
-	return xstrdup(v);
-}
-
-static bool convert_bool(struct loader *ld, size_t i)
-{
-	const char *v = ld->expanded[i];
-	if (rg_strcasecmp(v, "yes") == 0 || rg_strcasecmp(v, "true") == 0)
-		return true;
-	if (rg_strcasecmp(v, "no") != 0 && rg_strcasecmp(v, "false") != 0)
-		add_error(ld, i, "%s: \"%s\" is not yes or no", params[i].name, v);
-	return false;
-}
-
-/* A number parameter and the values it may take. */
-struct range {
-	const char *name;
-	uint64_t *field;
-	uint64_t min, max;
-};
-
-/* convert_ranges - each parameter as a number (or time) within its range. */
-static void convert_ranges(struct loader *ld, const struct range *r, size_t n)
-{
-	for (size_t k = 0; k < n; k++) {
-		size_t i = param_index(r[k].name, strlen(r[k].name));
-		if (!convert_number(ld, i, r[k].field))
-			continue;
-		if (*r[k].field < r[k].min || *r[k].field > r[k].max)
-			add_error(ld, i, "%s: %s is out of range (%llu..%llu)", params[i].name,
-				  ld->expanded[i], (unsigned long long)r[k].min,
-				  (unsigned long long)r[k].max);
-	}
-}
-
-static void convert_limits(struct loader *ld)
-{
-	struct config *cfg = ld->cfg;
-	struct range limits[] = {
-		{"message_size_limit", &cfg->message_size_limit, 1024, 1ull << 30},
-		{"smtpd_recipient_limit", &cfg->smtpd_recipient_limit, 1, 100000},
-		{"smtpd_timeout", &cfg->smtpd_timeout, 1, 86400},
-		{"smtpd_hard_error_limit", &cfg->smtpd_hard_error_limit, 1, 1000},
-		{"smtpd_junk_command_limit", &cfg->smtpd_junk_command_limit, 1, 100000},
-		{"smtpd_client_connection_count_limit", &cfg->smtpd_client_connection_count_limit,
-		 0, 1000000}, /* 0: no limit, as in Postfix */
-		{"smtpd_sasl_failure_delay", &cfg->smtpd_sasl_failure_delay, 0, 60},
-		{"smtpd_sasl_failure_limit", &cfg->smtpd_sasl_failure_limit, 1, 1000000},
-		{"smtpd_sasl_failure_window", &cfg->smtpd_sasl_failure_window, 1, 7 * 86400},
-		{"smtpd_sasl_lockout_time", &cfg->smtpd_sasl_lockout_time, 0, 7 * 86400},
-		{"hopcount_limit", &cfg->hopcount_limit, 1, 100000},
-		{"header_size_limit", &cfg->header_size_limit, 1024, 1ull << 30},
-		/* 0: derived from RLIMIT_NOFILE at start (server.c) */
-		{"smtpd_connection_limit", &cfg->smtpd_connection_limit, 0, 1000000},
-		{"smtpd_min_data_rate", &cfg->smtpd_min_data_rate, 1, 1ull << 30},
-		{"smtpd_data_memory_limit", &cfg->smtpd_data_memory_limit, 65536, 1ull << 40},
-		{"queue_minfree", &cfg->queue_minfree, 0, 1ull << 50},
-	};
-	convert_ranges(ld, limits, RG_ARRAY_LEN(limits));
-}
-
-static size_t idx(const char *name)
-{
-	return param_index(name, strlen(name));
-}
-
-/* convert_metrics - metrics_listen: empty (no metrics served) or one address:port. */
-static void convert_metrics(struct loader *ld)
-{
-	size_t i = idx("metrics_listen");
-	const char *v = ld->expanded[i];
-	struct config *cfg = ld->cfg;
-	if (v[0] == '\0')
-		return;
-	rg_strlcpy(cfg->metrics_listen.text, v, sizeof(cfg->metrics_listen.text));
-	if (strlen(v) < sizeof(cfg->metrics_listen.text) && parse_listen(v, &cfg->metrics_listen))
-		cfg->metrics_enabled = true;
-	else
-		add_error(ld, i, "metrics_listen: \"%s\" is not address:port (e.g. 127.0.0.1:9525, "
-			  "[::1]:9525)", v);
-}
-
-/* check_dns_servers - "ip", "ip:port" or "[v6]:port", as c-ares takes them. */
-static void check_dns_servers(struct loader *ld, size_t i)
-{
-	char **items = split_list(ld->expanded[i], NULL);
-	for (size_t k = 0; items[k]; k++) {
-		struct listen_addr la;
-		struct rg_ip ip;
-		if (ip_parse(items[k], &ip))
-			continue;
-		if (!parse_listen(items[k], &la) || strcmp(la.host, "*") == 0)
-			add_error(ld, i, "%s: \"%s\" is not ip or ip:port (e.g. 127.0.0.1:53, "
-				  "[::1]:53)", params[i].name, items[k]);
-	}
-	free_list(items);
-}
-
-/* check_sasl_path - Dovecot's socket: a path, or inet:IP:PORT (no names: no DNS). */
-static void check_sasl_path(struct loader *ld, size_t i)
-{
-	struct listen_addr la;
-	const char *v = ld->expanded[i];
-	if (ld->cfg->smtpd_sasl_type != SASL_DOVECOT || strncmp(v, "inet:", 5) != 0)
-		return;
-	if (!parse_listen(v + 5, &la) || strcmp(la.host, "*") == 0)
-		add_error(ld, i, "%s: \"%s\" is not inet:IP:PORT (e.g. inet:127.0.0.1:12345, "
-			  "inet:[::1]:12345; host names are not resolved)", params[i].name, v);
-}
-
-/* convert_tls_sasl - the TLS and SMTP AUTH parameters. */
-static void convert_tls_sasl(struct loader *ld)
-{
-	static const char *const levels[] = {"none", "may", "encrypt"};
-	static const char *const sasl_types[] = {"passwd-file", "dovecot"};
-	struct config *cfg = ld->cfg;
-	cfg->smtpd_tls_security_level = (enum tls_level)convert_choice(
-		ld, idx("smtpd_tls_security_level"), levels, 3);
-	cfg->submission_tls_security_level = (enum tls_level)convert_choice(
-		ld, idx("submission_tls_security_level"), levels + 1, 2) + 1;
-	cfg->smtpd_tls_cert_file = convert_single(ld, idx("smtpd_tls_cert_file"));
-	cfg->smtpd_tls_key_file = convert_single(ld, idx("smtpd_tls_key_file"));
-	if (cfg->smtpd_tls_cert_file[0] == '\0' && cfg->smtpd_tls_key_file[0] != '\0')
-		add_error(ld, idx("smtpd_tls_key_file"), "smtpd_tls_key_file is set but "
-			  "smtpd_tls_cert_file is not");
-	cfg->smtpd_tls_auth_only = convert_bool(ld, idx("smtpd_tls_auth_only"));
-	cfg->data_directory = convert_single(ld, idx("data_directory"));
-	cfg->smtpd_sasl_auth_enable = convert_bool(ld, idx("smtpd_sasl_auth_enable"));
-	cfg->smtpd_sasl_type = (enum sasl_type)convert_choice(ld, idx("smtpd_sasl_type"),
-								sasl_types, 2);
-	cfg->smtpd_sasl_path = convert_single(ld, idx("smtpd_sasl_path"));
-	cfg->smtpd_sasl_authenticated_header =
-		convert_bool(ld, idx("smtpd_sasl_authenticated_header"));
-	if (cfg->smtpd_sasl_auth_enable && cfg->smtpd_sasl_path[0] == '\0')
-		add_error(ld, idx("smtpd_sasl_auth_enable"), "smtpd_sasl_auth_enable = yes needs "
-			  "smtpd_sasl_path (a passwd-file, or Dovecot's auth socket with "
-			  "smtpd_sasl_type = dovecot)");
-	check_sasl_path(ld, idx("smtpd_sasl_path"));
-	cfg->smtpd_sender_login_maps = convert_maps(ld, idx("smtpd_sender_login_maps"));
-	convert_restrictions(ld, idx("submission_client_restrictions"), &cfg->submission_client);
-	convert_restrictions(ld, idx("submission_sender_restrictions"), &cfg->submission_sender);
-}
-
-static const char *const smtp_tls_levels[] = {"none", "may", "encrypt", "verify", "secure",
-					       "dane"};
-
-bool config_smtp_tls_level(const char *name, enum smtp_tls_level *out)
-{
-	for (size_t k = 0; k < RG_ARRAY_LEN(smtp_tls_levels); k++) {
-		if (rg_strcasecmp(name, smtp_tls_levels[k]) == 0) {
-			*out = (enum smtp_tls_level)k;
-			return true;
-		}
-	}
-	return false;
-}
-
-/* sasl_plaintext_ok - Postfix's security options: without "noplaintext",
- * PLAIN/LOGIN may be sent where there is no TLS. Unknown words are errors. */
-static bool sasl_plaintext_ok(struct loader *ld, size_t i)
-{
-	static const char *const known[] = {"noplaintext", "noanonymous", "noactive",
-					    "nodictionary", "mutual_auth"};
-	char **items = split_list(ld->expanded[i], NULL);
-	bool plaintext = true;
-	for (size_t k = 0; items[k]; k++) {
-		bool ok = false;
-		for (size_t j = 0; j < RG_ARRAY_LEN(known); j++)
-			ok |= rg_strcasecmp(items[k], known[j]) == 0;
-		if (!ok)
-			add_error(ld, i, "%s: \"%s\" is not a SASL security option (noplaintext, "
-				  "noanonymous, ...)", params[i].name, items[k]);
-		if (rg_strcasecmp(items[k], "noplaintext") == 0)
-			plaintext = false;
-	}
-	free_list(items);
-	return plaintext;
-}
-
-/* check_bind_address - smtp_bind_address(6): empty or an IP of that family. */
-static void check_bind_address(struct loader *ld, size_t i, int family)
-{
-	struct rg_ip ip;
-	const char *v = ld->expanded[i];
-	if (v[0] != '\0' && (!ip_parse(v, &ip) || ip.family != family))
-		add_error(ld, i, "%s: \"%s\" is not an %s address", params[i].name, v,
-			  family == AF_INET ? "IPv4" : "IPv6");
-}
-
-/* check_tls_policy_maps - every value must be a TLS level (first word). */
-static void check_tls_policy_maps(struct loader *ld, size_t i)
-{
-	for (size_t k = 0; ld->cfg->smtp_tls_policy_maps[k]; k++) {
-		const struct map *m = ld->cfg->smtp_tls_policy_maps[k];
-		for (size_t e = 0; e < m->n; e++) {
-			enum smtp_tls_level lvl;
-			char word[32];
-			rg_strlcpy(word, m->entries[e].value, sizeof(word));
-			word[strcspn(word, " \t")] = '\0';
-			if (!config_smtp_tls_level(word, &lvl))
-				add_error(ld, i, "%s: %s: \"%s\" for %s is not a TLS level (none, may, "
-					  "encrypt, verify, secure, dane)", params[i].name, m->spec,
-					  m->entries[e].value, m->entries[e].key);
-		}
-	}
-}
-
-/* convert_outbound_limits - the numbers of outbound delivery, with ranges. */
-static void convert_outbound_limits(struct loader *ld)
-{
-	struct config *cfg = ld->cfg;
-	uint64_t port = 25;
-	struct range limits[] = {
-		{"smtp_tcp_port", &port, 1, 65535},
-		{"smtp_connect_timeout", &cfg->smtp_connect_timeout, 1, 3600},
-		{"smtp_helo_timeout", &cfg->smtp_helo_timeout, 1, 3600},
-		{"smtp_mail_timeout", &cfg->smtp_mail_timeout, 1, 3600},
-		{"smtp_rcpt_timeout", &cfg->smtp_rcpt_timeout, 1, 3600},
-		{"smtp_data_init_timeout", &cfg->smtp_data_init_timeout, 1, 3600},
-		{"smtp_data_xfer_timeout", &cfg->smtp_data_xfer_timeout, 1, 3600},
-		{"smtp_data_done_timeout", &cfg->smtp_data_done_timeout, 1, 3600},
-		{"smtp_quit_timeout", &cfg->smtp_quit_timeout, 1, 3600},
-		{"minimal_backoff_time", &cfg->minimal_backoff_time, 1, 30 * 86400},
-		{"maximal_backoff_time", &cfg->maximal_backoff_time, 1, 30 * 86400},
-		{"queue_run_delay", &cfg->queue_run_delay, 1, 86400},
-		{"maximal_queue_lifetime", &cfg->maximal_queue_lifetime, 0, 100 * 86400},
-		{"bounce_queue_lifetime", &cfg->bounce_queue_lifetime, 0, 100 * 86400},
-		{"delay_warning_time", &cfg->delay_warning_time, 0, 100 * 86400},
-		{"bounce_size_limit", &cfg->bounce_size_limit, 1, 1ull << 30},
-		{"default_destination_concurrency_limit",
-		 &cfg->default_destination_concurrency_limit, 1, 1000},
-		{"default_destination_recipient_limit", &cfg->default_destination_recipient_limit,
-		 1, 100000},
-		{"qmgr_message_active_limit", &cfg->qmgr_message_active_limit, 1, 1000000},
-		{"in_flow_delay", &cfg->in_flow_delay, 0, 10}, /* Postfix allows 0-10s */
-		{"in_flow_backlog_limit", &cfg->in_flow_backlog_limit, 1, 1000000},
-	};
-	convert_ranges(ld, limits, RG_ARRAY_LEN(limits));
-	cfg->smtp_tcp_port = (unsigned)port;
-	if (cfg->minimal_backoff_time > cfg->maximal_backoff_time)
-		add_error(ld, idx("minimal_backoff_time"), "minimal_backoff_time is larger than "
-			  "maximal_backoff_time");
-}
-
-/* check_routes - every transport_maps value and relayhost parse (route.h). */
-static void check_routes(struct loader *ld)
-{
-	struct config *cfg = ld->cfg;
-	char err[512], host[ROUTE_HOST_MAX];
-	unsigned port;
-	bool mx;
-	for (size_t k = 0; cfg->transport_maps[k]; k++) {
-		const struct map *m = cfg->transport_maps[k];
-		for (size_t e = 0; e < m->n; e++) {
-			struct route r;
-			if (!route_parse_transport(m->entries[e].value, "example.com", 25, &r, err,
-						   sizeof(err)))
-				add_error(ld, idx("transport_maps"), "transport_maps: %s: %s: %s",
-					  m->spec, m->entries[e].key, err);
-		}
-	}
-	struct route r;
-	if (!route_parse_transport(cfg->default_transport, "example.com", 25, &r, err,
-				   sizeof(err)))
-		add_error(ld, idx("default_transport"), "default_transport: %s", err);
-	if (cfg->relayhost[0] != '\0' &&
-	    !route_parse_nexthop(cfg->relayhost, 25, host, sizeof(host), &port, &mx))
-		add_error(ld, idx("relayhost"), "relayhost: \"%s\" is not a next hop ([host]:port, "
-			  "host:port, host or domain)", cfg->relayhost);
-}
-
-/* convert_outbound - the SMTP client's and the queue manager's parameters. */
-static void convert_outbound(struct loader *ld)
-{
-	static const char *const protos[] = {"all", "ipv4", "ipv6"};
-	static const char *const prefs[] = {"any", "ipv4", "ipv6"};
-	struct config *cfg = ld->cfg;
-	cfg->relayhost = convert_single(ld, idx("relayhost"));
-	cfg->default_transport = convert_single(ld, idx("default_transport"));
-	cfg->transport_maps = convert_maps(ld, idx("transport_maps"));
-	cfg->smtp_tls_policy_maps = convert_maps(ld, idx("smtp_tls_policy_maps"));
-	check_tls_policy_maps(ld, idx("smtp_tls_policy_maps"));
-	cfg->smtp_sasl_password_maps = convert_maps(ld, idx("smtp_sasl_password_maps"));
-	cfg->smtp_sasl_auth_enable = convert_bool(ld, idx("smtp_sasl_auth_enable"));
-	cfg->smtp_sasl_plaintext_ok = sasl_plaintext_ok(ld, idx("smtp_sasl_security_options"));
-	sasl_plaintext_ok(ld, idx("smtp_sasl_tls_security_options"));
-	cfg->smtp_tls_security_level = (enum smtp_tls_level)convert_choice(
-		ld, idx("smtp_tls_security_level"), smtp_tls_levels, RG_ARRAY_LEN(smtp_tls_levels));
-	cfg->smtp_tls_CAfile = convert_single(ld, idx("smtp_tls_CAfile"));
-	cfg->smtp_tls_CApath = convert_single(ld, idx("smtp_tls_CApath"));
-	cfg->smtp_helo_name = convert_single(ld, idx("smtp_helo_name"));
-	cfg->smtp_bind_address = convert_single(ld, idx("smtp_bind_address"));
-	cfg->smtp_bind_address6 = convert_single(ld, idx("smtp_bind_address6"));
-	check_bind_address(ld, idx("smtp_bind_address"), AF_INET);
-	check_bind_address(ld, idx("smtp_bind_address6"), AF_INET6);
-	cfg->inet_protocols = (enum inet_protocols)convert_choice(ld, idx("inet_protocols"),
-								  protos, 3);
-	cfg->smtp_address_preference = (enum inet_protocols)convert_choice(
-		ld, idx("smtp_address_preference"), prefs, 3);
-	convert_outbound_limits(ld);
-	check_routes(ld);
-	if (cfg->smtp_sasl_auth_enable && cfg->smtp_sasl_password_maps[0] == NULL)
-		add_error(ld, idx("smtp_sasl_auth_enable"), "smtp_sasl_auth_enable = yes needs "
-			  "smtp_sasl_password_maps (next hop -> user:password)");
-}
-
-/* convert_selftest - relay_selftest (issue 10): what serve does with an open relay. */
-static void convert_selftest(struct loader *ld)
-{
-	static const char *const modes[] = {"enforce", "warn", "off"};
-	ld->cfg->relay_selftest = (enum relay_selftest)convert_choice(
-		ld, idx("relay_selftest"), modes, RG_ARRAY_LEN(modes));
-}
-
-/* convert_exceptions - a network list; "$mynetworks" (the default) is copied,
- * so a bad mynetworks entry is reported once, not once per list. */
-static void convert_exceptions(struct loader *ld, size_t i, struct cidr **out, size_t *n)
-{
-	struct config *cfg = ld->cfg;
-	if (strcmp(ld->expanded[i], ld->expanded[idx("mynetworks")]) != 0) {
-		convert_network_list(ld, i, out, n);
-		return;
-	}
-	*out = xcalloc(cfg->n_mynetworks + 1, sizeof(struct cidr));
-	memcpy(*out, cfg->mynetworks, cfg->n_mynetworks * sizeof(struct cidr));
-	*n = cfg->n_mynetworks;
-}
-
-/* convert_abuse - rate limits and their exceptions (issue 13). */
-static void convert_abuse(struct loader *ld)
-{
-	struct config *cfg = ld->cfg;
-	struct range limits[] = {
-		{"anvil_rate_time_unit", &cfg->anvil_rate_time_unit, 1, 86400},
-		{"smtpd_client_connection_rate_limit", &cfg->smtpd_client_connection_rate_limit,
-		 0, 1000000000},
-		{"smtpd_client_message_rate_limit", &cfg->smtpd_client_message_rate_limit, 0,
-		 1000000000},
-		{"smtpd_client_recipient_rate_limit", &cfg->smtpd_client_recipient_rate_limit, 0,
-		 1000000000},
-		{"smtpd_client_auth_rate_limit", &cfg->smtpd_client_auth_rate_limit, 0, 1000000000},
-		{"smtpd_sasl_message_rate_limit", &cfg->smtpd_sasl_message_rate_limit, 0,
-		 1000000000},
-		{"smtpd_sasl_recipient_rate_limit", &cfg->smtpd_sasl_recipient_rate_limit, 0,
-		 1000000000},
-		{"smtpd_sasl_hijack_threshold", &cfg->smtpd_sasl_hijack_threshold, 0, 1000000},
-		{"smtpd_sasl_hijack_window", &cfg->smtpd_sasl_hijack_window, 1, 7 * 86400},
-		{"smtpd_sasl_hijack_message_threshold", &cfg->smtpd_sasl_hijack_message_threshold,
-		 0, 1000000000},
-		{"smtpd_sasl_hijack_wide_message", &cfg->smtpd_sasl_hijack_wide_message, 0, 100000},
-		{"smtpd_sasl_hijack_suspend_time", &cfg->smtpd_sasl_hijack_suspend_time, 1,
-		 365 * 86400},
-	};
-	convert_ranges(ld, limits, RG_ARRAY_LEN(limits));
-	cfg->shared_state = convert_single(ld, idx("shared_state"));
-	if (cfg->shared_state[0] != '\0' && !shared_url_valid(cfg->shared_state))
-		add_error(ld, idx("shared_state"), "shared_state: not redis://[[USER]:PASSWORD@]"
-			  "IP:PORT/DB or unix:/PATH (host names are not looked up)");
-	convert_exceptions(ld, idx("smtpd_client_event_limit_exceptions"),
-			   &cfg->smtpd_client_event_limit_exceptions,
-			   &cfg->n_smtpd_client_event_limit_exceptions);
-	convert_exceptions(ld, idx("smtpd_sasl_lockout_exceptions"),
-			   &cfg->smtpd_sasl_lockout_exceptions,
-			   &cfg->n_smtpd_sasl_lockout_exceptions);
-}
-
-/* convert_outbound_tls - TLS that cannot be stripped (issue 14). */
-static void convert_outbound_tls(struct loader *ld)
-{
-	uint64_t port = 443;
-	struct range r[] = {
-		{"smtp_tls_memory_lifetime", &ld->cfg->smtp_tls_memory_lifetime, 0,
-		 10ull * 366 * 86400},
-		{"smtp_mta_sts_https_port", &port, 1, 65535},
-		{"smtp_mta_sts_recheck_time", &ld->cfg->smtp_mta_sts_recheck_time, 0, 86400},
-	};
-	convert_ranges(ld, r, RG_ARRAY_LEN(r));
-	ld->cfg->smtp_mta_sts_https_port = (unsigned)port;
-	ld->cfg->smtp_mta_sts = convert_bool(ld, idx("smtp_mta_sts"));
-	ld->cfg->smtp_tls_reporting = convert_bool(ld, idx("smtp_tls_reporting"));
-	ld->cfg->smtp_mta_sts_CAfile = convert_single(ld, idx("smtp_mta_sts_CAfile"));
-	static const char *const dns_levels[] = {"enabled", "dnssec"};
-	ld->cfg->smtp_dns_support_dnssec =
-		convert_choice(ld, idx("smtp_dns_support_level"), dns_levels, 2) == 1;
-	/* Postfix: with DNSSEC support, DANE is the default TLS level */
-	if (ld->cfg->smtp_dns_support_dnssec && ld->origin[idx("smtp_tls_security_level")].file == NULL)
-		ld->cfg->smtp_tls_security_level = SMTP_TLS_DANE;
-}
-
-static void convert_all(struct loader *ld)
-{
-	struct config *cfg = ld->cfg;
-	cfg->myhostname = convert_single(ld, idx("myhostname"));
-	cfg->mydomain = convert_single(ld, idx("mydomain"));
-	cfg->myorigin = convert_single(ld, idx("myorigin"));
-	cfg->smtpd_banner = convert_single(ld, idx("smtpd_banner"));
-	cfg->queue_directory = convert_single(ld, idx("queue_directory"));
-	cfg->virtual_mailbox_base = convert_single(ld, idx("virtual_mailbox_base"));
-	cfg->direct_local_delivery = convert_bool(ld, idx("direct_local_delivery"));
-	cfg->mail_owner = convert_single(ld, idx("mail_owner"));
-	rg_str_lower(cfg->myhostname);
-	rg_str_lower(cfg->mydomain);
-	rg_str_lower(cfg->myorigin);
-	cfg->mydestination = convert_domains(ld, idx("mydestination"), false);
-	cfg->relay_domains = convert_domains(ld, idx("relay_domains"), true);
-	convert_networks(ld, idx("mynetworks"));
-	cfg->local_recipient_maps = convert_maps(ld, idx("local_recipient_maps"));
-	cfg->relay_recipient_maps = convert_maps(ld, idx("relay_recipient_maps"));
-	convert_restrictions(ld, idx("smtpd_client_restrictions"), &cfg->client);
-	convert_restrictions(ld, idx("smtpd_helo_restrictions"), &cfg->helo);
-	convert_restrictions(ld, idx("smtpd_sender_restrictions"), &cfg->sender);
-	convert_restrictions(ld, idx("smtpd_relay_restrictions"), &cfg->relay);
-	convert_restrictions(ld, idx("smtpd_recipient_restrictions"), &cfg->recipient);
-	convert_limits(ld);
-	convert_listeners(ld);
-	convert_tls_sasl(ld);
-	cfg->smtpd_peername_lookup = convert_bool(ld, idx("smtpd_peername_lookup"));
-	cfg->smtpd_per_record_deadline = convert_bool(ld, idx("smtpd_per_record_deadline"));
-	cfg->dns_servers = convert_single(ld, idx("dns_servers"));
-	check_dns_servers(ld, idx("dns_servers"));
-	convert_outbound(ld);
-	convert_selftest(ld);
-	convert_abuse(ld);
-	convert_outbound_tls(ld);
-	convert_metrics(ld);
-}
-
-/* can_deny_destination - a reachable restriction that can refuse a destination
- * (anything after an unconditional permit is never reached). */
-static bool can_deny_destination(const struct restriction_list *rl)
-{
-	for (size_t k = 0; k < rl->n && rl->items[k].kind != R_PERMIT; k++) {
-		switch (rl->items[k].kind) {
-		case R_REJECT_UNAUTH_DESTINATION:
-		case R_DEFER_UNAUTH_DESTINATION:
-		case R_REJECT:
-		case R_DEFER:
-			return true;
-		default:
-			break;
-		}
-	}
-	return false;
-}
-
-/* check_relay_safety - refuse a server that could never deny a relay (as Postfix does). */
-static void check_relay_safety(struct loader *ld)
-{
-	if (can_deny_destination(&ld->cfg->relay) || can_deny_destination(&ld->cfg->recipient))
-		return;
-	size_t i = idx("smtpd_relay_restrictions");
-	if (ld->origin[i].file == NULL)
-		i = idx("smtpd_recipient_restrictions");
-	add_error(ld, i, "neither smtpd_relay_restrictions nor smtpd_recipient_restrictions "
-		  "can refuse an unauthorised destination, so this server would be an open "
-		  "relay; add reject_unauth_destination (default: %s)", DEFAULT_RELAY);
-}
-
 static void keep_effective_values(struct loader *ld)
 {
 	struct config *cfg = ld->cfg;
-	cfg->n_params = N_PARAMS;
-	cfg->names = xcalloc(N_PARAMS, sizeof(char *));
-	cfg->values = xcalloc(N_PARAMS, sizeof(char *));
-	cfg->origins = xcalloc(N_PARAMS, sizeof(struct config_origin));
-	for (size_t i = 0; i < N_PARAMS; i++) {
-		cfg->names[i] = xstrdup(params[i].name);
+	cfg->n_params = PARAM_COUNT;
+	cfg->names = xcalloc(PARAM_COUNT, sizeof(char *));
+	cfg->values = xcalloc(PARAM_COUNT, sizeof(char *));
+	cfg->origins = xcalloc(PARAM_COUNT, sizeof(struct config_origin));
+	for (size_t i = 0; i < PARAM_COUNT; i++) {
+		cfg->names[i] = xstrdup(config_params[i].name);
 		cfg->values[i] = xstrdup(ld->expanded[i]);
 		cfg->origins[i] = ld->origin[i];
 	}
@@ -1247,6 +319,11 @@ static char *sort_by_line(const char *file, char *text)
 
 struct config *config_load(const char *path, char **errors)
 {
+	const char *broken = config_table_problem(); /* cannot happen: tests check it */
+	if (broken != NULL) {
+		*errors = xasprintf("%s\n", broken);
+		return NULL;
+	}
 	struct loader ld;
 	memset(&ld, 0, sizeof(ld));
 	strbuf_init(&ld.errors);
@@ -1254,25 +331,23 @@ struct config *config_load(const char *path, char **errors)
 	ld.file = ld.cfg->file = path ? xstrdup(path) : NULL;
 	set_defaults(&ld);
 	if (path == NULL || read_file(&ld)) {
-		size_t dom = idx("mydomain"), host = idx("myhostname");
+		size_t dom = PARAM_mydomain, host = PARAM_myhostname;
 		if (ld.origin[dom].file == NULL && ld.origin[host].file != NULL &&
 		    strchr(ld.raw[host], '$') == NULL)
 			derive_mydomain(&ld); /* from the configured name, not the system's */
 		size_t errors_before = ld.errors.len;
-		for (size_t i = 0; i < N_PARAMS; i++)
+		for (size_t i = 0; i < PARAM_COUNT; i++)
 			if (ld.expanded[i] == NULL)
 				ld.expanded[i] = expand(&ld, i);
 		/* a failed $name leaves values half-expanded: checking them says nothing */
-		if (ld.errors.len == errors_before) {
-			convert_all(&ld);
-			check_relay_safety(&ld);
-		}
-		for (size_t i = 0; i < N_PARAMS; i++)
+		if (ld.errors.len == errors_before)
+			config_convert(&ld);
+		for (size_t i = 0; i < PARAM_COUNT; i++)
 			if (ld.expanded[i] == NULL)
 				ld.expanded[i] = xstrdup("");
 		keep_effective_values(&ld);
 	}
-	for (size_t i = 0; i < N_PARAMS; i++) {
+	for (size_t i = 0; i < PARAM_COUNT; i++) {
 		free(ld.raw[i]);
 		free(ld.expanded[i]);
 	}
@@ -1286,65 +361,12 @@ struct config *config_load(const char *path, char **errors)
 	return ld.cfg;
 }
 
-static void free_restrictions(struct restriction_list *rl)
-{
-	for (size_t k = 0; k < rl->n; k++)
-		map_free(rl->items[k].table);
-	free(rl->items);
-}
-
-static void free_maps(struct map **maps)
-{
-	for (size_t k = 0; maps && maps[k]; k++)
-		map_free(maps[k]);
-	free(maps);
-}
-
 void config_free(struct config *cfg)
 {
 	if (cfg == NULL)
 		return;
 	free(cfg->file);
-	free(cfg->myhostname);
-	free(cfg->mydomain);
-	free(cfg->myorigin);
-	free(cfg->smtpd_banner);
-	free_list(cfg->mydestination);
-	free_list(cfg->relay_domains);
-	free(cfg->mynetworks);
-	free(cfg->smtpd_client_event_limit_exceptions);
-	free(cfg->smtpd_sasl_lockout_exceptions);
-	free(cfg->shared_state);
-	free_maps(cfg->local_recipient_maps);
-	free_maps(cfg->relay_recipient_maps);
-	free_restrictions(&cfg->client);
-	free_restrictions(&cfg->helo);
-	free_restrictions(&cfg->sender);
-	free_restrictions(&cfg->relay);
-	free_restrictions(&cfg->recipient);
-	free(cfg->listen);
-	free(cfg->queue_directory);
-	free(cfg->virtual_mailbox_base);
-	free(cfg->mail_owner);
-	free(cfg->dns_servers);
-	free(cfg->smtpd_tls_cert_file);
-	free(cfg->smtpd_tls_key_file);
-	free(cfg->data_directory);
-	free(cfg->smtpd_sasl_path);
-	free_maps(cfg->smtpd_sender_login_maps);
-	free_restrictions(&cfg->submission_client);
-	free_restrictions(&cfg->submission_sender);
-	free(cfg->relayhost);
-	free(cfg->default_transport);
-	free_maps(cfg->transport_maps);
-	free_maps(cfg->smtp_tls_policy_maps);
-	free_maps(cfg->smtp_sasl_password_maps);
-	free(cfg->smtp_tls_CAfile);
-	free(cfg->smtp_mta_sts_CAfile);
-	free(cfg->smtp_tls_CApath);
-	free(cfg->smtp_helo_name);
-	free(cfg->smtp_bind_address);
-	free(cfg->smtp_bind_address6);
+	config_free_fields(cfg);
 	for (size_t i = 0; i < cfg->n_params; i++) {
 		free(cfg->names[i]);
 		free(cfg->values[i]);
@@ -1355,22 +377,22 @@ void config_free(struct config *cfg)
 	free(cfg);
 }
 
-/* print_value - a value as `relayguard config` shows it: the password in
- * shared_state's URL (redis://user:password@...) as ***, as in the logs. */
-static void print_value(FILE *out, const char *name, const char *value)
+/* print_value - a value as `relayguard config` shows it: the password in a
+ * SECRET parameter's URL (redis://user:password@...) as ***, as in the logs. */
+static void print_value(FILE *out, const struct param_def *p, const char *value)
 {
 	const char *scheme = strstr(value, "://"), *at = strrchr(value, '@');
-	if (strcmp(name, "shared_state") != 0 || scheme == NULL || at == NULL || at < scheme) {
-		fprintf(out, "%s = %s\n", name, value);
+	if (!p->secret || scheme == NULL || at == NULL || at < scheme) {
+		fprintf(out, "%s = %s\n", p->name, value);
 		return;
 	}
-	fprintf(out, "%s = %.*s***%s\n", name, (int)(scheme + 3 - value), value, at);
+	fprintf(out, "%s = %.*s***%s\n", p->name, (int)(scheme + 3 - value), value, at);
 }
 
 void config_print(const struct config *cfg, FILE *out)
 {
-	for (size_t i = 0; i < cfg->n_params; i++)
-		print_value(out, cfg->names[i], cfg->values[i]);
+	for (size_t i = 0; i < cfg->n_params && i < PARAM_COUNT; i++)
+		print_value(out, &config_params[i], cfg->values[i]);
 }
 
 bool config_needs_tls(const struct config *cfg)

@@ -4,7 +4,8 @@
  * Owns: reading a configuration file (or the embedded default), $name
  * expansion, validating every value into typed fields, loading the tables
  * it names, and refusing configurations that could never deny a relay
- * attempt. Every error is "file:line: what is wrong".
+ * attempt. Every error is "file:line: what is wrong". Which parameters
+ * exist, their defaults, limits and fields: the table in params.def.
  * Must not: open sockets or touch the queue; it only describes the server.
  */
 #ifndef RG_CONFIG_H
@@ -123,6 +124,7 @@ struct config {
 	struct map **smtp_sasl_password_maps; /* next hop or domain -> "user:password" */
 	bool smtp_sasl_auth_enable;
 	bool smtp_sasl_plaintext_ok;          /* smtp_sasl_security_options without noplaintext */
+	bool smtp_sasl_tls_plaintext_ok;      /* the same of smtp_sasl_tls_security_options */
 	enum smtp_tls_level smtp_tls_security_level;
 	char *smtp_tls_CAfile, *smtp_tls_CApath;
 	char *smtp_helo_name, *smtp_bind_address, *smtp_bind_address6;
@@ -163,6 +165,7 @@ struct config {
 	uint64_t smtpd_sasl_hijack_wide_message, smtpd_sasl_hijack_suspend_time;
 	char *shared_state;        /* "": in-process; redis://IP:PORT/DB or unix:/PATH */
 	/* metrics (issue 12) */
+	char *metrics_listen_text;         /* as configured; "": off */
 	struct listen_addr metrics_listen; /* GET /metrics here when metrics_enabled */
 	bool metrics_enabled;
 	/* outbound TLS that cannot be stripped (issue 14) */
