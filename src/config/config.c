@@ -160,6 +160,11 @@ static const struct param_def params[] = {
 	{"smtp_mta_sts_https_port", P_COUNT, "443"},
 	{"smtp_mta_sts_recheck_time", P_DURATION, "60s"},
 	{"smtp_tls_reporting", P_BOOL, "yes"},
+	/* delivery to Dovecot over LMTP (issue 12): "" is local Maildir delivery */
+	{"mailbox_transport", P_STRING, ""},
+	{"virtual_transport", P_STRING, ""},
+	{"lmtp_destination_concurrency_limit", P_COUNT, "10"},
+	{"lmtp_connection_cache_limit", P_COUNT, "2"},
 };
 #define N_PARAMS RG_ARRAY_LEN(params)
 
@@ -1100,6 +1105,26 @@ static void convert_outbound_tls(struct loader *ld)
 		ld->cfg->smtp_tls_security_level = SMTP_TLS_DANE;
 }
 
+/* convert_lmtp - issue 12's mailbox transports: each must parse (route.h). */
+static void convert_lmtp(struct loader *ld)
+{
+	struct config *cfg = ld->cfg;
+	char err[512];
+	struct route r;
+	cfg->mailbox_transport = convert_single(ld, idx("mailbox_transport"));
+	cfg->virtual_transport = convert_single(ld, idx("virtual_transport"));
+	if (!route_for_mailbox(cfg->mailbox_transport, "", "example.com", 25, &r, err, sizeof(err)))
+		add_error(ld, idx("mailbox_transport"), "mailbox_transport: %s", err);
+	if (!route_for_mailbox(cfg->virtual_transport, "", "example.com", 25, &r, err, sizeof(err)))
+		add_error(ld, idx("virtual_transport"), "virtual_transport: %s", err);
+	struct range lim[] = {
+		{"lmtp_destination_concurrency_limit", &cfg->lmtp_destination_concurrency_limit, 1,
+		 1000},
+		{"lmtp_connection_cache_limit", &cfg->lmtp_connection_cache_limit, 0, 100},
+	};
+	convert_ranges(ld, lim, RG_ARRAY_LEN(lim));
+}
+
 static void convert_all(struct loader *ld)
 {
 	struct config *cfg = ld->cfg;
@@ -1135,6 +1160,7 @@ static void convert_all(struct loader *ld)
 	convert_selftest(ld);
 	convert_abuse(ld);
 	convert_outbound_tls(ld);
+	convert_lmtp(ld);
 }
 
 /* can_deny_destination - a reachable restriction that can refuse a destination
@@ -1326,6 +1352,8 @@ void config_free(struct config *cfg)
 	free(cfg->smtp_helo_name);
 	free(cfg->smtp_bind_address);
 	free(cfg->smtp_bind_address6);
+	free(cfg->mailbox_transport);
+	free(cfg->virtual_transport);
 	for (size_t i = 0; i < cfg->n_params; i++) {
 		free(cfg->names[i]);
 		free(cfg->values[i]);
