@@ -181,6 +181,7 @@ class QuotaPolicy(Policy):
 
     def __init__(self):
         self.room = False
+        self.mute = False  # answer for the first recipient only, then nothing
         self.rcpts = {}
         self.lock = threading.Lock()
 
@@ -206,6 +207,8 @@ class QuotaPolicy(Policy):
                 out.append('550 5.2.1 <%s> Mailbox disabled' % r)
             else:
                 out.append('250 2.0.0 <%s> Saved' % r)
+        if self.mute:
+            out = out[:1]
         return ''.join(line + '\r\n' for line in out).encode()
 
 
@@ -255,7 +258,35 @@ class PerRecipientReplies(unittest.TestCase):
         retry = [c for c in self.fake.all_commands()[n_before:] if c.startswith('RCPT')]
         self.assertEqual(retry, ['RCPT TO:<full@example.test>'], retry)
 
-    def test_connection_reused_and_pipelined(self):
+    def test_timeout_after_the_first_reply_keeps_that_one_delivered(self):
+        s = self.srv
+        s.stop()
+        with open(s.config_path, 'a') as f:
+            f.write('smtp_data_done_timeout = 2s\n')
+        s.start()
+        self.policy.mute = True
+        mark = s.mark()
+        qid = send(s, ['ok@example.test', 'slow@example.test'], 'Subject: mute\n\nm-mute-6')
+        self.assertIsNotNone(s.wait_log(r'deferred queue=%s to=<slow@example\.test> .*'
+                                        r'dsn=4\.4\.2 status=deferred reply="conversation with '
+                                        r'lmtp\[127\.0\.0\.1\]:%d timed out while sending end of '
+                                        r'data -- message may be sent more than once'
+                                        % (qid, self.fake.port), since=mark, timeout=10),
+                             s.tail(20))
+        # the recipient that had its reply is delivered, once: not retried with the other
+        self.assertRegex(s.log_since(mark), r'delivered queue=%s to=<ok@example\.test> ' % qid)
+        self.assertNotRegex(s.log_since(mark), r'deferred queue=%s to=<ok@' % qid)
+        self.policy.mute = False
+        time.sleep(1.1)
+        n_before = len(self.fake.all_commands())
+        mark = s.mark()
+        flush(s)
+        self.assertIsNotNone(s.wait_log(r'delivered queue=%s to=<slow@example\.test> ' % qid,
+                                        since=mark, timeout=10), s.tail(20))
+        retry = [c for c in self.fake.all_commands()[n_before:] if c.startswith('RCPT')]
+        self.assertEqual(retry, ['RCPT TO:<slow@example.test>'])
+
+    def test_connection_reused_with_rset_between(self):
         s = self.srv
         mark = s.mark()
         a = send(s, ['ok@example.test'], 'Subject: one\n\nmarker-reuse-a')
