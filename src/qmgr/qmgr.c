@@ -163,6 +163,7 @@ void delivery_outcome(struct delivery *d, size_t i, enum rcpt_outcome o, const c
 {
 	struct queue_rcpt *r = &d->msg->rcpts[d->rcpt[i]];
 	r->outcome = o;
+	r->final_delivery = false; /* the transport says so after this call */
 	rg_strlcpy(r->dsn, dsn ? dsn : "", sizeof(r->dsn));
 	if (o != RCPT_SENT || reply != NULL)
 		queue_rcpt_set_reply(r, reply);

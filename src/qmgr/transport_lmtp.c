@@ -255,6 +255,7 @@ static void rcpt_results(struct lmtp_job *j, const struct smtp_result *r)
 		struct queue_rcpt *q = &j->d->msg->rcpts[j->d->rcpt[i]];
 		q->tls[0] = '\0';
 		q->relayed_no_dsn = false; /* LMTP is final delivery, not relaying */
+		q->final_delivery = true;
 	}
 }
 

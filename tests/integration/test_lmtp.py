@@ -27,10 +27,10 @@ SKIP = dovecot_lmtp_lab.skip_reason()
 QUEUED = re.compile(r'^2\.0\.0 Ok: queued as ([0-9A-F]{16})$')
 
 
-def send(server, rcpts, body, sender='carol@example.test'):
+def send(server, rcpts, body, sender='carol@example.test', rcpt_params=''):
     """Queue a message through a trusted session; returns its queue id."""
     lines = ['EHLO app.example.org', 'MAIL FROM:<%s>' % sender]
-    lines += ['RCPT TO:<%s>' % r for r in rcpts]
+    lines += [('RCPT TO:<%s> %s' % (r, rcpt_params)).rstrip() for r in rcpts]
     lines += ['DATA'] + body.split('\n') + ['.', 'QUIT']
     replies = smtp_session(server.port, lines, source=TRUSTED)
     final = replies[4 + len(rcpts)]
@@ -139,6 +139,18 @@ class DovecotLMTPDelivery(unittest.TestCase):
         self.assertIn('5.1.1', dsn[0])
         self.assertIn("User doesn't exist", dsn[0])
         self.assertEqual(len(self.wait_fetch('erin@example.test', 'marker-bounce-3')), 1)
+
+    def test_notify_success_reports_delivered_not_relayed(self):
+        s = self.inet
+        mark = s.mark()
+        qid = send(s, ['dave@example.test'], 'Subject: tell me\n\nmarker-success-7',
+                   sender='erin@example.test', rcpt_params='NOTIFY=SUCCESS')
+        self.assertIsNotNone(s.wait_log(r'delivered queue=%s to=<dave@example\.test> '
+                                        r'relay=lmtp:inet:' % qid, since=mark, timeout=10))
+        report = self.wait_fetch('erin@example.test', 'dave@example.test')
+        self.assertEqual(len(report), 1, s.tail(30))
+        self.assertIn('Action: delivered', report[0])
+        self.assertNotIn('Action: relayed', report[0])
 
     def test_dovecot_down_defers_then_a_flush_delivers(self):
         s = self.unix
