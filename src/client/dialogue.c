@@ -14,6 +14,11 @@
  *	was accepted. Every reply lands in the result once; finish() derives
  *	the message's kind and each recipient's code from what was recorded.
  *
+ *	LMTP: after the data the server replies once per recipient it
+ *	accepted, in RCPT order; each reply is that recipient's fate. A
+ *	connection lost among them leaves the recipients already answered as
+ *	they are and gives the rest the failure.
+ *
  *	Results made without I/O (SIZE too large, bad addresses, no socket)
  *	are delivered from the loop through a zero timer, so a callback never
  *	runs inside smtp_out_open/smtp_out_send.
@@ -68,6 +73,8 @@ struct smtp_out {
 	size_t n_steps, idx;
 	bool pipelined, mail_failed, data_refused, discard;
 	size_t accepted;
+	size_t *acc;            /* LMTP: the recipients accepted at RCPT, in order */
+	size_t n_dot;           /* LMTP: end-of-data replies received so far */
 	void (*freed)(void *arg, struct smtp_out *o); /* smtp_out_close_notify */
 	void *freed_arg;
 };
@@ -363,6 +370,9 @@ static void relay_describe(struct smtp_out *o)
 		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
 		inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
 		port = ntohs(in6->sin6_port);
+	} else { /* a unix socket: the caller's name for it says it all */
+		snprintf(o->relay_desc, sizeof(o->relay_desc), "%.300s", o->server_name);
+		return;
 	}
 	snprintf(o->relay_desc, sizeof(o->relay_desc), "%.200s[%s]:%d", o->server_name, ip, port);
 }
@@ -375,7 +385,7 @@ static const char *hello_stage(const struct smtp_out *o, const struct smtpc_repl
 		if (!smtpc_connected(o->c))
 			return "connect";
 		return o->o.implicit_tls && rep->status == SMTPC_ERROR ? "TLS" : "greeting";
-	case SH_EHLO: return h->helo ? "HELO" : "EHLO";
+	case SH_EHLO: return o->o.lmtp ? "LHLO" : h->helo ? "HELO" : "EHLO";
 	case SH_STARTTLS: return "STARTTLS";
 	default: return rep->status == SMTPC_REPLY ? "EHLO" : "STARTTLS"; /* the handshake */
 	}
@@ -581,7 +591,8 @@ static void connect_hop(struct smtp_out *o)
 	o->o.tlsa = NULL; /* smtpc has its copy; the caller's may go */
 	o->o.n_tlsa = 0;
 	struct smtp_hello_opts ho = {
-		.helo_name = o->helo_name, .fallback = SH_FALLBACK_5XX,
+		.helo_name = o->helo_name, .lmtp = o->o.lmtp,
+		.fallback = o->o.lmtp ? SH_FALLBACK_NONE : SH_FALLBACK_5XX,
 		.starttls = starttls_use(o), .starttls_refusal_ok = o->o.tls == STLS_MAY,
 		.tls_ctx = o->o.tls_ctx, .sni = o->server_name, .timeout_ms = o->o.helo_ms,
 	};
@@ -630,6 +641,8 @@ static void free_steps(struct smtp_out *o)
 	free(o->steps);
 	o->steps = NULL;
 	o->n_steps = o->idx = 0;
+	free(o->acc);
+	o->acc = NULL;
 }
 
 static void add_step(struct smtp_out *o, enum step_what what, size_t rcpt, const char *line)
@@ -746,7 +759,11 @@ static void finish(struct smtp_out *o)
 	free_steps(o);
 	if (o->st == OS_BUSY)
 		o->st = OS_IDLE;
-	if (o->mail_failed || o->data_refused || (o->accepted > 0 && r->code / 100 != 2)) {
+	if (o->o.lmtp && !o->mail_failed && !o->data_refused && o->accepted > 0) {
+		r->kind = SR_DONE; /* each accepted recipient has its own reply */
+		r->stage = "";
+	} else if (o->mail_failed || o->data_refused ||
+		   (o->accepted > 0 && r->code / 100 != 2)) {
 		r->kind = r->code / 100 == 5 ? SR_PERM_ALL : SR_TEMP_ALL;
 		rcpts_where(r, true);
 	} else if (o->accepted > 0) {
@@ -760,6 +777,19 @@ static void finish(struct smtp_out *o)
 	deliver(o, r);
 }
 
+/* rcpts_lost - the failure for every recipient still without a fate. LMTP:
+ * those that had their end-of-data reply keep it (delivered is delivered). */
+static void rcpts_lost(struct smtp_out *o, struct smtp_result *r)
+{
+	if (!o->o.lmtp || o->acc == NULL) {
+		rcpts_where(r, true);
+		return;
+	}
+	for (size_t k = o->n_dot; k < o->accepted; k++)
+		rcpt_set(&r->rcpts[o->acc[k]], r->code, r->enhanced, r->text);
+	rcpts_where(r, false);
+}
+
 /* lost - no reply (timeout, closed, TLS error) or a 421: the session is over. */
 static void lost(struct smtp_out *o, const struct step *s, const struct smtpc_reply *rep)
 {
@@ -769,7 +799,7 @@ static void lost(struct smtp_out *o, const struct step *s, const struct smtpc_re
 	if (o->mail_failed)
 		rcpts_where(r, false); /* MAIL's refusal, recorded before */
 	r->kind = SR_TEMP_ALL;
-	r->try_next_address = true;
+	r->try_next_address = o->n_dot == 0;
 	bool body_out = s->what == W_DOT && smtpc_data_sent(o->c);
 	bool dot = body_out && !o->discard;
 	if (rep->status == SMTPC_REPLY)
@@ -781,7 +811,7 @@ static void lost(struct smtp_out *o, const struct step *s, const struct smtpc_re
 			     s->what == W_DOT && !body_out ? "message content" : step_name(s),
 			     dot ? " -- message may be sent more than once" : "",
 			     rep->status == SMTPC_TIMEOUT ? "" : ": ", rep->status == SMTPC_TIMEOUT ? "" : rep->error);
-	rcpts_where(r, true);
+	rcpts_lost(o, r);
 	free_steps(o);
 	deliver(o, r);
 }
@@ -803,6 +833,14 @@ static void send_body(struct smtp_out *o)
 	smtpc_expect_after_send(o->c, o->o.data_xfer_ms, o->o.data_done_ms, on_step, o);
 }
 
+/* record_lmtp - an end-of-data reply: the next accepted recipient's fate. */
+static void record_lmtp(struct smtp_out *o, const struct smtpc_reply *rep)
+{
+	char text[512];
+	one_line(rep->text, text, sizeof(text));
+	rcpt_set(&o->r->rcpts[o->acc[o->n_dot++]], rep->code, rep->enhanced, text);
+}
+
 /* record - one reply into the result; false when the transaction stops here. */
 static bool record(struct smtp_out *o, const struct step *s, const struct smtpc_reply *rep)
 {
@@ -821,6 +859,8 @@ static bool record(struct smtp_out *o, const struct step *s, const struct smtpc_
 			char text[512];
 			one_line(rep->text, text, sizeof(text));
 			rcpt_set(rr, rep->code, rep->enhanced, text);
+			if (ok && o->acc != NULL)
+				o->acc[o->accepted] = s->rcpt;
 			o->accepted += ok;
 		}
 		return true;
@@ -833,6 +873,8 @@ static bool record(struct smtp_out *o, const struct step *s, const struct smtpc_
 	case W_DOT:
 		if (!o->discard)
 			result_reply(r, "end of data", rep);
+		if (!o->discard && o->acc != NULL && o->n_dot < o->accepted)
+			record_lmtp(o, rep);
 		return true;
 	}
 	return true;
@@ -854,6 +896,10 @@ static void on_step(struct smtpc *c, const struct smtpc_reply *rep, void *arg)
 	}
 	if (s->what == W_DATA && rep->code == 354) {
 		send_body(o);
+		return;
+	}
+	if (s->what == W_DOT && o->acc != NULL && !o->discard && o->n_dot < o->accepted) {
+		smtpc_expect(o->c, o->o.data_done_ms, on_step, o); /* LMTP: the next one's */
 		return;
 	}
 	bool stop = s->what == W_DOT || s->what == W_DATA; /* DATA: refused (354 went above) */
@@ -889,7 +935,7 @@ void smtp_out_send(struct smtp_out *o, const struct smtp_out_msg *m, smtp_out_re
 	o->arg = arg;
 	o->m = m;
 	o->mail_failed = o->data_refused = o->discard = false;
-	o->accepted = 0;
+	o->accepted = o->n_dot = 0;
 	struct smtp_result *r = o->r = result_new(SR_TEMP_ALL, "");
 	r->n_rcpts = m->n_rcpts;
 	r->rcpts = xcalloc(m->n_rcpts ? m->n_rcpts : 1, sizeof(*r->rcpts));
@@ -904,6 +950,8 @@ void smtp_out_send(struct smtp_out *o, const struct smtp_out_msg *m, smtp_out_re
 	} else {
 		bool utf8 = needs_utf8(m);
 		if (!refuse_early(o, m, utf8) && build_steps(o, m, utf8)) {
+			if (o->o.lmtp)
+				o->acc = xcalloc(m->n_rcpts, sizeof(*o->acc));
 			o->st = OS_BUSY;
 			o->used = true;
 			o->pipelined = o->hello.caps.pipelining;

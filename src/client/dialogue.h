@@ -9,6 +9,9 @@
  * used, MAIL with SIZE/BODY/SMTPUTF8/RET/ENVID, RCPT with NOTIFY/ORCPT,
  * DATA with dot-stuffing), PIPELINING, Postfix's per-stage timeouts, and
  * turning every reply or failure into a per-recipient result.
+ * LMTP (RFC 2033, smtp_hop_opts.lmtp): the same dialogue opened with LHLO,
+ * over TCP or a unix socket, where the end of data gets one reply per
+ * recipient accepted at RCPT, each that recipient's own fate.
  * Must not: choose next hops, look up DNS, retry, touch the queue, or
  * change the message beyond dot-stuffing: the caller does those, reading
  * try_next_address and the per-recipient codes.
@@ -56,8 +59,10 @@ enum smtp_tls_policy {
 #define SMTP_QUIT_TIMEOUT_MS 300000
 
 struct smtp_hop_opts { /* one connection to one address of a next hop */
-	const struct sockaddr *addr;
+	const struct sockaddr *addr;   /* AF_INET, AF_INET6, or AF_UNIX (LMTP) */
 	socklen_t addrlen;
+	bool lmtp;                     /* LMTP: LHLO, a reply per recipient after the data;
+					* tls must be STLS_NONE, no AUTH */
 	const struct sockaddr *source; /* smtp_bind_address, or NULL */
 	socklen_t sourcelen;
 	const char *helo_name;         /* myhostname */
@@ -100,7 +105,8 @@ struct smtp_rcpt_result {
 
 enum smtp_result_kind {
 	SR_DONE,      /* open: the session is usable. send: the transaction ran to its
-		       * end; each recipient's code is its fate (some may be refused) */
+		       * end; each recipient's code is its fate (some may be refused;
+		       * LMTP: each accepted one has its own end-of-data reply) */
 	SR_CONN_FAIL, /* no usable session (connect, greeting, EHLO, TLS, AUTH, or the
 		       * connection was already unusable): nothing was sent */
 	SR_TEMP_ALL,  /* the message as a whole was deferred: a 4xx to MAIL/DATA/end of
@@ -125,7 +131,7 @@ struct smtp_result {
 	char tls_desc[160];    /* "TLSv1.3 TLS_AES_256_GCM_SHA384 verified" / "... unverified
 				* (reason)" / "none" */
 	char auth_desc[96];    /* "none", "PLAIN as USER", "LOGIN as USER", "not offered" */
-	char relay_desc[320];  /* "mx.example.test[127.0.0.5]:2525" */
+	char relay_desc[320];  /* "mx.example.test[127.0.0.5]:2525"; a unix socket: server_name */
 };
 
 struct smtp_out; /* one open connection */

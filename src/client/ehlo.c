@@ -127,7 +127,8 @@ static void command(struct smtp_hello *h, const char *line, smtpc_fn fn)
 static void send_hello(struct smtp_hello *h)
 {
 	char line[300];
-	snprintf(line, sizeof(line), "%s %s", h->helo ? "HELO" : "EHLO", h->o.helo_name);
+	snprintf(line, sizeof(line), "%s %s", h->o.lmtp ? "LHLO" : h->helo ? "HELO" : "EHLO",
+		 h->o.helo_name);
 	command(h, line, on_ehlo);
 }
 
@@ -190,7 +191,8 @@ static void on_starttls(struct smtpc *c, const struct smtpc_reply *r, void *arg)
 /* fallback - is HELO worth a try after this refusal of EHLO? */
 static bool fallback(const struct smtp_hello *h, const struct smtpc_reply *r)
 {
-	if (r->status != SMTPC_REPLY || r->code == 421 || h->helo || h->stage != SH_EHLO)
+	if (r->status != SMTPC_REPLY || r->code == 421 || h->helo || h->stage != SH_EHLO ||
+	    h->o.lmtp)
 		return false;
 	return h->o.fallback == SH_FALLBACK_ANY ||
 	       (h->o.fallback == SH_FALLBACK_5XX && r->code / 100 == 5);

@@ -1,7 +1,8 @@
 /*
  * ehlo - the opening of an SMTP client session, shared by the probe and
  * outbound delivery: greeting, EHLO (HELO when EHLO is refused), STARTTLS
- * and EHLO again, and the parsing of the EHLO capabilities.
+ * and EHLO again, and the parsing of the EHLO capabilities. For LMTP
+ * (RFC 2033) the same opening with LHLO.
  *
  * Owns: the order of those steps on an smtpc connection, what counts as a
  * failure at each, and the capabilities the server announced.
@@ -51,6 +52,7 @@ typedef void (*smtp_trace_fn)(void *arg, const char *sent, const struct smtpc_re
 
 struct smtp_hello_opts {
 	const char *helo_name;
+	bool lmtp;                /* LHLO instead of EHLO (RFC 2033); no HELO fallback */
 	enum smtp_helo_fallback fallback;
 	enum smtp_starttls_use starttls;
 	bool starttls_refusal_ok; /* IF_OFFERED: a refused STARTTLS goes on in plain text */

@@ -176,6 +176,11 @@ struct config {
 	unsigned smtp_mta_sts_https_port;  /* 443; another only for tests */
 	uint64_t smtp_mta_sts_recheck_time; /* TXT look-ups per domain at most this often */
 	bool smtp_tls_reporting;           /* TLS-RPT (RFC 8460): count and send daily reports */
+	/* delivery to Dovecot over LMTP (issue 12) */
+	char *mailbox_transport;  /* mydestination mail: "" Maildir, "lmtp:unix:/p", "lmtp:inet:IP:port" */
+	char *virtual_transport;  /* virtual_mailbox_domains mail: the same values */
+	uint64_t lmtp_destination_concurrency_limit; /* connections per LMTP server */
+	uint64_t lmtp_connection_cache_limit;        /* idle connections kept per LMTP server */
 	/* every parameter, expanded, in table order (for "relayguard config") */
 	char **names, **values;
 	struct config_origin *origins;

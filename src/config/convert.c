@@ -740,6 +740,18 @@ static void check_metrics(struct loader *ld)
 			     "(e.g. 127.0.0.1:9525, [::1]:9525)", v);
 }
 
+/* check_lmtp - each mailbox transport must parse (route.h). */
+static void check_lmtp(struct loader *ld)
+{
+	struct config *cfg = ld->cfg;
+	char err[512];
+	struct route r;
+	if (!route_for_mailbox(cfg->mailbox_transport, "", "example.com", 25, &r, err, sizeof(err)))
+		config_error(ld, PARAM_mailbox_transport, "mailbox_transport: %s", err);
+	if (!route_for_mailbox(cfg->virtual_transport, "", "example.com", 25, &r, err, sizeof(err)))
+		config_error(ld, PARAM_virtual_transport, "virtual_transport: %s", err);
+}
+
 /* default_dane - Postfix: with DNSSEC support, DANE is the default TLS level. */
 static void default_dane(struct loader *ld)
 {
@@ -751,7 +763,7 @@ static void default_dane(struct loader *ld)
 /* Checks that involve several parameters (or more than a type can say), in order. */
 static void (*const validations[])(struct loader *ld) = {
 	check_listeners, check_dns, check_tls_sasl, check_outbound, check_shared_state,
-	check_metrics, default_dane, check_relay_safety,
+	check_metrics, check_lmtp, default_dane, check_relay_safety,
 };
 
 void config_convert(struct loader *ld)

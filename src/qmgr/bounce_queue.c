@@ -56,8 +56,8 @@ static int action_of(const struct queue_rcpt *r, enum bounce_kind kind)
 		return r->outcome == RCPT_DEFERRED ? DSN_DELAYED : -1;
 	if (r->outcome != RCPT_SENT || r->notify == NULL || strstr(r->notify, "SUCCESS") == NULL)
 		return -1;
-	if (r->remote_mta == NULL)
-		return DSN_DELIVERED;               /* into one of our mailboxes */
+	if (r->remote_mta == NULL || r->final_delivery)
+		return DSN_DELIVERED;               /* into a mailbox: ours, or over LMTP */
 	return r->relayed_no_dsn ? DSN_RELAYED : -1; /* else the next hop reports */
 }
 

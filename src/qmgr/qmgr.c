@@ -26,6 +26,7 @@
 #include "queue/bounce.h"
 #include "qmgr/route.h"
 #include "qmgr/transport.h"
+#include "qmgr/transport_lmtp.h"
 #include "qmgr/transport_local.h"
 #include "qmgr/transport_smtp.h"
 #include "queue/qctl.h"
@@ -92,7 +93,7 @@ struct qmgr {
 	const struct config *cfg;
 	const struct addr_domains *domains;
 	struct workers *io;
-	struct transport *local, *smtp;
+	struct transport *local, *smtp, *lmtp;
 	struct qentry *by_id[ID_BUCKETS];
 	size_t n_active;
 	size_t n_active_reports;      /* of those, from <> (bounces, DSNs) */
@@ -165,6 +166,7 @@ void delivery_outcome(struct delivery *d, size_t i, enum rcpt_outcome o, const c
 {
 	struct queue_rcpt *r = &d->msg->rcpts[d->rcpt[i]];
 	r->outcome = o;
+	r->final_delivery = false; /* the transport says so after this call */
 	rg_strlcpy(r->dsn, dsn ? dsn : "", sizeof(r->dsn));
 	if (o != RCPT_SENT || reply != NULL)
 		queue_rcpt_set_reply(r, reply);
@@ -194,8 +196,9 @@ static void part_done(struct delivery *d)
 /* part_for - the request for (kind, key) with room for one more recipient. */
 static struct delivery *part_for(struct qentry *e, const struct route *rt)
 {
-	size_t limit = rt->kind == ROUTE_SMTP ? e->q->cfg->default_destination_recipient_limit
-					      : SIZE_MAX;
+	size_t limit = rt->kind == ROUTE_SMTP || rt->kind == ROUTE_LMTP
+			       ? e->q->cfg->default_destination_recipient_limit
+			       : SIZE_MAX;
 	for (size_t k = 0; k < e->n_parts; k++) {
 		struct delivery *d = e->parts[k];
 		if (d->route.kind == rt->kind && strcmp(d->route.key, rt->key) == 0 &&
@@ -213,13 +216,21 @@ static struct delivery *part_for(struct qentry *e, const struct route *rt)
 	return d;
 }
 
+/* domain_class - what a recipient's domain is to the route decision: ours
+ * (mydestination: mailbox_transport) or somebody else's. The hosted domains
+ * of virtual_mailbox_domains map to ROUTE_DOMAIN_VIRTUAL (virtual_transport)
+ * here, once the address classification tells them apart. */
+static enum route_domain_class domain_class(const struct queue_rcpt *r)
+{
+	return r->cls == ADDR_CLASS_LOCAL ? ROUTE_DOMAIN_MYDESTINATION : ROUTE_DOMAIN_REMOTE;
+}
+
 /* route_rcpt - decide recipient i's route; false when it is settled already. */
 static bool route_rcpt(struct qentry *e, size_t i, struct route *rt)
 {
 	struct queue_rcpt *r = &e->m->rcpts[i];
 	char err[512], reply[700];
-	if (!route_for_domain(e->q->cfg, r->domain, r->cls == ADDR_CLASS_LOCAL, rt, err,
-			      sizeof(err))) {
+	if (!route_for_domain(e->q->cfg, r->domain, domain_class(r), rt, err, sizeof(err))) {
 		snprintf(reply, sizeof(reply), "mail routing error: %s", err);
 		r->outcome = RCPT_DEFERRED;
 		rg_strlcpy(r->dsn, "4.3.5", sizeof(r->dsn));
@@ -240,7 +251,7 @@ static bool route_rcpt(struct qentry *e, size_t i, struct route *rt)
 
 static struct transport *transport_for(struct qmgr *q, const struct route *rt)
 {
-	return rt->kind == ROUTE_LOCAL ? q->local : q->smtp;
+	return rt->kind == ROUTE_LOCAL ? q->local : rt->kind == ROUTE_LMTP ? q->lmtp : q->smtp;
 }
 
 static void start_pass(struct qentry *e)
@@ -335,8 +346,7 @@ bool qmgr_direct_ok(const struct config *cfg, const struct queue_msg *m)
 		struct route rt;
 		char err[512];
 		if (dsn_wanted(r->notify, DSN_DELIVERED) ||
-		    !route_for_domain(cfg, r->domain, r->cls == ADDR_CLASS_LOCAL, &rt, err,
-				      sizeof(err)) ||
+		    !route_for_domain(cfg, r->domain, domain_class(r), &rt, err, sizeof(err)) ||
 		    rt.kind != ROUTE_LOCAL)
 			return false;
 	}
@@ -768,6 +778,7 @@ struct qmgr *qmgr_new(struct event_base *base, const struct config *cfg,
 	q->io = workers_new(base, IO_THREADS);
 	q->files = (struct qctl){.dir = cfg->queue_directory, .offline = false};
 	q->local = transport_local_new(base, cfg);
+	q->lmtp = transport_lmtp_new(base, cfg);
 	return q;
 }
 
@@ -806,6 +817,7 @@ void qmgr_stop(struct qmgr *q, void (*on_idle)(void *arg), void *arg)
 		evtimer_del(q->scan_timer);
 	if (q->smtp)
 		q->smtp->stop(q->smtp);
+	q->lmtp->stop(q->lmtp);
 }
 
 bool qmgr_idle(const struct qmgr *q)
@@ -823,6 +835,8 @@ bool qmgr_flush(struct qmgr *q, const char *id, struct strbuf *out)
 {
 	if (q->smtp != NULL && q->smtp->resume != NULL)
 		q->smtp->resume(q->smtp);
+	if (q->lmtp->resume != NULL)
+		q->lmtp->resume(q->lmtp);
 	if (id == NULL) {
 		q->flush_all = true;
 		strbuf_puts(out, "every deferred message is scheduled for delivery now\n");
@@ -941,6 +955,7 @@ void qmgr_free(struct qmgr *q)
 	q->on_idle = NULL; /* the server is being freed: nobody to tell */
 	/* transports first: their last callbacks settle messages on q->io */
 	q->local->free(q->local);
+	q->lmtp->free(q->lmtp);
 	if (q->smtp)
 		q->smtp->free(q->smtp);
 	workers_free(q->io);

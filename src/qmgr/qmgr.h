@@ -5,7 +5,7 @@
  * Owns: the active set (committed messages in memory, at most
  * qmgr_message_active_limit; the rest of the queue stays on disk and is
  * scanned lazily), routing each recipient (route.h) to a transport
- * (local Maildir, SMTP), recipient batching, retries with exponential
+ * (local Maildir, SMTP, LMTP), recipient batching, retries with exponential
  * backoff (the file's mtime is its next try), expiry, bounces and double
  * bounces, the per-attempt log line, and the operator's queue commands.
  * Must not: read or write queue files on the loop (a worker pool does), or

@@ -86,6 +86,48 @@ static void set_key(struct route *r)
 		snprintf(r->key, sizeof(r->key), "[%s]:%u", r->host, r->port);
 }
 
+/* parse_lmtp_unix - an absolute socket path that fits sun_path, printable. */
+static bool parse_lmtp_unix(const char *path, struct route *out, char *err, size_t errlen)
+{
+	size_t n = strlen(path);
+	bool ok = path[0] == '/' && n <= ROUTE_UNIX_PATH_MAX;
+	for (const unsigned char *p = (const unsigned char *)path; ok && *p; p++)
+		ok = *p > 0x20 && *p < 0x7f;
+	if (!ok) {
+		snprintf(err, errlen, "lmtp:unix:%.120s: not an absolute socket path of at most "
+			 "%d printable bytes", path, ROUTE_UNIX_PATH_MAX);
+		return false;
+	}
+	out->unix_socket = true;
+	memcpy(out->host, path, n + 1);
+	snprintf(out->key, sizeof(out->key), "lmtp:unix:%s", path);
+	return true;
+}
+
+/* parse_lmtp - "unix:/path", or "inet:IP:port" / "inet:[IP]:port" (port 24 by
+ * default). A host name is refused: LMTP servers are local, and a name
+ * would need a DNS lookup the route cannot do. */
+static bool parse_lmtp(const char *rest, struct route *out, char *err, size_t errlen)
+{
+	struct rg_ip ip;
+	bool mx;
+	out->kind = ROUTE_LMTP;
+	if (strncmp(rest, "unix:", 5) == 0)
+		return parse_lmtp_unix(rest + 5, out, err, errlen);
+	if (strncmp(rest, "inet:", 5) != 0 ||
+	    !route_parse_nexthop(rest + 5, LMTP_DEFAULT_PORT, out->host, sizeof(out->host),
+				 &out->port, &mx) ||
+	    !ip_parse(out->host, &ip)) {
+		snprintf(err, errlen, "\"lmtp:%.200s\": not lmtp:unix:/path or lmtp:inet:IP:port "
+			 "(an IP address: names are not resolved)", rest);
+		return false;
+	}
+	snprintf(out->key, sizeof(out->key), strchr(out->host, ':') ? "lmtp:inet:[%s]:%u"
+								    : "lmtp:inet:%s:%u",
+		 out->host, out->port);
+	return true;
+}
+
 /* parse_error - "error:5.7.1 text" (the status is optional: 5.0.0). */
 static bool parse_error(const char *rest, struct route *out, char *err, size_t errlen)
 {
@@ -127,10 +169,12 @@ bool route_parse_transport(const char *value, const char *domain, unsigned defau
 		out->kind = ROUTE_LOCAL;
 		return true;
 	}
+	if (tlen == 4 && strncmp(value, "lmtp", 4) == 0)
+		return parse_lmtp(rest, out, err, errlen);
 	if (!((tlen == 4 && strncmp(value, "smtp", 4) == 0) ||
 	      (tlen == 5 && strncmp(value, "relay", 5) == 0))) {
-		snprintf(err, errlen, "\"%s\": unknown transport (smtp, relay, local, error, "
-			 "discard)", value);
+		snprintf(err, errlen, "\"%s\": unknown transport (smtp, relay, lmtp, local, "
+			 "error, discard)", value);
 		return false;
 	}
 	out->kind = ROUTE_SMTP;
@@ -161,18 +205,34 @@ static const char *lookup_transport(const struct config *cfg, const char *domain
 	return NULL;
 }
 
-bool route_for_domain(const struct config *cfg, const char *domain, bool local_domain,
-		      struct route *out, char *err, size_t errlen)
+bool route_for_mailbox(const char *value, const char *via, const char *domain,
+		       unsigned smtp_port, struct route *out, char *err, size_t errlen)
 {
-	const char *v = lookup_transport(cfg, domain);
-	if (v != NULL)
-		return route_parse_transport(v, domain, cfg->smtp_tcp_port, out, err, errlen);
 	memset(out, 0, sizeof(*out));
-	if (local_domain) {
+	if (value == NULL || value[0] == '\0') {
 		out->kind = ROUTE_LOCAL;
 		rg_strlcpy(out->via, "local", sizeof(out->via));
 		return true;
 	}
+	if (!route_parse_transport(value, domain, smtp_port, out, err, errlen))
+		return false;
+	rg_strlcpy(out->via, via, sizeof(out->via));
+	return true;
+}
+
+bool route_for_domain(const struct config *cfg, const char *domain,
+		      enum route_domain_class cls, struct route *out, char *err, size_t errlen)
+{
+	const char *v = lookup_transport(cfg, domain);
+	if (v != NULL)
+		return route_parse_transport(v, domain, cfg->smtp_tcp_port, out, err, errlen);
+	if (cls == ROUTE_DOMAIN_VIRTUAL)
+		return route_for_mailbox(cfg->virtual_transport, "virtual_transport", domain,
+					 cfg->smtp_tcp_port, out, err, errlen);
+	if (cls == ROUTE_DOMAIN_MYDESTINATION)
+		return route_for_mailbox(cfg->mailbox_transport, "mailbox_transport", domain,
+					 cfg->smtp_tcp_port, out, err, errlen);
+	memset(out, 0, sizeof(*out));
 	/* default_transport: "smtp" (relayhost or MX), "smtp:[host]", or error/discard */
 	if (!route_parse_transport(cfg->default_transport, domain, cfg->smtp_tcp_port, out, err,
 				   errlen))

@@ -43,6 +43,8 @@ struct queue_rcpt {
 	char *remote_mta;        /* the host that gave the reply, or NULL */
 	char tls[160];           /* the TLS it went over ("TLSv1.3 ... verified"), or "" */
 	bool relayed_no_dsn;     /* sent to a next hop without DSN (NOTIFY=SUCCESS: relayed) */
+	bool final_delivery;     /* sent into a mailbox through a server (LMTP): NOTIFY=SUCCESS
+				  * gets "delivered", as for our own Maildirs */
 	/* RFC 3461 (stored): NOTIFY ("SUCCESS,FAILURE", "NEVER") and ORCPT ("rfc822;a@b") */
 	char *notify, *orcpt;    /* NULL: not given */
 };

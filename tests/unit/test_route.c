@@ -63,9 +63,9 @@ struct route_row {
 	int line;
 	const char *maincf;  /* TABLE stands for the transport table's path */
 	const char *domain;
-	bool local_domain;
+	enum route_domain_class local_domain; /* false/true: remote/mydestination */
 	enum route_kind kind;
-	const char *host;    /* ROUTE_SMTP */
+	const char *host;    /* ROUTE_SMTP, ROUTE_LMTP */
 	unsigned port;
 	bool mx;
 	const char *via;
@@ -81,7 +81,8 @@ struct route_row {
 		   "discard.example discard:\n" \
 		   "bare.example smtp:\n" \
 		   "v6.example smtp:[::1]:2526\n" \
-		   "noisy.example error:nothing to see\n"
+		   "noisy.example error:nothing to see\n" \
+		   "lmtp.example lmtp:inet:[::1]:2424\n"
 
 static const struct route_row route_rows[] = {
 	{__LINE__, "transport_maps = TABLE\n", "example.com", false, ROUTE_SMTP,
@@ -123,6 +124,32 @@ static const struct route_row route_rows[] = {
 	/* the table wins over local */
 	{__LINE__, "transport_maps = TABLE\n", "example.com", true, ROUTE_SMTP,
 	 "mx.example.com", 2525, false, "transport_maps", "[mx.example.com]:2525", NULL, NULL},
+	/* issue 12: our own domains go to mailbox_transport / virtual_transport */
+	{__LINE__, "mailbox_transport = lmtp:unix:/run/dovecot/lmtp\n", "localhost",
+	 ROUTE_DOMAIN_MYDESTINATION, ROUTE_LMTP, "/run/dovecot/lmtp", 0, false,
+	 "mailbox_transport", "lmtp:unix:/run/dovecot/lmtp", NULL, NULL},
+	{__LINE__, "mailbox_transport = lmtp:inet:127.0.0.1\n", "localhost",
+	 ROUTE_DOMAIN_MYDESTINATION, ROUTE_LMTP, "127.0.0.1", 24, false, "mailbox_transport",
+	 "lmtp:inet:127.0.0.1:24", NULL, NULL},
+	{__LINE__, "virtual_transport = lmtp:inet:127.0.0.1:2424\n", "hosted.example",
+	 ROUTE_DOMAIN_VIRTUAL, ROUTE_LMTP, "127.0.0.1", 2424, false, "virtual_transport",
+	 "lmtp:inet:127.0.0.1:2424", NULL, NULL},
+	/* each applies to its own kind of domain only; empty: local Maildir */
+	{__LINE__, "virtual_transport = lmtp:inet:127.0.0.1:2424\n", "localhost",
+	 ROUTE_DOMAIN_MYDESTINATION, ROUTE_LOCAL, NULL, 0, false, "local", NULL, NULL, NULL},
+	{__LINE__, "mailbox_transport = lmtp:inet:127.0.0.1:2424\n", "hosted.example",
+	 ROUTE_DOMAIN_VIRTUAL, ROUTE_LOCAL, NULL, 0, false, "local", NULL, NULL, NULL},
+	{__LINE__, "mailbox_transport = lmtp:inet:127.0.0.1:2424\n", "other.example",
+	 ROUTE_DOMAIN_REMOTE, ROUTE_SMTP, "other.example", 25, true, "mx", "other.example",
+	 NULL, NULL},
+	{__LINE__, "mailbox_transport = local\n", "localhost", ROUTE_DOMAIN_MYDESTINATION,
+	 ROUTE_LOCAL, NULL, 0, false, "mailbox_transport", NULL, NULL, NULL},
+	/* transport_maps still wins, and may say lmtp too */
+	{__LINE__, "mailbox_transport = lmtp:unix:/run/dovecot/lmtp\ntransport_maps = TABLE\n",
+	 "example.com", ROUTE_DOMAIN_MYDESTINATION, ROUTE_SMTP, "mx.example.com", 2525, false,
+	 "transport_maps", "[mx.example.com]:2525", NULL, NULL},
+	{__LINE__, "transport_maps = TABLE\n", "lmtp.example", ROUTE_DOMAIN_REMOTE, ROUTE_LMTP,
+	 "::1", 2424, false, "transport_maps", "lmtp:inet:[::1]:2424", NULL, NULL},
 };
 
 static char *write_file(const char *dir, const char *name, const char *text)
@@ -155,11 +182,13 @@ static void check_route(const struct route_row *r, const struct route *got)
 	CHECK_AT(r->line, got->kind == r->kind, "%s: kind %d, want %d", r->domain, got->kind,
 		 r->kind);
 	CHECK_STR_AT(r->line, got->via, r->via, "via");
-	if (r->kind == ROUTE_SMTP) {
+	if (r->kind == ROUTE_SMTP || r->kind == ROUTE_LMTP) {
 		CHECK_STR_AT(r->line, got->host, r->host, "host");
 		CHECK_AT(r->line, got->port == r->port, "port %u, want %u", got->port, r->port);
 		CHECK_AT(r->line, got->mx == r->mx, "mx %d, want %d", got->mx, r->mx);
 		CHECK_STR_AT(r->line, got->key, r->key, "key");
+		CHECK_AT(r->line, got->unix_socket == (r->kind == ROUTE_LMTP && r->port == 0),
+			 "unix_socket %d", got->unix_socket);
 	}
 	if (r->kind == ROUTE_ERROR) {
 		CHECK_STR_AT(r->line, got->status, r->status, "status");
@@ -199,8 +228,27 @@ struct bad_row {
 };
 
 static const struct bad_row bad_rows[] = {
-	{__LINE__, "example.com lmtp:unix:/x\n", "transport_maps = TABLE\n",
-	 "transport_maps: TABLE: example.com: \"lmtp:unix:/x\": unknown transport"},
+	{__LINE__, "example.com pipe:/x\n", "transport_maps = TABLE\n",
+	 "transport_maps: TABLE: example.com: \"pipe:/x\": unknown transport"},
+	{__LINE__, "example.com lmtp:unix:x\n", "transport_maps = TABLE\n",
+	 "transport_maps: TABLE: example.com: lmtp:unix:x: not an absolute socket path"},
+	/* issue 12: LMTP destinations are checked at start-up, with file:line */
+	{__LINE__, "", "mailbox_transport = lmtp:inet:dovecot:24\n",
+	 "FILE:1: mailbox_transport: \"lmtp:inet:dovecot:24\": not lmtp:unix:/path or "
+	 "lmtp:inet:IP:port (an IP address: names are not resolved)"},
+	{__LINE__, "", "virtual_transport = lmtp:tcp:127.0.0.1:24\n",
+	 "FILE:1: virtual_transport: \"lmtp:tcp:127.0.0.1:24\": not lmtp:unix:/path"},
+	{__LINE__, "", "virtual_transport = lmtp:inet:127.0.0.1:70000\n",
+	 "FILE:1: virtual_transport: \"lmtp:inet:127.0.0.1:70000\""},
+	{__LINE__, "", "mailbox_transport = lmtp:unix:/" "0123456789012345678901234567890123456789"
+	 "0123456789012345678901234567890123456789012345678901234567890123456789\n",
+	 "FILE:1: mailbox_transport: lmtp:unix:/0123"},
+	{__LINE__, "", "mailbox_transport = lmtp:unix:/run/a b\n",
+	 "FILE:1: mailbox_transport: lmtp:unix:/run/a b: not an absolute socket path"},
+	{__LINE__, "", "mailbox_transport = maildrop\n",
+	 "FILE:1: mailbox_transport: \"maildrop\": unknown transport"},
+	{__LINE__, "", "lmtp_destination_concurrency_limit = 0\n",
+	 "lmtp_destination_concurrency_limit"},
 	{__LINE__, "example.com smtp:[mx.example.com:25\n", "transport_maps = TABLE\n",
 	 "bad next hop"},
 	{__LINE__, "example.com error:3.1.1 nope\n", "transport_maps = TABLE\n",
