@@ -44,6 +44,11 @@
 #include <unistd.h>
 
 #define RELAYGUARD_VERSION "0.1.0"
+/* An installed binary's configuration when -c is not given (the unit passes
+ * -c explicitly; make install SYSCONFDIR=... changes only what it writes). */
+#define INSTALLED_CONFIG "/etc/relayguard/main.cf"
+
+static bool installed; /* not run from a build tree: see running_installed() */
 
 static const char usage_main[] =
 	"usage: relayguard COMMAND [OPTIONS]\n"
@@ -151,9 +156,38 @@ static int parse_options(int argc, char **argv, bool serve, struct options *o)
 	return 0;
 }
 
+/* running_installed - is this binary outside a build tree? A build tree's
+ * binaries are build/relayguard*, next to src/cli/main.c; anywhere else
+ * (/usr/local/sbin, a package, a DESTDIR) it is installed. A run-time check
+ * rather than -DRG_INSTALLED: make install copies the binary make built. */
+static bool running_installed(void)
+{
+	char exe[PATH_MAX], probe[PATH_MAX + 32];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return false; /* cannot tell: keep the tree's behaviour */
+	exe[n] = '\0';
+	char *slash = strrchr(exe, '/');
+	if (slash == NULL)
+		return false;
+	*slash = '\0';
+	snprintf(probe, sizeof(probe), "%s/../src/cli/main.c", exe);
+	return access(probe, F_OK) != 0;
+}
+
+/* default_config_file - without -c: an installed binary reads the installed
+ * main.cf when there is one; otherwise the embedded default. */
+static const char *default_config_file(const char *given)
+{
+	if (given != NULL || !installed || access(INSTALLED_CONFIG, F_OK) != 0)
+		return given;
+	return INSTALLED_CONFIG;
+}
+
 struct config *cli_load_config(const char *file, bool serving)
 {
 	char *errors = NULL;
+	file = default_config_file(file);
 	struct config *cfg = config_load(file, &errors);
 	if (cfg == NULL) {
 		fputs(errors, stderr);
@@ -182,6 +216,12 @@ static int cmd_config(int argc, char **argv)
 			fprintf(stderr, "warning: open-relay-risk: %s\n", l);
 		free(warnings);
 	}
+	/* which file this is: a comment line, so the output is still main.cf syntax */
+	if (cfg->file != NULL)
+		printf("# relayguard config: read %s\n", cfg->file);
+	else
+		printf("# relayguard config: no file read; the embedded default (%s paths)\n",
+		       installed ? "installed" : "build tree");
 	config_print(cfg, stdout);
 	config_free(cfg);
 	return 0;
@@ -302,6 +342,8 @@ static int serve(struct config *cfg)
 		goto fail;
 	}
 	srv = server_new(cfg, err, sizeof(err));
+	if (srv != NULL)
+		server_set_selftest(srv, audit_selftest); /* SIGHUP: the same verdict as here */
 	if (srv == NULL || !server_bind(srv, err, sizeof(err)) ||
 	    !drop_privileges(cfg, err, sizeof(err)))
 		goto fail;
@@ -439,6 +481,8 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	const char *cmd = argv[1];
+	installed = running_installed();
+	config_use_installed_paths(installed);
 	if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
 		fputs(usage_main, stdout);
 		return 0;

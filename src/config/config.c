@@ -280,12 +280,37 @@ static char *system_hostname(void)
 static bool hostname_ok(const char *name);
 static void derive_mydomain(struct loader *ld);
 
+/* install and run (issue 12): an installed binary's defaults name the
+ * system's directories instead of ./var (see config_use_installed_paths) */
+static bool installed_paths;
+static const char *const installed_defaults[][2] = {
+	{"queue_directory", "/var/spool/relayguard"},
+	{"virtual_mailbox_base", "/var/mail/vhosts"},
+	{"data_directory", "/var/lib/relayguard"},
+};
+
+void config_use_installed_paths(bool on)
+{
+	installed_paths = on;
+}
+
+/* set_installed_defaults - replace the tree-relative defaults. */
+static void set_installed_defaults(struct loader *ld)
+{
+	for (size_t k = 0; installed_paths && k < RG_ARRAY_LEN(installed_defaults); k++) {
+		size_t i = idx(installed_defaults[k][0]);
+		free(ld->raw[i]);
+		ld->raw[i] = xstrdup(installed_defaults[k][1]);
+	}
+}
+
 static void set_defaults(struct loader *ld)
 {
 	for (size_t i = 0; i < N_PARAMS; i++) {
 		if (params[i].def != NULL)
 			ld->raw[i] = xstrdup(params[i].def);
 	}
+	set_installed_defaults(ld);
 	size_t host = param_index("myhostname", 10);
 	ld->raw[host] = system_hostname();
 	if (!hostname_ok(ld->raw[host])) {
