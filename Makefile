@@ -130,13 +130,15 @@ SPOOLDIRS  ?= /var/spool/relayguard /var/mail/vhosts /var/lib/relayguard
 # yes: also $(SBINDIR)/sendmail -> relayguard (the sendmail command, issue 12;
 # off by default so an installed MTA's /usr/sbin/sendmail is never replaced)
 INSTALL_SENDMAIL ?= no
+# the binary to install (the tests install the ASan build this way too)
+INSTALL_BIN ?= build/relayguard
 MAN5 := $(wildcard doc/*.5)
 MAN8 := $(wildcard doc/*.8)
 
 .PHONY: install uninstall
-install: build/relayguard
+install: $(INSTALL_BIN)
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/relayguard $(DESTDIR)$(UNITDIR)
-	install -m 755 build/relayguard $(DESTDIR)$(SBINDIR)/relayguard
+	install -m 755 $(INSTALL_BIN) $(DESTDIR)$(SBINDIR)/relayguard
 	$(if $(MAN5),install -d $(DESTDIR)$(MANDIR)/man5 && install -m 644 $(MAN5) $(DESTDIR)$(MANDIR)/man5/)
 	$(if $(MAN8),install -d $(DESTDIR)$(MANDIR)/man8 && install -m 644 $(MAN8) $(DESTDIR)$(MANDIR)/man8/)
 	install -m 644 etc/main.cf.example $(DESTDIR)$(SYSCONFDIR)/relayguard/main.cf.example
