@@ -10,7 +10,8 @@
  *	relayguard audit | explain ...   (audit_cmd.c)
  *	relayguard --help | --version
  *
- * Owns: argument parsing, start-up order (load config, bind, prepare
+ * Owns: argument parsing, whether this binary is installed (its default
+ * configuration file and paths), start-up order (load config, bind, prepare
  * directories, drop privileges, run) and exit statuses:
  *	0 ok, 64 usage error, 78 configuration error, 1 anything else.
  */
@@ -76,7 +77,11 @@ static const char usage_main[] =
 	"STARTTLS required) and :2465 (submissions, implicit TLS) with a self-signed\n"
 	"certificate made in ./var/data, mydestination = localhost, one mailbox\n"
 	"(postmaster), queue and Maildirs under ./var, mynetworks = 127.0.0.0/8 [::1]/128.\n"
-	"AUTH is off until smtpd_sasl_auth_enable = yes and smtpd_sasl_path are set.\n";
+	"AUTH is off until smtpd_sasl_auth_enable = yes and smtpd_sasl_path are set.\n"
+	"Installed (make install: not run from its build tree), relayguard reads\n"
+	INSTALLED_CONFIG " when there is one, and its defaults put the queue\n"
+	"in /var/spool/relayguard, Maildirs in /var/mail/vhosts and the certificate\n"
+	"in /var/lib/relayguard.\n";
 
 static const char usage_serve[] =
 	"usage: relayguard serve [-c FILE] [--log-format plain|json] [--debug]\n"
@@ -95,7 +100,11 @@ static const char usage_serve[] =
 	"\n"
 	"Stop with Ctrl-C or SIGTERM: no new connections are taken, messages in\n"
 	"progress are finished, other sessions get 421, then it exits.\n"
-	"When started as root it binds its ports, then runs as mail_owner.\n";
+	"SIGHUP re-reads the configuration file: new sessions use it, open ones\n"
+	"finish on the old one; a file with errors, or one the relay self-test\n"
+	"refuses, is not taken (\"reload refused: ...\" in the log).\n"
+	"When started as root it binds its ports, then runs as mail_owner.\n"
+	"Under systemd (Type=notify) it reports READY=1 once it accepts mail.\n";
 
 static const char usage_passwd[] =
 	"usage: relayguard passwd [--scheme SCHEME] [PASSWORD]\n"

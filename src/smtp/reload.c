@@ -126,31 +126,31 @@ void confset_session_started(struct confset *cs, const void *session)
 	cs->current->sessions++;
 }
 
-/* retire_if_unused - unlink and free g once no session holds it. */
-static void retire_if_unused(struct confset *cs, struct generation *g)
-{
-	if (g == cs->current || g->sessions > 0)
-		return;
-	for (struct generation **pp = &cs->retired; *pp != NULL; pp = &(*pp)->next) {
-		if (*pp == g) {
-			*pp = g->next;
-			generation_free(g);
-			return;
-		}
-	}
-}
-
-void confset_session_ended(struct confset *cs, const void *session)
+bool confset_session_ended(struct confset *cs, const void *session)
 {
 	for (struct holder **pp = &cs->table[bucket(session)]; *pp != NULL; pp = &(*pp)->next) {
 		struct holder *h = *pp;
 		if (h->session != session)
 			continue;
 		*pp = h->next;
-		h->gen->sessions--;
-		retire_if_unused(cs, h->gen);
+		struct generation *g = h->gen;
 		free(h);
-		return;
+		return --g->sessions == 0 && g != cs->current;
+	}
+	return false;
+}
+
+void confset_collect(struct confset *cs)
+{
+	struct generation **pp = &cs->retired;
+	while (*pp != NULL) {
+		struct generation *g = *pp;
+		if (g->sessions > 0) {
+			pp = &g->next;
+			continue;
+		}
+		*pp = g->next;
+		generation_free(g);
 	}
 }
 
@@ -160,7 +160,7 @@ void confset_install(struct confset *cs, struct config *cfg)
 	cs->current = generation_new(cfg, true);
 	old->next = cs->retired;
 	cs->retired = old;
-	retire_if_unused(cs, old);
+	confset_collect(cs); /* on the loop, not inside a session: freed at once if unused */
 }
 
 size_t confset_retired(const struct confset *cs)

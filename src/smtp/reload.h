@@ -23,8 +23,12 @@ struct confset *confset_new(const struct config *startup);
 const struct config *confset_current(const struct confset *cs);
 /* confset_session_started - session (any unique pointer) uses the current one. */
 void confset_session_started(struct confset *cs, const void *session);
-/* confset_session_ended - a replaced configuration goes with its last session. */
-void confset_session_ended(struct confset *cs, const void *session);
+/* confset_session_ended - true when a replaced configuration has no session
+ * left: call confset_collect() once the ending session is completely gone
+ * (it may still read its configuration while it is being freed). */
+bool confset_session_ended(struct confset *cs, const void *session);
+/* confset_collect - free the replaced configurations no session holds. */
+void confset_collect(struct confset *cs);
 /* confset_install - cfg (taken) becomes current; the previous one is retired. */
 void confset_install(struct confset *cs, struct config *cfg);
 /* confset_retired - replaced configurations still held by sessions. */

@@ -69,6 +69,7 @@ struct server {
 	int (*selftest)(const struct config *cfg); /* relay self-test, also on reload */
 	bool reloading;               /* a reload job is on a worker */
 	bool reload_again;            /* SIGHUP arrived meanwhile: reload once more */
+	struct event *collect;        /* frees unused configurations after a session's end */
 	struct event_base *base;
 	struct workers *workers;      /* queue commits */
 	struct workers *spoolers;     /* spool writes, apart from the commits */
@@ -196,7 +197,10 @@ void server_session_closed(struct server *srv, struct session *s)
 	if (l->next)
 		session_link(l->next)->prev = l->prev;
 	srv->n_sessions--;
-	confset_session_ended(srv->configs, s); /* a replaced configuration may go now */
+	if (confset_session_ended(srv->configs, s)) { /* its configuration: after the session */
+		static const struct timeval now = {0, 0};
+		evtimer_add(srv->collect, &now);
+	}
 	ip_count_add(srv, session_client_ip(s), -1);
 	check_exit(srv);
 }
@@ -638,6 +642,15 @@ size_t server_data_pressure_mark(const struct server *srv)
 	return srv->data_pressure_mark;
 }
 
+/* on_collect - a session that held a replaced configuration has been freed. */
+static void on_collect(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+	(void)fd;
+	(void)what;
+	confset_collect(srv->configs);
+}
+
 struct server *server_new(const struct config *cfg, char *err, size_t errlen)
 {
 	struct server *srv = xcalloc(1, sizeof(*srv));
@@ -655,6 +668,7 @@ struct server *server_new(const struct config *cfg, char *err, size_t errlen)
 							    (uint64_t)rl.rlim_cur);
 	srv->data_pressure_mark = (size_t)(cfg->smtpd_data_memory_limit / 2);
 	srv->accept_pause = evtimer_new(srv->base, on_accept_resume, srv);
+	srv->collect = evtimer_new(srv->base, on_collect, srv);
 	srv->space_timer = event_new(srv->base, -1, EV_PERSIST, on_space_timer, srv);
 	srv->lockout = lockout_new((unsigned)cfg->smtpd_sasl_failure_limit,
 				   (unsigned)cfg->smtpd_sasl_failure_window,
@@ -947,6 +961,8 @@ void server_free(struct server *srv)
 		event_free(srv->accept_pause);
 	if (srv->space_timer)
 		event_free(srv->space_timer);
+	if (srv->collect)
+		event_free(srv->collect);
 	for (size_t i = 0; i < IP_BUCKETS; i++) {
 		while (srv->ip_table[i]) {
 			struct ip_count *e = srv->ip_table[i];

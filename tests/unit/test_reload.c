@@ -143,14 +143,21 @@ static void test_generations(void)
 	confset_install(cs, b);
 	CHECK(confset_retired(cs) == 2, "start-up (s1) and a (s2, s3): got %zu",
 	      confset_retired(cs));
-	confset_session_ended(cs, &s1);
+	CHECK(confset_session_ended(cs, &s1), "the start-up one has no session left");
+	CHECK(confset_retired(cs) == 2, "kept until collected: the session may still read it");
+	confset_collect(cs);
 	CHECK(confset_retired(cs) == 1, "the start-up one is released: got %zu",
 	      confset_retired(cs));
-	confset_session_ended(cs, &s2);
+	CHECK(!confset_session_ended(cs, &s2), "a is held by s3 still");
+	confset_collect(cs);
 	CHECK(confset_retired(cs) == 1, "a is held by s3 still");
-	confset_session_ended(cs, &s3);
+	CHECK(confset_session_ended(cs, &s3), "a's last session");
+	confset_collect(cs);
 	CHECK(confset_retired(cs) == 0, "a is freed with its last session");
-	confset_session_ended(cs, &s3); /* unknown by now: nothing happens */
+	CHECK(!confset_session_ended(cs, &s3), "unknown by now: nothing happens");
+	int s4;
+	confset_session_started(cs, &s4);
+	CHECK(!confset_session_ended(cs, &s4), "the current one is never released");
 	CHECK(confset_current(cs) == b, "b stays current");
 	confset_install(cs, load("")); /* no session held b: freed at once */
 	CHECK(confset_retired(cs) == 0, "an unused configuration is not kept");
