@@ -7,6 +7,8 @@
 #   make bench-probe  nmap's smtp-open-relay vs relayguard probe on real MTAs (root)
 #   make bench-outbound  relaying to smtp-sink: relayguard vs Postfix, deferred queue (root)
 #   make bench-abuse  cost of the rate limits and hijack checks, in-process and via Redis
+#   make install    binary, manual pages, /etc/relayguard/main.cf, systemd unit (PREFIX, DESTDIR)
+#   make uninstall  the same files again (queue, mail and a changed main.cf are kept)
 
 CC      ?= cc
 PKGS    := libevent libevent_pthreads libevent_openssl openssl libcares libpsl libxcrypt hiredis libcurl zlib libsystemd

@@ -477,6 +477,7 @@ static int cmd_serve(int argc, char **argv)
 		return rc;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	signal(SIGHUP, SIG_IGN); /* a reload before the loop runs: the file was just read */
 	raise_fd_limit();
 	rc = serve(cfg);
 	config_free(cfg);
