@@ -787,6 +787,25 @@ static void refuse_reload(struct reload_job *j)
 	notify_ready("reload refused; running on the previous configuration");
 }
 
+/* keep_running - values sessions read that only a restart changes: the new
+ * configuration carries the running ones, so a session never mixes them
+ * (its EHLO name with the queue manager's, its lock-out text with the table's). */
+static void keep_running(const struct server *srv, struct config *next)
+{
+	const struct config *run = srv->cfg;
+	free(next->myhostname);
+	next->myhostname = xstrdup(run->myhostname);
+	next->smtpd_sasl_lockout_time = run->smtpd_sasl_lockout_time;
+	next->smtpd_data_memory_limit = run->smtpd_data_memory_limit;
+	/* no TLS at start: no submission listeners, and no certificate loaded */
+	if (srv->tls == NULL && next->smtpd_tls_security_level != TLS_NONE) {
+		next->smtpd_tls_security_level = run->smtpd_tls_security_level;
+		next->submission_tls_security_level = run->submission_tls_security_level;
+		log_ev(LOG_WARNING, "reload-needs-restart", {"param", "smtpd_tls_security_level"},
+		       {"action", "TLS was off at start, so no certificate is loaded; restart"});
+	}
+}
+
 /* apply_reload - new sessions get j->cfg; what it cannot change is logged. */
 static void apply_reload(struct reload_job *j)
 {
@@ -796,6 +815,7 @@ static void apply_reload(struct reload_job *j)
 	for (size_t i = 0; i < n && i < RG_ARRAY_LEN(names); i++)
 		log_ev(LOG_WARNING, "reload-needs-restart", {"param", names[i]},
 		       {"action", "changed in the file; the running value stays until a restart"});
+	keep_running(srv, j->cfg);
 	confset_install(srv->configs, j->cfg);
 	j->cfg = NULL;
 	const char *file = j->file ? j->file : "(embedded default)";

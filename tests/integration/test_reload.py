@@ -139,6 +139,21 @@ class Reload(unittest.TestCase):
             with self.assertRaises(OSError):
                 socket.create_connection(('127.0.0.1', other), timeout=1).close()
 
+    def test_values_only_a_restart_changes_stay_as_they_run(self):
+        no_tls = {'smtpd_tls_security_level': 'none', 'submission_listen': '',
+                  'submissions_listen': ''}
+        with Server(overrides=no_tls) as srv:
+            rewrite(srv, {'myhostname': 'other.relayguard.test',
+                          'smtpd_tls_security_level': 'may'})
+            log = hup(srv)
+            self.assertRegex(log, r'reload-needs-restart param=myhostname ')
+            self.assertRegex(log, r'reload-needs-restart param=smtpd_tls_security_level ')
+            with Conn(srv.port, source=UNTRUSTED) as c:
+                code, text = c.cmd('EHLO client.example.org')
+                self.assertEqual(code, 250)
+                self.assertTrue(text.startswith(srv.hostname), text)  # the running name
+                self.assertNotIn('STARTTLS', text)  # no certificate was loaded at start
+
 
 class Notify(unittest.TestCase):
     """sd_notify: the datagrams a Type=notify unit's manager would get."""
