@@ -39,9 +39,3 @@ void notify_stopping(const char *status)
 {
 	notify_send("STOPPING=1", status);
 }
-
-void notify_status(const char *status)
-{
-	if (status != NULL && getenv("NOTIFY_SOCKET") != NULL)
-		sd_notifyf(0, "STATUS=%s", status);
-}

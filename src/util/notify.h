@@ -10,13 +10,13 @@
 #ifndef RG_NOTIFY_H
 #define RG_NOTIFY_H
 
+/* Each message carries STATUS=status (when not NULL) for systemctl status. */
+
 /* notify_ready - the listeners accept and the queue is recovered. */
 void notify_ready(const char *status);
 /* notify_reloading - a SIGHUP reload started (READY=1 again when it ends). */
 void notify_reloading(void);
 /* notify_stopping - SIGTERM: no new connections, finishing the current ones. */
 void notify_stopping(const char *status);
-/* notify_status - a one-line STATUS= for systemctl status. */
-void notify_status(const char *status);
 
 #endif
