@@ -80,7 +80,17 @@ class Reload(unittest.TestCase):
             self.assertRegex(log, r'info reloaded config=%s' % re.escape(srv.config_path))
             self.assertEqual(new_session_rcpt(srv.port, UNTRUSTED), 250)  # now trusted
             self.assertEqual(rcpt_code(before), RELAY_DENIED)  # started before: old policy
+            # its message goes through on the configuration it started with; another
+            # reload meanwhile, and the old one is released only after it ends
+            self.assertEqual(rcpt_code(before, 'postmaster@localhost'), 250)
+            self.assertEqual(before.cmd('DATA')[0], 354)
+            before.send('Subject: across a reload\r\n\r\nhello\r\n')
+            hup(srv)
+            self.assertEqual(before.cmd('.')[0], 250)
+            self.assertEqual(before.cmd('QUIT')[0], 221)
             before.close()
+            srv.wait_maildir('localhost', 'postmaster')
+            hup(srv)
 
     def test_changed_restriction_applies_to_new_sessions(self):
         with Server() as srv:
