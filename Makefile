@@ -8,9 +8,11 @@
 #   make bench-probe  nmap's smtp-open-relay vs relayguard probe on real MTAs (root)
 #   make bench-outbound  relaying to smtp-sink: relayguard vs Postfix, deferred queue (root)
 #   make bench-abuse  cost of the rate limits and hijack checks, in-process and via Redis
+#   make install    binary, manual pages, /etc/relayguard/main.cf, systemd unit (PREFIX, DESTDIR)
+#   make uninstall  the same files again (queue, mail and a changed main.cf are kept)
 
 CC      ?= cc
-PKGS    := libevent libevent_pthreads libevent_openssl openssl libcares libpsl libxcrypt hiredis libcurl zlib
+PKGS    := libevent libevent_pthreads libevent_openssl openssl libcares libpsl libxcrypt hiredis libcurl zlib libsystemd
 # snprintf truncation into bounded reply/log buffers is deliberate, hence -Wno-format-truncation
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wno-format-truncation
 BASE    := -std=c17 -D_GNU_SOURCE -Isrc -pthread
@@ -118,6 +120,60 @@ clean:
 .PHONY: man
 man: build/relayguard
 	./build/relayguard config --man > doc/relayguard.conf.5
+
+# make install [PREFIX=/usr/local] [DESTDIR=...] [INSTALL_SENDMAIL=yes]
+# The same binary make built: it knows it is installed by where it runs
+# (not next to src/cli/main.c), and then defaults to /etc/relayguard/main.cf
+# and /var/spool/relayguard, /var/mail/vhosts, /var/lib/relayguard.
+# The unit goes to $(PREFIX)/lib/systemd/system: systemd reads both
+# /usr/lib/systemd/system and /usr/local/lib/systemd/system, and a
+# /usr/local install then stays under /usr/local (make uninstall removes it).
+# main.cf is installed only when there is none (an administrator's file is
+# never overwritten); uninstall removes it only if it is still the example.
+PREFIX     ?= /usr/local
+SBINDIR    ?= $(PREFIX)/sbin
+MANDIR     ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+SPOOLDIRS  ?= /var/spool/relayguard /var/mail/vhosts /var/lib/relayguard
+# yes: also $(SBINDIR)/sendmail -> relayguard (the sendmail command, issue 12;
+# off by default so an installed MTA's /usr/sbin/sendmail is never replaced)
+INSTALL_SENDMAIL ?= no
+# the binary to install (the tests install the ASan build this way too)
+INSTALL_BIN ?= build/relayguard
+MAN5 := $(wildcard doc/*.5)
+MAN8 := $(wildcard doc/*.8)
+
+.PHONY: install uninstall
+install: $(INSTALL_BIN)
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/relayguard $(DESTDIR)$(UNITDIR)
+	install -m 755 $(INSTALL_BIN) $(DESTDIR)$(SBINDIR)/relayguard
+	$(if $(MAN5),install -d $(DESTDIR)$(MANDIR)/man5 && install -m 644 $(MAN5) $(DESTDIR)$(MANDIR)/man5/)
+	$(if $(MAN8),install -d $(DESTDIR)$(MANDIR)/man8 && install -m 644 $(MAN8) $(DESTDIR)$(MANDIR)/man8/)
+	install -m 644 etc/main.cf.example $(DESTDIR)$(SYSCONFDIR)/relayguard/main.cf.example
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/relayguard/main.cf ]; then \
+		echo "kept $(DESTDIR)$(SYSCONFDIR)/relayguard/main.cf (yours)"; \
+	else install -m 644 etc/main.cf.example $(DESTDIR)$(SYSCONFDIR)/relayguard/main.cf; fi
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+		etc/relayguard.service.in > $(DESTDIR)$(UNITDIR)/relayguard.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/relayguard.service
+	for d in $(SPOOLDIRS); do install -d -m 755 $(DESTDIR)$$d; done
+	$(if $(filter yes,$(INSTALL_SENDMAIL)),ln -sf relayguard $(DESTDIR)$(SBINDIR)/sendmail)
+	@echo "installed; as root: useradd --system --no-create-home --shell /usr/sbin/nologin relayguard;"
+	@echo "  systemctl daemon-reload && systemctl enable --now relayguard"
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/relayguard $(DESTDIR)$(UNITDIR)/relayguard.service
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man5/,$(notdir $(MAN5))) \
+		$(addprefix $(DESTDIR)$(MANDIR)/man8/,$(notdir $(MAN8)))
+	@if [ -L $(DESTDIR)$(SBINDIR)/sendmail ] && \
+	    [ "$$(readlink $(DESTDIR)$(SBINDIR)/sendmail)" = relayguard ]; then \
+		rm -f $(DESTDIR)$(SBINDIR)/sendmail; fi
+	@f=$(DESTDIR)$(SYSCONFDIR)/relayguard; \
+	if cmp -s $$f/main.cf $$f/main.cf.example; then rm -f $$f/main.cf; \
+	elif [ -e $$f/main.cf ]; then echo "kept $$f/main.cf (changed)"; fi; \
+	rm -f $$f/main.cf.example; rmdir $$f 2>/dev/null || true
+	@echo "queue and mail are kept: $(SPOOLDIRS)"
 
 # Fuzzing (clang + libFuzzer, installed by deps.sh fuzz): make fuzz FUZZ_SECONDS=60
 FUZZ_SECONDS ?= 30

@@ -7,13 +7,15 @@
 set -eu
 
 # libc6-dev: only a Recommends of gcc, and apt-get here skips recommends.
-build_pkgs="gcc libc6-dev make pkg-config libevent-dev libssl-dev libc-ares-dev libpsl-dev libcrypt-dev libhiredis-dev libcurl4-openssl-dev zlib1g-dev"
+# libsystemd-dev: sd_notify for the Type=notify unit (etc/relayguard.service.in).
+build_pkgs="gcc libc6-dev make pkg-config libevent-dev libssl-dev libc-ares-dev libpsl-dev libcrypt-dev libhiredis-dev libcurl4-openssl-dev zlib1g-dev libsystemd-dev"
 # libnet-ssleay-perl, libio-socket-ssl-perl: swaks --tls/--tlsc need them and
 # Debian only recommends them. unbound, ldnsutils: the DANE tests (a validating
 # resolver on a loopback port; ldns-signzone signs the test zones). python3-jsonschema:
 # the TLS-RPT test validates the report against RFC 8460. redis-server: shared_state.
-test_pkgs="python3 swaks libnet-ssleay-perl libio-socket-ssl-perl procps dnsmasq-base openssl dovecot-core fail2ban redis-server unbound ldnsutils python3-jsonschema mandoc prometheus dovecot-lmtpd"
+test_pkgs="python3 swaks libnet-ssleay-perl libio-socket-ssl-perl procps dnsmasq-base openssl dovecot-core fail2ban redis-server unbound ldnsutils python3-jsonschema mandoc prometheus dovecot-lmtpd systemd"
 # dovecot-lmtpd: the LMTP delivery tests (mailbox_transport = lmtp:...).
+# systemd: systemd-analyze verify/security of the unit (test_install; not started).
 fuzz_pkgs="clang"
 
 case "${1:-build}" in

@@ -10,7 +10,8 @@
  *	relayguard audit | explain ...   (audit_cmd.c)
  *	relayguard --help | --version
  *
- * Owns: argument parsing, start-up order (load config, bind, prepare
+ * Owns: argument parsing, whether this binary is installed (its default
+ * configuration file and paths), start-up order (load config, bind, prepare
  * directories, drop privileges, run) and exit statuses:
  *	0 ok, 64 usage error, 78 configuration error, 1 anything else.
  */
@@ -45,6 +46,11 @@
 #include <unistd.h>
 
 #define RELAYGUARD_VERSION "0.1.0"
+/* An installed binary's configuration when -c is not given (the unit passes
+ * -c explicitly; make install SYSCONFDIR=... changes only what it writes). */
+#define INSTALLED_CONFIG "/etc/relayguard/main.cf"
+
+static bool installed; /* not run from a build tree: see running_installed() */
 
 static const char usage_main[] =
 	"usage: relayguard COMMAND [OPTIONS]\n"
@@ -75,7 +81,11 @@ static const char usage_main[] =
 	"STARTTLS required) and :2465 (submissions, implicit TLS) with a self-signed\n"
 	"certificate made in ./var/data, mydestination = localhost, one mailbox\n"
 	"(postmaster), queue and Maildirs under ./var, mynetworks = 127.0.0.0/8 [::1]/128.\n"
-	"AUTH is off until smtpd_sasl_auth_enable = yes and smtpd_sasl_path are set.\n";
+	"AUTH is off until smtpd_sasl_auth_enable = yes and smtpd_sasl_path are set.\n"
+	"Installed (make install: not run from its build tree), relayguard reads\n"
+	INSTALLED_CONFIG " when there is one, and its defaults put the queue\n"
+	"in /var/spool/relayguard, Maildirs in /var/mail/vhosts and the certificate\n"
+	"in /var/lib/relayguard.\n";
 
 static const char usage_serve[] =
 	"usage: relayguard serve [-c FILE] [--log-format plain|json] [--debug]\n"
@@ -94,7 +104,11 @@ static const char usage_serve[] =
 	"\n"
 	"Stop with Ctrl-C or SIGTERM: no new connections are taken, messages in\n"
 	"progress are finished, other sessions get 421, then it exits.\n"
-	"When started as root it binds its ports, then runs as mail_owner.\n";
+	"SIGHUP re-reads the configuration file: new sessions use it, open ones\n"
+	"finish on the old one; a file with errors, or one the relay self-test\n"
+	"refuses, is not taken (\"reload refused: ...\" in the log).\n"
+	"When started as root it binds its ports, then runs as mail_owner.\n"
+	"Under systemd (Type=notify) it reports READY=1 once it accepts mail.\n";
 
 static const char usage_passwd[] =
 	"usage: relayguard passwd [--scheme SCHEME] [PASSWORD]\n"
@@ -156,9 +170,38 @@ static int parse_options(int argc, char **argv, bool serve, struct options *o)
 	return 0;
 }
 
+/* running_installed - is this binary outside a build tree? A build tree's
+ * binaries are build/relayguard*, next to src/cli/main.c; anywhere else
+ * (/usr/local/sbin, a package, a DESTDIR) it is installed. A run-time check
+ * rather than -DRG_INSTALLED: make install copies the binary make built. */
+static bool running_installed(void)
+{
+	char exe[PATH_MAX], probe[PATH_MAX + 32];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return false; /* cannot tell: keep the tree's behaviour */
+	exe[n] = '\0';
+	char *slash = strrchr(exe, '/');
+	if (slash == NULL)
+		return false;
+	*slash = '\0';
+	snprintf(probe, sizeof(probe), "%s/../src/cli/main.c", exe);
+	return access(probe, F_OK) != 0;
+}
+
+/* default_config_file - without -c: an installed binary reads the installed
+ * main.cf when there is one; otherwise the embedded default. */
+static const char *default_config_file(const char *given)
+{
+	if (given != NULL || !installed || access(INSTALLED_CONFIG, F_OK) != 0)
+		return given;
+	return INSTALLED_CONFIG;
+}
+
 struct config *cli_load_config(const char *file, bool serving)
 {
 	char *errors = NULL;
+	file = default_config_file(file);
 	struct config *cfg = config_load(file, &errors);
 	if (cfg == NULL) {
 		fputs(errors, stderr);
@@ -191,6 +234,12 @@ static int cmd_config(int argc, char **argv)
 			fprintf(stderr, "warning: open-relay-risk: %s\n", l);
 		free(warnings);
 	}
+	/* which file this is: a comment line, so the output is still main.cf syntax */
+	if (cfg->file != NULL)
+		printf("# relayguard config: read %s\n", cfg->file);
+	else
+		printf("# relayguard config: no file read; the embedded default (%s paths)\n",
+		       installed ? "installed" : "build tree");
 	config_print(cfg, stdout);
 	config_free(cfg);
 	return 0;
@@ -311,6 +360,8 @@ static int serve(struct config *cfg)
 		goto fail;
 	}
 	srv = server_new(cfg, err, sizeof(err));
+	if (srv != NULL)
+		server_set_selftest(srv, audit_selftest); /* SIGHUP: the same verdict as here */
 	if (srv == NULL || !server_bind(srv, err, sizeof(err)) ||
 	    !drop_privileges(cfg, err, sizeof(err)))
 		goto fail;
@@ -435,6 +486,7 @@ static int cmd_serve(int argc, char **argv)
 		return rc;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	signal(SIGHUP, SIG_IGN); /* a reload before the loop runs: the file was just read */
 	raise_fd_limit();
 	rc = serve(cfg);
 	config_free(cfg);
@@ -483,6 +535,8 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	const char *cmd = argv[1];
+	installed = running_installed();
+	config_use_installed_paths(installed);
 	if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
 		fputs(usage_main, stdout);
 		return 0;

@@ -100,12 +100,40 @@ static char *system_hostname(void)
 
 static void derive_mydomain(struct loader *ld);
 
+/* install and run (issue 12): an installed binary's defaults name the
+ * system's directories instead of ./var (see config_use_installed_paths) */
+static bool installed_paths;
+static const struct {
+	enum param_id param;
+	const char *path;
+} installed_defaults[] = {
+	{PARAM_queue_directory, "/var/spool/relayguard"},
+	{PARAM_virtual_mailbox_base, "/var/mail/vhosts"},
+	{PARAM_data_directory, "/var/lib/relayguard"},
+};
+
+void config_use_installed_paths(bool on)
+{
+	installed_paths = on;
+}
+
+/* set_installed_defaults - replace the tree-relative defaults. */
+static void set_installed_defaults(struct loader *ld)
+{
+	for (size_t k = 0; installed_paths && k < RG_ARRAY_LEN(installed_defaults); k++) {
+		size_t i = installed_defaults[k].param;
+		free(ld->raw[i]);
+		ld->raw[i] = xstrdup(installed_defaults[k].path);
+	}
+}
+
 static void set_defaults(struct loader *ld)
 {
 	for (size_t i = 0; i < PARAM_COUNT; i++) {
 		if (config_params[i].def != NULL)
 			ld->raw[i] = xstrdup(config_params[i].def);
 	}
+	set_installed_defaults(ld);
 	size_t host = PARAM_myhostname;
 	ld->raw[host] = system_hostname();
 	if (!config_hostname_ok(ld->raw[host])) {

@@ -206,6 +206,12 @@ bool config_needs_tls(const struct config *cfg);
 /* Is ip in one of the n networks of list? */
 bool config_in_networks(const struct cidr *list, size_t n, const struct rg_ip *ip);
 
+/* Install and run (issue 12): true makes the defaults of queue_directory,
+ * virtual_mailbox_base and data_directory /var/spool/relayguard,
+ * /var/mail/vhosts and /var/lib/relayguard instead of ./var/...; set once,
+ * before any config_load (main.c: when the binary is not in a build tree). */
+void config_use_installed_paths(bool on);
+
 /* Is ip in mynetworks? */
 bool config_in_mynetworks(const struct config *cfg, const struct rg_ip *ip);
 

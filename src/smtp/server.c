@@ -13,9 +13,11 @@
 #include "policy/policy.h"
 #include "qmgr/qmgr.h"
 #include "qmgr/transport_smtp.h"
+#include "smtp/reload.h"
 #include "smtp/session.h"
 #include "tls/tls.h"
 #include "util/log.h"
+#include "util/notify.h"
 #include "util/util.h"
 #include "util/workers.h"
 
@@ -64,7 +66,12 @@ struct ip_count {
 };
 
 struct server {
-	const struct config *cfg;
+	const struct config *cfg;     /* the start-up one: everything built once uses it */
+	struct confset *configs;      /* what new sessions get; replaced ones until unused */
+	int (*selftest)(const struct config *cfg); /* relay self-test, also on reload */
+	bool reloading;               /* a reload job is on a worker */
+	bool reload_again;            /* SIGHUP arrived meanwhile: reload once more */
+	struct event *collect;        /* frees unused configurations after a session's end */
 	struct event_base *base;
 	struct workers *workers;      /* queue commits */
 	struct workers *spoolers;     /* spool writes, apart from the commits */
@@ -79,7 +86,7 @@ struct server {
 	struct ip_count *ip_table[IP_BUCKETS];
 	bool stopping;
 	bool grace_over;              /* stopping, and the grace period has passed */
-	struct event *sig_term, *sig_int, *grace;
+	struct event *sig_term, *sig_int, *sig_hup, *grace;
 	struct dns *dns;
 	struct tls_server *tls;        /* NULL: no listener uses TLS */
 	struct auth *auth;             /* NULL: smtpd_sasl_auth_enable = no */
@@ -119,7 +126,7 @@ struct abuse *server_abuse(const struct server *srv)
 
 const struct config *server_config(const struct server *srv)
 {
-	return srv->cfg;
+	return confset_current(srv->configs);
 }
 
 const struct addr_domains *server_domains(const struct server *srv)
@@ -194,6 +201,10 @@ void server_session_closed(struct server *srv, struct session *s)
 		session_link(l->next)->prev = l->prev;
 	srv->n_sessions--;
 	mev_session_open(-1);
+	if (confset_session_ended(srv->configs, s)) { /* its configuration: after the session */
+		static const struct timeval now = {0, 0};
+		evtimer_add(srv->collect, &now);
+	}
 	ip_count_add(srv, session_client_ip(s), -1);
 	check_exit(srv);
 }
@@ -325,12 +336,13 @@ static void on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sock
 		mev_connection_refused("rate");
 		return;
 	}
-	unsigned limit = (unsigned)srv->cfg->smtpd_client_connection_count_limit; /* 0: none */
+	const struct config *cfg = server_config(srv); /* reloadable: the current one */
+	unsigned limit = (unsigned)cfg->smtpd_client_connection_count_limit; /* 0: none */
 	if (ip_count_add(srv, &ip, +1) > limit && limit != 0) {
 		char text[RG_IP_STRLEN], line[256];
 		ip_format(&ip, text, sizeof(text));
 		snprintf(line, sizeof(line), "421 4.7.0 %s Error: too many connections from %s",
-			 srv->cfg->myhostname, text);
+			 cfg->myhostname, text);
 		log_ev(LOG_WARNING, "connection-limit", {"client", text}, {"reply", line});
 		mev_connection_refused("limit");
 		ip_count_add(srv, &ip, -1);
@@ -347,6 +359,7 @@ static void on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sock
 		ip_count_add(srv, &ip, -1);
 		return;
 	}
+	confset_session_started(srv->configs, s); /* it read server_config() */
 	struct session_link *link = session_link(s);
 	link->prev = NULL;
 	link->next = srv->sessions;
@@ -646,10 +659,20 @@ size_t server_data_pressure_mark(const struct server *srv)
 	return srv->data_pressure_mark;
 }
 
+/* on_collect - a session that held a replaced configuration has been freed. */
+static void on_collect(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+	(void)fd;
+	(void)what;
+	confset_collect(srv->configs);
+}
+
 struct server *server_new(const struct config *cfg, char *err, size_t errlen)
 {
 	struct server *srv = xcalloc(1, sizeof(*srv));
 	srv->cfg = cfg;
+	srv->configs = confset_new(cfg);
 	srv->base = event_base_new();
 	if (srv->base == NULL) {
 		snprintf(err, errlen, "cannot create the event loop");
@@ -662,6 +685,7 @@ struct server *server_new(const struct config *cfg, char *err, size_t errlen)
 							    (uint64_t)rl.rlim_cur);
 	srv->data_pressure_mark = (size_t)(cfg->smtpd_data_memory_limit / 2);
 	srv->accept_pause = evtimer_new(srv->base, on_accept_resume, srv);
+	srv->collect = evtimer_new(srv->base, on_collect, srv);
 	srv->space_timer = event_new(srv->base, -1, EV_PERSIST, on_space_timer, srv);
 	srv->lockout = lockout_new((unsigned)cfg->smtpd_sasl_failure_limit,
 				   (unsigned)cfg->smtpd_sasl_failure_window,
@@ -726,6 +750,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	srv->stopping = true;
 	log_ev(LOG_INFO, "shutdown", {"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"},
 	       {"action", "no new connections; finishing current messages"});
+	notify_stopping("stopping: no new connections, finishing current messages");
 	stop_listening(srv);
 	qmgr_stop(srv->qmgr, on_qmgr_idle, srv);
 	struct session *next;
@@ -737,6 +762,132 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	srv->grace = evtimer_new(srv->base, on_grace_over, srv);
 	evtimer_add(srv->grace, &tv);
 	check_exit(srv);
+}
+
+/* A SIGHUP reload: the file is read and the self-test run on a worker
+ * (file reads and the audit stay off the loop); the verdict on the loop. */
+struct reload_job {
+	struct server *srv;
+	char *file;                 /* NULL: the embedded default */
+	struct config *cfg;         /* NULL: refused, see errors */
+	char *errors;               /* "file:line: message" lines */
+	int selftest_rc;
+};
+
+void server_set_selftest(struct server *srv, int (*selftest)(const struct config *cfg))
+{
+	srv->selftest = selftest;
+}
+
+static void reload_work(void *arg)
+{
+	struct reload_job *j = arg;
+	j->cfg = config_load(j->file, &j->errors);
+	if (j->cfg != NULL && j->srv->selftest != NULL)
+		j->selftest_rc = j->srv->selftest(j->cfg);
+}
+
+/* refuse_reload - every error as "reload refused: file:line: ..."; the old one stays. */
+static void refuse_reload(struct reload_job *j)
+{
+	if (j->cfg == NULL) {
+		for (char *save = NULL, *l = j->errors ? strtok_r(j->errors, "\n", &save) : NULL;
+		     l != NULL; l = strtok_r(NULL, "\n", &save))
+			log_msg(LOG_ERROR, "reload refused: %s", l);
+	} else {
+		log_msg(LOG_ERROR, "reload refused: %s: the relay self-test found a way for a "
+			"stranger to relay (see the open-relay lines; relayguard audit -c %s)",
+			j->file ? j->file : "(embedded default)", j->file ? j->file : "FILE");
+	}
+	log_ev(LOG_WARNING, "reload-refused", {"config", j->file ? j->file : "(embedded default)"},
+	       {"action", "keeping the running configuration"});
+	notify_ready("reload refused; running on the previous configuration");
+}
+
+/* keep_running - values sessions read that only a restart changes: the new
+ * configuration carries the running ones, so a session never mixes them
+ * (its EHLO name with the queue manager's, its lock-out text with the table's). */
+static void keep_running(const struct server *srv, struct config *next)
+{
+	const struct config *run = srv->cfg;
+	free(next->myhostname);
+	next->myhostname = xstrdup(run->myhostname);
+	next->smtpd_sasl_lockout_time = run->smtpd_sasl_lockout_time;
+	next->smtpd_data_memory_limit = run->smtpd_data_memory_limit;
+	/* no TLS at start: no submission listeners, and no certificate loaded */
+	if (srv->tls == NULL && next->smtpd_tls_security_level != TLS_NONE) {
+		next->smtpd_tls_security_level = run->smtpd_tls_security_level;
+		next->submission_tls_security_level = run->submission_tls_security_level;
+		log_ev(LOG_WARNING, "reload-needs-restart", {"param", "smtpd_tls_security_level"},
+		       {"action", "TLS was off at start, so no certificate is loaded; restart"});
+	}
+}
+
+/* apply_reload - new sessions get j->cfg; what it cannot change is logged. */
+static void apply_reload(struct reload_job *j)
+{
+	struct server *srv = j->srv;
+	const char *names[64];
+	size_t n = reload_restart_needed(srv->cfg, j->cfg, names, RG_ARRAY_LEN(names));
+	for (size_t i = 0; i < n && i < RG_ARRAY_LEN(names); i++)
+		log_ev(LOG_WARNING, "reload-needs-restart", {"param", names[i]},
+		       {"action", "changed in the file; the running value stays until a restart"});
+	keep_running(srv, j->cfg);
+	confset_install(srv->configs, j->cfg);
+	j->cfg = NULL;
+	const char *file = j->file ? j->file : "(embedded default)";
+	log_ev(LOG_INFO, "reloaded", {"config", file}); /* "reloaded config=PATH" */
+	notify_ready("configuration reloaded; accepting mail");
+}
+
+static void start_reload(struct server *srv);
+
+static void reload_done(void *arg)
+{
+	struct reload_job *j = arg;
+	struct server *srv = j->srv;
+	srv->reloading = false;
+	if (srv->stopping)
+		; /* a shutdown started meanwhile: nothing to apply */
+	else if (j->cfg == NULL || j->selftest_rc != 0)
+		refuse_reload(j);
+	else
+		apply_reload(j);
+	config_free(j->cfg);
+	free(j->errors);
+	free(j->file);
+	free(j);
+	if (srv->reload_again && !srv->stopping) {
+		srv->reload_again = false;
+		start_reload(srv);
+	}
+	check_exit(srv);
+}
+
+static void start_reload(struct server *srv)
+{
+	struct reload_job *j = xcalloc(1, sizeof(*j));
+	j->srv = srv;
+	j->file = srv->cfg->file ? xstrdup(srv->cfg->file) : NULL;
+	srv->reloading = true;
+	log_ev(LOG_INFO, "reload", {"signal", "SIGHUP"}, {"config", j->file ? j->file : "(embedded default)"});
+	notify_reloading();
+	workers_submit(srv->workers, reload_work, reload_done, j);
+}
+
+/* on_hup - SIGHUP: re-read the configuration (systemctl reload). */
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+	struct server *srv = arg;
+	(void)sig;
+	(void)what;
+	if (srv->stopping)
+		return;
+	if (srv->reloading) {
+		srv->reload_again = true; /* the file may have changed after the read began */
+		return;
+	}
+	start_reload(srv);
 }
 
 /* start_delivery - the resolver, the queue manager and its SMTP transport. */
@@ -823,8 +974,10 @@ int server_run(struct server *srv)
 		return 1;
 	srv->sig_term = evsignal_new(srv->base, SIGTERM, on_signal, srv);
 	srv->sig_int = evsignal_new(srv->base, SIGINT, on_signal, srv);
+	srv->sig_hup = evsignal_new(srv->base, SIGHUP, on_hup, srv);
 	evsignal_add(srv->sig_term, NULL);
 	evsignal_add(srv->sig_int, NULL);
+	evsignal_add(srv->sig_hup, NULL);
 	check_queue_space(srv);
 	struct timeval every = {QUEUE_SPACE_INTERVAL, 0};
 	event_add(srv->space_timer, &every);
@@ -835,6 +988,9 @@ int server_run(struct server *srv)
 		evconnlistener_enable(srv->listeners[i]->ev);
 		log_ev(LOG_INFO, "listening", {"address", srv->listeners[i]->text});
 	}
+	/* the queue's tmp/ is cleaned and its scan started (qmgr_start), the
+	 * listeners accept: systemd may now start what waits for us */
+	notify_ready("accepting mail; queue recovered");
 	event_base_dispatch(srv->base);
 	log_msg(LOG_INFO, "stopped");
 	return 0;
@@ -856,12 +1012,16 @@ void server_free(struct server *srv)
 		event_free(srv->sig_term);
 	if (srv->sig_int)
 		event_free(srv->sig_int);
+	if (srv->sig_hup)
+		event_free(srv->sig_hup);
 	if (srv->grace)
 		event_free(srv->grace);
 	if (srv->accept_pause)
 		event_free(srv->accept_pause);
 	if (srv->space_timer)
 		event_free(srv->space_timer);
+	if (srv->collect)
+		event_free(srv->collect);
 	for (size_t i = 0; i < IP_BUCKETS; i++) {
 		while (srv->ip_table[i]) {
 			struct ip_count *e = srv->ip_table[i];
@@ -875,6 +1035,7 @@ void server_free(struct server *srv)
 	tls_server_free(srv->tls);
 	abuse_free(srv->abuse);
 	lockout_free(srv->lockout);
+	confset_free(srv->configs);
 	event_base_free(srv->base);
 	free(srv);
 }

@@ -8,7 +8,9 @@
  * hand-off of each committed message to the queue manager (qmgr/), which it
  * starts and stops with the resolver and the control socket; and the
  * wiring between modules that must not know each other (the SMTP
- * transport's TLS downgrade memory <-> abuse's shared_state connection).
+ * transport's TLS downgrade memory <-> abuse's shared_state connection);
+ * SIGHUP reloads (read and self-tested on a worker, then handed to reload.c's
+ * confset) and the sd_notify states (READY, RELOADING, STOPPING).
  * Must not: speak SMTP (the session does), make policy decisions, or decide
  * anything about delivery (the queue manager does).
  */
@@ -34,11 +36,17 @@ struct server;
 struct server *server_new(const struct config *cfg, char *err, size_t errlen);
 /* Bind every listener (before privileges are dropped). */
 bool server_bind(struct server *srv, char *err, size_t errlen);
-/* Recover the queue, start accepting, run until SIGTERM/SIGINT; returns exit status. */
+/* The relay self-test (audit_selftest) a SIGHUP reload runs on the new
+ * configuration: nonzero refuses it, as at start. NULL: none. */
+void server_set_selftest(struct server *srv, int (*selftest)(const struct config *cfg));
+/* Recover the queue, start accepting, run until SIGTERM/SIGINT; returns exit
+ * status. READY=1 goes to systemd (NOTIFY_SOCKET) once the listeners accept;
+ * SIGHUP re-reads the configuration file (new sessions get it; see reload.h). */
 int server_run(struct server *srv);
 void server_free(struct server *srv);
 
-/* For sessions. */
+/* For sessions: the configuration a session starting now uses (the current
+ * one after SIGHUP reloads); a session reads it once, at its start. */
 const struct config *server_config(const struct server *srv);
 const struct addr_domains *server_domains(const struct server *srv);
 struct event_base *server_base(const struct server *srv);

@@ -182,7 +182,7 @@ class Server:
         deadline = time.time() + timeout
         while time.time() < deadline:
             text = self.log()[self._log_offset:]
-            if text.count('listening') >= want:
+            if len(re.findall(r'( info listening address=|"event":"listening")', text)) >= want:
                 return self
             if self.proc.poll() is not None:
                 raise ServerError('relayguard exited with %s at start:\n%s'

@@ -31,7 +31,7 @@ def parameters():
     """Every parameter, as `relayguard config` prints the default configuration."""
     p = run('config')
     assert p.returncode == 0, p.stderr
-    return [line.split(' = ', 1)[0] for line in p.stdout.splitlines()]
+    return [line.split(' = ', 1)[0] for line in p.stdout.splitlines() if not line.startswith('#')]
 
 
 def commands():
@@ -46,7 +46,7 @@ def long_options():
     files = [os.path.join(REPO, 'src', 'cli', f) for f in os.listdir(os.path.join(REPO, 'src', 'cli'))
              if f.endswith('.c')] + [os.path.join(REPO, 'src', 'probe', 'cli.c')]
     for path in files:
-        for usage in re.findall(r'usage[a-z_]*\[\] =\s*((?:\s*"[^"\n]*"\n?)+);', read(path)):
+        for usage in re.findall(r'usage[a-z_]*\[\] =((?:\s*"(?:[^"\\\n]|\\.)*")+)\s*;', read(path)):
             opts.update(re.findall(r'(?<![\w-])--([a-z][a-z-]*)', usage))
     return opts
 
