@@ -1,0 +1,148 @@
+/*
+ * session_priv.h - what session.c, session_data.c and session_auth.c share.
+ *
+ * Owns: the session and transaction structures, the states and flags, and
+ * the helpers the three files call in each other (replies, state changes,
+ * reading, closing). Nothing outside src/smtp/session*.c includes it.
+ * Must not: grow public API; server.c and the rest use session.h only.
+ */
+#ifndef RG_SESSION_PRIV_H
+#define RG_SESSION_PRIV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+
+#include "address/address.h"
+#include "auth/sasl.h"
+#include "abuse/abuse.h"
+#include "policy/policy.h"
+#include "queue/queue.h"
+#include "smtp/dsn_param.h"
+#include "smtp/session.h"
+
+#define CMD_LINE_MAX 512          /* RFC 5321 4.5.3.1.4, including CRLF */
+#define AUTH_LINE_MAX 12288       /* RFC 4954 4: AUTH lines and SASL responses */
+#define INPUT_HIGH_WATER (256 * 1024)
+#define OUTPUT_HIGH_WATER (64 * 1024)  /* a client that does not read its replies */
+#define HELO_MAX 255
+
+enum state { S_CONNECTED, S_READY, S_MAIL, S_RCPT, S_DATA, S_COMMIT, S_AUTH, S_AUTH_WAIT,
+	     S_CLOSING };
+
+enum {
+	F_EHLO = 1 << 0,          /* EHLO (not HELO): ESMTP parameters allowed */
+	F_DISCARD_LINE = 1 << 1,  /* skipping the rest of an overlong command line */
+	F_SHUTDOWN = 1 << 2,      /* server stopping: 421 after the current message */
+	F_DEAD = 1 << 3,          /* connection gone; free when the commit returns */
+	F_EOF = 1 << 4,           /* client closed its side; answer what it sent, then close */
+	F_LOOKUP = 1 << 5,        /* client name lookup pending; greeting not sent yet */
+	F_OUTPUT_FULL = 1 << 6,   /* replies pile up unread: stop reading commands */
+	F_SPOOL_WAIT = 1 << 7,    /* text arrives faster than the disk takes it */
+	F_TLS = 1 << 8,           /* the connection is under TLS (or handshaking) */
+	F_HANDSHAKE = 1 << 9,     /* TLS handshake not finished yet */
+	F_STARTTLS = 1 << 10,     /* 220 to STARTTLS sent: switch before reading on */
+};
+
+/* An AUTH exchange in progress. */
+struct sasl_state {
+	enum sasl_mech mech;
+	bool want_password;       /* LOGIN: the username is known */
+	char user[SASL_FIELD_MAX];
+	struct auth_req *req;     /* with the backend */
+	bool in_flight;           /* counted by lockout_begin; lockout_end not yet */
+	struct event *delay;      /* a failure reply waits for this */
+	const char *delayed_reply;
+};
+
+/* The part of a message already on its way to disk (see queue_spool). It
+ * outlives its transaction when a write is still in flight. */
+struct spool_state {
+	struct server *srv;
+	struct session *s;       /* NULL once the transaction is gone */
+	struct queue_spool *sp;
+	bool busy;               /* a write is in flight */
+	bool failed;
+	bool commit_waiting;     /* the final dot came while busy */
+	size_t in_flight;        /* bytes the write holds (counted in data_in_memory) */
+	char err[256];
+};
+
+struct transaction {
+	struct address sender;
+	struct addr_resolution sender_res;
+	struct queue_msg *msg;
+	size_t n_rcpts;           /* accepted */
+	uint64_t data_size;       /* message octets seen, Received: excluded */
+	char msg_id[QUEUE_ID_LEN + 1];
+	bool too_big, bare_eol, midline, no_memory;
+	size_t held;              /* bytes counted in data_in_memory */
+	/* the message header, followed as it arrives */
+	bool in_body;             /* the header has ended */
+	bool field_cut;           /* the current field is past header_size_limit */
+	bool header_cut;          /* some header text was discarded */
+	uint64_t field_len;       /* octets of the current field so far */
+	uint64_t hops;            /* Received: fields */
+	char dsn_ret[8];          /* RFC 3461 RET= ("FULL", "HDRS") or "" */
+	char dsn_envid[DSN_ENVID_MAX + 1]; /* ENVID=, decoded, or "" */
+	struct spool_state *spool;
+};
+
+struct session {
+	struct session_link link;
+	struct server *srv;
+	const struct config *cfg;
+	struct bufferevent *bev;
+	enum state state;
+	unsigned flags;
+	char id[24];
+	char listener[80];
+	struct policy_client client;
+	char ip_text[RG_IP_STRLEN];
+	char name[64];
+	char *helo;
+	unsigned errors, messages, junk;
+	struct transaction *tx;
+	struct dns_query *dnsq;
+	enum listen_role role;
+	struct sasl_state *sasl;
+	char sasl_username[SASL_FIELD_MAX]; /* set once AUTH succeeded */
+	char tls_info[160];                 /* "TLSv1.3 with cipher ..." */
+	size_t discard_limit;               /* the limit a line being skipped broke */
+	struct event *free_ev;              /* CLOSING: free from the loop, not a callback */
+	struct event *stall_ev;             /* replies unread for smtpd_timeout: give up */
+	struct event *deadline_ev;          /* smtpd_per_record_deadline */
+	uint64_t deadline_ms;               /* when it fires (monotonic milliseconds) */
+};
+
+/* session.c: replies, states, reading, closing */
+void session_reply(struct session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void session_reply_error(struct session *s, const char *command, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void session_set_state(struct session *s, enum state st);
+bool session_need_helo(struct session *s, const char *verb);
+bool session_abuse_ok(struct session *s, enum abuse_event ev);
+bool session_auth_offered(const struct session *s);
+void session_check_error_limit(struct session *s);
+void session_resume_reading(struct session *s);
+void session_process_input(struct session *s);
+void session_end_if_eof(struct session *s);
+void session_deadline_reset(struct session *s);
+void session_deadline_credit(struct session *s, size_t n);
+void session_close(struct session *s);
+void session_free(struct session *s);
+
+/* session_data.c: the transaction, DATA, spooling and the commit */
+void session_tx_free(struct session *s);
+void session_tx_reset(struct session *s);
+void session_cmd_data(struct session *s, char *arg);
+bool session_data_input(struct session *s);
+
+/* session_auth.c: AUTH and the SASL exchange */
+void session_cmd_auth(struct session *s, char *arg);
+void session_sasl_step(struct session *s, const char *response);
+void session_sasl_end(struct session *s);
+
+#endif
