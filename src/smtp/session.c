@@ -6,11 +6,14 @@
  *	READY      HELO/EHLO done, no transaction
  *	MAIL       MAIL FROM accepted
  *	RCPT       at least one RCPT TO accepted
- *	DATA       reading the message
- *	COMMIT     end of data seen; waiting for the queue to fsync
+ *	DATA       reading the message (and, after the final dot, its commit)
  *	AUTH       AUTH given; the next line is a SASL response, not a command
- *	AUTH_WAIT  credentials with the backend, or a failure reply being delayed
  *	CLOSING    last reply being flushed; input ignored
+ *
+ *	PENDING (one at a time, see session_priv.h): the session waits for the
+ *	client's name, the AUTH backend, the spool, a command check, the
+ *	end-of-data stages or the commit. Input stays buffered meanwhile;
+ *	session_want_read() alone decides whether the socket is read.
  *
  *	STARTTLS (RFC 3207) answers 220, throws away whatever the client sent
  *	after it (CVE-2011-0411), puts TLS under the session and starts again
@@ -47,7 +50,24 @@
 #include <event2/event.h>
 
 static const char *const state_names[] = {"CONNECTED", "READY", "MAIL", "RCPT", "DATA",
-					  "COMMIT", "AUTH", "AUTH_WAIT", "CLOSING"};
+					  "AUTH", "CLOSING"};
+
+/* What each kind of wait means for the socket and for the client's events. */
+static const struct pending_kind {
+	const char *name;     /* in logs, where the state name would be */
+	bool read_socket;     /* keep reading: a client that leaves is seen at once */
+	bool owes_answer;     /* we owe the next reply: a timeout or EOF is not acted on */
+	bool eof_ends;        /* nobody waits for the answer once the client is gone */
+	bool held;            /* a worker job points at the session (see F_DEAD) */
+} pending_kinds[] = {
+	[PENDING_NONE] = {NULL, true, false, false, false},
+	[PENDING_LOOKUP] = {NULL, true, false, false, false},
+	[PENDING_AUTH] = {"AUTH_WAIT", true, true, true, false}, /* AUTH is not pipelined */
+	[PENDING_SPOOL] = {NULL, false, false, false, false},
+	[PENDING_CHECK] = {"CHECK", true, true, false, false},
+	[PENDING_STAGES] = {"STAGES", false, true, false, true},
+	[PENDING_COMMIT] = {"COMMIT", false, true, false, true}, /* no read timeout until 250 */
+};
 
 static unsigned long session_counter;
 
@@ -66,6 +86,67 @@ void session_set_state(struct session *s, enum state st)
 	log_ev(LOG_DEBUG, "state", {"session", s->id}, {"from", state_names[s->state]},
 	       {"to", state_names[st]});
 	s->state = st;
+}
+
+/* session_state_name - for logs: the wait, if it has a name, else the state. */
+const char *session_state_name(const struct session *s)
+{
+	const char *name = pending_kinds[s->pending].name;
+	return name != NULL ? name : state_names[s->state];
+}
+
+void session_pending_begin(struct session *s, enum pending what, session_cancel_fn cancel,
+			   void *arg)
+{
+	s->pending = what;
+	s->pending_cancel = cancel;
+	s->pending_arg = arg;
+	session_update_read(s);
+}
+
+void session_pending_end(struct session *s)
+{
+	s->pending = PENDING_NONE;
+	s->pending_cancel = NULL;
+	s->pending_arg = NULL;
+}
+
+bool session_pending_held(const struct session *s)
+{
+	return pending_kinds[s->pending].held;
+}
+
+/* pending_cancel - the session ends while it waits: stop what it waits for. */
+static void pending_cancel(struct session *s)
+{
+	if (s->pending_cancel != NULL)
+		s->pending_cancel(s->pending_arg);
+	session_pending_end(s);
+}
+
+/* session_want_read - read the socket unless the client half-closed, does not
+ * read our replies, the session is closing, or the wait says not to. */
+bool session_want_read(const struct session *s)
+{
+	return !(s->flags & (F_EOF | F_OUTPUT_FULL | F_DEAD)) && s->state != S_CLOSING &&
+	       pending_kinds[s->pending].read_socket;
+}
+
+void session_update_read(struct session *s)
+{
+	if (session_want_read(s))
+		bufferevent_enable(s->bev, EV_READ);
+	else
+		bufferevent_disable(s->bev, EV_READ);
+}
+
+/* mark_dead - the client is gone while a worker job holds the session: no
+ * more I/O; the job's callback sees F_DEAD and frees it. */
+static void mark_dead(struct session *s)
+{
+	s->flags |= F_DEAD;
+	bufferevent_disable(s->bev, EV_WRITE);
+	session_update_read(s);
 }
 
 /* reply - one reply line; error replies count towards smtpd_hard_error_limit. */
@@ -780,13 +861,13 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (s->state == S_CLOSING)
 		return; /* the stall timer bounds the last reply */
-	if (s->state == S_COMMIT || s->state == S_AUTH_WAIT ||
-	    (s->flags & (F_LOOKUP | F_SPOOL_WAIT | F_OUTPUT_FULL | F_HANDSHAKE | F_EOF))) {
+	if (s->pending != PENDING_NONE ||
+	    (s->flags & (F_OUTPUT_FULL | F_HANDSHAKE | F_EOF))) {
 		session_deadline_reset(s); /* we owe the next step, not the client */
 		return;
 	}
 	log_ev(LOG_INFO, "timeout", {"session", s->id}, {"client", s->ip_text},
-	       {"state", state_names[s->state]}, {"reason", "smtpd_per_record_deadline"});
+	       {"state", session_state_name(s)}, {"reason", "smtpd_per_record_deadline"});
 	session_reply(s, "421 4.4.2 %s Error: timeout exceeded", s->cfg->myhostname);
 	session_close(s);
 }
@@ -798,8 +879,7 @@ void session_process_input(struct session *s)
 			start_tls(s);
 			return;
 		}
-		if (s->state == S_CLOSING || s->state == S_COMMIT || s->state == S_AUTH_WAIT ||
-		    (s->flags & (F_LOOKUP | F_SPOOL_WAIT)))
+		if (s->state == S_CLOSING || s->pending != PENDING_NONE)
 			return;
 		if ((s->flags & F_SHUTDOWN) && s->state != S_DATA) {
 			session_shutdown(s);
@@ -807,7 +887,7 @@ void session_process_input(struct session *s)
 		}
 		if (evbuffer_get_length(bufferevent_get_output(s->bev)) > OUTPUT_HIGH_WATER) {
 			s->flags |= F_OUTPUT_FULL; /* resumed by on_write when the client reads */
-			bufferevent_disable(s->bev, EV_READ);
+			session_update_read(s);
 			arm_stall(s);
 			return;
 		}
@@ -829,6 +909,8 @@ void session_free(struct session *s)
 	log_ev(LOG_INFO, "disconnect", {"session", s->id}, {"client", s->ip_text},
 	       {"messages", messages}, {"errors", errors});
 	server_session_closed(s->srv, s);
+	if (!session_pending_held(s))
+		pending_cancel(s);
 	if (s->dnsq)
 		dns_cancel(s->dnsq);
 	session_sasl_end(s);
@@ -904,10 +986,9 @@ static void on_stalled(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	log_ev(LOG_INFO, "timeout", {"session", s->id}, {"client", s->ip_text},
-	       {"state", state_names[s->state]}, {"reason", "replies not read"});
-	if (s->state == S_COMMIT) { /* the worker holds it: commit_done frees it */
-		s->flags |= F_DEAD;
-		bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+	       {"state", session_state_name(s)}, {"reason", "replies not read"});
+	if (session_pending_held(s)) { /* the worker's callback frees it */
+		mark_dead(s);
 		return;
 	}
 	session_set_state(s, S_CLOSING);
@@ -928,12 +1009,14 @@ void session_close(struct session *s)
 	if (s->state == S_CLOSING)
 		return;
 	session_sasl_end(s); /* no backend answer may come back to a closing session */
+	if (!session_pending_held(s))
+		pending_cancel(s); /* nor an asynchronous check's */
 	session_set_state(s, S_CLOSING);
 	if (s->flags & F_HANDSHAKE) { /* nothing can be sent before the handshake */
 		free_soon(s);
 		return;
 	}
-	bufferevent_disable(s->bev, EV_READ);
+	session_update_read(s);
 	arm_stall(s); /* a last reply nobody reads is not waited for longer */
 	bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0); /* on_drained: really empty */
 	bufferevent_setcb(s->bev, NULL, on_drained, on_closing_event, s);
@@ -944,12 +1027,12 @@ void session_close(struct session *s)
 /* end_if_eof - after a half-close, close once the buffered commands are answered. */
 void session_end_if_eof(struct session *s)
 {
-	if (!(s->flags & F_EOF) || s->state == S_CLOSING || s->state == S_COMMIT ||
-	    s->state == S_AUTH_WAIT || (s->flags & (F_LOOKUP | F_OUTPUT_FULL | F_SPOOL_WAIT)))
+	if (!(s->flags & F_EOF) || s->state == S_CLOSING || s->pending != PENDING_NONE ||
+	    (s->flags & F_OUTPUT_FULL))
 		return; /* still owed: the greeting, a commit, or replies to flush first */
 	if (s->state != S_READY && s->state != S_CONNECTED)
 		log_ev(LOG_INFO, "lost-connection", {"session", s->id}, {"client", s->ip_text},
-		       {"state", state_names[s->state]});
+		       {"state", session_state_name(s)});
 	session_close(s);
 }
 
@@ -964,9 +1047,7 @@ static void on_read(struct bufferevent *bev, void *arg)
 void session_resume_reading(struct session *s)
 {
 	session_deadline_reset(s);
-	if (!(s->flags & F_EOF) && !(s->flags & F_OUTPUT_FULL) && s->state != S_COMMIT &&
-	    s->state != S_AUTH_WAIT)
-		bufferevent_enable(s->bev, EV_READ);
+	session_update_read(s);
 	session_process_input(s);
 	session_end_if_eof(s);
 }
@@ -980,11 +1061,7 @@ static void on_write(struct bufferevent *bev, void *arg)
 		return;
 	s->flags &= ~(unsigned)F_OUTPUT_FULL;
 	evtimer_del(s->stall_ev);
-	session_deadline_reset(s);
-	if (!(s->flags & F_EOF) && s->state != S_COMMIT && s->state != S_AUTH_WAIT)
-		bufferevent_enable(s->bev, EV_READ);
-	session_process_input(s);
-	session_end_if_eof(s);
+	session_resume_reading(s);
 }
 
 /* tls_event - the handshake finished or failed; true when the event is used up. */
@@ -1011,29 +1088,41 @@ static bool tls_event(struct session *s, short what)
 	return true;
 }
 
+/* pending_event - an event while the session waits; true when it is used up. */
+static bool pending_event(struct session *s, short what)
+{
+	const struct pending_kind *k = &pending_kinds[s->pending];
+	bool gone = (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) != 0;
+	if (k->eof_ends && gone) { /* nobody waits for the answer */
+		log_ev(LOG_INFO, "lost-connection", {"session", s->id}, {"client", s->ip_text},
+		       {"state", session_state_name(s)});
+		session_set_state(s, S_CLOSING);
+		session_free(s); /* cancels the check */
+		return true;
+	}
+	if (k->held && (what & BEV_EVENT_ERROR)) { /* the worker's callback frees it */
+		mark_dead(s);
+		return true;
+	}
+	if (!k->owes_answer || (what & BEV_EVENT_ERROR))
+		return false;
+	/* a worker, a backend or a check answers, then the session goes on */
+	if (what & BEV_EVENT_EOF)
+		s->flags |= F_EOF;
+	return true;
+}
+
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct session *s = arg;
 	(void)bev;
 	if (tls_event(s, what) || (what & BEV_EVENT_CONNECTED))
 		return;
-	if (s->state == S_AUTH_WAIT && (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))) {
-		/* AUTH is not pipelined (RFC 4954): nobody waits for the answer */
-		log_ev(LOG_INFO, "lost-connection", {"session", s->id}, {"client", s->ip_text},
-		       {"state", state_names[s->state]});
-		session_set_state(s, S_CLOSING);
-		session_free(s); /* cancels the check */
+	if (pending_event(s, what))
 		return;
-	}
-	if ((s->state == S_COMMIT || s->state == S_AUTH_WAIT) && !(what & BEV_EVENT_ERROR)) {
-		/* a worker or the auth backend holds this session: it answers, then goes on */
-		if (what & BEV_EVENT_EOF)
-			s->flags |= F_EOF;
-		return;
-	}
 	if (what & BEV_EVENT_TIMEOUT) {
 		log_ev(LOG_INFO, "timeout", {"session", s->id}, {"client", s->ip_text},
-		       {"state", state_names[s->state]});
+		       {"state", session_state_name(s)});
 		session_reply(s, "421 4.4.2 %s Error: timeout exceeded", s->cfg->myhostname);
 		session_close(s);
 		return;
@@ -1041,20 +1130,15 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) {
 		/* a half-close: the client may still read the answers to what it sent */
 		s->flags |= F_EOF;
-		bufferevent_disable(s->bev, EV_READ);
+		session_update_read(s);
 		session_process_input(s);
 		session_end_if_eof(s);
 		return;
 	}
-	/* an error: the client is gone (sasl_end in session_free cancels a check) */
-	if (s->state == S_COMMIT) {
-		s->flags |= F_DEAD;
-		bufferevent_disable(s->bev, EV_READ | EV_WRITE);
-		return;
-	}
+	/* an error: the client is gone (session_free cancels what it waits for) */
 	if (s->state != S_READY && s->state != S_CONNECTED && s->state != S_CLOSING)
 		log_ev(LOG_INFO, "lost-connection", {"session", s->id}, {"client", s->ip_text},
-		       {"state", state_names[s->state]});
+		       {"state", session_state_name(s)});
 	session_set_state(s, S_CLOSING);
 	session_free(s);
 }
@@ -1082,7 +1166,7 @@ static void on_client_name(void *arg, const char *name)
 {
 	struct session *s = arg;
 	s->dnsq = NULL;
-	s->flags &= ~(unsigned)F_LOOKUP;
+	session_pending_end(s);
 	rg_strlcpy(s->name, name && strlen(name) < sizeof(s->name) ? name : "unknown",
 		   sizeof(s->name));
 	greet(s);
@@ -1098,6 +1182,8 @@ static void setup_bev(struct session *s)
 	bufferevent_setwatermark(s->bev, EV_READ, 0, INPUT_HIGH_WATER);
 	bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
 	bufferevent_setwatermark(s->bev, EV_WRITE, OUTPUT_HIGH_WATER / 4, 0);
+	/* a new bufferevent starts reading (the TLS handshake needs it); from
+	 * here on session_update_read() alone turns reading on and off */
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 }
 
@@ -1169,7 +1255,8 @@ struct session *session_start(struct server *srv, evutil_socket_t fd,
 		greet(s);
 		return s;
 	}
-	s->flags |= F_LOOKUP; /* like Postfix: the name is known before the greeting */
+	/* like Postfix: the name is known before the greeting */
+	session_pending_begin(s, PENDING_LOOKUP, NULL, NULL);
 	s->dnsq = dns_client_name(dns, &s->client.ip, on_client_name, s);
 	return s;
 }
@@ -1188,7 +1275,7 @@ void session_shutdown(struct session *s)
 {
 	if (s->state == S_CLOSING || (s->flags & F_DEAD))
 		return;
-	if (s->state == S_DATA || s->state == S_COMMIT) {
+	if (s->state == S_DATA) { /* its commit, if any, included */
 		s->flags |= F_SHUTDOWN; /* finish this message first */
 		return;
 	}
@@ -1202,7 +1289,7 @@ void session_force_shutdown(struct session *s)
 		free_soon(s);
 		return;
 	}
-	if (s->state == S_COMMIT || (s->flags & F_DEAD))
+	if (session_pending_held(s) || (s->flags & F_DEAD))
 		return; /* a commit in flight is answered first, then 421 */
 	if (s->state == S_DATA)
 		session_tx_reset(s);

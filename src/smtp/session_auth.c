@@ -115,6 +115,7 @@ void session_cmd_auth(struct session *s, char *arg)
 static void sasl_resume(struct session *s)
 {
 	session_sasl_end(s);
+	session_pending_end(s);
 	session_set_state(s, S_READY);
 	session_check_error_limit(s);
 	if (s->state != S_CLOSING)
@@ -234,7 +235,7 @@ static bool attempt_begins(struct session *s)
 	}
 	log_ev(LOG_WARNING, "auth-busy", {"session", s->id}, {"client", s->ip_text},
 	       {"user", s->sasl->user});
-	session_set_state(s, S_AUTH_WAIT);
+	session_pending_begin(s, PENDING_AUTH, NULL, NULL);
 	reply_later(s, "454 4.7.0 Error: too many authentication attempts in progress; "
 		    "try again later", 0);
 	return false;
@@ -245,7 +246,7 @@ static void sasl_check(struct session *s, const char *pass)
 {
 	if (!attempt_begins(s))
 		return;
-	session_set_state(s, S_AUTH_WAIT); /* reading stays on: a client that leaves is seen */
+	session_pending_begin(s, PENDING_AUTH, NULL, NULL); /* sasl_end cancels it */
 	struct auth_info info = {NULL, s->ip_text, (s->flags & F_TLS) != 0};
 	s->sasl->req = auth_verify(server_auth(s->srv), s->sasl->user, pass, &info,
 				   sasl_checked, s);

@@ -49,11 +49,9 @@ void session_tx_free(struct session *s)
 			free(st);
 		}
 	}
-	if (s->flags & F_SPOOL_WAIT) { /* nothing left to wait for */
-		s->flags &= ~(unsigned)F_SPOOL_WAIT;
-		if (!(s->flags & (F_EOF | F_OUTPUT_FULL)) && s->state != S_CLOSING &&
-		    s->state != S_COMMIT)
-			bufferevent_enable(s->bev, EV_READ);
+	if (s->pending == PENDING_SPOOL) { /* nothing left to wait for */
+		session_pending_end(s);
+		session_update_read(s);
 	}
 	queue_msg_free(s->tx->msg);
 	free(s->tx);
@@ -180,8 +178,7 @@ static void end_of_data(struct session *s)
 	if (tx->header_cut)
 		log_ev(LOG_INFO, "header-truncated", {"session", s->id}, {"client", s->ip_text},
 		       {"limit", "header_size_limit"});
-	session_set_state(s, S_COMMIT);
-	bufferevent_disable(s->bev, EV_READ); /* no reads, no read timeout until the 250 */
+	session_pending_begin(s, PENDING_COMMIT, NULL, NULL); /* no reads until the 250 */
 	rg_strlcpy(tx->msg_id, tx->msg->id, sizeof(tx->msg_id));
 	if (tx->spool != NULL && tx->spool->busy) {
 		tx->spool->commit_waiting = true; /* spool_written goes on */
@@ -203,12 +200,13 @@ static void submit_commit(struct session *s, bool from_callback)
 		}
 		session_reply_error(s, "DATA", "451 4.3.0 Error: could not queue the message, try again "
 			    "later (%s)", tx->spool->err);
+		session_pending_end(s);
 		session_tx_free(s);
 		session_set_state(s, S_READY);
 		if (from_callback)
 			session_resume_reading(s);
-		else if (!(s->flags & F_EOF))
-			bufferevent_enable(s->bev, EV_READ); /* process_input goes on */
+		else
+			session_update_read(s); /* process_input goes on */
 		return;
 	}
 	if (tx->spool != NULL) {
@@ -240,12 +238,11 @@ static void spool_written(void *arg, bool ok, const char *err)
 	}
 	if (st->commit_waiting) {
 		st->commit_waiting = false;
-		s->flags &= ~(unsigned)F_SPOOL_WAIT;
 		submit_commit(s, true);
 		return;
 	}
-	if (s->flags & F_SPOOL_WAIT) {
-		s->flags &= ~(unsigned)F_SPOOL_WAIT;
+	if (s->pending == PENDING_SPOOL) {
+		session_pending_end(s);
 		session_resume_reading(s);
 	}
 }
@@ -268,10 +265,9 @@ static void spool_flush(struct session *s)
 		return;
 	}
 	if (st->busy) {
-		if (tx->msg->body.len >= 4 * SPOOL_CHUNK && !(s->flags & F_SPOOL_WAIT)) {
-			s->flags |= F_SPOOL_WAIT; /* the disk is behind: stop reading for now */
-			bufferevent_disable(s->bev, EV_READ);
-		}
+		if (tx->msg->body.len >= 4 * SPOOL_CHUNK && s->pending == PENDING_NONE)
+			/* the disk is behind: stop reading for now */
+			session_pending_begin(s, PENDING_SPOOL, NULL, NULL);
 		return;
 	}
 	st->busy = true;
@@ -356,7 +352,9 @@ static void store(struct session *s, const char *p, size_t n, bool complete)
 void session_spool_held(struct session *s)
 {
 	struct transaction *tx = s->tx;
-	if (s->state != S_DATA || tx == NULL || tx->msg == NULL || tx->msg->body.len == 0 ||
+	bool reading = s->pending == PENDING_NONE || s->pending == PENDING_SPOOL;
+	if (s->state != S_DATA || !reading || tx == NULL || tx->msg == NULL ||
+	    tx->msg->body.len == 0 ||
 	    tx->too_big || tx->bare_eol || tx->no_memory)
 		return;
 	spool_flush(s);
@@ -406,7 +404,7 @@ bool session_data_input(struct session *s)
 	if (avail == 0)
 		return false;
 	const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)avail);
-	while (off < avail && s->state == S_DATA && !(s->flags & F_SPOOL_WAIT)) {
+	while (off < avail && s->state == S_DATA && s->pending == PENDING_NONE) {
 		const char *eol = memmem(buf + off, avail - off, "\r\n", 2);
 		if (eol == NULL) {
 			if (avail - off >= DATA_CHUNK) {
@@ -432,6 +430,7 @@ static void commit_done(void *arg, bool ok, const char *err)
 		session_free(s);
 		return;
 	}
+	session_pending_end(s);
 	if (ok) {
 		s->messages++;
 		session_reply(s, "250 2.0.0 Ok: queued as %s", s->tx->msg_id);
@@ -445,8 +444,6 @@ static void commit_done(void *arg, bool ok, const char *err)
 		session_shutdown(s);
 		return;
 	}
-	session_deadline_reset(s);
-	bufferevent_enable(s->bev, (short)(EV_WRITE | ((s->flags & F_EOF) ? 0 : EV_READ)));
-	session_process_input(s);
-	session_end_if_eof(s);
+	bufferevent_enable(s->bev, EV_WRITE);
+	session_resume_reading(s);
 }

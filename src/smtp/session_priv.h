@@ -29,18 +29,36 @@
 #define OUTPUT_HIGH_WATER (64 * 1024)  /* a client that does not read its replies */
 #define HELO_MAX 255
 
-enum state { S_CONNECTED, S_READY, S_MAIL, S_RCPT, S_DATA, S_COMMIT, S_AUTH, S_AUTH_WAIT,
-	     S_CLOSING };
+enum state { S_CONNECTED, S_READY, S_MAIL, S_RCPT, S_DATA, S_AUTH, S_CLOSING };
+
+/*
+ * What the session waits for, if anything: one at a time. While something is
+ * pending no input is processed (pipelined commands stay in the buffer), the
+ * per-record deadline does not run against the client, and the end of the
+ * wait goes through session_pending_end() and session_resume_reading().
+ * Whether the socket itself is read meanwhile is session_want_read()'s
+ * decision alone (see pending_kinds[] in session.c).
+ */
+enum pending {
+	PENDING_NONE,
+	PENDING_LOOKUP,  /* the client's name: the greeting waits for it */
+	PENDING_AUTH,    /* credentials with the backend, or a delayed AUTH reply */
+	PENDING_SPOOL,   /* message text arrives faster than the disk takes it */
+	PENDING_CHECK,   /* an asynchronous command check (session_check_start) */
+	PENDING_STAGES,  /* end-of-data stages on the worker pool */
+	PENDING_COMMIT,  /* the queue makes the message durable */
+};
+
+/* Cancels an asynchronous check: its callback must not run afterwards. */
+typedef void (*session_cancel_fn)(void *arg);
 
 enum {
 	F_EHLO = 1 << 0,          /* EHLO (not HELO): ESMTP parameters allowed */
 	F_DISCARD_LINE = 1 << 1,  /* skipping the rest of an overlong command line */
 	F_SHUTDOWN = 1 << 2,      /* server stopping: 421 after the current message */
-	F_DEAD = 1 << 3,          /* connection gone; free when the commit returns */
+	F_DEAD = 1 << 3,          /* connection gone; free when the worker job returns */
 	F_EOF = 1 << 4,           /* client closed its side; answer what it sent, then close */
-	F_LOOKUP = 1 << 5,        /* client name lookup pending; greeting not sent yet */
 	F_OUTPUT_FULL = 1 << 6,   /* replies pile up unread: stop reading commands */
-	F_SPOOL_WAIT = 1 << 7,    /* text arrives faster than the disk takes it */
 	F_TLS = 1 << 8,           /* the connection is under TLS (or handshaking) */
 	F_HANDSHAKE = 1 << 9,     /* TLS handshake not finished yet */
 	F_STARTTLS = 1 << 10,     /* 220 to STARTTLS sent: switch before reading on */
@@ -97,6 +115,9 @@ struct session {
 	struct bufferevent *bev;
 	enum state state;
 	unsigned flags;
+	enum pending pending;
+	session_cancel_fn pending_cancel;   /* PENDING_CHECK: stops the check */
+	void *pending_arg;
 	char id[24];
 	char listener[80];
 	struct policy_client client;
@@ -122,10 +143,23 @@ void session_reply(struct session *s, const char *fmt, ...) __attribute__((forma
 void session_reply_error(struct session *s, const char *command, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void session_set_state(struct session *s, enum state st);
+const char *session_state_name(const struct session *s);
+/* Start waiting for WHAT (cancel, if not NULL, stops it when the session
+ * ends first); end the wait. Neither processes input: see below. */
+void session_pending_begin(struct session *s, enum pending what, session_cancel_fn cancel,
+			   void *arg);
+void session_pending_end(struct session *s);
+/* A worker job holds a pointer to the session: it is freed when that returns. */
+bool session_pending_held(const struct session *s);
+/* The one place that decides whether the socket is read, and applies it. */
+bool session_want_read(const struct session *s);
+void session_update_read(struct session *s);
 bool session_need_helo(struct session *s, const char *verb);
 bool session_abuse_ok(struct session *s, enum abuse_event ev);
 bool session_auth_offered(const struct session *s);
 void session_check_error_limit(struct session *s);
+/* A wait is over (from a callback, not from inside process_input): read
+ * again, process what is buffered, close after a half-close. */
 void session_resume_reading(struct session *s);
 void session_process_input(struct session *s);
 void session_end_if_eof(struct session *s);
