@@ -109,6 +109,8 @@ void session_pending_end(struct session *s)
 	s->pending = PENDING_NONE;
 	s->pending_cancel = NULL;
 	s->pending_arg = NULL;
+	if (s->check_ev != NULL)
+		evtimer_del(s->check_ev);
 }
 
 bool session_pending_held(const struct session *s)
@@ -120,7 +122,7 @@ bool session_pending_held(const struct session *s)
 static void pending_cancel(struct session *s)
 {
 	if (s->pending_cancel != NULL)
-		s->pending_cancel(s->pending_arg);
+		s->pending_cancel(s->pending_arg, false);
 	session_pending_end(s);
 }
 
@@ -244,32 +246,42 @@ static bool helo_ok(const char *arg)
 	return true;
 }
 
-static bool do_helo_common(struct session *s, const char *verb, char *arg)
+static bool helo_check(struct session *s, char *arg)
 {
-	if (!helo_ok(arg)) {
-		session_reply_error(s, verb, "501 5.5.4 Syntax: %s hostname", verb);
-		return false;
-	}
+	if (helo_ok(arg))
+		return true;
+	session_reply_error(s, "HELO", "501 5.5.4 Syntax: HELO hostname");
+	return false;
+}
+
+static bool ehlo_check(struct session *s, char *arg)
+{
+	if (helo_ok(arg))
+		return true;
+	session_reply_error(s, "EHLO", "501 5.5.4 Syntax: EHLO hostname");
+	return false;
+}
+
+/* helo_common - a new greeting: the name is kept, a transaction forgotten. */
+static void helo_common(struct session *s, char *arg)
+{
 	free(s->helo);
 	s->helo = xstrdup(arg);
 	s->client.helo = s->helo;
 	session_tx_free(s);
 	session_set_state(s, S_READY);
-	return true;
 }
 
 static void cmd_helo(struct session *s, char *arg)
 {
-	if (!do_helo_common(s, "HELO", arg))
-		return;
+	helo_common(s, arg);
 	s->flags &= ~(unsigned)F_EHLO;
 	session_reply(s, "250 %s", s->cfg->myhostname);
 }
 
 static void cmd_ehlo(struct session *s, char *arg)
 {
-	if (!do_helo_common(s, "EHLO", arg))
-		return;
+	helo_common(s, arg);
 	s->flags |= F_EHLO;
 	session_reply(s, "250-%s", s->cfg->myhostname);
 	session_reply(s, "250-PIPELINING");
@@ -412,22 +424,31 @@ static void queue_space_refused(struct session *s, uint64_t size)
 	session_reply_error(s, "MAIL", "452 4.3.1 Insufficient system storage");
 }
 
-static void cmd_mail(struct session *s, char *arg)
+static bool mail_check_start(struct session *s);
+
+static bool mail_check(struct session *s, char *arg)
 {
 	if (!session_need_helo(s, "MAIL"))
-		return;
-	if (s->state != S_READY) {
+		return false;
+	if (s->state != S_READY || s->tx != NULL) {
 		session_reply_error(s, "MAIL", "503 5.5.1 Error: nested MAIL command");
-		return;
+		return false;
 	}
 	if (tls_missing(s)) {
 		session_reply_error(s, "MAIL", "530 5.7.0 Must issue a STARTTLS command first");
-		return;
+		return false;
 	}
 	if (!rg_str_has_prefix_ci(arg, "FROM:")) {
 		session_reply_error(s, "MAIL", "501 5.5.4 Syntax: MAIL FROM:<address>");
-		return;
+		return false;
 	}
+	return true;
+}
+
+/* mail_parse - the path, its parameters, SIZE= against the limits and the
+ * queue's free space; NULL after a reply. */
+static struct transaction *mail_parse(struct session *s, char *arg)
+{
 	struct transaction *tx = xcalloc(1, sizeof(*tx));
 	const char *params;
 	char why[160];
@@ -447,23 +468,89 @@ static void cmd_mail(struct session *s, char *arg)
 		e = ADDR_ERR_SYNTAX;
 	}
 	free(pcopy);
-	if (e != ADDR_OK) {
-		free(tx);
+	if (e == ADDR_OK)
+		return tx;
+	free(tx);
+	return NULL;
+}
+
+/* mail_decide - the sender restrictions, then 250 or the refusal. */
+static void mail_decide(struct session *s)
+{
+	struct transaction *tx = s->tx;
+	if (s->client.submission ? !submission_mail_ok(s, tx) : !owned_sender_ok(s, tx)) {
+		session_tx_free(s);
 		return;
 	}
-	address_resolve(&tx->sender, server_domains(s->srv), &tx->sender_res);
-	/* counted before the sender checks: attempts count, as in Postfix's anvil */
-	if (!session_abuse_ok(s, ABUSE_MESSAGE) ||
-	    (s->client.submission ? !submission_mail_ok(s, tx) : !owned_sender_ok(s, tx))) {
-		free(tx);
-		return;
-	}
-	s->tx = tx;
 	session_set_state(s, S_MAIL);
 	char from[ADDR_PATH_MAX + 3];
 	snprintf(from, sizeof(from), "<%s>", tx->sender.text);
 	log_ev(LOG_INFO, "mail", {"session", s->id}, {"client", s->ip_text}, {"from", from});
 	session_reply(s, "250 2.1.0 Ok");
+}
+
+static void mail_proceed(struct session *s, char *arg)
+{
+	struct transaction *tx = mail_parse(s, arg);
+	if (tx == NULL)
+		return;
+	address_resolve(&tx->sender, server_domains(s->srv), &tx->sender_res);
+	/* counted before the sender checks: attempts count, as in Postfix's anvil */
+	if (!session_abuse_ok(s, ABUSE_MESSAGE)) {
+		free(tx);
+		return;
+	}
+	s->tx = tx; /* still READY: the sender is not accepted yet */
+	if (!mail_check_start(s))
+		mail_decide(s);
+}
+
+/* on_check_timeout - the MAIL check took too long: stop it and go on. */
+static void on_check_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+	(void)fd;
+	(void)what;
+	if (s->pending != PENDING_CHECK)
+		return;
+	log_ev(LOG_WARNING, "mail-check-timeout", {"session", s->id}, {"client", s->ip_text});
+	if (s->pending_cancel != NULL)
+		s->pending_cancel(s->pending_arg, true);
+	s->pending_cancel = NULL;
+	session_resume_mail(s);
+}
+
+/* mail_check_start - the registered MAIL hook, if any; true when it waits. */
+static bool mail_check_start(struct session *s)
+{
+	const struct session_hooks *h = session_hooks();
+	if (h->mail_check == NULL)
+		return false;
+	struct session_mail_facts f = {&s->client.ip, s->ip_text, s->helo, s->tx->sender.text,
+				       s->client.sasl_authenticated};
+	struct session_wait w = {NULL, NULL, 0};
+	if (!h->mail_check(s, &f, &w, h->mail_arg))
+		return false;
+	if (w.cancel == NULL)
+		log_ev(LOG_ERROR, "bug", {"session", s->id}, {"reason", "mail check without cancel"});
+	uint64_t ms = w.timeout_ms ? w.timeout_ms : s->cfg->smtpd_timeout * 1000;
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000 * 1000)};
+	if (s->check_ev == NULL)
+		s->check_ev = evtimer_new(server_base(s->srv), on_check_timeout, s);
+	session_pending_begin(s, PENDING_CHECK, w.cancel, w.arg);
+	evtimer_add(s->check_ev, &tv);
+	return true;
+}
+
+void session_resume_mail(struct session *s)
+{
+	if (s->pending != PENDING_CHECK || s->tx == NULL)
+		return; /* cancelled: nothing waits for this any more */
+	session_pending_end(s);
+	mail_decide(s);
+	session_check_error_limit(s);
+	if (s->state != S_CLOSING)
+		session_resume_reading(s);
 }
 
 /* log_rcpt - the one line per RCPT decision that operators grep for. */
@@ -539,18 +626,23 @@ static bool rcpt_params(struct session *s, const char *params, char *notify, cha
 	return ok;
 }
 
-static void cmd_rcpt(struct session *s, char *arg)
+static bool rcpt_check(struct session *s, char *arg)
 {
 	if (!session_need_helo(s, "RCPT"))
-		return;
+		return false;
 	if (s->state != S_MAIL && s->state != S_RCPT) {
 		session_reply_error(s, "RCPT", "503 5.5.1 Error: need MAIL command");
-		return;
+		return false;
 	}
 	if (!rg_str_has_prefix_ci(arg, "TO:")) {
 		session_reply_error(s, "RCPT", "501 5.5.4 Syntax: RCPT TO:<address>");
-		return;
+		return false;
 	}
+	return true;
+}
+
+static void rcpt_proceed(struct session *s, char *arg)
+{
 	struct address a;
 	struct addr_resolution r;
 	const char *params;
@@ -638,24 +730,30 @@ static void cmd_expn(struct session *s, char *arg)
 	session_reply_error(s, "EXPN", "502 5.5.1 Error: EXPN is not supported");
 }
 
-static void cmd_starttls(struct session *s, char *arg)
+static bool starttls_check(struct session *s, char *arg)
 {
 	if (s->flags & F_TLS) {
 		session_reply_error(s, "STARTTLS", "554 5.5.1 Error: TLS already active");
-		return;
+		return false;
 	}
 	if (!tls_offered(s)) {
 		session_reply_error(s, "STARTTLS", "502 5.5.1 Error: command not implemented");
-		return;
+		return false;
 	}
 	if (*arg != '\0') {
 		session_reply_error(s, "STARTTLS", "501 5.5.4 Syntax: STARTTLS");
-		return;
+		return false;
 	}
 	if (s->state != S_READY && s->state != S_CONNECTED) {
 		session_reply_error(s, "STARTTLS", "503 5.5.1 Error: MAIL transaction in progress");
-		return;
+		return false;
 	}
+	return true;
+}
+
+static void starttls_proceed(struct session *s, char *arg)
+{
+	(void)arg;
 	session_reply(s, "220 2.0.0 Ready to start TLS");
 	s->flags |= F_STARTTLS; /* process_input switches before reading another byte */
 }
@@ -675,19 +773,39 @@ static void cmd_non_smtp(struct session *s, char *arg)
 	session_close(s);
 }
 
+/*
+ * The command table. check: state, syntax and policy preconditions; it sends
+ * its own error reply and returns false, or returns true (NULL: nothing to
+ * check). proceed: does the work, and may still refuse (a sender policy, say).
+ */
 static const struct command {
 	const char *verb;
-	void (*handle)(struct session *s, char *arg);
+	bool (*check)(struct session *s, char *arg);
+	void (*proceed)(struct session *s, char *arg);
 } commands[] = {
-	{"HELO", cmd_helo}, {"EHLO", cmd_ehlo}, {"MAIL", cmd_mail}, {"RCPT", cmd_rcpt},
-	{"DATA", session_cmd_data}, {"RSET", cmd_rset}, {"NOOP", cmd_noop}, {"QUIT", cmd_quit},
-	{"HELP", cmd_help}, {"VRFY", cmd_vrfy}, {"EXPN", cmd_expn},
-	{"STARTTLS", cmd_starttls}, {"AUTH", session_cmd_auth},
-	{"BDAT", cmd_not_implemented}, {"ETRN", cmd_not_implemented},
-	{"TURN", cmd_not_implemented},
+	{"HELO", helo_check, cmd_helo},
+	{"EHLO", ehlo_check, cmd_ehlo},
+	{"MAIL", mail_check, mail_proceed},
+	{"RCPT", rcpt_check, rcpt_proceed},
+	{"DATA", session_data_check, session_data_proceed},
+	{"RSET", NULL, cmd_rset},
+	{"NOOP", NULL, cmd_noop},
+	{"QUIT", NULL, cmd_quit},
+	{"HELP", NULL, cmd_help},
+	{"VRFY", NULL, cmd_vrfy},
+	{"EXPN", NULL, cmd_expn},
+	{"STARTTLS", starttls_check, starttls_proceed},
+	{"AUTH", session_auth_check, session_auth_proceed},
+	{"BDAT", NULL, cmd_not_implemented},
+	{"ETRN", NULL, cmd_not_implemented},
+	{"TURN", NULL, cmd_not_implemented},
 	/* a web browser or proxy talking to the mail port */
-	{"GET", cmd_non_smtp}, {"POST", cmd_non_smtp}, {"HEAD", cmd_non_smtp},
-	{"PUT", cmd_non_smtp}, {"CONNECT", cmd_non_smtp}, {"USER", cmd_non_smtp},
+	{"GET", NULL, cmd_non_smtp},
+	{"POST", NULL, cmd_non_smtp},
+	{"HEAD", NULL, cmd_non_smtp},
+	{"PUT", NULL, cmd_non_smtp},
+	{"CONNECT", NULL, cmd_non_smtp},
+	{"USER", NULL, cmd_non_smtp},
 };
 
 /* line_ok - a command line has only printable ASCII, spaces and tabs. */
@@ -707,6 +825,15 @@ static const char *line_problem(const char *line, size_t n)
 	return NULL;
 }
 
+/* command_find - the table row for a verb (any case), or NULL. */
+static const struct command *command_find(const char *verb, size_t len)
+{
+	for (size_t i = 0; i < RG_ARRAY_LEN(commands); i++)
+		if (strlen(commands[i].verb) == len && rg_strncasecmp(verb, commands[i].verb, len) == 0)
+			return &commands[i];
+	return NULL;
+}
+
 static void handle_command(struct session *s, char *line, size_t n)
 {
 	const char *problem = line_problem(line, n);
@@ -718,12 +845,12 @@ static void handle_command(struct session *s, char *line, size_t n)
 	size_t verb_len = (size_t)(arg - line);
 	if (*arg == ' ')
 		arg++;
-	for (size_t i = 0; i < RG_ARRAY_LEN(commands); i++) {
-		if (strlen(commands[i].verb) == verb_len &&
-		    rg_strncasecmp(line, commands[i].verb, verb_len) == 0) {
-			commands[i].handle(s, rg_str_trim(arg));
-			return;
-		}
+	const struct command *c = command_find(line, verb_len);
+	if (c != NULL) {
+		arg = rg_str_trim(arg);
+		if (c->check == NULL || c->check(s, arg))
+			c->proceed(s, arg);
+		return;
 	}
 	if (n == 0)
 		session_reply_error(s, "?", "500 5.5.2 Error: empty command");
@@ -921,6 +1048,8 @@ void session_free(struct session *s)
 		event_free(s->stall_ev);
 	if (s->deadline_ev)
 		event_free(s->deadline_ev);
+	if (s->check_ev)
+		event_free(s->check_ev);
 	if (s->bev)
 		bufferevent_free(s->bev);
 	free(s->helo);

@@ -62,38 +62,44 @@ void session_sasl_end(struct session *s)
 
 static void lockout_refuse(struct session *s);
 
-void session_cmd_auth(struct session *s, char *arg)
+bool session_auth_check(struct session *s, char *arg)
 {
+	(void)arg; /* the mechanism is parsed in session_auth_proceed */
 	if (!session_need_helo(s, "AUTH"))
-		return;
+		return false;
 	if (server_auth(s->srv) == NULL) {
 		session_reply_error(s, "AUTH", "503 5.5.1 Error: authentication not enabled");
-		return;
+		return false;
 	}
 	if (!(s->flags & F_EHLO)) {
 		session_reply_error(s, "AUTH", "503 5.5.1 Error: send EHLO first");
-		return;
+		return false;
 	}
 	if (s->client.sasl_authenticated) {
 		session_reply_error(s, "AUTH", "503 5.5.1 Error: already authenticated");
-		return;
+		return false;
 	}
 	if (s->state != S_READY) {
 		session_reply_error(s, "AUTH", "503 5.5.1 Error: MAIL transaction in progress");
-		return;
+		return false;
 	}
 	if (!session_auth_offered(s)) {
 		session_reply_error(s, "AUTH", "538 5.7.11 Encryption required for requested "
 			    "authentication mechanism");
-		return;
+		return false;
 	}
 	if (!session_abuse_ok(s, ABUSE_AUTH))
-		return;
+		return false;
 	if (!abuse_lockout_exempt(server_abuse(s->srv), &s->client.ip) &&
 	    lockout_is_locked(server_lockout(s->srv), &s->client.ip, time(NULL), NULL)) {
 		lockout_refuse(s);
-		return;
+		return false;
 	}
+	return true;
+}
+
+void session_auth_proceed(struct session *s, char *arg)
+{
 	char *ir = arg + strcspn(arg, " ");
 	if (*ir != '\0')
 		*ir++ = '\0';

@@ -11,6 +11,7 @@
  */
 #include "smtp/session_priv.h"
 #include "smtp/server.h"
+#include "util/workers.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -34,6 +35,44 @@ static size_t data_in_memory; /* event loop thread only */
 
 static void commit_done(void *arg, bool ok, const char *err);
 static void submit_commit(struct session *s, bool from_callback);
+static void data_ready(struct session *s, bool from_callback);
+static void data_finished(struct session *s);
+
+/* noop_stage - the default end-of-data stage: keeps the stage path exercised
+ * until message authentication registers its own (session_hooks_set). */
+static void noop_stage(struct session_eod *e, void *arg)
+{
+	(void)e;
+	(void)arg;
+}
+
+static const struct session_stage default_stages[] = {{"noop", noop_stage, NULL}};
+static const struct session_hooks default_hooks = {NULL, NULL, default_stages, 1, NULL, NULL};
+static const struct session_hooks *hooks = &default_hooks;
+
+void session_hooks_set(const struct session_hooks *h)
+{
+	hooks = h != NULL ? h : &default_hooks;
+}
+
+const struct session_hooks *session_hooks(void)
+{
+	return hooks;
+}
+
+void session_tx_set_data(struct session *s, void *data, void (*free_fn)(void *data))
+{
+	struct transaction *tx = s->tx;
+	if (tx->hook_data_free != NULL)
+		tx->hook_data_free(tx->hook_data);
+	tx->hook_data = data;
+	tx->hook_data_free = free_fn;
+}
+
+void *session_tx_data(const struct session *s)
+{
+	return s->tx != NULL ? s->tx->hook_data : NULL;
+}
 
 
 void session_tx_free(struct session *s)
@@ -53,6 +92,8 @@ void session_tx_free(struct session *s)
 		session_pending_end(s);
 		session_update_read(s);
 	}
+	if (s->tx->hook_data_free != NULL)
+		s->tx->hook_data_free(s->tx->hook_data);
 	queue_msg_free(s->tx->msg);
 	free(s->tx);
 	s->tx = NULL;
@@ -108,22 +149,28 @@ static bool hold_if_hijacked(struct session *s, const struct queue_msg *m)
 	return hold;
 }
 
-void session_cmd_data(struct session *s, char *arg)
+bool session_data_check(struct session *s, char *arg)
 {
 	if (!session_need_helo(s, "DATA"))
-		return;
+		return false;
 	if (s->state == S_MAIL) {
 		session_reply_error(s, "DATA", "554 5.5.1 Error: no valid recipients");
-		return;
+		return false;
 	}
 	if (s->state != S_RCPT) {
 		session_reply_error(s, "DATA", "503 5.5.1 Error: need RCPT command");
-		return;
+		return false;
 	}
 	if (*arg != '\0') {
 		session_reply_error(s, "DATA", "501 5.5.4 Syntax: DATA (no arguments)");
-		return;
+		return false;
 	}
+	return true;
+}
+
+void session_data_proceed(struct session *s, char *arg)
+{
+	(void)arg;
 	struct queue_msg *m = s->tx->msg;
 	queue_new_id(m->id);
 	m->arrival = time(NULL);
@@ -178,13 +225,117 @@ static void end_of_data(struct session *s)
 	if (tx->header_cut)
 		log_ev(LOG_INFO, "header-truncated", {"session", s->id}, {"client", s->ip_text},
 		       {"limit", "header_size_limit"});
-	session_pending_begin(s, PENDING_COMMIT, NULL, NULL); /* no reads until the 250 */
+	/* no reads until the 250 */
+	session_pending_begin(s, hooks->n_stages ? PENDING_STAGES : PENDING_COMMIT, NULL, NULL);
 	rg_strlcpy(tx->msg_id, tx->msg->id, sizeof(tx->msg_id));
 	if (tx->spool != NULL && tx->spool->busy) {
 		tx->spool->commit_waiting = true; /* spool_written goes on */
 		return;
 	}
-	submit_commit(s, false);
+	data_ready(s, false);
+}
+
+/* An end-of-data stage run: the verdict so far and the next stage. */
+struct stage_job {
+	struct session *s;
+	struct session_eod e;
+	size_t next;
+};
+
+static void stage_work(void *arg)
+{
+	struct stage_job *j = arg;
+	const struct session_stage *st = &hooks->stages[j->next];
+	st->work(&j->e, st->arg);
+}
+
+static void stage_done(void *arg);
+
+static void stages_start(struct session *s)
+{
+	struct transaction *tx = s->tx;
+	struct stage_job *j = xcalloc(1, sizeof(*j));
+	j->s = s;
+	j->e.msg = tx->msg;
+	j->e.queue_directory = s->cfg->queue_directory;
+	j->e.spooled = tx->spool != NULL ? queue_spool_size(tx->spool->sp) : 0;
+	j->e.tx_data = tx->hook_data;
+	j->e.client_ip = s->ip_text;
+	j->e.helo = s->helo;
+	j->e.login = tx->msg->login;
+	strbuf_init(&j->e.prepend);
+	workers_submit(server_workers(s->srv), stage_work, stage_done, j);
+}
+
+/* prepend - the stages' header lines go above the message (and our Received:).
+ * Only text still in memory can take them: see the README on spooled messages. */
+static void prepend(struct session *s, struct strbuf *lines)
+{
+	struct transaction *tx = s->tx;
+	if (lines->len == 0)
+		return;
+	if (tx->spool != NULL) {
+		log_ev(LOG_WARNING, "header-prepend-skipped", {"session", s->id},
+		       {"reason", "the message is spooled"});
+		return;
+	}
+	struct strbuf body;
+	strbuf_init(&body);
+	strbuf_append(&body, lines->data, lines->len);
+	strbuf_append(&body, tx->msg->body.data, tx->msg->body.len);
+	strbuf_free(&tx->msg->body);
+	tx->msg->body = body;
+	data_in_memory += lines->len;
+	tx->held += lines->len;
+}
+
+/* stages_end - the verdict: refuse, or prepend and commit. */
+static void stages_end(struct session *s, struct stage_job *j)
+{
+	if (j->e.reply[0] != '\0') {
+		log_ev(LOG_INFO, "data-refused", {"session", s->id}, {"client", s->ip_text},
+		       {"stage", hooks->stages[j->next - 1].name}, {"reply", j->e.reply});
+		session_pending_end(s);
+		session_reply_error(s, "DATA", "%s", j->e.reply);
+	} else {
+		if (j->e.junk)
+			log_ev(LOG_INFO, "data-junk", {"session", s->id}, {"client", s->ip_text});
+		prepend(s, &j->e.prepend);
+		session_pending_begin(s, PENDING_COMMIT, NULL, NULL);
+	}
+	strbuf_free(&j->e.prepend);
+	free(j);
+	if (s->pending == PENDING_COMMIT)
+		submit_commit(s, true);
+	else
+		data_finished(s);
+}
+
+static void stage_done(void *arg)
+{
+	struct stage_job *j = arg;
+	struct session *s = j->s;
+	if (s->flags & F_DEAD) { /* the client left while the stage ran */
+		strbuf_free(&j->e.prepend);
+		free(j);
+		session_free(s);
+		return;
+	}
+	if (++j->next < hooks->n_stages && j->e.reply[0] == '\0') {
+		workers_submit(server_workers(s->srv), stage_work, stage_done, j);
+		return;
+	}
+	stages_end(s, j);
+}
+
+/* data_ready - all the text is in memory or on disk: the stages, then commit. */
+static void data_ready(struct session *s, bool from_callback)
+{
+	struct spool_state *st = s->tx->spool;
+	if (s->pending == PENDING_STAGES && (st == NULL || !st->failed))
+		stages_start(s);
+	else
+		submit_commit(s, from_callback);
 }
 
 /* submit_commit - hand the message (and its spool, if any) to the queue.
@@ -238,7 +389,7 @@ static void spool_written(void *arg, bool ok, const char *err)
 	}
 	if (st->commit_waiting) {
 		st->commit_waiting = false;
-		submit_commit(s, true);
+		data_ready(s, true);
 		return;
 	}
 	if (s->pending == PENDING_SPOOL) {
@@ -303,10 +454,12 @@ static enum header_verdict header_line(struct session *s, const char *p, size_t 
 		}
 		tx->field_len = 0;
 		tx->field_cut = false;
+		tx->field_drop = hooks->header_drop != NULL &&
+				 hooks->header_drop(p, n, hooks->header_arg);
 		if (n >= 9 && rg_strncasecmp(p, "Received:", 9) == 0)
 			tx->hops++;
 	}
-	if (tx->field_cut)
+	if (tx->field_cut || tx->field_drop)
 		return H_DROP;
 	uint64_t len = n + (complete ? 2 : 0);
 	if (tx->field_len + len <= s->cfg->header_size_limit) {
@@ -438,6 +591,12 @@ static void commit_done(void *arg, bool ok, const char *err)
 		session_reply_error(s, "DATA", "451 4.3.0 Error: could not queue the message, try again "
 			    "later (%s)", err);
 	}
+	data_finished(s);
+}
+
+/* data_finished - the message is answered: the next transaction may start. */
+static void data_finished(struct session *s)
+{
 	session_tx_free(s);
 	session_set_state(s, S_READY);
 	if (s->flags & F_SHUTDOWN) {

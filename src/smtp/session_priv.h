@@ -49,8 +49,9 @@ enum pending {
 	PENDING_COMMIT,  /* the queue makes the message durable */
 };
 
-/* Cancels an asynchronous check: its callback must not run afterwards. */
-typedef void (*session_cancel_fn)(void *arg);
+/* Cancels an asynchronous check: its callback must not run afterwards
+ * (timed_out: the session goes on without it; else the session ends). */
+typedef void (*session_cancel_fn)(void *arg, bool timed_out);
 
 enum {
 	F_EHLO = 1 << 0,          /* EHLO (not HELO): ESMTP parameters allowed */
@@ -106,6 +107,9 @@ struct transaction {
 	char dsn_ret[8];          /* RFC 3461 RET= ("FULL", "HDRS") or "" */
 	char dsn_envid[DSN_ENVID_MAX + 1]; /* ENVID=, decoded, or "" */
 	struct spool_state *spool;
+	bool field_drop;          /* the header filter hook dropped the current field */
+	void *hook_data;          /* session_tx_set_data() */
+	void (*hook_data_free)(void *data);
 };
 
 struct session {
@@ -135,6 +139,7 @@ struct session {
 	struct event *free_ev;              /* CLOSING: free from the loop, not a callback */
 	struct event *stall_ev;             /* replies unread for smtpd_timeout: give up */
 	struct event *deadline_ev;          /* smtpd_per_record_deadline */
+	struct event *check_ev;             /* PENDING_CHECK: its time limit */
 	uint64_t deadline_ms;               /* when it fires (monotonic milliseconds) */
 };
 
@@ -168,14 +173,17 @@ void session_deadline_credit(struct session *s, size_t n);
 void session_close(struct session *s);
 void session_free(struct session *s);
 
-/* session_data.c: the transaction, DATA, spooling and the commit */
+/* session_data.c: the transaction, DATA, spooling, stages and the commit */
+const struct session_hooks *session_hooks(void);
 void session_tx_free(struct session *s);
 void session_tx_reset(struct session *s);
-void session_cmd_data(struct session *s, char *arg);
+bool session_data_check(struct session *s, char *arg);
+void session_data_proceed(struct session *s, char *arg);
 bool session_data_input(struct session *s);
 
 /* session_auth.c: AUTH and the SASL exchange */
-void session_cmd_auth(struct session *s, char *arg);
+bool session_auth_check(struct session *s, char *arg);
+void session_auth_proceed(struct session *s, char *arg);
 void session_sasl_step(struct session *s, const char *response);
 void session_sasl_end(struct session *s);
 
