@@ -64,7 +64,8 @@ static const struct pending_kind {
 	[PENDING_LOOKUP] = {NULL, true, false, false, false},
 	[PENDING_AUTH] = {"AUTH_WAIT", true, true, true, false}, /* AUTH is not pipelined */
 	[PENDING_SPOOL] = {NULL, false, false, false, false},
-	[PENDING_CHECK] = {"CHECK", true, true, false, false},
+	/* a check may take seconds of DNS: a client that leaves cancels it */
+	[PENDING_CHECK] = {"CHECK", true, true, true, false},
 	[PENDING_STAGES] = {"STAGES", false, true, false, true},
 	[PENDING_COMMIT] = {"COMMIT", false, true, false, true}, /* no read timeout until 250 */
 };
