@@ -1,6 +1,9 @@
 /*
  * session - one SMTP conversation (RFC 5321 server side), as a state machine.
  *
+ * Three files: session.c (commands, replies, timeouts, TLS, lifetime),
+ * session_data.c (DATA to commit), session_auth.c (AUTH); session_priv.h
+ * holds what they share.
  * Owns: reading CRLF-terminated command lines (and nothing else: a bare CR
  * or LF is refused, so SMTP smuggling cannot split a message), the command
  * table, the transaction (sender, recipients, message data with dot-

@@ -5,7 +5,8 @@
  * the Received: header, reading the message text (dot-unstuffing, bare
  * CR/LF detection, message_size_limit, header_size_limit, hop count),
  * spooling to the queue's tmp/ while it arrives (smtpd_data_memory_limit),
- * the end of data and the commit to the queue.
+ * the end of data, the hooks (session_hooks_set: end-of-data stages on the
+ * worker pool, the header filter) and the commit to the queue.
  * Must not: parse commands (session.c), write files itself (queue/server do,
  * on workers), or re-enable reading other than through session.c.
  */
@@ -268,7 +269,7 @@ static void stages_start(struct session *s)
 }
 
 /* prepend - the stages' header lines go above the message (and our Received:).
- * Only text still in memory can take them: see the README on spooled messages. */
+ * Only text still in memory can take them (see docs/design.md, "Hooks"). */
 static void prepend(struct session *s, struct strbuf *lines)
 {
 	struct transaction *tx = s->tx;
