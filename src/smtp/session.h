@@ -94,11 +94,13 @@ void session_tx_set_data(struct session *s, void *data, void (*free_fn)(void *da
 void *session_tx_data(const struct session *s);
 
 struct queue_msg;
+struct queue_spool;
 struct session_eod {
 	/* the message (read only: a worker reads it while the loop waits) */
 	const struct queue_msg *msg;  /* envelope; msg->body: the text not spooled */
 	const char *queue_directory;  /* the spooled part is in tmp/<msg->id> there */
 	uint64_t spooled;             /* octets of text in the spool before msg->body */
+	const struct queue_spool *spool; /* that spool (queue.h), NULL: not spooled */
 	void *tx_data;                /* session_tx_data() */
 	const char *client_ip, *helo, *login; /* login NULL: not authenticated */
 	/* the verdict: the stages write these */

@@ -259,7 +259,8 @@ static void stages_start(struct session *s)
 	j->s = s;
 	j->e.msg = tx->msg;
 	j->e.queue_directory = s->cfg->queue_directory;
-	j->e.spooled = tx->spool != NULL ? queue_spool_size(tx->spool->sp) : 0;
+	j->e.spool = tx->spool != NULL ? tx->spool->sp : NULL;
+	j->e.spooled = j->e.spool != NULL ? queue_spool_size(j->e.spool) : 0;
 	j->e.tx_data = tx->hook_data;
 	j->e.client_ip = s->ip_text;
 	j->e.helo = s->helo;
