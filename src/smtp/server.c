@@ -473,6 +473,11 @@ static void commit_done(void *arg)
 	commit_reply(j);
 }
 
+struct workers *server_workers(const struct server *srv)
+{
+	return srv->workers;
+}
+
 void server_commit(struct server *srv, struct queue_msg *m, struct queue_spool *sp,
 		   void (*done)(void *arg, bool ok, const char *err), void *arg)
 {
