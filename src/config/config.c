@@ -12,9 +12,11 @@
  *	   checked for an open relay.
  */
 #include "config/config.h"
+#include "config/aliases.h"
 #include "abuse/shared.h"
 #include "qmgr/route.h"
 #include "address/address.h"
+#include "address/expand.h"
 #include "util/util.h"
 
 #include <libpsl.h>
@@ -160,6 +162,15 @@ static const struct param_def params[] = {
 	{"smtp_mta_sts_https_port", P_COUNT, "443"},
 	{"smtp_mta_sts_recheck_time", P_DURATION, "60s"},
 	{"smtp_tls_reporting", P_BOOL, "yes"},
+	/* aliases and hosted domains (issue 12): convert_hosted(), address/expand.h */
+	{"alias_maps", P_MAPS, ""},
+	{"virtual_alias_domains", P_DOMAINS, ""},
+	{"virtual_alias_maps", P_MAPS, ""},
+	{"virtual_mailbox_domains", P_DOMAINS, ""},
+	{"virtual_mailbox_maps", P_MAPS, ""},
+	{"recipient_delimiter", P_STRING, ""},
+	{"virtual_alias_recursion_limit", P_COUNT, "1000"},
+	{"virtual_alias_expansion_limit", P_COUNT, "1000"},
 };
 #define N_PARAMS RG_ARRAY_LEN(params)
 
@@ -1100,6 +1111,82 @@ static void convert_outbound_tls(struct loader *ld)
 		ld->cfg->smtp_tls_security_level = SMTP_TLS_DANE;
 }
 
+/* aliases and hosted domains (issue 12) ------------------------------------ */
+
+/* convert_aliases - alias_maps: aliases(5) files, not "key value" tables. */
+static struct map **convert_aliases(struct loader *ld, size_t i)
+{
+	size_t n, m = 0;
+	char **items = split_list(ld->expanded[i], &n);
+	struct map **maps = xcalloc(n + 1, sizeof(struct map *));
+	for (size_t k = 0; k < n; k++) {
+		char why[1024];
+		if ((maps[m] = aliases_open(items[k], why, sizeof(why))) != NULL)
+			m++;
+		else
+			add_error(ld, i, "alias_maps: %s", why);
+	}
+	free_list(items);
+	return maps;
+}
+
+/* check_mailbox_values - every virtual_mailbox_maps value is "dir/user/". */
+static void check_mailbox_values(struct loader *ld, size_t i, struct map **maps)
+{
+	for (size_t k = 0; maps[k]; k++) {
+		for (size_t e = 0; e < maps[k]->n; e++) {
+			char why[512];
+			if (!expand_mailbox_value_ok(maps[k]->entries[e].value, why, sizeof(why)))
+				add_error(ld, i, "virtual_mailbox_maps: %s: %s: %s", maps[k]->spec,
+					  maps[k]->entries[e].key, why);
+		}
+	}
+}
+
+/* check_domain_overlap - a domain is one kind of destination only (Postfix:
+ * "do not list domain in BOTH mydestination and virtual_*_domains"). */
+static void check_domain_overlap(struct loader *ld)
+{
+	const struct config *cfg = ld->cfg;
+	const char *const *va = (const char *const *)cfg->virtual_alias_domains;
+	const char *const *vm = (const char *const *)cfg->virtual_mailbox_domains;
+	for (size_t k = 0; vm[k]; k++)
+		if (address_domain_listed(vm[k], va))
+			add_error(ld, idx("virtual_mailbox_domains"), "%s is listed in both "
+				  "virtual_alias_domains and virtual_mailbox_domains", vm[k]);
+	const char *const *lists[] = {va, vm};
+	for (size_t l = 0; l < 2; l++)
+		for (size_t k = 0; lists[l][k]; k++)
+			if (address_domain_listed(lists[l][k],
+						  (const char *const *)cfg->mydestination) ||
+			    address_domain_listed(lists[l][k],
+						  (const char *const *)cfg->relay_domains))
+				add_error(ld, idx(l ? "virtual_mailbox_domains" : "virtual_alias_domains"),
+					  "%s is also in mydestination or relay_domains; list each "
+					  "domain in one of them only", lists[l][k]);
+}
+
+static void convert_hosted(struct loader *ld)
+{
+	struct config *cfg = ld->cfg;
+	struct range limits[] = {
+		{"virtual_alias_recursion_limit", &cfg->virtual_alias_recursion_limit, 1, 1000},
+		{"virtual_alias_expansion_limit", &cfg->virtual_alias_expansion_limit, 1, 100000},
+	};
+	convert_ranges(ld, limits, RG_ARRAY_LEN(limits));
+	cfg->alias_maps = convert_aliases(ld, idx("alias_maps"));
+	cfg->virtual_alias_domains = convert_domains(ld, idx("virtual_alias_domains"), false);
+	cfg->virtual_alias_maps = convert_maps(ld, idx("virtual_alias_maps"));
+	cfg->virtual_mailbox_domains = convert_domains(ld, idx("virtual_mailbox_domains"), false);
+	cfg->virtual_mailbox_maps = convert_maps(ld, idx("virtual_mailbox_maps"));
+	check_mailbox_values(ld, idx("virtual_mailbox_maps"), cfg->virtual_mailbox_maps);
+	cfg->recipient_delimiter = convert_single(ld, idx("recipient_delimiter"));
+	if (strpbrk(cfg->recipient_delimiter, "@\"<>()[],;: \t") != NULL)
+		add_error(ld, idx("recipient_delimiter"), "recipient_delimiter: \"%s\" may not "
+			  "contain address syntax characters", cfg->recipient_delimiter);
+	check_domain_overlap(ld);
+}
+
 static void convert_all(struct loader *ld)
 {
 	struct config *cfg = ld->cfg;
@@ -1135,6 +1222,7 @@ static void convert_all(struct loader *ld)
 	convert_selftest(ld);
 	convert_abuse(ld);
 	convert_outbound_tls(ld);
+	convert_hosted(ld);
 }
 
 /* can_deny_destination - a reachable restriction that can refuse a destination
@@ -1326,6 +1414,13 @@ void config_free(struct config *cfg)
 	free(cfg->smtp_helo_name);
 	free(cfg->smtp_bind_address);
 	free(cfg->smtp_bind_address6);
+	/* aliases and hosted domains (issue 12) */
+	free_maps(cfg->alias_maps);
+	free_list(cfg->virtual_alias_domains);
+	free_maps(cfg->virtual_alias_maps);
+	free_list(cfg->virtual_mailbox_domains);
+	free_maps(cfg->virtual_mailbox_maps);
+	free(cfg->recipient_delimiter);
 	for (size_t i = 0; i < cfg->n_params; i++) {
 		free(cfg->names[i]);
 		free(cfg->values[i]);

@@ -170,6 +170,14 @@ struct config {
 	unsigned smtp_mta_sts_https_port;  /* 443; another only for tests */
 	uint64_t smtp_mta_sts_recheck_time; /* TXT look-ups per domain at most this often */
 	bool smtp_tls_reporting;           /* TLS-RPT (RFC 8460): count and send daily reports */
+	/* aliases and hosted domains (issue 12; Postfix's names, see address/expand.h) */
+	struct map **alias_maps;            /* aliases(5) files: local parts of mydestination */
+	char **virtual_alias_domains;       /* hosted domains whose addresses are all aliases */
+	struct map **virtual_alias_maps;    /* address -> addresses, for every domain */
+	char **virtual_mailbox_domains;     /* hosted domains with Maildirs */
+	struct map **virtual_mailbox_maps;  /* address -> "dir/user/" under virtual_mailbox_base */
+	char *recipient_delimiter;          /* "": none; each character separates an extension */
+	uint64_t virtual_alias_recursion_limit, virtual_alias_expansion_limit;
 	/* every parameter, expanded, in table order (for "relayguard config") */
 	char **names, **values;
 	struct config_origin *origins;
