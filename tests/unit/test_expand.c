@@ -14,6 +14,7 @@
 #include "config/config.h"
 #include "files.h"
 #include "policy/policy.h"
+#include "queue/queue.h"
 #include "util/util.h"
 
 #include <stdio.h>
@@ -246,6 +247,58 @@ static void check_expand(const struct config *cfg)
 	}
 }
 
+/* --- the queue's recipients: expanded, each once, the original as ORCPT --- */
+
+static void add(const struct config *cfg, const struct addr_domains *d, struct queue_msg *m,
+		const char *path, const char *orcpt)
+{
+	struct address a;
+	struct addr_resolution r;
+	const char *rest;
+	char err[160];
+	CHECK(address_parse(path, &a, &rest, err, sizeof(err)) == ADDR_OK, "%s: %s", path, err);
+	address_resolve(&a, d, &r);
+	expand_queue_rcpt(cfg, d, m, &a, &r, "", orcpt);
+}
+
+static void check_queue_rcpts(const struct config *cfg)
+{
+	static const struct {
+		int line;
+		const char *orig, *local, *domain, *orcpt;
+		enum addr_class cls;
+	} want[] = {
+		/* not an alias: as sent, no ORCPT invented */
+		{__LINE__, "Alice@ourdomain.example", "alice", "ourdomain.example", NULL,
+		 ADDR_CLASS_LOCAL},
+		/* info@virt: alice is there already; friend keeps where it came from */
+		{__LINE__, "friend@example.net", "friend", "example.net", "rfc822;info@virt.example",
+		 ADDR_CLASS_REMOTE},
+		/* the client's own ORCPT wins */
+		{__LINE__, "bob@ourdomain.example", "bob", "ourdomain.example",
+		 "rfc822;list@example.org", ADDR_CLASS_LOCAL},
+		{__LINE__, "carol@mbox.example", "carol", "mbox.example", "rfc822;list@example.org",
+		 ADDR_CLASS_LOCAL},
+	};
+	struct addr_domains d;
+	policy_domains(cfg, NULL, 0, &d);
+	struct queue_msg *m = xcalloc(1, sizeof(*m));
+	add(cfg, &d, m, "<Alice@ourdomain.example>", "");
+	add(cfg, &d, m, "<info@virt.example>", "");
+	add(cfg, &d, m, "<team@ourdomain.example>", "rfc822;list@example.org");
+	add(cfg, &d, m, "<sales@virt.example>", ""); /* all three there already */
+	CHECK(m->n_rcpts == RG_ARRAY_LEN(want), "%zu recipients, want %zu", m->n_rcpts,
+	      RG_ARRAY_LEN(want));
+	for (size_t i = 0; i < m->n_rcpts && i < RG_ARRAY_LEN(want); i++) {
+		CHECK_STR_AT(want[i].line, m->rcpts[i].orig, want[i].orig, "orig");
+		CHECK_STR_AT(want[i].line, m->rcpts[i].local, want[i].local, "local");
+		CHECK_STR_AT(want[i].line, m->rcpts[i].domain, want[i].domain, "domain");
+		CHECK_STR_AT(want[i].line, m->rcpts[i].orcpt, want[i].orcpt, "orcpt");
+		CHECK_AT(want[i].line, m->rcpts[i].cls == want[i].cls, "class %d", m->rcpts[i].cls);
+	}
+	queue_msg_free(m);
+}
+
 /* --- does the recipient exist; where is its Maildir --- */
 
 static const struct known_row {
@@ -357,6 +410,7 @@ int main(void)
 	if (cfg != NULL) {
 		check_expand(cfg);
 		check_known(cfg);
+		check_queue_rcpts(cfg);
 	}
 	config_free(cfg);
 	free(errors);
