@@ -34,6 +34,7 @@ fwd: friend@outside.test
 VIRTUAL = """info@alias.test      carol@hosted.test, dave@hosted.test
 fwd@alias.test       friend@outside.test
 @alias.test          carol@hosted.test
+ghost@alias.test     nobody@hosted.test
 loop1@alias.test     loop2@alias.test
 loop2@alias.test     loop1@alias.test
 """
@@ -159,6 +160,23 @@ class Virtual(unittest.TestCase):
         copies = [n for n in self.srv.maildir('hosted.test', 'carol')
                   if b'm-catch' in self.srv.read_mail('hosted.test', 'carol', n)]
         self.assertEqual(len(copies), 1)
+
+    def test_alias_to_a_missing_mailbox_bounces_to_the_aliased_sender(self):
+        # accepted (ghost@alias.test is an alias), bounced at delivery (nobody has no
+        # mailbox), and the bounce to team@ourdomain.test reaches alice and bob
+        with Conn(self.srv.port, source=UNTRUSTED) as c:
+            self.assertEqual(c.cmd('EHLO client.example.org')[0], 250)
+            self.assertEqual(c.cmd('MAIL FROM:<team@ourdomain.test>')[0], 250)
+            self.assertEqual(c.cmd('RCPT TO:<ghost@alias.test>')[0], 250)
+            self.assertEqual(c.cmd('DATA')[0], 354)
+            self.assertEqual(c.cmd('Subject: m-ghost\r\n\r\nhello\r\n.')[0], 250)
+            c.cmd('QUIT')
+        for user in ('alice', 'bob'):
+            dsn = self.mail_with(self.srv, 'ourdomain.test', user, 'm-ghost')
+            self.assertIn(b'Final-Recipient: rfc822; nobody@hosted.test', dsn)
+            self.assertIn(b'Original-Recipient: rfc822; ghost@alias.test', dsn)
+            self.assertIn(b'Status: 5.1.1', dsn)
+        self.assertEqual(self.srv.maildir('hosted.test', 'nobody'), [])
 
     def test_alias_loop_is_a_temporary_error(self):
         replies = self.send(['loop1@alias.test'], 'm-loop')
