@@ -351,10 +351,14 @@ void expand_recipient(const struct config *cfg, const struct addr_domains *d,
 	memset(out, 0, sizeof(*out));
 	strbuf_init(&out->trace);
 	struct walk w = {cfg, d, out, NULL, 0, 0};
-	w.chain = xcalloc(depth_limit(cfg) + 1, sizeof(char *));
 	struct expand_target t = {.cls = cls};
 	rg_strlcpy(t.local, local, sizeof(t.local));
 	rg_strlcpy(t.domain, domain, sizeof(t.domain));
+	bool tables = (cfg->virtual_alias_maps && cfg->virtual_alias_maps[0]) ||
+		      (cfg->alias_maps && cfg->alias_maps[0]);
+	if (!tables) /* the common case costs one copy, not a walk */
+		return add_target(&w, &t);
+	w.chain = xcalloc(depth_limit(cfg) + 1, sizeof(char *));
 	expand_node(&w, &t);
 	free(w.chain);
 }

@@ -247,6 +247,24 @@ static void check_expand(const struct config *cfg)
 	}
 }
 
+/* virtual_alias_expansion_limit: addresses visited, final or not */
+static void check_expansion_limit(const struct config *cfg)
+{
+	struct config small = *cfg;
+	struct addr_domains d;
+	struct expansion x;
+	policy_domains(cfg, NULL, 0, &d);
+	small.virtual_alias_expansion_limit = 3; /* info, alice, friend: just enough */
+	expand_recipient(&small, &d, "info", "virt.example", ADDR_CLASS_LOCAL, &x);
+	CHECK(x.status == EXPAND_OK && x.n == 2, "limit 3: %s, %zu", x.why, x.n);
+	expansion_free(&x);
+	small.virtual_alias_expansion_limit = 2;
+	expand_recipient(&small, &d, "info", "virt.example", ADDR_CLASS_LOCAL, &x);
+	CHECK(x.status == EXPAND_TOO_MANY && strstr(x.why, "virtual_alias_expansion_limit"),
+	      "limit 2: %s (%s)", expand_status_text(x.status), x.why);
+	expansion_free(&x);
+}
+
 /* --- the queue's recipients: expanded, each once, the original as ORCPT --- */
 
 static void add(const struct config *cfg, const struct addr_domains *d, struct queue_msg *m,
@@ -411,6 +429,7 @@ int main(void)
 		check_expand(cfg);
 		check_known(cfg);
 		check_queue_rcpts(cfg);
+		check_expansion_limit(cfg);
 	}
 	config_free(cfg);
 	free(errors);
