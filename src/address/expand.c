@@ -276,6 +276,33 @@ static bool resolve_item(const struct walk *w, const char *item, const char *loc
 	return true;
 }
 
+bool expand_value_ok(const char *key, const char *value, bool alias, char *why, size_t whylen)
+{
+	char *copy = xstrdup(value), *cursor = copy, *item;
+	bool ok = true, any = false;
+	while (ok && (item = next_item(&cursor)) != NULL) {
+		char path[ADDR_PATH_MAX + 32], err[160];
+		struct address a;
+		const char *rest;
+		any = true;
+		if (item[0] == '@')
+			snprintf(path, sizeof(path), "<x%s>", item);
+		else
+			snprintf(path, sizeof(path), strchr(item, '@') ? "<%s>" : "<%s@x.invalid>", item);
+		ok = strlen(item) <= ADDR_PATH_MAX && (item[0] != '@' || (!alias && key[0] == '@')) &&
+		     address_parse(path, &a, &rest, err, sizeof(err)) == ADDR_OK && !a.null &&
+		     rest[0] == '\0';
+		if (!ok)
+			snprintf(why, whylen, "\"%.100s\" is not an address%s", item,
+				 item[0] == '@' ? " (\"@domain\" results only for \"@domain\" keys)"
+						: "");
+	}
+	free(copy);
+	if (ok && !any)
+		snprintf(why, whylen, "no address");
+	return ok && any;
+}
+
 static void trace(struct walk *w, const char *addr, const char *value, const char *table)
 {
 	if (w->out->trace.len < TRACE_MAX)

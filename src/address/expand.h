@@ -95,6 +95,11 @@ const char *expand_status_text(enum expand_status s);
 bool expand_mailbox(const struct config *cfg, const char *local, const char *domain,
 		    char *dir, size_t dirlen, char *sub, size_t sublen);
 
+/* Is every address of a table value usable (checked when tables are loaded)?
+ * "@domain" results only for "@domain" keys of virtual_alias_maps. */
+bool expand_value_ok(const char *key, const char *value, bool alias, char *why,
+		     size_t whylen);
+
 /* Is a virtual_mailbox_maps value usable ("dir/sub/", two safe components)? */
 bool expand_mailbox_value_ok(const char *value, char *why, size_t whylen);
 

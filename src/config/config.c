@@ -1130,6 +1130,21 @@ static struct map **convert_aliases(struct loader *ld, size_t i)
 	return maps;
 }
 
+/* check_alias_values - every address of every alias is one (a typo stops the
+ * start, not the mail of the user it belongs to). */
+static void check_alias_values(struct loader *ld, size_t i, struct map **maps, bool alias)
+{
+	for (size_t k = 0; maps[k]; k++) {
+		for (size_t e = 0; e < maps[k]->n; e++) {
+			char why[512];
+			const struct map_entry *me = &maps[k]->entries[e];
+			if (!expand_value_ok(me->key, me->value, alias, why, sizeof(why)))
+				add_error(ld, i, "%s: %s: %s: %s", params[i].name, maps[k]->spec,
+					  me->key, why);
+		}
+	}
+}
+
 /* check_mailbox_values - every virtual_mailbox_maps value is "dir/user/". */
 static void check_mailbox_values(struct loader *ld, size_t i, struct map **maps)
 {
@@ -1180,6 +1195,8 @@ static void convert_hosted(struct loader *ld)
 	cfg->virtual_mailbox_domains = convert_domains(ld, idx("virtual_mailbox_domains"), false);
 	cfg->virtual_mailbox_maps = convert_maps(ld, idx("virtual_mailbox_maps"));
 	check_mailbox_values(ld, idx("virtual_mailbox_maps"), cfg->virtual_mailbox_maps);
+	check_alias_values(ld, idx("alias_maps"), cfg->alias_maps, true);
+	check_alias_values(ld, idx("virtual_alias_maps"), cfg->virtual_alias_maps, false);
 	cfg->recipient_delimiter = convert_single(ld, idx("recipient_delimiter"));
 	if (strpbrk(cfg->recipient_delimiter, "@\"<>()[],;: \t") != NULL)
 		add_error(ld, idx("recipient_delimiter"), "recipient_delimiter: \"%s\" may not "
