@@ -13,8 +13,8 @@
  * Postfix's cleanup writes them), local delivery (the mailbox) and the
  * audit/explain commands (what forwards where).
  * Must not: do I/O (tables are in memory since the configuration was
- * loaded) or judge the client: forwarding is decided only for recipients
- * the relay policy already accepted.
+ * loaded; expand_queue_rcpt's one "expand" log line aside) or judge the
+ * client: forwarding happens only for recipients the relay policy accepted.
  */
 #ifndef RG_EXPAND_H
 #define RG_EXPAND_H
