@@ -318,7 +318,8 @@ bool address_domain_listed(const char *domain, const char *const *list)
 	return false;
 }
 
-/* is_local_domain - mydestination, or a literal of one of our addresses. */
+/* is_local_domain - mydestination, a hosted domain, or a literal of one of
+ * our addresses. */
 static bool is_local_domain(const char *domain, const struct addr_domains *d)
 {
 	if (domain[0] == '[') {
@@ -331,7 +332,9 @@ static bool is_local_domain(const char *domain, const struct addr_domains *d)
 				return true;
 		return false;
 	}
-	return address_domain_listed(domain, d->mydestination);
+	return address_domain_listed(domain, d->mydestination) ||
+	       address_domain_listed(domain, d->virtual_alias_domains) ||
+	       address_domain_listed(domain, d->virtual_mailbox_domains);
 }
 
 /* split_route - undo one level of routing in local; false when none left. */

@@ -59,7 +59,8 @@ enum addr_error address_parse(const char *arg, struct address *a, const char **p
 			      char *err, size_t errlen);
 
 enum addr_class {
-	ADDR_CLASS_LOCAL,   /* we are the final destination (mydestination, our IP) */
+	ADDR_CLASS_LOCAL,   /* we are the final destination (mydestination, our IP,
+			       virtual_alias_domains, virtual_mailbox_domains) */
 	ADDR_CLASS_RELAY,   /* relay_domains: we accept and forward */
 	ADDR_CLASS_REMOTE,  /* somebody else's domain */
 	ADDR_CLASS_INVALID, /* routing that leads nowhere, e.g. "user%"@domain */
@@ -72,6 +73,10 @@ struct addr_domains {
 	const struct rg_ip *local_ips;    /* our own addresses, for [literal]s */
 	size_t n_local_ips;
 	const char *myorigin;             /* appended to unqualified addresses */
+	/* hosted domains (address/expand.h): ours too, so routing in their
+	 * addresses is undone and flagged like in mydestination's */
+	const char *const *virtual_alias_domains;
+	const char *const *virtual_mailbox_domains;
 };
 
 /* Where an address really goes, after all routing has been undone. */

@@ -12,6 +12,7 @@
  *	Pure: everything the engine needs was loaded into the model.
  */
 #include "audit/audit.h"
+#include "address/expand.h"
 #include "util/util.h"
 
 #include <libpsl.h>
@@ -933,6 +934,28 @@ static void trace(const struct audit_model *m, const struct audit_service *s,
 	}
 }
 
+/* explain_expansion - where an accepted recipient's mail really goes: the
+ * alias steps and the final addresses, as the session queues them. */
+static void explain_expansion(const struct audit_model *m, const struct addr_domains *dom,
+			      struct audit_explain *e)
+{
+	struct expansion x;
+	if (e->decision.action != POLICY_ACCEPT || e->rcpt_res.cls == ADDR_CLASS_INVALID)
+		return;
+	expand_recipient(&m->cfg, dom, e->rcpt_res.local, e->rcpt_res.domain, e->rcpt_res.cls,
+			 &x);
+	if (x.expanded && x.status == EXPAND_OK) {
+		rg_strlcpy(e->expansion, x.trace.data ? x.trace.data : "", sizeof(e->expansion));
+		for (size_t i = 0; i < x.n; i++) {
+			size_t used = strlen(e->delivers_to);
+			snprintf(e->delivers_to + used, sizeof(e->delivers_to) - used, "%s%s@%s",
+				 i ? ", " : "", x.targets[i].local, x.targets[i].domain);
+		}
+		e->forwards_outside = x.outside;
+	}
+	expansion_free(&x);
+}
+
 bool audit_explain(const struct audit_model *m, size_t svc, const struct audit_request *rq,
 		   struct audit_explain *e)
 {
@@ -971,5 +994,6 @@ bool audit_explain(const struct audit_model *m, size_t svc, const struct audit_r
 	}
 	e->undecided = !decide(m, s, &pr, &e->decision);
 	e->undecided_why = e->undecided ? first_undecided(s) : NULL;
+	explain_expansion(m, &dom, e);
 	return true;
 }

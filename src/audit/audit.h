@@ -207,6 +207,11 @@ struct audit_explain {
 	bool at_mail;            /* refused at MAIL FROM (the RCPT is never reached) */
 	bool undecided;
 	const char *undecided_why;
+	/* aliases and hosted domains (address/expand.h): where an accepted
+	 * recipient's mail goes; "" when no table matched */
+	char expansion[1024];    /* "a@x -> b@y (virtual_alias_maps)\n" per step */
+	char delivers_to[1024];  /* the final addresses, ", " separated */
+	bool forwards_outside;   /* one of them is not ours */
 };
 
 /* Run one request against service SVC of the model; false when the client

@@ -8,6 +8,7 @@
  *	for that role. Pure: the config was loaded (tables too) by config_load.
  */
 #include "audit/audit.h"
+#include "address/expand.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -138,6 +139,60 @@ static const char *first_domain(const struct config *cfg)
 	return cfg->myhostname;
 }
 
+/* forward_finding - key (an address of ours) expands to an outside address:
+ * the same finding the Postfix reader makes for its alias tables. */
+static void forward_finding(struct audit_model *m, const struct addr_domains *d,
+			    const char *param, const char *spec, const char *key,
+			    const char *local, const char *domain)
+{
+	struct expansion x;
+	const struct config *cfg = &m->cfg;
+	expand_recipient(cfg, d, local, domain, ADDR_CLASS_LOCAL, &x);
+	for (size_t i = 0; x.status == EXPAND_OK && i < x.n; i++) {
+		if (x.targets[i].cls == ADDR_CLASS_LOCAL)
+			continue;
+		bool all = key[0] == '@';
+		audit_add_finding(&m->findings, &m->n_findings,
+			all ? "catch-all-forward-outside" : "alias-forward-outside", SEV_SUSPICIOUS,
+			NULL, "forward only to your own domains, or keep the alias for your own "
+			"users (it is no relay: routed forms are refused, but anyone may send to it)",
+			"%s %s: %s goes to %s@%s outside: anyone may send to it and this server "
+			"forwards it%s", param, spec, key, x.targets[i].local, x.targets[i].domain,
+			all ? " (every address of the domain: a catch-all)" : "");
+		break;
+	}
+	expansion_free(&x);
+}
+
+/* forward_findings - every alias of ours whose expansion leaves our domains. */
+static void forward_findings(struct audit_model *m, const struct config *cfg)
+{
+	struct addr_domains d;
+	policy_domains(cfg, NULL, 0, &d);
+	const char *home = cfg->mydestination && cfg->mydestination[0] ? cfg->mydestination[0]
+								      : cfg->myhostname;
+	for (size_t k = 0; cfg->virtual_alias_maps && cfg->virtual_alias_maps[k]; k++) {
+		const struct map *t = cfg->virtual_alias_maps[k];
+		for (size_t e = 0; e < t->n; e++) {
+			const char *key = t->entries[e].key, *at = strrchr(key, '@');
+			char local[ADDR_LOCAL_MAX + 1];
+			const char *domain = at ? at + 1 : home;
+			snprintf(local, sizeof(local), "%.*s", at ? (int)(at - key) : (int)strlen(key),
+				 key);
+			if (expand_domain_kind(cfg, domain) == HOSTED_NONE)
+				continue; /* only trusted clients can send there */
+			forward_finding(m, &d, "virtual_alias_maps", t->spec, key,
+					local[0] ? local : "any-address", domain);
+		}
+	}
+	for (size_t k = 0; cfg->alias_maps && cfg->alias_maps[k]; k++) {
+		const struct map *t = cfg->alias_maps[k];
+		for (size_t e = 0; e < t->n; e++)
+			forward_finding(m, &d, "alias_maps", t->spec, t->entries[e].key,
+					t->entries[e].key, home);
+	}
+}
+
 struct audit_model *audit_model_from_config(const struct config *cfg)
 {
 	struct audit_model *m = xcalloc(1, sizeof(*m));
@@ -149,5 +204,6 @@ struct audit_model *audit_model_from_config(const struct config *cfg)
 	for (int role = ROLE_MTA; role <= ROLE_SUBMISSIONS; role++)
 		if (role_service(m, cfg, (enum listen_role)role, &m->services[m->n_services]))
 			m->n_services++;
+	forward_findings(m, cfg);
 	return m;
 }

@@ -205,6 +205,22 @@ static const char *action_name(const struct audit_explain *e)
 	return "?";
 }
 
+/* explain_expansion_text - the alias steps, one a line, and where mail goes. */
+static void explain_expansion_text(const struct audit_explain *e, struct strbuf *out)
+{
+	if (e->expansion[0] == '\0')
+		return;
+	const char *p = e->expansion;
+	while (*p) {
+		size_t n = strcspn(p, "\n");
+		strbuf_printf(out, "expansion: %.*s\n", (int)n, p);
+		p += n + (p[n] == '\n');
+	}
+	strbuf_printf(out, "delivers to: %s%s\n", e->delivers_to,
+		      e->forwards_outside ? " (forwarded outside: our user's alias, not a relay)"
+					  : "");
+}
+
 void audit_explain_text(const struct audit_model *m, size_t svc, const struct audit_request *rq,
 			const struct audit_explain *e, struct strbuf *out)
 {
@@ -234,6 +250,7 @@ void audit_explain_text(const struct audit_model *m, size_t svc, const struct au
 		      e->decision.reply, action_name(e));
 	if (e->undecided)
 		strbuf_printf(out, "undecided: %s\n", e->undecided_why ? e->undecided_why : "?");
+	explain_expansion_text(e, out);
 }
 
 void audit_explain_json(const struct audit_model *m, size_t svc, const struct audit_request *rq,
@@ -273,5 +290,9 @@ void audit_explain_json(const struct audit_model *m, size_t svc, const struct au
 	json_field(out, "reply", e->decision.reply, false);
 	json_field(out, "stage", e->at_mail ? "MAIL" : "RCPT", false);
 	json_field(out, "undecided", e->undecided ? e->undecided_why : NULL, false);
+	json_field(out, "expansion", e->expansion[0] ? e->expansion : NULL, false);
+	json_field(out, "delivers_to", e->delivers_to[0] ? e->delivers_to : NULL, false);
+	if (e->expansion[0])
+		strbuf_printf(out, ",\"forwards_outside\":%s", e->forwards_outside ? "true" : "false");
 	strbuf_puts(out, "}\n");
 }

@@ -181,6 +181,15 @@ struct config {
 	char *virtual_transport;  /* virtual_mailbox_domains mail: the same values */
 	uint64_t lmtp_destination_concurrency_limit; /* connections per LMTP server */
 	uint64_t lmtp_connection_cache_limit;        /* idle connections kept per LMTP server */
+
+	/* aliases and hosted domains (issue 12; Postfix's names, see address/expand.h) */
+	struct map **alias_maps;            /* aliases(5) files: local parts of mydestination */
+	char **virtual_alias_domains;       /* hosted domains whose addresses are all aliases */
+	struct map **virtual_alias_maps;    /* address -> addresses, for every domain */
+	char **virtual_mailbox_domains;     /* hosted domains with Maildirs */
+	struct map **virtual_mailbox_maps;  /* address -> "dir/user/" under virtual_mailbox_base */
+	char *recipient_delimiter;          /* "": none; each character separates an extension */
+	uint64_t virtual_alias_recursion_limit, virtual_alias_expansion_limit;
 	/* every parameter, expanded, in table order (for "relayguard config") */
 	char **names, **values;
 	struct config_origin *origins;

@@ -12,6 +12,8 @@
 #include "abuse/shared.h"
 #include "address/address.h"
 #include "qmgr/route.h"
+#include "config/aliases.h"
+#include "address/expand.h"
 
 #include <libpsl.h>
 
@@ -422,6 +424,23 @@ static void parse_maps(struct loader *ld, size_t i)
 	store_pointer(ld->cfg, i, convert_maps(ld, i));
 }
 
+/* parse_aliases - alias_maps: aliases(5) files, not "key value" tables. */
+static void parse_aliases(struct loader *ld, size_t i)
+{
+	size_t n, m = 0;
+	char **items = split_list(ld->expanded[i], &n);
+	struct map **maps = xcalloc(n + 1, sizeof(struct map *));
+	for (size_t k = 0; k < n; k++) {
+		char why[1024];
+		if ((maps[m] = aliases_open(items[k], why, sizeof(why))) != NULL)
+			m++;
+		else
+			config_error(ld, i, "%s: %s", config_params[i].name, why);
+	}
+	free_list(items);
+	store_pointer(ld->cfg, i, maps);
+}
+
 static void parse_restrictions(struct loader *ld, size_t i)
 {
 	convert_restrictions(ld, i, field(ld->cfg, i));
@@ -510,6 +529,7 @@ static const struct {
 	[PT_PARENT_DOMAINS] = {parse_domains, free_domains, sizeof(char **)},
 	[PT_NETWORKS] = {parse_networks, free_pointer, sizeof(struct cidr *)},
 	[PT_MAPS] = {parse_maps, free_maps, sizeof(struct map **)},
+	[PT_ALIASES] = {parse_aliases, free_maps, sizeof(struct map **)},
 	[PT_RESTRICTIONS] = {parse_restrictions, free_restrictions,
 			     sizeof(struct restriction_list)},
 	[PT_LISTEN] = {parse_listeners, free_pointer, sizeof(struct listen_addr *)},
@@ -752,6 +772,73 @@ static void check_lmtp(struct loader *ld)
 		config_error(ld, PARAM_virtual_transport, "virtual_transport: %s", err);
 }
 
+/* ---- aliases and hosted domains (issue 12) ---- */
+
+/* check_alias_values - every address of every alias is one (a typo stops the
+ * start, not the mail of the user it belongs to). */
+static void check_alias_values(struct loader *ld, size_t i, struct map **maps, bool alias)
+{
+	for (size_t k = 0; maps[k]; k++) {
+		for (size_t e = 0; e < maps[k]->n; e++) {
+			char why[512];
+			const struct map_entry *me = &maps[k]->entries[e];
+			if (!expand_value_ok(me->key, me->value, alias, why, sizeof(why)))
+				config_error(ld, i, "%s: %s: %s: %s", config_params[i].name,
+					     maps[k]->spec, me->key, why);
+		}
+	}
+}
+
+/* check_mailbox_values - every virtual_mailbox_maps value is "dir/user/". */
+static void check_mailbox_values(struct loader *ld, struct map **maps)
+{
+	for (size_t k = 0; maps[k]; k++) {
+		for (size_t e = 0; e < maps[k]->n; e++) {
+			char why[512];
+			if (!expand_mailbox_value_ok(maps[k]->entries[e].value, why, sizeof(why)))
+				config_error(ld, PARAM_virtual_mailbox_maps,
+					     "virtual_mailbox_maps: %s: %s: %s", maps[k]->spec,
+					     maps[k]->entries[e].key, why);
+		}
+	}
+}
+
+/* check_domain_overlap - a domain is one kind of destination only (Postfix:
+ * "do not list domain in BOTH mydestination and virtual_*_domains"). */
+static void check_domain_overlap(struct loader *ld)
+{
+	const struct config *cfg = ld->cfg;
+	const char *const *va = (const char *const *)cfg->virtual_alias_domains;
+	const char *const *vm = (const char *const *)cfg->virtual_mailbox_domains;
+	for (size_t k = 0; vm[k]; k++)
+		if (address_domain_listed(vm[k], va))
+			config_error(ld, PARAM_virtual_mailbox_domains, "%s is listed in both "
+				     "virtual_alias_domains and virtual_mailbox_domains", vm[k]);
+	const char *const *lists[] = {va, vm};
+	for (size_t l = 0; l < 2; l++)
+		for (size_t k = 0; lists[l][k]; k++)
+			if (address_domain_listed(lists[l][k],
+						  (const char *const *)cfg->mydestination) ||
+			    address_domain_listed(lists[l][k],
+						  (const char *const *)cfg->relay_domains))
+				config_error(ld, l ? PARAM_virtual_mailbox_domains
+						   : PARAM_virtual_alias_domains,
+					     "%s is also in mydestination or relay_domains; list each "
+					     "domain in one of them only", lists[l][k]);
+}
+
+static void check_hosted(struct loader *ld)
+{
+	struct config *cfg = ld->cfg;
+	check_mailbox_values(ld, cfg->virtual_mailbox_maps);
+	check_alias_values(ld, PARAM_alias_maps, cfg->alias_maps, true);
+	check_alias_values(ld, PARAM_virtual_alias_maps, cfg->virtual_alias_maps, false);
+	if (strpbrk(cfg->recipient_delimiter, "@\"<>()[],;: \t") != NULL)
+		config_error(ld, PARAM_recipient_delimiter, "recipient_delimiter: \"%s\" may not "
+			     "contain address syntax characters", cfg->recipient_delimiter);
+	check_domain_overlap(ld);
+}
+
 /* default_dane - Postfix: with DNSSEC support, DANE is the default TLS level. */
 static void default_dane(struct loader *ld)
 {
@@ -763,7 +850,7 @@ static void default_dane(struct loader *ld)
 /* Checks that involve several parameters (or more than a type can say), in order. */
 static void (*const validations[])(struct loader *ld) = {
 	check_listeners, check_dns, check_tls_sasl, check_outbound, check_shared_state,
-	check_metrics, check_lmtp, default_dane, check_relay_safety,
+	check_metrics, check_lmtp, check_hosted, default_dane, check_relay_safety,
 };
 
 void config_convert(struct loader *ld)

@@ -58,7 +58,8 @@ const char *config_param_type_name(enum param_type t)
 		[PT_COUNT] = "number", [PT_SIZE] = "bytes", [PT_DURATION] = "time",
 		[PT_CHOICE] = "one of a list", [PT_DOMAINS] = "list of domains",
 		[PT_PARENT_DOMAINS] = "list of domains", [PT_NETWORKS] = "list of networks",
-		[PT_MAPS] = "list of tables", [PT_RESTRICTIONS] = "list of restrictions",
+		[PT_MAPS] = "list of tables", [PT_ALIASES] = "list of aliases(5) files",
+		[PT_RESTRICTIONS] = "list of restrictions",
 		[PT_LISTEN] = "list of address:port", [PT_SASL_OPTIONS] = "list of options",
 	};
 	return (unsigned)t < PT_COUNT_TYPES ? names[t] : "?";

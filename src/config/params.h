@@ -35,6 +35,7 @@ enum param_type {
 	PT_PARENT_DOMAINS, /* char **; ".example.com" also matches subdomains */
 	PT_NETWORKS,       /* struct cidr * and size_t n_<field> */
 	PT_MAPS,           /* struct map ** NULL-terminated */
+	PT_ALIASES,        /* struct map ** NULL-terminated; aliases(5) files */
 	PT_RESTRICTIONS,   /* struct restriction_list */
 	PT_LISTEN,         /* appended to cfg->listen with .role */
 	PT_SASL_OPTIONS,   /* bool: plaintext allowed (no "noplaintext") */

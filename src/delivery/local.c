@@ -19,6 +19,7 @@
  * once per process (delivered.h), a retried one in the directories.
  */
 #include "delivery/local.h"
+#include "address/expand.h"
 #include "delivery/delivered.h"
 #include "delivery/maildir.h"
 #include "util/basedir.h"
@@ -52,6 +53,21 @@ static void fail(struct delivery *d, size_t i, const char *err)
 	char reply[600];
 	snprintf(reply, sizeof(reply), "local delivery failed: %s", err);
 	delivery_outcome(d, i, RCPT_DEFERRED, "4.3.0", reply, NULL);
+}
+
+/* The Maildir of a recipient, under virtual_mailbox_base. */
+struct mailbox {
+	char dir[ADDR_DOMAIN_MAX + 1];
+	char sub[ADDR_LOCAL_MAX + 1];
+};
+
+/* mailbox_of - where r's copy goes (expand.h: user+tag -> user, virtual
+ * mailbox paths); false when r has no mailbox (an unknown virtual user). */
+static bool mailbox_of(const struct config *cfg, const struct queue_rcpt *r,
+		       struct mailbox *mb)
+{
+	return expand_mailbox(cfg, r->local, r->domain, mb->dir, sizeof(mb->dir), mb->sub,
+			      sizeof(mb->sub));
 }
 
 /* open_text - the committed queue file, checked to hold the whole text. */
@@ -92,15 +108,17 @@ enum lookup {
 static bool find_copy(const struct config *cfg, struct delivery *d, size_t i, enum lookup how,
 		      const char *unique, char *dir, size_t dirlen, char *path, size_t pathlen)
 {
-	struct queue_rcpt *r = rcpt_of(d, i);
+	struct mailbox mb;
 	bool in_cur;
+	if (!mailbox_of(cfg, rcpt_of(d, i), &mb))
+		return false;
 	if (how == LOOKUP_SCAN)
-		return maildir_find_delivered(cfg->virtual_mailbox_base, r->domain, r->local,
+		return maildir_find_delivered(cfg->virtual_mailbox_base, mb.dir, mb.sub,
 					      unique, path, pathlen, dir, dirlen);
-	if (!delivered_before(cfg->virtual_mailbox_base, r->domain, r->local,
+	if (!delivered_before(cfg->virtual_mailbox_base, mb.dir, mb.sub,
 			      strtoull(d->msg->id, NULL, 16), (uint32_t)d->rcpt[i], &in_cur))
 		return false;
-	snprintf(dir, dirlen, "%s/%s/%s", r->domain, r->local, in_cur ? "cur" : "new");
+	snprintf(dir, dirlen, "%s/%s/%s", mb.dir, mb.sub, in_cur ? "cur" : "new");
 	snprintf(path, pathlen, "%s/%s", cfg->virtual_mailbox_base, dir);
 	return true;
 }
@@ -130,12 +148,18 @@ static size_t stage_one(const struct config *cfg, struct delivery *d, size_t i, 
 	struct queue_msg *m = d->msg;
 	struct queue_rcpt *r = rcpt_of(d, i);
 	char unique[64], to[600], path[4096], newdir[4096], err[512];
+	struct mailbox mb;
 	snprintf(unique, sizeof(unique), "%s%s_%zu", MAILDIR_UNIQUE_MARK, m->id, d->rcpt[i]);
+	if (!mailbox_of(cfg, r, &mb)) { /* an alias led to a user who does not exist */
+		delivery_outcome(d, i, RCPT_BOUNCED, "5.1.1",
+				 "User unknown in virtual mailbox table", NULL);
+		return n;
+	}
 	if (already_delivered(cfg, d, i, how, unique, list, n))
 		return n + 1;
 	snprintf(to, sizeof(to), "%s@%s", r->local, r->domain);
 	struct maildir_copy c = {m->sender, to, unique, (long long)m->arrival};
-	if (!maildir_deliver_copy(cfg->virtual_mailbox_base, r->domain, r->local, &c, fd,
+	if (!maildir_deliver_copy(cfg->virtual_mailbox_base, mb.dir, mb.sub, &c, fd,
 				  m->body_offset, (size_t)m->size, path, sizeof(path), newdir,
 				  sizeof(newdir), err, sizeof(err))) {
 		fail(d, i, err);
@@ -232,10 +256,15 @@ static bool copy_now(const struct config *cfg, const struct queue_msg *m, size_t
 {
 	const struct queue_rcpt *r = &m->rcpts[i];
 	char unique[64], to[600];
+	struct mailbox mb;
+	if (!mailbox_of(cfg, r, &mb)) {
+		snprintf(err, errlen, "%s@%s has no mailbox", r->local, r->domain);
+		return false; /* queued instead, and bounced from there */
+	}
 	snprintf(unique, sizeof(unique), "%s%s_%zu", MAILDIR_UNIQUE_MARK, m->id, i);
 	snprintf(to, sizeof(to), "%s@%s", r->local, r->domain);
 	struct maildir_copy c = {m->sender, to, unique, (long long)m->arrival};
-	return maildir_deliver_copy_mem(cfg->virtual_mailbox_base, r->domain, r->local, &c,
+	return maildir_deliver_copy_mem(cfg->virtual_mailbox_base, mb.dir, mb.sub, &c,
 					m->body.data, m->body.len, path, pathlen, newdir,
 					newdirlen, err, errlen);
 }

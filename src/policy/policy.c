@@ -9,6 +9,7 @@
  *	    554 5.7.1 <victim@example.net>: Relay access denied
  */
 #include "policy/policy.h"
+#include "address/expand.h"
 #include "delivery/maildir.h"
 #include "util/util.h"
 
@@ -132,10 +133,41 @@ static bool recipient_listed(struct map *const *maps, const struct addr_resoluti
 	return false;
 }
 
+/* hosted_unknown - the verdict of aliases and hosted domains (expand.h):
+ * REJECT for an unknown user of a hosted domain, OK for an alias or a
+ * mailbox, DUNNO to ask local_recipient_maps. */
+static enum result hosted_unknown(struct eval *ev, const struct addr_resolution *r)
+{
+	char base[ADDR_LOCAL_MAX + 1];
+	switch (expand_recipient_known(ev->cfg, r->local, r->domain)) {
+	case KNOWN_YES:
+		return OK;
+	case KNOWN_NO_VALIAS:
+		return reply(ev, REJECT, 550, "5.1.1", SUBJ_RECIPIENT,
+			     "Recipient address rejected: User unknown in virtual alias table");
+	case KNOWN_NO_VMAILBOX:
+		return reply(ev, REJECT, 550, "5.1.1", SUBJ_RECIPIENT,
+			     "Recipient address rejected: User unknown in virtual mailbox table");
+	case KNOWN_LOCAL_TABLE: /* user+ext: user's entry counts too */
+		if (expand_strip_extension(ev->cfg, r->local, base, sizeof(base))) {
+			struct addr_resolution stripped = *r;
+			rg_strlcpy(stripped.local, base, sizeof(stripped.local));
+			if (recipient_listed(ev->cfg->local_recipient_maps, &stripped, true))
+				return OK;
+		}
+		return DUNNO;
+	default:
+		return DUNNO;
+	}
+}
+
 static enum result reject_unlisted_recipient(struct eval *ev)
 {
 	/* routed or not, the final address must exist (Postfix checks it too) */
 	const struct addr_resolution *r = ev->req->rcpt_res;
+	enum result hosted = r->cls == ADDR_CLASS_LOCAL ? hosted_unknown(ev, r) : DUNNO;
+	if (hosted != DUNNO)
+		return hosted == OK ? DUNNO : hosted;
 	if (r->cls == ADDR_CLASS_LOCAL &&
 	    !recipient_listed(ev->cfg->local_recipient_maps, r, true))
 		return reply(ev, REJECT, 550, "5.1.1", SUBJ_RECIPIENT,
@@ -375,6 +407,30 @@ void policy_check_mail(const struct config *cfg, const struct policy_request *re
 	snprintf(out->reply, sizeof(out->reply), "250 2.1.0 Ok");
 }
 
+/* expansion_fails - an alias table that loops, nests too deep or names no
+ * address: 451 4.3.0, as Postfix's cleanup defers, until it is fixed. */
+static bool expansion_fails(struct eval *ev)
+{
+	const struct addr_resolution *r = ev->req->rcpt_res;
+	struct addr_domains d;
+	struct expansion x;
+	if (r->cls == ADDR_CLASS_INVALID)
+		return false;
+	policy_domains(ev->cfg, NULL, 0, &d);
+	expand_recipient(ev->cfg, &d, r->local, r->domain, r->cls, &x);
+	bool failed = x.status != EXPAND_OK;
+	if (failed) {
+		char text[600];
+		snprintf(text, sizeof(text), "Temporary lookup failure: %s", x.why);
+		reply(ev, DEFER, 451, "4.3.0", SUBJ_RECIPIENT, text);
+		ev->out->action = POLICY_DEFER;
+		ev->out->restriction = "virtual_alias_maps";
+		ev->out->list = "address expansion";
+	}
+	expansion_free(&x);
+	return failed;
+}
+
 void policy_check_rcpt(const struct config *cfg, const struct policy_request *req,
 		       struct policy_decision *out)
 {
@@ -394,6 +450,8 @@ void policy_check_rcpt(const struct config *cfg, const struct policy_request *re
 		out->list = "smtpd_reject_unlisted_recipient";
 		return;
 	}
+	if (expansion_fails(&ev))
+		return;
 	if (req->rcpt_res->cls == ADDR_CLASS_INVALID) {
 		reply(&ev, REJECT, 501, "5.1.3", SUBJ_RECIPIENT,
 		      "Recipient address rejected: its routing leads to no valid address");
@@ -425,4 +483,6 @@ void policy_domains(const struct config *cfg, const struct rg_ip *local_ips, siz
 	d->local_ips = local_ips;
 	d->n_local_ips = n_ips;
 	d->myorigin = cfg->myorigin;
+	d->virtual_alias_domains = (const char *const *)cfg->virtual_alias_domains;
+	d->virtual_mailbox_domains = (const char *const *)cfg->virtual_mailbox_domains;
 }

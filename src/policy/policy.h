@@ -5,9 +5,10 @@
  * with Postfix >= 3.6 semantics (smtpd_delay_reject = yes: all lists are
  * evaluated at RCPT; inside a list the first OK or REJECT wins; a REJECT in
  * any list rejects), two implicit rules after the lists - unknown users in our
- * domains are rejected, and an authenticated client may send only as addresses
- * its login owns (smtpd_sender_login_maps), on every port - and the exact reply
- * and the name of the restriction that decided.
+ * domains are rejected (hosted domains and aliases: address/expand.h; an alias
+ * table that loops defers), and an authenticated client may send only as
+ * addresses its login owns (smtpd_sender_login_maps), on every port - and the
+ * exact reply and the name of the restriction that decided.
  * Must not: parse addresses (the address module has resolved them) or do any
  * I/O, so the probe and a configuration auditor can call the same code.
  */

@@ -2,6 +2,7 @@
  * bounce_queue.c - recipient outcomes to a queued DSN (see bounce_queue.h).
  */
 #include "qmgr/bounce_queue.h"
+#include "address/expand.h"
 #include "queue/bounce.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -42,7 +43,7 @@ struct queue_msg *bounce_queue_envelope(const struct config *cfg, const struct a
 	b->client_name = xstrdup("localhost");
 	b->helo = xstrdup(cfg->myhostname);
 	b->sender = xstrdup(sender);
-	queue_msg_add_rcpt(b, rcpt, res.local, res.domain, res.cls);
+	expand_queue_rcpt(cfg, dom, b, &a, &res, "", ""); /* an aliased sender: its addresses */
 	return b;
 }
 

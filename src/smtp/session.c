@@ -25,6 +25,8 @@
  */
 #include "smtp/session.h"
 #include "smtp/session_priv.h"
+
+#include "address/expand.h"
 #include "abuse/abuse.h"
 #include "auth/auth.h"
 #include "auth/lockout.h"
@@ -588,12 +590,8 @@ static void rcpt_accept(struct session *s, const struct address *a,
 	struct transaction *tx = s->tx;
 	if (tx->msg == NULL)
 		tx->msg = xcalloc(1, sizeof(struct queue_msg));
-	if (!rcpt_known(tx, r)) {
-		queue_msg_add_rcpt(tx->msg, a->text, r->local, r->domain, r->cls);
-		struct queue_rcpt *q = &tx->msg->rcpts[tx->msg->n_rcpts - 1];
-		q->notify = notify[0] ? xstrdup(notify) : NULL;
-		q->orcpt = orcpt[0] ? xstrdup(orcpt) : NULL;
-	}
+	if (!rcpt_known(tx, r)) /* aliases expanded here: the queue holds final addresses */
+		expand_queue_rcpt(s->cfg, server_domains(s->srv), tx->msg, a, r, notify, orcpt);
 	tx->n_rcpts++;
 	session_set_state(s, S_RCPT);
 	session_reply(s, "250 2.1.5 Ok");

@@ -41,13 +41,19 @@ enum {
 	C_BOTHMM,  /* (l) reject_sender_login_mismatch on port 25 */
 	C_SUBLISTS, /* (m) submission lists of its own; smtpd_sender_restrictions = reject */
 	C_TWOMAPS, /* (n) two smtpd_sender_login_maps */
+	C_HOSTED,  /* (o) aliases and hosted domains forwarding outside (issue 12) */
 	N_CFG,
 };
 
 static const char *const cfg_name[N_CFG] = {
 	"default", "backup", "broad", "strict", "access", "defer", "helo", "permits",
-	"logins", "authmm", "unauthmm", "bothmm", "sublists", "twomaps",
+	"logins", "authmm", "unauthmm", "bothmm", "sublists", "twomaps", "hosted",
 };
+
+/* alias_maps for C_HOSTED: forwards to an outside address. */
+static const char aliases_table[] =
+	"fwd: friend@example.net\n"
+	"team: alice, friend@example.net\n";
 
 /* The access table for C_ACCESS; the first matching network wins. */
 static const char access_table[] =
@@ -104,6 +110,19 @@ static const char *const cfg_text[N_CFG] = {
 		       "submission_client_restrictions = permit_mynetworks, permit_sasl_authenticated,"
 		       " reject\n"
 		       "submission_sender_restrictions = reject_authenticated_sender_login_mismatch\n",
+	/* every kind of our domain, each with an alias that forwards outside */
+	[C_HOSTED] = "mydestination = localhost ourdomain.example\n"
+		     "myorigin = ourdomain.example\n"
+		     "local_recipient_maps = inline:{ alice, postmaster }\n"
+		     "alias_maps = ALIASES\n"
+		     "virtual_alias_domains = virt.example catch.example\n"
+		     "virtual_alias_maps = inline:{ info@virt.example=friend@example.net,\n"
+		     "  @catch.example=friend@example.net,\n"
+		     "  loop1@virt.example=loop2@virt.example, loop2@virt.example=loop1@virt.example,\n"
+		     "  fwd@mbox.example=friend@example.net }\n"
+		     "virtual_mailbox_domains = mbox.example\n"
+		     "virtual_mailbox_maps = inline:{ bob@mbox.example=mbox.example/bob/ }\n"
+		     "recipient_delimiter = +\n",
 	[C_TWOMAPS] = "mydestination = localhost example.com\n"
 		      "smtpd_sender_login_maps = inline:{ @example.com=boss@example.com },\n"
 		      "    texthash:LOGINS\n",
@@ -111,12 +130,12 @@ static const char *const cfg_text[N_CFG] = {
 
 /* Where the decision was made (policy_decision.list). */
 enum list { L_CLIENT, L_HELO, L_SENDER, L_RELAY, L_RCPT, L_UNLISTED, L_ADDRESS, L_SUB_CLIENT,
-	    L_SUB_SENDER, L_OWNERS };
+	    L_SUB_SENDER, L_OWNERS, L_EXPANSION };
 static const char *const list_name[] = {
 	"smtpd_client_restrictions", "smtpd_helo_restrictions", "smtpd_sender_restrictions",
 	"smtpd_relay_restrictions", "smtpd_recipient_restrictions",
 	"smtpd_reject_unlisted_recipient", "address", "submission_client_restrictions",
-	"submission_sender_restrictions", "smtpd_sender_login_maps",
+	"submission_sender_restrictions", "smtpd_sender_login_maps", "address expansion",
 };
 
 struct row {
@@ -679,6 +698,64 @@ static const struct row rows[] = {
 	 * second table wins over the first table's @example.com */
 	OWNED(C_TWOMAPS, ALICE, ALICE),
 	SPOOF(C_TWOMAPS, "boss@example.com", ALICE),
+	/* --- (o) aliases and hosted domains: forwarding for our users, never a relay --- */
+	/* anyone may write to our users, even those whose alias forwards outside */
+	ACCEPT(C_HOSTED, OUT, false, ATTACK, "<fwd@ourdomain.example>", "none (our destination)"),
+	ACCEPT(C_HOSTED, OUT, false, ATTACK, "<team@ourdomain.example>", "none (our destination)"),
+	ACCEPT(C_HOSTED, OUT, false, ATTACK, "<fwd+tag@ourdomain.example>",
+	       "none (our destination)"),
+	ACCEPT(C_HOSTED, OUT, false, ATTACK, "<alice+news@ourdomain.example>",
+	       "none (our destination)"),
+	ACCEPT(C_HOSTED, OUT, false, ATTACK, "<info@virt.example>", "none (our destination)"),
+	ACCEPT(C_HOSTED, OUT, false, ATTACK, "<Info+x@VIRT.example>", "none (our destination)"),
+	ACCEPT(C_HOSTED, OUT, false, ATTACK, "<anyone@catch.example>", "none (our destination)"),
+	ACCEPT(C_HOSTED, OUT, false, ATTACK, "<bob@mbox.example>", "none (our destination)"),
+	ACCEPT(C_HOSTED, OUT, false, ATTACK, "<bob+tag@mbox.example>", "none (our destination)"),
+	ACCEPT(C_HOSTED, OUT, false, ATTACK, "<fwd@mbox.example>", "none (our destination)"),
+	/* quotes alone route nowhere: the same user */
+	ACCEPT(C_HOSTED, OUT, false, ATTACK, "<\"fwd\"@ourdomain.example>",
+	       "none (our destination)"),
+	/* unknown users of every kind of domain: 550 at RCPT */
+	REJECT(C_HOSTED, OUT, false, ATTACK, "<nobody@virt.example>",
+	       USER_UNKNOWN("nobody@virt.example") "virtual alias table",
+	       "reject_unlisted_recipient", L_UNLISTED),
+	REJECT(C_HOSTED, OUT, false, ATTACK, "<carol@mbox.example>",
+	       USER_UNKNOWN("carol@mbox.example") "virtual mailbox table",
+	       "reject_unlisted_recipient", L_UNLISTED),
+	REJECT(C_HOSTED, OUT, false, ATTACK, "<postmaster@mbox.example>",
+	       USER_UNKNOWN("postmaster@mbox.example") "virtual mailbox table",
+	       "reject_unlisted_recipient", L_UNLISTED),
+	REJECT(C_HOSTED, OUT, false, ATTACK, "<nobody@ourdomain.example>",
+	       USER_UNKNOWN("nobody@ourdomain.example") "local recipient table",
+	       "reject_unlisted_recipient", L_UNLISTED),
+	/* ... trusted clients too: the table is the same for everyone */
+	REJECT(C_HOSTED, IN, false, ATTACK, "<nobody@virt.example>",
+	       USER_UNKNOWN("nobody@virt.example") "virtual alias table",
+	       "reject_unlisted_recipient", L_UNLISTED),
+	/* a looping table defers (the operator fixes it), it does not bounce */
+	DEFER(C_HOSTED, OUT, false, ATTACK, "<loop1@virt.example>",
+	      "451 4.3.0 <loop1@virt.example>: Temporary lookup failure: alias loop",
+	      "virtual_alias_maps", L_EXPANSION),
+	/* the outside address itself is still somebody else's */
+	DENIED(C_HOSTED, "friend@example.net"),
+	/* routed forms through forwarding aliases and hosted domains: all denied */
+	DENIED(C_HOSTED, "friend%example.net@ourdomain.example"),
+	DENIED(C_HOSTED, "fwd%ourdomain.example@ourdomain.example"),
+	DENIED(C_HOSTED, "info%virt.example@virt.example"),
+	DENIED(C_HOSTED, "friend%example.net@virt.example"),
+	DENIED(C_HOSTED, "friend%example.net@catch.example"),
+	DENIED(C_HOSTED, "friend%example.net@mbox.example"),
+	DENIED(C_HOSTED, "@virt.example:friend@example.net"),
+	DENIED(C_HOSTED, "@ourdomain.example:fwd@ourdomain.example"),
+	DENIED(C_HOSTED, "@catch.example,@virt.example:info@virt.example"),
+	DENIED(C_HOSTED, "example.net!friend@virt.example"),
+	DENIED(C_HOSTED, "example.net!friend@catch.example"),
+	DENIED(C_HOSTED, "virt.example!info@ourdomain.example"),
+	DENIED(C_HOSTED, "\"friend@example.net\"@virt.example"),
+	DENIED(C_HOSTED, "\"friend@example.net\"@catch.example"),
+	DENIED(C_HOSTED, "\"info@virt.example\"@ourdomain.example"),
+	DENIED(C_HOSTED, "friend@example.net@catch.example"),
+	DENIED(C_HOSTED, "fwd+x%example.net@ourdomain.example"),
 };
 
 /* The server's own addresses, for [literal] destinations. */
@@ -760,8 +837,12 @@ static void check_auth_destination(void)
 }
 
 /* config_text - the main.cf of configuration k; NULL for the embedded default. */
-static char *config_text(int k, const char *table, const char *logins)
+static char *config_text(int k, const char *table, const char *logins, const char *aliases)
 {
+	if (k == C_HOSTED) {
+		const char *a = strstr(cfg_text[k], "ALIASES");
+		return xasprintf("%.*s%s%s", (int)(a - cfg_text[k]), cfg_text[k], aliases, a + 7);
+	}
 	if (k == C_ACCESS)
 		return xasprintf("smtpd_client_restrictions = check_client_access cidr:%s\n",
 				 table);
@@ -795,10 +876,11 @@ static bool load_configs(struct config **cfgs)
 	}
 	char *table = write_file(dir, "access.cidr", access_table);
 	char *logins = write_file(dir, "logins", login_table);
+	char *aliases = write_file(dir, "aliases", aliases_table);
 	bool ok = true;
 	for (int k = 0; k < N_CFG; k++) {
 		char *errors = NULL, *path = NULL;
-		char *text = config_text(k, table, logins);
+		char *text = config_text(k, table, logins, aliases);
 		if (text != NULL)
 			path = write_file(dir, "main.cf", text);
 		free(text);
@@ -815,6 +897,8 @@ static bool load_configs(struct config **cfgs)
 	free(table);
 	unlink(logins);
 	free(logins);
+	unlink(aliases);
+	free(aliases);
 	rmdir(dir);
 	return ok;
 }
