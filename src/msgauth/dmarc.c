@@ -544,8 +544,11 @@ void dmarc_evaluate(const struct dmarc_input *in, const struct dmarc_discovery *
 		return;
 	rg_strlcpy(v->header_from, in->from->domain[0], sizeof(v->header_from));
 	if (d == NULL || d->found != DMARC_FOUND) {
-		v->result = d && d->found == DMARC_FOUND_TEMP ? DMARC_TEMPERROR : DMARC_NONE;
-		snprintf(v->reason, sizeof(v->reason), "%s", d ? d->why : "no policy discovery");
+		bool temp = d && d->found == DMARC_FOUND_TEMP;
+		v->result = temp ? DMARC_TEMPERROR : DMARC_NONE;
+		snprintf(v->reason, sizeof(v->reason), "%s%s%s%s",
+			 temp ? "temporary DNS failure" : "no DMARC policy", d && d->why[0] ? " (" : "",
+			 d ? d->why : "", d && d->why[0] ? ")" : "");
 		return;
 	}
 	check_alignment(in, d, v);
