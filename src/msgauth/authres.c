@@ -357,13 +357,6 @@ static bool ptype_known(const char *t)
 	       strcmp(t, "policy") == 0;
 }
 
-/* add_prop - room permitting, one property of the current result. */
-static struct authres_prop *add_prop(struct authres_result *r)
-{
-	static struct authres_prop sink; /* overflow goes nowhere */
-	return r->nprops < AUTHRES_MAX_PROPS ? &r->props[r->nprops++] : &sink;
-}
-
 /* parse_prop - "ptype.property=pvalue", "reason=value", or relaxed
  * "name=value"; c is at the first keyword. */
 static bool parse_prop(struct cur *c, struct authres_result *r)
@@ -393,7 +386,9 @@ static bool parse_prop(struct cur *c, struct authres_result *r)
 		return false;
 	if (prop[0] == '\0' && strcmp(name, "reason") == 0)
 		return rg_strlcpy(r->reason, value, sizeof(r->reason)), true;
-	struct authres_prop *pp = add_prop(r);
+	if (r->nprops == AUTHRES_MAX_PROPS)
+		return true; /* read, not kept */
+	struct authres_prop *pp = &r->props[r->nprops++];
 	rg_strlcpy(pp->ptype, prop[0] ? name : "", sizeof(pp->ptype));
 	rg_strlcpy(pp->property, prop[0] ? prop : name, sizeof(pp->property));
 	rg_strlcpy(pp->value, value, sizeof(pp->value));
@@ -543,12 +538,15 @@ bool authres_parse(const char *value, size_t len, unsigned flags, struct authres
 	if (!parse_authserv_id(&c))
 		return false;
 	bool any = false, none = false;
+	/* c is at a ';' unless a relaxed value began without an authserv-id */
+	bool at_sep = p->authserv_id[0] != '\0' || c.p != first;
 	while (!c.failed && !at_end(&c)) {
-		if (c.p != first || p->authserv_id[0] != '\0') {
+		if (at_sep) {
 			c.p++; /* the ';' */
 			if (!skip_cfws(&c))
 				return false;
 		}
+		at_sep = true;
 		if (at_end(&c) || peek(&c) == ';') {
 			if (!c.relaxed)
 				return fail(&c, "empty result (a stray ';')");
@@ -559,7 +557,6 @@ bool authres_parse(const char *value, size_t len, unsigned flags, struct authres
 			return false;
 		none = none || p->nresults + p->extra == before;
 		any = true;
-		first = NULL;
 	}
 	if (!c.relaxed && (!any || (none && p->nresults + p->extra > 0)))
 		return fail(&c, "no result (\"; none\" is needed)");

@@ -9,6 +9,7 @@
 #include "msgauth/dmarc.h"
 
 #include <libpsl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,16 +48,23 @@ static bool norm_domain(const char *in, char *out, size_t outlen)
 	return label > 0;
 }
 
-/* psl - libpsl's built-in list (the one config.c and audit.c use), or the
- * system's file when this libpsl was built without one. */
+static const psl_ctx_t *psl_ctx;
+
+/* psl_init - libpsl's built-in list (the one config.c and audit.c use), or
+ * the system's file when this libpsl was built without one. */
+static void psl_init(void)
+{
+	psl_ctx = psl_builtin();
+	if (psl_ctx == NULL)
+		psl_ctx = psl_latest(NULL);
+}
+
+/* psl - the list, set up once (evaluation may run on worker threads). */
 static const psl_ctx_t *psl(void)
 {
-	static const psl_ctx_t *ctx;
-	if (ctx == NULL)
-		ctx = psl_builtin();
-	if (ctx == NULL)
-		ctx = psl_latest(NULL);
-	return ctx;
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, psl_init);
+	return psl_ctx;
 }
 
 bool dmarc_org_domain(const char *name, char *out, size_t outlen)
@@ -184,8 +192,7 @@ static bool uri_list(struct span v, char *out, size_t outlen, unsigned *bad, uns
 	return any;
 }
 
-/* colon_list_ok - every element of a ':' list is one of words (or, when
- * words is NULL, a non-empty run of letters and digits). */
+/* colon_list_ok - every element of a ':' list is one of words. */
 static bool colon_list_ok(struct span v, const char *const *words)
 {
 	do {
@@ -222,12 +229,33 @@ static void set_align_tag(enum dmarc_align *dst, struct span v, unsigned *bad, u
 		*bad |= flag;
 }
 
+/* set_uint_tag - pct= (0..100, 3 digits) or ri= (32 bits). */
+static void set_uint_tag(unsigned *dst, struct span v, size_t digits, unsigned long max,
+			 unsigned *bad, unsigned flag)
+{
+	unsigned long x;
+	if (span_uint(v, digits, max, &x))
+		*dst = (unsigned)x;
+	else
+		*bad |= flag;
+}
+
+/* set_fo_tag - fo=, a ':' list of 0 1 d s. */
+static void set_fo_tag(struct dmarc_record *r, struct span v)
+{
+	static const char *const fo_words[] = {"0", "1", "d", "s", NULL};
+	if (v.n < sizeof(r->fo) && colon_list_ok(v, fo_words)) {
+		memcpy(r->fo, v.s, v.n);
+		r->fo[v.n] = '\0';
+	} else {
+		r->bad |= DMARC_BAD_FO;
+	}
+}
+
 /* apply_tag - one known tag; unknown ones are ignored (RFC 7489 6.3). */
 static void apply_tag(struct dmarc_record *r, struct span t, struct span v)
 {
-	static const char *const fo_words[] = {"0", "1", "d", "s", NULL};
 	static const char *const rf_words[] = {"afrf", NULL};
-	unsigned long x;
 	if (span_is(t, "p"))
 		set_policy_tag(&r->p, v, &r->bad, DMARC_BAD_P);
 	else if (span_is(t, "sp"))
@@ -239,18 +267,15 @@ static void apply_tag(struct dmarc_record *r, struct span t, struct span v)
 	else if (span_is(t, "aspf"))
 		set_align_tag(&r->aspf, v, &r->bad, DMARC_BAD_ASPF);
 	else if (span_is(t, "pct"))
-		span_uint(v, 3, 100, &x) ? (void)(r->pct = (unsigned)x) : (void)(r->bad |= DMARC_BAD_PCT);
+		set_uint_tag(&r->pct, v, 3, 100, &r->bad, DMARC_BAD_PCT);
 	else if (span_is(t, "ri"))
-		span_uint(v, 10, 0xffffffffUL, &x) ? (void)(r->ri = (unsigned)x)
-						   : (void)(r->bad |= DMARC_BAD_RI);
+		set_uint_tag(&r->ri, v, 10, 0xffffffffUL, &r->bad, DMARC_BAD_RI);
 	else if (span_is(t, "rua"))
 		r->rua_valid = uri_list(v, r->rua, sizeof(r->rua), &r->bad, DMARC_BAD_RUA);
 	else if (span_is(t, "ruf"))
 		uri_list(v, r->ruf, sizeof(r->ruf), &r->bad, DMARC_BAD_RUF);
 	else if (span_is(t, "fo"))
-		colon_list_ok(v, fo_words) && v.n < sizeof(r->fo)
-			? (void)(memcpy(r->fo, v.s, v.n), r->fo[v.n] = '\0')
-			: (void)(r->bad |= DMARC_BAD_FO);
+		set_fo_tag(r, v);
 	else if (span_is(t, "rf") && !colon_list_ok(v, rf_words))
 		r->bad |= DMARC_BAD_RF; /* afrf is the only registered format */
 }

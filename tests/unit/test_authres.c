@@ -161,6 +161,8 @@ static const struct parse_row parses[] = {
 	  "spf=pass"),
 	P("", 0, false, "", 0, NULL),
 	P("", RELAX, true, "", 0, NULL),
+	P("; spf=pass", RELAX, true, "", 1, "spf=pass"),   /* no id, a leading ';' */
+	P(";;;", RELAX, true, "", 0, NULL),
 };
 
 static void parse_row(const struct parse_row *r)
