@@ -369,8 +369,10 @@ static void ask(struct dmarc_lookup *l, enum stage st, const char *domain)
 {
 	int n = snprintf(l->qname, sizeof(l->qname), "%s%s", st == ST_EXIST ? "" : "_dmarc.",
 			 domain);
-	if (n < 0 || (size_t)n > DMARC_DOMAIN_MAX)
-		return end_with(l, DMARC_FOUND_NONE, "DMARC name too long");
+	if (n < 0 || (size_t)n > DMARC_DOMAIN_MAX) {
+		end_with(l, DMARC_FOUND_NONE, "DMARC name too long");
+		return;
+	}
 	l->stage = st;
 }
 
@@ -378,8 +380,10 @@ static void ask(struct dmarc_lookup *l, enum stage st, const char *domain)
 static void no_record(struct dmarc_lookup *l)
 {
 	if (l->stage == ST_FROM && l->d.org_domain[0] != '\0' &&
-	    strcmp(l->d.org_domain, l->d.from_domain) != 0)
-		return ask(l, ST_ORG, l->d.org_domain);
+	    strcmp(l->d.org_domain, l->d.from_domain) != 0) {
+		ask(l, ST_ORG, l->d.org_domain);
+		return;
+	}
 	end_with(l, DMARC_FOUND_NONE, "no DMARC record");
 }
 
@@ -398,12 +402,18 @@ static void got_records(struct dmarc_lookup *l, const char *const *txt, const si
 			l->d.rec = rec;
 		}
 	}
-	if (found == 0)
-		return no_record(l);
-	if (found > 1)
-		return end_with(l, DMARC_FOUND_NONE, "several DMARC records");
-	if (first == DMARC_REC_NO_POLICY)
-		return end_with(l, DMARC_FOUND_NONE, "DMARC record without a valid p= or rua=");
+	if (found == 0) {
+		no_record(l);
+		return;
+	}
+	if (found > 1) {
+		end_with(l, DMARC_FOUND_NONE, "several DMARC records");
+		return;
+	}
+	if (first == DMARC_REC_NO_POLICY) {
+		end_with(l, DMARC_FOUND_NONE, "DMARC record without a valid p= or rua=");
+		return;
+	}
 	rg_strlcpy(l->d.record_domain, l->qname + strlen("_dmarc."), sizeof(l->d.record_domain));
 	end_with(l, DMARC_FOUND, "");
 	if (l->d.rec.np != DMARC_P_UNSET && strcmp(l->d.record_domain, l->d.from_domain) != 0)

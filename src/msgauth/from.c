@@ -66,13 +66,17 @@ static void skip_comment(struct lexer *lx)
 	int depth = 0;
 	while (lx->p < lx->end) {
 		unsigned char c = (unsigned char)*lx->p++;
-		if (is_ctl(c))
-			return fail(lx, "control character in a comment");
+		if (is_ctl(c)) {
+			fail(lx, "control character in a comment");
+			return;
+		}
 		if (c == '\\' && lx->p < lx->end) {
 			lx->p++;
 		} else if (c == '(') {
-			if (++depth > FROM_COMMENT_DEPTH)
-				return fail(lx, "comments nested too deeply");
+			if (++depth > FROM_COMMENT_DEPTH) {
+				fail(lx, "comments nested too deeply");
+				return;
+			}
 		} else if (c == ')' && --depth == 0) {
 			return;
 		}
@@ -99,8 +103,10 @@ static void scan_delimited(struct lexer *lx, char close, const char *what)
 	lx->p++;
 	while (lx->p < lx->end) {
 		unsigned char c = (unsigned char)*lx->p++;
-		if (is_ctl(c))
-			return fail(lx, "control character in a quoted string or literal");
+		if (is_ctl(c)) {
+			fail(lx, "control character in a quoted string or literal");
+			return;
+		}
 		if (c == '\\' && lx->p < lx->end)
 			lx->p++;
 		else if (c == (unsigned char)close)
@@ -241,8 +247,10 @@ static void skip_route(struct lexer *lx)
 		if (is_special(t, ':') || t.type == T_ERROR)
 			return;
 		if (!is_special(t, '@') && !is_special(t, ',') && t.type != T_ATOM &&
-		    t.type != T_DLIT)
-			return fail(lx, "bad route in angle address");
+		    t.type != T_DLIT) {
+			fail(lx, "bad route in angle address");
+			return;
+		}
 	}
 }
 
@@ -253,15 +261,22 @@ static void parse_angle(struct lexer *lx)
 		skip_route(lx);
 	if (is_special(lex_peek(lx), '>')) {
 		lex_next(lx);
-		return no_domain(lx, "empty angle address");
+		no_domain(lx, "empty angle address");
+		return;
 	}
-	if (!skip_local_part(lx))
-		return fail(lx, "missing local part in angle address");
+	if (!skip_local_part(lx)) {
+		fail(lx, "missing local part in angle address");
+		return;
+	}
 	struct tok t = lex_next(lx);
-	if (is_special(t, '>'))
-		return no_domain(lx, "angle address without a domain");
-	if (!is_special(t, '@'))
-		return fail(lx, "expected '@' in angle address");
+	if (is_special(t, '>')) {
+		no_domain(lx, "angle address without a domain");
+		return;
+	}
+	if (!is_special(t, '@')) {
+		fail(lx, "expected '@' in angle address");
+		return;
+	}
 	parse_domain(lx);
 	if (!lx->failed && !is_special(lex_next(lx), '>'))
 		fail(lx, "expected '>' after the address");
