@@ -213,15 +213,38 @@ static void no_domain(struct lexer *lx, const char *why)
 		snprintf(lx->r->detail, sizeof(lx->r->detail), "%s", why);
 }
 
+/* join_obs_domain - the atoms of an obs-domain ("example . com", CFWS
+ * around the dots) into buf; false if it would not fit. */
+static bool join_obs_domain(struct lexer *lx, struct tok first, char *buf, size_t *len)
+{
+	if (first.len > FROM_DOMAIN_MAX)
+		return false;
+	memcpy(buf, first.s, first.len);
+	*len = first.len;
+	for (;;) {
+		struct tok t = lex_peek(lx);
+		if (t.type != T_ATOM || (buf[*len - 1] != '.' && t.s[0] != '.'))
+			return true;
+		if (*len + t.len > FROM_DOMAIN_MAX)
+			return false;
+		lex_next(lx);
+		memcpy(buf + *len, t.s, t.len);
+		*len += t.len;
+	}
+}
+
 /* parse_domain - the part after '@'. */
 static void parse_domain(struct lexer *lx)
 {
+	char d[FROM_DOMAIN_MAX + 1];
+	size_t n = 0;
 	struct tok t = lex_next(lx);
-	if (t.type == T_ATOM && domain_ok(t.s, t.len))
-		add_domain(lx, t.s, t.len);
-	else if (t.type == T_ATOM || t.type == T_DLIT)
-		no_domain(lx, t.type == T_DLIT ? "address literal as author domain"
-					       : "invalid author domain");
+	if (t.type == T_DLIT)
+		no_domain(lx, "address literal as author domain");
+	else if (t.type == T_ATOM && join_obs_domain(lx, t, d, &n) && domain_ok(d, n))
+		add_domain(lx, d, n);
+	else if (t.type == T_ATOM)
+		no_domain(lx, "invalid author domain");
 	else if (t.type != T_ERROR)
 		fail(lx, "missing domain after '@'");
 }

@@ -46,6 +46,9 @@ static const struct row rows[] = {
 	R("(c) x (nested (c (c))) <x@example.com>", OK, 1, "example.com"),
 	R("x\r\n @example.com", OK, 1, "example.com"), /* folded */
 	R("<@route.example,@other.example:x@example.com>", OK, 1, "example.com"),
+	R("john . doe @ example . com", OK, 1, "example.com"),     /* obs-local-part, obs-domain */
+	R("<x@(c)example(c).(c)com>", OK, 1, "example.com"),
+	R("x@example. com, y@example .com", OK, 2, "example.com"),
 	/* several mailboxes: one domain is still one author domain */
 	R("a@example.com, b@EXAMPLE.com", OK, 2, "example.com"),
 	R("a@example.com,,b@example.com,", OK, 2, "example.com"), /* obs-mbox-list */
@@ -76,6 +79,7 @@ static const struct row rows[] = {
 	R("x@example..com", NODOM, 1),
 	R("x@.example.com", NODOM, 1),
 	R("x@example.com.", NODOM, 1), /* dot-atom cannot end in '.' */
+	R("x@example . . com", NODOM, 1),
 	R("a@example.com, joe", NODOM, 2, "example.com"),
 	/* garbage */
 	R("a@example.com b@example.net", SYNTAX, 1, "example.com"),
