@@ -70,6 +70,8 @@ static void comment_text(const char *v, char *out, size_t len)
 static void add(struct hdr *h, const char *piece, bool may_fold)
 {
 	size_t n = strlen(piece);
+	if (h->len + n + 4 >= h->cap)
+		return; /* truncated at a pair boundary */
 	if (may_fold && h->line + n + 1 > FOLD_AT && h->len + 3 < h->cap) {
 		memcpy(h->buf + h->len, "\r\n\t", 3);
 		h->len += 3;
@@ -78,8 +80,6 @@ static void add(struct hdr *h, const char *piece, bool may_fold)
 		h->buf[h->len++] = ' ';
 		h->line++;
 	}
-	if (h->len + n >= h->cap)
-		return; /* truncated at a pair boundary */
 	memcpy(h->buf + h->len, piece, n);
 	h->len += n;
 	h->line += n;
