@@ -164,7 +164,7 @@ enum dns_lookup_status {
 	DNS_LOOKUP_TIMEOUT,  /* no server answered */
 };
 
-#define DNS_LOOKUP_MAX 32 /* records kept from one answer */
+#define DNS_LOOKUP_MAX 32 /* A, AAAA, MX, PTR records kept from one answer (TXT: 128) */
 
 struct dns_lookup_result {
 	enum dns_lookup_status status;
@@ -181,7 +181,8 @@ typedef void (*dns_lookup_fn)(void *arg, const struct dns_lookup_result *r);
 /* dns_lookup - one question, uncached, the reply code kept apart. The
  * callback runs exactly once, on the loop, never inside this call, unless
  * dns_cancel() comes first; the handle is never NULL. TXT records with
- * control bytes or of DNS_TXT_LEN bytes or more are left out. */
+ * control bytes or of DNS_TXT_LEN bytes or more are left out (counted in
+ * n_total). The callback must not call dns_free(). */
 struct dns_query *dns_lookup(struct dns *d, enum dns_lookup_type type, const char *name,
 			     dns_lookup_fn fn, void *arg);
 

@@ -31,10 +31,13 @@ struct lookup_job {
 	bool starting, answered_early;
 	struct dns_lookup_result res;
 	char (*txt)[DNS_TXT_LEN];
+	const char **txt_views;
 	char *names[DNS_LOOKUP_MAX];
 	const char *views[DNS_LOOKUP_MAX];
 	struct rg_ip addrs[DNS_LOOKUP_MAX];
 };
+
+#define DNS_LOOKUP_TXT_MAX 128 /* TXT records read from one answer */
 
 static const int qtypes[] = {ns_t_txt, ns_t_a, ns_t_aaaa, ns_t_mx, ns_t_ptr};
 
@@ -43,6 +46,7 @@ static void job_free(struct lookup_job *job)
 	for (size_t i = 0; i < DNS_LOOKUP_MAX; i++)
 		free(job->names[i]);
 	free(job->txt);
+	free(job->txt_views);
 	free(job->q);
 	free(job);
 }
@@ -104,16 +108,26 @@ static void read_ptr(struct lookup_job *job, const unsigned char *abuf, int alen
 	ares_free_hostent(h);
 }
 
-static void read_records(struct lookup_job *job, const unsigned char *abuf, int alen)
+/* read_txt - every TXT record up to DNS_LOOKUP_TXT_MAX: a domain's SPF record
+ * may come after dozens of site-verification records. */
+static void read_txt(struct lookup_job *job, const unsigned char *abuf, int alen,
+		     unsigned answers)
 {
-	size_t skipped = 0;
+	size_t skipped = 0, slots = answers < DNS_LOOKUP_TXT_MAX ? answers : DNS_LOOKUP_TXT_MAX;
+	job->txt = xcalloc(slots + 1, sizeof(*job->txt));
+	job->txt_views = xcalloc(slots + 1, sizeof(*job->txt_views));
+	job->res.n = dns_txt_parse(abuf, (size_t)alen, job->txt, slots, &skipped);
+	for (size_t i = 0; i < job->res.n; i++)
+		job->txt_views[i] = job->txt[i];
+	job->res.n_total = job->res.n + skipped;
+}
+
+static void read_records(struct lookup_job *job, const unsigned char *abuf, int alen,
+			 unsigned answers)
+{
 	switch (job->type) {
 	case DNS_LOOKUP_TXT:
-		job->txt = xcalloc(DNS_LOOKUP_MAX, sizeof(*job->txt));
-		job->res.n = dns_txt_parse(abuf, (size_t)alen, job->txt, DNS_LOOKUP_MAX, &skipped);
-		for (size_t i = 0; i < job->res.n; i++)
-			job->views[i] = job->txt[i];
-		job->res.n_total = job->res.n + skipped;
+		read_txt(job, abuf, alen, answers);
 		break;
 	case DNS_LOOKUP_A:
 	case DNS_LOOKUP_AAAA: read_addrs(job, abuf, alen); break;
@@ -143,10 +157,10 @@ static void set_status(struct lookup_job *job, int status, const unsigned char *
 	} else if (info.rcode != 0) {
 		snprintf(r->error, sizeof(r->error), "DNS server answered rcode %u", info.rcode);
 	} else {
-		read_records(job, abuf, alen);
+		read_records(job, abuf, alen, info.answers);
 		r->status = r->n_total > 0 ? DNS_LOOKUP_OK : DNS_LOOKUP_NODATA;
 	}
-	r->names = job->views;
+	r->names = job->txt_views != NULL ? job->txt_views : job->views;
 	r->addrs = job->addrs;
 }
 

@@ -37,6 +37,9 @@ ZONE = dict(
         'long.test': ['v=spf1 ' + ' '.join('ip4:192.0.2.%d' % i for i in range(60)) +
                       ' ip4:127.0.0.9 -all'],
         'nospf.test': ['not an spf record'],
+        # the SPF record after forty others (a reply too large for UDP: c-ares asks over TCP)
+        'many.test': ['site-verification=%040d' % i for i in range(40)] +
+                     ['v=spf1 ip4:127.0.0.9 -all'],
     },
     mx={'mx.test': [(10, 'mx1.mx.test'), (20, 'mx2.mx.test')]},
     hosts={'mx1.mx.test': ['127.0.0.50'], 'mx2.mx.test': ['127.0.0.9'],
@@ -136,8 +139,10 @@ class SpfThroughDns(unittest.TestCase):
         self.assertEqual(f.get('explanation'),
                          '127.0.0.10 is not a mail server of exp.test; ask postmaster@exp.test')
 
-    def test_long_record(self):
+    def test_long_record_and_many_records(self):
         self.assertResult(self.check(GOOD, 'a@long.test'), 'pass')
+        self.assertResult(self.check(GOOD, 'a@many.test'), 'pass')
+        self.assertResult(self.check(OTHER, 'a@many.test'), 'fail')
 
     def test_helo_identity(self):
         f = self.check(GOOD, '', helo='pass.test')
