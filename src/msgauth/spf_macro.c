@@ -119,8 +119,9 @@ static size_t expand_one(const char *s, size_t len, const struct spf_macro_ctx *
 	const char *v = letter_value((char)(s[2] | 0x20), c, exp, tmp, sizeof(tmp));
 	if (v == NULL)
 		return 0;
-	while (j < len && s[j] >= '0' && s[j] <= '9') {
-		keep = keep > 1000 ? keep : keep * 10 + (unsigned)(s[j++] - '0');
+	for (; j < len && s[j] >= '0' && s[j] <= '9'; j++) {
+		if (keep <= 1000) /* more parts than any name has: "all of them" */
+			keep = keep * 10 + (unsigned)(s[j] - '0');
 		digits = true;
 	}
 	if (digits && keep == 0)

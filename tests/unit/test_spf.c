@@ -137,6 +137,7 @@ static const struct {
 	{__LINE__, "%{c}", false, false, NULL},
 	{__LINE__, "%{d0}", false, false, NULL},
 	{__LINE__, "%{d99}", false, false, "email.example.com"},
+	{__LINE__, "%{l17777777777-}", false, false, "strong.bad"}, /* found by fuzz_spf: a hang */
 	{__LINE__, "%{l+-}", false, false, "strong.bad"},
 	{__LINE__, "%{x}", false, false, NULL},
 	{__LINE__, "%x", false, false, NULL},
