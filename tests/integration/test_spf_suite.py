@@ -77,24 +77,48 @@ def zone_lines(zonedata):
     return lines
 
 
-def run_check(zonedata, test, helo_identity=False):
-    lines = zone_lines(zonedata)
-    lines.append('CHECK %s %s %s%s' % (test['host'], hexs(test.get('mailfrom', '')),
-                                        hexs(test.get('helo', '')),
-                                        ' helo' if helo_identity else ''))
+def check_line(test, helo_identity=False):
+    return 'CHECK %s %s %s%s' % (test['host'], hexs(test.get('mailfrom', '')),
+                                 hexs(test.get('helo', '')), ' helo' if helo_identity else '')
+
+
+def run_scenario(scenario):
+    """Every test of a scenario in one run of the driver: (process, {name: fields})."""
+    names = list(scenario['tests'])
+    lines = zone_lines(scenario['zonedata']) + [check_line(scenario['tests'][n]) for n in names]
     out = subprocess.run([driver()], input='\n'.join(lines) + '\n', capture_output=True,
-                         text=True, errors='replace', timeout=30)
-    res = {}
+                         text=True, errors='replace', timeout=120)
+    results, cur = [], {}
     for line in out.stdout.splitlines():
+        if line == 'end':
+            results.append(cur)
+            cur = {}
+            continue
         k, _, v = line.partition('=')
-        res[k] = v
-    return out, res
+        cur[k] = v
+    return out, dict(zip(names, results))
+
+
+def run_check(zonedata, test):
+    """One test alone (for debugging): (process, fields)."""
+    out, res = run_scenario({'zonedata': zonedata, 'tests': {'t': test}})
+    return out, res.get('t', {})
+
+
+_cache = {}
+
+
+def scenario_result(scenario, name):
+    if id(scenario) not in _cache:
+        _cache[id(scenario)] = run_scenario(scenario)
+    out, res = _cache[id(scenario)]
+    return out, res.get(name, {})
 
 
 def make_test(suite, scenario, name, test):
     def t(self):
         self.assertTrue(os.access(driver(), os.X_OK), 'driver %s not built (make tools)' % driver())
-        out, res = run_check(scenario['zonedata'], test)
+        out, res = scenario_result(scenario, name)
         self.assertEqual(harness.sanitizer_report(out.stderr), [], out.stderr[-3000:])
         self.assertEqual(out.returncode, 0, out.stderr[-2000:])
         allowed = test['result'] if isinstance(test['result'], list) else [test['result']]

@@ -6,11 +6,13 @@
  * name is HEX too, since the suite has names with spaces; a NUL becomes \1):
  *	TXT name HEX | A name addr | AAAA name addr | MX name pref host |
  *	PTR name target | CNAME name target | TIMEOUT name | EXISTS name
- *	CHECK ip mailfrom-HEX helo-HEX [helo]     (last line; "helo": HELO identity)
+ *	CHECK ip mailfrom-HEX helo-HEX [helo]     ("helo": the HELO identity)
+ * Zone lines come first; each CHECK runs one check against them (several
+ * CHECK lines: several checks, one scenario per process).
  * A name in no line is NXDOMAIN; a TIMEOUT name times out for every type it
  * has no records of. CNAMEs are followed. Answers are delivered from a queue
  * after query() has returned, as a real resolver does.
- * Output: result=, explanation=, problem=, header= lines, then queries=N.
+ * Output per check: result=, explanation=, problem=, header=, queries=N, end.
  */
 #include "msgauth/spf.h"
 #include "util/util.h"
@@ -195,7 +197,10 @@ static int check(char *args)
 		spf_check_start(&stub, NULL, &ip, mf, helo, "receiver.example", on_done, NULL);
 	deliver_all();
 	printf("queries=%u\n", queries);
-	return finished ? 0 : 1;
+	queries = 0;
+	bool done = finished;
+	finished = false;
+	return done ? 0 : 1;
 }
 
 static bool zone_line(char *line)
@@ -220,17 +225,26 @@ static bool zone_line(char *line)
 int main(void)
 {
 	char line[8192];
+	int rc = 64, checks = 0;
 	while (fgets(line, sizeof(line), stdin) != NULL) {
 		line[strcspn(line, "\r\n")] = '\0';
 		if (line[0] == '\0' || line[0] == '#')
 			continue;
-		if (strncmp(line, "CHECK ", 6) == 0)
-			return check(line + 6);
+		if (strncmp(line, "CHECK ", 6) == 0) {
+			rc = check(line + 6);
+			printf("end\n");
+			fflush(stdout);
+			if (rc != 0)
+				return rc;
+			checks++;
+			continue;
+		}
 		if (!zone_line(line)) {
 			fprintf(stderr, "spftest: bad line: %s\n", line);
 			return 64;
 		}
 	}
-	fprintf(stderr, "spftest: no CHECK line\n");
-	return 64;
+	if (checks == 0)
+		fprintf(stderr, "spftest: no CHECK line\n");
+	return checks > 0 ? 0 : 64;
 }
