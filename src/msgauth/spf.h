@@ -158,7 +158,9 @@ typedef void (*spf_done_fn)(void *arg, const struct spf_outcome *o);
  * sender: then the HELO identity, postmaster@helo, RFC 7208 2.4). fn runs
  * exactly once, on the loop, unless spf_check_cancel() comes first; when the
  * result is known at once (no valid domain to check: "none") fn runs before
- * this returns and NULL is returned (the contract of dns_client_name). */
+ * this returns and NULL is returned (the contract of dns_client_name).
+ * mail_from is the reverse-path without angle brackets; every string is
+ * copied; r and rctx must outlive the check. */
 struct spf_check *spf_check_start(const struct spf_resolver *r, void *rctx,
 				  const struct rg_ip *client, const char *mail_from,
 				  const char *helo, const char *receiver_host, spf_done_fn fn,
