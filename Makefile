@@ -177,7 +177,7 @@ uninstall:
 
 # Fuzzing (clang + libFuzzer, installed by deps.sh fuzz): make fuzz FUZZ_SECONDS=60
 FUZZ_SECONDS ?= 30
-FUZZ_TARGETS := fuzz_address fuzz_config fuzz_queue fuzz_sasl fuzz_bounce fuzz_from fuzz_dmarc_record fuzz_authres
+FUZZ_TARGETS := fuzz_address fuzz_config fuzz_queue fuzz_sasl fuzz_bounce fuzz_from fuzz_dmarc_record fuzz_authres fuzz_spf
 FUZZ_FLAGS := -std=c17 -D_GNU_SOURCE -Isrc -pthread -g -O1 -fsanitize=fuzzer,address,undefined
 .PHONY: fuzz
 build/fuzz/%: tests/fuzz/%.c $(SRC_LIB) $(wildcard src/*/*.h)

@@ -151,4 +151,39 @@ struct dns_query *dns_txt_lookup(struct dns *d, const char *name, dns_txt_fn fn,
 /* dns_route_status_name - "ok", "nxdomain", "null-mx", "no-address", "temp". */
 const char *dns_route_status_name(enum dns_route_status st);
 
+/* ---- generic lookups (lookup.c): TXT, A, AAAA, MX, PTR, for SPF ---- */
+
+enum dns_lookup_type { DNS_LOOKUP_TXT, DNS_LOOKUP_A, DNS_LOOKUP_AAAA, DNS_LOOKUP_MX,
+		       DNS_LOOKUP_PTR };
+
+enum dns_lookup_status {
+	DNS_LOOKUP_OK,       /* n records (n may be 0 when none was readable) */
+	DNS_LOOKUP_NODATA,   /* the name exists, without records of that type */
+	DNS_LOOKUP_NXDOMAIN, /* the name does not exist */
+	DNS_LOOKUP_SERVFAIL, /* SERVFAIL, refused, a garbled reply: try later */
+	DNS_LOOKUP_TIMEOUT,  /* no server answered */
+};
+
+#define DNS_LOOKUP_MAX 32 /* A, AAAA, MX, PTR records kept from one answer (TXT: 128) */
+
+struct dns_lookup_result {
+	enum dns_lookup_status status;
+	const char *const *names;  /* TXT (each record's strings joined), MX hosts, PTR names */
+	const struct rg_ip *addrs; /* A, AAAA */
+	size_t n;
+	size_t n_total;            /* records of the type in the answer (MX: all of them) */
+	char error[256];           /* SERVFAIL, TIMEOUT: why */
+};
+
+/* r is valid only during the call. */
+typedef void (*dns_lookup_fn)(void *arg, const struct dns_lookup_result *r);
+
+/* dns_lookup - one question, uncached, the reply code kept apart. The
+ * callback runs exactly once, on the loop, never inside this call, unless
+ * dns_cancel() comes first; the handle is never NULL. TXT records with
+ * control bytes or of DNS_TXT_LEN bytes or more are left out (counted in
+ * n_total). The callback must not call dns_free(). */
+struct dns_query *dns_lookup(struct dns *d, enum dns_lookup_type type, const char *name,
+			     dns_lookup_fn fn, void *arg);
+
 #endif

@@ -16,6 +16,8 @@ test's `dns_servers` at `lab.servers` and describe the zone in Python.
                 null_mx=['null.test'],                   # RFC 7505 "MX 0 ."
                 servfail=['broken.test'],                # any name under it: SERVFAIL
                 silent=['slow.test'],                    # any name under it: no answer
+                txt={'two.test': ['v=spf1 mx -all']},    # one TXT record per string
+                ptr={'11.0.0.127.in-addr.arpa': ['mxa.two.test']},
                 ttl=60)                                  # TTL of every record served
             cls.dns.start()
         ... Server(overrides={'dns_servers': cls.dns.servers}) ...
@@ -24,7 +26,7 @@ test's `dns_servers` at `lab.servers` and describe the zone in Python.
             cls.dns.cleanup()
 
 DnsLab(mx=None, hosts=None, cnames=None, null_mx=(), servfail=(), silent=(),
-       ttl=60, local=LOCAL_ZONES, extra=())
+       ttl=60, local=LOCAL_ZONES, extra=(), txt=None, ptr=None)
   mx       {domain: [(preference, host), ...]}
   hosts    {name: [address, ...]}: A for IPv4, AAAA for IPv6 addresses
   cnames   {alias: target}: a target must itself be in hosts or cnames
@@ -33,6 +35,9 @@ DnsLab(mx=None, hosts=None, cnames=None, null_mx=(), servfail=(), silent=(),
   servfail domains forwarded to a ServfailDns: every question gets SERVFAIL
   silent   domains forwarded to a SilentDns: questions are read and dropped,
            so the resolver times out (dnsmasq itself answers nothing either)
+  txt      {name: [text, ...]}: one TXT record per text (split into strings of
+           255 bytes; no '"', ',' or '\\' in the text)
+  ptr      {name: [target, ...]}: PTR records (name as 4.3.2.1.in-addr.arpa)
   ttl      dnsmasq's --local-ttl: the TTL of everything served locally
   local    zones answered from this data only: any other name under them is
            NXDOMAIN (names outside every zone get REFUSED)
@@ -180,7 +185,9 @@ class ServfailDns(_UdpServer):
 
 class DnsLab:
     def __init__(self, mx=None, hosts=None, cnames=None, null_mx=(), servfail=(), silent=(),
-                 ttl=60, local=LOCAL_ZONES, extra=()):
+                 ttl=60, local=LOCAL_ZONES, extra=(), txt=None, ptr=None):
+        self.txt = dict(txt or {})
+        self.ptr = dict(ptr or {})
         self.mx = dict(mx or {})
         self.hosts = dict(hosts or {})
         self.cnames = dict(cnames or {})
@@ -208,6 +215,17 @@ class DnsLab:
             args += ['--mx-host=%s,%s,%d' % (domain, host, pref) for pref, host in records]
         for name, addrs in self.hosts.items():
             args += ['--host-record=%s,%s' % (name, a) for a in addrs]
+        for name, texts in self.txt.items():
+            for text in texts:
+                # on the command line dnsmasq takes quotes literally and a comma
+                # starts the next string of the record
+                if any(c in text for c in '",\\'):
+                    raise ValueError('dnslab TXT text with a quote, comma or backslash: %r'
+                                     % text)
+                parts = [text[i:i + 255] for i in range(0, len(text), 255)] or ['']
+                args.append('--txt-record=%s,%s' % (name, ','.join(parts)))
+        for name, targets in self.ptr.items():
+            args += ['--ptr-record=%s,%s' % (name, t) for t in targets]
         for alias, target in self.cnames.items():
             args.append('--cname=%s,%s' % (alias, target))
         # type 15 (MX), data: preference 0, then the root name (one zero byte)
