@@ -8,6 +8,7 @@
  *	relayguard probe [OPTIONS] TARGET...   (src/probe/cli.c)
  *	relayguard queue list|show|flush|delete|hold|release ...   (queue_cmd.c)
  *	relayguard audit | explain ...   (audit_cmd.c)
+ *	relayguard dkim keygen|check|sign|verify ...   (dkim_cmd.c)
  *	relayguard --help | --version
  *
  * Owns: argument parsing, start-up order (load config, bind, prepare
@@ -18,6 +19,7 @@
 #include "auth/passwd.h"
 #include "cli/audit_cmd.h"
 #include "cli/cli.h"
+#include "cli/dkim_cmd.h"
 #include "cli/queue_cmd.h"
 #include "cli/tlsmem_cmd.h"
 #include "config/config.h"
@@ -61,6 +63,7 @@ static const char usage_main[] =
 	"  lockout   list or clear AUTH lock-outs, rate-limit counters (running server)\n"
 	"  tls-memory  list or forget the best TLS each destination domain has shown\n"
 	"  tls-report  send --now: the TLS-RPT reports (RFC 8460) of the running server\n"
+	"  dkim      keygen, check, sign or verify: DKIM keys and signatures\n"
 	"\n"
 	"Options:\n"
 	"  -h, --help     this text; 'relayguard COMMAND --help' explains a command\n"
@@ -467,6 +470,8 @@ int main(int argc, char **argv)
 		return tlsmem_main(argc - 2, argv + 2);
 	if (strcmp(cmd, "tls-report") == 0)
 		return tlsreport_main(argc - 2, argv + 2);
+	if (strcmp(cmd, "dkim") == 0)
+		return dkim_main(argc - 2, argv + 2);
 	fprintf(stderr, "relayguard: unknown command \"%s\" (try relayguard --help)\n", cmd);
 	return EXIT_USAGE;
 }
