@@ -84,6 +84,8 @@ struct dkim_sign;
  * To, Cc, Message-ID, Reply-To over-signed. h must outlive the signer. */
 struct dkim_sign *dkim_sign_new(struct evp_pkey_st *key, const char *domain, const char *selector,
 				const struct msg_headers *h, time_t now);
+/* dkim_sign_expire - add x=expire (seconds since the epoch) to the signature. */
+void dkim_sign_expire(struct dkim_sign *s, time_t expire);
 void dkim_sign_body(struct dkim_sign *s, const void *chunk, size_t n);
 /* The field to prepend, "DKIM-Signature: ...\r\n", folded; malloc'd. NULL when
  * the key cannot sign (why says so). Frees s either way. */

@@ -35,7 +35,7 @@ struct dkim_sign {
 	EVP_PKEY *key;
 	char *domain, *selector;
 	const struct msg_headers *h;
-	time_t now;
+	time_t now, expire; /* expire 0: no x= */
 	EVP_MD_CTX *md;
 	struct dkim_body_canon bc;
 };
@@ -58,6 +58,11 @@ struct dkim_sign *dkim_sign_new(EVP_PKEY *key, const char *domain, const char *s
 	EVP_DigestInit_ex(s->md, EVP_sha256(), NULL);
 	dkim_body_init(&s->bc, DKIM_CANON_RELAXED, UINT64_MAX, body_sink, s->md);
 	return s;
+}
+
+void dkim_sign_expire(struct dkim_sign *s, time_t expire)
+{
+	s->expire = expire;
 }
 
 void dkim_sign_body(struct dkim_sign *s, const void *chunk, size_t n)
@@ -140,6 +145,10 @@ static void field_head(struct dkim_sign *s, struct strbuf *sb, const char *bh,
 	append_folded(sb, &col, item);
 	snprintf(item, sizeof(item), " t=%lld;", (long long)s->now);
 	append_folded(sb, &col, item);
+	if (s->expire > 0) {
+		snprintf(item, sizeof(item), " x=%lld;", (long long)s->expire);
+		append_folded(sb, &col, item);
+	}
 	append_folded(sb, &col, " ");
 	build_h(s->h, sb, &col, hlist);
 	snprintf(item, sizeof(item), " bh=%s;", bh);

@@ -126,9 +126,10 @@ static const char *check_identity(struct dkim_sig *s)
 {
 	const char *d = dkim_tags_get(&s->tags, "d"), *sel = dkim_tags_get(&s->tags, "s");
 	const char *i = dkim_tags_get(&s->tags, "i"), *h = dkim_tags_get(&s->tags, "h");
+	static const char name_chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_";
 	if (strlen(d) >= sizeof(s->r.d) || strlen(sel) >= sizeof(s->r.s) || d[0] == '\0' ||
-	    sel[0] == '\0' || strpbrk(d, " \t\r\n;") || strpbrk(sel, " \t\r\n;"))
-		return "malformed d= or s=";
+	    sel[0] == '\0' || d[strspn(d, name_chars)] != '\0' || sel[strspn(sel, name_chars)] != '\0')
+		return "malformed d= or s="; /* d=legitimate.com(.attacker.com must not reach DNS */
 	rg_strlcpy(s->r.d, d, sizeof(s->r.d));
 	rg_strlcpy(s->r.s, sel, sizeof(s->r.s));
 	snprintf(s->keyname, sizeof(s->keyname), "%s._domainkey.%s", sel, d);
