@@ -115,6 +115,8 @@ clean:
 # Fuzzing (clang + libFuzzer, installed by deps.sh fuzz): make fuzz FUZZ_SECONDS=60
 FUZZ_SECONDS ?= 30
 FUZZ_TARGETS := fuzz_address fuzz_config fuzz_queue fuzz_sasl fuzz_bounce
+# DKIM and the message header parser (msgauth/)
+FUZZ_TARGETS += fuzz_dkim_tags fuzz_dkim_canon fuzz_msg_header
 FUZZ_FLAGS := -std=c17 -D_GNU_SOURCE -Isrc -pthread -g -O1 -fsanitize=fuzzer,address,undefined
 .PHONY: fuzz
 build/fuzz/%: tests/fuzz/%.c $(SRC_LIB) $(wildcard src/*/*.h)
