@@ -14,6 +14,7 @@ test's `dns_servers` at `lab.servers` and describe the zone in Python.
                 hosts={'mxa.two.test': ['127.0.0.11'], 'mxb.two.test': ['127.0.0.12', '::1']},
                 cnames={'alias.test': 'mxa.two.test'},   # chains: 'a.test': 'b.test' ...
                 null_mx=['null.test'],                   # RFC 7505 "MX 0 ."
+                txt={'sel._domainkey.two.test': ['v=DKIM1; p=...']},  # TXT records
                 servfail=['broken.test'],                # any name under it: SERVFAIL
                 silent=['slow.test'],                    # any name under it: no answer
                 ttl=60)                                  # TTL of every record served
@@ -24,12 +25,14 @@ test's `dns_servers` at `lab.servers` and describe the zone in Python.
             cls.dns.cleanup()
 
 DnsLab(mx=None, hosts=None, cnames=None, null_mx=(), servfail=(), silent=(),
-       ttl=60, local=LOCAL_ZONES, extra=())
+       ttl=60, local=LOCAL_ZONES, extra=(), txt=None)
   mx       {domain: [(preference, host), ...]}
   hosts    {name: [address, ...]}: A for IPv4, AAAA for IPv6 addresses
   cnames   {alias: target}: a target must itself be in hosts or cnames
            (dnsmasq serves CNAMEs only to names it holds itself)
   null_mx  domains with the single record "MX 0 ."
+  txt      {name: [record, ...]}: each record a str (split into strings of 255
+           bytes, as a zone file must for a long DKIM key) or a list of strings
   servfail domains forwarded to a ServfailDns: every question gets SERVFAIL
   silent   domains forwarded to a SilentDns: questions are read and dropped,
            so the resolver times out (dnsmasq itself answers nothing either)
@@ -121,6 +124,17 @@ def query(servers, name, qtype='A', timeout=2.0):
             return None
 
 
+def txt_args(txt):
+    """dnsmasq --txt-record options for {name: [record, ...]}."""
+    args = []
+    for name, records in txt.items():
+        for rec in records:
+            strings = [rec[i:i + 255] for i in range(0, len(rec), 255)] or [''] \
+                if isinstance(rec, str) else list(rec)
+            args.append('--txt-record=%s,%s' % (name, ','.join(strings)))
+    return args
+
+
 class _UdpServer:
     """A UDP socket on 127.0.0.1 served by a thread; respond() says what to send back."""
 
@@ -180,8 +194,9 @@ class ServfailDns(_UdpServer):
 
 class DnsLab:
     def __init__(self, mx=None, hosts=None, cnames=None, null_mx=(), servfail=(), silent=(),
-                 ttl=60, local=LOCAL_ZONES, extra=()):
+                 ttl=60, local=LOCAL_ZONES, extra=(), txt=None):
         self.mx = dict(mx or {})
+        self.txt = dict(txt or {})
         self.hosts = dict(hosts or {})
         self.cnames = dict(cnames or {})
         self.null_mx = list(null_mx)
@@ -210,6 +225,7 @@ class DnsLab:
             args += ['--host-record=%s,%s' % (name, a) for a in addrs]
         for alias, target in self.cnames.items():
             args.append('--cname=%s,%s' % (alias, target))
+        args += txt_args(self.txt)
         # type 15 (MX), data: preference 0, then the root name (one zero byte)
         args += ['--dns-rr=%s,15,000000' % d for d in self.null_mx]
         for domains, cls in ((self.servfail, ServfailDns), (self.silent, SilentDns)):
