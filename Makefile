@@ -84,6 +84,15 @@ build/bench-tools/abuse_bench: bench/abuse_bench.c $(call objs,$(B_NORM))
 bench-abuse: deps build/relayguard
 	@sh bench/abuse.sh
 
+# The DKIM benchmark (bench/dkim.sh): signing cost, verification vs python3-dkim.
+build/bench-tools/dkim_bench: bench/dkim_bench.c $(call objs,$(B_NORM))
+	@mkdir -p build/bench-tools
+	$(CC) $(BASE) $(WARN) $(OPT) $(PKG_CFLAGS) $< $(call objs,$(B_NORM)) -o $@ $(PKG_LIBS)
+
+.PHONY: bench-dkim
+bench-dkim: deps deps-test build/bench-tools/dkim_bench
+	@sh bench/dkim.sh
+
 .PHONY: tools
 tools: $(patsubst %,build/tools/%,$(TOOLS)) $(patsubst %,build/tools-asan/%,$(TOOLS))
 

@@ -134,12 +134,25 @@ static void flush(struct dkim_body_canon *b)
 
 static void put(struct dkim_body_canon *b, const char *p, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
+	while (n > 0) {
 		if (b->nout == sizeof(b->out))
 			flush(b);
-		b->out[b->nout++] = p[i];
-		b->emitted++;
+		size_t k = sizeof(b->out) - b->nout < n ? sizeof(b->out) - b->nout : n;
+		memcpy(b->out + b->nout, p, k);
+		b->nout += k;
+		b->emitted += k;
+		p += k;
+		n -= k;
 	}
+}
+
+/* plain_run - how many bytes from p on are ordinary content (no CR, LF or blank). */
+static size_t plain_run(const char *p, size_t n)
+{
+	size_t i = 0;
+	while (i < n && p[i] != '\r' && p[i] != '\n' && p[i] != ' ' && p[i] != '\t')
+		i++;
+	return i;
 }
 
 /* content - one byte of line content: the empty lines and blank before it are real. */
@@ -195,8 +208,16 @@ void dkim_body_init(struct dkim_body_canon *b, enum dkim_canon c, uint64_t limit
 void dkim_body_feed(struct dkim_body_canon *b, const void *chunk, size_t n)
 {
 	const char *p = chunk;
-	for (size_t i = 0; i < n; i++)
-		byte(b, p[i]);
+	for (size_t i = 0; i < n;) {
+		size_t run = b->saw_cr ? 0 : plain_run(p + i, n - i);
+		if (run > 1) { /* the common case, in bulk: what content() does for each byte */
+			content(b, p[i]);
+			put(b, p + i + 1, run - 1);
+			i += run;
+		} else {
+			byte(b, p[i++]);
+		}
+	}
 }
 
 uint64_t dkim_body_finish(struct dkim_body_canon *b)
