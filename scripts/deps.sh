@@ -12,7 +12,7 @@ build_pkgs="gcc libc6-dev make pkg-config libevent-dev libssl-dev libc-ares-dev 
 # Debian only recommends them. unbound, ldnsutils: the DANE tests (a validating
 # resolver on a loopback port; ldns-signzone signs the test zones). python3-jsonschema:
 # the TLS-RPT test validates the report against RFC 8460. redis-server: shared_state.
-test_pkgs="python3 swaks libnet-ssleay-perl libio-socket-ssl-perl procps dnsmasq-base openssl dovecot-core fail2ban redis-server unbound ldnsutils python3-jsonschema python3-dkim opendkim-tools iproute2"
+test_pkgs="python3 swaks libnet-ssleay-perl libio-socket-ssl-perl procps dnsmasq-base openssl dovecot-core fail2ban redis-server unbound ldnsutils python3-jsonschema python3-dkim opendkim-tools opendkim miltertest iproute2"
 fuzz_pkgs="clang"
 
 case "${1:-build}" in

@@ -6,8 +6,9 @@ dual) must verify in python3-dkim (dkimpy, its DNS pointed at the lab) and in
 OpenDKIM (opendkim-testmsg, which asks /etc/resolv.conf: it runs in a private
 network and mount namespace where the lab's zone is served on 127.0.0.1:53).
 Messages signed by dkimpy (several canonicalisations, RSA and Ed25519) must
-verify in `relayguard dkim verify`; OpenDKIM's opendkim-testmsg signs only
-rsa-sha1, which must be a permerror (RFC 8301); tampering, a revoked key, a
+verify in `relayguard dkim verify`, and so must those the OpenDKIM milter signs
+(driven by miltertest); opendkim-testmsg signs only rsa-sha1, which must be a
+permerror (RFC 8301); tampering, a revoked key, a
 missing key and a failing DNS server must give fail, permerror, temperror.
 Also `relayguard dkim keygen` (mode 0600, never overwrites, the TXT record in
 strings of at most 255 bytes) and `relayguard dkim check` against the lab.
@@ -27,6 +28,9 @@ import harness
 DEB_PYTHON = '/usr/bin/python3'  # Debian's, where python3-dkim lives
 TOOL = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'dkimpy_tool.py')
 TESTMSG = shutil.which('opendkim-testmsg') or '/usr/sbin/opendkim-testmsg'
+OPENDKIM = shutil.which('opendkim') or '/usr/sbin/opendkim'
+MILTERTEST = shutil.which('miltertest') or '/usr/bin/miltertest'
+SIGN_LUA = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'opendkim_sign.lua')
 
 MESSAGE = (b'From: Joe SixPack <joe@example.com>\r\n'
            b'To: Suzie Q <suzie@shopping.example.net>\r\n'
@@ -78,11 +82,33 @@ class DkimInterop(unittest.TestCase):
         cls.zone = zone
         cls.dns = dnslab.DnsLab(txt=zone, servfail=['broken.test'])
         cls.dns.start()
+        cls.milter = None
 
     @classmethod
     def tearDownClass(cls):
+        if cls.milter is not None:
+            cls.milter.terminate()
+            cls.milter.wait(10)
         cls.dns.cleanup()
         shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    @classmethod
+    def start_milter(cls):
+        """The OpenDKIM milter on loopback, signing rsa-sha256 as example.net/od."""
+        harness.require(os.path.exists(OPENDKIM), 'opendkim', 'the OpenDKIM milter as a signer')
+        harness.require(os.path.exists(MILTERTEST), 'miltertest', 'a milter client for OpenDKIM')
+        if cls.milter is not None:
+            return
+        cls.milter_port = harness.free_port()
+        # the configuration comes on stdin: opendkim refuses one in a world-writable /tmp
+        conf = ('Syslog no\nMode s\nDomain example.net\nSelector od\nKeyFile %s\n'
+                'RequireSafeKeys no\nSocket inet:%d@127.0.0.1\nSignatureAlgorithm rsa-sha256\n'
+                'Canonicalization relaxed/simple\n'
+                % (cls.key_path('example.net', 'od'), cls.milter_port))
+        cls.milter = subprocess.Popen([OPENDKIM, '-f', '-x', '/dev/stdin'], stdin=subprocess.PIPE,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cls.milter.stdin.write(conf.encode())
+        cls.milter.stdin.close()
 
     @classmethod
     def keygen(cls, domain, sel, typ='rsa', check=True):
@@ -90,8 +116,12 @@ class DkimInterop(unittest.TestCase):
                                '--type', typ, '--out', cls.tmp], capture_output=True, text=True,
                               check=check)
 
+    @classmethod
+    def key_path(cls, domain, sel):
+        return os.path.join(cls.tmp, '%s.%s.pem' % (domain, sel))
+
     def key(self, domain, sel):
-        return os.path.join(self.tmp, '%s.%s.pem' % (domain, sel))
+        return self.key_path(domain, sel)
 
     # -- the three implementations --
 
@@ -148,6 +178,19 @@ class DkimInterop(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn(b'DKIM-Signature:', r.stdout)
         return r.stdout
+
+    def od_milter_sign(self, msg):
+        """msg signed by the OpenDKIM milter (through miltertest), CRLF throughout."""
+        self.start_milter()
+        path = os.path.join(self.tmp, 'milter-msg')
+        with open(path, 'wb') as f:
+            f.write(msg)
+        r = subprocess.run([MILTERTEST, '-s', SIGN_LUA], capture_output=True, timeout=60,
+                           env=dict(os.environ, MILTER='inet:%d@127.0.0.1' % self.milter_port,
+                                    MSGFILE=path))
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        value = r.stdout.replace(b'\r\n', b'\n').replace(b'\n', b'\r\n')
+        return b'DKIM-Signature:' + value + b'\r\n' + msg
 
     # -- keygen, check --
 
@@ -223,7 +266,18 @@ class DkimInterop(unittest.TestCase):
                 self.assertEqual(rc, 1)
                 self.assertIn('dkim=fail', out)
 
-    def test_opendkim_signed_is_rsa_sha1_and_refused(self):
+    def test_opendkim_signed_verifies_in_relayguard(self):
+        # the milter signs for the domain of From: (its Domain list)
+        signed = self.od_milter_sign(MESSAGE.replace(b'joe@example.com', b'joe@example.net'))
+        self.assertIn(b'a=rsa-sha256', signed)
+        rc, out = self.rg_verify(signed)
+        self.assertEqual(rc, 0, out)
+        self.assertIn('dkim=pass header.d=example.net header.s=od', out)
+        rc, out = self.rg_verify(signed.replace(b'Subject: Is', b'Subject: Was'))
+        self.assertEqual(rc, 1)
+        self.assertIn('dkim=fail', out)
+
+    def test_opendkim_testmsg_signs_rsa_sha1_and_is_refused(self):
         # opendkim-testmsg can only sign rsa-sha1 (no option to choose), which
         # RFC 8301 forbids verifiers to accept: relayguard must say permerror.
         signed = self.od_sign(MESSAGE)
