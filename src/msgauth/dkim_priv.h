@@ -123,3 +123,8 @@ struct msg_headers;
  * CRLF), canonicalised by c. False when hlist names more than DKIM_H_MAX. */
 bool dkim_hash_headers(const struct msg_headers *h, const char *hlist, enum dkim_canon c,
 		       const char *sig, size_t siglen, unsigned char out[32]);
+
+/* The b= value (base64) key gives the field sig (its own b= value ignored)
+ * over the fields hlist names; NULL when the key cannot sign. (dkim_sign.c) */
+char *dkim_sign_b(struct evp_pkey_st *key, const struct msg_headers *h, const char *hlist,
+		  enum dkim_canon c, const char *sig, size_t siglen);

@@ -129,6 +129,19 @@ static unsigned char *sign_hash(EVP_PKEY *key, const unsigned char hash[32], siz
 	return sig;
 }
 
+char *dkim_sign_b(EVP_PKEY *key, const struct msg_headers *h, const char *hlist,
+		  enum dkim_canon c, const char *sig, size_t siglen)
+{
+	unsigned char hash[32];
+	if (!dkim_hash_headers(h, hlist, c, sig, siglen, hash))
+		return NULL;
+	size_t len;
+	unsigned char *b = sign_hash(key, hash, &len);
+	char *b64 = b ? dkim_b64_encode(b, len) : NULL;
+	free(b);
+	return b64;
+}
+
 /* field_head - everything of the field up to and including "b=". */
 static void field_head(struct dkim_sign *s, struct strbuf *sb, const char *bh,
 		       struct strbuf *hlist)
@@ -169,7 +182,7 @@ static void append_b(struct strbuf *sb, const char *b64)
 
 char *dkim_sign_finish(struct dkim_sign *s, char *why, size_t whylen)
 {
-	unsigned char bh[32], hash[32];
+	unsigned char bh[32];
 	unsigned int n = 32;
 	dkim_body_finish(&s->bc);
 	EVP_DigestFinal_ex(s->md, bh, &n);
@@ -179,17 +192,12 @@ char *dkim_sign_finish(struct dkim_sign *s, char *why, size_t whylen)
 	strbuf_init(&hlist);
 	field_head(s, &sb, bh64, &hlist);
 	free(bh64);
-	size_t siglen;
-	unsigned char *sig = NULL;
-	if (dkim_hash_headers(s->h, hlist.data, DKIM_CANON_RELAXED, sb.data, sb.len, hash))
-		sig = sign_hash(s->key, hash, &siglen);
+	char *b64 = dkim_sign_b(s->key, s->h, hlist.data, DKIM_CANON_RELAXED, sb.data, sb.len);
 	strbuf_free(&hlist);
 	char *out = NULL;
-	if (sig != NULL) {
-		char *b64 = dkim_b64_encode(sig, siglen);
+	if (b64 != NULL) {
 		append_b(&sb, b64);
 		free(b64);
-		free(sig);
 		out = strbuf_steal(&sb);
 	} else {
 		snprintf(why, whylen, "the key cannot sign");

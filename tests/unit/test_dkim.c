@@ -433,6 +433,51 @@ static void test_vectors(void)
 	}
 }
 
+/* test_rfc8463_resign - Ed25519 and RSA PKCS#1 v1.5 are deterministic: signing the
+ * RFC 8463 A.3 header fields again with the A.2 keys gives the published b= values. */
+static void test_rfc8463_resign(void)
+{
+	static const char *const keys[] = {"brisbane.ed25519.private.b64", "test.rsa.private.pem"};
+	char path[512], why[256];
+	size_t len;
+	snprintf(path, sizeof(path), "%s/rfc8463-appendixA/signed.eml", TESTDATA);
+	char *msg = slurp(path, &len);
+	if (msg == NULL) {
+		printf("SKIP RFC 8463 re-signing: %s is absent\n", path);
+		return;
+	}
+	struct msg_headers h;
+	CHECK(msg_headers_parse(msg, len, &h) == MSG_HDR_OK, "parse");
+	long fi = -1;
+	for (size_t k = 0; k < 2; k++) {
+		fi = msg_headers_next(&h, "DKIM-Signature", fi);
+		snprintf(path, sizeof(path), "%s/rfc8463-appendixA/%s", TESTDATA, keys[k]);
+		EVP_PKEY *key = dkim_key_load_private(path, why, sizeof(why));
+		CHECK(fi >= 0 && key != NULL, "signature %zu and its key (%s)", k, key ? "" : why);
+		if (fi < 0 || key == NULL)
+			break;
+		struct dkim_tags t;
+		const struct msg_field *f = &h.f[fi];
+		const char *colon = memchr(f->raw, ':', f->raw_len);
+		CHECK(dkim_tags_parse(colon + 1, f->raw_len - (size_t)(colon + 1 - f->raw), &t, why, sizeof(why)), "tags");
+		enum dkim_canon ch, cb;
+		dkim_canon_parse(dkim_tags_get(&t, "c"), &ch, &cb);
+		char *b = dkim_sign_b(key, &h, dkim_tags_get(&t, "h"), ch, f->raw, f->raw_len);
+		char want[1024];
+		size_t o = 0;
+		for (const char *p = dkim_tags_get(&t, "b"); *p && o + 1 < sizeof(want); p++)
+			if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n')
+				want[o++] = *p;
+		want[o] = '\0';
+		CHECK_STR_AT(__LINE__, b, want, keys[k]);
+		free(b);
+		dkim_tags_free(&t);
+		EVP_PKEY_free(key);
+	}
+	msg_headers_free(&h);
+	free(msg);
+}
+
 /* ---- sign, then verify, then break it ---- */
 
 static const char unsigned_msg[] =
@@ -618,6 +663,7 @@ int main(void)
 	test_canon();
 	test_keys();
 	test_vectors();
+	test_rfc8463_resign();
 	test_sign_verify();
 	test_limits();
 	test_table();
