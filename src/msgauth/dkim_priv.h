@@ -1,8 +1,10 @@
 /*
- * dkim_priv - the pieces DKIM verification and signing are built from:
- * tag lists (dkim_tags.c), canonicalisation (dkim_canon.c) and key records
- * and keys (dkim_key.c). Used by dkim_verify.c, dkim_sign.c, the unit tests
- * and the fuzz targets; the server uses dkim.h only.
+ * dkim_priv - the pieces DKIM verification and signing are built from.
+ *
+ * Owns: tag lists (dkim_tags.c), canonicalisation (dkim_canon.c), key records
+ * and keys (dkim_key.c), the header hash (dkim_verify.c) and raw signing
+ * (dkim_sign.c). Used by those files, the CLI, the unit tests and the fuzz
+ * targets; the server uses dkim.h only.
  * Must not: do I/O (no DNS, no files except dkim_key_load_private()).
  */
 #ifndef RG_MSGAUTH_DKIM_PRIV_H
