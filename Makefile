@@ -87,6 +87,15 @@ build/bench-tools/abuse_bench: bench/abuse_bench.c $(call objs,$(B_NORM))
 bench-abuse: deps build/relayguard
 	@sh bench/abuse.sh
 
+# The DKIM benchmark (bench/dkim.sh): signing cost, verification vs python3-dkim.
+build/bench-tools/dkim_bench: bench/dkim_bench.c $(call objs,$(B_NORM))
+	@mkdir -p build/bench-tools
+	$(CC) $(BASE) $(WARN) $(OPT) $(PKG_CFLAGS) $< $(call objs,$(B_NORM)) -o $@ $(PKG_LIBS)
+
+.PHONY: bench-dkim
+bench-dkim: deps deps-test build/bench-tools/dkim_bench
+	@sh bench/dkim.sh
+
 .PHONY: tools
 tools: $(patsubst %,build/tools/%,$(TOOLS)) $(patsubst %,build/tools-asan/%,$(TOOLS))
 
@@ -178,6 +187,8 @@ uninstall:
 # Fuzzing (clang + libFuzzer, installed by deps.sh fuzz): make fuzz FUZZ_SECONDS=60
 FUZZ_SECONDS ?= 30
 FUZZ_TARGETS := fuzz_address fuzz_config fuzz_queue fuzz_sasl fuzz_bounce fuzz_from fuzz_dmarc_record fuzz_authres fuzz_spf
+# DKIM and the message header parser (msgauth/)
+FUZZ_TARGETS += fuzz_dkim_tags fuzz_dkim_canon fuzz_msg_header
 FUZZ_FLAGS := -std=c17 -D_GNU_SOURCE -Isrc -pthread -g -O1 -fsanitize=fuzzer,address,undefined
 .PHONY: fuzz
 build/fuzz/%: tests/fuzz/%.c $(SRC_LIB) $(wildcard src/*/*.h)

@@ -9,6 +9,7 @@
  *	relayguard queue list|show|flush|delete|hold|release ...   (queue_cmd.c)
  *	relayguard audit | explain ...   (audit_cmd.c)
  *	relayguard spf check ...   (spf_cmd.c)
+ *	relayguard dkim keygen|check|sign|verify ...   (dkim_cmd.c)
  *	relayguard --help | --version
  *
  * Owns: argument parsing, whether this binary is installed (its default
@@ -20,6 +21,7 @@
 #include "auth/passwd.h"
 #include "cli/audit_cmd.h"
 #include "cli/cli.h"
+#include "cli/dkim_cmd.h"
 #include "cli/queue_cmd.h"
 #include "cli/spf_cmd.h"
 #include "cli/tlsmem_cmd.h"
@@ -71,6 +73,7 @@ static const char usage_main[] =
 	"  tls-memory  list or forget the best TLS each destination domain has shown\n"
 	"  tls-report  send --now: the TLS-RPT reports (RFC 8460) of the running server\n"
 	"  spf       check: the SPF result (RFC 7208) for a client address and sender\n"
+	"  dkim      keygen, check, sign or verify: DKIM keys and signatures\n"
 	"\n"
 	"Options:\n"
 	"  -h, --help     this text; 'relayguard COMMAND --help' explains a command\n"
@@ -521,6 +524,8 @@ static int run_command(const char *cmd, int argc, char **argv)
 		return tlsreport_main(argc - 2, argv + 2);
 	if (strcmp(cmd, "spf") == 0)
 		return spf_main(argc - 2, argv + 2);
+	if (strcmp(cmd, "dkim") == 0)
+		return dkim_main(argc - 2, argv + 2);
 	return -1;
 }
 

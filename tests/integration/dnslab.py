@@ -16,7 +16,8 @@ test's `dns_servers` at `lab.servers` and describe the zone in Python.
                 null_mx=['null.test'],                   # RFC 7505 "MX 0 ."
                 servfail=['broken.test'],                # any name under it: SERVFAIL
                 silent=['slow.test'],                    # any name under it: no answer
-                txt={'two.test': ['v=spf1 mx -all']},    # one TXT record per string
+                txt={'two.test': ['v=spf1 mx -all'],     # one TXT record per string
+                     'sel._domainkey.two.test': ['v=DKIM1; p=...']},
                 ptr={'11.0.0.127.in-addr.arpa': ['mxa.two.test']},
                 ttl=60)                                  # TTL of every record served
             cls.dns.start()
@@ -32,11 +33,12 @@ DnsLab(mx=None, hosts=None, cnames=None, null_mx=(), servfail=(), silent=(),
   cnames   {alias: target}: a target must itself be in hosts or cnames
            (dnsmasq serves CNAMEs only to names it holds itself)
   null_mx  domains with the single record "MX 0 ."
+  txt      {name: [record, ...]}: each record a str (split into strings of 255
+           bytes, as a zone file must for a long DKIM key) or a list of strings;
+           no '"', ',' or '\\' in them (dnsmasq's command line cannot carry them)
   servfail domains forwarded to a ServfailDns: every question gets SERVFAIL
   silent   domains forwarded to a SilentDns: questions are read and dropped,
            so the resolver times out (dnsmasq itself answers nothing either)
-  txt      {name: [text, ...]}: one TXT record per text (split into strings of
-           255 bytes; no '"', ',' or '\\' in the text)
   ptr      {name: [target, ...]}: PTR records (name as 4.3.2.1.in-addr.arpa)
   ttl      dnsmasq's --local-ttl: the TTL of everything served locally
   local    zones answered from this data only: any other name under them is
@@ -126,6 +128,22 @@ def query(servers, name, qtype='A', timeout=2.0):
             return None
 
 
+def txt_args(txt):
+    """dnsmasq --txt-record options for {name: [record, ...]}."""
+    args = []
+    for name, records in txt.items():
+        for rec in records:
+            strings = [rec[i:i + 255] for i in range(0, len(rec), 255)] or [''] \
+                if isinstance(rec, str) else list(rec)
+            # on the command line dnsmasq takes quotes literally and a comma
+            # starts the next string of the record
+            if any(c in part for part in strings for c in '",\\'):
+                raise ValueError('dnslab TXT text with a quote, comma or backslash: %r'
+                                 % (rec,))
+            args.append('--txt-record=%s,%s' % (name, ','.join(strings)))
+    return args
+
+
 class _UdpServer:
     """A UDP socket on 127.0.0.1 served by a thread; respond() says what to send back."""
 
@@ -186,9 +204,9 @@ class ServfailDns(_UdpServer):
 class DnsLab:
     def __init__(self, mx=None, hosts=None, cnames=None, null_mx=(), servfail=(), silent=(),
                  ttl=60, local=LOCAL_ZONES, extra=(), txt=None, ptr=None):
-        self.txt = dict(txt or {})
         self.ptr = dict(ptr or {})
         self.mx = dict(mx or {})
+        self.txt = dict(txt or {})
         self.hosts = dict(hosts or {})
         self.cnames = dict(cnames or {})
         self.null_mx = list(null_mx)
@@ -215,19 +233,11 @@ class DnsLab:
             args += ['--mx-host=%s,%s,%d' % (domain, host, pref) for pref, host in records]
         for name, addrs in self.hosts.items():
             args += ['--host-record=%s,%s' % (name, a) for a in addrs]
-        for name, texts in self.txt.items():
-            for text in texts:
-                # on the command line dnsmasq takes quotes literally and a comma
-                # starts the next string of the record
-                if any(c in text for c in '",\\'):
-                    raise ValueError('dnslab TXT text with a quote, comma or backslash: %r'
-                                     % text)
-                parts = [text[i:i + 255] for i in range(0, len(text), 255)] or ['']
-                args.append('--txt-record=%s,%s' % (name, ','.join(parts)))
         for name, targets in self.ptr.items():
             args += ['--ptr-record=%s,%s' % (name, t) for t in targets]
         for alias, target in self.cnames.items():
             args.append('--cname=%s,%s' % (alias, target))
+        args += txt_args(self.txt)
         # type 15 (MX), data: preference 0, then the root name (one zero byte)
         args += ['--dns-rr=%s,15,000000' % d for d in self.null_mx]
         for domains, cls in ((self.servfail, ServfailDns), (self.silent, SilentDns)):
