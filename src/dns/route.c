@@ -84,9 +84,7 @@ struct sub {
 
 static uint64_t now_s(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec;
+	return rg_now_ms() / 1000;
 }
 
 static const char *type_name(int type)

@@ -108,8 +108,9 @@ void mev_rcpt(const char *result, const char *restriction)
 void mev_message(bool accepted, size_t n, double seconds_to_reply)
 {
 	metric_inc(messages, (const char *[]){accepted ? "accepted" : "rejected"});
-	if (accepted)
-		metric_add(bytes, NULL, (double)n);
+	if (!accepted)
+		return;
+	metric_add(bytes, NULL, (double)n);
 	metric_observe(accept_latency, seconds_to_reply);
 }
 

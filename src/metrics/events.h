@@ -27,6 +27,8 @@ void mev_command(const char *verb);               /* an SMTP command, by verb */
 /* A RCPT decision: RESULT "accept", "reject", "defer"; RESTRICTION the one that decided
  * ("" when none did: a syntax error or a limit). */
 void mev_rcpt(const char *result, const char *restriction);
+/* A message answered at the end of DATA; BYTES and SECONDS (the final dot to
+ * the 250) count only when it was accepted. */
 void mev_message(bool accepted, size_t bytes, double seconds_to_reply);
 void mev_auth(bool ok);
 void mev_lockout(void);

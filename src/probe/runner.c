@@ -137,9 +137,7 @@ static void target_finish(struct tstate *ts);
 
 static uint64_t now_ms(void)
 {
-	struct timespec tp;
-	clock_gettime(CLOCK_MONOTONIC, &tp);
-	return (uint64_t)tp.tv_sec * 1000 + (uint64_t)tp.tv_nsec / 1000000;
+	return rg_now_ms();
 }
 
 static void random_hex(char *out, size_t bytes)

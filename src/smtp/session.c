@@ -25,6 +25,7 @@
  */
 #include "smtp/session.h"
 #include "smtp/session_priv.h"
+#include "metrics/events.h"
 
 #include "address/expand.h"
 #include "abuse/abuse.h"
@@ -566,6 +567,7 @@ static void log_rcpt(struct session *s, const struct address *rcpt,
 	snprintf(to, sizeof(to), "<%s>", rcpt->text);
 	address_routing_names(rcpt->routing, routing, sizeof(routing));
 	snprintf(dest, sizeof(dest), "%s@%s", res->local, res->domain);
+	mev_rcpt(results[d->action], d->restriction);
 	log_ev(d->action == POLICY_ACCEPT ? LOG_INFO : LOG_INFO, "rcpt",
 	       {"session", s->id}, {"client", s->ip_text}, {"helo", s->helo},
 	       {"from", from}, {"to", to}, {"class", address_class_name(res->cls)},
@@ -845,6 +847,7 @@ static void handle_command(struct session *s, char *line, size_t n)
 	if (*arg == ' ')
 		arg++;
 	const struct command *c = command_find(line, verb_len);
+	mev_command(c ? c->verb : NULL);
 	if (c != NULL) {
 		arg = rg_str_trim(arg);
 		if (c->check == NULL || c->check(s, arg))
@@ -941,9 +944,7 @@ static void arm_stall(struct session *s)
 
 static uint64_t now_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return rg_now_ms();
 }
 
 static void on_deadline(evutil_socket_t fd, short what, void *arg);
@@ -1192,6 +1193,15 @@ static void on_write(struct bufferevent *bev, void *arg)
 	session_resume_reading(s);
 }
 
+/* count_tls - the protocol version, the first word of INFO, for the metrics. */
+static void count_tls(const char *info)
+{
+	char version[16];
+	size_t n = strcspn(info, " ");
+	snprintf(version, sizeof(version), "%.*s", (int)(n < 15 ? n : 15), info);
+	mev_tls(version);
+}
+
 /* tls_event - the handshake finished or failed; true when the event is used up. */
 static bool tls_event(struct session *s, short what)
 {
@@ -1200,6 +1210,7 @@ static bool tls_event(struct session *s, short what)
 	if (what & BEV_EVENT_CONNECTED) {
 		s->flags &= ~(unsigned)F_HANDSHAKE;
 		tls_describe(s->bev, s->tls_info, sizeof(s->tls_info));
+		count_tls(s->tls_info);
 		log_ev(LOG_INFO, "tls", {"session", s->id}, {"client", s->ip_text},
 		       {"listener", s->listener}, {"tls", s->tls_info});
 		return true;

@@ -10,6 +10,7 @@
 #include "auth/auth.h"
 #include "auth/lockout.h"
 #include "smtp/session_priv.h"
+#include "metrics/events.h"
 #include "smtp/server.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -162,6 +163,7 @@ static void sasl_failed(struct session *s, const char *reason)
 	bool locked = attempt_over(s, true);
 	abuse_auth_failed(server_abuse(s->srv), &s->client.ip, locked, time(NULL));
 	snprintf(failures, sizeof(failures), "%s", locked ? "limit reached" : "counted");
+	mev_auth(false);
 	log_ev(LOG_WARNING, "auth-failed", {"session", s->id}, {"client", s->ip_text},
 	       {"user", s->sasl->user}, {"mechanism", sasl_mech_name(s->sasl->mech)},
 	       {"reason", reason}, {"lockout", failures});
@@ -169,6 +171,7 @@ static void sasl_failed(struct session *s, const char *reason)
 		char until[24];
 		snprintf(until, sizeof(until), "%llus",
 			 (unsigned long long)s->cfg->smtpd_sasl_lockout_time);
+		mev_lockout();
 		log_ev(LOG_WARNING, "auth-lockout", {"client", s->ip_text}, {"for", until});
 		session_reply(s, "421 4.7.0 %s Error: too many failed authentication attempts; "
 		      "locked out for %s, try again later", s->cfg->myhostname, until);
@@ -201,6 +204,7 @@ static void sasl_checked(enum auth_status st, const char *user, const char *reas
 		   sizeof(s->sasl_username));
 	s->client.sasl_authenticated = true;
 	s->client.sasl_username = s->sasl_username;
+	mev_auth(true);
 	log_ev(LOG_INFO, "auth", {"session", s->id}, {"client", s->ip_text},
 	       {"user", s->sasl_username}, {"mechanism", sasl_mech_name(s->sasl->mech)},
 	       {"tls", s->tls_info[0] ? s->tls_info : NULL});

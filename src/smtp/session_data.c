@@ -11,6 +11,7 @@
  * on workers), or re-enable reading other than through session.c.
  */
 #include "smtp/session_priv.h"
+#include "metrics/events.h"
 #include "smtp/server.h"
 #include "util/workers.h"
 #include "util/log.h"
@@ -195,6 +196,9 @@ void session_data_proceed(struct session *s, char *arg)
 static void end_of_data(struct session *s)
 {
 	struct transaction *tx = s->tx;
+	tx->eod_at = rg_monotonic();
+	if (tx->bare_eol || tx->too_big || tx->hops > s->cfg->hopcount_limit || tx->no_memory)
+		mev_message(false, 0, 0);
 	if (tx->bare_eol) {
 		session_reply_error(s, "DATA", "550 5.5.2 Error: message contains a bare <CR> or <LF>; "
 			    "lines must end with <CR><LF> (message not accepted)");
@@ -298,6 +302,7 @@ static void stages_end(struct session *s, struct stage_job *j)
 		log_ev(LOG_INFO, "data-refused", {"session", s->id}, {"client", s->ip_text},
 		       {"stage", hooks->stages[j->next - 1].name}, {"reply", j->e.reply});
 		session_pending_end(s);
+		mev_message(false, 0, 0);
 		session_reply_error(s, "DATA", "%s", j->e.reply);
 	} else {
 		if (j->e.junk)
@@ -586,6 +591,7 @@ static void commit_done(void *arg, bool ok, const char *err)
 		return;
 	}
 	session_pending_end(s);
+	mev_message(ok, (size_t)s->tx->data_size, rg_monotonic() - s->tx->eod_at);
 	if (ok) {
 		s->messages++;
 		session_reply(s, "250 2.0.0 Ok: queued as %s", s->tx->msg_id);

@@ -109,6 +109,7 @@ struct transaction {
 	struct spool_state *spool;
 	bool field_drop;          /* the header filter hook dropped the current field */
 	void *hook_data;          /* session_tx_set_data() */
+	double eod_at;            /* the final dot's arrival (monotonic s), for the metrics */
 	void (*hook_data_free)(void *data);
 };
 

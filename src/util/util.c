@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* out_of_memory - there is no sane way to go on without memory. */
 static void out_of_memory(size_t n)
@@ -219,4 +220,18 @@ char *strbuf_steal(struct strbuf *sb)
 	char *s = sb->data ? sb->data : xstrdup("");
 	strbuf_init(sb);
 	return s;
+}
+
+uint64_t rg_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+double rg_monotonic(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }

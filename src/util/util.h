@@ -53,4 +53,8 @@ void strbuf_printf(struct strbuf *sb, const char *fmt, ...)
 /* Take the buffer's string; the strbuf is left empty. */
 char *strbuf_steal(struct strbuf *sb);
 
+/* The monotonic clock: milliseconds, and seconds with a fraction (for latencies). */
+uint64_t rg_now_ms(void);
+double rg_monotonic(void);
+
 #endif

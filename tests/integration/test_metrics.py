@@ -3,6 +3,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 import unittest
 import urllib.error
 import urllib.request
@@ -74,6 +75,43 @@ class Metrics(unittest.TestCase):
                                      'transport="local"}'), local + 1)
         self.assertIsNotNone(value(text, 'relayguard_queue_messages{state="active"}'))
         self.assertGreaterEqual(value(text, 'relayguard_delivery_seconds_count'), 1)
+
+    def test_relay_denials_commands_and_messages_are_counted(self):
+        denied = 'relayguard_rcpt_total{result="reject",restriction="reject_unauth_destination"}'
+        before = scrape(self.mport)[2]
+        with Conn(self.srv.port) as c:  # a stranger tries to relay
+            c.cmd('EHLO c.example.org')
+            c.cmd('MAIL FROM:<ceo@paypal.example>')
+            code, _ = c.cmd('RCPT TO:<victim@gmail.example>')
+            self.assertEqual(code, 554)
+            c.cmd('QUIT')
+        with harness.smtp_client(self.srv.port) as c:
+            c.sendmail('a@example.org', ['postmaster@localhost'],
+                       b'Subject: counted\r\n\r\n' + b'x' * 1000 + b'\r\n')
+        text = scrape(self.mport)[2]
+
+        def delta(series):
+            return (value(text, series) or 0) - (value(before, series) or 0)
+        self.assertEqual(delta(denied), 1)
+        self.assertEqual(delta('relayguard_commands_total{verb="RCPT"}'), 2)
+        self.assertEqual(delta('relayguard_commands_total{verb="QUIT"}'), 2)
+        self.assertEqual(delta('relayguard_messages_total{result="accepted"}'), 1)
+        self.assertGreater(delta('relayguard_message_bytes_total'), 1000)
+        self.assertEqual(delta('relayguard_accept_seconds_count'), 1)
+        self.assertEqual(delta('relayguard_sessions_open'), 0)
+
+    def test_tls_handshakes_are_counted_by_version(self):
+        series = 'relayguard_tls_handshakes_total{version="TLSv1.3"}'
+        before = value(scrape(self.mport)[2], series) or 0
+        with Conn(self.srv.port) as c:
+            c.cmd('EHLO c.example.org')
+            self.assertEqual(c.cmd('STARTTLS')[0], 220)
+            c.starttls()
+            c.cmd('EHLO c.example.org')
+        deadline = time.time() + 5
+        while time.time() < deadline and (value(scrape(self.mport)[2], series) or 0) == before:
+            time.sleep(0.05)
+        self.assertEqual(value(scrape(self.mport)[2], series), before + 1)
 
     def test_other_paths_and_methods_are_refused(self):
         with self.assertRaises(urllib.error.HTTPError) as e:
