@@ -10,6 +10,7 @@
  */
 #include "abuse/abuse.h"
 #include "abuse/hijack.h"
+#include "metrics/events.h"
 #include "abuse/rate.h"
 #include "abuse/shared.h"
 #include "auth/lockout.h"
@@ -148,6 +149,7 @@ static void refuse(struct abuse *a, const struct limit_def *def, const struct ab
 	char n[24], l[24];
 	snprintf(n, sizeof(n), "%u", count);
 	snprintf(l, sizeof(l), "%u/%us", limit, window);
+	mev_rate_limited(def->param);
 	log_ev(LOG_WARNING, "rate-limit", {"client", c->ip_text}, {"user", c->login},
 	       {"limit", def->param}, {"rate", l}, {"count", n}, {"reply", reply},
 	       {"session", c->session});
@@ -167,6 +169,7 @@ static bool suspended(struct abuse *a, const struct abuse_client *c, time_t now,
 	log_ev(LOG_WARNING, "hijack-refused", {"client", c->ip_text}, {"user", c->login},
 	       {"reason", why}, {"reply", reply}, {"session", c->session});
 	a->hijack_refused++;
+	mev_hijack("refused");
 	return true;
 }
 
@@ -208,6 +211,7 @@ static void announce_suspension(struct abuse *a, const char *ip_text, const char
 	       {"action", "mail held; new mail refused; relayguard queue release|delete --login"},
 	       {"session", session});
 	a->hijack_tripped++;
+	mev_hijack("suspended");
 	if (a->shared)
 		shared_suspend(a->shared, login, (unsigned)a->cfg->smtpd_sasl_hijack_suspend_time,
 			       why);
@@ -233,6 +237,7 @@ bool abuse_hold(struct abuse *a, const struct abuse_client *c, const char *const
 	log_ev(LOG_WARNING, "hijack-hold", {"client", c->ip_text}, {"user", c->login},
 	       {"reason", why}, {"session", c->session});
 	a->hijack_held++;
+	mev_hijack("held");
 	return true;
 }
 

@@ -11,6 +11,7 @@
  *	reply, and only then is it freed.
  */
 #include "abuse/shared.h"
+#include "metrics/events.h"
 #include "net/net.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -115,6 +116,7 @@ struct request {
 static void warn(struct shared *s, const char *what, const char *reason)
 {
 	s->failures++;
+	mev_shared_state_failure();
 	s->was_down = true;
 	time_t now = time(NULL);
 	if (now - s->warned < WARN_INTERVAL)

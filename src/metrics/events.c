@@ -6,6 +6,7 @@
 
 #include <string.h>
 
+static struct metric *rate_limited, *hijack, *shared_failures;
 static struct metric *connections, *refused, *sessions, *commands, *rcpts, *messages, *bytes,
 	*accept_latency, *auths, *lockouts, *tls, *deliveries, *delivery_latency, *queue;
 
@@ -27,6 +28,11 @@ static const char *const tls_versions[] = {"TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1
 static const char *const statuses[] = {"delivered", "deferred", "bounced", NULL};
 static const char *const kinds[] = {"local", "smtp", "lmtp", NULL};
 static const char *const states[] = {"incoming", "active", "deferred", "hold"};
+static const char *const limits[] = {
+	"smtpd_client_connection_rate_limit", "smtpd_client_message_rate_limit",
+	"smtpd_client_recipient_rate_limit", "smtpd_client_auth_rate_limit",
+	"smtpd_sasl_message_rate_limit", "smtpd_sasl_recipient_rate_limit", NULL};
+static const char *const hijack_events[] = {"suspended", "held", "refused", NULL};
 
 static void collect_queue(struct metric *m, void *arg)
 {
@@ -66,6 +72,13 @@ static void make_counters(void)
 	queue = metric_gauge("relayguard_queue_messages", "messages in the queue, by state",
 			     "state");
 	metric_collector(queue, collect_queue, NULL);
+	rate_limited = metric_counter("relayguard_rate_limited_total",
+				      "events refused by a rate limit, by its parameter", "limit");
+	hijack = metric_counter("relayguard_hijack_total",
+				"hijacked-account hold: logins suspended, messages held, MAIL refused",
+				"event");
+	shared_failures = metric_counter("relayguard_shared_state_failures_total",
+					 "Redis (shared_state) requests that failed or timed out", NULL);
 }
 
 void mev_init(void)
@@ -143,8 +156,24 @@ void mev_queue_source(mev_queue_fn *fn, void *arg)
 	queue_arg = arg;
 }
 
+void mev_rate_limited(const char *limit)
+{
+	metric_inc(rate_limited, (const char *[]){metric_choice(limit, limits)});
+}
+
+void mev_hijack(const char *what)
+{
+	metric_inc(hijack, (const char *[]){metric_choice(what, hijack_events)});
+}
+
+void mev_shared_state_failure(void)
+{
+	metric_inc(shared_failures, NULL);
+}
+
 void mev_reset(void)
 {
+	rate_limited = hijack = shared_failures = NULL;
 	connections = refused = sessions = commands = rcpts = messages = bytes = NULL;
 	accept_latency = auths = lockouts = tls = deliveries = delivery_latency = queue = NULL;
 	queue_fn = NULL;

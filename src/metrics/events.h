@@ -32,6 +32,9 @@ void mev_rcpt(const char *result, const char *restriction);
 void mev_message(bool accepted, size_t bytes, double seconds_to_reply);
 void mev_auth(bool ok);
 void mev_lockout(void);
+void mev_rate_limited(const char *limit);         /* the parameter, e.g. smtpd_client_message_rate_limit */
+void mev_hijack(const char *what);                /* "suspended", "held", "refused" */
+void mev_shared_state_failure(void);              /* Redis slow, down or refusing */
 void mev_tls(const char *version);                /* a handshake done: "TLSv1.3" ... */
 /* A delivery attempt's outcome per recipient: "delivered", "deferred", "bounced";
  * KIND "local", "smtp", "lmtp"; SECONDS from arrival. */

@@ -98,6 +98,9 @@ static void check_events(void)
 	mev_tls("TLSv1.3");
 	mev_delivery("delivered", "smtp", 0.2);
 	mev_queue_source(queue_counts, NULL);
+	mev_rate_limited("smtpd_client_message_rate_limit");
+	mev_rate_limited("not_a_limit");
+	mev_hijack("held");
 	t = render();
 	check_has(t, "relayguard_commands_total{verb=\"RCPT\"} 1\n", __LINE__);
 	check_has(t, "relayguard_commands_total{verb=\"other\"} 1\n", __LINE__);
@@ -107,6 +110,10 @@ static void check_events(void)
 	check_has(t, "relayguard_delivery_attempts_total{status=\"delivered\",transport=\"smtp\"} 1\n",
 		  __LINE__);
 	check_has(t, "relayguard_queue_messages{state=\"deferred\"} 42\n", __LINE__);
+	check_has(t, "relayguard_rate_limited_total{limit=\"smtpd_client_message_rate_limit\"} 1\n",
+		  __LINE__);
+	check_has(t, "relayguard_rate_limited_total{limit=\"other\"} 1\n", __LINE__);
+	check_has(t, "relayguard_hijack_total{event=\"held\"} 1\n", __LINE__);
 	free(t);
 	mev_reset();
 	mev_command("RCPT"); /* after the end: counts nowhere, and does not crash */
