@@ -5,6 +5,7 @@
  * Must not: run anything, or put anything unescaped into the page.
  */
 #include "demo/report.h"
+#include "demo/demo.h"
 #include "util/util.h"
 
 #include <stdarg.h>
@@ -134,19 +135,19 @@ static const char diagram[] =
 	"orient=\"auto\"><path d=\"M0,0 L9,3 L0,6 z\" fill=\"#333\"/></marker></defs>\n"
 	"<rect x=\"5\" y=\"30\" width=\"160\" height=\"60\" rx=\"8\" fill=\"#fdd\" stroke=\"#a00\"/>\n"
 	"<text x=\"85\" y=\"55\" text-anchor=\"middle\">attacker</text>\n"
-	"<text x=\"85\" y=\"75\" text-anchor=\"middle\">127.0.0.66</text>\n"
+	"<text x=\"85\" y=\"75\" text-anchor=\"middle\">" DEMO_ATTACKER_IP "</text>\n"
 	"<rect x=\"280\" y=\"30\" width=\"160\" height=\"60\" rx=\"8\" fill=\"#ffd\" stroke=\"#a80\"/>\n"
 	"<text x=\"360\" y=\"55\" text-anchor=\"middle\">relay.example</text>\n"
-	"<text x=\"360\" y=\"75\" text-anchor=\"middle\">127.0.0.25 (the relay)</text>\n"
+	"<text x=\"360\" y=\"75\" text-anchor=\"middle\">" DEMO_RELAY_IP " (the relay)</text>\n"
 	"<rect x=\"555\" y=\"30\" width=\"160\" height=\"60\" rx=\"8\" fill=\"#dfd\" stroke=\"#070\"/>\n"
 	"<text x=\"635\" y=\"55\" text-anchor=\"middle\">mx.gmail.example</text>\n"
-	"<text x=\"635\" y=\"75\" text-anchor=\"middle\">127.0.0.26 (victim MX)</text>\n"
+	"<text x=\"635\" y=\"75\" text-anchor=\"middle\">" DEMO_MX_IP " (victim MX)</text>\n"
 	"<line x1=\"165\" y1=\"60\" x2=\"278\" y2=\"60\" stroke=\"#333\" marker-end=\"url(#arr)\"/>\n"
 	"<text x=\"222\" y=\"50\" text-anchor=\"middle\">SMTP</text>\n"
 	"<line x1=\"440\" y1=\"60\" x2=\"553\" y2=\"60\" stroke=\"#333\" marker-end=\"url(#arr)\"/>\n"
 	"<text x=\"497\" y=\"50\" text-anchor=\"middle\">by MX</text>\n"
 	"<text x=\"360\" y=\"112\" text-anchor=\"middle\">From: ceo@paypal.example "
-	"(SPF allows only 127.0.0.50; DMARC p=reject)</text>\n</svg>\n";
+	"(SPF allows only " DEMO_PAYPAL_IP "; DMARC p=reject)</text>\n</svg>\n";
 
 /* html_item - one told line as HTML. */
 static void html_item(struct strbuf *sb, const struct rep_item *it)
