@@ -10,6 +10,7 @@
  *	relayguard audit | explain ...   (audit_cmd.c)
  *	relayguard spf check ...   (spf_cmd.c)
  *	relayguard dkim keygen|check|sign|verify ...   (dkim_cmd.c)
+ *	relayguard demo [--html FILE] [--step] [--keep DIR]   (demo_cmd.c)
  *	relayguard --help | --version
  *
  * Owns: argument parsing, whether this binary is installed (its default
@@ -20,6 +21,7 @@
 #define _XOPEN_SOURCE 700
 #include "auth/passwd.h"
 #include "cli/audit_cmd.h"
+#include "cli/demo_cmd.h"
 #include "cli/cli.h"
 #include "cli/dkim_cmd.h"
 #include "cli/queue_cmd.h"
@@ -74,6 +76,7 @@ static const char usage_main[] =
 	"  tls-report  send --now: the TLS-RPT reports (RFC 8460) of the running server\n"
 	"  spf       check: the SPF result (RFC 7208) for a client address and sender\n"
 	"  dkim      keygen, check, sign or verify: DKIM keys and signatures\n"
+	"  demo      the open-relay attack played on loopback, then the fix (<1 minute)\n"
 	"\n"
 	"Options:\n"
 	"  -h, --help     this text; 'relayguard COMMAND --help' explains a command\n"
@@ -526,6 +529,8 @@ static int run_command(const char *cmd, int argc, char **argv)
 		return spf_main(argc - 2, argv + 2);
 	if (strcmp(cmd, "dkim") == 0)
 		return dkim_main(argc - 2, argv + 2);
+	if (strcmp(cmd, "demo") == 0)
+		return demo_main(argc - 2, argv + 2);
 	return -1;
 }
 
