@@ -554,6 +554,43 @@ class RedisPassword(unittest.TestCase):
             self.assertNotIn('wrong-pw', srv.log())
 
 
+def redis_load(port, commands):
+    """Many commands to Redis on PORT in one pipeline; waits for every reply."""
+    with socket.create_connection(('127.0.0.1', port), timeout=30) as s:
+        s.sendall(b''.join(resp(*c) for c in commands))
+        data = b''
+        while data.count(b'\r\n') < len(commands):
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                break
+            data += chunk
+        return data
+
+
+@harness.requires(REDIS is not None, 'redis-server', 'a real Redis for shared_state')
+class LargeCatchUp(unittest.TestCase):
+    """A Redis that holds very many keys: the catch-up must not block it, nor loop."""
+
+    def test_100000_lockout_keys_are_caught_up_in_bounded_steps(self):
+        redis = Redis()
+        self.addCleanup(redis.cleanup)
+        keys = [('SET', 'rg:lock:2001:db8::%x:%x' % (i >> 16, i & 0xffff), '1', 'EX', '600')
+                for i in range(100000)]
+        keys += [('SET', 'rg:lock:junk%d' % i, 'x', 'EX', '600') for i in range(5)]
+        keys += [('SADD', 'rg:lock:wrongtype', 'x'), ('EXPIRE', 'rg:lock:wrongtype', '600'),
+                 ('SET', 'rg:susp:a b\r\nc', 'why', 'EX', '600')]
+        redis_load(redis.port, keys)
+        o = {'shared_state': 'redis://127.0.0.1:%d/0' % redis.port}
+        with Server(overrides=o) as srv:
+            # capped at 10,000 keys, read in steps each well inside the request deadline
+            self.assertIsNotNone(srv.wait_log(r'shared-state-caught-up lockouts=10000 ',
+                                              timeout=60), srv.tail(20))
+            self.assertNotIn('no answer within the deadline', srv.log())
+            self.assertTrue(srv.alive())
+            with Conn(srv.port) as c:
+                self.assertEqual(c.greeting[0], 220)
+
+
 @harness.requires(REDIS is not None, 'redis-server', 'a real Redis for shared_state')
 class SharedState(unittest.TestCase):
     """Two relayguard instances, one Redis: the lock-out is shared."""
