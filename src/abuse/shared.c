@@ -292,9 +292,23 @@ static bool shape_ok(const redisReadTask *t, int type, int elements)
 	return type == (message ? REDIS_REPLY_STRING : REDIS_REPLY_INTEGER);
 }
 
+/* kind_ok - the kind of a push on the subscribed connection: we never
+ * unsubscribe, and hiredis leaves subscribed mode on "unsubscribe ... 0",
+ * then asserts on the next reply no command waits for. */
+static bool kind_ok(const redisReadTask *t, const char *str, size_t len)
+{
+	const redisAsyncContext *ac = t->privdata;
+	const struct shared *s = ac->data;
+	if (ac != s->sub || t->parent == NULL || t->idx != 0)
+		return true;
+	return (len == 7 && strncasecmp(str, "message", 7) == 0) ||
+	       (len == 9 && strncasecmp(str, "subscribe", 9) == 0);
+}
+
 static void *guard_string(const redisReadTask *t, char *str, size_t len)
 {
-	return shape_ok(t, t->type, 0) ? base_fns.createString(t, str, len) : NULL;
+	return shape_ok(t, t->type, 0) && kind_ok(t, str, len) ? base_fns.createString(t, str, len)
+							       : NULL;
 }
 
 static void *guard_array(const redisReadTask *t, int elements)

@@ -526,6 +526,25 @@ class UntrustedRedis(unittest.TestCase):
             self.assertIn('shared_state down', lockout_cli(srv, 'stats').stdout)
 
 
+    def test_an_unsubscribe_from_redis_drops_the_connection_not_the_server(self):
+        """hiredis leaves subscribed mode on "unsubscribe ... 0", then asserts (aborts
+        the process) on the next reply that no command waits for."""
+        fake = HostileRedis()
+        fake.PUSH = (b'*3\r\n$11\r\nunsubscribe\r\n$12\r\nrg:lockout:0\r\n:0\r\n'
+                     b':7\r\n')
+        self.addCleanup(fake.close)
+        o = {'shared_state': 'redis://127.0.0.1:%d/0' % fake.port}
+        with Server(overrides=o) as srv:
+            deadline = time.time() + 10
+            while time.time() < deadline and fake.sent < 4:  # reconnected after the first
+                time.sleep(0.05)
+            self.assertGreaterEqual(fake.sent, 4)
+            time.sleep(0.2)
+            self.assertTrue(srv.alive(), srv.tail(20))
+            with Conn(srv.port) as c:
+                self.assertEqual(c.greeting[0], 220)
+
+
 @harness.requires(REDIS is not None, 'redis-server', 'a real Redis for shared_state')
 class RedisPassword(unittest.TestCase):
     def test_a_password_in_the_url_is_sent_and_never_logged(self):
