@@ -141,6 +141,58 @@ class PipelinedBehindTheCommit(PendingServer):
         self.assertEqual(sum(1 for x in r if x[0] == 250 and QUEUED.match(x[1])), 200)
 
 
+class SpoolWaits(PendingServer):
+    """Text past 128 KiB goes to disk while it arrives (PENDING_SPOOL, a write in flight)."""
+
+    def test_reset_while_the_spool_writes_leaves_the_server_up(self):
+        big = ('x' * 998 + '\r\n') * 1200  # 1.2 MB: several spool writes
+        for i in range(8):
+            c = Conn(self.server.port)
+            c.send('EHLO c.example.org\r\nMAIL FROM:<a@example.org>\r\n'
+                   'RCPT TO:<alice@example.com>\r\nDATA\r\nSubject: big\r\n\r\n')
+            try:
+                c.send(big[:len(big) * (i + 1) // 8] + ('.\r\n' if i % 2 else ''))
+            except OSError:
+                pass
+            reset_close(c)
+        self.assert_up()
+
+    def test_a_spooled_message_pipelined_with_the_next_one(self):
+        big = ('y' * 998 + '\r\n') * 600
+        with Conn(self.server.port, timeout=30) as c:
+            c.send('EHLO c.example.org\r\nMAIL FROM:<a@example.org>\r\n'
+                   'RCPT TO:<alice@example.com>\r\nDATA\r\nSubject: big\r\n\r\n' + big +
+                   '.\r\n' + transaction('bob@example.com') + 'QUIT\r\n')
+            r = c.replies(10)
+        self.assertEqual([x[0] for x in r], [250, 250, 250, 354, 250, 250, 250, 354, 250, 221], r)
+
+
+class ShutdownDuringACommit(unittest.TestCase):
+    def test_sigterm_with_sessions_in_every_wait_exits_cleanly(self):
+        with tempfile.TemporaryDirectory(prefix='relayguard-pending-') as tmp:
+            os.chmod(tmp, 0o755)
+            passwd = os.path.join(tmp, 'passwd')
+            make_passwd(passwd)
+            srv = Server(overrides=msa_overrides(passwd, smtpd_sasl_failure_delay='5s'))
+            try:
+                conns = []
+                for i in range(6):
+                    c = Conn(srv.port)
+                    c.send('EHLO c.example.org\r\n' + transaction())
+                    conns.append(c)
+                c = Conn(srv.subs_port, tls=True)
+                c.cmd('EHLO c.example.org')
+                c.send('AUTH PLAIN %s\r\n' % plain('alice@example.com', 'wrong'))
+                conns.append(c)
+                time.sleep(0.3)  # the AUTH failure reply is being delayed
+                srv.stop()  # exit status 0, no sanitizer report
+                for c in conns:
+                    c.close()
+            finally:
+                srv.stop(check=False)
+                srv.cleanup()
+
+
 class StartTlsInjection(PendingServer):
     def test_commands_pipelined_after_starttls_are_never_run(self):
         """CVE-2011-0411: what came in plain text after STARTTLS must not run under TLS."""
