@@ -465,6 +465,8 @@ class HostileRedis:
     no command asked for."""
 
     PUSH = b'*3\r\n:1\r\n:2\r\n$4\r\nlock\r\n'
+    EVAL = None  # the catch-up's answer (None: ':1')
+    SELECT = b'+OK\r\n:5\r\n'  # the second reply: nobody asked
 
     def __init__(self):
         self.sock = socket.socket()
@@ -496,8 +498,10 @@ class HostileRedis:
                               self.PUSH)
                     self.sent += 1
                 elif b'SELECT' in up:
-                    c.sendall(b'+OK\r\n:5\r\n')  # the second reply: nobody asked
+                    c.sendall(self.SELECT)
                     self.sent += 1
+                elif b'EVAL' in up and self.EVAL:
+                    c.sendall(self.EVAL)
                 else:
                     c.sendall(b':1\r\n')
         except OSError:
@@ -543,6 +547,22 @@ class UntrustedRedis(unittest.TestCase):
             self.assertTrue(srv.alive(), srv.tail(20))
             with Conn(srv.port) as c:
                 self.assertEqual(c.greeting[0], 220)
+
+
+    def test_a_bad_catch_up_reply_is_checked_before_use(self):
+        """The catch-up answer: a cursor that is no number, entries of the wrong types."""
+        fake = HostileRedis()
+        fake.PUSH = b''
+        fake.SELECT = b'+OK\r\n'
+        fake.EVAL = (b'*7\r\n$5\r\n12x34\r\n$15\r\nrg:lock:1.2.3.4\r\n*1\r\n:1\r\n:60\r\n'
+                     b':7\r\n$14\r\nrg:susp:a b\r\nc\r\n$-1\r\n')
+        self.addCleanup(fake.close)
+        o = {'shared_state': 'redis://127.0.0.1:%d/0' % fake.port}
+        with Server(overrides=o) as srv:
+            self.assertIsNotNone(srv.wait_log(
+                r'shared-state-caught-up lockouts=0 suspensions=0 tls_raises=0 '
+                r'stopped="bad reply"'), srv.tail(20))
+            self.assertTrue(srv.alive())
 
 
 @harness.requires(REDIS is not None, 'redis-server', 'a real Redis for shared_state')
