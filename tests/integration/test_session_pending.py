@@ -17,6 +17,7 @@ import tempfile
 import time
 import unittest
 
+import dnslab
 import harness
 from harness import Conn, Server
 from test_msa import make_passwd, msa_overrides, plain
@@ -191,6 +192,22 @@ class ShutdownDuringACommit(unittest.TestCase):
             finally:
                 srv.stop(check=False)
                 srv.cleanup()
+
+
+class LookupWait(unittest.TestCase):
+    def test_a_slow_client_name_lookup_is_not_the_clients_timeout(self):
+        """The greeting waits for the client's name (PENDING_LOOKUP): a resolver that
+        never answers costs the DNS time limit, and the client, who may not talk
+        before the greeting, is not timed out for our wait."""
+        silent = dnslab.SilentDns()
+        self.addCleanup(silent.close)
+        with Server(overrides={'dns_servers': silent.servers, 'smtpd_timeout': '2s'}) as srv:
+            with Conn(srv.port, greeting=False, timeout=30) as c:
+                code, text = c.reply()
+                self.assertEqual(code, 220, text)
+                self.assertEqual(c.cmd('EHLO c.example.org')[0], 250)  # reading is on
+                self.assertEqual(c.cmd('QUIT')[0], 221)
+            self.assertIsNotNone(srv.wait_log(r'connect .*name=unknown'))
 
 
 class StartTlsInjection(PendingServer):
