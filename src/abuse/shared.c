@@ -63,23 +63,26 @@ static const char hijack_script[] =
 	"return {d, m}";
 
 /* What every host should know at start and after an outage: the keys
- * under each ARGV prefix still alive, as {key, value, ttl, ...}, at most
- * CATCH_UP_MAX of them (SCAN, not KEYS: Redis keeps serving others). */
+ * under each ARGV prefix (ARGV[2] on) still alive. One call runs one SCAN
+ * step from cursor ARGV[1] and returns {next cursor, key, value, ttl, ...};
+ * the next call goes out once this one is answered. A whole-keyspace walk in
+ * one script would block Redis for seconds with a large keyspace and outlast
+ * SHARED_DEADLINE_MS, dropping the connection and starting over for ever.
+ * At most CATCH_UP_MAX keys, in at most CATCH_UP_STEPS calls. */
 #define CATCH_UP_MAX 10000
-#define STR_(x) #x
-#define STR(x) STR_(x)
+#define CATCH_UP_STEPS 20000
+#define CATCH_UP_COUNT "250" /* SCAN COUNT: keys looked at per call */
 static const char catch_up_script[] =
-	"local out, n = {}, 0 "
-	"for _, prefix in ipairs(ARGV) do "
-	"  local cursor = '0' "
-	"  repeat "
-	"    local r = redis.call('SCAN', cursor, 'MATCH', prefix .. '*', 'COUNT', 1000) "
-	"    cursor = r[1] "
-	"    for _, k in ipairs(r[2]) do "
+	"local out = {} "
+	"local r = redis.call('SCAN', ARGV[1], 'MATCH', 'rg:*', 'COUNT', " CATCH_UP_COUNT ") "
+	"out[1] = r[1] "
+	"for _, k in ipairs(r[2]) do "
+	"  for i = 2, #ARGV do "
+	"    if string.sub(k, 1, #ARGV[i]) == ARGV[i] then "
 	"      local ttl, v = redis.call('TTL', k), redis.pcall('GET', k) "
-	"      if ttl > 0 and type(v) == 'string' and n < " STR(CATCH_UP_MAX) " then "
-	"        out[#out + 1] = k out[#out + 1] = v out[#out + 1] = ttl n = n + 1 end end "
-	"  until cursor == '0' end "
+	"      if ttl > 0 and type(v) == 'string' then "
+	"        out[#out + 1] = k out[#out + 1] = v out[#out + 1] = ttl end "
+	"      break end end end "
 	"return out";
 
 struct shared {
@@ -98,6 +101,8 @@ struct shared {
 	void *tls_arg;
 	unsigned long failures;
 	size_t pending;           /* requests not answered yet */
+	unsigned caught[3];       /* catch-up so far: lock-outs, suspensions, TLS raises */
+	unsigned catch_steps;     /* catch-up calls so far */
 	time_t warned;
 	bool was_down, freeing;
 };
@@ -289,9 +294,23 @@ static bool shape_ok(const redisReadTask *t, int type, int elements)
 	return type == (message ? REDIS_REPLY_STRING : REDIS_REPLY_INTEGER);
 }
 
+/* kind_ok - the kind of a push on the subscribed connection: we never
+ * unsubscribe, and hiredis leaves subscribed mode on "unsubscribe ... 0",
+ * then asserts on the next reply no command waits for. */
+static bool kind_ok(const redisReadTask *t, const char *str, size_t len)
+{
+	const redisAsyncContext *ac = t->privdata;
+	const struct shared *s = ac->data;
+	if (ac != s->sub || t->parent == NULL || t->idx != 0)
+		return true;
+	return (len == 7 && strncasecmp(str, "message", 7) == 0) ||
+	       (len == 9 && strncasecmp(str, "subscribe", 9) == 0);
+}
+
 static void *guard_string(const redisReadTask *t, char *str, size_t len)
 {
-	return shape_ok(t, t->type, 0) ? base_fns.createString(t, str, len) : NULL;
+	return shape_ok(t, t->type, 0) && kind_ok(t, str, len) ? base_fns.createString(t, str, len)
+							       : NULL;
 }
 
 static void *guard_array(const redisReadTask *t, int elements)
@@ -710,29 +729,64 @@ static void heard_key(struct shared *s, const char *key, const char *value, unsi
 	}
 }
 
-/* caught_up - the lock-outs, suspensions and TLS raises still alive in Redis. */
+static void catch_up_step(struct shared *s, const char *cursor);
+
+/* cursor_ok - a SCAN cursor as Redis sends it: decimal digits, not too long. */
+static bool cursor_ok(const char *c)
+{
+	size_t n = c != NULL ? strlen(c) : 0;
+	return n > 0 && n < 24 && strspn(c, "0123456789") == n;
+}
+
+/* catch_up_done - the catch-up is over (or gave up on a bad reply): log it. */
+static void catch_up_done(struct shared *s, const char *reason)
+{
+	char l[16], su[16], t[16];
+	snprintf(l, sizeof(l), "%u", s->caught[0]);
+	snprintf(su, sizeof(su), "%u", s->caught[1]);
+	snprintf(t, sizeof(t), "%u", s->caught[2]);
+	log_ev(LOG_INFO, "shared-state-caught-up", {"lockouts", l}, {"suspensions", su},
+	       {"tls_raises", t}, {"stopped", reason});
+}
+
+/* caught_up - one step's lock-outs, suspensions and TLS raises; then the next step. */
 static void caught_up(struct shared *s, const redisReply *r)
 {
-	unsigned counts[3] = {0, 0, 0};
-	for (size_t i = 0; i + 2 < r->elements; i += 3) {
+	const char *cursor = r->elements > 0 ? entry_text(r, 0) : NULL;
+	for (size_t i = 1; i + 2 < r->elements; i += 3) {
+		unsigned total = s->caught[0] + s->caught[1] + s->caught[2];
 		const char *key = entry_text(r, i), *value = entry_text(r, i + 1);
 		const redisReply *ttl = r->element[i + 2];
-		if (key && value && ttl && ttl->type == REDIS_REPLY_INTEGER && ttl->integer > 0)
-			heard_key(s, key, value, (unsigned)(ttl->integer < (1LL << 30) ? ttl->integer : (1LL << 30)), counts);
+		if (total < CATCH_UP_MAX && key && value && ttl &&
+		    ttl->type == REDIS_REPLY_INTEGER && ttl->integer > 0)
+			heard_key(s, key, value, (unsigned)(ttl->integer < (1LL << 30) ? ttl->integer : (1LL << 30)), s->caught);
 	}
-	char l[16], su[16], t[16];
-	snprintf(l, sizeof(l), "%u", counts[0]);
-	snprintf(su, sizeof(su), "%u", counts[1]);
-	snprintf(t, sizeof(t), "%u", counts[2]);
-	log_ev(LOG_INFO, "shared-state-caught-up", {"lockouts", l}, {"suspensions", su},
-	       {"tls_raises", t});
+	if (!cursor_ok(cursor))
+		catch_up_done(s, "bad reply");
+	else if (strcmp(cursor, "0") == 0)
+		catch_up_done(s, NULL);
+	else if (s->caught[0] + s->caught[1] + s->caught[2] >= CATCH_UP_MAX)
+		catch_up_done(s, "key limit");
+	else if (++s->catch_steps >= CATCH_UP_STEPS)
+		catch_up_done(s, "step limit");
+	else
+		catch_up_step(s, cursor);
+}
+
+/* catch_up_step - one SCAN step of the catch-up, from CURSOR. */
+static void catch_up_step(struct shared *s, const char *cursor)
+{
+	const char *argv[] = {"EVAL", catch_up_script, "0", cursor, "rg:lock:", "rg:susp:",
+			      "rg:tls:"};
+	struct request *rq = request_new();
+	rq->catch_up = caught_up;
+	request_send(s, 7, argv, rq);
 }
 
 /* catch_up - read back what other hosts decided while we were away (or not running). */
 static void catch_up(struct shared *s)
 {
-	const char *argv[] = {"EVAL", catch_up_script, "0", "rg:lock:", "rg:susp:", "rg:tls:"};
-	struct request *rq = request_new();
-	rq->catch_up = caught_up;
-	request_send(s, 6, argv, rq);
+	memset(s->caught, 0, sizeof(s->caught));
+	s->catch_steps = 0;
+	catch_up_step(s, "0");
 }

@@ -36,10 +36,12 @@
  *
  * CATCH-UP
  *	Each time the command connection is (re)established, the rg:lock:,
- *	rg:susp: and rg:tls: keys still alive are read back (a script using
- *	SCAN, at most 10,000) and handed to the callbacks as if they had come off
- *	the channel: a host that starts, or comes back after an outage, knows
- *	the lock-outs, suspensions and TLS raises it missed.
+ *	rg:susp: and rg:tls: keys still alive are read back (at most 10,000)
+ *	and handed to the callbacks as if they had come off the channel: a host
+ *	that starts, or comes back after an outage, knows the lock-outs,
+ *	suspensions and TLS raises it missed. One request per SCAN step (a few
+ *	hundred keys), the next sent when it is answered: a large keyspace costs
+ *	more steps, never one script that blocks Redis past the request deadline.
  *
  * TRUST
  *	Redis is trusted to be Redis (a password at most, no TLS), but what it sends is

@@ -64,7 +64,8 @@ static const struct pending_kind {
 	bool held;            /* a worker job points at the session (see F_DEAD) */
 } pending_kinds[] = {
 	[PENDING_NONE] = {NULL, true, false, false, false},
-	[PENDING_LOOKUP] = {NULL, true, false, false, false},
+	/* we owe the greeting: the client, who may not talk first, is not timed out */
+	[PENDING_LOOKUP] = {NULL, true, true, false, false},
 	[PENDING_AUTH] = {"AUTH_WAIT", true, true, true, false}, /* AUTH is not pipelined */
 	[PENDING_SPOOL] = {NULL, false, false, false, false},
 	/* a check may take seconds of DNS: a client that leaves cancels it */
@@ -1309,8 +1310,7 @@ static void on_client_name(void *arg, const char *name)
 	rg_strlcpy(s->name, name && strlen(name) < sizeof(s->name) ? name : "unknown",
 		   sizeof(s->name));
 	greet(s);
-	session_process_input(s);
-	session_end_if_eof(s);
+	session_resume_reading(s); /* a read timeout during the wait turned reading off */
 }
 
 /* setup_bev - timeouts, watermarks and callbacks of the session's bufferevent. */

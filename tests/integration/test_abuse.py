@@ -465,6 +465,8 @@ class HostileRedis:
     no command asked for."""
 
     PUSH = b'*3\r\n:1\r\n:2\r\n$4\r\nlock\r\n'
+    EVAL = None  # the catch-up's answer (None: ':1')
+    SELECT = b'+OK\r\n:5\r\n'  # the second reply: nobody asked
 
     def __init__(self):
         self.sock = socket.socket()
@@ -496,8 +498,10 @@ class HostileRedis:
                               self.PUSH)
                     self.sent += 1
                 elif b'SELECT' in up:
-                    c.sendall(b'+OK\r\n:5\r\n')  # the second reply: nobody asked
+                    c.sendall(self.SELECT)
                     self.sent += 1
+                elif b'EVAL' in up and self.EVAL:
+                    c.sendall(self.EVAL)
                 else:
                     c.sendall(b':1\r\n')
         except OSError:
@@ -526,6 +530,41 @@ class UntrustedRedis(unittest.TestCase):
             self.assertIn('shared_state down', lockout_cli(srv, 'stats').stdout)
 
 
+    def test_an_unsubscribe_from_redis_drops_the_connection_not_the_server(self):
+        """hiredis leaves subscribed mode on "unsubscribe ... 0", then asserts (aborts
+        the process) on the next reply that no command waits for."""
+        fake = HostileRedis()
+        fake.PUSH = (b'*3\r\n$11\r\nunsubscribe\r\n$12\r\nrg:lockout:0\r\n:0\r\n'
+                     b':7\r\n')
+        self.addCleanup(fake.close)
+        o = {'shared_state': 'redis://127.0.0.1:%d/0' % fake.port}
+        with Server(overrides=o) as srv:
+            deadline = time.time() + 10
+            while time.time() < deadline and fake.sent < 4:  # reconnected after the first
+                time.sleep(0.05)
+            self.assertGreaterEqual(fake.sent, 4)
+            time.sleep(0.2)
+            self.assertTrue(srv.alive(), srv.tail(20))
+            with Conn(srv.port) as c:
+                self.assertEqual(c.greeting[0], 220)
+
+
+    def test_a_bad_catch_up_reply_is_checked_before_use(self):
+        """The catch-up answer: a cursor that is no number, entries of the wrong types."""
+        fake = HostileRedis()
+        fake.PUSH = b''
+        fake.SELECT = b'+OK\r\n'
+        fake.EVAL = (b'*7\r\n$5\r\n12x34\r\n$15\r\nrg:lock:1.2.3.4\r\n*1\r\n:1\r\n:60\r\n'
+                     b':7\r\n$14\r\nrg:susp:a b\r\nc\r\n$-1\r\n')
+        self.addCleanup(fake.close)
+        o = {'shared_state': 'redis://127.0.0.1:%d/0' % fake.port}
+        with Server(overrides=o) as srv:
+            self.assertIsNotNone(srv.wait_log(
+                r'shared-state-caught-up lockouts=0 suspensions=0 tls_raises=0 '
+                r'stopped="bad reply"'), srv.tail(20))
+            self.assertTrue(srv.alive())
+
+
 @harness.requires(REDIS is not None, 'redis-server', 'a real Redis for shared_state')
 class RedisPassword(unittest.TestCase):
     def test_a_password_in_the_url_is_sent_and_never_logged(self):
@@ -552,6 +591,43 @@ class RedisPassword(unittest.TestCase):
             self.assertIsNotNone(srv.wait_log(r'warning shared-state-failed what=auth'))
             self.assertIn('shared_state down', lockout_cli(srv, 'stats').stdout)
             self.assertNotIn('wrong-pw', srv.log())
+
+
+def redis_load(port, commands):
+    """Many commands to Redis on PORT in one pipeline; waits for every reply."""
+    with socket.create_connection(('127.0.0.1', port), timeout=30) as s:
+        s.sendall(b''.join(resp(*c) for c in commands))
+        data = b''
+        while data.count(b'\r\n') < len(commands):
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                break
+            data += chunk
+        return data
+
+
+@harness.requires(REDIS is not None, 'redis-server', 'a real Redis for shared_state')
+class LargeCatchUp(unittest.TestCase):
+    """A Redis that holds very many keys: the catch-up must not block it, nor loop."""
+
+    def test_100000_lockout_keys_are_caught_up_in_bounded_steps(self):
+        redis = Redis()
+        self.addCleanup(redis.cleanup)
+        keys = [('SET', 'rg:lock:2001:db8::%x:%x' % (i >> 16, i & 0xffff), '1', 'EX', '600')
+                for i in range(100000)]
+        keys += [('SET', 'rg:lock:junk%d' % i, 'x', 'EX', '600') for i in range(5)]
+        keys += [('SADD', 'rg:lock:wrongtype', 'x'), ('EXPIRE', 'rg:lock:wrongtype', '600'),
+                 ('SET', 'rg:susp:a b\r\nc', 'why', 'EX', '600')]
+        redis_load(redis.port, keys)
+        o = {'shared_state': 'redis://127.0.0.1:%d/0' % redis.port}
+        with Server(overrides=o) as srv:
+            # capped at 10,000 keys, read in steps each well inside the request deadline
+            self.assertIsNotNone(srv.wait_log(r'shared-state-caught-up lockouts=10000 ',
+                                              timeout=60), srv.tail(20))
+            self.assertNotIn('no answer within the deadline', srv.log())
+            self.assertTrue(srv.alive())
+            with Conn(srv.port) as c:
+                self.assertEqual(c.greeting[0], 220)
 
 
 @harness.requires(REDIS is not None, 'redis-server', 'a real Redis for shared_state')
