@@ -29,6 +29,9 @@ struct policy_client {
 	bool sasl_authenticated;
 	const char *sasl_username; /* the login name, when authenticated */
 	bool submission;  /* on a submission port: submission_*_restrictions apply */
+	bool pickup;      /* the pickup socket: sasl_username is a Unix user name, who
+			   also owns name@myorigin (see policy_pickup_owns) */
+	bool pickup_any_sender; /* ... and that user is root: any sender */
 };
 
 struct policy_request {
