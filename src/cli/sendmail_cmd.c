@@ -542,8 +542,8 @@ static int command(struct conn *c, const char *fmt, ...)
  * CODE5, except that a policy refusal (5.7.x) is EX_NOPERM. */
 static int failed(const struct conn *c, int code, const char *what, int code5)
 {
-	int ex = code == 0 || code / 100 == 4 ? EX_TEMPFAIL
-		 : strncmp(c->reply + 4, "5.7.", 4) == 0 ? EX_NOPERM : code5;
+	bool policy = strlen(c->reply) > 8 && strncmp(c->reply + 4, "5.7.", 4) == 0;
+	int ex = code == 0 || code / 100 == 4 ? EX_TEMPFAIL : policy ? EX_NOPERM : code5;
 	return fail(ex, "%s: %s; message not sent", what, c->reply);
 }
 
