@@ -234,8 +234,8 @@ static bool pickup_owns(const struct eval *ev, const char *login,
 	const struct policy_client *c = ev->req->client;
 	if (!c->pickup)
 		return false;
-	return c->pickup_any_sender ||
-	       (rg_strcasecmp(r->local, login) == 0 && rg_strcasecmp(r->domain, ev->cfg->myorigin) == 0);
+	return c->pickup_any_sender || (rg_strcasecmp(r->local, login) == 0 &&
+					rg_strcasecmp(r->domain, ev->cfg->myorigin) == 0);
 }
 
 /* sender_login_mismatch - the three reject_*sender_login_mismatch restrictions. */
