@@ -11,6 +11,8 @@
  *	relayguard spf check ...   (spf_cmd.c)
  *	relayguard dkim keygen|check|sign|verify ...   (dkim_cmd.c)
  *	relayguard demo [--html FILE] [--step] [--keep DIR]   (demo_cmd.c)
+
+ *	relayguard sendmail [-t] [-i] [-f sender] ... | sendmail ...   (sendmail_cmd.c)
  *	relayguard --help | --version
  *
  * Owns: argument parsing, whether this binary is installed (its default
@@ -25,6 +27,7 @@
 #include "cli/cli.h"
 #include "cli/dkim_cmd.h"
 #include "cli/queue_cmd.h"
+#include "cli/sendmail_cmd.h"
 #include "cli/spf_cmd.h"
 #include "cli/tlsmem_cmd.h"
 #include "config/config.h"
@@ -77,6 +80,8 @@ static const char usage_main[] =
 	"  spf       check: the SPF result (RFC 7208) for a client address and sender\n"
 	"  dkim      keygen, check, sign or verify: DKIM keys and signatures\n"
 	"  demo      the open-relay attack played on loopback, then the fix (<1 minute)\n"
+
+	"  sendmail  send a message from stdin through the running server (also as 'sendmail')\n"
 	"\n"
 	"Options:\n"
 	"  -h, --help     this text; 'relayguard COMMAND --help' explains a command\n"
@@ -531,6 +536,9 @@ static int run_command(const char *cmd, int argc, char **argv)
 		return dkim_main(argc - 2, argv + 2);
 	if (strcmp(cmd, "demo") == 0)
 		return demo_main(argc - 2, argv + 2);
+
+	if (strcmp(cmd, "sendmail") == 0)
+		return sendmail_main(argc - 2, argv + 2);
 	return -1;
 }
 
@@ -543,8 +551,22 @@ static bool asks_help(int argc, char **argv)
 	return false;
 }
 
+/* invoked_as_sendmail - argv[0]'s last component is "sendmail" (the link
+ * make install INSTALL_SENDMAIL=yes makes): sendmail's command line. */
+static bool invoked_as_sendmail(const char *argv0)
+{
+	const char *base = argv0 ? strrchr(argv0, '/') : NULL;
+	base = base ? base + 1 : argv0;
+	return base != NULL && strcmp(base, "sendmail") == 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc >= 1 && invoked_as_sendmail(argv[0])) {
+		installed = running_installed();
+		config_use_installed_paths(installed);
+		return sendmail_main(argc - 1, argv + 1);
+	}
 	if (argc < 2) {
 		fputs(usage_main, stderr);
 		return EXIT_USAGE;

@@ -62,6 +62,7 @@ enum listen_role {
 	ROLE_MTA,         /* smtpd_listen: mail from the world, STARTTLS offered */
 	ROLE_SUBMISSION,  /* submission_listen (587): STARTTLS, then AUTH, then mail */
 	ROLE_SUBMISSIONS, /* submissions_listen (465): TLS from the first byte */
+	ROLE_PICKUP,      /* <queue_directory>/pickup: local users, authenticated by uid */
 };
 
 enum tls_level { TLS_NONE, TLS_MAY, TLS_ENCRYPT };

@@ -226,6 +226,18 @@ bool policy_login_owns(const struct config *cfg, const char *login, const char *
 	return owners != NULL && list_has(owners, login);
 }
 
+/* pickup_owns - a local user (the pickup socket) owns user@myorigin, the
+ * address sendmail gives it, besides what the login maps give it; root any. */
+static bool pickup_owns(const struct eval *ev, const char *login,
+			const struct addr_resolution *r)
+{
+	const struct policy_client *c = ev->req->client;
+	if (!c->pickup)
+		return false;
+	return c->pickup_any_sender || (rg_strcasecmp(r->local, login) == 0 &&
+					rg_strcasecmp(r->domain, ev->cfg->myorigin) == 0);
+}
+
 /* sender_login_mismatch - the three reject_*sender_login_mismatch restrictions. */
 static enum result sender_login_mismatch(struct eval *ev, bool check_auth, bool check_unauth)
 {
@@ -235,7 +247,8 @@ static enum result sender_login_mismatch(struct eval *ev, bool check_auth, bool 
 	const struct addr_resolution *r = q->sender_res;
 	const char *login = q->client->sasl_authenticated ? q->client->sasl_username : NULL;
 	if (login != NULL && check_auth) {
-		if (policy_login_owns(ev->cfg, login, r->local, r->domain,
+		if (pickup_owns(ev, login, r) ||
+		    policy_login_owns(ev->cfg, login, r->local, r->domain,
 				      r->cls == ADDR_CLASS_LOCAL))
 			return DUNNO;
 		char text[300];

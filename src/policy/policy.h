@@ -7,7 +7,8 @@
  * any list rejects), two implicit rules after the lists - unknown users in our
  * domains are rejected (hosted domains and aliases: address/expand.h; an alias
  * table that loops defers), and an authenticated client may send only as
- * addresses its login owns (smtpd_sender_login_maps), on every port - and the
+ * addresses its login owns (smtpd_sender_login_maps; a local user on the pickup
+ * socket also owns user@myorigin, root every address), on every port - and the
  * exact reply and the name of the restriction that decided.
  * Must not: parse addresses (the address module has resolved them) or do any
  * I/O, so the probe and a configuration auditor can call the same code.
@@ -29,6 +30,9 @@ struct policy_client {
 	bool sasl_authenticated;
 	const char *sasl_username; /* the login name, when authenticated */
 	bool submission;  /* on a submission port: submission_*_restrictions apply */
+	bool pickup;      /* the pickup socket (relayguard sendmail): sasl_username is a
+			   Unix user name, who also owns name@myorigin */
+	bool pickup_any_sender; /* ... and that user is root: any sender */
 };
 
 struct policy_request {

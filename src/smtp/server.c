@@ -13,9 +13,11 @@
 #include "policy/policy.h"
 #include "qmgr/qmgr.h"
 #include "qmgr/transport_smtp.h"
+#include "smtp/pickup.h"
 #include "smtp/reload.h"
 #include "smtp/session.h"
 #include "tls/tls.h"
+#include "util/basedir.h"
 #include "util/log.h"
 #include "util/notify.h"
 #include "util/util.h"
@@ -78,6 +80,7 @@ struct server {
 	struct qmgr *qmgr;            /* delivery of what was committed */
 	struct listener **listeners;
 	size_t n_listeners;
+	bool pickup;                  /* <queue_directory>/pickup is ours: removed at the end */
 	struct rg_ip *local_ips;
 	size_t n_local_ips;
 	struct addr_domains domains;
@@ -310,6 +313,78 @@ static void on_accept_error(struct evconnlistener *ev, void *arg)
 	evtimer_add(srv->accept_pause, &tv);
 }
 
+/* session_added - a started session joins the live list (for SIGTERM). */
+static void session_added(struct server *srv, struct session *s)
+{
+	confset_session_started(srv->configs, s); /* it read server_config() */
+	struct session_link *link = session_link(s);
+	link->prev = NULL;
+	link->next = srv->sessions;
+	if (srv->sessions)
+		session_link(srv->sessions)->prev = s;
+	srv->sessions = s;
+	srv->n_sessions++;
+	mev_session_open(+1);
+}
+
+/* on_accept_pickup - a local user on the pickup socket: the kernel says who it
+ * is (SO_PEERCRED), and the session is authenticated as that user name. It is
+ * counted as a client at 127.0.0.1 (loopback: it is this host). */
+static void on_accept_pickup(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa,
+			     int socklen, void *arg)
+{
+	struct listener *l = arg;
+	struct server *srv = l->srv;
+	struct pickup_peer peer;
+	struct sockaddr_in local = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct rg_ip ip;
+	(void)ev, (void)sa, (void)socklen;
+	ip_from_sockaddr((struct sockaddr *)&local, &ip);
+	if (srv->stopping || !pickup_peer(fd, &peer)) {
+		mev_connection_refused("shutdown");
+		evutil_closesocket(fd);
+		return;
+	}
+	mev_connection();
+	if (over_connection_limit(srv, &ip, fd)) {
+		mev_connection_refused("limit");
+		return;
+	}
+	evutil_make_socket_nonblocking(fd);
+	ip_count_add(srv, &ip, +1);
+	struct session *s = session_start(srv, fd, (struct sockaddr *)&local, l->text, ROLE_PICKUP);
+	if (s == NULL) {
+		ip_count_add(srv, &ip, -1);
+		return;
+	}
+	session_preauth(s, peer.login, peer.uid == 0);
+	session_added(srv, s);
+}
+
+/* add_pickup - the pickup socket (after the privilege drop, so it is
+ * mail_owner's); without it the server still runs, only sendmail cannot. */
+static void add_pickup(struct server *srv)
+{
+	char err[512], path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/%s", srv->cfg->queue_directory, PICKUP_SOCKET_NAME);
+	int fd = pickup_listen(basedir_fd(srv->cfg->queue_directory), path, err, sizeof(err));
+	if (fd < 0) {
+		log_ev(LOG_WARNING, "pickup-unavailable", {"reason", err});
+		return;
+	}
+	srv->listeners = xrealloc(srv->listeners, (srv->n_listeners + 1) * sizeof(*srv->listeners));
+	struct listener *l = xcalloc(1, sizeof(*l));
+	srv->listeners[srv->n_listeners++] = l;
+	rg_strlcpy(l->text, strlen(path) < sizeof(l->text) ? path : "<queue_directory>/pickup",
+		   sizeof(l->text));
+	l->role = ROLE_PICKUP;
+	l->srv = srv;
+	l->ev = evconnlistener_new(srv->base, on_accept_pickup, l,
+				   LEV_OPT_CLOSE_ON_FREE | LEV_OPT_DISABLED, -1, fd);
+	evconnlistener_set_error_cb(l->ev, on_accept_error);
+	srv->pickup = true;
+}
+
 static void on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa,
 		      int socklen, void *arg)
 {
@@ -359,15 +434,7 @@ static void on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sock
 		ip_count_add(srv, &ip, -1);
 		return;
 	}
-	confset_session_started(srv->configs, s); /* it read server_config() */
-	struct session_link *link = session_link(s);
-	link->prev = NULL;
-	link->next = srv->sessions;
-	if (srv->sessions)
-		session_link(srv->sessions)->prev = s;
-	srv->sessions = s;
-	srv->n_sessions++;
-	mev_session_open(+1);
+	session_added(srv, s);
 }
 
 /* A message on its way through a worker to the queue. */
@@ -722,6 +789,9 @@ static void stop_listening(struct server *srv)
 	free(srv->listeners);
 	srv->listeners = NULL;
 	srv->n_listeners = 0;
+	if (srv->pickup) /* sendmail now sees "not running" (EX_TEMPFAIL), not a hang */
+		pickup_unlink(basedir_fd(srv->cfg->queue_directory));
+	srv->pickup = false;
 }
 
 /* on_grace_over - sessions still in DATA after the grace period get 421 too. */
@@ -989,6 +1059,7 @@ int server_run(struct server *srv)
 	char limit[24];
 	snprintf(limit, sizeof(limit), "%zu", srv->connection_limit);
 	log_ev(LOG_INFO, "connection-limit", {"smtpd_connection_limit", limit});
+	add_pickup(srv);
 	for (size_t i = 0; i < srv->n_listeners; i++) {
 		evconnlistener_enable(srv->listeners[i]->ev);
 		log_ev(LOG_INFO, "listening", {"address", srv->listeners[i]->text});

@@ -217,6 +217,8 @@ static enum tls_level tls_level(const struct session *s)
 		return s->cfg->submission_tls_security_level;
 	case ROLE_SUBMISSIONS:
 		return TLS_ENCRYPT;
+	case ROLE_PICKUP: /* a local socket: nothing to encrypt against */
+		return TLS_NONE;
 	}
 	return TLS_NONE;
 }
@@ -1389,7 +1391,7 @@ struct session *session_start(struct server *srv, evutil_socket_t fd,
 		return NULL;
 	}
 	setup_bev(s);
-	struct dns *dns = server_dns_for(srv, &s->client.ip);
+	struct dns *dns = role == ROLE_PICKUP ? NULL : server_dns_for(srv, &s->client.ip);
 	if (dns == NULL) {
 		greet(s);
 		return s;

@@ -33,6 +33,9 @@ struct session;
 struct session *session_start(struct server *srv, evutil_socket_t fd,
 			      const struct sockaddr *sa, const char *listener,
 			      enum listen_role role);
+/* A pickup-socket session (ROLE_PICKUP) is authenticated as the Unix user
+ * LOGIN the kernel named; ANY_SENDER: it may use any sender (root). */
+void session_preauth(struct session *s, const char *login, bool any_sender);
 /* Refuse a connection with one reply line (e.g. too many connections). */
 void session_refuse(evutil_socket_t fd, const char *line);
 /* The server is stopping: end now with 421, or after the current message. */

@@ -312,3 +312,17 @@ void session_sasl_step(struct session *s, const char *response)
 	}
 	explicit_bzero(pass, sizeof(pass));
 }
+
+/* session_preauth - the pickup socket: the kernel named the user (SO_PEERCRED),
+ * so the session starts authenticated as that login; ANY_SENDER (root) may
+ * name any sender, as sendmail lets root. Called once, right after start. */
+void session_preauth(struct session *s, const char *login, bool any_sender)
+{
+	clean_name(s->sasl_username, login, sizeof(s->sasl_username));
+	s->client.sasl_authenticated = true;
+	s->client.sasl_username = s->sasl_username;
+	s->client.pickup = true;
+	s->client.pickup_any_sender = any_sender;
+	log_ev(LOG_INFO, "auth", {"session", s->id}, {"client", "pickup"},
+	       {"user", s->sasl_username}, {"mechanism", "unix-peer"});
+}

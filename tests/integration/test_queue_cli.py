@@ -336,7 +336,9 @@ class Access(QueueCliCase):
         self.assertEqual(stat.S_IMODE(st.st_mode), 0o660)
         self.assertEqual((st.st_uid, st.st_gid), (owner.pw_uid, owner.pw_gid))
         qst = os.stat(self.srv.queue_dir)
-        self.assertEqual(stat.S_IMODE(qst.st_mode), 0o710)  # the group may only pass through
+        # the group, and everyone (to reach the 0666 pickup socket of `relayguard
+        # sendmail`), may only pass through; the control socket's 0660 keeps others out
+        self.assertEqual(stat.S_IMODE(qst.st_mode), 0o711)
 
     def test_non_member_is_denied_member_is_not(self):
         a = send(self.srv)

@@ -208,6 +208,15 @@ struct row {
 #define IMPLICIT_MISMATCH "reject_authenticated_sender_login_mismatch"
 #define NOT_LOGGED_IN(path) "553 5.7.1 <" path ">: Sender address rejected: not logged in"
 #define CLIENT_DENIED(ip) "554 5.7.1 <unknown[" ip "]>: Client host rejected: Access denied"
+/* The pickup socket (relayguard sendmail): the login is the Unix user the kernel
+ * named; it owns user@myorigin and what the login maps give it; root owns all. */
+#define PICKUP_OWNED(cfg, root, login, path)                                               \
+	{{__LINE__, cfg, IN, false, "localhost", "<" path ">", NULL, POLICY_ACCEPT,          \
+	  "250 2.1.0 Ok", "none", L_SUB_CLIENT, login, SUB, true}, root}
+#define PICKUP_SPOOF(cfg, login, path)                                                     \
+	{{__LINE__, cfg, IN, false, "localhost", "<" path ">", NULL, POLICY_REJECT,          \
+	  NOT_OWNED(path, login), "reject_sender_login_mismatch", L_SUB_SENDER, login, SUB,  \
+	  true}, false}
 #define ALICE "alice@example.com"
 #define BOB "bob@example.com"
 #define CAROL "carol@example.com"
@@ -591,6 +600,9 @@ static const struct row rows[] = {
 		    "permit_sasl_authenticated"),
 	MAIL_REJECT(C_DEFAULT, SUB, IN, NULL, "<" ALICE ">", CLIENT_DENIED(IN), "reject",
 		    L_SUB_CLIENT),
+	/* a submission login that is a bare name owns no name@myorigin (the
+	 * pickup socket's rule is only for pickup sessions) */
+	SPOOF(C_STRICT, "alice", "alice@mail.ourdomain.example"),
 	/* the submission port ignores smtpd_client_restrictions (C_ACCESS rejects
 	 * 127.0.0.66 there) and uses its own */
 	AUTH_REJECT(C_ACCESS, MTA, "127.0.0.66", ALICE, "<" ALICE ">", "<victim@gmail.com>",
@@ -775,13 +787,39 @@ static bool parse_resolve(const struct row *w, const char *arg, const struct add
 	return true;
 }
 
-static void check_row(const struct row *w, struct config *const *cfgs)
+/* Pickup-socket rows: the same checks, for a session whose login is a Unix user. */
+struct pickup_row {
+	struct row r;
+	bool root; /* uid 0 */
+};
+
+static const struct pickup_row pickup_rows[] = {
+	/* the pickup socket: C_STRICT's myorigin is mail.ourdomain.example */
+	PICKUP_OWNED(C_STRICT, false, "alice", "alice@mail.ourdomain.example"),
+	PICKUP_OWNED(C_STRICT, false, "alice", "ALICE@Mail.OurDomain.Example"),
+	PICKUP_OWNED(C_STRICT, false, "alice", ""),
+	PICKUP_SPOOF(C_STRICT, "alice", "bob@mail.ourdomain.example"),
+	PICKUP_SPOOF(C_STRICT, "alice", "alice@ourdomain.example"),
+	PICKUP_SPOOF(C_STRICT, "alice", "ceo@paypal.example"),
+	PICKUP_SPOOF(C_STRICT, "alice", "alice@mail.ourdomain.example.evil.example"),
+	PICKUP_SPOOF(C_STRICT, "alice", "\"ceo@paypal.example\"@mail.ourdomain.example"),
+	PICKUP_SPOOF(C_STRICT, "www-data", "alice@mail.ourdomain.example"),
+	PICKUP_OWNED(C_STRICT, true, "root", "ceo@paypal.example"),
+	PICKUP_OWNED(C_STRICT, true, "root", "alice@mail.ourdomain.example"),
+	/* with login maps: what they give the user name, not an address login's */
+	PICKUP_SPOOF(C_LOGINS, "alice", "alice@example.com"),
+	PICKUP_SPOOF(C_LOGINS, "admin", "postmaster@example.com"),
+	PICKUP_OWNED(C_LOGINS, true, "root", "shared@example.com"),
+};
+
+/* check_row_as - one row; PICKUP/ROOT: as a pickup-socket session would be. */
+static void check_row_as(const struct row *w, struct config *const *cfgs, bool pickup, bool root)
 {
 	const struct config *cfg = cfgs[w->cfg];
 	struct policy_client client = {
 		.ip_text = w->ip, .name = "unknown", .helo = w->helo,
 		.sasl_authenticated = w->sasl || w->login != NULL, .sasl_username = w->login,
-		.submission = w->submission,
+		.submission = w->submission, .pickup = pickup, .pickup_any_sender = root,
 	};
 	CHECK_AT(w->line, ip_parse(w->ip, &client.ip), "ip_parse(%s)", w->ip);
 	struct addr_domains d;
@@ -909,7 +947,9 @@ int main(void)
 	CHECK(ip_parse("127.0.0.1", &local_ips[0]) && ip_parse("::1", &local_ips[1]), "ip_parse");
 	if (load_configs(cfgs)) {
 		for (size_t k = 0; k < RG_ARRAY_LEN(rows); k++)
-			check_row(&rows[k], cfgs);
+			check_row_as(&rows[k], cfgs, false, false);
+		for (size_t k = 0; k < RG_ARRAY_LEN(pickup_rows); k++)
+			check_row_as(&pickup_rows[k].r, cfgs, true, pickup_rows[k].root);
 	}
 	check_auth_destination();
 	for (int k = 0; k < N_CFG; k++)

@@ -1,0 +1,215 @@
+"""test_sendmail.py - `relayguard sendmail` and the `sendmail` link (issue 12).
+
+A running relayguard listens on <queue_directory>/pickup; the command hands it
+the message read on stdin, as the Unix user who runs it (the server asks the
+kernel: SO_PEERCRED). The tests run the client as root and, through a
+preexec_fn that drops to uid/gid 65534 (nobody), as an unprivileged user:
+that user may send as nobody@ourdomain.test and as what smtpd_sender_login_maps
+gives it, nothing else. Exit codes are sendmail's (sysexits.h).
+"""
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import unittest
+
+from harness import Server, binary
+
+NOBODY = 65534
+EX_OK, EX_USAGE, EX_DATAERR, EX_NOUSER = 0, 64, 65, 67
+EX_TEMPFAIL, EX_NOPERM, EX_CONFIG = 75, 77, 78
+
+OVERRIDES = {
+    'mydestination': 'ourdomain.test',
+    'myorigin': 'ourdomain.test',
+    'local_recipient_maps': 'inline:{alice, bob, carol, nobody, root}',
+    'smtpd_sender_login_maps': 'inline:{ webmaster@site.test=nobody }',
+    'message_size_limit': '20000',
+}
+
+
+def as_nobody():
+    os.setgroups([])
+    os.setgid(NOBODY)
+    os.setuid(NOBODY)
+
+
+def sendmail(server, args, text, user=None, argv0=None, config=True):
+    """Run the client; returns CompletedProcess (stdout/stderr text)."""
+    cmd = [argv0] if argv0 else [binary(), 'sendmail']
+    if config:
+        cmd += ['-C', server.config_path]
+    return subprocess.run(cmd + list(args), input=text.encode(), capture_output=True,
+                          timeout=30, preexec_fn=as_nobody if user == 'nobody' else None)
+
+
+def unprivileged(test):
+    """The test drops to nobody: only root can (CI runs the tests as root)."""
+    def wrapper(self):
+        if os.geteuid() != 0:
+            self.skipTest('needs root to run the client as another user')
+        return test(self)
+    wrapper.__name__ = test.__name__
+    wrapper.__doc__ = test.__doc__
+    return wrapper
+
+
+class SendmailTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server(overrides=OVERRIDES)
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.server.stop()
+        finally:
+            cls.server.cleanup()
+
+    def mail_of(self, user, count):
+        files = self.server.wait_maildir('ourdomain.test', user, count=count)
+        self.assertEqual(len(files), count, 'mail for %s: %s\n%s'
+                         % (user, files, self.server.tail()))
+        return self.server.read_mail('ourdomain.test', user, files[-1]).decode()
+
+    def count(self, user):
+        return len(self.server.maildir('ourdomain.test', user))
+
+    def test_t_delivers_to_and_bcc_and_removes_bcc(self):
+        """-t: To and Bcc recipients both get it; Bcc: is in neither copy;
+        From:, Date: and Message-ID: are added."""
+        a, b = self.count('alice'), self.count('bob')
+        r = sendmail(self.server, ['-t'],
+                     'To: Alice <alice@ourdomain.test>\nBcc: "B, the hidden" <bob@ourdomain.test>\n'
+                     'Subject: cron output\n\nall is well\n')
+        self.assertEqual(r.returncode, EX_OK, r.stderr)
+        for user, before in (('alice', a), ('bob', b)):
+            text = self.mail_of(user, before + 1)
+            self.assertNotIn('Bcc:', text)
+            self.assertNotIn('hidden', text)
+            self.assertIn('Subject: cron output', text)
+            self.assertRegex(text, r'(?m)^From: .*root@ourdomain\.test')
+            self.assertRegex(text, r'(?m)^Date: \w{3}, \d\d \w{3} \d{4} ')
+            self.assertRegex(text, r'(?m)^Message-ID: <[^@>]+@mx\.relayguard\.test>')
+            self.assertIn('Return-Path: <root@ourdomain.test>', text)
+
+    def test_lone_dot_with_i_is_delivered_intact(self):
+        """-i: a line with one dot is message text, and leading dots survive."""
+        before = self.count('carol')
+        body = 'first\n.\n..two dots\n.last\n'
+        r = sendmail(self.server, ['-i', 'carol@ourdomain.test'], 'Subject: dots\n\n' + body)
+        self.assertEqual(r.returncode, EX_OK, r.stderr)
+        text = self.mail_of('carol', before + 1)
+        self.assertTrue(text.endswith('\n\n' + body), repr(text[-80:]))  # Maildir: LF
+
+    def test_lone_dot_without_i_ends_the_message(self):
+        before = self.count('carol')
+        r = sendmail(self.server, ['carol'], 'Subject: short\n\nkept\n.\nnot sent\n')
+        self.assertEqual(r.returncode, EX_OK, r.stderr)
+        text = self.mail_of('carol', before + 1)
+        self.assertIn('kept', text)
+        self.assertNotIn('not sent', text)
+
+    @unprivileged
+    def test_user_cannot_forge_another_domain(self):
+        """nobody as ceo@paypal.example: refused, EX_NOPERM, a clear line,
+        nothing delivered, and the log names the Unix user."""
+        mark = self.server.mark()
+        before = self.count('alice')
+        r = sendmail(self.server, ['-f', 'ceo@paypal.example', 'alice@ourdomain.test'],
+                     'Subject: wire the money\n\nnow\n', user='nobody')
+        self.assertEqual(r.returncode, EX_NOPERM, r.stderr)
+        err = r.stderr.decode()
+        self.assertRegex(err, r'^sendmail: sender <ceo@paypal\.example> refused: 553 5\.7\.1 .*'
+                         r'not owned by user nobody; message not sent\n$')
+        log = self.server.wait_log(r'mail-refused .*user=nobody', since=mark)
+        self.assertIsNotNone(log, self.server.tail())
+        self.assertEqual(self.count('alice'), before)
+
+    @unprivileged
+    def test_user_sends_as_itself_and_as_what_the_login_maps_give_it(self):
+        mark = self.server.mark()
+        before = self.count('alice')
+        r = sendmail(self.server, ['alice@ourdomain.test'], 'Subject: mine\n\nhello\n',
+                     user='nobody')
+        self.assertEqual(r.returncode, EX_OK, r.stderr)
+        text = self.mail_of('alice', before + 1)
+        self.assertIn('Return-Path: <nobody@ourdomain.test>', text)
+        r = sendmail(self.server, ['-f', 'webmaster@site.test', '-F', 'Web "Site"',
+                                   'alice@ourdomain.test'], 'Subject: site\n\nhello\n',
+                     user='nobody')
+        self.assertEqual(r.returncode, EX_OK, r.stderr)
+        text = self.mail_of('alice', before + 2)
+        self.assertIn('Return-Path: <webmaster@site.test>', text)
+        self.assertIn('From: "Web Site" <webmaster@site.test>', text)
+        log = self.server.log_since(mark)
+        self.assertRegex(log, r'auth .*user=nobody mechanism=unix-peer')
+        self.assertRegex(log, r'listener=\S*/queue/pickup')
+
+    def test_root_may_use_any_sender(self):
+        before = self.count('alice')
+        r = sendmail(self.server, ['-f', 'alerts@monitoring.example', 'alice@ourdomain.test'],
+                     'Subject: disk\n\n90%\n')
+        self.assertEqual(r.returncode, EX_OK, r.stderr)
+        self.assertIn('Return-Path: <alerts@monitoring.example>', self.mail_of('alice', before + 1))
+
+    def test_unknown_recipient_is_nouser_and_nothing_is_sent(self):
+        before = self.count('alice')
+        r = sendmail(self.server, ['alice@ourdomain.test', 'ghost@ourdomain.test'],
+                     'Subject: x\n\ny\n')
+        self.assertEqual(r.returncode, EX_NOUSER, r.stderr)
+        self.assertRegex(r.stderr.decode(),
+                         r'^sendmail: recipient <ghost@ourdomain\.test> refused: 550 5\.1\.1 ')
+        time.sleep(0.3)  # all or nothing: alice, accepted first, gets nothing either
+        self.assertEqual(self.count('alice'), before)
+
+    def test_too_large_is_dataerr(self):
+        r = sendmail(self.server, ['alice@ourdomain.test'],
+                     'Subject: big\n\n' + ('x' * 70 + '\n') * 400)
+        self.assertEqual(r.returncode, EX_DATAERR, r.stderr)
+        self.assertIn(b'message_size_limit (20000 bytes)', r.stderr)
+
+    def test_usage_and_config_errors(self):
+        r = sendmail(self.server, [], 'Subject: x\n\ny\n')
+        self.assertEqual(r.returncode, EX_USAGE)
+        self.assertIn(b'no recipients', r.stderr)
+        r = sendmail(self.server, ['-bs'], '')
+        self.assertEqual(r.returncode, EX_USAGE)
+        r = sendmail(self.server, ['-C', '/nonexistent/main.cf', 'alice'], 'x\n', config=False)
+        self.assertEqual(r.returncode, EX_CONFIG)
+
+    def test_invoked_as_sendmail(self):
+        """A link named sendmail (make install INSTALL_SENDMAIL=yes) is the same command."""
+        d = tempfile.mkdtemp(prefix='relayguard-sendmail-')
+        try:
+            link = os.path.join(d, 'sendmail')
+            os.symlink(binary(), link)
+            before = self.count('bob')
+            r = sendmail(self.server, ['-oi', '-t'], 'To: bob@ourdomain.test\nSubject: link\n\n.\n',
+                         argv0=link)
+            self.assertEqual(r.returncode, EX_OK, r.stderr)
+            self.assertIn('Subject: link', self.mail_of('bob', before + 1))
+        finally:
+            shutil.rmtree(d)
+
+
+class SendmailServerDownTest(unittest.TestCase):
+    def test_server_down_is_tempfail(self):
+        """No server on the socket: EX_TEMPFAIL (75), so a caller can try later."""
+        server = Server(overrides=OVERRIDES)
+        try:
+            sock = os.path.join(server.queue_dir, 'pickup')
+            self.assertTrue(os.path.exists(sock))
+            server.stop()
+            self.assertFalse(os.path.exists(sock), 'the socket outlived the server')
+            r = sendmail(server, ['alice@ourdomain.test'], 'Subject: x\n\ny\n')
+            self.assertEqual(r.returncode, EX_TEMPFAIL, r.stderr)
+            self.assertRegex(r.stderr.decode(), r'^sendmail: cannot reach the mail server at '
+                             r'\S+/pickup .*message not sent\n$')
+        finally:
+            server.cleanup()
+
+
+if __name__ == '__main__':
+    unittest.main()
