@@ -62,6 +62,7 @@ struct queue_spool {
 	long size_offset;            /* where the fixed-width size digits are */
 	uint64_t body_len;           /* text written so far */
 	struct strbuf header;        /* built on the loop, written by the first job */
+	struct strbuf prepend;       /* header lines put above the text at commit */
 };
 static const char *const subdirs[] = {"tmp", "active", "deferred", "corrupt", "hold"};
 
@@ -851,6 +852,7 @@ struct queue_spool *queue_spool_new(struct queue_msg *m)
 	sp->fd = -1;
 	snprintf(sp->tmp, sizeof(sp->tmp), "tmp/%s", m->id);
 	strbuf_init(&sp->header);
+	strbuf_init(&sp->prepend);
 	format_header(m, &sp->header, true);
 	sp->size_offset = (long)sp->header.len - 2 - SPOOL_SIZE_WIDTH;
 	return sp;
@@ -878,9 +880,73 @@ bool queue_spool_write(const char *dir, struct queue_spool *sp, const char *data
 	return true;
 }
 
+void queue_spool_prepend(struct queue_spool *sp, const char *lines, size_t n)
+{
+	strbuf_append(&sp->prepend, lines, n);
+}
+
+int queue_spool_open_text(const char *dir, const struct queue_spool *sp, uint64_t *text_offset)
+{
+	int base = qfd(dir);
+	*text_offset = sp->header.len;
+	return base < 0 || sp->fd < 0 ? -1 : openat(base, sp->tmp, O_RDONLY | O_CLOEXEC);
+}
+
+/* copy_rest - in from off to its end, appended to out. */
+static bool copy_rest(int in, int out, off_t off)
+{
+	char buf[64 * 1024];
+	for (;;) {
+		ssize_t r = pread(in, buf, sizeof(buf), off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return false;
+		if (r == 0)
+			return true;
+		if (!write_all(out, buf, (size_t)r))
+			return false;
+		off += r;
+	}
+}
+
+/* spool_rewrite - tmp/ID again with the prepended lines between the envelope
+ * and the text (the text is copied, never held in memory). */
+static bool spool_rewrite(const char *dir, struct queue_spool *sp, char *err, size_t errlen)
+{
+	int base = qfd(dir);
+	char next[sizeof(sp->tmp) + 4];
+	snprintf(next, sizeof(next), "%s.p", sp->tmp);
+	int in = openat(base, sp->tmp, O_RDONLY | O_CLOEXEC);
+	int out = openat(base, next, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	bool ok = in >= 0 && out >= 0 && write_all(out, sp->header.data, sp->header.len) &&
+		  write_all(out, sp->prepend.data, sp->prepend.len) &&
+		  copy_rest(in, out, (off_t)sp->header.len) &&
+		  renameat(base, next, base, sp->tmp) == 0;
+	int saved = errno;
+	if (in >= 0)
+		close(in);
+	if (!ok) {
+		if (out >= 0)
+			close(out);
+		unlinkat(base, next, 0);
+		snprintf(err, errlen, "cannot rewrite queue file %s/%s: %s", dir, sp->tmp,
+			 strerror(saved));
+		return false;
+	}
+	close(sp->fd);
+	sp->fd = out;
+	sp->body_len += sp->prepend.len;
+	return true;
+}
+
 bool queue_spool_commit(const char *dir, struct queue_spool *sp, struct queue_msg *m,
 			char *err, size_t errlen)
 {
+	if (sp->prepend.len > 0 && sp->fd >= 0 && !spool_rewrite(dir, sp, err, errlen)) {
+		queue_spool_abort(dir, sp);
+		return false;
+	}
 	char digits[SPOOL_SIZE_WIDTH + 1];
 	snprintf(digits, sizeof(digits), "%0*llu", SPOOL_SIZE_WIDTH,
 		 (unsigned long long)sp->body_len);
@@ -914,6 +980,7 @@ bool queue_spool_commit(const char *dir, struct queue_spool *sp, struct queue_ms
 		m->size = sp->body_len;
 	}
 	strbuf_free(&sp->header);
+	strbuf_free(&sp->prepend);
 	free(sp);
 	return ok;
 }
@@ -925,6 +992,7 @@ void queue_spool_abort(const char *dir, struct queue_spool *sp)
 		unlinkat(qfd(dir), sp->tmp, 0);
 	}
 	strbuf_free(&sp->header);
+	strbuf_free(&sp->prepend);
 	free(sp);
 }
 

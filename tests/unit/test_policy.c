@@ -794,10 +794,10 @@ static void check_row(const struct row *w, struct config *const *cfgs)
 	struct policy_decision out;
 	if (w->mail) {
 		/* MAIL FROM: no recipient yet */
-		struct policy_request req = {&client, &from, NULL, &from_res, NULL};
+		struct policy_request req = {&client, &from, NULL, &from_res, NULL, SPF_NONE};
 		policy_check_mail(cfg, &req, &out);
 	} else {
-		struct policy_request req = {&client, &from, &to, &from_res, &to_res};
+		struct policy_request req = {&client, &from, &to, &from_res, &to_res, SPF_NONE};
 		policy_check_rcpt(cfg, &req, &out);
 	}
 
