@@ -48,8 +48,16 @@ static bool make_maildir(int bfd, const char *base, const char *domain, const ch
 	snprintf(probe, sizeof(probe), "%s/cur", dir);
 	if (fstatat(bfd, probe, &st, 0) == 0)
 		return true; /* the common case: an existing mailbox */
-	if (!make_dir(bfd, base, domain, ".") || !make_dir(bfd, base, dir, domain))
+	const char *slash = strrchr(local, '/');
+	if (slash != NULL) { /* a Maildir++ folder ("user/.Junk"): the mailbox first */
+		char parent[4200], pdir[4200];
+		snprintf(parent, sizeof(parent), "%.*s", (int)(slash - local), local);
+		if (!make_maildir(bfd, base, domain, parent, pdir, sizeof(pdir)) ||
+		    !make_dir(bfd, base, dir, pdir))
+			return false;
+	} else if (!make_dir(bfd, base, domain, ".") || !make_dir(bfd, base, dir, domain)) {
 		return false;
+	}
 	static const char *const subs[] = {"tmp", "new", "cur"};
 	for (size_t i = 0; i < RG_ARRAY_LEN(subs); i++) {
 		char sub[4200];

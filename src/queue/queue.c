@@ -10,6 +10,7 @@
  *	sender ceo@example.com            (empty after "sender " for <>)
  *	dsn HDRS QQ314159                 (RFC 3461 RET and ENVID; only when given)
  *	login alice@example.com           (the SASL login; only after AUTH)
+ *	junk                              (DMARC quarantine: local copies into .Junk/)
  *	rcpt P L postmaster localhost postmaster@localhost
  *	rcptdsn 0 SUCCESS,FAILURE rfc822;pm@example.com  (NOTIFY, ORCPT; only when given)
  *	size 1234
@@ -63,6 +64,7 @@ struct queue_spool {
 	uint64_t body_len;           /* text written so far */
 	struct strbuf header;        /* built on the loop, written by the first job */
 	struct strbuf prepend;       /* header lines put above the text at commit */
+	bool rewrite;                /* the envelope changed after the first write */
 };
 static const char *const subdirs[] = {"tmp", "active", "deferred", "corrupt", "hold"};
 
@@ -222,6 +224,8 @@ static void format_header(struct queue_msg *m, struct strbuf *sb, bool spooled)
 		put_field(sb, m->login);
 		strbuf_puts(sb, "\n");
 	}
+	if (m->junk)
+		strbuf_puts(sb, "junk\n");
 	for (size_t i = 0; i < m->n_rcpts; i++) {
 		struct queue_rcpt *r = &m->rcpts[i];
 		strbuf_puts(sb, "rcpt ");
@@ -423,6 +427,8 @@ static bool parse_header_line(struct queue_msg *m, char *line, long offset, size
 	} else if (strncmp(line, "login ", 6) == 0 && m->login == NULL) {
 		p = line + 5;
 		m->login = take_field(&p);
+	} else if (strcmp(line, "junk") == 0) {
+		m->junk = true;
 	} else if (strncmp(line, "rcptdsn ", 8) == 0) {
 		return parse_rcptdsn(m, line + 8);
 	} else if (strncmp(line, "rcpt ", 5) == 0) {
@@ -885,6 +891,21 @@ void queue_spool_prepend(struct queue_spool *sp, const char *lines, size_t n)
 	strbuf_append(&sp->prepend, lines, n);
 }
 
+void queue_spool_junk(struct queue_spool *sp)
+{
+	static const char junk[] = "junk\n";
+	size_t at = (size_t)sp->size_offset - 5; /* before "size " */
+	struct strbuf h;
+	strbuf_init(&h);
+	strbuf_append(&h, sp->header.data, at);
+	strbuf_append(&h, junk, sizeof(junk) - 1);
+	strbuf_append(&h, sp->header.data + at, sp->header.len - at);
+	strbuf_free(&sp->header);
+	sp->header = h;
+	sp->size_offset += (long)sizeof(junk) - 1;
+	sp->rewrite = true;
+}
+
 int queue_spool_open_text(const char *dir, const struct queue_spool *sp, uint64_t *text_offset)
 {
 	int base = qfd(dir);
@@ -918,10 +939,11 @@ static bool spool_rewrite(const char *dir, struct queue_spool *sp, char *err, si
 	char next[sizeof(sp->tmp) + 4];
 	snprintf(next, sizeof(next), "%s.p", sp->tmp);
 	int in = openat(base, sp->tmp, O_RDONLY | O_CLOEXEC);
+	off_t old_len = (off_t)(sp->size_offset - (sp->rewrite ? 5 : 0) + SPOOL_SIZE_WIDTH + 2);
 	int out = openat(base, next, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	bool ok = in >= 0 && out >= 0 && write_all(out, sp->header.data, sp->header.len) &&
 		  write_all(out, sp->prepend.data, sp->prepend.len) &&
-		  copy_rest(in, out, (off_t)sp->header.len) &&
+		  copy_rest(in, out, old_len) &&
 		  renameat(base, next, base, sp->tmp) == 0;
 	int saved = errno;
 	if (in >= 0)
@@ -943,7 +965,8 @@ static bool spool_rewrite(const char *dir, struct queue_spool *sp, char *err, si
 bool queue_spool_commit(const char *dir, struct queue_spool *sp, struct queue_msg *m,
 			char *err, size_t errlen)
 {
-	if (sp->prepend.len > 0 && sp->fd >= 0 && !spool_rewrite(dir, sp, err, errlen)) {
+	if ((sp->prepend.len > 0 || sp->rewrite) && sp->fd >= 0 &&
+	    !spool_rewrite(dir, sp, err, errlen)) {
 		queue_spool_abort(dir, sp);
 		return false;
 	}

@@ -300,8 +300,12 @@ static void stages_end(struct session *s, struct stage_job *j)
 		session_pending_end(s);
 		session_reply_error(s, "DATA", "%s", j->e.reply);
 	} else {
-		if (j->e.junk)
+		if (j->e.junk) {
 			log_ev(LOG_INFO, "data-junk", {"session", s->id}, {"client", s->ip_text});
+			s->tx->msg->junk = true; /* local copies go to .Junk/ */
+			if (s->tx->spool != NULL)
+				queue_spool_junk(s->tx->spool->sp);
+		}
 		prepend(s, &j->e.prepend);
 		session_pending_begin(s, PENDING_COMMIT, NULL, NULL);
 	}
