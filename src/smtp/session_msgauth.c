@@ -457,7 +457,16 @@ static void authres(const struct ma_tx *t, const struct session_eod *e,
 static void dispose(const struct ma_tx *t, struct session_eod *e, const struct dmarc_verdict *dv)
 {
 	const char *action = "none";
-	if (dv->disposition == DMARC_DISP_REJECT && t->enforce) {
+	if (t->from_fields == 0 && dv->disposition != DMARC_DISP_NONE) {
+		/* no author to impersonate: recorded (dmarc=fail), not refused; a broken
+		 * or doubled From: is refused (the CVE-2019-16378 class) */
+		action = "none (no From: field)";
+	} else if (dv->disposition == DMARC_DISP_REJECT && t->enforce && !dv->header_from[0]) {
+		action = "reject";
+		snprintf(e->reply, sizeof(e->reply),
+			 "550 5.7.1 Message rejected: the From: header field does not name "
+			 "exactly one author domain (DMARC)");
+	} else if (dv->disposition == DMARC_DISP_REJECT && t->enforce) {
 		action = "reject";
 		snprintf(e->reply, sizeof(e->reply),
 			 "550 5.7.1 Message rejected: the DMARC policy of %s says p=reject "

@@ -169,6 +169,21 @@ class MsgAuth(unittest.TestCase):
         time.sleep(0.3)
         self.assertEqual(self.inbox(self.mx), before)
 
+    def test_two_from_domains_refused_no_from_recorded(self):
+        # the OpenDMARC CVE-2019-16378 class: which domain would DMARC check?
+        mail, rcpt, data = self.send(self.mx, message(
+            frm='ceo@paypal.example, someone@evil.example', subject='Two authors'))
+        self.assertEqual(data[0], 550, data)
+        self.assertIn('5.7.1', data[1])
+        self.assertIn('author domain', data[1])
+        # no From: at all impersonates nobody: accepted, dmarc=fail recorded
+        before = self.inbox(self.mx)
+        msg = b'To: bob@example.net\r\nSubject: No author\r\n\r\nhello\r\n'
+        mail, rcpt, data = self.send(self.mx, msg, sender='x@example.org')
+        self.assertEqual(data[0], 250, data)
+        got = self.delivered(self.mx, before=before)
+        self.assertIn('dmarc=fail', fields(got, 'Authentication-Results')[0])
+
     def test_signed_from_the_listed_ip_passes(self):
         before = self.inbox(self.mx)
         mail, rcpt, data = self.send(self.mx, self.sign(message(subject='Real invoice')),
@@ -199,6 +214,26 @@ class MsgAuth(unittest.TestCase):
                                                    '.Junk', 'cur')))
         time.sleep(0.2)
         self.assertEqual(self.inbox(self.mx), before_inbox)
+
+    def test_spooled_quarantine_goes_to_junk(self):
+        body = b''.join(b'junk line %06d ------------------------------------------------\r\n' % i
+                        for i in range(3500))  # spooled: the junk mark rewrites tmp/ID
+        mail, rcpt, data = self.send(self.mx, message(frm='<billing@quarantine.example>',
+                                                      subject='Big quarantined', body=body),
+                                     sender='billing@quarantine.example')
+        self.assertEqual(data[0], 250, data)
+        for _ in range(250):
+            got = [open(os.path.join(d, f), 'rb').read()
+                   for d in [os.path.join(self.mx.maildir_path('example.net', 'bob'), '.Junk', 'new')]
+                   if os.path.isdir(d) for f in os.listdir(d)]
+            got = [g for g in got if b'Subject: Big quarantined' in g]
+            if got:
+                break
+            time.sleep(0.02)
+        self.assertTrue(got, self.mx.tail())
+        self.assertGreater(len(got[0]), 200 * 1024)
+        self.assertIn('dmarc=fail', fields(got[0], 'Authentication-Results')[0])
+        self.assertTrue(got[0].rstrip().endswith(b'junk line 003499 ' + b'-' * 48))
 
     def test_enforce_no_only_records(self):
         before = self.inbox(self.lax)
