@@ -515,7 +515,7 @@ static void stage_verify(struct session_eod *e, void *arg)
 		finish_signing(e, &b);
 		log_dkim(t, e);
 	}
-	struct dmarc_verdict dv;
+	struct dmarc_verdict dv = {0};
 	bool dmarc = t->h_ok && !t->authenticated;
 	if (dmarc) {
 		dmarc_verdict(t, e, &dv);
