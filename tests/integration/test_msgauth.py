@@ -353,5 +353,19 @@ class MsgAuth(unittest.TestCase):
         self.assertIn('5.7.1', data[1])
 
 
+    def test_bad_signing_table_stops_the_start(self):
+        table = os.path.join(self.tmp, 'bad_table')
+        with open(table, 'w') as f:
+            f.write('# keys\nexample.com rg-rsa %s\nexample.org sel /nonexistent/key.pem\n'
+                    % self.key('example.com', 'rg-rsa'))
+        srv = Server(overrides={'dkim_signing_table': table}, start=False)
+        try:
+            with self.assertRaises(harness.ServerError) as cm:
+                srv.start(timeout=5)
+            self.assertIn('%s:3:' % table, str(cm.exception))
+        finally:
+            srv.cleanup()
+
+
 if __name__ == '__main__':
     unittest.main()
