@@ -377,7 +377,7 @@ static bool mail_step(struct run_ctx *x, struct audit_case *c, struct address *f
 		address_resolve(from, &x->domains, fres);
 		snprintf(x->login, sizeof(x->login), "%s@%s", from->null ? SENDER_LOCAL : fres->local,
 			 from->null ? x->m->domain : fres->domain);
-		struct policy_request pr = {&x->client, from, NULL, fres, NULL};
+		struct policy_request pr = {&x->client, from, NULL, fres, NULL, SPF_NONE};
 		struct policy_decision d;
 		bool same = decide(x->m, x->s, &pr, &d);
 		if (same && d.action == POLICY_ACCEPT)
@@ -422,7 +422,7 @@ static void run_case(struct run_ctx *x, struct audit_case *c)
 	}
 	address_resolve(&to, &x->domains, &tres);
 	snprintf(c->resolved, sizeof(c->resolved), "%s@%s", tres.local, tres.domain);
-	struct policy_request pr = {&x->client, &from, &to, &fres, &tres};
+	struct policy_request pr = {&x->client, &from, &to, &fres, &tres, SPF_NONE};
 	struct policy_decision d;
 	bool same = decide(x->m, x->s, &pr, &d);
 	take_decision(c, &d);
@@ -982,10 +982,10 @@ bool audit_explain(const struct audit_model *m, size_t svc, const struct audit_r
 	address_resolve(&from, &dom, &e->sender_res);
 	address_resolve(&to, &dom, &e->rcpt_res);
 	e->routing = to.routing;
-	struct policy_request pr = {&client, &from, &to, &e->sender_res, &e->rcpt_res};
+	struct policy_request pr = {&client, &from, &to, &e->sender_res, &e->rcpt_res, SPF_NONE};
 	trace(m, s, &pr, e);
 	/* MAIL first, as the session does: a refusal there is the reply */
-	struct policy_request at_mail = {&client, &from, NULL, &e->sender_res, NULL};
+	struct policy_request at_mail = {&client, &from, NULL, &e->sender_res, NULL, SPF_NONE};
 	e->undecided = !decide(m, s, &at_mail, &e->decision);
 	e->at_mail = !e->undecided && e->decision.action != POLICY_ACCEPT;
 	if (e->at_mail) {

@@ -37,6 +37,9 @@ enum restriction_kind {
 	R_PERMIT,
 	R_REJECT,
 	R_DEFER,
+	R_REJECT_SPF_FAIL,        /* SPF at MAIL (msgauth): 550 5.7.23 */
+	R_DEFER_SPF_TEMPERROR,    /* 451 4.7.24 */
+	R_REJECT_SPF_PERMERROR,   /* 550 5.7.24 */
 };
 
 struct restriction {
@@ -101,6 +104,9 @@ struct config {
 	char *queue_directory, *virtual_mailbox_base, *mail_owner;
 	bool direct_local_delivery; /* all-local mail goes to the Maildirs before 250 */
 	bool smtpd_peername_lookup; /* verified reverse DNS name of each client */
+	/* message authentication (issue 9): SPF, DKIM, DMARC in serve */
+	bool smtpd_message_authentication, smtpd_dmarc_enforce;
+	char *dkim_signing_table;   /* "": no signing */
 	/* TLS (RFC 3207, RFC 8314) */
 	enum tls_level smtpd_tls_security_level, submission_tls_security_level;
 	char *smtpd_tls_cert_file, *smtpd_tls_key_file; /* "": self-signed in data_directory */

@@ -41,6 +41,9 @@ static const struct {
 	{"permit", R_PERMIT},
 	{"reject", R_REJECT},
 	{"defer", R_DEFER},
+	{"reject_spf_fail", R_REJECT_SPF_FAIL},
+	{"defer_spf_temperror", R_DEFER_SPF_TEMPERROR},
+	{"reject_spf_permerror", R_REJECT_SPF_PERMERROR},
 };
 
 const char *config_restriction_name(size_t k)

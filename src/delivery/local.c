@@ -62,12 +62,17 @@ struct mailbox {
 };
 
 /* mailbox_of - where r's copy goes (expand.h: user+tag -> user, virtual
- * mailbox paths); false when r has no mailbox (an unknown virtual user). */
-static bool mailbox_of(const struct config *cfg, const struct queue_rcpt *r,
-		       struct mailbox *mb)
+ * mailbox paths; the Maildir++ .Junk folder for a DMARC quarantine); false
+ * when r has no mailbox (an unknown virtual user). */
+static bool mailbox_of(const struct config *cfg, const struct queue_msg *m,
+		       const struct queue_rcpt *r, struct mailbox *mb)
 {
-	return expand_mailbox(cfg, r->local, r->domain, mb->dir, sizeof(mb->dir), mb->sub,
-			      sizeof(mb->sub));
+	if (!expand_mailbox(cfg, r->local, r->domain, mb->dir, sizeof(mb->dir), mb->sub,
+			    sizeof(mb->sub)))
+		return false;
+	if (m->junk && strlen(mb->sub) + 7 < sizeof(mb->sub))
+		strcat(mb->sub, "/.Junk");
+	return true;
 }
 
 /* open_text - the committed queue file, checked to hold the whole text. */
@@ -110,7 +115,7 @@ static bool find_copy(const struct config *cfg, struct delivery *d, size_t i, en
 {
 	struct mailbox mb;
 	bool in_cur;
-	if (!mailbox_of(cfg, rcpt_of(d, i), &mb))
+	if (!mailbox_of(cfg, d->msg, rcpt_of(d, i), &mb))
 		return false;
 	if (how == LOOKUP_SCAN)
 		return maildir_find_delivered(cfg->virtual_mailbox_base, mb.dir, mb.sub,
@@ -150,7 +155,7 @@ static size_t stage_one(const struct config *cfg, struct delivery *d, size_t i, 
 	char unique[64], to[600], path[4096], newdir[4096], err[512];
 	struct mailbox mb;
 	snprintf(unique, sizeof(unique), "%s%s_%zu", MAILDIR_UNIQUE_MARK, m->id, d->rcpt[i]);
-	if (!mailbox_of(cfg, r, &mb)) { /* an alias led to a user who does not exist */
+	if (!mailbox_of(cfg, m, r, &mb)) { /* an alias led to a user who does not exist */
 		delivery_outcome(d, i, RCPT_BOUNCED, "5.1.1",
 				 "User unknown in virtual mailbox table", NULL);
 		return n;
@@ -257,7 +262,7 @@ static bool copy_now(const struct config *cfg, const struct queue_msg *m, size_t
 	const struct queue_rcpt *r = &m->rcpts[i];
 	char unique[64], to[600];
 	struct mailbox mb;
-	if (!mailbox_of(cfg, r, &mb)) {
+	if (!mailbox_of(cfg, m, r, &mb)) {
 		snprintf(err, errlen, "%s@%s has no mailbox", r->local, r->domain);
 		return false; /* queued instead, and bounced from there */
 	}

@@ -29,6 +29,23 @@ bool maildir_component_ok(const char *s)
 	return true;
 }
 
+#define JUNK_FOLDER "/.Junk" /* Maildir++: a DMARC quarantine (queue_msg.junk) */
+
+/* local_ok - a mailbox, or its Junk folder ("user/.Junk"). */
+static bool local_ok(const char *local)
+{
+	const char *slash = strchr(local, '/');
+	if (slash == NULL)
+		return maildir_component_ok(local);
+	char user[256];
+	size_t n = (size_t)(slash - local);
+	if (strcmp(slash, JUNK_FOLDER) != 0 || n >= sizeof(user))
+		return false;
+	memcpy(user, local, n);
+	user[n] = '\0';
+	return maildir_component_ok(user);
+}
+
 /* make_dir - mkdirat() that also makes a new entry durable in its parent. */
 static bool make_dir(int bfd, const char *base, const char *rel, const char *parent)
 {
@@ -48,8 +65,16 @@ static bool make_maildir(int bfd, const char *base, const char *domain, const ch
 	snprintf(probe, sizeof(probe), "%s/cur", dir);
 	if (fstatat(bfd, probe, &st, 0) == 0)
 		return true; /* the common case: an existing mailbox */
-	if (!make_dir(bfd, base, domain, ".") || !make_dir(bfd, base, dir, domain))
+	const char *slash = strrchr(local, '/');
+	if (slash != NULL) { /* a Maildir++ folder ("user/.Junk"): the mailbox first */
+		char parent[4200], pdir[4200];
+		snprintf(parent, sizeof(parent), "%.*s", (int)(slash - local), local);
+		if (!make_maildir(bfd, base, domain, parent, pdir, sizeof(pdir)) ||
+		    !make_dir(bfd, base, dir, pdir))
+			return false;
+	} else if (!make_dir(bfd, base, domain, ".") || !make_dir(bfd, base, dir, domain)) {
 		return false;
+	}
 	static const char *const subs[] = {"tmp", "new", "cur"};
 	for (size_t i = 0; i < RG_ARRAY_LEN(subs); i++) {
 		char sub[4200];
@@ -264,7 +289,7 @@ static bool deliver(const char *base, const char *domain, const char *local,
 		    size_t pathlen, char *newdir, size_t newdirlen, char *err, size_t errlen)
 {
 	char dir[4096], fbase[1024], hdr[2048], tmp[4200], dst[4200];
-	if (!maildir_component_ok(domain) || !maildir_component_ok(local) ||
+	if (!maildir_component_ok(domain) || !local_ok(local) ||
 	    (c && c->unique && !maildir_component_ok(c->unique))) {
 		snprintf(err, errlen, "unsafe mailbox name %s@%s", local, domain);
 		return false;
@@ -336,7 +361,7 @@ bool maildir_find_delivered(const char *base, const char *domain, const char *lo
 	static const char *const subs[] = {"new", "cur"};
 	char rel[4200], name[512];
 	int bfd = basedir_fd(base);
-	if (bfd < 0 || !maildir_component_ok(domain) || !maildir_component_ok(local))
+	if (bfd < 0 || !maildir_component_ok(domain) || !local_ok(local))
 		return false;
 	for (size_t i = 0; i < RG_ARRAY_LEN(subs); i++) {
 		snprintf(rel, sizeof(rel), "%s/%s/%s", domain, local, subs[i]);
@@ -379,7 +404,7 @@ bool maildir_scan_copies(const char *base, const char *domain, const char *local
 			 void *arg)
 {
 	int bfd = basedir_fd(base);
-	if (bfd < 0 || !maildir_component_ok(domain) || !maildir_component_ok(local))
+	if (bfd < 0 || !maildir_component_ok(domain) || !local_ok(local))
 		return false;
 	for (int cur = 0; cur < 2; cur++) {
 		char rel[4200];

@@ -293,6 +293,25 @@ static bool needs_recipient(enum restriction_kind k)
 	}
 }
 
+/* spf_restriction - the SPF result of MAIL FROM (checked at MAIL, on the loop)
+ * against the three SPF restrictions; the codes are RFC 7372's. */
+static enum result spf_restriction(struct eval *ev, enum restriction_kind k)
+{
+	enum spf_result got = ev->req->spf;
+	if (k == R_REJECT_SPF_FAIL && got == SPF_FAIL)
+		return reply(ev, REJECT, 550, "5.7.23", SUBJ_SENDER,
+			     "Sender address rejected: SPF fail: the client is not authorized "
+			     "to send mail for this domain");
+	if (k == R_DEFER_SPF_TEMPERROR && got == SPF_TEMPERROR)
+		return reply(ev, DEFER, 451, "4.7.24", SUBJ_SENDER,
+			     "Sender address rejected: SPF temporary error (DNS); try again later");
+	if (k == R_REJECT_SPF_PERMERROR && got == SPF_PERMERROR)
+		return reply(ev, REJECT, 550, "5.7.24", SUBJ_SENDER,
+			     "Sender address rejected: SPF permanent error: the domain's SPF "
+			     "record is broken");
+	return DUNNO;
+}
+
 /* evaluate - one restriction. */
 static enum result evaluate(struct eval *ev, const struct restriction *r, enum subject s)
 {
@@ -349,6 +368,10 @@ static enum result evaluate(struct eval *ev, const struct restriction *r, enum s
 		return generic_reject(ev, s, false);
 	case R_DEFER:
 		return generic_reject(ev, s, true);
+	case R_REJECT_SPF_FAIL:
+	case R_DEFER_SPF_TEMPERROR:
+	case R_REJECT_SPF_PERMERROR:
+		return spf_restriction(ev, r->kind);
 	}
 	return DUNNO;
 }

@@ -20,6 +20,7 @@
 
 #include "address/address.h"
 #include "config/config.h"
+#include "msgauth/spf.h"
 #include "net/net.h"
 
 struct policy_client {
@@ -41,6 +42,7 @@ struct policy_request {
 	const struct address *rcpt;
 	const struct addr_resolution *sender_res;
 	const struct addr_resolution *rcpt_res;
+	enum spf_result spf;   /* the SPF check at MAIL (SPF_NONE: none or not run) */
 };
 
 enum policy_action { POLICY_ACCEPT, POLICY_REJECT, POLICY_DEFER };

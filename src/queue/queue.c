@@ -10,6 +10,7 @@
  *	sender ceo@example.com            (empty after "sender " for <>)
  *	dsn HDRS QQ314159                 (RFC 3461 RET and ENVID; only when given)
  *	login alice@example.com           (the SASL login; only after AUTH)
+ *	junk                              (DMARC quarantine: local copies into .Junk/)
  *	rcpt P L postmaster localhost postmaster@localhost
  *	rcptdsn 0 SUCCESS,FAILURE rfc822;pm@example.com  (NOTIFY, ORCPT; only when given)
  *	size 1234
@@ -62,6 +63,8 @@ struct queue_spool {
 	long size_offset;            /* where the fixed-width size digits are */
 	uint64_t body_len;           /* text written so far */
 	struct strbuf header;        /* built on the loop, written by the first job */
+	struct strbuf prepend;       /* header lines put above the text at commit */
+	bool rewrite;                /* the envelope changed after the first write */
 };
 static const char *const subdirs[] = {"tmp", "active", "deferred", "corrupt", "hold"};
 
@@ -221,6 +224,8 @@ static void format_header(struct queue_msg *m, struct strbuf *sb, bool spooled)
 		put_field(sb, m->login);
 		strbuf_puts(sb, "\n");
 	}
+	if (m->junk)
+		strbuf_puts(sb, "junk\n");
 	for (size_t i = 0; i < m->n_rcpts; i++) {
 		struct queue_rcpt *r = &m->rcpts[i];
 		strbuf_puts(sb, "rcpt ");
@@ -422,6 +427,8 @@ static bool parse_header_line(struct queue_msg *m, char *line, long offset, size
 	} else if (strncmp(line, "login ", 6) == 0 && m->login == NULL) {
 		p = line + 5;
 		m->login = take_field(&p);
+	} else if (strcmp(line, "junk") == 0) {
+		m->junk = true;
 	} else if (strncmp(line, "rcptdsn ", 8) == 0) {
 		return parse_rcptdsn(m, line + 8);
 	} else if (strncmp(line, "rcpt ", 5) == 0) {
@@ -851,6 +858,7 @@ struct queue_spool *queue_spool_new(struct queue_msg *m)
 	sp->fd = -1;
 	snprintf(sp->tmp, sizeof(sp->tmp), "tmp/%s", m->id);
 	strbuf_init(&sp->header);
+	strbuf_init(&sp->prepend);
 	format_header(m, &sp->header, true);
 	sp->size_offset = (long)sp->header.len - 2 - SPOOL_SIZE_WIDTH;
 	return sp;
@@ -878,9 +886,90 @@ bool queue_spool_write(const char *dir, struct queue_spool *sp, const char *data
 	return true;
 }
 
+void queue_spool_prepend(struct queue_spool *sp, const char *lines, size_t n)
+{
+	strbuf_append(&sp->prepend, lines, n);
+}
+
+void queue_spool_junk(struct queue_spool *sp)
+{
+	static const char junk[] = "junk\n";
+	size_t at = (size_t)sp->size_offset - 5; /* before "size " */
+	struct strbuf h;
+	strbuf_init(&h);
+	strbuf_append(&h, sp->header.data, at);
+	strbuf_append(&h, junk, sizeof(junk) - 1);
+	strbuf_append(&h, sp->header.data + at, sp->header.len - at);
+	strbuf_free(&sp->header);
+	sp->header = h;
+	sp->size_offset += (long)sizeof(junk) - 1;
+	sp->rewrite = true;
+}
+
+int queue_spool_open_text(const char *dir, const struct queue_spool *sp, uint64_t *text_offset)
+{
+	int base = qfd(dir);
+	*text_offset = sp->header.len;
+	return base < 0 || sp->fd < 0 ? -1 : openat(base, sp->tmp, O_RDONLY | O_CLOEXEC);
+}
+
+/* copy_rest - in from off to its end, appended to out. */
+static bool copy_rest(int in, int out, off_t off)
+{
+	char buf[64 * 1024];
+	for (;;) {
+		ssize_t r = pread(in, buf, sizeof(buf), off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return false;
+		if (r == 0)
+			return true;
+		if (!write_all(out, buf, (size_t)r))
+			return false;
+		off += r;
+	}
+}
+
+/* spool_rewrite - tmp/ID again with the prepended lines between the envelope
+ * and the text (the text is copied, never held in memory). */
+static bool spool_rewrite(const char *dir, struct queue_spool *sp, char *err, size_t errlen)
+{
+	int base = qfd(dir);
+	char next[sizeof(sp->tmp) + 4];
+	snprintf(next, sizeof(next), "%s.p", sp->tmp);
+	int in = openat(base, sp->tmp, O_RDONLY | O_CLOEXEC);
+	off_t old_len = (off_t)(sp->size_offset - (sp->rewrite ? 5 : 0) + SPOOL_SIZE_WIDTH + 2);
+	int out = openat(base, next, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	bool ok = in >= 0 && out >= 0 && write_all(out, sp->header.data, sp->header.len) &&
+		  write_all(out, sp->prepend.data, sp->prepend.len) &&
+		  copy_rest(in, out, old_len) &&
+		  renameat(base, next, base, sp->tmp) == 0;
+	int saved = errno;
+	if (in >= 0)
+		close(in);
+	if (!ok) {
+		if (out >= 0)
+			close(out);
+		unlinkat(base, next, 0);
+		snprintf(err, errlen, "cannot rewrite queue file %s/%s: %s", dir, sp->tmp,
+			 strerror(saved));
+		return false;
+	}
+	close(sp->fd);
+	sp->fd = out;
+	sp->body_len += sp->prepend.len;
+	return true;
+}
+
 bool queue_spool_commit(const char *dir, struct queue_spool *sp, struct queue_msg *m,
 			char *err, size_t errlen)
 {
+	if ((sp->prepend.len > 0 || sp->rewrite) && sp->fd >= 0 &&
+	    !spool_rewrite(dir, sp, err, errlen)) {
+		queue_spool_abort(dir, sp);
+		return false;
+	}
 	char digits[SPOOL_SIZE_WIDTH + 1];
 	snprintf(digits, sizeof(digits), "%0*llu", SPOOL_SIZE_WIDTH,
 		 (unsigned long long)sp->body_len);
@@ -914,6 +1003,7 @@ bool queue_spool_commit(const char *dir, struct queue_spool *sp, struct queue_ms
 		m->size = sp->body_len;
 	}
 	strbuf_free(&sp->header);
+	strbuf_free(&sp->prepend);
 	free(sp);
 	return ok;
 }
@@ -925,6 +1015,7 @@ void queue_spool_abort(const char *dir, struct queue_spool *sp)
 		unlinkat(qfd(dir), sp->tmp, 0);
 	}
 	strbuf_free(&sp->header);
+	strbuf_free(&sp->prepend);
 	free(sp);
 }
 

@@ -65,6 +65,7 @@ struct queue_msg {
 	char *path;          /* the committed file relative to the queue ("active/ID") */
 	char *login;         /* the SASL login that submitted it, or NULL (stored) */
 	bool hold;           /* commit into hold/, not active/: never delivered until released */
+	bool junk;           /* DMARC quarantine: local copies go to the Maildir's .Junk/ (stored) */
 };
 
 /* Create the directories (mode 0700) and hold dir open (basedir.h): call it
@@ -94,6 +95,14 @@ bool queue_spool_commit(const char *dir, struct queue_spool *sp, struct queue_ms
 			char *err, size_t errlen);
 void queue_spool_abort(const char *dir, struct queue_spool *sp);
 uint64_t queue_spool_size(const struct queue_spool *sp);
+/* Header lines to put above the text: the commit rewrites tmp/ID with them
+ * (copying the text on its worker). Loop thread, no write in flight. */
+void queue_spool_prepend(struct queue_spool *sp, const char *lines, size_t n);
+/* Worker thread, no write in flight: tmp/ID opened for reading (close it),
+ * the text starting at *text_offset; -1 when nothing was written yet. */
+int queue_spool_open_text(const char *dir, const struct queue_spool *sp, uint64_t *text_offset);
+/* Mark the spooled message junk (queue_msg.junk): the commit rewrites tmp/ID. Loop thread. */
+void queue_spool_junk(struct queue_spool *sp);
 
 /* Read a committed file, path relative to dir ("active/ID"). On failure
  * errno is EBADMSG when the file is damaged (set it aside), else the reason

@@ -8,6 +8,7 @@
 #include "delivery/local.h"
 #include "control/control.h"
 #include "dns/dns.h"
+#include "smtp/session_msgauth.h"
 #include "metrics/events.h"
 #include "metrics/metrics_http.h"
 #include "policy/policy.h"
@@ -777,6 +778,10 @@ struct server *server_new(const struct config *cfg, char *err, size_t errlen)
 		server_free(srv);
 		return NULL;
 	}
+	if (!session_msgauth_load(cfg, err, errlen)) { /* DKIM signing keys */
+		server_free(srv);
+		return NULL;
+	}
 	return srv;
 }
 
@@ -1036,6 +1041,7 @@ int server_run(struct server *srv)
 		log_ev(LOG_FATAL, "startup-failed", {"reason", err});
 		return 1;
 	}
+	session_msgauth_start(srv->cfg, srv->dns);
 	qmgr_start(srv->qmgr);
 	abuse_set_release(srv->abuse, release_kick, srv);
 	char cerr[512];
@@ -1084,6 +1090,7 @@ void server_free(struct server *srv)
 	workers_free(srv->workers); /* its last commits hand messages to the qmgr */
 	abuse_share_tls(srv->abuse, NULL, NULL); /* the transport goes with the qmgr */
 	qmgr_free(srv->qmgr);       /* what was not delivered stays queued */
+	session_msgauth_stop();
 	if (srv->sig_term)
 		event_free(srv->sig_term);
 	if (srv->sig_int)

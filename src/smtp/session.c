@@ -393,7 +393,7 @@ static void log_mail_refused(const struct session *s, const struct transaction *
  * sender lists refuse: 530 before AUTH, 553 for an address the login does not own. */
 static bool submission_mail_ok(struct session *s, struct transaction *tx)
 {
-	struct policy_request req = {&s->client, &tx->sender, NULL, &tx->sender_res, NULL};
+	struct policy_request req = {&s->client, &tx->sender, NULL, &tx->sender_res, NULL, tx->spf};
 	struct policy_decision d;
 	policy_check_mail(s->cfg, &req, &d);
 	if (d.action == POLICY_ACCEPT)
@@ -411,7 +411,7 @@ static bool submission_mail_ok(struct session *s, struct transaction *tx)
  * sender its login does not own (553), as the README promises. */
 static bool owned_sender_ok(struct session *s, struct transaction *tx)
 {
-	struct policy_request req = {&s->client, &tx->sender, NULL, &tx->sender_res, NULL};
+	struct policy_request req = {&s->client, &tx->sender, NULL, &tx->sender_res, NULL, tx->spf};
 	struct policy_decision d;
 	if (policy_sender_owned(s->cfg, &req, &d))
 		return true;
@@ -671,7 +671,8 @@ static void rcpt_proceed(struct session *s, char *arg)
 	if (!session_abuse_ok(s, ABUSE_RECIPIENT)) /* it replied 452 and logged rate-limit */
 		return;
 	address_resolve(&a, server_domains(s->srv), &r);
-	struct policy_request req = {&s->client, &s->tx->sender, &a, &s->tx->sender_res, &r};
+	struct policy_request req = {&s->client, &s->tx->sender, &a, &s->tx->sender_res, &r,
+				     s->tx->spf};
 	struct policy_decision d;
 	policy_check_rcpt(s->cfg, &req, &d);
 	log_rcpt(s, &a, &r, &d);

@@ -115,7 +115,15 @@ struct session_stage {
 	const char *name;                               /* in logs */
 	void (*work)(struct session_eod *e, void *arg); /* on a worker thread */
 	void *arg;
+	/* NULL, or on the loop after work: start asynchronous lookups (DNS) the
+	 * next stage needs and return true, then call session_eod_resume(e) from
+	 * their callback (never from inside this); false: nothing to wait for.
+	 * The session stays pending (reading off, a leaving client only marked),
+	 * so the lookups must end by themselves (the resolver's timeout). */
+	bool (*loop)(struct session_eod *e, void *arg);
 };
+/* The loop step of a stage is done: the next stage runs. */
+void session_eod_resume(struct session_eod *e);
 typedef bool (*session_header_drop_fn)(const char *line, size_t n, void *arg);
 
 struct session_hooks {

@@ -17,6 +17,7 @@
 #include "util/log.h"
 #include "util/util.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,7 +49,7 @@ static void noop_stage(struct session_eod *e, void *arg)
 	(void)arg;
 }
 
-static const struct session_stage default_stages[] = {{"noop", noop_stage, NULL}};
+static const struct session_stage default_stages[] = {{"noop", noop_stage, NULL, NULL}};
 static const struct session_hooks default_hooks = {NULL, NULL, default_stages, 1, NULL, NULL};
 static const struct session_hooks *hooks = &default_hooks;
 
@@ -280,9 +281,8 @@ static void prepend(struct session *s, struct strbuf *lines)
 	struct transaction *tx = s->tx;
 	if (lines->len == 0)
 		return;
-	if (tx->spool != NULL) {
-		log_ev(LOG_WARNING, "header-prepend-skipped", {"session", s->id},
-		       {"reason", "the message is spooled"});
+	if (tx->spool != NULL) { /* the commit rewrites tmp/ID on its worker */
+		queue_spool_prepend(tx->spool->sp, lines->data, lines->len);
 		return;
 	}
 	struct strbuf body;
@@ -305,8 +305,12 @@ static void stages_end(struct session *s, struct stage_job *j)
 		mev_message(false, 0, 0);
 		session_reply_error(s, "DATA", "%s", j->e.reply);
 	} else {
-		if (j->e.junk)
+		if (j->e.junk) {
 			log_ev(LOG_INFO, "data-junk", {"session", s->id}, {"client", s->ip_text});
+			s->tx->msg->junk = true; /* local copies go to .Junk/ */
+			if (s->tx->spool != NULL)
+				queue_spool_junk(s->tx->spool->sp);
+		}
 		prepend(s, &j->e.prepend);
 		session_pending_begin(s, PENDING_COMMIT, NULL, NULL);
 	}
@@ -318,9 +322,9 @@ static void stages_end(struct session *s, struct stage_job *j)
 		data_finished(s);
 }
 
-static void stage_done(void *arg)
+/* stage_next - after a stage (and its loop step): the next one, or the verdict. */
+static void stage_next(struct stage_job *j)
 {
-	struct stage_job *j = arg;
 	struct session *s = j->s;
 	if (s->flags & F_DEAD) { /* the client left while the stage ran */
 		strbuf_free(&j->e.prepend);
@@ -333,6 +337,22 @@ static void stage_done(void *arg)
 		return;
 	}
 	stages_end(s, j);
+}
+
+static void stage_done(void *arg)
+{
+	struct stage_job *j = arg;
+	const struct session_stage *st = &hooks->stages[j->next];
+	if (!(j->s->flags & F_DEAD) && j->e.reply[0] == '\0' && st->loop != NULL &&
+	    st->loop(&j->e, st->arg))
+		return; /* session_eod_resume() goes on */
+	stage_next(j);
+}
+
+void session_eod_resume(struct session_eod *e)
+{
+	struct stage_job *j = (struct stage_job *)((char *)e - offsetof(struct stage_job, e));
+	stage_next(j);
 }
 
 /* data_ready - all the text is in memory or on disk: the stages, then commit. */

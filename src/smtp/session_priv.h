@@ -108,6 +108,7 @@ struct transaction {
 	char dsn_envid[DSN_ENVID_MAX + 1]; /* ENVID=, decoded, or "" */
 	struct spool_state *spool;
 	bool field_drop;          /* the header filter hook dropped the current field */
+	enum spf_result spf;      /* SPF of MAIL FROM, for the restrictions (msgauth hook) */
 	void *hook_data;          /* session_tx_set_data() */
 	double eod_at;            /* the final dot's arrival (monotonic s), for the metrics */
 	void (*hook_data_free)(void *data);

@@ -42,12 +42,13 @@ enum {
 	C_SUBLISTS, /* (m) submission lists of its own; smtpd_sender_restrictions = reject */
 	C_TWOMAPS, /* (n) two smtpd_sender_login_maps */
 	C_HOSTED,  /* (o) aliases and hosted domains forwarding outside (issue 12) */
+	C_SPF,     /* (p) the SPF restrictions (issue 9): spf_rows[] */
 	N_CFG,
 };
 
 static const char *const cfg_name[N_CFG] = {
 	"default", "backup", "broad", "strict", "access", "defer", "helo", "permits",
-	"logins", "authmm", "unauthmm", "bothmm", "sublists", "twomaps", "hosted",
+	"logins", "authmm", "unauthmm", "bothmm", "sublists", "twomaps", "hosted", "spf",
 };
 
 /* alias_maps for C_HOSTED: forwards to an outside address. */
@@ -123,6 +124,11 @@ static const char *const cfg_text[N_CFG] = {
 		     "virtual_mailbox_domains = mbox.example\n"
 		     "virtual_mailbox_maps = inline:{ bob@mbox.example=mbox.example/bob/ }\n"
 		     "recipient_delimiter = +\n",
+	/* permits first in the recipient list; the sender list has none */
+	[C_SPF] = "mydestination = localhost example.net\nlocal_recipient_maps =\n"
+		  "smtpd_sender_restrictions = reject_spf_permerror\n"
+		  "smtpd_recipient_restrictions = permit_mynetworks, permit_sasl_authenticated,"
+		  " reject_spf_fail, defer_spf_temperror\n",
 	[C_TWOMAPS] = "mydestination = localhost example.com\n"
 		      "smtpd_sender_login_maps = inline:{ @example.com=boss@example.com },\n"
 		      "    texthash:LOGINS\n",
@@ -832,10 +838,10 @@ static void check_row_as(const struct row *w, struct config *const *cfgs, bool p
 	struct policy_decision out;
 	if (w->mail) {
 		/* MAIL FROM: no recipient yet */
-		struct policy_request req = {&client, &from, NULL, &from_res, NULL};
+		struct policy_request req = {&client, &from, NULL, &from_res, NULL, SPF_NONE};
 		policy_check_mail(cfg, &req, &out);
 	} else {
-		struct policy_request req = {&client, &from, &to, &from_res, &to_res};
+		struct policy_request req = {&client, &from, &to, &from_res, &to_res, SPF_NONE};
 		policy_check_rcpt(cfg, &req, &out);
 	}
 
@@ -941,6 +947,75 @@ static bool load_configs(struct config **cfgs)
 	return ok;
 }
 
+/* The SPF restrictions: the result of the check at MAIL against the lists,
+ * with ordinary list semantics (a permit before them spares the client). */
+static void check_spf_rows(struct config *const *cfgs)
+{
+	static const struct {
+		int line;
+		const char *ip;
+		bool sasl;
+		enum spf_result spf;
+		enum policy_action action;
+		const char *reply, *restriction;
+		enum list list;
+	} t[] = {
+		{__LINE__, OUT, false, SPF_FAIL, POLICY_REJECT,
+		 "550 5.7.23 <ceo@paypal.example>: Sender address rejected: SPF fail", "reject_spf_fail",
+		 L_RCPT},
+		{__LINE__, OUT, false, SPF_TEMPERROR, POLICY_DEFER,
+		 "451 4.7.24 <ceo@paypal.example>: Sender address rejected: SPF temporary error",
+		 "defer_spf_temperror", L_RCPT},
+		{__LINE__, OUT, false, SPF_PERMERROR, POLICY_REJECT,
+		 "550 5.7.24 <ceo@paypal.example>: Sender address rejected: SPF permanent error",
+		 "reject_spf_permerror", L_SENDER},
+		/* no permit before it in the sender list: mynetworks too */
+		{__LINE__, IN, false, SPF_PERMERROR, POLICY_REJECT, "550 5.7.24", "reject_spf_permerror",
+		 L_SENDER},
+		{__LINE__, IN, false, SPF_FAIL, POLICY_ACCEPT, "250 2.1.5 Ok", "permit_mynetworks",
+		 L_RELAY},
+		{__LINE__, IN, false, SPF_TEMPERROR, POLICY_ACCEPT, "250 2.1.5 Ok", "permit_mynetworks",
+		 L_RELAY},
+		{__LINE__, OUT, true, SPF_FAIL, POLICY_ACCEPT, "250 2.1.5 Ok",
+		 "permit_sasl_authenticated", L_RELAY},
+		{__LINE__, OUT, false, SPF_SOFTFAIL, POLICY_ACCEPT, "250 2.1.5 Ok",
+		 "none (our destination)", L_RELAY},
+		{__LINE__, OUT, false, SPF_NEUTRAL, POLICY_ACCEPT, "250 2.1.5 Ok",
+		 "none (our destination)", L_RELAY},
+		{__LINE__, OUT, false, SPF_PASS, POLICY_ACCEPT, "250 2.1.5 Ok", "none (our destination)",
+		 L_RELAY},
+		{__LINE__, OUT, false, SPF_NONE, POLICY_ACCEPT, "250 2.1.5 Ok", "none (our destination)",
+		 L_RELAY},
+	};
+	struct addr_domains d;
+	policy_domains(cfgs[C_SPF], local_ips, RG_ARRAY_LEN(local_ips), &d);
+	for (size_t i = 0; i < RG_ARRAY_LEN(t); i++) {
+		struct policy_client client = {.ip_text = t[i].ip, .name = "unknown", .helo = "x.example",
+					       .sasl_authenticated = t[i].sasl,
+					       .sasl_username = t[i].sasl ? "ceo@paypal.example" : NULL};
+		CHECK_AT(t[i].line, ip_parse(t[i].ip, &client.ip), "ip_parse");
+		struct address from, to;
+		struct addr_resolution from_res, to_res;
+		const char *rest;
+		char err[128];
+		CHECK_AT(t[i].line, address_parse("<ceo@paypal.example>", &from, &rest, err,
+						  sizeof(err)) == ADDR_OK &&
+					    address_parse("<bob@example.net>", &to, &rest, err,
+							  sizeof(err)) == ADDR_OK, "parse");
+		address_resolve(&from, &d, &from_res);
+		address_resolve(&to, &d, &to_res);
+		struct policy_request req = {&client, &from, &to, &from_res, &to_res, t[i].spf};
+		struct policy_decision out;
+		policy_check_rcpt(cfgs[C_SPF], &req, &out);
+		CHECK_AT(t[i].line, out.action == t[i].action, "spf=%s: action %d, reply \"%s\"",
+			 spf_result_name(t[i].spf), out.action, out.reply);
+		CHECK_AT(t[i].line, strncmp(out.reply, t[i].reply, strlen(t[i].reply)) == 0,
+			 "reply \"%s\", want \"%s...\"", out.reply, t[i].reply);
+		CHECK_STR_AT(t[i].line, out.restriction, t[i].restriction, "restriction");
+		CHECK_STR_AT(t[i].line, out.list, list_name[t[i].list], "list");
+	}
+}
+
 int main(void)
 {
 	struct config *cfgs[N_CFG] = {NULL};
@@ -950,6 +1025,7 @@ int main(void)
 			check_row_as(&rows[k], cfgs, false, false);
 		for (size_t k = 0; k < RG_ARRAY_LEN(pickup_rows); k++)
 			check_row_as(&pickup_rows[k].r, cfgs, true, pickup_rows[k].root);
+		check_spf_rows(cfgs);
 	}
 	check_auth_destination();
 	for (int k = 0; k < N_CFG; k++)

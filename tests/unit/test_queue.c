@@ -735,6 +735,61 @@ static void test_dirsync_threads(void)
 	CHECK(!dirsync(qdir, "no-such-dir"), "dirsync of a missing directory succeeded");
 }
 
+/* A spooled message as the session makes it: text in two writes, header
+ * lines prepended and (maybe) the junk mark after the end-of-data stages,
+ * then the commit, which rewrites tmp/ID. Table: what is prepended, junk. */
+static void test_spool_prepend(void)
+{
+	static const struct {
+		int line;
+		const char *prepend;
+		bool junk;
+	} t[] = {
+		{__LINE__, "", false},
+		{__LINE__, "Authentication-Results: mx.example; spf=pass\r\n", false},
+		{__LINE__, "", true},
+		{__LINE__, "Received-SPF: fail\r\nAuthentication-Results: mx.example; dmarc=fail\r\n",
+		 true},
+	};
+	for (size_t i = 0; i < RG_ARRAY_LEN(t); i++) {
+		struct msg_spec s = {t[i].line, 1700000000, "127.0.0.9", "localhost", "h.example",
+				     "s@example.com", "", 0, {{"r0", "r0", "localhost",
+							     ADDR_CLASS_LOCAL}}, 1};
+		struct queue_msg *m = build(&s);
+		struct queue_spool *sp = queue_spool_new(m);
+		char err[256] = "";
+		static const char a[] = "Subject: big\r\n\r\nfirst part\r\n", b[] = "second\r\n";
+		CHECK_AT(t[i].line, queue_spool_write(qdir, sp, a, sizeof(a) - 1, err, sizeof(err)),
+			 "write: %s", err);
+		uint64_t off = 0;
+		int fd = queue_spool_open_text(qdir, sp, &off);
+		char got[64] = "";
+		CHECK_AT(t[i].line, fd >= 0 && pread(fd, got, 7, (off_t)off) == 7 &&
+			 memcmp(got, "Subject", 7) == 0, "the spooled text from its offset");
+		if (fd >= 0)
+			close(fd);
+		queue_spool_prepend(sp, t[i].prepend, strlen(t[i].prepend));
+		if (t[i].junk)
+			queue_spool_junk(sp);
+		strbuf_append(&m->body, b, sizeof(b) - 1); /* the tail, as server_commit does */
+		CHECK_AT(t[i].line, queue_spool_write(qdir, sp, m->body.data, m->body.len, err,
+						      sizeof(err)), "write: %s", err);
+		CHECK_AT(t[i].line, queue_spool_commit(qdir, sp, m, err, sizeof(err)), "commit: %s",
+			 err);
+		struct queue_msg *l = load(m->path);
+		char *want = xasprintf("%s%s%s", t[i].prepend, a, b);
+		CHECK_AT(t[i].line, l != NULL && l->body.len == strlen(want) &&
+			 memcmp(l->body.data, want, l->body.len) == 0, "text after the commit");
+		CHECK_AT(t[i].line, l != NULL && l->junk == t[i].junk, "junk mark");
+		CHECK_AT(t[i].line, l != NULL && l->n_rcpts == 1 && strcmp(l->rcpts[0].local, "r0") == 0,
+			 "envelope");
+		unlinkat(basedir_fd(qdir), m->path, 0);
+		free(want);
+		queue_msg_free(l);
+		queue_msg_free(m);
+	}
+}
+
 int main(void)
 {
 	char err[256] = "";
@@ -757,6 +812,7 @@ int main(void)
 	test_set_aside();
 	test_ids();
 	test_dirsync_threads();
+	test_spool_prepend();
 	CHECK(count_entries("active") == 0 && count_entries("tmp") == 0,
 	      "leftovers in active/ or tmp/");
 	dirsync_cleanup();

@@ -90,8 +90,8 @@ static bool drop_forged(const char *line, size_t n, void *arg)
 	return n >= 9 && strncasecmp(line, "X-Forged:", 9) == 0;
 }
 
-static const struct session_stage stages[] = {{"refuse", stage_refuse, NULL},
-					      {"prepend", stage_prepend, NULL}};
+static const struct session_stage stages[] = {{"refuse", stage_refuse, NULL, NULL},
+					      {"prepend", stage_prepend, NULL, NULL}};
 static const struct session_hooks hooks = {mail_check, NULL, stages, 2, drop_forged, NULL};
 
 static void *run_server(void *arg)
