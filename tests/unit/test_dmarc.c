@@ -303,6 +303,8 @@ struct disc_row {
 	const char *asked[4];
 };
 
+#define L41 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define L63 L41 "aaaaaaaaaaaaaaaaaaaaaa"
 #define D(from, found, rd, nonex, ...) {__LINE__, from, found, rd, nonex, {__VA_ARGS__}}
 
 static const struct disc_row discs[] = {
@@ -329,6 +331,10 @@ static const struct disc_row discs[] = {
 	D("a.b.nothing.example", DMARC_FOUND_NONE, "", false, "_dmarc.a.b.nothing.example",
 	  "_dmarc.nothing.example"),
 	D("co.uk", DMARC_FOUND_NONE, "", false, "_dmarc.co.uk"), /* a public suffix: itself only */
+	/* a 248-byte author domain: _dmarc.<it> is too long a name, but the org
+	 * domain's p=reject still applies (no way around a policy by length) */
+	D(L63 "." L63 "." L63 "." L41 ".paypal.example", DMARC_FOUND, "paypal.example", true,
+	  "_dmarc.paypal.example", L63 "." L63 "." L63 "." L41 ".paypal.example"),
 	D("bad..example", DMARC_FOUND_NONE, "", false, NULL),
 	D("", DMARC_FOUND_NONE, "", false, NULL),
 };
