@@ -27,6 +27,7 @@ struct dkim_sig {
 	enum dkim_canon ch, cb;
 	enum dkim_key_type alg;
 	uint64_t l;               /* UINT64_MAX without l= */
+	uint64_t body_len;        /* the canonical length of the whole body */
 	char keyname[330];
 	struct dkim_key key;
 	bool have_key;
@@ -414,7 +415,7 @@ static bool verify_hash(struct dkim_sig *s, const unsigned char hash[32])
 /* check_body - the body hash against bh=. */
 static bool check_body(struct dkim_sig *s)
 {
-	uint64_t len = dkim_body_finish(&s->bc);
+	uint64_t len = s->body_len = dkim_body_finish(&s->bc);
 	unsigned char got[32];
 	unsigned int n = 32;
 	EVP_DigestFinal_ex(s->body_md, got, &n);
@@ -446,6 +447,10 @@ static void finish_sig(const struct dkim_verify *v, struct dkim_sig *s)
 		decide(s, DKIM_PERMERROR, "h= names too many fields");
 	else if (!verify_hash(s, hash))
 		decide(s, DKIM_FAIL, "signature did not verify");
+	else if (s->l != UINT64_MAX && s->body_len > s->l)
+		/* what follows l= is anyone's: a forger replaces the body the reader sees
+		 * by appending to a signed message (a new MIME part, HTML after the end) */
+		decide(s, DKIM_POLICY, "body has content past l= that the signature does not cover");
 	else
 		decide(s, DKIM_PASS, "");
 }

@@ -603,20 +603,24 @@ static void test_limits(void)
 
 /* sign_custom - msg with a relaxed/relaxed signature of d=example.com s=sel
  * over exactly hlist (as another signer may choose it), malloc'd. */
-static char *sign_custom(EVP_PKEY *key, const char *msg, const char *hlist)
+static char *sign_custom_l(EVP_PKEY *key, const char *msg, const char *hlist, long l)
 {
 	struct msg_headers h;
 	if (msg_headers_parse(msg, strlen(msg), &h) != MSG_HDR_OK)
 		return NULL;
-	char *canon = body_canon(DKIM_CANON_RELAXED, msg + h.body_offset, UINT64_MAX, 4096);
+	char *canon = body_canon(DKIM_CANON_RELAXED, msg + h.body_offset,
+				 l < 0 ? UINT64_MAX : (uint64_t)l, 4096);
 	unsigned char bh[32];
 	unsigned int bn = 32;
 	EVP_Digest(canon, strlen(canon), bh, &bn, EVP_sha256(), NULL);
 	char *bh64 = dkim_b64_encode(bh, 32);
+	char ltag[32] = "";
+	if (l >= 0)
+		snprintf(ltag, sizeof(ltag), " l=%ld;", l);
 	char *field = xasprintf("DKIM-Signature: v=1; a=%s; c=relaxed/relaxed; d=example.com; "
-				"s=sel; h=%s; bh=%s; b=",
+				"s=sel;%s h=%s; bh=%s; b=",
 				dkim_key_type_of(key) == DKIM_KEY_RSA ? "rsa-sha256" : "ed25519-sha256",
-				hlist, bh64);
+				ltag, hlist, bh64);
 	char *b = dkim_sign_b(key, &h, hlist, DKIM_CANON_RELAXED, field, strlen(field));
 	char *out = b ? xasprintf("%s%s\r\n%s", field, b, msg) : NULL;
 	free(b);
@@ -627,17 +631,18 @@ static char *sign_custom(EVP_PKEY *key, const char *msg, const char *hlist)
 	return out;
 }
 
-/* check_custom - sign with hlist, apply the edit, verify: want and reason. */
-static void check_custom(int line, EVP_PKEY *key, const char *msg, const char *hlist,
-			 const char *edit_from, const char *edit_to, const char *want,
-			 const char *reason)
+/* check_custom - sign with hlist (and l= unless l < 0), apply the edit,
+ * verify: want and reason. */
+static void check_custom_l(int line, EVP_PKEY *key, const char *msg, const char *hlist, long l,
+			   const char *edit_from, const char *edit_to, const char *want,
+			   const char *reason)
 {
 	char *p = dkim_key_public_b64(key);
 	struct zone z = {.n = 1};
 	z.name[0] = xstrdup("sel._domainkey.example.com");
 	z.txt[0] = xasprintf("v=DKIM1; k=%s; p=%s",
 			     dkim_key_type_of(key) == DKIM_KEY_RSA ? "rsa" : "ed25519", p);
-	char *signed_msg = sign_custom(key, msg, hlist);
+	char *signed_msg = sign_custom_l(key, msg, hlist, l);
 	CHECK_AT(line, signed_msg != NULL, "signed");
 	char *m = edit_from ? replace(signed_msg, edit_from, edit_to) : xstrdup(signed_msg);
 	char out[64], why[256];
@@ -648,6 +653,13 @@ static void check_custom(int line, EVP_PKEY *key, const char *msg, const char *h
 	free(signed_msg);
 	zone_free(&z);
 	free(p);
+}
+
+static void check_custom(int line, EVP_PKEY *key, const char *msg, const char *hlist,
+			 const char *edit_from, const char *edit_to, const char *want,
+			 const char *reason)
+{
+	check_custom_l(line, key, msg, hlist, -1, edit_from, edit_to, want, reason);
 }
 
 #define LONGNAME "X-" \
@@ -672,6 +684,20 @@ static void test_hostile_h(void)
 	check_custom(__LINE__, ed, lmsg, "from:" LONGNAME, "signed value", "tampered value",
 		     "permerror", "h=");
 	free(lmsg);
+	/* l=: the signed part verifies; content appended past it (the forger's
+	 * new body, or a second MIME part) must not leave a plain pass */
+	const char *end = "Joe.\r\n";
+	char *canon = body_canon(DKIM_CANON_RELAXED, strstr(msg, "\r\n\r\n") + 4, UINT64_MAX, 4096);
+	long whole = (long)strlen(canon); /* the canonical body, all of it */
+	free(canon);
+	check_custom_l(__LINE__, ed, msg, "from:from:subject", whole, NULL, NULL, "pass", "");
+	check_custom_l(__LINE__, ed, msg, "from:from:subject", 5, NULL, NULL, "policy", "l=");
+	check_custom_l(__LINE__, ed, msg, "from:from:subject", whole, end,
+		       "Joe.\r\n\r\nP.S. Please wire the money to account 12345.\r\n", "policy", "l=");
+	check_custom_l(__LINE__, ed, msg, "from:from:subject", whole, end, "Joe.\r\n\r\n\r\n",
+		       "pass", ""); /* trailing empty lines are no content */
+	check_custom_l(__LINE__, ed, msg, "from:from:subject", whole + 1, NULL, NULL, "permerror",
+		       "l= is longer");
 	EVP_PKEY_free(ed);
 }
 
