@@ -131,6 +131,15 @@ static const struct align_row aligns[] = {
 	AL("example.com", "com", false, false),
 	AL("github.io", "a.github.io", false, false), /* PRIVATE section counts too */
 	AL("x.a.github.io", "a.github.io", true, false),
+	/* a PSL wildcard (*.ck): b.ck is a public suffix, so a.b.ck and c.b.ck
+	 * are different organisations; the exception !www.ck is registrable */
+	AL("a.b.ck", "c.b.ck", false, false),
+	AL("x.a.b.ck", "a.b.ck", true, false),
+	AL("x.www.ck", "www.ck", true, false),
+	AL("b.ck", "a.b.ck", false, false),
+	/* IDN: the A-label and the U-label forms are not compared as equal (fail closed) */
+	AL("xn--bcher-kva.example", "b\xc3\xbc" "cher.example", false, false),
+	AL("a.xn--bcher-kva.example", "xn--bcher-kva.example", true, false),
 	AL("", "", false, false),
 	AL(".example.com", "example.com", false, false),
 	AL("example..com", "example..com", false, false),
