@@ -188,7 +188,7 @@ uninstall:
 FUZZ_SECONDS ?= 30
 FUZZ_TARGETS := fuzz_address fuzz_config fuzz_queue fuzz_sasl fuzz_bounce fuzz_from fuzz_dmarc_record fuzz_authres fuzz_spf
 # DKIM and the message header parser (msgauth/)
-FUZZ_TARGETS += fuzz_dkim_tags fuzz_dkim_canon fuzz_msg_header
+FUZZ_TARGETS += fuzz_dkim_tags fuzz_dkim_canon fuzz_msg_header fuzz_dkim_verify
 FUZZ_FLAGS := -std=c17 -D_GNU_SOURCE -Isrc -pthread -g -O1 -fsanitize=fuzzer,address,undefined
 .PHONY: fuzz
 build/fuzz/%: tests/fuzz/%.c $(SRC_LIB) $(wildcard src/*/*.h)

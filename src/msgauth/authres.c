@@ -576,12 +576,27 @@ static bool same_id(const char *a, size_t an, const char *b)
 	return an == bn && an > 0 && rg_strncasecmp(a, b, an) == 0;
 }
 
+static bool is_host_char(char ch)
+{
+	return is_kw_char(ch) || ch == '.';
+}
+
 /* element_is - the first value of the element at c (after comments and
- * white space) equals id. */
+ * white space) equals id. Fail closed: our name followed by any byte that
+ * cannot continue a host name (a quote, '/', ',', a UTF-8 no-break space)
+ * counts too, as another reader may end the authserv-id there. */
 static bool element_is(struct cur *c, const char *id)
 {
 	char word[256];
-	if (!skip_cfws(c) || !lex_value(c, word, sizeof(word)))
+	if (!skip_cfws(c))
+		return false;
+	const char *s = c->p;
+	while (!at_end(c) && is_host_char(*c->p))
+		c->p++;
+	if (same_id(s, (size_t)(c->p - s), id))
+		return true;
+	c->p = s;
+	if (!lex_value(c, word, sizeof(word)))
 		return false;
 	return same_id(word, strlen(word), id);
 }

@@ -46,7 +46,7 @@ struct dkim_sig_result {
 	char i[320];        /* i= (or "@d" when absent) */
 	char b[16];         /* the first 12 characters of b= (header.b, RFC 6008) */
 	char a[24];         /* a= */
-	bool l_present;     /* the signature covers only l= bytes of the body */
+	bool l_present;     /* the signature has l= (content past it: result policy) */
 	bool testing;       /* the key says t=y */
 };
 

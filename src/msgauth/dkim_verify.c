@@ -27,6 +27,7 @@ struct dkim_sig {
 	enum dkim_canon ch, cb;
 	enum dkim_key_type alg;
 	uint64_t l;               /* UINT64_MAX without l= */
+	uint64_t body_len;        /* the canonical length of the whole body */
 	char keyname[330];
 	struct dkim_key key;
 	bool have_key;
@@ -65,20 +66,24 @@ static bool parse_u64(const char *s, uint64_t *out)
 	return strlen(s) <= 20 && rg_parse_u64(s, out);
 }
 
-/* list_has_ci - the colon-separated list (FWS allowed) contains word, any case. */
-static bool list_has_ci(const char *list, const char *word)
+/* list_count_ci - how often the colon-separated list (FWS allowed) names word, any case. */
+static size_t list_count_ci(const char *list, const char *word)
 {
-	size_t wl = strlen(word);
+	size_t wl = strlen(word), c = 0;
 	for (const char *p = list; *p;) {
 		p += strspn(p, " \t\r\n");
 		size_t n = strcspn(p, ": \t\r\n");
-		if (n == wl && rg_strncasecmp(p, word, n) == 0)
-			return true;
+		c += n == wl && rg_strncasecmp(p, word, n) == 0;
 		p += n;
 		p += strcspn(p, ":");
 		p += *p == ':';
 	}
-	return false;
+	return c;
+}
+
+static bool list_has_ci(const char *list, const char *word)
+{
+	return list_count_ci(list, word) > 0;
 }
 
 /* domain_within - is sub equal to d or a subdomain of it (any case)? */
@@ -121,18 +126,49 @@ static const char *check_alg(struct dkim_sig *s)
 	return NULL;
 }
 
+/* dns_name_ok - letters, digits, '-', '_' in dot-separated labels of 1-63 bytes. */
+static bool dns_name_ok(const char *n)
+{
+	static const char name_chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_";
+	for (const char *p = n;; p++) {
+		size_t label = strspn(p, name_chars);
+		if (label == 0 || label > 63)
+			return false;
+		p += label;
+		if (*p != '.')
+			return *p == '\0';
+	}
+}
+
+/* check_h - h= within what dkim_hash_headers() handles: DKIM_H_MAX names of
+ * fewer than 80 bytes (a longer one would be cut, and then match a field
+ * other than the one signed, or none: the signed one left unprotected). */
+static const char *check_h(const char *h)
+{
+	size_t k = 0;
+	for (const char *p = h; *p; k++) {
+		p += strspn(p, " \t\r\n");
+		if (strcspn(p, ": \t\r\n") >= 80)
+			return "h= names a field longer than 79 bytes";
+		p += strcspn(p, ":");
+		p += *p == ':';
+	}
+	return k > DKIM_H_MAX ? "h= names more than 100 fields" : NULL;
+}
+
 /* check_identity - d=, s=, i=, h= (From signed). */
 static const char *check_identity(struct dkim_sig *s)
 {
 	const char *d = dkim_tags_get(&s->tags, "d"), *sel = dkim_tags_get(&s->tags, "s");
 	const char *i = dkim_tags_get(&s->tags, "i"), *h = dkim_tags_get(&s->tags, "h");
-	static const char name_chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_";
-	if (strlen(d) >= sizeof(s->r.d) || strlen(sel) >= sizeof(s->r.s) || d[0] == '\0' ||
-	    sel[0] == '\0' || d[strspn(d, name_chars)] != '\0' || sel[strspn(sel, name_chars)] != '\0')
-		return "malformed d= or s="; /* d=legitimate.com(.attacker.com must not reach DNS */
+	/* d=legitimate.com(.attacker.com must not reach DNS, and the key name must
+	 * fit a DNS name whole: cut, it would name another domain's key */
+	if (strlen(d) >= sizeof(s->r.d) || strlen(sel) >= sizeof(s->r.s) || !dns_name_ok(d) ||
+	    !dns_name_ok(sel) ||
+	    (size_t)snprintf(s->keyname, sizeof(s->keyname), "%s._domainkey.%s", sel, d) > 253)
+		return "malformed d= or s=";
 	rg_strlcpy(s->r.d, d, sizeof(s->r.d));
 	rg_strlcpy(s->r.s, sel, sizeof(s->r.s));
-	snprintf(s->keyname, sizeof(s->keyname), "%s._domainkey.%s", sel, d);
 	if (i == NULL)
 		snprintf(s->r.i, sizeof(s->r.i), "@%s", d);
 	else
@@ -142,7 +178,7 @@ static const char *check_identity(struct dkim_sig *s)
 		return "i= is not within d=";
 	if (!list_has_ci(h, "from"))
 		return "h= does not sign From";
-	return NULL;
+	return check_h(h);
 }
 
 /* check_times - v=, l=, t=, x=: the signature's version, length and validity. */
@@ -202,6 +238,15 @@ static void add_sig(struct dkim_verify *v, size_t fi)
 	const char *err = check_sig(s, &v->h->f[fi], v->now);
 	if (err != NULL) {
 		decide(s, DKIM_PERMERROR, err);
+		return;
+	}
+	/* h= takes fields bottom-up: a From: above the signed ones is not covered,
+	 * yet a reader (and DMARC) may take it as the author. RFC 6376 8.15. */
+	size_t nfrom = msg_headers_count(v->h, "From");
+	if (nfrom > list_count_ci(dkim_tags_get(&s->tags, "h"), "from")) {
+		snprintf(s->r.reason, sizeof(s->r.reason),
+			 "a From: field is not signed (%zu in the message, h= covers fewer)", nfrom);
+		decide(s, DKIM_POLICY, s->r.reason);
 		return;
 	}
 	s->body_md = EVP_MD_CTX_new();
@@ -370,7 +415,7 @@ static bool verify_hash(struct dkim_sig *s, const unsigned char hash[32])
 /* check_body - the body hash against bh=. */
 static bool check_body(struct dkim_sig *s)
 {
-	uint64_t len = dkim_body_finish(&s->bc);
+	uint64_t len = s->body_len = dkim_body_finish(&s->bc);
 	unsigned char got[32];
 	unsigned int n = 32;
 	EVP_DigestFinal_ex(s->body_md, got, &n);
@@ -402,6 +447,10 @@ static void finish_sig(const struct dkim_verify *v, struct dkim_sig *s)
 		decide(s, DKIM_PERMERROR, "h= names too many fields");
 	else if (!verify_hash(s, hash))
 		decide(s, DKIM_FAIL, "signature did not verify");
+	else if (s->l != UINT64_MAX && s->body_len > s->l)
+		/* what follows l= is anyone's: a forger replaces the body the reader sees
+		 * by appending to a signed message (a new MIME part, HTML after the end) */
+		decide(s, DKIM_POLICY, "body has content past l= that the signature does not cover");
 	else
 		decide(s, DKIM_PASS, "");
 }

@@ -307,6 +307,39 @@ class DkimInterop(unittest.TestCase):
                 self.assertIn(result, out)
                 self.assertIn(reason, out)
 
+    # -- differential: hostile edits judged the same way as dkimpy --
+
+    def test_tricky_edits_agree_with_dkimpy(self):
+        """A dkimpy-signed message, edited as a relay or a forger might: relayguard
+        and dkimpy must agree on pass or not for every edit and canonicalisation."""
+        rsa = self.key('example.org', 'py-rsa')
+        edits = (
+            ('unchanged', lambda m: m),
+            ('trailing empty lines', lambda m: m + b'\r\n\r\n'),
+            ('blank at line end', lambda m: m.replace(b'yet?\r\n', b'yet? \t\r\n')),
+            ('inner blanks', lambda m: m.replace(b'We lost  the', b'We lost the')),
+            ('header refolded', lambda m: m.replace(b'Subject: Is dinner', b'Subject: Is\r\n\tdinner')),
+            ('header name case', lambda m: m.replace(b'Subject:', b'SUBJECT:')),
+            ('bare CR in body', lambda m: m.replace(b'We lost', b'We\rlost')),
+            ('8-bit byte in body', lambda m: m.replace(b'hungry', b'h\xc3\xbcngry')),
+            ('unsigned field added', lambda m: b'X-Added: yes\r\n' + m),
+            ('content appended', lambda m: m + b'P.S. send money\r\n'),
+            ('second From above', lambda m: b'From: ceo@paypal.example\r\n' + m),
+        )
+        for canon in ('simple/simple', 'relaxed/relaxed'):
+            signed = self.py_sign(MESSAGE, 'py-rsa', rsa, 'rsa-sha256', canon)
+            for name, edit in edits:
+                with self.subTest(canon=canon, edit=name):
+                    msg = edit(signed)
+                    py = self.py_verify(msg)
+                    rc, out = self.rg_verify(msg)
+                    rg = 'pass' if 'dkim=pass' in out else 'fail'
+                    if name == 'second From above':
+                        # dkimpy signs From over-signed, so both must refuse it
+                        self.assertEqual(rg, 'fail', out)
+                    self.assertEqual(rg, 'pass' if py == 'pass' else 'fail',
+                                     'dkimpy %s, relayguard: %s' % (py, out))
+
 
 if __name__ == '__main__':
     unittest.main()

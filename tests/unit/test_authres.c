@@ -222,11 +222,18 @@ static const struct claim_row claims[] = {
 	C("spf=pass; mx.relayguard.test", true),               /* the Outlook shape */
 	C("spf=pass (x) smtp.mailfrom=a@b; (c) mx.relayguard.test (c); dkim=pass", true),
 	C("example.net; spf=pass; mx.relayguard.test", true),
+	/* our name, then a byte another reader may take as its end: fail closed */
+	C("mx.relayguard.test\"x\"; dmarc=pass", true),
+	C("mx.relayguard.test\xc2\xa0; dmarc=pass", true),    /* NBSP: Unicode white space */
+	C("mx.relayguard.test/1; dmarc=pass", true),
+	C("mx.relayguard.test,x; dmarc=pass", true),
 	/* not ours */
 	C("mx.example.net; dmarc=pass header.from=mx.relayguard.test", false),
 	C("relayguard.test; dmarc=pass", false),
 	C("mx.relayguard.test.example; dmarc=pass", false),
 	C("xmx.relayguard.test; dmarc=pass", false),
+	C("mx.relayguard.test-x; dmarc=pass", false),
+	C("mx.relayguard.test_x; dmarc=pass", false),
 	C("(mx.relayguard.test) example.net; spf=pass", false),
 	C("example.net; spf=pass reason=\"; mx.relayguard.test\"", false),
 	C("example.net; spf=pass (; mx.relayguard.test)", false),

@@ -599,6 +599,151 @@ static void test_limits(void)
 	strbuf_free(&sb);
 }
 
+/* ---- hostile signatures: a third party's h=, long names ---- */
+
+/* sign_custom - msg with a relaxed/relaxed signature of d=example.com s=sel
+ * over exactly hlist (as another signer may choose it), malloc'd. */
+static char *sign_custom_l(EVP_PKEY *key, const char *msg, const char *hlist, long l)
+{
+	struct msg_headers h;
+	if (msg_headers_parse(msg, strlen(msg), &h) != MSG_HDR_OK)
+		return NULL;
+	char *canon = body_canon(DKIM_CANON_RELAXED, msg + h.body_offset,
+				 l < 0 ? UINT64_MAX : (uint64_t)l, 4096);
+	unsigned char bh[32];
+	unsigned int bn = 32;
+	EVP_Digest(canon, strlen(canon), bh, &bn, EVP_sha256(), NULL);
+	char *bh64 = dkim_b64_encode(bh, 32);
+	char ltag[32] = "";
+	if (l >= 0)
+		snprintf(ltag, sizeof(ltag), " l=%ld;", l);
+	char *field = xasprintf("DKIM-Signature: v=1; a=%s; c=relaxed/relaxed; d=example.com; "
+				"s=sel;%s h=%s; bh=%s; b=",
+				dkim_key_type_of(key) == DKIM_KEY_RSA ? "rsa-sha256" : "ed25519-sha256",
+				ltag, hlist, bh64);
+	char *b = dkim_sign_b(key, &h, hlist, DKIM_CANON_RELAXED, field, strlen(field));
+	char *out = b ? xasprintf("%s%s\r\n%s", field, b, msg) : NULL;
+	free(b);
+	free(field);
+	free(bh64);
+	free(canon);
+	msg_headers_free(&h);
+	return out;
+}
+
+/* check_custom - sign with hlist (and l= unless l < 0), apply the edit,
+ * verify: want and reason. */
+static void check_custom_l(int line, EVP_PKEY *key, const char *msg, const char *hlist, long l,
+			   const char *edit_from, const char *edit_to, const char *want,
+			   const char *reason)
+{
+	char *p = dkim_key_public_b64(key);
+	struct zone z = {.n = 1};
+	z.name[0] = xstrdup("sel._domainkey.example.com");
+	z.txt[0] = xasprintf("v=DKIM1; k=%s; p=%s",
+			     dkim_key_type_of(key) == DKIM_KEY_RSA ? "rsa" : "ed25519", p);
+	char *signed_msg = sign_custom_l(key, msg, hlist, l);
+	CHECK_AT(line, signed_msg != NULL, "signed");
+	char *m = edit_from ? replace(signed_msg, edit_from, edit_to) : xstrdup(signed_msg);
+	char out[64], why[256];
+	verify_msg(m, strlen(m), &z, 1700000000, 4096, out, sizeof(out), why, sizeof(why));
+	CHECK_AT(line, strcmp(out, want) == 0, "%s, want %s (%s)", out, want, why);
+	CHECK_AT(line, strstr(why, reason) != NULL, "reason \"%s\", want \"%s\"", why, reason);
+	free(m);
+	free(signed_msg);
+	zone_free(&z);
+	free(p);
+}
+
+static void check_custom(int line, EVP_PKEY *key, const char *msg, const char *hlist,
+			 const char *edit_from, const char *edit_to, const char *want,
+			 const char *reason)
+{
+	check_custom_l(line, key, msg, hlist, -1, edit_from, edit_to, want, reason);
+}
+
+#define LONGNAME "X-" \
+	"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+
+static void test_hostile_h(void)
+{
+	EVP_PKEY *ed = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+	const char *msg = unsigned_msg;
+	/* the classic "two From:" attack: a From: added above the one a third
+	 * party signed once (not over-signed) must not leave dkim=pass */
+	check_custom(__LINE__, ed, msg, "from:to:subject", NULL, NULL, "pass", "");
+	check_custom(__LINE__, ed, msg, "from:to:subject", "Received:",
+		     "From: ceo@paypal.example\r\nReceived:", "policy", "From:");
+	check_custom(__LINE__, ed, msg, "from:to:subject", "\r\n\r\nHi.",
+		     "\r\nFrom: ceo@paypal.example\r\n\r\nHi.", "policy", "From:");
+	check_custom(__LINE__, ed, msg, "from:from:to:subject", "Received:",
+		     "From: ceo@paypal.example\r\nReceived:", "fail", "signature did not");
+	/* a signed field whose name is longer than the verifier's name buffer
+	 * must still be covered, or refused: never silently left out */
+	char *lmsg = replace(msg, "\r\n\r\n", "\r\n" LONGNAME ": signed value\r\n\r\n");
+	check_custom(__LINE__, ed, lmsg, "from:" LONGNAME, "signed value", "tampered value",
+		     "permerror", "h=");
+	free(lmsg);
+	/* l=: the signed part verifies; content appended past it (the forger's
+	 * new body, or a second MIME part) must not leave a plain pass */
+	const char *end = "Joe.\r\n";
+	char *canon = body_canon(DKIM_CANON_RELAXED, strstr(msg, "\r\n\r\n") + 4, UINT64_MAX, 4096);
+	long whole = (long)strlen(canon); /* the canonical body, all of it */
+	free(canon);
+	check_custom_l(__LINE__, ed, msg, "from:from:subject", whole, NULL, NULL, "pass", "");
+	check_custom_l(__LINE__, ed, msg, "from:from:subject", 5, NULL, NULL, "policy", "l=");
+	check_custom_l(__LINE__, ed, msg, "from:from:subject", whole, end,
+		       "Joe.\r\n\r\nP.S. Please wire the money to account 12345.\r\n", "policy", "l=");
+	check_custom_l(__LINE__, ed, msg, "from:from:subject", whole, end, "Joe.\r\n\r\n\r\n",
+		       "pass", ""); /* trailing empty lines are no content */
+	check_custom_l(__LINE__, ed, msg, "from:from:subject", whole + 1, NULL, NULL, "permerror",
+		       "l= is longer");
+	EVP_PKEY_free(ed);
+}
+
+/* test_key_name - d= and s= that would make a key name longer than DNS
+ * allows are refused, never cut into the name of another domain. */
+static void test_key_name(void)
+{
+	char l63[64], l61[62];
+	memset(l63, 'a', 63);
+	l63[63] = '\0';
+	memset(l61, 'b', 61);
+	l61[61] = '\0';
+	const char *rows[][2] = {
+		/* d= of 255 characters ends in example.com: a cut key name would end in example.co */
+		{l63, "x"},
+		{"s", "x"},
+		{"s", l63},
+	};
+	for (size_t r = 0; r < RG_ARRAY_LEN(rows); r++) {
+		char *d = r == 0 ? xasprintf("%s.%s.%s.%s.example.com", l63, l63, l63, l61 + 16)
+		        : r == 1 ? xasprintf("%s%s.example.com", l63, "a") /* a 64-byte label */
+				 : xasprintf("%s.%s.%s.%s.example.com", l63, l63, l63, l61 + 20);
+		char *m = xasprintf("DKIM-Signature: v=1; a=rsa-sha256; d=%s; s=%s; h=from; bh=x; b=y\r\n"
+				    "From: a@%s\r\n\r\nbody\r\n", d, rows[r][0], d);
+		struct msg_headers h;
+		CHECK(msg_headers_parse(m, strlen(m), &h) == MSG_HDR_OK, "parse");
+		struct dkim_verify *v = dkim_verify_new(&h, 5, 0);
+		size_t dl = strlen(d);
+		for (size_t i = 0; i < dkim_verify_nkeys(v); i++) {
+			const char *name = dkim_verify_key_name(v, i);
+			size_t nl = strlen(name);
+			CHECK_AT(__LINE__, nl <= 253 && nl > dl && strcmp(name + nl - dl, d) == 0,
+				 "row %zu: key name %s is a DNS name ending in d=", r, name);
+		}
+		dkim_verify_finish(v);
+		CHECK_AT(__LINE__, dkim_verify_nresults(v) == 1 &&
+			 dkim_verify_result(v, 0)->result == DKIM_PERMERROR &&
+			 strstr(dkim_verify_result(v, 0)->reason, "d= or s=") != NULL,
+			 "row %zu: %s", r, dkim_verify_result(v, 0)->reason);
+		dkim_verify_free(v);
+		msg_headers_free(&h);
+		free(m);
+		free(d);
+	}
+}
+
 /* ---- signing table ---- */
 
 static void test_table(void)
@@ -666,6 +811,8 @@ int main(void)
 	test_rfc8463_resign();
 	test_sign_verify();
 	test_limits();
+	test_hostile_h();
+	test_key_name();
 	test_table();
 	return check_summary("test_dkim");
 }

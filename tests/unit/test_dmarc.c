@@ -131,6 +131,15 @@ static const struct align_row aligns[] = {
 	AL("example.com", "com", false, false),
 	AL("github.io", "a.github.io", false, false), /* PRIVATE section counts too */
 	AL("x.a.github.io", "a.github.io", true, false),
+	/* a PSL wildcard (*.ck): b.ck is a public suffix, so a.b.ck and c.b.ck
+	 * are different organisations; the exception !www.ck is registrable */
+	AL("a.b.ck", "c.b.ck", false, false),
+	AL("x.a.b.ck", "a.b.ck", true, false),
+	AL("x.www.ck", "www.ck", true, false),
+	AL("b.ck", "a.b.ck", false, false),
+	/* IDN: the A-label and the U-label forms are not compared as equal (fail closed) */
+	AL("xn--bcher-kva.example", "b\xc3\xbc" "cher.example", false, false),
+	AL("a.xn--bcher-kva.example", "xn--bcher-kva.example", true, false),
 	AL("", "", false, false),
 	AL(".example.com", "example.com", false, false),
 	AL("example..com", "example..com", false, false),
@@ -303,6 +312,8 @@ struct disc_row {
 	const char *asked[4];
 };
 
+#define L41 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define L63 L41 "aaaaaaaaaaaaaaaaaaaaaa"
 #define D(from, found, rd, nonex, ...) {__LINE__, from, found, rd, nonex, {__VA_ARGS__}}
 
 static const struct disc_row discs[] = {
@@ -329,6 +340,10 @@ static const struct disc_row discs[] = {
 	D("a.b.nothing.example", DMARC_FOUND_NONE, "", false, "_dmarc.a.b.nothing.example",
 	  "_dmarc.nothing.example"),
 	D("co.uk", DMARC_FOUND_NONE, "", false, "_dmarc.co.uk"), /* a public suffix: itself only */
+	/* a 248-byte author domain: _dmarc.<it> is too long a name, but the org
+	 * domain's p=reject still applies (no way around a policy by length) */
+	D(L63 "." L63 "." L63 "." L41 ".paypal.example", DMARC_FOUND, "paypal.example", true,
+	  "_dmarc.paypal.example", L63 "." L63 "." L63 "." L41 ".paypal.example"),
 	D("bad..example", DMARC_FOUND_NONE, "", false, NULL),
 	D("", DMARC_FOUND_NONE, "", false, NULL),
 };
