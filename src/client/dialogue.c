@@ -968,7 +968,10 @@ void smtp_out_send(struct smtp_out *o, const struct smtp_out_msg *m, smtp_out_re
 
 bool smtp_out_reusable(const struct smtp_out *o)
 {
-	return o != NULL && o->st == OS_IDLE && o->pending == NULL;
+	/* a stray reply (an LMTP server answering once too often) would be
+	 * taken as the next RSET's, shifting every later reply by one */
+	return o != NULL && o->st == OS_IDLE && o->pending == NULL &&
+	       !smtpc_unrequested_input(o->c);
 }
 
 const struct smtp_caps *smtp_out_caps(const struct smtp_out *o)

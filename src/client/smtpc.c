@@ -571,6 +571,12 @@ bool smtpc_connected(const struct smtpc *c)
 	return c->connected;
 }
 
+bool smtpc_unrequested_input(const struct smtpc *c)
+{
+	return c->fn == NULL && c->bev != NULL &&
+	       evbuffer_get_length(bufferevent_get_input(c->bev)) > 0;
+}
+
 bool smtpc_tls_describe(const struct smtpc *c, char *buf, size_t len)
 {
 	SSL *ssl = c->tls && c->bev != NULL ? bufferevent_openssl_get_ssl(c->bev) : NULL;

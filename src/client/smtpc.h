@@ -114,6 +114,9 @@ bool smtpc_tls_active(const struct smtpc *c);
 bool smtpc_data_sent(const struct smtpc *c);
 /* Has TCP connected (a failure before is a connect failure)? */
 bool smtpc_connected(const struct smtpc *c);
+/* Has the server sent something no command asked for (a reply too many)?
+ * It would answer the next command: the connection is out of sync. */
+bool smtpc_unrequested_input(const struct smtpc *c);
 /* After the handshake: "TLSv1.3 TLS_AES_256_GCM_SHA384 verified" (or "... dane
  * verified" when TLSA records authenticated the peer), or
  * "... unverified (reason)" (what verification against tls_names and the

@@ -194,6 +194,7 @@ class QuotaPolicy(Policy):
     def __init__(self):
         self.room = False
         self.mute = False  # answer for the first recipient only, then nothing
+        self.extra = False  # one reply more than there are recipients (a broken server)
         self.rcpts = {}
         self.lock = threading.Lock()
 
@@ -221,6 +222,8 @@ class QuotaPolicy(Policy):
                 out.append('250 2.0.0 <%s> Saved' % r)
         if self.mute:
             out = out[:1]
+        if self.extra:
+            out.append('250 2.0.0 <nobody@example.test> Saved')
         return ''.join(line + '\r\n' for line in out).encode()
 
 
@@ -310,6 +313,23 @@ class PerRecipientReplies(unittest.TestCase):
         self.assertEqual(cmds[0], 'LHLO mx.example.test')
         self.assertIn('RSET', cmds)  # the second transaction on the same connection
         self.assertNotIn('EHLO', ' '.join(cmds))
+
+    def test_a_reply_too_many_does_not_answer_the_next_message(self):
+        # A broken server answers one recipient twice. The stray reply would be
+        # read as the next transaction's first one (RSET), shifting every reply
+        # by one: the next message deferred for a '250' to DATA. The connection
+        # is out of sync and must not be reused.
+        s = self.srv
+        self.policy.extra = True
+        mark = s.mark()
+        a = send(s, ['ok@example.test'], 'Subject: one\n\nmarker-extra-a')
+        self.assertIsNotNone(s.wait_log(r'delivered queue=%s ' % a, since=mark, timeout=10))
+        self.policy.extra = False
+        b = send(s, ['ok2@example.test'], 'Subject: two\n\nmarker-extra-b')
+        self.assertIsNotNone(s.wait_log(r'delivered queue=%s to=<ok2@example\.test> ' % b,
+                                        since=mark, timeout=10), s.tail(20))
+        self.assertNotRegex(s.log_since(mark), r'deferred queue=%s ' % b)
+        self.assertEqual(len(self.fake.sessions), 2, self.fake.all_commands())
 
 
 if __name__ == '__main__':
