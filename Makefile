@@ -145,9 +145,10 @@ MANDIR     ?= $(PREFIX)/share/man
 SYSCONFDIR ?= /etc
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
 SPOOLDIRS  ?= /var/spool/relayguard /var/mail/vhosts /var/lib/relayguard
-# yes: also $(SBINDIR)/sendmail -> relayguard (the sendmail command, issue 12;
-# off by default so an installed MTA's /usr/sbin/sendmail is never replaced)
+# yes: also $(SENDMAIL_PATH) -> relayguard (the sendmail command cron and PHP call;
+# off by default, and an existing sendmail that is not ours is never replaced)
 INSTALL_SENDMAIL ?= no
+SENDMAIL_PATH    ?= /usr/sbin/sendmail
 # the binary to install (the tests install the ASan build this way too)
 INSTALL_BIN ?= build/relayguard
 MAN5 := $(wildcard doc/*.5)
@@ -167,7 +168,10 @@ install: $(INSTALL_BIN)
 		etc/relayguard.service.in > $(DESTDIR)$(UNITDIR)/relayguard.service
 	chmod 644 $(DESTDIR)$(UNITDIR)/relayguard.service
 	for d in $(SPOOLDIRS); do install -d -m 755 $(DESTDIR)$$d; done
-	$(if $(filter yes,$(INSTALL_SENDMAIL)),ln -sf relayguard $(DESTDIR)$(SBINDIR)/sendmail)
+	$(if $(filter yes,$(INSTALL_SENDMAIL)),@sh -c 'set -e; l="$(DESTDIR)$(SENDMAIL_PATH)"; \
+		if [ -e "$$l" ] && [ "$$(readlink "$$l")" != "$(SBINDIR)/relayguard" ]; then \
+			echo "install: $$l exists and is not relayguard; not replaced" >&2; exit 1; fi; \
+		mkdir -p "$$(dirname "$$l")"; ln -sfn "$(SBINDIR)/relayguard" "$$l"')
 	@echo "installed; as root: useradd --system --no-create-home --shell /usr/sbin/nologin relayguard;"
 	@echo "  systemctl daemon-reload && systemctl enable --now relayguard"
 
@@ -175,9 +179,9 @@ uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/relayguard $(DESTDIR)$(UNITDIR)/relayguard.service
 	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man5/,$(notdir $(MAN5))) \
 		$(addprefix $(DESTDIR)$(MANDIR)/man8/,$(notdir $(MAN8)))
-	@if [ -L $(DESTDIR)$(SBINDIR)/sendmail ] && \
-	    [ "$$(readlink $(DESTDIR)$(SBINDIR)/sendmail)" = relayguard ]; then \
-		rm -f $(DESTDIR)$(SBINDIR)/sendmail; fi
+	@if [ -L $(DESTDIR)$(SENDMAIL_PATH) ] && \
+	    [ "$$(readlink $(DESTDIR)$(SENDMAIL_PATH))" = "$(SBINDIR)/relayguard" ]; then \
+		rm -f $(DESTDIR)$(SENDMAIL_PATH); fi
 	@f=$(DESTDIR)$(SYSCONFDIR)/relayguard; \
 	if cmp -s $$f/main.cf $$f/main.cf.example; then rm -f $$f/main.cf; \
 	elif [ -e $$f/main.cf ]; then echo "kept $$f/main.cf (changed)"; fi; \

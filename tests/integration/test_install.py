@@ -90,7 +90,7 @@ class Install(unittest.TestCase):
             dst = self.path('/usr/local/share/man/man%s/%s' % (sec, os.path.basename(page)))
             self.assertTrue(os.path.isfile(dst), dst)
             self.assertEqual(stat.S_IMODE(os.stat(dst).st_mode), 0o644)
-        self.assertFalse(os.path.lexists(self.path('/usr/local/sbin/sendmail')),
+        self.assertFalse(os.path.lexists(self.path('/usr/sbin/sendmail')),
                          'sendmail only with INSTALL_SENDMAIL=yes')
         size = tree_size(self.dest)
         sys.stderr.write('\n  install size: %d bytes (%.1f MiB) for %s\n'
@@ -111,11 +111,29 @@ class Install(unittest.TestCase):
         make('install', 'DESTDIR=' + self.dest, 'INSTALL_SENDMAIL=yes', 'PREFIX=/usr')
         link = self.path('/usr/sbin/sendmail')
         self.assertTrue(os.path.islink(link))
-        self.assertEqual(os.readlink(link), 'relayguard')
+        self.assertEqual(os.readlink(link), '/usr/sbin/relayguard')
         self.assertTrue(os.path.isfile(self.path('/usr/lib/systemd/system/relayguard.service')))
         make('uninstall', 'DESTDIR=' + self.dest, 'PREFIX=/usr')
         self.assertFalse(os.path.lexists(link))
         self.assertFalse(os.path.exists(self.path('/usr/sbin/relayguard')))
+
+    def test_sendmail_goes_to_usr_sbin_and_never_replaces_another_mta(self):
+        # a /usr/local install still answers at /usr/sbin/sendmail, where cron and PHP look
+        make('install', 'DESTDIR=' + self.dest, 'INSTALL_SENDMAIL=yes')
+        link = self.path('/usr/sbin/sendmail')
+        self.assertEqual(os.readlink(link), '/usr/local/sbin/relayguard')
+        make('uninstall', 'DESTDIR=' + self.dest)
+        self.assertFalse(os.path.lexists(link))
+        # another MTA's sendmail stays, and the install says why it failed
+        with open(link, 'w') as f:
+            f.write('#!/bin/sh\n')
+        out = subprocess.run(['make', '-s', '-C', REPO, 'install', 'DESTDIR=' + self.dest,
+                              'INSTALL_SENDMAIL=yes', 'INSTALL_BIN=' + binary()],
+                             capture_output=True, text=True, timeout=300)
+        self.assertNotEqual(out.returncode, 0)
+        self.assertIn('exists and is not relayguard; not replaced', out.stderr)
+        with open(link) as f:
+            self.assertEqual(f.read(), '#!/bin/sh\n')
 
     def test_example_main_cf_is_all_comments_and_tells_the_defaults(self):
         make('install', 'DESTDIR=' + self.dest)
