@@ -8,6 +8,7 @@
 #   make bench-probe  nmap's smtp-open-relay vs relayguard probe on real MTAs (root)
 #   make bench-outbound  relaying to smtp-sink: relayguard vs Postfix, deferred queue (root)
 #   make bench-abuse  cost of the rate limits and hijack checks, in-process and via Redis
+#   make bench-metrics  what the Prometheus counters cost per message
 #   make install    binary, manual pages, /etc/relayguard/main.cf, systemd unit (PREFIX, DESTDIR)
 #   make uninstall  the same files again (queue, mail and a changed main.cf are kept)
 
@@ -95,6 +96,15 @@ build/bench-tools/dkim_bench: bench/dkim_bench.c $(call objs,$(B_NORM))
 .PHONY: bench-dkim
 bench-dkim: deps deps-test build/bench-tools/dkim_bench
 	@sh bench/dkim.sh
+
+# What the metrics cost per message (bench/metrics_bench.c).
+build/bench-tools/metrics_bench: bench/metrics_bench.c $(call objs,$(B_NORM))
+	@mkdir -p build/bench-tools
+	$(CC) $(BASE) $(WARN) $(OPT) $(PKG_CFLAGS) $< $(call objs,$(B_NORM)) -o $@ $(PKG_LIBS)
+
+.PHONY: bench-metrics
+bench-metrics: deps build/bench-tools/metrics_bench
+	@build/bench-tools/metrics_bench
 
 .PHONY: tools
 tools: $(patsubst %,build/tools/%,$(TOOLS)) $(patsubst %,build/tools-asan/%,$(TOOLS))
