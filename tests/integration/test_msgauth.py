@@ -287,6 +287,19 @@ class MsgAuth(unittest.TestCase):
         self.assertIn('dmarc=fail', ours[0])
         self.assertIn('other.example; spf=pass smtp.mailfrom=a@b.example', ar)
 
+    def test_forged_authentication_results_with_a_comment_first_removed(self):
+        # the first line holds only a comment (closed or not): our id follows on the next
+        before = self.inbox(self.lax)
+        forged = (b'Authentication-Results: (checked)\r\n ' + MX.encode() + b'; dmarc=pass header.from=paypal.example\r\n'
+                  b'Authentication-Results: (checked\r\n by us) ' + MX.encode() + b'; dkim=pass\r\n')
+        mail, rcpt, data = self.send(self.lax, message(subject='Forged results', extra=forged))
+        self.assertEqual(data[0], 250, data)
+        got = self.delivered(self.lax, before=before)
+        ar = fields(got, 'Authentication-Results')
+        self.assertEqual(len(ar), 1, ar)
+        self.assertTrue(ar[0].startswith(MX), ar)
+        self.assertIn('dmarc=fail', ar[0])
+
     # -- signing --
 
     def submit(self, msg, user='alice@example.com', password='alice-secret', rcpt='bob@example.net'):
