@@ -532,9 +532,27 @@ static void stage_verify(struct session_eod *e, void *arg)
 
 /* ---- forged Authentication-Results ---- */
 
+/* only_cfws - the text is white space and comments (an unclosed one too). */
+static bool only_cfws(const char *p, size_t n)
+{
+	size_t depth = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] == '\\' && depth > 0)
+			i++;
+		else if (p[i] == '(')
+			depth++;
+		else if (p[i] == ')' && depth > 0)
+			depth--;
+		else if (depth == 0 && p[i] != ' ' && p[i] != '\t')
+			return false;
+	}
+	return true;
+}
+
 /* drop_forged - a field that claims our authserv-id did not come from us
  * (RFC 8601 5; the OpenDMARC CVE-2020-12272 class). Only the first line is
- * seen: one with no value there is dropped too (the id may follow). */
+ * seen: one with no value there but white space and comments is dropped too
+ * (the id may follow on the next line). */
 static bool drop_forged(const char *line, size_t n, void *arg)
 {
 	(void)arg;
@@ -542,10 +560,10 @@ static bool drop_forged(const char *line, size_t n, void *arg)
 	size_t k = sizeof(name) - 1;
 	if (n < k || strncasecmp(line, name, k) != 0)
 		return false;
+	if (only_cfws(line + k, n - k))
+		return true;
 	while (k < n && (line[k] == ' ' || line[k] == '\t'))
 		k++;
-	if (k == n)
-		return true;
 	bool forged = authres_claims_id(line + k, n - k, ma.authserv_id);
 	if (forged)
 		log_ev(LOG_INFO, "authres-forged-dropped", {"authserv-id", ma.authserv_id});
