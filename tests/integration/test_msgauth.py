@@ -184,6 +184,18 @@ class MsgAuth(unittest.TestCase):
         got = self.delivered(self.mx, before=before)
         self.assertIn('dmarc=fail', fields(got, 'Authentication-Results')[0])
 
+    def test_forged_paypal_without_the_empty_line_refused(self):
+        # a line that is no field ends the header (for relayguard and for the reader's
+        # mail program) without the empty line: the forged From: must not escape DMARC
+        before = self.inbox(self.mx)
+        msg = (b'From: ceo@paypal.example\r\nTo: bob@example.net\r\nSubject: Invoice\r\n'
+               b'Please pay the attached invoice today.\r\n')
+        mail, rcpt, data = self.send(self.mx, msg)
+        self.assertEqual(data[0], 550, data)
+        self.assertIn('5.7.1', data[1])
+        time.sleep(0.3)
+        self.assertEqual(self.inbox(self.mx), before)
+
     def test_signed_from_the_listed_ip_passes(self):
         before = self.inbox(self.mx)
         mail, rcpt, data = self.send(self.mx, self.sign(message(subject='Real invoice')),
