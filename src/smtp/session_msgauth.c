@@ -198,6 +198,20 @@ static void from_field(struct ma_tx *t)
 		from_parse(t->h.f[i].value, strlen(t->h.f[i].value), &t->from);
 }
 
+/* refuse_unparsed - a header we cannot parse has no author domain DMARC can
+ * check, yet the reader's mail program still shows its From: (a line that is
+ * no field ends the header for it): refused where DMARC would be enforced. */
+static void refuse_unparsed(const struct ma_tx *t, struct session_eod *e)
+{
+	log_ev(LOG_INFO, "dmarc", {"session", e->msg->session}, {"client", e->client_ip},
+	       {"result", "permerror"}, {"action", t->enforce ? "reject" : "none"},
+	       {"reason", t->skip});
+	if (t->enforce)
+		snprintf(e->reply, sizeof(e->reply),
+			 "550 5.7.1 Message rejected: the header cannot be parsed (%s), so its "
+			 "author domain cannot be checked (DMARC)", t->skip);
+}
+
 static void stage_headers(struct session_eod *e, void *arg)
 {
 	(void)arg;
@@ -219,6 +233,7 @@ static void stage_headers(struct session_eod *e, void *arg)
 	strbuf_free(&head);
 	if (st != MSG_HDR_OK) {
 		t->skip = msg_hdr_status_text(st);
+		refuse_unparsed(t, e);
 		return;
 	}
 	t->h_ok = true;
