@@ -87,7 +87,7 @@ class MsgAuth(unittest.TestCase):
                '_dmarc.example.com': ['v=DMARC1; p=reject'],
                'permerror.example': ['v=spf1 ip4:127.0.0.50 bogus:x -all']}
         txt.update(keys)
-        cls.dns = dnslab.DnsLab(txt=txt, servfail=['broken.test'])
+        cls.dns = dnslab.DnsLab(txt=txt, servfail=['broken.test'], silent=['slow.test'])
         cls.dns.start()
         cls.passwd = os.path.join(cls.tmp, 'passwd')
         make_passwd(cls.passwd)
@@ -282,6 +282,31 @@ class MsgAuth(unittest.TestCase):
         # 127.0.0.1 is in mynetworks: permit_mynetworks comes first in the list
         mail, rcpt, data = self.send(self.strict, message(subject='From inside'), source='127.0.0.1')
         self.assertEqual(rcpt[0], 250, rcpt)
+
+    # -- the client leaves while a lookup is in flight --
+
+    def test_client_leaves_during_each_lookup(self):
+        # the SPF check at MAIL, then the DKIM key at the end of DATA, never answered
+        # (slow.test is silent): the answers come after the session ended
+        mark = self.lax.mark()
+        with Conn(self.lax.port, source=FORGER) as c:
+            self.assertEqual(c.cmd('EHLO mail.slow.test')[0], 250)
+            c.send(b'MAIL FROM:<a@slow.test>\r\n')
+        sig = (b'DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=slow.test; s=s;\r\n'
+               b' h=from:to:subject; bh=AAAA; b=AAAA\r\n')
+        with Conn(self.lax.port, source=FORGER) as c:
+            self.assertEqual(c.cmd('EHLO mail.paypal.example')[0], 250)
+            self.assertEqual(c.cmd('MAIL FROM:<ceo@paypal.example>')[0], 250)
+            self.assertEqual(c.cmd('RCPT TO:<bob@example.net>')[0], 250)
+            self.assertEqual(c.cmd('DATA')[0], 354)
+            c.send(stuffed(message(subject='Leaving', extra=sig)))
+        time.sleep(10)  # past the resolver's timeouts (3 s, 2 tries)
+        self.assertTrue(self.lax.alive(), self.lax.tail())
+        self.lax.check_sanitizers()
+        # the key lookup really was in flight (it ended in its timeout)
+        self.assertRegex(self.lax.log_since(mark), r'dkim result=temperror d=slow\.test')
+        with Conn(self.lax.port, source=FORGER) as c:
+            self.assertEqual(c.cmd('EHLO mail.paypal.example')[0], 250)
 
     # -- Authentication-Results forged by the sender --
 
