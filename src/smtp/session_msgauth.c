@@ -198,6 +198,20 @@ static void from_field(struct ma_tx *t)
 		from_parse(t->h.f[i].value, strlen(t->h.f[i].value), &t->from);
 }
 
+/* refuse_unparsed - a header we cannot parse has no author domain DMARC can
+ * check, yet the reader's mail program still shows its From: (a line that is
+ * no field ends the header for it): refused where DMARC would be enforced. */
+static void refuse_unparsed(const struct ma_tx *t, struct session_eod *e)
+{
+	log_ev(LOG_INFO, "dmarc", {"session", e->msg->session}, {"client", e->client_ip},
+	       {"result", "permerror"}, {"action", t->enforce ? "reject" : "none"},
+	       {"reason", t->skip});
+	if (t->enforce)
+		snprintf(e->reply, sizeof(e->reply),
+			 "550 5.7.1 Message rejected: the header cannot be parsed (%s), so its "
+			 "author domain cannot be checked (DMARC)", t->skip);
+}
+
 static void stage_headers(struct session_eod *e, void *arg)
 {
 	(void)arg;
@@ -219,6 +233,7 @@ static void stage_headers(struct session_eod *e, void *arg)
 	strbuf_free(&head);
 	if (st != MSG_HDR_OK) {
 		t->skip = msg_hdr_status_text(st);
+		refuse_unparsed(t, e);
 		return;
 	}
 	t->h_ok = true;
@@ -532,9 +547,27 @@ static void stage_verify(struct session_eod *e, void *arg)
 
 /* ---- forged Authentication-Results ---- */
 
+/* only_cfws - the text is white space and comments (an unclosed one too). */
+static bool only_cfws(const char *p, size_t n)
+{
+	size_t depth = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] == '\\' && depth > 0)
+			i++;
+		else if (p[i] == '(')
+			depth++;
+		else if (p[i] == ')' && depth > 0)
+			depth--;
+		else if (depth == 0 && p[i] != ' ' && p[i] != '\t')
+			return false;
+	}
+	return true;
+}
+
 /* drop_forged - a field that claims our authserv-id did not come from us
  * (RFC 8601 5; the OpenDMARC CVE-2020-12272 class). Only the first line is
- * seen: one with no value there is dropped too (the id may follow). */
+ * seen: one with no value there but white space and comments is dropped too
+ * (the id may follow on the next line). */
 static bool drop_forged(const char *line, size_t n, void *arg)
 {
 	(void)arg;
@@ -542,10 +575,10 @@ static bool drop_forged(const char *line, size_t n, void *arg)
 	size_t k = sizeof(name) - 1;
 	if (n < k || strncasecmp(line, name, k) != 0)
 		return false;
+	if (only_cfws(line + k, n - k))
+		return true;
 	while (k < n && (line[k] == ' ' || line[k] == '\t'))
 		k++;
-	if (k == n)
-		return true;
 	bool forged = authres_claims_id(line + k, n - k, ma.authserv_id);
 	if (forged)
 		log_ev(LOG_INFO, "authres-forged-dropped", {"authserv-id", ma.authserv_id});

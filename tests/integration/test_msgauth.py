@@ -87,7 +87,7 @@ class MsgAuth(unittest.TestCase):
                '_dmarc.example.com': ['v=DMARC1; p=reject'],
                'permerror.example': ['v=spf1 ip4:127.0.0.50 bogus:x -all']}
         txt.update(keys)
-        cls.dns = dnslab.DnsLab(txt=txt, servfail=['broken.test'])
+        cls.dns = dnslab.DnsLab(txt=txt, servfail=['broken.test'], silent=['slow.test'])
         cls.dns.start()
         cls.passwd = os.path.join(cls.tmp, 'passwd')
         make_passwd(cls.passwd)
@@ -184,6 +184,18 @@ class MsgAuth(unittest.TestCase):
         got = self.delivered(self.mx, before=before)
         self.assertIn('dmarc=fail', fields(got, 'Authentication-Results')[0])
 
+    def test_forged_paypal_without_the_empty_line_refused(self):
+        # a line that is no field ends the header (for relayguard and for the reader's
+        # mail program) without the empty line: the forged From: must not escape DMARC
+        before = self.inbox(self.mx)
+        msg = (b'From: ceo@paypal.example\r\nTo: bob@example.net\r\nSubject: Invoice\r\n'
+               b'Please pay the attached invoice today.\r\n')
+        mail, rcpt, data = self.send(self.mx, msg)
+        self.assertEqual(data[0], 550, data)
+        self.assertIn('5.7.1', data[1])
+        time.sleep(0.3)
+        self.assertEqual(self.inbox(self.mx), before)
+
     def test_signed_from_the_listed_ip_passes(self):
         before = self.inbox(self.mx)
         mail, rcpt, data = self.send(self.mx, self.sign(message(subject='Real invoice')),
@@ -271,6 +283,31 @@ class MsgAuth(unittest.TestCase):
         mail, rcpt, data = self.send(self.strict, message(subject='From inside'), source='127.0.0.1')
         self.assertEqual(rcpt[0], 250, rcpt)
 
+    # -- the client leaves while a lookup is in flight --
+
+    def test_client_leaves_during_each_lookup(self):
+        # the SPF check at MAIL, then the DKIM key at the end of DATA, never answered
+        # (slow.test is silent): the answers come after the session ended
+        mark = self.lax.mark()
+        with Conn(self.lax.port, source=FORGER) as c:
+            self.assertEqual(c.cmd('EHLO mail.slow.test')[0], 250)
+            c.send(b'MAIL FROM:<a@slow.test>\r\n')
+        sig = (b'DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=slow.test; s=s;\r\n'
+               b' h=from:to:subject; bh=AAAA; b=AAAA\r\n')
+        with Conn(self.lax.port, source=FORGER) as c:
+            self.assertEqual(c.cmd('EHLO mail.paypal.example')[0], 250)
+            self.assertEqual(c.cmd('MAIL FROM:<ceo@paypal.example>')[0], 250)
+            self.assertEqual(c.cmd('RCPT TO:<bob@example.net>')[0], 250)
+            self.assertEqual(c.cmd('DATA')[0], 354)
+            c.send(stuffed(message(subject='Leaving', extra=sig)))
+        time.sleep(10)  # past the resolver's timeouts (3 s, 2 tries)
+        self.assertTrue(self.lax.alive(), self.lax.tail())
+        self.lax.check_sanitizers()
+        # the key lookup really was in flight (it ended in its timeout)
+        self.assertRegex(self.lax.log_since(mark), r'dkim result=temperror d=slow\.test')
+        with Conn(self.lax.port, source=FORGER) as c:
+            self.assertEqual(c.cmd('EHLO mail.paypal.example')[0], 250)
+
     # -- Authentication-Results forged by the sender --
 
     def test_forged_authentication_results_removed_foreign_kept(self):
@@ -286,6 +323,19 @@ class MsgAuth(unittest.TestCase):
         self.assertEqual(len(ours), 1, ar)
         self.assertIn('dmarc=fail', ours[0])
         self.assertIn('other.example; spf=pass smtp.mailfrom=a@b.example', ar)
+
+    def test_forged_authentication_results_with_a_comment_first_removed(self):
+        # the first line holds only a comment (closed or not): our id follows on the next
+        before = self.inbox(self.lax)
+        forged = (b'Authentication-Results: (checked)\r\n ' + MX.encode() + b'; dmarc=pass header.from=paypal.example\r\n'
+                  b'Authentication-Results: (checked\r\n by us) ' + MX.encode() + b'; dkim=pass\r\n')
+        mail, rcpt, data = self.send(self.lax, message(subject='Forged results', extra=forged))
+        self.assertEqual(data[0], 250, data)
+        got = self.delivered(self.lax, before=before)
+        ar = fields(got, 'Authentication-Results')
+        self.assertEqual(len(ar), 1, ar)
+        self.assertTrue(ar[0].startswith(MX), ar)
+        self.assertIn('dmarc=fail', ar[0])
 
     # -- signing --
 
