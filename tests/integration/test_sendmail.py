@@ -95,6 +95,17 @@ class SendmailTest(unittest.TestCase):
             self.assertRegex(text, r'(?m)^Message-ID: <[^@>]+@mx\.relayguard\.test>')
             self.assertIn('Return-Path: <root@ourdomain.test>', text)
 
+    def test_nul_byte_is_refused_not_glued_to_the_next_line(self):
+        """A NUL byte used to end the line early and glue the next one onto it:
+        "X-A: oneBcc: bob@..." went to the To: recipient, and bob got nothing."""
+        a, b = self.count('alice'), self.count('bob')
+        r = sendmail(self.server, ['-t'], 'To: alice@ourdomain.test\nX-A: one\0\n'
+                     'Bcc: bob@ourdomain.test\nSubject: nul\n\nbody\n')
+        self.assertEqual(r.returncode, EX_DATAERR, r.stderr)
+        self.assertIn(b'NUL byte', r.stderr)
+        time.sleep(0.5)
+        self.assertEqual((self.count('alice'), self.count('bob')), (a, b))
+
     def test_lone_dot_with_i_is_delivered_intact(self):
         """-i: a line with one dot is message text, and leading dots survive."""
         before = self.count('carol')
