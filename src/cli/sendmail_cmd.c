@@ -150,14 +150,31 @@ static int parse_options(int argc, char **argv, struct sm_opts *o)
 	return 1;
 }
 
+/* read_chunk - fgets that returns the length: a NUL byte is seen, not taken
+ * for the end of the line (which would glue the next line onto this one). */
+static size_t read_chunk(FILE *in, char *buf, size_t size)
+{
+	size_t n = 0;
+	int c;
+	while (n + 1 < size && (c = getc(in)) != EOF) {
+		buf[n++] = (char)c;
+		if (c == '\n')
+			break;
+	}
+	buf[n] = '\0';
+	return n;
+}
+
 /* read_message - stdin as CRLF lines, bounded; without -i a lone "." ends it. */
 static int read_message(FILE *in, bool dot_ends, uint64_t limit, struct strbuf *out)
 {
 	char chunk[8192];
 	bool bol = true;
-	while (fgets(chunk, sizeof(chunk), in) != NULL) {
-		size_t n = strlen(chunk);
-		bool eol = n > 0 && chunk[n - 1] == '\n';
+	size_t n;
+	while ((n = read_chunk(in, chunk, sizeof(chunk))) > 0) {
+		if (memchr(chunk, '\0', n) != NULL)
+			return fail(EX_DATAERR, "the message contains a NUL byte; not sent");
+		bool eol = chunk[n - 1] == '\n';
 		if (bol && dot_ends && (strcmp(chunk, ".\n") == 0 || strcmp(chunk, ".\r\n") == 0 ||
 					strcmp(chunk, ".") == 0))
 			break;

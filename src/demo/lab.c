@@ -3,7 +3,9 @@
  *
  * Owns: see lab.h. The signal handler only records the signal and sends
  * SIGTERM to the registered children (both async-signal-safe); the demo's
- * waits notice the signal and unwind to lab_close().
+ * waits notice the signal and unwind to lab_close(). A guard process, whose
+ * process group every child joins, stops them and removes the directory when
+ * the demo ends without unwinding (SIGKILL).
  * Must not: signal anything it did not start.
  */
 #define _XOPEN_SOURCE 700
@@ -28,6 +30,7 @@
 #include <unistd.h>
 
 static volatile sig_atomic_t interrupted;
+static pid_t guard_group; /* the guard's process group, which every child joins */
 static volatile pid_t children[LAB_MAX_CHILDREN];
 static struct sigaction old_int, old_term;
 
@@ -65,6 +68,52 @@ void lab_sleep_ms(unsigned ms)
 		nanosleep(&ts, NULL); /* EINTR on a signal: return early */
 }
 
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *f);
+
+/* guard_watch - in the guard: wait for the demo to end, however it ends (the
+ * pipe's last writer gone), then stop the group and remove the directory. */
+static void guard_watch(int rd, const char *dir, bool keep)
+{
+	char c;
+	signal(SIGINT, SIG_IGN);
+	signal(SIGTERM, SIG_IGN);
+	while (read(rd, &c, 1) < 0 && errno == EINTR)
+		;
+	kill(-getpid(), SIGTERM);
+	if (!keep && access(dir, F_OK) == 0) { /* still there: the demo did not unwind */
+		sleep(5); /* the servers' own shutdown, then what is left of their files */
+		nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	}
+	_exit(0);
+}
+
+/* start_guard - the children's parent-death signal is lost when they change
+ * user (serve, dnsmasq), so a demo killed with SIGKILL would leave them
+ * running: a guard process in its own group, which the children join, stops
+ * them when the demo's end closes the pipe. */
+static void start_guard(const struct lab *l)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) != 0)
+		return;
+	fflush(NULL);
+	pid_t g = fork();
+	if (g == 0) {
+		close(p[1]);
+		setpgid(0, 0);
+		int null = open("/dev/null", O_RDWR);
+		if (null >= 0) {
+			dup2(null, 0), dup2(null, 1), dup2(null, 2);
+		}
+		guard_watch(p[0], l->dir, l->keep);
+	}
+	close(p[0]);
+	if (g > 0 && (setpgid(g, g) == 0 || errno == EACCES))
+		guard_group = g; /* p[1] stays open (close-on-exec) until we end */
+	else
+		close(p[1]);
+}
+
 bool lab_open(struct lab *l, const char *keep_dir, char *err, size_t errlen)
 {
 	memset(l, 0, sizeof(*l));
@@ -93,6 +142,7 @@ bool lab_open(struct lab *l, const char *keep_dir, char *err, size_t errlen)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, &old_int);
 	sigaction(SIGTERM, &sa, &old_term);
+	start_guard(l);
 	return true;
 }
 
@@ -137,6 +187,8 @@ bool lab_write(const struct lab *l, const char *name, const char *text)
 static void child_exec(const struct lab *l, char *const argv[], int out)
 {
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (guard_group > 0)
+		setpgid(0, guard_group);
 	signal(SIGINT, SIG_DFL);
 	signal(SIGTERM, SIG_DFL);
 	int in = open("/dev/null", O_RDONLY);

@@ -328,6 +328,25 @@ static void session_added(struct server *srv, struct session *s)
 	mev_session_open(+1);
 }
 
+/* over_client_count - count the connection for IP, or refuse it (421) beyond
+ * smtpd_client_connection_count_limit; true when refused and closed. */
+static bool over_client_count(struct server *srv, const struct rg_ip *ip, evutil_socket_t fd)
+{
+	const struct config *cfg = server_config(srv); /* reloadable: the current one */
+	unsigned limit = (unsigned)cfg->smtpd_client_connection_count_limit; /* 0: none */
+	if (ip_count_add(srv, ip, +1) <= limit || limit == 0)
+		return false;
+	char text[RG_IP_STRLEN], line[256];
+	ip_format(ip, text, sizeof(text));
+	snprintf(line, sizeof(line), "421 4.7.0 %s Error: too many connections from %s",
+		 cfg->myhostname, text);
+	log_ev(LOG_WARNING, "connection-limit", {"client", text}, {"reply", line});
+	mev_connection_refused("limit");
+	ip_count_add(srv, ip, -1);
+	session_refuse(fd, line);
+	return true;
+}
+
 /* on_accept_pickup - a local user on the pickup socket: the kernel says who it
  * is (SO_PEERCRED), and the session is authenticated as that user name. It is
  * counted as a client at 127.0.0.1 (loopback: it is this host). */
@@ -351,8 +370,11 @@ static void on_accept_pickup(struct evconnlistener *ev, evutil_socket_t fd, stru
 		mev_connection_refused("limit");
 		return;
 	}
+	/* local users together are one client (127.0.0.1): without this limit one
+	 * of them could hold every session the server has */
+	if (over_client_count(srv, &ip, fd))
+		return;
 	evutil_make_socket_nonblocking(fd);
-	ip_count_add(srv, &ip, +1);
 	struct session *s = session_start(srv, fd, (struct sockaddr *)&local, l->text, ROLE_PICKUP);
 	if (s == NULL) {
 		ip_count_add(srv, &ip, -1);
@@ -412,19 +434,8 @@ static void on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sock
 		mev_connection_refused("rate");
 		return;
 	}
-	const struct config *cfg = server_config(srv); /* reloadable: the current one */
-	unsigned limit = (unsigned)cfg->smtpd_client_connection_count_limit; /* 0: none */
-	if (ip_count_add(srv, &ip, +1) > limit && limit != 0) {
-		char text[RG_IP_STRLEN], line[256];
-		ip_format(&ip, text, sizeof(text));
-		snprintf(line, sizeof(line), "421 4.7.0 %s Error: too many connections from %s",
-			 cfg->myhostname, text);
-		log_ev(LOG_WARNING, "connection-limit", {"client", text}, {"reply", line});
-		mev_connection_refused("limit");
-		ip_count_add(srv, &ip, -1);
-		session_refuse(fd, line);
+	if (over_client_count(srv, &ip, fd))
 		return;
-	}
 	evutil_make_socket_nonblocking(fd);
 	/* replies are whole lines written at once; without this, Nagle holds a TLS
 	 * greeting behind the session tickets until the client's delayed ACK (40 ms) */

@@ -244,6 +244,43 @@ class DemoLifecycle(unittest.TestCase):
         self.assertEqual(lab_processes(lab), [])
         self.assertEqual(os.listdir(self.tmp), [])
 
+    def test_kill_9_of_the_demo_still_stops_its_servers(self):
+        """A demo killed outright (SIGKILL: no handler runs) still stops every
+        process it started and removes its directory. PR_SET_PDEATHSIG alone is
+        not enough: changing user (serve, dnsmasq) clears it."""
+        require_dnsmasq()
+        env = dict(os.environ, TMPDIR=self.tmp)
+        proc = subprocess.Popen([harness.binary(), 'demo'], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env,
+                                text=True)
+        seen = ''
+        try:
+            while 'the victim\'s MX is up' not in seen:
+                line = proc.stdout.readline()
+                self.assertTrue(line, 'the demo ended before its MX was up:\n' + seen)
+                seen += line
+            lab = re.search(r'on loopback \((\S+)\)', seen).group(1)
+            children = lab_processes(lab)
+            self.assertNotEqual(children, [])
+            proc.kill()
+            proc.wait()
+            deadline = time.time() + 15
+            while lab_processes(lab) and time.time() < deadline:
+                time.sleep(0.2)
+            left = lab_processes(lab)
+        finally:
+            for pid in lab_processes(lab) if 'lab' in dir() else []:
+                if pid in children:
+                    os.kill(pid, signal.SIGKILL)
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        self.assertEqual(left, [], 'still running after kill -9 of the demo')
+        deadline = time.time() + 20
+        while os.listdir(self.tmp) and time.time() < deadline:
+            time.sleep(0.2)
+        self.assertEqual(os.listdir(self.tmp), [], 'the lab directory is left behind')
+
 
 if __name__ == '__main__':
     unittest.main()

@@ -9,6 +9,7 @@ gives it, nothing else. Exit codes are sendmail's (sysexits.h).
 """
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -93,6 +94,17 @@ class SendmailTest(unittest.TestCase):
             self.assertRegex(text, r'(?m)^Date: \w{3}, \d\d \w{3} \d{4} ')
             self.assertRegex(text, r'(?m)^Message-ID: <[^@>]+@mx\.relayguard\.test>')
             self.assertIn('Return-Path: <root@ourdomain.test>', text)
+
+    def test_nul_byte_is_refused_not_glued_to_the_next_line(self):
+        """A NUL byte used to end the line early and glue the next one onto it:
+        "X-A: oneBcc: bob@..." went to the To: recipient, and bob got nothing."""
+        a, b = self.count('alice'), self.count('bob')
+        r = sendmail(self.server, ['-t'], 'To: alice@ourdomain.test\nX-A: one\0\n'
+                     'Bcc: bob@ourdomain.test\nSubject: nul\n\nbody\n')
+        self.assertEqual(r.returncode, EX_DATAERR, r.stderr)
+        self.assertIn(b'NUL byte', r.stderr)
+        time.sleep(0.5)
+        self.assertEqual((self.count('alice'), self.count('bob')), (a, b))
 
     def test_lone_dot_with_i_is_delivered_intact(self):
         """-i: a line with one dot is message text, and leading dots survive."""
@@ -209,6 +221,69 @@ class SendmailServerDownTest(unittest.TestCase):
                              r'\S+/pickup .*message not sent\n$')
         finally:
             server.cleanup()
+
+
+class PickupConnectionLimit(unittest.TestCase):
+    """Local users are one client for smtpd_client_connection_count_limit: one
+    of them holding many pickup connections cannot take every session the
+    server has (smtpd_connection_limit) from the network's clients."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server(overrides=dict(OVERRIDES, smtpd_client_connection_count_limit='3',
+                                           smtpd_connection_limit='8'))
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.server.stop()
+        finally:
+            cls.server.cleanup()
+
+    def greeting_from(self, source):
+        c = socket.create_connection(('127.0.0.1', self.server.port), timeout=10,
+                                     source_address=(source, 0))
+        try:
+            return c.recv(512).decode(errors='replace')
+        finally:
+            c.close()
+
+    @unprivileged
+    def test_many_pickup_connections_leave_room_for_others(self):
+        path = os.path.join(self.server.queue_dir, 'pickup')
+        rd, wr = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # nobody opens 12 connections and holds them
+            code = 1
+            try:
+                os.close(rd)
+                as_nobody()
+                held = []
+                for _ in range(12):
+                    c = socket.socket(socket.AF_UNIX)
+                    c.settimeout(10)
+                    c.connect(path)
+                    held.append((c, c.recv(512)))
+                os.write(wr, b''.join(g[:3] for _, g in held))
+                time.sleep(3)
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(wr)
+        greetings = b''
+        while len(greetings) < 36:
+            chunk = os.read(rd, 64)
+            if not chunk:
+                break
+            greetings += chunk
+        os.close(rd)
+        try:
+            self.assertEqual(greetings.count(b'220'), 3, greetings)
+            self.assertEqual(greetings.count(b'421'), 9, greetings)
+            self.assertTrue(self.greeting_from('127.0.0.2').startswith('220 '),
+                            self.server.tail())
+        finally:
+            os.waitpid(pid, 0)
 
 
 if __name__ == '__main__':
