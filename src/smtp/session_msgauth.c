@@ -468,6 +468,24 @@ static void authres(const struct ma_tx *t, const struct session_eod *e,
 		log_ev(LOG_ERROR, "bug", {"reason", "Authentication-Results not formatted"});
 }
 
+/* unsure - did a check that could have passed the message fail only for now: an
+ * SPF or DKIM temperror (a DNS failure) on a domain aligned with the author's?
+ * Then a reject would refuse mail that may be genuine (forwarded mail relies on
+ * DKIM): it is deferred instead, and the sender tries again. */
+static bool unsure(const struct ma_tx *t, const struct dmarc_verdict *dv)
+{
+	if (t->spf_known && t->spf.result == SPF_TEMPERROR &&
+	    dmarc_aligned(t->spf.domain, dv->header_from, DMARC_ALIGN_RELAXED))
+		return true;
+	for (size_t i = 0; t->v != NULL && i < dkim_verify_nresults(t->v); i++) {
+		const struct dkim_sig_result *r = dkim_verify_result(t->v, i);
+		if (r->result == DKIM_TEMPERROR &&
+		    dmarc_aligned(r->d, dv->header_from, DMARC_ALIGN_RELAXED))
+			return true;
+	}
+	return false;
+}
+
 /* dispose - what DMARC's disposition does to the message, and the log line. */
 static void dispose(const struct ma_tx *t, struct session_eod *e, const struct dmarc_verdict *dv)
 {
@@ -481,6 +499,12 @@ static void dispose(const struct ma_tx *t, struct session_eod *e, const struct d
 		snprintf(e->reply, sizeof(e->reply),
 			 "550 5.7.1 Message rejected: the From: header field does not name "
 			 "exactly one author domain (DMARC)");
+	} else if (dv->disposition == DMARC_DISP_REJECT && t->enforce && unsure(t, dv)) {
+		action = "defer (a DNS lookup failed)";
+		snprintf(e->reply, sizeof(e->reply),
+			 "451 4.7.5 Message deferred: the DMARC policy of %s says p=reject and a "
+			 "DNS lookup that could have passed it failed; try again later",
+			 dv->header_from);
 	} else if (dv->disposition == DMARC_DISP_REJECT && t->enforce) {
 		action = "reject";
 		snprintf(e->reply, sizeof(e->reply),

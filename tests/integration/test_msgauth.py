@@ -85,9 +85,12 @@ class MsgAuth(unittest.TestCase):
                '_dmarc.quarantine.example': ['v=DMARC1; p=quarantine'],
                'example.com': ['v=spf1 ip4:127.0.0.1 -all'],
                '_dmarc.example.com': ['v=DMARC1; p=reject'],
-               'permerror.example': ['v=spf1 ip4:127.0.0.50 bogus:x -all']}
+               'permerror.example': ['v=spf1 ip4:127.0.0.50 bogus:x -all'],
+               'tempkey.example': ['v=spf1 ip4:127.0.0.50 -all'],
+               '_dmarc.tempkey.example': ['v=DMARC1; p=reject']}
         txt.update(keys)
-        cls.dns = dnslab.DnsLab(txt=txt, servfail=['broken.test'], silent=['slow.test'])
+        cls.dns = dnslab.DnsLab(txt=txt, servfail=['broken.test', '_domainkey.tempkey.example'],
+                                silent=['slow.test'])
         cls.dns.start()
         cls.passwd = os.path.join(cls.tmp, 'passwd')
         make_passwd(cls.passwd)
@@ -119,9 +122,9 @@ class MsgAuth(unittest.TestCase):
     def key(cls, domain, sel):
         return os.path.join(cls.tmp, '%s.%s.pem' % (domain, sel))
 
-    def sign(self, msg, domain='paypal.example', sel='pp'):
+    def sign(self, msg, domain='paypal.example', sel='pp', key=None):
         r = subprocess.run([harness.binary(), 'dkim', 'sign', '--domain', domain, '--selector', sel,
-                            '--key', self.key(domain, sel)], input=msg, capture_output=True)
+                            '--key', key or self.key(domain, sel)], input=msg, capture_output=True)
         self.assertEqual(r.returncode, 0, r.stderr)
         return r.stdout
 
@@ -246,6 +249,24 @@ class MsgAuth(unittest.TestCase):
         self.assertGreater(len(got[0]), 200 * 1024)
         self.assertIn('dmarc=fail', fields(got[0], 'Authentication-Results')[0])
         self.assertTrue(got[0].rstrip().endswith(b'junk line 003499 ' + b'-' * 48))
+
+    def test_a_dns_failure_on_an_aligned_signature_defers_not_rejects(self):
+        # p=reject, SPF fails, but the DKIM key of the From: domain cannot be looked up
+        # now: the signature might pass later (mail forwarded through another host
+        # relies on it), so the message is deferred, never bounced
+        msg = self.sign(b'From: ceo@tempkey.example\r\nTo: bob@example.net\r\n'
+                        b'Subject: forwarded\r\n\r\nhello\r\n', domain='tempkey.example',
+                        key=self.key('paypal.example', 'pp'))
+        _, _, end = self.send(self.mx, msg, sender='ceo@tempkey.example')
+        self.assertEqual(end[0], 451, end)
+        self.assertIn('4.7.5', end[1])
+        self.assertIsNotNone(self.mx.wait_log(r'dmarc .*from=tempkey\.example .*'
+                                              r'action="defer \(a DNS lookup failed\)"'))
+        # unsigned, the same forgery is refused outright: nothing could have passed it
+        _, _, end = self.send(self.mx, b'From: ceo@tempkey.example\r\nTo: bob@example.net\r\n'
+                                       b'Subject: forged\r\n\r\nhello\r\n',
+                              sender='ceo@tempkey.example')
+        self.assertEqual(end[0], 550, end)
 
     def test_enforce_no_only_records(self):
         before = self.inbox(self.lax)
