@@ -347,6 +347,25 @@ static bool over_client_count(struct server *srv, const struct rg_ip *ip, evutil
 	return true;
 }
 
+
+/* admit - what every new connection goes through first (OK: its peer could be
+ * read): counted, and refused at once while stopping or over the server's
+ * connection limit. False: it was closed. */
+static bool admit(struct server *srv, bool ok, const struct rg_ip *ip, evutil_socket_t fd)
+{
+	if (srv->stopping || !ok) {
+		mev_connection_refused("shutdown");
+		evutil_closesocket(fd);
+		return false;
+	}
+	mev_connection();
+	if (over_connection_limit(srv, ip, fd)) {
+		mev_connection_refused("limit");
+		return false;
+	}
+	return true;
+}
+
 /* on_accept_pickup - a local user on the pickup socket: the kernel says who it
  * is (SO_PEERCRED), and the session is authenticated as that user name. It is
  * counted as a client at 127.0.0.1 (loopback: it is this host). */
@@ -360,16 +379,8 @@ static void on_accept_pickup(struct evconnlistener *ev, evutil_socket_t fd, stru
 	struct rg_ip ip;
 	(void)ev, (void)sa, (void)socklen;
 	ip_from_sockaddr((struct sockaddr *)&local, &ip);
-	if (srv->stopping || !pickup_peer(fd, &peer)) {
-		mev_connection_refused("shutdown");
-		evutil_closesocket(fd);
+	if (!admit(srv, pickup_peer(fd, &peer), &ip, fd))
 		return;
-	}
-	mev_connection();
-	if (over_connection_limit(srv, &ip, fd)) {
-		mev_connection_refused("limit");
-		return;
-	}
 	/* local users together are one client (127.0.0.1): without this limit one
 	 * of them could hold every session the server has */
 	if (over_client_count(srv, &ip, fd))
@@ -416,16 +427,8 @@ static void on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sock
 	struct rg_ip ip;
 	(void)ev;
 	(void)socklen;
-	if (srv->stopping || !ip_from_sockaddr(sa, &ip)) {
-		mev_connection_refused("shutdown");
-		evutil_closesocket(fd);
+	if (!admit(srv, ip_from_sockaddr(sa, &ip), &ip, fd))
 		return;
-	}
-	mev_connection();
-	if (over_connection_limit(srv, &ip, fd)) {
-		mev_connection_refused("limit");
-		return;
-	}
 	if (locked_out(srv, &ip, fd)) {
 		mev_connection_refused("lockout");
 		return;
