@@ -624,3 +624,50 @@ bool authres_claims_id(const char *value, size_t len, const char *authserv_id)
 	}
 	return false;
 }
+
+/* only_cfws - the text is white space and comments (an unclosed one too). */
+static bool only_cfws(const char *p, size_t n)
+{
+	size_t depth = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] == '\\' && depth > 0)
+			i++;
+		else if (p[i] == '(')
+			depth++;
+		else if (p[i] == ')' && depth > 0)
+			depth--;
+		else if (depth == 0 && p[i] != ' ' && p[i] != '\t')
+			return false;
+	}
+	return true;
+}
+
+/* unfold - the value without its line breaks (RFC 5322 2.2.3): a CRLF in a
+ * held field is always followed by white space, so removing CR and LF is
+ * unfolding; a stray CR or LF goes too (the session refuses those anyway). */
+static size_t unfold(const char *p, size_t n, char *out)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != '\r' && p[i] != '\n')
+			out[k++] = p[i];
+	return k;
+}
+
+bool authres_field_forged(const char *field, size_t n, bool whole, const char *authserv_id)
+{
+	static const char name[] = "Authentication-Results:";
+	size_t k = sizeof(name) - 1;
+	if (n < k || rg_strncasecmp(field, name, k) != 0)
+		return false;
+	if (!whole || n - k > AUTHRES_INPUT_MAX)
+		return true; /* the claim may be in what we did not see */
+	char value[AUTHRES_INPUT_MAX];
+	size_t len = unfold(field + k, n - k, value);
+	if (only_cfws(value, len))
+		return true; /* nothing but a comment: a reader may take what follows as ours */
+	size_t lead = 0;
+	while (lead < len && (value[lead] == ' ' || value[lead] == '\t'))
+		lead++;
+	return authres_claims_id(value + lead, len - lead, authserv_id);
+}

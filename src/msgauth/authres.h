@@ -103,4 +103,13 @@ bool authres_parse(const char *value, size_t len, unsigned flags, struct authres
  * CVE. */
 bool authres_claims_id(const char *value, size_t len, const char *authserv_id);
 
+/* authres_field_forged - is the header field field[0..n) (name, value and
+ * continuation lines as received, CRLF between them) an
+ * Authentication-Results field to remove because it claims authserv_id? It
+ * is judged unfolded, so the claim may be on any line. Also true when it
+ * could be ours and we cannot tell: WHOLE false (only its beginning was
+ * held), a value of only comments and white space, or a value longer than
+ * AUTHRES_INPUT_MAX. Any other field: false. */
+bool authres_field_forged(const char *field, size_t n, bool whole, const char *authserv_id);
+
 #endif

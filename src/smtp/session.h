@@ -71,10 +71,16 @@ void session_spool_held(struct session *s);
  *    A stage reads the message (struct session_eod) and may refuse it (reply),
  *    add header lines on top (prepend) or ask for the Junk folder (junk).
  *
- * 3. Header filter, on the loop, for each header field as it arrives (its
- *    first line): true drops the field with its continuation lines before
- *    it is stored (forged Authentication-Results with our authserv-id).
+ * 3. Header filter, on the loop, once per header field, on the whole field
+ *    (name, value and continuation lines, CRLF between them, no final CRLF):
+ *    the session holds each field until the next one starts or the header
+ *    ends, so a claim on a continuation line is seen (forged
+ *    Authentication-Results with our authserv-id). True drops the field
+ *    before it is stored. A field longer than SESSION_FIELD_HOLD is judged on
+ *    its first SESSION_FIELD_HOLD octets with whole = false (then the filter
+ *    should drop whatever could be a forgery); its rest follows the verdict.
  */
+#define SESSION_FIELD_HOLD 8192
 struct session_wait {
 	void (*cancel)(void *arg, bool timed_out);
 	void *arg;
@@ -124,7 +130,8 @@ struct session_stage {
 };
 /* The loop step of a stage is done: the next stage runs. */
 void session_eod_resume(struct session_eod *e);
-typedef bool (*session_header_drop_fn)(const char *line, size_t n, void *arg);
+typedef bool (*session_header_drop_fn)(const struct session *s, const char *field, size_t n,
+				       bool whole, void *arg);
 
 struct session_hooks {
 	session_mail_check_fn mail_check;

@@ -40,6 +40,7 @@ static void commit_done(void *arg, bool ok, const char *err);
 static void submit_commit(struct session *s, bool from_callback);
 static void data_ready(struct session *s, bool from_callback);
 static void data_finished(struct session *s);
+static void field_judge(struct session *s, bool whole);
 
 /* noop_stage - the default end-of-data stage: keeps the stage path exercised
  * until message authentication registers its own (session_hooks_set). */
@@ -97,6 +98,7 @@ void session_tx_free(struct session *s)
 	}
 	if (s->tx->hook_data_free != NULL)
 		s->tx->hook_data_free(s->tx->hook_data);
+	strbuf_free(&s->tx->field_hold);
 	queue_msg_free(s->tx->msg);
 	free(s->tx);
 	s->tx = NULL;
@@ -198,6 +200,8 @@ static void end_of_data(struct session *s)
 {
 	struct transaction *tx = s->tx;
 	tx->eod_at = rg_monotonic();
+	if (!tx->too_big && !tx->bare_eol && !tx->no_memory)
+		field_judge(s, true); /* a header without the empty line ends here */
 	if (tx->bare_eol || tx->too_big || tx->hops > s->cfg->hopcount_limit || tx->no_memory)
 		mev_message(false, 0, 0);
 	if (tx->bare_eol) {
@@ -465,6 +469,46 @@ static bool field_start(const char *p, size_t n)
 
 enum header_verdict { H_KEEP, H_DROP, H_END_LINE };
 
+static void store(struct session *s, const char *p, size_t n, bool complete);
+
+/* field_judge - the header filter's verdict on the held field (WHOLE: all of
+ * it is held); a kept field goes into the message, in order. */
+static void field_judge(struct session *s, bool whole)
+{
+	struct transaction *tx = s->tx;
+	if (!tx->holding)
+		return;
+	tx->holding = false;
+	struct strbuf *h = &tx->field_hold;
+	size_t n = h->len;
+	if (n >= 2 && h->data[n - 2] == '\r' && h->data[n - 1] == '\n')
+		n -= 2; /* the filter sees the field without its final CRLF */
+	tx->field_drop = hooks->header_drop(s, h->data ? h->data : "", n, whole, hooks->header_arg);
+	if (!tx->field_drop && h->len > 0)
+		store(s, h->data, h->len, false);
+	h->len = 0;
+	if (h->data != NULL)
+		h->data[0] = '\0';
+}
+
+/* field_hold - keep a piece of the current field for the filter. Past
+ * SESSION_FIELD_HOLD the field is judged on what is held (bounded memory) and
+ * the rest follows the verdict directly. */
+static void field_hold(struct session *s, const char *p, size_t n, bool complete)
+{
+	struct transaction *tx = s->tx;
+	size_t add = n + (complete ? 2 : 0);
+	if (tx->field_hold.len + add > SESSION_FIELD_HOLD) {
+		field_judge(s, false);
+		if (!tx->field_drop)
+			store(s, p, n, complete);
+		return;
+	}
+	strbuf_append(&tx->field_hold, p, n);
+	if (complete)
+		strbuf_append(&tx->field_hold, "\r\n", 2);
+}
+
 /* header_line - follow the header: count Received: fields (hopcount_limit) and,
  * like Postfix, discard what a field has beyond header_size_limit. H_END_LINE:
  * drop this piece, but end the part of its line already kept with CRLF. */
@@ -475,14 +519,15 @@ static enum header_verdict header_line(struct session *s, const char *p, size_t 
 	if (tx->in_body)
 		return H_KEEP;
 	if (at_start && !(n > 0 && (p[0] == ' ' || p[0] == '\t'))) {
+		field_judge(s, true); /* the previous field is complete */
 		if (!field_start(p, n)) { /* the empty line, or text that is no header */
 			tx->in_body = true;
 			return H_KEEP;
 		}
 		tx->field_len = 0;
 		tx->field_cut = false;
-		tx->field_drop = hooks->header_drop != NULL &&
-				 hooks->header_drop(p, n, hooks->header_arg);
+		tx->field_drop = false;
+		tx->holding = hooks->header_drop != NULL;
 		if (n >= 9 && rg_strncasecmp(p, "Received:", 9) == 0)
 			tx->hops++;
 	}
@@ -565,10 +610,16 @@ static void data_line(struct session *s, const char *p, size_t n, bool complete)
 		return; /* keep reading to the end, store nothing more */
 	switch (header_line(s, p, n, complete, at_start)) {
 	case H_KEEP:
-		store(s, p, n, complete);
+		if (tx->holding)
+			field_hold(s, p, n, complete);
+		else
+			store(s, p, n, complete);
 		break;
 	case H_END_LINE:
-		store(s, "", 0, true);
+		if (tx->holding)
+			field_hold(s, "", 0, true);
+		else
+			store(s, "", 0, true);
 		break;
 	case H_DROP:
 		break;

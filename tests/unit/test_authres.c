@@ -246,6 +246,62 @@ static void claim_row(const struct claim_row *r)
 	CHECK_AT(r->line, got == r->claims, "claims %d", got);
 }
 
+/* ---- whole fields as the session holds them (name and continuation lines) ---- */
+
+struct forged_row {
+	int line;
+	const char *field;
+	bool whole;
+	bool forged;
+};
+
+#define F(f, w, x) {__LINE__, f, w, x}
+#define AR "Authentication-Results:"
+
+static const struct forged_row forgeds[] = {
+	F(AR " mx.relayguard.test; spf=pass", true, true),
+	/* the claim on a continuation line: the first line alone says nothing */
+	F(AR " spf=pass smtp.mailfrom=a@b.example;\r\n mx.relayguard.test; dkim=pass", true, true),
+	F(AR "\r\n mx.relayguard.test; dkim=pass", true, true),
+	F(AR "\r\n\t(checked)\r\n mx.relayguard.test; dkim=pass", true, true),
+	F(AR " (x)\r\n MX.RelayGuard.TEST.; dkim=pass", true, true),
+	F(AR " dkim=pass header.d=paypal.example;\r\n\tspf=pass;\r\n\tmx.relayguard.test", true,
+	  true),
+	F("authentication-results: (x) mx.relayguard.test; dkim=pass", true, true),
+	F(AR " (an unclosed\r\n comment mx.relayguard.test; dkim=pass", true, true),
+	F(AR, true, true),
+	/* held only in part: it could be ours */
+	F(AR " other.example; spf=pass", false, true),
+	/* not ours */
+	F(AR " other.example;\r\n spf=pass smtp.mailfrom=a@mx.relayguard.test", true, false),
+	F(AR " other.example; spf=pass\r\n (mx.relayguard.test)", true, false),
+	F(AR " other.example; spf=pass", true, false),
+	/* other fields are not judged here: ours goes on top of Received-SPF, and
+	 * ARC sets are another host's sealed chain */
+	F("Received-SPF: pass (mx.relayguard.test: 127.0.0.1 is allowed)", true, false),
+	F("ARC-Authentication-Results: i=1; mx.relayguard.test; dkim=pass", true, false),
+	F("X-Authentication-Results: mx.relayguard.test; dkim=pass", false, false),
+	F("Subject: Authentication-Results: mx.relayguard.test", true, false),
+};
+
+static void forged_row(const struct forged_row *r)
+{
+	bool got = authres_field_forged(r->field, strlen(r->field), r->whole, ID);
+	CHECK_AT(r->line, got == r->forged, "forged %d", got);
+}
+
+/* too_long - a value past AUTHRES_INPUT_MAX cannot be read whole: dropped. */
+static void too_long(void)
+{
+	struct strbuf b;
+	strbuf_init(&b);
+	strbuf_puts(&b, AR " other.example; spf=pass");
+	while (b.len <= AUTHRES_INPUT_MAX + 30)
+		strbuf_puts(&b, "\r\n (padding padding padding)");
+	CHECK(authres_field_forged(b.data, b.len, true, ID), "an over-long field is dropped");
+	strbuf_free(&b);
+}
+
 int main(void)
 {
 	for (size_t i = 0; i < RG_ARRAY_LEN(fmts); i++)
@@ -256,5 +312,8 @@ int main(void)
 	many();
 	for (size_t i = 0; i < RG_ARRAY_LEN(claims); i++)
 		claim_row(&claims[i]);
+	for (size_t i = 0; i < RG_ARRAY_LEN(forgeds); i++)
+		forged_row(&forgeds[i]);
+	too_long();
 	return check_summary("test_authres");
 }
