@@ -107,6 +107,7 @@ struct config {
 	/* message authentication (issue 9): SPF, DKIM, DMARC in serve */
 	bool smtpd_message_authentication, smtpd_dmarc_enforce;
 	char *dkim_signing_table;   /* "": no signing */
+	bool dkim_sign_any_from_domain; /* yes: a login's mail is signed for any From: domain */
 	/* TLS (RFC 3207, RFC 8314) */
 	enum tls_level smtpd_tls_security_level, submission_tls_security_level;
 	char *smtpd_tls_cert_file, *smtpd_tls_key_file; /* "": self-signed in data_directory */

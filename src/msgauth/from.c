@@ -28,6 +28,7 @@ struct lexer {
 	struct from_result *r;
 	bool failed;
 	size_t nodomain;
+	struct tok local; /* the local part before '@' when it is one word, else T_END */
 };
 
 /* fail - record the first syntax problem; later ones add nothing. */
@@ -194,7 +195,10 @@ static void add_domain(struct lexer *lx, const char *s, size_t len)
 	for (size_t i = 0; i < len; i++)
 		d[i] = (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] | 0x20) : s[i];
 	d[len] = '\0';
-	r->mailboxes++;
+	if (r->mailboxes++ == 0 && lx->local.type != T_END && lx->local.len <= FROM_LOCAL_MAX) {
+		memcpy(r->local, lx->local.s, lx->local.len);
+		r->local[lx->local.len] = '\0';
+	}
 	size_t kept = r->ndomains < FROM_DOMAINS_MAX ? r->ndomains : FROM_DOMAINS_MAX;
 	for (size_t i = 0; i < kept; i++)
 		if (strcmp(r->domain[i], d) == 0)
@@ -258,7 +262,7 @@ static bool skip_local_part(struct lexer *lx)
 		if (t.type != T_ATOM && t.type != T_QSTR)
 			return words > 0;
 		lex_next(lx);
-		words++;
+		lx->local = words++ == 0 ? t : (struct tok){T_END, NULL, 0, 0};
 	}
 }
 
@@ -314,7 +318,7 @@ static void parse_address(struct lexer *lx, bool in_group)
 	struct tok t;
 	while ((t = lex_peek(lx)).type == T_ATOM || t.type == T_QSTR) {
 		lex_next(lx);
-		words++;
+		lx->local = words++ == 0 ? t : (struct tok){T_END, NULL, 0, 0};
 	}
 	if (t.type == T_ERROR)
 		return;
@@ -375,7 +379,7 @@ static enum from_status classify(const struct lexer *lx)
 enum from_status from_parse(const char *value, size_t len, struct from_result *r)
 {
 	memset(r, 0, sizeof(*r));
-	struct lexer lx = {value, value + len, r, false, 0};
+	struct lexer lx = {value, value + len, r, false, 0, {T_END, NULL, 0, 0}};
 	if (len > FROM_VALUE_MAX)
 		fail(&lx, "From: field too long");
 	else

@@ -22,6 +22,7 @@
 #define FROM_DOMAIN_MAX 253   /* a DNS name, without a trailing dot */
 #define FROM_DOMAINS_MAX 8    /* distinct domains kept (more are counted) */
 #define FROM_COMMENT_DEPTH 16 /* nested comments deeper than this: syntax */
+#define FROM_LOCAL_MAX 130    /* a local part as written (64 octets, quoted) */
 
 enum from_status {
 	FROM_OK,               /* one or more mailboxes, all in one domain */
@@ -40,6 +41,11 @@ struct from_result {
 	 * the author domain when status == FROM_OK */
 	char domain[FROM_DOMAINS_MAX][FROM_DOMAIN_MAX + 1];
 	char detail[96];   /* what was wrong, for the log */
+	/* the first mailbox's local part as written (one dot-atom or one quoted
+	 * string); "" when it was several words (obsolete syntax) or longer than
+	 * FROM_LOCAL_MAX: with domain[0], who the author is (DKIM signing asks
+	 * whether the login owns that address) */
+	char local[FROM_LOCAL_MAX + 1];
 };
 
 /* from_parse - classify the From: field value value[0..len) (unfolded or

@@ -48,6 +48,10 @@ static const char *const applies[] = {
 	"smtpd_min_data_rate", "hopcount_limit", "header_size_limit",
 	"smtpd_tls_security_level", "submission_tls_security_level", "smtpd_tls_auth_only",
 	"smtpd_sasl_authenticated_header", "smtpd_sasl_failure_delay", "relay_selftest",
+	/* message authentication: each session reads the switches; the signing
+	 * table is swapped by server.c (session_msgauth_apply) */
+	"smtpd_message_authentication", "smtpd_dmarc_enforce", "dkim_signing_table",
+	"dkim_sign_any_from_domain",
 };
 
 bool reload_applies(const char *name)

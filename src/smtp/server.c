@@ -866,6 +866,7 @@ struct reload_job {
 	struct config *cfg;         /* NULL: refused, see errors */
 	char *errors;               /* "file:line: message" lines */
 	int selftest_rc;
+	struct msgauth_signing *signing; /* a changed dkim_signing_table, loaded */
 };
 
 void server_set_selftest(struct server *srv, int (*selftest)(const struct config *cfg))
@@ -879,6 +880,15 @@ static void reload_work(void *arg)
 	j->cfg = config_load(j->file, &j->errors);
 	if (j->cfg != NULL && j->srv->selftest != NULL)
 		j->selftest_rc = j->srv->selftest(j->cfg);
+	char err[512];
+	if (j->cfg != NULL && j->selftest_rc == 0 &&
+	    !session_msgauth_prepare(j->cfg, &j->signing, err, sizeof(err))) {
+		/* a broken signing table refuses the reload like a broken line */
+		config_free(j->cfg);
+		j->cfg = NULL;
+		free(j->errors);
+		j->errors = xstrdup(err);
+	}
 }
 
 /* refuse_reload - every error as "reload refused: file:line: ..."; the old one stays. */
@@ -927,6 +937,8 @@ static void apply_reload(struct reload_job *j)
 		log_ev(LOG_WARNING, "reload-needs-restart", {"param", names[i]},
 		       {"action", "changed in the file; the running value stays until a restart"});
 	keep_running(srv, j->cfg);
+	session_msgauth_apply(j->signing);
+	j->signing = NULL;
 	confset_install(srv->configs, j->cfg);
 	j->cfg = NULL;
 	const char *file = j->file ? j->file : "(embedded default)";
@@ -948,6 +960,7 @@ static void reload_done(void *arg)
 	else
 		apply_reload(j);
 	config_free(j->cfg);
+	session_msgauth_discard(j->signing);
 	free(j->errors);
 	free(j->file);
 	free(j);

@@ -18,6 +18,8 @@
 #include "smtp/session_msgauth.h"
 #include "smtp/session_priv.h"
 #include "smtp/msgauth_text.h"
+#include "smtp/server.h"
+#include "address/address.h"
 #include "dns/dns.h"
 #include "msgauth/authres.h"
 #include "msgauth/dkim.h"
@@ -26,10 +28,13 @@
 #include "msgauth/header.h"
 #include "msgauth/spf.h"
 #include "msgauth/spf_dns.h"
+#include "policy/policy.h"
 #include "util/log.h"
 #include "util/util.h"
 
 #include <openssl/evp.h>
+
+#include <sys/stat.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,10 +45,21 @@
 #define MA_SPF_TIMEOUT_MS 20000 /* MAIL waits at most this long for SPF */
 #define MA_MAX_SIGN 2           /* RSA + Ed25519 */
 
-/* What the hooks share: set once on the loop at start-up. */
+/* A signing table and the transactions that use it: a reload puts a new one
+ * in place, and the old one is freed when its last transaction ends. The
+ * count is touched on the loop only (MAIL and the end of a transaction). */
+struct msgauth_signing {
+	struct dkim_signing_table *table; /* NULL: no dkim_signing_table */
+	char *path;                       /* the dkim_signing_table value */
+	struct stat st;                   /* the table file as it was loaded */
+	size_t refs;
+};
+
+/* What the hooks share: set on the loop at start-up (the table also by a
+ * reload, session_msgauth_apply). */
 static struct {
 	struct dns *dns;
-	struct dkim_signing_table *signing;
+	struct msgauth_signing *signing;
 	char authserv_id[256];
 	bool active;
 } ma;
@@ -56,7 +72,11 @@ struct ma_key {
 
 struct ma_tx {
 	struct session *s;
+	const struct config *cfg;          /* the session's (it outlives the transaction) */
+	const struct addr_domains *domains; /* ours, for smtpd_sender_login_maps */
+	struct msgauth_signing *signing;   /* held until the transaction ends */
 	bool authenticated, trusted, enforce;
+	bool pickup, pickup_any;           /* a local user on the pickup socket; root */
 	char myhostname[256];
 	/* SPF, at MAIL */
 	struct spf_check *spf_check;
@@ -78,11 +98,66 @@ struct ma_tx {
 	const char *skip; /* why the checks at the end of data did not run */
 };
 
+/* ---- the signing table ---- */
+
+static void signing_unref(struct msgauth_signing *g)
+{
+	if (g == NULL || --g->refs > 0)
+		return;
+	dkim_signing_table_free(g->table);
+	free(g->path);
+	free(g);
+}
+
+static struct msgauth_signing *signing_ref(struct msgauth_signing *g)
+{
+	if (g != NULL)
+		g->refs++;
+	return g;
+}
+
+/* signing_load - the table at path (keys included), or one without keys for
+ * an empty path. NULL with err ("file:line: ...") when a line is broken. */
+static struct msgauth_signing *signing_load(const char *path, char *err, size_t errlen)
+{
+	struct msgauth_signing *g = xcalloc(1, sizeof(*g));
+	g->path = xstrdup(path);
+	g->refs = 1;
+	if (path[0] == '\0')
+		return g;
+	/* stat first: a change after it is seen by the next reload */
+	if (stat(path, &g->st) != 0)
+		memset(&g->st, 0, sizeof(g->st));
+	g->table = dkim_signing_table_load(path, err, errlen);
+	if (g->table == NULL) {
+		signing_unref(g);
+		return NULL;
+	}
+	return g;
+}
+
+/* signing_changed - does path name another table than the running one, or
+ * has its file changed (inode, size, modification time) since it was read? */
+static bool signing_changed(const struct msgauth_signing *run, const char *path)
+{
+	if (run == NULL || strcmp(run->path, path) != 0)
+		return true;
+	struct stat st;
+	if (path[0] == '\0')
+		return false;
+	if (stat(path, &st) != 0)
+		return true; /* gone: loading it says why */
+	return st.st_dev != run->st.st_dev || st.st_ino != run->st.st_ino ||
+	       st.st_size != run->st.st_size || st.st_mtim.tv_sec != run->st.st_mtim.tv_sec ||
+	       st.st_mtim.tv_nsec != run->st.st_mtim.tv_nsec;
+}
+
 /* ---- the transaction's data ---- */
 
 static void ma_tx_free(void *data)
 {
 	struct ma_tx *t = data;
+	signing_unref(t->signing);
 	if (t->spf_check != NULL)
 		spf_check_cancel(t->spf_check);
 	for (size_t i = 0; i < t->nkeys; i++)
@@ -167,6 +242,11 @@ static bool mail_check(struct session *s, const struct session_mail_facts *f,
 		return false;
 	struct ma_tx *t = xcalloc(1, sizeof(*t));
 	t->s = s;
+	t->cfg = s->cfg;
+	t->domains = server_domains(s->srv);
+	t->signing = signing_ref(ma.signing);
+	t->pickup = s->client.pickup;
+	t->pickup_any = s->client.pickup_any_sender;
 	t->authenticated = f->authenticated;
 	t->trusted = f->authenticated || config_in_mynetworks(s->cfg, f->ip);
 	t->enforce = !t->trusted && s->cfg->smtpd_dmarc_enforce;
@@ -368,23 +448,93 @@ static void feed(void *arg, const char *p, size_t n)
 		dkim_sign_body(b->sign[i], p, n);
 }
 
-/* signing_domain - From:'s domain, else the envelope sender's. */
-static const char *signing_domain(const struct ma_tx *t, const struct session_eod *e)
+/* signing_author - the address whose domain is signed: From:'s (its local
+ * part when it names one mailbox), else the envelope sender's. The domain, or
+ * NULL; local is "" when unknown. */
+static const char *signing_author(const struct ma_tx *t, const struct session_eod *e,
+				  char *local, size_t size)
 {
-	if (t->from.status == FROM_OK && t->from_fields == 1)
+	local[0] = '\0';
+	if (t->from.status == FROM_OK && t->from_fields == 1) {
+		if (t->from.mailboxes == 1)
+			rg_strlcpy(local, t->from.local, size);
 		return t->from.domain[0];
+	}
 	const char *at = strrchr(e->msg->sender, '@');
-	return at != NULL ? at + 1 : NULL;
+	if (at == NULL)
+		return NULL;
+	size_t n = (size_t)(at - e->msg->sender);
+	if (n < size) {
+		memcpy(local, e->msg->sender, n);
+		local[n] = '\0';
+	}
+	return at + 1;
 }
 
-/* start_signing - a signer per key of the sender's domain (trusted clients). */
+/* login_domain - the domain a login is named in (alice@a.example: a.example);
+ * a local user's on the pickup socket is myorigin, as sendmail gives it
+ * user@myorigin; a bare SASL login has none. */
+static const char *login_domain(const struct ma_tx *t, const char *login)
+{
+	const char *at = strrchr(login, '@');
+	if (at != NULL && at[1] != '\0')
+		return at + 1;
+	return t->pickup ? t->cfg->myorigin : NULL;
+}
+
+/* login_owns - does LOGIN own the author local@domain: its own domain, or an
+ * address smtpd_sender_login_maps gives it (the rule of
+ * reject_sender_login_mismatch, policy_login_owns, on the resolved address)? */
+static bool login_owns(const struct ma_tx *t, const char *login, const char *local,
+		       const char *domain)
+{
+	const char *own = login_domain(t, login);
+	if (own != NULL && rg_strcasecmp(own, domain) == 0)
+		return true;
+	char path[ADDR_PATH_MAX + 8], err[128];
+	if (local[0] == '\0' ||
+	    (size_t)snprintf(path, sizeof(path), "<%s@%s>", local, domain) >= sizeof(path))
+		return false;
+	struct address a;
+	const char *params = NULL;
+	if (address_parse(path, &a, &params, err, sizeof(err)) != ADDR_OK || params[0] != '\0')
+		return false;
+	struct addr_resolution r;
+	address_resolve(&a, t->domains, &r);
+	return !r.routed && rg_strcasecmp(r.domain, domain) == 0 &&
+	       policy_login_owns(t->cfg, login, r.local, r.domain, r.cls == ADDR_CLASS_LOCAL);
+}
+
+/* may_sign - may this client have mail signed for the author's domain? A
+ * mynetworks host may for any (a trusted host, like rspamd's sign_networks);
+ * a login (SASL, or a local user on the pickup socket) only for a domain it
+ * owns, as rspamd does unless allow_username_mismatch: on a host of several
+ * domains a user of a.example must not get b.example's signature. root on the
+ * pickup socket may use any sender, so any domain. */
+static bool may_sign(const struct ma_tx *t, const struct session_eod *e, const char *local,
+		     const char *domain)
+{
+	if (!t->authenticated || t->pickup_any || t->cfg->dkim_sign_any_from_domain)
+		return true;
+	if (e->login != NULL && login_owns(t, e->login, local, domain))
+		return true;
+	log_ev(LOG_INFO, "dkim-not-signed", {"session", e->msg->session}, {"id", e->msg->id},
+	       {"login", e->login != NULL ? e->login : ""}, {"domain", domain},
+	       {"reason", "the login does not own the From: domain"});
+	return false;
+}
+
+/* start_signing - a signer per key of the author's domain (trusted clients). */
 static void start_signing(struct ma_tx *t, struct session_eod *e, struct body_sinks *b)
 {
-	const char *domain = signing_domain(t, e);
-	if (!t->trusted || ma.signing == NULL || domain == NULL)
+	char local[FROM_LOCAL_MAX + 1];
+	const char *domain = signing_author(t, e, local, sizeof(local));
+	if (!t->trusted || t->signing == NULL || t->signing->table == NULL || domain == NULL)
 		return;
 	const struct dkim_signing_entry *ent[MA_MAX_SIGN];
-	size_t n = dkim_signing_table_find(ma.signing, domain, ent, MA_MAX_SIGN);
+	size_t n = dkim_signing_table_find(t->signing->table, domain, ent, MA_MAX_SIGN);
+	if (n == 0 || !may_sign(t, e, local, domain))
+		return;
 	for (size_t i = 0; i < n; i++) {
 		/* "*.example.com" signs as example.com: one key for every subdomain */
 		const char *d = strncmp(ent[i]->domain, "*.", 2) == 0 ? ent[i]->domain + 2
@@ -571,41 +721,22 @@ static void stage_verify(struct session_eod *e, void *arg)
 
 /* ---- forged Authentication-Results ---- */
 
-/* only_cfws - the text is white space and comments (an unclosed one too). */
-static bool only_cfws(const char *p, size_t n)
-{
-	size_t depth = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (p[i] == '\\' && depth > 0)
-			i++;
-		else if (p[i] == '(')
-			depth++;
-		else if (p[i] == ')' && depth > 0)
-			depth--;
-		else if (depth == 0 && p[i] != ' ' && p[i] != '\t')
-			return false;
-	}
-	return true;
-}
-
 /* drop_forged - a field that claims our authserv-id did not come from us
- * (RFC 8601 5; the OpenDMARC CVE-2020-12272 class). Only the first line is
- * seen: one with no value there but white space and comments is dropped too
- * (the id may follow on the next line). */
-static bool drop_forged(const char *line, size_t n, void *arg)
+ * (RFC 8601 5; the OpenDMARC CVE-2020-12272 class). The session hands over
+ * the whole field, so a claim on a continuation line counts; a field too long
+ * to hold whole is dropped when it is an Authentication-Results field at all
+ * (authres_field_forged). Received-SPF: and ARC fields are left alone: ours
+ * goes on top, and ARC sets are a chain another host sealed. */
+static bool drop_forged(const struct session *s, const char *field, size_t n, bool whole,
+			void *arg)
 {
 	(void)arg;
-	static const char name[] = "Authentication-Results:";
-	size_t k = sizeof(name) - 1;
-	if (n < k || strncasecmp(line, name, k) != 0)
+	if (!s->cfg->smtpd_message_authentication)
 		return false;
-	if (only_cfws(line + k, n - k))
-		return true;
-	while (k < n && (line[k] == ' ' || line[k] == '\t'))
-		k++;
-	bool forged = authres_claims_id(line + k, n - k, ma.authserv_id);
+	bool forged = authres_field_forged(field, n, whole, ma.authserv_id);
 	if (forged)
-		log_ev(LOG_INFO, "authres-forged-dropped", {"authserv-id", ma.authserv_id});
+		log_ev(LOG_INFO, "authres-forged-dropped", {"session", s->id},
+		       {"authserv-id", ma.authserv_id}, {"whole", whole ? "yes" : "no"});
 	return forged;
 }
 
@@ -620,19 +751,51 @@ static const struct session_hooks hooks = {mail_check, NULL, stages, RG_ARRAY_LE
 
 bool session_msgauth_load(const struct config *cfg, char *err, size_t errlen)
 {
-	if (cfg->dkim_signing_table == NULL || cfg->dkim_signing_table[0] == '\0')
-		return true;
-	ma.signing = dkim_signing_table_load(cfg->dkim_signing_table, err, errlen);
-	return ma.signing != NULL;
+	const char *path = cfg->dkim_signing_table != NULL ? cfg->dkim_signing_table : "";
+	struct msgauth_signing *g = signing_load(path, err, errlen);
+	if (g == NULL)
+		return false;
+	signing_unref(ma.signing);
+	ma.signing = g;
+	return true;
 }
 
+bool session_msgauth_prepare(const struct config *next, struct msgauth_signing **out, char *err,
+			     size_t errlen)
+{
+	const char *path = next->dkim_signing_table != NULL ? next->dkim_signing_table : "";
+	*out = NULL;
+	if (!signing_changed(ma.signing, path))
+		return true; /* the running table stays: its keys are not read again */
+	*out = signing_load(path, err, errlen);
+	return *out != NULL;
+}
+
+void session_msgauth_apply(struct msgauth_signing *next)
+{
+	if (next == NULL)
+		return;
+	signing_unref(ma.signing); /* transactions still signing with it keep it */
+	ma.signing = next;
+	log_ev(LOG_INFO, "dkim-signing-table-loaded",
+	       {"table", next->path[0] ? next->path : "(none)"});
+}
+
+void session_msgauth_discard(struct msgauth_signing *next)
+{
+	signing_unref(next);
+}
+
+/* session_msgauth_start - the hooks are registered whatever
+ * smtpd_message_authentication says: each session reads it from its own
+ * configuration, so a reload can turn the checks on or off. */
 void session_msgauth_start(const struct config *cfg, struct dns *dns)
 {
 	const struct session_hooks *now = session_hooks();
-	if (!cfg->smtpd_message_authentication || now->mail_check != NULL ||
-	    now->header_drop != NULL)
-		return; /* off, or hooks of someone else's (a test's) are registered */
+	if (now->mail_check != NULL || now->header_drop != NULL)
+		return; /* hooks of someone else's (a test's) are registered */
 	ma.dns = dns;
+	/* myhostname is kept across reloads (server.c keep_running): so is this */
 	rg_strlcpy(ma.authserv_id, cfg->myhostname, sizeof(ma.authserv_id));
 	ma.active = true;
 	session_hooks_set(&hooks);
@@ -643,6 +806,6 @@ void session_msgauth_stop(void)
 	if (ma.active)
 		session_hooks_set(NULL);
 	ma.active = false;
-	dkim_signing_table_free(ma.signing);
+	signing_unref(ma.signing);
 	ma.signing = NULL;
 }

@@ -147,10 +147,38 @@ static void bounds(void)
 	CHECK(from_parse(label, strlen(label), &got) == FROM_NO_DOMAIN, "64-byte label");
 }
 
+/* The first mailbox's local part, for DKIM signing's ownership check: only
+ * when it is one word; "" otherwise (then only the login's domain counts). */
+struct local_row {
+	int line;
+	const char *value;
+	const char *local;
+};
+
+static const struct local_row locals[] = {
+	{__LINE__, "alice@a.example", "alice"},
+	{__LINE__, "Alice Smith <alice.smith@a.example>", "alice.smith"},
+	{__LINE__, "\"Bob\" <\"odd local\"@a.example>", "\"odd local\""},
+	{__LINE__, "Team: alice@a.example, bob@a.example;", "alice"},
+	{__LINE__, "bob (the boss) <bob@a.example>, alice@a.example", "bob"},
+	{__LINE__, "john . doe @ example . com", ""}, /* obs-local-part: several words */
+	{__LINE__, "<@relay.example:carol@a.example>", "carol"},
+	{__LINE__, "undisclosed-recipients:;", ""},
+};
+
+static void local_row(const struct local_row *r)
+{
+	struct from_result res;
+	from_parse(r->value, strlen(r->value), &res);
+	CHECK_AT(r->line, strcmp(res.local, r->local) == 0, "local part \"%s\"", res.local);
+}
+
 int main(void)
 {
 	for (size_t i = 0; i < RG_ARRAY_LEN(rows); i++)
 		from_row(&rows[i]);
+	for (size_t i = 0; i < RG_ARRAY_LEN(locals); i++)
+		local_row(&locals[i]);
 	bounds();
 	return check_summary("test_from");
 }

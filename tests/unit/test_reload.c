@@ -56,6 +56,10 @@ static const struct applies_row {
 	{__LINE__, "smtpd_tls_cert_file", false},
 	{__LINE__, "smtpd_sasl_auth_enable", false},
 	{__LINE__, "dns_servers", false},
+	{__LINE__, "smtpd_message_authentication", true},
+	{__LINE__, "dkim_signing_table", true},
+	{__LINE__, "dkim_sign_any_from_domain", true},
+	{__LINE__, "myhostname", false}, /* and with it the authserv-id */
 	{__LINE__, "relayhost", false},
 	{__LINE__, "smtpd_client_connection_rate_limit", false},
 	{__LINE__, "no_such_parameter", false},
