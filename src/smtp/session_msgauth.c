@@ -10,8 +10,9 @@
  *	               signatures, the From: field; then (loop) the key TXT
  *	               records and the DMARC record via c-ares
  *	    stage 2    (worker) the body through DKIM verification (and signing
- *	               for trusted clients), dmarc_evaluate, the header fields
- *	               and the disposition
+ *	               for trusted clients: a login only for a From: domain it
+ *	               owns), dmarc_evaluate, the header fields and the
+ *	               disposition
  *	The text is read from memory, or streamed from the spool file for a
  *	large message (msgauth_text.c), never held whole.
  */
@@ -39,7 +40,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #define MA_SPF_TIMEOUT_MS 20000 /* MAIL waits at most this long for SPF */

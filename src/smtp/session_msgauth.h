@@ -8,7 +8,9 @@
  * stages, DKIM verification, DMARC evaluation and DKIM signing on the worker
  * pool, the Received-SPF: and Authentication-Results: fields, dropping forged
  * Authentication-Results: that claim our authserv-id, the DMARC disposition
- * (smtpd_dmarc_enforce) and the signing table (dkim_signing_table).
+ * (smtpd_dmarc_enforce), the signing table (dkim_signing_table, swapped by a
+ * reload) and whose mail is signed for which domain (a login only for a
+ * domain it owns; mynetworks hosts for any).
  * Must not: parse or judge anything itself (msgauth/ does), decide the SPF
  * restrictions (policy does, from tx->spf), or block the loop.
  */
