@@ -109,7 +109,8 @@ struct transaction {
 	struct spool_state *spool;
 	bool field_drop;          /* the header filter hook dropped the current field */
 	bool holding;             /* the current field waits in field_hold for the filter */
-	struct strbuf field_hold; /* at most SESSION_FIELD_HOLD octets */
+	struct strbuf field_hold; /* at most SESSION_FIELD_HOLD octets (bounded per
+				   * session, so not counted in data_in_memory) */
 	enum spf_result spf;      /* SPF of MAIL FROM, for the restrictions (msgauth hook) */
 	void *hook_data;          /* session_tx_set_data() */
 	double eod_at;            /* the final dot's arrival (monotonic s), for the metrics */
