@@ -28,8 +28,11 @@ void dns_answer_clear(struct dns_answer *a)
 {
 	for (size_t i = 0; a->mx != NULL && i < a->n; i++)
 		free(a->mx[i].name);
+	for (size_t i = 0; a->names != NULL && i < a->n; i++)
+		free(a->names[i]);
 	free(a->mx);
 	free(a->addrs);
+	free(a->names);
 	memset(a, 0, sizeof(*a));
 }
 
@@ -38,6 +41,7 @@ void dns_answer_copy(struct dns_answer *dst, const struct dns_answer *src)
 	*dst = *src;
 	dst->mx = NULL;
 	dst->addrs = NULL;
+	dst->names = NULL;
 	if (src->mx != NULL) {
 		dst->mx = xcalloc(src->n ? src->n : 1, sizeof(*dst->mx));
 		for (size_t i = 0; i < src->n; i++)
@@ -46,6 +50,11 @@ void dns_answer_copy(struct dns_answer *dst, const struct dns_answer *src)
 	if (src->addrs != NULL) {
 		dst->addrs = xcalloc(src->n ? src->n : 1, sizeof(*dst->addrs));
 		memcpy(dst->addrs, src->addrs, src->n * sizeof(*dst->addrs));
+	}
+	if (src->names != NULL) {
+		dst->names = xcalloc(src->n ? src->n : 1, sizeof(*dst->names));
+		for (size_t i = 0; i < src->n; i++)
+			dst->names[i] = xstrdup(src->names[i]);
 	}
 }
 
