@@ -645,4 +645,5 @@ void session_msgauth_stop(void)
 	ma.active = false;
 	dkim_signing_table_free(ma.signing);
 	ma.signing = NULL;
+	dkim_cleanup(); /* the workers are gone: nothing verifies or signs now */
 }
