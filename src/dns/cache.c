@@ -2,8 +2,9 @@
  * cache.c - a bounded TTL cache of DNS answers (see cache.h).
  *
  * A flat array searched linearly: a few hundred entries, consulted once per
- * delivery attempt, cost less than a DNS round trip by orders of magnitude
- * and leave nothing to get wrong.
+ * delivery attempt or message, cost less than a DNS round trip by orders of
+ * magnitude and leave nothing to get wrong. Each entry keeps a hash of its
+ * name (folded to lower case) so that the search compares integers.
  */
 #include "dns/cache.h"
 #include "util/util.h"
@@ -13,6 +14,7 @@
 
 struct entry {
 	int type;
+	uint32_t hash; /* of the name, any case */
 	char *name; /* NULL: a free slot */
 	uint64_t expires;
 	struct dns_answer ans;
@@ -28,8 +30,11 @@ void dns_answer_clear(struct dns_answer *a)
 {
 	for (size_t i = 0; a->mx != NULL && i < a->n; i++)
 		free(a->mx[i].name);
+	for (size_t i = 0; a->names != NULL && i < a->n; i++)
+		free(a->names[i]);
 	free(a->mx);
 	free(a->addrs);
+	free(a->names);
 	memset(a, 0, sizeof(*a));
 }
 
@@ -38,6 +43,7 @@ void dns_answer_copy(struct dns_answer *dst, const struct dns_answer *src)
 	*dst = *src;
 	dst->mx = NULL;
 	dst->addrs = NULL;
+	dst->names = NULL;
 	if (src->mx != NULL) {
 		dst->mx = xcalloc(src->n ? src->n : 1, sizeof(*dst->mx));
 		for (size_t i = 0; i < src->n; i++)
@@ -46,6 +52,11 @@ void dns_answer_copy(struct dns_answer *dst, const struct dns_answer *src)
 	if (src->addrs != NULL) {
 		dst->addrs = xcalloc(src->n ? src->n : 1, sizeof(*dst->addrs));
 		memcpy(dst->addrs, src->addrs, src->n * sizeof(*dst->addrs));
+	}
+	if (src->names != NULL) {
+		dst->names = xcalloc(src->n ? src->n : 1, sizeof(*dst->names));
+		for (size_t i = 0; i < src->n; i++)
+			dst->names[i] = xstrdup(src->names[i]);
 	}
 }
 
@@ -76,10 +87,20 @@ void dns_cache_free(struct dns_cache *c)
 	free(c);
 }
 
+/* name_hash - FNV-1a of the name folded to lower case (ASCII). */
+static uint32_t name_hash(const char *name)
+{
+	uint32_t h = 2166136261u;
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+		h = (h ^ (uint32_t)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p)) * 16777619u;
+	return h;
+}
+
 static struct entry *find(struct dns_cache *c, int type, const char *name)
 {
+	uint32_t h = name_hash(name);
 	for (size_t i = 0; i < c->max; i++)
-		if (c->e[i].name != NULL && c->e[i].type == type &&
+		if (c->e[i].name != NULL && c->e[i].hash == h && c->e[i].type == type &&
 		    rg_strcasecmp(c->e[i].name, name) == 0)
 			return &c->e[i];
 	return NULL;
@@ -125,6 +146,7 @@ void dns_cache_put(struct dns_cache *c, int type, const char *name, const struct
 		e = victim(c, now);
 	entry_clear(e);
 	e->type = type;
+	e->hash = name_hash(name);
 	e->name = xstrdup(name);
 	e->expires = now + ttl;
 	dns_answer_copy(&e->ans, a);

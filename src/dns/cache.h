@@ -1,9 +1,11 @@
 /*
  * cache - a small cache of DNS answers, keyed by (type, name), bound by TTL.
  *
- * Owns: copies of answers (MX records or addresses, or the fact that the
- * name does not exist / has no such record) until min(TTL, cap) runs out,
- * and the entry limit: when full, the entry closest to expiry goes.
+ * Owns: copies of answers (MX records, addresses, TXT records or host names,
+ * or the fact that the name does not exist / has no such record) until
+ * min(TTL, cap) runs out, and the entry limit: when full, the entry closest
+ * to expiry goes. Used for routing (route.c) and, as a second instance, for
+ * the generic lookups SPF, DKIM and DMARC make (lookup.c).
  * Must not: read the clock (the caller passes now, so tests inject time) or
  * hold temporary failures (a SERVFAIL is never remembered).
  */
@@ -27,9 +29,11 @@ struct dns_answer {
 	enum dns_answer_kind kind;
 	bool cname;           /* the name was an alias */
 	bool secure;          /* DNSSEC-validated (the resolver's AD bit) */
-	struct dns_mx *mx;    /* type MX */
+	struct dns_mx *mx;    /* type MX (route.c) */
 	struct rg_ip *addrs;  /* type A / AAAA */
-	size_t n;             /* of mx or addrs */
+	char **names;         /* lookup.c: TXT records, MX or PTR host names */
+	size_t n;             /* of mx, addrs or names */
+	size_t n_total;       /* lookup.c: records in the answer, also those not kept */
 };
 
 void dns_answer_clear(struct dns_answer *a);

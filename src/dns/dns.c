@@ -20,7 +20,8 @@
 #include <ares.h>
 #include <event2/event.h>
 
-/* The routing cache: entries, and caps on positive and negative TTLs (s). */
+/* The routing cache and the lookup cache (each): entries, and caps on
+ * positive and negative TTLs (s). */
 #define DNS_CACHE_ENTRIES 512
 #define DNS_CACHE_TTL_CAP 300
 #define DNS_CACHE_NEG_CAP 60
@@ -110,6 +111,7 @@ struct dns *dns_new(struct event_base *base, const char *servers, unsigned timeo
 	d->base = base;
 	d->timer = evtimer_new(base, on_timer, d);
 	d->cache = dns_cache_new(DNS_CACHE_ENTRIES, DNS_CACHE_TTL_CAP, DNS_CACHE_NEG_CAP);
+	d->lookups = dns_cache_new(DNS_CACHE_ENTRIES, DNS_CACHE_TTL_CAP, DNS_CACHE_NEG_CAP);
 	return d;
 }
 
@@ -121,6 +123,7 @@ void dns_free(struct dns *d)
 	ares_destroy(d->channel); /* runs pending callbacks with ARES_EDESTRUCTION */
 	route_free_all(d);
 	dns_cache_free(d->cache);
+	dns_cache_free(d->lookups);
 	for (size_t i = 0; i < DNS_MAX_SOCKETS; i++)
 		if (d->sockets[i].ev)
 			event_free(d->sockets[i].ev);

@@ -9,7 +9,9 @@
  * (route.c): where mail for a domain goes (MX, else the domain's own A/AAAA),
  * through a small TTL-bound cache (cache.c) of the answers, with whether a
  * validating resolver vouched for them (the AD bit, for DANE); and the TLSA
- * (DANE) and TXT (MTA-STS, TLS-RPT) records outbound TLS needs.
+ * (DANE) and TXT (MTA-STS, TLS-RPT) records outbound TLS needs. And the
+ * generic lookups SPF, DKIM and DMARC make (lookup.c), cached the same way
+ * in a cache of their own.
  * Must not: fall back to blocking resolver calls, or decide what a routing
  * failure means for a message (the caller bounces or defers).
  */
@@ -151,7 +153,7 @@ struct dns_query *dns_txt_lookup(struct dns *d, const char *name, dns_txt_fn fn,
 /* dns_route_status_name - "ok", "nxdomain", "null-mx", "no-address", "temp". */
 const char *dns_route_status_name(enum dns_route_status st);
 
-/* ---- generic lookups (lookup.c): TXT, A, AAAA, MX, PTR, for SPF ---- */
+/* ---- generic lookups (lookup.c): TXT, A, AAAA, MX, PTR, for SPF, DKIM, DMARC ---- */
 
 enum dns_lookup_type { DNS_LOOKUP_TXT, DNS_LOOKUP_A, DNS_LOOKUP_AAAA, DNS_LOOKUP_MX,
 		       DNS_LOOKUP_PTR };
@@ -178,8 +180,9 @@ struct dns_lookup_result {
 /* r is valid only during the call. */
 typedef void (*dns_lookup_fn)(void *arg, const struct dns_lookup_result *r);
 
-/* dns_lookup - one question, uncached, the reply code kept apart. The
- * callback runs exactly once, on the loop, never inside this call, unless
+/* dns_lookup - one question, the reply code kept apart. Answers and their
+ * absence (NXDOMAIN, NODATA) are cached for their TTL (at most 5 and 1
+ * minutes); SERVFAIL and timeouts never are. The callback runs exactly once, on the loop, never inside this call, unless
  * dns_cancel() comes first; the handle is never NULL. TXT records with
  * control bytes or of DNS_TXT_LEN bytes or more are left out (counted in
  * n_total). The callback must not call dns_free(). */

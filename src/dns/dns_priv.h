@@ -7,6 +7,8 @@
 
 #include "dns/dns.h"
 
+#include <stdint.h>
+
 #include <ares.h>
 
 #define DNS_MAX_SOCKETS 32
@@ -27,6 +29,8 @@ struct dns {
 	struct dns_socket sockets[DNS_MAX_SOCKETS];
 	bool destroying;
 	struct dns_cache *cache;  /* route.c's answers */
+	struct dns_cache *lookups; /* lookup.c's answers: names senders choose, kept apart
+				    * so that they cannot push routing answers out */
 	struct route_job *routes; /* route.c's jobs in flight */
 };
 
@@ -47,6 +51,23 @@ struct dns_query {
 
 /* dns_arm_timer - after starting queries outside a c-ares callback. */
 void dns_arm_timer(struct dns *d);
+
+struct dns_lookup_result;
+struct dns_msg_info;
+
+/* dns_lookup_ttl - how long a dns_lookup() result may be remembered (s): the
+ * smallest TTL of the answer, or for NXDOMAIN and NODATA the negative TTL
+ * (RFC 2308: the SOA's, else 30 s); 0 (never) for a temporary failure.
+ * info is the reply dns_msg_scan() read, NULL when there was none. The
+ * cache applies its caps. */
+unsigned dns_lookup_ttl(const struct dns_lookup_result *r, const struct dns_msg_info *info);
+
+/* dns_lookup_remember - r, the result of (type, name), into c for
+ * dns_lookup_ttl() seconds from now; nothing when that is 0 or the records'
+ * text is too large to hold. */
+void dns_lookup_remember(struct dns_cache *c, enum dns_lookup_type type, const char *name,
+			 const struct dns_lookup_result *r, const struct dns_msg_info *info,
+			 uint64_t now);
 
 /* route_free_all - dns_free(): jobs still held after ares_destroy(). */
 void route_free_all(struct dns *d);

@@ -7,9 +7,14 @@
  * caller hears the answer from inside c-ares' callback (on the loop, as
  * route.c's queries do their own next steps); an answer that c-ares gives
  * while dns_lookup() is still running is delivered by a zero timer instead.
- * Nothing is cached: SPF answers are asked for once per check.
+ *
+ * Answers, positive and negative, go into the resolver's lookup cache
+ * (cache.c, d->lookups) for their TTL; a question it can answer is answered
+ * from there, by the same zero timer. SERVFAIL, timeouts and garbled replies
+ * are never remembered: the next message asks again.
  */
 #include "dns/answer.h"
+#include "dns/cache.h"
 #include "dns/dns.h"
 #include "dns/dns_priv.h"
 #include "util/util.h"
@@ -30,6 +35,10 @@ struct lookup_job {
 	void *arg;
 	bool starting, answered_early;
 	struct dns_lookup_result res;
+	struct dns_msg_info info; /* the reply, when dns_msg_scan() read it */
+	bool scanned;
+	struct dns_answer hit;    /* a copy of the cached answer res points into */
+	char *qname;              /* the name asked for: the cache's key */
 	char (*txt)[DNS_TXT_LEN];
 	const char **txt_views;
 	char *names[DNS_LOOKUP_MAX];
@@ -38,6 +47,8 @@ struct lookup_job {
 };
 
 #define DNS_LOOKUP_TXT_MAX 128 /* TXT records read from one answer */
+#define NEG_TTL_NO_SOA 30      /* as route.c: a negative answer without SOA */
+#define CACHE_TEXT_MAX 16384   /* bytes of names or TXT text one cache entry holds */
 
 static const int qtypes[] = {ns_t_txt, ns_t_a, ns_t_aaaa, ns_t_mx, ns_t_ptr};
 
@@ -47,6 +58,8 @@ static void job_free(struct lookup_job *job)
 		free(job->names[i]);
 	free(job->txt);
 	free(job->txt_views);
+	dns_answer_clear(&job->hit);
+	free(job->qname);
 	free(job->q);
 	free(job);
 }
@@ -140,8 +153,10 @@ static void read_records(struct lookup_job *job, const unsigned char *abuf, int 
 static void set_status(struct lookup_job *job, int status, const unsigned char *abuf, int alen)
 {
 	struct dns_lookup_result *r = &job->res;
-	struct dns_msg_info info;
+	struct dns_msg_info *info = &job->info;
 	r->status = DNS_LOOKUP_SERVFAIL;
+	job->scanned = status == ARES_SUCCESS && abuf != NULL && alen > 0 &&
+		       dns_msg_scan(abuf, (size_t)alen, info);
 	if (status == ARES_ETIMEOUT) {
 		r->status = DNS_LOOKUP_TIMEOUT;
 		snprintf(r->error, sizeof(r->error), "timeout while contacting DNS servers");
@@ -150,18 +165,87 @@ static void set_status(struct lookup_job *job, int status, const unsigned char *
 		snprintf(r->error, sizeof(r->error), "%s", status == ARES_ECONNREFUSED ?
 			 "DNS servers failed (SERVFAIL), refused, or are unreachable" :
 			 ares_strerror(status));
-	} else if (abuf == NULL || alen <= 0 || !dns_msg_scan(abuf, (size_t)alen, &info)) {
+	} else if (!job->scanned) {
 		snprintf(r->error, sizeof(r->error), "garbled DNS reply");
-	} else if (info.rcode == 3) {
+	} else if (info->rcode == 3) {
 		r->status = DNS_LOOKUP_NXDOMAIN;
-	} else if (info.rcode != 0) {
-		snprintf(r->error, sizeof(r->error), "DNS server answered rcode %u", info.rcode);
+	} else if (info->rcode != 0) {
+		snprintf(r->error, sizeof(r->error), "DNS server answered rcode %u", info->rcode);
 	} else {
-		read_records(job, abuf, alen, info.answers);
+		read_records(job, abuf, alen, info->answers);
 		r->status = r->n_total > 0 ? DNS_LOOKUP_OK : DNS_LOOKUP_NODATA;
 	}
 	r->names = job->txt_views != NULL ? job->txt_views : job->views;
 	r->addrs = job->addrs;
+}
+
+/* ---- the cache ---- */
+
+static uint64_t now_s(void)
+{
+	return rg_now_ms() / 1000;
+}
+
+unsigned dns_lookup_ttl(const struct dns_lookup_result *r, const struct dns_msg_info *info)
+{
+	if (info == NULL)
+		return 0; /* no reply was read: nothing the DNS said */
+	switch (r->status) {
+	case DNS_LOOKUP_OK: return info->min_ttl;
+	case DNS_LOOKUP_NODATA:
+	case DNS_LOOKUP_NXDOMAIN: return info->soa ? info->neg_ttl : NEG_TTL_NO_SOA;
+	default: return 0;
+	}
+}
+
+/* text_size - the bytes of r's names (TXT records, host names). */
+static size_t text_size(const struct dns_lookup_result *r, enum dns_lookup_type type)
+{
+	size_t total = 0;
+	for (size_t i = 0; type != DNS_LOOKUP_A && type != DNS_LOOKUP_AAAA && i < r->n; i++)
+		total += strlen(r->names[i]) + 1;
+	return total;
+}
+
+void dns_lookup_remember(struct dns_cache *c, enum dns_lookup_type type, const char *name,
+			 const struct dns_lookup_result *r, const struct dns_msg_info *info,
+			 uint64_t now)
+{
+	unsigned ttl = dns_lookup_ttl(r, info);
+	if (ttl == 0 || text_size(r, type) > CACHE_TEXT_MAX)
+		return;
+	bool addrs = type == DNS_LOOKUP_A || type == DNS_LOOKUP_AAAA;
+	struct dns_answer a = {
+		.kind = r->status == DNS_LOOKUP_OK ? DNS_ANS_DATA
+			: r->status == DNS_LOOKUP_NODATA ? DNS_ANS_NODATA : DNS_ANS_NXDOMAIN,
+		.cname = info->cname, .n = r->n, .n_total = r->n_total,
+	};
+	/* dns_cache_put() copies: the casts only let it read r's arrays */
+	if (r->status == DNS_LOOKUP_OK && addrs)
+		a.addrs = (struct rg_ip *)(uintptr_t)r->addrs;
+	else if (r->status == DNS_LOOKUP_OK)
+		a.names = (char **)(uintptr_t)r->names;
+	else
+		a.n = 0;
+	dns_cache_put(c, qtypes[type], name, &a, ttl, now);
+}
+
+/* from_cache - the cached answer to the job's question, into job->res. */
+static bool from_cache(struct lookup_job *job, const char *name)
+{
+	const struct dns_answer *a = dns_cache_get(job->d->lookups, qtypes[job->type], name,
+						   now_s());
+	if (a == NULL)
+		return false;
+	dns_answer_copy(&job->hit, a); /* a lives only until the next dns_cache_put() */
+	struct dns_lookup_result *r = &job->res;
+	r->status = a->kind == DNS_ANS_DATA ? DNS_LOOKUP_OK
+		    : a->kind == DNS_ANS_NODATA ? DNS_LOOKUP_NODATA : DNS_LOOKUP_NXDOMAIN;
+	r->n = job->hit.n;
+	r->n_total = job->hit.n_total;
+	r->names = job->hit.names != NULL ? (const char *const *)job->hit.names : job->views;
+	r->addrs = job->hit.addrs != NULL ? job->hit.addrs : job->addrs;
+	return true;
 }
 
 static void deliver(struct lookup_job *job)
@@ -187,12 +271,31 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, 
 	struct lookup_job *job = arg;
 	(void)timeouts;
 	set_status(job, status, abuf, alen);
+	if (!job->d->destroying)
+		dns_lookup_remember(job->d->lookups, job->type, job->qname, &job->res,
+				    job->scanned ? &job->info : NULL, now_s());
 	if (job->starting)
 		job->answered_early = true;
 	else if (job->d->destroying)
 		job_free(job);
 	else
 		deliver(job);
+}
+
+/* ask - the question to the DNS servers. */
+static void ask(struct lookup_job *job)
+{
+	unsigned char *buf = NULL;
+	int len = 0;
+	int rc = ares_create_query(job->qname, ns_c_in, qtypes[job->type], 0, 1, &buf, &len, 0);
+	if (rc == ARES_SUCCESS)
+		ares_send(job->d->channel, buf, len, on_answer, job);
+	else
+		on_answer(job, rc, 0, NULL, 0);
+	if (rc == ARES_EBADNAME)
+		job->res.status = DNS_LOOKUP_NXDOMAIN; /* no such name can exist */
+	if (buf != NULL)
+		ares_free_string(buf);
 }
 
 struct dns_query *dns_lookup(struct dns *d, enum dns_lookup_type type, const char *name,
@@ -202,17 +305,11 @@ struct dns_query *dns_lookup(struct dns *d, enum dns_lookup_type type, const cha
 	*job = (struct lookup_job){.d = d, .type = type, .fn = fn, .arg = arg, .starting = true};
 	job->q = xcalloc(1, sizeof(*job->q));
 	job->q->d = d;
-	unsigned char *buf = NULL;
-	int len = 0;
-	int rc = ares_create_query(name, ns_c_in, qtypes[type], 0, 1, &buf, &len, 0);
-	if (rc == ARES_SUCCESS)
-		ares_send(d->channel, buf, len, on_answer, job);
+	job->qname = xstrdup(name);
+	if (from_cache(job, name))
+		job->answered_early = true;
 	else
-		on_answer(job, rc, 0, NULL, 0);
-	if (rc == ARES_EBADNAME)
-		job->res.status = DNS_LOOKUP_NXDOMAIN; /* no such name can exist */
-	if (buf != NULL)
-		ares_free_string(buf);
+		ask(job);
 	job->starting = false;
 	struct dns_query *q = job->q;
 	if (job->answered_early) {

@@ -11,6 +11,7 @@
  *	v = dkim_verify_new(&headers, 5, time(NULL));         loop
  *	for i < dkim_verify_nkeys(v): TXT of dkim_verify_key_name(v, i) -> dkim_verify_set_key()
  *	dkim_verify_body(v, chunk, n) ...; dkim_verify_finish(v);   worker
+ *	(the finish decodes the keys: DER and RSA cost too much for the loop)
  *	dkim_verify_result(v, i) for i < dkim_verify_nresults(v);  dkim_verify_free(v)
  *
  * The headers must outlive v. Signing is the same shape without DNS.
@@ -60,16 +61,21 @@ struct dkim_verify *dkim_verify_new(const struct msg_headers *h, unsigned max_si
 size_t dkim_verify_nkeys(const struct dkim_verify *v);
 const char *dkim_verify_key_name(const struct dkim_verify *v, size_t i);
 /* The TXT record found for key i (its strings joined; txt NULL unless OK). With
- * several records, pass the first that parses as DKIM, or any one. */
+ * several records, pass the first that parses as DKIM, or any one. Only
+ * copied here (cheap, on the loop): dkim_verify_finish() decodes it. */
 void dkim_verify_set_key(struct dkim_verify *v, size_t i, const char *txt,
 			 enum dkim_key_lookup status);
 /* The message body after the empty line, in chunks of any size (dot-unstuffed). */
 void dkim_verify_body(struct dkim_verify *v, const void *chunk, size_t n);
-/* Compare body hashes, verify the header signatures. */
+/* Decode the keys, compare body hashes, verify the header signatures. */
 void dkim_verify_finish(struct dkim_verify *v);
 size_t dkim_verify_nresults(const struct dkim_verify *v);
 const struct dkim_sig_result *dkim_verify_result(const struct dkim_verify *v, size_t i);
 void dkim_verify_free(struct dkim_verify *v);
+
+/* dkim_cleanup - frees the decoded keys kept for reuse and the fetched digest;
+ * at exit, when no verification or signing runs any more. */
+void dkim_cleanup(void);
 
 /* dkim_result_name - "pass", "fail", ... as in Authentication-Results (RFC 8601). */
 const char *dkim_result_name(enum dkim_result r);

@@ -3,8 +3,14 @@
  * private keys for signing.
  *
  * Owns: turning a TXT record into a usable public key, or saying why not;
- * loading a signing key from a file. Must not: look anything up in DNS.
+ * a small cache of decoded keys, keyed by the record's exact text (decoding
+ * DER through OpenSSL 3's decoders costs more than the RSA verification
+ * itself), shared by the worker threads under a mutex; the SHA-256 digest,
+ * fetched once; loading a signing key from a file.
+ * Must not: look anything up in DNS, or decide how long a key is good (the
+ * DNS cache does: a record that changes is a new key).
  */
+#include "msgauth/dkim.h"
 #include "msgauth/dkim_priv.h"
 
 #include "util/util.h"
@@ -12,12 +18,26 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define DKIM_RSA_MIN_BITS 1024 /* RFC 8301 3.2 */
 #define DKIM_RSA_MAX_BITS 4096 /* RFC 8301: verifiers must handle up to 4096; larger costs too much */
+#define KEY_CACHE_MAX 64       /* decoded keys kept: the busiest signers' selectors */
+
+/* The decoded keys and the digest, for every thread. */
+static struct {
+	pthread_mutex_t mu;
+	struct key_slot {
+		char *txt;     /* NULL: free */
+		struct dkim_key key;
+		uint64_t used; /* the least recently used goes when full */
+	} slot[KEY_CACHE_MAX];
+	uint64_t clock;
+	EVP_MD *sha256;
+} kc = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static int b64_value(char c)
 {
@@ -154,7 +174,80 @@ static enum dkim_key_status load_p(const char *p, struct dkim_key *k, char *why,
 	return DKIM_KEY_VALID;
 }
 
-enum dkim_key_status dkim_key_parse(const char *txt, struct dkim_key *k, char *why, size_t whylen)
+/* ---- the cache of decoded keys ---- */
+
+/* cache_get - a reference to the key decoded from exactly txt, if held. */
+static bool cache_get(const char *txt, struct dkim_key *k)
+{
+	bool found = false;
+	pthread_mutex_lock(&kc.mu);
+	for (size_t i = 0; i < KEY_CACHE_MAX && !found; i++) {
+		struct key_slot *s = &kc.slot[i];
+		if (s->txt != NULL && strcmp(s->txt, txt) == 0) {
+			*k = s->key;
+			EVP_PKEY_up_ref(k->pkey);
+			s->used = ++kc.clock;
+			found = true;
+		}
+	}
+	pthread_mutex_unlock(&kc.mu);
+	return found;
+}
+
+static void slot_clear(struct key_slot *s)
+{
+	free(s->txt);
+	dkim_key_free(&s->key);
+	memset(s, 0, sizeof(*s));
+}
+
+/* cache_put - hold a reference to k, decoded from txt (unless another
+ * thread decoded the same record meanwhile). */
+static void cache_put(const char *txt, const struct dkim_key *k)
+{
+	pthread_mutex_lock(&kc.mu);
+	struct key_slot *victim = &kc.slot[0];
+	for (size_t i = 0; i < KEY_CACHE_MAX; i++) {
+		struct key_slot *s = &kc.slot[i];
+		if (s->txt != NULL && strcmp(s->txt, txt) == 0) {
+			victim = NULL;
+			break;
+		}
+		if (victim->txt != NULL && (s->txt == NULL || s->used < victim->used))
+			victim = s;
+	}
+	if (victim != NULL) {
+		slot_clear(victim);
+		victim->txt = xstrdup(txt);
+		victim->key = *k;
+		EVP_PKEY_up_ref(k->pkey);
+		victim->used = ++kc.clock;
+	}
+	pthread_mutex_unlock(&kc.mu);
+}
+
+const EVP_MD *dkim_sha256(void)
+{
+	pthread_mutex_lock(&kc.mu);
+	if (kc.sha256 == NULL)
+		kc.sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+	const EVP_MD *md = kc.sha256;
+	pthread_mutex_unlock(&kc.mu);
+	return md != NULL ? md : EVP_sha256();
+}
+
+void dkim_cleanup(void)
+{
+	pthread_mutex_lock(&kc.mu);
+	for (size_t i = 0; i < KEY_CACHE_MAX; i++)
+		slot_clear(&kc.slot[i]);
+	EVP_MD_free(kc.sha256);
+	kc.sha256 = NULL;
+	pthread_mutex_unlock(&kc.mu);
+}
+
+/* parse - a key record, without the cache. */
+static enum dkim_key_status parse(const char *txt, struct dkim_key *k, char *why, size_t whylen)
 {
 	memset(k, 0, sizeof(*k));
 	struct dkim_tags t;
@@ -179,6 +272,16 @@ enum dkim_key_status dkim_key_parse(const char *txt, struct dkim_key *k, char *w
 	if (st != DKIM_KEY_VALID)
 		dkim_key_free(k);
 	k->revoked = st == DKIM_KEY_REVOKED;
+	return st;
+}
+
+enum dkim_key_status dkim_key_parse(const char *txt, struct dkim_key *k, char *why, size_t whylen)
+{
+	if (cache_get(txt, k))
+		return DKIM_KEY_VALID;
+	enum dkim_key_status st = parse(txt, k, why, whylen);
+	if (st == DKIM_KEY_VALID)
+		cache_put(txt, k); /* only usable keys: a bad record costs little to refuse again */
 	return st;
 }
 

@@ -96,9 +96,16 @@ enum dkim_key_status {
 };
 
 /* Parse a key record (RFC 6376 3.6.1; RFC 8463: k=ed25519; RFC 8301: RSA keys
- * of 1024 bits and more, sha256). why says what is wrong. */
+ * of 1024 bits and more, sha256). why says what is wrong. A valid key comes
+ * from (or goes into) the cache of decoded keys: k holds its own reference
+ * (dkim_key_free). Any thread; expensive on a miss (on a worker, not the loop). */
 enum dkim_key_status dkim_key_parse(const char *txt, struct dkim_key *k, char *why, size_t whylen);
 void dkim_key_free(struct dkim_key *k);
+
+struct evp_md_st;
+/* dkim_sha256 - SHA-256, fetched once: EVP_sha256() in each EVP_DigestInit_ex
+ * is an implicit fetch through OpenSSL 3's provider tables every time. Any thread. */
+const struct evp_md_st *dkim_sha256(void);
 
 /* Load a private key: PEM (PKCS#8, PKCS#1 RSA, OpenSSL Ed25519) or a file
  * holding the base64 32-byte Ed25519 seed (RFC 8463 A.2, dkimpy). RSA keys

@@ -55,7 +55,7 @@ struct dkim_sign *dkim_sign_new(EVP_PKEY *key, const char *domain, const char *s
 	s->h = h;
 	s->now = now;
 	s->md = EVP_MD_CTX_new();
-	EVP_DigestInit_ex(s->md, EVP_sha256(), NULL);
+	EVP_DigestInit_ex(s->md, dkim_sha256(), NULL);
 	dkim_body_init(&s->bc, DKIM_CANON_RELAXED, UINT64_MAX, body_sink, s->md);
 	return s;
 }
@@ -118,7 +118,7 @@ static unsigned char *sign_hash(EVP_PKEY *key, const unsigned char hash[32], siz
 		sig = xmalloc(*len);
 		ok = ctx && EVP_PKEY_sign_init(ctx) == 1 &&
 		     EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) == 1 &&
-		     EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()) == 1 &&
+		     EVP_PKEY_CTX_set_signature_md(ctx, dkim_sha256()) == 1 &&
 		     EVP_PKEY_sign(ctx, sig, len, hash, 32) == 1;
 		EVP_PKEY_CTX_free(ctx);
 	}

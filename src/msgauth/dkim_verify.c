@@ -1,8 +1,9 @@
 /*
  * dkim_verify.c - verify the DKIM-Signature fields of a message (RFC 6376 6.1).
  *
- * Owns: checking each signature's tags, matching its key, the body hash (fed
- * in chunks, on a worker) and the signature over the header fields.
+ * Owns: checking each signature's tags, matching its key (decoded in the
+ * finish, on a worker), the body hash (fed in chunks, on a worker) and the
+ * signature over the header fields.
  * Must not: look up keys itself (the caller does, on the loop), hold the body,
  * or verify more than max_sigs signatures (each costs an RSA operation).
  */
@@ -29,6 +30,7 @@ struct dkim_sig {
 	uint64_t l;               /* UINT64_MAX without l= */
 	uint64_t body_len;        /* the canonical length of the whole body */
 	char keyname[330];
+	char *keytxt;             /* the key record, until the finish decodes it */
 	struct dkim_key key;
 	bool have_key;
 	EVP_MD_CTX *body_md;
@@ -250,7 +252,7 @@ static void add_sig(struct dkim_verify *v, size_t fi)
 		return;
 	}
 	s->body_md = EVP_MD_CTX_new();
-	EVP_DigestInit_ex(s->body_md, EVP_sha256(), NULL);
+	EVP_DigestInit_ex(s->body_md, dkim_sha256(), NULL);
 	dkim_body_init(&s->bc, s->cb, s->l, body_sink, s->body_md);
 	v->keymap[v->nkeys++] = v->n - 1;
 }
@@ -300,14 +302,22 @@ void dkim_verify_set_key(struct dkim_verify *v, size_t i, const char *txt,
 	if (i >= v->nkeys)
 		return;
 	struct dkim_sig *s = &v->sig[v->keymap[i]];
-	char why[128];
-	if (!s->pending || s->have_key)
+	if (!s->pending || s->keytxt != NULL)
 		return;
 	if (status == DKIM_KEY_LOOKUP_TEMP)
 		decide(s, DKIM_TEMPERROR, "key lookup failed temporarily");
 	else if (status == DKIM_KEY_LOOKUP_NONE || txt == NULL)
 		decide(s, DKIM_PERMERROR, "no key for signature");
-	else if (dkim_key_parse(txt, &s->key, why, sizeof(why)) != DKIM_KEY_VALID)
+	else
+		s->keytxt = xstrdup(txt);
+}
+
+/* load_key - decode the key record set for s (from the cache of decoded keys
+ * when the same record was seen before). */
+static void load_key(struct dkim_sig *s)
+{
+	char why[128];
+	if (dkim_key_parse(s->keytxt, &s->key, why, sizeof(why)) != DKIM_KEY_VALID)
 		decide(s, DKIM_PERMERROR, why);
 	else
 		accept_key(s);
@@ -367,7 +377,7 @@ bool dkim_hash_headers(const struct msg_headers *h, const char *hlist, enum dkim
 		       const char *sig, size_t siglen, unsigned char out[32])
 {
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+	EVP_DigestInit_ex(md, dkim_sha256(), NULL);
 	char name[80];
 	size_t k = 0;
 	for (; nth_name(hlist, k, name, sizeof(name)); k++) {
@@ -404,7 +414,7 @@ static bool verify_hash(struct dkim_sig *s, const unsigned char hash[32])
 		EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(s->key.pkey, NULL);
 		ok = ctx && EVP_PKEY_verify_init(ctx) == 1 &&
 		     EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) == 1 &&
-		     EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()) == 1 &&
+		     EVP_PKEY_CTX_set_signature_md(ctx, dkim_sha256()) == 1 &&
 		     EVP_PKEY_verify(ctx, sig, siglen, hash, 32) == 1;
 		EVP_PKEY_CTX_free(ctx);
 	}
@@ -435,6 +445,10 @@ static bool check_body(struct dkim_sig *s)
 /* finish_sig - body hash, then the signature. */
 static void finish_sig(const struct dkim_verify *v, struct dkim_sig *s)
 {
+	if (s->keytxt != NULL)
+		load_key(s);
+	if (!s->pending)
+		return;
 	if (!s->have_key) {
 		decide(s, DKIM_PERMERROR, "no key for signature");
 		return;
@@ -479,6 +493,7 @@ void dkim_verify_free(struct dkim_verify *v)
 	for (size_t i = 0; i < v->n; i++) {
 		dkim_tags_free(&v->sig[i].tags);
 		dkim_key_free(&v->sig[i].key);
+		free(v->sig[i].keytxt);
 		EVP_MD_CTX_free(v->sig[i].body_md);
 	}
 	free(v->sig);

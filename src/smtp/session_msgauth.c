@@ -349,7 +349,7 @@ static void on_key(void *arg, const struct dns_lookup_result *r)
 	lookup_done(k->t);
 }
 
-/* The DMARC module's TXT lookups, on dns_lookup (uncached, rcode kept). */
+/* The DMARC module's TXT lookups, on dns_lookup (cached by TTL, rcode kept). */
 struct ma_txt {
 	dmarc_txt_cb cb;
 	void *arg;
@@ -808,4 +808,5 @@ void session_msgauth_stop(void)
 	ma.active = false;
 	signing_unref(ma.signing);
 	ma.signing = NULL;
+	dkim_cleanup(); /* the workers are gone: nothing verifies or signs now */
 }

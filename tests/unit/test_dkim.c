@@ -14,6 +14,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -248,6 +249,92 @@ static void test_keys(void)
 		CHECK_AT(rows[i].line, st == DKIM_KEY_VALID || k.pkey == NULL, "no key on error");
 		dkim_key_free(&k);
 	}
+}
+
+/* ---- the cache of decoded keys ---- */
+
+/* ed_record - an Ed25519 key record whose 32 key bytes are all b. */
+static char *ed_record(unsigned char b)
+{
+	unsigned char raw[32];
+	memset(raw, b, sizeof(raw));
+	char *p = dkim_b64_encode(raw, sizeof(raw));
+	char *rec = xmalloc(strlen(p) + 32);
+	sprintf(rec, "v=DKIM1; k=ed25519; p=%s", p);
+	free(p);
+	return rec;
+}
+
+/* shared - does parsing txt give the same decoded key as *pkey (a cache hit)? */
+static bool shared(const char *txt, struct evp_pkey_st *pkey)
+{
+	struct dkim_key k;
+	char why[128];
+	bool same = dkim_key_parse(txt, &k, why, sizeof(why)) == DKIM_KEY_VALID && k.pkey == pkey;
+	dkim_key_free(&k);
+	return same;
+}
+
+static void *parse_many(void *arg)
+{
+	const char *const *recs = arg;
+	bool ok = true;
+	for (int i = 0; i < 300; i++) {
+		struct dkim_key k;
+		char why[128];
+		ok &= dkim_key_parse(recs[i % 3], &k, why, sizeof(why)) == DKIM_KEY_VALID;
+		dkim_key_free(&k);
+	}
+	return ok ? arg : NULL;
+}
+
+static void test_key_cache(void)
+{
+	dkim_cleanup();
+	static const char rsa[] = "v=DKIM1; p=" RSA1024, rsa_t[] = "v=DKIM1; t=y; p=" RSA1024;
+	struct dkim_key k, t;
+	char why[128];
+	CHECK(dkim_key_parse(rsa, &k, why, sizeof(why)) == DKIM_KEY_VALID, "rsa: %s", why);
+	CHECK(shared(rsa, k.pkey), "the same record again: the decoded key is reused");
+	CHECK(dkim_key_parse(rsa_t, &t, why, sizeof(why)) == DKIM_KEY_VALID && t.testing &&
+		      !k.testing && t.pkey != k.pkey,
+	      "another text (t=y) is another entry, with its own flags");
+	dkim_key_free(&t);
+	dkim_key_free(&k); /* the cache still holds its reference */
+	CHECK(dkim_key_parse(rsa, &k, why, sizeof(why)) == DKIM_KEY_VALID && k.bits == 1024 &&
+		      EVP_PKEY_get_bits(k.pkey) == 1024,
+	      "a cached key outlives its first user");
+
+	/* bounded: after 64 other keys the least recently used one is gone */
+	char *first = ed_record(0), *recs[70];
+	struct dkim_key e;
+	CHECK(dkim_key_parse(first, &e, why, sizeof(why)) == DKIM_KEY_VALID, "ed25519");
+	for (int i = 0; i < 70; i++) {
+		recs[i] = ed_record((unsigned char)(i + 1));
+		CHECK(shared(recs[i], NULL) == false, "new key %d", i);
+	}
+	struct dkim_key last;
+	CHECK(dkim_key_parse(recs[69], &last, why, sizeof(why)) == DKIM_KEY_VALID, "last");
+	CHECK(shared(recs[69], last.pkey), "the newest key is held");
+	CHECK(!shared(first, e.pkey), "the oldest key was evicted");
+	CHECK(!shared(rsa, k.pkey), "so was the RSA key");
+	dkim_key_free(&last);
+	dkim_key_free(&e);
+	dkim_key_free(&k);
+
+	/* threads share the cache */
+	pthread_t th[4];
+	for (int i = 0; i < 4; i++)
+		pthread_create(&th[i], NULL, parse_many, recs + i);
+	for (int i = 0; i < 4; i++) {
+		void *ret;
+		pthread_join(th[i], &ret);
+		CHECK(ret != NULL, "thread %d parsed every key", i);
+	}
+	for (int i = 0; i < 70; i++)
+		free(recs[i]);
+	free(first);
+	dkim_cleanup();
 }
 
 /* ---- a zone in memory, from dns.json ---- */
@@ -807,6 +894,7 @@ int main(void)
 	test_tags();
 	test_canon();
 	test_keys();
+	test_key_cache();
 	test_vectors();
 	test_rfc8463_resign();
 	test_sign_verify();
@@ -814,5 +902,6 @@ int main(void)
 	test_hostile_h();
 	test_key_name();
 	test_table();
+	dkim_cleanup();
 	return check_summary("test_dkim");
 }

@@ -1,11 +1,13 @@
 /*
  * test_dns.c - the pure parts of mail routing: MX order and null MX, names
  * and literals, address order, reading DNS messages, and the answer cache
- * with the clock injected.
+ * with the clock injected: for routing and for the lookups SPF, DKIM and
+ * DMARC make (what is remembered, for how long, and what never is).
  */
 #include "check.h"
 #include "dns/answer.h"
 #include "dns/cache.h"
+#include "dns/dns_priv.h"
 #include "util/util.h"
 
 #include <arpa/inet.h>
@@ -371,6 +373,82 @@ static void test_cache(void)
 	dns_cache_free(c);
 }
 
+/* ---- dns_lookup()'s answers in the cache ---- */
+
+/* recalled - what the cache gives for TXT name at now: "txt:<first record>/<n_total>",
+ * "nx", "nodata", or NULL. */
+static const char *recalled(struct dns_cache *c, const char *name, uint64_t now)
+{
+	static char buf[128];
+	const struct dns_answer *a = dns_cache_get(c, 16, name, now);
+	if (a == NULL)
+		return NULL;
+	if (a->kind != DNS_ANS_DATA)
+		return a->kind == DNS_ANS_NXDOMAIN ? "nx" : "nodata";
+	snprintf(buf, sizeof(buf), "txt:%s/%zu", a->n ? a->names[0] : "", a->n_total);
+	return buf;
+}
+
+static void test_lookup_cache(void)
+{
+	static const char *const txt[] = {"v=spf1 -all", "google-site-verification=x"};
+	static const struct {
+		int line;
+		enum dns_lookup_status status;
+		bool reply;          /* a reply was read (dns_msg_scan) */
+		unsigned min_ttl;    /* of the answer records */
+		bool soa;            /* negative: with an SOA (its neg_ttl 20) */
+		uint64_t at;         /* asked again at (remembered at 1000) */
+		const char *want;
+	} rows[] = {
+		{__LINE__, DNS_LOOKUP_OK, true, 60, false, 1059, "txt:v=spf1 -all/2"},
+		{__LINE__, DNS_LOOKUP_OK, true, 60, false, 1060, NULL},   /* the TTL ran out */
+		{__LINE__, DNS_LOOKUP_OK, true, 86400, false, 1299, "txt:v=spf1 -all/2"},
+		{__LINE__, DNS_LOOKUP_OK, true, 86400, false, 1300, NULL}, /* capped at 300 */
+		{__LINE__, DNS_LOOKUP_OK, true, 0, false, 1000, NULL},    /* TTL 0: not kept */
+		{__LINE__, DNS_LOOKUP_NXDOMAIN, true, 0, true, 1019, "nx"},
+		{__LINE__, DNS_LOOKUP_NXDOMAIN, true, 0, true, 1020, NULL},  /* SOA's 20 s */
+		{__LINE__, DNS_LOOKUP_NODATA, true, 0, false, 1029, "nodata"}, /* no SOA: 30 s */
+		{__LINE__, DNS_LOOKUP_NODATA, true, 0, false, 1030, NULL},
+		{__LINE__, DNS_LOOKUP_SERVFAIL, true, 60, false, 1000, NULL}, /* never */
+		{__LINE__, DNS_LOOKUP_TIMEOUT, false, 0, false, 1000, NULL},
+		{__LINE__, DNS_LOOKUP_NXDOMAIN, false, 0, false, 1000, NULL}, /* no reply: a bad name */
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct dns_cache *c = dns_cache_new(8, 300, 60);
+		bool ok = rows[i].status == DNS_LOOKUP_OK;
+		struct dns_lookup_result r = {.status = rows[i].status, .names = txt,
+					      .n = ok ? 1 : 0, .n_total = ok ? 2 : 0};
+		struct dns_msg_info info = {.min_ttl = rows[i].min_ttl, .soa = rows[i].soa,
+					    .neg_ttl = 20};
+		dns_lookup_remember(c, DNS_LOOKUP_TXT, "Spf.Example", &r, rows[i].reply ? &info : NULL,
+				    1000);
+		CHECK_STR_AT(rows[i].line, recalled(c, "spf.example", rows[i].at), rows[i].want,
+			     "recalled");
+		dns_cache_free(c);
+	}
+
+	/* bounded: a record too large to hold is asked for again */
+	char *big = xmalloc(20000);
+	memset(big, 'a', 19999);
+	big[19999] = '\0';
+	const char *names[] = {big};
+	struct dns_cache *c = dns_cache_new(8, 300, 60);
+	struct dns_lookup_result r = {.status = DNS_LOOKUP_OK, .names = names, .n = 1, .n_total = 1};
+	struct dns_msg_info info = {.min_ttl = 60};
+	dns_lookup_remember(c, DNS_LOOKUP_TXT, "big.example", &r, &info, 1000);
+	CHECK(recalled(c, "big.example", 1001) == NULL, "20 KB of TXT is not cached");
+	/* addresses are kept as addresses; the type is part of the key */
+	struct rg_ip ip = ip_of("192.0.2.7");
+	r = (struct dns_lookup_result){.status = DNS_LOOKUP_OK, .addrs = &ip, .n = 1, .n_total = 1};
+	dns_lookup_remember(c, DNS_LOOKUP_A, "a.example", &r, &info, 1000);
+	const struct dns_answer *a = dns_cache_get(c, 1, "A.EXAMPLE", 1001);
+	CHECK(a && a->n == 1 && a->names == NULL && ip_equal(&a->addrs[0], &ip), "A cached");
+	CHECK(recalled(c, "a.example", 1001) == NULL, "not as TXT");
+	dns_cache_free(c);
+	free(big);
+}
+
 int main(void)
 {
 	test_mx_order();
@@ -380,5 +458,6 @@ int main(void)
 	test_addr_order();
 	test_msg_scan();
 	test_cache();
+	test_lookup_cache();
 	return check_summary("test_dns");
 }
