@@ -121,6 +121,7 @@ void dns_free(struct dns *d)
 		return;
 	d->destroying = true;
 	ares_destroy(d->channel); /* runs pending callbacks with ARES_EDESTRUCTION */
+	dns_lookup_free_early(d);
 	route_free_all(d);
 	dns_cache_free(d->cache);
 	dns_cache_free(d->lookups);

@@ -16,6 +16,7 @@
 struct event;
 struct dns_cache;
 struct route_job;
+struct lookup_job;
 
 struct dns_socket {
 	ares_socket_t fd;
@@ -32,6 +33,7 @@ struct dns {
 	struct dns_cache *lookups; /* lookup.c's answers: names senders choose, kept apart
 				    * so that they cannot push routing answers out */
 	struct route_job *routes; /* route.c's jobs in flight */
+	struct lookup_job *early; /* lookup.c's answers waiting for their zero timer */
 };
 
 struct dns_query {
@@ -48,6 +50,10 @@ struct dns_query {
 	char error[128];
 	struct route_job *route; /* dns_mx_route(), dns_host_route() */
 };
+
+/* dns_lookup_free_early - at dns_free(): the answers still waiting for their
+ * zero timer, which will never run, freed without a callback. */
+void dns_lookup_free_early(struct dns *d);
 
 /* dns_arm_timer - after starting queries outside a c-ares callback. */
 void dns_arm_timer(struct dns *d);

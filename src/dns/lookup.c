@@ -34,6 +34,8 @@ struct lookup_job {
 	dns_lookup_fn fn;
 	void *arg;
 	bool starting, answered_early;
+	struct event *early;      /* the zero timer of an early answer */
+	struct lookup_job *prev, *next; /* in d->early while it waits */
 	struct dns_lookup_result res;
 	struct dns_msg_info info; /* the reply, when dns_msg_scan() read it */
 	bool scanned;
@@ -59,6 +61,8 @@ static void job_free(struct lookup_job *job)
 	free(job->txt);
 	free(job->txt_views);
 	dns_answer_clear(&job->hit);
+	if (job->early != NULL)
+		event_free(job->early);
 	free(job->qname);
 	free(job->q);
 	free(job);
@@ -255,12 +259,33 @@ static void deliver(struct lookup_job *job)
 	job_free(job);
 }
 
-/* on_early - the zero timer; it never touches the resolver, which may be gone. */
+/* early_unlink - the job no longer waits for its zero timer. */
+static void early_unlink(struct lookup_job *job)
+{
+	if (job->prev != NULL)
+		job->prev->next = job->next;
+	else
+		job->d->early = job->next;
+	if (job->next != NULL)
+		job->next->prev = job->prev;
+}
+
+void dns_lookup_free_early(struct dns *d)
+{
+	while (d->early != NULL) {
+		struct lookup_job *job = d->early;
+		early_unlink(job);
+		job_free(job);
+	}
+}
+
+/* on_early - the zero timer (dns_free() frees the jobs still waiting for it). */
 static void on_early(evutil_socket_t fd, short what, void *arg)
 {
 	struct lookup_job *job = arg;
 	(void)fd;
 	(void)what;
+	early_unlink(job);
 	if (!job->q->cancelled)
 		job->fn(job->arg, &job->res);
 	job_free(job);
@@ -312,9 +337,14 @@ struct dns_query *dns_lookup(struct dns *d, enum dns_lookup_type type, const cha
 		ask(job);
 	job->starting = false;
 	struct dns_query *q = job->q;
-	if (job->answered_early) {
+	if (job->answered_early) { /* the callback never runs inside this call */
 		static const struct timeval now = {0, 0};
-		event_base_once(d->base, -1, EV_TIMEOUT, on_early, job, &now);
+		job->early = evtimer_new(d->base, on_early, job);
+		job->next = d->early;
+		if (d->early != NULL)
+			d->early->prev = job;
+		d->early = job;
+		evtimer_add(job->early, &now);
 	}
 	dns_arm_timer(d);
 	return q;
