@@ -3,7 +3,9 @@
  *
  * Owns: the mailbox path $virtual_mailbox_base/<domain>/<localpart>/, its
  * creation, Dovecot-compatible file names (<secs>.<unique>.<host>,S=<size>,
- * W=<vsize>) and the tmp/ -> fsync -> new/ -> fsync(new/) protocol, the
+ * W=<vsize>) and the write -> fsync -> new/ -> fsync(new/) protocol (an
+ * unnamed O_TMPFILE file in new/ linked under its name once synced; where
+ * the kernel or file system cannot, a tmp/ file renamed into new/), the
  * Return-Path:/Delivered-To: lines of a copy, finding a copy delivered
  * before (by its unique part), and removing our own orphaned tmp/ files.
  * Messages are stored with LF line ends, as Dovecot and Postfix store them;
@@ -26,7 +28,7 @@
 #include <time.h>
 
 /* Deliver msg (CRLF line ends) to base/domain/local/new/: the file is written
- * and fsync'd, then renamed into new/. The rename is durable only after
+ * and fsync'd, then linked (or renamed) into new/. The name is durable only after
  * dirsync(base, newdir), newdir being "domain/local/new"; callers delivering
  * many messages sync each directory once. On success the file's full path is
  * written to path. base must be open in basedir (see basedir.h). */
@@ -95,6 +97,10 @@ bool maildir_scan_copies(const char *base, const char *domain, const char *local
 #define MAILDIR_CLOCK_SLACK_MS 50
 size_t maildir_clean_tmp(const char *base, const struct timespec *before,
 			 size_t max_mailboxes, size_t *visited);
+
+/* Write through tmp/ and rename even where O_TMPFILE works (false: the
+ * default, unnamed files when the system can). For tests of both ways. */
+void maildir_force_tmp(bool on);
 
 /* Is s usable as one path component of a mailbox? */
 bool maildir_component_ok(const char *s);
