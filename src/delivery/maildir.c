@@ -262,9 +262,10 @@ static atomic_bool tmpfile_usable = true;
  * before Linux 6.10)? Cleared at the first refusal; then /proc/self/fd. */
 static atomic_bool empty_path_usable = true;
 
-void maildir_force_tmp(bool on)
+void maildir_force_way(enum maildir_way way)
 {
-	atomic_store(&tmpfile_usable, !on);
+	atomic_store(&tmpfile_usable, way != MAILDIR_WAY_TMP);
+	atomic_store(&empty_path_usable, way == MAILDIR_WAY_AUTO);
 }
 
 /* open_unnamed - an unnamed file in newdir (no name until link_unnamed);
@@ -283,7 +284,8 @@ static int open_unnamed(int bfd, const char *newdir)
 	return fd;
 }
 
-/* link_unnamed - give the unnamed file fd the name dst. */
+/* link_unnamed - give the unnamed file fd the name dst; -1 with errno
+ * ENOTSUP when neither way can work here (no capability and no /proc). */
 static int link_unnamed(int fd, int bfd, const char *dst)
 {
 	if (atomic_load(&empty_path_usable)) {
@@ -295,7 +297,13 @@ static int link_unnamed(int fd, int bfd, const char *dst)
 	}
 	char proc[64];
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-	return linkat(AT_FDCWD, proc, bfd, dst, AT_SYMLINK_FOLLOW);
+	if (linkat(AT_FDCWD, proc, bfd, dst, AT_SYMLINK_FOLLOW) == 0)
+		return 0;
+	if (errno == ENOENT && access("/proc/self/fd", F_OK) != 0) {
+		atomic_store(&tmpfile_usable, false); /* no /proc (a chroot): tmp/ from now on */
+		errno = ENOTSUP;
+	}
+	return -1;
 }
 
 static bool deliver(const char *base, const char *domain, const char *local,
@@ -378,7 +386,9 @@ static int land_unnamed(struct landing *l)
 	 * synced files are ever linked or renamed into new/: it is the same copy */
 	if (ok && link_unnamed(fd, l->bfd, l->dst) != 0 && !(errno == EEXIST && l->deterministic))
 		ok = false;
-	return close_keep(fd, ok) ? 1 : 0;
+	bool unusable = !ok && errno == ENOTSUP; /* written for nothing: again via tmp/ */
+	ok = close_keep(fd, ok);
+	return ok ? 1 : unusable ? -1 : 0;
 }
 
 /* land_via_tmp - tmp/NAME, fsync, rename into new/ (the classic way). */

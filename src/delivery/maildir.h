@@ -98,9 +98,12 @@ bool maildir_scan_copies(const char *base, const char *domain, const char *local
 size_t maildir_clean_tmp(const char *base, const struct timespec *before,
 			 size_t max_mailboxes, size_t *visited);
 
-/* Write through tmp/ and rename even where O_TMPFILE works (false: the
- * default, unnamed files when the system can). For tests of both ways. */
-void maildir_force_tmp(bool on);
+/* How copies are written, for tests of every way: AUTO (the default) an
+ * unnamed file linked with AT_EMPTY_PATH, else through /proc/self/fd, else
+ * tmp/ + rename, each step taken at the first refusal of the one before;
+ * PROC starts at /proc/self/fd; TMP always writes through tmp/. */
+enum maildir_way { MAILDIR_WAY_AUTO, MAILDIR_WAY_PROC, MAILDIR_WAY_TMP };
+void maildir_force_way(enum maildir_way way);
 
 /* Is s usable as one path component of a mailbox? */
 bool maildir_component_ok(const char *s);

@@ -158,13 +158,14 @@ static void mark_dead(struct session *s)
 }
 
 /* send_now - write a reply straight to the socket when nothing waits before
- * it and no pipelined command follows it (those replies go out together):
- * a plain session then needs no write event (two epoll_ctl calls and a
+ * it and no pipelined command follows it (those replies go out together),
+ * on a plain connection only (never under TLS, nor while it starts): it
+ * then needs no write event (two epoll_ctl calls and a
  * loop round per reply). What the socket does not take, or an error,
  * goes to the bufferevent, which sends it or reports the failure. */
 static size_t send_now(struct session *s, const char *line, size_t n)
 {
-	if ((s->flags & (F_DEAD | F_HANDSHAKE)) || bufferevent_get_underlying(s->bev) != NULL ||
+	if ((s->flags & (F_DEAD | F_TLS)) || bufferevent_get_underlying(s->bev) != NULL ||
 	    !(bufferevent_get_enabled(s->bev) & EV_WRITE) ||
 	    evbuffer_get_length(bufferevent_get_output(s->bev)) != 0 ||
 	    evbuffer_get_length(bufferevent_get_input(s->bev)) != 0)

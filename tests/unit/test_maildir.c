@@ -394,8 +394,9 @@ static bool put(const char *rel)
  * wrote through tmp/): one copy lands in new/. Through tmp/ the leftover is
  * replaced; an unnamed file never touches tmp/, and the start-up clean-up
  * (which runs before any delivery) removes it. */
-static void test_copy_over_orphan(bool via_tmp)
+static void test_copy_over_orphan(enum maildir_way way)
 {
+	bool via_tmp = way == MAILDIR_WAY_TMP;
 	static const char text[] = "A: b\r\n\r\nx\r\n";
 	char host[512], rel[1024], path[4096], newdir[4096], err[256] = "";
 	host_escaped(host, sizeof(host));
@@ -403,14 +404,14 @@ static void test_copy_over_orphan(bool via_tmp)
 	CHECK(put(rel), "cannot make the orphan %s", rel);
 	struct maildir_copy c = {"a@example.org", "copy@example.org", "rgFEDCBA9876543210_0", 7};
 	int fd = text_fd(text, sizeof(text) - 1);
-	maildir_force_tmp(via_tmp);
+	maildir_force_way(way);
 	bool ok = fd >= 0 && maildir_deliver_copy(base, "example.org", "copy", &c, fd, 5,
 						  sizeof(text) - 1, path, sizeof(path), newdir,
 						  sizeof(newdir), err, sizeof(err));
-	maildir_force_tmp(false);
-	CHECK(ok, "delivery over a leftover tmp/ file (via tmp/ %d): %s", via_tmp, err);
+	maildir_force_way(MAILDIR_WAY_AUTO);
+	CHECK(ok, "delivery over a leftover tmp/ file (way %d): %s", way, err);
 	CHECK(entries("example.org/copy/tmp", NULL, 0) == (via_tmp ? 0 : 1),
-	      "tmp/ (via tmp/ %d): the leftover %s", via_tmp, via_tmp ? "stayed" : "is gone");
+	      "tmp/ (way %d): the leftover %s", way, via_tmp ? "stayed" : "is gone");
 	CHECK(entries("example.org/copy/new", NULL, 0) == 1, "new/: want the one copy");
 	struct timespec start = {time(NULL), 0};
 	size_t visited;
@@ -423,20 +424,20 @@ static void test_copy_over_orphan(bool via_tmp)
 
 /* The same copy delivered twice (a retry after a crash between the copy
  * and the done mark, or a failed take-back): one file, whole, under the
- * same name, both ways of writing. */
-static void test_copy_twice(bool via_tmp)
+ * same name, every way of writing. */
+static void test_copy_twice(enum maildir_way way)
 {
 	static const char text[] = "A: b\r\n\r\ntwice\r\n";
 	char path[2][4096], newdir[4096], err[256] = "", got[256];
 	struct maildir_copy c = {"a@example.org", "twice@example.org", "rg0123456789ABCDEF_3", 8};
-	maildir_force_tmp(via_tmp);
+	maildir_force_way(way);
 	for (int k = 0; k < 2; k++) {
 		bool ok = maildir_deliver_copy_mem(base, "example.org", "twice", &c, text,
 						   sizeof(text) - 1, path[k], sizeof(path[k]),
 						   newdir, sizeof(newdir), err, sizeof(err));
-		CHECK(ok, "delivery %d of the same copy (via tmp/ %d): %s", k + 1, via_tmp, err);
+		CHECK(ok, "delivery %d of the same copy (way %d): %s", k + 1, way, err);
 	}
-	maildir_force_tmp(false);
+	maildir_force_way(MAILDIR_WAY_AUTO);
 	CHECK(strcmp(path[0], path[1]) == 0, "two names: %s and %s", path[0], path[1]);
 	CHECK(entries("example.org/twice/new", NULL, 0) == 1, "new/: want the one copy");
 	CHECK(entries("example.org/twice/tmp", NULL, 0) == 0, "tmp/ not empty");
@@ -703,19 +704,19 @@ int main(void)
 	test_components();
 	test_refused();
 	test_layout();
-	for (int via_tmp = 1; via_tmp >= 0; via_tmp--) { /* both ways of writing */
-		maildir_force_tmp(via_tmp);
+	for (int way = MAILDIR_WAY_TMP; way >= MAILDIR_WAY_AUTO; way--) { /* every way */
+		maildir_force_way((enum maildir_way)way);
 		for (size_t i = 0; i < RG_ARRAY_LEN(rows); i++)
 			check_row(&rows[i]);
 		test_large();
 		for (size_t i = 0; i < RG_ARRAY_LEN(copy_rows); i++)
 			check_copy_row(&copy_rows[i]);
 	}
-	maildir_force_tmp(false);
-	test_copy_over_orphan(true);
-	test_copy_over_orphan(false);
-	test_copy_twice(true);
-	test_copy_twice(false);
+	maildir_force_way(MAILDIR_WAY_AUTO);
+	for (int way = MAILDIR_WAY_TMP; way >= MAILDIR_WAY_AUTO; way--) {
+		test_copy_over_orphan((enum maildir_way)way);
+		test_copy_twice((enum maildir_way)way);
+	}
 	test_find_delivered();
 	test_parse_unique();
 	test_delivered_before();
