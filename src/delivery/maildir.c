@@ -258,8 +258,9 @@ static bool write_tmp(int bfd, const char *tmp, const char *hdr, size_t hlen,
 /* Can this kernel and file system make unnamed files (O_TMPFILE)? Cleared
  * at the first refusal; then every delivery goes through tmp/. */
 static atomic_bool tmpfile_usable = true;
-/* Does linkat(AT_EMPTY_PATH) work for us (it wants CAP_DAC_READ_SEARCH
- * before Linux 6.10)? Cleared at the first refusal; then /proc/self/fd. */
+/* Does linkat(AT_EMPTY_PATH) work for us (kernels before 6.10 want
+ * CAP_DAC_READ_SEARCH for it)? Cleared at the first refusal; then the
+ * /proc/self/fd link, which needs no capability. */
 static atomic_bool empty_path_usable = true;
 
 void maildir_force_way(enum maildir_way way)
