@@ -1,8 +1,8 @@
 /*
  * local.c - local delivery of queued messages, in batches (see local.h).
  *
- * A batch writes every pending local recipient's copy (file fsync'd, renamed
- * into new/), then syncs each Maildir's new/ directory once, then logs the
+ * A batch writes every pending local recipient's copy (file fsync'd, linked or
+ * renamed into new/), then syncs each Maildir's new/ directory once, then logs the
  * deliveries and finishes the queue files. Under load this is group commit:
  * one directory fsync serves every message that landed in that Maildir.
  *

@@ -26,7 +26,7 @@ void local_deliver_batch(const struct config *cfg, struct delivery **reqs, size_
 /* Worker thread, at commit (delivery at acceptance): write every recipient
  * of m (all routed to local delivery; the text in m->body) to its Maildir
  * before the client hears 250: each copy written and fsync'd under its
- * queued name, renamed into new/, then each new/ synced once. On success
+ * queued name, linked (or renamed) into new/, then each new/ synced once. On success
  * each recipient's last_reply holds its mailbox file. On failure nothing
  * was promised: err says why, the copies written so far are removed again,
  * and the caller queues m instead (or refuses it). */

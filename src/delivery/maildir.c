@@ -222,6 +222,27 @@ static void file_base(const struct maildir_copy *c, char *out, size_t len)
 		 (long)tv.tv_usec, (int)getpid(), q, host);
 }
 
+/* write_text - the added lines, the text, fsync, into the open file fd. */
+static bool write_text(int fd, const char *hdr, size_t hlen, const struct source *src,
+		       size_t *size)
+{
+	bool ok = write_out(fd, hdr, hlen) && write_lf(fd, src, size) && fsync(fd) == 0;
+	*size += hlen;
+	return ok;
+}
+
+/* close_keep - close fd; the first error (saved or close's) stays in errno. */
+static bool close_keep(int fd, bool ok)
+{
+	int saved = errno;
+	if (fd >= 0 && close(fd) != 0 && ok) {
+		ok = false;
+		saved = errno;
+	}
+	errno = saved;
+	return ok;
+}
+
 /* write_tmp - tmp/NAME: the added lines, the text, fsync. A deterministic
  * name may be left over from a crash: it is ours, so it is replaced. */
 static bool write_tmp(int bfd, const char *tmp, const char *hdr, size_t hlen,
@@ -230,16 +251,60 @@ static bool write_tmp(int bfd, const char *tmp, const char *hdr, size_t hlen,
 	if (unlinkat(bfd, tmp, 0) != 0 && errno != ENOENT)
 		return false;
 	int fd = openat(bfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	bool ok = fd >= 0 && write_out(fd, hdr, hlen) && write_lf(fd, src, size) &&
-		  fsync(fd) == 0;
-	int saved = errno;
-	if (fd >= 0 && close(fd) != 0 && ok) {
-		ok = false;
-		saved = errno;
+	bool ok = fd >= 0 && write_text(fd, hdr, hlen, src, size);
+	return close_keep(fd, ok);
+}
+
+/* Can this kernel and file system make unnamed files (O_TMPFILE)? Cleared
+ * at the first refusal; then every delivery goes through tmp/. */
+static atomic_bool tmpfile_usable = true;
+/* Does linkat(AT_EMPTY_PATH) work for us (kernels before 6.10 want
+ * CAP_DAC_READ_SEARCH for it)? Cleared at the first refusal; then the
+ * /proc/self/fd link, which needs no capability. */
+static atomic_bool empty_path_usable = true;
+
+void maildir_force_way(enum maildir_way way)
+{
+	atomic_store(&tmpfile_usable, way != MAILDIR_WAY_TMP);
+	atomic_store(&empty_path_usable, way == MAILDIR_WAY_AUTO);
+}
+
+/* open_unnamed - an unnamed file in newdir (no name until link_unnamed);
+ * -1 with errno, ENOTSUP when O_TMPFILE cannot be used here. */
+static int open_unnamed(int bfd, const char *newdir)
+{
+	if (!atomic_load(&tmpfile_usable)) {
+		errno = ENOTSUP;
+		return -1;
 	}
-	*size += hlen;
-	errno = saved;
-	return ok;
+	int fd = openat(bfd, newdir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+	if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+		atomic_store(&tmpfile_usable, false); /* old kernel or file system */
+		errno = ENOTSUP;
+	}
+	return fd;
+}
+
+/* link_unnamed - give the unnamed file fd the name dst; -1 with errno
+ * ENOTSUP when neither way can work here (no capability and no /proc). */
+static int link_unnamed(int fd, int bfd, const char *dst)
+{
+	if (atomic_load(&empty_path_usable)) {
+		if (linkat(fd, "", bfd, dst, AT_EMPTY_PATH) == 0)
+			return 0;
+		if (errno != ENOENT && errno != EPERM)
+			return -1;
+		atomic_store(&empty_path_usable, false); /* ENOENT: no capability */
+	}
+	char proc[64];
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	if (linkat(AT_FDCWD, proc, bfd, dst, AT_SYMLINK_FOLLOW) == 0)
+		return 0;
+	if (errno == ENOENT && access("/proc/self/fd", F_OK) != 0) {
+		atomic_store(&tmpfile_usable, false); /* no /proc (a chroot): tmp/ from now on */
+		errno = ENOTSUP;
+	}
+	return -1;
 }
 
 static bool deliver(const char *base, const char *domain, const char *local,
@@ -284,40 +349,91 @@ bool maildir_deliver_copy_mem(const char *base, const char *domain, const char *
 		       errlen);
 }
 
+/* One copy on its way into a Maildir. */
+struct landing {
+	int bfd;                  /* the mailbox base */
+	char dir[4096];           /* "domain/local" */
+	char fbase[1024];         /* "<time>.<unique>.<host>" */
+	char hdr[2048];           /* the added lines */
+	size_t hlen, lines;
+	const struct source *src;
+	bool deterministic;       /* a queued copy's name: the same at every try */
+	char dst[4200];           /* "domain/local/new/<fbase>,S=..,W=.." */
+};
+
+/* final_name - l->dst, now that the size written is known. */
+static void final_name(struct landing *l, size_t size)
+{
+	snprintf(l->dst, sizeof(l->dst), "%s/new/%s,S=%zu,W=%zu", l->dir, l->fbase, size,
+		 l->src->len + l->hlen + l->lines);
+}
+
+/* land_unnamed - write an unnamed file in new/, fsync it, then link it
+ * under its final name: no tmp/ entry, no rename across directories, no
+ * unlink, and a crash leaves nothing behind (the file system frees an
+ * unnamed file). A reader never sees it before it is whole. 1 on success,
+ * 0 on failure (errno), -1 when O_TMPFILE cannot be used here. */
+static int land_unnamed(struct landing *l)
+{
+	char newdir[4200];
+	size_t size = 0;
+	snprintf(newdir, sizeof(newdir), "%s/new", l->dir);
+	int fd = open_unnamed(l->bfd, newdir);
+	if (fd < 0)
+		return errno == ENOTSUP ? -1 : 0;
+	bool ok = write_text(fd, l->hdr, l->hlen, l->src, &size);
+	final_name(l, size);
+	/* taken: an earlier try of this queued copy landed, and only whole,
+	 * synced files are ever linked or renamed into new/: it is the same copy */
+	if (ok && link_unnamed(fd, l->bfd, l->dst) != 0 && !(errno == EEXIST && l->deterministic))
+		ok = false;
+	bool unusable = !ok && errno == ENOTSUP; /* written for nothing: again via tmp/ */
+	ok = close_keep(fd, ok);
+	return ok ? 1 : unusable ? -1 : 0;
+}
+
+/* land_via_tmp - tmp/NAME, fsync, rename into new/ (the classic way). */
+static bool land_via_tmp(struct landing *l)
+{
+	char tmp[4200];
+	size_t size = 0;
+	snprintf(tmp, sizeof(tmp), "%s/tmp/%s", l->dir, l->fbase);
+	bool ok = write_tmp(l->bfd, tmp, l->hdr, l->hlen, l->src, &size);
+	final_name(l, size);
+	if (ok && renameat(l->bfd, tmp, l->bfd, l->dst) == 0)
+		return true;
+	int saved = errno;
+	unlinkat(l->bfd, tmp, 0);
+	errno = saved;
+	return false;
+}
+
 static bool deliver(const char *base, const char *domain, const char *local,
 		    const struct maildir_copy *c, const struct source *src, char *path,
 		    size_t pathlen, char *newdir, size_t newdirlen, char *err, size_t errlen)
 {
-	char dir[4096], fbase[1024], hdr[2048], tmp[4200], dst[4200];
+	struct landing l = {.bfd = basedir_fd(base), .src = src};
 	if (!maildir_component_ok(domain) || !local_ok(local) ||
 	    (c && c->unique && !maildir_component_ok(c->unique))) {
 		snprintf(err, errlen, "unsafe mailbox name %s@%s", local, domain);
 		return false;
 	}
-	int bfd = basedir_fd(base);
-	if (bfd < 0 || !make_maildir(bfd, base, domain, local, dir, sizeof(dir))) {
+	if (l.bfd < 0 || !make_maildir(l.bfd, base, domain, local, l.dir, sizeof(l.dir))) {
 		snprintf(err, errlen, "cannot create Maildir %s/%s/%s: %s", base, domain, local,
 			 strerror(errno));
 		return false;
 	}
-	file_base(c, fbase, sizeof(fbase));
-	size_t lines, size = 0, hlen = header_lines(c, hdr, sizeof(hdr), &lines);
-	snprintf(tmp, sizeof(tmp), "%s/tmp/%s", dir, fbase);
-	bool ok = write_tmp(bfd, tmp, hdr, hlen, src, &size);
-	int saved = errno;
-	snprintf(dst, sizeof(dst), "%s/new/%s,S=%zu,W=%zu", dir, fbase, size,
-		 src->len + hlen + lines);
-	if (ok && renameat(bfd, tmp, bfd, dst) != 0) {
-		ok = false;
-		saved = errno;
-	}
-	snprintf(newdir, newdirlen, "%s/new", dir);
+	file_base(c, l.fbase, sizeof(l.fbase));
+	l.hlen = header_lines(c, l.hdr, sizeof(l.hdr), &l.lines);
+	l.deterministic = c != NULL && c->unique != NULL;
+	int landed = land_unnamed(&l);
+	bool ok = landed < 0 ? land_via_tmp(&l) : landed == 1;
+	snprintf(newdir, newdirlen, "%s/new", l.dir);
 	if (!ok) {
-		unlinkat(bfd, tmp, 0);
-		snprintf(err, errlen, "cannot deliver to %s/%s: %s", base, dir, strerror(saved));
+		snprintf(err, errlen, "cannot deliver to %s/%s: %s", base, l.dir, strerror(errno));
 		return false;
 	}
-	snprintf(path, pathlen, "%s/%s", base, dst);
+	snprintf(path, pathlen, "%s/%s", base, l.dst);
 	return true;
 }
 

@@ -3,7 +3,9 @@
  *
  * Owns: the mailbox path $virtual_mailbox_base/<domain>/<localpart>/, its
  * creation, Dovecot-compatible file names (<secs>.<unique>.<host>,S=<size>,
- * W=<vsize>) and the tmp/ -> fsync -> new/ -> fsync(new/) protocol, the
+ * W=<vsize>) and the write -> fsync -> new/ -> fsync(new/) protocol (an
+ * unnamed O_TMPFILE file in new/ linked under its name once synced; where
+ * the kernel or file system cannot, a tmp/ file renamed into new/), the
  * Return-Path:/Delivered-To: lines of a copy, finding a copy delivered
  * before (by its unique part), and removing our own orphaned tmp/ files.
  * Messages are stored with LF line ends, as Dovecot and Postfix store them;
@@ -26,7 +28,7 @@
 #include <time.h>
 
 /* Deliver msg (CRLF line ends) to base/domain/local/new/: the file is written
- * and fsync'd, then renamed into new/. The rename is durable only after
+ * and fsync'd, then linked (or renamed) into new/. The name is durable only after
  * dirsync(base, newdir), newdir being "domain/local/new"; callers delivering
  * many messages sync each directory once. On success the file's full path is
  * written to path. base must be open in basedir (see basedir.h). */
@@ -95,6 +97,13 @@ bool maildir_scan_copies(const char *base, const char *domain, const char *local
 #define MAILDIR_CLOCK_SLACK_MS 50
 size_t maildir_clean_tmp(const char *base, const struct timespec *before,
 			 size_t max_mailboxes, size_t *visited);
+
+/* How copies are written, for tests of every way: AUTO (the default) an
+ * unnamed file linked with AT_EMPTY_PATH, else through /proc/self/fd, else
+ * tmp/ + rename, each step taken at the first refusal of the one before;
+ * PROC starts at /proc/self/fd; TMP always writes through tmp/. */
+enum maildir_way { MAILDIR_WAY_AUTO, MAILDIR_WAY_PROC, MAILDIR_WAY_TMP };
+void maildir_force_way(enum maildir_way way);
 
 /* Is s usable as one path component of a mailbox? */
 bool maildir_component_ok(const char *s);

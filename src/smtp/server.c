@@ -42,6 +42,9 @@
 
 #define COMMIT_THREADS 16         /* commits (and deliveries at acceptance): a client waits for each */
 #define SPOOL_THREADS 2           /* large messages written while they arrive */
+/* End-of-data stages (hashing, parsing: CPU work, no fsync) have their own
+ * threads, so they never wait behind commits blocked in fsync. */
+#define STAGE_THREADS 2
 #define SHUTDOWN_GRACE_SECONDS 30
 #define IP_BUCKETS 1024
 #define LOCKOUT_MAX_CLIENTS 100000
@@ -78,6 +81,7 @@ struct server {
 	struct event_base *base;
 	struct workers *workers;      /* queue commits */
 	struct workers *spoolers;     /* spool writes, apart from the commits */
+	struct workers *stagers;      /* end-of-data stages, apart from the commits */
 	struct qmgr *qmgr;            /* delivery of what was committed */
 	struct listener **listeners;
 	size_t n_listeners;
@@ -557,7 +561,7 @@ static void commit_done(void *arg)
 
 struct workers *server_workers(const struct server *srv)
 {
-	return srv->workers;
+	return srv->stagers;
 }
 
 void server_commit(struct server *srv, struct queue_msg *m, struct queue_spool *sp,
@@ -1064,6 +1068,7 @@ int server_run(struct server *srv)
 	char err[512];
 	srv->workers = workers_new(srv->base, COMMIT_THREADS);
 	srv->spoolers = workers_new(srv->base, SPOOL_THREADS);
+	srv->stagers = workers_new(srv->base, STAGE_THREADS);
 	if (!start_delivery(srv, err, sizeof(err))) {
 		log_ev(LOG_FATAL, "startup-failed", {"reason", err});
 		return 1;
@@ -1114,6 +1119,7 @@ void server_free(struct server *srv)
 	metrics_http_free(srv->metrics);
 	mev_reset();
 	workers_free(srv->spoolers); /* first: late spool callbacks may still commit */
+	workers_free(srv->stagers);  /* then stages: they end in commits */
 	workers_free(srv->workers); /* its last commits hand messages to the qmgr */
 	abuse_share_tls(srv->abuse, NULL, NULL); /* the transport goes with the qmgr */
 	qmgr_free(srv->qmgr);       /* what was not delivered stays queued */

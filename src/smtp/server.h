@@ -59,7 +59,8 @@ struct abuse *server_abuse(const struct server *srv);
 /* The resolver for ip's name, or NULL when its name is not looked up. */
 struct dns *server_dns_for(const struct server *srv, const struct rg_ip *ip);
 void server_session_closed(struct server *srv, struct session *s);
-/* The worker pool that commits messages (end-of-data stages run there too). */
+/* The worker pool of end-of-data stages (CPU work: never blocked behind the
+ * fsyncs of commits, which have their own threads). */
 struct workers *server_workers(const struct server *srv);
 /* Commit m to the queue on a worker; done(arg, ok) runs on the loop. After a
  * successful commit the server owns m and delivers it. With a spool (the

@@ -42,6 +42,7 @@
 #include "util/util.h"
 
 #include <stdarg.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,6 +157,23 @@ static void mark_dead(struct session *s)
 	session_update_read(s);
 }
 
+/* send_now - write a reply straight to the socket when nothing waits before
+ * it and no pipelined command follows it (those replies go out together),
+ * on a plain connection only (never under TLS, nor while it starts): it
+ * then needs no write event (two epoll_ctl calls and a
+ * loop round per reply). What the socket does not take, or an error,
+ * goes to the bufferevent, which sends it or reports the failure. */
+static size_t send_now(struct session *s, const char *line, size_t n)
+{
+	if ((s->flags & (F_DEAD | F_TLS)) || bufferevent_get_underlying(s->bev) != NULL ||
+	    !(bufferevent_get_enabled(s->bev) & EV_WRITE) ||
+	    evbuffer_get_length(bufferevent_get_output(s->bev)) != 0 ||
+	    evbuffer_get_length(bufferevent_get_input(s->bev)) != 0)
+		return 0;
+	ssize_t w = send(bufferevent_getfd(s->bev), line, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+	return w > 0 ? (size_t)w : 0;
+}
+
 /* reply - one reply line; error replies count towards smtpd_hard_error_limit. */
 void session_reply(struct session *s, const char *fmt, ...)
 {
@@ -169,7 +187,9 @@ void session_reply(struct session *s, const char *fmt, ...)
 	if ((size_t)n > sizeof(line) - 3)
 		n = (int)sizeof(line) - 3;
 	memcpy(line + n, "\r\n", 2);
-	bufferevent_write(s->bev, line, (size_t)n + 2);
+	size_t sent = send_now(s, line, (size_t)n + 2);
+	if (sent < (size_t)n + 2)
+		bufferevent_write(s->bev, line + sent, (size_t)n + 2 - sent);
 	/* a 421 is the server ending the session, not another client error */
 	if ((line[0] == '4' || line[0] == '5') && strncmp(line, "421", 3) != 0)
 		s->errors++;

@@ -6,6 +6,10 @@
  * fsync; when that fsync returns, every ticket up to that number is durable.
  * Callers whose ticket is higher wait for the next round (and may lead it).
  * Each caller gets the outcome of the round that covered its ticket.
+ * Waiters sleep on one of two condition variables by the parity of the
+ * round that will cover them: the end of a round wakes only those it
+ * covered, and one waiter of the next round to lead it (no herd of
+ * threads that wake only to sleep again).
  */
 #include "util/dirsync.h"
 #include "util/basedir.h"
@@ -31,6 +35,9 @@ struct dir_entry {
 	char *path;            /* base "/" rel: the key */
 	char *base, *rel;
 	uint64_t taken, done;  /* tickets handed out / made durable */
+	uint64_t round;        /* rounds started */
+	uint64_t running_upto; /* the last ticket the running round covers */
+	pthread_cond_t covered[2]; /* by the parity of the round a waiter needs */
 	bool running;
 	unsigned waiters;
 	struct failure failures[FAILURES_KEPT];
@@ -40,9 +47,18 @@ struct dir_entry {
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t round_done = PTHREAD_COND_INITIALIZER;
 static struct dir_entry *dirs;
 static size_t n_dirs;
+
+static void free_dir(struct dir_entry *d)
+{
+	pthread_cond_destroy(&d->covered[0]);
+	pthread_cond_destroy(&d->covered[1]);
+	free(d->path);
+	free(d->base);
+	free(d->rel);
+	free(d);
+}
 
 /* drop_idle - forget directories nobody is syncing (Maildirs come and go). */
 static void drop_idle(void)
@@ -55,10 +71,7 @@ static void drop_idle(void)
 			continue;
 		}
 		*pp = d->next;
-		free(d->path);
-		free(d->base);
-		free(d->rel);
-		free(d);
+		free_dir(d);
 		n_dirs--;
 	}
 }
@@ -77,6 +90,8 @@ static struct dir_entry *find_dir(const char *base, const char *rel)
 	d->path = path;
 	d->base = xstrdup(base);
 	d->rel = xstrdup(rel);
+	pthread_cond_init(&d->covered[0], NULL);
+	pthread_cond_init(&d->covered[1], NULL);
 	d->next = dirs;
 	dirs = d;
 	n_dirs++;
@@ -122,12 +137,15 @@ bool dirsync(const char *base, const char *rel)
 	uint64_t ticket = ++d->taken;
 	d->waiters++;
 	while (d->done < ticket) {
-		if (d->running) {
-			pthread_cond_wait(&round_done, &lock);
+		if (d->running) { /* covered by the running round, or by the next */
+			uint64_t r = ticket <= d->running_upto ? d->round : d->round + 1;
+			pthread_cond_wait(&d->covered[r & 1], &lock);
 			continue;
 		}
 		d->running = true;
+		d->round++;
 		uint64_t from = d->done + 1, upto = d->taken; /* all who renamed before now */
+		d->running_upto = upto;
 		pthread_mutex_unlock(&lock);
 		int error = fsync_path(d->base, d->rel);
 		pthread_mutex_lock(&lock);
@@ -135,7 +153,9 @@ bool dirsync(const char *base, const char *rel)
 		d->done = upto;
 		if (error != 0)
 			remember_failure(d, from, upto, error);
-		pthread_cond_broadcast(&round_done);
+		pthread_cond_broadcast(&d->covered[d->round & 1]);
+		if (d->taken > d->done) /* one of the next round's waiters leads it */
+			pthread_cond_signal(&d->covered[(d->round + 1) & 1]);
 	}
 	int error = round_error(d, ticket);
 	d->waiters--;
@@ -150,10 +170,7 @@ void dirsync_cleanup(void)
 	while (dirs != NULL) {
 		struct dir_entry *d = dirs;
 		dirs = d->next;
-		free(d->path);
-		free(d->base);
-		free(d->rel);
-		free(d);
+		free_dir(d);
 	}
 	n_dirs = 0;
 	pthread_mutex_unlock(&lock);

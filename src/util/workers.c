@@ -58,6 +58,16 @@ static struct job *list_take_all(struct job_list *l)
 	return j;
 }
 
+/* wake_loop - one byte into the pipe the loop watches. A byte is written
+ * whenever the finished list was empty, so none is ever missed: the loop
+ * reads the pipe dry before it takes the list. */
+static void wake_loop(struct workers *w)
+{
+	char b = 1;
+	while (write(w->pipe_fd[1], &b, 1) < 0 && errno == EINTR)
+		;
+}
+
 static void *worker_main(void *arg)
 {
 	struct workers *w = arg;
@@ -76,10 +86,10 @@ static void *worker_main(void *arg)
 		pthread_mutex_lock(&w->lock);
 		bool was_empty = w->finished.head == NULL;
 		list_push(&w->finished, j);
-		if (was_empty) {
-			char b = 1;
-			while (write(w->pipe_fd[1], &b, 1) < 0 && errno == EINTR)
-				;
+		if (was_empty) { /* the loop's wake-up, outside the lock others wait for */
+			pthread_mutex_unlock(&w->lock);
+			wake_loop(w);
+			pthread_mutex_lock(&w->lock);
 		}
 	}
 	pthread_mutex_unlock(&w->lock);
@@ -152,8 +162,8 @@ void workers_submit(struct workers *w, work_fn work, done_fn done, void *arg)
 		return;
 	}
 	list_push(&w->todo, j);
-	pthread_cond_signal(&w->wake);
 	pthread_mutex_unlock(&w->lock);
+	pthread_cond_signal(&w->wake); /* after: the woken thread need not wait for the lock */
 }
 
 size_t workers_pending(const struct workers *w)

@@ -390,9 +390,13 @@ static bool put(const char *rel)
 	return ok;
 }
 
-/* A leftover tmp/ file of the same copy (a crash mid-write) is replaced. */
-static void test_copy_over_orphan(void)
+/* A leftover tmp/ file of the same copy (a crash mid-write, in a run that
+ * wrote through tmp/): one copy lands in new/. Through tmp/ the leftover is
+ * replaced; an unnamed file never touches tmp/, and the start-up clean-up
+ * (which runs before any delivery) removes it. */
+static void test_copy_over_orphan(enum maildir_way way)
 {
+	bool via_tmp = way == MAILDIR_WAY_TMP;
 	static const char text[] = "A: b\r\n\r\nx\r\n";
 	char host[512], rel[1024], path[4096], newdir[4096], err[256] = "";
 	host_escaped(host, sizeof(host));
@@ -400,15 +404,51 @@ static void test_copy_over_orphan(void)
 	CHECK(put(rel), "cannot make the orphan %s", rel);
 	struct maildir_copy c = {"a@example.org", "copy@example.org", "rgFEDCBA9876543210_0", 7};
 	int fd = text_fd(text, sizeof(text) - 1);
+	maildir_force_way(way);
 	bool ok = fd >= 0 && maildir_deliver_copy(base, "example.org", "copy", &c, fd, 5,
 						  sizeof(text) - 1, path, sizeof(path), newdir,
 						  sizeof(newdir), err, sizeof(err));
-	CHECK(ok, "delivery over a leftover tmp/ file: %s", err);
-	CHECK(entries("example.org/copy/tmp", NULL, 0) == 0, "tmp/ not empty");
+	maildir_force_way(MAILDIR_WAY_AUTO);
+	CHECK(ok, "delivery over a leftover tmp/ file (way %d): %s", way, err);
+	CHECK(entries("example.org/copy/tmp", NULL, 0) == (via_tmp ? 0 : 1),
+	      "tmp/ (way %d): the leftover %s", way, via_tmp ? "stayed" : "is gone");
 	CHECK(entries("example.org/copy/new", NULL, 0) == 1, "new/: want the one copy");
+	struct timespec start = {time(NULL), 0};
+	size_t visited;
+	maildir_clean_tmp(base, &start, 100000, &visited);
+	CHECK(entries("example.org/copy/tmp", NULL, 0) == 0, "the clean-up left the leftover");
 	if (fd >= 0)
 		close(fd);
 	unlink(path);
+}
+
+/* The same copy delivered twice (a retry after a crash between the copy
+ * and the done mark, or a failed take-back): one file, whole, under the
+ * same name, every way of writing. */
+static void test_copy_twice(enum maildir_way way)
+{
+	static const char text[] = "A: b\r\n\r\ntwice\r\n";
+	char path[2][4096], newdir[4096], err[256] = "", got[256];
+	struct maildir_copy c = {"a@example.org", "twice@example.org", "rg0123456789ABCDEF_3", 8};
+	maildir_force_way(way);
+	for (int k = 0; k < 2; k++) {
+		bool ok = maildir_deliver_copy_mem(base, "example.org", "twice", &c, text,
+						   sizeof(text) - 1, path[k], sizeof(path[k]),
+						   newdir, sizeof(newdir), err, sizeof(err));
+		CHECK(ok, "delivery %d of the same copy (way %d): %s", k + 1, way, err);
+	}
+	maildir_force_way(MAILDIR_WAY_AUTO);
+	CHECK(strcmp(path[0], path[1]) == 0, "two names: %s and %s", path[0], path[1]);
+	CHECK(entries("example.org/twice/new", NULL, 0) == 1, "new/: want the one copy");
+	CHECK(entries("example.org/twice/tmp", NULL, 0) == 0, "tmp/ not empty");
+	FILE *f = fopen(path[0], "r");
+	size_t n = f ? fread(got, 1, sizeof(got) - 1, f) : 0;
+	got[n] = '\0';
+	if (f)
+		fclose(f);
+	CHECK(strcmp(got, "Return-Path: <a@example.org>\nDelivered-To: twice@example.org\n"
+			  "A: b\n\ntwice\n") == 0, "the copy holds: %s", got);
+	unlink(path[0]);
 }
 
 /* ---- finding a copy delivered before ---- */
@@ -664,12 +704,19 @@ int main(void)
 	test_components();
 	test_refused();
 	test_layout();
-	for (size_t i = 0; i < RG_ARRAY_LEN(rows); i++)
-		check_row(&rows[i]);
-	test_large();
-	for (size_t i = 0; i < RG_ARRAY_LEN(copy_rows); i++)
-		check_copy_row(&copy_rows[i]);
-	test_copy_over_orphan();
+	for (int way = MAILDIR_WAY_TMP; way >= MAILDIR_WAY_AUTO; way--) { /* every way */
+		maildir_force_way((enum maildir_way)way);
+		for (size_t i = 0; i < RG_ARRAY_LEN(rows); i++)
+			check_row(&rows[i]);
+		test_large();
+		for (size_t i = 0; i < RG_ARRAY_LEN(copy_rows); i++)
+			check_copy_row(&copy_rows[i]);
+	}
+	maildir_force_way(MAILDIR_WAY_AUTO);
+	for (int way = MAILDIR_WAY_TMP; way >= MAILDIR_WAY_AUTO; way--) {
+		test_copy_over_orphan((enum maildir_way)way);
+		test_copy_twice((enum maildir_way)way);
+	}
 	test_find_delivered();
 	test_parse_unique();
 	test_delivered_before();
