@@ -140,6 +140,10 @@ struct session_hooks {
 	size_t n_stages;
 	session_header_drop_fn header_drop;
 	void *header_arg;
+	/* true: the stages do nothing for a transaction whose MAIL hook set no
+	 * data (session_tx_set_data), so it goes straight to the commit: two
+	 * worker hand-offs fewer for each message the hooks do not concern */
+	bool stages_need_data;
 };
 /* Replace the hooks (NULL: the defaults, a no-op end-of-data stage). */
 void session_hooks_set(const struct session_hooks *h);

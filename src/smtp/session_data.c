@@ -51,7 +51,7 @@ static void noop_stage(struct session_eod *e, void *arg)
 }
 
 static const struct session_stage default_stages[] = {{"noop", noop_stage, NULL, NULL}};
-static const struct session_hooks default_hooks = {NULL, NULL, default_stages, 1, NULL, NULL};
+static const struct session_hooks default_hooks = {NULL, NULL, default_stages, 1, NULL, NULL, false};
 static const struct session_hooks *hooks = &default_hooks;
 
 void session_hooks_set(const struct session_hooks *h)
@@ -236,7 +236,8 @@ static void end_of_data(struct session *s)
 		log_ev(LOG_INFO, "header-truncated", {"session", s->id}, {"client", s->ip_text},
 		       {"limit", "header_size_limit"});
 	/* no reads until the 250 */
-	session_pending_begin(s, hooks->n_stages ? PENDING_STAGES : PENDING_COMMIT, NULL, NULL);
+	bool stages = hooks->n_stages > 0 && (tx->hook_data != NULL || !hooks->stages_need_data);
+	session_pending_begin(s, stages ? PENDING_STAGES : PENDING_COMMIT, NULL, NULL);
 	rg_strlcpy(tx->msg_id, tx->msg->id, sizeof(tx->msg_id));
 	if (tx->spool != NULL && tx->spool->busy) {
 		tx->spool->commit_waiting = true; /* spool_written goes on */

@@ -747,7 +747,7 @@ static const struct session_stage stages[] = {
 	{"msgauth-verify", stage_verify, NULL, NULL},
 };
 static const struct session_hooks hooks = {mail_check, NULL, stages, RG_ARRAY_LEN(stages),
-					   drop_forged, NULL};
+					   drop_forged, NULL, true};
 
 bool session_msgauth_load(const struct config *cfg, char *err, size_t errlen)
 {

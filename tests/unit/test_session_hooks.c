@@ -96,7 +96,8 @@ static bool drop_forged(const struct session *s, const char *field, size_t n, bo
 
 static const struct session_stage stages[] = {{"refuse", stage_refuse, NULL, NULL},
 					      {"prepend", stage_prepend, NULL, NULL}};
-static const struct session_hooks hooks = {mail_check, NULL, stages, 2, drop_forged, NULL};
+/* not const: the last part of the test sets stages_need_data */
+static struct session_hooks hooks = {mail_check, NULL, stages, 2, drop_forged, NULL, false};
 
 static void *run_server(void *arg)
 {
@@ -230,6 +231,15 @@ int main(void)
 	talk(fd, "RSET\r\nMAIL FROM:<slow@example.net>\r\n", 2, r, sizeof(r));
 	CHECK(strstr(r, "250 2.1.0") != NULL, "MAIL answered after the time limit: %s", r);
 	CHECK(atomic_load(&cancels_timed_out) == 1, "cancel(timed_out) ran once");
+	/* stages_need_data: the MAIL hook set no data, so the stages are skipped
+	 * (the refusing one too); read by the loop only at the end of data */
+	hooks.stages_need_data = true;
+	talk(fd, "RSET\r\nMAIL FROM:<none@example.net>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n", 4,
+	     r, sizeof(r));
+	talk(fd, "Subject: refuse-me\r\n\r\nbody\r\n.\r\n", 1, r, sizeof(r));
+	CHECK(strncmp(r, "250 2.0.0 Ok: queued as", 23) == 0,
+	      "no hook data: straight to the commit, no stage ran: %s", r);
+	hooks.stages_need_data = false;
 	close(fd);
 	/* the client leaves while its check runs: cancel(gone), no resume */
 	fd = client();
