@@ -86,6 +86,25 @@ static void check_aliases(void)
 	      strstr(err, "unsupported alias table") != NULL, "inline: refused: %s", err);
 }
 
+/* the file reader both tables share (map_read_lines): its two refusals */
+static void check_file_errors(void)
+{
+	char err[512] = "", *missing = xasprintf("%s/missing", dir);
+	CHECK(aliases_open(missing, err, sizeof(err)) == NULL &&
+	      strstr(err, "cannot open aliases file ") != NULL, "missing aliases: %s", err);
+	CHECK(map_open(missing, err, sizeof(err)) == NULL &&
+	      strstr(err, "cannot open table ") != NULL, "missing table: %s", err);
+	char *text = xasprintf("a: b\nlong: %04500d\n", 0), *path = write_file("long", text);
+	CHECK(aliases_open(path, err, sizeof(err)) == NULL &&
+	      strstr(err, ":2: line longer than 4096 bytes") != NULL, "long alias line: %s", err);
+	CHECK(map_open(path, err, sizeof(err)) == NULL &&
+	      strstr(err, ":2: line longer than 4096 bytes") != NULL, "long table line: %s", err);
+	unlink(path);
+	free(path);
+	free(text);
+	free(missing);
+}
+
 /* --- expansion --- */
 
 static const char aliases_text[] =
@@ -419,6 +438,7 @@ int main(void)
 		return check_summary("expand");
 	}
 	check_aliases();
+	check_file_errors();
 	check_bad_configs();
 	char *al = write_file("aliases.txt", aliases_text);
 	char *va = write_file("virtual", virtual_text);
