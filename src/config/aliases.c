@@ -38,28 +38,6 @@ static int compare_keys(const void *a, const void *b)
 	return strcmp(x->key, y->key);
 }
 
-/* next_item - one comma-separated value (quotes kept whole); NULL at the end. */
-static char *next_item(char **cursor)
-{
-	char *p = *cursor;
-	while (*p == ',' || *p == ' ' || *p == '\t')
-		p++;
-	if (*p == '\0')
-		return NULL;
-	char *start = p;
-	bool quoted = false;
-	for (; *p && (quoted || *p != ','); p++) {
-		if (*p == '\\' && quoted && p[1] != '\0')
-			p++;
-		else if (*p == '"')
-			quoted = !quoted;
-	}
-	if (*p == ',')
-		*p++ = '\0';
-	*cursor = p;
-	return rg_str_trim(start);
-}
-
 /* refused_value - why value cannot be delivered by this version, or NULL. */
 static const char *refused_value(const char *v)
 {
@@ -81,7 +59,7 @@ static bool check_values(const char *value, const char *path, unsigned line, cha
 {
 	char *copy = xstrdup(value), *cursor = copy, *item;
 	bool ok = true, any = false;
-	while (ok && (item = next_item(&cursor)) != NULL) {
+	while (ok && (item = map_next_item(&cursor, false)) != NULL) {
 		const char *why = refused_value(item);
 		any = true;
 		if (why != NULL) {

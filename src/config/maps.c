@@ -111,6 +111,29 @@ static bool load_file(struct map *m, const char *path, char *err, size_t errlen)
 	return map_read_lines(path, "table", file_line, &fl, err, errlen);
 }
 
+/* map_next_item - see maps.h. */
+char *map_next_item(char **cursor, bool blanks_separate)
+{
+	char *p = *cursor;
+	while (*p == ',' || *p == ' ' || *p == '\t')
+		p++;
+	if (*p == '\0')
+		return NULL;
+	char *start = p;
+	bool quoted = false;
+	for (; *p && (quoted || !(*p == ',' || (blanks_separate && (*p == ' ' || *p == '\t'))));
+	     p++) {
+		if (*p == '\\' && quoted && p[1] != '\0')
+			p++;
+		else if (*p == '"')
+			quoted = !quoted;
+	}
+	if (*p != '\0')
+		*p++ = '\0';
+	*cursor = p;
+	return blanks_separate ? start : rg_str_trim(start);
+}
+
 /* load_inline - "{ a, b=c, { d e } }" as Postfix's inline: table. */
 static bool load_inline(struct map *m, const char *body, char *err, size_t errlen)
 {
