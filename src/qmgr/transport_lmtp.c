@@ -26,8 +26,6 @@
 #include <string.h>
 #include <sys/un.h>
 
-#include <event2/event.h>
-
 #define LOADER_THREADS 1
 
 struct lmtp_transport;

@@ -34,7 +34,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <event2/event.h>
 #include <openssl/ssl.h>
 
 #define LOADER_THREADS 2
