@@ -9,6 +9,7 @@
  */
 #include "abuse/hijack.h"
 #include "abuse/rate.h"
+#include "util/lru.h"
 #include "util/util.h"
 
 #include <ctype.h>
@@ -27,13 +28,13 @@ struct login_entry {
 	time_t suspended_until;     /* 0: not suspended */
 	char why[HIJACK_WHY_MAX];
 	struct login_entry *next;   /* bucket chain */
-	struct login_entry *newer, *older;
+	struct lru_node lru;        /* on the last-seen list */
 };
 
 struct hijack {
 	struct hijack_limits lim;
 	size_t n, n_buckets;
-	struct login_entry *newest, *oldest;
+	struct lru lru;             /* last seen first */
 	struct login_entry **b;
 };
 
@@ -67,30 +68,13 @@ void hijack_free(struct hijack *h)
 {
 	if (h == NULL)
 		return;
-	while (h->newest) {
-		struct login_entry *e = h->newest;
-		h->newest = e->older;
+	struct login_entry *e;
+	while ((e = lru_entry(h->lru.newest, struct login_entry, lru)) != NULL) {
+		lru_unlink(&h->lru, &e->lru);
 		entry_free(e);
 	}
 	free(h->b);
 	free(h);
-}
-
-static void list_unlink(struct hijack *h, struct login_entry *e)
-{
-	*(e->newer ? &e->newer->older : &h->newest) = e->older;
-	*(e->older ? &e->older->newer : &h->oldest) = e->newer;
-	e->newer = e->older = NULL;
-}
-
-static void list_push(struct hijack *h, struct login_entry *e)
-{
-	e->older = h->newest;
-	if (h->newest)
-		h->newest->newer = e;
-	h->newest = e;
-	if (h->oldest == NULL)
-		h->oldest = e;
 }
 
 static struct login_entry *find(const struct hijack *h, const char *login)
@@ -107,7 +91,7 @@ static void drop(struct hijack *h, struct login_entry *e)
 	while (*pp != e)
 		pp = &(*pp)->next;
 	*pp = e->next;
-	list_unlink(h, e);
+	lru_unlink(&h->lru, &e->lru);
 	entry_free(e);
 	h->n--;
 }
@@ -116,9 +100,11 @@ static void drop(struct hijack *h, struct login_entry *e)
  * least recently seen, else the oldest of all. */
 static void make_room(struct hijack *h, time_t now)
 {
-	struct login_entry *victim = h->oldest;
+	struct login_entry *oldest = lru_entry(h->lru.oldest, struct login_entry, lru);
+	struct login_entry *victim = oldest;
 	unsigned seen = 0;
-	for (struct login_entry *e = h->oldest; e && seen < EVICT_SCAN; e = e->newer, seen++) {
+	for (struct login_entry *e = oldest; e && seen < EVICT_SCAN;
+	     e = lru_entry(e->lru.newer, struct login_entry, lru), seen++) {
 		if (e->suspended_until <= now) {
 			victim = e;
 			break;
@@ -132,8 +118,7 @@ static struct login_entry *entry(struct hijack *h, const char *login, time_t now
 {
 	struct login_entry *e = find(h, login);
 	if (e != NULL) {
-		list_unlink(h, e);
-		list_push(h, e);
+		lru_touch(&h->lru, &e->lru);
 		return e;
 	}
 	if (h->n >= h->lim.max_logins)
@@ -143,7 +128,7 @@ static struct login_entry *entry(struct hijack *h, const char *login, time_t now
 	size_t b = fnv64(login, false) % h->n_buckets;
 	e->next = h->b[b];
 	h->b[b] = e;
-	list_push(h, e);
+	lru_touch(&h->lru, &e->lru);
 	h->n++;
 	return e;
 }
@@ -289,7 +274,8 @@ bool hijack_clear(struct hijack *h, const char *login)
 size_t hijack_each(struct hijack *h, time_t now, hijack_each_fn *fn, void *arg)
 {
 	size_t n = 0;
-	for (const struct login_entry *e = h->newest; e; e = e->older) {
+	for (const struct login_entry *e = lru_entry(h->lru.newest, struct login_entry, lru); e;
+	     e = lru_entry(e->lru.older, struct login_entry, lru)) {
 		if (e->suspended_until <= now)
 			continue;
 		fn(e->login, e->suspended_until, e->why, arg);

@@ -10,6 +10,7 @@
  *	list ordered by when they were last seen, for LRU eviction.
  */
 #include "abuse/rate.h"
+#include "util/lru.h"
 #include "util/util.h"
 
 #include <stdint.h>
@@ -19,7 +20,7 @@
 struct rate_entry {
 	struct rate_window w;
 	struct rate_entry *next;            /* bucket chain */
-	struct rate_entry *newer, *older;   /* the last-seen list */
+	struct lru_node lru;                /* on the last-seen list */
 	char key[];
 };
 
@@ -27,7 +28,7 @@ struct rate {
 	unsigned window;
 	size_t n, max, n_buckets;
 	unsigned long evictions;
-	struct rate_entry *newest, *oldest;
+	struct lru lru;                     /* last seen first */
 	struct rate_entry **b;
 };
 
@@ -54,30 +55,13 @@ void rate_free(struct rate *r)
 {
 	if (r == NULL)
 		return;
-	while (r->newest) {
-		struct rate_entry *e = r->newest;
-		r->newest = e->older;
+	struct rate_entry *e;
+	while ((e = lru_entry(r->lru.newest, struct rate_entry, lru)) != NULL) {
+		lru_unlink(&r->lru, &e->lru);
 		free(e);
 	}
 	free(r->b);
 	free(r);
-}
-
-static void list_unlink(struct rate *r, struct rate_entry *e)
-{
-	*(e->newer ? &e->newer->older : &r->newest) = e->older;
-	*(e->older ? &e->older->newer : &r->oldest) = e->newer;
-	e->newer = e->older = NULL;
-}
-
-static void list_push(struct rate *r, struct rate_entry *e)
-{
-	e->older = r->newest;
-	if (r->newest)
-		r->newest->newer = e;
-	r->newest = e;
-	if (r->oldest == NULL)
-		r->oldest = e;
 }
 
 static struct rate_entry *find(const struct rate *r, const char *key, size_t h)
@@ -94,7 +78,7 @@ static void drop(struct rate *r, struct rate_entry *e)
 	while (*pp != e)
 		pp = &(*pp)->next;
 	*pp = e->next;
-	list_unlink(r, e);
+	lru_unlink(&r->lru, &e->lru);
 	free(e);
 	r->n--;
 }
@@ -107,12 +91,11 @@ static struct rate_entry *entry(struct rate *r, const char *key)
 	size_t h = key_hash(r, cut);
 	struct rate_entry *e = find(r, cut, h);
 	if (e != NULL) {
-		list_unlink(r, e);
-		list_push(r, e);
+		lru_touch(&r->lru, &e->lru);
 		return e;
 	}
 	if (r->n >= r->max) {
-		drop(r, r->oldest);
+		drop(r, lru_entry(r->lru.oldest, struct rate_entry, lru));
 		r->evictions++;
 	}
 	size_t len = strlen(cut) + 1;
@@ -120,7 +103,7 @@ static struct rate_entry *entry(struct rate *r, const char *key)
 	memcpy(e->key, cut, len);
 	e->next = r->b[h];
 	r->b[h] = e;
-	list_push(r, e);
+	lru_touch(&r->lru, &e->lru);
 	r->n++;
 	return e;
 }

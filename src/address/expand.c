@@ -25,6 +25,7 @@
  *	"postmaster: root" means root of the domain that was addressed.
  */
 #include "address/expand.h"
+#include "config/maps.h"
 #include "delivery/maildir.h"
 #include "queue/queue.h"
 #include "util/log.h"
@@ -209,29 +210,6 @@ static void add_target(struct walk *w, const struct expand_target *t)
 		x->outside = true;
 }
 
-/* next_item - one address of a table value: commas and blanks separate,
- * quoted local parts stay whole. NULL at the end. */
-static char *next_item(char **cursor)
-{
-	char *p = *cursor;
-	while (*p == ',' || *p == ' ' || *p == '\t')
-		p++;
-	if (*p == '\0')
-		return NULL;
-	char *start = p;
-	bool quoted = false;
-	for (; *p && (quoted || (*p != ',' && *p != ' ' && *p != '\t')); p++) {
-		if (*p == '\\' && quoted && p[1] != '\0')
-			p++;
-		else if (*p == '"')
-			quoted = !quoted;
-	}
-	if (*p != '\0')
-		*p++ = '\0';
-	*cursor = p;
-	return start;
-}
-
 /* item_text - the address an item names: "@other" keeps the local part (only
  * for catch-all keys), a bare name gets a domain. False when unusable. */
 static bool item_text(const struct walk *w, const char *item, const char *local,
@@ -280,7 +258,7 @@ bool expand_value_ok(const char *key, const char *value, bool alias, char *why, 
 {
 	char *copy = xstrdup(value), *cursor = copy, *item;
 	bool ok = true, any = false;
-	while (ok && (item = next_item(&cursor)) != NULL) {
+	while (ok && (item = map_next_item(&cursor, true)) != NULL) {
 		char path[ADDR_PATH_MAX + 32], err[160];
 		struct address a;
 		const char *rest;
@@ -316,7 +294,7 @@ static void expand_value(struct walk *w, const struct expand_target *t, const ch
 			 enum match how, bool alias, const char *self)
 {
 	char *copy = xstrdup(value), *cursor = copy, *item;
-	while (w->out->status == EXPAND_OK && (item = next_item(&cursor)) != NULL) {
+	while (w->out->status == EXPAND_OK && (item = map_next_item(&cursor, true)) != NULL) {
 		struct expand_target child;
 		char text[ADDR_TEXT_MAX];
 		if (!resolve_item(w, item, t->local, t->domain, how, alias, &child)) {

@@ -10,6 +10,7 @@
  *	number of sessions, so the table may exceed its size by that much.
  */
 #include "auth/lockout.h"
+#include "util/lru.h"
 #include "util/util.h"
 
 #include <stdlib.h>
@@ -25,14 +26,14 @@ struct lo_entry {
 	time_t window_start;
 	time_t locked_until;     /* 0: not locked */
 	struct lo_entry *next;   /* bucket chain */
-	struct lo_entry *newer, *older; /* the last-seen list */
+	struct lru_node lru;     /* on the last-seen list */
 };
 
 struct lockout {
 	unsigned limit, window, lock_time;
 	size_t n, max;
 	unsigned long evictions;
-	struct lo_entry *newest, *oldest;
+	struct lru lru;          /* last seen first */
 	struct lo_entry *b[BUCKETS];
 };
 
@@ -56,9 +57,9 @@ void lockout_free(struct lockout *lo)
 {
 	if (lo == NULL)
 		return;
-	while (lo->newest) {
-		struct lo_entry *e = lo->newest;
-		lo->newest = e->older;
+	struct lo_entry *e;
+	while ((e = lru_entry(lo->lru.newest, struct lo_entry, lru)) != NULL) {
+		lru_unlink(&lo->lru, &e->lru);
 		free(e);
 	}
 	free(lo);
@@ -70,35 +71,13 @@ static bool expired(const struct lockout *lo, const struct lo_entry *e, time_t n
 	       now - e->window_start >= (time_t)lo->window;
 }
 
-static void list_unlink(struct lockout *lo, struct lo_entry *e)
-{
-	*(e->newer ? &e->newer->older : &lo->newest) = e->older;
-	*(e->older ? &e->older->newer : &lo->oldest) = e->newer;
-	e->newer = e->older = NULL;
-}
-
-/* touch - E was just seen: it goes to the young end of the list. */
-static void touch(struct lockout *lo, struct lo_entry *e)
-{
-	if (lo->newest == e)
-		return;
-	if (e->newer || e->older || lo->oldest == e)
-		list_unlink(lo, e);
-	e->older = lo->newest;
-	if (lo->newest)
-		lo->newest->newer = e;
-	lo->newest = e;
-	if (lo->oldest == NULL)
-		lo->oldest = e;
-}
-
 static void drop(struct lockout *lo, struct lo_entry *e)
 {
 	struct lo_entry **pp = &lo->b[bucket(&e->ip)];
 	while (*pp != e)
 		pp = &(*pp)->next;
 	*pp = e->next;
-	list_unlink(lo, e);
+	lru_unlink(&lo->lru, &e->lru);
 	free(e);
 	lo->n--;
 }
@@ -117,7 +96,8 @@ static bool make_room(struct lockout *lo, time_t now)
 {
 	struct lo_entry *victim = NULL;
 	unsigned seen = 0;
-	for (struct lo_entry *e = lo->oldest; e && seen < EVICT_SCAN; e = e->newer) {
+	for (struct lo_entry *e = lru_entry(lo->lru.oldest, struct lo_entry, lru);
+	     e && seen < EVICT_SCAN; e = lru_entry(e->lru.newer, struct lo_entry, lru)) {
 		if (e->pending > 0)
 			continue;
 		seen++;
@@ -158,7 +138,7 @@ static struct lo_entry *entry(struct lockout *lo, const struct rg_ip *addr, time
 		lo->b[bucket(&key)] = e;
 		lo->n++;
 	}
-	touch(lo, e);
+	lru_touch(&lo->lru, &e->lru);
 	return e;
 }
 
@@ -223,7 +203,8 @@ bool lockout_fail(struct lockout *lo, const struct rg_ip *ip, time_t now)
 size_t lockout_each(const struct lockout *lo, time_t now, lockout_each_fn *fn, void *arg)
 {
 	size_t n = 0;
-	for (const struct lo_entry *e = lo->newest; e; e = e->older) {
+	for (const struct lo_entry *e = lru_entry(lo->lru.newest, struct lo_entry, lru); e;
+	     e = lru_entry(e->lru.older, struct lo_entry, lru)) {
 		if (e->locked_until <= now)
 			continue;
 		fn(&e->ip, e->locked_until, arg);

@@ -10,17 +10,17 @@
 #include "config/aliases.h"
 #include "util/util.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define ALIAS_LINE_MAX 4096
 #define ALIAS_ENTRY_MAX 65536 /* one entry with all its continuation lines */
 
 /* One entry being read: its text and the line it started on; and the line
  * of every entry taken, for the duplicate check. */
 struct pending {
+	struct map *m;
+	const char *path;
 	struct strbuf text;
 	unsigned line;
 	unsigned *lines;
@@ -36,28 +36,6 @@ static int compare_keys(const void *a, const void *b)
 {
 	const struct map_entry *x = a, *y = b;
 	return strcmp(x->key, y->key);
-}
-
-/* next_item - one comma-separated value (quotes kept whole); NULL at the end. */
-static char *next_item(char **cursor)
-{
-	char *p = *cursor;
-	while (*p == ',' || *p == ' ' || *p == '\t')
-		p++;
-	if (*p == '\0')
-		return NULL;
-	char *start = p;
-	bool quoted = false;
-	for (; *p && (quoted || *p != ','); p++) {
-		if (*p == '\\' && quoted && p[1] != '\0')
-			p++;
-		else if (*p == '"')
-			quoted = !quoted;
-	}
-	if (*p == ',')
-		*p++ = '\0';
-	*cursor = p;
-	return rg_str_trim(start);
 }
 
 /* refused_value - why value cannot be delivered by this version, or NULL. */
@@ -81,7 +59,7 @@ static bool check_values(const char *value, const char *path, unsigned line, cha
 {
 	char *copy = xstrdup(value), *cursor = copy, *item;
 	bool ok = true, any = false;
-	while (ok && (item = next_item(&cursor)) != NULL) {
+	while (ok && (item = map_next_item(&cursor, false)) != NULL) {
 		const char *why = refused_value(item);
 		any = true;
 		if (why != NULL) {
@@ -153,9 +131,9 @@ static bool finish_entry(struct map *m, struct pending *p, const char *path, cha
 }
 
 /* take_line - one raw line: a continuation, a comment, or a new entry. */
-static bool take_line(struct map *m, struct pending *p, char *line, unsigned lineno,
-		      const char *path, char *err, size_t errlen)
+static bool take_line(void *arg, char *line, unsigned lineno, char *err, size_t errlen)
 {
+	struct pending *p = arg;
 	line[strcspn(line, "\r\n")] = '\0';
 	bool continuation = line[0] == ' ' || line[0] == '\t';
 	char *s = rg_str_trim(line);
@@ -165,14 +143,14 @@ static bool take_line(struct map *m, struct pending *p, char *line, unsigned lin
 		return true;
 	if (continuation && p->text.len > 0) {
 		if (p->text.len + strlen(s) > ALIAS_ENTRY_MAX) {
-			snprintf(err, errlen, "%s:%u: entry longer than %d bytes", path, lineno,
+			snprintf(err, errlen, "%s:%u: entry longer than %d bytes", p->path, lineno,
 				 ALIAS_ENTRY_MAX);
 			return false;
 		}
 		strbuf_printf(&p->text, " %s", s);
 		return true;
 	}
-	if (!finish_entry(m, p, path, err, errlen))
+	if (!finish_entry(p->m, p, p->path, err, errlen))
 		return false;
 	p->line = lineno;
 	strbuf_puts(&p->text, s);
@@ -209,25 +187,8 @@ static bool no_duplicates(const struct map *m, const unsigned *lines, const char
 
 static bool load(struct map *m, const char *path, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "r");
-	if (f == NULL) {
-		snprintf(err, errlen, "cannot open aliases file %s: %s", path, strerror(errno));
-		return false;
-	}
-	char line[ALIAS_LINE_MAX];
-	struct pending p = {0};
-	unsigned lineno = 0;
-	bool ok = true;
-	while (ok && fgets(line, sizeof(line), f) != NULL) {
-		lineno++;
-		if (strchr(line, '\n') == NULL && !feof(f)) {
-			snprintf(err, errlen, "%s:%u: line longer than %d bytes", path, lineno,
-				 ALIAS_LINE_MAX);
-			ok = false;
-		} else {
-			ok = take_line(m, &p, line, lineno, path, err, errlen);
-		}
-	}
+	struct pending p = {.m = m, .path = path};
+	bool ok = map_read_lines(path, "aliases file", take_line, &p, err, errlen);
 	if (ok)
 		ok = finish_entry(m, &p, path, err, errlen);
 	if (ok)
@@ -236,7 +197,6 @@ static bool load(struct map *m, const char *path, char *err, size_t errlen)
 		qsort(m->entries, m->n, sizeof(*m->entries), compare_keys);
 	strbuf_free(&p.text);
 	free(p.lines);
-	fclose(f);
 	return ok;
 }
 

@@ -135,6 +135,8 @@ static void put_param(FILE *out, const struct param_def *p)
 	put_default(out, p);
 	put_limits(out, p);
 	put_postfix(out, p);
+	if (p->reloads)
+		fputs("A reload (SIGHUP) gives sessions that start after it the new value.\n", out);
 	fputs("Example:\n", out);
 	char line[512];
 	snprintf(line, sizeof(line), "%s = %s", p->name, p->example);

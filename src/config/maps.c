@@ -63,11 +63,13 @@ static bool load_line(struct map *m, char *line, const char *path, unsigned line
 	return true;
 }
 
-static bool load_file(struct map *m, const char *path, char *err, size_t errlen)
+/* map_read_lines - see maps.h. */
+bool map_read_lines(const char *path, const char *what, map_line_fn *fn, void *arg,
+		    char *err, size_t errlen)
 {
 	FILE *f = fopen(path, "r");
 	if (f == NULL) {
-		snprintf(err, errlen, "cannot open table %s: %s", path, strerror(errno));
+		snprintf(err, errlen, "cannot open %s %s: %s", what, path, strerror(errno));
 		return false;
 	}
 	char line[MAP_LINE_MAX];
@@ -79,15 +81,57 @@ static bool load_file(struct map *m, const char *path, char *err, size_t errlen)
 			snprintf(err, errlen, "%s:%u: line longer than %d bytes", path, lineno,
 				 MAP_LINE_MAX);
 			ok = false;
-			break;
+		} else {
+			ok = fn(arg, line, lineno, err, errlen);
 		}
-		char *s = rg_str_trim(line);
-		if (*s == '\0' || *s == '#')
-			continue;
-		ok = load_line(m, s, path, lineno, err, errlen);
 	}
 	fclose(f);
 	return ok;
+}
+
+/* A file table being read. */
+struct file_load {
+	struct map *m;
+	const char *path;
+};
+
+/* file_line - one line of a file table; blank ones and comments are skipped. */
+static bool file_line(void *arg, char *line, unsigned lineno, char *err, size_t errlen)
+{
+	const struct file_load *fl = arg;
+	char *s = rg_str_trim(line);
+	if (*s == '\0' || *s == '#')
+		return true;
+	return load_line(fl->m, s, fl->path, lineno, err, errlen);
+}
+
+static bool load_file(struct map *m, const char *path, char *err, size_t errlen)
+{
+	struct file_load fl = {m, path};
+	return map_read_lines(path, "table", file_line, &fl, err, errlen);
+}
+
+/* map_next_item - see maps.h. */
+char *map_next_item(char **cursor, bool blanks_separate)
+{
+	char *p = *cursor;
+	while (*p == ',' || *p == ' ' || *p == '\t')
+		p++;
+	if (*p == '\0')
+		return NULL;
+	char *start = p;
+	bool quoted = false;
+	for (; *p && (quoted || !(*p == ',' || (blanks_separate && (*p == ' ' || *p == '\t'))));
+	     p++) {
+		if (*p == '\\' && quoted && p[1] != '\0')
+			p++;
+		else if (*p == '"')
+			quoted = !quoted;
+	}
+	if (*p != '\0')
+		*p++ = '\0';
+	*cursor = p;
+	return blanks_separate ? start : rg_str_trim(start);
 }
 
 /* load_inline - "{ a, b=c, { d e } }" as Postfix's inline: table. */

@@ -41,6 +41,21 @@ const char *map_lookup(const struct map *m, const char *key);
 /* Address lookup (cidr); NULL when no network matches. */
 const char *map_lookup_ip(const struct map *m, const struct rg_ip *ip);
 
+/* fn(arg, line, lineno, err, errlen) - one line as read (with its newline);
+ * false with err stops the reading. */
+typedef bool map_line_fn(void *arg, char *line, unsigned lineno, char *err, size_t errlen);
+/* Call fn for each line of the file at path; false with err when it cannot
+ * be opened ("cannot open <what> <path>: ..."), a line is longer than 4095
+ * bytes ("path:line: ...") or fn says so. */
+bool map_read_lines(const char *path, const char *what, map_line_fn *fn, void *arg,
+		    char *err, size_t errlen);
+
+/* The next item of a table value at *cursor (advanced past it), or NULL at
+ * the end: commas separate items, and with blanks_separate so do spaces and
+ * tabs (else blanks around an item are trimmed and blanks inside it kept);
+ * a double-quoted part stays whole. Writes a NUL after the item. */
+char *map_next_item(char **cursor, bool blanks_separate);
+
 /* An access(5) table value: what check_client_access does with a match. */
 enum access_action { ACCESS_OK, ACCESS_DUNNO, ACCESS_REJECT, ACCESS_DEFER };
 struct access_result {

@@ -42,6 +42,7 @@ static const struct param_choice dns_support_levels[] = {
 #define COMPUTED(words) .def_doc = (words)
 #define GROUP(heading) .group = (heading)
 #define SECRET .secret = true
+#define RELOADS .reloads = true
 
 const struct param_def config_params[PARAM_COUNT] = {
 #define PARAM(n, t, d, m, ...) \

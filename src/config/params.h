@@ -71,6 +71,7 @@ struct param_def {
 	const char *example; /* a value, for "name = example" */
 	const char *group;   /* first row of a group: its heading in the manual */
 	bool secret;         /* printed with the password of a URL as *** */
+	bool reloads;        /* a reload gives new sessions the new value */
 };
 
 /* One enumerator per row, in table order: PARAM_myhostname, ... */

@@ -7,7 +7,7 @@
  *           ─▶ an idle connection to the destination, or open one (LHLO)
  *           ─▶ send (client/dialogue, one reply per recipient after the
  *              data) ─▶ outcomes ─▶ the connection is parked for the next
- *              job (LMTP_CACHE_SECONDS, at most lmtp_connection_cache_limit
+ *              job (HOP_IDLE_SECONDS, at most lmtp_connection_cache_limit
  *              per destination) or closed ─▶ done.
  *
  * A parked connection the server closed meanwhile fails at RSET or MAIL
@@ -15,6 +15,7 @@
  */
 #include "qmgr/transport_lmtp.h"
 #include "client/dialogue.h"
+#include "qmgr/hop_pool.h"
 #include "net/net.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -25,35 +26,14 @@
 #include <string.h>
 #include <sys/un.h>
 
-#include <event2/event.h>
-
 #define LOADER_THREADS 1
-#define LMTP_CACHE_SECONDS 2 /* Postfix's lmtp_connection_cache_time_limit */
 
 struct lmtp_transport;
-struct lmtp_dest;
-
-struct lmtp_idle {
-	struct smtp_out *o;
-	struct lmtp_dest *dest;
-	struct event *timer;
-	struct lmtp_idle *next;
-};
-
-struct lmtp_dest {
-	char key[ROUTE_HOST_MAX + 16]; /* "lmtp:unix:/path", "lmtp:inet:IP:port" */
-	struct lmtp_transport *lt;
-	unsigned active;
-	size_t n_idle;
-	struct lmtp_idle *idle;
-	struct delivery *wait_head, *wait_tail;
-	struct lmtp_dest *next;
-};
 
 struct lmtp_job {
 	struct lmtp_transport *lt;
 	struct delivery *d;
-	struct lmtp_dest *dest;
+	struct hop_dest *dest;
 	struct queue_msg *text;         /* read back from the queue file */
 	char err[512];
 	bool eightbit;
@@ -70,11 +50,8 @@ struct lmtp_transport {
 	struct event_base *base;
 	const struct config *cfg;
 	struct workers *loader;
-	struct lmtp_dest *dests;
+	struct hop_pool *pool;          /* destinations, idle and closing connections */
 	struct lmtp_job *jobs;          /* every job, for stop and free */
-	struct smtp_out **quitting;     /* closed, waiting for the QUIT reply */
-	size_t n_quitting;
-	bool stopping;
 };
 
 static void job_finish(struct lmtp_job *j);
@@ -128,98 +105,15 @@ bool lmtp_rcpt_address(const char *local, const char *domain, char *out, size_t 
 	return ok;
 }
 
-/* ---- connections: closing politely, and still freeing them at exit ---- */
-
-static void on_conn_freed(void *arg, struct smtp_out *o)
-{
-	struct lmtp_transport *lt = arg;
-	for (size_t i = 0; i < lt->n_quitting; i++) {
-		if (lt->quitting[i] == o) {
-			lt->quitting[i] = lt->quitting[--lt->n_quitting];
-			return;
-		}
-	}
-}
-
-static void conn_close(struct lmtp_transport *lt, struct smtp_out *o)
-{
-	if (o == NULL)
-		return;
-	lt->quitting = xrealloc(lt->quitting, (lt->n_quitting + 1) * sizeof(*lt->quitting));
-	lt->quitting[lt->n_quitting++] = o;
-	smtp_out_close_notify(o, on_conn_freed, lt); /* may free (and unlist) at once */
-}
-
-/* ---- destinations and their idle pools ---- */
-
-static struct lmtp_dest *dest_get(struct lmtp_transport *lt, const char *key)
-{
-	for (struct lmtp_dest *d = lt->dests; d != NULL; d = d->next)
-		if (strcmp(d->key, key) == 0)
-			return d;
-	struct lmtp_dest *d = xcalloc(1, sizeof(*d));
-	rg_strlcpy(d->key, key, sizeof(d->key));
-	d->lt = lt;
-	d->next = lt->dests;
-	lt->dests = d;
-	return d;
-}
-
-/* idle_free - unlist ic; quit: close its connection (else the caller owns it). */
-static void idle_free(struct lmtp_idle *ic, bool quit)
-{
-	struct lmtp_idle **pp = &ic->dest->idle;
-	while (*pp != ic)
-		pp = &(*pp)->next;
-	*pp = ic->next;
-	ic->dest->n_idle--;
-	event_free(ic->timer);
-	if (quit)
-		conn_close(ic->dest->lt, ic->o);
-	free(ic);
-}
-
-static void on_idle_expired(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	idle_free(arg, true);
-}
-
-/* park - keep j's connection for the next job, if the pool has room. */
-static void park(struct lmtp_job *j)
-{
-	struct lmtp_dest *dest = j->dest;
-	if (dest->n_idle >= j->lt->cfg->lmtp_connection_cache_limit) {
-		conn_close(j->lt, j->o);
-		j->o = NULL;
-		return;
-	}
-	struct lmtp_idle *ic = xcalloc(1, sizeof(*ic));
-	struct timeval tv = {LMTP_CACHE_SECONDS, 0};
-	ic->o = j->o;
-	ic->dest = dest;
-	ic->timer = evtimer_new(j->lt->base, on_idle_expired, ic);
-	evtimer_add(ic->timer, &tv);
-	ic->next = dest->idle;
-	dest->idle = ic;
-	dest->n_idle++;
-	j->o = NULL;
-}
-
 /* take_idle - a parked connection of j's destination, if one is usable. */
 static bool take_idle(struct lmtp_job *j)
 {
-	while (j->dest->idle != NULL) {
-		struct lmtp_idle *ic = j->dest->idle;
-		bool ok = smtp_out_reusable(ic->o);
-		if (ok)
-			j->o = ic->o;
-		idle_free(ic, !ok);
-		if (ok)
-			return true;
-	}
-	return false;
+	struct hop_idle ic;
+	if (!hop_take_idle(j->dest, NULL, NULL, &ic))
+		return false;
+	j->o = ic.o;
+	j->reused = true;
+	return true;
 }
 
 /* ---- outcomes ---- */
@@ -285,10 +179,9 @@ static void load_done(void *arg)
 	if (j->text == NULL) {
 		delivery_outcome_all(j->d, RCPT_DEFERRED, "4.3.0", j->err, NULL);
 		job_finish(j);
-	} else if (j->lt->stopping) {
+	} else if (j->lt->pool->stopping) {
 		job_finish(j); /* untried: delivered after the next start */
 	} else if (take_idle(j)) {
-		j->reused = true;
 		start_send(j);
 	} else {
 		open_conn(j);
@@ -296,7 +189,7 @@ static void load_done(void *arg)
 }
 
 static struct lmtp_job *job_new(struct lmtp_transport *lt, struct delivery *d,
-				struct lmtp_dest *dest)
+				struct hop_dest *dest)
 {
 	struct lmtp_job *j = xcalloc(1, sizeof(*j));
 	j->lt = lt;
@@ -324,25 +217,12 @@ static void job_free(struct lmtp_job *j)
 	free(j);
 }
 
-static struct delivery *take_waiting(struct lmtp_dest *dest)
-{
-	struct delivery *d = dest->wait_head;
-	if (d == NULL)
-		return NULL;
-	dest->wait_head = d->next;
-	if (dest->wait_head == NULL)
-		dest->wait_tail = NULL;
-	d->next = NULL;
-	return d;
-}
-
 /* dest_kick - start waiting requests while the destination has free slots. */
-static void dest_kick(struct lmtp_transport *lt, struct lmtp_dest *dest)
+static void dest_kick(struct lmtp_transport *lt, struct hop_dest *dest)
 {
-	while (dest->wait_head != NULL && !lt->stopping &&
-	       dest->active < lt->cfg->lmtp_destination_concurrency_limit) {
-		struct lmtp_job *j = job_new(lt, take_waiting(dest), dest);
-		dest->active++;
+	struct delivery *d;
+	while ((d = hop_next(dest, lt->cfg->lmtp_destination_concurrency_limit)) != NULL) {
+		struct lmtp_job *j = job_new(lt, d, dest);
 		if (lt->loader == NULL) /* made on first use: most servers never speak LMTP */
 			lt->loader = workers_new(lt->base, LOADER_THREADS);
 		workers_submit(lt->loader, load_work, load_done, j);
@@ -352,16 +232,10 @@ static void dest_kick(struct lmtp_transport *lt, struct lmtp_dest *dest)
 static void job_finish(struct lmtp_job *j)
 {
 	struct lmtp_transport *lt = j->lt;
-	struct lmtp_dest *dest = j->dest;
+	struct hop_dest *dest = j->dest;
 	struct delivery *d = j->d;
-	if (j->o != NULL) {
-		if (smtp_out_reusable(j->o) && !lt->stopping)
-			park(j);
-		else
-			conn_close(lt, j->o);
-		j->o = NULL;
-	}
-	dest->active--;
+	hop_release(dest, j->o, NULL, NULL);
+	j->o = NULL;
 	job_free(j);
 	d->done(d);
 	dest_kick(lt, dest);
@@ -422,7 +296,7 @@ static void on_open(struct smtp_out *o, const struct smtp_result *r, void *arg)
 		start_send(j);
 		return;
 	}
-	conn_close(j->lt, o);
+	hop_close(j->lt->pool, o);
 	open_failed(j, r);
 }
 
@@ -466,7 +340,7 @@ static void on_sent(struct smtp_out *o, const struct smtp_result *r, void *arg)
 	(void)o;
 	struct lmtp_job *j = arg;
 	if (stale(j, r)) {
-		conn_close(j->lt, j->o);
+		hop_close(j->lt->pool, j->o);
 		j->o = NULL;
 		j->reused = false;
 		open_conn(j);
@@ -503,17 +377,12 @@ static void start_send(struct lmtp_job *j)
 static void lmtp_deliver(struct transport *t, struct delivery *d)
 {
 	struct lmtp_transport *lt = (struct lmtp_transport *)t;
-	if (lt->stopping) {
+	if (lt->pool->stopping) {
 		d->done(d); /* untried: tried again after the next start */
 		return;
 	}
-	struct lmtp_dest *dest = dest_get(lt, d->route.key);
-	d->next = NULL;
-	if (dest->wait_tail)
-		dest->wait_tail->next = d;
-	else
-		dest->wait_head = d;
-	dest->wait_tail = d;
+	struct hop_dest *dest = hop_dest_get(lt->pool, d->route.key);
+	hop_wait(dest, d);
 	dest_kick(lt, dest);
 }
 
@@ -525,21 +394,13 @@ static bool lmtp_idle(const struct transport *t)
 /* lmtp_stop - waiting requests go back untried; idle connections are closed. */
 static void lmtp_stop(struct transport *t)
 {
-	struct lmtp_transport *lt = (struct lmtp_transport *)t;
-	lt->stopping = true;
-	for (struct lmtp_dest *dest = lt->dests; dest != NULL; dest = dest->next) {
-		while (dest->idle != NULL)
-			idle_free(dest->idle, true);
-		struct delivery *d;
-		while ((d = take_waiting(dest)) != NULL)
-			d->done(d);
-	}
+	hop_pool_stop(((struct lmtp_transport *)t)->pool);
 }
 
 static void lmtp_free(struct transport *t)
 {
 	struct lmtp_transport *lt = (struct lmtp_transport *)t;
-	lt->stopping = true;
+	lt->pool->stopping = true;
 	if (lt->loader != NULL)
 		workers_free(lt->loader);
 	while (lt->jobs != NULL) {
@@ -548,18 +409,7 @@ static void lmtp_free(struct transport *t)
 		smtp_out_abort(j->opening);
 		job_free(j); /* the message stays queued */
 	}
-	while (lt->dests != NULL) {
-		struct lmtp_dest *dest = lt->dests;
-		lt->dests = dest->next;
-		while (dest->idle != NULL) {
-			smtp_out_abort(dest->idle->o);
-			idle_free(dest->idle, false);
-		}
-		free(dest);
-	}
-	while (lt->n_quitting > 0)
-		smtp_out_abort(lt->quitting[--lt->n_quitting]);
-	free(lt->quitting);
+	hop_pool_free(lt->pool);
 	free(lt);
 }
 
@@ -569,5 +419,6 @@ struct transport *transport_lmtp_new(struct event_base *base, const struct confi
 	lt->t = (struct transport){"lmtp", lmtp_deliver, lmtp_idle, lmtp_stop, NULL, lmtp_free};
 	lt->base = base;
 	lt->cfg = cfg;
+	lt->pool = hop_pool_new(base, sizeof(struct hop_dest), cfg->lmtp_connection_cache_limit);
 	return &lt->t;
 }

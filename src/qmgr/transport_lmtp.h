@@ -3,7 +3,7 @@
  * (RFC 2033) behind the transport interface: mailbox_transport and
  * virtual_transport = lmtp:unix:/path or lmtp:inet:IP:port.
  *
- * Owns: per-destination state (at most lmtp_destination_concurrency_limit
+ * Owns: per-destination limits (at most lmtp_destination_concurrency_limit
  * connections, requests waiting for one, up to lmtp_connection_cache_limit
  * idle connections kept for reuse for a few seconds), reading the message
  * text on a worker, and turning each recipient's own reply after the data

@@ -8,7 +8,7 @@
  *              candidates (host, address), minus ourselves ─▶ open the next
  *              one until a session is ready ─▶ send ─▶ outcomes
  *           ─▶ the connection is parked for the next job to the destination
- *              (smtp_connection_cache_time_limit: 2 s) or closed ─▶ done.
+ *              (HOP_IDLE_SECONDS) or closed ─▶ done.
  *
  * A destination whose every address failed at the connection level is
  * suspended for minimal_backoff_time: requests for it are deferred at once
@@ -19,6 +19,7 @@
 #include "client/smtpc.h"
 #include "dns/answer.h"
 #include "dns/dns.h"
+#include "qmgr/hop_pool.h"
 #include "tlspol/sts.h"
 #include "tlspol/tlsmem.h"
 #include "tlspol/tlsrpt.h"
@@ -33,12 +34,10 @@
 #include <string.h>
 #include <time.h>
 
-#include <event2/event.h>
 #include <openssl/ssl.h>
 
 #define LOADER_THREADS 2
 #define MAX_CANDIDATES 5        /* Postfix's smtp_mx_address_limit */
-#define CONN_CACHE_SECONDS 2    /* Postfix's smtp_connection_cache_time_limit */
 
 struct smtp_transport;
 struct dest;
@@ -47,15 +46,6 @@ struct candidate {
 	char name[256];
 	struct rg_ip ip;
 	bool secure;                  /* its address answers were DNSSEC-validated */
-};
-
-struct idle_conn {
-	struct smtp_out *o;
-	struct dest *dest;
-	struct smtp_transport *dest_st;
-	struct event *timer;
-	char relay[320], tls[160];
-	struct idle_conn *next;
 };
 
 struct job {
@@ -90,14 +80,11 @@ struct job {
 	struct job *all_prev, *all_next;
 };
 
+/* dest - a destination, and whether it is suspended. */
 struct dest {
-	char key[ROUTE_HOST_MAX + 16];
-	unsigned active;
-	struct delivery *wait_head, *wait_tail; /* requests waiting for a slot (d->next) */
+	struct hop_dest hop;          /* first: the pool's part */
 	time_t suspended_until;
 	char suspended_why[600];
-	struct idle_conn *idle;
-	struct dest *next;
 };
 
 struct smtp_transport {
@@ -111,11 +98,8 @@ struct smtp_transport {
 	struct tlsrpt *rpt;           /* TLS-RPT counts; NULL when switched off */
 	struct tlsrpt_sender *rpt_sender;
 	struct workers *loader;
-	struct dest *dests;
+	struct hop_pool *pool;        /* destinations, idle and closing connections */
 	struct job *jobs;             /* every job, for stop and free */
-	struct smtp_out **quitting;   /* closed, waiting for the QUIT reply */
-	size_t n_quitting;
-	bool stopping;
 };
 
 static void job_finish(struct job *j);
@@ -125,77 +109,6 @@ static void resolve(struct job *j);
 static void dane_failed(struct job *j, const struct smtp_result *r);
 static void open_candidate(struct job *j, const struct candidate *c, enum smtp_tls_policy p,
 			   const struct smtpc_tlsa *tlsa, size_t n_tlsa);
-
-/* ---- closing connections politely, and still freeing them at exit ---- */
-
-static void on_conn_freed(void *arg, struct smtp_out *o)
-{
-	struct smtp_transport *st = arg;
-	for (size_t i = 0; i < st->n_quitting; i++) {
-		if (st->quitting[i] == o) {
-			st->quitting[i] = st->quitting[--st->n_quitting];
-			return;
-		}
-	}
-}
-
-static void conn_close(struct smtp_transport *st, struct smtp_out *o)
-{
-	if (o == NULL)
-		return;
-	st->quitting = xrealloc(st->quitting, (st->n_quitting + 1) * sizeof(*st->quitting));
-	st->quitting[st->n_quitting++] = o;
-	smtp_out_close_notify(o, on_conn_freed, st); /* may free (and unlist) at once */
-}
-
-/* ---- destinations ---- */
-
-static struct dest *dest_get(struct smtp_transport *st, const char *key)
-{
-	for (struct dest *d = st->dests; d != NULL; d = d->next)
-		if (strcmp(d->key, key) == 0)
-			return d;
-	struct dest *d = xcalloc(1, sizeof(*d));
-	rg_strlcpy(d->key, key, sizeof(d->key));
-	d->next = st->dests;
-	st->dests = d;
-	return d;
-}
-
-static void idle_free(struct idle_conn *ic, bool quit)
-{
-	struct idle_conn **pp = &ic->dest->idle;
-	while (*pp != ic)
-		pp = &(*pp)->next;
-	*pp = ic->next;
-	event_free(ic->timer);
-	if (quit)
-		conn_close(ic->dest_st, ic->o);
-	free(ic);
-}
-
-static void on_idle_expired(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	idle_free(arg, true);
-}
-
-static void park(struct job *j)
-{
-	struct idle_conn *ic = xcalloc(1, sizeof(*ic));
-	struct timeval tv = {CONN_CACHE_SECONDS, 0};
-	ic->o = j->o;
-	ic->dest = j->dest;
-	ic->dest_st = j->st;
-	rg_strlcpy(ic->relay, j->relay, sizeof(ic->relay));
-	rg_strlcpy(ic->tls, j->tls, sizeof(ic->tls));
-	ic->timer = evtimer_new(j->st->env.base, on_idle_expired, ic);
-	evtimer_add(ic->timer, &tv);
-	ic->next = j->dest->idle;
-	j->dest->idle = ic;
-	j->o = NULL;
-}
 
 static void smtp_free(struct transport *t);
 
@@ -329,22 +242,22 @@ void transport_smtp_tls_heard(struct transport *t, const char *text)
 		       {"level", tlsmem_level_name(e.best)}, {"source", "shared"});
 }
 
+/* idle_usable - no downgrade from what the memory says of j's domain. */
+static bool idle_usable(void *arg, const struct hop_idle *ic)
+{
+	return !below_memory(arg, ic->tls);
+}
+
 /* take_idle - a parked connection of j's destination, if one is usable. */
 static bool take_idle(struct job *j)
 {
-	while (j->dest->idle != NULL) {
-		struct idle_conn *ic = j->dest->idle;
-		bool ok = smtp_out_reusable(ic->o) && !below_memory(j, ic->tls);
-		if (ok) {
-			j->o = ic->o;
-			rg_strlcpy(j->relay, ic->relay, sizeof(j->relay));
-			rg_strlcpy(j->tls, ic->tls, sizeof(j->tls));
-		}
-		idle_free(ic, !ok);
-		if (ok)
-			return true;
-	}
-	return false;
+	struct hop_idle ic;
+	if (!hop_take_idle(&j->dest->hop, idle_usable, j, &ic))
+		return false;
+	j->o = ic.o;
+	rg_strlcpy(j->relay, ic.relay, sizeof(j->relay));
+	rg_strlcpy(j->tls, ic.tls, sizeof(j->tls));
+	return true;
 }
 
 /* ---- outcomes ---- */
@@ -394,7 +307,7 @@ static void load_done(void *arg)
 	if (j->text == NULL) {
 		outcome_all(j, RCPT_DEFERRED, "4.3.0", j->err);
 		job_finish(j);
-	} else if (j->st->stopping) {
+	} else if (j->st->pool->stopping) {
 		job_finish(j); /* untried: delivered after the next start */
 	} else if (take_idle(j)) {
 		j->reused = true;
@@ -406,11 +319,9 @@ static void load_done(void *arg)
 
 static void job_start(struct job *j)
 {
-	j->dest->active++;
 	workers_submit(j->st->loader, load_work, load_done, j);
 }
 
-/* dest_kick - start waiting jobs while the destination has free slots. */
 /* job_new - a job for d: made only when d gets a slot, so that requests
  * waiting for one cost no more than the request itself. */
 static struct job *job_new(struct smtp_transport *st, struct delivery *d, struct dest *dest)
@@ -426,24 +337,13 @@ static struct job *job_new(struct smtp_transport *st, struct delivery *d, struct
 	return j;
 }
 
-/* take_waiting - the oldest request waiting for a slot of dest, or NULL. */
-static struct delivery *take_waiting(struct dest *dest)
-{
-	struct delivery *d = dest->wait_head;
-	if (d == NULL)
-		return NULL;
-	dest->wait_head = d->next;
-	if (dest->wait_head == NULL)
-		dest->wait_tail = NULL;
-	d->next = NULL;
-	return d;
-}
-
+/* dest_kick - start waiting jobs while the destination has free slots. */
 static void dest_kick(struct smtp_transport *st, struct dest *dest)
 {
 	unsigned limit = (unsigned)st->env.cfg->default_destination_concurrency_limit;
-	while (dest->wait_head != NULL && dest->active < limit && !st->stopping)
-		job_start(job_new(st, take_waiting(dest), dest));
+	struct delivery *d;
+	while ((d = hop_next(&dest->hop, limit)) != NULL)
+		job_start(job_new(st, d, dest));
 }
 
 static void job_free(struct job *j)
@@ -471,14 +371,8 @@ static void job_finish(struct job *j)
 	struct smtp_transport *st = j->st;
 	struct dest *dest = j->dest;
 	struct delivery *d = j->d;
-	if (j->o != NULL) {
-		if (smtp_out_reusable(j->o) && !st->stopping)
-			park(j);
-		else
-			conn_close(st, j->o);
-		j->o = NULL;
-	}
-	dest->active--;
+	hop_release(&dest->hop, j->o, j->relay, j->tls);
+	j->o = NULL;
 	job_free(j);
 	d->done(d);
 	dest_kick(st, dest);
@@ -892,7 +786,7 @@ static void on_open(struct smtp_out *o, const struct smtp_result *r, void *arg)
 		start_send(j);
 		return;
 	}
-	conn_close(j->st, o);
+	hop_close(j->st->pool, o);
 	if (r->local && strstr(r->text, j->relay) != NULL)
 		snprintf(j->err, sizeof(j->err), "%s", r->text); /* it names the relay already */
 	else if (r->local)
@@ -1041,7 +935,7 @@ static void dane_failed(struct job *j, const struct smtp_result *r)
 
 static void try_next(struct job *j)
 {
-	if (j->st->stopping) {
+	if (j->st->pool->stopping) {
 		job_finish(j); /* untried: tried again after the next start */
 		return;
 	}
@@ -1128,7 +1022,7 @@ static void on_sent(struct smtp_out *o, const struct smtp_result *r, void *arg)
 	struct job *j = arg;
 	(void)o;
 	if (stale(j, r)) {
-		conn_close(j->st, j->o);
+		hop_close(j->st->pool, j->o);
 		j->o = NULL;
 		j->reused = false;
 		resolve(j); /* afresh, with a new connection */
@@ -1162,8 +1056,8 @@ static void start_send(struct job *j)
 static void smtp_deliver(struct transport *t, struct delivery *d)
 {
 	struct smtp_transport *st = (struct smtp_transport *)t;
-	struct dest *dest = dest_get(st, d->route.key);
-	if (st->stopping) {
+	struct dest *dest = (struct dest *)hop_dest_get(st->pool, d->route.key);
+	if (st->pool->stopping) {
 		d->done(d); /* untried: tried again after the next start */
 		return;
 	}
@@ -1172,12 +1066,7 @@ static void smtp_deliver(struct transport *t, struct delivery *d)
 		d->done(d);
 		return;
 	}
-	d->next = NULL;
-	if (dest->wait_tail)
-		dest->wait_tail->next = d;
-	else
-		dest->wait_head = d;
-	dest->wait_tail = d;
+	hop_wait(&dest->hop, d);
 	dest_kick(st, dest);
 }
 
@@ -1189,29 +1078,21 @@ static bool smtp_idle(const struct transport *t)
 /* smtp_stop - waiting jobs go back untried; cached connections are closed. */
 static void smtp_stop(struct transport *t)
 {
-	struct smtp_transport *st = (struct smtp_transport *)t;
-	st->stopping = true;
-	for (struct dest *dest = st->dests; dest != NULL; dest = dest->next) {
-		while (dest->idle != NULL)
-			idle_free(dest->idle, true);
-		struct delivery *d;
-		while ((d = take_waiting(dest)) != NULL)
-			d->done(d); /* untried */
-	}
+	hop_pool_stop(((struct smtp_transport *)t)->pool);
 }
 
 /* smtp_resume - a flush means "try now": no destination stays suspended. */
 static void smtp_resume(struct transport *t)
 {
 	struct smtp_transport *st = (struct smtp_transport *)t;
-	for (struct dest *dest = st->dests; dest != NULL; dest = dest->next)
-		dest->suspended_until = 0;
+	for (struct hop_dest *h = st->pool->dests; h != NULL; h = h->next)
+		((struct dest *)h)->suspended_until = 0;
 }
 
 static void smtp_free(struct transport *t)
 {
 	struct smtp_transport *st = (struct smtp_transport *)t;
-	st->stopping = true;
+	st->pool->stopping = true;
 	workers_free(st->loader);
 	while (st->jobs != NULL) {
 		struct job *j = st->jobs;
@@ -1219,18 +1100,7 @@ static void smtp_free(struct transport *t)
 		smtp_out_abort(j->opening);
 		job_free(j); /* the message stays queued */
 	}
-	while (st->dests != NULL) {
-		struct dest *dest = st->dests;
-		st->dests = dest->next;
-		while (dest->idle != NULL) {
-			smtp_out_abort(dest->idle->o);
-			idle_free(dest->idle, false);
-		}
-		free(dest);
-	}
-	while (st->n_quitting > 0)
-		smtp_out_abort(st->quitting[--st->n_quitting]);
-	free(st->quitting);
+	hop_pool_free(st->pool);
 	SSL_CTX_free(st->tls_ctx);
 	tlsmem_free(st->mem);
 	sts_free(st->sts);
@@ -1276,5 +1146,6 @@ struct transport *transport_smtp_new(const struct smtp_transport_env *env, char 
 	st->env = *env;
 	st->tls_ctx = ctx;
 	st->loader = workers_new(env->base, LOADER_THREADS);
+	st->pool = hop_pool_new(env->base, sizeof(struct dest), SIZE_MAX);
 	return &st->t;
 }

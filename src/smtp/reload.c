@@ -8,6 +8,7 @@
  */
 #include "smtp/reload.h"
 #include "config/config.h"
+#include "config/params.h"
 #include "util/util.h"
 
 #include <stdint.h>
@@ -35,30 +36,15 @@ struct confset {
 	struct holder *table[SESSION_BUCKETS];
 };
 
-/* Parameters new sessions read from their own configuration: policy,
- * per-session limits and texts. Everything else is built once at start. */
-static const char *const applies[] = {
-	"mynetworks", "local_recipient_maps", "relay_recipient_maps",
-	"smtpd_client_restrictions", "smtpd_helo_restrictions", "smtpd_sender_restrictions",
-	"smtpd_relay_restrictions", "smtpd_recipient_restrictions",
-	"submission_client_restrictions", "submission_sender_restrictions",
-	"smtpd_sender_login_maps", "message_size_limit", "smtpd_recipient_limit",
-	"smtpd_timeout", "smtpd_hard_error_limit", "smtpd_junk_command_limit",
-	"smtpd_client_connection_count_limit", "smtpd_banner", "smtpd_per_record_deadline",
-	"smtpd_min_data_rate", "hopcount_limit", "header_size_limit",
-	"smtpd_tls_security_level", "submission_tls_security_level", "smtpd_tls_auth_only",
-	"smtpd_sasl_authenticated_header", "smtpd_sasl_failure_delay", "relay_selftest",
-	/* message authentication: each session reads the switches; the signing
-	 * table is swapped by server.c (session_msgauth_apply) */
-	"smtpd_message_authentication", "smtpd_dmarc_enforce", "dkim_signing_table",
-	"dkim_sign_any_from_domain",
-};
-
+/* reload_applies - the RELOADS rows of params.def: what new sessions read
+ * from their own configuration (policy, per-session limits and texts).
+ * Everything else is built once at start; dkim_signing_table's keys are
+ * swapped in by server.c (session_msgauth_apply). */
 bool reload_applies(const char *name)
 {
-	for (size_t i = 0; i < RG_ARRAY_LEN(applies); i++)
-		if (strcmp(applies[i], name) == 0)
-			return true;
+	for (size_t i = 0; i < PARAM_COUNT; i++)
+		if (strcmp(config_params[i].name, name) == 0)
+			return config_params[i].reloads;
 	return false;
 }
 

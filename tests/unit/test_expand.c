@@ -2,6 +2,7 @@
  * test_expand.c - aliases and hosted domains (address/expand.h, config/aliases.h).
  *
  * Tables: aliases(5) files that load or are refused (with file:line), the
+ * items of a table value (commas, or commas and blanks, separate them), the
  * recursive expansion of addresses through alias_maps and virtual_alias_maps
  * (Postfix's lookup order, catch-all precedence, recipient_delimiter, loops,
  * depth, duplicates), whether a recipient of each kind of domain exists, and
@@ -84,6 +85,66 @@ static void check_aliases(void)
 	char err[512];
 	CHECK(aliases_open("inline:{a=b}", err, sizeof(err)) == NULL &&
 	      strstr(err, "unsupported alias table") != NULL, "inline: refused: %s", err);
+}
+
+/* the file reader both tables share (map_read_lines): its two refusals */
+static void check_file_errors(void)
+{
+	char err[512] = "", *missing = xasprintf("%s/missing", dir);
+	CHECK(aliases_open(missing, err, sizeof(err)) == NULL &&
+	      strstr(err, "cannot open aliases file ") != NULL, "missing aliases: %s", err);
+	CHECK(map_open(missing, err, sizeof(err)) == NULL &&
+	      strstr(err, "cannot open table ") != NULL, "missing table: %s", err);
+	char *text = xasprintf("a: b\nlong: %04500d\n", 0), *path = write_file("long", text);
+	CHECK(aliases_open(path, err, sizeof(err)) == NULL &&
+	      strstr(err, ":2: line longer than 4096 bytes") != NULL, "long alias line: %s", err);
+	CHECK(map_open(path, err, sizeof(err)) == NULL &&
+	      strstr(err, ":2: line longer than 4096 bytes") != NULL, "long table line: %s", err);
+	unlink(path);
+	free(path);
+	free(text);
+	free(missing);
+}
+
+/* --- the items of a table value (map_next_item) --- */
+
+static const struct item_row {
+	int line;
+	const char *value;
+	bool blanks;       /* blanks separate items (virtual_alias_maps), or only commas */
+	const char *items; /* joined with '|' */
+} item_rows[] = {
+	{__LINE__, "a, b,c", false, "a|b|c"},
+	{__LINE__, "a, b,c", true, "a|b|c"},
+	{__LINE__, "a b, c", false, "a b|c"},       /* aliases: refused later, whole */
+	{__LINE__, "a b, c", true, "a|b|c"},
+	{__LINE__, "a\tb", false, "a\tb"},
+	{__LINE__, "a\tb", true, "a|b"},
+	{__LINE__, "  a  ,  b  ", false, "a|b"},    /* trimmed */
+	{__LINE__, "  a  ,  b  ", true, "a|b"},
+	{__LINE__, "a,,b,", false, "a|b"},
+	{__LINE__, "a,,b,", true, "a|b"},
+	{__LINE__, "", false, ""},
+	{__LINE__, " , ,\t", true, ""},
+	{__LINE__, "\"x y\"@example.com, b", false, "\"x y\"@example.com|b"},
+	{__LINE__, "\"x y\"@example.com b", true, "\"x y\"@example.com|b"},
+	{__LINE__, "\"a,b\" c", false, "\"a,b\" c"},
+	{__LINE__, "\"a,b\" c", true, "\"a,b\"|c"},
+	{__LINE__, "\"a\\\" b\" c", true, "\"a\\\" b\"|c"}, /* an escaped quote stays inside */
+	{__LINE__, "\"open, b", false, "\"open, b"},   /* an unclosed quote runs to the end */
+};
+
+static void check_items(void)
+{
+	for (size_t k = 0; k < RG_ARRAY_LEN(item_rows); k++) {
+		const struct item_row *r = &item_rows[k];
+		char *copy = xstrdup(r->value), *cursor = copy, *item, got[256] = "";
+		while ((item = map_next_item(&cursor, r->blanks)) != NULL)
+			snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%s",
+				 got[0] ? "|" : "", item);
+		CHECK_STR_AT(r->line, got, r->items, r->value);
+		free(copy);
+	}
 }
 
 /* --- expansion --- */
@@ -419,6 +480,8 @@ int main(void)
 		return check_summary("expand");
 	}
 	check_aliases();
+	check_file_errors();
+	check_items();
 	check_bad_configs();
 	char *al = write_file("aliases.txt", aliases_text);
 	char *va = write_file("virtual", virtual_text);
