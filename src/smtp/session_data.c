@@ -493,15 +493,19 @@ static void field_judge(struct session *s, bool whole)
 
 /* field_hold - keep a piece of the current field for the filter. Past
  * SESSION_FIELD_HOLD the field is judged on what is held (bounded memory) and
- * the rest follows the verdict directly. */
+ * the rest follows the verdict directly. The hold is filled to the bound
+ * first: a first line longer than it must still show the filter its name. */
 static void field_hold(struct session *s, const char *p, size_t n, bool complete)
 {
 	struct transaction *tx = s->tx;
 	size_t add = n + (complete ? 2 : 0);
 	if (tx->field_hold.len + add > SESSION_FIELD_HOLD) {
+		size_t fit = SESSION_FIELD_HOLD - tx->field_hold.len;
+		fit = fit < n ? fit : n;
+		strbuf_append(&tx->field_hold, p, fit);
 		field_judge(s, false);
 		if (!tx->field_drop)
-			store(s, p, n, complete);
+			store(s, p + fit, n - fit, complete);
 		return;
 	}
 	strbuf_append(&tx->field_hold, p, n);
