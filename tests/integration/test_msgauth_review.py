@@ -5,7 +5,7 @@ the cases the filter was built for).
 * One line longer than the 8 KiB the session holds for the filter: the field
   was judged on nothing held (so not even its name was seen) and stored whole.
 * The authserv-id behind a byte our parser does not skip but other readers
-  do: a control character (form feed, vertical tab, NUL) or a UTF-8 no-break
+  do: a control character (form feed, vertical tab) or a UTF-8 no-break
   space before it, or the id in an RFC 2047 encoded word, which a reader that
   decodes the field (Python's email package does) takes as the id.
 """
@@ -62,6 +62,19 @@ class ForgedPastTheFilter(unittest.TestCase):
         got = delivered(self.srv, before)
         self.assertFalse(b'dkim=pass' in got, 'forged field kept: %r' % got[:400])
         self.assertIn(b'Subject: no body', got)
+
+    def test_id_behind_another_readers_white_space_or_encoded(self):
+        # Python's email package (policy=default) decodes the encoded word and
+        # str.split() skips \f and U+00A0: each of these reads as our id there
+        forged = (b'Authentication-Results: \x0c' + MX.encode() + b'; dkim=pass\r\n'
+                  b'Authentication-Results: \xc2\xa0' + MX.encode() + b'; dmarc=pass\r\n'
+                  b'Authentication-Results: =?us-ascii?q?' + MX.encode() + b'?=; spf=pass\r\n')
+        got = self.deliver(message('ceo@paypal.example', 'readers', forged))
+        self.assertEqual(named(got, 'Authentication-Results'), [])
+        self.assertNotIn(b'=pass', got)
+        kept = b'Authentication-Results: other.example; spf=pass (=?utf-8?q?caf=C3=A9?=)'
+        got = self.deliver(message('a@b.example', 'readers kept', kept + b'\r\n'))
+        self.assertEqual(named(got, 'Authentication-Results'), [kept.decode()])
 
 
 if __name__ == '__main__':
