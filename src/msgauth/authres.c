@@ -687,10 +687,15 @@ static bool encoded_before_id_ends(const char *p, size_t n)
 
 bool authres_field_forged(const char *field, size_t n, bool whole, const char *authserv_id)
 {
-	static const char name[] = "Authentication-Results:";
+	static const char name[] = "Authentication-Results";
 	size_t k = sizeof(name) - 1;
 	if (n < k || rg_strncasecmp(field, name, k) != 0)
 		return false;
+	while (k < n && (field[k] == ' ' || field[k] == '\t'))
+		k++; /* the obsolete "Name :" (RFC 5322 4.5) */
+	if (k == n || field[k] != ':')
+		return false;
+	k++;
 	if (!whole || n - k > AUTHRES_INPUT_MAX)
 		return true; /* the claim may be in what we did not see */
 	char value[AUTHRES_INPUT_MAX];

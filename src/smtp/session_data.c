@@ -458,13 +458,19 @@ static void spool_flush(struct session *s)
 	server_spool_write(s->srv, st->sp, &tx->msg->body, spool_written, st);
 }
 
-/* field_start - "Name:" with a printable name begins a new header field. */
+/* field_start - "Name:" with a printable name begins a new header field; so
+ * does the obsolete "Name :" (RFC 5322 4.5), which msgauth's header parser and
+ * other readers take as a field: as the start of the body it would escape the
+ * header filter and still be read as a field. */
 static bool field_start(const char *p, size_t n)
 {
 	size_t i = 0;
 	while (i < n && p[i] > ' ' && p[i] < 0x7f && p[i] != ':')
 		i++;
-	return i > 0 && i < n && p[i] == ':';
+	size_t name = i;
+	while (i < n && (p[i] == ' ' || p[i] == '\t'))
+		i++;
+	return name > 0 && i < n && p[i] == ':';
 }
 
 enum header_verdict { H_KEEP, H_DROP, H_END_LINE };

@@ -8,6 +8,9 @@ the cases the filter was built for).
   do: a control character (form feed, vertical tab) or a UTF-8 no-break
   space before it, or the id in an RFC 2047 encoded word, which a reader that
   decodes the field (Python's email package does) takes as the id.
+* "Authentication-Results :" (white space before the colon, RFC 5322's
+  obsolete syntax, which msgauth's own header parser reads as a field): the
+  session took the line for the start of the body and never filtered it.
 """
 import unittest
 
@@ -75,6 +78,18 @@ class ForgedPastTheFilter(unittest.TestCase):
         kept = b'Authentication-Results: other.example; spf=pass (=?utf-8?q?caf=C3=A9?=)'
         got = self.deliver(message('a@b.example', 'readers kept', kept + b'\r\n'))
         self.assertEqual(named(got, 'Authentication-Results'), [kept.decode()])
+
+    def test_obsolete_space_before_the_colon(self):
+        # RFC 5322 4.5 (obs-optional) and our own msgauth header parser read
+        # "Name :" as a field; the session took it for the start of the body,
+        # so the filter never saw it and it stayed in the header block
+        forged = (b'Authentication-Results : ' + MX.encode() + b'; dkim=pass\r\n'
+                  b'Authentication-Results\t:\r\n ' + MX.encode() + b'; dmarc=pass\r\n'
+                  b'X-After: 1\r\n')
+        got = self.deliver(message('ceo@paypal.example', 'obsolete colon', forged))
+        self.assertEqual(named(got, 'Authentication-Results'), [])
+        self.assertNotIn(b'=pass', got)
+        self.assertEqual(named(got, 'X-After'), ['X-After: 1'])
 
 
 if __name__ == '__main__':

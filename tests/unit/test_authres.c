@@ -284,6 +284,11 @@ static const struct forged_row forgeds[] = {
 	F(AR " =?utf-8?Q?mx=2Erelayguard=2Etest?=\r\n ; dkim=pass", true, true),
 	F(AR " other.example; spf=pass (=?utf-8?q?x?=)", true, false),
 	F(AR " other.example;\r\n\tdkim=pass header.d=\xc2\xa0" ID, true, false),
+	/* obsolete syntax: white space before the colon (RFC 5322 4.5) */
+	F("Authentication-Results : " ID "; dkim=pass", true, true),
+	F("Authentication-Results\t:\r\n " ID "; dkim=pass", true, true),
+	F("Authentication-Results : other.example; spf=pass", true, false),
+	F("Authentication-ResultsX: " ID "; dkim=pass", true, false),
 	/* held only in part: it could be ours */
 	F(AR " other.example; spf=pass", false, true),
 	/* not ours */
