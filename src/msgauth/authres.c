@@ -693,7 +693,9 @@ bool authres_field_forged(const char *field, size_t n, bool whole, const char *a
 		return false;
 	while (k < n && (field[k] == ' ' || field[k] == '\t'))
 		k++; /* the obsolete "Name :" (RFC 5322 4.5) */
-	if (k == n || field[k] != ':')
+	if (k == n)
+		return !whole; /* the colon (and a claim) may be in what we did not see */
+	if (field[k] != ':')
 		return false;
 	k++;
 	if (!whole || n - k > AUTHRES_INPUT_MAX)

@@ -100,6 +100,16 @@ class ForgedPastTheFilter(unittest.TestCase):
         self.assertNotIn(b'=pass', got)
         self.assertEqual(named(got, 'X-After'), ['X-After: 1'])
 
+    def test_white_space_before_the_colon_past_the_hold(self):
+        # the name alone fills the 8 KiB hold, or even the 64 KiB piece a long
+        # line is read in: the colon and the claim come after it
+        for pad in (9000, 70000):
+            forged = (b'Authentication-Results' + b' ' * pad + b': ' + MX.encode() +
+                      b'; dkim=pass\r\nX-After: 1\r\n')
+            got = self.deliver(message('ceo@paypal.example', 'colon %d' % pad, forged))
+            self.assertFalse(b'dkim=pass' in got, 'forged field kept (%d)' % pad)
+            self.assertEqual(named(got, 'X-After'), ['X-After: 1'])
+
 
 class ReloadInFlight(unittest.TestCase):
     """A transaction keeps the signing table it started with across a SIGHUP

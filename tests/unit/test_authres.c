@@ -289,6 +289,7 @@ static const struct forged_row forgeds[] = {
 	F("Authentication-Results\t:\r\n " ID "; dkim=pass", true, true),
 	F("Authentication-Results : other.example; spf=pass", true, false),
 	F("Authentication-ResultsX: " ID "; dkim=pass", true, false),
+	F("Authentication-Results   \t  ", false, true), /* the colon comes later */
 	/* held only in part: it could be ours */
 	F(AR " other.example; spf=pass", false, true),
 	/* not ours */
