@@ -691,8 +691,10 @@ bool authres_field_forged(const char *field, size_t n, bool whole, const char *a
 	size_t k = sizeof(name) - 1;
 	if (n < k || rg_strncasecmp(field, name, k) != 0)
 		return false;
-	while (k < n && (field[k] == ' ' || field[k] == '\t'))
-		k++; /* the obsolete "Name :" (RFC 5322 4.5) */
+	/* the obsolete "Name :" (RFC 5322 4.5), the colon even on a continuation
+	 * line: a reader that unfolds first sees "Name :" there too */
+	while (k < n && (field[k] == ' ' || field[k] == '\t' || field[k] == '\r' || field[k] == '\n'))
+		k++;
 	if (k == n)
 		return !whole; /* the colon (and a claim) may be in what we did not see */
 	if (field[k] != ':')

@@ -461,9 +461,10 @@ static void spool_flush(struct session *s)
 /* field_start - "Name:" with a printable name begins a new header field; so
  * does the obsolete "Name :" (RFC 5322 4.5), which msgauth's header parser and
  * other readers take as a field: as the start of the body it would escape the
- * header filter and still be read as a field. A first piece of a long line
- * (not COMPLETE) that ends in the white space after a name may be one too. */
-static bool field_start(const char *p, size_t n, bool complete)
+ * header filter and still be read as a field. A name alone on its line (or on
+ * the first piece of a long one) may be too: a reader that unfolds first finds
+ * its colon on the continuation line. */
+static bool field_start(const char *p, size_t n)
 {
 	size_t i = 0;
 	while (i < n && p[i] > ' ' && p[i] < 0x7f && p[i] != ':')
@@ -471,9 +472,7 @@ static bool field_start(const char *p, size_t n, bool complete)
 	size_t name = i;
 	while (i < n && (p[i] == ' ' || p[i] == '\t'))
 		i++;
-	if (i == n)
-		return name > 0 && i > name && !complete;
-	return name > 0 && p[i] == ':';
+	return name > 0 && (i == n || p[i] == ':');
 }
 
 enum header_verdict { H_KEEP, H_DROP, H_END_LINE };
@@ -533,7 +532,7 @@ static enum header_verdict header_line(struct session *s, const char *p, size_t 
 		return H_KEEP;
 	if (at_start && !(n > 0 && (p[0] == ' ' || p[0] == '\t'))) {
 		field_judge(s, true); /* the previous field is complete */
-		if (!field_start(p, n, complete)) { /* the empty line, or text that is no header */
+		if (!field_start(p, n)) { /* the empty line, or text that is no header */
 			tx->in_body = true;
 			return H_KEEP;
 		}

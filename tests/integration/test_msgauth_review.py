@@ -100,6 +100,18 @@ class ForgedPastTheFilter(unittest.TestCase):
         self.assertNotIn(b'=pass', got)
         self.assertEqual(named(got, 'X-After'), ['X-After: 1'])
 
+    def test_colon_on_a_continuation_line(self):
+        # a reader that splits fields at CRLF not followed by white space, then
+        # the name at the first ':' (as this file's named() does) reads an
+        # Authentication-Results field here; the session took the bare name
+        # for the start of the body
+        forged = (b'Authentication-Results\r\n : ' + MX.encode() + b'; dkim=pass\r\n'
+                  b'X-After: 1\r\n')
+        got = self.deliver(message('ceo@paypal.example', 'colon folded', forged))
+        self.assertEqual(named(got, 'Authentication-Results'), [])
+        self.assertNotIn(b'dkim=pass', got)
+        self.assertEqual(named(got, 'X-After'), ['X-After: 1'])
+
     def test_white_space_before_the_colon_past_the_hold(self):
         # the name alone fills the 8 KiB hold, or even the 64 KiB piece a long
         # line is read in: the colon and the claim come after it

@@ -290,6 +290,9 @@ static const struct forged_row forgeds[] = {
 	F("Authentication-Results : other.example; spf=pass", true, false),
 	F("Authentication-ResultsX: " ID "; dkim=pass", true, false),
 	F("Authentication-Results   \t  ", false, true), /* the colon comes later */
+	F("Authentication-Results\r\n : " ID "; dkim=pass", true, true),
+	F("Authentication-Results \r\n\t:\r\n " ID "; dkim=pass", true, true),
+	F("Authentication-Results", true, false), /* no colon at all: no field */
 	/* held only in part: it could be ours */
 	F(AR " other.example; spf=pass", false, true),
 	/* not ours */
