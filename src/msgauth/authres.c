@@ -644,28 +644,70 @@ static bool only_cfws(const char *p, size_t n)
 
 /* unfold - the value without its line breaks (RFC 5322 2.2.3): a CRLF in a
  * held field is always followed by white space, so removing CR and LF is
- * unfolding; a stray CR or LF goes too (the session refuses those anyway). */
+ * unfolding; a stray CR or LF goes too (the session refuses those anyway).
+ * Any other control byte and every non-ASCII byte becomes a space: readers
+ * differ on what white space is (Perl's \s and Python's split() take \f and
+ * \v, Unicode-aware ones U+00A0 and U+3000), and our id behind one of them
+ * must still be seen. */
 static size_t unfold(const char *p, size_t n, char *out)
 {
 	size_t k = 0;
-	for (size_t i = 0; i < n; i++)
-		if (p[i] != '\r' && p[i] != '\n')
-			out[k++] = p[i];
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)p[i];
+		if (ch != '\r' && ch != '\n')
+			out[k++] = (ch < 0x20 && ch != '\t') || ch >= 0x7f ? ' ' : (char)ch;
+	}
 	return k;
+}
+
+/* encoded_before_id_ends - an RFC 2047 encoded word ("=?") before the first
+ * ';' outside quotes and comments, or in them: a reader that decodes the field
+ * (Python's email package does, for a field it does not know) may find our id
+ * in it, and no authserv-id is written that way. */
+static bool encoded_before_id_ends(const char *p, size_t n)
+{
+	size_t depth = 0;
+	bool quoted = false;
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] == '=' && i + 1 < n && p[i + 1] == '?')
+			return true;
+		if (p[i] == '\\' && (quoted || depth > 0))
+			i++;
+		else if (p[i] == '"' && depth == 0)
+			quoted = !quoted;
+		else if (p[i] == '(' && !quoted)
+			depth++;
+		else if (p[i] == ')' && !quoted && depth > 0)
+			depth--;
+		else if (p[i] == ';' && !quoted && depth == 0)
+			return false;
+	}
+	return false;
 }
 
 bool authres_field_forged(const char *field, size_t n, bool whole, const char *authserv_id)
 {
-	static const char name[] = "Authentication-Results:";
+	static const char name[] = "Authentication-Results";
 	size_t k = sizeof(name) - 1;
 	if (n < k || rg_strncasecmp(field, name, k) != 0)
 		return false;
+	/* the obsolete "Name :" (RFC 5322 4.5), the colon even on a continuation
+	 * line: a reader that unfolds first sees "Name :" there too */
+	while (k < n && (field[k] == ' ' || field[k] == '\t' || field[k] == '\r' || field[k] == '\n'))
+		k++;
+	if (k == n)
+		return !whole; /* the colon (and a claim) may be in what we did not see */
+	if (field[k] != ':')
+		return false;
+	k++;
 	if (!whole || n - k > AUTHRES_INPUT_MAX)
 		return true; /* the claim may be in what we did not see */
 	char value[AUTHRES_INPUT_MAX];
 	size_t len = unfold(field + k, n - k, value);
 	if (only_cfws(value, len))
 		return true; /* nothing but a comment: a reader may take what follows as ours */
+	if (encoded_before_id_ends(value, len))
+		return true;
 	size_t lead = 0;
 	while (lead < len && (value[lead] == ' ' || value[lead] == '\t'))
 		lead++;

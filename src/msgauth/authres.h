@@ -108,8 +108,10 @@ bool authres_claims_id(const char *value, size_t len, const char *authserv_id);
  * Authentication-Results field to remove because it claims authserv_id? It
  * is judged unfolded, so the claim may be on any line. Also true when it
  * could be ours and we cannot tell: WHOLE false (only its beginning was
- * held), a value of only comments and white space, or a value longer than
- * AUTHRES_INPUT_MAX. Any other field: false. */
+ * held), a value of only comments and white space, a value longer than
+ * AUTHRES_INPUT_MAX, our id behind a control or non-ASCII byte (another
+ * reader's white space), or an RFC 2047 encoded word before the first ';'.
+ * Any other field: false. */
 bool authres_field_forged(const char *field, size_t n, bool whole, const char *authserv_id);
 
 #endif

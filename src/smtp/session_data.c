@@ -459,13 +459,21 @@ static void spool_flush(struct session *s)
 	server_spool_write(s->srv, st->sp, &tx->msg->body, spool_written, st);
 }
 
-/* field_start - "Name:" with a printable name begins a new header field. */
+/* field_start - "Name:" with a printable name begins a new header field; so
+ * does the obsolete "Name :" (RFC 5322 4.5), which msgauth's header parser and
+ * other readers take as a field: as the start of the body it would escape the
+ * header filter and still be read as a field. A name alone on its line (or on
+ * the first piece of a long one) may be too: a reader that unfolds first finds
+ * its colon on the continuation line. */
 static bool field_start(const char *p, size_t n)
 {
 	size_t i = 0;
 	while (i < n && p[i] > ' ' && p[i] < 0x7f && p[i] != ':')
 		i++;
-	return i > 0 && i < n && p[i] == ':';
+	size_t name = i;
+	while (i < n && (p[i] == ' ' || p[i] == '\t'))
+		i++;
+	return name > 0 && (i == n || p[i] == ':');
 }
 
 enum header_verdict { H_KEEP, H_DROP, H_END_LINE };
@@ -494,15 +502,19 @@ static void field_judge(struct session *s, bool whole)
 
 /* field_hold - keep a piece of the current field for the filter. Past
  * SESSION_FIELD_HOLD the field is judged on what is held (bounded memory) and
- * the rest follows the verdict directly. */
+ * the rest follows the verdict directly. The hold is filled to the bound
+ * first: a first line longer than it must still show the filter its name. */
 static void field_hold(struct session *s, const char *p, size_t n, bool complete)
 {
 	struct transaction *tx = s->tx;
 	size_t add = n + (complete ? 2 : 0);
 	if (tx->field_hold.len + add > SESSION_FIELD_HOLD) {
+		size_t fit = SESSION_FIELD_HOLD - tx->field_hold.len;
+		fit = fit < n ? fit : n;
+		strbuf_append(&tx->field_hold, p, fit);
 		field_judge(s, false);
 		if (!tx->field_drop)
-			store(s, p, n, complete);
+			store(s, p + fit, n - fit, complete);
 		return;
 	}
 	strbuf_append(&tx->field_hold, p, n);

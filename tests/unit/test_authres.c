@@ -270,6 +270,29 @@ static const struct forged_row forgeds[] = {
 	F("authentication-results: (x) mx.relayguard.test; dkim=pass", true, true),
 	F(AR " (an unclosed\r\n comment mx.relayguard.test; dkim=pass", true, true),
 	F(AR, true, true),
+	/* the id behind a byte our parser stopped at but other readers skip or
+	 * decode (Perl's \s and Python's str.split() take \f and \v as white
+	 * space, Unicode-aware ones U+00A0; Python's email package decodes
+	 * RFC 2047 words in a field it does not know) */
+	F(AR " \f" ID "; dkim=pass", true, true),
+	F(AR " \v" ID "; dkim=pass", true, true),
+	F(AR "\x1c" ID "; dkim=pass", true, true),
+	F(AR " \xc2\xa0" ID "; dkim=pass", true, true),
+	F(AR " \xe3\x80\x80" ID "; dkim=pass", true, true),
+	F(AR " =?us-ascii?q?" ID "?=; dkim=pass", true, true),
+	F(AR " =?us-ascii?b?bXgucmVsYXlndWFyZC50ZXN0?=; dkim=pass", true, true),
+	F(AR " =?utf-8?Q?mx=2Erelayguard=2Etest?=\r\n ; dkim=pass", true, true),
+	F(AR " other.example; spf=pass (=?utf-8?q?x?=)", true, false),
+	F(AR " other.example;\r\n\tdkim=pass header.d=\xc2\xa0" ID, true, false),
+	/* obsolete syntax: white space before the colon (RFC 5322 4.5) */
+	F("Authentication-Results : " ID "; dkim=pass", true, true),
+	F("Authentication-Results\t:\r\n " ID "; dkim=pass", true, true),
+	F("Authentication-Results : other.example; spf=pass", true, false),
+	F("Authentication-ResultsX: " ID "; dkim=pass", true, false),
+	F("Authentication-Results   \t  ", false, true), /* the colon comes later */
+	F("Authentication-Results\r\n : " ID "; dkim=pass", true, true),
+	F("Authentication-Results \r\n\t:\r\n " ID "; dkim=pass", true, true),
+	F("Authentication-Results", true, false), /* no colon at all: no field */
 	/* held only in part: it could be ours */
 	F(AR " other.example; spf=pass", false, true),
 	/* not ours */
