@@ -63,7 +63,8 @@ struct dns_msg_info;
 
 /* dns_lookup_ttl - how long a dns_lookup() result may be remembered (s): the
  * smallest TTL of the answer, or for NXDOMAIN and NODATA the negative TTL
- * (RFC 2308: the SOA's, else 30 s); 0 (never) for a temporary failure.
+ * (RFC 2308: the SOA's, else 30 s, at most the TTL of a CNAME on the way);
+ * 0 (never) for a temporary failure.
  * info is the reply dns_msg_scan() read, NULL when there was none. The
  * cache applies its caps. */
 unsigned dns_lookup_ttl(const struct dns_lookup_result *r, const struct dns_msg_info *info);

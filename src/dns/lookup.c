@@ -190,6 +190,14 @@ static uint64_t now_s(void)
 	return rg_now_ms() / 1000;
 }
 
+/* neg_ttl - an absence: the SOA's negative TTL (else 30 s), and no longer
+ * than the CNAME that led to it (RFC 2308 5): the alias may change first. */
+static unsigned neg_ttl(const struct dns_msg_info *info)
+{
+	unsigned ttl = info->soa ? info->neg_ttl : NEG_TTL_NO_SOA;
+	return info->answers > 0 && info->min_ttl < ttl ? info->min_ttl : ttl;
+}
+
 unsigned dns_lookup_ttl(const struct dns_lookup_result *r, const struct dns_msg_info *info)
 {
 	if (info == NULL)
@@ -197,7 +205,7 @@ unsigned dns_lookup_ttl(const struct dns_lookup_result *r, const struct dns_msg_
 	switch (r->status) {
 	case DNS_LOOKUP_OK: return info->min_ttl;
 	case DNS_LOOKUP_NODATA:
-	case DNS_LOOKUP_NXDOMAIN: return info->soa ? info->neg_ttl : NEG_TTL_NO_SOA;
+	case DNS_LOOKUP_NXDOMAIN: return neg_ttl(info);
 	default: return 0;
 	}
 }

@@ -397,30 +397,37 @@ static void test_lookup_cache(void)
 		enum dns_lookup_status status;
 		bool reply;          /* a reply was read (dns_msg_scan) */
 		unsigned min_ttl;    /* of the answer records */
+		unsigned answers;    /* records in the answer section (a CNAME for a negative) */
 		bool soa;            /* negative: with an SOA (its neg_ttl 20) */
 		uint64_t at;         /* asked again at (remembered at 1000) */
 		const char *want;
 	} rows[] = {
-		{__LINE__, DNS_LOOKUP_OK, true, 60, false, 1059, "txt:v=spf1 -all/2"},
-		{__LINE__, DNS_LOOKUP_OK, true, 60, false, 1060, NULL},   /* the TTL ran out */
-		{__LINE__, DNS_LOOKUP_OK, true, 86400, false, 1299, "txt:v=spf1 -all/2"},
-		{__LINE__, DNS_LOOKUP_OK, true, 86400, false, 1300, NULL}, /* capped at 300 */
-		{__LINE__, DNS_LOOKUP_OK, true, 0, false, 1000, NULL},    /* TTL 0: not kept */
-		{__LINE__, DNS_LOOKUP_NXDOMAIN, true, 0, true, 1019, "nx"},
-		{__LINE__, DNS_LOOKUP_NXDOMAIN, true, 0, true, 1020, NULL},  /* SOA's 20 s */
-		{__LINE__, DNS_LOOKUP_NODATA, true, 0, false, 1029, "nodata"}, /* no SOA: 30 s */
-		{__LINE__, DNS_LOOKUP_NODATA, true, 0, false, 1030, NULL},
-		{__LINE__, DNS_LOOKUP_SERVFAIL, true, 60, false, 1000, NULL}, /* never */
-		{__LINE__, DNS_LOOKUP_TIMEOUT, false, 0, false, 1000, NULL},
-		{__LINE__, DNS_LOOKUP_NXDOMAIN, false, 0, false, 1000, NULL}, /* no reply: a bad name */
+		{__LINE__, DNS_LOOKUP_OK, true, 60, 1, false, 1059, "txt:v=spf1 -all/2"},
+		{__LINE__, DNS_LOOKUP_OK, true, 60, 1, false, 1060, NULL},   /* the TTL ran out */
+		{__LINE__, DNS_LOOKUP_OK, true, 86400, 1, false, 1299, "txt:v=spf1 -all/2"},
+		{__LINE__, DNS_LOOKUP_OK, true, 86400, 1, false, 1300, NULL}, /* capped at 300 */
+		{__LINE__, DNS_LOOKUP_OK, true, 0, 1, false, 1000, NULL},    /* TTL 0: not kept */
+		{__LINE__, DNS_LOOKUP_NXDOMAIN, true, 0, 0, true, 1019, "nx"},
+		{__LINE__, DNS_LOOKUP_NXDOMAIN, true, 0, 0, true, 1020, NULL},  /* SOA's 20 s */
+		{__LINE__, DNS_LOOKUP_NODATA, true, 0, 0, false, 1029, "nodata"}, /* no SOA: 30 s */
+		{__LINE__, DNS_LOOKUP_NODATA, true, 0, 0, false, 1030, NULL},
+		{__LINE__, DNS_LOOKUP_SERVFAIL, true, 60, 0, false, 1000, NULL}, /* never */
+		{__LINE__, DNS_LOOKUP_TIMEOUT, false, 0, 0, false, 1000, NULL},
+		{__LINE__, DNS_LOOKUP_NXDOMAIN, false, 0, 0, false, 1000, NULL}, /* no reply: a bad name */
+		/* NXDOMAIN or NODATA at the end of a CNAME: the alias's TTL bounds the
+		 * absence too (RFC 2308 5); a TTL 0 alias is not remembered at all */
+		{__LINE__, DNS_LOOKUP_NXDOMAIN, true, 5, 1, true, 1004, "nx"},
+		{__LINE__, DNS_LOOKUP_NXDOMAIN, true, 5, 1, true, 1005, NULL},
+		{__LINE__, DNS_LOOKUP_NODATA, true, 0, 1, false, 1000, NULL},
+		{__LINE__, DNS_LOOKUP_NODATA, true, 0, 1, true, 1000, NULL},
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		struct dns_cache *c = dns_cache_new(8, 300, 60);
 		bool ok = rows[i].status == DNS_LOOKUP_OK;
 		struct dns_lookup_result r = {.status = rows[i].status, .names = txt,
 					      .n = ok ? 1 : 0, .n_total = ok ? 2 : 0};
-		struct dns_msg_info info = {.min_ttl = rows[i].min_ttl, .soa = rows[i].soa,
-					    .neg_ttl = 20};
+		struct dns_msg_info info = {.min_ttl = rows[i].min_ttl, .answers = rows[i].answers,
+					    .soa = rows[i].soa, .neg_ttl = 20};
 		dns_lookup_remember(c, DNS_LOOKUP_TXT, "Spf.Example", &r, rows[i].reply ? &info : NULL,
 				    1000);
 		CHECK_STR_AT(rows[i].line, recalled(c, "spf.example", rows[i].at), rows[i].want,
