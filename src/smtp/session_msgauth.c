@@ -76,6 +76,7 @@ struct ma_tx {
 	const struct addr_domains *domains; /* ours, for smtpd_sender_login_maps */
 	struct msgauth_signing *signing;   /* held until the transaction ends */
 	bool authenticated, trusted, enforce;
+	bool checked;                      /* SPF, DKIM verification, DMARC (ma_checks) */
 	bool pickup, pickup_any;           /* a local user on the pickup socket; root */
 	char myhostname[256];
 	/* SPF, at MAIL */
@@ -172,13 +173,20 @@ static void ma_tx_free(void *data)
 	free(t);
 }
 
-/* ma_applies - loopback clients are not checked unless DNS servers are named
+/* ma_checks - loopback clients are not checked unless DNS servers are named
  * (as for their names: tests and local tools must not query the world). */
-static bool ma_applies(const struct session *s)
+static bool ma_checks(const struct session *s)
+{
+	return !(ip_is_loopback(&s->client.ip) && s->cfg->dns_servers[0] == '\0');
+}
+
+/* ma_concerns - does the transaction need our data: checks, or signing, which
+ * asks no DNS (a webmail or the pickup socket on loopback is signed too)? */
+static bool ma_concerns(const struct session *s, bool trusted)
 {
 	if (!ma.active || !s->cfg->smtpd_message_authentication)
 		return false;
-	return !(ip_is_loopback(&s->client.ip) && s->cfg->dns_servers[0] == '\0');
+	return ma_checks(s) || (trusted && ma.signing != NULL && ma.signing->table != NULL);
 }
 
 /* ---- SPF at MAIL ---- */
@@ -238,8 +246,9 @@ static bool mail_check(struct session *s, const struct session_mail_facts *f,
 		       struct session_wait *wait, void *arg)
 {
 	(void)arg;
-	if (!ma_applies(s))
-		return false;
+	bool trusted = f->authenticated || config_in_mynetworks(s->cfg, f->ip);
+	if (!ma_concerns(s, trusted))
+		return false; /* no data: the stages are skipped (stages_need_data) */
 	struct ma_tx *t = xcalloc(1, sizeof(*t));
 	t->s = s;
 	t->cfg = s->cfg;
@@ -248,11 +257,12 @@ static bool mail_check(struct session *s, const struct session_mail_facts *f,
 	t->pickup = s->client.pickup;
 	t->pickup_any = s->client.pickup_any_sender;
 	t->authenticated = f->authenticated;
-	t->trusted = f->authenticated || config_in_mynetworks(s->cfg, f->ip);
+	t->trusted = trusted;
+	t->checked = ma_checks(s);
 	t->enforce = !t->trusted && s->cfg->smtpd_dmarc_enforce;
 	rg_strlcpy(t->myhostname, s->cfg->myhostname, sizeof(t->myhostname));
 	session_tx_set_data(s, t, ma_tx_free);
-	if (f->authenticated)
+	if (f->authenticated || !t->checked)
 		return false;
 	spf_defaults(t, f);
 	t->spf_starting = true;
@@ -313,11 +323,13 @@ static void stage_headers(struct session_eod *e, void *arg)
 	strbuf_free(&head);
 	if (st != MSG_HDR_OK) {
 		t->skip = msg_hdr_status_text(st);
-		refuse_unparsed(t, e);
+		if (t->checked)
+			refuse_unparsed(t, e);
 		return;
 	}
 	t->h_ok = true;
-	t->v = dkim_verify_new(&t->h, DKIM_MAX_SIGS_DEFAULT, time(NULL));
+	if (t->checked) /* else the header is parsed for signing only */
+		t->v = dkim_verify_new(&t->h, DKIM_MAX_SIGS_DEFAULT, time(NULL));
 	from_field(t);
 }
 
@@ -413,7 +425,7 @@ static bool loop_lookups(struct session_eod *e, void *arg)
 {
 	(void)arg;
 	struct ma_tx *t = e->tx_data;
-	if (t == NULL || !t->h_ok)
+	if (t == NULL || !t->h_ok || !t->checked)
 		return false;
 	static struct dmarc_resolver res = {dmarc_txt_start, dmarc_txt_cancel, NULL};
 	res.ctx = ma.dns;
@@ -704,6 +716,8 @@ static void stage_verify(struct session_eod *e, void *arg)
 		finish_signing(e, &b);
 		log_dkim(t, e);
 	}
+	if (!t->checked)
+		return; /* signed only: no results to record */
 	struct dmarc_verdict dv = {0};
 	bool dmarc = t->h_ok && !t->authenticated;
 	if (dmarc) {
