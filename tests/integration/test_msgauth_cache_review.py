@@ -93,6 +93,19 @@ class LoopbackSigning(unittest.TestCase):
         got = self.submit(message('B <b@b.example>', 'loopback foreign'))
         self.assertEqual(named(got, 'DKIM-Signature'), [])
 
+    def test_pickup_user_signed(self):
+        """root on the pickup socket (relayguard sendmail) may use any sender."""
+        if os.geteuid() != 0:
+            self.skipTest('the pickup socket signs any domain for root only')
+        mark = self.srv.mark()
+        before = self.srv.maildir('example.net', 'bob')
+        r = subprocess.run([harness.binary(), 'sendmail', '-C', self.srv.config_path, '-oi',
+                            '-f', 'b@b.example', 'bob@example.net'],
+                           input=message('B <b@b.example>', 'pickup'), capture_output=True,
+                           timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assert_signed_unchecked(delivered(self.srv, before), 'b.example', mark)
+
     def submit(self, msg, user='alice@a.example', password='alice-secret'):
         before = self.srv.maildir('example.net', 'bob')
         with Conn(self.srv.sub_port) as c:
