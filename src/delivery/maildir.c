@@ -269,11 +269,15 @@ static int walk_nofollow(int bfd, const char *rel)
  * chose, anywhere we may write. -1 with errno (ELOOP: a link). */
 static int open_beneath(int bfd, const char *rel)
 {
+	static atomic_bool openat2_usable = true; /* cleared at the first refusal */
 	struct open_how how = {.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC,
 			       .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS};
+	if (!atomic_load(&openat2_usable))
+		return walk_nofollow(bfd, rel);
 	int fd = (int)syscall(SYS_openat2, bfd, rel, &how, sizeof(how));
 	if (fd >= 0 || (errno != ENOSYS && errno != EPERM))
 		return fd;
+	atomic_store(&openat2_usable, false); /* before Linux 5.6, or a sandbox's filter */
 	return walk_nofollow(bfd, rel);
 }
 
