@@ -9,11 +9,13 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -243,14 +245,51 @@ static bool close_keep(int fd, bool ok)
 	return ok;
 }
 
-/* write_tmp - tmp/NAME: the added lines, the text, fsync. A deterministic
- * name may be left over from a crash: it is ours, so it is replaced. */
-static bool write_tmp(int bfd, const char *tmp, const char *hdr, size_t hlen,
+/* walk_nofollow - open_beneath one component at a time (kernels before
+ * openat2, or a sandbox that refuses it). */
+static int walk_nofollow(int bfd, const char *rel)
+{
+	char buf[4200];
+	int dfd = bfd;
+	rg_strlcpy(buf, rel, sizeof(buf));
+	for (char *save, *c = strtok_r(buf, "/", &save); c != NULL; c = strtok_r(NULL, "/", &save)) {
+		int fd = openat(dfd, c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (dfd != bfd)
+			close_keep(dfd, true);
+		if (fd < 0)
+			return -1;
+		dfd = fd;
+	}
+	return dfd == bfd ? openat(bfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : dfd;
+}
+
+/* open_beneath - the directory rel under bfd, never through a symbolic
+ * link: whoever can write in a mailbox could otherwise turn new/ or tmp/
+ * (or the mailbox) into a link and have our text written, under a name we
+ * chose, anywhere we may write. -1 with errno (ELOOP: a link). */
+static int open_beneath(int bfd, const char *rel)
+{
+	static atomic_bool openat2_usable = true; /* cleared at the first refusal */
+	struct open_how how = {.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC,
+			       .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS};
+	if (!atomic_load(&openat2_usable))
+		return walk_nofollow(bfd, rel);
+	int fd = (int)syscall(SYS_openat2, bfd, rel, &how, sizeof(how));
+	if (fd >= 0 || (errno != ENOSYS && errno != EPERM))
+		return fd;
+	atomic_store(&openat2_usable, false); /* before Linux 5.6, or a sandbox's filter */
+	return walk_nofollow(bfd, rel);
+}
+
+/* write_tmp - tmp/NAME (NAME in tfd): the added lines, the text, fsync. A
+ * deterministic name may be left over from a crash: it is ours, so it is
+ * replaced. */
+static bool write_tmp(int tfd, const char *tmp, const char *hdr, size_t hlen,
 		      const struct source *src, size_t *size)
 {
-	if (unlinkat(bfd, tmp, 0) != 0 && errno != ENOENT)
+	if (unlinkat(tfd, tmp, 0) != 0 && errno != ENOENT)
 		return false;
-	int fd = openat(bfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	int fd = openat(tfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	bool ok = fd >= 0 && write_text(fd, hdr, hlen, src, size);
 	return close_keep(fd, ok);
 }
@@ -269,15 +308,15 @@ void maildir_force_way(enum maildir_way way)
 	atomic_store(&empty_path_usable, way == MAILDIR_WAY_AUTO);
 }
 
-/* open_unnamed - an unnamed file in newdir (no name until link_unnamed);
- * -1 with errno, ENOTSUP when O_TMPFILE cannot be used here. */
-static int open_unnamed(int bfd, const char *newdir)
+/* open_unnamed - an unnamed file in the directory nfd (no name until
+ * link_unnamed); -1 with errno, ENOTSUP when O_TMPFILE cannot be used here. */
+static int open_unnamed(int nfd)
 {
 	if (!atomic_load(&tmpfile_usable)) {
 		errno = ENOTSUP;
 		return -1;
 	}
-	int fd = openat(bfd, newdir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+	int fd = openat(nfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
 	if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
 		atomic_store(&tmpfile_usable, false); /* old kernel or file system */
 		errno = ENOTSUP;
@@ -285,12 +324,12 @@ static int open_unnamed(int bfd, const char *newdir)
 	return fd;
 }
 
-/* link_unnamed - give the unnamed file fd the name dst; -1 with errno
- * ENOTSUP when neither way can work here (no capability and no /proc). */
-static int link_unnamed(int fd, int bfd, const char *dst)
+/* link_unnamed - give the unnamed file fd the name dst in nfd; -1 with
+ * errno ENOTSUP when neither way can work here (no capability, no /proc). */
+static int link_unnamed(int fd, int nfd, const char *dst)
 {
 	if (atomic_load(&empty_path_usable)) {
-		if (linkat(fd, "", bfd, dst, AT_EMPTY_PATH) == 0)
+		if (linkat(fd, "", nfd, dst, AT_EMPTY_PATH) == 0)
 			return 0;
 		if (errno != ENOENT && errno != EPERM)
 			return -1;
@@ -298,7 +337,7 @@ static int link_unnamed(int fd, int bfd, const char *dst)
 	}
 	char proc[64];
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-	if (linkat(AT_FDCWD, proc, bfd, dst, AT_SYMLINK_FOLLOW) == 0)
+	if (linkat(AT_FDCWD, proc, nfd, dst, AT_SYMLINK_FOLLOW) == 0)
 		return 0;
 	if (errno == ENOENT && access("/proc/self/fd", F_OK) != 0) {
 		atomic_store(&tmpfile_usable, false); /* no /proc (a chroot): tmp/ from now on */
@@ -368,6 +407,32 @@ static void final_name(struct landing *l, size_t size)
 		 l->src->len + l->hlen + l->lines);
 }
 
+/* dst_name - the file name part of l->dst (what goes in new/). */
+static const char *dst_name(const struct landing *l)
+{
+	return l->dst + strlen(l->dir) + strlen("/new/");
+}
+
+/* open_sub - the mailbox's directory sub ("new", "tmp"), never via a link. */
+static int open_sub(const struct landing *l, const char *sub)
+{
+	char rel[4200];
+	snprintf(rel, sizeof(rel), "%s/%s", l->dir, sub);
+	return open_beneath(l->bfd, rel);
+}
+
+/* copy_there - is the entry name in nfd, which a link refused, an earlier
+ * try of this queued copy? Only whole, synced files are ever linked or
+ * renamed into new/, under names only we write: a regular file is that
+ * copy. Anything else (a symbolic link, say) is not: errno stays EEXIST. */
+static bool copy_there(int nfd, const char *name)
+{
+	struct stat st;
+	bool file = fstatat(nfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
+	errno = EEXIST;
+	return file;
+}
+
 /* land_unnamed - write an unnamed file in new/, fsync it, then link it
  * under its final name: no tmp/ entry, no rename across directories, no
  * unlink, and a crash leaves nothing behind (the file system frees an
@@ -375,37 +440,37 @@ static void final_name(struct landing *l, size_t size)
  * 0 on failure (errno), -1 when O_TMPFILE cannot be used here. */
 static int land_unnamed(struct landing *l)
 {
-	char newdir[4200];
 	size_t size = 0;
-	snprintf(newdir, sizeof(newdir), "%s/new", l->dir);
-	int fd = open_unnamed(l->bfd, newdir);
-	if (fd < 0)
-		return errno == ENOTSUP ? -1 : 0;
-	bool ok = write_text(fd, l->hdr, l->hlen, l->src, &size);
+	int nfd = open_sub(l, "new");
+	int fd = nfd < 0 ? -1 : open_unnamed(nfd);
+	bool ok = fd >= 0 && write_text(fd, l->hdr, l->hlen, l->src, &size);
 	final_name(l, size);
-	/* taken: an earlier try of this queued copy landed, and only whole,
-	 * synced files are ever linked or renamed into new/: it is the same copy */
-	if (ok && link_unnamed(fd, l->bfd, l->dst) != 0 && !(errno == EEXIST && l->deterministic))
+	/* taken: an earlier try of this queued copy landed */
+	if (ok && link_unnamed(fd, nfd, dst_name(l)) != 0 &&
+	    !(errno == EEXIST && l->deterministic && copy_there(nfd, dst_name(l))))
 		ok = false;
 	bool unusable = !ok && errno == ENOTSUP; /* written for nothing: again via tmp/ */
 	ok = close_keep(fd, ok);
+	ok = close_keep(nfd, ok);
 	return ok ? 1 : unusable ? -1 : 0;
 }
 
 /* land_via_tmp - tmp/NAME, fsync, rename into new/ (the classic way). */
 static bool land_via_tmp(struct landing *l)
 {
-	char tmp[4200];
 	size_t size = 0;
-	snprintf(tmp, sizeof(tmp), "%s/tmp/%s", l->dir, l->fbase);
-	bool ok = write_tmp(l->bfd, tmp, l->hdr, l->hlen, l->src, &size);
+	int tfd = open_sub(l, "tmp"), nfd = tfd < 0 ? -1 : open_sub(l, "new");
+	bool ok = nfd >= 0 && write_tmp(tfd, l->fbase, l->hdr, l->hlen, l->src, &size);
 	final_name(l, size);
-	if (ok && renameat(l->bfd, tmp, l->bfd, l->dst) == 0)
-		return true;
-	int saved = errno;
-	unlinkat(l->bfd, tmp, 0);
-	errno = saved;
-	return false;
+	if (ok && renameat(tfd, l->fbase, nfd, dst_name(l)) != 0)
+		ok = false;
+	if (!ok && nfd >= 0) {
+		int saved = errno;
+		unlinkat(tfd, l->fbase, 0);
+		errno = saved;
+	}
+	ok = close_keep(nfd, ok);
+	return close_keep(tfd, ok);
 }
 
 static bool deliver(const char *base, const char *domain, const char *local,

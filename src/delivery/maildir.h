@@ -15,8 +15,9 @@
  * so recovery can see that a copy already landed even after a mail client
  * renamed new/X to cur/X:2,S; others are rgM<usecs>P<pid>Q<n>.
  * Must not: run on the event loop (it fsyncs); must not accept path
- * components that could leave the mailbox base ("..", "/"); must not
- * remove a tmp/ file that is not ours.
+ * components that could leave the mailbox base ("..", "/"), nor write
+ * through a symbolic link in it (a mailbox, its new/ or tmp/ replaced by
+ * one); must not remove a tmp/ file that is not ours.
  */
 #ifndef RG_MAILDIR_H
 #define RG_MAILDIR_H

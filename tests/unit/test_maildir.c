@@ -687,6 +687,113 @@ static void test_clean_tmp_same_second(void)
 	free(fresh);
 }
 
+/* ---- a mailbox whose directories were replaced by symbolic links ---- */
+
+/* The rows: which part of a mailbox is a link to a directory outside the
+ * mailbox base (made with tmp/, new/ and cur/ inside). */
+static const struct link_row {
+	int line;
+	const char *local;  /* the mailbox, under link.example */
+	const char *dirs;   /* the real directories under link.example, in order */
+	const char *linked; /* the part that is a link, under link.example */
+	const char *target; /* where it points, under top */
+} link_rows[] = {
+	{__LINE__, "n", "n n/tmp n/cur", "n/new", "out-n"}, /* where the copy is linked */
+	{__LINE__, "t", "t t/new t/cur", "t/tmp", "out-t"}, /* where the classic way writes */
+	{__LINE__, "m", "", "m", "out-m"},                  /* the whole mailbox */
+	{__LINE__, "j/.Junk", "j j/tmp j/new j/cur j/.Junk j/.Junk/tmp j/.Junk/cur",
+	 "j/.Junk/new", "out-j"},                           /* a Maildir++ folder's new/ */
+};
+
+/* mk_list - the directories of a space-separated list, under prefix. */
+static void mk_list(const char *prefix, const char *list)
+{
+	char buf[256];
+	rg_strlcpy(buf, list, sizeof(buf));
+	for (char *save, *w = strtok_r(buf, " ", &save); w != NULL; w = strtok_r(NULL, " ", &save)) {
+		char rel[512];
+		snprintf(rel, sizeof(rel), "%s/%s", prefix, w);
+		mk(rel);
+	}
+}
+
+/* A mailbox directory (or its new/ or tmp/) replaced by a link to a
+ * directory outside the base, by whoever can write in the mailbox: nothing
+ * is written through it, any way of writing. The delivery fails (retried
+ * later; the log says why) rather than put mail, an attacker's text under a
+ * name we chose, somewhere else; or it lands in the mailbox proper. */
+static void check_link_row(const struct link_row *r, enum maildir_way way)
+{
+	static const char text[] = "A: b\r\n\r\nlinked\r\n";
+	char path[4096] = "", newdir[4096], err[256] = "", out[256];
+	struct maildir_copy c = {"a@example.org", "l@link.example", "rg00000000000000CC_1", 9};
+	mk("link.example");
+	mk_list("link.example", r->dirs);
+	snprintf(out, sizeof(out), "../%s", r->target);
+	mk(out);
+	mk_list(out, "tmp new cur");
+	char *target = xasprintf("%s/%s", top, r->target);
+	char *link = xasprintf("%s/link.example/%s", base, r->linked);
+	CHECK_AT(r->line, symlink(target, link) == 0, "symlink %s: %s", link, strerror(errno));
+	maildir_force_way(way);
+	bool ok = maildir_deliver_copy_mem(base, "link.example", r->local, &c, text,
+					   sizeof(text) - 1, path, sizeof(path), newdir,
+					   sizeof(newdir), err, sizeof(err));
+	maildir_force_way(MAILDIR_WAY_AUTO);
+	char sub[300];
+	int outside = entries(out, NULL, 0) - 3; /* beside its tmp/ new/ cur/ */
+	for (int k = 0; k < 2; k++) {
+		snprintf(sub, sizeof(sub), "%s/%s", out, k ? "new" : "tmp");
+		outside += entries(sub, NULL, 0);
+	}
+	CHECK_AT(r->line, outside == 0, "way %d: a file was written through the link %s, in %s",
+		 way, r->linked, target);
+	char *real = ok ? realpath(path, NULL) : NULL;
+	CHECK_AT(r->line, !ok || (real != NULL && strncmp(real, base, strlen(base)) == 0),
+		 "way %d: delivered through the link %s to %s", way, r->linked,
+		 real ? real : path);
+	if (real != NULL)
+		unlink(real);
+	free(real);
+	unlink(link);
+	free(link);
+	free(target);
+}
+
+/* A link in new/ under the copy's own name: not "delivered before". */
+static void test_link_under_copy_name(enum maildir_way way)
+{
+	static const char text[] = "A: b\r\n\r\nx\r\n";
+	char host[512], rel[1024], path[4096], newdir[4096], err[256] = "";
+	host_escaped(host, sizeof(host));
+	mk("link.example");
+	mk("link.example/s");
+	mk("link.example/s/tmp");
+	mk("link.example/s/new");
+	mk("link.example/s/cur");
+	/* the size this copy has, so the name is exactly its own */
+	static const char hdr[] = "Return-Path: <a@example.org>\nDelivered-To: s@link.example\n";
+	size_t size = sizeof(hdr) - 1 + strlen("A: b\n\nx\n"), vsize = size + 2 + 3;
+	snprintf(rel, sizeof(rel), "%s/link.example/s/new/9.rg00000000000000DD_0.%s,S=%zu,W=%zu",
+		 base, host, size, vsize);
+	char *target = xasprintf("%s/elsewhere-file", top);
+	CHECK(symlink(target, rel) == 0, "symlink: %s", strerror(errno));
+	struct maildir_copy c = {"a@example.org", "s@link.example", "rg00000000000000DD_0", 9};
+	maildir_force_way(way);
+	bool ok = maildir_deliver_copy_mem(base, "link.example", "s", &c, text, sizeof(text) - 1,
+					   path, sizeof(path), newdir, sizeof(newdir), err,
+					   sizeof(err));
+	maildir_force_way(MAILDIR_WAY_AUTO);
+	struct stat st;
+	bool is_reg = ok && lstat(path, &st) == 0 && S_ISREG(st.st_mode);
+	CHECK(!ok || is_reg, "way %d: a link under the copy's name counted as the copy (%s)",
+	      way, path);
+	if (ok && strcmp(path, rel) != 0)
+		CHECK(false, "way %d: the copy's name is not %s but %s", way, rel, path);
+	unlink(rel);
+	free(target);
+}
+
 int main(void)
 {
 	/* registered with basedir first, as the mailbox base is at start-up */
@@ -716,6 +823,11 @@ int main(void)
 	for (int way = MAILDIR_WAY_TMP; way >= MAILDIR_WAY_AUTO; way--) {
 		test_copy_over_orphan((enum maildir_way)way);
 		test_copy_twice((enum maildir_way)way);
+	}
+	for (int way = MAILDIR_WAY_TMP; way >= MAILDIR_WAY_AUTO; way--) {
+		for (size_t i = 0; i < RG_ARRAY_LEN(link_rows); i++)
+			check_link_row(&link_rows[i], (enum maildir_way)way);
+		test_link_under_copy_name((enum maildir_way)way);
 	}
 	test_find_delivered();
 	test_parse_unique();
