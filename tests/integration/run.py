@@ -118,12 +118,15 @@ def run_here(suite, quiet, label):
 class Worker:
     """One test file run by a child run.py (--file), its output kept until it ends."""
 
-    def __init__(self, name, opts):
+    def __init__(self, name, opts, slot):
         self.name = name
+        self.slot = slot
         self.start = time.time()
         cmd = [sys.executable, os.path.abspath(__file__), '--file', name + '.py']
         cmd += ['-q'] if opts.quiet else []
-        self.proc = subprocess.Popen(cmd + opts.filters, stdout=subprocess.PIPE,
+        # its own share of the ports harness.free_port() picks from
+        env = dict(os.environ, RG_PORT_SLOT='%d/%d' % (slot, opts.jobs))
+        self.proc = subprocess.Popen(cmd + opts.filters, stdout=subprocess.PIPE, env=env,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         # drained by a thread: a file's output can be larger than a pipe holds
         self.chunks = []
@@ -167,7 +170,8 @@ def run_parallel(names, jobs, opts):
     start = time.time()
     while todo or running:
         while todo and len(running) < jobs:
-            running.append(Worker(todo.pop(0), opts))
+            slot = min(set(range(jobs)) - {w.slot for w in running})
+            running.append(Worker(todo.pop(0), opts, slot))
         done = next((w for w in running if w.proc.poll() is not None), None)
         if done is None:
             time.sleep(0.05)
