@@ -22,9 +22,11 @@ run_suite() {
 	start=$(date +%s)
 	out=$("$@" 2>&1)
 	rc=$?
-	printf '%s\n' "$out" | grep -E '(^FAIL|^ERROR|: [0-9]+ passed, [0-9]+ failed|ERROR: (Address|Leak)Sanitizer|runtime error:|\.\.\. skipped )' | tail -n 60
 	# where the time goes: run.py's files of 10 s or more and its slowest tests
 	printf '%s\n' "$out" | awk '/^time: / && $2 + 0 >= 10 || /^slow: /'
+	took=$(($(date +%s) - start))
+	[ "$took" -lt 2 ] || echo "$name: $took s"
+	printf '%s\n' "$out" | grep -E '(^FAIL|^ERROR|: [0-9]+ passed, [0-9]+ failed|ERROR: (Address|Leak)Sanitizer|runtime error:|\.\.\. skipped )' | tail -n 60
 	# unittest's report of what failed (tracebacks and messages), so a CI log says why
 	printf '%s\n' "$out" | awk '/^=====/ { on = 1 } /^Ran [0-9]+ tests? in/ { on = 0 } on' |
 		head -n 300
@@ -41,8 +43,6 @@ run_suite() {
 	passed=$((passed + p))
 	failed=$((failed + f))
 	skipped=$((skipped + ${s:-0}))
-	took=$(($(date +%s) - start))
-	[ "$took" -lt 2 ] || echo "$name: $took s"
 	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
 		echo "$name: exit status $rc with no failed test: counted as 1 failed"
 		failed=$((failed + 1))
