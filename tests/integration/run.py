@@ -44,7 +44,6 @@ class CountingResult(unittest.TextTestResult):
         self.passed = 0
         self.test_times = {}    # test id -> seconds (the method with setUp/tearDown)
         self.file_times = {}    # module -> seconds, with its classes' setUpClass/tearDownClass
-        self._module = None
         self._last_stop = time.time()
 
     def startTest(self, test):
@@ -134,7 +133,7 @@ class Worker:
         self.reader.start()
 
     def finish(self):
-        """(passed, failed, skipped, times{name: s}, slow{id: s}) after printing the output."""
+        """Print the file's output; ([passed, failed, skipped], {file: s}, {test id: s})."""
         rc = self.proc.wait()
         self.reader.join()
         out = b''.join(self.chunks).decode('utf-8', 'replace')
