@@ -573,6 +573,9 @@ class RedisPassword(unittest.TestCase):
         url = 'redis://:%%s@127.0.0.1:%d/0' % redis.port
         o = {'smtpd_client_connection_rate_limit': '10', 'shared_state': url % 's3cret-pw'}
         with Server(overrides=o) as srv:
+            # connected (caught up) first: a count made before that stays local
+            self.assertIsNotNone(srv.wait_log(r'shared-state-caught-up ', timeout=10),
+                                 srv.tail(10))
             with Conn(srv.port) as c:
                 self.assertEqual(c.greeting[0], 220)
             deadline = time.time() + 5
