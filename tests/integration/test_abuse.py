@@ -660,6 +660,13 @@ class SharedState(unittest.TestCase):
         self.b = Server(overrides=o)
         self.addCleanup(self.b.cleanup)
         self.addCleanup(self.b.stop)
+        self.caught_up(self.a, self.b)
+
+    def caught_up(self, *servers):
+        """Each connected to Redis: what a host counts before that stays local."""
+        for srv in servers:
+            self.assertIsNotNone(srv.wait_log(r'shared-state-caught-up ', timeout=10),
+                                 srv.tail(10))
 
     def guess(self, srv, source, password='wrong'):
         with Conn(srv.subs_port, source=source, tls=True) as c:
@@ -753,6 +760,7 @@ class SharedState(unittest.TestCase):
         for srv in (a, b):
             self.addCleanup(srv.cleanup)
             self.addCleanup(srv.stop)
+        self.caught_up(a, b)
 
         def mail(srv, rcpts):
             with Conn(srv.subs_port, source=UNTRUSTED2, tls=True) as c:
@@ -818,6 +826,7 @@ class SharedState(unittest.TestCase):
         self.addCleanup(a.stop)
         self.addCleanup(b.cleanup)
         self.addCleanup(b.stop)
+        self.caught_up(a, b)
         # two connections on each: neither host alone reaches 3, together they pass it
         for srv in (a, b, a, b):
             with Conn(srv.port) as c:
