@@ -574,7 +574,7 @@ class RedisPassword(unittest.TestCase):
         o = {'smtpd_client_connection_rate_limit': '10', 'shared_state': url % 's3cret-pw'}
         with Server(overrides=o) as srv:
             # connected (caught up) first: a count made before that stays local
-            self.assertIsNotNone(srv.wait_log(r'shared-state-caught-up ', timeout=10),
+            self.assertIsNotNone(srv.wait_log(r'shared-state-caught-up ', timeout=30),
                                  srv.tail(10))
             with Conn(srv.port) as c:
                 self.assertEqual(c.greeting[0], 220)
@@ -665,7 +665,7 @@ class SharedState(unittest.TestCase):
     def caught_up(self, *servers):
         """Each connected to Redis: what a host counts before that stays local."""
         for srv in servers:
-            self.assertIsNotNone(srv.wait_log(r'shared-state-caught-up ', timeout=10),
+            self.assertIsNotNone(srv.wait_log(r'shared-state-caught-up ', timeout=30),
                                  srv.tail(10))
 
     def guess(self, srv, source, password='wrong'):
