@@ -113,8 +113,11 @@ run: deps
 	@$(MAKE) --no-print-directory build/relayguard
 	./build/relayguard serve
 
+# The builds for the tests, two compilers at a time (CI's machine has 2 cores)
+# unless make was given -j itself.
 check: deps deps-test
-	@$(MAKE) --no-print-directory build/relayguard build/relayguard-asan unit tools
+	@$(MAKE) --no-print-directory $(if $(findstring jobserver,$(MAKEFLAGS)),,-j2) \
+		build/relayguard build/relayguard-asan unit tools
 	@sh tests/run.sh
 
 # .ci/run in a pristine debootstrap'd Debian 12 (root; scripts/check-fresh.sh):

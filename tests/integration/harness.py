@@ -11,6 +11,7 @@ Environment:
   CI               when "true", a test whose component is missing fails (require())
 """
 import os
+import random
 import re
 import shutil
 import signal
@@ -41,8 +42,55 @@ def binary():
 OUTBOUND_OFF = 'error:4.3.2 outbound delivery is off in this test'
 
 
+def port_range():
+    """(first, end) of the ports free_port() picks from, or None for any free one.
+
+    Below the kernel's ephemeral range: a port taken from there can be given
+    to an outgoing connection or another bind(0) between the test's check and
+    the server's listen (Address already in use). run.py -j gives each file
+    running at once its own share (RG_PORT_SLOT=k/n), so they never pick alike.
+    """
+    try:
+        with open('/proc/sys/net/ipv4/ip_local_port_range') as f:
+            lo, hi = (int(x) for x in f.read().split())
+    except (OSError, ValueError):
+        return None
+    if lo - 1024 >= 4096:
+        first, end = max(1024, lo - 16384), lo
+    elif 65535 - hi >= 4096:
+        first, end = hi + 1, 65536
+    else:
+        return None
+    try:
+        slot, slots = (int(x) for x in os.environ.get('RG_PORT_SLOT', '0/1').split('/'))
+    except ValueError:
+        slot, slots = 0, 1
+    size = (end - first) // max(slots, 1)
+    if size < 256 or not 0 <= slot < slots:
+        return None
+    return first + slot * size, first + (slot + 1) * size
+
+
+_ports_given = set()  # by free_port() in this process: never twice
+
+
 def free_port(host='127.0.0.1'):
     fam = socket.AF_INET6 if ':' in host else socket.AF_INET
+    span = port_range()
+    if span is not None:
+        if len(_ports_given) > (span[1] - span[0]) // 2:
+            _ports_given.clear()
+        for _ in range(100):
+            port = random.randrange(*span)
+            if port in _ports_given:
+                continue
+            with socket.socket(fam, socket.SOCK_STREAM) as s:
+                try:
+                    s.bind((host, port))
+                except OSError:
+                    continue
+            _ports_given.add(port)
+            return port
     with socket.socket(fam, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]

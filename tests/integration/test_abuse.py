@@ -573,6 +573,9 @@ class RedisPassword(unittest.TestCase):
         url = 'redis://:%%s@127.0.0.1:%d/0' % redis.port
         o = {'smtpd_client_connection_rate_limit': '10', 'shared_state': url % 's3cret-pw'}
         with Server(overrides=o) as srv:
+            # connected (caught up) first: a count made before that stays local
+            self.assertIsNotNone(srv.wait_log(r'shared-state-caught-up ', timeout=30),
+                                 srv.tail(10))
             with Conn(srv.port) as c:
                 self.assertEqual(c.greeting[0], 220)
             deadline = time.time() + 5
@@ -657,6 +660,13 @@ class SharedState(unittest.TestCase):
         self.b = Server(overrides=o)
         self.addCleanup(self.b.cleanup)
         self.addCleanup(self.b.stop)
+        self.caught_up(self.a, self.b)
+
+    def caught_up(self, *servers):
+        """Each connected to Redis: what a host counts before that stays local."""
+        for srv in servers:
+            self.assertIsNotNone(srv.wait_log(r'shared-state-caught-up ', timeout=30),
+                                 srv.tail(10))
 
     def guess(self, srv, source, password='wrong'):
         with Conn(srv.subs_port, source=source, tls=True) as c:
@@ -750,6 +760,7 @@ class SharedState(unittest.TestCase):
         for srv in (a, b):
             self.addCleanup(srv.cleanup)
             self.addCleanup(srv.stop)
+        self.caught_up(a, b)
 
         def mail(srv, rcpts):
             with Conn(srv.subs_port, source=UNTRUSTED2, tls=True) as c:
@@ -815,6 +826,7 @@ class SharedState(unittest.TestCase):
         self.addCleanup(a.stop)
         self.addCleanup(b.cleanup)
         self.addCleanup(b.stop)
+        self.caught_up(a, b)
         # two connections on each: neither host alone reaches 3, together they pass it
         for srv in (a, b, a, b):
             with Conn(srv.port) as c:

@@ -477,8 +477,10 @@ static void check_lockout(void)
 	       "29DqRxAP4LhND4PbIOBZSMGKCfWtn."
 #define H_ERIN "$5$rgtestsalt0002$a8js3.kjY8eSLbTJFhSurVeYdwEEoLEQMcPZiRkKyE/"
 #define H_FRANK "$2b$04$akTqWVjlbUDwXAzyXVLyGOP6qj2971qLWQTYsupn/EavsfScB9IsW"
-#define H_GINA "$y$j9T$mJ4PVZrNp3aQYp0RZB5RV.$8K1Hr1Fki44NvxDbV5jh9/WKBk5hyuW8TvrgRPzKZkC"
-#define H_HANK "$y$j9T$mJ4PVZrNp3aQYp0RZB5RV.$ExZEK/60y1T.kCYBNMuwZ.QdudfTTu7pICFPUtlxjd6"
+/* yescrypt at cost 1 ($y$j75$), not the default j9T: every unknown-user check of
+ * this file runs the stand-in (one of these), and j9T made this test 15 s */
+#define H_GINA "$y$j75$mJ4PVZrNp3aQYp0RZB5RV.$3YLSfjeahS6z5/jpS6pEBLOZFQYIJ0FsnuqX6XikQDB"
+#define H_HANK "$y$j75$mJ4PVZrNp3aQYp0RZB5RV.$scf7x8nErZK1HDhLHZ7lQRM.obwf3gCcwz17WFYgmsA"
 #define H_MD5 "$1$abc$mi5SzeIxMV6oln4fIbzar." /* "md5pw" */
 
 static const char passwd_text[] =
