@@ -21,9 +21,10 @@ import unittest
 
 import dnslab
 import harness
+import signlab
 from harness import Conn, Server
 from test_dkim_interop import DEB_PYTHON, TOOL, have_dkimpy, record_of
-from test_msa import make_passwd, plain
+from test_msa import make_passwd
 
 MX = 'mx.relayguard.test'
 FORGER = '127.0.0.9'
@@ -361,17 +362,8 @@ class MsgAuth(unittest.TestCase):
     # -- signing --
 
     def submit(self, msg, user='alice@example.com', password='alice-secret', rcpt='bob@example.net'):
-        with Conn(self.mx.sub_port, source=FORGER) as c:
-            self.assertEqual(c.cmd('EHLO client.example.org')[0], 250)
-            self.assertEqual(c.cmd('STARTTLS')[0], 220)
-            c.starttls()
-            self.assertEqual(c.cmd('EHLO client.example.org')[0], 250)
-            self.assertEqual(c.cmd('AUTH PLAIN ' + plain(user, password))[0], 235)
-            self.assertEqual(c.cmd('MAIL FROM:<%s>' % user)[0], 250)
-            self.assertEqual(c.cmd('RCPT TO:<%s>' % rcpt)[0], 250)
-            self.assertEqual(c.cmd('DATA')[0], 354)
-            c.send(stuffed(msg))
-            return c.reply()
+        return signlab.submit_session(self, self.mx.sub_port, stuffed(msg), user, password,
+                                      rcpt=rcpt, source=FORGER)
 
     def py_verify(self, msg):
         harness.require(have_dkimpy(), 'python3-dkim', 'dkimpy as an independent DKIM verifier')

@@ -9,7 +9,6 @@ cached); a third after the TTL asks again. A SERVFAIL is never remembered:
 every message asks again.
 """
 import re
-import shutil
 import subprocess
 import tempfile
 import time
@@ -17,6 +16,7 @@ import unittest
 
 import dnslab
 import harness
+import signlab
 from harness import Conn, Server
 from test_dkim_interop import record_of
 from test_msgauth import message, stuffed
@@ -51,10 +51,7 @@ class MsgAuthCache(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.srv.stop()
-        cls.srv.cleanup()
-        cls.dns.cleanup()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+        signlab.stop_lab(cls)
 
     def send(self, sender='ceo@paypal.example'):
         """The end-of-DATA reply; the checks' log lines are in by then."""

@@ -14,58 +14,24 @@ cache and stages_need_data found.
 """
 import os
 import re
-import shutil
 import subprocess
-import tempfile
 import unittest
 
-import dnslab
 import harness
-from harness import Conn, Server
-from test_dkim_interop import record_of
-from test_msa import make_passwd, plain
-from test_msgauth_trust import (COMMON, MX, USERS, crlf, delivered, message, named,
-                                send_smtplib, write_table)
+import signlab
+from signlab import delivered, send_smtplib
+from test_msgauth_trust import MX, message, named, start_submission
 
 
-class LoopbackSigning(unittest.TestCase):
+class LoopbackSigning(signlab.SigningLab, unittest.TestCase):
     """No dns_servers: loopback clients are not checked, but trusted ones are signed."""
+
+    tmp_prefix = 'relayguard-cache-review-'
 
     @classmethod
     def setUpClass(cls):
-        dnslab.require_dnsmasq()
-        cls.tmp = tempfile.mkdtemp(prefix='relayguard-cache-review-')
-        os.chmod(cls.tmp, 0o755)
-        txt = {}
-        for domain in ('a.example', 'b.example'):
-            out = subprocess.run([harness.binary(), 'dkim', 'keygen', '--domain', domain,
-                                  '--selector', 'k1', '--type', 'ed25519', '--out', cls.tmp],
-                                 capture_output=True, text=True, check=True)
-            txt['k1._domainkey.' + domain] = [record_of(out.stdout)[0]]
-            os.chmod(os.path.join(cls.tmp, '%s.k1.pem' % domain), 0o644)
-        # the verifier's DNS only: the server is given none (dns_servers unset)
-        cls.dns = dnslab.DnsLab(txt=txt)
-        cls.dns.start()
-        cls.passwd = os.path.join(cls.tmp, 'passwd')
-        make_passwd(cls.passwd, users=USERS)
-        table = os.path.join(cls.tmp, 'signing_table')
-        write_table(table, ['%s k1 %s/%s.k1.pem' % (d, cls.tmp, d)
-                            for d in ('a.example', 'b.example')])
-        cls.srv = Server(overrides=dict(
-            COMMON, smtpd_sasl_auth_enable='yes', smtpd_sasl_path=cls.passwd,
-            smtpd_sasl_failure_delay='0', dkim_signing_table=table))
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.stop()
-        cls.srv.cleanup()
-        cls.dns.cleanup()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
-
-    def verify(self, msg):
-        r = subprocess.run([harness.binary(), 'dkim', 'verify', '--dns', self.dns.servers],
-                           input=crlf(msg), capture_output=True, timeout=30)
-        return r.returncode, r.stdout.decode()
+        super().setUpClass()  # the verifier's DNS only: the server is given none
+        start_submission(cls)
 
     def assert_signed_unchecked(self, got, domain, mark):
         self.assertEqual(len(named(got, 'DKIM-Signature')), 1, got.decode('utf-8', 'replace'))
@@ -105,21 +71,6 @@ class LoopbackSigning(unittest.TestCase):
                            timeout=30)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assert_signed_unchecked(delivered(self.srv, before), 'b.example', mark)
-
-    def submit(self, msg, user='alice@a.example', password='alice-secret'):
-        before = self.srv.maildir('example.net', 'bob')
-        with Conn(self.srv.sub_port) as c:
-            self.assertEqual(c.cmd('EHLO client.example.org')[0], 250)
-            self.assertEqual(c.cmd('STARTTLS')[0], 220)
-            c.starttls()
-            self.assertEqual(c.cmd('EHLO client.example.org')[0], 250)
-            self.assertEqual(c.cmd('AUTH PLAIN ' + plain(user, password))[0], 235)
-            self.assertEqual(c.cmd('MAIL FROM:<%s>' % user)[0], 250)
-            self.assertEqual(c.cmd('RCPT TO:<bob@example.net>')[0], 250)
-            self.assertEqual(c.cmd('DATA')[0], 354)
-            c.send(msg.replace(b'\r\n.', b'\r\n..') + b'.\r\n')
-            self.assertEqual(c.reply()[0], 250)
-        return delivered(self.srv, before)
 
 
 if __name__ == '__main__':

@@ -13,34 +13,17 @@ the cases the filter was built for).
   session took the line for the start of the body and never filtered it.
 """
 import os
-import re
-import shutil
-import subprocess
-import tempfile
 import unittest
 
-import dnslab
-import harness
+import signlab
 from harness import Conn, Server
-from test_dkim_interop import record_of
-from test_msgauth_trust import (COMMON, MX, delivered, hup, message, named, send_smtplib,
-                                write_table)
+from signlab import delivered, send_smtplib
+from test_msgauth_trust import COMMON, MX, message, named, signed_domains, write_table
+from test_reload import hup
 
 
-class ForgedPastTheFilter(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = Server(overrides=dict(COMMON))
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.stop()
-        cls.srv.cleanup()
-
-    def deliver(self, msg):
-        before = self.srv.maildir('example.net', 'bob')
-        send_smtplib(self.srv, msg)
-        return delivered(self.srv, before)
+class ForgedPastTheFilter(signlab.ServerLab, unittest.TestCase):
+    overrides = COMMON
 
     def assert_none_ours(self, got):
         for f in named(got, 'Authentication-Results'):
@@ -63,15 +46,7 @@ class ForgedPastTheFilter(unittest.TestCase):
 
     def test_one_long_line_before_the_final_dot(self):
         line = b'Authentication-Results: ' + MX.encode() + b'; dkim=pass (' + b'z' * 9000 + b')'
-        before = self.srv.maildir('example.net', 'bob')
-        with Conn(self.srv.port) as c:
-            self.assertEqual(c.cmd('EHLO client.example.org')[0], 250)
-            self.assertEqual(c.cmd('MAIL FROM:<s@example.org>')[0], 250)
-            self.assertEqual(c.cmd('RCPT TO:<bob@example.net>')[0], 250)
-            self.assertEqual(c.cmd('DATA')[0], 354)
-            c.send(b'Subject: no body\r\n' + line + b'\r\n.\r\n')
-            self.assertEqual(c.reply()[0], 250)
-        got = delivered(self.srv, before)
+        got = self.deliver_raw(b'Subject: no body\r\n' + line + b'\r\n.\r\n')
         self.assertFalse(b'dkim=pass' in got, 'forged field kept: %r' % got[:400])
         self.assertIn(b'Subject: no body', got)
 
@@ -123,37 +98,12 @@ class ForgedPastTheFilter(unittest.TestCase):
             self.assertEqual(named(got, 'X-After'), ['X-After: 1'])
 
 
-class ReloadInFlight(unittest.TestCase):
+class ReloadInFlight(signlab.SigningLab, unittest.TestCase):
     """A transaction keeps the signing table it started with across a SIGHUP
     that replaces it; the old table is freed when the last one ends (the
     ASan build reports a use after free or a leak at stop)."""
 
-    @classmethod
-    def setUpClass(cls):
-        dnslab.require_dnsmasq()
-        cls.tmp = tempfile.mkdtemp(prefix='relayguard-review-')
-        os.chmod(cls.tmp, 0o755)
-        txt = {}
-        for domain in ('a.example', 'b.example'):
-            out = subprocess.run([harness.binary(), 'dkim', 'keygen', '--domain', domain,
-                                  '--selector', 'k1', '--type', 'ed25519', '--out', cls.tmp],
-                                 capture_output=True, text=True, check=True)
-            txt['k1._domainkey.' + domain] = [record_of(out.stdout)[0]]
-            os.chmod(os.path.join(cls.tmp, '%s.k1.pem' % domain), 0o644)
-        cls.dns = dnslab.DnsLab(txt=txt)
-        cls.dns.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.dns.cleanup()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
-
-    def key(self, domain):
-        return os.path.join(self.tmp, '%s.k1.pem' % domain)
-
-    @staticmethod
-    def signed(got):
-        return sorted(re.findall(r'\bd=([a-z.]+);', ' '.join(named(got, 'DKIM-Signature'))))
+    tmp_prefix = 'relayguard-review-'
 
     def open_tx(self, srv, frm):
         c = Conn(srv.port, source='127.0.0.1')  # mynetworks: signed for any listed domain
@@ -164,18 +114,18 @@ class ReloadInFlight(unittest.TestCase):
 
     def test_transactions_across_a_table_swap(self):
         table = os.path.join(self.tmp, 'table')
-        write_table(table, ['a.example k1 ' + self.key('a.example')])
+        write_table(table, [self.table_line('a.example')])
         srv = Server(overrides=dict(COMMON, dns_servers=self.dns.servers, dkim_signing_table=table))
         try:
             early = self.open_tx(srv, 'x@a.example')    # holds the first table
             dropped = self.open_tx(srv, 'y@a.example')  # holds it too, then leaves
             self.assertEqual(dropped.cmd('DATA')[0], 354)
             dropped.send(b'Subject: half\r\n')
-            write_table(table, ['b.example k1 ' + self.key('b.example')])
+            write_table(table, [self.table_line('b.example')])
             hup(srv, r'dkim-signing-table-loaded')
             dropped.close()
             # a second swap (a new file, same lines) while the first is still held
-            write_table(table, ['b.example k1 ' + self.key('b.example')])
+            write_table(table, [self.table_line('b.example')])
             hup(srv, r'dkim-signing-table-loaded')
             before = srv.maildir('example.net', 'bob')
             self.assertEqual(early.cmd('DATA')[0], 354)
@@ -183,10 +133,10 @@ class ReloadInFlight(unittest.TestCase):
             self.assertEqual(early.reply()[0], 250)
             early.close()
             # signed with the table its MAIL saw: the running one has no a.example
-            self.assertEqual(self.signed(delivered(srv, before)), ['a.example'], srv.tail(60))
+            self.assertEqual(signed_domains(delivered(srv, before)), ['a.example'], srv.tail(60))
             before = srv.maildir('example.net', 'bob')
             send_smtplib(srv, message('x@b.example', 'late'), sender='x@b.example')
-            self.assertEqual(self.signed(delivered(srv, before)), ['b.example'])
+            self.assertEqual(signed_domains(delivered(srv, before)), ['b.example'])
         finally:
             srv.stop()
             srv.cleanup()

@@ -18,26 +18,17 @@ loopback for the DKIM keys, `relayguard dkim verify` as the verifier):
 """
 import os
 import re
-import shutil
-import signal
-import smtplib
-import subprocess
-import tempfile
 import time
 import unittest
 
-import dnslab
-import harness
-from harness import Conn, Server
-from test_dkim_interop import record_of
-from test_msa import make_passwd, plain
+import signlab
+from harness import Server
+from signlab import crlf, delivered, send_smtplib
+from test_msa import make_passwd
+from test_reload import hup, rewrite
 
 MX = 'mx.relayguard.test'
 USERS = {'alice@a.example': ('SHA512-CRYPT', 'alice-secret')}
-
-
-def crlf(data):
-    return data.replace(b'\r\n', b'\n').replace(b'\n', b'\r\n')
 
 
 def header_fields(data):
@@ -50,36 +41,10 @@ def named(data, name):
     return [f for f in header_fields(data) if f.split(':', 1)[0].strip().lower() == name.lower()]
 
 
-def delivered(srv, before, user='bob', domain='example.net'):
-    base = os.path.join(srv.maildir_path(domain, user), 'new')
-    for _ in range(250):
-        names = sorted(set(srv.maildir(domain, user)) - set(before))
-        if names:
-            with open(os.path.join(base, names[-1]), 'rb') as f:
-                return f.read()
-        time.sleep(0.02)
-    raise AssertionError('nothing delivered to %s\n%s' % (base, srv.tail()))
-
-
-def send_smtplib(srv, msg, sender='sender@example.org', rcpt='bob@example.net'):
-    with smtplib.SMTP('127.0.0.1', srv.port, timeout=10) as s:
-        s.ehlo('client.example.org')
-        s.sendmail(sender, [rcpt], msg)
-
-
 def message(frm, subject, extra=b'', body=b'Hello.\r\n'):
     return (b'From: ' + frm.encode() + b'\r\nTo: bob@example.net\r\nSubject: ' + subject.encode() +
             b'\r\nDate: Fri, 04 Dec 2026 10:00:00 +0000\r\nMessage-ID: <' +
             subject.replace(' ', '.').encode() + b'@a.example>\r\n' + extra + b'\r\n' + body)
-
-
-def hup(srv, expect):
-    mark = srv.mark()
-    srv.proc.send_signal(signal.SIGHUP)
-    text = srv.wait_log(expect, since=mark, timeout=10)
-    if text is None:
-        raise AssertionError('no %r after SIGHUP:\n%s' % (expect, srv.log_since(mark)))
-    return text
 
 
 def write_table(path, lines):
@@ -93,25 +58,30 @@ COMMON = {'myhostname': MX, 'mydestination': 'example.net, localhost',
           'local_recipient_maps': '', 'smtpd_peername_lookup': 'no'}
 
 
-class ForgedResults(unittest.TestCase):
+def signed_domains(got):
+    """The d= of every DKIM-Signature of a delivered message, sorted."""
+    return sorted(re.findall(r'\bd=([a-z.]+);', ' '.join(named(got, 'DKIM-Signature'))))
+
+
+def start_submission(lab, **overrides):
+    """lab.srv (lab a signlab.SigningLab class): COMMON, SASL logins for USERS, and
+    lab.table signing for every domain of the lab."""
+    lab.passwd = os.path.join(lab.tmp, 'passwd')
+    make_passwd(lab.passwd, users=USERS)
+    lab.table = os.path.join(lab.tmp, 'signing_table')
+    write_table(lab.table, [lab.table_line(d) for d in signlab.DOMAINS])
+    lab.srv = Server(overrides=dict(
+        COMMON, smtpd_sasl_auth_enable='yes', smtpd_sasl_path=lab.passwd,
+        smtpd_sasl_failure_delay='0', dkim_signing_table=lab.table, **overrides))
+
+
+class ForgedResults(signlab.ServerLab, unittest.TestCase):
     """No DNS needed: the filter runs for every client while message
     authentication is on (a loopback client is not checked, so nothing of
     ours is added and every field with our id in the delivered mail would be
     a forgery that got through)."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = Server(overrides=dict(COMMON))
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.stop()
-        cls.srv.cleanup()
-
-    def deliver(self, msg):
-        before = self.srv.maildir('example.net', 'bob')
-        send_smtplib(self.srv, msg)
-        return delivered(self.srv, before)
+    overrides = COMMON
 
     def assert_none_ours(self, got):
         for f in named(got, 'Authentication-Results'):
@@ -163,78 +133,23 @@ class ForgedResults(unittest.TestCase):
         # the last field is ended by the final dot, not by the empty line
         forged = (b'From: ceo@paypal.example\r\nSubject: no body\r\n'
                   b'Authentication-Results: spf=pass;\r\n ' + MX.encode() + b'; dkim=pass\r\n')
-        before = self.srv.maildir('example.net', 'bob')
-        with Conn(self.srv.port) as c:
-            self.assertEqual(c.cmd('EHLO client.example.org')[0], 250)
-            self.assertEqual(c.cmd('MAIL FROM:<s@example.org>')[0], 250)
-            self.assertEqual(c.cmd('RCPT TO:<bob@example.net>')[0], 250)
-            self.assertEqual(c.cmd('DATA')[0], 354)
-            c.send(forged + b'.\r\n')
-            self.assertEqual(c.reply()[0], 250)
-        got = delivered(self.srv, before)
+        got = self.deliver_raw(forged + b'.\r\n')
         self.assertNotIn(b'dkim=pass', got)
         self.assertIn(b'Subject: no body', got)
 
 
-class SigningOwnership(unittest.TestCase):
+class SigningOwnership(signlab.SigningLab, unittest.TestCase):
+    tmp_prefix = 'relayguard-trust-'
+
     @classmethod
     def setUpClass(cls):
-        dnslab.require_dnsmasq()
-        cls.tmp = tempfile.mkdtemp(prefix='relayguard-trust-')
-        os.chmod(cls.tmp, 0o755)
-        txt = {}
-        for domain in ('a.example', 'b.example'):
-            out = subprocess.run([harness.binary(), 'dkim', 'keygen', '--domain', domain,
-                                  '--selector', 'k1', '--type', 'ed25519', '--out', cls.tmp],
-                                 capture_output=True, text=True, check=True)
-            txt['k1._domainkey.' + domain] = [record_of(out.stdout)[0]]
-            os.chmod(cls.key(domain), 0o644)  # a reload reads keys as mail_owner
-        cls.dns = dnslab.DnsLab(txt=txt)
-        cls.dns.start()
-        cls.passwd = os.path.join(cls.tmp, 'passwd')
-        make_passwd(cls.passwd, users=USERS)
-        cls.table = os.path.join(cls.tmp, 'signing_table')
-        write_table(cls.table, ['a.example k1 ' + cls.key('a.example'),
-                                'b.example k1 ' + cls.key('b.example')])
+        super().setUpClass()
         logins = os.path.join(cls.tmp, 'senders')
         with open(logins, 'w') as f:
             f.write('alice@a.example alice@a.example\nshared@b.example alice@a.example\n')
         os.chmod(logins, 0o644)
-        cls.srv = Server(overrides=dict(
-            COMMON, dns_servers=cls.dns.servers, smtpd_sasl_auth_enable='yes',
-            smtpd_sasl_path=cls.passwd, smtpd_sasl_failure_delay='0',
-            dkim_signing_table=cls.table, smtpd_sender_login_maps='texthash:' + logins))
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.stop()
-        cls.srv.cleanup()
-        cls.dns.cleanup()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
-
-    @classmethod
-    def key(cls, domain):
-        return os.path.join(cls.tmp, '%s.k1.pem' % domain)
-
-    def submit(self, msg, user='alice@a.example', password='alice-secret'):
-        before = self.srv.maildir('example.net', 'bob')
-        with Conn(self.srv.sub_port) as c:
-            self.assertEqual(c.cmd('EHLO client.example.org')[0], 250)
-            self.assertEqual(c.cmd('STARTTLS')[0], 220)
-            c.starttls()
-            self.assertEqual(c.cmd('EHLO client.example.org')[0], 250)
-            self.assertEqual(c.cmd('AUTH PLAIN ' + plain(user, password))[0], 235)
-            self.assertEqual(c.cmd('MAIL FROM:<%s>' % user)[0], 250)
-            self.assertEqual(c.cmd('RCPT TO:<bob@example.net>')[0], 250)
-            self.assertEqual(c.cmd('DATA')[0], 354)
-            c.send(msg.replace(b'\r\n.', b'\r\n..') + b'.\r\n')
-            self.assertEqual(c.reply()[0], 250)
-        return delivered(self.srv, before)
-
-    def verify(self, msg):
-        r = subprocess.run([harness.binary(), 'dkim', 'verify', '--dns', self.dns.servers],
-                           input=crlf(msg), capture_output=True, timeout=30)
-        return r.returncode, r.stdout.decode()
+        start_submission(cls, dns_servers=cls.dns.servers,
+                         smtpd_sender_login_maps='texthash:' + logins)
 
     def test_own_domain_signed(self):
         got = self.submit(message('Alice <alice@a.example>', 'own domain'))
@@ -279,45 +194,22 @@ class SigningOwnership(unittest.TestCase):
         self.assertIn('header.d=b.example', out)
 
 
-class ReloadTrust(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        dnslab.require_dnsmasq()
-        cls.tmp = tempfile.mkdtemp(prefix='relayguard-trust-reload-')
-        os.chmod(cls.tmp, 0o755)
-        txt = {}
-        for domain in ('a.example', 'b.example'):
-            out = subprocess.run([harness.binary(), 'dkim', 'keygen', '--domain', domain,
-                                  '--selector', 'k1', '--type', 'ed25519', '--out', cls.tmp],
-                                 capture_output=True, text=True, check=True)
-            txt['k1._domainkey.' + domain] = [record_of(out.stdout)[0]]
-            os.chmod(os.path.join(cls.tmp, '%s.k1.pem' % domain), 0o644)
-        cls.dns = dnslab.DnsLab(txt=txt)
-        cls.dns.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.dns.cleanup()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
-
-    def key(self, domain):
-        return os.path.join(self.tmp, '%s.k1.pem' % domain)
+class ReloadTrust(signlab.SigningLab, unittest.TestCase):
+    tmp_prefix = 'relayguard-trust-reload-'
 
     def signed_as(self, srv, frm):
         before = srv.maildir('example.net', 'bob')
         send_smtplib(srv, message(frm, 'reload %f' % time.time()), sender=frm)
-        got = delivered(srv, before)
-        return sorted(re.findall(r'\bd=([a-z.]+);', ' '.join(named(got, 'DKIM-Signature'))))
+        return signed_domains(delivered(srv, before))
 
     def test_signing_table_follows_sighup(self):
-        from test_reload import rewrite
         table = os.path.join(self.tmp, 'table_reload')
-        write_table(table, ['a.example k1 ' + self.key('a.example')])
+        write_table(table, [self.table_line('a.example')])
         srv = Server(overrides=dict(COMMON, dns_servers=self.dns.servers, dkim_signing_table=table))
         try:
             self.assertEqual(self.signed_as(srv, 'x@b.example'), [])
-            write_table(table, ['a.example k1 ' + self.key('a.example'),
-                                'b.example k1 ' + self.key('b.example')])
+            write_table(table, [self.table_line('a.example'),
+                                self.table_line('b.example')])
             log = hup(srv, r'info reloaded config=')
             self.assertIn('dkim-signing-table-loaded', log)
             self.assertEqual(self.signed_as(srv, 'x@b.example'), ['b.example'])
@@ -328,7 +220,7 @@ class ReloadTrust(unittest.TestCase):
             self.assertIn('%s:1:' % table, log)
             self.assertEqual(self.signed_as(srv, 'x@b.example'), ['b.example'])
             # an unchanged table is not read again (its keys stay loaded)
-            write_table(table, ['b.example k1 ' + self.key('b.example')])
+            write_table(table, [self.table_line('b.example')])
             hup(srv, r'info reloaded config=')
             log = hup(srv, r'info reloaded config=')
             self.assertNotIn('dkim-signing-table-loaded', log)
@@ -339,9 +231,8 @@ class ReloadTrust(unittest.TestCase):
             srv.cleanup()
 
     def test_message_authentication_follows_sighup(self):
-        from test_reload import rewrite
         table = os.path.join(self.tmp, 'table_switch')
-        write_table(table, ['a.example k1 ' + self.key('a.example')])
+        write_table(table, [self.table_line('a.example')])
         srv = Server(overrides=dict(COMMON, dns_servers=self.dns.servers, dkim_signing_table=table,
                                     smtpd_message_authentication='no'))
         forged = b'Authentication-Results: spf=pass;\r\n ' + MX.encode() + b'; dkim=pass\r\n'
