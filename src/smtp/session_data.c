@@ -476,7 +476,8 @@ static bool field_start(const char *p, size_t n)
 	return name > 0 && (i == n || p[i] == ':');
 }
 
-enum header_verdict { H_KEEP, H_DROP, H_END_LINE };
+/* H_GAP_KEEP: keep the line, behind an empty line of our own (see header_line) */
+enum header_verdict { H_KEEP, H_DROP, H_END_LINE, H_GAP_KEEP };
 
 static void store(struct session *s, const char *p, size_t n, bool complete);
 
@@ -531,12 +532,21 @@ static enum header_verdict header_line(struct session *s, const char *p, size_t 
 	struct transaction *tx = s->tx;
 	if (tx->in_body)
 		return H_KEEP;
-	if (at_start && !(n > 0 && (p[0] == ' ' || p[0] == '\t'))) {
+	bool folded = n > 0 && (p[0] == ' ' || p[0] == '\t');
+	if (at_start && folded && !tx->any_field) {
+		/* a first line that continues nothing would continue our own
+		 * Received: field: it is text, and an empty line ends the (empty)
+		 * header before it so that no reader takes it for part of ours */
+		tx->in_body = true;
+		return H_GAP_KEEP;
+	}
+	if (at_start && !folded) {
 		field_judge(s, true); /* the previous field is complete */
 		if (!field_start(p, n)) { /* the empty line, or text that is no header */
 			tx->in_body = true;
 			return H_KEEP;
 		}
+		tx->any_field = true;
 		tx->field_len = 0;
 		tx->field_cut = false;
 		tx->field_drop = false;
@@ -622,6 +632,10 @@ static void data_line(struct session *s, const char *p, size_t n, bool complete)
 	if (tx->too_big || tx->bare_eol || tx->no_memory)
 		return; /* keep reading to the end, store nothing more */
 	switch (header_line(s, p, n, complete, at_start)) {
+	case H_GAP_KEEP:
+		store(s, "", 0, true);
+		store(s, p, n, complete);
+		break;
 	case H_KEEP:
 		if (tx->holding)
 			field_hold(s, p, n, complete);

@@ -100,6 +100,7 @@ struct transaction {
 	size_t held;              /* bytes counted in data_in_memory */
 	/* the message header, followed as it arrives */
 	bool in_body;             /* the header has ended */
+	bool any_field;           /* a header field has begun */
 	bool field_cut;           /* the current field is past header_size_limit */
 	bool header_cut;          /* some header text was discarded */
 	uint64_t field_len;       /* octets of the current field so far */

@@ -233,6 +233,27 @@ class Transactions(ServerPerClass):
         self.assertTrue(any(b.endswith(b'Subject: one\n\nfirst\n') for b in bodies))
         self.assertTrue(any(b.endswith(b'Subject: two\n\nsecond\n') for b in bodies))
 
+    def test_first_line_folded_cannot_extend_our_received(self):
+        # a message whose first line begins with white space would read as a
+        # continuation of the Received: field we put on top: an empty line
+        # of ours ends the (empty) header before it
+        s = self.server
+        before = len(s.maildir('localhost', 'postmaster'))
+        with Conn(s.port) as c:
+            c.cmd('EHLO c.example.org')
+            c.send(b'MAIL FROM:<a@example.org>\r\nRCPT TO:<postmaster@localhost>\r\nDATA\r\n')
+            self.assertEqual([x[0] for x in c.replies(3)], [250, 250, 354])
+            c.send(b' by trusted.example.org with ESMTPSA; (forged)\r\nSubject: x\r\n\r\nbody\r\n.\r\n')
+            self.assertRegex(c.reply()[1], QUEUED)
+        files = s.wait_maildir('localhost', 'postmaster', before + 1)
+        self.assertEqual(len(files), before + 1)
+        mail = max((s.read_mail('localhost', 'postmaster', f) for f in files),
+                   key=lambda b: b' (forged)' in b)
+        self.assertIn(b'\n\n by trusted.example.org with ESMTPSA; (forged)\nSubject: x\n\nbody\n',
+                      mail)
+        head = mail.split(b'\n\n', 1)[0]
+        self.assertNotIn(b'forged', head)
+
     def test_half_close_still_gets_replies(self):
         s = self.server
         data = (b'EHLO c.example.org\r\n'
