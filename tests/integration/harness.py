@@ -538,6 +538,16 @@ def has_enhanced_code(text):
     return all(ENHANCED.match(line) for line in text.split('\n'))
 
 
+def stop_server(server, tmp=None):
+    """A class's server stopped and its files removed, then tmp (a directory) too."""
+    try:
+        server.stop()
+    finally:
+        server.cleanup()
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 class ServerPerClass(unittest.TestCase):
     """One Server for all tests of a class: set overrides / extra on the class."""
     overrides = None
@@ -549,8 +559,4 @@ class ServerPerClass(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        s = cls.server
-        try:
-            s.stop()
-        finally:
-            s.cleanup()
+        stop_server(cls.server)

@@ -1,7 +1,6 @@
 """test_delivery.py - queue, Maildir delivery, crash recovery, shutdown."""
 import os
 import re
-import shutil
 import signal
 import sys
 import tempfile
@@ -165,11 +164,7 @@ class RecipientMaps(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        try:
-            cls.server.stop()
-        finally:
-            cls.server.cleanup()
-            shutil.rmtree(cls.tables, ignore_errors=True)
+        harness.stop_server(cls.server, cls.tables)
 
     def rcpt(self, addr):
         r = smtp_session(self.server.port, ['HELO c.example.org', 'MAIL FROM:<a@example.org>',

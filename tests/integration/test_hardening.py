@@ -253,10 +253,7 @@ class MessageLimits(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        try:
-            cls.server.stop()
-        finally:
-            cls.server.cleanup()
+        harness.stop_server(cls.server)
 
     def received(self, n):
         return ''.join('Received: from hop%d.example.org by hop%d.example.net; '

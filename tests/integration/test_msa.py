@@ -96,11 +96,7 @@ class MsaServer(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        try:
-            cls.server.stop()
-        finally:
-            cls.server.cleanup()
-            shutil.rmtree(cls.tmp, ignore_errors=True)
+        harness.stop_server(cls.server, cls.tmp)
 
     def tls_conn(self, port=None, source=UNTRUSTED):
         """A connection to the submission port, after EHLO, STARTTLS and EHLO again."""

@@ -5,7 +5,6 @@ The MSA (issue 3) and the probe (issue 4) meet: on 587 (STARTTLS) and 465
 relaying works only after a real login.
 """
 import os
-import shutil
 import tempfile
 import unittest
 
@@ -26,11 +25,7 @@ class ProbeTheMsa(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        try:
-            cls.server.stop()
-        finally:
-            cls.server.cleanup()
-            shutil.rmtree(cls.tmp, ignore_errors=True)
+        harness.stop_server(cls.server, cls.tmp)
 
     def test_submission_port_with_starttls_and_auth(self):
         rc, objs, err = probe(['--starttls', '--port', str(self.server.sub_port), '--domain',

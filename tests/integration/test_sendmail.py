@@ -15,6 +15,7 @@ import tempfile
 import time
 import unittest
 
+import harness
 from harness import Server, binary
 
 NOBODY = 65534
@@ -63,10 +64,7 @@ class SendmailTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        try:
-            cls.server.stop()
-        finally:
-            cls.server.cleanup()
+        harness.stop_server(cls.server)
 
     def mail_of(self, user, count):
         files = self.server.wait_maildir('ourdomain.test', user, count=count)
@@ -235,10 +233,7 @@ class PickupConnectionLimit(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        try:
-            cls.server.stop()
-        finally:
-            cls.server.cleanup()
+        harness.stop_server(cls.server)
 
     def greeting_from(self, source):
         c = socket.create_connection(('127.0.0.1', self.server.port), timeout=10,

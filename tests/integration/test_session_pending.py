@@ -10,7 +10,6 @@ report (the ASan build runs these too). Everything on loopback; clients are
 """
 import os
 import re
-import shutil
 import socket
 import struct
 import tempfile
@@ -51,11 +50,7 @@ class PendingServer(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        try:
-            cls.server.stop()
-        finally:
-            cls.server.cleanup()
-            shutil.rmtree(cls.tmp, ignore_errors=True)
+        harness.stop_server(cls.server, cls.tmp)
 
     def assert_up(self):
         self.assertTrue(self.server.alive(), self.server.tail(20))

@@ -68,11 +68,7 @@ class AgainstRelayguard(Base):
 
     @classmethod
     def tearDownClass(cls):
-        try:
-            cls.server.stop()
-        finally:
-            cls.server.cleanup()
-            shutil.rmtree(cls.tmp, ignore_errors=True)
+        harness.stop_server(cls.server, cls.tmp)
 
     def arrived(self, user, count):
         files = self.server.wait_maildir('example.com', user, count=count)
