@@ -10,6 +10,7 @@
  */
 #include "abuse/abuse.h"
 #include "abuse/hijack.h"
+#include "abuse/hijack_state.h"
 #include "metrics/events.h"
 #include "abuse/rate.h"
 #include "abuse/shared.h"
@@ -17,6 +18,7 @@
 #include "config/config.h"
 #include "control/control.h"
 #include "queue/qctl.h"
+#include "tlspol/statefile.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -26,10 +28,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #define RATE_MAX_KEYS 200000 /* about 100 bytes each: 20 MB at most */
-#define HIJACK_MAX_LOGINS 10000
-#define HIJACK_KNOWN_DOMAINS 500 /* per login: 4 KB; 40 MB if all 10,000 are full */
 #define SHARED_KNOWN_TTL (90 * 86400) /* a login's known domains in Redis outlive its silence */
+#define LEARNT_SAVE_DELAY 10 /* seconds: learnt domains are saved in batches */
 
 /* One rate limit: what it counts, by what, its parameter and its reply. */
 struct limit_def {
@@ -66,7 +69,12 @@ struct abuse {
 	void *release_arg;
 	struct shared *shared;          /* NULL: shared_state is empty */
 	unsigned long shared_locks;     /* lock-outs that came from the shared count */
+	struct statefile *file;         /* hijack-state; NULL: shared_state, or no hold */
+	struct event *save_timer;       /* learnt domains wait for it */
+	unsigned long learnt_seen;      /* hijack_learnt when last handed to the file */
 };
+
+static void state_changed(struct abuse *a, bool now);
 
 static unsigned clamp(uint64_t v)
 {
@@ -103,6 +111,11 @@ void abuse_free(struct abuse *a)
 	if (a == NULL)
 		return;
 	shared_free(a->shared); /* first: pending answers come back to us (-1) */
+	if (a->save_timer != NULL && evtimer_pending(a->save_timer, NULL))
+		statefile_changed(a->file); /* learnt since the last save */
+	if (a->save_timer != NULL)
+		event_free(a->save_timer);
+	statefile_free(a->file); /* waits for a write in flight, saves what changed */
 	rate_free(a->rate);
 	hijack_free(a->hijack);
 	free(a);
@@ -212,6 +225,7 @@ static void announce_suspension(struct abuse *a, const char *ip_text, const char
 	       {"session", session});
 	a->hijack_tripped++;
 	mev_hijack("suspended");
+	state_changed(a, true);
 	if (a->shared)
 		shared_suspend(a->shared, login, (unsigned)a->cfg->smtpd_sasl_hijack_suspend_time,
 			       why);
@@ -230,8 +244,10 @@ bool abuse_hold(struct abuse *a, const struct abuse_client *c, const char *const
 	bool was = hijack_suspended(a->hijack, c->login, now, NULL, 0, NULL);
 	if (!was)
 		share_hijack(a, c, domains, n, now); /* before hijack_message learns them */
-	if (!hijack_message(a->hijack, c->login, domains, n, now, why, sizeof(why)))
+	if (!hijack_message(a->hijack, c->login, domains, n, now, why, sizeof(why))) {
+		state_changed(a, false); /* what it learnt, if anything */
 		return false;
+	}
 	if (!was)
 		announce_suspension(a, c->ip_text, c->login, why, "local", c->session);
 	log_ev(LOG_WARNING, "hijack-hold", {"client", c->ip_text}, {"user", c->login},
@@ -553,6 +569,7 @@ static bool ctl_by_login(void *arg, const char *login, bool release, struct strb
 	if (!qctl_held_by_login(&q, login, release, out, released, a))
 		return false;
 	bool was = a->hijack && hijack_clear(a->hijack, login);
+	state_changed(a, true);
 	if (a->shared)
 		shared_suspend(a->shared, login, 0, "");
 	log_ev(LOG_INFO, "hijack-cleared", {"user", login},
@@ -651,4 +668,106 @@ static void share_hijack(struct abuse *a, const struct abuse_client *c,
 		free(fresh[i]);
 	free(fresh);
 	free(idx);
+}
+
+/* ---- what a restart keeps without shared_state (hijack_state.h) ---- */
+
+static void count_one(const char *login, time_t until, const char *why, void *arg)
+{
+	(void)login;
+	(void)until;
+	(void)why;
+	(void)arg;
+}
+
+static void snapshot(void *arg, struct strbuf *out)
+{
+	struct abuse *a = arg;
+	hijack_state_format(a->hijack, time(NULL), out);
+}
+
+static void on_save_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct abuse *a = arg;
+	(void)fd;
+	(void)what;
+	statefile_changed(a->file);
+}
+
+/* state_changed - save soon: a suspension or its lifting at once (NOW), new
+ * learnt domains within LEARNT_SAVE_DELAY (a busy login learns in bursts:
+ * one write for many). Written on a worker (statefile.h), never here. */
+static void state_changed(struct abuse *a, bool now)
+{
+	if (a->file == NULL)
+		return;
+	if (now) {
+		statefile_changed(a->file);
+		a->learnt_seen = hijack_learnt(a->hijack);
+		return;
+	}
+	if (hijack_learnt(a->hijack) == a->learnt_seen || evtimer_pending(a->save_timer, NULL))
+		return;
+	a->learnt_seen = hijack_learnt(a->hijack);
+	struct timeval tv = {LEARNT_SAVE_DELAY, 0};
+	evtimer_add(a->save_timer, &tv);
+}
+
+bool abuse_persist(struct abuse *a, struct event_base *base, char *err, size_t errlen)
+{
+	if (a->hijack == NULL || a->cfg->shared_state[0] != '\0')
+		return true; /* no hold, or Redis keeps it (rg:susp:, rg:hjk:) */
+	size_t bad;
+	if (!hijack_state_load(a->hijack, a->cfg->queue_directory, time(NULL),
+			       clamp(a->cfg->smtpd_sasl_hijack_suspend_time), &bad, err, errlen))
+		return false;
+	char n[24], s[24];
+	snprintf(n, sizeof(n), "%zu", bad);
+	snprintf(s, sizeof(s), "%zu", hijack_each(a->hijack, time(NULL), count_one, NULL));
+	log_ev(bad ? LOG_WARNING : LOG_INFO, "hijack-state-loaded", {"suspended", s},
+	       {"bad_lines", n});
+	a->learnt_seen = hijack_learnt(a->hijack);
+	a->file = statefile_new(base, a->cfg->queue_directory, HIJACK_STATE_FILE, snapshot, a);
+	a->save_timer = evtimer_new(base, on_save_timer, a);
+	return true;
+}
+
+/* ---- a login's known domains from every host (shared_state) ---- */
+
+struct known_fetch {
+	struct abuse *a;
+	char login[256];
+};
+
+/* domain_ok - D from Redis may be learnt: 1..253 printable characters, no space. */
+static bool domain_ok(const char *d)
+{
+	return token_ok(d, 253);
+}
+
+/* on_known - what every host learnt for the login: known here too. */
+static void on_known(const char *const *items, size_t n, void *arg)
+{
+	struct known_fetch *kf = arg;
+	const char **good = xcalloc(n + 1, sizeof(*good));
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (domain_ok(items[i]))
+			good[k++] = items[i];
+	if (k > 0 && kf->a->hijack != NULL)
+		hijack_learn(kf->a->hijack, kf->login, good, k, time(NULL));
+	free(good);
+	free(kf);
+}
+
+void abuse_logged_in(struct abuse *a, const struct abuse_client *c, time_t now)
+{
+	(void)now;
+	if (a->shared == NULL || a->hijack == NULL || c->login == NULL || c->login[0] == '\0' ||
+	    strlen(c->login) > 255 || abuse_lockout_exempt(a, c->ip))
+		return;
+	struct known_fetch *kf = xcalloc(1, sizeof(*kf));
+	kf->a = a;
+	snprintf(kf->login, sizeof(kf->login), "%s", c->login);
+	shared_known(a->shared, c->login, HIJACK_KNOWN_DOMAINS, on_known, kf);
 }

@@ -81,6 +81,17 @@ void abuse_auth_failed(struct abuse *a, const struct rg_ip *ip, bool locked, tim
  * or A NULL: nothing. */
 void abuse_share_tls(struct abuse *a, void (*heard)(const char *text, void *arg), void *arg);
 void abuse_tls_raised(struct abuse *a, const char *domain, const char *level, unsigned ttl);
+/* abuse_persist - without shared_state, the hijack hold's suspensions and
+ * learnt domains survive a restart in queue_directory/hijack-state: read
+ * now (blocks: call it before the loop runs, as mail_owner), rewritten off
+ * the loop after a change. With shared_state Redis keeps them (nothing to
+ * do here). False with ERR when the file exists and cannot be read. */
+bool abuse_persist(struct abuse *a, struct event_base *base, char *err, size_t errlen);
+/* abuse_logged_in - C just authenticated: with shared_state, fetch the
+ * recipient domains its login is known to have written to on any host, so
+ * a message it sends here does not count them as new (the answer comes
+ * back on the loop, normally long before the message). */
+void abuse_logged_in(struct abuse *a, const struct abuse_client *c, time_t now);
 /* Requests to shared state not answered yet (0 without it; benchmarks). */
 size_t abuse_shared_pending(const struct abuse *a);
 /* Refusals so far for EV (client and login limits together). */

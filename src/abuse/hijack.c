@@ -34,6 +34,7 @@ struct login_entry {
 struct hijack {
 	struct hijack_limits lim;
 	size_t n, n_buckets;
+	unsigned long learnt;       /* domains learnt so far: a change to save */
 	struct lru lru;             /* last seen first */
 	struct login_entry **b;
 };
@@ -141,10 +142,11 @@ static bool known(const struct login_entry *e, uint64_t d)
 	return false;
 }
 
-static void learn(const struct hijack *h, struct login_entry *e, uint64_t d)
+static void learn(struct hijack *h, struct login_entry *e, uint64_t d)
 {
 	if (known(e, d))
 		return;
+	h->learnt++;
 	if (e->known == NULL)
 		e->known = xcalloc(h->lim.known_domains, sizeof(uint64_t));
 	e->known[e->next_slot] = d;
@@ -281,5 +283,54 @@ size_t hijack_each(struct hijack *h, time_t now, hijack_each_fn *fn, void *arg)
 		fn(e->login, e->suspended_until, e->why, arg);
 		n++;
 	}
+	return n;
+}
+
+void hijack_learn(struct hijack *h, const char *login, const char *const *domains, size_t n,
+		  time_t now)
+{
+	struct login_entry *e = entry(h, login, now);
+	for (size_t i = 0; i < n; i++)
+		learn(h, e, fnv64(domains[i], true));
+}
+
+void hijack_restore(struct hijack *h, const char *login, const uint64_t *known_hashes, size_t n,
+		    time_t now)
+{
+	struct login_entry *e = entry(h, login, now);
+	for (size_t i = 0; i < n; i++)
+		learn(h, e, known_hashes[i]);
+}
+
+unsigned long hijack_learnt(const struct hijack *h)
+{
+	return h->learnt;
+}
+
+/* in_order - E's known hashes, oldest first, into OUT (room for known_domains). */
+static size_t in_order(const struct hijack *h, const struct login_entry *e, uint64_t *out)
+{
+	bool wrapped = e->n_known == h->lim.known_domains;
+	size_t first = wrapped ? e->next_slot : 0;
+	for (size_t i = 0; i < e->n_known; i++)
+		out[i] = e->known[(first + i) % h->lim.known_domains];
+	return e->n_known;
+}
+
+size_t hijack_each_login(const struct hijack *h, time_t now, hijack_login_fn *fn, void *arg)
+{
+	uint64_t *scratch = xcalloc(h->lim.known_domains, sizeof(uint64_t));
+	size_t n = 0;
+	/* oldest first: restored in this order, the last-seen list comes back the same */
+	for (const struct login_entry *e = lru_entry(h->lru.oldest, struct login_entry, lru); e;
+	     e = lru_entry(e->lru.newer, struct login_entry, lru)) {
+		bool susp = e->suspended_until > now;
+		if (!susp && e->n_known == 0)
+			continue;
+		fn(e->login, susp ? e->suspended_until : 0, susp ? e->why : "", scratch,
+		   in_order(h, e, scratch), arg);
+		n++;
+	}
+	free(scratch);
 	return n;
 }

@@ -22,6 +22,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 struct hijack_limits {
@@ -33,6 +34,8 @@ struct hijack_limits {
 };
 
 #define HIJACK_WHY_MAX 160
+#define HIJACK_KNOWN_DOMAINS 500 /* per login: 4 KB; 40 MB if all 10,000 are full */
+#define HIJACK_MAX_LOGINS 10000
 
 struct hijack;
 
@@ -63,5 +66,26 @@ void hijack_suspend(struct hijack *h, const char *login, time_t now, time_t unti
 typedef void hijack_each_fn(const char *login, time_t until, const char *why, void *arg);
 /* hijack_each - FN for every login suspended at NOW; returns how many. */
 size_t hijack_each(struct hijack *h, time_t now, hijack_each_fn *fn, void *arg);
+
+/* hijack_learn - LOGIN has written to DOMAINS (N) elsewhere (another host
+ * learnt them: shared_state): they are not new to it here either. */
+void hijack_learn(struct hijack *h, const char *login, const char *const *domains, size_t n,
+		  time_t now);
+/* hijack_learnt - domains learnt so far, by any login: when it grows, there is
+ * something new to save. */
+unsigned long hijack_learnt(const struct hijack *h);
+
+/* What a restart keeps (hijack_state.h reads and writes it): LOGIN's
+ * suspension (UNTIL 0: none; WHY) and the hashes of its known domains,
+ * oldest first. */
+typedef void hijack_login_fn(const char *login, time_t until, const char *why,
+			     const uint64_t *known, size_t n_known, void *arg);
+/* hijack_each_login - FN for every login suspended at NOW or knowing a
+ * domain, least recently seen first; returns how many. */
+size_t hijack_each_login(const struct hijack *h, time_t now, hijack_login_fn *fn, void *arg);
+/* hijack_restore - LOGIN knew the domains of KNOWN (N hashes as
+ * hijack_each_login gave them, oldest first). */
+void hijack_restore(struct hijack *h, const char *login, const uint64_t *known, size_t n,
+		    time_t now);
 
 #endif

@@ -111,6 +111,7 @@ struct request {
 	struct shared *s;
 	shared_count_fn *done;          /* an integer reply; or */
 	shared_pair_fn *pair_done;      /* two integers; or */
+	shared_members_fn *members_done; /* an array of strings; or */
 	void (*catch_up)(struct shared *s, const redisReply *r); /* the catch-up list */
 	void *arg;
 	struct event *deadline;
@@ -490,6 +491,8 @@ static void give_up(struct request *rq)
 		rq->done(-1, rq->arg);
 	else if (rq->pair_done)
 		rq->pair_done(-1, -1, rq->arg);
+	else if (rq->members_done)
+		rq->members_done(NULL, 0, rq->arg);
 }
 
 /* on_deadline - no answer in time: answer -1, drop the connection. */
@@ -520,8 +523,25 @@ static bool reply_ok(const struct request *rq, const redisReply *r)
 		return false;
 	if (rq->catch_up)
 		return true; /* each entry is checked as it is used */
+	if (rq->members_done) {
+		for (size_t i = 0; i < r->elements; i++)
+			if (r->element[i]->type != REDIS_REPLY_STRING || r->element[i]->str == NULL)
+				return false;
+		return true;
+	}
 	return r->elements == 2 && r->element[0]->type == REDIS_REPLY_INTEGER &&
 	       r->element[1]->type == REDIS_REPLY_INTEGER;
+}
+
+/* members_answer - the strings of R (at most the count asked for) to REQ's caller. */
+static void members_answer(struct request *rq, const redisReply *r)
+{
+	size_t n = r->elements < SHARED_MEMBERS_MAX ? r->elements : SHARED_MEMBERS_MAX;
+	const char **items = xcalloc(n + 1, sizeof(*items));
+	for (size_t i = 0; i < n; i++)
+		items[i] = r->element[i]->str;
+	rq->members_done(items, n, rq->arg);
+	free(items);
 }
 
 /* answer - REQ's good reply R to its caller. */
@@ -532,6 +552,8 @@ static void answer(struct request *rq, const redisReply *r)
 		rq->done(r->integer, rq->arg);
 	else if (rq->pair_done)
 		rq->pair_done(r->element[0]->integer, r->element[1]->integer, rq->arg);
+	else if (rq->members_done)
+		members_answer(rq, r);
 	else
 		rq->catch_up(rq->s, r);
 }
@@ -789,4 +811,17 @@ static void catch_up(struct shared *s)
 	memset(s->caught, 0, sizeof(s->caught));
 	s->catch_steps = 0;
 	catch_up_step(s, "0");
+}
+
+void shared_known(struct shared *s, const char *login, size_t max, shared_members_fn *done,
+		  void *arg)
+{
+	char key[300], count[24];
+	snprintf(key, sizeof(key), "rg:hjk:%s", login);
+	snprintf(count, sizeof(count), "%zu", max < SHARED_MEMBERS_MAX ? max : SHARED_MEMBERS_MAX);
+	const char *argv[] = {"SRANDMEMBER", key, count}; /* a positive count: distinct, bounded */
+	struct request *rq = request_new();
+	rq->members_done = done;
+	rq->arg = arg;
+	request_send(s, 3, argv, rq);
 }

@@ -115,6 +115,15 @@ struct shared_hijack_msg {
 void shared_hijack(struct shared *s, const struct shared_hijack_msg *m, shared_pair_fn *done,
 		   void *arg);
 
+/* Strings from Redis (NULL, 0 when it did not answer in time); valid during the call. */
+typedef void shared_members_fn(const char *const *items, size_t n, void *arg);
+#define SHARED_MEMBERS_MAX 10000 /* at most this many strings are handed over */
+
+/* shared_known - up to MAX of the domains LOGIN is known to have written to
+ * (rg:hjk:LOGIN, learnt on any host), to DONE. */
+void shared_known(struct shared *s, const char *login, size_t max, shared_members_fn *done,
+		  void *arg);
+
 /* shared_set_tls - FN(ARG, text) for each "tls ..." message (NULL: none). */
 void shared_set_tls(struct shared *s, shared_tls_fn *fn, void *arg);
 /* shared_tls - tell every host DOMAIN's memory rose to LEVEL (both already

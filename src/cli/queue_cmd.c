@@ -28,6 +28,7 @@
 #include "cli/ctl_client.h"
 #include "config/config.h"
 #include "control/control.h"
+#include "abuse/hijack_state.h"
 #include "queue/qctl.h"
 #include "queue/queue_admin.h"
 #include "util/basedir.h"
@@ -281,6 +282,21 @@ static int cmd_status(const char *qdir, const struct qargs *a)
 	return rc;
 }
 
+/* lift_offline - the login's suspension, kept in hijack-state across restarts,
+ * goes too: the server started next must not suspend it again. */
+static bool lift_offline(const char *qdir, const char *login, struct strbuf *out)
+{
+	char err[512];
+	bool was;
+	if (!hijack_state_lift(qdir, login, &was, err, sizeof(err))) {
+		strbuf_printf(out, "%s", err);
+		return false;
+	}
+	strbuf_printf(out, "login %s: %s\n", login,
+		      was ? "suspension lifted" : "was not suspended");
+	return true;
+}
+
 /* change_files - delete/hold/release without a server, under the queue lock. */
 static int change_files(const char *qdir, const struct qargs *a)
 {
@@ -297,7 +313,7 @@ static int change_files(const char *qdir, const struct qargs *a)
 	bool ok;
 	if (a->login)
 		ok = qctl_held_by_login(&q, a->login, strcmp(a->cmd, "release") == 0, &out, NULL,
-					NULL);
+					NULL) && lift_offline(qdir, a->login, &out);
 	else if (strcmp(a->cmd, "delete") == 0)
 		ok = qctl_ops.delete(&q, a->id, &out);
 	else if (strcmp(a->cmd, "hold") == 0)

@@ -1073,6 +1073,10 @@ int server_run(struct server *srv)
 		log_ev(LOG_FATAL, "startup-failed", {"reason", err});
 		return 1;
 	}
+	if (!abuse_persist(srv->abuse, srv->base, err, sizeof(err))) {
+		log_ev(LOG_FATAL, "startup-failed", {"reason", err});
+		return 1;
+	}
 	session_msgauth_start(srv->cfg, srv->dns);
 	qmgr_start(srv->qmgr);
 	abuse_set_release(srv->abuse, release_kick, srv);

@@ -204,6 +204,8 @@ static void sasl_checked(enum auth_status st, const char *user, const char *reas
 		   sizeof(s->sasl_username));
 	s->client.sasl_authenticated = true;
 	s->client.sasl_username = s->sasl_username;
+	struct abuse_client c = {&s->client.ip, s->ip_text, s->sasl_username, s->id};
+	abuse_logged_in(server_abuse(s->srv), &c, time(NULL)); /* other hosts' known domains */
 	mev_auth(true);
 	log_ev(LOG_INFO, "auth", {"session", s->id}, {"client", s->ip_text},
 	       {"user", s->sasl_username}, {"mechanism", sasl_mech_name(s->sasl->mech)},

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 struct statefile {
@@ -46,6 +47,16 @@ static bool write_all(int fd, const char *text, size_t len)
 	return true;
 }
 
+/* owned_as_dir - written by root (the command line, no server running), the
+ * file gets the directory's owner: mail_owner's server must read it next. */
+static bool owned_as_dir(int fd, int dfd)
+{
+	struct stat st;
+	if (geteuid() != 0)
+		return true;
+	return fstat(dfd, &st) == 0 && fchown(fd, st.st_uid, st.st_gid) == 0;
+}
+
 bool statefile_write(const char *dir, const char *name, const char *text, size_t len, char *err,
 		     size_t errlen)
 {
@@ -53,7 +64,7 @@ bool statefile_write(const char *dir, const char *name, const char *text, size_t
 	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
 	int dfd = basedir_fd(dir);
 	int fd = dfd < 0 ? -1 : openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	bool ok = fd >= 0 && write_all(fd, text, len) && fsync(fd) == 0;
+	bool ok = fd >= 0 && owned_as_dir(fd, dfd) && write_all(fd, text, len) && fsync(fd) == 0;
 	int e = errno;
 	if (fd >= 0 && close(fd) != 0 && ok) {
 		ok = false;
