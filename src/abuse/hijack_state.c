@@ -6,6 +6,7 @@
 #include "tlspol/statefile.h"
 #include "util/basedir.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -64,12 +65,16 @@ static void printable(const char *t, char *out, size_t len)
 
 static bool suspended_line(struct hijack *h, const char *rest, time_t now, unsigned max)
 {
-	char login[LOGIN_MAX + 1], why[HIJACK_WHY_MAX];
-	long long until;
+	char login[LOGIN_MAX + 1], why[HIJACK_WHY_MAX], *end;
 	int used = 0;
-	if (sscanf(rest, "%255s %lld %n", login, &until, &used) != 2 || used == 0 ||
-	    !login_ok(login) || until <= 0)
+	if (sscanf(rest, "%255s %n", login, &used) != 1 || used == 0 || !login_ok(login) ||
+	    !isdigit((unsigned char)rest[used]))
 		return false;
+	errno = 0;
+	long long until = strtoll(rest + used, &end, 10);
+	if (errno != 0 || until <= 0 || (*end != ' ' && *end != '\0'))
+		return false;
+	used = (int)(end - rest) + (*end == ' ');
 	if (until <= now)
 		return true; /* over while we were down */
 	if (until > now + (long long)max)
@@ -92,6 +97,8 @@ static bool known_line(struct hijack *h, const char *rest, time_t now)
 		if (*p != ' ' || n == PER_LINE)
 			return false;
 		p++;
+		if (!isxdigit((unsigned char)*p))
+			return false;
 		errno = 0;
 		unsigned long long v = strtoull(p, &end, 16);
 		if (end == p || end - p > 16 || errno != 0 || (*end != ' ' && *end != '\0'))

@@ -6,6 +6,7 @@
  */
 #include "abuse/abuse.h"
 #include "abuse/hijack.h"
+#include "abuse/hijack_state.h"
 #include "abuse/rate.h"
 #include "auth/lockout.h"
 #include "check.h"
@@ -422,6 +423,103 @@ static void check_hijack(void)
 	check_unknown(&lim);
 }
 
+/* ------------------------------------------------------ hijack-state */
+
+/* lines of queue_directory/hijack-state, read at t=1000 (suspensions at most 600 s more) */
+static const struct {
+	int line;
+	const char *text;
+	bool good;
+	const char *login; /* suspended after it (NULL: nobody) */
+	long until;
+	const char *why;
+} state_lines[] = {
+	{__LINE__, "# relayguard hijack-state 1", true, NULL, 0, NULL},
+	{__LINE__, "", true, NULL, 0, NULL},
+	{__LINE__, "suspended al 1500 3 new recipient domains in 600s", true, "al", 1500,
+	 "3 new recipient domains in 600s"},
+	{__LINE__, "suspended bo 999 over while we were down", true, NULL, 0, NULL},
+	{__LINE__, "suspended cy 99999 clamped to our own suspend time", true, "cy", 1600, NULL},
+	{__LINE__, "suspended di 1500 bad\001byte", true, "di", 1500, NULL},
+	{__LINE__, "suspended di\177 1500 x", false, NULL, 0, NULL},
+	{__LINE__, "suspended ed -5 x", false, NULL, 0, NULL},
+	{__LINE__, "suspended ed", false, NULL, 0, NULL},
+	{__LINE__, "suspended ed 12x34 y", false, NULL, 0, NULL},
+	{__LINE__, "known fy 00000000000000ff 1", true, NULL, 0, NULL},
+	{__LINE__, "known fy", false, NULL, 0, NULL},
+	{__LINE__, "known fy zz", false, NULL, 0, NULL},
+	{__LINE__, "known fy 1  2", false, NULL, 0, NULL},
+	{__LINE__, "known fy 00000000000000001", false, NULL, 0, NULL}, /* 17 digits */
+	{__LINE__, "known fy 1 ", false, NULL, 0, NULL},
+	{__LINE__, "learnt fy 1", false, NULL, 0, NULL},
+};
+
+static void check_state_lines(void)
+{
+	const struct hijack_limits lim = {600, 5, 0, 0, 600, 100, 10};
+	for (size_t i = 0; i < RG_ARRAY_LEN(state_lines); i++) {
+		struct hijack *h = hijack_new(&lim);
+		char why[HIJACK_WHY_MAX] = "";
+		const char *text = state_lines[i].text;
+		bool good = hijack_state_line(h, text, 1000, 600);
+		CHECK_AT(state_lines[i].line, good == state_lines[i].good, "line read as %s",
+			 good ? "good" : "bad");
+		time_t until = 0;
+		const char *who = state_lines[i].login;
+		if (who != NULL) {
+			CHECK_AT(state_lines[i].line,
+				 hijack_suspended(h, who, 1000, why, sizeof(why), &until) &&
+				 until == state_lines[i].until, "%s until %lld", who, (long long)until);
+			CHECK_AT(state_lines[i].line, state_lines[i].why == NULL ||
+				 strcmp(why, state_lines[i].why) == 0, "why %s", why);
+			CHECK_AT(state_lines[i].line, strspn(why, "abcdefghijklmnopqrstuvwxyz0123456789 ?") ==
+				 strlen(why), "printable why: %s", why);
+		}
+		hijack_free(h);
+	}
+}
+
+/* what hijack_state_format writes reads back the same, a wrapped ring included */
+static void check_state_round_trip(void)
+{
+	const struct hijack_limits lim = {600, 0, 0, 0, 600, 40, 10}; /* thresholds off: learns */
+	struct hijack *h = hijack_new(&lim);
+	char why[HIJACK_WHY_MAX], d[50][24];
+	const char *doms[50];
+	for (int k = 0; k < 50; k++) {
+		snprintf(d[k], sizeof(d[k]), "d%d.example", k);
+		doms[k] = d[k];
+	}
+	unsigned long before = hijack_learnt(h);
+	hijack_message(h, "old", doms, 3, 100, why, sizeof(why));
+	hijack_message(h, "wrap", doms, 50, 101, why, sizeof(why)); /* 50 into a ring of 40 */
+	CHECK(hijack_learnt(h) == before + 53, "learnt %lu", hijack_learnt(h) - before);
+	hijack_suspend(h, "sus", 102, 500, "one message to 60 recipients, 40 in new domains");
+	struct strbuf a, b;
+	strbuf_init(&a);
+	strbuf_init(&b);
+	hijack_state_format(h, 200, &a);
+	struct hijack *back = hijack_new(&lim);
+	char *copy = xstrdup(a.data), *save = NULL;
+	for (char *l = strtok_r(copy, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+		CHECK(hijack_state_line(back, l, 200, 600), "bad line written: %s", l);
+	free(copy);
+	hijack_state_format(back, 200, &b);
+	CHECK(a.len > 0 && b.len == a.len && memcmp(a.data, b.data, a.len) == 0,
+	      "read back differs:\n%s---\n%s", a.data, b.data);
+	size_t idx[50];
+	CHECK(hijack_unknown(back, "wrap", doms, 50, idx) == 10 && idx[0] == 0 && idx[9] == 9,
+	      "the ring's 40 newest are known, the 10 oldest were pushed out");
+	CHECK(hijack_unknown(back, "old", doms, 4, idx) == 1 && idx[0] == 3, "old knows 3");
+	CHECK(hijack_suspended(back, "sus", 300, why, sizeof(why), NULL) &&
+	      strcmp(why, "one message to 60 recipients, 40 in new domains") == 0, "why: %s", why);
+	CHECK(strstr(a.data, "d1.example") == NULL, "hashes, not names");
+	strbuf_free(&a);
+	strbuf_free(&b);
+	hijack_free(back);
+	hijack_free(h);
+}
+
 /* the owner's network (smtpd_sasl_lockout_exceptions) is never held or suspended */
 static void check_owner_hold(void)
 {
@@ -490,6 +588,8 @@ int main(void)
 	check_limits();
 	check_hijack();
 	check_owner_hold();
+	check_state_lines();
+	check_state_round_trip();
 	check_lockout_admin();
 	return check_summary("abuse");
 }
