@@ -721,12 +721,15 @@ bool abuse_persist(struct abuse *a, struct event_base *base, char *err, size_t e
 	if (!hijack_state_load(a->hijack, a->cfg->queue_directory, time(NULL),
 			       clamp(a->cfg->smtpd_sasl_hijack_suspend_time), &bad, err, errlen))
 		return false;
-	char n[24], s[24];
-	snprintf(n, sizeof(n), "%zu", bad);
-	snprintf(s, sizeof(s), "%zu", hijack_each(a->hijack, time(NULL), count_one, NULL));
-	log_ev(bad ? LOG_WARNING : LOG_INFO, "hijack-state-loaded", {"suspended", s},
-	       {"bad_lines", n});
+	char n[24], s[24], k[24];
+	size_t susp = hijack_each(a->hijack, time(NULL), count_one, NULL);
 	a->learnt_seen = hijack_learnt(a->hijack);
+	snprintf(n, sizeof(n), "%zu", bad);
+	snprintf(s, sizeof(s), "%zu", susp);
+	snprintf(k, sizeof(k), "%lu", a->learnt_seen);
+	if (susp > 0 || a->learnt_seen > 0 || bad > 0) /* nothing kept: nothing to say */
+		log_ev(bad ? LOG_WARNING : LOG_INFO, "hijack-state-loaded", {"suspended", s},
+		       {"known_domains", k}, {"bad_lines", n});
 	a->file = statefile_new(base, a->cfg->queue_directory, HIJACK_STATE_FILE, snapshot, a);
 	a->save_timer = evtimer_new(base, on_save_timer, a);
 	return true;

@@ -77,8 +77,8 @@ class RestartWithoutRedis(Scratch):
         self.assertEqual(mail(srv, ['a@s1.example', 'b@s2.example', 'c@s3.example'])[0], 250)
         self.assertEqual(len(srv.queue_files('hold')), 1)
         srv.restart()
-        self.assertIsNotNone(srv.wait_log(r'hijack-state-loaded suspended=1 bad_lines=0'),
-                             srv.tail(10))
+        self.assertIsNotNone(srv.wait_log(r'hijack-state-loaded suspended=1 known_domains=0 '
+                                          r'bad_lines=0'), srv.tail(10))
         code, text = mail_from(srv)
         self.assertEqual(code, 454, text)
         self.assertIn('3 new recipient domains in 600s', text)
@@ -88,7 +88,6 @@ class RestartWithoutRedis(Scratch):
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertIn('suspension lifted', out.stdout)
         srv.restart()
-        self.assertIsNotNone(srv.wait_log(r'hijack-state-loaded suspended=0'))
         self.assertEqual(mail_from(srv)[0], 250)
 
     def test_a_crash_right_after_the_suspension_keeps_it(self):
@@ -107,6 +106,7 @@ class RestartWithoutRedis(Scratch):
         srv = self.server()
         self.assertEqual(mail(srv, ['a@n1.example', 'b@n2.example'])[0], 250)
         srv.restart()
+        self.assertIsNotNone(srv.wait_log(r'hijack-state-loaded suspended=0 known_domains=2 '))
         self.assertEqual(mail(srv, ['c@n1.example', 'd@n2.example', 'e@n3.example'])[0], 250)
         self.assertEqual(srv.queue_files('hold'), [])
         self.assertNotIn('hijack-suspended', srv.log())
@@ -135,12 +135,13 @@ class RestartWithoutRedis(Scratch):
                     'suspended alice@example.com %d kept\r\n250 fake\n'
                     'suspended bob@example.com %d over long ago\n'
                     'known alice@example.com zz\n'
+                    'known alice@example.com 00000000000000ff\n'
                     'nonsense\n'
                     'known x ' % (until, int(time.time()) - 5) + '0' * 5000 + '\n')
         srv.start()
         # bad: "250 fake" (after the CR LF), "zz", "nonsense", the over-long line
         self.assertIsNotNone(srv.wait_log(r'warning hijack-state-loaded suspended=1 '
-                                          r'bad_lines=4'), srv.tail(10))
+                                          r'known_domains=1 bad_lines=4'), srv.tail(10))
         code, text = mail_from(srv)
         self.assertEqual(code, 454, text)
         self.assertIn('(kept?); contact', text)
