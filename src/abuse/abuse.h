@@ -9,7 +9,9 @@
  * lock-out, the AUTH rate and the hijack hold and suspension), the reply a refused client gets, the log line and the
  * counters; the hijacked-account hold (hijack.h) for authenticated mail: a
  * tripped login's mail is held and its new MAIL commands refused until it
- * is cleared; and the operator's view of both (control socket: lockout-list,
+ * is cleared; when the hold's suspensions and learnt domains are saved
+ * (hijack_state.h, without shared_state) or fetched from other hosts (with
+ * it); and the operator's view of both (control socket: lockout-list,
  * lockout-clear IP, abuse-stats, release-login L, delete-login L).
  * Must not: speak SMTP or close connections (the caller sends the reply it
  * is given), or read the clock (the caller passes the time).

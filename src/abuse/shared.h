@@ -29,7 +29,8 @@
  *	                      (EX smtp_tls_memory_lifetime)
  *	rg:hjk:LOGIN          set: recipient domains LOGIN has written to (learnt
  *	                      only while its counts stay under the thresholds; at
- *	                      most known_max, a random one dropped when full)
+ *	                      most known_max, a random one dropped when full; read
+ *	                      with SRANDMEMBER when LOGIN authenticates)
  *	rg:hjn:LOGIN          zset: domains new to LOGIN, scored by when, within
  *	                      the hijack window (EX the window)
  *	rg:hjm:LOGIN          zset: messages to a new domain, the same way
