@@ -683,7 +683,7 @@ static void count_one(const char *login, time_t until, const char *why, void *ar
 static void snapshot(void *arg, struct strbuf *out)
 {
 	struct abuse *a = arg;
-	hijack_state_format(a->hijack, time(NULL), out);
+	hijack_state_snapshot(a->hijack, time(NULL), out); /* a copy; text on the worker */
 }
 
 static void on_save_timer(evutil_socket_t fd, short what, void *arg)
@@ -731,6 +731,7 @@ bool abuse_persist(struct abuse *a, struct event_base *base, char *err, size_t e
 		log_ev(bad ? LOG_WARNING : LOG_INFO, "hijack-state-loaded", {"suspended", s},
 		       {"known_domains", k}, {"bad_lines", n});
 	a->file = statefile_new(base, a->cfg->queue_directory, HIJACK_STATE_FILE, snapshot, a);
+	statefile_set_render(a->file, hijack_state_render);
 	a->save_timer = evtimer_new(base, on_save_timer, a);
 	return true;
 }

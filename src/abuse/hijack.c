@@ -311,21 +311,37 @@ unsigned long hijack_learnt(const struct hijack *h)
 static size_t in_order(const struct hijack *h, const struct login_entry *e, uint64_t *out)
 {
 	bool wrapped = e->n_known == h->lim.known_domains;
-	size_t first = wrapped ? e->next_slot : 0;
-	for (size_t i = 0; i < e->n_known; i++)
-		out[i] = e->known[(first + i) % h->lim.known_domains];
+	size_t first = wrapped ? e->next_slot : 0, tail = e->n_known - first;
+	memcpy(out, e->known + first, tail * sizeof(*out)); /* oldest .. end of the ring */
+	memcpy(out + tail, e->known, first * sizeof(*out)); /* then its start */
 	return e->n_known;
 }
 
-size_t hijack_each_login(const struct hijack *h, time_t now, hijack_login_fn *fn, void *arg)
+/* cut_of - the oldest of the MAX most recently seen logins that know a
+ * domain (NULL: there are no more than MAX of them). */
+static const struct login_entry *cut_of(const struct hijack *h, size_t max)
+{
+	size_t k = 0;
+	for (const struct login_entry *e = lru_entry(h->lru.newest, struct login_entry, lru); e;
+	     e = lru_entry(e->lru.older, struct login_entry, lru))
+		if (e->n_known > 0 && ++k == max)
+			return e;
+	return NULL;
+}
+
+size_t hijack_each_login(const struct hijack *h, time_t now, size_t max_known,
+			 hijack_login_fn *fn, void *arg)
 {
 	uint64_t *scratch = xcalloc(h->lim.known_domains, sizeof(uint64_t));
+	const struct login_entry *cut = max_known ? cut_of(h, max_known) : NULL;
+	bool before_cut = cut != NULL;
 	size_t n = 0;
 	/* oldest first: restored in this order, the last-seen list comes back the same */
 	for (const struct login_entry *e = lru_entry(h->lru.oldest, struct login_entry, lru); e;
 	     e = lru_entry(e->lru.newer, struct login_entry, lru)) {
 		bool susp = e->suspended_until > now;
-		if (!susp && e->n_known == 0)
+		before_cut = before_cut && e != cut;
+		if ((!susp && e->n_known == 0) || (!susp && before_cut))
 			continue;
 		fn(e->login, susp ? e->suspended_until : 0, susp ? e->why : "", scratch,
 		   in_order(h, e, scratch), arg);

@@ -22,24 +22,75 @@
 
 /* ---- writing ---- */
 
-static void put_login(const char *login, time_t until, const char *why, const uint64_t *known,
-		      size_t n, void *arg)
+/* The snapshot the loop makes is a raw copy, one record per login: this
+ * header, then the login, the reason and the hashes. Formatting millions
+ * of hashes as text is left to the worker (statefile's render). */
+struct record {
+	uint32_t login_len, why_len, n;
+	int64_t until;
+};
+
+/* put_hashes - " HEX" for each of the N hashes, and the newline. */
+static void put_hashes(struct strbuf *out, const char *h, size_t n)
 {
-	struct strbuf *out = arg;
-	if (until > 0)
-		strbuf_printf(out, "suspended %s %lld %s\n", login, (long long)until, why);
-	for (size_t i = 0; i < n; i += PER_LINE) {
-		strbuf_printf(out, "known %s", login);
-		for (size_t k = i; k < n && k < i + PER_LINE; k++)
-			strbuf_printf(out, " %016" PRIx64, known[k]);
-		strbuf_puts(out, "\n");
+	static const char hex[] = "0123456789abcdef";
+	char line[PER_LINE * 17 + 1];
+	size_t len = 0;
+	for (size_t k = 0; k < n; k++) {
+		uint64_t v;
+		memcpy(&v, h + k * sizeof(v), sizeof(v));
+		line[len++] = ' ';
+		for (int shift = 60; shift >= 0; shift -= 4)
+			line[len++] = hex[(v >> shift) & 0xf];
+	}
+	line[len++] = '\n';
+	strbuf_append(out, line, len);
+}
+
+static void copy_login(const char *login, time_t until, const char *why, const uint64_t *known,
+		       size_t n, void *arg)
+{
+	struct strbuf *raw = arg;
+	struct record r = {(uint32_t)strlen(login), (uint32_t)strlen(why), (uint32_t)n,
+			   (int64_t)until};
+	strbuf_append(raw, (const char *)&r, sizeof(r));
+	strbuf_append(raw, login, r.login_len);
+	strbuf_append(raw, why, r.why_len);
+	strbuf_append(raw, (const char *)known, n * sizeof(*known));
+}
+
+void hijack_state_snapshot(const struct hijack *h, time_t now, struct strbuf *raw)
+{
+	hijack_each_login(h, now, HIJACK_STATE_LOGINS, copy_login, raw);
+}
+
+void hijack_state_render(const char *raw, size_t len, struct strbuf *out)
+{
+	strbuf_puts(out, HEADER);
+	for (size_t at = 0; at + sizeof(struct record) <= len;) {
+		struct record r;
+		memcpy(&r, raw + at, sizeof(r));
+		const char *login = raw + at + sizeof(r), *why = login + r.login_len;
+		const char *known = why + r.why_len;
+		if (r.until > 0)
+			strbuf_printf(out, "suspended %.*s %lld %.*s\n", (int)r.login_len, login,
+				      (long long)r.until, (int)r.why_len, why);
+		for (size_t i = 0; i < r.n; i += PER_LINE) {
+			strbuf_printf(out, "known %.*s", (int)r.login_len, login);
+			put_hashes(out, known + i * sizeof(uint64_t), r.n - i < PER_LINE ? r.n - i
+											 : PER_LINE);
+		}
+		at += sizeof(r) + r.login_len + r.why_len + (size_t)r.n * sizeof(uint64_t);
 	}
 }
 
 void hijack_state_format(const struct hijack *h, time_t now, struct strbuf *out)
 {
-	strbuf_puts(out, HEADER);
-	hijack_each_login(h, now, put_login, out);
+	struct strbuf raw;
+	strbuf_init(&raw);
+	hijack_state_snapshot(h, now, &raw);
+	hijack_state_render(raw.data ? raw.data : "", raw.len, out);
+	strbuf_free(&raw);
 }
 
 /* ---- reading ---- */

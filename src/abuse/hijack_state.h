@@ -9,7 +9,9 @@
  * statefile), or trust what it reads: every line is bounded and checked.
  *
  * FILE
- *	"# relayguard hijack-state 1", then per login, least recently seen first:
+ *	"# relayguard hijack-state 1", then per login, least recently seen first
+ *	(every suspended login, and the HIJACK_STATE_LOGINS most recently seen
+ *	that know a domain):
  *	    suspended LOGIN UNTIL WHY     while LOGIN is suspended (Unix seconds)
  *	    known LOGIN HASH...           its known recipient domains, oldest
  *	                                  first, at most 32 per line (64-bit
@@ -28,8 +30,16 @@
 struct hijack;
 
 #define HIJACK_STATE_FILE "hijack-state"
+/* Known domains are kept for the most recently seen logins only: the loop
+ * copies them for each write (4 MB for 1,000 full lists; every suspended
+ * login is kept whatever its age). */
+#define HIJACK_STATE_LOGINS 1000
 
-/* hijack_state_format - the whole file for H at NOW. */
+/* hijack_state_snapshot - H at NOW as raw records (a copy, no formatting:
+ * made on the loop); hijack_state_render - the file's text from them (on
+ * the worker that writes it). hijack_state_format - both at once. */
+void hijack_state_snapshot(const struct hijack *h, time_t now, struct strbuf *raw);
+void hijack_state_render(const char *raw, size_t len, struct strbuf *out);
 void hijack_state_format(const struct hijack *h, time_t now, struct strbuf *out);
 /* hijack_state_line - one line (no newline) into H at NOW; a suspension
  * lasts at most MAX_SUSPEND seconds more. False: malformed. Pure. */

@@ -20,6 +20,7 @@ struct statefile {
 	char *dir, *name;
 	struct workers *writer; /* NULL: no background writes */
 	statefile_snapshot_fn snapshot;
+	statefile_render_fn render; /* NULL: the snapshot is the text */
 	void *arg;
 	bool dirty, writing;
 };
@@ -96,10 +97,29 @@ struct statefile *statefile_new(struct event_base *base, const char *dir, const 
 	return sf;
 }
 
+void statefile_set_render(struct statefile *sf, statefile_render_fn render)
+{
+	sf->render = render;
+}
+
+/* write_text - the snapshot TEXT (rendered first when the owner said how). */
+static bool write_text(const struct statefile *sf, const char *text, size_t len, char *err,
+		       size_t errlen)
+{
+	if (sf->render == NULL)
+		return statefile_write(sf->dir, sf->name, text, len, err, errlen);
+	struct strbuf sb;
+	strbuf_init(&sb);
+	sf->render(text, len, &sb);
+	bool ok = statefile_write(sf->dir, sf->name, sb.data ? sb.data : "", sb.len, err, errlen);
+	strbuf_free(&sb);
+	return ok;
+}
+
 static void write_work(void *arg)
 {
 	struct write_job *w = arg;
-	w->ok = statefile_write(w->sf->dir, w->sf->name, w->text, w->len, w->err, sizeof(w->err));
+	w->ok = write_text(w->sf, w->text, w->len, w->err, sizeof(w->err));
 }
 
 static void start_write(struct statefile *sf);
@@ -150,7 +170,7 @@ bool statefile_flush(struct statefile *sf, bool force, char *err, size_t errlen)
 	struct strbuf sb;
 	strbuf_init(&sb);
 	sf->snapshot(sf->arg, &sb);
-	bool ok = statefile_write(sf->dir, sf->name, sb.data ? sb.data : "", sb.len, err, errlen);
+	bool ok = write_text(sf, sb.data ? sb.data : "", sb.len, err, errlen);
 	strbuf_free(&sb);
 	if (ok)
 		sf->dirty = false;

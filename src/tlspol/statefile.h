@@ -30,6 +30,11 @@ typedef void (*statefile_snapshot_fn)(void *arg, struct strbuf *out);
 /* A background writer of dir/name; base NULL: only statefile_flush writes. */
 struct statefile *statefile_new(struct event_base *base, const char *dir, const char *name,
 				statefile_snapshot_fn snapshot, void *arg);
+/* render - on the worker: the file's text from what the snapshot made (a
+ * table too large to format on the loop snapshots raw bytes, formatted
+ * here). Without one, the snapshot is the text. */
+typedef void (*statefile_render_fn)(const char *raw, size_t len, struct strbuf *out);
+void statefile_set_render(struct statefile *sf, statefile_render_fn render);
 /* Something changed: write (soon, on a worker). */
 void statefile_changed(struct statefile *sf);
 /* Write now on this thread if anything changed (or force); false with err. */

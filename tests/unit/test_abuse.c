@@ -479,6 +479,48 @@ static void check_state_lines(void)
 	}
 }
 
+static void name_login(const char *login, time_t until, const char *why, const uint64_t *known,
+		       size_t n, void *arg)
+{
+	(void)why;
+	(void)known;
+	(void)n;
+	strbuf_printf(arg, "%s%s ", login, until ? "(s)" : "");
+}
+
+/* only the MAX most recently seen logins' domains are kept; every suspension is */
+static void check_state_cut(void)
+{
+	const struct hijack_limits lim = {600, 0, 0, 0, 600, 10, 10};
+	struct hijack *h = hijack_new(&lim);
+	const char *d[] = {"x.example"};
+	char why[HIJACK_WHY_MAX];
+	hijack_message(h, "old", d, 1, 100, why, sizeof(why));
+	hijack_suspend(h, "sus", 101, 900, "why");
+	hijack_message(h, "mid", d, 1, 102, why, sizeof(why));
+	hijack_message(h, "new", d, 1, 103, why, sizeof(why));
+	hijack_message(h, "newest", d, 1, 104, why, sizeof(why));
+	static const struct {
+		int line;
+		size_t max;
+		const char *want;
+	} rows[] = {
+		{__LINE__, 0, "old sus(s) mid new newest "},
+		{__LINE__, 2, "sus(s) new newest "},
+		{__LINE__, 1, "sus(s) newest "},
+		{__LINE__, 4, "old sus(s) mid new newest "},
+	};
+	for (size_t i = 0; i < RG_ARRAY_LEN(rows); i++) {
+		struct strbuf out;
+		strbuf_init(&out);
+		hijack_each_login(h, 200, rows[i].max, name_login, &out);
+		CHECK_AT(rows[i].line, out.data && strcmp(out.data, rows[i].want) == 0, "got %s",
+			 out.data ? out.data : "(none)");
+		strbuf_free(&out);
+	}
+	hijack_free(h);
+}
+
 /* what hijack_state_format writes reads back the same, a wrapped ring included */
 static void check_state_round_trip(void)
 {
@@ -590,6 +632,7 @@ int main(void)
 	check_owner_hold();
 	check_state_lines();
 	check_state_round_trip();
+	check_state_cut();
 	check_lockout_admin();
 	return check_summary("abuse");
 }
