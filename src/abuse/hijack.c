@@ -310,6 +310,8 @@ unsigned long hijack_learnt(const struct hijack *h)
 /* in_order - E's known hashes, oldest first, into OUT (room for known_domains). */
 static size_t in_order(const struct hijack *h, const struct login_entry *e, uint64_t *out)
 {
+	if (e->n_known == 0) /* e->known may be NULL: memcpy must not see it */
+		return 0;
 	bool wrapped = e->n_known == h->lim.known_domains;
 	size_t first = wrapped ? e->next_slot : 0, tail = e->n_known - first;
 	memcpy(out, e->known + first, tail * sizeof(*out)); /* oldest .. end of the ring */
