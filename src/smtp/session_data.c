@@ -476,6 +476,19 @@ static bool field_start(const char *p, size_t n)
 	return name > 0 && (i == n || p[i] == ':');
 }
 
+/* is_received - the field begins "Received:", or the obsolete "Received :"
+ * (field_start takes both): a loop must not slip past hopcount_limit by
+ * writing its trace fields with white space before the colon. */
+static bool is_received(const char *p, size_t n)
+{
+	size_t i = 8;
+	if (n < i || rg_strncasecmp(p, "Received", i) != 0)
+		return false;
+	while (i < n && (p[i] == ' ' || p[i] == '\t'))
+		i++;
+	return i < n && p[i] == ':';
+}
+
 /* H_GAP_KEEP: keep the line, behind an empty line of our own (see header_line) */
 enum header_verdict { H_KEEP, H_DROP, H_END_LINE, H_GAP_KEEP };
 
@@ -551,7 +564,7 @@ static enum header_verdict header_line(struct session *s, const char *p, size_t 
 		tx->field_cut = false;
 		tx->field_drop = false;
 		tx->holding = hooks->header_drop != NULL;
-		if (n >= 9 && rg_strncasecmp(p, "Received:", 9) == 0)
+		if (is_received(p, n))
 			tx->hops++;
 	}
 	if (tx->field_cut || tx->field_drop)
