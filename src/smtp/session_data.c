@@ -476,9 +476,10 @@ static bool field_start(const char *p, size_t n)
 	return name > 0 && (i == n || p[i] == ':');
 }
 
-/* is_received - the field begins "Received:", or the obsolete "Received :"
- * (field_start takes both): a loop must not slip past hopcount_limit by
- * writing its trace fields with white space before the colon. */
+/* is_received - the field is a Received: field in any form field_start
+ * takes ("Received:", the obsolete "Received :", or the name alone with its
+ * colon on the continuation line): a loop must not slip past hopcount_limit
+ * by writing its trace fields another way. */
 static bool is_received(const char *p, size_t n)
 {
 	size_t i = 8;
@@ -486,7 +487,7 @@ static bool is_received(const char *p, size_t n)
 		return false;
 	while (i < n && (p[i] == ' ' || p[i] == '\t'))
 		i++;
-	return i < n && p[i] == ':';
+	return i == n || p[i] == ':';
 }
 
 /* H_GAP_KEEP: keep the line, behind an empty line of our own (see header_line) */

@@ -275,9 +275,10 @@ class MessageLimits(unittest.TestCase):
         # "Received :" is the obsolete form (RFC 5322 4.5.3) that readers take
         # as a Received: field; Postfix counts it too. A loop must not get past
         # hopcount_limit by writing its trace fields that way.
-        names = ['Received :', 'received\t:', 'RECEIVED  :', 'Received:']
+        # (and the name alone on its line, the colon on the continuation line)
+        names = ['Received :', 'received\t:', 'RECEIVED  :', 'Received:', 'Received\n :']
         hops = ''.join('%s from hop%d.example.org by hop%d.example.net; '
-                       'Fri, 4 Dec 2026 12:00:00 +0000\n' % (names[i % 4], i, i + 1)
+                       'Fri, 4 Dec 2026 12:00:00 +0000\n' % (names[i % 5], i, i + 1)
                        for i in range(51))
         mark = self.server.mark()
         code, text = send_message(self.server.port, hops + 'Subject: loop\n\nlooping\n')
