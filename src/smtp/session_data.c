@@ -370,6 +370,17 @@ static void data_ready(struct session *s, bool from_callback)
 		submit_commit(s, from_callback);
 }
 
+/* queue_refused - 451 for a message the queue could not take. ERR names our
+ * paths and errno text: it goes to the log, the client only learns to retry
+ * (Postfix's words). */
+static void queue_refused(struct session *s, const char *err)
+{
+	static const char reply[] = "451 4.3.0 Error: queue file write error";
+	session_reply(s, "%s", reply);
+	log_ev(LOG_WARNING, "reject", {"session", s->id}, {"client", s->ip_text},
+	       {"command", "DATA"}, {"reply", reply}, {"error", err != NULL ? err : "unknown"});
+}
+
 /* submit_commit - hand the message (and its spool, if any) to the queue.
  * from_callback: not inside process_input, so reading may be resumed here. */
 static void submit_commit(struct session *s, bool from_callback)
@@ -381,8 +392,7 @@ static void submit_commit(struct session *s, bool from_callback)
 			session_free(s);
 			return;
 		}
-		session_reply_error(s, "DATA", "451 4.3.0 Error: could not queue the message, try again "
-			    "later (%s)", tx->spool->err);
+		queue_refused(s, tx->spool->err);
 		session_pending_end(s);
 		session_tx_free(s);
 		session_set_state(s, S_READY);
@@ -708,8 +718,7 @@ static void commit_done(void *arg, bool ok, const char *err)
 		s->messages++;
 		session_reply(s, "250 2.0.0 Ok: queued as %s", s->tx->msg_id);
 	} else {
-		session_reply_error(s, "DATA", "451 4.3.0 Error: could not queue the message, try again "
-			    "later (%s)", err);
+		queue_refused(s, err);
 	}
 	data_finished(s);
 }
