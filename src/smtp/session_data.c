@@ -370,6 +370,17 @@ static void data_ready(struct session *s, bool from_callback)
 		submit_commit(s, from_callback);
 }
 
+/* queue_refused - 451 for a message the queue could not take. ERR names our
+ * paths and errno text: it goes to the log, the client only learns to retry
+ * (Postfix's words). */
+static void queue_refused(struct session *s, const char *err)
+{
+	static const char reply[] = "451 4.3.0 Error: queue file write error";
+	session_reply(s, "%s", reply);
+	log_ev(LOG_WARNING, "reject", {"session", s->id}, {"client", s->ip_text},
+	       {"command", "DATA"}, {"reply", reply}, {"error", err != NULL ? err : "unknown"});
+}
+
 /* submit_commit - hand the message (and its spool, if any) to the queue.
  * from_callback: not inside process_input, so reading may be resumed here. */
 static void submit_commit(struct session *s, bool from_callback)
@@ -381,8 +392,7 @@ static void submit_commit(struct session *s, bool from_callback)
 			session_free(s);
 			return;
 		}
-		session_reply_error(s, "DATA", "451 4.3.0 Error: could not queue the message, try again "
-			    "later (%s)", tx->spool->err);
+		queue_refused(s, tx->spool->err);
 		session_pending_end(s);
 		session_tx_free(s);
 		session_set_state(s, S_READY);
@@ -476,6 +486,20 @@ static bool field_start(const char *p, size_t n)
 	return name > 0 && (i == n || p[i] == ':');
 }
 
+/* is_received - the field is a Received: field in any form field_start
+ * takes ("Received:", the obsolete "Received :", or the name alone with its
+ * colon on the continuation line): a loop must not slip past hopcount_limit
+ * by writing its trace fields another way. */
+static bool is_received(const char *p, size_t n)
+{
+	size_t i = 8;
+	if (n < i || rg_strncasecmp(p, "Received", i) != 0)
+		return false;
+	while (i < n && (p[i] == ' ' || p[i] == '\t'))
+		i++;
+	return i == n || p[i] == ':';
+}
+
 /* H_GAP_KEEP: keep the line, behind an empty line of our own (see header_line) */
 enum header_verdict { H_KEEP, H_DROP, H_END_LINE, H_GAP_KEEP };
 
@@ -551,7 +575,7 @@ static enum header_verdict header_line(struct session *s, const char *p, size_t 
 		tx->field_cut = false;
 		tx->field_drop = false;
 		tx->holding = hooks->header_drop != NULL;
-		if (n >= 9 && rg_strncasecmp(p, "Received:", 9) == 0)
+		if (is_received(p, n))
 			tx->hops++;
 	}
 	if (tx->field_cut || tx->field_drop)
@@ -694,8 +718,7 @@ static void commit_done(void *arg, bool ok, const char *err)
 		s->messages++;
 		session_reply(s, "250 2.0.0 Ok: queued as %s", s->tx->msg_id);
 	} else {
-		session_reply_error(s, "DATA", "451 4.3.0 Error: could not queue the message, try again "
-			    "later (%s)", err);
+		queue_refused(s, err);
 	}
 	data_finished(s);
 }

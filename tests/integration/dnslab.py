@@ -62,7 +62,7 @@ SilentDns() / ServfailDns(): standalone UDP servers on 127.0.0.1 (attribute
 server that never answers or that answers SERVFAIL to everything.
 
 query(servers, name, qtype, timeout=2) -> (rcode, ancount), or None on timeout.
-require_dnsmasq(): raise SkipTest when dnsmasq is missing, except under
+require_dnsmasq(): skip the test (harness.require) when dnsmasq is missing, except under
 CI=true, where the test fails naming the Debian package (dnsmasq-base).
 """
 import os

@@ -271,6 +271,25 @@ class MessageLimits(unittest.TestCase):
                                   self.received(60))
         self.assertEqual(code, 250, text)
 
+    def test_received_with_white_space_before_the_colon_counts_as_a_hop(self):
+        # "Received :" is the obsolete form (RFC 5322 4.5.3) that readers take
+        # as a Received: field; Postfix counts it too. A loop must not get past
+        # hopcount_limit by writing its trace fields that way.
+        # (and the name alone on its line, the colon on the continuation line)
+        names = ['Received :', 'received\t:', 'RECEIVED  :', 'Received:', 'Received\n :']
+        hops = ''.join('%s from hop%d.example.org by hop%d.example.net; '
+                       'Fri, 4 Dec 2026 12:00:00 +0000\n' % (names[i % 5], i, i + 1)
+                       for i in range(51))
+        mark = self.server.mark()
+        code, text = send_message(self.server.port, hops + 'Subject: loop\n\nlooping\n')
+        self.assertEqual((code, text), (554, '5.4.6 Error: too many hops'))
+        self.assertIsNotNone(self.server.wait_log(r'too-many-hops client=127\.0\.0\.9 hops=51 ',
+                                                  since=mark))
+        # a field whose name only begins with Received is another field
+        code, text = send_message(self.server.port, self.received(50) +
+                                  'Received-SPF: pass\nReceivedx : y\nSubject: ok\n\nfine\n')
+        self.assertEqual(code, 250, text)
+
     def test_a_header_field_beyond_header_size_limit_is_cut_and_the_message_kept(self):
         before = len(self.server.maildir('localhost', 'postmaster'))
         mark = self.server.mark()

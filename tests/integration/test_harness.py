@@ -1,5 +1,6 @@
 """test_harness.py - the harness itself catches what it promises to catch."""
 import os
+import re
 import unittest
 from unittest import mock
 
@@ -81,6 +82,22 @@ class RequireSelfTest(unittest.TestCase):
         with mock.patch.dict(os.environ, {'CI': 'true'}):
             harness.require(True, 'openssl', 'never raised')
         self.assertIs(harness.requires(True, 'openssl', 'x')(len), len)
+
+    def test_no_test_skips_except_through_require(self):
+        # a bare skipTest()/SkipTest skips under CI=true as well, and tells
+        # nobody what to install: every skip goes through harness.require
+        bare = re.compile(r'\.skipTest\(|raise\s+(unittest\.)?SkipTest|@unittest\.skip')
+        top = os.path.dirname(os.path.abspath(__file__))
+        found = []
+        for d in (top, os.path.join(os.path.dirname(top), 'peers')):
+            for name in sorted(os.listdir(d)):
+                if not name.endswith('.py') or name == 'harness.py':
+                    continue
+                with open(os.path.join(d, name)) as f:
+                    for n, line in enumerate(f, 1):
+                        if bare.search(line) and 'bare =' not in line:
+                            found.append('%s:%d: %s' % (name, n, line.strip()))
+        self.assertEqual(found, [])
 
 
 if __name__ == '__main__':

@@ -85,8 +85,8 @@ class VectorTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        if not os.path.isdir(TESTDATA):
-            raise unittest.SkipTest('no ../shared/testdata (conformance data; see testdata/README.md)')
+        harness.require(os.path.isdir(TESTDATA), '../shared/testdata beside the checkout',
+                        'the conformance data (%s; see testdata/README.md)' % TESTDATA)
         if not os.access(driver(), os.X_OK):
             raise AssertionError('driver %s not built (make tools)' % driver())
         cls.d = Driver()

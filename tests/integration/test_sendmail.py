@@ -49,8 +49,8 @@ def sendmail(server, args, text, user=None, argv0=None, config=True):
 def unprivileged(test):
     """The test drops to nobody: only root can (CI runs the tests as root)."""
     def wrapper(self):
-        if os.geteuid() != 0:
-            self.skipTest('needs root to run the client as another user')
+        harness.require(os.geteuid() == 0, 'root (CI runs the tests as root)',
+                        'running the client as another user')
         return test(self)
     wrapper.__name__ = test.__name__
     wrapper.__doc__ = test.__doc__

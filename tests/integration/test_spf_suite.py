@@ -155,8 +155,8 @@ class SuiteCase(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         harness.require(yaml is not None, 'python3-yaml', 'reading the SPF test suites')
-        if not os.path.isdir(DATA):
-            raise unittest.SkipTest('no ../shared/testdata/spf (outside CI)')
+        harness.require(os.path.isdir(DATA), '../shared/testdata beside the checkout',
+                        'the SPF conformance suites (%s)' % DATA)
 
 
 def build(suite, cls_name):
