@@ -194,6 +194,61 @@ bool shared_url_valid(const char *url)
 	return ok;
 }
 
+/* sync_ok - a blocking reply R is a status/integer, not an error; ERR otherwise. */
+static bool sync_ok(redisContext *c, redisReply *r, const char *what, char *err, size_t errlen)
+{
+	bool ok = r != NULL && r->type != REDIS_REPLY_ERROR;
+	if (!ok)
+		snprintf(err, errlen, "shared_state: %s: %s", what,
+			 r && r->str ? r->str : c->errstr[0] ? c->errstr : "no reply");
+	freeReplyObject(r);
+	return ok;
+}
+
+/* sync_open - a blocking connection to S, authenticated and on S's database. */
+static redisContext *sync_open(const struct shared *s, char *err, size_t errlen)
+{
+	struct timeval tv = {2, 0};
+	redisContext *c = s->path[0] ? redisConnectUnixWithTimeout(s->path, tv)
+				     : redisConnectWithTimeout(s->host, s->port, tv);
+	if (c == NULL || c->err) {
+		snprintf(err, errlen, "shared_state: connect: %s", c ? c->errstr : "out of memory");
+		redisFree(c);
+		return NULL;
+	}
+	redisSetTimeout(c, tv);
+	bool ok = true;
+	if (s->pass[0] && s->user[0])
+		ok = sync_ok(c, redisCommand(c, "AUTH %s %s", s->user, s->pass), "auth", err, errlen);
+	else if (s->pass[0])
+		ok = sync_ok(c, redisCommand(c, "AUTH %s", s->pass), "auth", err, errlen);
+	if (ok)
+		ok = sync_ok(c, redisCommand(c, "SELECT %d", s->db), "select", err, errlen);
+	if (!ok) {
+		redisFree(c);
+		return NULL;
+	}
+	return c;
+}
+
+bool shared_lift_blocking(const char *url, const char *login, char *err, size_t errlen)
+{
+	struct shared *s = xcalloc(1, sizeof(*s));
+	bool ok = parse_url(s, url);
+	if (!ok)
+		snprintf(err, errlen, "shared_state: not a redis:// or unix: address");
+	snprintf(s->channel, sizeof(s->channel), CHANNEL "%d", s->db);
+	redisContext *c = ok ? sync_open(s, err, errlen) : NULL;
+	char *msg = xasprintf("resume %s", login);
+	ok = c != NULL && sync_ok(c, redisCommand(c, "DEL rg:susp:%s", login), "del", err, errlen) &&
+	     sync_ok(c, redisCommand(c, "PUBLISH %s %s", s->channel, msg), "publish", err, errlen);
+	free(msg);
+	redisFree(c);
+	explicit_bzero(s, sizeof(*s)); /* it held the password */
+	free(s);
+	return ok;
+}
+
 static void schedule_reconnect(struct shared *s)
 {
 	if (s->freeing)

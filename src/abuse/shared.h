@@ -96,6 +96,12 @@ void shared_lock(struct shared *s, const char *ip, unsigned seconds);
 /* shared_suspend - tell every host LOGIN is suspended for SECONDS (0: lifted). */
 void shared_suspend(struct shared *s, const char *login, unsigned seconds, const char *why);
 
+/* shared_lift_blocking - for the CLI with no server running, never the
+ * loop: connect to URL (2 s timeout), DEL rg:susp:LOGIN and publish
+ * "resume LOGIN", as a running host's release does. Otherwise a host's next
+ * catch-up would read the suspension back. false with ERR on failure. */
+bool shared_lift_blocking(const char *url, const char *login, char *err, size_t errlen);
+
 /* Two counts; both -1 when Redis did not answer in time. */
 typedef void shared_pair_fn(long long a, long long b, void *arg);
 

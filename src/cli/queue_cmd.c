@@ -29,6 +29,7 @@
 #include "config/config.h"
 #include "control/control.h"
 #include "abuse/hijack_state.h"
+#include "abuse/shared.h"
 #include "queue/qctl.h"
 #include "queue/queue_admin.h"
 #include "util/basedir.h"
@@ -79,6 +80,7 @@ static const char usage_queue[] =
 
 struct qargs {
 	const char *cmd, *config_file, *id, *login;
+	const char *shared_state; /* the configuration's: "" none */
 	bool json, body, all;
 };
 
@@ -284,16 +286,23 @@ static int cmd_status(const char *qdir, const struct qargs *a)
 
 /* lift_offline - the login's suspension, kept in hijack-state across restarts,
  * goes too: the server started next must not suspend it again. */
-static bool lift_offline(const char *qdir, const char *login, struct strbuf *out)
+static bool lift_offline(const char *qdir, const struct qargs *a, struct strbuf *out)
 {
 	char err[512];
 	bool was;
-	if (!hijack_state_lift(qdir, login, &was, err, sizeof(err))) {
+	if (a->shared_state[0] && !shared_lift_blocking(a->shared_state, a->login, err,
+							 sizeof(err))) {
+		strbuf_printf(out, "%s (the suspension is still in Redis)", err);
+		return false;
+	}
+	if (!hijack_state_lift(qdir, a->login, &was, err, sizeof(err))) {
 		strbuf_printf(out, "%s", err);
 		return false;
 	}
-	strbuf_printf(out, "login %s: %s\n", login,
-		      was ? "suspension lifted" : "was not suspended");
+	strbuf_printf(out, "login %s: %s\n", a->login,
+		      a->shared_state[0] ? "suspension lifted (here and in shared_state)"
+		      : was		 ? "suspension lifted"
+					 : "was not suspended");
 	return true;
 }
 
@@ -313,7 +322,7 @@ static int change_files(const char *qdir, const struct qargs *a)
 	bool ok;
 	if (a->login)
 		ok = qctl_held_by_login(&q, a->login, strcmp(a->cmd, "release") == 0, &out, NULL,
-					NULL) && lift_offline(qdir, a->login, &out);
+					NULL) && lift_offline(qdir, a, &out);
 	else if (strcmp(a->cmd, "delete") == 0)
 		ok = qctl_ops.delete(&q, a->id, &out);
 	else if (strcmp(a->cmd, "hold") == 0)
@@ -368,7 +377,9 @@ static int run(int (*fn)(const char *, const struct qargs *), const struct qargs
 	struct config *cfg = cli_load_config(a->config_file, false);
 	if (cfg == NULL)
 		return EXIT_CONFIG;
-	int rc = fn(cfg->queue_directory, a);
+	struct qargs with = *a;
+	with.shared_state = cfg->shared_state;
+	int rc = fn(cfg->queue_directory, &with);
 	basedir_close_all();
 	config_free(cfg);
 	return rc;

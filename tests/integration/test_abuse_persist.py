@@ -238,6 +238,36 @@ class TwoHostsOneRedis(Scratch):
         # with Redis the state lives there, not in a file
         self.assertFalse(os.path.exists(os.path.join(a.queue_dir, STATE)))
 
+    def test_release_without_a_running_server_lifts_the_suspension_in_redis(self):
+        """The operator releases alice with both hosts stopped: the restarted hosts
+        read Redis back at start and must not find her suspended there."""
+        a, b = self.pair()
+        self.assertEqual(mail(a, ['a@o1.example', 'b@o2.example', 'c@o3.example'])[0], 250)
+        self.assertIsNotNone(b.wait_log(r'hijack-suspended user=alice@example\.com .*'
+                                        r'source=shared'))
+        a.stop()
+        b.stop()
+        out = queue_cli(a, 'release', '--login', 'alice@example.com')
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn('suspension lifted (here and in shared_state)', out.stdout)
+        self.assertEqual(redis_cmd(self.redis.port, 'EXISTS', 'rg:susp:alice@example.com'),
+                         b':0\r\n')
+        for srv in (a, b):
+            srv.start()
+            self.assertIsNotNone(srv.wait_log(r'shared-state-caught-up lockouts=0 '
+                                              r'suspensions=0', timeout=30), srv.tail(10))
+            code, text = mail_from(srv, UNTRUSTED2)
+            self.assertEqual(code, 250, text)
+
+    def test_release_without_a_running_server_and_redis_down_says_so(self):
+        a, _ = self.pair()
+        a.stop()
+        self.redis.kill()
+        out = queue_cli(a, 'release', '--login', 'alice@example.com')
+        self.assertEqual(out.returncode, 1, out.stdout)
+        self.assertIn('shared_state: connect:', out.stderr)
+        self.assertIn('the suspension is still in Redis', out.stderr)
+
 
 if __name__ == '__main__':
     unittest.main()
