@@ -268,7 +268,9 @@ class Capabilities(unittest.TestCase):
         log.close()
         deadline = time.time() + 10
         while time.time() < deadline and proc.poll() is None:
-            if 'listening' in self.log():
+            # the SMTP listener's line, logged after the signal handlers are in place
+            # ("control-listening" comes before them: a SIGTERM then kills it at once)
+            if ' info listening address=' in self.log():
                 return proc
             time.sleep(0.05)
         proc.wait(10)
