@@ -21,6 +21,7 @@
  * a message it read before that message settled.
  */
 #include "qmgr/qmgr.h"
+#include "address/expand.h"
 #include "metrics/events.h"
 #include "qmgr/bounce_queue.h"
 #include "queue/bounce.h"
@@ -216,13 +217,17 @@ static struct delivery *part_for(struct qentry *e, const struct route *rt)
 	return d;
 }
 
-/* domain_class - what a recipient's domain is to the route decision: ours
- * (mydestination: mailbox_transport) or somebody else's. The hosted domains
- * of virtual_mailbox_domains map to ROUTE_DOMAIN_VIRTUAL (virtual_transport)
- * here, once the address classification tells them apart. */
-static enum route_domain_class domain_class(const struct queue_rcpt *r)
+/* domain_class - what a recipient's domain is to the route decision:
+ * somebody else's, a hosted domain of virtual_mailbox_domains
+ * (virtual_transport) or another of ours (mydestination, our address
+ * literals: mailbox_transport). The address class says only "ours". */
+static enum route_domain_class domain_class(const struct config *cfg,
+					    const struct queue_rcpt *r)
 {
-	return r->cls == ADDR_CLASS_LOCAL ? ROUTE_DOMAIN_MYDESTINATION : ROUTE_DOMAIN_REMOTE;
+	if (r->cls != ADDR_CLASS_LOCAL)
+		return ROUTE_DOMAIN_REMOTE;
+	return expand_domain_kind(cfg, r->domain) == HOSTED_VMAILBOX ? ROUTE_DOMAIN_VIRTUAL
+								     : ROUTE_DOMAIN_MYDESTINATION;
 }
 
 /* route_rcpt - decide recipient i's route; false when it is settled already. */
@@ -230,7 +235,8 @@ static bool route_rcpt(struct qentry *e, size_t i, struct route *rt)
 {
 	struct queue_rcpt *r = &e->m->rcpts[i];
 	char err[512], reply[700];
-	if (!route_for_domain(e->q->cfg, r->domain, domain_class(r), rt, err, sizeof(err))) {
+	const struct config *cfg = e->q->cfg;
+	if (!route_for_domain(cfg, r->domain, domain_class(cfg, r), rt, err, sizeof(err))) {
 		snprintf(reply, sizeof(reply), "mail routing error: %s", err);
 		r->outcome = RCPT_DEFERRED;
 		rg_strlcpy(r->dsn, "4.3.5", sizeof(r->dsn));
@@ -346,7 +352,7 @@ bool qmgr_direct_ok(const struct config *cfg, const struct queue_msg *m)
 		struct route rt;
 		char err[512];
 		if (dsn_wanted(r->notify, DSN_DELIVERED) ||
-		    !route_for_domain(cfg, r->domain, domain_class(r), &rt, err, sizeof(err)) ||
+		    !route_for_domain(cfg, r->domain, domain_class(cfg, r), &rt, err, sizeof(err)) ||
 		    rt.kind != ROUTE_LOCAL)
 			return false;
 	}
