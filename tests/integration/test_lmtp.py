@@ -17,6 +17,7 @@ import re
 import threading
 import time
 import unittest
+import urllib.request
 
 import dovecot_lmtp_lab
 import harness
@@ -71,7 +72,9 @@ class DovecotLMTPDelivery(unittest.TestCase):
         cls.dv = dovecot_lmtp_lab.DovecotLMTP(users=[
             'alice@example.test', 'bob@example.test', 'carol@example.test',
             'dave@example.test', 'erin@example.test', 'frank@hosted.test'])
+        cls.mport = harness.free_port()
         cls.unix = lmtp_server('lmtp:unix:' + cls.dv.socket_path,
+                               metrics_listen='127.0.0.1:%d' % cls.mport,
                                virtual_mailbox_domains='box.test',
                                virtual_mailbox_maps='inline:{ grace@box.test=box.test/grace/ }')
         cls.inet = lmtp_server('lmtp:' + cls.dv.inet)
@@ -101,8 +104,20 @@ class DovecotLMTPDelivery(unittest.TestCase):
             time.sleep(0.1)
         return []
 
+    def lmtp_attempts(self, status):
+        """relayguard_delivery_attempts_total{status=STATUS,transport="lmtp"} of self.unix."""
+        series = ('relayguard_delivery_attempts_total{status="%s",transport="lmtp"}'
+                  % status)
+        url = 'http://127.0.0.1:%d/metrics' % self.mport
+        with urllib.request.urlopen(url, timeout=5) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith(series + ' '):
+                    return float(line.split()[-1])
+        return 0.0
+
     def test_unix_socket_delivery_read_back_with_doveadm(self):
         s = self.unix
+        delivered = self.lmtp_attempts('delivered')
         qid = send(s, ['alice@example.test'], 'Subject: over lmtp\n\nmarker-unix-1')
         log = s.wait_log(r'delivered queue=%s to=<alice@example\.test> '
                          r'relay=lmtp:unix:%s .*dsn=2\.0\.0 status=sent '
@@ -118,6 +133,8 @@ class DovecotLMTPDelivery(unittest.TestCase):
         # direct delivery
         self.assertEqual([p for p in s.all_mail() if '/box.test/' not in p], [])
         self.assertEqual(s.wait_queue_empty('active'), [])
+        # counted under the transport it went over
+        self.assertEqual(self.lmtp_attempts('delivered'), delivered + 1)
 
     def test_virtual_transport_hands_hosted_domains_to_dovecot(self):
         s = self.virtual
@@ -201,6 +218,7 @@ class DovecotLMTPDelivery(unittest.TestCase):
             self.assertIsNotNone(log, s.tail(20))
             self.assertTrue(in_deferred(s, qid), s.tail(20))
             self.assertNotRegex(s.log_since(mark), r'bounced queue=%s' % qid)
+            self.assertGreaterEqual(self.lmtp_attempts('deferred'), 1)
         finally:
             self.dv.start()
         mark = s.mark()
