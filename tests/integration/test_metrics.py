@@ -125,7 +125,8 @@ class Metrics(unittest.TestCase):
 
 class Failures(unittest.TestCase):
     """The families a quiet test server leaves at zero: AUTH successes and
-    failures, lock-outs and the connections they refuse, messages refused at
+    failures, lock-outs and the connections they refuse, connections over the
+    per-client limit, messages refused at
     the end of DATA, deferrals (here by the tests' error: transport) and the
     deferred queue."""
 
@@ -139,7 +140,8 @@ class Failures(unittest.TestCase):
         cls.mport = harness.free_port()
         cls.srv = Server(overrides=msa_overrides(
             passwd, smtpd_sasl_failure_limit='2', smtpd_sasl_lockout_time='60s',
-            metrics_listen='127.0.0.1:%d' % cls.mport, queue_run_delay='1s'))
+            metrics_listen='127.0.0.1:%d' % cls.mport, queue_run_delay='1s',
+            smtpd_client_connection_count_limit='1'))
 
     @classmethod
     def tearDownClass(cls):
@@ -171,10 +173,15 @@ class Failures(unittest.TestCase):
             self.assertEqual(c.cmd('AUTH PLAIN ' + plain('alice@example.com', 'x'))[0], 421)
         with Conn(self.srv.port, greeting=False) as c:
             self.assertEqual(c.reply()[0], 421)
+        with Conn(self.srv.port, source='127.0.0.11'):  # one connection per client
+            with Conn(self.srv.port, source='127.0.0.11', greeting=False) as c:
+                self.assertEqual(c.reply()[0], 421)
         self.assertEqual(delta('relayguard_auth_total{result="success"}'), 1)
         self.assertEqual(delta('relayguard_auth_total{result="failure"}'), 2)
         self.assertEqual(delta('relayguard_auth_lockouts_total'), 1)
         self.assertEqual(delta('relayguard_connections_refused_total{reason="lockout"}'), 1)
+        self.assertEqual(delta('relayguard_connections_refused_total{reason="limit"}'), 1)
+        self.assertEqual(delta('relayguard_sessions_open'), 0)
         self.assertEqual(delta('relayguard_messages_total{result="rejected"}'), 1)
         self.assertEqual(delta('relayguard_messages_total{result="accepted"}'), 1)
         series = 'relayguard_delivery_attempts_total{status="deferred",transport="error"}'
