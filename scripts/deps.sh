@@ -13,9 +13,10 @@ build_pkgs="gcc libc6-dev make pkg-config libevent-dev libssl-dev libc-ares-dev 
 # Debian only recommends them. unbound, ldnsutils: the DANE tests (a validating
 # resolver on a loopback port; ldns-signzone signs the test zones). python3-jsonschema:
 # the TLS-RPT test validates the report against RFC 8460. redis-server: shared_state.
-test_pkgs="python3 swaks libnet-ssleay-perl libio-socket-ssl-perl procps dnsmasq-base openssl dovecot-core fail2ban redis-server unbound ldnsutils python3-jsonschema mandoc prometheus dovecot-lmtpd systemd python3-yaml python3-dkim opendkim-tools opendkim miltertest iproute2 chromium"
+test_pkgs="python3 swaks libnet-ssleay-perl libio-socket-ssl-perl procps dnsmasq-base openssl dovecot-core fail2ban redis-server unbound ldnsutils python3-jsonschema mandoc prometheus dovecot-lmtpd systemd python3-yaml python3-dkim opendkim-tools opendkim miltertest iproute2 chromium strace"
 # dovecot-lmtpd: the LMTP delivery tests (mailbox_transport = lmtp:...).
 # systemd: systemd-analyze verify/security of the unit (test_install; not started).
+# strace: the calls the server makes, against the unit's SystemCallFilter= (test_install).
 # python3-yaml: the SPF conformance suites (test_spf_suite.py) are YAML.
 fuzz_pkgs="clang"
 

@@ -26,7 +26,7 @@ static const char *const refusals[] = {"limit", "rate", "lockout", "shutdown", N
 static const char *const results[] = {"accept", "reject", "defer", NULL};
 static const char *const tls_versions[] = {"TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3", NULL};
 static const char *const statuses[] = {"delivered", "deferred", "bounced", NULL};
-static const char *const kinds[] = {"local", "smtp", "lmtp", NULL};
+static const char *const kinds[] = {"local", "smtp", "lmtp", "error", "discard", NULL};
 static const char *const states[] = {"incoming", "active", "deferred", "hold"};
 static const char *const limits[] = {
 	"smtpd_client_connection_rate_limit", "smtpd_client_message_rate_limit",

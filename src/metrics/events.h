@@ -37,7 +37,7 @@ void mev_hijack(const char *what);                /* "suspended", "held", "refus
 void mev_shared_state_failure(void);              /* Redis slow, down or refusing */
 void mev_tls(const char *version);                /* a handshake done: "TLSv1.3" ... */
 /* A delivery attempt's outcome per recipient: "delivered", "deferred", "bounced";
- * KIND "local", "smtp", "lmtp"; SECONDS from arrival. */
+ * KIND the transport ("local", "smtp", "lmtp", "error", "discard"); SECONDS from arrival. */
 void mev_delivery(const char *status, const char *kind, double seconds);
 
 /* Queue sizes by state, asked of FN(ARG, counts) at each scrape: counts[] in

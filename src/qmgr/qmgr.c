@@ -21,6 +21,7 @@
  * a message it read before that message settled.
  */
 #include "qmgr/qmgr.h"
+#include "address/expand.h"
 #include "metrics/events.h"
 #include "qmgr/bounce_queue.h"
 #include "queue/bounce.h"
@@ -216,13 +217,35 @@ static struct delivery *part_for(struct qentry *e, const struct route *rt)
 	return d;
 }
 
-/* domain_class - what a recipient's domain is to the route decision: ours
- * (mydestination: mailbox_transport) or somebody else's. The hosted domains
- * of virtual_mailbox_domains map to ROUTE_DOMAIN_VIRTUAL (virtual_transport)
- * here, once the address classification tells them apart. */
-static enum route_domain_class domain_class(const struct queue_rcpt *r)
+/* domain_class - what a recipient's domain is to the route decision:
+ * somebody else's, a hosted domain of virtual_mailbox_domains
+ * (virtual_transport) or another of ours (mydestination, our address
+ * literals: mailbox_transport). The address class says only "ours". */
+static enum route_domain_class domain_class(const struct config *cfg,
+					    const struct queue_rcpt *r)
 {
-	return r->cls == ADDR_CLASS_LOCAL ? ROUTE_DOMAIN_MYDESTINATION : ROUTE_DOMAIN_REMOTE;
+	if (r->cls != ADDR_CLASS_LOCAL)
+		return ROUTE_DOMAIN_REMOTE;
+	return expand_domain_kind(cfg, r->domain) == HOSTED_VMAILBOX ? ROUTE_DOMAIN_VIRTUAL
+								     : ROUTE_DOMAIN_MYDESTINATION;
+}
+
+/* transport_name - the route kind as the metrics' transport label. */
+static const char *transport_name(enum route_kind kind)
+{
+	switch (kind) {
+	case ROUTE_LOCAL:
+		return "local";
+	case ROUTE_LMTP:
+		return "lmtp";
+	case ROUTE_ERROR:
+		return "error";
+	case ROUTE_DISCARD:
+		return "discard";
+	case ROUTE_SMTP:
+		break;
+	}
+	return "smtp";
 }
 
 /* route_rcpt - decide recipient i's route; false when it is settled already. */
@@ -230,13 +253,16 @@ static bool route_rcpt(struct qentry *e, size_t i, struct route *rt)
 {
 	struct queue_rcpt *r = &e->m->rcpts[i];
 	char err[512], reply[700];
-	if (!route_for_domain(e->q->cfg, r->domain, domain_class(r), rt, err, sizeof(err))) {
+	const struct config *cfg = e->q->cfg;
+	r->transport = "error"; /* a routing error, unless a route is found */
+	if (!route_for_domain(cfg, r->domain, domain_class(cfg, r), rt, err, sizeof(err))) {
 		snprintf(reply, sizeof(reply), "mail routing error: %s", err);
 		r->outcome = RCPT_DEFERRED;
 		rg_strlcpy(r->dsn, "4.3.5", sizeof(r->dsn));
 		queue_rcpt_set_reply(r, reply);
 		return false;
 	}
+	r->transport = transport_name(rt->kind);
 	if (rt->kind == ROUTE_ERROR || rt->kind == ROUTE_DISCARD) {
 		r->outcome = rt->kind == ROUTE_DISCARD ? RCPT_SENT
 			     : rt->status[0] == '4' ? RCPT_DEFERRED : RCPT_BOUNCED;
@@ -319,7 +345,8 @@ static void log_attempt(const struct qentry *e, const struct queue_rcpt *r, cons
 	snprintf(delays, sizeof(delays), "%lld/%lld", (long long)(e->pass_start - e->m->arrival),
 		 (long long)(now - e->pass_start));
 	mev_delivery(strcmp(event, "expired") == 0 ? "bounced" : event,
-		     r->remote_mta == NULL ? "local" : "smtp", (double)(now - e->m->arrival));
+		     r->transport ? r->transport : r->remote_mta ? "smtp" : "local",
+		     (double)(now - e->m->arrival));
 	log_ev(r->outcome == RCPT_SENT ? LOG_INFO : LOG_WARNING, event,
 	       {"queue", e->m->id}, {"to", to},
 	       {"relay", r->remote_mta ? r->remote_mta : local ? "local" : "none"},
@@ -346,7 +373,7 @@ bool qmgr_direct_ok(const struct config *cfg, const struct queue_msg *m)
 		struct route rt;
 		char err[512];
 		if (dsn_wanted(r->notify, DSN_DELIVERED) ||
-		    !route_for_domain(cfg, r->domain, domain_class(r), &rt, err, sizeof(err)) ||
+		    !route_for_domain(cfg, r->domain, domain_class(cfg, r), &rt, err, sizeof(err)) ||
 		    rt.kind != ROUTE_LOCAL)
 			return false;
 	}
@@ -359,6 +386,7 @@ void qmgr_delivered_direct(struct qmgr *q, struct queue_msg *m)
 	for (size_t i = 0; i < m->n_rcpts; i++) {
 		struct queue_rcpt *r = &m->rcpts[i];
 		r->outcome = RCPT_SENT;
+		r->transport = "local";
 		rg_strlcpy(r->dsn, "2.0.0", sizeof(r->dsn));
 		log_attempt(&e, r, "delivered", "sent");
 	}

@@ -131,8 +131,10 @@ void queue_msg_add_rcpt(struct queue_msg *m, const char *orig, const char *local
 	r->outcome = RCPT_UNTRIED;
 	r->dsn[0] = '\0';
 	r->remote_mta = NULL;
+	r->transport = NULL;
 	r->tls[0] = '\0';
 	r->relayed_no_dsn = false;
+	r->final_delivery = false;
 	r->notify = r->orcpt = NULL;
 }
 

@@ -41,6 +41,8 @@ struct queue_rcpt {
 	enum rcpt_outcome { RCPT_UNTRIED, RCPT_SENT, RCPT_DEFERRED, RCPT_BOUNCED } outcome;
 	char dsn[16];            /* enhanced status of the outcome, "5.1.1" */
 	char *remote_mta;        /* the host that gave the reply, or NULL */
+	const char *transport;   /* the route taken ("local", "smtp", "lmtp", "error",
+				  * "discard"; a string constant), NULL: not routed */
 	char tls[160];           /* the TLS it went over ("TLSv1.3 ... verified"), or "" */
 	bool relayed_no_dsn;     /* sent to a next hop without DSN (NOTIFY=SUCCESS: relayed) */
 	bool final_delivery;     /* sent into a mailbox through a server (LMTP): NOTIFY=SUCCESS

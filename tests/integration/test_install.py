@@ -4,7 +4,9 @@ make install DESTDIR=tmp lays out the tree an operator gets; the installed
 binary (the one under test: INSTALL_BIN) knows it is installed and defaults
 to the system's directories, while the build tree's keeps ./var. The unit
 must pass systemd-analyze verify, and its exposure score is printed (and
-bounded) from systemd-analyze security --offline=yes.
+bounded) from systemd-analyze security --offline=yes. Its hardening is applied
+without systemd: the capability bounding set with setpriv, the system call
+filter by tracing every call the server makes (strace).
 """
 import glob
 import os
@@ -14,14 +16,16 @@ import shutil
 import signal
 import smtplib
 import socket
+import ssl
 import stat
 import subprocess
 import sys
 import tempfile
 import time
 import unittest
+import urllib.request
 
-from harness import REPO, binary, require, run_cli
+from harness import REPO, binary, free_port, require, run_cli
 
 INSTALLED_PATHS = {
     'queue_directory': '/var/spool/relayguard',
@@ -268,7 +272,9 @@ class Capabilities(unittest.TestCase):
         log.close()
         deadline = time.time() + 10
         while time.time() < deadline and proc.poll() is None:
-            if 'listening' in self.log():
+            # the SMTP listener's line, logged after the signal handlers are in place
+            # ("control-listening" comes before them: a SIGTERM then kills it at once)
+            if ' info listening address=' in self.log():
                 return proc
             time.sleep(0.05)
         proc.wait(10)
@@ -315,6 +321,131 @@ class Capabilities(unittest.TestCase):
                     self.fail('started without CAP_%s:\n%s' % (cap.upper(), self.log()))
                 self.assertNotEqual(proc.returncode, 0)
                 self.assertIn(error, self.log())
+
+
+def syscall_set(name, cache={}):
+    """The system calls of a systemd-analyze syscall-filter group (or one call)."""
+    if not name.startswith('@'):
+        return {name}
+    if name not in cache:
+        out = subprocess.run(['systemd-analyze', 'syscall-filter', name], capture_output=True,
+                             text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        names = set()
+        for line in out.stdout.splitlines()[1:]:
+            line = line.strip()
+            if line and not line.startswith('#'):
+                names |= syscall_set(line)
+        cache[name] = names
+    return cache[name]
+
+
+def unit_syscalls():
+    """What the unit's SystemCallFilter= lines allow, as systemd combines them: the
+    first line is the allow list, later ones take away (~) or add, in order."""
+    allowed = None
+    with open(os.path.join(REPO, 'etc', 'relayguard.service.in')) as f:
+        for line in f:
+            if not line.startswith('SystemCallFilter='):
+                continue
+            value = line.split('=', 1)[1].strip()
+            names = set()
+            for word in value.lstrip('~').split():
+                names |= syscall_set(word)
+            if allowed is None:
+                allowed = names
+            elif value.startswith('~'):
+                allowed -= names
+            else:
+                allowed |= names
+    assert allowed, 'no SystemCallFilter= in the unit'
+    return allowed
+
+
+class SyscallFilter(unittest.TestCase):
+    """The unit's SystemCallFilter= (EPERM for anything else) against the calls
+    the server makes, traced with strace (systemd is not PID 1 here): started as
+    root, the drop to mail_owner, a self-signed certificate, STARTTLS, local
+    delivery, a deferral, the sendmail pickup socket, a metrics scrape, a SIGHUP
+    reload and a SIGTERM stop. A call outside the filter would fail under the
+    unit with EPERM."""
+
+    def setUp(self):
+        require(os.geteuid() == 0, 'root (make check as root)', 'the drop to mail_owner')
+        require(shutil.which('strace') is not None, 'strace', 'strace lists the calls')
+        require(shutil.which('systemd-analyze') is not None, 'systemd',
+                'systemd-analyze lists the filter groups')
+        self.dir = tempfile.mkdtemp(prefix='relayguard-syscalls-')
+        os.chmod(self.dir, 0o755)
+        self.addCleanup(shutil.rmtree, self.dir, ignore_errors=True)
+        self.port, self.mport = free_port(), free_port()
+        self.cf = os.path.join(self.dir, 'main.cf')
+        with open(self.cf, 'w') as f:
+            f.write('smtpd_listen = 127.0.0.1:%d\nsubmission_listen =\nsubmissions_listen =\n'
+                    'mynetworks = 127.0.0.1/32\nmyhostname = mx.example.com\n'
+                    'queue_directory = %s/queue\nvirtual_mailbox_base = %s/mail\n'
+                    'data_directory = %s/data\nmetrics_listen = 127.0.0.1:%d\n'
+                    'default_transport = error:4.3.2 off in this test\n'
+                    % (self.port, self.dir, self.dir, self.dir, self.mport))
+
+    def log(self):
+        with open(os.path.join(self.dir, 'log')) as f:
+            return f.read()
+
+    def wait_log(self, text, proc):
+        deadline = time.time() + 20
+        while text not in self.log():
+            self.assertTrue(time.time() < deadline and proc.poll() is None,
+                            'no %r:\n%s' % (text, self.log()))
+            time.sleep(0.05)
+
+    def exercise(self, proc):
+        """What a running server does, once each."""
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        with smtplib.SMTP('127.0.0.1', self.port, timeout=10) as c:
+            c.starttls(context=context)
+            c.sendmail('a@example.org', ['postmaster@localhost'], 'Subject: 1\r\n\r\nhi\r\n')
+            c.sendmail('a@example.org', ['b@example.net'], 'Subject: 2\r\n\r\nhi\r\n')
+        self.wait_log('deferred queue=', proc)
+        p = subprocess.run([binary(), 'sendmail', '-C', self.cf, 'postmaster@localhost'],
+                           input=b'Subject: 3\n\nhi\n', capture_output=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        with urllib.request.urlopen('http://127.0.0.1:%d/metrics' % self.mport,
+                                    timeout=10) as r:
+            self.assertEqual(r.status, 200)
+        os.kill(self.server_pid(), signal.SIGHUP)
+        self.wait_log('reloaded config=', proc)
+
+    def server_pid(self):
+        """The traced server's pid (strace's child, whose signals strace does not pass on)."""
+        with open(os.path.join(self.dir, 'trace')) as f:
+            return int(f.readline().split()[0])
+
+    def test_every_call_the_server_makes_is_allowed(self):
+        trace = os.path.join(self.dir, 'trace')
+        log = open(os.path.join(self.dir, 'log'), 'w')
+        tracer = subprocess.Popen(['strace', '-f', '-qq', '-o', trace, binary(), 'serve',
+                                   '-c', self.cf], stdout=log, stderr=log,
+                                  stdin=subprocess.DEVNULL)
+        log.close()
+        try:
+            self.wait_log(' info listening address=', tracer)
+            self.exercise(tracer)
+        finally:
+            os.kill(self.server_pid(), signal.SIGTERM)  # the stop is traced too
+            tracer.wait(30)
+        self.assertIn('stopped', self.log())
+        used = set()
+        with open(trace) as f:
+            for line in f:
+                m = re.match(r'^\d+\s+([a-z0-9_]+)\(', line)
+                if m:
+                    used.add(m.group(1))
+        self.assertIn('setuid', used)  # the drop was traced
+        self.assertEqual(sorted(used - unit_syscalls()), [],
+                         'calls outside the unit\'s SystemCallFilter= (EPERM under systemd)')
 
 
 if __name__ == '__main__':

@@ -17,6 +17,7 @@ import re
 import threading
 import time
 import unittest
+import urllib.request
 
 import dovecot_lmtp_lab
 import harness
@@ -70,13 +71,24 @@ class DovecotLMTPDelivery(unittest.TestCase):
     def setUpClass(cls):
         cls.dv = dovecot_lmtp_lab.DovecotLMTP(users=[
             'alice@example.test', 'bob@example.test', 'carol@example.test',
-            'dave@example.test', 'erin@example.test'])
-        cls.unix = lmtp_server('lmtp:unix:' + cls.dv.socket_path)
+            'dave@example.test', 'erin@example.test', 'frank@hosted.test'])
+        cls.mport = harness.free_port()
+        cls.unix = lmtp_server('lmtp:unix:' + cls.dv.socket_path,
+                               metrics_listen='127.0.0.1:%d' % cls.mport,
+                               virtual_mailbox_domains='box.test',
+                               virtual_mailbox_maps='inline:{ grace@box.test=box.test/grace/ }')
         cls.inet = lmtp_server('lmtp:' + cls.dv.inet)
+        # a hosted domain (virtual_mailbox_domains) whose mail Dovecot stores, as
+        # Mailcow wires it: relayguard knows the users, Dovecot the mailboxes
+        cls.virtual = lmtp_server('', **{
+            'virtual_mailbox_domains': 'hosted.test',
+            'virtual_mailbox_maps': 'inline:{ frank@hosted.test=hosted.test/frank/ }',
+            'virtual_transport': 'lmtp:unix:' + cls.dv.socket_path,
+            'recipient_delimiter': '+'})
 
     @classmethod
     def tearDownClass(cls):
-        for s in (cls.unix, cls.inet):
+        for s in (cls.unix, cls.inet, cls.virtual):
             try:
                 s.stop()
             finally:
@@ -92,8 +104,20 @@ class DovecotLMTPDelivery(unittest.TestCase):
             time.sleep(0.1)
         return []
 
+    def lmtp_attempts(self, status):
+        """relayguard_delivery_attempts_total{status=STATUS,transport="lmtp"} of self.unix."""
+        series = ('relayguard_delivery_attempts_total{status="%s",transport="lmtp"}'
+                  % status)
+        url = 'http://127.0.0.1:%d/metrics' % self.mport
+        with urllib.request.urlopen(url, timeout=5) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith(series + ' '):
+                    return float(line.split()[-1])
+        return 0.0
+
     def test_unix_socket_delivery_read_back_with_doveadm(self):
         s = self.unix
+        delivered = self.lmtp_attempts('delivered')
         qid = send(s, ['alice@example.test'], 'Subject: over lmtp\n\nmarker-unix-1')
         log = s.wait_log(r'delivered queue=%s to=<alice@example\.test> '
                          r'relay=lmtp:unix:%s .*dsn=2\.0\.0 status=sent '
@@ -105,9 +129,39 @@ class DovecotLMTPDelivery(unittest.TestCase):
         self.assertIn('Subject: over lmtp', got[0])
         self.assertIn('Delivered-To: alice@example.test', got[0])
         self.assertIn('Return-Path: <carol@example.test>', got[0])
-        # through the queue: nothing in relayguard's own Maildirs, no direct delivery
-        self.assertEqual(s.all_mail(), [])
+        # through the queue: nothing in relayguard's own Maildirs (but box.test's), no
+        # direct delivery
+        self.assertEqual([p for p in s.all_mail() if '/box.test/' not in p], [])
         self.assertEqual(s.wait_queue_empty('active'), [])
+        # counted under the transport it went over
+        self.assertEqual(self.lmtp_attempts('delivered'), delivered + 1)
+
+    def test_virtual_transport_hands_hosted_domains_to_dovecot(self):
+        s = self.virtual
+        mark = s.mark()
+        # the hosted user with an extension is known; a stranger to the map is not
+        replies = smtp_session(s.port, ['EHLO app.example.org', 'MAIL FROM:<x@example.org>',
+                                        'RCPT TO:<nobody@hosted.test>', 'QUIT'])
+        self.assertEqual(replies[3][0], 550, replies)
+        self.assertIn('User unknown in virtual mailbox table', replies[3][1])
+        qid = send(s, ['frank+news@hosted.test'], 'Subject: hosted\n\nmarker-virtual-8')
+        self.assertIsNotNone(
+            s.wait_log(r'delivered queue=%s to=<frank\+news@hosted\.test> relay=lmtp:unix:%s '
+                       % (qid, re.escape(self.dv.socket_path)), since=mark, timeout=10),
+            s.tail(20))
+        got = self.wait_fetch('frank@hosted.test', 'marker-virtual-8')
+        self.assertEqual(len(got), 1, self.dv.log())
+        self.assertEqual(s.all_mail(), [])  # not in relayguard's own Maildirs
+
+    def test_mailbox_transport_is_not_for_hosted_domains(self):
+        # mydestination goes to Dovecot; a hosted domain without virtual_transport
+        # stays in relayguard's own Maildirs (Postfix: virtual_transport = virtual)
+        s = self.unix
+        mark = s.mark()
+        qid = send(s, ['grace@box.test'], 'Subject: own\n\nmarker-own-9')
+        self.assertIsNotNone(s.wait_log(r'delivered queue=%s to=<grace@box\.test> relay=local '
+                                        % qid, since=mark, timeout=10), s.tail(20))
+        self.assertEqual(len(s.wait_maildir('box.test', 'grace')), 1)
 
     def test_inet_delivery_two_recipients_one_transaction(self):
         s = self.inet
@@ -164,6 +218,7 @@ class DovecotLMTPDelivery(unittest.TestCase):
             self.assertIsNotNone(log, s.tail(20))
             self.assertTrue(in_deferred(s, qid), s.tail(20))
             self.assertNotRegex(s.log_since(mark), r'bounced queue=%s' % qid)
+            self.assertGreaterEqual(self.lmtp_attempts('deferred'), 1)
         finally:
             self.dv.start()
         mark = s.mark()

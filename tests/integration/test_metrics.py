@@ -123,6 +123,79 @@ class Metrics(unittest.TestCase):
         self.assertEqual(scrape(self.mport, '/metrics?x=1')[0], 200)
 
 
+class Failures(unittest.TestCase):
+    """The families a quiet test server leaves at zero: AUTH successes and
+    failures, lock-outs and the connections they refuse, connections over the
+    per-client limit, messages refused at
+    the end of DATA, deferrals (here by the tests' error: transport) and the
+    deferred queue."""
+
+    @classmethod
+    def setUpClass(cls):
+        from test_msa import make_passwd, msa_overrides
+        cls.tmp = tempfile.mkdtemp(prefix='relayguard-metrics-')
+        os.chmod(cls.tmp, 0o755)
+        passwd = os.path.join(cls.tmp, 'passwd')
+        make_passwd(passwd, {'alice@example.com': ('SHA512-CRYPT', 'alice-secret')})
+        cls.mport = harness.free_port()
+        cls.srv = Server(overrides=msa_overrides(
+            passwd, smtpd_sasl_failure_limit='2', smtpd_sasl_lockout_time='60s',
+            metrics_listen='127.0.0.1:%d' % cls.mport, queue_run_delay='1s',
+            smtpd_client_connection_count_limit='1'))
+
+    @classmethod
+    def tearDownClass(cls):
+        harness.stop_server(cls.srv, cls.tmp)
+
+    def test_auth_lockout_refusals_rejections_and_deferrals_are_counted(self):
+        from test_msa import plain
+        before = scrape(self.mport)[2]
+
+        def delta(series):
+            return (value(scrape(self.mport)[2], series) or 0) - (value(before, series) or 0)
+        with Conn(self.srv.subs_port, source=harness.UNTRUSTED2, tls=True) as c:
+            c.cmd('EHLO c.example.org')
+            self.assertEqual(c.cmd('AUTH PLAIN ' + plain('alice@example.com',
+                                                         'alice-secret'))[0], 235)
+            # a message refused at the end of DATA (a bare LF in it)
+            self.assertEqual(c.cmd('MAIL FROM:<alice@example.com>')[0], 250)
+            self.assertEqual(c.cmd('RCPT TO:<postmaster@example.com>')[0], 250)
+            self.assertEqual(c.cmd('DATA')[0], 354)
+            self.assertEqual(c.cmd('Subject: bare\r\n\r\none\ntwo\r\n.')[0], 550)
+            # a message for somebody else's domain: accepted, then deferred
+            self.assertEqual(c.cmd('MAIL FROM:<alice@example.com>')[0], 250)
+            self.assertEqual(c.cmd('RCPT TO:<friend@example.net>')[0], 250)
+            self.assertEqual(c.cmd('DATA')[0], 354)
+            self.assertEqual(c.cmd('Subject: later\r\n\r\nhello\r\n.')[0], 250)
+        with Conn(self.srv.subs_port, tls=True) as c:  # 127.0.0.9: two failures lock it out
+            c.cmd('EHLO c.example.org')
+            self.assertEqual(c.cmd('AUTH PLAIN ' + plain('alice@example.com', 'x'))[0], 535)
+            self.assertEqual(c.cmd('AUTH PLAIN ' + plain('alice@example.com', 'x'))[0], 421)
+        with Conn(self.srv.port, greeting=False) as c:
+            self.assertEqual(c.reply()[0], 421)
+        with Conn(self.srv.port, source='127.0.0.11'):  # one connection per client
+            with Conn(self.srv.port, source='127.0.0.11', greeting=False) as c:
+                self.assertEqual(c.reply()[0], 421)
+        self.assertEqual(delta('relayguard_auth_total{result="success"}'), 1)
+        self.assertEqual(delta('relayguard_auth_total{result="failure"}'), 2)
+        self.assertEqual(delta('relayguard_auth_lockouts_total'), 1)
+        self.assertEqual(delta('relayguard_connections_refused_total{reason="lockout"}'), 1)
+        self.assertEqual(delta('relayguard_connections_refused_total{reason="limit"}'), 1)
+        self.assertEqual(delta('relayguard_sessions_open'), 0)
+        self.assertEqual(delta('relayguard_messages_total{result="rejected"}'), 1)
+        self.assertEqual(delta('relayguard_messages_total{result="accepted"}'), 1)
+        series = 'relayguard_delivery_attempts_total{status="deferred",transport="error"}'
+        deadline = time.time() + 10
+        while time.time() < deadline and (
+                delta(series) < 1 or
+                (value(scrape(self.mport)[2], 'relayguard_queue_messages{state="deferred"}')
+                 or 0) < 1):
+            time.sleep(0.1)
+        self.assertEqual(delta(series), 1, scrape(self.mport)[2])
+        self.assertEqual(value(scrape(self.mport)[2],
+                               'relayguard_queue_messages{state="deferred"}'), 1)
+
+
 class BadConfig(unittest.TestCase):
     def test_a_bad_address_is_a_file_line_error(self):
         with tempfile.TemporaryDirectory() as tmp:
