@@ -198,11 +198,12 @@ struct audit_step {
 
 struct audit_explain {
 	bool syntax_ok;          /* both paths parsed */
-	char error[256];         /* when not: the 501 reply the server gives */
+	bool auth_refused;       /* --login where AUTH is not offered: no session gets there */
+	char error[256];         /* either way: the reply the server gives (501, 503) */
 	struct addr_resolution sender_res, rcpt_res;
 	unsigned routing;        /* ROUTE_* of the recipient */
 	struct audit_step steps[AUDIT_TRACE_MAX];
-	size_t n_steps;
+	size_t n_steps;          /* only what the session evaluates before it decides */
 	struct policy_decision decision;
 	bool at_mail;            /* refused at MAIL FROM (the RCPT is never reached) */
 	bool undecided;

@@ -315,6 +315,31 @@ static const struct ex_row ex_rows[] = {
 	 "reject_unlisted_recipient", 3, "DUNNO"},
 };
 
+/* explain_login - a login is only what the server allows: no AUTH offered,
+ * no login (the reply to AUTH); a login that does not own the sender is
+ * refused at MAIL, before any relay restriction is evaluated. */
+static void test_explain_login(void)
+{
+	char *errors = NULL;
+	struct config *cfg = config_load(NULL, &errors);
+	free(errors);
+	struct audit_model *m = audit_model_from_config(cfg);
+	struct audit_request rq = {"203.0.113.9", NULL, "bob", "bob@localhost", "v@example.net"};
+	struct audit_explain e;
+	CHECK(audit_explain(m, 0, &rq, &e) && e.auth_refused, "AUTH is not offered by default");
+	CHECK_STR_AT(__LINE__, e.error, "503 5.5.1 Error: authentication not enabled",
+		     "the reply to AUTH");
+	audit_model_free(m);
+	cfg->smtpd_sasl_auth_enable = true;
+	m = audit_model_from_config(cfg);
+	CHECK(audit_explain(m, 0, &rq, &e) && !e.auth_refused, "AUTH offered");
+	rq.from = "a@example.net";
+	CHECK(audit_explain(m, 0, &rq, &e) && e.at_mail, "bob does not own a@example.net");
+	CHECK(e.n_steps == 0, "%zu relay steps shown for a session refused at MAIL", e.n_steps);
+	audit_model_free(m);
+	config_free(cfg);
+}
+
 static void test_explain(void)
 {
 	char *errors = NULL;
@@ -341,6 +366,7 @@ static void test_explain(void)
 	CHECK(audit_explain(m, 0, &syn, &e) && !e.syntax_ok, "bad recipient syntax");
 	audit_model_free(m);
 	config_free(cfg);
+	test_explain_login();
 }
 
 /* The JSON output is one object and carries every service. */
