@@ -111,6 +111,9 @@ struct audit_model *audit_model_from_config(const struct config *cfg);
 /* A model of the Postfix configuration in DIR (main.cf, master.cf); NULL with
  * err filled when main.cf cannot be read (exit 78). */
 struct audit_model *audit_model_from_postfix(const char *dir, char *err, size_t errlen);
+/* The network Postfix's mynetworks_style (host, subnet, class) trusts for one
+ * of the host's interfaces; postfix.c reads them when mynetworks is unset. */
+struct cidr audit_style_network(const char *style, const struct host_network *hn);
 void audit_model_free(struct audit_model *m);
 
 /* model helpers shared by the readers */

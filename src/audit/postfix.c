@@ -8,7 +8,7 @@
  *	restriction classes where a list names them, applies each smtpd
  *	service's -o overrides, and Postfix's defaults for the parameters that decide relaying
  *	(those that changed with compatibility_level: smtpd_relay_restrictions,
- *	relay_domains, mynetworks_style). Tables are read from their source files
+ *	relay_domains, mynetworks_style: host, subnet or class). Tables are read from their source files
  *	(hash:/x reads /x as postmap does; inline:, cidr:, texthash: as they are);
  *	a table type that cannot be read (pcre:, ldap:, mysql:, ...) makes the
  *	restriction that names it undecided, never safe.
@@ -763,7 +763,22 @@ static void domain_words(struct reader *rd, const char *name, char ***list, size
 	}
 }
 
-/* style_networks - what mynetworks_style (host, subnet) gives on this host. */
+struct cidr audit_style_network(const char *style, const struct host_network *hn)
+{
+	if (strcmp(style, "host") == 0)
+		return (struct cidr){hn->addr, hn->addr.family == AF_INET ? 32 : 128};
+	/* class: the interface's whole class A, B or C network, so a public
+	 * address trusts its provider's /8 or /16; IPv6 has no classes and
+	 * Postfix takes the subnet, as for anything else */
+	if (strcmp(style, "class") != 0 || hn->addr.family != AF_INET || hn->addr.addr[0] >= 224)
+		return hn->cidr;
+	unsigned bytes = hn->addr.addr[0] < 128 ? 1 : hn->addr.addr[0] < 192 ? 2 : 3;
+	struct cidr c = {hn->addr, bytes * 8};
+	memset(c.net.addr + bytes, 0, sizeof(c.net.addr) - bytes);
+	return c;
+}
+
+/* style_networks - what mynetworks_style gives on this host. */
 static void style_networks(struct reader *rd, struct strbuf *sb)
 {
 	const char *style = param(rd, "mynetworks_style");
@@ -772,9 +787,7 @@ static void style_networks(struct reader *rd, struct strbuf *sb)
 	strbuf_puts(sb, "127.0.0.0/8 [::1]/128");
 	for (size_t k = 0; k < nhn; k++) {
 		char text[80];
-		struct cidr c = hn[k].cidr;
-		if (strcmp(style, "host") == 0)
-			c = (struct cidr){hn[k].addr, hn[k].addr.family == AF_INET ? 32 : 128};
+		struct cidr c = audit_style_network(style, &hn[k]);
 		cidr_format(&c, text, sizeof(text));
 		strbuf_printf(sb, " %s", text);
 	}

@@ -369,6 +369,34 @@ static void test_explain(void)
 	test_explain_login();
 }
 
+/* mynetworks_style: what Postfix trusts for one interface when mynetworks is unset. */
+static const struct {
+	int line;
+	const char *style, *addr, *subnet, *want;
+} style_rows[] = {
+	{__LINE__, "host", "192.0.2.7", "192.0.2.0/28", "192.0.2.7/32"},
+	{__LINE__, "subnet", "192.0.2.7", "192.0.2.0/28", "192.0.2.0/28"},
+	/* class: the whole class A, B or C network, whatever the netmask */
+	{__LINE__, "class", "20.1.2.3", "20.1.2.0/24", "20.0.0.0/8"},
+	{__LINE__, "class", "172.17.0.2", "172.17.0.0/24", "172.17.0.0/16"},
+	{__LINE__, "class", "192.0.2.7", "192.0.2.0/28", "192.0.2.0/24"},
+	{__LINE__, "class", "2001:db8::5", "[2001:db8::]/64", "[2001:db8::]/64"},
+	{__LINE__, "host", "2001:db8::5", "[2001:db8::]/64", "[2001:db8::5]/128"},
+};
+
+static void test_mynetworks_style(void)
+{
+	for (size_t i = 0; i < RG_ARRAY_LEN(style_rows); i++) {
+		struct host_network hn = {0};
+		char err[128], text[80];
+		CHECK_AT(style_rows[i].line, ip_parse(style_rows[i].addr, &hn.addr) &&
+			 cidr_parse(style_rows[i].subnet, &hn.cidr, err, sizeof(err)), "row");
+		struct cidr c = audit_style_network(style_rows[i].style, &hn);
+		cidr_format(&c, text, sizeof(text));
+		CHECK_STR_AT(style_rows[i].line, text, style_rows[i].want, style_rows[i].style);
+	}
+}
+
 /* The JSON output is one object and carries every service. */
 static void test_json(void)
 {
@@ -398,5 +426,6 @@ int main(void)
 	test_relayguard_rows();
 	test_explain();
 	test_json();
+	test_mynetworks_style();
 	return check_summary("audit");
 }
