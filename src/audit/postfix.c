@@ -1187,13 +1187,19 @@ static void overlap_findings(struct reader *rd)
 					  cfg->relay_domains[k]);
 }
 
-/* routing_finding - allow_untrusted_routing = yes honours user%victim@relay-domain. */
+/* routing_finding - allow_untrusted_routing = yes honours user%victim@relay-domain:
+ * open when a relay domain takes any recipient (no relay_recipient_maps), as a
+ * probe aimed at that domain sees it relayed. */
 static void routing_finding(struct reader *rd)
 {
 	if (!param_yes(rd, "allow_untrusted_routing"))
 		return;
+	const struct config *cfg = &rd->m->cfg;
+	bool open = cfg->relay_domains != NULL && cfg->relay_domains[0] != NULL &&
+		    (cfg->relay_recipient_maps == NULL || cfg->relay_recipient_maps[0] == NULL);
 	audit_add_finding(&rd->findings, &rd->n_findings, "allow-untrusted-routing",
-			  SEV_SUSPICIOUS, NULL, "allow_untrusted_routing = no (the default)",
+			  open ? SEV_OPEN : SEV_SUSPICIOUS, NULL,
+			  "allow_untrusted_routing = no (the default)",
 			  "allow_untrusted_routing = yes: user%%victim@your-relay-domain is "
 			  "an authorised destination and gets forwarded (relayguard's resolver "
 			  "never honours it, so the tests here do not show it)");
@@ -1230,12 +1236,12 @@ struct audit_model *audit_model_from_postfix(const char *dir, char *err, size_t 
 	networks(rd);
 	m->cfg.local_recipient_maps = recipient_maps(rd, "local_recipient_maps", true);
 	m->cfg.relay_recipient_maps = recipient_maps(rd, "relay_recipient_maps", true);
+	routing_finding(rd);
 	/* a login table we cannot read: each login owns the address it is named after
 	 * (only the authenticated class depends on it) */
 	m->cfg.smtpd_sender_login_maps = recipient_maps(rd, "smtpd_sender_login_maps", false);
 	forward_findings(rd, "virtual_alias_maps", false);
 	forward_findings(rd, "alias_maps", true);
-	routing_finding(rd);
 	size_t ns = 0;
 	struct pf_service *svcs = read_master(rd, &ns, err, errlen);
 	if (svcs == NULL)

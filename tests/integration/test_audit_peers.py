@@ -264,6 +264,8 @@ FIXTURE_ROWS = (
     ('partner-sender', ('--domain', 'partner.example'), [('open', 'open')], None),
     ('partner-helo', ('--helo', 'mail.partner.example'), [('open', 'open')], None),
     ('policy-service', (), [('undecided', 'undecided')], None),
+    # aimed at the relay domain, the probe's routed forms are forwarded
+    ('untrusted-routing', ('--domain', 'example.org'), [('open', 'open')], None),
     # in the lab the submission service listens on a port of its own, without
     # the name the audit knows a submission service by: see docs/audit.md
     ('submission-nosasl', (), [('closed', 'closed')] * 2, None),

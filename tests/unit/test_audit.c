@@ -71,6 +71,8 @@ static const struct pf_row pf_rows[] = {
 	{__LINE__, "permit-first", AV_CLOSED, "permit-before-reject_unauth_destination", "", "", 1},
 	{__LINE__, "relay-public-suffix", AV_OPEN, "relay-domains-public-suffix", "", "", 1},
 	{__LINE__, "relay-overlap", AV_SUSPICIOUS, "relay-domains-overlap-local", "", "", 1},
+	/* relaytest%example.net@example.org is taken for the relay domain and forwarded */
+	{__LINE__, "untrusted-routing", AV_OPEN, "allow-untrusted-routing", "", "", 1},
 	{__LINE__, "submission-permit", AV_CLOSED, "permit-before-reject_unauth_destination", "",
 	 "", 2},
 	{__LINE__, "submission-nosasl", AV_SUSPICIOUS, "submission-without-sasl", "", "", 2},
