@@ -916,22 +916,27 @@ static const char *step_result(const struct audit_model *m, const struct audit_i
 	return result_name(&d, one.name);
 }
 
-/* trace - each list in order, each item until one decides, until a reject. */
-static void trace(const struct audit_model *m, const struct audit_service *s,
-		  const struct policy_request *pr, struct audit_explain *e)
+/* trace - each list in order, each item until one decides, until a reject;
+ * returns how many steps came from the lists a submission port runs at MAIL. */
+static size_t trace(const struct audit_model *m, const struct audit_service *s,
+		    const struct policy_request *pr, struct audit_explain *e)
 {
 	struct request q = {pr->client, pr->sender_res, pr->sender, pr->rcpt_res};
+	size_t at_mail = 0;
 	for (size_t l = 0; l < AL_COUNT; l++) {
+		if (l == AL_RELAY)
+			at_mail = e->n_steps;
 		for (size_t k = 0; k < s->lists[l].n && e->n_steps < AUDIT_TRACE_MAX; k++) {
 			const struct audit_item *it = &s->lists[l].items[k];
 			const char *res = step_result(m, it, pr, &q);
 			e->steps[e->n_steps++] = (struct audit_step){s->lists[l].param, it->text, res};
 			if (strcmp(res, "REJECT") == 0 || strcmp(res, "DEFER") == 0)
-				return;
+				return l < AL_RELAY ? e->n_steps : at_mail;
 			if (strcmp(res, "OK") == 0)
 				break;
 		}
 	}
+	return at_mail;
 }
 
 /* explain_expansion - where an accepted recipient's mail really goes: the
@@ -961,18 +966,23 @@ bool audit_explain(const struct audit_model *m, size_t svc, const struct audit_r
 {
 	const struct audit_service *s = &m->services[svc];
 	memset(e, 0, sizeof(*e));
+	e->syntax_ok = true;
 	struct policy_client client = {.name = "unknown", .helo = rq->helo,
 				       .sasl_authenticated = rq->login != NULL,
 				       .sasl_username = rq->login, .submission = s->submission,
 				       .ip_text = rq->client_ip};
 	if (!ip_parse(rq->client_ip, &client.ip))
 		return false;
+	if (rq->login != NULL && !s->sasl) { /* the session answers AUTH so */
+		e->auth_refused = true;
+		snprintf(e->error, sizeof(e->error), "503 5.5.1 Error: authentication not enabled");
+		return true;
+	}
 	struct rg_ip local;
 	bool have_ip = ip_parse(s->ip, &local);
 	struct addr_domains dom;
 	policy_domains(&m->cfg, have_ip ? &local : NULL, have_ip ? 1 : 0, &dom);
 	struct address from, to;
-	e->syntax_ok = true;
 	if (!parse_path(rq->from, &from) || !parse_path(rq->to, &to)) {
 		e->syntax_ok = false;
 		snprintf(e->error, sizeof(e->error), "501 5.1.3 Bad %s address syntax",
@@ -983,12 +993,16 @@ bool audit_explain(const struct audit_model *m, size_t svc, const struct audit_r
 	address_resolve(&to, &dom, &e->rcpt_res);
 	e->routing = to.routing;
 	struct policy_request pr = {&client, &from, &to, &e->sender_res, &e->rcpt_res, SPF_NONE};
-	trace(m, s, &pr, e);
+	size_t mail_steps = trace(m, s, &pr, e);
 	/* MAIL first, as the session does: a refusal there is the reply */
 	struct policy_request at_mail = {&client, &from, NULL, &e->sender_res, NULL, SPF_NONE};
 	e->undecided = !decide(m, s, &at_mail, &e->decision);
 	e->at_mail = !e->undecided && e->decision.action != POLICY_ACCEPT;
 	if (e->at_mail) {
+		/* the lists a session never reached are not shown: at MAIL a
+		 * submission port runs its client, HELO and sender lists, an MTA
+		 * port only the sender-ownership check */
+		e->n_steps = s->submission ? mail_steps : 0;
 		session_reply(s, &at_mail, &e->decision);
 		return true;
 	}

@@ -111,6 +111,9 @@ struct audit_model *audit_model_from_config(const struct config *cfg);
 /* A model of the Postfix configuration in DIR (main.cf, master.cf); NULL with
  * err filled when main.cf cannot be read (exit 78). */
 struct audit_model *audit_model_from_postfix(const char *dir, char *err, size_t errlen);
+/* The network Postfix's mynetworks_style (host, subnet, class) trusts for one
+ * of the host's interfaces; postfix.c reads them when mynetworks is unset. */
+struct cidr audit_style_network(const char *style, const struct host_network *hn);
 void audit_model_free(struct audit_model *m);
 
 /* model helpers shared by the readers */
@@ -198,11 +201,12 @@ struct audit_step {
 
 struct audit_explain {
 	bool syntax_ok;          /* both paths parsed */
-	char error[256];         /* when not: the 501 reply the server gives */
+	bool auth_refused;       /* --login where AUTH is not offered: no session gets there */
+	char error[256];         /* either way: the reply the server gives (501, 503) */
 	struct addr_resolution sender_res, rcpt_res;
 	unsigned routing;        /* ROUTE_* of the recipient */
 	struct audit_step steps[AUDIT_TRACE_MAX];
-	size_t n_steps;
+	size_t n_steps;          /* only what the session evaluates before it decides */
 	struct policy_decision decision;
 	bool at_mail;            /* refused at MAIL FROM (the RCPT is never reached) */
 	bool undecided;

@@ -193,7 +193,7 @@ void audit_print_json(const struct audit_report *r, struct strbuf *out)
 /* action_name - accept, reject, defer or undecided. */
 static const char *action_name(const struct audit_explain *e)
 {
-	if (!e->syntax_ok)
+	if (!e->syntax_ok || e->auth_refused)
 		return "reject";
 	if (e->undecided)
 		return "undecided";
@@ -227,7 +227,7 @@ void audit_explain_text(const struct audit_model *m, size_t svc, const struct au
 	strbuf_printf(out, "service:   %s\nclient:    %s%s%s%s%s\n", m->services[svc].name,
 		      rq->client_ip, rq->helo ? " HELO " : "", rq->helo ? rq->helo : "",
 		      rq->login ? " login " : "", rq->login ? rq->login : "");
-	if (!e->syntax_ok) {
+	if (!e->syntax_ok || e->auth_refused) {
 		strbuf_printf(out, "reply:     %s\ndecision:  reject\n", e->error);
 		return;
 	}
@@ -264,7 +264,7 @@ void audit_explain_json(const struct audit_model *m, size_t svc, const struct au
 	json_field(out, "from", rq->from, false);
 	json_field(out, "to", rq->to, false);
 	json_field(out, "decision", action_name(e), false);
-	if (!e->syntax_ok) {
+	if (!e->syntax_ok || e->auth_refused) {
 		json_field(out, "reply", e->error, false);
 		strbuf_puts(out, "}\n");
 		return;

@@ -8,7 +8,7 @@
  *	restriction classes where a list names them, applies each smtpd
  *	service's -o overrides, and Postfix's defaults for the parameters that decide relaying
  *	(those that changed with compatibility_level: smtpd_relay_restrictions,
- *	relay_domains, mynetworks_style). Tables are read from their source files
+ *	relay_domains, mynetworks_style: host, subnet or class). Tables are read from their source files
  *	(hash:/x reads /x as postmap does; inline:, cidr:, texthash: as they are);
  *	a table type that cannot be read (pcre:, ldap:, mysql:, ...) makes the
  *	restriction that names it undecided, never safe.
@@ -763,7 +763,22 @@ static void domain_words(struct reader *rd, const char *name, char ***list, size
 	}
 }
 
-/* style_networks - what mynetworks_style (host, subnet) gives on this host. */
+struct cidr audit_style_network(const char *style, const struct host_network *hn)
+{
+	if (strcmp(style, "host") == 0)
+		return (struct cidr){hn->addr, hn->addr.family == AF_INET ? 32 : 128};
+	/* class: the interface's whole class A, B or C network, so a public
+	 * address trusts its provider's /8 or /16; IPv6 has no classes and
+	 * Postfix takes the subnet, as for anything else */
+	if (strcmp(style, "class") != 0 || hn->addr.family != AF_INET || hn->addr.addr[0] >= 224)
+		return hn->cidr;
+	unsigned bytes = hn->addr.addr[0] < 128 ? 1 : hn->addr.addr[0] < 192 ? 2 : 3;
+	struct cidr c = {hn->addr, bytes * 8};
+	memset(c.net.addr + bytes, 0, sizeof(c.net.addr) - bytes);
+	return c;
+}
+
+/* style_networks - what mynetworks_style gives on this host. */
 static void style_networks(struct reader *rd, struct strbuf *sb)
 {
 	const char *style = param(rd, "mynetworks_style");
@@ -772,9 +787,7 @@ static void style_networks(struct reader *rd, struct strbuf *sb)
 	strbuf_puts(sb, "127.0.0.0/8 [::1]/128");
 	for (size_t k = 0; k < nhn; k++) {
 		char text[80];
-		struct cidr c = hn[k].cidr;
-		if (strcmp(style, "host") == 0)
-			c = (struct cidr){hn[k].addr, hn[k].addr.family == AF_INET ? 32 : 128};
+		struct cidr c = audit_style_network(style, &hn[k]);
 		cidr_format(&c, text, sizeof(text));
 		strbuf_printf(sb, " %s", text);
 	}
@@ -1174,13 +1187,19 @@ static void overlap_findings(struct reader *rd)
 					  cfg->relay_domains[k]);
 }
 
-/* routing_finding - allow_untrusted_routing = yes honours user%victim@relay-domain. */
+/* routing_finding - allow_untrusted_routing = yes honours user%victim@relay-domain:
+ * open when a relay domain takes any recipient (no relay_recipient_maps), as a
+ * probe aimed at that domain sees it relayed. */
 static void routing_finding(struct reader *rd)
 {
 	if (!param_yes(rd, "allow_untrusted_routing"))
 		return;
+	const struct config *cfg = &rd->m->cfg;
+	bool open = cfg->relay_domains != NULL && cfg->relay_domains[0] != NULL &&
+		    (cfg->relay_recipient_maps == NULL || cfg->relay_recipient_maps[0] == NULL);
 	audit_add_finding(&rd->findings, &rd->n_findings, "allow-untrusted-routing",
-			  SEV_SUSPICIOUS, NULL, "allow_untrusted_routing = no (the default)",
+			  open ? SEV_OPEN : SEV_SUSPICIOUS, NULL,
+			  "allow_untrusted_routing = no (the default)",
 			  "allow_untrusted_routing = yes: user%%victim@your-relay-domain is "
 			  "an authorised destination and gets forwarded (relayguard's resolver "
 			  "never honours it, so the tests here do not show it)");
@@ -1217,12 +1236,12 @@ struct audit_model *audit_model_from_postfix(const char *dir, char *err, size_t 
 	networks(rd);
 	m->cfg.local_recipient_maps = recipient_maps(rd, "local_recipient_maps", true);
 	m->cfg.relay_recipient_maps = recipient_maps(rd, "relay_recipient_maps", true);
+	routing_finding(rd);
 	/* a login table we cannot read: each login owns the address it is named after
 	 * (only the authenticated class depends on it) */
 	m->cfg.smtpd_sender_login_maps = recipient_maps(rd, "smtpd_sender_login_maps", false);
 	forward_findings(rd, "virtual_alias_maps", false);
 	forward_findings(rd, "alias_maps", true);
-	routing_finding(rd);
 	size_t ns = 0;
 	struct pf_service *svcs = read_master(rd, &ns, err, errlen);
 	if (svcs == NULL)

@@ -182,7 +182,8 @@ int explain_main(int argc, char **argv)
 		else
 			audit_explain_text(m, svc, &rq, e, &sb);
 		emit(&sb);
-		rc = !e->syntax_ok ? 1 : e->undecided ? 2 : e->decision.action == POLICY_ACCEPT ? 0 : 1;
+		bool refused = !e->syntax_ok || e->auth_refused; /* before MAIL */
+		rc = refused ? 1 : e->undecided ? 2 : e->decision.action == POLICY_ACCEPT ? 0 : 1;
 	}
 	free(e);
 	audit_model_free(m);

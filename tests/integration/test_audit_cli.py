@@ -75,6 +75,32 @@ class AuditCli(unittest.TestCase):
                              '--to', 'c@d.example')[0], 64)
         self.assertEqual(run('explain', '--from', 'a@b.example')[0], 64)
 
+    def test_explain_login_and_helo(self):
+        # AUTH is off by default: a login the server would never accept is not
+        # assumed; the answer is the server's reply to AUTH
+        rc, out, _ = run('explain', '--client', '203.0.113.9', '--login', 'bob',
+                         '--from', 'bob@localhost', '--to', 'victim@example.net', '--json')
+        obj = json.loads(out)
+        self.assertEqual((rc, obj['decision'], obj['reply']),
+                         (1, 'reject', '503 5.5.1 Error: authentication not enabled'))
+        passwd = self.config('')
+        conf = self.config('smtpd_sasl_auth_enable = yes\nsmtpd_sasl_path = %s\n' % passwd)
+        rc, out, _ = run('explain', '-c', conf, '--client', '203.0.113.9', '--helo',
+                         'mail.example.org', '--login', 'a@example.net', '--from',
+                         'a@example.net', '--to', 'victim@example.net')
+        self.assertEqual(rc, 0, out)
+        self.assertIn('client:    203.0.113.9 HELO mail.example.org login a@example.net', out)
+        self.assertRegex(out, r'smtpd_relay_restrictions +permit_sasl_authenticated +OK')
+        self.assertIn('decided by: permit_sasl_authenticated in smtpd_relay_restrictions', out)
+        # a login that does not own the sender is refused at MAIL: the relay
+        # list is never reached, so no step of it is shown
+        rc, out, _ = run('explain', '-c', conf, '--client', '203.0.113.9', '--login', 'bob',
+                         '--from', 'a@example.net', '--to', 'victim@example.net', '--json')
+        obj = json.loads(out)
+        self.assertEqual((rc, obj['stage'], obj['steps']), (1, 'MAIL', []), obj)
+        self.assertEqual(obj['reply'], '553 5.7.1 <a@example.net>: Sender address rejected: '
+                                       'not owned by user bob')
+
 
 if __name__ == '__main__':
     unittest.main()

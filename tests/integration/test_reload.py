@@ -136,6 +136,16 @@ class Reload(unittest.TestCase):
             self.assertEqual(new_session_rcpt(srv.port, UNTRUSTED), RELAY_DENIED)
             self.assertTrue(srv.alive())
 
+    def test_selftest_warn_takes_an_open_relay_loudly_on_reload(self):
+        with Server() as srv:
+            rewrite(srv, {'mynetworks': '0.0.0.0/0', 'relay_selftest': 'warn'})
+            log = hup(srv)
+            self.assertRegex(log, r'open-relay-risk selftest=relayed')
+            self.assertTrue(any('plain (third-party relay)' in l and 'open-relay-risk' in l
+                                for l in log.splitlines()), log)
+            self.assertNotIn('reload-refused', log)
+            self.assertEqual(new_session_rcpt(srv.port, UNTRUSTED), 250)  # as it warned
+
     def test_changed_listener_needs_a_restart(self):
         with Server() as srv:
             other = free_port()

@@ -71,6 +71,8 @@ static const struct pf_row pf_rows[] = {
 	{__LINE__, "permit-first", AV_CLOSED, "permit-before-reject_unauth_destination", "", "", 1},
 	{__LINE__, "relay-public-suffix", AV_OPEN, "relay-domains-public-suffix", "", "", 1},
 	{__LINE__, "relay-overlap", AV_SUSPICIOUS, "relay-domains-overlap-local", "", "", 1},
+	/* relaytest%example.net@example.org is taken for the relay domain and forwarded */
+	{__LINE__, "untrusted-routing", AV_OPEN, "allow-untrusted-routing", "", "", 1},
 	{__LINE__, "submission-permit", AV_CLOSED, "permit-before-reject_unauth_destination", "",
 	 "", 2},
 	{__LINE__, "submission-nosasl", AV_SUSPICIOUS, "submission-without-sasl", "", "", 2},
@@ -315,6 +317,31 @@ static const struct ex_row ex_rows[] = {
 	 "reject_unlisted_recipient", 3, "DUNNO"},
 };
 
+/* explain_login - a login is only what the server allows: no AUTH offered,
+ * no login (the reply to AUTH); a login that does not own the sender is
+ * refused at MAIL, before any relay restriction is evaluated. */
+static void test_explain_login(void)
+{
+	char *errors = NULL;
+	struct config *cfg = config_load(NULL, &errors);
+	free(errors);
+	struct audit_model *m = audit_model_from_config(cfg);
+	struct audit_request rq = {"203.0.113.9", NULL, "bob", "bob@localhost", "v@example.net"};
+	struct audit_explain e;
+	CHECK(audit_explain(m, 0, &rq, &e) && e.auth_refused, "AUTH is not offered by default");
+	CHECK_STR_AT(__LINE__, e.error, "503 5.5.1 Error: authentication not enabled",
+		     "the reply to AUTH");
+	audit_model_free(m);
+	cfg->smtpd_sasl_auth_enable = true;
+	m = audit_model_from_config(cfg);
+	CHECK(audit_explain(m, 0, &rq, &e) && !e.auth_refused, "AUTH offered");
+	rq.from = "a@example.net";
+	CHECK(audit_explain(m, 0, &rq, &e) && e.at_mail, "bob does not own a@example.net");
+	CHECK(e.n_steps == 0, "%zu relay steps shown for a session refused at MAIL", e.n_steps);
+	audit_model_free(m);
+	config_free(cfg);
+}
+
 static void test_explain(void)
 {
 	char *errors = NULL;
@@ -341,6 +368,35 @@ static void test_explain(void)
 	CHECK(audit_explain(m, 0, &syn, &e) && !e.syntax_ok, "bad recipient syntax");
 	audit_model_free(m);
 	config_free(cfg);
+	test_explain_login();
+}
+
+/* mynetworks_style: what Postfix trusts for one interface when mynetworks is unset. */
+static const struct {
+	int line;
+	const char *style, *addr, *subnet, *want;
+} style_rows[] = {
+	{__LINE__, "host", "192.0.2.7", "192.0.2.0/28", "192.0.2.7/32"},
+	{__LINE__, "subnet", "192.0.2.7", "192.0.2.0/28", "192.0.2.0/28"},
+	/* class: the whole class A, B or C network, whatever the netmask */
+	{__LINE__, "class", "20.1.2.3", "20.1.2.0/24", "20.0.0.0/8"},
+	{__LINE__, "class", "172.17.0.2", "172.17.0.0/24", "172.17.0.0/16"},
+	{__LINE__, "class", "192.0.2.7", "192.0.2.0/28", "192.0.2.0/24"},
+	{__LINE__, "class", "2001:db8::5", "[2001:db8::]/64", "[2001:db8::]/64"},
+	{__LINE__, "host", "2001:db8::5", "[2001:db8::]/64", "[2001:db8::5]/128"},
+};
+
+static void test_mynetworks_style(void)
+{
+	for (size_t i = 0; i < RG_ARRAY_LEN(style_rows); i++) {
+		struct host_network hn = {0};
+		char err[128], text[80];
+		CHECK_AT(style_rows[i].line, ip_parse(style_rows[i].addr, &hn.addr) &&
+			 cidr_parse(style_rows[i].subnet, &hn.cidr, err, sizeof(err)), "row");
+		struct cidr c = audit_style_network(style_rows[i].style, &hn);
+		cidr_format(&c, text, sizeof(text));
+		CHECK_STR_AT(style_rows[i].line, text, style_rows[i].want, style_rows[i].style);
+	}
 }
 
 /* The JSON output is one object and carries every service. */
@@ -372,5 +428,6 @@ int main(void)
 	test_relayguard_rows();
 	test_explain();
 	test_json();
+	test_mynetworks_style();
 	return check_summary("audit");
 }
