@@ -248,6 +248,14 @@ static const struct rg_row rg_rows[] = {
 	/* a trusted network holding the documentation range: the stranger is elsewhere */
 	{__LINE__, "mynetworks = 127.0.0.0/8 203.0.113.0/24\n", AV_CLOSED, ""},
 	{__LINE__, "mynetworks = 127.0.0.0/8 192.0.0.0/2\n", AV_OPEN, "plain"},
+	/* a provider's class A or B (mynetworks_style = class on a public address) */
+	{__LINE__, "mynetworks = 127.0.0.0/8 20.0.0.0/8\n", AV_SUSPICIOUS, ""},
+	{__LINE__, "mynetworks = 127.0.0.0/8 151.101.0.0/16\n", AV_SUSPICIOUS, ""},
+	{__LINE__, "mynetworks = 127.0.0.0/8 [2a00:1450::]/32\n", AV_SUSPICIOUS, ""},
+	/* a site's own networks: private, or public and small */
+	{__LINE__, "mynetworks = 127.0.0.0/8 10.0.0.0/8 192.168.0.0/16\n", AV_CLOSED, ""},
+	{__LINE__, "mynetworks = 127.0.0.0/8 151.101.64.0/18 [2a00:1450:4001::]/48\n", AV_CLOSED,
+	 ""},
 	/* a client table trusting half the Internet: strangers in 0/2 and 64/2 relay */
 	{__LINE__, "smtpd_relay_restrictions = permit_mynetworks, check_client_access "
 		   "cidr:/tmp/rg-audit-half.cidr, reject_unauth_destination\n", AV_OPEN, "plain"},
