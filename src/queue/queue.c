@@ -68,6 +68,31 @@ struct queue_spool {
 };
 static const char *const subdirs[] = {"tmp", "active", "deferred", "corrupt", "hold"};
 
+/* The last id given out; new ones are strictly greater. */
+static pthread_mutex_t id_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned long long id_last;
+
+/* seed_ids - no new id may equal one still in the queue, even when the
+ * clock went back since an earlier run wrote it: deferred/ID moved back to
+ * active/ would replace a new active/ID. The ids start above the largest. */
+static void seed_ids(const char *dir)
+{
+	for (size_t i = 0; i < RG_ARRAY_LEN(subdirs); i++) {
+		char *p = xasprintf("%s/%s", dir, subdirs[i]);
+		DIR *d = opendir(p);
+		free(p);
+		for (struct dirent *e; d != NULL && (e = readdir(d)) != NULL;) {
+			char *end;
+			unsigned long long v = strtoull(e->d_name, &end, 16);
+			size_t digits = (size_t)(end - e->d_name);
+			if (digits >= 16 && digits <= QUEUE_ID_LEN && v > id_last)
+				id_last = v;
+		}
+		if (d != NULL)
+			closedir(d);
+	}
+}
+
 bool queue_init(const char *dir, char *err, size_t errlen)
 {
 	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
@@ -95,22 +120,23 @@ bool queue_init(const char *dir, char *err, size_t errlen)
 			 dir, errno == EWOULDBLOCK ? "" : " (cannot lock it)");
 		return false;
 	}
+	pthread_mutex_lock(&id_lock);
+	seed_ids(dir);
+	pthread_mutex_unlock(&id_lock);
 	return true;
 }
 
 void queue_new_id(char out[QUEUE_ID_LEN + 1])
 {
-	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-	static unsigned long long last;
 	struct timeval tv;
 	gettimeofday(&tv, NULL);
 	unsigned long long now = (unsigned long long)tv.tv_sec * 1000000ull +
 				 (unsigned long long)tv.tv_usec;
-	pthread_mutex_lock(&lock);
-	if (now <= last)
-		now = last + 1; /* strictly increasing, hence unique in this process */
-	last = now;
-	pthread_mutex_unlock(&lock);
+	pthread_mutex_lock(&id_lock);
+	if (now <= id_last)
+		now = id_last + 1; /* strictly increasing: unique in this queue */
+	id_last = now;
+	pthread_mutex_unlock(&id_lock);
 	snprintf(out, QUEUE_ID_LEN + 1, "%016llX", now);
 }
 

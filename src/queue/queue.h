@@ -73,7 +73,8 @@ struct queue_msg {
 /* Create the directories (mode 0700) and hold dir open (basedir.h): call it
  * before dropping privileges. Every other function works relative to it. */
 bool queue_init(const char *dir, char *err, size_t errlen);
-/* A new unique id: time-ordered, 16 upper-case hex digits. */
+/* A new unique id: time-ordered, 16 upper-case hex digits, above every id in
+ * the queue when queue_init ran (so a clock set back cannot repeat one). */
 void queue_new_id(char out[QUEUE_ID_LEN + 1]);
 
 void queue_msg_add_rcpt(struct queue_msg *m, const char *orig, const char *local,

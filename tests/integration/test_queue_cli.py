@@ -241,6 +241,21 @@ class Changes(QueueCliCase):
         self.assertEqual(listed_ids(self.cli_ok('list').stdout), [a])
 
 
+class Ids(QueueCliCase):
+    def test_new_ids_start_above_every_id_in_the_queue(self):
+        """A clock set back since an earlier run must not repeat an id still
+        queued: deferred/ID moved back to active/ would replace the new one."""
+        self.srv.stop()
+        ahead = '%016X' % (int((time.time() + 86400) * 1e6))  # written "tomorrow"
+        path = os.path.join(self.srv.queue_dir, 'deferred', ahead)
+        with open(path, 'w') as f:
+            f.write('not a queue file\n')
+        os.chmod(path, 0o600)
+        self.srv.start()
+        qid = send(self.srv)
+        self.assertGreater(int(qid, 16), int(ahead, 16), (qid, ahead))
+
+
 class BadRequests(QueueCliCase):
     def test_bad_ids_are_usage_errors(self):
         send(self.srv)
