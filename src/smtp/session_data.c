@@ -709,6 +709,7 @@ static void data_finished(struct session *s)
 		session_shutdown(s);
 		return;
 	}
-	bufferevent_enable(s->bev, EV_WRITE);
+	if (!(bufferevent_get_enabled(s->bev) & EV_WRITE))
+		bufferevent_enable(s->bev, EV_WRITE); /* else: two epoll_ctl calls and a wake-up for nothing */
 	session_resume_reading(s);
 }

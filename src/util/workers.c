@@ -105,6 +105,7 @@ static void run_finished(struct workers *w)
 	pthread_mutex_lock(&w->lock);
 	struct job *j = list_take_all(&w->finished);
 	pthread_mutex_unlock(&w->lock);
+	log_hold(); /* the batch's lines in one write */
 	while (j != NULL) {
 		struct job *next = j->next;
 		w->pending--;
@@ -113,6 +114,7 @@ static void run_finished(struct workers *w)
 		free(j);
 		j = next;
 	}
+	log_release();
 }
 
 static void on_pipe(evutil_socket_t fd, short what, void *arg)
