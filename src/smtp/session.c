@@ -1243,19 +1243,20 @@ static void sock_read(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	size_t want = INPUT_HIGH_WATER - held < READ_CHUNK ? INPUT_HIGH_WATER - held : READ_CHUNK;
-	struct evbuffer_iovec v;
-	ssize_t n = -1;
-	evbuffer_unfreeze(in, 0); /* the bufferevent keeps its input's end frozen */
-	if (evbuffer_reserve_space(in, (ev_ssize_t)want, &v, 1) == 1) {
-		n = recv(fd, v.iov_base, v.iov_len < want ? v.iov_len : want, 0);
-		if (n > 0) {
-			v.iov_len = (size_t)n;
-			evbuffer_commit_space(in, &v, 1);
-		}
-	}
-	evbuffer_freeze(in, 0);
+	/* into one buffer of the loop's, then only what came into the session's
+	 * input: a client that sends half a line and waits holds what it sent,
+	 * not a 64 KiB reservation (1000 such sessions would hold 128 MiB) */
+	static char buf[READ_CHUNK];
+	ssize_t n = recv(fd, buf, want, 0);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-		return; /* the reservation is simply not committed */
+		return;
+	if (n > 0) {
+		evbuffer_unfreeze(in, 0); /* the bufferevent keeps its input's end frozen */
+		int added = evbuffer_add(in, buf, (size_t)n);
+		evbuffer_freeze(in, 0);
+		if (added != 0)
+			n = -1; /* out of memory: as a read error */
+	}
 	if (n <= 0) {
 		event_del(s->read_ev);
 		on_event(s->bev, BEV_EVENT_READING | (n == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR), s);
