@@ -6,7 +6,7 @@
  * deliveries and finishes the queue files. Under load this is group commit:
  * one directory fsync serves every message that landed in that Maildir.
  *
- * Delivery at acceptance (local_deliver_now) writes the same copies from
+ * Delivery at acceptance (local_deliver_then) writes the same copies from
  * the text in memory, before the 250, when every recipient is local: then
  * the Maildir copies are the durable ones and no queue file is written.
  *
@@ -29,6 +29,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -274,19 +275,6 @@ static bool copy_now(const struct config *cfg, const struct queue_msg *m, size_t
 					newdirlen, err, errlen);
 }
 
-/* sync_new_dirs - one dirsync per distinct new/ directory of dirs[0..n). */
-static bool sync_new_dirs(const char *base, char **dirs, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		bool seen = false;
-		for (size_t k = 0; k < i && !seen; k++)
-			seen = strcmp(dirs[k], dirs[i]) == 0;
-		if (!seen && !dirsync(base, dirs[i]))
-			return false;
-	}
-	return true;
-}
-
 /* take_back - remove the copies of a delivery at acceptance that failed
  * part-way: nothing was promised, and the message is queued or refused
  * instead, so a copy left behind would be a duplicate. */
@@ -300,30 +288,76 @@ static void take_back(struct queue_msg *m)
 	}
 }
 
-bool local_deliver_now(const struct config *cfg, struct queue_msg *m, char *err,
-		       size_t errlen)
+/* A delivery at acceptance whose new/ directories are being synced. */
+struct syncing {
+	struct queue_msg *m;
+	local_done_fn done;
+	void *arg;
+	atomic_size_t left; /* directories not yet synced */
+	atomic_int error;   /* the first failure's errno */
+};
+
+/* now_synced - one of the directories is synced (or failed); after the
+ * last, the outcome. Runs on whichever thread led the covering sync. */
+static void now_synced(void *arg, int error)
+{
+	struct syncing *y = arg;
+	int none = 0;
+	if (error != 0)
+		atomic_compare_exchange_strong(&y->error, &none, error);
+	if (atomic_fetch_sub(&y->left, 1) != 1)
+		return;
+	char err[512] = "";
+	int e = atomic_load(&y->error);
+	if (e != 0) {
+		snprintf(err, sizeof(err), "cannot sync a Maildir directory: %s", strerror(e));
+		take_back(y->m);
+	}
+	y->done(y->arg, e == 0, err);
+	free(y);
+}
+
+/* copy_all - every recipient's copy; dirs gets the distinct new/ directories. */
+static bool copy_all(const struct config *cfg, struct queue_msg *m, char **dirs, size_t *n,
+		     char *err, size_t errlen)
 {
 	char path[4096], newdir[4096];
+	for (size_t i = 0; i < m->n_rcpts; i++) {
+		if (!copy_now(cfg, m, i, path, sizeof(path), newdir, sizeof(newdir), err, errlen))
+			return false;
+		queue_rcpt_set_reply(&m->rcpts[i], path);
+		bool seen = false;
+		for (size_t k = 0; k < *n && !seen; k++)
+			seen = strcmp(dirs[k], newdir) == 0;
+		if (!seen)
+			dirs[(*n)++] = xstrdup(newdir);
+	}
+	return true;
+}
+
+void local_deliver_then(const struct config *cfg, struct queue_msg *m, local_done_fn done,
+			void *arg)
+{
+	char err[512] = "";
 	char **dirs = xcalloc(m->n_rcpts ? m->n_rcpts : 1, sizeof(*dirs));
 	size_t n = 0;
-	bool ok = true;
-	for (size_t i = 0; i < m->n_rcpts && ok; i++) {
-		ok = copy_now(cfg, m, i, path, sizeof(path), newdir, sizeof(newdir), err, errlen);
-		if (ok) {
-			queue_rcpt_set_reply(&m->rcpts[i], path);
-			dirs[n++] = xstrdup(newdir);
-		}
-	}
-	if (ok && !sync_new_dirs(cfg->virtual_mailbox_base, dirs, n)) {
-		snprintf(err, errlen, "cannot sync a Maildir directory: %s", strerror(errno));
-		ok = false;
+	bool ok = copy_all(cfg, m, dirs, &n, err, sizeof(err));
+	if (!ok || n == 0) {
+		if (!ok)
+			take_back(m);
+		done(arg, ok, err);
+	} else {
+		struct syncing *y = xcalloc(1, sizeof(*y));
+		*y = (struct syncing){.m = m, .done = done, .arg = arg};
+		atomic_init(&y->left, n);
+		atomic_init(&y->error, 0);
+		/* y, m and arg may be gone once the last of these returns */
+		for (size_t i = 0; i < n; i++)
+			dirsync_then(cfg->virtual_mailbox_base, dirs[i], now_synced, y);
 	}
 	for (size_t i = 0; i < n; i++)
 		free(dirs[i]);
 	free(dirs);
-	if (!ok)
-		take_back(m);
-	return ok;
 }
 
 /* At most this many Maildirs are walked at start: the walk must end. */

@@ -26,12 +26,16 @@ void local_deliver_batch(const struct config *cfg, struct delivery **reqs, size_
 /* Worker thread, at commit (delivery at acceptance): write every recipient
  * of m (all routed to local delivery; the text in m->body) to its Maildir
  * before the client hears 250: each copy written and fsync'd under its
- * queued name, linked (or renamed) into new/, then each new/ synced once. On success
- * each recipient's last_reply holds its mailbox file. On failure nothing
- * was promised: err says why, the copies written so far are removed again,
- * and the caller queues m instead (or refuses it). */
-bool local_deliver_now(const struct config *cfg, struct queue_msg *m, char *err,
-		       size_t errlen);
+ * queued name, linked (or renamed) into new/, then each new/ synced once.
+ * done(arg, ok, err) runs when that is over: on success each recipient's
+ * last_reply holds its mailbox file; on failure nothing was promised, err
+ * says why, the copies written are removed again, and the caller queues m
+ * instead (or refuses it). done runs on this thread, or on the thread
+ * whose directory sync covered the last copy (dirsync_then): this thread
+ * does not wait for another's sync. */
+typedef void (*local_done_fn)(void *arg, bool ok, const char *err);
+void local_deliver_then(const struct config *cfg, struct queue_msg *m, local_done_fn done,
+			void *arg);
 
 /* Worker thread, at start: remove our own orphaned Maildir tmp/ files
  * written before started (a crash mid-write leaves them); logs the count. */

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,13 +88,23 @@ static bool make_maildir(int bfd, const char *base, const char *domain, const ch
 	return true;
 }
 
+/* The host name, read once: a uname(2) per copy cost more than the name
+ * is worth (it changes, if ever, with a restart). */
+static char host_name[256];
+static pthread_once_t host_once = PTHREAD_ONCE_INIT;
+
+static void host_read(void)
+{
+	if (gethostname(host_name, sizeof(host_name)) != 0)
+		rg_strlcpy(host_name, "localhost", sizeof(host_name));
+	host_name[sizeof(host_name) - 1] = '\0';
+}
+
 /* host_part - the host name with '/' and ':' escaped as Dovecot does. */
 static void host_part(char *out, size_t len)
 {
-	char host[256];
-	if (gethostname(host, sizeof(host)) != 0)
-		rg_strlcpy(host, "localhost", sizeof(host));
-	host[sizeof(host) - 1] = '\0';
+	pthread_once(&host_once, host_read);
+	const char *host = host_name;
 	size_t o = 0;
 	for (const char *p = host; *p && o + 5 < len; p++) {
 		if (*p == '/')
@@ -143,20 +154,23 @@ static ssize_t read_chunk(const struct source *src, size_t done, char *buf, size
 	return r;
 }
 
-/* write_lf - the message with CRLF turned into LF, in 64 KiB pieces (a CR at
- * the end of one piece is decided by the first byte of the next). */
-static bool write_lf(int fd, const struct source *src, size_t *written)
+/* write_lf - the lines hdr (hlen <= WRITE_HDR_MAX), then the message with
+ * CRLF turned into LF, in 64 KiB pieces (a CR at the end of one piece is
+ * decided by the first byte of the next); a small message is one write. */
+#define WRITE_HDR_MAX 2048
+static bool write_lf(int fd, const char *hdr, size_t hlen, const struct source *src,
+		     size_t *written)
 {
-	char in[65536], out[65536 + 1];
-	size_t done = 0;
+	char in[65536], out[WRITE_HDR_MAX + 65536 + 1];
+	size_t done = 0, o = hlen;
 	bool pending_cr = false;
+	memcpy(out, hdr, hlen);
 	*written = 0;
 	while (done < src->len) {
 		ssize_t n = read_chunk(src, done, in, sizeof(in));
 		if (n <= 0)
 			return false;
 		done += (size_t)n;
-		size_t o = 0;
 		for (ssize_t i = 0; i < n; i++) {
 			if (pending_cr && in[i] != '\n')
 				out[o++] = '\r'; /* a lone CR stays */
@@ -164,15 +178,17 @@ static bool write_lf(int fd, const struct source *src, size_t *written)
 			if (!pending_cr)
 				out[o++] = in[i];
 		}
+		if (pending_cr && done == src->len)
+			out[o++] = '\r'; /* a lone CR at the very end stays */
 		if (!write_out(fd, out, o))
 			return false;
 		*written += o;
+		o = 0;
 	}
-	if (pending_cr) {
-		if (!write_out(fd, "\r", 1))
-			return false;
-		*written += 1;
-	}
+	if (src->len == 0 && !write_out(fd, out, o))
+		return false;
+	*written += src->len == 0 ? o : 0;
+	*written -= hlen; /* the caller counts the lines itself */
 	return true;
 }
 
@@ -228,7 +244,7 @@ static void file_base(const struct maildir_copy *c, char *out, size_t len)
 static bool write_text(int fd, const char *hdr, size_t hlen, const struct source *src,
 		       size_t *size)
 {
-	bool ok = write_out(fd, hdr, hlen) && write_lf(fd, src, size) && fsync(fd) == 0;
+	bool ok = hlen <= WRITE_HDR_MAX && write_lf(fd, hdr, hlen, src, size) && fsync(fd) == 0;
 	*size += hlen;
 	return ok;
 }

@@ -41,7 +41,7 @@ void qmgr_submit(struct qmgr *q, struct queue_msg *m);
  * the message is not to be held (abuse control), and the job is small (at most 8 recipients, 1 MiB of copies in all).
  * Pure (reads cfg only): callable from a worker. */
 bool qmgr_direct_ok(const struct config *cfg, const struct queue_msg *m);
-/* m was delivered at acceptance (local_deliver_now): log each recipient's
+/* m was delivered at acceptance (local_deliver_then): log each recipient's
  * "delivered" line as a queued delivery would, and free m. */
 void qmgr_delivered_direct(struct qmgr *q, struct queue_msg *m);
 /* In-flow control (Postfix's in_flow_delay): call it for a message just

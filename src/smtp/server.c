@@ -481,32 +481,13 @@ static struct job *job_new(struct server *srv, struct queue_msg *m, struct queue
 	return j;
 }
 
-/* deliver_direct - all-local mail into its Maildirs now, which then hold
- * the durable copy; a failure is logged and the message is queued instead. */
-static bool deliver_direct(struct job *j)
+/* commit_queue - the message into the queue (text in memory or spooled). */
+static void commit_queue(struct job *j)
 {
-	const struct config *cfg = j->srv->cfg;
-	struct queue_msg *m = j->msg;
-	char err[512];
-	if (!qmgr_direct_ok(cfg, m))
-		return false;
-	if (local_deliver_now(cfg, m, err, sizeof(err)))
-		return true;
-	log_ev(LOG_WARNING, "direct-delivery-failed", {"session", m->session}, {"queue", m->id},
-	       {"reason", err}, {"action", "queued for delivery instead"});
-	return false;
-}
-
-static void commit_work(void *arg)
-{
-	struct job *j = arg;
 	const char *dir = j->srv->cfg->queue_directory;
 	struct queue_msg *m = j->msg;
 	if (j->spool == NULL) {
-		m->size = m->body.len;
-		j->ok = j->direct = deliver_direct(j);
-		if (!j->direct)
-			j->ok = queue_commit(dir, m, j->err, sizeof(j->err));
+		j->ok = queue_commit(dir, m, j->err, sizeof(j->err));
 		return;
 	}
 	/* the tail still in memory, then the same durability steps as queue_commit */
@@ -517,6 +498,48 @@ static void commit_work(void *arg)
 		j->ok = queue_spool_commit(dir, j->spool, m, j->err, sizeof(j->err));
 	else
 		queue_spool_abort(dir, j->spool);
+}
+
+/* A delivery at acceptance: its job and the worker's deferred hand-back. */
+struct direct {
+	struct job *j;
+	struct workers_token *token;
+};
+
+/* direct_done - the Maildir copies are durable (the 250 may go), or the
+ * delivery failed: logged, and the message is queued instead. Runs on the
+ * worker that led the covering directory sync. */
+static void direct_done(void *arg, bool ok, const char *err)
+{
+	struct direct *d = arg;
+	struct job *j = d->j;
+	j->ok = j->direct = ok;
+	if (!ok) {
+		log_ev(LOG_WARNING, "direct-delivery-failed", {"session", j->msg->session},
+		       {"queue", j->msg->id}, {"reason", err},
+		       {"action", "queued for delivery instead"});
+		commit_queue(j);
+	}
+	workers_finish(d->token);
+	free(d);
+}
+
+/* commit_work - all-local mail into its Maildirs now, which then hold the
+ * durable copy (the job is handed back when the directories are synced:
+ * this worker does not wait for a sync another one leads); else the queue. */
+static void commit_work(void *arg)
+{
+	struct job *j = arg;
+	if (j->spool == NULL)
+		j->msg->size = j->msg->body.len;
+	if (j->spool != NULL || !qmgr_direct_ok(j->srv->cfg, j->msg)) {
+		commit_queue(j);
+		return;
+	}
+	struct direct *d = xcalloc(1, sizeof(*d));
+	d->j = j;
+	d->token = workers_defer();
+	local_deliver_then(j->srv->cfg, j->msg, direct_done, d);
 }
 
 /* commit_reply - the session hears the outcome (its 250, or the 4xx). */

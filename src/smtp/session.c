@@ -41,6 +41,7 @@
 #include "util/log.h"
 #include "util/util.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <sys/socket.h>
 #include <stdio.h>
@@ -142,6 +143,14 @@ bool session_want_read(const struct session *s)
 
 void session_update_read(struct session *s)
 {
+	if (s->read_ev != NULL) {
+		struct timeval tv = {(time_t)s->cfg->smtpd_timeout, 0};
+		if (session_want_read(s) && !s->read_full)
+			event_add(s->read_ev, &tv); /* the read timeout starts again, as before */
+		else
+			event_del(s->read_ev);
+		return;
+	}
 	if (session_want_read(s))
 		bufferevent_enable(s->bev, EV_READ);
 	else
@@ -1023,7 +1032,23 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 	session_close(s);
 }
 
+static void process_input(struct session *s);
+
+/* session_process_input - the commands or message text read so far; then,
+ * if sock_read stopped at the input limit and there is room again, reading
+ * goes on (the bufferevent did the same for its own reads). */
 void session_process_input(struct session *s)
+{
+	bool was_full = s->read_full; /* else s may be gone after process_input */
+	process_input(s);
+	if (was_full && s->read_full && s->state != S_CLOSING &&
+	    evbuffer_get_length(bufferevent_get_input(s->bev)) < INPUT_HIGH_WATER) {
+		s->read_full = false;
+		session_update_read(s);
+	}
+}
+
+static void process_input(struct session *s)
 {
 	for (;;) {
 		if (s->flags & F_STARTTLS) {
@@ -1074,6 +1099,8 @@ void session_free(struct session *s)
 		event_free(s->deadline_ev);
 	if (s->check_ev)
 		event_free(s->check_ev);
+	if (s->read_ev)
+		event_free(s->read_ev);
 	if (s->bev)
 		bufferevent_free(s->bev);
 	free(s->helo);
@@ -1187,6 +1214,77 @@ void session_end_if_eof(struct session *s)
 		log_ev(LOG_INFO, "lost-connection", {"session", s->id}, {"client", s->ip_text},
 		       {"state", session_state_name(s)});
 	session_close(s);
+}
+
+#define READ_CHUNK (64 * 1024) /* one read of a plain connection, at most */
+
+static void on_event(struct bufferevent *bev, short what, void *arg);
+
+/* sock_read - a plain connection's input, read here rather than by the
+ * bufferevent: libevent 2.1 asks FIONREAD before every read and reads at
+ * most 4096 bytes, so a 4 KiB message cost two rounds of epoll_wait, ioctl
+ * and readv. What is read goes into the bufferevent's input buffer, where
+ * the session reads it as before; EOF, errors and the read timeout go to
+ * on_event as the bufferevent's would. */
+static void sock_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+	if (what & EV_TIMEOUT) {
+		event_del(s->read_ev);
+		on_event(s->bev, BEV_EVENT_READING | BEV_EVENT_TIMEOUT, s);
+		return;
+	}
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	size_t held = evbuffer_get_length(in);
+	if (held >= INPUT_HIGH_WATER) { /* session_process_input starts it again */
+		s->read_full = true;
+		event_del(s->read_ev);
+		session_process_input(s);
+		return;
+	}
+	size_t want = INPUT_HIGH_WATER - held < READ_CHUNK ? INPUT_HIGH_WATER - held : READ_CHUNK;
+	/* into one buffer of the loop's, then only what came into the session's
+	 * input: a client that sends half a line and waits holds what it sent,
+	 * not a 64 KiB reservation (1000 such sessions would hold 128 MiB) */
+	static char buf[READ_CHUNK];
+	ssize_t n = recv(fd, buf, want, 0);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	if (n > 0) {
+		evbuffer_unfreeze(in, 0); /* the bufferevent keeps its input's end frozen */
+		int added = evbuffer_add(in, buf, (size_t)n);
+		evbuffer_freeze(in, 0);
+		if (added != 0)
+			n = -1; /* out of memory: as a read error */
+	}
+	if (n <= 0) {
+		event_del(s->read_ev);
+		on_event(s->bev, BEV_EVENT_READING | (n == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR), s);
+		return;
+	}
+	session_process_input(s);
+}
+
+/* read_own - a plain connection: its reads are sock_read's from now on. */
+static void read_own(struct session *s, evutil_socket_t fd)
+{
+	s->read_ev = event_new(server_base(s->srv), fd, EV_READ | EV_PERSIST, sock_read, s);
+	if (s->read_ev == NULL)
+		return; /* out of memory: the bufferevent reads, as it can */
+	bufferevent_disable(s->bev, EV_READ);
+	session_update_read(s);
+}
+
+/* read_give_back - before STARTTLS: the TLS filter reads through the
+ * bufferevent below it. */
+static void read_give_back(struct session *s)
+{
+	if (s->read_ev == NULL)
+		return;
+	event_free(s->read_ev);
+	s->read_ev = NULL;
+	s->read_full = false;
+	bufferevent_enable(s->bev, EV_READ);
 }
 
 static void on_read(struct bufferevent *bev, void *arg)
@@ -1362,6 +1460,7 @@ static void start_tls(struct session *s)
 		log_ev(LOG_WARNING, "starttls-pipelining-discarded", {"session", s->id},
 		       {"client", s->ip_text}, {"bytes", bytes});
 	}
+	read_give_back(s);
 	struct bufferevent *tb = tls_wrap_filter(server_tls(s->srv), server_base(s->srv), s->bev);
 	if (tb == NULL) {
 		log_ev(LOG_ERROR, "tls-failed", {"session", s->id}, {"client", s->ip_text},
@@ -1412,6 +1511,8 @@ struct session *session_start(struct server *srv, evutil_socket_t fd,
 		return NULL;
 	}
 	setup_bev(s);
+	if (!(s->flags & F_TLS))
+		read_own(s, fd);
 	struct dns *dns = role == ROLE_PICKUP ? NULL : server_dns_for(srv, &s->client.ip);
 	if (dns == NULL) {
 		greet(s);

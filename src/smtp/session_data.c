@@ -689,11 +689,14 @@ bool session_data_input(struct session *s)
 	while (off < avail && s->state == S_DATA && s->pending == PENDING_NONE) {
 		const char *eol = memmem(buf + off, avail - off, "\r\n", 2);
 		if (eol == NULL) {
-			if (avail - off >= DATA_CHUNK) {
-				data_line(s, buf + off, avail - off - 1, false);
-				off = avail - 1;
-			}
-			break;
+			if (avail - off < DATA_CHUNK)
+				break;
+			/* pieces of at most DATA_CHUNK, whatever one read brought:
+			 * header_size_limit must see a field's name in its first piece */
+			size_t n = avail - off - 1 < DATA_CHUNK ? avail - off - 1 : DATA_CHUNK;
+			data_line(s, buf + off, n, false);
+			off += n;
+			continue;
 		}
 		data_line(s, buf + off, (size_t)(eol - (buf + off)), true);
 		off = (size_t)(eol - buf) + 2;
@@ -732,6 +735,7 @@ static void data_finished(struct session *s)
 		session_shutdown(s);
 		return;
 	}
-	bufferevent_enable(s->bev, EV_WRITE);
+	if (!(bufferevent_get_enabled(s->bev) & EV_WRITE))
+		bufferevent_enable(s->bev, EV_WRITE); /* else: two epoll_ctl calls and a wake-up for nothing */
 	session_resume_reading(s);
 }

@@ -123,6 +123,10 @@ struct session {
 	struct server *srv;
 	const struct config *cfg;
 	struct bufferevent *bev;
+	/* a plain connection's reads (sock_read), not the bufferevent's; NULL
+	 * under TLS; read_full: stopped at INPUT_HIGH_WATER */
+	struct event *read_ev;
+	bool read_full;
 	enum state state;
 	unsigned flags;
 	enum pending pending;

@@ -18,6 +18,10 @@ static enum log_format log_format = LOG_FORMAT_PLAIN;
 static int log_debug_enabled;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* log_hold: the lines this thread holds back, and how deep the holds nest */
+static _Thread_local struct strbuf held;
+static _Thread_local unsigned hold_depth;
+
 static const char *const level_names[] = {"debug", "info", "warning", "error", "fatal"};
 
 void log_set_format(enum log_format format)
@@ -140,6 +144,22 @@ static void format_json(struct strbuf *sb, enum log_level level, const char *eve
 	strbuf_puts(sb, "}");
 }
 
+/* write_all - whole lines to stderr, under the lock (no interleaving). */
+static void write_all(const char *p, size_t n)
+{
+	if (n == 0)
+		return;
+	pthread_mutex_lock(&log_lock);
+	size_t off = 0;
+	while (off < n) {
+		ssize_t w = write(STDERR_FILENO, p + off, n - off);
+		if (w <= 0)
+			break;
+		off += (size_t)w;
+	}
+	pthread_mutex_unlock(&log_lock);
+}
+
 void log_event(enum log_level level, const char *event, const struct log_kv *kv,
 	       size_t n)
 {
@@ -154,16 +174,30 @@ void log_event(enum log_level level, const char *event, const struct log_kv *kv,
 	else
 		format_plain(&sb, level, event, kv, order, k);
 	strbuf_puts(&sb, "\n");
-	pthread_mutex_lock(&log_lock);
-	size_t off = 0;
-	while (off < sb.len) {
-		ssize_t w = write(STDERR_FILENO, sb.data + off, sb.len - off);
-		if (w <= 0)
-			break;
-		off += (size_t)w;
+	if (hold_depth > 0) {
+		strbuf_append(&held, sb.data, sb.len);
+		strbuf_free(&sb);
+		if (level >= LOG_ERROR) { /* an error goes out at once, in order */
+			write_all(held.data, held.len);
+			strbuf_free(&held);
+		}
+		return;
 	}
-	pthread_mutex_unlock(&log_lock);
+	write_all(sb.data, sb.len);
 	strbuf_free(&sb);
+}
+
+void log_hold(void)
+{
+	hold_depth++;
+}
+
+void log_release(void)
+{
+	if (hold_depth == 0 || --hold_depth > 0)
+		return;
+	write_all(held.data, held.len);
+	strbuf_free(&held);
 }
 
 void log_msg(enum log_level level, const char *fmt, ...)

@@ -41,6 +41,13 @@ void log_event(enum log_level level, const char *event, const struct log_kv *kv,
 		  sizeof((const struct log_kv[]){__VA_ARGS__}) /                 \
 			  sizeof(struct log_kv))
 
+/* log_hold - this thread's lines wait in memory until log_release(), which
+ * writes them with one write(2): the event loop holds them while it hands
+ * back a batch of finished jobs (two lines a message, one syscall). Holds
+ * nest; a held line is never longer in memory than the batch. */
+void log_hold(void);
+void log_release(void);
+
 /* Free-form message: event "message", field "text". */
 void log_msg(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
