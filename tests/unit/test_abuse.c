@@ -488,6 +488,56 @@ static void name_login(const char *login, time_t until, const char *why, const u
 	strbuf_printf(arg, "%s%s ", login, until ? "(s)" : "");
 }
 
+/* queue_directory/hijack-state as bytes on disk, read at t=1000: a damaged
+ * line is one bad line, and the good line after it still counts */
+static void check_state_file(void)
+{
+	static const char long_line[] = "known x 0000000000000000000000000000000000000000000000000"
+		"00000000000000000000000000000000000000000000000000000000000000000000000000000000";
+	static const struct {
+		int line;
+		const char *bytes;
+		size_t len;
+		size_t bad;
+		bool al; /* al suspended after it */
+	} rows[] = {
+		{__LINE__, "suspended al 1500 y\n", 20, 0, true},
+		{__LINE__, "suspended al 1500 y", 19, 0, true}, /* no newline at the end */
+		{__LINE__, "suspended bo\0junk\nsuspended al 1500 y\n", 38, 1, true},
+		{__LINE__, "\0\nsuspended al 1500 y\n", 22, 1, true},
+		{__LINE__, "suspended al 1500 y\0\n", 21, 1, false},
+		{__LINE__, "suspended al\0 1500 y\n", 21, 1, false},
+		{__LINE__, NULL, 0, 1, true}, /* an over-long line, then al */
+	};
+	char dir[] = "/tmp/rg-test-hijack-state-XXXXXX";
+	CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+	char *path = xasprintf("%s/%s", dir, HIJACK_STATE_FILE);
+	const struct hijack_limits lim = {600, 5, 0, 0, 600, 100, 10};
+	for (size_t i = 0; i < RG_ARRAY_LEN(rows); i++) {
+		FILE *f = fopen(path, "w");
+		if (rows[i].bytes != NULL) {
+			fwrite(rows[i].bytes, 1, rows[i].len, f);
+		} else {
+			for (int k = 0; k < 20; k++)
+				fputs(long_line, f);
+			fputs("\nsuspended al 1500 y\n", f);
+		}
+		fclose(f);
+		struct hijack *h = hijack_new(&lim);
+		size_t bad = 99;
+		char err[200] = "";
+		bool ok = hijack_state_load(h, dir, 1000, 600, &bad, err, sizeof(err));
+		CHECK_AT(rows[i].line, ok && bad == rows[i].bad, "ok %d, %zu bad lines %s", ok, bad,
+			 err);
+		CHECK_AT(rows[i].line, hijack_suspended(h, "al", 1000, NULL, 0, NULL) == rows[i].al,
+			 "al suspended: %d", !rows[i].al);
+		hijack_free(h);
+	}
+	unlink(path);
+	rmdir(dir);
+	free(path);
+}
+
 /* only the MAX most recently seen logins' domains are kept; every suspension is */
 static void check_state_cut(void)
 {
@@ -633,6 +683,7 @@ int main(void)
 	check_state_lines();
 	check_state_round_trip();
 	check_state_cut();
+	check_state_file();
 	check_lockout_admin();
 	return check_summary("abuse");
 }
