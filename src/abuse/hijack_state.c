@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define HEADER "# relayguard hijack-state 1\n"
@@ -214,13 +215,17 @@ bool hijack_state_load(struct hijack *h, const char *queue_dir, time_t now,
 {
 	*bad = 0;
 	int dfd = basedir_fd(queue_dir);
-	int fd = dfd < 0 ? -1 : openat(dfd, HIJACK_STATE_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	/* O_NONBLOCK: a FIFO there (whoever owns the directory) must not hang us */
+	int fd = dfd < 0 ? -1 : openat(dfd, HIJACK_STATE_FILE,
+				       O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0 && dfd >= 0 && errno == ENOENT)
 		return true;
-	FILE *f = fd < 0 ? NULL : fdopen(fd, "r");
+	struct stat st;
+	bool regular = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+	FILE *f = regular ? fdopen(fd, "r") : NULL;
 	if (f == NULL) {
 		snprintf(err, errlen, "cannot read %s/%s: %s", queue_dir, HIJACK_STATE_FILE,
-			 strerror(errno));
+			 fd >= 0 && !regular ? "not a regular file" : strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return false;

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------------ rate */
@@ -532,6 +533,18 @@ static void check_state_file(void)
 			 "al suspended: %d", !rows[i].al);
 		hijack_free(h);
 	}
+	/* a FIFO in its place (mail_owner owns the directory): root's offline
+	 * release must not wait for a writer for ever, holding the queue lock */
+	unlink(path);
+	CHECK(mkfifo(path, 0600) == 0, "mkfifo");
+	struct hijack *h = hijack_new(&lim);
+	size_t bad;
+	char err[200] = "";
+	alarm(10); /* blocked: SIGALRM ends the test, failed */
+	CHECK(!hijack_state_load(h, dir, 1000, 600, &bad, err, sizeof(err)) &&
+	      strstr(err, "not a regular file") != NULL, "FIFO read: %s", err);
+	alarm(0);
+	hijack_free(h);
 	unlink(path);
 	rmdir(dir);
 	free(path);
