@@ -290,6 +290,22 @@ class TwoHostsOneRedis(Scratch):
             code, text = mail_from(srv, UNTRUSTED2)
             self.assertEqual(code, 250, text)
 
+    def test_an_offline_release_of_a_login_with_a_control_character_lifts_nobody(self):
+        """'alice@example.com<VT>x' is no login relayguard can have (AUTH names are
+        cleaned); published as "resume alice@example.com<VT>x" it was read by the
+        running hosts as "resume alice@example.com": alice was lifted everywhere."""
+        a, b = self.pair()
+        self.assertEqual(mail(a, ['a@v1.example', 'b@v2.example', 'c@v3.example'])[0], 250)
+        self.assertIsNotNone(b.wait_log(r'hijack-suspended user=alice@example\.com .*'
+                                        r'source=shared'))
+        a.stop()
+        for odd in ('\x0b', '\x0c', '\x01', '\x7f'):
+            out = queue_cli(a, 'release', '--login', 'alice@example.com%sx' % odd)
+            self.assertEqual(out.returncode, 64, repr(odd) + out.stdout + out.stderr)
+        time.sleep(0.3)
+        self.assertNotIn('hijack-cleared', b.log())
+        self.assertEqual(mail_from(b, UNTRUSTED2)[0], 454)
+
     def test_release_without_a_running_server_and_redis_down_says_so(self):
         a, _ = self.pair()
         a.stop()
