@@ -345,8 +345,10 @@ size_t hijack_each_login(const struct hijack *h, time_t now, size_t max_known,
 		before_cut = before_cut && e != cut;
 		if ((!susp && e->n_known == 0) || (!susp && before_cut))
 			continue;
+		/* older than the cut: kept for its suspension alone, or every
+		 * suspended login's list would be copied (40 MB, not MAX lists) */
 		fn(e->login, susp ? e->suspended_until : 0, susp ? e->why : "", scratch,
-		   in_order(h, e, scratch), arg);
+		   before_cut ? 0 : in_order(h, e, scratch), arg);
 		n++;
 	}
 	free(scratch);

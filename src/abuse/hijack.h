@@ -82,7 +82,8 @@ typedef void hijack_login_fn(const char *login, time_t until, const char *why,
 			     const uint64_t *known, size_t n_known, void *arg);
 /* hijack_each_login - FN for every login suspended at NOW, and for the
  * MAX_KNOWN (0: all) most recently seen that know a domain, least recently
- * seen first; returns how many. */
+ * seen first; returns how many. Only those MAX_KNOWN come with their known
+ * domains (an older suspended login with none). */
 size_t hijack_each_login(const struct hijack *h, time_t now, size_t max_known,
 			 hijack_login_fn *fn, void *arg);
 /* hijack_restore - LOGIN knew the domains of KNOWN (N hashes as

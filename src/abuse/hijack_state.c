@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define HEADER "# relayguard hijack-state 1\n"
@@ -176,23 +177,35 @@ bool hijack_state_line(struct hijack *h, const char *line, time_t now, unsigned 
 	return false;
 }
 
+/* got_len - how much fgets put in LINE (LEN bytes, all 'x' before the
+ * call): up to the last NUL, as the line itself may hold a NUL byte. */
+static size_t got_len(const char *line, size_t len)
+{
+	const char *end = memrchr(line, '\0', len);
+	return end ? (size_t)(end - line) : 0;
+}
+
 /* read_lines - every line of F into H; the count of bad ones. */
 static size_t read_lines(struct hijack *h, FILE *f, time_t now, unsigned max)
 {
 	char line[LINE_MAX_LEN + 2];
 	size_t bad = 0;
 	bool skipping = false; /* inside an over-long line */
-	while (fgets(line, sizeof(line), f) != NULL) {
-		char *nl = strchr(line, '\n');
-		bool whole = nl != NULL || feof(f);
-		if (nl)
-			*nl = '\0';
+	for (;;) {
+		memset(line, 'x', sizeof(line));
+		if (fgets(line, sizeof(line), f) == NULL)
+			break;
+		size_t len = got_len(line, sizeof(line));
+		bool nl = len > 0 && line[len - 1] == '\n', whole = nl || feof(f);
+		len -= nl;
+		line[len] = '\0';
 		if (skipping || !whole) {
 			bad += !skipping;
 			skipping = !whole;
 			continue;
 		}
-		bad += !hijack_state_line(h, line, now, max);
+		/* a NUL inside: not a line we wrote (the rest of it would be lost) */
+		bad += strlen(line) != len || !hijack_state_line(h, line, now, max);
 	}
 	return bad;
 }
@@ -202,13 +215,17 @@ bool hijack_state_load(struct hijack *h, const char *queue_dir, time_t now,
 {
 	*bad = 0;
 	int dfd = basedir_fd(queue_dir);
-	int fd = dfd < 0 ? -1 : openat(dfd, HIJACK_STATE_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	/* O_NONBLOCK: a FIFO there (whoever owns the directory) must not hang us */
+	int fd = dfd < 0 ? -1 : openat(dfd, HIJACK_STATE_FILE,
+				       O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0 && dfd >= 0 && errno == ENOENT)
 		return true;
-	FILE *f = fd < 0 ? NULL : fdopen(fd, "r");
+	struct stat st;
+	bool regular = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+	FILE *f = regular ? fdopen(fd, "r") : NULL;
 	if (f == NULL) {
 		snprintf(err, errlen, "cannot read %s/%s: %s", queue_dir, HIJACK_STATE_FILE,
-			 strerror(errno));
+			 fd >= 0 && !regular ? "not a regular file" : strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return false;

@@ -115,6 +115,18 @@ static int parse_args(int argc, char **argv, struct qargs *a)
 	return 0;
 }
 
+/* login_ok - L may be a login: AUTH names are cleaned of spaces, control
+ * characters and non-ASCII (session_auth.c). Anything else would not name
+ * the login meant: "resume L" as the other hosts split it on any space
+ * (a vertical tab too) lifts another login. */
+static bool login_ok(const char *l)
+{
+	for (const unsigned char *p = (const unsigned char *)l; *p; p++)
+		if (*p <= ' ' || *p >= 0x7f)
+			return false;
+	return l[0] != '\0';
+}
+
 /* check_args - the id each command needs, and that it looks like one. */
 static bool check_args(const struct qargs *a)
 {
@@ -123,7 +135,7 @@ static bool check_args(const struct qargs *a)
 	bool del = strcmp(a->cmd, "delete") == 0;
 	bool need_id = !list && !flush && !(del && a->all) && !a->login;
 	bool no_id = list || (del && a->all) || a->login;
-	if (a->login && (a->all || a->login[0] == '\0' || strpbrk(a->login, " \t\r\n"))) {
+	if (a->login && (a->all || !login_ok(a->login))) {
 		fprintf(stderr, "relayguard queue %s: --login takes one login name, not with "
 			"--all\n", a->cmd);
 		return false;

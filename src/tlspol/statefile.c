@@ -58,13 +58,23 @@ static bool owned_as_dir(int fd, int dfd)
 	return fstat(dfd, &st) == 0 && fchown(fd, st.st_uid, st.st_gid) == 0;
 }
 
+/* open_tmp - a new TMP in DFD. Whoever owns the directory (mail_owner) may
+ * have left a symbolic or hard link there for root's command line to write
+ * through (and chown): it goes, and O_EXCL creates a file of our own. */
+static int open_tmp(int dfd, const char *tmp)
+{
+	if (unlinkat(dfd, tmp, 0) != 0 && errno != ENOENT)
+		return -1;
+	return openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+}
+
 bool statefile_write(const char *dir, const char *name, const char *text, size_t len, char *err,
 		     size_t errlen)
 {
 	char tmp[256];
 	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
 	int dfd = basedir_fd(dir);
-	int fd = dfd < 0 ? -1 : openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int fd = dfd < 0 ? -1 : open_tmp(dfd, tmp);
 	bool ok = fd >= 0 && owned_as_dir(fd, dfd) && write_all(fd, text, len) && fsync(fd) == 0;
 	int e = errno;
 	if (fd >= 0 && close(fd) != 0 && ok) {

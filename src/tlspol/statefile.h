@@ -1,11 +1,12 @@
 /*
  * statefile - small state files kept with the queue (the TLS downgrade
- * memory, cached MTA-STS policies): replaced whole, durably.
+ * memory, cached MTA-STS policies, hijack-state): replaced whole, durably.
  *
- * Owns: writing a file in a basedir directory: a temporary file, fsync,
- * rename over the old one, directory sync; and doing that on a worker thread
- * from a snapshot the loop made, one write at a time, again when more
- * changed meanwhile.
+ * Owns: writing a file in a basedir directory: a temporary file (always a
+ * new one: root's command line writes here too, in a directory mail_owner
+ * owns), fsync, rename over the old one, directory sync; and doing that on a
+ * worker thread from a snapshot the loop made, one write at a time, again
+ * when more changed meanwhile.
  * Must not: run statefile_write on the event loop (it blocks), or read the
  * owner's table from the worker (the snapshot is a copy).
  */

@@ -126,6 +126,37 @@ class RestartWithoutRedis(Scratch):
         srv.start()
         self.assertEqual(mail_from(srv)[0], 250)
 
+    def test_offline_release_writes_through_no_planted_link(self):
+        """mail_owner owns the queue directory: it can put a symbolic or a hard
+        link where root's offline release writes hijack-state.tmp. The command
+        line used to open it with O_TRUNC, write the state into the target and
+        hand it to the directory's owner (say /etc/shadow, to relayguard)."""
+        srv = self.server()
+        self.assertEqual(mail(srv, ['a@p1.example', 'b@p2.example', 'c@p3.example'])[0], 250)
+        self.assertTrue(self.wait_state(srv, r'^suspended alice@example\.com '), self.state(srv))
+        srv.stop()
+        tmp = os.path.join(srv.queue_dir, STATE + '.tmp')
+        for plant in (os.symlink, os.link):
+            victim = os.path.join(self.tmp, 'victim')
+            with open(victim, 'w') as f:
+                f.write('root:precious\n')
+            os.chmod(victim, 0o644)
+            before = os.stat(victim)
+            plant(victim, tmp)
+            out = queue_cli(srv, 'release', '--login', 'alice@example.com')
+            self.assertEqual(out.returncode, 0, out.stderr)
+            with open(victim) as f:
+                self.assertEqual(f.read(), 'root:precious\n', plant.__name__)
+            after = os.stat(victim)
+            self.assertEqual((after.st_uid, after.st_gid, after.st_mode),
+                             (before.st_uid, before.st_gid, before.st_mode), plant.__name__)
+            self.assertNotIn('suspended alice', self.state(srv))
+            self.assertFalse(os.path.islink(os.path.join(srv.queue_dir, STATE)))
+            os.unlink(victim)
+            # suspended again for the next round
+            with open(os.path.join(srv.queue_dir, STATE), 'a') as f:
+                f.write('suspended alice@example.com %d again\n' % (int(time.time()) + 600))
+
     def test_a_damaged_file_is_read_as_far_as_it_is_good(self):
         srv = self.server()
         srv.stop()
@@ -258,6 +289,22 @@ class TwoHostsOneRedis(Scratch):
                                               r'suspensions=0', timeout=30), srv.tail(10))
             code, text = mail_from(srv, UNTRUSTED2)
             self.assertEqual(code, 250, text)
+
+    def test_an_offline_release_of_a_login_with_a_control_character_lifts_nobody(self):
+        """'alice@example.com<VT>x' is no login relayguard can have (AUTH names are
+        cleaned); published as "resume alice@example.com<VT>x" it was read by the
+        running hosts as "resume alice@example.com": alice was lifted everywhere."""
+        a, b = self.pair()
+        self.assertEqual(mail(a, ['a@v1.example', 'b@v2.example', 'c@v3.example'])[0], 250)
+        self.assertIsNotNone(b.wait_log(r'hijack-suspended user=alice@example\.com .*'
+                                        r'source=shared'))
+        a.stop()
+        for odd in ('\x0b', '\x0c', '\x01', '\x7f'):
+            out = queue_cli(a, 'release', '--login', 'alice@example.com%sx' % odd)
+            self.assertEqual(out.returncode, 64, repr(odd) + out.stdout + out.stderr)
+        time.sleep(0.3)
+        self.assertNotIn('hijack-cleared', b.log())
+        self.assertEqual(mail_from(b, UNTRUSTED2)[0], 454)
 
     def test_release_without_a_running_server_and_redis_down_says_so(self):
         a, _ = self.pair()
