@@ -214,22 +214,10 @@ bool hijack_state_load(struct hijack *h, const char *queue_dir, time_t now,
 		       unsigned max_suspend, size_t *bad, char *err, size_t errlen)
 {
 	*bad = 0;
-	int dfd = basedir_fd(queue_dir);
-	/* O_NONBLOCK: a FIFO there (whoever owns the directory) must not hang us */
-	int fd = dfd < 0 ? -1 : openat(dfd, HIJACK_STATE_FILE,
-				       O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-	if (fd < 0 && dfd >= 0 && errno == ENOENT)
-		return true;
-	struct stat st;
-	bool regular = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
-	FILE *f = regular ? fdopen(fd, "r") : NULL;
-	if (f == NULL) {
-		snprintf(err, errlen, "cannot read %s/%s: %s", queue_dir, HIJACK_STATE_FILE,
-			 fd >= 0 && !regular ? "not a regular file" : strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return false;
-	}
+	bool absent;
+	FILE *f = statefile_open_read(queue_dir, HIJACK_STATE_FILE, &absent, err, errlen);
+	if (f == NULL)
+		return absent;
 	*bad = read_lines(h, f, now, max_suspend);
 	fclose(f);
 	return true;

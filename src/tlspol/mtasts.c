@@ -330,23 +330,15 @@ static void read_file(struct sts_cache *c, FILE *f)
 struct sts_cache *sts_cache_open(struct event_base *base, const char *queue_dir, char *err,
 				 size_t errlen)
 {
-	int dfd = basedir_fd(queue_dir);
-	int fd = dfd < 0 ? -1 : openat(dfd, STS_CACHE_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0 && (dfd < 0 || errno != ENOENT)) {
-		snprintf(err, errlen, "cannot read %s/%s: %s", queue_dir, STS_CACHE_FILE,
-			 strerror(errno));
+	bool absent;
+	FILE *f = statefile_open_read(queue_dir, STS_CACHE_FILE, &absent, err, errlen);
+	if (f == NULL && !absent)
 		return NULL;
-	}
 	struct sts_cache *c = xcalloc(1, sizeof(*c));
 	c->max = STS_CACHE_MAX;
-	if (fd >= 0) {
-		FILE *f = fdopen(fd, "r");
-		if (f != NULL) {
-			read_file(c, f);
-			fclose(f);
-		} else {
-			close(fd);
-		}
+	if (f != NULL) {
+		read_file(c, f);
+		fclose(f);
 	}
 	c->file = statefile_new(base, queue_dir, STS_CACHE_FILE, snapshot, c);
 	return c;

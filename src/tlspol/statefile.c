@@ -68,6 +68,27 @@ static int open_tmp(int dfd, const char *tmp)
 	return openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 }
 
+FILE *statefile_open_read(const char *dir, const char *name, bool *absent, char *err,
+			  size_t errlen)
+{
+	int dfd = basedir_fd(dir);
+	/* O_NONBLOCK: a FIFO there (whoever owns the directory) must not hang us */
+	int fd = dfd < 0 ? -1 : openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	*absent = fd < 0 && dfd >= 0 && errno == ENOENT;
+	if (*absent)
+		return NULL;
+	struct stat st;
+	bool regular = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+	FILE *f = regular ? fdopen(fd, "r") : NULL;
+	if (f == NULL) {
+		snprintf(err, errlen, "cannot read %s/%s: %s", dir, name,
+			 fd >= 0 && !regular ? "not a regular file" : strerror(errno));
+		if (fd >= 0)
+			close(fd);
+	}
+	return f;
+}
+
 bool statefile_write(const char *dir, const char *name, const char *text, size_t len, char *err,
 		     size_t errlen)
 {

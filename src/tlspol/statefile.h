@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "util/util.h"
 
@@ -24,6 +25,13 @@ struct statefile;
 /* Replace dir/name with text (dir held open by basedir). Blocks. */
 bool statefile_write(const char *dir, const char *name, const char *text, size_t len, char *err,
 		     size_t errlen);
+
+/* statefile_open_read - dir/name for reading (dir held open by basedir),
+ * never through a link and never a FIFO or device, which would hang start-up
+ * or root's command line. NULL with *absent when there is no such file
+ * (not an error), NULL with ERR ("cannot read DIR/NAME: why") otherwise. */
+FILE *statefile_open_read(const char *dir, const char *name, bool *absent, char *err,
+			  size_t errlen);
 
 /* snapshot - the whole file's text, made on the loop. */
 typedef void (*statefile_snapshot_fn)(void *arg, struct strbuf *out);

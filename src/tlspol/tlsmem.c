@@ -281,21 +281,14 @@ static size_t read_lines(struct tlsmem *m, FILE *f)
 struct tlsmem *tlsmem_open(struct event_base *base, const char *queue_dir, char *err,
 			   size_t errlen)
 {
-	int dfd = basedir_fd(queue_dir);
-	int fd = dfd < 0 ? -1 : openat(dfd, TLSMEM_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0 && (dfd < 0 || errno != ENOENT)) {
-		snprintf(err, errlen, "cannot read %s/%s: %s", queue_dir, TLSMEM_FILE,
-			 strerror(errno));
+	bool absent;
+	FILE *f = statefile_open_read(queue_dir, TLSMEM_FILE, &absent, err, errlen);
+	if (f == NULL && !absent)
 		return NULL;
-	}
 	struct tlsmem *m = xcalloc(1, sizeof(*m));
-	if (fd >= 0) {
-		FILE *f = fdopen(fd, "r");
-		size_t bad = f ? read_lines(m, f) : 0;
-		if (f)
-			fclose(f);
-		else
-			close(fd);
+	if (f != NULL) {
+		size_t bad = read_lines(m, f);
+		fclose(f);
 		if (bad > 0) {
 			char n[32];
 			snprintf(n, sizeof(n), "%zu", bad);
