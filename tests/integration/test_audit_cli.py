@@ -6,6 +6,7 @@ import subprocess
 import tempfile
 import unittest
 
+import harness
 from harness import REPO, binary
 
 FIXTURES = os.path.join(REPO, 'tests', 'audit', 'postfix')
@@ -100,6 +101,27 @@ class AuditCli(unittest.TestCase):
         self.assertEqual((rc, obj['stage'], obj['steps']), (1, 'MAIL', []), obj)
         self.assertEqual(obj['reply'], '553 5.7.1 <a@example.net>: Sender address rejected: '
                                        'not owned by user bob')
+
+
+class ExplainAgreesWithServe(unittest.TestCase):
+    """explain's reply is the one the running server gives to the same envelope.
+    Address literals: the server takes every listener's address as ours (the
+    submission port's too), so postmaster@[that address] is local mail."""
+
+    def test_address_literals_of_every_listener(self):
+        sub = harness.free_port('127.0.0.2')
+        with harness.Server(overrides={'submission_listen': '127.0.0.2:%d' % sub}) as srv:
+            for rcpt in ('postmaster@[127.0.0.1]', 'postmaster@[127.0.0.2]',
+                         'relaytest@[127.0.0.3]'):
+                with self.subTest(rcpt), harness.Conn(srv.port) as c:
+                    c.cmd('EHLO client.example.org')
+                    self.assertEqual(c.cmd('MAIL FROM:<a@example.net>')[0], 250)
+                    code, text = c.cmd('RCPT TO:<%s>' % rcpt)
+                    rc, out, _ = run('explain', '-c', srv.config_path, '--client',
+                                     harness.UNTRUSTED, '--from', 'a@example.net',
+                                     '--to', rcpt, '--json')
+                    self.assertEqual(json.loads(out)['reply'], '%d %s' % (code, text))
+                    self.assertEqual(rc, 0 if code == 250 else 1)
 
 
 if __name__ == '__main__':
