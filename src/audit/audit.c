@@ -1030,7 +1030,9 @@ bool audit_explain(const struct audit_model *m, size_t svc, const struct audit_r
 		return false;
 	if (rq->login != NULL && !s->sasl) { /* the session answers AUTH so */
 		e->auth_refused = true;
-		snprintf(e->error, sizeof(e->error), "503 5.5.1 Error: authentication not enabled");
+		snprintf(e->error, sizeof(e->error), "%s", s->auth_needs_tls
+			 ? "538 5.7.11 Encryption required for requested authentication mechanism"
+			 : "503 5.5.1 Error: authentication not enabled");
 		return true;
 	}
 	struct rg_ip local[AUDIT_LOCAL_IPS];

@@ -123,6 +123,30 @@ class ExplainAgreesWithServe(unittest.TestCase):
                     self.assertEqual(json.loads(out)['reply'], '%d %s' % (code, text))
                     self.assertEqual(rc, 0 if code == 250 else 1)
 
+    def test_login_where_auth_needs_tls_and_there_is_none(self):
+        # AUTH is on, but only under TLS, and this port offers no TLS: no
+        # client ever logs in here, so explain assumes no login either
+        with tempfile.NamedTemporaryFile('w', suffix='.passwd') as passwd:
+            with harness.Server(overrides={'smtpd_sasl_auth_enable': 'yes',
+                                           'smtpd_sasl_path': passwd.name,
+                                           'smtpd_tls_security_level': 'none'}) as srv:
+                with harness.Conn(srv.port) as c:
+                    c.cmd('EHLO client.example.org')
+                    code, text = c.cmd('AUTH PLAIN AGJvYgBzZWNyZXQ=')
+                rc, out, _ = run('explain', '-c', srv.config_path, '--client', harness.UNTRUSTED,
+                                 '--login', 'bob@localhost', '--from', 'bob@localhost',
+                                 '--to', 'victim@example.net', '--json')
+                obj = json.loads(out)
+                self.assertEqual((code, text), (538, '5.7.11 Encryption required for requested '
+                                                     'authentication mechanism'))
+                self.assertEqual((rc, obj['decision'], obj['reply']),
+                                 (1, 'reject', '%d %s' % (code, text)))
+                # the submission port (TLS required there) takes the login
+                rc, out, _ = run('explain', '-c', srv.config_path, '--client', harness.UNTRUSTED,
+                                 '--port', 'submission', '--login', 'bob@localhost', '--from',
+                                 'bob@localhost', '--to', 'victim@example.net')
+                self.assertEqual(rc, 0, out)
+
 
 if __name__ == '__main__':
     unittest.main()
