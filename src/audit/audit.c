@@ -990,6 +990,32 @@ static void explain_expansion(const struct audit_model *m, const struct addr_dom
 	expansion_free(&x);
 }
 
+#define AUDIT_LOCAL_IPS 80
+
+/* local_ips - our addresses for [literal] recipients, as the server takes
+ * them (server_bind): every listener's, of all roles, and each interface's
+ * for a "*" listener; a model without listeners (Postfix) has the service's. */
+static size_t local_ips(const struct audit_model *m, const struct audit_service *s,
+			struct rg_ip out[AUDIT_LOCAL_IPS])
+{
+	size_t n = 0;
+	for (size_t i = 0; i < m->cfg.n_listen && n < AUDIT_LOCAL_IPS; i++) {
+		const char *host = m->cfg.listen[i].host;
+		if (strcmp(host, "*") == 0) {
+			struct host_network hn[64];
+			size_t nh = host_networks(hn, RG_ARRAY_LEN(hn));
+			for (size_t k = 0; k < nh && n < AUDIT_LOCAL_IPS; k++)
+				out[n++] = hn[k].addr;
+		} else if (strcmp(host, "0.0.0.0") != 0 && strcmp(host, "::") != 0 &&
+			   ip_parse(host, &out[n])) {
+			n++;
+		}
+	}
+	if (n == 0 && ip_parse(s->ip, &out[0]))
+		n = 1;
+	return n;
+}
+
 bool audit_explain(const struct audit_model *m, size_t svc, const struct audit_request *rq,
 		   struct audit_explain *e)
 {
@@ -1004,13 +1030,14 @@ bool audit_explain(const struct audit_model *m, size_t svc, const struct audit_r
 		return false;
 	if (rq->login != NULL && !s->sasl) { /* the session answers AUTH so */
 		e->auth_refused = true;
-		snprintf(e->error, sizeof(e->error), "503 5.5.1 Error: authentication not enabled");
+		snprintf(e->error, sizeof(e->error), "%s", s->auth_needs_tls
+			 ? "538 5.7.11 Encryption required for requested authentication mechanism"
+			 : "503 5.5.1 Error: authentication not enabled");
 		return true;
 	}
-	struct rg_ip local;
-	bool have_ip = ip_parse(s->ip, &local);
+	struct rg_ip local[AUDIT_LOCAL_IPS];
 	struct addr_domains dom;
-	policy_domains(&m->cfg, have_ip ? &local : NULL, have_ip ? 1 : 0, &dom);
+	policy_domains(&m->cfg, local, local_ips(m, s, local), &dom);
 	struct address from, to;
 	if (!parse_path(rq->from, &from) || !parse_path(rq->to, &to)) {
 		e->syntax_ok = false;

@@ -67,6 +67,7 @@ struct audit_service {
 	bool submission;           /* relayguard's submission role (submission_* lists) */
 	bool submission_like;      /* meant for users (587, 465, "submission" service) */
 	bool sasl;                 /* AUTH offered here */
+	bool auth_needs_tls;       /* AUTH is on, but only under TLS, which this port lacks */
 	bool refuses_all;          /* Postfix: no list can deny, so every RCPT gets 451 */
 	const char *undecided;     /* a reason that holds for the whole service (a milter) */
 	const char *client_trick;  /* XCLIENT or PROXY accepted here: a client may claim

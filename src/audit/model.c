@@ -97,6 +97,15 @@ static struct audit_list native_list(struct audit_model *m, const struct restric
 	return l;
 }
 
+/* tls_here - can a client of ROLE be under TLS (STARTTLS offered, or TLS from the start)? */
+static bool tls_here(const struct config *cfg, enum listen_role role)
+{
+	if (role == ROLE_SUBMISSIONS)
+		return true;
+	return (role == ROLE_MTA ? cfg->smtpd_tls_security_level
+				 : cfg->submission_tls_security_level) != TLS_NONE;
+}
+
 /* role_service - one service for the listeners of ROLE; false when there are none. */
 static bool role_service(struct audit_model *m, const struct config *cfg, enum listen_role role,
 			 struct audit_service *s)
@@ -117,9 +126,12 @@ static bool role_service(struct audit_model *m, const struct config *cfg, enum l
 	char *full = xasprintf("%s%s", params[role], name.data);
 	strbuf_free(&name);
 	bool sub = role != ROLE_MTA;
+	/* AUTH only under TLS, where there is none: the session answers 538 */
+	bool no_tls = cfg->smtpd_tls_auth_only && !tls_here(cfg, role);
 	*s = (struct audit_service){.name = audit_keep(m, full), .ip = ip ? ip : "127.0.0.1",
 				    .submission = sub, .submission_like = sub,
-				    .sasl = cfg->smtpd_sasl_auth_enable};
+				    .sasl = cfg->smtpd_sasl_auth_enable && !no_tls,
+				    .auth_needs_tls = cfg->smtpd_sasl_auth_enable && no_tls};
 	s->lists[AL_CLIENT] = native_list(m, sub ? &cfg->submission_client : &cfg->client);
 	s->lists[AL_HELO] = native_list(m, &cfg->helo);
 	s->lists[AL_SENDER] = native_list(m, sub ? &cfg->submission_sender : &cfg->sender);

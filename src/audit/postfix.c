@@ -16,6 +16,7 @@
  *	so each entry is also listed as ".domain".
  */
 #include "audit/audit.h"
+#include "config/maps.h"
 #include "util/util.h"
 
 #include <ctype.h>
@@ -1187,16 +1188,35 @@ static void overlap_findings(struct reader *rd)
 					  cfg->relay_domains[k]);
 }
 
+/* takes_any - does relay_recipient_maps take every user of relay domain D
+ * (no tables, or an "@D" catch-all, as Postfix looks it up last)? */
+static bool takes_any(const struct config *cfg, const char *d)
+{
+	if (cfg->relay_recipient_maps == NULL || cfg->relay_recipient_maps[0] == NULL)
+		return true;
+	if (d[0] == '.')
+		return false; /* a subdomain's catch-all names a domain we do not know */
+	char key[300];
+	snprintf(key, sizeof(key), "@%s", d);
+	for (size_t k = 0; cfg->relay_recipient_maps[k]; k++)
+		if (map_lookup(cfg->relay_recipient_maps[k], key) != NULL)
+			return true;
+	return false;
+}
+
 /* routing_finding - allow_untrusted_routing = yes honours user%victim@relay-domain:
- * open when a relay domain takes any recipient (no relay_recipient_maps), as a
- * probe aimed at that domain sees it relayed. */
+ * open when a relay domain takes any recipient (no relay_recipient_maps, or
+ * an @domain catch-all in them), as a probe aimed at that domain sees it
+ * relayed. A relay domain that is also ours still counts: its subdomains
+ * are relay domains (parent_domain_matches_subdomains), not ours. */
 static void routing_finding(struct reader *rd)
 {
 	if (!param_yes(rd, "allow_untrusted_routing"))
 		return;
 	const struct config *cfg = &rd->m->cfg;
-	bool open = cfg->relay_domains != NULL && cfg->relay_domains[0] != NULL &&
-		    (cfg->relay_recipient_maps == NULL || cfg->relay_recipient_maps[0] == NULL);
+	bool open = false;
+	for (size_t k = 0; !open && cfg->relay_domains && cfg->relay_domains[k]; k++)
+		open = takes_any(cfg, cfg->relay_domains[k]);
 	audit_add_finding(&rd->findings, &rd->n_findings, "allow-untrusted-routing",
 			  open ? SEV_OPEN : SEV_SUSPICIOUS, NULL,
 			  "allow_untrusted_routing = no (the default)",

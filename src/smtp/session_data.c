@@ -392,6 +392,7 @@ static void submit_commit(struct session *s, bool from_callback)
 			session_free(s);
 			return;
 		}
+		mev_message(false, 0, 0); /* commit_done counts the others */
 		queue_refused(s, tx->spool->err);
 		session_pending_end(s);
 		session_tx_free(s);

@@ -6,6 +6,7 @@ import subprocess
 import tempfile
 import unittest
 
+import harness
 from harness import REPO, binary
 
 FIXTURES = os.path.join(REPO, 'tests', 'audit', 'postfix')
@@ -100,6 +101,51 @@ class AuditCli(unittest.TestCase):
         self.assertEqual((rc, obj['stage'], obj['steps']), (1, 'MAIL', []), obj)
         self.assertEqual(obj['reply'], '553 5.7.1 <a@example.net>: Sender address rejected: '
                                        'not owned by user bob')
+
+
+class ExplainAgreesWithServe(unittest.TestCase):
+    """explain's reply is the one the running server gives to the same envelope.
+    Address literals: the server takes every listener's address as ours (the
+    submission port's too), so postmaster@[that address] is local mail."""
+
+    def test_address_literals_of_every_listener(self):
+        sub = harness.free_port('127.0.0.2')
+        with harness.Server(overrides={'submission_listen': '127.0.0.2:%d' % sub}) as srv:
+            for rcpt in ('postmaster@[127.0.0.1]', 'postmaster@[127.0.0.2]',
+                         'relaytest@[127.0.0.3]'):
+                with self.subTest(rcpt), harness.Conn(srv.port) as c:
+                    c.cmd('EHLO client.example.org')
+                    self.assertEqual(c.cmd('MAIL FROM:<a@example.net>')[0], 250)
+                    code, text = c.cmd('RCPT TO:<%s>' % rcpt)
+                    rc, out, _ = run('explain', '-c', srv.config_path, '--client',
+                                     harness.UNTRUSTED, '--from', 'a@example.net',
+                                     '--to', rcpt, '--json')
+                    self.assertEqual(json.loads(out)['reply'], '%d %s' % (code, text))
+                    self.assertEqual(rc, 0 if code == 250 else 1)
+
+    def test_login_where_auth_needs_tls_and_there_is_none(self):
+        # AUTH is on, but only under TLS, and this port offers no TLS: no
+        # client ever logs in here, so explain assumes no login either
+        with tempfile.NamedTemporaryFile('w', suffix='.passwd') as passwd:
+            with harness.Server(overrides={'smtpd_sasl_auth_enable': 'yes',
+                                           'smtpd_sasl_path': passwd.name,
+                                           'smtpd_tls_security_level': 'none'}) as srv:
+                with harness.Conn(srv.port) as c:
+                    c.cmd('EHLO client.example.org')
+                    code, text = c.cmd('AUTH PLAIN AGJvYgBzZWNyZXQ=')
+                rc, out, _ = run('explain', '-c', srv.config_path, '--client', harness.UNTRUSTED,
+                                 '--login', 'bob@localhost', '--from', 'bob@localhost',
+                                 '--to', 'victim@example.net', '--json')
+                obj = json.loads(out)
+                self.assertEqual((code, text), (538, '5.7.11 Encryption required for requested '
+                                                     'authentication mechanism'))
+                self.assertEqual((rc, obj['decision'], obj['reply']),
+                                 (1, 'reject', '%d %s' % (code, text)))
+                # the submission port (TLS required there) takes the login
+                rc, out, _ = run('explain', '-c', srv.config_path, '--client', harness.UNTRUSTED,
+                                 '--port', 'submission', '--login', 'bob@localhost', '--from',
+                                 'bob@localhost', '--to', 'victim@example.net')
+                self.assertEqual(rc, 0, out)
 
 
 if __name__ == '__main__':

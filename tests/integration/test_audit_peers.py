@@ -264,6 +264,7 @@ FIXTURE_ROWS = (
     ('policy-service', (), [('undecided', 'undecided')], None),
     # aimed at the relay domain, the probe's routed forms are forwarded
     ('untrusted-routing', ('--domain', 'example.org'), [('open', 'open')], None),
+    ('untrusted-routing-catchall', ('--domain', 'example.org'), [('open', 'open')], None),
     # in the lab the submission service listens on a port of its own, without
     # the name the audit knows a submission service by: see docs/audit.md
     ('submission-nosasl', (), [('closed', 'closed')] * 2, None),

@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 import time
 import unittest
+import urllib.request
 
 import harness
 from harness import Conn, Server
@@ -59,6 +60,19 @@ def fill(mnt, leave):
             size = max(0, size - (leave - free))
             f.truncate(size)
     return path
+
+
+def scrape(port):
+    with urllib.request.urlopen('http://127.0.0.1:%d/metrics' % port, timeout=5) as r:
+        return r.read().decode()
+
+
+def metric(text, series):
+    """The value of one series line (name{labels}), 0 when absent."""
+    for line in text.splitlines():
+        if line.startswith(series + ' '):
+            return float(line.split()[-1])
+    return 0
 
 
 def all_files(root):
@@ -139,8 +153,11 @@ class QueueFillsDuringData(DiskCase):
     def test_the_dot_gets_4xx_and_no_partial_copy_stays(self):
         queue_fs = self.mount('4m')
         queue = os.path.join(queue_fs, 'queue')
+        mport = harness.free_port()
         srv = self.start(queue_directory=queue, message_size_limit='400000',
-                         direct_local_delivery='no')
+                         direct_local_delivery='no', metrics_listen='127.0.0.1:%d' % mport)
+        rejected = 'relayguard_messages_total{result="rejected"}'
+        metrics_before = scrape(mport)
         before = set(all_files(queue))
         with Conn(srv.port, timeout=30) as c:
             c.cmd('EHLO client.example.org')
@@ -156,6 +173,9 @@ class QueueFillsDuringData(DiskCase):
                 r'reject client=127\.0\.0\.9 command=DATA reply="451 4\.3\.0 Error: queue file '
                 r'write error" error="cannot write queue file \S+: No space left on device"'),
                 srv.tail(10))
+            # and it counts as a message refused at the end of DATA
+            self.assertEqual(metric(scrape(mport), rejected),
+                             metric(metrics_before, rejected) + 1)
             # the session goes on; within a second (the free space is read once
             # a second) a new transaction is refused at MAIL, with 4xx
             deadline = time.time() + 3

@@ -73,6 +73,9 @@ static const struct pf_row pf_rows[] = {
 	{__LINE__, "relay-overlap", AV_SUSPICIOUS, "relay-domains-overlap-local", "", "", 1},
 	/* relaytest%example.net@example.org is taken for the relay domain and forwarded */
 	{__LINE__, "untrusted-routing", AV_OPEN, "allow-untrusted-routing", "", "", 1},
+	/* an @domain catch-all in relay_recipient_maps takes it too; listed users do not */
+	{__LINE__, "untrusted-routing-catchall", AV_OPEN, "allow-untrusted-routing", "", "", 1},
+	{__LINE__, "untrusted-routing-listed", AV_SUSPICIOUS, "allow-untrusted-routing", "", "", 1},
 	{__LINE__, "submission-permit", AV_CLOSED, "permit-before-reject_unauth_destination", "",
 	 "", 2},
 	{__LINE__, "submission-nosasl", AV_SUSPICIOUS, "submission-without-sasl", "", "", 2},
