@@ -345,7 +345,19 @@ static char *sort_by_line(const char *file, char *text)
 	return strbuf_steal(&out);
 }
 
-struct config *config_load(const char *path, char **errors)
+/* pin - each parameter only a restart changes takes RUNNING's value. */
+static void pin(struct loader *ld, const struct config *running)
+{
+	for (size_t i = 0; running != NULL && i < PARAM_COUNT && i < running->n_params; i++) {
+		if (config_params[i].reloads || strcmp(ld->expanded[i], running->values[i]) == 0)
+			continue;
+		free(ld->expanded[i]);
+		ld->expanded[i] = xstrdup(running->values[i]);
+		ld->origin[i] = running->origins[i];
+	}
+}
+
+static struct config *load(const char *path, const struct config *running, char **errors)
 {
 	const char *broken = config_table_problem(); /* cannot happen: tests check it */
 	if (broken != NULL) {
@@ -368,8 +380,10 @@ struct config *config_load(const char *path, char **errors)
 			if (ld.expanded[i] == NULL)
 				ld.expanded[i] = expand(&ld, i);
 		/* a failed $name leaves values half-expanded: checking them says nothing */
-		if (ld.errors.len == errors_before)
+		if (ld.errors.len == errors_before) {
+			pin(&ld, running);
 			config_convert(&ld);
+		}
 		for (size_t i = 0; i < PARAM_COUNT; i++)
 			if (ld.expanded[i] == NULL)
 				ld.expanded[i] = xstrdup("");
@@ -387,6 +401,17 @@ struct config *config_load(const char *path, char **errors)
 	strbuf_free(&ld.errors);
 	*errors = NULL;
 	return ld.cfg;
+}
+
+struct config *config_load(const char *path, char **errors)
+{
+	return load(path, NULL, errors);
+}
+
+struct config *config_load_pinned(const char *path, const struct config *running,
+				  char **errors)
+{
+	return load(path, running, errors);
 }
 
 void config_free(struct config *cfg)

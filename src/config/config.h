@@ -209,6 +209,12 @@ struct config {
  * errors with one "file:line: message" per line.
  */
 struct config *config_load(const char *path, char **errors);
+/* config_load_pinned - the same, but every parameter only a restart changes
+ * (no RELOADS in params.def) keeps RUNNING's value, as the queue manager and
+ * the listeners built at start do: a reload never has new sessions accept
+ * mail (a new virtual_mailbox_maps entry, say) that delivery then bounces. */
+struct config *config_load_pinned(const char *path, const struct config *running,
+				  char **errors);
 void config_free(struct config *cfg);
 
 /* Print every parameter as "name = value" (postconf style). */

@@ -894,6 +894,8 @@ struct reload_job {
 	char *errors;               /* "file:line: message" lines */
 	int selftest_rc;
 	struct msgauth_signing *signing; /* a changed dkim_signing_table, loaded */
+	char *restart[64];          /* changed parameters only a restart applies */
+	size_t n_restart;
 };
 
 void server_set_selftest(struct server *srv, int (*selftest)(const struct config *cfg))
@@ -901,10 +903,27 @@ void server_set_selftest(struct server *srv, int (*selftest)(const struct config
 	srv->selftest = selftest;
 }
 
+/* load_for_reload - the file as new sessions will see it: what only a
+ * restart changes keeps the running value (j->restart names it). */
+static struct config *load_for_reload(struct reload_job *j)
+{
+	struct config *cfg = config_load(j->file, &j->errors);
+	if (cfg == NULL)
+		return NULL;
+	const char *names[RG_ARRAY_LEN(j->restart)];
+	size_t n = reload_restart_needed(j->srv->cfg, cfg, names, RG_ARRAY_LEN(names));
+	if (n == 0)
+		return cfg;
+	for (size_t i = 0; i < n && i < RG_ARRAY_LEN(names); i++)
+		j->restart[j->n_restart++] = xstrdup(names[i]);
+	config_free(cfg);
+	return config_load_pinned(j->file, j->srv->cfg, &j->errors);
+}
+
 static void reload_work(void *arg)
 {
 	struct reload_job *j = arg;
-	j->cfg = config_load(j->file, &j->errors);
+	j->cfg = load_for_reload(j);
 	if (j->cfg != NULL && j->srv->selftest != NULL)
 		j->selftest_rc = j->srv->selftest(j->cfg);
 	char err[512];
@@ -958,10 +977,8 @@ static void keep_running(const struct server *srv, struct config *next)
 static void apply_reload(struct reload_job *j)
 {
 	struct server *srv = j->srv;
-	const char *names[64];
-	size_t n = reload_restart_needed(srv->cfg, j->cfg, names, RG_ARRAY_LEN(names));
-	for (size_t i = 0; i < n && i < RG_ARRAY_LEN(names); i++)
-		log_ev(LOG_WARNING, "reload-needs-restart", {"param", names[i]},
+	for (size_t i = 0; i < j->n_restart; i++)
+		log_ev(LOG_WARNING, "reload-needs-restart", {"param", j->restart[i]},
 		       {"action", "changed in the file; the running value stays until a restart"});
 	keep_running(srv, j->cfg);
 	session_msgauth_apply(j->signing);
@@ -990,6 +1007,8 @@ static void reload_done(void *arg)
 	session_msgauth_discard(j->signing);
 	free(j->errors);
 	free(j->file);
+	for (size_t i = 0; i < j->n_restart; i++)
+		free(j->restart[i]);
 	free(j);
 	if (srv->reload_again && !srv->stopping) {
 		srv->reload_again = false;

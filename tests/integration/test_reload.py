@@ -175,6 +175,25 @@ class Reload(unittest.TestCase):
                 self.assertNotIn('STARTTLS', text)  # no certificate was loaded at start
 
 
+    def test_a_table_only_a_restart_changes_is_not_half_applied(self):
+        """virtual_mailbox_maps is built once for delivery: a reload that gave new
+        sessions bob's new entry had them take his mail with 250, and delivery,
+        still on the running table, bounce it."""
+        hosted = {'virtual_mailbox_domains': 'hosted.test',
+                  'virtual_mailbox_maps': 'inline:{ alice@hosted.test=hosted.test/alice/ }'}
+        with Server(overrides=hosted) as srv:
+            rewrite(srv, {'virtual_mailbox_maps': 'inline:{ alice@hosted.test=hosted.test/'
+                                                  'alice/, bob@hosted.test=hosted.test/bob/ }',
+                          'mynetworks': '127.0.0.1/32 127.0.0.9/32'})
+            log = hup(srv)
+            self.assertRegex(log, r'reload-needs-restart param=virtual_mailbox_maps ')
+            self.assertNotIn('param=mynetworks', log)
+            self.assertEqual(new_session_rcpt(srv.port, UNTRUSTED, 'bob@hosted.test'), 550)
+            self.assertEqual(new_session_rcpt(srv.port, UNTRUSTED, 'alice@hosted.test'), 250)
+            # what does reload still applies
+            self.assertEqual(new_session_rcpt(srv.port, UNTRUSTED), 250)
+
+
 class Notify(unittest.TestCase):
     """sd_notify: the datagrams a Type=notify unit's manager would get."""
 
