@@ -194,6 +194,8 @@ void log_hold(void)
 
 void log_flush(void)
 {
+	if (held.len == 0) /* nothing held: the usual case, at every reply */
+		return;
 	write_all(held.data, held.len);
 	strbuf_free(&held);
 }
