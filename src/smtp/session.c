@@ -196,6 +196,7 @@ void session_reply(struct session *s, const char *fmt, ...)
 	if ((size_t)n > sizeof(line) - 3)
 		n = (int)sizeof(line) - 3;
 	memcpy(line + n, "\r\n", 2);
+	log_flush(); /* what this reply answers is in the log before the client has it */
 	size_t sent = send_now(s, line, (size_t)n + 2);
 	if (sent < (size_t)n + 2)
 		bufferevent_write(s->bev, line + sent, (size_t)n + 2 - sent);

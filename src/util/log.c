@@ -192,12 +192,19 @@ void log_hold(void)
 	hold_depth++;
 }
 
+void log_flush(void)
+{
+	if (held.len == 0) /* nothing held: the usual case, at every reply */
+		return;
+	write_all(held.data, held.len);
+	strbuf_free(&held);
+}
+
 void log_release(void)
 {
 	if (hold_depth == 0 || --hold_depth > 0)
 		return;
-	write_all(held.data, held.len);
-	strbuf_free(&held);
+	log_flush();
 }
 
 void log_msg(enum log_level level, const char *fmt, ...)

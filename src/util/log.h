@@ -47,6 +47,10 @@ void log_event(enum log_level level, const char *event, const struct log_kv *kv,
  * nest; a held line is never longer in memory than the batch. */
 void log_hold(void);
 void log_release(void);
+/* log_flush - the lines held so far go out now; the hold goes on. Called
+ * before a reply leaves: a server killed right after a 250 must not take
+ * the lines that record the message with it. */
+void log_flush(void);
 
 /* Free-form message: event "message", field "text". */
 void log_msg(enum log_level level, const char *fmt, ...)
