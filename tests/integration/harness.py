@@ -548,6 +548,32 @@ def stop_server(server, tmp=None):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def build_shim(cls, source, name):
+    """Compile SOURCE (C) into an LD_PRELOAD library for CLS's tests; removed
+    with the class. The path of the library."""
+    tmp = tempfile.mkdtemp(prefix='relayguard-shim-')
+    os.chmod(tmp, 0o755)
+    cls.addClassCleanup(shutil.rmtree, tmp, True)
+    src, lib = os.path.join(tmp, name + '.c'), os.path.join(tmp, name + '.so')
+    with open(src, 'w') as f:
+        f.write(source)
+    subprocess.run(['cc', '-shared', '-fPIC', '-o', lib, src, '-ldl'], check=True)
+    return lib
+
+
+def preloaded_server(shim, env=None, **server_args):
+    """A Server started with SHIM preloaded (and ENV set) in its environment only."""
+    saved = dict(os.environ)
+    os.environ.update({'LD_PRELOAD': shim, 'ASAN_OPTIONS': os.environ.get('ASAN_OPTIONS', '') +
+                       ':verify_asan_link_order=0'})
+    os.environ.update(env or {})
+    try:
+        return Server(**server_args)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 class ServerPerClass(unittest.TestCase):
     """One Server for all tests of a class: set overrides / extra on the class."""
     overrides = None

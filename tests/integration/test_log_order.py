@@ -11,15 +11,12 @@ An LD_PRELOAD shim (built here with cc) kills the server with SIGKILL the
 moment a "queued as" reply has been handed to the socket; the log must
 already name that message.
 """
-import os
 import shutil
-import subprocess
-import tempfile
 import time
 import unittest
 
 import harness
-from harness import Conn, Server
+from harness import Conn
 
 SHIM = r'''
 #define _GNU_SOURCE
@@ -64,28 +61,10 @@ ssize_t writev(int fd, const struct iovec *v, int cnt)
 class LogBeforeReply(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix='relayguard-shim-')
-        os.chmod(cls.tmp, 0o755)
-        src = os.path.join(cls.tmp, 'die.c')
-        cls.shim = os.path.join(cls.tmp, 'die.so')
-        with open(src, 'w') as f:
-            f.write(SHIM)
-        subprocess.run(['cc', '-shared', '-fPIC', '-o', cls.shim, src, '-ldl'], check=True)
-
-    @classmethod
-    def tearDownClass(cls):
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+        cls.shim = harness.build_shim(cls, SHIM, 'die')
 
     def server(self, overrides):
-        saved = dict(os.environ)
-        os.environ.update({'LD_PRELOAD': self.shim,
-                           'ASAN_OPTIONS': os.environ.get('ASAN_OPTIONS', '') +
-                           ':verify_asan_link_order=0'})
-        try:
-            srv = Server(overrides=overrides)
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
+        srv = harness.preloaded_server(self.shim, overrides=overrides)
         self.addCleanup(srv.cleanup)
         self.addCleanup(srv.kill9)
         return srv

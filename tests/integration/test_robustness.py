@@ -7,11 +7,8 @@
 - A client that sends commands but never reads the replies must not make the
   server buffer replies without bound.
 """
-import os
 import shutil
 import socket
-import subprocess
-import tempfile
 import time
 import unittest
 
@@ -50,29 +47,12 @@ int fdatasync(int fd)
 class SlowDisk(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix='relayguard-shim-')
-        os.chmod(cls.tmp, 0o755)
-        src = os.path.join(cls.tmp, 'slow.c')
-        cls.shim = os.path.join(cls.tmp, 'slow.so')
-        with open(src, 'w') as f:
-            f.write(SHIM)
-        subprocess.run(['cc', '-shared', '-fPIC', '-o', cls.shim, src, '-ldl'], check=True)
-
-    @classmethod
-    def tearDownClass(cls):
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+        cls.shim = harness.build_shim(cls, SHIM, 'slow')
 
     def slow_write_server(self):
-        saved = dict(os.environ)
-        os.environ.update({'LD_PRELOAD': self.shim, 'RG_TEST_SLOW_WRITE': '1',
-                           'ASAN_OPTIONS': os.environ.get('ASAN_OPTIONS', '') +
-                           ':verify_asan_link_order=0'})
-        try:
-            return Server(overrides={'smtpd_timeout': '10s',
-                                     'message_size_limit': '30000000'})
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
+        return harness.preloaded_server(self.shim, {'RG_TEST_SLOW_WRITE': '1'},
+                                        overrides={'smtpd_timeout': '10s',
+                                                   'message_size_limit': '30000000'})
 
     def pipelined_big_message(self, srv, tail, lines):
         line = b'x' * 998 + b'\r\n'
@@ -106,15 +86,8 @@ class SlowDisk(unittest.TestCase):
                     self.assertEqual(quit, (221, '2.0.0 Bye'))
 
     def test_timeout_while_the_queue_commits(self):
-        saved = dict(os.environ)
-        os.environ.update({'LD_PRELOAD': self.shim, 'RG_TEST_SLOW_SYNC': '2',
-                           'ASAN_OPTIONS': os.environ.get('ASAN_OPTIONS', '') +
-                           ':verify_asan_link_order=0'})
-        try:
-            srv = Server(overrides={'smtpd_timeout': '1s'})
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
+        srv = harness.preloaded_server(self.shim, {'RG_TEST_SLOW_SYNC': '2'},
+                                       overrides={'smtpd_timeout': '1s'})
         with srv:
             with Conn(srv.port, timeout=10) as c:
                 for line in ('EHLO client.example.org', 'MAIL FROM:<a@example.org>',

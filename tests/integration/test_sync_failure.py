@@ -12,16 +12,14 @@ none is logged as delivered at acceptance, and the copies already linked
 are taken back: once the disk recovers, the queue delivers every copy
 exactly once.
 """
-import os
 import re
 import shutil
 import subprocess
-import tempfile
 import threading
 import unittest
 
 import harness
-from harness import Server, smtp_session
+from harness import smtp_session
 
 SHIM = r'''
 #define _GNU_SOURCE
@@ -60,31 +58,13 @@ USERS = ['u0', 'u1', 'u2', 'u3']
 class MaildirSyncFails(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix='relayguard-shim-')
-        os.chmod(cls.tmp, 0o755)
-        src = os.path.join(cls.tmp, 'eio.c')
-        cls.shim = os.path.join(cls.tmp, 'eio.so')
-        with open(src, 'w') as f:
-            f.write(SHIM)
-        subprocess.run(['cc', '-shared', '-fPIC', '-o', cls.shim, src, '-ldl'], check=True)
-
-    @classmethod
-    def tearDownClass(cls):
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+        cls.shim = harness.build_shim(cls, SHIM, 'eio')
 
     def setUp(self):
-        saved = dict(os.environ)
-        os.environ.update({'LD_PRELOAD': self.shim,
-                           'ASAN_OPTIONS': os.environ.get('ASAN_OPTIONS', '') +
-                           ':verify_asan_link_order=0'})
-        try:
-            self.s = Server(overrides={
-                'local_recipient_maps': 'inline:{%s}' % ', '.join(USERS + ['postmaster']),
-                'queue_run_delay': '1h', 'minimal_backoff_time': '1h',
-                'maximal_backoff_time': '1h'})
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
+        self.s = harness.preloaded_server(self.shim, overrides={
+            'local_recipient_maps': 'inline:{%s}' % ', '.join(USERS + ['postmaster']),
+            'queue_run_delay': '1h', 'minimal_backoff_time': '1h',
+            'maximal_backoff_time': '1h'})
         self.addCleanup(self.s.cleanup)
         self.addCleanup(self.s.stop)
 
