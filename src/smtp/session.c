@@ -1467,7 +1467,8 @@ static void start_tls(struct session *s)
 		log_ev(LOG_ERROR, "tls-failed", {"session", s->id}, {"client", s->ip_text},
 		       {"reason", "cannot create a TLS session"});
 		session_set_state(s, S_CLOSING);
-		session_free(s);
+		bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+		free_soon(s); /* not here: session_process_input still reads s on return */
 		return;
 	}
 	s->bev = tb;
