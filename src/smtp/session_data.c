@@ -195,6 +195,14 @@ void session_data_proceed(struct session *s, char *arg)
 	session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
 
+/* too_many_hops - the client's Received: fields and the one we add on top
+ * reach hopcount_limit: refused as Postfix does (its cleanup counts its own
+ * smtpd's field too and stops at the limit), so 48 pass with the default 50. */
+static bool too_many_hops(const struct session *s)
+{
+	return s->tx->hops + 1 >= s->cfg->hopcount_limit;
+}
+
 /* end_of_data - the final "." line: reject, or hand the message to the queue. */
 static void end_of_data(struct session *s)
 {
@@ -202,7 +210,7 @@ static void end_of_data(struct session *s)
 	tx->eod_at = rg_monotonic();
 	if (!tx->too_big && !tx->bare_eol && !tx->no_memory)
 		field_judge(s, true); /* a header without the empty line ends here */
-	if (tx->bare_eol || tx->too_big || tx->hops > s->cfg->hopcount_limit || tx->no_memory)
+	if (tx->bare_eol || tx->too_big || too_many_hops(s) || tx->no_memory)
 		mev_message(false, 0, 0);
 	if (tx->bare_eol) {
 		session_reply_error(s, "DATA", "550 5.5.2 Error: message contains a bare <CR> or <LF>; "
@@ -216,7 +224,7 @@ static void end_of_data(struct session *s)
 		session_tx_reset(s);
 		return;
 	}
-	if (tx->hops > s->cfg->hopcount_limit) { /* a mail loop: RFC 5321 6.3 */
+	if (too_many_hops(s)) { /* a mail loop: RFC 5321 6.3 */
 		char hops[24];
 		snprintf(hops, sizeof(hops), "%llu", (unsigned long long)tx->hops);
 		log_ev(LOG_WARNING, "too-many-hops", {"session", s->id}, {"client", s->ip_text},
