@@ -18,7 +18,7 @@
 #include "config/config.h"
 #include "control/control.h"
 #include "queue/qctl.h"
-#include "tlspol/statefile.h"
+#include "util/statefile.h"
 #include "util/log.h"
 #include "util/util.h"
 

@@ -3,7 +3,7 @@
  */
 #include "abuse/hijack_state.h"
 #include "abuse/hijack.h"
-#include "tlspol/statefile.h"
+#include "util/statefile.h"
 #include "util/basedir.h"
 
 #include <ctype.h>

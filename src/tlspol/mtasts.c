@@ -2,7 +2,7 @@
  * mtasts.c - MTA-STS syntax, MX matching and the policy cache (see mtasts.h).
  */
 #include "tlspol/mtasts.h"
-#include "tlspol/statefile.h"
+#include "util/statefile.h"
 #include "tlspol/tlsmem.h"
 #include "util/basedir.h"
 #include "util/log.h"

@@ -5,7 +5,7 @@
  * from a snapshot made on the loop.
  */
 #include "tlspol/tlsmem.h"
-#include "tlspol/statefile.h"
+#include "util/statefile.h"
 #include "util/basedir.h"
 #include "util/log.h"
 

@@ -5,7 +5,7 @@
  */
 #include "check.h"
 #include "files.h"
-#include "tlspol/statefile.h"
+#include "util/statefile.h"
 #include "util/basedir.h"
 #include "util/dirsync.h"
 

@@ -2,7 +2,7 @@
  * statefile.c - durable whole-file replacement, in the background (see
  * statefile.h).
  */
-#include "tlspol/statefile.h"
+#include "util/statefile.h"
 #include "util/basedir.h"
 #include "util/dirsync.h"
 #include "util/log.h"
