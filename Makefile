@@ -143,7 +143,7 @@ clean:
 man: build/relayguard
 	./build/relayguard config --man > doc/relayguard.conf.5
 
-# make install [PREFIX=/usr/local] [DESTDIR=...] [INSTALL_SENDMAIL=yes]
+# make install|install-strip [PREFIX=/usr/local] [DESTDIR=...] [INSTALL_SENDMAIL=yes]
 # The same binary make built: it knows it is installed by where it runs
 # (not next to src/cli/main.c), and then defaults to /etc/relayguard/main.cf
 # and /var/spool/relayguard, /var/mail/vhosts, /var/lib/relayguard.
@@ -167,10 +167,17 @@ INSTALL_BIN ?= build/relayguard
 MAN5 := $(wildcard doc/*.5)
 MAN8 := $(wildcard doc/*.8)
 
-.PHONY: install uninstall
+# make install-strip: the same, with the binary's symbols and debug information
+# stripped (install -s), as a package would ship it.
+INSTALL_STRIP ?=
+
+.PHONY: install install-strip uninstall
+install-strip:
+	$(MAKE) install INSTALL_STRIP=-s
+
 install: $(INSTALL_BIN)
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/relayguard $(DESTDIR)$(UNITDIR)
-	install -m 755 $(INSTALL_BIN) $(DESTDIR)$(SBINDIR)/relayguard
+	install -m 755 $(INSTALL_STRIP) $(INSTALL_BIN) $(DESTDIR)$(SBINDIR)/relayguard
 	$(if $(MAN5),install -d $(DESTDIR)$(MANDIR)/man5 && install -m 644 $(MAN5) $(DESTDIR)$(MANDIR)/man5/)
 	$(if $(MAN8),install -d $(DESTDIR)$(MANDIR)/man8 && install -m 644 $(MAN8) $(DESTDIR)$(MANDIR)/man8/)
 	install -m 644 etc/main.cf.example $(DESTDIR)$(SYSCONFDIR)/relayguard/main.cf.example

@@ -111,6 +111,19 @@ class Install(unittest.TestCase):
                       for d, _, fs in os.walk(self.dest) for f in fs)
         self.assertEqual(left, ['etc/relayguard/main.cf'])
 
+    def test_install_strip_ships_a_stripped_binary_that_runs(self):
+        make('install-strip', 'DESTDIR=' + self.dest)
+        installed = self.path('/usr/local/sbin/relayguard')
+        self.assertEqual(self.mode('/usr/local/sbin/relayguard'), 0o755)
+        self.assertLess(os.path.getsize(installed), os.path.getsize(binary()))
+        sections = subprocess.run(['readelf', '-S', installed], capture_output=True,
+                                  text=True, check=True).stdout
+        self.assertNotIn('.debug_info', sections)
+        self.assertNotIn('.symtab', sections)
+        p = subprocess.run([installed, '--help'], capture_output=True, text=True, timeout=20)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn('relayguard', p.stdout + p.stderr)
+
     def test_sendmail_link_only_when_asked(self):
         make('install', 'DESTDIR=' + self.dest, 'INSTALL_SENDMAIL=yes', 'PREFIX=/usr')
         link = self.path('/usr/sbin/sendmail')
