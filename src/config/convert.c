@@ -833,7 +833,11 @@ static void check_domain_overlap(struct loader *ld)
 static void check_hosted(struct loader *ld)
 {
 	struct config *cfg = ld->cfg;
-	check_mailbox_values(ld, cfg->virtual_mailbox_maps);
+	/* handed to LMTP (Dovecot keeps the mailboxes) the values are not used,
+	 * only the keys, as in Postfix ("OK" will do); transport_maps could still
+	 * route a hosted domain to our Maildirs, so with it they are checked */
+	if (cfg->virtual_transport[0] == '\0' || cfg->transport_maps[0] != NULL)
+		check_mailbox_values(ld, cfg->virtual_mailbox_maps);
 	check_alias_values(ld, PARAM_alias_maps, cfg->alias_maps, true);
 	check_alias_values(ld, PARAM_virtual_alias_maps, cfg->virtual_alias_maps, false);
 	if (strpbrk(cfg->recipient_delimiter, "@\"<>()[],;: \t") != NULL)

@@ -428,6 +428,12 @@ static const struct bad_row {
 	 "a/b/c/", "must be dir/user/"},
 	{__LINE__, "virtual_mailbox_domains = a.example\nvirtual_mailbox_maps = texthash:MAILBOX\n",
 	 "../etc/", "may not be \"..\""},
+	/* with a transport_maps that could route the domain to our Maildirs, even
+	 * with virtual_transport = lmtp: (without one any value does: test_lmtp.py) */
+	{__LINE__, "virtual_mailbox_domains = a.example\nvirtual_mailbox_maps = texthash:MAILBOX\n"
+		   "virtual_transport = lmtp:inet:127.0.0.1:24\n"
+		   "transport_maps = inline:{ a.example=local }\n",
+	 "OK", "only Maildir delivery is supported"},
 	{__LINE__, "mydestination = localhost a.example\nvirtual_alias_domains = a.example\n",
 	 NULL, "a.example is also in mydestination"},
 	{__LINE__, "virtual_alias_domains = a.example\nvirtual_mailbox_domains = a.example\n",
