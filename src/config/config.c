@@ -382,6 +382,7 @@ static struct config *load(const char *path, const struct config *running, char 
 		/* a failed $name leaves values half-expanded: checking them says nothing */
 		if (ld.errors.len == errors_before) {
 			pin(&ld, running);
+			ld.running = running;
 			config_convert(&ld);
 		}
 		for (size_t i = 0; i < PARAM_COUNT; i++)

@@ -219,6 +219,20 @@ void map_free(struct map *m)
 	free(m);
 }
 
+struct map *map_dup(const struct map *m)
+{
+	struct map *c = xcalloc(1, sizeof(*c));
+	*c = *m;
+	c->spec = xstrdup(m->spec);
+	c->entries = xcalloc(m->n ? m->n : 1, sizeof(*c->entries));
+	for (size_t i = 0; i < m->n; i++) {
+		c->entries[i] = m->entries[i];
+		c->entries[i].key = m->entries[i].key ? xstrdup(m->entries[i].key) : NULL;
+		c->entries[i].value = xstrdup(m->entries[i].value);
+	}
+	return c;
+}
+
 const char *map_lookup(const struct map *m, const char *key)
 {
 	if (m->type == MAP_CIDR || m->n == 0)
