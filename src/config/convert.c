@@ -422,6 +422,21 @@ static void parse_networks(struct loader *ld, size_t i)
 	memcpy((char *)cfg + config_params[i].count_off, &n, sizeof(n));
 }
 
+bool config_table_differs(const struct config *a, const struct config *b, size_t i)
+{
+	if (i >= PARAM_COUNT ||
+	    (config_params[i].type != PT_MAPS && config_params[i].type != PT_ALIASES))
+		return false;
+	struct map **x, **y;
+	memcpy(&x, (const char *)a + config_params[i].off, sizeof(x));
+	memcpy(&y, (const char *)b + config_params[i].off, sizeof(y));
+	size_t k = 0;
+	for (; x != NULL && y != NULL && x[k] != NULL && y[k] != NULL; k++)
+		if (!map_equal(x[k], y[k]))
+			return true;
+	return (x != NULL && x[k] != NULL) || (y != NULL && y[k] != NULL);
+}
+
 /* pinned_maps - on a reload, a table only a restart changes is the running
  * one, copied: its file is not read again, or new sessions would take mail
  * for a line added since the start that delivery, on the table it read

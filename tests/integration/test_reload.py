@@ -210,7 +210,7 @@ class Reload(unittest.TestCase):
             self.assertEqual(new_session_rcpt(srv.port, UNTRUSTED, 'bob@hosted.test'), 550)
             with open(table, 'a') as f:
                 f.write('bob@hosted.test hosted.test/bob/\n')
-            hup(srv)
+            self.assertRegex(hup(srv), r'reload-needs-restart param=virtual_mailbox_maps ')
             self.assertEqual(new_session_rcpt(srv.port, UNTRUSTED, 'bob@hosted.test'), 550)
             self.assertEqual(new_session_rcpt(srv.port, UNTRUSTED, 'alice@hosted.test'), 250)
 
