@@ -236,6 +236,21 @@ class Reload(unittest.TestCase):
             self.assertEqual(new_session_rcpt(srv.port, '127.0.0.9'), 250)
             self.assertEqual(new_session_rcpt(srv.port, UNTRUSTED, 'alice@hosted.test'), 250)
 
+    def test_a_value_naming_a_parameter_only_a_restart_changes_uses_the_running_one(self):
+        """smtpd_banner = $myhostname ESMTP ... reloads, myhostname does not: a
+        new session was greeted with the file's new name and answered EHLO
+        with the running one."""
+        with Server() as srv:
+            running = srv.hostname
+            rewrite(srv, {'myhostname': 'renamed.example.net'})
+            self.assertRegex(hup(srv), r'reload-needs-restart param=myhostname ')
+            with Conn(srv.port, source=UNTRUSTED) as c:
+                self.assertIn(running, c.greeting[1])
+                self.assertNotIn('renamed', c.greeting[1])
+                code, text = c.cmd('EHLO client.example.org')
+                self.assertEqual(code, 250)
+                self.assertIn(running, text)
+
 
 class Notify(unittest.TestCase):
     """sd_notify: the datagrams a Type=notify unit's manager would get."""
