@@ -21,6 +21,8 @@
 #include <hiredis/adapters/libevent.h>
 
 #include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,6 +196,35 @@ bool shared_url_valid(const char *url)
 	return ok;
 }
 
+/* The whole offline lift, connection included, is over by then: hiredis's
+ * own timeout is per read, and a Redis answering a byte every second kept
+ * the CLI, and the queue lock it holds, for ever. */
+#define SYNC_SECONDS 2
+
+/* sync_command - FMT sent and its reply read before DEADLINE (CLOCK_MONOTONIC
+ * seconds); NULL with c->errstr set when the time is up or the connection fails. */
+static redisReply *sync_command(redisContext *c, double deadline, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = redisvAppendCommand(c, fmt, ap);
+	va_end(ap);
+	void *reply = NULL;
+	for (int done = 0; rc == REDIS_OK && !done;)
+		rc = redisBufferWrite(c, &done); /* a few bytes: the socket buffer takes them */
+	while (rc == REDIS_OK && (rc = redisGetReplyFromReader(c, &reply)) == REDIS_OK &&
+	       reply == NULL) {
+		double left = deadline - rg_monotonic();
+		struct pollfd p = {.fd = c->fd, .events = POLLIN};
+		if (left <= 0 || poll(&p, 1, (int)(left * 1000) + 1) <= 0) {
+			snprintf(c->errstr, sizeof(c->errstr), "no answer within %d s", SYNC_SECONDS);
+			return NULL;
+		}
+		rc = redisBufferRead(c);
+	}
+	return reply;
+}
+
 /* sync_ok - a blocking reply R is a status/integer, not an error; ERR otherwise. */
 static bool sync_ok(redisContext *c, redisReply *r, const char *what, char *err, size_t errlen)
 {
@@ -206,7 +237,8 @@ static bool sync_ok(redisContext *c, redisReply *r, const char *what, char *err,
 }
 
 /* sync_open - a blocking connection to S, authenticated and on S's database. */
-static redisContext *sync_open(const struct shared *s, char *err, size_t errlen)
+static redisContext *sync_open(const struct shared *s, double deadline, char *err,
+			       size_t errlen)
 {
 	struct timeval tv = {2, 0};
 	redisContext *c = s->path[0] ? redisConnectUnixWithTimeout(s->path, tv)
@@ -219,11 +251,13 @@ static redisContext *sync_open(const struct shared *s, char *err, size_t errlen)
 	redisSetTimeout(c, tv);
 	bool ok = true;
 	if (s->pass[0] && s->user[0])
-		ok = sync_ok(c, redisCommand(c, "AUTH %s %s", s->user, s->pass), "auth", err, errlen);
+		ok = sync_ok(c, sync_command(c, deadline, "AUTH %s %s", s->user, s->pass), "auth",
+			     err, errlen);
 	else if (s->pass[0])
-		ok = sync_ok(c, redisCommand(c, "AUTH %s", s->pass), "auth", err, errlen);
+		ok = sync_ok(c, sync_command(c, deadline, "AUTH %s", s->pass), "auth", err, errlen);
 	if (ok)
-		ok = sync_ok(c, redisCommand(c, "SELECT %d", s->db), "select", err, errlen);
+		ok = sync_ok(c, sync_command(c, deadline, "SELECT %d", s->db), "select", err,
+			     errlen);
 	if (!ok) {
 		redisFree(c);
 		return NULL;
@@ -238,10 +272,13 @@ bool shared_lift_blocking(const char *url, const char *login, char *err, size_t 
 	if (!ok)
 		snprintf(err, errlen, "shared_state: not a redis:// or unix: address");
 	snprintf(s->channel, sizeof(s->channel), CHANNEL "%d", s->db);
-	redisContext *c = ok ? sync_open(s, err, errlen) : NULL;
+	double deadline = rg_monotonic() + SYNC_SECONDS;
+	redisContext *c = ok ? sync_open(s, deadline, err, errlen) : NULL;
 	char *msg = xasprintf("resume %s", login);
-	ok = c != NULL && sync_ok(c, redisCommand(c, "DEL rg:susp:%s", login), "del", err, errlen) &&
-	     sync_ok(c, redisCommand(c, "PUBLISH %s %s", s->channel, msg), "publish", err, errlen);
+	ok = c != NULL &&
+	     sync_ok(c, sync_command(c, deadline, "DEL rg:susp:%s", login), "del", err, errlen) &&
+	     sync_ok(c, sync_command(c, deadline, "PUBLISH %s %s", s->channel, msg), "publish",
+		     err, errlen);
 	free(msg);
 	redisFree(c);
 	explicit_bzero(s, sizeof(*s)); /* it held the password */

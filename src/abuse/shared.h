@@ -97,9 +97,10 @@ void shared_lock(struct shared *s, const char *ip, unsigned seconds);
 void shared_suspend(struct shared *s, const char *login, unsigned seconds, const char *why);
 
 /* shared_lift_blocking - for the CLI with no server running, never the
- * loop: connect to URL (2 s timeout), DEL rg:susp:LOGIN and publish
+ * loop: connect to URL, DEL rg:susp:LOGIN and publish
  * "resume LOGIN", as a running host's release does. Otherwise a host's next
- * catch-up would read the suspension back. false with ERR on failure. */
+ * catch-up would read the suspension back. All of it within 2 s, however
+ * slowly Redis answers (the queue lock is held). false with ERR on failure. */
 bool shared_lift_blocking(const char *url, const char *login, char *err, size_t errlen);
 
 /* Two counts; both -1 when Redis did not answer in time. */

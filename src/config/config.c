@@ -345,16 +345,36 @@ static char *sort_by_line(const char *file, char *text)
 	return strbuf_steal(&out);
 }
 
-/* pin - each parameter only a restart changes takes RUNNING's value. */
-static void pin(struct loader *ld, const struct config *running)
+/* pin - each parameter only a restart changes takes RUNNING's value; true
+ * when one did. */
+static bool pin(struct loader *ld, const struct config *running)
 {
+	bool pinned = false;
 	for (size_t i = 0; running != NULL && i < PARAM_COUNT && i < running->n_params; i++) {
 		if (config_params[i].reloads || strcmp(ld->expanded[i], running->values[i]) == 0)
 			continue;
 		free(ld->expanded[i]);
 		ld->expanded[i] = xstrdup(running->values[i]);
 		ld->origin[i] = running->origins[i];
+		pinned = true;
 	}
+	return pinned;
+}
+
+/* reexpand - values naming a pinned one ($myhostname in smtpd_banner) are
+ * expanded again, with the running value: a new session greeted with the
+ * file's new name then said the running one at EHLO. */
+static void reexpand(struct loader *ld)
+{
+	for (size_t i = 0; i < PARAM_COUNT; i++)
+		if (config_params[i].reloads && ld->raw[i] != NULL &&
+		    strchr(ld->raw[i], '$') != NULL) {
+			free(ld->expanded[i]);
+			ld->expanded[i] = NULL;
+		}
+	for (size_t i = 0; i < PARAM_COUNT; i++)
+		if (ld->expanded[i] == NULL)
+			ld->expanded[i] = expand(ld, i);
 }
 
 static struct config *load(const char *path, const struct config *running, char **errors)
@@ -381,7 +401,9 @@ static struct config *load(const char *path, const struct config *running, char 
 				ld.expanded[i] = expand(&ld, i);
 		/* a failed $name leaves values half-expanded: checking them says nothing */
 		if (ld.errors.len == errors_before) {
-			pin(&ld, running);
+			if (pin(&ld, running))
+				reexpand(&ld);
+			ld.running = running;
 			config_convert(&ld);
 		}
 		for (size_t i = 0; i < PARAM_COUNT; i++)

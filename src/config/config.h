@@ -216,6 +216,9 @@ struct config *config_load(const char *path, char **errors);
 struct config *config_load_pinned(const char *path, const struct config *running,
 				  char **errors);
 void config_free(struct config *cfg);
+/* config_table_differs - parameter I (params.h order) is a table whose lines
+ * differ between A and B, though its value may be the same (a file edited). */
+bool config_table_differs(const struct config *a, const struct config *b, size_t i);
 
 /* Print every parameter as "name = value" (postconf style). */
 void config_print(const struct config *cfg, FILE *out);

@@ -422,14 +422,55 @@ static void parse_networks(struct loader *ld, size_t i)
 	memcpy((char *)cfg + config_params[i].count_off, &n, sizeof(n));
 }
 
+bool config_table_differs(const struct config *a, const struct config *b, size_t i)
+{
+	if (i >= PARAM_COUNT ||
+	    (config_params[i].type != PT_MAPS && config_params[i].type != PT_ALIASES))
+		return false;
+	struct map **x, **y;
+	memcpy(&x, (const char *)a + config_params[i].off, sizeof(x));
+	memcpy(&y, (const char *)b + config_params[i].off, sizeof(y));
+	size_t k = 0;
+	for (; x != NULL && y != NULL && x[k] != NULL && y[k] != NULL; k++)
+		if (!map_equal(x[k], y[k]))
+			return true;
+	return (x != NULL && x[k] != NULL) || (y != NULL && y[k] != NULL);
+}
+
+/* pinned_maps - on a reload, a table only a restart changes is the running
+ * one, copied: its file is not read again, or new sessions would take mail
+ * for a line added since the start that delivery, on the table it read
+ * then, bounces. NULL when the table is read as usual. */
+static struct map **pinned_maps(const struct loader *ld, size_t i)
+{
+	const struct config *run = ld->running;
+	if (run == NULL || config_params[i].reloads)
+		return NULL;
+	struct map **from;
+	memcpy(&from, (const char *)run + config_params[i].off, sizeof(from));
+	size_t n = 0;
+	while (from != NULL && from[n] != NULL)
+		n++;
+	struct map **maps = xcalloc(n + 1, sizeof(struct map *));
+	for (size_t k = 0; k < n; k++)
+		maps[k] = map_dup(from[k]);
+	return maps;
+}
+
 static void parse_maps(struct loader *ld, size_t i)
 {
-	store_pointer(ld->cfg, i, convert_maps(ld, i));
+	struct map **maps = pinned_maps(ld, i);
+	store_pointer(ld->cfg, i, maps ? maps : convert_maps(ld, i));
 }
 
 /* parse_aliases - alias_maps: aliases(5) files, not "key value" tables. */
 static void parse_aliases(struct loader *ld, size_t i)
 {
+	struct map **pinned = pinned_maps(ld, i);
+	if (pinned != NULL) {
+		store_pointer(ld->cfg, i, pinned);
+		return;
+	}
 	size_t n, m = 0;
 	char **items = split_list(ld->expanded[i], &n);
 	struct map **maps = xcalloc(n + 1, sizeof(struct map *));

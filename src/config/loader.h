@@ -21,6 +21,7 @@ struct loader {
 	struct config_origin origin[PARAM_COUNT];
 	struct strbuf errors;
 	struct config *cfg;
+	const struct config *running; /* a reload: its tables are kept (pinned_maps) */
 };
 
 /* config_error - "file:line: message" for parameter param (PARAM_COUNT: no line). */

@@ -219,6 +219,40 @@ void map_free(struct map *m)
 	free(m);
 }
 
+struct map *map_dup(const struct map *m)
+{
+	struct map *c = xcalloc(1, sizeof(*c));
+	*c = *m;
+	c->spec = xstrdup(m->spec);
+	c->entries = xcalloc(m->n ? m->n : 1, sizeof(*c->entries));
+	for (size_t i = 0; i < m->n; i++) {
+		c->entries[i] = m->entries[i];
+		c->entries[i].key = m->entries[i].key ? xstrdup(m->entries[i].key) : NULL;
+		c->entries[i].value = xstrdup(m->entries[i].value);
+	}
+	return c;
+}
+
+/* same_text - two entry strings, either of which may be NULL (cidr keys). */
+static bool same_text(const char *a, const char *b)
+{
+	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+bool map_equal(const struct map *a, const struct map *b)
+{
+	if (a->type != b->type || a->n != b->n)
+		return false;
+	for (size_t i = 0; i < a->n; i++) {
+		const struct map_entry *x = &a->entries[i], *y = &b->entries[i];
+		if (!same_text(x->key, y->key) || !same_text(x->value, y->value) ||
+		    (a->type == MAP_CIDR &&
+		     (x->net.prefix != y->net.prefix || !ip_equal(&x->net.net, &y->net.net))))
+			return false;
+	}
+	return true;
+}
+
 const char *map_lookup(const struct map *m, const char *key)
 {
 	if (m->type == MAP_CIDR || m->n == 0)

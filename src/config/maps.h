@@ -35,6 +35,10 @@ struct map {
 /* Load "type:name". err receives "file:line: reason" on failure. */
 struct map *map_open(const char *spec, char *err, size_t errlen);
 void map_free(struct map *m);
+/* A copy of M owning its own memory (a reload keeping a table read at start). */
+struct map *map_dup(const struct map *m);
+/* Do A and B hold the same entries, in the same order? */
+bool map_equal(const struct map *a, const struct map *b);
 
 /* Key lookup (texthash, inline); NULL when absent. */
 const char *map_lookup(const struct map *m, const char *key);

@@ -72,6 +72,13 @@ static const char *const subdirs[] = {"tmp", "active", "deferred", "corrupt", "h
 static pthread_mutex_t id_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned long long id_last;
 
+/* Above any id our clock writes for two thousand years (microseconds since
+ * 1970): a larger name (FFFFFFFFFFFFFFFF planted, or more digits than fit,
+ * which strtoull clips to the top) is not ours and is not seeded from, or
+ * the next id would wrap to 0000000000000000 at every start, again and
+ * again while the first one is queued. */
+#define ID_SEED_MAX (1ull << 56)
+
 /* seed_ids - no new id may equal one still in the queue, even when the
  * clock went back since an earlier run wrote it: deferred/ID moved back to
  * active/ would replace a new active/ID. The ids start above the largest. */
@@ -85,7 +92,7 @@ static void seed_ids(const char *dir)
 			char *end;
 			unsigned long long v = strtoull(e->d_name, &end, 16);
 			size_t digits = (size_t)(end - e->d_name);
-			if (digits >= 16 && digits <= QUEUE_ID_LEN && v > id_last)
+			if (digits >= 16 && digits <= QUEUE_ID_LEN && v < ID_SEED_MAX && v > id_last)
 				id_last = v;
 		}
 		if (d != NULL)

@@ -63,7 +63,9 @@ size_t reload_restart_needed(const struct config *running, const struct config *
 	size_t n = 0;
 	for (size_t i = 0; i < next->n_params; i++) {
 		const char *old = value_of(running, next->names[i]);
-		if (reload_applies(next->names[i]) || (old && strcmp(old, next->values[i]) == 0))
+		if (reload_applies(next->names[i]) ||
+		    (old && strcmp(old, next->values[i]) == 0 &&
+		     !config_table_differs(running, next, i))) /* a table's file edited */
 			continue;
 		if (n < max)
 			out[n] = next->names[i];

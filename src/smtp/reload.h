@@ -45,8 +45,8 @@ void confset_free(struct confset *cs);
 bool reload_applies(const char *name);
 
 /*
- * reload_restart_needed - the parameters whose expanded value differs between
- * running and next that a reload cannot apply, each as "name" into out
+ * reload_restart_needed - the parameters whose expanded value (or, for a
+ * table, its lines) differs between running and next that a reload cannot apply, each as "name" into out
  * (at most max); returns how many there are (may exceed max).
  */
 size_t reload_restart_needed(const struct config *running, const struct config *next,

@@ -904,7 +904,8 @@ void server_set_selftest(struct server *srv, int (*selftest)(const struct config
 }
 
 /* load_for_reload - the file as new sessions will see it: what only a
- * restart changes keeps the running value (j->restart names it). */
+ * restart changes keeps the running value (j->restart names it), tables
+ * too, even when only their file changed (the pinned load does not read it). */
 static struct config *load_for_reload(struct reload_job *j)
 {
 	struct config *cfg = config_load(j->file, &j->errors);
@@ -912,8 +913,6 @@ static struct config *load_for_reload(struct reload_job *j)
 		return NULL;
 	const char *names[RG_ARRAY_LEN(j->restart)];
 	size_t n = reload_restart_needed(j->srv->cfg, cfg, names, RG_ARRAY_LEN(names));
-	if (n == 0)
-		return cfg;
 	for (size_t i = 0; i < n && i < RG_ARRAY_LEN(names); i++)
 		j->restart[j->n_restart++] = xstrdup(names[i]);
 	config_free(cfg);

@@ -8,7 +8,9 @@ Clients come from 127.0.0.9 / 127.0.0.10 (outside mynetworks, so never exempt).
 import os
 import re
 import shutil
+import socket
 import tempfile
+import threading
 import time
 import unittest
 
@@ -315,6 +317,39 @@ class TwoHostsOneRedis(Scratch):
         self.assertIn('shared_state: connect:', out.stderr)
         self.assertIn('the suspension is still in Redis', out.stderr)
 
+
+    def test_an_offline_release_against_a_dripping_redis_gives_up_in_time(self):
+        """hiredis's 2 s timeout is per read: a Redis answering a byte a second
+        held the offline CLI, and the queue lock with it, for as long as it
+        liked, so no server could start. The whole lift now ends within 2 s."""
+        a, _ = self.pair()
+        a.stop()
+        drip = socket.socket()
+        drip.bind(('127.0.0.1', 0))
+        drip.listen(4)
+        self.addCleanup(drip.close)
+
+        def talk():
+            try:
+                c, _ = drip.accept()
+                c.recv(4096)
+                for b in b'+OK\r\n' * 100:
+                    c.send(bytes([b]))
+                    time.sleep(0.5)
+            except OSError:
+                pass
+        threading.Thread(target=talk, daemon=True).start()
+        with open(a.config_path) as f:
+            text = f.read()
+        with open(a.config_path, 'w') as f:
+            f.write(re.sub(r'(?m)^shared_state = .*$', 'shared_state = redis://127.0.0.1:%d/0'
+                           % drip.getsockname()[1], text))
+        started = time.monotonic()
+        out = queue_cli(a, 'release', '--login', 'alice@example.com')
+        self.assertLess(time.monotonic() - started, 6)
+        self.assertEqual(out.returncode, 1, out.stdout + out.stderr)
+        self.assertIn('no answer within 2 s', out.stderr)
+        self.assertIn('the suspension is still in Redis', out.stderr)
 
 if __name__ == '__main__':
     unittest.main()

@@ -255,6 +255,22 @@ class Ids(QueueCliCase):
         qid = send(self.srv)
         self.assertGreater(int(qid, 16), int(ahead, 16), (qid, ahead))
 
+    def test_a_bogus_huge_name_does_not_wrap_the_ids(self):
+        """A name no clock of ours wrote (FFFFFFFFFFFFFFFF, or more digits than
+        fit) must not push the next id past the top: it wrapped to
+        0000000000000000, given out again after every restart while the first
+        one was still queued, replacing it."""
+        self.srv.stop()
+        for name in ('FFFFFFFFFFFFFFFF', 'FFFFFFFFFFFFFFFFFFFF'):
+            path = os.path.join(self.srv.queue_dir, 'corrupt', name)
+            with open(path, 'w') as f:
+                f.write('not a queue file\n')
+            os.chmod(path, 0o600)
+        self.srv.start()
+        before = int(time.time() * 1e6) - 10 ** 6
+        qid = send(self.srv)
+        self.assertGreater(int(qid, 16), before, qid)
+
 
 class BadRequests(QueueCliCase):
     def test_bad_ids_are_usage_errors(self):

@@ -193,6 +193,64 @@ class Reload(unittest.TestCase):
             # what does reload still applies
             self.assertEqual(new_session_rcpt(srv.port, UNTRUSTED), 250)
 
+    def test_a_table_file_only_a_restart_changes_is_not_half_applied(self):
+        """The same with the table in a file, as most are written: the value
+        (texthash:/path) did not change, its lines did. New sessions read the
+        file again and took bob's mail with 250 that delivery, on the table
+        read at start, bounced."""
+        srv = Server(start=False)
+        table = os.path.join(srv.dir, 'vmailbox')
+        with open(table, 'w') as f:
+            f.write('alice@hosted.test hosted.test/alice/\n')
+        os.chmod(table, 0o644)
+        rewrite(srv, {'virtual_mailbox_domains': 'hosted.test',
+                      'virtual_mailbox_maps': 'texthash:' + table})
+        with srv:
+            srv.start()
+            self.assertEqual(new_session_rcpt(srv.port, UNTRUSTED, 'bob@hosted.test'), 550)
+            with open(table, 'a') as f:
+                f.write('bob@hosted.test hosted.test/bob/\n')
+            self.assertRegex(hup(srv), r'reload-needs-restart param=virtual_mailbox_maps ')
+            self.assertEqual(new_session_rcpt(srv.port, UNTRUSTED, 'bob@hosted.test'), 550)
+            self.assertEqual(new_session_rcpt(srv.port, UNTRUSTED, 'alice@hosted.test'), 250)
+
+    def test_reloads_in_a_row_with_a_table_only_a_restart_changes(self):
+        """A reload after one that kept the running table read that table's
+        file again, so a reload that changed nothing about the table was
+        refused once the file it was read from at start was gone."""
+        srv = Server(start=False)
+        old, new = (os.path.join(srv.dir, n) for n in ('vmailbox.old', 'vmailbox.new'))
+        for path in (old, new):
+            with open(path, 'w') as f:
+                f.write('alice@hosted.test hosted.test/alice/\n')
+            os.chmod(path, 0o644)
+        rewrite(srv, {'virtual_mailbox_domains': 'hosted.test',
+                      'virtual_mailbox_maps': 'texthash:' + old})
+        with srv:
+            srv.start()
+            rewrite(srv, {'virtual_mailbox_maps': 'texthash:' + new})
+            self.assertRegex(hup(srv), r'reload-needs-restart param=virtual_mailbox_maps ')
+            os.unlink(old)
+            rewrite(srv, {'mynetworks': '127.0.0.1/32 127.0.0.9/32'})
+            hup(srv)
+            self.assertEqual(new_session_rcpt(srv.port, '127.0.0.9'), 250)
+            self.assertEqual(new_session_rcpt(srv.port, UNTRUSTED, 'alice@hosted.test'), 250)
+
+    def test_a_value_naming_a_parameter_only_a_restart_changes_uses_the_running_one(self):
+        """smtpd_banner = $myhostname ESMTP ... reloads, myhostname does not: a
+        new session was greeted with the file's new name and answered EHLO
+        with the running one."""
+        with Server() as srv:
+            running = srv.hostname
+            rewrite(srv, {'myhostname': 'renamed.example.net'})
+            self.assertRegex(hup(srv), r'reload-needs-restart param=myhostname ')
+            with Conn(srv.port, source=UNTRUSTED) as c:
+                self.assertIn(running, c.greeting[1])
+                self.assertNotIn('renamed', c.greeting[1])
+                code, text = c.cmd('EHLO client.example.org')
+                self.assertEqual(code, 250)
+                self.assertIn(running, text)
+
 
 class Notify(unittest.TestCase):
     """sd_notify: the datagrams a Type=notify unit's manager would get."""

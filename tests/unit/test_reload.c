@@ -130,6 +130,55 @@ static void test_restart_needed(void)
 	}
 }
 
+/* table file lines before the reload, after it; is a restart named for it? */
+static const struct table_row {
+	int line;
+	const char *before, *after;
+	bool restart;
+} table_rows[] = {
+	{__LINE__, "alice@hosted.test hosted.test/alice/\n",
+	 "alice@hosted.test hosted.test/alice/\n", false},
+	/* the value is the same (texthash:PATH), the file's lines are not */
+	{__LINE__, "alice@hosted.test hosted.test/alice/\n",
+	 "alice@hosted.test hosted.test/alice/\nbob@hosted.test hosted.test/bob/\n", true},
+	{__LINE__, "alice@hosted.test hosted.test/alice/\n", "alice@hosted.test hosted.test/al/\n", true},
+	{__LINE__, "alice@hosted.test hosted.test/alice/\nbob@hosted.test hosted.test/bob/\n",
+	 "alice@hosted.test hosted.test/alice/\n", true},
+};
+
+/* load_with_table - a configuration whose virtual_mailbox_maps file holds LINES. */
+static struct config *load_with_table(const char *lines)
+{
+	char path[64], text[256];
+	snprintf(path, sizeof(path), "%s/vmailbox", tmpdir);
+	FILE *f = fopen(path, "w");
+	if (f == NULL)
+		return NULL;
+	fputs(lines, f);
+	fclose(f);
+	snprintf(text, sizeof(text), "virtual_mailbox_domains = hosted.test\n"
+		 "virtual_mailbox_maps = texthash:%s\n", path);
+	struct config *cfg = load(text);
+	unlink(path);
+	return cfg;
+}
+
+static void test_table_edited(void)
+{
+	for (size_t i = 0; i < RG_ARRAY_LEN(table_rows); i++) {
+		const struct table_row *r = &table_rows[i];
+		struct config *a = load_with_table(r->before), *b = load_with_table(r->after);
+		CHECK_AT(r->line, a != NULL && b != NULL, "rows must load");
+		const char *got[4];
+		size_t n = a && b ? reload_restart_needed(a, b, got, RG_ARRAY_LEN(got)) : 0;
+		CHECK_AT(r->line, n == (r->restart ? 1u : 0u), "%zu parameters need a restart", n);
+		if (n == 1)
+			CHECK_STR_AT(r->line, got[0], "virtual_mailbox_maps", "parameter");
+		config_free(a);
+		config_free(b);
+	}
+}
+
 /* A replaced configuration lives exactly as long as its last session. */
 static void test_generations(void)
 {
@@ -182,6 +231,7 @@ int main(void)
 		test_applies(defaults);
 	config_free(defaults);
 	test_restart_needed();
+	test_table_edited();
 	test_generations();
 	rmdir(tmpdir);
 	return check_summary("test_reload");
