@@ -129,9 +129,31 @@ class DaneLab:
             anchors.append(ds)
         for zone, lines in self.unsigned.items():
             zones.append((zone, self._zone_file(zone, lines)))
-        conf = self._config(zones, anchors)
-        self.proc = subprocess.Popen([UNBOUND, '-d', '-c', conf], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE)
+        for attempt in range(3):
+            conf = self._config(zones, anchors)
+            self.proc = subprocess.Popen([UNBOUND, '-d', '-c', conf],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            if self._wait_started(timeout) or attempt == 2:
+                break
+            # the port was free when chosen, then taken (an outgoing connection's
+            # own port, say) before unbound bound it: another port
+            self.port = free_udp_port()
+            self.servers = '127.0.0.1:%d' % self.port
+        return self._wait_answer(timeout)
+
+    def _wait_started(self, timeout):
+        """False when unbound exited because its port was taken; raises on other exits."""
+        deadline = time.time() + min(timeout, 1)
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode('utf-8', 'replace')
+                if 'Address already in use' in err:
+                    return False
+                raise RuntimeError('unbound did not start: %s\n%s' % (err, self.log()))
+            time.sleep(0.05)
+        return True
+
+    def _wait_answer(self, timeout):
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
