@@ -68,6 +68,28 @@ void lab_sleep_ms(unsigned ms)
 		nanosleep(&ts, NULL); /* EINTR on a signal: return early */
 }
 
+/* lab_wait_enter - the signals stay blocked between the check of interrupted
+ * and the wait, and ppoll unblocks them atomically: a Ctrl-C that comes just
+ * after the prompt cannot be lost in a read that then waits for ever. */
+void lab_wait_enter(void)
+{
+	sigset_t block, old;
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	sigprocmask(SIG_BLOCK, &block, &old);
+	struct pollfd p = {.fd = 0, .events = POLLIN};
+	char c = 0;
+	while (!interrupted && c != '\n') {
+		int r = ppoll(&p, 1, NULL, &old);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 || read(0, &c, 1) != 1)
+			break; /* an error, or the end of the input */
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *f);
 
 /* guard_watch - in the guard: wait for the demo to end, however it ends (the

@@ -59,5 +59,8 @@ unsigned lab_free_port(const char *ip, bool udp);
 int lab_interrupted(void);
 /* lab_sleep_ms - sleep, returning early when interrupted. */
 void lab_sleep_ms(unsigned ms);
+/* lab_wait_enter - read standard input up to a newline or its end; returns
+ * at once when interrupted, even by a signal that came just before the wait. */
+void lab_wait_enter(void);
 
 #endif

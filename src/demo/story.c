@@ -606,9 +606,7 @@ static void pause_before(const struct story *st, int n)
 		return;
 	printf("\n(press Enter for step %d) ", n);
 	fflush(stdout);
-	char line[64];
-	if (fgets(line, sizeof(line), stdin) == NULL)
-		clearerr(stdin);
+	lab_wait_enter();
 }
 
 /* write_html - the page, when --html was given. */
