@@ -31,7 +31,8 @@
 /* Text beyond this goes to the queue's tmp/ while it arrives. */
 #define SPOOL_CHUNK (128 * 1024)
 
-/* Message text held for all sessions together until it is queued is bounded
+/* Message text (with the header field each session holds for the filter)
+ * held for all sessions together until it is queued is bounded
  * by smtpd_data_memory_limit: past half of it, sessions spool what they hold;
  * past all of it, new text is refused with 452 4.3.1. */
 static size_t data_in_memory; /* event loop thread only */
@@ -461,8 +462,8 @@ static void spool_flush(struct session *s)
 	}
 	struct spool_state *st = tx->spool;
 	if (st->failed) { /* the answer will be 451 anyway: store no more */
-		data_in_memory -= tx->held;
-		tx->held = 0;
+		data_in_memory -= tx->msg->body.len; /* held also counts the field hold */
+		tx->held -= tx->msg->body.len;
 		strbuf_free(&tx->msg->body);
 		return;
 	}
@@ -527,11 +528,27 @@ static void field_judge(struct session *s, bool whole)
 	if (n >= 2 && h->data[n - 2] == '\r' && h->data[n - 1] == '\n')
 		n -= 2; /* the filter sees the field without its final CRLF */
 	tx->field_drop = hooks->header_drop(s, h->data ? h->data : "", n, whole, hooks->header_arg);
+	data_in_memory -= h->len; /* the hold is let go; store() counts what is kept */
+	tx->held -= h->len;
 	if (!tx->field_drop && h->len > 0)
 		store(s, h->data, h->len, false);
 	h->len = 0;
 	if (h->data != NULL)
 		h->data[0] = '\0';
+}
+
+static bool memory_pressure(struct session *s, size_t before);
+
+/* hold_append - text into the field hold, counted in data_in_memory like the
+ * message text: a session's hold is small, but thousands of sessions each
+ * holding a long field would otherwise escape smtpd_data_memory_limit. */
+static void hold_append(struct session *s, const char *p, size_t n)
+{
+	size_t before = data_in_memory;
+	strbuf_append(&s->tx->field_hold, p, n);
+	data_in_memory += n;
+	s->tx->held += n;
+	memory_pressure(s, before); /* the others spool; a hold cannot */
 }
 
 /* field_hold - keep a piece of the current field for the filter. Past
@@ -545,15 +562,15 @@ static void field_hold(struct session *s, const char *p, size_t n, bool complete
 	if (tx->field_hold.len + add > SESSION_FIELD_HOLD) {
 		size_t fit = SESSION_FIELD_HOLD - tx->field_hold.len;
 		fit = fit < n ? fit : n;
-		strbuf_append(&tx->field_hold, p, fit);
+		hold_append(s, p, fit);
 		field_judge(s, false);
 		if (!tx->field_drop)
 			store(s, p + fit, n - fit, complete);
 		return;
 	}
-	strbuf_append(&tx->field_hold, p, n);
+	hold_append(s, p, n);
 	if (complete)
-		strbuf_append(&tx->field_hold, "\r\n", 2);
+		hold_append(s, "\r\n", 2);
 }
 
 /* header_line - follow the header: count Received: fields (hopcount_limit) and,

@@ -97,7 +97,8 @@ struct transaction {
 	uint64_t data_size;       /* message octets seen, Received: excluded */
 	char msg_id[QUEUE_ID_LEN + 1];
 	bool too_big, bare_eol, midline, no_memory;
-	size_t held;              /* bytes counted in data_in_memory */
+	size_t held;              /* bytes counted in data_in_memory: the text
+				   * not yet on its way to disk, and field_hold */
 	/* the message header, followed as it arrives */
 	bool in_body;             /* the header has ended */
 	bool any_field;           /* a header field has begun */
@@ -110,8 +111,8 @@ struct transaction {
 	struct spool_state *spool;
 	bool field_drop;          /* the header filter hook dropped the current field */
 	bool holding;             /* the current field waits in field_hold for the filter */
-	struct strbuf field_hold; /* at most SESSION_FIELD_HOLD octets (bounded per
-				   * session, so not counted in data_in_memory) */
+	struct strbuf field_hold; /* at most SESSION_FIELD_HOLD octets, counted in
+				   * held and data_in_memory like the text */
 	enum spf_result spf;      /* SPF of MAIL FROM, for the restrictions (msgauth hook) */
 	void *hook_data;          /* session_tx_set_data() */
 	double eod_at;            /* the final dot's arrival (monotonic s), for the metrics */

@@ -198,6 +198,43 @@ class SlowData(unittest.TestCase):
                 for c in holders:
                     c.close()
 
+    def test_header_fields_held_for_the_filter_count_against_the_budget(self):
+        """A header field waits whole in memory for the header filter (up to
+        8 KiB a session) and cannot be spooled: ten sessions each holding a long
+        field exceed a 64 KiB budget, so new text gets the limit's 452 4.3.1
+        (before, the holds were not counted and the budget was exceeded); once
+        those sessions end, the budget is whole again."""
+        budget = 65536
+        with Server(overrides={'smtpd_data_memory_limit': str(budget),
+                               'smtpd_timeout': '30s'}) as srv:
+            holders = []
+            try:
+                for i in range(10):  # 10 x 8 kB held: more than the whole budget
+                    c = Conn(srv.port, source=HOLDERS[i % len(HOLDERS)], timeout=10)
+                    holders.append(c)
+                    start_transaction(c)
+                    c.send(b'Subject: held\r\nX-Long: ' + b'a' * 8000 + b'\r\n')
+                time.sleep(1)
+                with Conn(srv.port, timeout=10) as c:
+                    start_transaction(c)
+                    c.send(b'Subject: one too many\r\n\r\n' + (b'm' * 998 + b'\r\n') * 8)
+                    reply = c.cmd('.')
+                self.assertEqual(reply[0], 452, reply)
+                self.assertTrue(reply[1].startswith('4.3.1 '), reply)
+                srv.wait_log('data-memory-budget')
+                for c in holders:
+                    self.assertIn(c.cmd('.')[0], (250, 452))
+                    c.close()
+                holders = []
+                with Conn(srv.port, timeout=10) as c:  # nothing is counted twice
+                    start_transaction(c)
+                    c.send(b'Subject: later\r\nX-Long: ' + b'b' * 8000 + b'\r\n\r\nok\r\n')
+                    reply = c.cmd('.')
+                self.assertEqual(reply[0], 250, reply)
+            finally:
+                for c in holders:
+                    c.close()
+
 
 def can_mount_tmpfs():
     if os.geteuid() != 0:
