@@ -578,17 +578,11 @@ static bool covers_internet(const struct cidr *c)
 	return false;
 }
 
-/* wide_public - a network of public addresses as wide as a provider's
- * (a /16 or more of IPv4, a /32 or more of IPv6): what mynetworks_style =
- * class makes of a public interface address. Private, loopback and NAT
- * ranges are left to the other rules. */
-static bool wide_public(const struct cidr *c)
+bool audit_network_public(const struct cidr *c)
 {
 	static const char *private[] = {"10.0.0.0/8",	  "127.0.0.0/8",  "169.254.0.0/16",
 					"172.16.0.0/12",  "192.168.0.0/16", "100.64.0.0/10",
 					"[fc00::]/7",	  "[fe80::]/10",  "[::1]/128"};
-	if (c->prefix > (c->net.family == AF_INET ? 16 : 32))
-		return false;
 	for (size_t k = 0; k < RG_ARRAY_LEN(private); k++) {
 		struct cidr rule;
 		char err[64];
@@ -597,6 +591,11 @@ static bool wide_public(const struct cidr *c)
 			return false;
 	}
 	return true;
+}
+
+bool audit_wide_public(const struct cidr *c)
+{
+	return c->prefix <= (c->net.family == AF_INET ? 16 : 32) && audit_network_public(c);
 }
 
 /* mynetworks_findings - networks that make strangers look trusted. */
@@ -617,7 +616,7 @@ static void mynetworks_findings(const struct audit_model *m, struct audit_report
 					  "trusted and may relay", text);
 			continue;
 		}
-		if (wide_public(c))
+		if (audit_wide_public(c))
 			audit_add_finding(&r->findings, &r->n_findings, "mynetworks-wide-public",
 					  SEV_SUSPICIOUS, NULL,
 					  "list only your own hosts' networks in mynetworks (Postfix: "

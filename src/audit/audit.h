@@ -115,6 +115,19 @@ struct audit_model *audit_model_from_postfix(const char *dir, char *err, size_t 
 /* The network Postfix's mynetworks_style (host, subnet, class) trusts for one
  * of the host's interfaces; postfix.c reads them when mynetworks is unset. */
 struct cidr audit_style_network(const char *style, const struct host_network *hn);
+/* mynetworks_style = subnet (or class, on IPv6) trusts an interface's whole
+ * subnet: one of public addresses wider than a /24 (IPv6: a /64), and not
+ * already provider-sized (audit_wide_public), is a suspicious finding
+ * "mynetworks-style-wide-subnet" added to F (see docs/audit.md for why). */
+#define AUDIT_SUBNET_WIDE_V4 24
+#define AUDIT_SUBNET_WIDE_V6 64
+void audit_style_findings(const char *style, const struct host_network *hn, size_t n,
+			  struct audit_finding **f, size_t *nf);
+/* Not private, loopback, link-local, CGNAT or unique-local: Internet addresses. */
+bool audit_network_public(const struct cidr *c);
+/* Public and as wide as a provider's block (a /16 or more; IPv6: a /32 or
+ * more): what mynetworks_style = class makes of a public interface address. */
+bool audit_wide_public(const struct cidr *c);
 void audit_model_free(struct audit_model *m);
 
 /* model helpers shared by the readers */

@@ -779,12 +779,36 @@ struct cidr audit_style_network(const char *style, const struct host_network *hn
 	return c;
 }
 
+void audit_style_findings(const char *style, const struct host_network *hn, size_t n,
+			  struct audit_finding **f, size_t *nf)
+{
+	for (size_t k = 0; k < n; k++) {
+		const struct cidr *c = &hn[k].cidr;
+		unsigned wide = c->net.family == AF_INET ? AUDIT_SUBNET_WIDE_V4 : AUDIT_SUBNET_WIDE_V6;
+		struct cidr trusted = audit_style_network(style, &hn[k]);
+		/* provider-sized ones are mynetworks-wide-public's (audit.c) */
+		if (trusted.prefix != c->prefix || c->prefix >= wide || audit_wide_public(c) ||
+		    !audit_network_public(c))
+			continue;
+		char text[80];
+		cidr_format(c, text, sizeof(text));
+		audit_add_finding(f, nf, "mynetworks-style-wide-subnet", SEV_SUSPICIOUS, NULL,
+				  "set mynetworks explicitly to your own hosts' networks, or "
+				  "mynetworks_style = host",
+				  "mynetworks is unset and mynetworks_style = %s trusts %s, the "
+				  "whole subnet of %s's public address: wider than a /%u, it is "
+				  "often a hosting provider's network shared with other customers, "
+				  "and every host in it may relay", style, text, hn[k].ifname, wide);
+	}
+}
+
 /* style_networks - what mynetworks_style gives on this host. */
 static void style_networks(struct reader *rd, struct strbuf *sb)
 {
 	const char *style = param(rd, "mynetworks_style");
 	struct host_network hn[64];
 	size_t nhn = host_networks(hn, RG_ARRAY_LEN(hn));
+	audit_style_findings(style, hn, nhn, &rd->findings, &rd->n_findings);
 	strbuf_puts(sb, "127.0.0.0/8 [::1]/128");
 	for (size_t k = 0; k < nhn; k++) {
 		char text[80];

@@ -410,6 +410,58 @@ static void test_mynetworks_style(void)
 	}
 }
 
+/* mynetworks_style = subnet on a public address: wider than a /24 (IPv6 /64)
+ * is suspicious; provider-sized ones are mynetworks-wide-public's. */
+static const struct {
+	int line;
+	const char *style, *addr, *subnet;
+	bool flagged;
+} wide_subnet_rows[] = {
+	{__LINE__, "subnet", "203.0.113.7", "203.0.112.0/20", true},  /* a provider's shared /20 */
+	{__LINE__, "subnet", "203.0.113.7", "203.0.112.0/22", true},
+	{__LINE__, "subnet", "203.0.113.7", "203.0.112.0/23", true},
+	{__LINE__, "subnet", "203.0.113.7", "203.0.113.0/24", false}, /* an office, a rack */
+	{__LINE__, "subnet", "203.0.113.7", "203.0.113.0/28", false},
+	{__LINE__, "subnet", "151.101.5.5", "151.101.0.0/16", false}, /* wide-public's */
+	{__LINE__, "subnet", "10.1.2.3", "10.1.0.0/16", false},       /* private */
+	{__LINE__, "subnet", "100.64.1.2", "100.64.0.0/20", false},   /* CGNAT: nat-docker-vpn's */
+	{__LINE__, "host", "203.0.113.7", "203.0.112.0/20", false},
+	{__LINE__, "class", "203.0.113.7", "203.0.112.0/20", false}, /* its /24: class C */
+	{__LINE__, "subnet", "2001:db8::5", "[2001:db8::]/64", false},
+	{__LINE__, "subnet", "2001:db8::5", "[2001:db8::]/48", true},
+	{__LINE__, "class", "2001:db8::5", "[2001:db8::]/56", true}, /* IPv6: class is subnet */
+	{__LINE__, "subnet", "fd00::5", "[fd00::]/48", false},
+};
+
+static void test_mynetworks_style_wide_subnet(void)
+{
+	for (size_t i = 0; i < RG_ARRAY_LEN(wide_subnet_rows); i++) {
+		struct host_network hn[2] = {0};
+		char err[128];
+		CHECK_AT(wide_subnet_rows[i].line, ip_parse(wide_subnet_rows[i].addr, &hn[1].addr) &&
+			 cidr_parse(wide_subnet_rows[i].subnet, &hn[1].cidr, err, sizeof(err)), "row");
+		rg_strlcpy(hn[1].ifname, "eth0", sizeof(hn[1].ifname));
+		ip_parse("127.0.0.1", &hn[0].addr); /* lo: never a finding */
+		cidr_parse("127.0.0.0/8", &hn[0].cidr, err, sizeof(err));
+		struct audit_finding *f = NULL;
+		size_t nf = 0;
+		audit_style_findings(wide_subnet_rows[i].style, hn, 2, &f, &nf);
+		CHECK_AT(wide_subnet_rows[i].line, nf == (wide_subnet_rows[i].flagged ? 1u : 0u),
+			 "%s %s: %zu findings", wide_subnet_rows[i].style, wide_subnet_rows[i].subnet, nf);
+		if (nf == 1)
+			CHECK_AT(wide_subnet_rows[i].line,
+				 strcmp(f[0].id, "mynetworks-style-wide-subnet") == 0 &&
+				 f[0].severity == SEV_SUSPICIOUS && strstr(f[0].text, "eth0") &&
+				 strstr(f[0].fix, "mynetworks_style = host"), "%s / %s", f[0].text,
+				 f[0].fix);
+		for (size_t k = 0; k < nf; k++) {
+			free(f[k].text);
+			free(f[k].fix);
+		}
+		free(f);
+	}
+}
+
 /* The JSON output is one object and carries every service. */
 static void test_json(void)
 {
@@ -440,5 +492,6 @@ int main(void)
 	test_explain();
 	test_json();
 	test_mynetworks_style();
+	test_mynetworks_style_wide_subnet();
 	return check_summary("audit");
 }
