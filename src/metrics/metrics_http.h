@@ -4,7 +4,8 @@
  * Owns: an HTTP listener (libevent's evhttp, on the event loop) that answers
  * GET or HEAD /metrics with the registry in Prometheus text format, 404 for
  * any other path and 405 for any other method, with small header/body
- * limits and a timeout so an idle or slow client costs nothing.
+ * limits, a timeout and at most 32 connections at once (more are closed at
+ * once), so an idle, slow or greedy client costs nothing.
  * Must not: serve anything but the metrics, or block (rendering is a walk
  * of a few hundred counters).
  */

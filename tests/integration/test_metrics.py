@@ -1,10 +1,13 @@
 """metrics_listen: Prometheus text over HTTP, checked by promtool and by value."""
 import os
+import select
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
 import unittest
+import http.client
 import urllib.error
 import urllib.request
 
@@ -121,6 +124,57 @@ class Metrics(unittest.TestCase):
             scrape(self.mport, '/metrics', method='POST')
         self.assertEqual(e.exception.code, 405)
         self.assertEqual(scrape(self.mport, '/metrics?x=1')[0], 200)
+
+
+class ConnectionCap(unittest.TestCase):
+    """libevent 2.1's HTTP server has no connection limit of its own: the
+    endpoint keeps 32 connections and closes any more at once, so a local
+    client cannot take the descriptors the SMTP listeners need; once they
+    go, scrapes work again (every way a connection ends uncounts it)."""
+    CAP = 32
+
+    def scrape_soon(self, port):
+        deadline = time.time() + 5
+        while True:
+            try:
+                return scrape(port)[0]
+            except (OSError, http.client.HTTPException):
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def test_connections_beyond_the_cap_are_closed_and_scrapes_go_on(self):
+        mport = harness.free_port()
+        with Server(overrides={'metrics_listen': '127.0.0.1:%d' % mport}) as srv:
+            self.assertEqual(self.scrape_soon(mport), 200)
+            held = []
+            try:
+                for _ in range(self.CAP + 8):
+                    held.append(socket.create_connection(('127.0.0.1', mport), timeout=5))
+                time.sleep(0.5)
+                readable = select.select(held, [], [], 1.0)[0]  # only an end is readable
+                for s in readable:
+                    try:
+                        self.assertEqual(s.recv(100), b'')
+                    except ConnectionResetError:
+                        pass
+                self.assertEqual(len(readable), 8, 'connections closed at once')
+                self.assertTrue(all(s in held[self.CAP:] for s in readable))
+                with self.assertRaises((OSError, http.client.HTTPException)):
+                    scrape(mport)  # the 33rd: closed too, while 32 are held
+                srv.wait_log('metrics-connection-limit')
+            finally:
+                for s in held:
+                    s.close()
+            self.assertEqual(self.scrape_soon(mport), 200)
+            for i in range(3 * self.CAP):  # each way of ending, more times than the cap
+                with socket.create_connection(('127.0.0.1', mport), timeout=5) as s:
+                    if i % 3 == 1:
+                        s.sendall(b'GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n')
+                        self.assertTrue(s.recv(12).startswith(b'HTTP/1.1 200'))
+                    elif i % 3 == 2:
+                        s.sendall(b'GET /metr')
+            self.assertEqual(self.scrape_soon(mport), 200)
 
 
 class Failures(unittest.TestCase):
