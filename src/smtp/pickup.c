@@ -4,11 +4,13 @@
 /* _GNU_SOURCE (the Makefile): struct ucred, SO_PEERCRED */
 #include "smtp/pickup.h"
 #include "util/util.h"
+#include "util/workers.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -89,12 +91,93 @@ bool pickup_peer(int fd, struct pickup_peer *out)
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof(cred))
 		return false;
 	out->uid = cred.uid;
+	snprintf(out->login, sizeof(out->login), "uid%lu", (unsigned long)cred.uid);
+	return true;
+}
+
+/* user_name - UID's name into LOGIN (a worker: this may block); "uid<N>"
+ * stays when it has none: still someone, and owns no address in any table. */
+static void user_name(uid_t uid, char *login, size_t len)
+{
 	char buf[4096];
 	struct passwd pw, *found = NULL;
-	if (getpwuid_r(cred.uid, &pw, buf, sizeof(buf), &found) == 0 && found != NULL &&
-	    strlen(found->pw_name) < sizeof(out->login) && found->pw_name[0] != '\0')
-		rg_strlcpy(out->login, found->pw_name, sizeof(out->login));
-	else /* no name: still someone, and owns no address in any table */
-		snprintf(out->login, sizeof(out->login), "uid%lu", (unsigned long)cred.uid);
-	return true;
+	snprintf(login, len, "uid%lu", (unsigned long)uid);
+	if (getpwuid_r(uid, &pw, buf, sizeof(buf), &found) == 0 && found != NULL &&
+	    strlen(found->pw_name) < len && found->pw_name[0] != '\0')
+		rg_strlcpy(login, found->pw_name, len);
+}
+
+struct pickup_lookup {
+	uid_t uid;
+	char login[PICKUP_LOGIN_MAX]; /* written by the worker, read by the loop after */
+	struct workers *w;
+	void (*done)(void *arg, const char *login);
+	void *arg;
+	bool cancelled;               /* the asker is gone while it runs */
+	struct pickup_lookup *next;
+};
+
+/* The look-up on a worker, and those waiting for their turn (loop thread only). */
+static struct pickup_lookup *running, *waiting, **waiting_tail = &waiting;
+
+static void lookup_next(void);
+
+static void lookup_work(void *arg)
+{
+	struct pickup_lookup *l = arg;
+	user_name(l->uid, l->login, sizeof(l->login));
+}
+
+/* lookup_done - on the loop: answer the asker, if still there; the next turn. */
+static void lookup_done(void *arg)
+{
+	struct pickup_lookup *l = arg;
+	running = NULL;
+	if (!l->cancelled)
+		l->done(l->arg, l->login);
+	free(l);
+	lookup_next();
+}
+
+/* lookup_next - start the first waiting look-up unless one is running. */
+static void lookup_next(void)
+{
+	if (running != NULL || waiting == NULL)
+		return;
+	running = waiting;
+	waiting = running->next;
+	if (waiting == NULL)
+		waiting_tail = &waiting;
+	workers_submit(running->w, lookup_work, lookup_done, running);
+}
+
+struct pickup_lookup *pickup_lookup_start(struct workers *w, uid_t uid,
+					  void (*done)(void *arg, const char *login), void *arg)
+{
+	struct pickup_lookup *l = xcalloc(1, sizeof(*l));
+	l->uid = uid;
+	l->w = w;
+	l->done = done;
+	l->arg = arg;
+	*waiting_tail = l;
+	waiting_tail = &l->next;
+	lookup_next();
+	return l;
+}
+
+void pickup_lookup_cancel(struct pickup_lookup *l)
+{
+	if (l == running) { /* its worker cannot be stopped: lookup_done drops it */
+		l->cancelled = true;
+		return;
+	}
+	for (struct pickup_lookup **p = &waiting; *p != NULL; p = &(*p)->next) {
+		if (*p != l)
+			continue;
+		*p = l->next;
+		if (waiting_tail == &l->next)
+			waiting_tail = p;
+		free(l);
+		return;
+	}
 }

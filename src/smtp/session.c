@@ -11,8 +11,9 @@
  *	CLOSING    last reply being flushed; input ignored
  *
  *	PENDING (one at a time, see session_priv.h): the session waits for the
- *	client's name, the AUTH backend, the spool, a command check, the
- *	end-of-data stages or the commit. Input stays buffered meanwhile;
+ *	client's name (DNS, or a pickup peer's Unix user), the AUTH backend,
+ *	the spool, a command check, the end-of-data stages or the commit.
+ *	Input stays buffered meanwhile;
  *	session_want_read() alone decides whether the socket is read.
  *
  *	STARTTLS (RFC 3207) answers 220, throws away whatever the client sent
@@ -68,6 +69,8 @@ static const struct pending_kind {
 	[PENDING_NONE] = {NULL, true, false, false, false},
 	/* we owe the greeting: the client, who may not talk first, is not timed out */
 	[PENDING_LOOKUP] = {NULL, true, true, false, false},
+	/* the same, but a client that leaves gives up its turn on the worker at once */
+	[PENDING_USER] = {NULL, true, true, true, false},
 	[PENDING_AUTH] = {"AUTH_WAIT", true, true, true, false}, /* AUTH is not pipelined */
 	[PENDING_SPOOL] = {NULL, false, false, false, false},
 	/* a check may take seconds of DNS: a client that leaves cancels it */
@@ -1415,7 +1418,7 @@ static void client_facts(struct session *s, const struct sockaddr *sa)
 	s->client.name = s->name;
 }
 
-static void greet(struct session *s)
+void session_greet(struct session *s)
 {
 	log_ev(LOG_INFO, "connect", {"session", s->id}, {"client", s->ip_text},
 	       {"name", s->name}, {"listener", s->listener});
@@ -1431,7 +1434,7 @@ static void on_client_name(void *arg, const char *name)
 	session_pending_end(s);
 	rg_strlcpy(s->name, name && strlen(name) < sizeof(s->name) ? name : "unknown",
 		   sizeof(s->name));
-	greet(s);
+	session_greet(s);
 	session_resume_reading(s); /* a read timeout during the wait turned reading off */
 }
 
@@ -1515,9 +1518,11 @@ struct session *session_start(struct server *srv, evutil_socket_t fd,
 	setup_bev(s);
 	if (!(s->flags & F_TLS))
 		read_own(s, fd);
-	struct dns *dns = role == ROLE_PICKUP ? NULL : server_dns_for(srv, &s->client.ip);
+	if (role == ROLE_PICKUP)
+		return s; /* session_preauth greets, once the user's name is known */
+	struct dns *dns = server_dns_for(srv, &s->client.ip);
 	if (dns == NULL) {
-		greet(s);
+		session_greet(s);
 		return s;
 	}
 	/* like Postfix: the name is known before the greeting */

@@ -34,7 +34,9 @@ struct session *session_start(struct server *srv, evutil_socket_t fd,
 			      const struct sockaddr *sa, const char *listener,
 			      enum listen_role role);
 /* A pickup-socket session (ROLE_PICKUP) is authenticated as the Unix user
- * LOGIN the kernel named; ANY_SENDER: it may use any sender (root). */
+ * the kernel names for its socket, whose name is looked up off the loop (its
+ * greeting waits for it; LOGIN, "uid<N>", if the kernel cannot tell again);
+ * ANY_SENDER: it may use any sender (root). Call right after session_start. */
 void session_preauth(struct session *s, const char *login, bool any_sender);
 /* Refuse a connection with one reply line (e.g. too many connections). */
 void session_refuse(evutil_socket_t fd, const char *line);

@@ -11,6 +11,7 @@
 #include "auth/lockout.h"
 #include "smtp/session_priv.h"
 #include "metrics/events.h"
+#include "smtp/pickup.h"
 #include "smtp/server.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -315,16 +316,49 @@ void session_sasl_step(struct session *s, const char *response)
 	explicit_bzero(pass, sizeof(pass));
 }
 
-/* session_preauth - the pickup socket: the kernel named the user (SO_PEERCRED),
- * so the session starts authenticated as that login; ANY_SENDER (root) may
- * name any sender, as sendmail lets root. Called once, right after start. */
-void session_preauth(struct session *s, const char *login, bool any_sender)
+/* preauth_login - authenticated as the Unix user's LOGIN. */
+static void preauth_login(struct session *s, const char *login)
 {
 	clean_name(s->sasl_username, login, sizeof(s->sasl_username));
 	s->client.sasl_authenticated = true;
 	s->client.sasl_username = s->sasl_username;
-	s->client.pickup = true;
-	s->client.pickup_any_sender = any_sender;
 	log_ev(LOG_INFO, "auth", {"session", s->id}, {"client", "pickup"},
 	       {"user", s->sasl_username}, {"mechanism", "unix-peer"});
+}
+
+/* on_pickup_user - the user database named the peer: greet, as that user. */
+static void on_pickup_user(void *arg, const char *login)
+{
+	struct session *s = arg;
+	session_pending_end(s);
+	session_greet(s);
+	preauth_login(s, login);
+	session_resume_reading(s);
+}
+
+/* pickup_user_cancel - the client left first: its look-up is dropped. */
+static void pickup_user_cancel(void *arg, bool timed_out)
+{
+	(void)timed_out;
+	pickup_lookup_cancel(arg);
+}
+
+/* session_preauth - the pickup socket: the kernel names the user (SO_PEERCRED),
+ * so the session is authenticated as that user's name, looked up on a worker
+ * (PENDING_USER: the greeting waits for it, as for a client's DNS name);
+ * ANY_SENDER (root) may name any sender, as sendmail lets root. Called once,
+ * right after start; LOGIN ("uid<N>") is kept if the kernel cannot tell again. */
+void session_preauth(struct session *s, const char *login, bool any_sender)
+{
+	s->client.pickup = true;
+	s->client.pickup_any_sender = any_sender;
+	struct pickup_peer peer;
+	if (!pickup_peer(bufferevent_getfd(s->bev), &peer)) {
+		session_greet(s);
+		preauth_login(s, login);
+		return;
+	}
+	struct pickup_lookup *l =
+		pickup_lookup_start(server_workers(s->srv), peer.uid, on_pickup_user, s);
+	session_pending_begin(s, PENDING_USER, pickup_user_cancel, l);
 }

@@ -42,6 +42,7 @@ enum state { S_CONNECTED, S_READY, S_MAIL, S_RCPT, S_DATA, S_AUTH, S_CLOSING };
 enum pending {
 	PENDING_NONE,
 	PENDING_LOOKUP,  /* the client's name: the greeting waits for it */
+	PENDING_USER,    /* the pickup peer's user name (a worker): so does the greeting */
 	PENDING_AUTH,    /* credentials with the backend, or a delayed AUTH reply */
 	PENDING_SPOOL,   /* message text arrives faster than the disk takes it */
 	PENDING_CHECK,   /* an asynchronous command check (session_check_start) */
@@ -159,6 +160,8 @@ void session_reply(struct session *s, const char *fmt, ...) __attribute__((forma
 void session_reply_error(struct session *s, const char *command, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void session_set_state(struct session *s, enum state st);
+/* The 220 greeting (after the client's name is known: DNS, or the Unix user). */
+void session_greet(struct session *s);
 const char *session_state_name(const struct session *s);
 /* Start waiting for WHAT (cancel, if not NULL, stops it when the session
  * ends first); end the wait. Neither processes input: see below. */

@@ -8,6 +8,8 @@ that user may send as nobody@ourdomain.test and as what smtpd_sender_login_maps
 gives it, nothing else. Exit codes are sendmail's (sysexits.h).
 """
 import os
+import pwd
+import select
 import shutil
 import socket
 import subprocess
@@ -279,6 +281,122 @@ class PickupConnectionLimit(unittest.TestCase):
                             self.server.tail())
         finally:
             os.waitpid(pid, 0)
+
+
+SLOW_PWUID_SHIM = r'''
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <pwd.h>
+#include <stdlib.h>
+#include <unistd.h>
+/* a user database behind the network (LDAP, sssd) that takes its time */
+int getpwuid_r(uid_t uid, struct passwd *pw, char *buf, size_t len, struct passwd **out)
+{
+	static int (*real)(uid_t, struct passwd *, char *, size_t, struct passwd **);
+	if (!real)
+		real = (int (*)(uid_t, struct passwd *, char *, size_t, struct passwd **))
+			dlsym(RTLD_NEXT, "getpwuid_r");
+	const char *s = getenv("RG_TEST_SLOW_PWUID");
+	if (s)
+		sleep((unsigned)atoi(s));
+	return real(uid, pw, buf, len, out);
+}
+'''
+
+
+def smtp_over(sock, lines):
+    """Send each line, return the code of each reply (the greeting first)."""
+    f = sock.makefile('rb')
+    codes = []
+
+    def reply():
+        while True:
+            line = f.readline()
+            if not line:
+                return None
+            if line[3:4] != b'-':
+                return int(line[:3])
+    codes.append(reply())
+    in_data = False
+    for line in lines:
+        sock.sendall(line.encode() + b'\r\n')
+        if in_data and line != '.':
+            continue
+        codes.append(reply())
+        in_data = codes[-1] == 354
+    return codes
+
+
+@harness.requires(shutil.which('cc'), 'gcc and libc6-dev', 'a C compiler for the NSS shim')
+class PickupUserLookup(unittest.TestCase):
+    """The pickup peer's user name (getpwuid_r) is looked up on a worker, not
+    on the event loop: with a user database that takes 3 s (an LD_PRELOAD
+    shim), a network client is greeted and its message queued meanwhile, and
+    the pickup session is greeted after, as its user. Clients that connect
+    and leave at once, while look-ups wait or run, leave the server healthy."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.shim = harness.build_shim(cls, SLOW_PWUID_SHIM, 'slowpw')
+
+    def slow_server(self, seconds):
+        return harness.preloaded_server(self.shim, {'RG_TEST_SLOW_PWUID': str(seconds)},
+                                        overrides=OVERRIDES)
+
+    def test_a_slow_user_database_delays_only_the_pickup_session(self):
+        with self.slow_server(3) as srv:
+            p = socket.socket(socket.AF_UNIX)
+            p.settimeout(15)
+            p.connect(os.path.join(srv.queue_dir, 'pickup'))
+            try:
+                time.sleep(0.3)  # accepted: its user's name is being looked up
+                with harness.Conn(srv.port, timeout=15) as c:
+                    self.assertEqual(c.greeting[0], 220)
+                    for line in ('EHLO client.example.org', 'MAIL FROM:<a@example.org>',
+                                 'RCPT TO:<alice@ourdomain.test>'):
+                        self.assertEqual(c.cmd(line)[0], 250, line)
+                    self.assertEqual(c.cmd('DATA')[0], 354)
+                    c.send(b'Subject: meanwhile\r\n\r\nbody\r\n')
+                    self.assertEqual(c.cmd('.')[0], 250)
+                self.assertEqual(select.select([p], [], [], 0)[0], [],
+                                 'the pickup session was greeted before the network '
+                                 'session ended: the look-up held the event loop')
+                me = pwd.getpwuid(os.getuid()).pw_name
+                codes = smtp_over(p, ['EHLO localhost', 'MAIL FROM:<%s@ourdomain.test>' % me,
+                                      'RCPT TO:<alice@ourdomain.test>', 'DATA',
+                                      'Subject: picked up', '', 'body', '.', 'QUIT'])
+                self.assertEqual(codes, [220, 250, 250, 250, 354, 250, 221], srv.tail())
+            finally:
+                p.close()
+            self.assertIsNotNone(srv.wait_log(r'auth .*user=%s mechanism=unix-peer'
+                                              % pwd.getpwuid(os.getuid()).pw_name))
+            self.assertEqual(len(srv.wait_maildir('ourdomain.test', 'alice', count=2)), 2)
+
+    def churn(self, srv):
+        path = os.path.join(srv.queue_dir, 'pickup')
+        for i in range(200):
+            c = socket.socket(socket.AF_UNIX)
+            c.connect(path)
+            try:
+                if i % 2:
+                    c.sendall(b'EHLO early.example\r\n')
+            except OSError:
+                pass  # refused at once (421: over the limit of connections per client)
+            c.close()
+        with harness.Conn(srv.port, timeout=10) as c:
+            self.assertEqual(c.greeting[0], 220)
+        r = sendmail(srv, ['alice@ourdomain.test'], 'Subject: after the churn\n\nbody\n')
+        self.assertEqual(r.returncode, EX_OK, r.stderr)
+        self.assertEqual(len(srv.wait_maildir('ourdomain.test', 'alice', count=1, timeout=10)),
+                         1, srv.tail())
+
+    def test_clients_that_leave_at_once_while_looked_up(self):
+        with self.slow_server(1) as srv:  # stopped, and ASan's report checked, on exit
+            self.churn(srv)
+
+    def test_clients_that_leave_at_once(self):
+        with Server(overrides=OVERRIDES) as srv:
+            self.churn(srv)
 
 
 if __name__ == '__main__':
