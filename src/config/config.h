@@ -210,9 +210,11 @@ struct config {
  */
 struct config *config_load(const char *path, char **errors);
 /* config_load_pinned - the same, but every parameter only a restart changes
- * (no RELOADS in params.def) keeps RUNNING's value, as the queue manager and
- * the listeners built at start do: a reload never has new sessions accept
- * mail (a new virtual_mailbox_maps entry, say) that delivery then bounces. */
+ * (no RELOADS in params.def) keeps RUNNING's value, tables included (copied,
+ * their files not read again), as the listeners and the transports built at
+ * start do. The tables of RELOADS parameters (alias_maps, virtual_*_maps,
+ * transport_maps, ...) are read again: sessions and the queue manager both
+ * take them from the new configuration (smtp/reload.h). */
 struct config *config_load_pinned(const char *path, const struct config *running,
 				  char **errors);
 void config_free(struct config *cfg);

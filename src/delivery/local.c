@@ -245,8 +245,11 @@ void local_deliver_batch(const struct config *cfg, struct delivery **reqs, size_
 {
 	struct staged *list = NULL;
 	size_t staged = 0;
+	/* each request with the configuration its pass routed with (a batch may
+	 * span a reload; the directories are the same in all: a restart's) */
 	for (size_t i = 0; i < n; i++)
-		staged = stage(cfg, reqs[i], lookup_for(reqs[i], started), &list, staged);
+		staged = stage(reqs[i]->cfg ? reqs[i]->cfg : cfg, reqs[i],
+			       lookup_for(reqs[i], started), &list, staged);
 	sync_directories(cfg->virtual_mailbox_base, list, staged);
 	for (size_t i = 0; i < staged; i++) {
 		free(list[i].path);

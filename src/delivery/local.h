@@ -16,7 +16,9 @@
 #include "config/config.h"
 #include "qmgr/transport.h"
 
-/* Worker thread: deliver the recipients of reqs[0..n). A message whose file
+/* Worker thread: deliver the recipients of reqs[0..n), each request's
+ * mailboxes by its own configuration (reqs[i]->cfg, its queue pass's
+ * generation; NULL: cfg), directories by cfg. A message whose file
  * is damaged is moved to corrupt/ and marked set_aside. started: when this
  * process started; a message that arrived before it, or was tried before,
  * is first looked up in the Maildir (delivered by an earlier run?). */

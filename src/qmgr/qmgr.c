@@ -31,6 +31,7 @@
 #include "qmgr/transport_local.h"
 #include "qmgr/transport_smtp.h"
 #include "queue/qctl.h"
+#include "smtp/reload.h"
 #include "util/basedir.h"
 #include "util/log.h"
 #include "util/workers.h"
@@ -50,6 +51,7 @@
 struct qentry {
 	struct qmgr *q;
 	struct queue_msg *m;
+	struct confgen *gen;        /* what this pass routes with; held until it is freed */
 	struct delivery **parts;
 	size_t n_parts;
 	size_t parts_out;
@@ -91,8 +93,8 @@ struct flow {
 
 struct qmgr {
 	struct event_base *base;
-	const struct config *cfg;
-	const struct addr_domains *domains;
+	const struct config *cfg;     /* the start-up one: only what a restart changes */
+	struct confset *configs;      /* each pass takes the current generation */
 	struct workers *io;
 	struct transport *local, *smtp, *lmtp;
 	struct qentry *by_id[ID_BUCKETS];
@@ -210,6 +212,7 @@ static struct delivery *part_for(struct qentry *e, const struct route *rt)
 	d->msg = e->m;
 	d->rcpt = xcalloc(e->m->n_rcpts, sizeof(size_t));
 	d->route = *rt;
+	d->cfg = confgen_config(e->gen);
 	d->done = part_done;
 	d->owner = e;
 	e->parts = xrealloc(e->parts, (e->n_parts + 1) * sizeof(*e->parts));
@@ -217,17 +220,27 @@ static struct delivery *part_for(struct qentry *e, const struct route *rt)
 	return d;
 }
 
-/* domain_class - what a recipient's domain is to the route decision:
- * somebody else's, a hosted domain of virtual_mailbox_domains
- * (virtual_transport) or another of ours (mydestination, our address
- * literals: mailbox_transport). The address class says only "ours". */
+/* domain_class - what a recipient's domain is to the route decision, by
+ * the configuration of this attempt (the class stored at acceptance may
+ * predate a reload): somebody else's, a hosted domain of
+ * virtual_mailbox_domains (virtual_transport) or another of ours
+ * (mydestination, our address literals: mailbox_transport). */
 static enum route_domain_class domain_class(const struct config *cfg,
 					    const struct queue_rcpt *r)
 {
-	if (r->cls != ADDR_CLASS_LOCAL)
-		return ROUTE_DOMAIN_REMOTE;
-	return expand_domain_kind(cfg, r->domain) == HOSTED_VMAILBOX ? ROUTE_DOMAIN_VIRTUAL
-								     : ROUTE_DOMAIN_MYDESTINATION;
+	switch (expand_domain_kind(cfg, r->domain)) {
+	case HOSTED_VMAILBOX:
+		return ROUTE_DOMAIN_VIRTUAL;
+	case HOSTED_LOCAL:
+	case HOSTED_VALIAS:
+		return ROUTE_DOMAIN_MYDESTINATION;
+	case HOSTED_NONE:
+		break;
+	}
+	/* [our address] without a mydestination to stand for it: our addresses
+	 * are the listeners', which no reload changes */
+	return r->cls == ADDR_CLASS_LOCAL && r->domain[0] == '[' ? ROUTE_DOMAIN_MYDESTINATION
+								 : ROUTE_DOMAIN_REMOTE;
 }
 
 /* transport_name - the route kind as the metrics' transport label. */
@@ -253,7 +266,7 @@ static bool route_rcpt(struct qentry *e, size_t i, struct route *rt)
 {
 	struct queue_rcpt *r = &e->m->rcpts[i];
 	char err[512], reply[700];
-	const struct config *cfg = e->q->cfg;
+	const struct config *cfg = confgen_config(e->gen);
 	r->transport = "error"; /* a routing error, unless a route is found */
 	if (!route_for_domain(cfg, r->domain, domain_class(cfg, r), rt, err, sizeof(err))) {
 		snprintf(reply, sizeof(reply), "mail routing error: %s", err);
@@ -326,6 +339,7 @@ void qmgr_submit(struct qmgr *q, struct queue_msg *m)
 	struct qentry *e = xcalloc(1, sizeof(*e));
 	e->q = q;
 	e->m = m;
+	e->gen = confset_ref(q->configs); /* this attempt's configuration */
 	add_entry(q, e);
 	start_pass(e);
 }
@@ -444,12 +458,15 @@ static void settle_work(void *arg)
 	if (m->set_aside)
 		return; /* in corrupt/ now: nothing more to do with it */
 	time_t now = time(NULL);
-	bool bounced = bounce_queue_make(e->q->cfg, e->q->domains, m, now, BOUNCE_FAILURES,
-					 &e->bounce);
+	/* the pass's generation (held by e): the reports' recipients are
+	 * resolved and expanded as this attempt's were */
+	const struct config *cfg = confgen_config(e->gen);
+	const struct addr_domains *dom = confgen_domains(e->gen);
+	bool bounced = bounce_queue_make(cfg, dom, m, now, BOUNCE_FAILURES, &e->bounce);
 	/* a success report that cannot be queued is not worth a second delivery */
-	bounce_queue_make(e->q->cfg, e->q->domains, m, now, BOUNCE_SUCCESSES, &e->success);
+	bounce_queue_make(cfg, dom, m, now, BOUNCE_SUCCESSES, &e->success);
 	if (delay_warning_due(e->q->cfg, m, now) &&
-	    bounce_queue_make(e->q->cfg, e->q->domains, m, now, BOUNCE_DELAYS, &e->warning) &&
+	    bounce_queue_make(cfg, dom, m, now, BOUNCE_DELAYS, &e->warning) &&
 	    e->warning != NULL)
 		m->warned = now; /* once per message, recorded with the state below */
 	for (size_t i = 0; i < m->n_rcpts; i++) {
@@ -482,6 +499,7 @@ static void free_entry(struct qentry *e)
 	free(e->parts);
 	free(e->err);
 	queue_msg_free(e->m);
+	confgen_unref(e->gen); /* on the loop, after its settle work */
 	free(e);
 }
 
@@ -797,12 +815,12 @@ static void on_scan_timer(evutil_socket_t fd, short what, void *arg)
 /* ---- life cycle ---- */
 
 struct qmgr *qmgr_new(struct event_base *base, const struct config *cfg,
-		      const struct addr_domains *domains)
+		      struct confset *configs)
 {
 	struct qmgr *q = xcalloc(1, sizeof(*q));
 	q->base = base;
 	q->cfg = cfg;
-	q->domains = domains;
+	q->configs = configs;
 	q->io = workers_new(base, IO_THREADS);
 	q->files = (struct qctl){.dir = cfg->queue_directory, .offline = false};
 	q->local = transport_local_new(base, cfg);
@@ -819,7 +837,8 @@ static void submit_report(void *arg, struct queue_msg *m)
 void qmgr_set_smtp(struct qmgr *q, struct transport *smtp)
 {
 	q->smtp = smtp;
-	transport_smtp_set_queue(smtp, q->domains, submit_report, q);
+	/* TLS reports are built with the start-up configuration the transport has */
+	transport_smtp_set_queue(smtp, confset_startup_domains(q->configs), submit_report, q);
 }
 
 void qmgr_start(struct qmgr *q)

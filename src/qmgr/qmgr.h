@@ -8,8 +8,9 @@
  * (local Maildir, SMTP, LMTP), recipient batching, retries with exponential
  * backoff (the file's mtime is its next try), expiry, bounces and double
  * bounces, the per-attempt log line, and the operator's queue commands.
- * Must not: read or write queue files on the loop (a worker pool does), or
- * speak SMTP (the SMTP transport does).
+ * Must not: read or write queue files on the loop (a worker pool does),
+ * speak SMTP (the SMTP transport does), or route with a configuration
+ * generation its pass does not hold (a reload may free the others).
  */
 #ifndef RG_QMGR_H
 #define RG_QMGR_H
@@ -25,9 +26,16 @@
 struct event_base;
 struct qmgr;
 struct transport;
+struct confset;
 
+/* cfg: the start-up configuration, for what only a restart changes (the
+ * queue directory, limits, backoff, the transports built once). configs:
+ * the generations of SIGHUP reloads (smtp/reload.h); each message's pass
+ * routes, expands and bounces with the one current when it starts (a
+ * message accepted before a reload is routed with the configuration of its
+ * delivery attempt, as Postfix does), and holds it until it has settled. */
 struct qmgr *qmgr_new(struct event_base *base, const struct config *cfg,
-		      const struct addr_domains *domains);
+		      struct confset *configs);
 /* The SMTP transport (NULL: non-local mail waits in deferred/). Owned by q. */
 void qmgr_set_smtp(struct qmgr *q, struct transport *smtp);
 /* Start: remove never-acknowledged tmp/ files, then scan the queue (on a worker). */
@@ -39,7 +47,7 @@ void qmgr_submit(struct qmgr *q, struct queue_msg *m);
  * direct_local_delivery is on, every recipient routes to local delivery,
  * none asked for a success report (NOTIFY=SUCCESS needs a queued DSN),
  * the message is not to be held (abuse control), and the job is small (at most 8 recipients, 1 MiB of copies in all).
- * Pure (reads cfg only): callable from a worker. */
+ * Pure (reads cfg only): callable from a worker that holds cfg's generation. */
 bool qmgr_direct_ok(const struct config *cfg, const struct queue_msg *m);
 /* m was delivered at acceptance (local_deliver_then): log each recipient's
  * "delivered" line as a queued delivery would, and free m. */

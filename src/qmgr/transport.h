@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "config/config.h"
 #include "qmgr/route.h"
 #include "queue/queue.h"
 
@@ -23,6 +24,9 @@ struct delivery {
 	size_t *rcpt;               /* indexes into msg->rcpts */
 	size_t n_rcpt;
 	struct route route;
+	/* the configuration generation the pass routed with, held by the queue
+	 * manager until the pass settles: mailboxes and aliases come from it */
+	const struct config *cfg;
 	void (*done)(struct delivery *d);
 	void *owner;
 	struct delivery *next;      /* for a transport's own waiting lists */

@@ -2,42 +2,56 @@
  * reload.c - configuration generations for SIGHUP (see reload.h).
  *
  * A session keeps the configuration it started with (session.c reads it
- * once, through server_config()), so a replaced configuration must outlive
- * its sessions: each generation counts them, and a small table remembers
- * which generation each live session belongs to.
+ * once, through server_config()) and resolves addresses with the domains
+ * current at the time; a queue pass and a commit hold a reference on the
+ * generation they route with. The generations form one list, newest
+ * (current) first, each numbered in install order; a small table remembers
+ * which generation each live session started under.
  */
 #include "smtp/reload.h"
 #include "config/config.h"
 #include "config/params.h"
+#include "policy/policy.h"
 #include "util/util.h"
 
+#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define SESSION_BUCKETS 1024
 
-struct generation {
-	struct config *cfg;       /* owned unless it is the start-up one */
+struct confgen {
+	struct config *cfg;        /* owned unless it is the start-up one */
 	bool owned;
-	size_t sessions;
-	struct generation *next;  /* retired list */
+	unsigned long serial;      /* install order: 0 is the start-up one */
+	struct addr_domains domains; /* built from cfg */
+	size_t sessions;           /* live sessions that started under it */
+	size_t refs;               /* confset_ref() not yet released */
+	struct confset *set;       /* for confgen_unref() */
+	struct confgen *next;      /* the next older one */
 };
 
 struct holder {
 	const void *session;
-	struct generation *gen;
+	struct confgen *gen;
 	struct holder *next;
 };
 
 struct confset {
-	struct generation *current;
-	struct generation *retired;
+	struct confgen *gens;      /* current first, then the retired, newest first */
+	unsigned long serials;
+	struct addr_domains startup_domains;
+	const struct rg_ip *local_ips;
+	size_t n_local_ips;
+	void (*wake)(void *arg);
+	void *wake_arg;
 	struct holder *table[SESSION_BUCKETS];
 };
 
 /* reload_applies - the RELOADS rows of params.def: what new sessions read
- * from their own configuration (policy, per-session limits and texts).
+ * from their own configuration (policy, per-session limits and texts) and
+ * what each queue pass routes with (domains, aliases, transport_maps).
  * Everything else is built once at start; dkim_signing_table's keys are
  * swapped in by server.c (session_msgauth_apply). */
 bool reload_applies(const char *name)
@@ -74,32 +88,60 @@ size_t reload_restart_needed(const struct config *running, const struct config *
 	return n;
 }
 
-static struct generation *generation_new(struct config *cfg, bool owned)
+static struct confgen *generation_new(struct confset *cs, struct config *cfg, bool owned)
 {
-	struct generation *g = xcalloc(1, sizeof(*g));
+	struct confgen *g = xcalloc(1, sizeof(*g));
 	g->cfg = cfg;
 	g->owned = owned;
+	g->serial = cs->serials++;
+	g->set = cs;
+	policy_domains(cfg, cs->local_ips, cs->n_local_ips, &g->domains);
 	return g;
 }
 
-static void generation_free(struct generation *g)
+static void generation_free(struct confgen *g)
 {
 	if (g->owned)
 		config_free(g->cfg);
 	free(g);
 }
 
-struct confset *confset_new(const struct config *startup)
+struct confset *confset_new(const struct config *startup, void (*wake)(void *arg), void *arg)
 {
 	struct confset *cs = xcalloc(1, sizeof(*cs));
+	cs->wake = wake;
+	cs->wake_arg = arg;
 	/* never freed here (owned = false): the cast only lets one type hold both */
-	cs->current = generation_new((struct config *)startup, false);
+	cs->gens = generation_new(cs, (struct config *)startup, false);
+	cs->startup_domains = cs->gens->domains;
 	return cs;
+}
+
+void confset_set_local_ips(struct confset *cs, const struct rg_ip *ips, size_t n)
+{
+	cs->local_ips = ips;
+	cs->n_local_ips = n;
+	for (struct confgen *g = cs->gens; g != NULL; g = g->next) {
+		g->domains.local_ips = ips;
+		g->domains.n_local_ips = n;
+	}
+	cs->startup_domains.local_ips = ips;
+	cs->startup_domains.n_local_ips = n;
 }
 
 const struct config *confset_current(const struct confset *cs)
 {
-	return cs->current->cfg;
+	return cs->gens->cfg;
+}
+
+const struct addr_domains *confset_domains(const struct confset *cs)
+{
+	return &cs->gens->domains;
+}
+
+const struct addr_domains *confset_startup_domains(const struct confset *cs)
+{
+	return &cs->startup_domains;
 }
 
 static size_t bucket(const void *p)
@@ -108,36 +150,80 @@ static size_t bucket(const void *p)
 	return (size_t)((v >> 4) ^ (v >> 14)) % SESSION_BUCKETS;
 }
 
+/* maybe_wake - a hold on g went: something may be collectable now. */
+static void maybe_wake(struct confset *cs)
+{
+	if (cs->gens->next != NULL && cs->wake != NULL)
+		cs->wake(cs->wake_arg);
+}
+
 void confset_session_started(struct confset *cs, const void *session)
 {
 	struct holder *h = xcalloc(1, sizeof(*h));
 	h->session = session;
-	h->gen = cs->current;
+	h->gen = cs->gens;
 	h->next = cs->table[bucket(session)];
 	cs->table[bucket(session)] = h;
-	cs->current->sessions++;
+	cs->gens->sessions++;
 }
 
-bool confset_session_ended(struct confset *cs, const void *session)
+void confset_session_ended(struct confset *cs, const void *session)
 {
 	for (struct holder **pp = &cs->table[bucket(session)]; *pp != NULL; pp = &(*pp)->next) {
 		struct holder *h = *pp;
 		if (h->session != session)
 			continue;
 		*pp = h->next;
-		struct generation *g = h->gen;
+		h->gen->sessions--;
 		free(h);
-		return --g->sessions == 0 && g != cs->current;
+		maybe_wake(cs);
+		return;
 	}
-	return false;
+}
+
+struct confgen *confset_ref(struct confset *cs)
+{
+	cs->gens->refs++;
+	return cs->gens;
+}
+
+void confgen_unref(struct confgen *g)
+{
+	if (g == NULL)
+		return;
+	if (--g->refs == 0 && g != g->set->gens)
+		maybe_wake(g->set);
+}
+
+const struct config *confgen_config(const struct confgen *g)
+{
+	return g->cfg;
+}
+
+const struct addr_domains *confgen_domains(const struct confgen *g)
+{
+	return &g->domains;
+}
+
+/* oldest_in_session - the serial of the oldest generation a live session
+ * started under (ULONG_MAX: none): that session may hold pointers into it
+ * and into every newer one (the domains current while it lived). */
+static unsigned long oldest_in_session(const struct confset *cs)
+{
+	unsigned long oldest = ULONG_MAX;
+	for (const struct confgen *g = cs->gens; g != NULL; g = g->next)
+		if (g->sessions > 0)
+			oldest = g->serial;
+	return oldest;
 }
 
 void confset_collect(struct confset *cs)
 {
-	struct generation **pp = &cs->retired;
+	unsigned long oldest = oldest_in_session(cs);
+	struct confgen **pp = &cs->gens->next; /* the current one stays */
 	while (*pp != NULL) {
-		struct generation *g = *pp;
-		if (g->sessions > 0) {
+		struct confgen *g = *pp;
+		if (g->refs > 0 || g->serial >= oldest) {
 			pp = &g->next;
 			continue;
 		}
@@ -148,17 +234,16 @@ void confset_collect(struct confset *cs)
 
 void confset_install(struct confset *cs, struct config *cfg)
 {
-	struct generation *old = cs->current;
-	cs->current = generation_new(cfg, true);
-	old->next = cs->retired;
-	cs->retired = old;
-	confset_collect(cs); /* on the loop, not inside a session: freed at once if unused */
+	struct confgen *g = generation_new(cs, cfg, true);
+	g->next = cs->gens;
+	cs->gens = g;
+	confset_collect(cs); /* on the loop, not inside a holder: freed at once if unused */
 }
 
 size_t confset_retired(const struct confset *cs)
 {
 	size_t n = 0;
-	for (const struct generation *g = cs->retired; g != NULL; g = g->next)
+	for (const struct confgen *g = cs->gens->next; g != NULL; g = g->next)
 		n++;
 	return n;
 }
@@ -174,11 +259,10 @@ void confset_free(struct confset *cs)
 			free(h);
 		}
 	}
-	while (cs->retired != NULL) {
-		struct generation *g = cs->retired;
-		cs->retired = g->next;
+	while (cs->gens != NULL) {
+		struct confgen *g = cs->gens;
+		cs->gens = g->next;
 		generation_free(g);
 	}
-	generation_free(cs->current);
 	free(cs);
 }

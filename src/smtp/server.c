@@ -73,7 +73,8 @@ struct ip_count {
 
 struct server {
 	const struct config *cfg;     /* the start-up one: everything built once uses it */
-	struct confset *configs;      /* what new sessions get; replaced ones until unused */
+	struct confset *configs;      /* what new sessions, commits and queue passes get;
+				       * replaced ones until unused (reload.h) */
 	int (*selftest)(const struct config *cfg); /* relay self-test, also on reload */
 	bool reloading;               /* a reload job is on a worker */
 	bool reload_again;            /* SIGHUP arrived meanwhile: reload once more */
@@ -88,7 +89,6 @@ struct server {
 	bool pickup;                  /* <queue_directory>/pickup is ours: removed at the end */
 	struct rg_ip *local_ips;
 	size_t n_local_ips;
-	struct addr_domains domains;
 	struct session *sessions;
 	size_t n_sessions;
 	struct ip_count *ip_table[IP_BUCKETS];
@@ -137,9 +137,12 @@ const struct config *server_config(const struct server *srv)
 	return confset_current(srv->configs);
 }
 
+/* server_domains - the current generation's: a session that keeps the
+ * pointer is safe, reload.c keeps every generation current during a
+ * session's life until it ends. */
 const struct addr_domains *server_domains(const struct server *srv)
 {
-	return &srv->domains;
+	return confset_domains(srv->configs);
 }
 
 struct event_base *server_base(const struct server *srv)
@@ -209,10 +212,7 @@ void server_session_closed(struct server *srv, struct session *s)
 		session_link(l->next)->prev = l->prev;
 	srv->n_sessions--;
 	mev_session_open(-1);
-	if (confset_session_ended(srv->configs, s)) { /* its configuration: after the session */
-		static const struct timeval now = {0, 0};
-		evtimer_add(srv->collect, &now);
-	}
+	confset_session_ended(srv->configs, s); /* its configuration: collected after it */
 	ip_count_add(srv, session_client_ip(s), -1);
 	check_exit(srv);
 }
@@ -460,6 +460,7 @@ static void on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sock
 struct job {
 	struct server *srv;
 	struct queue_msg *msg;
+	struct confgen *gen;         /* commits: the configuration delivery at acceptance uses */
 	void (*done)(void *arg, bool ok, const char *err);
 	void *arg;
 	bool ok;
@@ -530,16 +531,17 @@ static void direct_done(void *arg, bool ok, const char *err)
 static void commit_work(void *arg)
 {
 	struct job *j = arg;
+	const struct config *cfg = confgen_config(j->gen); /* held until commit_done */
 	if (j->spool == NULL)
 		j->msg->size = j->msg->body.len;
-	if (j->spool != NULL || !qmgr_direct_ok(j->srv->cfg, j->msg)) {
+	if (j->spool != NULL || !qmgr_direct_ok(cfg, j->msg)) {
 		commit_queue(j);
 		return;
 	}
 	struct direct *d = xcalloc(1, sizeof(*d));
 	d->j = j;
 	d->token = workers_defer();
-	local_deliver_then(j->srv->cfg, j->msg, direct_done, d);
+	local_deliver_then(cfg, j->msg, direct_done, d);
 }
 
 /* commit_reply - the session hears the outcome (its 250, or the 4xx). */
@@ -554,6 +556,8 @@ static void commit_done(void *arg)
 {
 	struct job *j = arg;
 	struct queue_msg *m = j->msg;
+	confgen_unref(j->gen); /* the worker is done with it; the qmgr takes its own */
+	j->gen = NULL;
 	if (j->ok) {
 		char size[24], nrcpt[24], from[ADDR_PATH_MAX + 3];
 		snprintf(size, sizeof(size), "%llu", (unsigned long long)m->size);
@@ -590,7 +594,9 @@ struct workers *server_workers(const struct server *srv)
 void server_commit(struct server *srv, struct queue_msg *m, struct queue_spool *sp,
 		   void (*done)(void *arg, bool ok, const char *err), void *arg)
 {
-	workers_submit(srv->workers, commit_work, commit_done, job_new(srv, m, sp, done, arg));
+	struct job *j = job_new(srv, m, sp, done, arg);
+	j->gen = confset_ref(srv->configs); /* routing and mailboxes at acceptance */
+	workers_submit(srv->workers, commit_work, commit_done, j);
 }
 
 static void spool_work(void *arg)
@@ -726,7 +732,7 @@ bool server_bind(struct server *srv, char *err, size_t errlen)
 		snprintf(err, errlen, "no listening socket could be opened");
 		return false;
 	}
-	policy_domains(srv->cfg, srv->local_ips, srv->n_local_ips, &srv->domains);
+	confset_set_local_ips(srv->configs, srv->local_ips, srv->n_local_ips);
 	return true;
 }
 
@@ -773,7 +779,7 @@ size_t server_data_pressure_mark(const struct server *srv)
 	return srv->data_pressure_mark;
 }
 
-/* on_collect - a session that held a replaced configuration has been freed. */
+/* on_collect - a session or a job that held a replaced configuration is gone. */
 static void on_collect(evutil_socket_t fd, short what, void *arg)
 {
 	struct server *srv = arg;
@@ -782,14 +788,25 @@ static void on_collect(evutil_socket_t fd, short what, void *arg)
 	confset_collect(srv->configs);
 }
 
+/* wake_collect - reload.c: a replaced configuration may be unused now; it
+ * is freed from the loop, once whoever released it has returned. */
+static void wake_collect(void *arg)
+{
+	struct server *srv = arg;
+	static const struct timeval now = {0, 0};
+	if (srv->collect != NULL)
+		evtimer_add(srv->collect, &now);
+}
+
 struct server *server_new(const struct config *cfg, char *err, size_t errlen)
 {
 	struct server *srv = xcalloc(1, sizeof(*srv));
 	srv->cfg = cfg;
-	srv->configs = confset_new(cfg);
+	srv->configs = confset_new(cfg, wake_collect, srv);
 	srv->base = event_base_new();
 	if (srv->base == NULL) {
 		snprintf(err, errlen, "cannot create the event loop");
+		confset_free(srv->configs);
 		free(srv);
 		return NULL;
 	}
@@ -903,9 +920,12 @@ void server_set_selftest(struct server *srv, int (*selftest)(const struct config
 	srv->selftest = selftest;
 }
 
-/* load_for_reload - the file as new sessions will see it: what only a
- * restart changes keeps the running value (j->restart names it), tables
- * too, even when only their file changed (the pinned load does not read it). */
+/* load_for_reload - the file as new sessions and deliveries will see it:
+ * what only a restart changes keeps the running value (j->restart names
+ * it), tables too, even when only their file changed (the pinned load does
+ * not read it); the tables of RELOADS parameters (alias_maps,
+ * virtual_mailbox_maps, transport_maps, ...) are read again, and a broken
+ * one refuses the reload with its file:line. */
 static struct config *load_for_reload(struct reload_job *j)
 {
 	struct config *cfg = config_load(j->file, &j->errors);
@@ -1064,7 +1084,7 @@ static bool start_delivery(struct server *srv, char *err, size_t errlen)
 	srv->dns = dns_new(srv->base, servers, 3000, err, errlen);
 	if (srv->dns == NULL)
 		return false;
-	srv->qmgr = qmgr_new(srv->base, srv->cfg, &srv->domains);
+	srv->qmgr = qmgr_new(srv->base, srv->cfg, srv->configs);
 	struct smtp_transport_env env = {srv->base, srv->cfg, srv->dns, srv->local_ips,
 					 srv->n_local_ips};
 	struct transport *smtp = transport_smtp_new(&env, err, errlen);
