@@ -1,9 +1,8 @@
 /*
  * reload.c - configuration generations for SIGHUP (see reload.h).
  *
- * A session keeps the configuration it started with (session.c reads it
- * once, through server_config()) and resolves addresses with the domains
- * current at the time; a queue pass and a commit hold a reference on the
+ * A session keeps the configuration and domains it started with (session.c
+ * reads them once, through server_config() and server_domains()); a queue pass and a commit hold a reference on the
  * generation they route with. The generations form one list, newest
  * (current) first, each numbered in install order; a small table remembers
  * which generation each live session started under.

@@ -8,10 +8,10 @@
  * new commits use); and keeping every replaced generation until nothing
  * can read it any more. Holders:
  *   - a session, from its start to its end: the generation it started
- *     under (its configuration, server_config()) and every generation
- *     made current while it lives (a session resolves addresses with the
- *     current domains, server_domains(), and may keep that pointer for its
- *     transaction: session_msgauth.c does);
+ *     under (its configuration and domains, server_config() and
+ *     server_domains() read once at its start, so its relay decision never
+ *     mixes two reloads' lists) and, conservatively, every generation made
+ *     current while it lives;
  *   - a reference (confset_ref/confgen_unref): a queue manager pass from
  *     routing to the end of its settle work (bounces are written with it),
  *     a commit on its worker (delivery at acceptance expands mailboxes).

@@ -137,9 +137,8 @@ const struct config *server_config(const struct server *srv)
 	return confset_current(srv->configs);
 }
 
-/* server_domains - the current generation's: a session that keeps the
- * pointer is safe, reload.c keeps every generation current during a
- * session's life until it ends. */
+/* server_domains - the current generation's, the partner of server_config():
+ * a session reads both at its start and keeps them (reload.c holds them). */
 const struct addr_domains *server_domains(const struct server *srv)
 {
 	return confset_domains(srv->configs);

@@ -534,7 +534,7 @@ static void mail_proceed(struct session *s, char *arg)
 	struct transaction *tx = mail_parse(s, arg);
 	if (tx == NULL)
 		return;
-	address_resolve(&tx->sender, server_domains(s->srv), &tx->sender_res);
+	address_resolve(&tx->sender, s->domains, &tx->sender_res);
 	/* counted before the sender checks: attempts count, as in Postfix's anvil */
 	if (!session_abuse_ok(s, ABUSE_MESSAGE)) {
 		free(tx);
@@ -629,7 +629,7 @@ static void rcpt_accept(struct session *s, const struct address *a,
 	if (tx->msg == NULL)
 		tx->msg = xcalloc(1, sizeof(struct queue_msg));
 	if (!rcpt_known(tx, r)) /* aliases expanded here: the queue holds final addresses */
-		expand_queue_rcpt(s->cfg, server_domains(s->srv), tx->msg, a, r, notify, orcpt);
+		expand_queue_rcpt(s->cfg, s->domains, tx->msg, a, r, notify, orcpt);
 	tx->n_rcpts++;
 	session_set_state(s, S_RCPT);
 	session_reply(s, "250 2.1.5 Ok");
@@ -703,7 +703,7 @@ static void rcpt_proceed(struct session *s, char *arg)
 	/* counted before the policy: attempts count (a relay probe too), as in Postfix */
 	if (!session_abuse_ok(s, ABUSE_RECIPIENT)) /* it replied 452 and logged rate-limit */
 		return;
-	address_resolve(&a, server_domains(s->srv), &r);
+	address_resolve(&a, s->domains, &r);
 	struct policy_request req = {&s->client, &s->tx->sender, &a, &s->tx->sender_res, &r,
 				     s->tx->spf};
 	struct policy_decision d;
@@ -1498,6 +1498,7 @@ struct session *session_start(struct server *srv, evutil_socket_t fd,
 	struct session *s = xcalloc(1, sizeof(*s));
 	s->srv = srv;
 	s->cfg = server_config(srv);
+	s->domains = server_domains(srv);
 	s->role = role;
 	s->client.submission = role != ROLE_MTA;
 	snprintf(s->id, sizeof(s->id), "%08lX%04lX", (unsigned long)time(NULL),

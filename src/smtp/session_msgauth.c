@@ -252,7 +252,7 @@ static bool mail_check(struct session *s, const struct session_mail_facts *f,
 	struct ma_tx *t = xcalloc(1, sizeof(*t));
 	t->s = s;
 	t->cfg = s->cfg;
-	t->domains = server_domains(s->srv);
+	t->domains = s->domains;
 	t->signing = signing_ref(ma.signing);
 	t->pickup = s->client.pickup;
 	t->pickup_any = s->client.pickup_any_sender;

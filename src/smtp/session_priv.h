@@ -124,6 +124,9 @@ struct session {
 	struct session_link link;
 	struct server *srv;
 	const struct config *cfg;
+	/* the domains of cfg's generation (server_domains() at start): the
+	 * relay decision never mixes one reload's lists with another's */
+	const struct addr_domains *domains;
 	struct bufferevent *bev;
 	/* a plain connection's reads (sock_read), not the bufferevent's; NULL
 	 * under TLS; read_full: stopped at INPUT_HIGH_WATER */
