@@ -29,6 +29,15 @@
 #define ADDR_MAX 320          /* an address we pass on (the server checks it again) */
 #define REPLY_MAX 1024        /* one server reply line we keep */
 #define SMTP_TIMEOUT 300      /* seconds per reply, as RFC 5321 4.5.3.2 suggests */
+/* A server that is not there is waited for, so that a restart (stop: the
+ * sessions in progress finish; start: load, self-test, bind; a few seconds)
+ * does not lose cron's mail: cron discards a job's output when sendmail
+ * fails, and there is no maildrop directory to leave it in. 30 s covers a
+ * restart many times over yet stays short enough that a caller blocked on
+ * us (a web request in PHP's mail()) fails rather than hangs; a server down
+ * for longer is a failure the caller's own retry decides (EX_TEMPFAIL). */
+#define PICKUP_WAIT_SECONDS 30
+#define PICKUP_RETRY_MS 250
 
 static const char usage_sendmail[] =
 	"usage: relayguard sendmail [-t] [-i] [-oi] [-f sender] [-F name] [-C file] [recipient...]\n"
@@ -47,7 +56,7 @@ static const char usage_sendmail[] =
 	"  -h, --help  this text\n"
 	"Ignored for compatibility: -oX, -v, -bm, -B/-N/-R/-V with their argument.\n"
 	"Exit status (sysexits.h): 0 sent, 64 usage, 65 bad message, 67 recipient\n"
-	"refused, 69 refused, 75 try again later (server down or 4xx), 77 sender\n"
+	"refused, 69 refused, 75 try again later (server down for 30 s, or 4xx), 77 sender\n"
 	"not allowed, 78 configuration error.\n";
 
 struct sm_opts {
@@ -455,6 +464,40 @@ struct conn {
 	char reply[REPLY_MAX]; /* the last reply's first line, for messages */
 };
 
+/* server_absent - the errors of a server that is not there (yet): no socket
+ * file (stopped, or starting), or nobody listening on it (stopping). */
+static bool server_absent(int e)
+{
+	return e == ENOENT || e == ECONNREFUSED;
+}
+
+/* connect_waiting - connect, and while the server is absent try again every
+ * PICKUP_RETRY_MS for PICKUP_WAIT_SECONDS (a restart); 0 or the last errno. */
+static int connect_waiting(const struct sockaddr_un *sun, struct conn *c)
+{
+	struct timespec start, now, pause = {0, PICKUP_RETRY_MS * 1000000L};
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	bool told = false;
+	for (;;) {
+		c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (c->fd < 0)
+			return errno;
+		if (connect(c->fd, (const struct sockaddr *)sun, sizeof(*sun)) == 0)
+			return 0;
+		int e = errno;
+		close(c->fd);
+		c->fd = -1;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (!server_absent(e) || now.tv_sec - start.tv_sec >= PICKUP_WAIT_SECONDS)
+			return e;
+		if (!told && isatty(STDERR_FILENO)) /* a person waits: say why */
+			fprintf(stderr, "sendmail: the mail server is not running; waiting up to "
+				"%d seconds for it\n", PICKUP_WAIT_SECONDS);
+		told = true;
+		nanosleep(&pause, NULL);
+	}
+}
+
 /* connect_pickup - <queue_directory>/pickup; through /proc when the path is long. */
 static int connect_pickup(const struct config *cfg, struct conn *c)
 {
@@ -469,12 +512,10 @@ static int connect_pickup(const struct config *cfg, struct conn *c)
 		snprintf(sun.sun_path, sizeof(sun.sun_path), "/proc/self/fd/%d/%s", dirfd,
 			 PICKUP_SOCKET_NAME);
 	}
-	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	int ok = c->fd >= 0 && connect(c->fd, (struct sockaddr *)&sun, sizeof(sun)) == 0;
-	int e = errno;
+	int e = connect_waiting(&sun, c);
 	if (dirfd >= 0)
 		close(dirfd);
-	if (!ok)
+	if (e != 0)
 		return fail(EX_TEMPFAIL, "cannot reach the mail server at %s (%s): is relayguard "
 			    "running? message not sent", path, strerror(e));
 	struct timeval tv = {SMTP_TIMEOUT, 0};
