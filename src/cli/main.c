@@ -140,9 +140,11 @@ static const char usage_passwd[] =
 static const char usage_config[] =
 	"usage: relayguard config [-c FILE] | --man\n"
 	"\n"
-	"Check a configuration. Prints every parameter as 'name = value' after\n"
-	"$name expansion, or each error as 'file:line: what is wrong' (exit 78).\n"
-	"Warnings about risky settings (e.g. a broad mynetworks) go to standard error.\n"
+	"Check a configuration as serve does before it starts or reloads: each error\n"
+	"as 'file:line: what is wrong', and the relay self-test (relay_selftest): a\n"
+	"file serve would refuse exits 78 with its open-relay lines. Otherwise prints\n"
+	"every parameter as 'name = value' after $name expansion. Warnings about risky\n"
+	"settings (e.g. a broad mynetworks) go to standard error.\n"
 	"\n"
 	"Options:\n"
 	"  -c, --config FILE     the file to check (default: the embedded configuration)\n"
@@ -241,6 +243,12 @@ static int cmd_config(int argc, char **argv)
 	struct config *cfg = cli_load_config(o.config_file, false);
 	if (cfg == NULL)
 		return EXIT_CONFIG;
+	/* serve's relay self-test too: a file serve (or a reload) would refuse
+	 * fails the check that operators run before a reload */
+	if (audit_selftest_check(cfg) != 0) {
+		config_free(cfg);
+		return EXIT_CONFIG;
+	}
 	char *warnings = config_warnings(cfg);
 	if (warnings != NULL) {
 		for (char *save = NULL, *l = strtok_r(warnings, "\n", &save); l;
