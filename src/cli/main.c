@@ -383,7 +383,7 @@ static int serve(struct config *cfg)
 	}
 	srv = server_new(cfg, err, sizeof(err));
 	if (srv != NULL)
-		server_set_selftest(srv, audit_selftest); /* SIGHUP: the same verdict as here */
+		server_set_selftest(srv, audit_selftest_reload); /* SIGHUP: the same verdict */
 	if (srv == NULL || !server_bind(srv, err, sizeof(err)) ||
 	    !drop_privileges(cfg, err, sizeof(err)))
 		goto fail;
