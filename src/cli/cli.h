@@ -19,4 +19,8 @@
  * "FILE has errors" (with "; not starting" when serving). */
 struct config *cli_load_config(const char *file, bool serving);
 
+/* cli_asks_help - -h or --help among a command's arguments (anywhere: every
+ * command and subcommand then prints its usage to stdout and exits 0). */
+bool cli_asks_help(int argc, char **argv);
+
 #endif

@@ -231,7 +231,7 @@ struct config *cli_load_config(const char *file, bool serving)
 static int cmd_config(int argc, char **argv)
 {
 	struct options o = {0};
-	if (argc == 1 && strcmp(argv[0], "--man") == 0) {
+	if (argc == 1 && strcmp(argv[0], "--man") == 0 && !cli_asks_help(argc, argv)) {
 		config_print_manual(stdout);
 		return fflush(stdout) == 0 ? 0 : 1;
 	}
@@ -550,10 +550,9 @@ static int run_command(const char *cmd, int argc, char **argv)
 	return -1;
 }
 
-/* asks_help - -h or --help among a command's arguments. */
-static bool asks_help(int argc, char **argv)
+bool cli_asks_help(int argc, char **argv)
 {
-	for (int i = 2; i < argc; i++)
+	for (int i = 0; i < argc; i++)
 		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
 			return true;
 	return false;
@@ -596,7 +595,7 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	/* each command's help stays short; the manual pages have the rest */
-	if (rc == 0 && asks_help(argc, argv))
+	if (rc == 0 && cli_asks_help(argc - 2, argv + 2))
 		puts("\nIn full: relayguard(8) (every command and option), relayguard.conf(5)\n"
 		     "(every parameter).");
 	return rc;

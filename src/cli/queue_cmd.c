@@ -400,7 +400,7 @@ static int run(int (*fn)(const char *, const struct qargs *), const struct qargs
 int queue_main(int argc, char **argv)
 {
 	struct qargs a = {0};
-	if (argc < 1 || strcmp(argv[0], "-h") == 0 || strcmp(argv[0], "--help") == 0) {
+	if (argc < 1 || cli_asks_help(argc, argv)) {
 		fputs(usage_queue, argc < 1 ? stderr : stdout);
 		return argc < 1 ? EXIT_USAGE : 0;
 	}
@@ -454,7 +454,7 @@ static char *lockout_request(int argc, char **argv, const char **config_file)
 int lockout_main(int argc, char **argv)
 {
 	const char *config_file = NULL;
-	if (argc >= 1 && (strcmp(argv[0], "-h") == 0 || strcmp(argv[0], "--help") == 0)) {
+	if (cli_asks_help(argc, argv)) {
 		fputs(usage_lockout, stdout);
 		return 0;
 	}

@@ -115,7 +115,7 @@ int tlsreport_main(int argc, char **argv)
 {
 	const char *config_file = NULL;
 	bool now = false, ok = argc > 0 && strcmp(argv[0], "send") == 0;
-	if (argc > 0 && (strcmp(argv[0], "-h") == 0 || strcmp(argv[0], "--help") == 0)) {
+	if (cli_asks_help(argc, argv)) {
 		fputs(usage_tlsreport, stdout);
 		return 0;
 	}
@@ -157,7 +157,7 @@ int tlsmem_main(int argc, char **argv)
 	const char *config_file = NULL, *domain = NULL;
 	bool forget = argc > 0 && strcmp(argv[0], "forget") == 0;
 	bool list = argc > 0 && strcmp(argv[0], "list") == 0;
-	if (argc > 0 && (strcmp(argv[0], "-h") == 0 || strcmp(argv[0], "--help") == 0)) {
+	if (cli_asks_help(argc, argv)) {
 		fputs(usage_tlsmem, stdout);
 		return 0;
 	}
