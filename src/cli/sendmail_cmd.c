@@ -3,10 +3,12 @@
  *
  * SYNOPSIS
  *	relayguard sendmail [-t] [-i] [-oi] [-f sender] [-F name] [-C file] [recipient...]
- *	sendmail ...   (the same, through a link named sendmail)
+ *	relayguard sendmail -bp | -bi [-C file]
+ *	sendmail ... | mailq | newaliases   (the same, through links of those names)
  */
 #include "cli/sendmail_cmd.h"
 #include "cli/cli.h"
+#include "cli/queue_cmd.h"
 #include "config/config.h"
 #include "smtp/pickup.h"
 #include "util/util.h"
@@ -41,7 +43,8 @@
 
 static const char usage_sendmail[] =
 	"usage: relayguard sendmail [-t] [-i] [-oi] [-f sender] [-F name] [-C file] [recipient...]\n"
-	"       sendmail ...   (the same, through a link named sendmail)\n"
+	"       relayguard sendmail -bp | -bi [-C file]\n"
+	"       sendmail ... | mailq | newaliases   (the same, through links of those names)\n"
 	"\n"
 	"Send the message on standard input through the running server (its\n"
 	"<queue_directory>/pickup socket), as the Unix user running this command.\n"
@@ -53,13 +56,19 @@ static const char usage_sendmail[] =
 	"              one the user does not own (smtpd_sender_login_maps)\n"
 	"  -F name     full name for the From: header that is added when missing\n"
 	"  -C file     configuration (default: as 'relayguard config')\n"
+	"  -bp         list the queue, as 'relayguard queue list' (also: a link named mailq)\n"
+	"  -bi         nothing to build: alias files are read directly (a link: newaliases)\n"
 	"  -h, --help  this text\n"
 	"Ignored for compatibility: -oX, -v, -bm, -B/-N/-R/-V with their argument.\n"
 	"Exit status (sysexits.h): 0 sent, 64 usage, 65 bad message, 67 recipient\n"
 	"refused, 69 refused, 75 try again later (server down for 30 s, or 4xx), 77 sender\n"
 	"not allowed, 78 configuration error.\n";
 
+/* -bp (mailq) and -bi (newaliases) are not about sending. */
+enum sm_mode { SM_SEND, SM_MAILQ, SM_NEWALIASES };
+
 struct sm_opts {
+	enum sm_mode mode;
 	bool extract, ignore_dots;
 	const char *sender, *fullname, *config;
 	char **rcpts; /* command-line recipients */
@@ -116,6 +125,10 @@ static int parse_one(int argc, char **argv, int *i, struct sm_opts *o)
 		return 0;
 	if (strcmp(a, "-t") == 0)
 		o->extract = true;
+	else if (strcmp(a, "-bp") == 0)
+		o->mode = SM_MAILQ;
+	else if (strcmp(a, "-bi") == 0)
+		o->mode = SM_NEWALIASES;
 	else if (strcmp(a, "-i") == 0 || strcmp(a, "-oi") == 0)
 		o->ignore_dots = true;
 	else if (strcmp(a, "-v") == 0 || strcmp(a, "-bm") == 0 || strncmp(a, "-o", 2) == 0)
@@ -148,7 +161,7 @@ static int parse_options(int argc, char **argv, struct sm_opts *o)
 			return 0;
 		}
 		if (rc < 0) {
-			fprintf(stderr, "sendmail: unknown or incomplete option \"%s\" (-bs, -bp "
+			fprintf(stderr, "sendmail: unknown or incomplete option \"%s\" (-bs "
 				"and the daemon modes are not supported)\n", argv[i]);
 			fputs(usage_sendmail, stderr);
 			return -1;
@@ -672,12 +685,29 @@ out:
 	return rc;
 }
 
+/* not_sending - -bp: what mailq is, `relayguard queue list`; -bi: what
+ * newaliases would build does not exist (alias files are read as they are). */
+static int not_sending(const struct sm_opts *o)
+{
+	if (o->n_rcpts > 0)
+		return fail(EX_USAGE, "%s takes no recipients", o->mode == SM_MAILQ ? "-bp" : "-bi");
+	if (o->mode == SM_NEWALIASES) {
+		puts("relayguard reads alias files (alias_maps) directly: there is no database to "
+		     "build; a reload (systemctl reload relayguard, or SIGHUP) picks up edits");
+		return EX_OK;
+	}
+	char *args[] = {"list", "-c", (char *)o->config, NULL};
+	return queue_main(o->config ? 3 : 1, args);
+}
+
 int sendmail_main(int argc, char **argv)
 {
 	struct sm_opts o = {0};
 	int rc = parse_options(argc, argv, &o);
 	if (rc <= 0)
 		return rc == 0 ? EX_OK : EX_USAGE;
+	if (o.mode != SM_SEND)
+		return not_sending(&o);
 	struct config *cfg = cli_load_config(o.config, false);
 	if (cfg == NULL)
 		return EX_CONFIG;
