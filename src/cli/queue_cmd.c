@@ -30,6 +30,7 @@
 #include "control/control.h"
 #include "abuse/hijack_state.h"
 #include "abuse/shared.h"
+#include "net/net.h"
 #include "queue/qctl.h"
 #include "queue/queue_admin.h"
 #include "util/basedir.h"
@@ -432,8 +433,9 @@ static const char usage_lockout[] =
 	"  stats      refusals counted by the rate limits, table sizes\n"
 	"Exit status: 0 ok, 64 usage error, 78 configuration error, 1 other failure.\n";
 
-/* lockout_request - the control request for ARGV, or NULL (usage printed). */
-static char *lockout_request(int argc, char **argv, const char **config_file)
+/* lockout_request - the control request for ARGV, or NULL (a usage error;
+ * *bad_ip: clear's address was not one, and that was said). */
+static char *lockout_request(int argc, char **argv, const char **config_file, bool *bad_ip)
 {
 	const char *ip = NULL;
 	for (int i = 1; i < argc; i++) {
@@ -446,6 +448,13 @@ static char *lockout_request(int argc, char **argv, const char **config_file)
 	}
 	if (strcmp(argv[0], "list") == 0 || strcmp(argv[0], "stats") == 0)
 		return xstrdup(strcmp(argv[0], "list") == 0 ? "lockout-list" : "abuse-stats");
+	struct rg_ip addr;
+	if (strcmp(argv[0], "clear") == 0 && ip != NULL && !ip_parse(ip, &addr)) {
+		fprintf(stderr, "relayguard lockout clear: \"%s\" is not an IP address (try "
+			"--help)\n", ip);
+		*bad_ip = true;
+		return NULL;
+	}
 	if (strcmp(argv[0], "clear") == 0 && ip != NULL)
 		return xasprintf("lockout-clear %s", ip);
 	return NULL;
@@ -458,9 +467,11 @@ int lockout_main(int argc, char **argv)
 		fputs(usage_lockout, stdout);
 		return 0;
 	}
-	char *request = argc >= 1 ? lockout_request(argc, argv, &config_file) : NULL;
+	bool bad_ip = false;
+	char *request = argc >= 1 ? lockout_request(argc, argv, &config_file, &bad_ip) : NULL;
 	if (request == NULL) {
-		fputs(usage_lockout, stderr);
+		if (!bad_ip) /* that one line says it all */
+			fputs(usage_lockout, stderr);
 		return EXIT_USAGE;
 	}
 	struct config *cfg = cli_load_config(config_file, false);

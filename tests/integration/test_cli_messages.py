@@ -25,6 +25,11 @@ class UsageErrorsNameTheProblem(unittest.TestCase):
                 self.assertIn('missing %s' % missing, p.stderr)
                 self.assertEqual(p.stdout, '')
 
+    def test_lockout_clear_of_something_not_an_address_is_a_usage_error(self):
+        p = run_cli(['lockout', 'clear', 'foo'])
+        self.assertEqual(p.returncode, EXIT_USAGE, p.stdout + p.stderr)
+        self.assertIn('"foo" is not an IP address', p.stderr)
+
 
 if __name__ == '__main__':
     unittest.main()
