@@ -7,7 +7,8 @@ recipient's last reply, as `queue list --json` has them.
 """
 import unittest
 
-from harness import run_cli
+import harness
+from harness import Server, run_cli
 
 EXIT_USAGE = 64
 
@@ -29,6 +30,22 @@ class UsageErrorsNameTheProblem(unittest.TestCase):
         p = run_cli(['lockout', 'clear', 'foo'])
         self.assertEqual(p.returncode, EXIT_USAGE, p.stdout + p.stderr)
         self.assertIn('"foo" is not an IP address', p.stderr)
+
+
+class WithServer(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = Server()
+
+    @classmethod
+    def tearDownClass(cls):
+        harness.stop_server(cls.srv)
+
+    def test_empty_tls_memory_says_so(self):
+        p = run_cli(['tls-memory', 'list', '-c', self.srv.config_path])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn('the TLS downgrade memory is empty', p.stdout)
 
 
 if __name__ == '__main__':
