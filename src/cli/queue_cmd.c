@@ -63,7 +63,8 @@ static const char usage_queue[] =
 	"  status             what delivery is doing: messages in delivery, the backlog,\n"
 	"                     whether in-flow control is slowing acceptance (needs the\n"
 	"                     running server)\n"
-	"  show ID [--body]   envelope and headers of one message; --body: all its text\n"
+	"  show ID [--body]   envelope (with the next try and each recipient's last\n"
+	"                     reply) and headers of one message; --body: all its text\n"
 	"  flush [ID]         retry now (needs the running server)\n"
 	"  delete ID|--all    remove a message, or every message\n"
 	"  hold ID            keep a message from delivery until it is released\n"
@@ -224,13 +225,53 @@ static const char *printable(char *s)
 	return s;
 }
 
+/* show_time - T as show prints times: local, with its zone. */
+static void show_time(time_t t, char *out, size_t len)
+{
+	struct tm tm;
+	if (localtime_r(&t, &tm) == NULL || strftime(out, len, "%a %b %e %H:%M:%S %Y %z", &tm) == 0)
+		snprintf(out, len, "?");
+}
+
+/* show_next_try - when delivery is tried next, as `queue list --json` has it. */
+static void show_next_try(const struct queue_msg *m, const char *path)
+{
+	time_t next = queue_msg_next_try(m), now = time(NULL);
+	char when[64];
+	if (queue_state_of(path) == QUEUE_STATE_HELD) {
+		puts("next try: none while held ('relayguard queue release' lets it go)");
+	} else if (queue_state_of(path) == QUEUE_STATE_ACTIVE) {
+		puts("next try: being delivered now");
+	} else if (next <= now) {
+		puts("next try: due now (at the next queue run)");
+	} else {
+		show_time(next, when, sizeof(when));
+		printf("next try: %s (in %lld min)\n", when, (long long)(next - now + 59) / 60);
+	}
+}
+
+/* show_rcpt - one recipient, with the attempts and last reply of a pending one. */
+static void show_rcpt(struct queue_rcpt *r)
+{
+	printf("recipient: <%s>", printable(r->orig));
+	printf(" -> %s", printable(r->local));
+	printf("@%s %s %s\n", printable(r->domain), address_class_name(r->cls),
+	       r->done ? "done" : "pending");
+	if (r->done)
+		return;
+	if (r->attempts > 0) {
+		char when[64];
+		show_time(r->last_try, when, sizeof(when));
+		printf("  attempts: %u, the last %s\n", r->attempts, when);
+	}
+	if (r->last_reply != NULL)
+		printf("  last reply: %s\n", printable(r->last_reply));
+}
+
 static void show_envelope(const struct queue_msg *m, const char *path)
 {
 	char when[64];
-	struct tm tm;
-	if (localtime_r(&m->arrival, &tm) == NULL ||
-	    strftime(when, sizeof(when), "%a %b %e %H:%M:%S %Y %z", &tm) == 0)
-		snprintf(when, sizeof(when), "?");
+	show_time(m->arrival, when, sizeof(when));
 	printf("id: %s\nqueue: %.*s/%s\nsize: %llu bytes\narrival: %s (%lld)\n", m->id,
 	       (int)(strchr(path, '/') - path), path,
 	       queue_state_of(path) == QUEUE_STATE_HELD ? " (held)" : "",
@@ -239,13 +280,9 @@ static void show_envelope(const struct queue_msg *m, const char *path)
 	printf("helo: %s\nsender: <%s>\n", printable(m->helo), printable(m->sender));
 	if (m->login)
 		printf("login: %s\n", printable(m->login));
-	for (size_t i = 0; i < m->n_rcpts; i++) {
-		struct queue_rcpt *r = &m->rcpts[i];
-		printf("recipient: <%s>", printable(r->orig));
-		printf(" -> %s", printable(r->local));
-		printf("@%s %s %s\n", printable(r->domain), address_class_name(r->cls),
-		       r->done ? "done" : "pending");
-	}
+	show_next_try(m, path);
+	for (size_t i = 0; i < m->n_rcpts; i++)
+		show_rcpt(&m->rcpts[i]);
 }
 
 static int cmd_show(const char *qdir, const struct qargs *a)

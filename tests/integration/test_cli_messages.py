@@ -5,10 +5,12 @@ address that is not one: exit 64); an empty TLS memory says so instead of
 printing nothing; `queue show` has the next retry and each pending
 recipient's last reply, as `queue list --json` has them.
 """
+import time
 import unittest
 
 import harness
 from harness import Server, run_cli
+from test_queue_cli import queue_cli, send
 
 EXIT_USAGE = 64
 
@@ -46,6 +48,23 @@ class WithServer(unittest.TestCase):
         p = run_cli(['tls-memory', 'list', '-c', self.srv.config_path])
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIn('the TLS downgrade memory is empty', p.stdout)
+
+    def test_show_has_the_next_try_and_the_last_reply(self):
+        qid = send(self.srv, rcpts=('bob@example.net',))
+        off = harness.OUTBOUND_OFF.split(' ', 1)[1]  # the reply the harness's transport gives
+        deadline = time.time() + 5
+        while True:
+            p = queue_cli(self.srv, 'show', qid)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            if 'last reply' in p.stdout or time.time() > deadline:
+                break
+            time.sleep(0.05)
+        lines = p.stdout.splitlines()
+        self.assertRegex(p.stdout, r'\nnext try: \w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4} '
+                                   r'[+-]\d{4} \(in \d+ min\)\n')
+        i = lines.index(next(l for l in lines if l.startswith('recipient: <bob@example.net>')))
+        self.assertRegex(lines[i + 1], r'^  attempts: 1, the last ')
+        self.assertEqual(lines[i + 2], '  last reply: %s' % off)
 
 
 if __name__ == '__main__':
