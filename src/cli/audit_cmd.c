@@ -64,10 +64,10 @@ static bool take(int argc, char **argv, int *i, const char *s, const char *l, co
 /* parse - returns -1 for help, 0 ok, 1 usage error. */
 static int parse(int argc, char **argv, struct cmd_opts *o)
 {
+	if (cli_asks_help(argc, argv)) /* even after a bad option */
+		return -1;
 	for (int i = 0; i < argc; i++) {
 		const char *a = argv[i];
-		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)
-			return -1;
 		if (strcmp(a, "--json") == 0)
 			o->json = true;
 		else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0)

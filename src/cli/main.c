@@ -168,10 +168,10 @@ struct options {
  * returns -1 for help, 0 ok, 1 error. o->names, when set, is the caller's to free. */
 static int parse_options(int argc, char **argv, bool serve, struct options *o)
 {
+	if (cli_asks_help(argc, argv)) /* even after a bad option */
+		return -1;
 	for (int i = 0; i < argc; i++) {
 		const char *a = argv[i];
-		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)
-			return -1;
 		if ((strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) && i + 1 < argc) {
 			o->config_file = argv[++i];
 		} else if (serve && strcmp(a, "--log-format") == 0 && i + 1 < argc) {
@@ -338,7 +338,7 @@ static int check_config(struct config *cfg)
 static int cmd_config(int argc, char **argv)
 {
 	struct options o = {0};
-	if (argc == 1 && strcmp(argv[0], "--man") == 0 && !cli_asks_help(argc, argv)) {
+	if (argc == 1 && strcmp(argv[0], "--man") == 0) {
 		config_print_manual(stdout);
 		return fflush(stdout) == 0 ? 0 : 1;
 	}
@@ -539,11 +539,11 @@ static char *read_password(void)
 static int cmd_passwd(int argc, char **argv)
 {
 	const char *scheme = NULL, *given = NULL;
+	if (cli_asks_help(argc, argv)) {
+		fputs(usage_passwd, stdout);
+		return 0;
+	}
 	for (int i = 0; i < argc; i++) {
-		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-			fputs(usage_passwd, stdout);
-			return 0;
-		}
 		if (strcmp(argv[i], "--scheme") == 0 && i + 1 < argc)
 			scheme = argv[++i];
 		else if (argv[i][0] != '-' && given == NULL)

@@ -74,6 +74,16 @@ class EveryCommandHelp(unittest.TestCase):
                 self.assertIn('usage:', p.stdout)
                 self.assertEqual(p.stderr, '')
 
+    def test_help_wins_over_a_bad_option_before_it(self):
+        for args in (['config', '--man', '--help'], ['serve', '--bogus', '-h'],
+                     ['explain', '--bogus', '--help'], ['demo', '--bogus', '-h'],
+                     ['passwd', '--bogus', '--help'], ['dkim', 'keygen', '--bogus', '-h']):
+            with self.subTest(' '.join(args)):
+                p = subprocess.run([binary()] + args, capture_output=True, text=True,
+                                   timeout=30, stdin=subprocess.DEVNULL)
+                self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+                self.assertIn('usage:', p.stdout)
+
     def test_usage_errors_stay_stderr_and_64(self):
         for args in (['dkim', 'keygen', '--bogus'], ['spf', 'check'], ['lockout', 'list', 'x'],
                      ['tls-memory', 'list', '--bogus'], ['tls-report', 'send'],
