@@ -150,8 +150,8 @@ static const char usage_config[] =
 	"\n"
 	"Options:\n"
 	"  -c, --config FILE     the file to check (default: the embedded configuration)\n"
-	"  -n                    only the parameters the file sets (like postconf -n)\n"
-	"  NAME...               only these parameters, in this order (like postconf NAME)\n"
+	"  -n                    only the parameters the file sets (postconf -n)\n"
+	"  NAME...               only these parameters, in this order (postconf NAME)\n"
 	"  --man                 print relayguard.conf(5), every parameter, in mdoc\n"
 	"  -h, --help            this text\n";
 

@@ -44,10 +44,11 @@
 static const char usage_sendmail[] =
 	"usage: relayguard sendmail [-t] [-i] [-oi] [-f sender] [-F name] [-C file] [recipient...]\n"
 	"       relayguard sendmail -bp | -bi [-C file]\n"
-	"       sendmail ... | mailq | newaliases   (the same, through links of those names)\n"
+	"       sendmail ... | mailq | newaliases   (the same, through links so named)\n"
 	"\n"
 	"Send the message on standard input through the running server (its\n"
 	"<queue_directory>/pickup socket), as the Unix user running this command.\n"
+	"A server that is not running is waited for, up to 30 seconds (a restart).\n"
 	"\n"
 	"Options:\n"
 	"  -t          recipients also from To:, Cc: and Bcc: (Bcc: is removed)\n"
@@ -56,12 +57,12 @@ static const char usage_sendmail[] =
 	"              one the user does not own (smtpd_sender_login_maps)\n"
 	"  -F name     full name for the From: header that is added when missing\n"
 	"  -C file     configuration (default: as 'relayguard config')\n"
-	"  -bp         list the queue, as 'relayguard queue list' (also: a link named mailq)\n"
-	"  -bi         nothing to build: alias files are read directly (a link: newaliases)\n"
+	"  -bp         list the queue as 'relayguard queue list' does (link: mailq)\n"
+	"  -bi         nothing to build: alias files are read directly (link: newaliases)\n"
 	"  -h, --help  this text\n"
 	"Ignored for compatibility: -oX, -v, -bm, -B/-N/-R/-V with their argument.\n"
 	"Exit status (sysexits.h): 0 sent, 64 usage, 65 bad message, 67 recipient\n"
-	"refused, 69 refused, 75 try again later (server down for 30 s, or 4xx), 77 sender\n"
+	"refused, 69 refused, 75 try again later (server down 30 s, or 4xx), 77 sender\n"
 	"not allowed, 78 configuration error.\n";
 
 /* -bp (mailq) and -bi (newaliases) are not about sending. */
