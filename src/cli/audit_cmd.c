@@ -64,10 +64,10 @@ static bool take(int argc, char **argv, int *i, const char *s, const char *l, co
 /* parse - returns -1 for help, 0 ok, 1 usage error. */
 static int parse(int argc, char **argv, struct cmd_opts *o)
 {
+	if (cli_asks_help(argc, argv)) /* even after a bad option */
+		return -1;
 	for (int i = 0; i < argc; i++) {
 		const char *a = argv[i];
-		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)
-			return -1;
 		if (strcmp(a, "--json") == 0)
 			o->json = true;
 		else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0)
@@ -153,11 +153,30 @@ static bool pick_service(const struct audit_model *m, const char *port, size_t *
 	return false;
 }
 
+/* explain_usage_error - what is wrong with explain's options, named (NULL: nothing). */
+static const char *explain_usage_error(const struct cmd_opts *o, char *buf, size_t len)
+{
+	if (o->verbose)
+		return "-v/--verbose is audit's option";
+	if (o->client && o->from && o->to)
+		return NULL;
+	snprintf(buf, len, "missing %s%s%s%s%s", o->client ? "" : "--client",
+		 !o->client && (!o->from || !o->to) ? ", " : "", o->from ? "" : "--from",
+		 !o->from && !o->to ? ", " : "", o->to ? "" : "--to");
+	return buf;
+}
+
 int explain_main(int argc, char **argv)
 {
 	struct cmd_opts o = {0};
+	char why[96];
 	int rc = parse(argc, argv, &o);
-	if (rc != 0 || !o.client || !o.from || !o.to || o.verbose) {
+	const char *wrong = rc == 0 ? explain_usage_error(&o, why, sizeof(why)) : NULL;
+	if (wrong != NULL) {
+		fprintf(stderr, "relayguard explain: %s (try --help)\n", wrong);
+		return AUDIT_EXIT_USAGE;
+	}
+	if (rc != 0) {
 		fputs(usage_explain, rc < 0 ? stdout : stderr);
 		return rc < 0 ? 0 : AUDIT_EXIT_USAGE;
 	}
@@ -201,17 +220,43 @@ static char *trick_text(const struct audit_service_report *sr, const struct audi
 			 c->test->fix);
 }
 
-/* report_trick - refuse (printed) or warn (an open-relay-risk log line). */
-static void report_trick(const struct config *cfg, const char *text)
+/* Who asks for the self-test: the verdict's words and level depend on it. */
+enum selftest_for {
+	SELFTEST_FOR_START,  /* serve, before it binds: refused means not starting */
+	SELFTEST_FOR_RELOAD, /* SIGHUP: refused means the running configuration stays */
+	SELFTEST_FOR_CHECK,  /* relayguard config: what serve would do with the file */
+};
+
+static const struct {
+	enum log_level level; /* of the open-relay lines and the verdict */
+	const char *verdict;
+} selftest_words[] = {
+	[SELFTEST_FOR_START] = {LOG_FATAL,
+		"a stranger could relay through this configuration; not starting "
+		"(see 'relayguard audit -c FILE'; relay_selftest = warn starts anyway)"},
+	/* the server runs on: no "fatal" for monitoring to take for its death */
+	[SELFTEST_FOR_RELOAD] = {LOG_ERROR,
+		"reload refused: a stranger could relay through the edited configuration; "
+		"the running configuration stays (see 'relayguard audit -c FILE'; "
+		"relay_selftest = warn takes it anyway)"},
+	[SELFTEST_FOR_CHECK] = {LOG_FATAL,
+		"a stranger could relay through this configuration; relayguard serve would "
+		"not start with it, nor take it on reload (see 'relayguard audit -c FILE'; "
+		"relay_selftest = warn starts anyway)"},
+};
+
+/* report_trick - refuse (at the asker's level) or warn (an open-relay-risk line). */
+static void report_trick(const struct config *cfg, enum selftest_for why, const char *text)
 {
 	if (cfg->relay_selftest == SELFTEST_WARN)
 		log_ev(LOG_WARNING, "open-relay-risk", {"selftest", "relayed"}, {"trick", text});
 	else
-		log_ev(LOG_FATAL, "open-relay", {"trick", text});
+		log_ev(selftest_words[why].level, "open-relay", {"trick", text});
 }
 
 /* report_open - every stranger relay and every open-relay mistake; the count. */
-static size_t report_open(const struct config *cfg, const struct audit_report *r)
+static size_t report_open(const struct config *cfg, enum selftest_for why,
+			  const struct audit_report *r)
 {
 	size_t n = 0;
 	for (size_t i = 0; i < r->n_services; i++) {
@@ -221,7 +266,7 @@ static size_t report_open(const struct config *cfg, const struct audit_report *r
 			if (c->cls != AC_STRANGER || c->outcome != AO_RELAYED)
 				continue;
 			char *text = trick_text(sr, c);
-			report_trick(cfg, text);
+			report_trick(cfg, why, text);
 			free(text);
 			n++;
 		}
@@ -230,14 +275,15 @@ static size_t report_open(const struct config *cfg, const struct audit_report *r
 		if (r->findings[k].severity != SEV_OPEN)
 			continue;
 		char *text = xasprintf("%s: %s", r->findings[k].id, r->findings[k].text);
-		report_trick(cfg, text);
+		report_trick(cfg, why, text);
 		free(text);
 		n++;
 	}
 	return n;
 }
 
-int audit_selftest(const struct config *cfg)
+/* selftest - the audit of cfg, its lines logged for WHY; 0 or 78. */
+static int selftest(const struct config *cfg, enum selftest_for why)
 {
 	if (cfg->relay_selftest == SELFTEST_OFF) {
 		log_ev(LOG_WARNING, "relay-selftest-off",
@@ -246,15 +292,29 @@ int audit_selftest(const struct config *cfg)
 	}
 	struct audit_model *m = audit_model_from_config(cfg);
 	struct audit_report *r = audit_run(m);
-	size_t n = report_open(cfg, r);
+	size_t n = report_open(cfg, why, r);
 	audit_report_free(r);
 	audit_model_free(m);
 	if (n == 0 || cfg->relay_selftest == SELFTEST_WARN)
 		return 0;
 	char count[32];
 	snprintf(count, sizeof(count), "%zu", n);
-	log_ev(LOG_FATAL, "relay-selftest-failed", {"tricks", count},
-	       {"text", "a stranger could relay through this configuration; not starting "
-			"(see 'relayguard audit -c FILE'; relay_selftest = warn starts anyway)"});
+	log_ev(selftest_words[why].level, "relay-selftest-failed", {"tricks", count},
+	       {"text", selftest_words[why].verdict});
 	return AUDIT_EXIT_CONFIG;
+}
+
+int audit_selftest(const struct config *cfg)
+{
+	return selftest(cfg, SELFTEST_FOR_START);
+}
+
+int audit_selftest_reload(const struct config *cfg)
+{
+	return selftest(cfg, SELFTEST_FOR_RELOAD);
+}
+
+int audit_selftest_check(const struct config *cfg)
+{
+	return selftest(cfg, SELFTEST_FOR_CHECK);
 }

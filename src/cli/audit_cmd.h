@@ -21,4 +21,17 @@ int explain_main(int argc, char **argv);
 struct config;
 int audit_selftest(const struct config *cfg);
 
+/*
+ * audit_selftest_reload - the same verdict for a SIGHUP reload's new file
+ * (server_set_selftest): the lines are errors, not fatal, and say that the
+ * running configuration stays; the server keeps running.
+ */
+int audit_selftest_reload(const struct config *cfg);
+
+/*
+ * audit_selftest_check - the same verdict for `relayguard config`: 78 when
+ * serve would refuse the file, with serve's lines on standard error.
+ */
+int audit_selftest_check(const struct config *cfg);
+
 #endif

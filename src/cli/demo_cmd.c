@@ -35,10 +35,10 @@ static const char usage_demo[] =
 /* parse - the options into o; -1 help, 0 ok, 1 error. */
 static int parse(int argc, char **argv, struct demo_opts *o)
 {
+	if (cli_asks_help(argc, argv)) /* even after a bad option */
+		return -1;
 	for (int i = 0; i < argc; i++) {
 		const char *a = argv[i];
-		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)
-			return -1;
 		if (strcmp(a, "--html") == 0 && i + 1 < argc)
 			o->html_file = argv[++i];
 		else if (strcmp(a, "--keep") == 0 && i + 1 < argc)

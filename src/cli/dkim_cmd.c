@@ -416,7 +416,7 @@ static int cmd_verify(const struct opts *o)
 int dkim_main(int argc, char **argv)
 {
 	struct opts o;
-	if (argc < 1 || strcmp(argv[0], "-h") == 0 || strcmp(argv[0], "--help") == 0) {
+	if (argc < 1 || cli_asks_help(argc, argv)) {
 		fputs(usage, argc < 1 ? stderr : stdout);
 		return argc < 1 ? EXIT_USAGE : 0;
 	}

@@ -3,7 +3,7 @@
  *
  * SYNOPSIS
  *	relayguard serve [-c FILE] [--log-format plain|json] [--debug]
- *	relayguard config [-c FILE] | --man
+ *	relayguard config [-c FILE] [-n] [NAME...] | --man
  *	relayguard passwd [--scheme SCHEME] [PASSWORD]
  *	relayguard probe [OPTIONS] TARGET...   (src/probe/cli.c)
  *	relayguard queue list|show|flush|delete|hold|release ...   (queue_cmd.c)
@@ -13,6 +13,7 @@
  *	relayguard demo [--html FILE] [--step] [--keep DIR]   (demo_cmd.c)
 
  *	relayguard sendmail [-t] [-i] [-f sender] ... | sendmail ...   (sendmail_cmd.c)
+ *	mailq | newaliases   (links: sendmail -bp, sendmail -bi)
  *	relayguard --help | --version
  *
  * Owns: argument parsing, whether this binary is installed (its default
@@ -31,6 +32,7 @@
 #include "cli/spf_cmd.h"
 #include "cli/tlsmem_cmd.h"
 #include "config/config.h"
+#include "config/loader.h" /* config_edit_distance only: the one did-you-mean distance */
 #include "config/params.h"
 #include "probe/probe.h"
 #include "queue/queue.h"
@@ -138,14 +140,18 @@ static const char usage_passwd[] =
 	"  -h, --help        this text\n";
 
 static const char usage_config[] =
-	"usage: relayguard config [-c FILE] | --man\n"
+	"usage: relayguard config [-c FILE] [-n] [NAME...] | --man\n"
 	"\n"
-	"Check a configuration. Prints every parameter as 'name = value' after\n"
-	"$name expansion, or each error as 'file:line: what is wrong' (exit 78).\n"
-	"Warnings about risky settings (e.g. a broad mynetworks) go to standard error.\n"
+	"Check a configuration as serve does before it starts or reloads: each error\n"
+	"as 'file:line: what is wrong', and the relay self-test (relay_selftest): a\n"
+	"file serve would refuse exits 78 with its open-relay lines. Otherwise prints\n"
+	"every parameter as 'name = value' after $name expansion. Warnings about risky\n"
+	"settings (e.g. a broad mynetworks) go to standard error.\n"
 	"\n"
 	"Options:\n"
 	"  -c, --config FILE     the file to check (default: the embedded configuration)\n"
+	"  -n                    only the parameters the file sets (postconf -n)\n"
+	"  NAME...               only these parameters, in this order (postconf NAME)\n"
 	"  --man                 print relayguard.conf(5), every parameter, in mdoc\n"
 	"  -h, --help            this text\n";
 
@@ -153,15 +159,19 @@ struct options {
 	const char *config_file;
 	enum log_format log_format;
 	int debug;
+	bool set_only;      /* config -n */
+	const char **names; /* config NAME...: argv's, in order */
+	size_t n_names;
 };
 
-/* parse_options - shared by the subcommands; returns -1 for help, 0 ok, 1 error. */
+/* parse_options - shared by serve and config (names and -n: config only);
+ * returns -1 for help, 0 ok, 1 error. o->names, when set, is the caller's to free. */
 static int parse_options(int argc, char **argv, bool serve, struct options *o)
 {
+	if (cli_asks_help(argc, argv)) /* even after a bad option */
+		return -1;
 	for (int i = 0; i < argc; i++) {
 		const char *a = argv[i];
-		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)
-			return -1;
 		if ((strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) && i + 1 < argc) {
 			o->config_file = argv[++i];
 		} else if (serve && strcmp(a, "--log-format") == 0 && i + 1 < argc) {
@@ -176,6 +186,11 @@ static int parse_options(int argc, char **argv, bool serve, struct options *o)
 			}
 		} else if (serve && strcmp(a, "--debug") == 0) {
 			o->debug = 1;
+		} else if (!serve && strcmp(a, "-n") == 0) {
+			o->set_only = true;
+		} else if (!serve && a[0] != '-') {
+			o->names = xrealloc(o->names, (o->n_names + 1) * sizeof(*o->names));
+			o->names[o->n_names++] = a;
 		} else {
 			fprintf(stderr, "relayguard: unknown or incomplete option \"%s\" (try --help)\n", a);
 			return 1;
@@ -226,20 +241,82 @@ struct config *cli_load_config(const char *file, bool serving)
 	return cfg;
 }
 
-static int cmd_config(int argc, char **argv)
+const char *cli_closest(const char *word, const char *const *names, size_t n)
 {
-	struct options o = {0};
-	if (argc == 1 && strcmp(argv[0], "--man") == 0) {
-		config_print_manual(stdout);
-		return fflush(stdout) == 0 ? 0 : 1;
+	const char *best = NULL;
+	size_t best_d = 4; /* as the loader's hint for a misspelt parameter */
+	for (size_t i = 0; i < n; i++) {
+		size_t d = config_edit_distance(word, names[i]);
+		if (d < best_d) {
+			best_d = d;
+			best = names[i];
+		}
 	}
-	int rc = parse_options(argc, argv, false, &o);
-	if (rc != 0) {
-		fputs(usage_config, rc < 0 ? stdout : stderr);
-		return rc < 0 ? 0 : EXIT_USAGE;
+	return best;
+}
+
+/* param_id - the table row of NAME, or PARAM_COUNT. */
+static size_t param_id(const char *name)
+{
+	for (size_t i = 0; i < PARAM_COUNT; i++)
+		if (strcmp(config_params[i].name, name) == 0)
+			return i;
+	return PARAM_COUNT;
+}
+
+/* check_names - every NAME a parameter; else say which (with a hint) and false. */
+static bool check_names(const struct options *o)
+{
+	const char *all[PARAM_COUNT];
+	for (size_t i = 0; i < PARAM_COUNT; i++)
+		all[i] = config_params[i].name;
+	for (size_t k = 0; k < o->n_names; k++) {
+		if (param_id(o->names[k]) != PARAM_COUNT)
+			continue;
+		const char *hint = cli_closest(o->names[k], all, PARAM_COUNT);
+		fprintf(stderr, "relayguard: unknown parameter \"%s\"%s%s%s\n", o->names[k],
+			hint ? " (did you mean \"" : "", hint ? hint : "", hint ? "\"?)" : "");
+		return false;
 	}
-	struct config *cfg = cli_load_config(o.config_file, false);
-	if (cfg == NULL)
+	return true;
+}
+
+/* print_selected - the "name = value" lines config_print writes (secrets
+ * masked as it masks them) for NAME... in their order, or with -n for the
+ * parameters the file sets; one line per parameter, in table order. */
+static bool print_selected(const struct config *cfg, const struct options *o)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&text, &len);
+	if (mem == NULL)
+		return false;
+	config_print(cfg, mem);
+	fclose(mem);
+	const char *line[PARAM_COUNT] = {0};
+	for (char *save = NULL, *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		char *eq = strstr(l, " = ");
+		size_t i = eq ? (*eq = '\0', param_id(l)) : PARAM_COUNT;
+		if (eq)
+			*eq = ' ';
+		if (i < PARAM_COUNT && (!o->set_only || (i < cfg->n_params && cfg->origins[i].file)))
+			line[i] = l;
+	}
+	for (size_t k = 0; k < (o->n_names ? o->n_names : PARAM_COUNT); k++) {
+		size_t i = o->n_names ? param_id(o->names[k]) : k;
+		if (line[i] != NULL)
+			puts(line[i]);
+	}
+	free(text);
+	return fflush(stdout) == 0;
+}
+
+/* check_config - the whole check: serve's self-test, warnings, every value. */
+static int check_config(struct config *cfg)
+{
+	/* serve's relay self-test too: a file serve (or a reload) would refuse
+	 * fails the check that operators run before a reload */
+	if (audit_selftest_check(cfg) != 0)
 		return EXIT_CONFIG;
 	char *warnings = config_warnings(cfg);
 	if (warnings != NULL) {
@@ -255,8 +332,33 @@ static int cmd_config(int argc, char **argv)
 		printf("# relayguard config: no file read; the embedded default (%s paths)\n",
 		       installed ? "installed" : "build tree");
 	config_print(cfg, stdout);
-	config_free(cfg);
 	return 0;
+}
+
+static int cmd_config(int argc, char **argv)
+{
+	struct options o = {0};
+	if (argc == 1 && strcmp(argv[0], "--man") == 0) {
+		config_print_manual(stdout);
+		return fflush(stdout) == 0 ? 0 : 1;
+	}
+	int rc = parse_options(argc, argv, false, &o);
+	if (rc != 0 || !check_names(&o)) {
+		if (rc != 0)
+			fputs(usage_config, rc < 0 ? stdout : stderr);
+		free(o.names);
+		return rc < 0 ? 0 : EXIT_USAGE;
+	}
+	struct config *cfg = cli_load_config(o.config_file, false);
+	if (cfg == NULL)
+		rc = EXIT_CONFIG;
+	else if (o.n_names > 0 || o.set_only) /* a query (postconf NAME, -n), not the check */
+		rc = print_selected(cfg, &o) ? 0 : 1;
+	else
+		rc = check_config(cfg);
+	config_free(cfg);
+	free(o.names);
+	return rc;
 }
 
 /* absolute_dir - create path (and parents) and make it absolute in place. */
@@ -375,7 +477,7 @@ static int serve(struct config *cfg)
 	}
 	srv = server_new(cfg, err, sizeof(err));
 	if (srv != NULL)
-		server_set_selftest(srv, audit_selftest); /* SIGHUP: the same verdict as here */
+		server_set_selftest(srv, audit_selftest_reload); /* SIGHUP: the same verdict */
 	if (srv == NULL || !server_bind(srv, err, sizeof(err)) ||
 	    !drop_privileges(cfg, err, sizeof(err)))
 		goto fail;
@@ -437,11 +539,11 @@ static char *read_password(void)
 static int cmd_passwd(int argc, char **argv)
 {
 	const char *scheme = NULL, *given = NULL;
+	if (cli_asks_help(argc, argv)) {
+		fputs(usage_passwd, stdout);
+		return 0;
+	}
 	for (int i = 0; i < argc; i++) {
-		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-			fputs(usage_passwd, stdout);
-			return 0;
-		}
 		if (strcmp(argv[i], "--scheme") == 0 && i + 1 < argc)
 			scheme = argv[++i];
 		else if (argv[i][0] != '-' && given == NULL)
@@ -507,6 +609,13 @@ static int cmd_serve(int argc, char **argv)
 	return rc;
 }
 
+/* Every command run_command knows, for the hint after a misspelt one
+ * (test_cli_admin checks that each dispatched command is here). */
+static const char *const command_names[] = {
+	"serve", "config", "passwd", "probe", "queue", "audit", "explain", "lockout",
+	"tls-memory", "tls-report", "spf", "dkim", "demo", "sendmail",
+};
+
 /* run_command - the command named by argv[1]; -1 when there is none. */
 static int run_command(const char *cmd, int argc, char **argv)
 {
@@ -542,31 +651,57 @@ static int run_command(const char *cmd, int argc, char **argv)
 	return -1;
 }
 
-/* asks_help - -h or --help among a command's arguments. */
-static bool asks_help(int argc, char **argv)
+bool cli_asks_help(int argc, char **argv)
 {
-	for (int i = 2; i < argc; i++)
+	for (int i = 0; i < argc; i++)
 		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
 			return true;
 	return false;
 }
 
-/* invoked_as_sendmail - argv[0]'s last component is "sendmail" (the link
- * make install INSTALL_SENDMAIL=yes makes): sendmail's command line. */
-static bool invoked_as_sendmail(const char *argv0)
+/* invoked_as - argv[0]'s last component is NAME: "sendmail" (the link make
+ * install INSTALL_SENDMAIL=yes makes), or its companions "mailq" (sendmail
+ * -bp) and "newaliases" (sendmail -bi), links an operator may make. */
+static bool invoked_as(const char *argv0, const char *name)
 {
 	const char *base = argv0 ? strrchr(argv0, '/') : NULL;
 	base = base ? base + 1 : argv0;
-	return base != NULL && strcmp(base, "sendmail") == 0;
+	return base != NULL && strcmp(base, name) == 0;
+}
+
+/* sendmail_as - mailq and newaliases are sendmail with -bp and -bi first. */
+static int sendmail_as(const char *mode, int argc, char **argv)
+{
+	char **args = xcalloc((size_t)argc + 2, sizeof(*args));
+	args[0] = (char *)mode;
+	for (int i = 0; i < argc; i++)
+		args[i + 1] = argv[i];
+	int rc = sendmail_main(argc + 1, args);
+	free(args);
+	return rc;
+}
+
+/* sendmail_link - the command line of the sendmail, mailq or newaliases link; -1: none. */
+static int sendmail_link(int argc, char **argv)
+{
+	if (argc < 1)
+		return -1;
+	bool sendmail = invoked_as(argv[0], "sendmail"), mailq = invoked_as(argv[0], "mailq");
+	bool newaliases = invoked_as(argv[0], "newaliases");
+	if (!sendmail && !mailq && !newaliases)
+		return -1;
+	installed = running_installed();
+	config_use_installed_paths(installed);
+	if (sendmail)
+		return sendmail_main(argc - 1, argv + 1);
+	return sendmail_as(mailq ? "-bp" : "-bi", argc - 1, argv + 1);
 }
 
 int main(int argc, char **argv)
 {
-	if (argc >= 1 && invoked_as_sendmail(argv[0])) {
-		installed = running_installed();
-		config_use_installed_paths(installed);
-		return sendmail_main(argc - 1, argv + 1);
-	}
+	int rc = sendmail_link(argc, argv);
+	if (rc >= 0)
+		return rc;
 	if (argc < 2) {
 		fputs(usage_main, stderr);
 		return EXIT_USAGE;
@@ -582,13 +717,19 @@ int main(int argc, char **argv)
 		printf("relayguard %s\n", RELAYGUARD_VERSION);
 		return 0;
 	}
-	int rc = run_command(cmd, argc, argv);
+	rc = run_command(cmd, argc, argv);
 	if (rc < 0) {
-		fprintf(stderr, "relayguard: unknown command \"%s\" (try relayguard --help)\n", cmd);
+		const char *hint = cli_closest(cmd, command_names, RG_ARRAY_LEN(command_names));
+		if (hint != NULL)
+			fprintf(stderr, "relayguard: unknown command \"%s\" (did you mean \"%s\"?)\n",
+				cmd, hint);
+		else
+			fprintf(stderr, "relayguard: unknown command \"%s\" (try relayguard --help)\n",
+				cmd);
 		return EXIT_USAGE;
 	}
 	/* each command's help stays short; the manual pages have the rest */
-	if (rc == 0 && asks_help(argc, argv))
+	if (rc == 0 && cli_asks_help(argc - 2, argv + 2))
 		puts("\nIn full: relayguard(8) (every command and option), relayguard.conf(5)\n"
 		     "(every parameter).");
 	return rc;

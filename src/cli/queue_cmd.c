@@ -30,6 +30,7 @@
 #include "control/control.h"
 #include "abuse/hijack_state.h"
 #include "abuse/shared.h"
+#include "net/net.h"
 #include "queue/qctl.h"
 #include "queue/queue_admin.h"
 #include "util/basedir.h"
@@ -62,7 +63,8 @@ static const char usage_queue[] =
 	"  status             what delivery is doing: messages in delivery, the backlog,\n"
 	"                     whether in-flow control is slowing acceptance (needs the\n"
 	"                     running server)\n"
-	"  show ID [--body]   envelope and headers of one message; --body: all its text\n"
+	"  show ID [--body]   envelope (with the next try and each recipient's last\n"
+	"                     reply) and headers of one message; --body: all its text\n"
 	"  flush [ID]         retry now (needs the running server)\n"
 	"  delete ID|--all    remove a message, or every message\n"
 	"  hold ID            keep a message from delivery until it is released\n"
@@ -223,13 +225,53 @@ static const char *printable(char *s)
 	return s;
 }
 
+/* show_time - T as show prints times: local, with its zone. */
+static void show_time(time_t t, char *out, size_t len)
+{
+	struct tm tm;
+	if (localtime_r(&t, &tm) == NULL || strftime(out, len, "%a %b %e %H:%M:%S %Y %z", &tm) == 0)
+		snprintf(out, len, "?");
+}
+
+/* show_next_try - when delivery is tried next, as `queue list --json` has it. */
+static void show_next_try(const struct queue_msg *m, const char *path)
+{
+	time_t next = queue_msg_next_try(m), now = time(NULL);
+	char when[64];
+	if (queue_state_of(path) == QUEUE_STATE_HELD) {
+		puts("next try: none while held ('relayguard queue release' lets it go)");
+	} else if (queue_state_of(path) == QUEUE_STATE_ACTIVE) {
+		puts("next try: being delivered now");
+	} else if (next <= now) {
+		puts("next try: due now (at the next queue run)");
+	} else {
+		show_time(next, when, sizeof(when));
+		printf("next try: %s (in %lld min)\n", when, (long long)(next - now + 59) / 60);
+	}
+}
+
+/* show_rcpt - one recipient, with the attempts and last reply of a pending one. */
+static void show_rcpt(struct queue_rcpt *r)
+{
+	printf("recipient: <%s>", printable(r->orig));
+	printf(" -> %s", printable(r->local));
+	printf("@%s %s %s\n", printable(r->domain), address_class_name(r->cls),
+	       r->done ? "done" : "pending");
+	if (r->done)
+		return;
+	if (r->attempts > 0) {
+		char when[64];
+		show_time(r->last_try, when, sizeof(when));
+		printf("  attempts: %u, the last %s\n", r->attempts, when);
+	}
+	if (r->last_reply != NULL)
+		printf("  last reply: %s\n", printable(r->last_reply));
+}
+
 static void show_envelope(const struct queue_msg *m, const char *path)
 {
 	char when[64];
-	struct tm tm;
-	if (localtime_r(&m->arrival, &tm) == NULL ||
-	    strftime(when, sizeof(when), "%a %b %e %H:%M:%S %Y %z", &tm) == 0)
-		snprintf(when, sizeof(when), "?");
+	show_time(m->arrival, when, sizeof(when));
 	printf("id: %s\nqueue: %.*s/%s\nsize: %llu bytes\narrival: %s (%lld)\n", m->id,
 	       (int)(strchr(path, '/') - path), path,
 	       queue_state_of(path) == QUEUE_STATE_HELD ? " (held)" : "",
@@ -238,13 +280,9 @@ static void show_envelope(const struct queue_msg *m, const char *path)
 	printf("helo: %s\nsender: <%s>\n", printable(m->helo), printable(m->sender));
 	if (m->login)
 		printf("login: %s\n", printable(m->login));
-	for (size_t i = 0; i < m->n_rcpts; i++) {
-		struct queue_rcpt *r = &m->rcpts[i];
-		printf("recipient: <%s>", printable(r->orig));
-		printf(" -> %s", printable(r->local));
-		printf("@%s %s %s\n", printable(r->domain), address_class_name(r->cls),
-		       r->done ? "done" : "pending");
-	}
+	show_next_try(m, path);
+	for (size_t i = 0; i < m->n_rcpts; i++)
+		show_rcpt(&m->rcpts[i]);
 }
 
 static int cmd_show(const char *qdir, const struct qargs *a)
@@ -400,7 +438,7 @@ static int run(int (*fn)(const char *, const struct qargs *), const struct qargs
 int queue_main(int argc, char **argv)
 {
 	struct qargs a = {0};
-	if (argc < 1 || strcmp(argv[0], "-h") == 0 || strcmp(argv[0], "--help") == 0) {
+	if (argc < 1 || cli_asks_help(argc, argv)) {
 		fputs(usage_queue, argc < 1 ? stderr : stdout);
 		return argc < 1 ? EXIT_USAGE : 0;
 	}
@@ -432,8 +470,9 @@ static const char usage_lockout[] =
 	"  stats      refusals counted by the rate limits, table sizes\n"
 	"Exit status: 0 ok, 64 usage error, 78 configuration error, 1 other failure.\n";
 
-/* lockout_request - the control request for ARGV, or NULL (usage printed). */
-static char *lockout_request(int argc, char **argv, const char **config_file)
+/* lockout_request - the control request for ARGV, or NULL (a usage error;
+ * *bad_ip: clear's address was not one, and that was said). */
+static char *lockout_request(int argc, char **argv, const char **config_file, bool *bad_ip)
 {
 	const char *ip = NULL;
 	for (int i = 1; i < argc; i++) {
@@ -446,6 +485,13 @@ static char *lockout_request(int argc, char **argv, const char **config_file)
 	}
 	if (strcmp(argv[0], "list") == 0 || strcmp(argv[0], "stats") == 0)
 		return xstrdup(strcmp(argv[0], "list") == 0 ? "lockout-list" : "abuse-stats");
+	struct rg_ip addr;
+	if (strcmp(argv[0], "clear") == 0 && ip != NULL && !ip_parse(ip, &addr)) {
+		fprintf(stderr, "relayguard lockout clear: \"%s\" is not an IP address (try "
+			"--help)\n", ip);
+		*bad_ip = true;
+		return NULL;
+	}
 	if (strcmp(argv[0], "clear") == 0 && ip != NULL)
 		return xasprintf("lockout-clear %s", ip);
 	return NULL;
@@ -454,13 +500,15 @@ static char *lockout_request(int argc, char **argv, const char **config_file)
 int lockout_main(int argc, char **argv)
 {
 	const char *config_file = NULL;
-	if (argc >= 1 && (strcmp(argv[0], "-h") == 0 || strcmp(argv[0], "--help") == 0)) {
+	if (cli_asks_help(argc, argv)) {
 		fputs(usage_lockout, stdout);
 		return 0;
 	}
-	char *request = argc >= 1 ? lockout_request(argc, argv, &config_file) : NULL;
+	bool bad_ip = false;
+	char *request = argc >= 1 ? lockout_request(argc, argv, &config_file, &bad_ip) : NULL;
 	if (request == NULL) {
-		fputs(usage_lockout, stderr);
+		if (!bad_ip) /* that one line says it all */
+			fputs(usage_lockout, stderr);
 		return EXIT_USAGE;
 	}
 	struct config *cfg = cli_load_config(config_file, false);

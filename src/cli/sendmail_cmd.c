@@ -3,10 +3,12 @@
  *
  * SYNOPSIS
  *	relayguard sendmail [-t] [-i] [-oi] [-f sender] [-F name] [-C file] [recipient...]
- *	sendmail ...   (the same, through a link named sendmail)
+ *	relayguard sendmail -bp | -bi [-C file]
+ *	sendmail ... | mailq | newaliases   (the same, through links of those names)
  */
 #include "cli/sendmail_cmd.h"
 #include "cli/cli.h"
+#include "cli/queue_cmd.h"
 #include "config/config.h"
 #include "smtp/pickup.h"
 #include "util/util.h"
@@ -29,13 +31,24 @@
 #define ADDR_MAX 320          /* an address we pass on (the server checks it again) */
 #define REPLY_MAX 1024        /* one server reply line we keep */
 #define SMTP_TIMEOUT 300      /* seconds per reply, as RFC 5321 4.5.3.2 suggests */
+/* A server that is not there is waited for, so that a restart (stop: the
+ * sessions in progress finish; start: load, self-test, bind; a few seconds)
+ * does not lose cron's mail: cron discards a job's output when sendmail
+ * fails, and there is no maildrop directory to leave it in. 30 s covers a
+ * restart many times over yet stays short enough that a caller blocked on
+ * us (a web request in PHP's mail()) fails rather than hangs; a server down
+ * for longer is a failure the caller's own retry decides (EX_TEMPFAIL). */
+#define PICKUP_WAIT_SECONDS 30
+#define PICKUP_RETRY_MS 250
 
 static const char usage_sendmail[] =
 	"usage: relayguard sendmail [-t] [-i] [-oi] [-f sender] [-F name] [-C file] [recipient...]\n"
-	"       sendmail ...   (the same, through a link named sendmail)\n"
+	"       relayguard sendmail -bp | -bi [-C file]\n"
+	"       sendmail ... | mailq | newaliases   (the same, through links so named)\n"
 	"\n"
 	"Send the message on standard input through the running server (its\n"
 	"<queue_directory>/pickup socket), as the Unix user running this command.\n"
+	"A server that is not running is waited for, up to 30 seconds (a restart).\n"
 	"\n"
 	"Options:\n"
 	"  -t          recipients also from To:, Cc: and Bcc: (Bcc: is removed)\n"
@@ -44,13 +57,19 @@ static const char usage_sendmail[] =
 	"              one the user does not own (smtpd_sender_login_maps)\n"
 	"  -F name     full name for the From: header that is added when missing\n"
 	"  -C file     configuration (default: as 'relayguard config')\n"
+	"  -bp         list the queue as 'relayguard queue list' does (link: mailq)\n"
+	"  -bi         nothing to build: alias files are read directly (link: newaliases)\n"
 	"  -h, --help  this text\n"
 	"Ignored for compatibility: -oX, -v, -bm, -B/-N/-R/-V with their argument.\n"
 	"Exit status (sysexits.h): 0 sent, 64 usage, 65 bad message, 67 recipient\n"
-	"refused, 69 refused, 75 try again later (server down or 4xx), 77 sender\n"
+	"refused, 69 refused, 75 try again later (server down 30 s, or 4xx), 77 sender\n"
 	"not allowed, 78 configuration error.\n";
 
+/* -bp (mailq) and -bi (newaliases) are not about sending. */
+enum sm_mode { SM_SEND, SM_MAILQ, SM_NEWALIASES };
+
 struct sm_opts {
+	enum sm_mode mode;
 	bool extract, ignore_dots;
 	const char *sender, *fullname, *config;
 	char **rcpts; /* command-line recipients */
@@ -107,6 +126,10 @@ static int parse_one(int argc, char **argv, int *i, struct sm_opts *o)
 		return 0;
 	if (strcmp(a, "-t") == 0)
 		o->extract = true;
+	else if (strcmp(a, "-bp") == 0)
+		o->mode = SM_MAILQ;
+	else if (strcmp(a, "-bi") == 0)
+		o->mode = SM_NEWALIASES;
 	else if (strcmp(a, "-i") == 0 || strcmp(a, "-oi") == 0)
 		o->ignore_dots = true;
 	else if (strcmp(a, "-v") == 0 || strcmp(a, "-bm") == 0 || strncmp(a, "-o", 2) == 0)
@@ -139,7 +162,7 @@ static int parse_options(int argc, char **argv, struct sm_opts *o)
 			return 0;
 		}
 		if (rc < 0) {
-			fprintf(stderr, "sendmail: unknown or incomplete option \"%s\" (-bs, -bp "
+			fprintf(stderr, "sendmail: unknown or incomplete option \"%s\" (-bs "
 				"and the daemon modes are not supported)\n", argv[i]);
 			fputs(usage_sendmail, stderr);
 			return -1;
@@ -455,6 +478,40 @@ struct conn {
 	char reply[REPLY_MAX]; /* the last reply's first line, for messages */
 };
 
+/* server_absent - the errors of a server that is not there (yet): no socket
+ * file (stopped, or starting), or nobody listening on it (stopping). */
+static bool server_absent(int e)
+{
+	return e == ENOENT || e == ECONNREFUSED;
+}
+
+/* connect_waiting - connect, and while the server is absent try again every
+ * PICKUP_RETRY_MS for PICKUP_WAIT_SECONDS (a restart); 0 or the last errno. */
+static int connect_waiting(const struct sockaddr_un *sun, struct conn *c)
+{
+	struct timespec start, now, pause = {0, PICKUP_RETRY_MS * 1000000L};
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	bool told = false;
+	for (;;) {
+		c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (c->fd < 0)
+			return errno;
+		if (connect(c->fd, (const struct sockaddr *)sun, sizeof(*sun)) == 0)
+			return 0;
+		int e = errno;
+		close(c->fd);
+		c->fd = -1;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (!server_absent(e) || now.tv_sec - start.tv_sec >= PICKUP_WAIT_SECONDS)
+			return e;
+		if (!told && isatty(STDERR_FILENO)) /* a person waits: say why */
+			fprintf(stderr, "sendmail: the mail server is not running; waiting up to "
+				"%d seconds for it\n", PICKUP_WAIT_SECONDS);
+		told = true;
+		nanosleep(&pause, NULL);
+	}
+}
+
 /* connect_pickup - <queue_directory>/pickup; through /proc when the path is long. */
 static int connect_pickup(const struct config *cfg, struct conn *c)
 {
@@ -469,12 +526,10 @@ static int connect_pickup(const struct config *cfg, struct conn *c)
 		snprintf(sun.sun_path, sizeof(sun.sun_path), "/proc/self/fd/%d/%s", dirfd,
 			 PICKUP_SOCKET_NAME);
 	}
-	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	int ok = c->fd >= 0 && connect(c->fd, (struct sockaddr *)&sun, sizeof(sun)) == 0;
-	int e = errno;
+	int e = connect_waiting(&sun, c);
 	if (dirfd >= 0)
 		close(dirfd);
-	if (!ok)
+	if (e != 0)
 		return fail(EX_TEMPFAIL, "cannot reach the mail server at %s (%s): is relayguard "
 			    "running? message not sent", path, strerror(e));
 	struct timeval tv = {SMTP_TIMEOUT, 0};
@@ -631,12 +686,29 @@ out:
 	return rc;
 }
 
+/* not_sending - -bp: what mailq is, `relayguard queue list`; -bi: what
+ * newaliases would build does not exist (alias files are read as they are). */
+static int not_sending(const struct sm_opts *o)
+{
+	if (o->n_rcpts > 0)
+		return fail(EX_USAGE, "%s takes no recipients", o->mode == SM_MAILQ ? "-bp" : "-bi");
+	if (o->mode == SM_NEWALIASES) {
+		puts("relayguard reads alias files (alias_maps) directly: there is no database to "
+		     "build; a reload (systemctl reload relayguard, or SIGHUP) picks up edits");
+		return EX_OK;
+	}
+	char *args[] = {"list", "-c", (char *)o->config, NULL};
+	return queue_main(o->config ? 3 : 1, args);
+}
+
 int sendmail_main(int argc, char **argv)
 {
 	struct sm_opts o = {0};
 	int rc = parse_options(argc, argv, &o);
 	if (rc <= 0)
 		return rc == 0 ? EX_OK : EX_USAGE;
+	if (o.mode != SM_SEND)
+		return not_sending(&o);
 	struct config *cfg = cli_load_config(o.config, false);
 	if (cfg == NULL)
 		return EX_CONFIG;

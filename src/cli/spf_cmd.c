@@ -110,7 +110,7 @@ int spf_main(int argc, char **argv)
 {
 	struct spf_cli c = {0};
 	struct rg_ip ip;
-	if (argc > 0 && (strcmp(argv[0], "-h") == 0 || strcmp(argv[0], "--help") == 0)) {
+	if (cli_asks_help(argc, argv)) {
 		fputs(usage_spf, stdout);
 		return 0;
 	}

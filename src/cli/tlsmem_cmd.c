@@ -48,6 +48,15 @@ static const char usage_tlsmem[] =
 	"\n"
 	"  -c, --config FILE  the server's configuration (default: the embedded one)\n";
 
+/* put_list - the listing, or a line saying that it is empty (not silence). */
+static void put_list(const struct strbuf *list)
+{
+	if (list->data != NULL && list->len > 0)
+		fputs(list->data, stdout);
+	else
+		puts("no destination domain remembered: the TLS downgrade memory is empty");
+}
+
 /* offline - no server runs: the file itself (forget under the queue lock). */
 static int offline(const char *qdir, const char *forget)
 {
@@ -69,7 +78,7 @@ static int offline(const char *qdir, const char *forget)
 	int rc = 0;
 	if (forget == NULL) {
 		tlsmem_list(m, &out);
-		fputs(out.data ? out.data : "", stdout);
+		put_list(&out);
 	} else if (!tlsmem_forget(m, forget)) {
 		fprintf(stderr, "relayguard: %s is not remembered\n", forget);
 		rc = 1;
@@ -93,7 +102,9 @@ static int run(const char *qdir, const char *forget)
 	char err[512];
 	enum ctl_result r = ctl_request(qdir, request, &reply, err, sizeof(err));
 	int rc = 0;
-	if (r == CTL_OK)
+	if (r == CTL_OK && forget == NULL)
+		put_list(&reply);
+	else if (r == CTL_OK)
 		fputs(reply.data ? reply.data : "", stdout);
 	else if (r == CTL_ABSENT)
 		rc = offline(qdir, forget);
@@ -115,7 +126,7 @@ int tlsreport_main(int argc, char **argv)
 {
 	const char *config_file = NULL;
 	bool now = false, ok = argc > 0 && strcmp(argv[0], "send") == 0;
-	if (argc > 0 && (strcmp(argv[0], "-h") == 0 || strcmp(argv[0], "--help") == 0)) {
+	if (cli_asks_help(argc, argv)) {
 		fputs(usage_tlsreport, stdout);
 		return 0;
 	}
@@ -157,7 +168,7 @@ int tlsmem_main(int argc, char **argv)
 	const char *config_file = NULL, *domain = NULL;
 	bool forget = argc > 0 && strcmp(argv[0], "forget") == 0;
 	bool list = argc > 0 && strcmp(argv[0], "list") == 0;
-	if (argc > 0 && (strcmp(argv[0], "-h") == 0 || strcmp(argv[0], "--help") == 0)) {
+	if (cli_asks_help(argc, argv)) {
 		fputs(usage_tlsmem, stdout);
 		return 0;
 	}

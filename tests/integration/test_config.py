@@ -55,11 +55,33 @@ class ConfigFiles(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIn('mynetworks = 127.0.0.0/8 [::1]/128', p.stdout.splitlines())
 
-    def test_open_mynetworks_warns(self):
+    def test_open_mynetworks_fails_the_check_as_serve_refuses_it(self):
+        """config -c FILE is the check before a reload (postfix check): a file the
+        relay self-test of serve refuses exits 78 with serve's open-relay lines."""
         path = self.write('open.cf', 'mynetworks = 0.0.0.0/0\n')
-        p = run_cli(['config', '-c', path])
-        self.assertEqual(p.returncode, 0)
-        self.assertIn('open relay', p.stderr)
+        p = run_cli(['config', '-c', path], timeout=30)
+        self.assertEqual(p.returncode, EXIT_CONFIG, p.stderr)
+        tricks = [l for l in p.stderr.splitlines() if ' fatal open-relay ' in l]
+        self.assertTrue(any('plain (third-party relay)' in l and
+                            'accepted by permit_mynetworks' in l for l in tricks), p.stderr)
+        self.assertIn('relay-selftest-failed tricks=%d' % len(tricks), p.stderr)
+        self.assertIn('relayguard serve would not start', p.stderr)
+        self.assertNotIn('mynetworks = 0.0.0.0/0', p.stdout)
+
+    def test_open_mynetworks_with_selftest_warn_or_off_passes(self):
+        """relay_selftest = warn (or off) starts it, so the check passes: exit 0, the
+        tricks as warnings (warn) or the notice that the test is off."""
+        for mode, word in (('warn', 'open-relay-risk selftest=relayed'),
+                           ('off', 'relay-selftest-off')):
+            with self.subTest(mode):
+                path = self.write('open-%s.cf' % mode,
+                                  'mynetworks = 0.0.0.0/0\nrelay_selftest = %s\n' % mode)
+                p = run_cli(['config', '-c', path], timeout=30)
+                self.assertEqual(p.returncode, 0, p.stderr)
+                self.assertIn(word, p.stderr)
+                self.assertNotIn(' fatal ', p.stderr)
+                self.assertIn('open relay', p.stderr)  # the broad-mynetworks warning
+                self.assertIn('mynetworks = 0.0.0.0/0', p.stdout.splitlines())
 
     BAD = [
         ('unknown parameter', 'mydomain = example.com\n\nmynetwork = 10.0.0.0/8\n', 3,

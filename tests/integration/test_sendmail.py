@@ -39,13 +39,13 @@ def as_nobody():
     os.setuid(NOBODY)
 
 
-def sendmail(server, args, text, user=None, argv0=None, config=True):
+def sendmail(server, args, text, user=None, argv0=None, config=True, timeout=30):
     """Run the client; returns CompletedProcess (stdout/stderr text)."""
     cmd = [argv0] if argv0 else [binary(), 'sendmail']
     if config:
         cmd += ['-C', server.config_path]
     return subprocess.run(cmd + list(args), input=text.encode(), capture_output=True,
-                          timeout=30, preexec_fn=as_nobody if user == 'nobody' else None)
+                          timeout=timeout, preexec_fn=as_nobody if user == 'nobody' else None)
 
 
 def unprivileged(test):
@@ -206,20 +206,65 @@ class SendmailTest(unittest.TestCase):
             shutil.rmtree(d)
 
 
+PICKUP_WAIT_SECONDS = 30  # sendmail_cmd.c: how long it waits for a server that is down
+
+
 class SendmailServerDownTest(unittest.TestCase):
     def test_server_down_is_tempfail(self):
-        """No server on the socket: EX_TEMPFAIL (75), so a caller can try later."""
+        """No server on the socket for PICKUP_WAIT_SECONDS: EX_TEMPFAIL (75), so a
+        caller can try later; the wait is bounded."""
         server = Server(overrides=OVERRIDES)
         try:
             sock = os.path.join(server.queue_dir, 'pickup')
             self.assertTrue(os.path.exists(sock))
             server.stop()
             self.assertFalse(os.path.exists(sock), 'the socket outlived the server')
-            r = sendmail(server, ['alice@ourdomain.test'], 'Subject: x\n\ny\n')
+            began = time.monotonic()
+            r = sendmail(server, ['alice@ourdomain.test'], 'Subject: x\n\ny\n',
+                         timeout=PICKUP_WAIT_SECONDS + 30)
+            waited = time.monotonic() - began
             self.assertEqual(r.returncode, EX_TEMPFAIL, r.stderr)
             self.assertRegex(r.stderr.decode(), r'^sendmail: cannot reach the mail server at '
                              r'\S+/pickup .*message not sent\n$')
+            self.assertGreaterEqual(waited, PICKUP_WAIT_SECONDS - 1)
+            self.assertLess(waited, PICKUP_WAIT_SECONDS + 10)
         finally:
+            server.cleanup()
+
+    def test_server_restarting_gets_the_message(self):
+        """cron's mail during a restart: sendmail started while the server is
+        down reads the message at once (the writer is not blocked) and hands it
+        over once the server is back 2 s later: exit 0, delivered."""
+        server = Server(overrides=dict(OVERRIDES, message_size_limit='1000000'))
+        try:
+            server.stop()
+            p = None
+            text = b'Subject: during the restart\n\n' + b'x' * 200000 + b'\n'
+            began = time.monotonic()
+            p = subprocess.Popen([binary(), 'sendmail', '-C', server.config_path,
+                                  'alice@ourdomain.test'], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            p.stdin.write(text)  # more than a pipe holds: blocks unless it is read
+            p.stdin.close()
+            self.assertLess(time.monotonic() - began, 1.5, 'the message was not read first')
+            time.sleep(2)
+            if p.poll() is not None:
+                self.fail('sendmail gave up while the server was down: %r' % p.stderr.read())
+            server.start()
+            p.wait(timeout=PICKUP_WAIT_SECONDS)
+            self.assertEqual(p.returncode, EX_OK, p.stderr.read())
+            files = server.wait_maildir('ourdomain.test', 'alice')
+            self.assertEqual(len(files), 1, server.tail())
+            self.assertIn(b'Subject: during the restart',
+                          server.read_mail('ourdomain.test', 'alice', files[0]))
+        finally:
+            if p is not None and p.poll() is None:
+                p.kill()
+            if p is not None:
+                p.wait()
+                p.stdout.close()
+                p.stderr.close()
+            server.stop()
             server.cleanup()
 
 
