@@ -194,6 +194,7 @@ static const struct probe_result *plain_result(const struct probe_target *t)
 	return NULL;
 }
 
+/* relayed - a verdict that counts as a relay (accepted, or its token arrived). */
 static bool relayed(enum probe_verdict v)
 {
 	return v == V_RELAY_ACCEPTED || v == V_RELAY_CONFIRMED;
