@@ -915,15 +915,8 @@ void audit_report_free(struct audit_report *r)
 
 /* ---- one request, explained ---- */
 
-static const char *result_name(const struct policy_decision *d, const char *name)
-{
-	if (d->restriction == NULL || strcmp(d->restriction, name) != 0)
-		return "DUNNO"; /* an implicit rule spoke, not this restriction */
-	return d->action == POLICY_REJECT ? "REJECT" : d->action == POLICY_DEFER ? "DEFER" : "OK";
-}
-
-/* step_result - one restriction alone, through the policy (it stands in the relay
- * list's place, where an OK is reported as the decider). */
+/* step_result - one restriction alone, as its list sees it: what the policy
+ * says of it, without the rules after the lists (they decide after the trace). */
 static const char *step_result(const struct audit_model *m, const struct audit_item *it,
 			       const struct policy_request *pr, const struct request *q)
 {
@@ -935,36 +928,28 @@ static const char *step_result(const struct audit_model *m, const struct audit_i
 	struct restriction one;
 	if (!lower_item(it, q, VAR_PERMIT, &one))
 		return "DUNNO";
-	struct config c = m->cfg;
-	struct restriction_list none = {"none", NULL, 0};
-	c.client = c.helo = c.sender = c.recipient = c.submission_client = c.submission_sender = none;
-	c.relay = (struct restriction_list){"one", &one, 1};
-	struct policy_decision d;
-	policy_check_rcpt(&c, pr, &d);
-	return result_name(&d, one.name);
+	return policy_restriction_result(&m->cfg, pr, &one);
 }
 
-/* trace - each list in order, each item until one decides, until a reject;
- * returns how many steps came from the lists a submission port runs at MAIL. */
-static size_t trace(const struct audit_model *m, const struct audit_service *s,
-		    const struct policy_request *pr, struct audit_explain *e)
+/* trace - the first N_LISTS lists in the session's order, each item until one
+ * says OK (the list is done), ending at a REJECT or DEFER; PR is the request
+ * the session evaluates them with (rcpt NULL at MAIL). */
+static void trace(const struct audit_model *m, const struct audit_service *s,
+		  const struct policy_request *pr, size_t n_lists, struct audit_explain *e)
 {
 	struct request q = {pr->client, pr->sender_res, pr->sender, pr->rcpt_res};
-	size_t at_mail = 0;
-	for (size_t l = 0; l < AL_COUNT; l++) {
-		if (l == AL_RELAY)
-			at_mail = e->n_steps;
+	e->n_steps = 0;
+	for (size_t l = 0; l < n_lists; l++) {
 		for (size_t k = 0; k < s->lists[l].n && e->n_steps < AUDIT_TRACE_MAX; k++) {
 			const struct audit_item *it = &s->lists[l].items[k];
 			const char *res = step_result(m, it, pr, &q);
 			e->steps[e->n_steps++] = (struct audit_step){s->lists[l].param, it->text, res};
 			if (strcmp(res, "REJECT") == 0 || strcmp(res, "DEFER") == 0)
-				return l < AL_RELAY ? e->n_steps : at_mail;
+				return;
 			if (strcmp(res, "OK") == 0)
 				break;
 		}
 	}
-	return at_mail;
 }
 
 /* explain_expansion - where an accepted recipient's mail really goes: the
@@ -1048,19 +1033,20 @@ bool audit_explain(const struct audit_model *m, size_t svc, const struct audit_r
 	address_resolve(&to, &dom, &e->rcpt_res);
 	e->routing = to.routing;
 	struct policy_request pr = {&client, &from, &to, &e->sender_res, &e->rcpt_res, SPF_NONE};
-	size_t mail_steps = trace(m, s, &pr, e);
 	/* MAIL first, as the session does: a refusal there is the reply */
 	struct policy_request at_mail = {&client, &from, NULL, &e->sender_res, NULL, SPF_NONE};
 	e->undecided = !decide(m, s, &at_mail, &e->decision);
 	e->at_mail = !e->undecided && e->decision.action != POLICY_ACCEPT;
 	if (e->at_mail) {
-		/* the lists a session never reached are not shown: at MAIL a
-		 * submission port runs its client, HELO and sender lists, an MTA
-		 * port only the sender-ownership check */
-		e->n_steps = s->submission ? mail_steps : 0;
+		/* what the session ran at MAIL: on a submission port its client,
+		 * HELO and sender lists, on an MTA port only the ownership rule */
+		if (s->submission)
+			trace(m, s, &at_mail, AL_RELAY, e);
 		session_reply(s, &at_mail, &e->decision);
 		return true;
 	}
+	/* at RCPT every list runs again, with the recipient */
+	trace(m, s, &pr, AL_COUNT, e);
 	e->undecided = !decide(m, s, &pr, &e->decision);
 	e->undecided_why = e->undecided ? first_undecided(s) : NULL;
 	explain_expansion(m, &dom, e);

@@ -6,7 +6,7 @@
  *	may be readable by root only). Before each check the worker stat()s the
  *	file and re-reads it when it changed; if that fails (e.g. the server now
  *	runs as mail_owner and cannot read it) the table in memory stays and the
- *	log says why once.
+ *	log says why once, on one line, naming the user who must be able to read it.
  */
 #include "auth/passwd.h"
 #include "util/log.h"
@@ -15,11 +15,13 @@
 #include <crypt.h>
 #include <errno.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -189,10 +191,13 @@ static void add_problem(struct strbuf *errs, const char *path, unsigned line, co
 	strbuf_printf(errs, "%s:%u: %s\n", path, line, what);
 }
 
-/* read_table - the whole file; problems go to ERRS. */
-static struct table *read_table(const char *path, struct strbuf *errs)
+/* read_table - the whole file; problems go to ERRS, one a line; *OPEN_ERRNO
+ * (when not NULL) gets why fopen() failed, or 0. */
+static struct table *read_table(const char *path, struct strbuf *errs, int *open_errno)
 {
 	FILE *f = fopen(path, "r");
+	if (open_errno != NULL)
+		*open_errno = f == NULL ? errno : 0;
 	if (f == NULL) {
 		strbuf_printf(errs, "%s: cannot open: %s\n", path, strerror(errno));
 		return NULL;
@@ -248,7 +253,7 @@ struct passwd_db *passwd_db_load(const char *path, char *err, size_t errlen)
 	struct stat st;
 	memset(&st, 0, sizeof(st));
 	stat(path, &st);
-	struct table *t = read_table(path, &errs);
+	struct table *t = read_table(path, &errs, NULL);
 	if (errs.len > 0) {
 		rg_strlcpy(err, errs.data, errlen);
 		size_t n = strlen(err);
@@ -281,6 +286,32 @@ void passwd_db_free(struct passwd_db *db)
 	free(db);
 }
 
+/* reload_reason - the problems on one log line ("; " between them); when the
+ * file cannot be opened for lack of permission, who must be able to read it:
+ * the user the server runs as by now (mail_owner, after start-up as root). */
+static void reload_reason(const char *path, const struct strbuf *errs, int open_errno,
+			  struct strbuf *out)
+{
+	const char *p = errs->data;
+	while (*p) {
+		size_t n = strcspn(p, "\n");
+		strbuf_printf(out, "%s%.*s", out->len ? "; " : "", (int)n, p);
+		p += n + (p[n] == '\n');
+	}
+	if (open_errno != EACCES && open_errno != EPERM)
+		return;
+	struct passwd pw, *found = NULL;
+	char buf[1024];
+	uid_t uid = geteuid();
+	if (getpwuid_r(uid, &pw, buf, sizeof(buf), &found) == 0 && found != NULL)
+		strbuf_printf(out, " (the file must be readable by user %s (mail_owner), which the "
+			      "server runs as after start-up: e.g. chgrp %s %s; chmod 640 %s)",
+			      pw.pw_name, pw.pw_name, path, path);
+	else
+		strbuf_printf(out, " (the file must be readable by uid %u (mail_owner), which the "
+			      "server runs as after start-up)", (unsigned)uid);
+}
+
 /* maybe_reload - re-read the file if it changed since it was read (lock held). */
 static void maybe_reload(struct passwd_db *db)
 {
@@ -291,7 +322,8 @@ static void maybe_reload(struct passwd_db *db)
 		return;
 	struct strbuf errs;
 	strbuf_init(&errs);
-	struct table *t = read_table(db->path, &errs);
+	int open_errno;
+	struct table *t = read_table(db->path, &errs, &open_errno);
 	if (errs.len == 0) {
 		table_free(db->t);
 		db->t = t;
@@ -300,9 +332,14 @@ static void maybe_reload(struct passwd_db *db)
 		log_ev(LOG_INFO, "passwd-reloaded", {"file", db->path});
 	} else {
 		table_free(t);
-		if (!db->reload_warned)
+		if (!db->reload_warned) {
+			struct strbuf reason;
+			strbuf_init(&reason);
+			reload_reason(db->path, &errs, open_errno, &reason);
 			log_ev(LOG_WARNING, "passwd-reload-failed", {"file", db->path},
-			       {"reason", errs.data}, {"action", "still using the users read before"});
+			       {"reason", reason.data}, {"action", "still using the users read before"});
+			strbuf_free(&reason);
+		}
 		db->reload_warned = true;
 	}
 	strbuf_free(&errs);

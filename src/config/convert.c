@@ -203,6 +203,95 @@ static bool check_access_table(struct loader *ld, size_t i, const struct map *m)
 	return true;
 }
 
+/* Postfix restrictions relayguard does not implement (README, Known limitations):
+ * named as such, not as typos; ARG: a table, domain or service follows. */
+static const struct {
+	const char *name;
+	bool arg;
+} postfix_only[] = {
+	{"check_sender_access", true}, {"check_recipient_access", true},
+	{"check_helo_access", true}, {"check_reverse_client_hostname_access", true},
+	{"check_client_a_access", true}, {"check_client_mx_access", true},
+	{"check_client_ns_access", true}, {"check_reverse_client_hostname_a_access", true},
+	{"check_reverse_client_hostname_mx_access", true},
+	{"check_reverse_client_hostname_ns_access", true}, {"check_helo_a_access", true},
+	{"check_helo_mx_access", true}, {"check_helo_ns_access", true},
+	{"check_sender_a_access", true}, {"check_sender_mx_access", true},
+	{"check_sender_ns_access", true}, {"check_recipient_a_access", true},
+	{"check_recipient_mx_access", true}, {"check_recipient_ns_access", true},
+	{"check_ccert_access", true}, {"check_sasl_access", true},
+	{"check_policy_service", true}, {"reject_rbl_client", true},
+	{"reject_rhsbl_client", true}, {"reject_rhsbl_reverse_client", true},
+	{"reject_rhsbl_sender", true}, {"reject_rhsbl_helo", true},
+	{"reject_rhsbl_recipient", true}, {"permit_dnswl_client", true},
+	{"permit_rhswl_client", true}, {"sleep", true},
+	{"permit_tls_clientcerts", false}, {"permit_tls_all_clientcerts", false},
+	{"reject_unknown_client_hostname", false}, {"reject_unknown_client", false},
+	{"reject_unknown_reverse_client_hostname", false},
+	{"reject_unknown_helo_hostname", false}, {"reject_unknown_hostname", false},
+	{"reject_unknown_sender_domain", false}, {"reject_unknown_recipient_domain", false},
+	{"reject_unverified_sender", false}, {"reject_unverified_recipient", false},
+	{"reject_unlisted_sender", false}, {"reject_known_sender_login_mismatch", false},
+	{"reject_unauth_pipelining", false}, {"reject_multi_recipient_bounce", false},
+	{"reject_plaintext_session", false}, {"reject_non_fqdn_hostname", false},
+	{"reject_invalid_hostname", false}, {"permit_mx_backup", false},
+	{"permit_inet_interfaces", false}, {"permit_naked_ip_address", false},
+	{"defer_if_permit", false}, {"defer_if_reject", false}, {"warn_if_reject", false},
+};
+
+/* postfix_only_index - WORD's row in postfix_only[], or -1. */
+static int postfix_only_index(const char *word)
+{
+	for (size_t j = 0; j < RG_ARRAY_LEN(postfix_only); j++)
+		if (rg_strcasecmp(word, postfix_only[j].name) == 0)
+			return (int)j;
+	return -1;
+}
+
+/* is_restriction - a restriction's name, ours or Postfix's (never an argument:
+ * a missing argument must not swallow the next restriction). */
+static bool is_restriction(const char *word)
+{
+	enum restriction_kind kind;
+	const char *name;
+	return word != NULL && (lookup_restriction(word, &kind, &name) ||
+				postfix_only_index(word) >= 0);
+}
+
+/* unsupported_restriction - a Postfix restriction we lack: one error for it and
+ * its argument (skipped: *k moves past it); false when it is not one. */
+static bool unsupported_restriction(struct loader *ld, size_t i, char **items, size_t *k)
+{
+	int j = postfix_only_index(items[*k]);
+	if (j < 0)
+		return false;
+	config_error(ld, i, "%s: \"%s\" is a Postfix restriction relayguard does not support "
+		  "yet (see README, Known limitations)", config_params[i].name,
+		  postfix_only[j].name);
+	if (postfix_only[j].arg && items[*k + 1] != NULL && !is_restriction(items[*k + 1]))
+		++*k;
+	return true;
+}
+
+/* client_access_table - check_client_access reads only cidr: tables; another
+ * table after it is part of the one error, not a restriction of its own. */
+static bool client_access_table(struct loader *ld, size_t i, char **items, size_t *k)
+{
+	const char *next = items[*k + 1];
+	if (next != NULL && strncmp(next, "cidr:", 5) == 0)
+		return true;
+	if (next != NULL && strchr(next, ':') != NULL && !is_restriction(next)) {
+		config_error(ld, i, "%s: check_client_access needs a cidr:/path table after it "
+			  "(\"%s\": relayguard reads no other access table yet, see README, Known "
+			  "limitations)", config_params[i].name, next);
+		++*k;
+	} else {
+		config_error(ld, i, "%s: check_client_access needs a cidr:/path table after it",
+			  config_params[i].name);
+	}
+	return false;
+}
+
 static void convert_restrictions(struct loader *ld, size_t i, struct restriction_list *rl)
 {
 	size_t n;
@@ -212,6 +301,8 @@ static void convert_restrictions(struct loader *ld, size_t i, struct restriction
 	for (size_t k = 0; k < n; k++) {
 		struct restriction *r = &rl->items[rl->n];
 		if (!lookup_restriction(items[k], &r->kind, &r->name)) {
+			if (unsupported_restriction(ld, i, items, &k))
+				continue;
 			const char *hint = closest_restriction(items[k]);
 			config_error(ld, i, "%s: unknown restriction \"%s\"%s%s%s", config_params[i].name,
 				  items[k], hint ? " (did you mean \"" : "", hint ? hint : "",
@@ -220,11 +311,8 @@ static void convert_restrictions(struct loader *ld, size_t i, struct restriction
 		}
 		if (r->kind == R_CHECK_CLIENT_ACCESS) {
 			char why[1024];
-			if (items[k + 1] == NULL || strncmp(items[k + 1], "cidr:", 5) != 0) {
-				config_error(ld, i, "%s: check_client_access needs a cidr:/path table "
-					  "after it", config_params[i].name);
+			if (!client_access_table(ld, i, items, &k))
 				continue;
-			}
 			r->table = map_open(items[++k], why, sizeof(why));
 			if (r->table == NULL) {
 				config_error(ld, i, "%s: %s", config_params[i].name, why);

@@ -511,6 +511,17 @@ bool policy_sender_owned(const struct config *cfg, const struct policy_request *
 	return !sender_not_owned(&ev);
 }
 
+const char *policy_restriction_result(const struct config *cfg, const struct policy_request *req,
+				      const struct restriction *r)
+{
+	static const char *names[] = {[DUNNO] = "DUNNO", [OK] = "OK", [REJECT] = "REJECT",
+				      [DEFER] = "DEFER"};
+	struct policy_decision unused;
+	struct eval ev = {cfg, req, &unused};
+	/* the subject only words a generic reply, which nobody reads here */
+	return names[evaluate(&ev, r, req->rcpt != NULL ? SUBJ_RECIPIENT : SUBJ_SENDER)];
+}
+
 void policy_domains(const struct config *cfg, const struct rg_ip *local_ips, size_t n_ips,
 		    struct addr_domains *d)
 {

@@ -78,6 +78,14 @@ void policy_check_mail(const struct config *cfg, const struct policy_request *re
 bool policy_sender_owned(const struct config *cfg, const struct policy_request *req,
 			 struct policy_decision *out);
 
+/*
+ * policy_restriction_result - what restriction R alone says to REQ, as its
+ * list sees it: "DUNNO", "OK", "REJECT" or "DEFER". No other list and none of
+ * the implicit rules after the lists (explain's per-step trace).
+ */
+const char *policy_restriction_result(const struct config *cfg, const struct policy_request *req,
+				      const struct restriction *r);
+
 /* Does LOGIN own the address LOCAL@DOMAIN under smtpd_sender_login_maps? OURS: the
  * domain is one of our own (mydestination), so a bare "local" key counts too. */
 bool policy_login_owns(const struct config *cfg, const char *login, const char *local,

@@ -302,6 +302,14 @@ int probe_exit_code(enum probe_target_verdict v)
 	return 2;
 }
 
+bool probe_source_loopback(const char *source, const struct sockaddr_storage *target)
+{
+	struct rg_ip ip;
+	if (source != NULL)
+		return ip_parse(source, &ip) && ip_is_loopback(&ip);
+	return ip_from_sockaddr((const struct sockaddr *)target, &ip) && ip_is_loopback(&ip);
+}
+
 static int exit_rank(int code)
 {
 	return code == 1 ? 4 : code == 4 ? 3 : code == 3 ? 2 : code == 2 ? 1 : 0;

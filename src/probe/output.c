@@ -62,6 +62,7 @@ void probe_print_json(const struct probe_target *t)
 	kv(&sb, "banner", t->banner, true);
 	kv(&sb, "domain", t->domain, true);
 	kv(&sb, "verdict", probe_target_verdict_name(t->verdict), true);
+	strbuf_printf(&sb, ",\"loopback_trusted\":%s", t->loopback_trusted ? "true" : "false");
 	if (t->error[0])
 		kv(&sb, "error", t->error, true);
 	strbuf_puts(&sb, ",\"relayed\":[");
@@ -183,17 +184,86 @@ static bool have_advice(const struct strbuf *sb, const char *fix)
 	return sb->data != NULL && strstr(sb->data, fix) != NULL;
 }
 
+/* plain_result - the plain test's result (outside sender, outside recipient), or NULL. */
+static const struct probe_result *plain_result(const struct probe_target *t)
+{
+	const struct probe_test *plain = probe_find_test("plain");
+	for (size_t i = 0; i < t->n_results; i++)
+		if (t->results[i].test == plain)
+			return &t->results[i];
+	return NULL;
+}
+
+/* relayed - a verdict that counts as a relay (accepted, or its token arrived). */
+static bool relayed(enum probe_verdict v)
+{
+	return v == V_RELAY_ACCEPTED || v == V_RELAY_CONFIRMED;
+}
+
+/* trust_advice - even the plain case relayed: that says whom the server trusts
+ * more than how it can be tricked, so it comes first, with how to test as a
+ * stranger. From loopback it is all but certain. */
+static void trust_advice(struct strbuf *a, struct probe_target *t,
+			 const struct probe_options *o, const struct probe_result *plain)
+{
+	t->loopback_trusted = probe_source_loopback(o->source, &t->addr);
+	if (t->loopback_trusted) {
+		strbuf_printf(a, "the probe connected from %s%s, and even the plain case relayed: "
+			      "the server trusts this address (most likely mynetworks, which covers "
+			      "127.0.0.0/8 by default in relayguard and Postfix), so this is what a "
+			      "program on this host sees, not what a stranger on the internet sees; "
+			      "to test as a stranger, probe from a host outside your networks, or "
+			      "from an address of this host that mynetworks does not cover "
+			      "(--source ADDR)\n", o->source ? o->source : "a loopback address",
+			      o->source ? ", a loopback address" : "");
+		return;
+	}
+	strbuf_printf(a, "even the plain case (MAIL FROM:<%s> RCPT TO:<%s>) relayed: either the "
+		      "server relays for everyone, or it trusts this probe's address (mynetworks, "
+		      "an access table); probe from an address it has no reason to trust "
+		      "(--source ADDR outside mynetworks, or from outside your networks) to tell "
+		      "which\n", plain->mail, plain->rcpt);
+}
+
+/* test_advice - each bad test's fix, once. While the plain case relays, the
+ * other forms say nothing of their own (a trusted client may use them too):
+ * one line instead of blaming routing or backscatter. */
+static void test_advice(struct strbuf *a, const struct probe_target *t, bool plain_relays)
+{
+	size_t muddled = 0;
+	for (size_t i = 0; i < t->n_results; i++) {
+		const struct probe_result *r = &t->results[i];
+		bool bad = relayed(r->verdict) || r->verdict == V_ACCEPTED_AMBIGUOUS ||
+			   r->verdict == V_WARNING || r->verdict == V_SMUGGLING_ACCEPTED ||
+			   r->verdict == V_AUTH_FAILED ||
+			   (r->verdict == V_DENIED && r->test->kind == PK_AUTH_RELAY);
+		if (plain_relays && (r->test->kind == PK_AMBIGUOUS || r->test->kind == PK_LOCAL)) {
+			muddled += bad;
+			continue;
+		}
+		if (plain_relays && r->test->kind == PK_RELAY)
+			continue;
+		if (bad && r->test->fix && !have_advice(a, r->test->fix))
+			strbuf_printf(a, "%s\n", r->test->fix);
+	}
+	if (muddled)
+		strbuf_printf(a, "%zu other test%s (routing in the local part, an unknown user) "
+			      "accepted as well: while the plain case relays they prove nothing of "
+			      "their own; judge them from an address the server does not trust\n",
+			      muddled, muddled == 1 ? "" : "s");
+}
+
 void probe_build_advice(struct probe_target *t, const struct probe_options *o)
 {
 	struct strbuf ids;
 	strbuf_init(&ids);
-	size_t relayed = 0, ambiguous = 0, unsure = 0, temp = 0, smuggled = 0;
+	size_t n_relayed = 0, ambiguous = 0, unsure = 0, temp = 0, smuggled = 0;
 	for (size_t i = 0; i < t->n_results; i++) {
 		const struct probe_result *r = &t->results[i];
 		switch (r->verdict) {
 		case V_RELAY_ACCEPTED:
 		case V_RELAY_CONFIRMED:
-			strbuf_printf(&ids, "%s%s", relayed++ ? ", " : "", r->test->id);
+			strbuf_printf(&ids, "%s%s", n_relayed++ ? ", " : "", r->test->id);
 			break;
 		case V_ACCEPTED_AMBIGUOUS: ambiguous++; break;
 		case V_SMUGGLING_ACCEPTED: smuggled++; break;
@@ -206,35 +276,22 @@ void probe_build_advice(struct probe_target *t, const struct probe_options *o)
 		}
 	}
 	struct strbuf *a = &t->advice;
-	if (relayed)
-		strbuf_printf(a, "relayed to %s in %zu test%s: %s\n", o->victim, relayed,
-			      relayed == 1 ? "" : "s", ids.data);
+	const struct probe_result *plain = plain_result(t);
+	bool plain_relays = plain != NULL && relayed(plain->verdict);
+	if (plain_relays)
+		trust_advice(a, t, o, plain);
+	if (n_relayed)
+		strbuf_printf(a, "relayed to %s in %zu test%s: %s\n", o->victim, n_relayed,
+			      n_relayed == 1 ? "" : "s", ids.data);
 	strbuf_free(&ids);
 	/* when plain relaying works, the tricks add nothing but noise: one fix */
-	const struct probe_test *plain = probe_find_test("plain");
-	bool plain_relays = false;
-	for (size_t i = 0; i < t->n_results; i++)
-		plain_relays |= t->results[i].test == plain &&
-				(t->results[i].verdict == V_RELAY_ACCEPTED ||
-				 t->results[i].verdict == V_RELAY_CONFIRMED);
 	if (plain_relays)
-		strbuf_printf(a, "%s\n", plain->fix);
-	for (size_t i = 0; i < t->n_results; i++) {
-		const struct probe_result *r = &t->results[i];
-		if (plain_relays && r->test->kind == PK_RELAY)
-			continue;
-		bool bad = r->verdict == V_RELAY_ACCEPTED || r->verdict == V_RELAY_CONFIRMED ||
-			   r->verdict == V_ACCEPTED_AMBIGUOUS || r->verdict == V_WARNING ||
-			   r->verdict == V_SMUGGLING_ACCEPTED ||
-			   r->verdict == V_AUTH_FAILED ||
-			   (r->verdict == V_DENIED && r->test->kind == PK_AUTH_RELAY);
-		if (bad && r->test->fix && !have_advice(a, r->test->fix))
-			strbuf_printf(a, "%s\n", r->test->fix);
-	}
+		strbuf_printf(a, "%s\n", plain->test->fix);
+	test_advice(a, t, plain_relays);
 	if (smuggled)
 		strbuf_printf(a, "%zu smuggling test%s: a second message hidden in the first was "
 			      "accepted\n", smuggled, smuggled == 1 ? "" : "s");
-	if (ambiguous)
+	if (ambiguous && !plain_relays)
 		strbuf_printf(a, "%zu routed form%s at the server's own names %s accepted; they may "
 			      "be delivered locally: rerun with --confirm-data --canary-dir DIR "
 			      "(and --local-dir) to settle them\n",
@@ -247,6 +304,6 @@ void probe_build_advice(struct probe_target *t, const struct probe_options *o)
 	if (unsure)
 		strbuf_printf(a, "%zu test%s got no clear answer (see the transcripts with --json)\n",
 			      unsure, unsure == 1 ? "" : "s");
-	if (t->verdict == TV_CLOSED && !relayed)
+	if (t->verdict == TV_CLOSED && !n_relayed)
 		strbuf_puts(a, "no test relayed: the server refuses to relay for this client\n");
 }

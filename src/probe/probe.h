@@ -183,6 +183,10 @@ enum probe_target_verdict probe_target_verdict(const enum probe_verdict *v, size
 int probe_exit_code(enum probe_target_verdict v);
 /* The worse of two exit codes in the order 1 > 4 > 3 > 2 > 0. */
 int probe_worse_exit(int a, int b);
+/* Does the probe connect from a loopback address, which nearly every server
+ * trusts (mynetworks)? SOURCE: --source (NULL: none, the kernel picks, and it
+ * answers a loopback destination from a loopback address); TARGET: the server. */
+bool probe_source_loopback(const char *source, const struct sockaddr_storage *target);
 
 /* ---- targets and names (pure) ---- */
 
@@ -273,6 +277,8 @@ struct probe_target {
 	bool reachable;
 	bool cap_starttls, cap_auth_plain_text, cap_xclient;
 	enum probe_target_verdict verdict;
+	bool loopback_trusted; /* the plain test relayed for a probe from loopback: the
+				* verdict is a trusted client's (probe_build_advice) */
 	struct strbuf advice; /* lines separated by '\n' */
 	struct probe_result *results;
 	size_t n_results;

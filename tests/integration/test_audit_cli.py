@@ -1,7 +1,9 @@
 """test_audit_cli.py - relayguard audit and explain as a user runs them: exit
 codes, the JSON, the text an operator reads."""
+import base64
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import unittest
@@ -146,6 +148,56 @@ class ExplainAgreesWithServe(unittest.TestCase):
                                  '--port', 'submission', '--login', 'bob@localhost', '--from',
                                  'bob@localhost', '--to', 'victim@example.net')
                 self.assertEqual(rc, 0, out)
+
+    def test_submission_trace_is_the_sessions(self):
+        # a logged-in user names a sender the login does not own: the session
+        # refuses at MAIL in the sender list; the trace shows the client list's
+        # permit_sasl_authenticated as OK (it was), then that refusal, nothing more
+        tmp = tempfile.mkdtemp(prefix='relayguard-explain-')
+        self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
+        os.chmod(tmp, 0o755)
+        passwd = os.path.join(tmp, 'users')
+        p = subprocess.run([binary(), 'passwd'], input='alice-secret\n', capture_output=True,
+                           text=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        with open(passwd, 'w') as f:
+            f.write('alice@example.org:%s::::::\n' % p.stdout.strip())
+        os.chmod(passwd, 0o644)
+        auth = base64.b64encode(b'\0alice@example.org\0alice-secret').decode()
+        with harness.Server(overrides={'smtpd_sasl_auth_enable': 'yes',
+                                       'smtpd_sasl_path': passwd,
+                                       'smtpd_sasl_failure_delay': '0'}) as srv:
+            for sender in ('ceo@example.org', 'alice@example.org'):
+                with self.subTest(sender), harness.Conn(srv.sub_port) as c:
+                    c.cmd('EHLO client.example.org')
+                    self.assertEqual(c.cmd('STARTTLS')[0], 220)
+                    c.starttls()
+                    c.cmd('EHLO client.example.org')
+                    self.assertEqual(c.cmd('AUTH PLAIN ' + auth)[0], 235)
+                    code, text = c.cmd('MAIL FROM:<%s>' % sender)
+                    if code == 250:
+                        code, text = c.cmd('RCPT TO:<friend@example.net>')
+                    rc, out, _ = run('explain', '-c', srv.config_path, '--client',
+                                     harness.UNTRUSTED, '--login', 'alice@example.org',
+                                     '--port', 'submission', '--from', sender,
+                                     '--to', 'friend@example.net', '--json')
+                    obj = json.loads(out)
+                    self.assertEqual(obj['reply'], '%d %s' % (code, text))
+                    self.assertEqual(rc, 0 if code == 250 else 1)
+                    steps = [(s['list'], s['restriction'], s['result']) for s in obj['steps']]
+                    self.assertEqual(steps[0], ('submission_client_restrictions',
+                                                'permit_sasl_authenticated', 'OK'), steps)
+                    if code != 250:
+                        self.assertEqual(obj['stage'], 'MAIL')
+                        self.assertEqual(steps[1:], [('submission_sender_restrictions',
+                                                      'reject_sender_login_mismatch',
+                                                      'REJECT')])
+                        self.assertEqual((obj['restriction'], obj['list']),
+                                         ('reject_sender_login_mismatch',
+                                          'submission_sender_restrictions'))
+                    else:
+                        self.assertEqual(steps[-1], ('smtpd_relay_restrictions',
+                                                     'permit_sasl_authenticated', 'OK'), steps)
 
 
 if __name__ == '__main__':

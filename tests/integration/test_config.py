@@ -97,6 +97,10 @@ class ConfigFiles(unittest.TestCase):
         ('unknown restriction',
          'smtpd_relay_restrictions = permit_mynetworks,\n  reject_unauth_destinatio\n', 1,
          ['unknown restriction "reject_unauth_destinatio"']),
+        ('a Postfix restriction relayguard lacks',
+         'smtpd_sender_restrictions = check_sender_access hash:/etc/postfix/access\n', 1,
+         ['"check_sender_access" is a Postfix restriction relayguard does not support yet '
+          '(see README, Known limitations)']),
         ('open relay by restrictions', '# relay for everybody\nsmtpd_relay_restrictions = '
          'permit\n', 2, ['open relay', 'reject_unauth_destination']),
         ('open relay: only permits',

@@ -32,9 +32,6 @@ INSTALLED_PATHS = {
     'virtual_mailbox_base': '/var/mail/vhosts',
     'data_directory': '/var/lib/relayguard',
 }
-# example values in main.cf.example, not the defaults
-EXAMPLES = {'myhostname', 'mydomain', 'smtpd_tls_cert_file', 'smtpd_tls_key_file',
-            'smtpd_sasl_path'}
 
 
 def make(*args):
@@ -164,16 +161,32 @@ class Install(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(p.stdout.splitlines()[0], '# relayguard config: read %s' % cf)
         effective = settings(p.stdout)
-        # the first commented value of each parameter is its default (not an example)
-        seen = set()
+        # two kinds of line, and the header says which is which: '#name = value'
+        # is the default (what runs while it stays a comment), '# e.g. name =
+        # value' an example that is not the default
+        header = '\n'.join(lines[:20])
+        self.assertIn("'#name = value'", header)
+        self.assertIn("'# e.g. name = value'", header)
+        defaults, examples = set(), set()
         for line in lines:
             m = re.match(r'^#([a-z_0-9]+) = ?(.*)$', line)
-            if not m or m.group(1) in seen or m.group(1) in EXAMPLES:
-                continue
-            seen.add(m.group(1))
-            self.assertIn(m.group(1), effective, 'not a parameter: %s' % line)
-            self.assertEqual(effective[m.group(1)], m.group(2), line)
-        self.assertGreater(len(seen), 15)
+            e = re.match(r'^# e\.g\. ([a-z_0-9]+) = ?(.*)$', line)
+            if m:
+                self.assertNotIn(m.group(1), defaults, 'a second default line: %s' % line)
+                defaults.add(m.group(1))
+                self.assertIn(m.group(1), effective, 'not a parameter: %s' % line)
+                self.assertEqual(effective[m.group(1)], m.group(2), line)
+            elif e:
+                examples.add(e.group(1))
+                self.assertIn(e.group(1), effective, 'not a parameter: %s' % line)
+                self.assertNotEqual(effective[e.group(1)], e.group(2),
+                                    'an example that is the default: %s' % line)
+            else:
+                self.assertNotRegex(line, r'^#\s*e\.g\.', 'a malformed example line')
+        self.assertGreater(len(defaults), 15)
+        self.assertTrue({'myhostname', 'mydomain', 'smtpd_listen', 'mydestination',
+                         'smtpd_tls_cert_file', 'smtpd_tls_key_file',
+                         'smtpd_sasl_path'} <= examples, examples)
 
     def test_installed_binary_uses_the_system_paths(self):
         make('install', 'DESTDIR=' + self.dest)

@@ -135,6 +135,23 @@ class Lint(unittest.TestCase):
             for w in words:
                 self.assertTrue(w in text, '%s: %s not rendered' % (path, w))
 
+    def test_backslashes_render_as_written(self):
+        # in roff a backslash starts an escape: \n reads a number register and
+        # \t, \r are a tab and a reverse line feed, so a shell example with
+        # printf '...\n' must be written \en to show a backslash
+        src = read(PAGE8)
+        for m in re.finditer(r'\\[nrt]', src):
+            line = src.count('\n', 0, m.start()) + 1
+            self.fail('relayguard.8:%d: "%s" is a roff escape; write \\e%s' %
+                      (line, m.group(0), m.group(0)[1]))
+        p = subprocess.run([MANDOC, '-T', 'ascii', PAGE8], capture_output=True, text=True,
+                           timeout=30)
+        text = re.sub('.\x08', '', p.stdout)
+        examples = text[text.index('EXAMPLES'):]
+        self.assertIn("printf 'To: admin@example.com\\nSubject: backup\\n\\ndone\\n' |",
+                      examples)
+        self.assertIn("--client 192.0.2.1 \\\n", examples)  # a continued shell line
+
 
 if __name__ == '__main__':
     unittest.main()

@@ -538,6 +538,36 @@ class Configuration(unittest.TestCase):
             finally:
                 srv.cleanup()
 
+    @harness.requires(os.geteuid() == 0, 'root (.ci/run runs as root)',
+                      'the server reads the file as root, then runs as mail_owner')
+    def test_passwd_file_unreadable_after_start_is_logged_once_with_a_hint(self):
+        # read as root at start; after chmod 600 mail_owner cannot read it again:
+        # one warning, one line (no escaped newline), naming whom it must be
+        # readable by; the users read before still log in
+        with scratch_dir() as tmp:
+            passwd = os.path.join(tmp, 'passwd')
+            make_passwd(passwd)
+            with Server(overrides=msa_overrides(passwd)) as srv:
+                os.chmod(passwd, 0o600)
+                with open(passwd, 'a') as f:
+                    f.write('# changed\n')
+                mark = srv.mark()
+                for _ in range(2):
+                    with Conn(srv.sub_port) as c:
+                        c.cmd('EHLO client.example.org')
+                        c.cmd('STARTTLS')
+                        c.starttls()
+                        c.cmd('EHLO client.example.org')
+                        code, text = c.cmd('AUTH PLAIN ' + plain('alice@example.com',
+                                                                 'alice-secret'))
+                        self.assertEqual(code, 235, text)
+                lines = [l for l in srv.log_since(mark).splitlines()
+                         if 'passwd-reload-failed' in l]
+                self.assertEqual(len(lines), 1, srv.log_since(mark))
+                self.assertNotIn('\\x0a', lines[0])
+                self.assertIn('cannot open: Permission denied', lines[0])
+                self.assertIn('must be readable by user relayguard (mail_owner)', lines[0])
+
     def test_missing_certificate_refuses_to_start(self):
         srv = Server(overrides={'smtpd_tls_cert_file': '/nonexistent/cert.pem'}, start=False)
         try:

@@ -580,6 +580,36 @@ class OutboundDsn(unittest.TestCase):
         self.assertNotIn('message/rfc822', types)
         self.assertNotIn(b'secret body', got[0])
 
+    def test_long_orcpt_is_taken_and_returned_within_a_bound(self):
+        # RFC 3461 3 (6): a server offering DSN takes RCPT lines 500 octets longer
+        # than RFC 5321's 512 (NOTIFY=, ORCPT=); (5): MAIL lines 100 longer (RET=,
+        # ENVID=), and RFC 4954 another 500 for AUTH=. Longer lines stay refused.
+        orig = 'list-' + 'x' * 463 + '@example.com'
+        self.assertEqual(len(orig), 480)
+        param = 'NOTIFY=FAILURE ORCPT=rfc822;' + orig
+        self.assertGreater(len('RCPT TO:<gone@fake.test> %s\r\n' % param), 512)
+        qid = send(self.s, ['gone@fake.test'], 'Subject: long\n\nhi',
+                   mail_params='RET=HDRS ENVID=' + 'E' * 100,
+                   rcpt_params={'gone@fake.test': param})
+        got = self.reports(qid)
+        self.assertEqual(len(got), 1, self.s.tail(20))
+        _msg, blocks = parse_dsn(got[0])
+        self.assertEqual(blocks[0]['Original-Envelope-Id'], 'E' * 100)
+        self.assertEqual(blocks[1]['Original-Recipient'], 'rfc822; ' + orig)
+        rcpt_1100 = 'RCPT TO:<x@fake.test> ORCPT=rfc822;' + 'y' * (1100 - 39) + '@z'
+        mail_1112 = 'MAIL FROM:<a@localhost> AUTH=' + 'a' * (1112 - 31)
+        r = smtp_session(self.s.port, ['EHLO a.example.org', mail_1112,
+                                       mail_1112 + 'a', 'MAIL FROM:<a@localhost>',
+                                       rcpt_1100, 'RCPT TO:<x@fake.test>', 'QUIT'],
+                         source=TRUSTED)
+        self.assertEqual((len(mail_1112) + 2, len(rcpt_1100) + 2), (1112, 1100))
+        # at the MAIL limit: read whole (AUTH= is not offered here, so refused as such)
+        self.assertEqual(r[2][0], 555, r[2])
+        self.assertEqual(r[3], (500, '5.5.2 Error: line too long (the limit is 1112 octets)'))
+        self.assertEqual(r[4][0], 250, r[4])
+        self.assertEqual(r[5], (500, '5.5.2 Error: line too long (the limit is 1012 octets)'))
+        self.assertEqual(r[6][0], 250, r[6])  # the session goes on
+
     def test_notify_success_relayed_to_a_hop_without_dsn(self):
         qid = send(self.s, ['ok@fake.test'], 'Subject: ok\n\nhi',
                    rcpt_params={'ok@fake.test': 'NOTIFY=SUCCESS'})

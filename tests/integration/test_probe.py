@@ -681,6 +681,33 @@ class AgainstRelayguard(unittest.TestCase):
             self.assertEqual(by['backscatter']['verdict'], 'denied')
             self.assertEqual(set(objs[0]['relayed']), {'plain', 'percent-host'})
 
+    def test_from_loopback_says_the_address_is_trusted(self):
+        # relayguard's default mynetworks covers 127.0.0.0/8: a probe from this
+        # host relays, and the report says why before anything else, without
+        # blaming the routing forms; it is still an open verdict, exit 1
+        with harness.Server(overrides={'mynetworks': None}) as srv:
+            rc, objs, _ = probe(['--only', 'plain,percent-host,backscatter', target(srv.port)],
+                                source=None)
+            self.assertEqual(rc, 1, objs)
+            t = objs[0]
+            self.assertEqual((t['verdict'], t['relayed'], t['loopback_trusted']),
+                             ('open', ['plain'], True))
+            self.assertTrue(t['advice'][0].startswith('the probe connected from a loopback '
+                                                      'address, and even the plain case relayed: '
+                                                      'the server trusts this address'),
+                            t['advice'])
+            self.assertIn('--source ADDR', t['advice'][0])
+            self.assertFalse(any('sender-specified routing' in a for a in t['advice']),
+                             t['advice'])
+            self.assertEqual(tests_by_id(t)['percent-host']['verdict'], 'accepted-ambiguous')
+            p = subprocess.run([harness.binary(), 'probe', '--only', 'plain', target(srv.port)],
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(p.returncode, 1)
+            # the table: the reason right under the verdict, before the relays
+            self.assertRegex(p.stdout, r'verdict: OPEN RELAY .*\n  - the probe connected from '
+                                       r'a loopback address, and even the plain case relayed: '
+                                       r'the server trusts this address.*\n  - relayed to ')
+
     def test_every_smuggling_variant_is_refused(self):
         """relayguard ends DATA only at <CR><LF>.<CR><LF> and refuses a message with
         a bare <CR> or <LF>: no variant gets a second message through."""

@@ -326,7 +326,68 @@ static const struct ex_row ex_rows[] = {
 	 "none (our destination)", 3, "DUNNO"},
 	{__LINE__, "203.0.113.9", NULL, "a@example.net", "nobody@localhost", POLICY_REJECT,
 	 "reject_unlisted_recipient", 3, "DUNNO"},
+	/* permit_mynetworks says OK even when a rule after the lists refuses */
+	{__LINE__, "127.0.0.1", NULL, "a@example.net", "nobody@localhost", POLICY_REJECT,
+	 "reject_unlisted_recipient", 1, "OK"},
 };
+
+/* explain_submission - the trace is the session's: on a submission port MAIL runs
+ * the client, HELO and sender lists; each step shows what that restriction said
+ * (permit_sasl_authenticated is OK for a logged-in client, whatever follows), and
+ * the trace ends at the step that decided. */
+static const struct sub_row {
+	int line;
+	const char *ip, *login, *from;
+	bool at_mail;
+	const char *decider, *list;
+	const char *steps; /* "list restriction RESULT; ..." */
+} sub_rows[] = {
+	{__LINE__, "192.0.2.7", "alice@example.org", "ceo@example.org", true,
+	 "reject_sender_login_mismatch", "submission_sender_restrictions",
+	 "submission_client_restrictions permit_sasl_authenticated OK; "
+	 "submission_sender_restrictions reject_sender_login_mismatch REJECT; "},
+	{__LINE__, "192.0.2.7", "alice@example.org", "alice@example.org", false,
+	 "permit_sasl_authenticated", "smtpd_relay_restrictions",
+	 "submission_client_restrictions permit_sasl_authenticated OK; "
+	 "submission_sender_restrictions reject_sender_login_mismatch DUNNO; "
+	 "smtpd_relay_restrictions permit_mynetworks DUNNO; "
+	 "smtpd_relay_restrictions permit_sasl_authenticated OK; "},
+	{__LINE__, "192.0.2.7", NULL, "ceo@example.org", true, "reject",
+	 "submission_client_restrictions",
+	 "submission_client_restrictions permit_sasl_authenticated DUNNO; "
+	 "submission_client_restrictions reject REJECT; "},
+};
+
+static void test_explain_submission(void)
+{
+	char *errors = NULL;
+	struct config *cfg = config_load(NULL, &errors);
+	free(errors);
+	cfg->smtpd_sasl_auth_enable = true;
+	struct audit_model *m = audit_model_from_config(cfg);
+	size_t svc = 0;
+	while (svc < m->n_services && !m->services[svc].submission)
+		svc++;
+	CHECK(svc < m->n_services, "a submission service by default");
+	for (size_t i = 0; i < RG_ARRAY_LEN(sub_rows) && svc < m->n_services; i++) {
+		const struct sub_row *row = &sub_rows[i];
+		struct audit_request rq = {row->ip, NULL, row->login, row->from, "friend@example.net"};
+		struct audit_explain e;
+		CHECK_AT(row->line, audit_explain(m, svc, &rq, &e) && e.syntax_ok, "explain ran");
+		CHECK_AT(row->line, e.at_mail == row->at_mail, "at MAIL: %d", e.at_mail);
+		CHECK_STR_AT(row->line, e.decision.restriction, row->decider, "decider");
+		CHECK_STR_AT(row->line, e.decision.list, row->list, "list");
+		char steps[1024] = "";
+		for (size_t k = 0; k < e.n_steps; k++) {
+			size_t used = strlen(steps);
+			snprintf(steps + used, sizeof(steps) - used, "%s %s %s; ", e.steps[k].list,
+				 e.steps[k].restriction, e.steps[k].result);
+		}
+		CHECK_STR_AT(row->line, steps, row->steps, "trace");
+	}
+	audit_model_free(m);
+	config_free(cfg);
+}
 
 /* explain_login - a login is only what the server allows: no AUTH offered,
  * no login (the reply to AUTH); a login that does not own the sender is
@@ -380,6 +441,7 @@ static void test_explain(void)
 	audit_model_free(m);
 	config_free(cfg);
 	test_explain_login();
+	test_explain_submission();
 }
 
 /* mynetworks_style: what Postfix trusts for one interface when mynetworks is unset. */

@@ -86,6 +86,25 @@ static const struct err_row err_rows[] = {
 		"after it"),
 	ERR_ROW("smtpd_client_restrictions = check_client_access\n", NULL, NULL,
 		"FILE:1: smtpd_client_restrictions: check_client_access needs a cidr:/path table"),
+	/* Postfix restrictions relayguard lacks: said so, one error with the argument */
+	ERR_ROW("smtpd_sender_restrictions = check_sender_access hash:/etc/postfix/access\n", NULL,
+		"unknown restriction", "FILE:1: smtpd_sender_restrictions: \"check_sender_access\" "
+		"is a Postfix restriction relayguard does not support yet (see README, Known "
+		"limitations)"),
+	ERR_ROW("smtpd_client_restrictions = permit_mynetworks,\n"
+		"    reject_rbl_client zen.spamhaus.org\n", NULL, "unknown restriction",
+		"FILE:1: smtpd_client_restrictions: \"reject_rbl_client\" is a Postfix restriction "
+		"relayguard does not support yet"),
+	/* an argument left out does not swallow the next restriction */
+	ERR_ROW("smtpd_recipient_restrictions = check_policy_service,\n"
+		"    Reject_Unknown_Sender_Domain, check_recipient_access hash:/x\n", NULL,
+		"unknown restriction", "\"check_policy_service\" is a Postfix restriction",
+		"\"reject_unknown_sender_domain\" is a Postfix restriction",
+		"\"check_recipient_access\" is a Postfix restriction"),
+	ERR_ROW("smtpd_client_restrictions = check_client_access hash:/etc/postfix/access\n", NULL,
+		"unknown restriction", "FILE:1: smtpd_client_restrictions: check_client_access needs "
+		"a cidr:/path table after it (\"hash:/etc/postfix/access\": relayguard reads no "
+		"other access table yet, see README, Known limitations)"),
 	/* line syntax */
 	ERR_ROW("mynetworks 127.0.0.0/8\n", NULL, NULL, "FILE:1: expected \"name = value\""),
 	ERR_ROW("mydomain = example.com\n= value\n", NULL, NULL,

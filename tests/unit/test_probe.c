@@ -6,6 +6,7 @@
 #include "check.h"
 #include "client/smtpc.h"
 #include "probe/probe.h"
+#include "net/net.h"
 
 #include <stdlib.h>
 
@@ -513,8 +514,71 @@ static void test_eod_names(void)
 	CHECK(n == 11, "11 smuggling variants (%zu)", n);
 }
 
+/* The advice when even the plain case relays: first, that the server trusts
+ * the probe's address (plainly so from loopback) and how to test as a
+ * stranger; the routed forms are not blamed then, as the plain case says it
+ * all; a relay is still reported. */
+static const struct advice_row {
+	int line;
+	const char *source, *target; /* --source (NULL: none), the target's address */
+	enum probe_verdict plain, percent, local;
+	const char *first;  /* the first advice line begins so */
+	const char *has, *lacks; /* ... somewhere / nowhere in the advice (NULL: no check) */
+} advice_rows[] = {
+	{__LINE__, NULL, "127.0.0.1", V_RELAY_ACCEPTED, V_ACCEPTED_AMBIGUOUS, V_WARNING,
+	 "the probe connected from a loopback address", "relayed to relaytest@example.net in 1 test",
+	 "sender-specified routing"},
+	{__LINE__, "127.0.0.9", "127.0.0.1", V_RELAY_ACCEPTED, V_ACCEPTED_AMBIGUOUS, V_WARNING,
+	 "the probe connected from 127.0.0.9, a loopback address", "--source ADDR", "backscatter"},
+	{__LINE__, NULL, "::1", V_RELAY_CONFIRMED, V_DENIED, V_DENIED,
+	 "the probe connected from a loopback address", "not what a stranger", NULL},
+	/* not loopback: it may be open to all, or trust this address; say both */
+	{__LINE__, "192.0.2.1", "192.0.2.25", V_RELAY_ACCEPTED, V_ACCEPTED_AMBIGUOUS, V_DENIED,
+	 "even the plain case", "--source ADDR", "routed form"},
+	/* the plain case refused: the routing forms are what relays, blame them */
+	{__LINE__, NULL, "127.0.0.1", V_DENIED, V_ACCEPTED_AMBIGUOUS, V_DENIED,
+	 "sender-specified routing", "routed form", "loopback"},
+	{__LINE__, "192.0.2.1", "192.0.2.25", V_DENIED, V_DENIED, V_DENIED,
+	 "no test relayed", NULL, "trusts"},
+};
+
+static void test_advice(void)
+{
+	for (size_t i = 0; i < RG_ARRAY_LEN(advice_rows); i++) {
+		const struct advice_row *row = &advice_rows[i];
+		struct probe_result res[3] = {
+			{.test = probe_find_test("plain"), .verdict = row->plain},
+			{.test = probe_find_test("percent-domain"), .verdict = row->percent},
+			{.test = probe_find_test("backscatter"), .verdict = row->local},
+		};
+		struct probe_target t = {.results = res, .n_results = 3, .reachable = true};
+		struct rg_ip ip;
+		CHECK_AT(row->line, ip_parse(row->target, &ip), "target address");
+		t.addrlen = ip_to_sockaddr(&ip, 25, &t.addr);
+		strbuf_init(&t.advice);
+		enum probe_verdict v[3] = {row->plain, row->percent, row->local};
+		t.verdict = probe_target_verdict(v, 3, true);
+		struct probe_options o = {.source = row->source, .victim = "relaytest@example.net"};
+		probe_build_advice(&t, &o);
+		const char *a = t.advice.data ? t.advice.data : "";
+		CHECK_AT(row->line, strncmp(a, row->first, strlen(row->first)) == 0,
+			 "first line: %.200s", a);
+		if (row->has)
+			CHECK_AT(row->line, strstr(a, row->has) != NULL, "has \"%s\": %s", row->has, a);
+		if (row->lacks)
+			CHECK_AT(row->line, strstr(a, row->lacks) == NULL, "lacks \"%s\": %s",
+				 row->lacks, a);
+		CHECK_AT(row->line, t.loopback_trusted == (strstr(row->first, "loopback") != NULL),
+			 "loopback_trusted %d", t.loopback_trusted);
+		CHECK_AT(row->line, (row->plain == V_RELAY_ACCEPTED || row->plain == V_RELAY_CONFIRMED) ==
+			 (t.verdict == TV_OPEN && probe_exit_code(t.verdict) == 1), "still open, exit 1");
+		strbuf_free(&t.advice);
+	}
+}
+
 int main(void)
 {
+	test_advice();
 	test_judge_smuggle();
 	test_smuggle_arrival();
 	test_eod_names();
