@@ -12,6 +12,8 @@
 #include "util/log.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,6 +169,22 @@ static const char *release_to(const struct qctl *q, const char *path)
 	return sub;
 }
 
+/* release_now - out of hold/, due now: the file's mtime is its next try, and a
+ * message held after a failed attempt would otherwise wait for its old
+ * backoff (`queue release` says the message goes now, as Postfix's does). */
+static bool release_now(const struct qctl *q, const char *path, struct strbuf *out)
+{
+	const char *sub = release_to(q, path);
+	if (!move(q, path, sub, "queue-released", out))
+		return false;
+	char *moved = xasprintf("%s/%s", sub, strchr(path, '/') + 1);
+	if (utimensat(basedir_fd(q->dir), moved, NULL, 0) != 0 && !q->offline)
+		log_ev(LOG_WARNING, "queue-release-not-due", {"path", moved},
+		       {"reason", strerror(errno)}, {"action", "delivered at its next try"});
+	free(moved);
+	return true;
+}
+
 static bool qctl_release(void *arg, const char *id, struct strbuf *out)
 {
 	const struct qctl *q = arg;
@@ -178,7 +196,7 @@ static bool qctl_release(void *arg, const char *id, struct strbuf *out)
 			      (int)(strchr(path, '/') - path), path);
 		return false;
 	}
-	return move(q, path, release_to(q, path), "queue-released", out);
+	return release_now(q, path, out);
 }
 
 /* submitted_by - the login recorded in the file at path is LOGIN. */
@@ -198,7 +216,7 @@ static bool by_login_one(const struct qctl *q, const char *path, bool release,
 {
 	if (!release)
 		return delete_one(q, path, out);
-	if (!move(q, path, release_to(q, path), "queue-released", out))
+	if (!release_now(q, path, out))
 		return false;
 	if (released)
 		released(arg, strchr(path, '/') + 1);

@@ -192,6 +192,17 @@ class Changes(QueueCliCase):
         self.assertIn('is not held', p.stderr)
         self.assertIsNotNone(self.srv.wait_log(r'queue-held id=%s' % a))
 
+    def test_release_tries_at_once(self):
+        # a message held after a failed attempt waited for its old backoff
+        # (minutes) after `queue release`: released means tried now
+        a = send(self.srv)
+        self.assertIsNotNone(self.srv.wait_log(r'deferred queue=%s ' % a), self.srv.tail(10))
+        self.cli_ok('hold', a)
+        mark = self.srv.mark()
+        self.assertIn('%s: released' % a, self.cli_ok('release', a).stdout)
+        self.assertIsNotNone(self.srv.wait_log(r'deferred queue=%s ' % a, since=mark),
+                             self.srv.tail(10))
+
     def test_delete_one_and_all(self):
         a, b, c = send(self.srv), send(self.srv), send(self.srv)
         self.cli_ok('hold', c)
