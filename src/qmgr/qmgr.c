@@ -935,7 +935,7 @@ static bool ctl_status(void *arg, struct strbuf *out)
 	strbuf_printf(out, "active: %zu messages being delivered (%zu of them reports from <>; "
 		      "limit %llu)\n", q->n_active, q->n_active_reports,
 		      (unsigned long long)cfg->qmgr_message_active_limit);
-	strbuf_printf(out, "waiting on disk: %zu (the active set was full)\n",
+	strbuf_printf(out, "waiting on disk for room in the active set: %zu\n",
 		      q->n_waiting_on_disk);
 	strbuf_printf(out, "backlog: %zu (in_flow_backlog_limit %llu)\n", backlog(q),
 		      (unsigned long long)cfg->in_flow_backlog_limit);
