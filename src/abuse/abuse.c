@@ -58,6 +58,7 @@ static const struct limit_def defs[] = {
 
 struct abuse {
 	const struct config *cfg;
+	const struct config *exc;       /* the exception lists: cfg's, or a reload's */
 	struct lockout *lockout;
 	struct rate *rate;
 	unsigned limits[RG_ARRAY_LEN(defs)];
@@ -93,6 +94,7 @@ struct abuse *abuse_new(const struct config *cfg, struct lockout *lo)
 	for (size_t i = 0; i < RG_ARRAY_LEN(defs); i++)
 		a->limits[i] = clamp(values[i]);
 	a->cfg = cfg;
+	a->exc = cfg;
 	a->lockout = lo;
 	a->rate = rate_new((unsigned)cfg->anvil_rate_time_unit, RATE_MAX_KEYS);
 	struct hijack_limits hl = {
@@ -142,7 +144,7 @@ static bool key_of(const struct limit_def *def, const struct abuse_client *c, ch
  * the AUTH rate also skips smtpd_sasl_lockout_exceptions (the owner's own). */
 static bool client_exempt(const struct abuse *a, enum abuse_event ev, const struct rg_ip *ip)
 {
-	const struct config *cfg = a->cfg;
+	const struct config *cfg = a->exc;
 	if (config_in_networks(cfg->smtpd_client_event_limit_exceptions,
 			       cfg->n_smtpd_client_event_limit_exceptions, ip))
 		return true;
@@ -453,8 +455,13 @@ void abuse_set_release(struct abuse *a, void (*fn)(void *arg, const char *id), v
 
 bool abuse_lockout_exempt(const struct abuse *a, const struct rg_ip *ip)
 {
-	return config_in_networks(a->cfg->smtpd_sasl_lockout_exceptions,
-				  a->cfg->n_smtpd_sasl_lockout_exceptions, ip);
+	return config_in_networks(a->exc->smtpd_sasl_lockout_exceptions,
+				  a->exc->n_smtpd_sasl_lockout_exceptions, ip);
+}
+
+void abuse_set_exceptions(struct abuse *a, const struct config *cfg)
+{
+	a->exc = cfg;
 }
 
 unsigned long abuse_refused(const struct abuse *a, enum abuse_event ev)

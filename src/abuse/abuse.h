@@ -58,6 +58,12 @@ bool abuse_check(struct abuse *a, enum abuse_event ev, const struct abuse_client
 /* abuse_lockout_exempt - IP is in smtpd_sasl_lockout_exceptions: its failed
  * AUTH attempts are neither counted nor locked out. */
 bool abuse_lockout_exempt(const struct abuse *a, const struct rg_ip *ip);
+/* abuse_set_exceptions - a reload: smtpd_client_event_limit_exceptions and
+ * smtpd_sasl_lockout_exceptions (both $mynetworks by default) come from CFG
+ * from now on, so the owner's network added on reload is never locked out.
+ * CFG must outlive the table or the next call (the caller sets the new one
+ * before the old is freed). */
+void abuse_set_exceptions(struct abuse *a, const struct config *cfg);
 /* abuse_hold - a message from C's login (none: false) to recipients in DOMAINS
  * (N, repeats allowed) is about to be queued at NOW: true when it must go to
  * hold/ (the login is, or is now, suspended as hijacked). Logged, counted.

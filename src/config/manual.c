@@ -136,7 +136,8 @@ static void put_param(FILE *out, const struct param_def *p)
 	put_limits(out, p);
 	put_postfix(out, p);
 	if (p->reloads)
-		fputs("A reload (SIGHUP) gives sessions that start after it the new value.\n", out);
+		fputs("A reload (SIGHUP) applies it: sessions that start after it, and deliveries\n"
+		      "routed after it, use the new value.\n", out);
 	fputs("Example:\n", out);
 	char line[512];
 	snprintf(line, sizeof(line), "%s = %s", p->name, p->example);

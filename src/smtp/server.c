@@ -999,6 +999,7 @@ static void apply_reload(struct reload_job *j)
 		log_ev(LOG_WARNING, "reload-needs-restart", {"param", j->restart[i]},
 		       {"action", "changed in the file; the running value stays until a restart"});
 	keep_running(srv, j->cfg);
+	abuse_set_exceptions(srv->abuse, j->cfg); /* before the old one can be freed */
 	session_msgauth_apply(j->signing);
 	j->signing = NULL;
 	confset_install(srv->configs, j->cfg);

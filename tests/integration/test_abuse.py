@@ -355,6 +355,30 @@ class OwnerSafeLockout(unittest.TestCase):
                     self.assertTrue(re.search(r'locked out for \d+s more', text), text)
                 self.assertIsNone(re.search(r'auth-lockout client=127\.0\.0\.9 ', srv.log()))
 
+    def test_a_network_added_to_mynetworks_on_reload_is_never_locked_out(self):
+        # the exceptions default to $mynetworks: an office network added with a
+        # reload must be the owner's at once, not after a restart
+        from test_reload import hup, rewrite
+        with scratch_dir() as tmp:
+            passwd = os.path.join(tmp, 'passwd')
+            make_passwd(passwd, ALICE)
+            o = msa_overrides(passwd, smtpd_sasl_failure_limit='2',
+                              smtpd_sasl_lockout_time='60s')
+            with Server(overrides=o) as srv:
+                rewrite(srv, {'mynetworks': '127.0.0.1/32 [::1]/128 %s/32' % UNTRUSTED2})
+                log = hup(srv)
+                self.assertNotIn('reload-needs-restart', log)
+                with Conn(srv.subs_port, source=UNTRUSTED2, tls=True) as c:
+                    c.cmd('EHLO c.example.org')
+                    for _ in range(5):
+                        self.assertEqual(login(c, password='wrong')[0], 535)
+                    self.assertEqual(login(c)[0], 235)
+                # a stranger is still locked out
+                with Conn(srv.subs_port, tls=True) as c:
+                    c.cmd('EHLO c.example.org')
+                    self.assertEqual(login(c, password='wrong')[0], 535)
+                    self.assertEqual(login(c, password='wrong')[0], 421)
+
     def test_lockout_list_and_clear_on_the_running_server(self):
         with scratch_dir() as tmp:
             passwd = os.path.join(tmp, 'passwd')
@@ -386,7 +410,7 @@ class OwnerSafeLockout(unittest.TestCase):
                 self.assertIsNotNone(srv.wait_log(r'lockout-cleared client=127\.0\.0\.9'))
                 # bad input is refused by the CLI or the server, not acted on
                 out = lockout_cli(srv, 'clear', '127.0.0.999')
-                self.assertEqual(out.returncode, 1, out.stdout)
+                self.assertEqual(out.returncode, 64, out.stdout)  # a usage error
                 self.assertIn('not an IP address', out.stderr)
                 self.assertEqual(lockout_cli(srv, 'clear').returncode, 64)
                 self.assertEqual(lockout_cli(srv, 'frobnicate').returncode, 64)
