@@ -178,7 +178,7 @@ class DowngradeMemory(unittest.TestCase):
         p = self.memory('forget', 'bad..name')
         self.assertEqual(p.returncode, 64)
         p = self.memory('list')
-        self.assertEqual((p.returncode, p.stdout), (0, ''), p.stderr)
+        self.assertEqual((p.returncode, p.stdout), (0, 'no destination domain remembered: the TLS downgrade memory is empty\n'), p.stderr)
 
     def test_list_and_forget_without_a_running_server(self):
         qid = send(self.snd, ['a@fake.test'], 'Subject: one\n\nfirst')
@@ -190,7 +190,7 @@ class DowngradeMemory(unittest.TestCase):
         p = self.memory('forget', 'fake.test')
         self.assertEqual(p.returncode, 0, p.stderr)
         p = self.memory('list')
-        self.assertEqual(p.stdout, '')
+        self.assertEqual(p.stdout, 'no destination domain remembered: the TLS downgrade memory is empty\n')
 
 
 @harness.requires(test_abuse.REDIS is not None, 'redis-server', 'a real Redis for shared_state')
