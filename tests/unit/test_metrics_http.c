@@ -214,9 +214,11 @@ static void cap_holds(struct event_base *base, unsigned port)
 static void failed_accepts(void)
 {
 	struct event_base *base = event_base_new();
-	unsigned port = free_port();
-	char err[256];
-	struct metrics_http *h = metrics_http_new(base, "127.0.0.1", port, err, sizeof(err));
+	unsigned port = 0;
+	char err[256] = "";
+	struct metrics_http *h = NULL;
+	for (int i = 0; i < 5 && h == NULL; i++) /* a free port may be taken meanwhile */
+		h = metrics_http_new(base, "127.0.0.1", port = free_port(), err, sizeof(err));
 	CHECK(h != NULL, "metrics_http_new: %s", err);
 	if (h == NULL)
 		return;
