@@ -54,8 +54,8 @@ static struct bufferevent *new_bev(struct event_base *base, void *arg)
 	if (bev == NULL)
 		return NULL; /* evhttp makes its own: that one is not counted */
 	/* h stays the callback argument if evhttp never takes the bufferevent
-	 * (it cannot make the connection), and our reference keeps it readable
-	 * for on_admit when evhttp frees it at once (nor its first request) */
+	 * (it cannot make the connection); our reference keeps it readable for
+	 * on_admit if evhttp frees it at once (it cannot make the first request) */
 	bufferevent_setcb(bev, NULL, NULL, NULL, h);
 	bufferevent_incref(bev);
 	if (h->n_fresh == h->cap_fresh) {
