@@ -442,6 +442,36 @@ class PickupUserLookup(unittest.TestCase):
                     c.close()
             self.assertEqual(len(srv.wait_maildir('ourdomain.test', 'alice', count=2)), 2)
 
+    def test_a_client_that_half_closes_before_the_greeting_is_answered(self):
+        """A script that pipes its whole conversation into the socket and
+        half-closes it (printf ... | socat), while its user's name is looked
+        up: it still reads, so it is answered and its mail taken (it was
+        dropped as a client that left); one that closes the socket entirely
+        gives up its turn, as before."""
+        with self.slow_server(1) as srv:
+            me = pwd.getpwuid(os.getuid()).pw_name
+            p = self.pickup_socket(srv)
+            try:
+                p.sendall(('EHLO localhost\r\nMAIL FROM:<%s@ourdomain.test>\r\n'
+                           'RCPT TO:<alice@ourdomain.test>\r\nDATA\r\nSubject: piped\r\n'
+                           '\r\nbody\r\n.\r\nQUIT\r\n' % me).encode())
+                p.shutdown(socket.SHUT_WR)
+                replies = b''
+                while True:
+                    data = p.recv(4096)
+                    if not data:
+                        break
+                    replies += data
+            finally:
+                p.close()
+            codes = [int(l[:3]) for l in replies.split(b'\r\n') if l[3:4] == b' ']
+            self.assertEqual(codes, [220, 250, 250, 250, 354, 250, 221], srv.tail())
+            self.assertEqual(len(srv.wait_maildir('ourdomain.test', 'alice', count=1)), 1)
+            gone = self.pickup_socket(srv)
+            gone.sendall(b'EHLO localhost\r\n')
+            gone.close()
+            self.assertIsNotNone(srv.wait_log(r'lost-connection .*state=CONNECTED'), srv.tail())
+
     def test_clients_that_leave_at_once_while_looked_up(self):
         with self.slow_server(1) as srv:  # stopped, and ASan's report checked, on exit
             self.churn(srv)
