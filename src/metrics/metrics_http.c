@@ -11,6 +11,9 @@
  *	connection and before any of its input is read: the bufferevent's
  *	callback argument is then that connection. Up to CONNECTIONS_MAX are
  *	counted (their close callback uncounts them); beyond, one is freed at once.
+ *	evhttp may fail to make the connection after taking our bufferevent (it
+ *	frees it) or before (it leaves it to us): we hold a reference until
+ *	on_admit, and the argument stays ours (h) until evhttp takes it.
  */
 #include "metrics/metrics_http.h"
 #include "metrics/metrics.h"
@@ -50,6 +53,11 @@ static struct bufferevent *new_bev(struct event_base *base, void *arg)
 	struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
 	if (bev == NULL)
 		return NULL; /* evhttp makes its own: that one is not counted */
+	/* h stays the callback argument if evhttp never takes the bufferevent
+	 * (it cannot make the connection); our reference keeps it readable for
+	 * on_admit if evhttp frees it at once (it cannot make the first request) */
+	bufferevent_setcb(bev, NULL, NULL, NULL, h);
+	bufferevent_incref(bev);
 	if (h->n_fresh == h->cap_fresh) {
 		h->cap_fresh = h->cap_fresh ? 2 * h->cap_fresh : 8;
 		h->fresh = xrealloc(h->fresh, h->cap_fresh * sizeof(*h->fresh));
@@ -82,25 +90,33 @@ static void log_refused(struct metrics_http *h)
 	h->refused_logged = now;
 }
 
-/* on_admit - count each new connection, or close it when CONNECTIONS_MAX are open. */
+/* admit - count BEV's connection, or close it when CONNECTIONS_MAX are open. */
+static void admit(struct metrics_http *h, struct bufferevent *bev)
+{
+	void *cbarg = NULL;
+	bufferevent_getcb(bev, NULL, NULL, NULL, &cbarg);
+	if (cbarg == h) { /* evhttp could not make the connection: ours to free */
+		bufferevent_free(bev);
+	} else if (cbarg != NULL) { /* NULL: evhttp made it and freed it again */
+		struct evhttp_connection *evcon = cbarg; /* evhttp's callback argument */
+		if (h->open >= CONNECTIONS_MAX) {
+			log_refused(h);
+			evhttp_connection_free(evcon);
+		} else {
+			h->open++;
+			evhttp_connection_set_closecb(evcon, on_closed, h);
+		}
+	}
+	bufferevent_decref(bev); /* new_bev's reference */
+}
+
+/* on_admit - judge the connections accepted since the last call. */
 static void on_admit(evutil_socket_t fd, short what, void *arg)
 {
 	struct metrics_http *h = arg;
 	(void)fd, (void)what;
-	for (size_t k = 0; k < h->n_fresh; k++) {
-		void *cbarg = NULL;
-		bufferevent_getcb(h->fresh[k], NULL, NULL, NULL, &cbarg);
-		struct evhttp_connection *evcon = cbarg; /* evhttp's callback argument */
-		if (evcon == NULL)
-			continue;
-		if (h->open >= CONNECTIONS_MAX) {
-			log_refused(h);
-			evhttp_connection_free(evcon);
-			continue;
-		}
-		h->open++;
-		evhttp_connection_set_closecb(evcon, on_closed, h);
-	}
+	for (size_t k = 0; k < h->n_fresh; k++)
+		admit(h, h->fresh[k]);
 	h->n_fresh = 0;
 }
 
@@ -172,6 +188,7 @@ void metrics_http_free(struct metrics_http *h)
 		return;
 	if (h->http)
 		evhttp_free(h->http); /* its connections' close callbacks still see h */
+	on_admit(-1, 0, h); /* not judged yet: evhttp freed or never took them */
 	if (h->admit_ev)
 		event_free(h->admit_ev);
 	free(h->fresh);

@@ -43,6 +43,7 @@
 #include "util/util.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <sys/socket.h>
 #include <stdio.h>
@@ -65,12 +66,14 @@ static const struct pending_kind {
 	bool owes_answer;     /* we owe the next reply: a timeout or EOF is not acted on */
 	bool eof_ends;        /* nobody waits for the answer once the client is gone */
 	bool held;            /* a worker job points at the session (see F_DEAD) */
+	bool hup_ends;        /* only a peer that closed both ways is gone (see peer_hung_up) */
 } pending_kinds[] = {
 	[PENDING_NONE] = {NULL, true, false, false, false},
 	/* we owe the greeting: the client, who may not talk first, is not timed out */
 	[PENDING_LOOKUP] = {NULL, true, true, false, false},
-	/* the same, but a client that leaves gives up its turn on the worker at once */
-	[PENDING_USER] = {NULL, true, true, true, false},
+	/* the same, but a client that leaves gives up its turn on the worker at
+	 * once; one that half-closed after its commands (a pipe) is answered */
+	[PENDING_USER] = {NULL, true, true, false, false, true},
 	[PENDING_AUTH] = {"AUTH_WAIT", true, true, true, false}, /* AUTH is not pipelined */
 	[PENDING_SPOOL] = {NULL, false, false, false, false},
 	/* a check may take seconds of DNS: a client that leaves cancels it */
@@ -1369,12 +1372,20 @@ static bool tls_event(struct session *s, short what)
 	return true;
 }
 
+/* peer_hung_up - the peer closed its socket, not only its sending side: a
+ * Unix socket tells (POLLHUP), where TCP's FIN does not. */
+static bool peer_hung_up(struct session *s)
+{
+	struct pollfd p = {.fd = bufferevent_getfd(s->bev), .events = POLLIN};
+	return poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR | POLLNVAL));
+}
+
 /* pending_event - an event while the session waits; true when it is used up. */
 static bool pending_event(struct session *s, short what)
 {
 	const struct pending_kind *k = &pending_kinds[s->pending];
 	bool gone = (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) != 0;
-	if (k->eof_ends && gone) { /* nobody waits for the answer */
+	if (gone && (k->eof_ends || (k->hup_ends && peer_hung_up(s)))) { /* nobody waits */
 		log_ev(LOG_INFO, "lost-connection", {"session", s->id}, {"client", s->ip_text},
 		       {"state", session_state_name(s)});
 		session_set_state(s, S_CLOSING);

@@ -243,6 +243,46 @@ class SlowData(unittest.TestCase):
                 for c in holders:
                     c.close()
 
+    def test_every_end_of_a_held_field_gives_its_budget_back(self):
+        """Sessions end while a header field is held for the filter, by a
+        reset or by the final dot, after: nothing more, the message grows past
+        message_size_limit, a bare LF, a field past the hold's bound, or a
+        stream of long fields (pressure spools the ones kept). Each holds
+        about 8 kB, nine sessions of each way hold more than the 64 KiB
+        budget: octets one way does not give back (or gives back twice) show
+        as 452 for a message that needs most of the budget afterwards."""
+        budget = 65536
+        with Server(overrides={'smtpd_data_memory_limit': str(budget),
+                               'message_size_limit': '200000',
+                               'smtpd_timeout': '30s'}) as srv:
+            endings = [
+                b'X-Long: ' + b'a' * 8000,                             # gone mid-field
+                b'X-Long: ' + b'a' * 8000 + b'\r\n' + (b'b' * 998 + b'\r\n') * 201,  # too big
+                b'X-Long: ' + b'a' * 4000 + b'\n' + b'c' * 4000 + b'\r\n',  # bare LF
+                b'X-Long: ' + b'a' * 9000 + b'\r\n X-More: ' + b'd' * 7900,   # past the bound
+                (b'X-F: ' + b'e' * 7000 + b'\r\n') * 6 + b'X-Last: ' + b'f' * 7900,
+            ]
+            for ending in endings:
+                for i in range(9):  # 9 x 8 kB: more than the budget, for each way
+                    c = Conn(srv.port, source=HOLDERS[i % len(HOLDERS)], timeout=10)
+                    start_transaction(c)
+                    c.send(b'Subject: held\r\n' + ending)
+                    time.sleep(0.05)
+                    if i % 2:  # or the final dot: 250, or the refusal
+                        self.assertIn(c.cmd('\r\n.')[0], (250, 550, 552))
+                    else:
+                        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                          b'\x01\x00\x00\x00\x00\x00\x00\x00')
+                    c.close()  # (a reset: the client is gone)
+            time.sleep(0.5)
+            with Conn(srv.port, timeout=10) as c:  # most of the budget: 62 kB
+                start_transaction(c)
+                c.send(b'Subject: after\r\nX-Long: ' + b'h' * 8000 + b'\r\n\r\n' +
+                       (b'm' * 998 + b'\r\n') * 54)
+                reply = c.cmd('.')
+            self.assertEqual(reply[0], 250, (reply, srv.tail()))
+            self.assertIsNone(srv.wait_log('data-memory-budget', timeout=0.1), srv.tail())
+
 
 def can_mount_tmpfs():
     if os.geteuid() != 0:
@@ -309,6 +349,52 @@ class QueueMinfree(unittest.TestCase):
                 f.write(b'\0' * (4 * 1024 * 1024))  # leaves about 4 MB: 3 MB + 1 MB
             self.assertEqual(self.wait_reply(srv, 452, size=1500000)[0], 452)
             self.assertEqual(self.mail_reply(srv, size=500000)[0], 250)
+
+    def test_a_failed_spool_while_a_field_is_held_gives_its_budget_back(self):
+        """The disk fills after DATA: the spool write fails, and the text
+        that arrives after it is dropped when memory pressure spools it,
+        which a header field held for the filter sets off (451 at the end).
+        What the session counted against smtpd_data_memory_limit is given
+        back exactly once, the hold included: afterwards a message that
+        needs most of the budget is taken."""
+        queue = os.path.join(self.mnt, 'queue')
+        budget = 262144
+        with Server(overrides={'queue_directory': queue, 'queue_minfree': '0',
+                               'smtpd_data_memory_limit': str(budget),
+                               'header_size_limit': '1000000',
+                               'message_size_limit': '2000000'}) as srv:
+            self.addCleanup(srv.cleanup)
+            filler = os.path.join(self.mnt, 'filler')
+            for ending in (b'\r\n.', b''):  # the client ends, or leaves
+                with Conn(srv.port, timeout=10) as c:
+                    start_transaction(c)
+                    with open(filler, 'wb') as f:  # the disk is full now
+                        try:
+                            f.write(b'\0' * (8 * 1024 * 1024))
+                        except OSError:
+                            pass
+                    field = b'X-F: ' + b'e' * 7000 + b'\r\n'  # 7007 octets
+                    c.send(b'Subject: full\r\n' + field * 19)  # past SPOOL_CHUNK: written
+                    time.sleep(0.3)  # the write fails
+                    c.send(field * 18)  # 126 kB: below the chunk and the pressure mark
+                    time.sleep(0.3)
+                    # held for the filter, it crosses the mark (128 kB): the text
+                    # before it is spooled, which drops it (failed), not the hold
+                    c.send(b'X-Held: ' + b'h' * 7000)
+                    time.sleep(0.3)
+                    if ending:
+                        self.assertEqual(c.cmd(ending)[0], 451)
+                    else:
+                        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                          b'\x01\x00\x00\x00\x00\x00\x00\x00')
+                os.unlink(filler)
+                self.assertEqual(self.wait_reply(srv, 250)[0], 250)  # room again
+            with Conn(srv.port, timeout=10) as c:  # 180 kB of the 256 kB budget
+                start_transaction(c)
+                c.send(b'Subject: after\r\nX-Long: ' + b'h' * 8000 + b'\r\n\r\n' +
+                       (b'm' * 998 + b'\r\n') * 170)
+                reply = c.cmd('.')
+            self.assertEqual(reply[0], 250, (reply, srv.tail()))
 
     def test_default_floor_is_one_and_a_half_message_size_limits(self):
         # an 8 MB file system cannot take the default 10 MB message: refused at MAIL

@@ -11,6 +11,7 @@ import os
 import pwd
 import select
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -434,6 +435,87 @@ class PickupUserLookup(unittest.TestCase):
         self.assertEqual(r.returncode, EX_OK, r.stderr)
         self.assertEqual(len(srv.wait_maildir('ourdomain.test', 'alice', count=1, timeout=10)),
                          1, srv.tail())
+
+    def pickup_socket(self, srv):
+        p = socket.socket(socket.AF_UNIX)
+        p.settimeout(15)
+        p.connect(os.path.join(srv.queue_dir, 'pickup'))
+        return p
+
+    def test_sigterm_while_looked_up_and_waiting(self):
+        """SIGTERM while one look-up runs on its worker and two wait their
+        turn: each pickup client gets 421, and the server exits at once
+        (status 0, no sanitizer report) without a late answer to a session
+        that is gone."""
+        srv = self.slow_server(2)
+        try:
+            clients = [self.pickup_socket(srv) for _ in range(3)]
+            time.sleep(0.3)  # the first is looked up, the others wait
+            start = time.time()
+            srv.proc.send_signal(signal.SIGTERM)
+            for c in clients:
+                line = c.makefile('rb').readline()
+                self.assertTrue(line.startswith(b'421 '), line)
+                c.close()
+            rc = srv.proc.wait(10)
+            self.assertEqual(rc, 0, srv.tail())
+            self.assertLess(time.time() - start, 5)  # the running look-up ends in 2 s
+            srv.proc = None
+            srv.check_sanitizers()
+        finally:
+            srv.cleanup()
+
+    def test_sighup_while_looked_up(self):
+        """A reload while a look-up runs and another waits: both sessions are
+        greeted after it as their user, and send."""
+        with self.slow_server(1) as srv:
+            clients = [self.pickup_socket(srv) for _ in range(2)]
+            try:
+                time.sleep(0.3)
+                mark = srv.mark()
+                srv.proc.send_signal(signal.SIGHUP)
+                self.assertIsNotNone(srv.wait_log('reloaded', since=mark), srv.tail())
+                me = pwd.getpwuid(os.getuid()).pw_name
+                for i, c in enumerate(clients):
+                    codes = smtp_over(c, ['EHLO localhost',
+                                          'MAIL FROM:<%s@ourdomain.test>' % me,
+                                          'RCPT TO:<alice@ourdomain.test>', 'DATA',
+                                          'Subject: %d' % i, '', 'body', '.', 'QUIT'])
+                    self.assertEqual(codes, [220, 250, 250, 250, 354, 250, 221], srv.tail())
+            finally:
+                for c in clients:
+                    c.close()
+            self.assertEqual(len(srv.wait_maildir('ourdomain.test', 'alice', count=2)), 2)
+
+    def test_a_client_that_half_closes_before_the_greeting_is_answered(self):
+        """A script that pipes its whole conversation into the socket and
+        half-closes it (printf ... | socat), while its user's name is looked
+        up: it still reads, so it is answered and its mail taken (it was
+        dropped as a client that left); one that closes the socket entirely
+        gives up its turn, as before."""
+        with self.slow_server(1) as srv:
+            me = pwd.getpwuid(os.getuid()).pw_name
+            p = self.pickup_socket(srv)
+            try:
+                p.sendall(('EHLO localhost\r\nMAIL FROM:<%s@ourdomain.test>\r\n'
+                           'RCPT TO:<alice@ourdomain.test>\r\nDATA\r\nSubject: piped\r\n'
+                           '\r\nbody\r\n.\r\nQUIT\r\n' % me).encode())
+                p.shutdown(socket.SHUT_WR)
+                replies = b''
+                while True:
+                    data = p.recv(4096)
+                    if not data:
+                        break
+                    replies += data
+            finally:
+                p.close()
+            codes = [int(l[:3]) for l in replies.split(b'\r\n') if l[3:4] == b' ']
+            self.assertEqual(codes, [220, 250, 250, 250, 354, 250, 221], srv.tail())
+            self.assertEqual(len(srv.wait_maildir('ourdomain.test', 'alice', count=1)), 1)
+            gone = self.pickup_socket(srv)
+            gone.sendall(b'EHLO localhost\r\n')
+            gone.close()
+            self.assertIsNotNone(srv.wait_log(r'lost-connection .*state=CONNECTED'), srv.tail())
 
     def test_clients_that_leave_at_once_while_looked_up(self):
         with self.slow_server(1) as srv:  # stopped, and ASan's report checked, on exit

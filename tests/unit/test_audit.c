@@ -493,6 +493,18 @@ static const struct {
 	{__LINE__, "subnet", "2001:db8::5", "[2001:db8::]/48", true},
 	{__LINE__, "class", "2001:db8::5", "[2001:db8::]/56", true}, /* IPv6: class is subnet */
 	{__LINE__, "subnet", "fd00::5", "[fd00::]/48", false},
+	/* the edges: just narrower than a provider's block, just outside the
+	 * ranges that are not the Internet's */
+	{__LINE__, "subnet", "203.0.113.7", "203.0.0.0/17", true},
+	{__LINE__, "subnet", "2001:db8::5", "[2001:db8::]/33", true},
+	{__LINE__, "subnet", "2001:db8::5", "[2001:db8::]/63", true},
+	{__LINE__, "subnet", "100.127.1.2", "100.127.0.0/20", false}, /* CGNAT's last /20 */
+	{__LINE__, "subnet", "100.128.1.2", "100.128.0.0/20", true},  /* past CGNAT */
+	{__LINE__, "subnet", "172.31.1.2", "172.31.0.0/20", false},   /* a cloud's default VPC */
+	{__LINE__, "subnet", "172.32.1.2", "172.32.0.0/20", true},    /* past 172.16/12 */
+	{__LINE__, "subnet", "169.254.1.2", "169.254.0.0/20", false}, /* link-local */
+	{__LINE__, "subnet", "fe80::5", "[fe80::]/48", false},
+	{__LINE__, "class", "150.1.2.3", "150.1.0.0/20", false}, /* its /16: wide-public's */
 };
 
 static void test_mynetworks_style_wide_subnet(void)
