@@ -634,6 +634,10 @@ class ReloadUnderLoad(unittest.TestCase):
             self.wait_for(srv, 'localhost', 'alice', [m for m, bounced in sent if bounced])
             self.assertEqual(srv.maildir('hosted.test', 'nobody'), [])
             self.assertEqual(srv.wait_queue_empty(timeout=10), [])
+            # every session, commit, pass and bounce has let go of its configuration:
+            # nothing keeps a replaced one (a reference never released would)
+            time.sleep(0.3)
+            self.assertIn('replaced_in_use=0', hup(srv))
             log = srv.log()
             self.assertGreaterEqual(log.count(' info reloaded config='), reloads)
             self.assertNotIn('reload-refused', log)
