@@ -2,10 +2,11 @@
  * reload.c - configuration generations for SIGHUP (see reload.h).
  *
  * A session keeps the configuration and domains it started with (session.c
- * reads them once, through server_config() and server_domains()); a queue pass and a commit hold a reference on the
- * generation they route with. The generations form one list, newest
- * (current) first; a small table remembers which generation each live
- * session started under, the only one it holds.
+ * reads them once, through server_config() and server_domains()); a queue
+ * pass and a commit hold a reference on the generation they route with.
+ * The generations form one list, newest (current) first; a small table
+ * remembers which generation each live session started under, the only one
+ * it holds.
  */
 #include "smtp/reload.h"
 #include "config/config.h"

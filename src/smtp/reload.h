@@ -15,7 +15,8 @@
  *     routing to the end of its settle work (bounces are written with it),
  *     a commit on its worker (delivery at acceptance expands mailboxes).
  * A replaced generation is freed by confset_collect() once it has no
- * reference and no session that started under it is alive. confset_collect() runs on the loop after wake() asked for it, never
+ * reference and no session that started under it is alive.
+ * confset_collect() runs on the loop after wake() asked for it, never
  * inside the code that dropped the last hold (it may still be reading).
  * Threads: every function here runs on the loop thread only; the counts are
  * plain integers, not atomics. A worker may read a generation (its config
