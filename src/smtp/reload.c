@@ -2,10 +2,11 @@
  * reload.c - configuration generations for SIGHUP (see reload.h).
  *
  * A session keeps the configuration and domains it started with (session.c
- * reads them once, through server_config() and server_domains()); a queue pass and a commit hold a reference on the
- * generation they route with. The generations form one list, newest
- * (current) first, each numbered in install order; a small table remembers
- * which generation each live session started under.
+ * reads them once, through server_config() and server_domains()); a queue
+ * pass and a commit hold a reference on the generation they route with.
+ * The generations form one list, newest (current) first; a small table
+ * remembers which generation each live session started under, the only one
+ * it holds.
  */
 #include "smtp/reload.h"
 #include "config/config.h"
@@ -13,7 +14,6 @@
 #include "policy/policy.h"
 #include "util/util.h"
 
-#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +23,6 @@
 struct confgen {
 	struct config *cfg;        /* owned unless it is the start-up one */
 	bool owned;
-	unsigned long serial;      /* install order: 0 is the start-up one */
 	struct addr_domains domains; /* built from cfg */
 	size_t sessions;           /* live sessions that started under it */
 	size_t refs;               /* confset_ref() not yet released */
@@ -39,7 +38,6 @@ struct holder {
 
 struct confset {
 	struct confgen *gens;      /* current first, then the retired, newest first */
-	unsigned long serials;
 	struct addr_domains startup_domains;
 	const struct rg_ip *local_ips;
 	size_t n_local_ips;
@@ -92,7 +90,6 @@ static struct confgen *generation_new(struct confset *cs, struct config *cfg, bo
 	struct confgen *g = xcalloc(1, sizeof(*g));
 	g->cfg = cfg;
 	g->owned = owned;
-	g->serial = cs->serials++;
 	g->set = cs;
 	policy_domains(cfg, cs->local_ips, cs->n_local_ips, &g->domains);
 	return g;
@@ -204,25 +201,16 @@ const struct addr_domains *confgen_domains(const struct confgen *g)
 	return &g->domains;
 }
 
-/* oldest_in_session - the serial of the oldest generation a live session
- * started under (ULONG_MAX: none): that session may hold pointers into it
- * and into every newer one (the domains current while it lived). */
-static unsigned long oldest_in_session(const struct confset *cs)
-{
-	unsigned long oldest = ULONG_MAX;
-	for (const struct confgen *g = cs->gens; g != NULL; g = g->next)
-		if (g->sessions > 0)
-			oldest = g->serial;
-	return oldest;
-}
-
+/* confset_collect - a session reads its configuration and domains once, at
+ * its start (session.c), so it holds the generation it started under and no
+ * other: a session open across many reloads does not keep every newer
+ * generation (each a copy of every table) alive with it. */
 void confset_collect(struct confset *cs)
 {
-	unsigned long oldest = oldest_in_session(cs);
 	struct confgen **pp = &cs->gens->next; /* the current one stays */
 	while (*pp != NULL) {
 		struct confgen *g = *pp;
-		if (g->refs > 0 || g->serial >= oldest) {
+		if (g->refs > 0 || g->sessions > 0) {
 			pp = &g->next;
 			continue;
 		}

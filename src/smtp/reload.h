@@ -10,14 +10,13 @@
  *   - a session, from its start to its end: the generation it started
  *     under (its configuration and domains, server_config() and
  *     server_domains() read once at its start, so its relay decision never
- *     mixes two reloads' lists) and, conservatively, every generation made
- *     current while it lives;
+ *     mixes two reloads' lists), and no other;
  *   - a reference (confset_ref/confgen_unref): a queue manager pass from
  *     routing to the end of its settle work (bounces are written with it),
  *     a commit on its worker (delivery at acceptance expands mailboxes).
  * A replaced generation is freed by confset_collect() once it has no
- * reference, no session started under it or under an older generation is
- * alive. confset_collect() runs on the loop after wake() asked for it, never
+ * reference and no session that started under it is alive.
+ * confset_collect() runs on the loop after wake() asked for it, never
  * inside the code that dropped the last hold (it may still be reading).
  * Threads: every function here runs on the loop thread only; the counts are
  * plain integers, not atomics. A worker may read a generation (its config
@@ -49,8 +48,8 @@ void confset_set_local_ips(struct confset *cs, const struct rg_ip *ips, size_t n
 /* confset_current - what a session starting now uses. */
 const struct config *confset_current(const struct confset *cs);
 /* confset_domains - the current generation's domains: valid on the loop
- * until it returns to the event loop, and for a live session until it ends
- * (see Holders above). */
+ * until it returns to the event loop, and for a session that read them at
+ * its start (with confset_current) until it ends (see Holders above). */
 const struct addr_domains *confset_domains(const struct confset *cs);
 /* confset_startup_domains - the start-up configuration's domains, for what is
  * built once with the start-up configuration (TLS reports); never freed

@@ -118,6 +118,25 @@ class Reload(unittest.TestCase):
                 hup(srv)
             self.assertEqual(new_session_rcpt(srv.port, TRUSTED), RELAY_DENIED)
 
+    def test_an_open_session_keeps_only_its_own_configuration(self):
+        """A session holds the configuration it started under, not every one a
+        reload installs while it is open: each holds a copy of every table, and
+        a client that keeps its connection for hours must not make each reload
+        cost the server another copy of them."""
+        with Server() as srv:
+            c = open_session(srv.port, TRUSTED)
+            for i in range(4):
+                rewrite(srv, {'mydestination': 'localhost, gen%d.test' % i})
+                log = hup(srv)
+                # the start-up configuration (the session's) and nothing else
+                self.assertIn('replaced_in_use=1', log, log)
+            # the session still works on its own configuration
+            self.assertEqual(rcpt_code(c, 'postmaster@localhost'), 250)
+            self.assertEqual(c.cmd('QUIT')[0], 221)
+            c.close()
+            time.sleep(0.3)  # its end is seen and its configuration collected
+            self.assertIn('replaced_in_use=0', hup(srv))
+
     def test_broken_file_is_refused_and_the_old_one_kept(self):
         with Server() as srv:
             rewrite(srv, {'mynetworks': '127.0.0.1/32 127.0.0.9/32 10.0.0.x/8'})
@@ -615,6 +634,10 @@ class ReloadUnderLoad(unittest.TestCase):
             self.wait_for(srv, 'localhost', 'alice', [m for m, bounced in sent if bounced])
             self.assertEqual(srv.maildir('hosted.test', 'nobody'), [])
             self.assertEqual(srv.wait_queue_empty(timeout=10), [])
+            # every session, commit, pass and bounce has let go of its configuration:
+            # nothing keeps a replaced one (a reference never released would)
+            time.sleep(0.3)
+            self.assertIn('replaced_in_use=0', hup(srv))
             log = srv.log()
             self.assertGreaterEqual(log.count(' info reloaded config='), reloads)
             self.assertNotIn('reload-refused', log)
