@@ -59,11 +59,11 @@ build/relayguard: $(call objs,$(B_NORM)) $(patsubst src/%.c,$(B_NORM)/%.o,$(SRC_
 build/relayguard-asan: $(call objs,$(B_SAN)) $(patsubst src/%.c,$(B_SAN)/%.o,$(SRC_BIN))
 	$(CC) $(BASE) $(SAN) $^ -o $@ $(PKG_LIBS)
 
-build/unit/%: tests/unit/%.c tests/unit/check.h tests/unit/files.h $(call objs,$(B_NORM))
+build/unit/%: tests/unit/%.c tests/unit/check.h tests/unit/files.h tests/unit/loopback.h $(call objs,$(B_NORM))
 	@mkdir -p build/unit
 	$(CC) $(BASE) $(WARN) $(OPT) -Itests/unit $(PKG_CFLAGS) $< $(call objs,$(B_NORM)) -o $@ $(PKG_LIBS)
 
-build/unit-asan/%: tests/unit/%.c tests/unit/check.h tests/unit/files.h $(call objs,$(B_SAN))
+build/unit-asan/%: tests/unit/%.c tests/unit/check.h tests/unit/files.h tests/unit/loopback.h $(call objs,$(B_SAN))
 	@mkdir -p build/unit-asan
 	$(CC) $(BASE) $(WARN) -O1 -g $(SAN) -Itests/unit $(PKG_CFLAGS) $< $(call objs,$(B_SAN)) -o $@ $(PKG_LIBS)
 

@@ -12,6 +12,7 @@
  * freed bufferevent finds garbage in the normal build as under ASan.
  */
 #include "check.h"
+#include "loopback.h"
 #include "metrics/metrics_http.h"
 
 #include <arpa/inet.h>
@@ -101,17 +102,6 @@ static void release_freed(void)
 }
 
 /* ---- the endpoint on loopback ---- */
-
-static unsigned free_port(void)
-{
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(a);
-	bind(fd, (struct sockaddr *)&a, sizeof(a));
-	getsockname(fd, (struct sockaddr *)&a, &len);
-	close(fd);
-	return ntohs(a.sin_port);
-}
 
 static int connect_to(unsigned port)
 {

@@ -4,6 +4,7 @@
  * registered with session_hooks_set(), replies and queue files checked.
  */
 #include "check.h"
+#include "loopback.h"
 
 #include "config/config.h"
 #include "queue/queue.h"
@@ -106,17 +107,6 @@ static void *run_server(void *arg)
 	return NULL;
 }
 
-static int free_port(void)
-{
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(a);
-	bind(fd, (struct sockaddr *)&a, sizeof(a));
-	getsockname(fd, (struct sockaddr *)&a, &len);
-	close(fd);
-	return ntohs(a.sin_port);
-}
-
 static int port;
 
 static int client(void)
@@ -178,7 +168,7 @@ static void setup(void)
 	mkdir(mail, 0700);
 	FILE *f = fopen(path, "w");
 	fprintf(f, "myhostname = mx.example.org\nsmtpd_listen = 127.0.0.1:%d\n"
-		"submission_listen = 127.0.0.1:%d\nsubmissions_listen = 127.0.0.1:%d\n"
+		"submission_listen = 127.0.0.1:%u\nsubmissions_listen = 127.0.0.1:%u\n"
 		"data_directory = %s/data\nqueue_directory = %s/queue\n"
 		"virtual_mailbox_base = %s\nmynetworks = 127.0.0.1/32\n"
 		"default_transport = error:4.3.2 outbound delivery is off in this test\n",
