@@ -32,7 +32,6 @@
 #include "cli/spf_cmd.h"
 #include "cli/tlsmem_cmd.h"
 #include "config/config.h"
-#include "config/loader.h" /* config_edit_distance only: the one did-you-mean distance */
 #include "config/params.h"
 #include "probe/probe.h"
 #include "queue/queue.h"
@@ -255,25 +254,13 @@ const char *cli_closest(const char *word, const char *const *names, size_t n)
 	return best;
 }
 
-/* param_id - the table row of NAME, or PARAM_COUNT. */
-static size_t param_id(const char *name)
-{
-	for (size_t i = 0; i < PARAM_COUNT; i++)
-		if (strcmp(config_params[i].name, name) == 0)
-			return i;
-	return PARAM_COUNT;
-}
-
 /* check_names - every NAME a parameter; else say which (with a hint) and false. */
 static bool check_names(const struct options *o)
 {
-	const char *all[PARAM_COUNT];
-	for (size_t i = 0; i < PARAM_COUNT; i++)
-		all[i] = config_params[i].name;
 	for (size_t k = 0; k < o->n_names; k++) {
-		if (param_id(o->names[k]) != PARAM_COUNT)
+		if (config_param_id(o->names[k]) != PARAM_COUNT)
 			continue;
-		const char *hint = cli_closest(o->names[k], all, PARAM_COUNT);
+		const char *hint = config_closest_param(o->names[k]);
 		fprintf(stderr, "relayguard: unknown parameter \"%s\"%s%s%s\n", o->names[k],
 			hint ? " (did you mean \"" : "", hint ? hint : "", hint ? "\"?)" : "");
 		return false;
@@ -281,33 +268,13 @@ static bool check_names(const struct options *o)
 	return true;
 }
 
-/* print_selected - the "name = value" lines config_print writes (secrets
- * masked as it masks them) for NAME... in their order, or with -n for the
- * parameters the file sets; one line per parameter, in table order. */
+/* print_selected - NAME... in their order (postconf NAME), or with -n every
+ * parameter the file sets (postconf -n), as config_print shows them. */
 static bool print_selected(const struct config *cfg, const struct options *o)
 {
-	char *text = NULL;
-	size_t len = 0;
-	FILE *mem = open_memstream(&text, &len);
-	if (mem == NULL)
-		return false;
-	config_print(cfg, mem);
-	fclose(mem);
-	const char *line[PARAM_COUNT] = {0};
-	for (char *save = NULL, *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-		char *eq = strstr(l, " = ");
-		size_t i = eq ? (*eq = '\0', param_id(l)) : PARAM_COUNT;
-		if (eq)
-			*eq = ' ';
-		if (i < PARAM_COUNT && (!o->set_only || (i < cfg->n_params && cfg->origins[i].file)))
-			line[i] = l;
-	}
-	for (size_t k = 0; k < (o->n_names ? o->n_names : PARAM_COUNT); k++) {
-		size_t i = o->n_names ? param_id(o->names[k]) : k;
-		if (line[i] != NULL)
-			puts(line[i]);
-	}
-	free(text);
+	for (size_t k = 0; k < (o->n_names ? o->n_names : PARAM_COUNT); k++)
+		config_print_param(cfg, o->n_names ? config_param_id(o->names[k]) : k, o->set_only,
+				   stdout);
 	return fflush(stdout) == 0;
 }
 

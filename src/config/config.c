@@ -73,7 +73,12 @@ size_t config_edit_distance(const char *a, const char *b)
 	return prev[lb];
 }
 
-static const char *closest_param(const char *name)
+size_t config_param_id(const char *name)
+{
+	return param_index(name, strlen(name));
+}
+
+const char *config_closest_param(const char *name)
 {
 	const char *best = NULL;
 	size_t best_d = 4;
@@ -168,7 +173,7 @@ static void set_param(struct loader *ld, char *line, unsigned lineno)
 	size_t i = param_index(line, (size_t)(name_end - line));
 	if (i == PARAM_COUNT) {
 		char *name = xstrndup(line, (size_t)(name_end - line));
-		const char *hint = closest_param(name);
+		const char *hint = config_closest_param(name);
 		strbuf_printf(&ld->errors, "%s:%u: unknown parameter \"%s\"%s%s%s\n", ld->file,
 			      lineno, name, hint ? " (did you mean \"" : "", hint ? hint : "",
 			      hint ? "\"?)" : "");
@@ -468,6 +473,14 @@ void config_print(const struct config *cfg, FILE *out)
 {
 	for (size_t i = 0; i < cfg->n_params && i < PARAM_COUNT; i++)
 		print_value(out, &config_params[i], cfg->values[i]);
+}
+
+bool config_print_param(const struct config *cfg, size_t i, bool set_only, FILE *out)
+{
+	if (i >= cfg->n_params || i >= PARAM_COUNT || (set_only && cfg->origins[i].file == NULL))
+		return false;
+	print_value(out, &config_params[i], cfg->values[i]);
+	return true;
 }
 
 bool config_needs_tls(const struct config *cfg)

@@ -224,6 +224,17 @@ bool config_table_differs(const struct config *a, const struct config *b, size_t
 
 /* Print every parameter as "name = value" (postconf style). */
 void config_print(const struct config *cfg, FILE *out);
+/* config_print_param - parameter I (params.h order) as config_print shows it
+ * (postconf NAME); with SET_ONLY only when the file sets it (postconf -n).
+ * False when nothing was printed. */
+bool config_print_param(const struct config *cfg, size_t i, bool set_only, FILE *out);
+/* config_param_id - NAME's row in params.h order, or PARAM_COUNT. */
+size_t config_param_id(const char *name);
+/* config_closest_param - the parameter a misspelt NAME most likely means, or NULL. */
+const char *config_closest_param(const char *name);
+/* config_edit_distance - for "did you mean" hints (parameters, restrictions,
+ * the command line's commands). */
+size_t config_edit_distance(const char *a, const char *b);
 
 /* Warnings about a configuration that works but is risky; one per line. */
 char *config_warnings(const struct config *cfg);

@@ -34,8 +34,6 @@ void config_convert(struct loader *ld);
 /* Free every field the table says cfg owns. */
 void config_free_fields(struct config *cfg);
 
-/* For "did you mean" hints. */
-size_t config_edit_distance(const char *a, const char *b);
 
 /* A host or domain name (no address literal, no trailing dot)? */
 bool config_hostname_ok(const char *name);
